@@ -1,0 +1,243 @@
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	networking "istio.io/api/networking/v1alpha3"
+	corev1 "k8s.io/api/core/v1"
+	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// Limits on what one decode accepts; larger input is an error, not a crash.
+const (
+	MaxFileBytes     = 16 << 20
+	MaxDocumentBytes = 4 << 20
+	MaxDocuments     = 10000
+)
+
+// DecodeOptions say how to read one file.
+type DecodeOptions struct {
+	// File names the input in errors.
+	File string
+	// DefaultNamespace applies to documents without metadata.namespace.
+	DefaultNamespace string
+}
+
+// Result is what a decode produced: the resources it understood, the
+// documents it skipped because sluice has no use for their kind, and the
+// errors found.
+type Result struct {
+	Resources []*Resource
+	Skipped   []string
+	Errors    Errors
+}
+
+// istioSpecs maps the Istio kinds sluice reads to a constructor of their spec.
+var istioSpecs = map[Kind]func() proto.Message{
+	KindVirtualService:  func() proto.Message { return &networking.VirtualService{} },
+	KindDestinationRule: func() proto.Message { return &networking.DestinationRule{} },
+	KindGateway:         func() proto.Message { return &networking.Gateway{} },
+	KindServiceEntry:    func() proto.Message { return &networking.ServiceEntry{} },
+	KindWorkloadEntry:   func() proto.Message { return &networking.WorkloadEntry{} },
+	KindSidecar:         func() proto.Message { return &networking.Sidecar{} },
+}
+
+// istioVersions are the networking.istio.io versions Istio serves.
+var istioVersions = map[string]bool{"v1": true, "v1beta1": true, "v1alpha3": true}
+
+type document struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Metadata   documentMeta    `json:"metadata"`
+	Spec       json.RawMessage `json:"spec"`
+	Items      []json.RawMessage `json:"items"`
+}
+
+type documentMeta struct {
+	Name        string            `json:"name"`
+	Namespace   string            `json:"namespace"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+// Decode reads every YAML document in data. A bad document is reported and
+// the rest are still read.
+func Decode(data []byte, opts DecodeOptions) Result {
+	var res Result
+	if opts.DefaultNamespace == "" {
+		opts.DefaultNamespace = "default"
+	}
+	if len(data) > MaxFileBytes {
+		res.Errors = append(res.Errors, &Error{Source: Source{File: opts.File},
+			Err: fmt.Errorf("file is %d bytes, more than the limit of %d", len(data), MaxFileBytes)})
+		return res
+	}
+	reader := k8syaml.NewYAMLReader(bufio.NewReaderSize(bytes.NewReader(data), 64<<10))
+	for doc := 1; ; doc++ {
+		raw, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		src := Source{File: opts.File, Doc: doc}
+		if err != nil {
+			res.Errors = append(res.Errors, &Error{Source: src, Err: fmt.Errorf("read YAML: %w", err)})
+			break
+		}
+		if doc > MaxDocuments {
+			res.Errors = append(res.Errors, &Error{Source: src,
+				Err: fmt.Errorf("more than %d documents in one file", MaxDocuments)})
+			break
+		}
+		if len(raw) > MaxDocumentBytes {
+			res.Errors = append(res.Errors, &Error{Source: src,
+				Err: fmt.Errorf("document is %d bytes, more than the limit of %d", len(raw), MaxDocumentBytes)})
+			continue
+		}
+		decodeDocument(raw, src, opts, &res)
+	}
+	return res
+}
+
+func decodeDocument(raw []byte, src Source, opts DecodeOptions, res *Result) {
+	if isBlank(raw) {
+		return
+	}
+	js, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		res.Errors = append(res.Errors, &Error{Source: src, Err: fmt.Errorf("invalid YAML: %w", err)})
+		return
+	}
+	if string(js) == "null" {
+		return
+	}
+	var d document
+	if err := json.Unmarshal(js, &d); err != nil {
+		res.Errors = append(res.Errors, &Error{Source: src, Err: fmt.Errorf("not a Kubernetes-style object: %w", err)})
+		return
+	}
+	if d.Kind == "List" && d.APIVersion == "v1" {
+		for _, item := range d.Items {
+			decodeDocument(item, src, opts, res)
+		}
+		return
+	}
+	r, err := decodeObject(d, src, opts)
+	switch {
+	case err != nil:
+		res.Errors = append(res.Errors, asResourceError(err, src, d, opts))
+	case r == nil:
+		res.Skipped = append(res.Skipped, fmt.Sprintf("%s: %s %s/%s (kind not used by sluice)",
+			src, d.Kind, namespaceOr(d.Metadata.Namespace, opts.DefaultNamespace), d.Metadata.Name))
+	default:
+		res.Resources = append(res.Resources, r)
+	}
+}
+
+func decodeObject(d document, src Source, opts DecodeOptions) (*Resource, error) {
+	if d.Kind == "" {
+		return nil, &Error{Field: "kind", Err: errors.New("missing")}
+	}
+	if d.APIVersion == "" {
+		return nil, &Error{Field: "apiVersion", Err: errors.New("missing")}
+	}
+	group, version := splitAPIVersion(d.APIVersion)
+	r := &Resource{
+		Kind:       Kind(d.Kind),
+		APIVersion: d.APIVersion,
+		Meta: Meta{
+			Name:        d.Metadata.Name,
+			Namespace:   namespaceOr(d.Metadata.Namespace, opts.DefaultNamespace),
+			Labels:      d.Metadata.Labels,
+			Annotations: d.Metadata.Annotations,
+		},
+		Source: src,
+	}
+	switch {
+	case group == "networking.istio.io":
+		newSpec, ok := istioSpecs[r.Kind]
+		if !ok {
+			return nil, nil
+		}
+		if !istioVersions[version] {
+			return nil, &Error{Field: "apiVersion", Err: fmt.Errorf("%q is not a version Istio serves for %s (use v1, v1beta1 or v1alpha3)", d.APIVersion, d.Kind)}
+		}
+		spec := newSpec()
+		if err := unmarshalSpec(d.Spec, spec); err != nil {
+			return nil, err
+		}
+		r.Spec = spec
+	case group == "" && version == "v1" && r.Kind == KindService:
+		var svc corev1.ServiceSpec
+		if len(d.Spec) > 0 {
+			dec := json.NewDecoder(bytes.NewReader(d.Spec))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&svc); err != nil {
+				return nil, &Error{Field: "spec", Err: err}
+			}
+		}
+		r.Spec = &svc
+	default:
+		return nil, nil
+	}
+	if r.Name == "" {
+		return nil, &Error{Field: "metadata.name", Err: errors.New("missing")}
+	}
+	return r, nil
+}
+
+func unmarshalSpec(raw json.RawMessage, into proto.Message) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	if err := (protojson.UnmarshalOptions{}).Unmarshal(raw, into); err != nil {
+		// protojson prefixes its messages with "proto: "; the position it
+		// gives is within the spec's JSON, so the field name is what helps.
+		msg := strings.TrimPrefix(err.Error(), "proto:")
+		msg = strings.TrimSpace(strings.ReplaceAll(msg, "\u00a0", " "))
+		return &Error{Field: "spec", Err: errors.New(msg)}
+	}
+	return nil
+}
+
+func asResourceError(err error, src Source, d document, opts DecodeOptions) *Error {
+	e, ok := err.(*Error)
+	if !ok {
+		e = &Error{Err: err}
+	}
+	e.Source = src
+	e.Key = Key{Kind: Kind(d.Kind), Namespace: namespaceOr(d.Metadata.Namespace, opts.DefaultNamespace), Name: d.Metadata.Name}
+	return e
+}
+
+func splitAPIVersion(v string) (group, version string) {
+	if i := strings.LastIndexByte(v, '/'); i >= 0 {
+		return v[:i], v[i+1:]
+	}
+	return "", v
+}
+
+func namespaceOr(ns, def string) string {
+	if ns == "" {
+		return def
+	}
+	return ns
+}
+
+func isBlank(raw []byte) bool {
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		t := bytes.TrimSpace(line)
+		if len(t) > 0 && t[0] != '#' && !bytes.Equal(t, []byte("---")) {
+			return false
+		}
+	}
+	return true
+}
