@@ -1,0 +1,105 @@
+// Package meshconfig loads Istio's MeshConfig, the mesh-wide settings
+// istiod reads from its "mesh" ConfigMap key, from a YAML file.
+package meshconfig
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	"sigs.k8s.io/yaml"
+)
+
+// Defaults sluice applies to fields left unset. The first three are
+// Istio's; the discovery address points proxies at sluice itself.
+const (
+	DefaultRootNamespace    = "istio-system"
+	DefaultTrustDomain      = "cluster.local"
+	DefaultDiscoveryAddress = "127.0.0.1:15010"
+)
+
+// maxFileBytes bounds what Load reads; a mesh config is a few kilobytes.
+const maxFileBytes = 4 << 20
+
+// Default returns the mesh config used when no file is given: Istio's
+// defaults for the fields sluice applies, everything else unset.
+func Default() *meshv1alpha1.MeshConfig {
+	mc := &meshv1alpha1.MeshConfig{}
+	applyDefaults(mc)
+	return mc
+}
+
+// Load reads the mesh config in the YAML file at path. An empty path
+// means no file: Load returns Default().
+func Load(path string) (*meshv1alpha1.MeshConfig, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("mesh config: %w", err)
+	}
+	if info.Size() > maxFileBytes {
+		return nil, fmt.Errorf("mesh config %s: file is %d bytes, more than the limit of %d", path, info.Size(), maxFileBytes)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("mesh config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes a mesh config from YAML (or JSON) data, naming file in
+// errors. Unknown fields are errors, so a misspelled setting is not
+// silently ignored. Unset fields get sluice's defaults.
+func Parse(data []byte, file string) (*meshv1alpha1.MeshConfig, error) {
+	if file == "" {
+		file = "<mesh config>"
+	}
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("mesh config %s: invalid YAML: %w", file, err)
+	}
+	mc := &meshv1alpha1.MeshConfig{}
+	if s := strings.TrimSpace(string(js)); s != "null" && s != "" {
+		if !strings.HasPrefix(s, "{") {
+			return nil, fmt.Errorf("mesh config %s: expected a mapping of MeshConfig fields, such as \"rootNamespace: istio-system\"", file)
+		}
+		if err := protojson.Unmarshal(js, mc); err != nil {
+			return nil, fmt.Errorf("mesh config %s: %s", file, cleanProtoError(err))
+		}
+	}
+	applyDefaults(mc)
+	return mc, nil
+}
+
+// cleanProtoError drops protojson's "proto:" prefix and the non-breaking
+// spaces it puts in messages, keeping the field name and problem.
+func cleanProtoError(err error) error {
+	msg := strings.TrimSpace(strings.TrimPrefix(err.Error(), "proto:"))
+	msg = strings.ReplaceAll(msg, "\u00a0", " ")
+	return errors.New(msg)
+}
+
+func applyDefaults(mc *meshv1alpha1.MeshConfig) {
+	if mc.RootNamespace == "" {
+		mc.RootNamespace = DefaultRootNamespace
+	}
+	if mc.TrustDomain == "" {
+		mc.TrustDomain = DefaultTrustDomain
+	}
+	if mc.OutboundTrafficPolicy == nil {
+		mc.OutboundTrafficPolicy = &meshv1alpha1.MeshConfig_OutboundTrafficPolicy{
+			Mode: meshv1alpha1.MeshConfig_OutboundTrafficPolicy_ALLOW_ANY,
+		}
+	}
+	if mc.DefaultConfig == nil {
+		mc.DefaultConfig = &meshv1alpha1.ProxyConfig{}
+	}
+	if mc.DefaultConfig.DiscoveryAddress == "" {
+		mc.DefaultConfig.DiscoveryAddress = DefaultDiscoveryAddress
+	}
+}

@@ -1,0 +1,175 @@
+package meshconfig
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+)
+
+func TestDefault(t *testing.T) {
+	mc := Default()
+	if mc.RootNamespace != "istio-system" {
+		t.Errorf("rootNamespace = %q", mc.RootNamespace)
+	}
+	if mc.TrustDomain != "cluster.local" {
+		t.Errorf("trustDomain = %q", mc.TrustDomain)
+	}
+	if got := mc.GetOutboundTrafficPolicy().GetMode(); got != meshv1alpha1.MeshConfig_OutboundTrafficPolicy_ALLOW_ANY {
+		t.Errorf("outboundTrafficPolicy.mode = %v", got)
+	}
+	if got := mc.GetDefaultConfig().GetDiscoveryAddress(); got != "127.0.0.1:15010" {
+		t.Errorf("defaultConfig.discoveryAddress = %q", got)
+	}
+	if mc.EnableTracing {
+		t.Error("enableTracing set by default; it should be left as parsed")
+	}
+	// Each call returns a fresh value callers may change.
+	mc.RootNamespace = "changed"
+	if Default().RootNamespace != "istio-system" {
+		t.Error("Default shares state between calls")
+	}
+}
+
+func TestLoadEmptyPathIsDefault(t *testing.T) {
+	mc, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc.RootNamespace != "istio-system" || mc.GetDefaultConfig().GetDiscoveryAddress() != DefaultDiscoveryAddress {
+		t.Errorf("got %v", mc)
+	}
+}
+
+func TestParseEmptyDocument(t *testing.T) {
+	for _, doc := range []string{"", "# only a comment\n", "{}"} {
+		mc, err := Parse([]byte(doc), "mesh.yaml")
+		if err != nil {
+			t.Fatalf("%q: %v", doc, err)
+		}
+		if mc.TrustDomain != DefaultTrustDomain {
+			t.Errorf("%q: trustDomain = %q", doc, mc.TrustDomain)
+		}
+	}
+}
+
+func TestParseRegistryOnly(t *testing.T) {
+	mc, err := Parse([]byte("outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\nrootNamespace: mesh-root\ntrustDomain: example.org\n"), "mesh.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mc.GetOutboundTrafficPolicy().GetMode(); got != meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY {
+		t.Errorf("mode = %v, want REGISTRY_ONLY", got)
+	}
+	if mc.RootNamespace != "mesh-root" || mc.TrustDomain != "example.org" {
+		t.Errorf("explicit values not kept: %q %q", mc.RootNamespace, mc.TrustDomain)
+	}
+}
+
+func TestParseUnknownField(t *testing.T) {
+	_, err := Parse([]byte("rootNamespace: istio-system\noutboundTrafficPolicyy:\n  mode: REGISTRY_ONLY\n"), "/etc/sluice/mesh.yaml")
+	if err == nil {
+		t.Fatal("no error for an unknown field")
+	}
+	for _, want := range []string{"/etc/sluice/mesh.yaml", "outboundTrafficPolicyy"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "\u00a0") {
+		t.Errorf("error %q has non-breaking spaces", err)
+	}
+}
+
+func TestParseNestedUnknownField(t *testing.T) {
+	_, err := Parse([]byte("defaultConfig:\n  discoveryAdress: x:1\n"), "mesh.yaml")
+	if err == nil || !strings.Contains(err.Error(), "discoveryAdress") || !strings.Contains(err.Error(), "mesh.yaml") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestParseInvalid(t *testing.T) {
+	for name, doc := range map[string]string{
+		"bad YAML":   "rootNamespace: [\n",
+		"not a map":  "- a\n- b\n",
+		"bad enum":   "outboundTrafficPolicy:\n  mode: SOMETIMES\n",
+		"wrong type": "enableTracing: {a: b}\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(doc), "mesh.yaml")
+			if err == nil || !strings.Contains(err.Error(), "mesh.yaml") {
+				t.Errorf("got %v, want an error naming the file", err)
+			}
+		})
+	}
+}
+
+func TestParseAcceptsFieldsUsedLater(t *testing.T) {
+	const doc = `
+accessLogFile: /dev/stdout
+enableTracing: true
+defaultConfig:
+  discoveryAddress: istiod.istio-system.svc:15012
+  holdApplicationUntilProxyStarts: true
+  proxyMetadata:
+    ISTIO_META_DNS_CAPTURE: "true"
+  tracing:
+    sampling: 10
+extensionProviders:
+- name: otel
+  opentelemetry:
+    service: opentelemetry-collector.observability.svc.cluster.local
+    port: 4317
+- name: ext-authz-http
+  envoyExtAuthzHttp:
+    service: ext-authz.foo.svc.cluster.local
+    port: 8000
+    includeRequestHeadersInCheck: ["x-ext-authz"]
+defaultProviders:
+  tracing: [otel]
+`
+	mc, err := Parse([]byte(doc), "mesh.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mc.EnableTracing || mc.AccessLogFile != "/dev/stdout" {
+		t.Errorf("top-level fields: %v", mc)
+	}
+	if got := mc.GetDefaultConfig().GetDiscoveryAddress(); got != "istiod.istio-system.svc:15012" {
+		t.Errorf("explicit discoveryAddress replaced: %q", got)
+	}
+	if got := mc.GetDefaultConfig().GetProxyMetadata()["ISTIO_META_DNS_CAPTURE"]; got != "true" {
+		t.Errorf("proxyMetadata = %q", got)
+	}
+	if len(mc.ExtensionProviders) != 2 || mc.ExtensionProviders[0].GetOpentelemetry().GetPort() != 4317 ||
+		mc.ExtensionProviders[1].GetEnvoyExtAuthzHttp().GetService() != "ext-authz.foo.svc.cluster.local" {
+		t.Errorf("extensionProviders = %v", mc.ExtensionProviders)
+	}
+	// Defaults still fill what the file left out.
+	if mc.RootNamespace != DefaultRootNamespace ||
+		mc.GetOutboundTrafficPolicy().GetMode() != meshv1alpha1.MeshConfig_OutboundTrafficPolicy_ALLOW_ANY {
+		t.Errorf("defaults not applied: %v", mc)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mesh.yaml")
+	if err := os.WriteFile(path, []byte("outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mc, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc.GetOutboundTrafficPolicy().GetMode() != meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY {
+		t.Errorf("mode = %v", mc.GetOutboundTrafficPolicy().GetMode())
+	}
+
+	missing := filepath.Join(dir, "missing.yaml")
+	if _, err := Load(missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing file: got %v", err)
+	}
+}
