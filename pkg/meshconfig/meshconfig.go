@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -76,11 +77,16 @@ func Parse(data []byte, file string) (*meshv1alpha1.MeshConfig, error) {
 	return mc, nil
 }
 
-// cleanProtoError drops protojson's "proto:" prefix and the non-breaking
-// spaces it puts in messages, keeping the field name and problem.
+// jsonPosition matches the "(line 1:19): " protojson puts before its
+// messages: a position in the JSON converted from YAML, not in the file.
+var jsonPosition = regexp.MustCompile(`^\(line \d+:\d+\):\s*`)
+
+// cleanProtoError drops protojson's "proto:" prefix, JSON position and
+// non-breaking spaces, keeping the field name and problem.
 func cleanProtoError(err error) error {
-	msg := strings.TrimSpace(strings.TrimPrefix(err.Error(), "proto:"))
-	msg = strings.ReplaceAll(msg, "\u00a0", " ")
+	msg := strings.ReplaceAll(err.Error(), "\u00a0", " ")
+	msg = strings.TrimSpace(strings.TrimPrefix(msg, "proto:"))
+	msg = jsonPosition.ReplaceAllString(msg, "")
 	return errors.New(msg)
 }
 

@@ -78,7 +78,7 @@ func TestParseUnknownField(t *testing.T) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
-	if strings.Contains(err.Error(), "\u00a0") {
+	if strings.Contains(err.Error(), "\u00a0") || strings.Contains(err.Error(), "(line") {
 		t.Errorf("error %q has non-breaking spaces", err)
 	}
 }
