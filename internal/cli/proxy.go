@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/proxy"
+)
+
+func init() { register(newProxyCommand) }
+
+func newProxyCommand() *cobra.Command {
+	var (
+		typ, name, namespace, labels, ip, locality string
+		xdsAddr, outbound, inbound, app, admin     string
+	)
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Run a proxy: sidecar beside an app, or router (gateway)",
+		Long: `proxy connects to the control plane over xDS, announces who it is (name,
+namespace, labels, IP, type) and serves the listeners it is given.
+
+A sidecar takes the app's outbound HTTP on --outbound-address: the app sends
+plain HTTP with the destination in Host ("reviews", "reviews:9080", the FQDN)
+or as an absolute URI (HTTP_PROXY style). Mesh traffic for the app arrives on
+--inbound-address and goes to --app-address.
+
+Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
+		Example: `  sluice proxy --type sidecar --name reviews-v1 --namespace default \
+    --labels app=reviews,version=v1 \
+    --inbound-address 127.0.0.1:20001 --app-address 127.0.0.1:30001 \
+    --outbound-address 127.0.0.1:15001 --admin-address 127.0.0.1:15000`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if typ != string(model.Sidecar) && typ != string(model.Router) {
+				return fmt.Errorf("--type %q: must be sidecar or router", typ)
+			}
+			if name == "" {
+				return fmt.Errorf("--name is required")
+			}
+			lbls, err := parseLabels(labels)
+			if err != nil {
+				return err
+			}
+			if (inbound == "") != (app == "") {
+				return fmt.Errorf("--inbound-address and --app-address go together")
+			}
+			if typ == string(model.Router) {
+				outbound = ""
+			}
+			id := model.Proxy{
+				Type: model.ProxyType(typ), Name: name, Namespace: namespace, Labels: lbls,
+				IPs: []string{ip}, Locality: locality,
+				OutboundAddress: outbound, InboundAddress: inbound, AppAddress: app,
+			}
+			return proxy.New(proxy.Options{
+				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Logger: newLogger(cmd),
+			}).Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&typ, "type", "sidecar", "proxy type: sidecar or router")
+	f.StringVar(&name, "name", "", "workload (pod) name")
+	f.StringVar(&namespace, "namespace", "default", "workload namespace")
+	f.StringVar(&labels, "labels", "", "workload labels, k=v,k=v")
+	f.StringVar(&ip, "ip", "127.0.0.1", "workload IP")
+	f.StringVar(&locality, "locality", "", "proxy locality region/zone/subzone")
+	f.StringVar(&xdsAddr, "xds-address", "127.0.0.1:15010", "control plane xDS address")
+	f.StringVar(&outbound, "outbound-address", "127.0.0.1:15001", "where the app sends outbound traffic (sidecar)")
+	f.StringVar(&inbound, "inbound-address", "", "where mesh traffic for the app arrives (sidecar)")
+	f.StringVar(&app, "app-address", "", "where the app listens (sidecar)")
+	f.StringVar(&admin, "admin-address", "127.0.0.1:15000", "admin endpoint address")
+	addLogFlags(cmd)
+	return cmd
+}
+
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--labels: %q is not key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,198 @@
+// Package controlplane is `sluice control`: it turns config from a source
+// into push contexts, generates every connected proxy's xDS from them and
+// serves it, debounced and versioned, with a status endpoint.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/config/filesource"
+	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/xdsgen"
+	"github.com/sluice-mesh/sluice/pkg/xdsserver"
+)
+
+// Options configure the control plane.
+type Options struct {
+	ConfigDir   string
+	Mesh        *meshv1alpha1.MeshConfig
+	XDSAddress  string
+	HTTPAddress string
+	Debounce    DebounceOptions
+	Logger      *slog.Logger
+}
+
+// Controller runs the control plane.
+type Controller struct {
+	opts   Options
+	log    *slog.Logger
+	server *xdsserver.Server
+	source *filesource.Source
+
+	push     atomic.Pointer[model.PushContext]
+	pushes   atomic.Uint64
+	requests chan PushRequest
+
+	mu      sync.Mutex
+	current filesource.Snapshot
+	last    pushRecord
+	ready   atomic.Bool
+}
+
+type pushRecord struct {
+	Version  string        `json:"version"`
+	Time     time.Time     `json:"time"`
+	Duration time.Duration `json:"duration_ns"`
+	Proxies  int           `json:"proxies"`
+	Reasons  []string      `json:"reasons"`
+}
+
+// New prepares a controller; Run starts it.
+func New(opts Options) (*Controller, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Mesh == nil {
+		return nil, errors.New("control: no mesh config")
+	}
+	if opts.Debounce.Quiet == 0 {
+		opts.Debounce = DebounceOptions{Quiet: 100 * time.Millisecond, MaxDelay: time.Second}
+	}
+	src, err := filesource.New(filesource.Options{Dir: opts.ConfigDir, DefaultNamespace: "default",
+		Logf: func(f string, a ...any) { opts.Logger.Info(fmt.Sprintf(f, a...)) }})
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64)}
+	c.server = xdsserver.New(xdsserver.Options{Generate: c.generate, Logger: opts.Logger})
+	return c, nil
+}
+
+// Run loads config, serves xDS and status, and pushes on every change
+// until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	snap, err := c.source.Load()
+	if err != nil {
+		return fmt.Errorf("control: load %s: %w", c.opts.ConfigDir, err)
+	}
+	c.applySnapshot(snap)
+	c.rebuild(PushRequest{Full: true, Reasons: []string{"startup"}, Start: time.Now()})
+	c.ready.Store(true)
+
+	xdsLis, err := net.Listen("tcp", c.opts.XDSAddress)
+	if err != nil {
+		return fmt.Errorf("control: xds listener: %w", err)
+	}
+	httpLis, err := net.Listen("tcp", c.opts.HTTPAddress)
+	if err != nil {
+		xdsLis.Close()
+		return fmt.Errorf("control: http listener: %w", err)
+	}
+	c.log.Info("control plane serving", "xds", xdsLis.Addr().String(), "http", httpLis.Addr().String(),
+		"config", c.opts.ConfigDir, "resources", len(snap.Resources), "errors", len(snap.Errors))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	snaps := make(chan filesource.Snapshot, 4)
+	go func() { errc <- c.server.Serve(ctx, xdsLis) }()
+	go func() { errc <- c.serveHTTP(ctx, httpLis) }()
+	go func() { errc <- c.source.Run(ctx, snaps) }()
+	go debounce(ctx, c.requests, c.opts.Debounce, c.rebuild)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if err != nil {
+				return err
+			}
+		case s := <-snaps:
+			c.applySnapshot(s)
+			c.requests <- PushRequest{Full: true, Reasons: []string{"config"}, Start: time.Now()}
+		}
+	}
+}
+
+func (c *Controller) applySnapshot(s filesource.Snapshot) {
+	c.mu.Lock()
+	c.current = s
+	c.mu.Unlock()
+	for _, e := range s.Errors {
+		c.log.Error("config rejected; last good config stays in force", "error", e.Error())
+	}
+}
+
+// rebuild makes a new push context from the current config and pushes it
+// to every connected proxy.
+func (c *Controller) rebuild(req PushRequest) {
+	start := time.Now()
+	c.mu.Lock()
+	resources := c.current.Resources
+	c.mu.Unlock()
+	n := c.pushes.Add(1)
+	pc := model.NewPushContext(model.PushOptions{
+		Version: strconv.FormatUint(n, 10), Mesh: c.opts.Mesh, Resources: resources,
+	})
+	c.push.Store(pc)
+	proxies := c.server.Proxies()
+	for _, p := range proxies {
+		if err := c.server.Push(p); err != nil {
+			c.log.Error("push failed", "proxy", p.ID, "err", err)
+		}
+	}
+	rec := pushRecord{Version: pc.Version, Time: time.Now(), Duration: time.Since(start), Proxies: len(proxies), Reasons: req.Reasons}
+	c.mu.Lock()
+	c.last = rec
+	c.mu.Unlock()
+	c.log.Info("push", "version", pc.Version, "proxies", len(proxies), "reasons", req.Reasons,
+		"took", time.Since(start).Round(time.Microsecond), "since_change", time.Since(req.Start).Round(time.Millisecond))
+}
+
+func (c *Controller) generate(p *model.Proxy) (*xdsgen.Resources, error) {
+	pc := c.push.Load()
+	if pc == nil {
+		return nil, errors.New("no config loaded yet")
+	}
+	res, err := xdsgen.Generate(pc, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := xdsgen.Validate(res); err != nil {
+		return nil, fmt.Errorf("generated config is invalid (a sluice bug): %w", err)
+	}
+	return res, nil
+}
+
+// ConfigErrors returns the config problems currently keeping edits out.
+func (c *Controller) ConfigErrors() config.Errors {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.current.Errors
+}
+
+func (c *Controller) serveHTTP(ctx context.Context, lis net.Listener) error {
+	srv := &http.Server{Handler: c.statusHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("control: status server: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package controlplane
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/sluice-mesh/sluice/pkg/xdsserver"
+)
+
+// Status is the control plane's state, served as JSON at /debug/status.
+type Status struct {
+	Ready        bool                    `json:"ready"`
+	ConfigDir    string                  `json:"config_dir"`
+	Resources    int                     `json:"resources"`
+	ConfigErrors []string                `json:"config_errors"`
+	LastPush     pushRecord              `json:"last_push"`
+	Proxies      []xdsserver.ProxyStatus `json:"proxies"`
+}
+
+// Status reports the control plane's state.
+func (c *Controller) Status() Status {
+	c.mu.Lock()
+	st := Status{Ready: c.ready.Load(), ConfigDir: c.opts.ConfigDir, Resources: len(c.current.Resources), LastPush: c.last}
+	for _, e := range c.current.Errors {
+		st.ConfigErrors = append(st.ConfigErrors, e.Error())
+	}
+	c.mu.Unlock()
+	st.Proxies = c.server.Status()
+	return st
+}
+
+func (c *Controller) statusHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
+		if !c.ready.Load() {
+			http.Error(w, "not ready: config not loaded", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /debug/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, c.Status())
+	})
+	mux.HandleFunc("GET /debug/syncz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, c.server.Status())
+	})
+	mux.HandleFunc("GET /debug/configz", func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		snap := c.current
+		c.mu.Unlock()
+		type entry struct {
+			Kind, Namespace, Name, Source string
+		}
+		out := struct {
+			Resources []entry  `json:"resources"`
+			Errors    []string `json:"errors"`
+		}{Resources: []entry{}, Errors: []string{}}
+		for _, r := range snap.Resources {
+			out.Resources = append(out.Resources, entry{string(r.Kind), r.Namespace, r.Name, r.Source.String()})
+		}
+		for _, e := range snap.Errors {
+			out.Errors = append(out.Errors, e.Error())
+		}
+		writeJSON(w, out)
+	})
+	// /debug/config_dump?proxy=ID is the xDS last published for a proxy.
+	mux.HandleFunc("GET /debug/config_dump", func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("proxy")
+		snap, err := c.server.Snapshot(id)
+		if err != nil {
+			http.Error(w, "no config for proxy "+id+": "+err.Error(), http.StatusNotFound)
+			return
+		}
+		writeJSON(w, dumpSnapshot(snap))
+	})
+	return mux
+}
+
+// dumpSnapshot renders a snapshot as JSON-ready maps, per type URL.
+func dumpSnapshot(snap cachev3.ResourceSnapshot) map[string]any {
+	out := map[string]any{}
+	for _, t := range []string{
+		"type.googleapis.com/envoy.config.cluster.v3.Cluster",
+		"type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+		"type.googleapis.com/envoy.config.listener.v3.Listener",
+		"type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+	} {
+		res := snap.GetResources(t)
+		names := make([]string, 0, len(res))
+		for n := range res {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		items := make([]json.RawMessage, 0, len(names))
+		for _, n := range names {
+			b, err := protojson.Marshal(res[n])
+			if err != nil {
+				continue
+			}
+			items = append(items, b)
+		}
+		out[t] = map[string]any{"version": snap.GetVersion(t), "resources": items}
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,217 @@
+package model
+
+import (
+	"sort"
+	"strings"
+
+	networking "istio.io/api/networking/v1alpha3"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/registry"
+)
+
+// GatewayMesh is the reserved gateway name meaning "all sidecars".
+const GatewayMesh = "mesh"
+
+// VirtualService is a VirtualService with its hosts and gateways resolved.
+type VirtualService struct {
+	*config.Resource
+	Spec *networking.VirtualService
+	// Hosts are fully qualified (short names expanded in the resource's namespace).
+	Hosts []string
+	// Gateways are "mesh" or "namespace/name".
+	Gateways []string
+}
+
+// DestinationRule is a DestinationRule with its host resolved.
+type DestinationRule struct {
+	*config.Resource
+	Spec *networking.DestinationRule
+	Host string
+}
+
+// PushContext is the immutable, indexed view of config and registry that
+// one push generates from. Build it once per push with NewPushContext.
+type PushContext struct {
+	// Version names this push; it increases with every push.
+	Version string
+	Mesh    *meshv1alpha1.MeshConfig
+	*registry.Registry
+
+	virtualServices []*VirtualService
+	delegates       map[config.Key]*VirtualService
+	destRules       []*DestinationRule
+	gateways        map[config.Key]*config.Resource
+}
+
+// PushOptions are the inputs of a push.
+type PushOptions struct {
+	Version   string
+	Mesh      *meshv1alpha1.MeshConfig
+	Resources []*config.Resource
+}
+
+// NewPushContext indexes resources for generation.
+func NewPushContext(opts PushOptions) *PushContext {
+	pc := &PushContext{
+		Version:   opts.Version,
+		Mesh:      opts.Mesh,
+		Registry:  registry.Build(opts.Resources, registry.BuildOptions{}),
+		delegates: map[config.Key]*VirtualService{},
+		gateways:  map[config.Key]*config.Resource{},
+	}
+	for _, r := range opts.Resources {
+		switch spec := r.Spec.(type) {
+		case *networking.VirtualService:
+			vs := resolveVirtualService(r, spec)
+			if len(spec.Hosts) == 0 {
+				pc.delegates[r.Key()] = vs
+			} else {
+				pc.virtualServices = append(pc.virtualServices, vs)
+			}
+		case *networking.DestinationRule:
+			pc.destRules = append(pc.destRules, &DestinationRule{Resource: r, Spec: spec,
+				Host: config.ResolveHost(spec.Host, r.Namespace, "")})
+		case *networking.Gateway:
+			pc.gateways[r.Key()] = r
+		}
+	}
+	return pc
+}
+
+func resolveVirtualService(r *config.Resource, spec *networking.VirtualService) *VirtualService {
+	vs := &VirtualService{Resource: r, Spec: spec}
+	for _, h := range spec.Hosts {
+		vs.Hosts = append(vs.Hosts, config.ResolveHost(h, r.Namespace, ""))
+	}
+	vs.Gateways = ResolveGateways(spec.Gateways, r.Namespace)
+	if len(vs.Gateways) == 0 {
+		vs.Gateways = []string{GatewayMesh}
+	}
+	return vs
+}
+
+// ResolveGateways qualifies gateway names with ns where they have none.
+func ResolveGateways(gws []string, ns string) []string {
+	out := make([]string, 0, len(gws))
+	for _, g := range gws {
+		out = append(out, ResolveGateway(g, ns))
+	}
+	return out
+}
+
+// ResolveGateway qualifies one gateway name: "mesh" stays, "gw" becomes
+// "ns/gw", and "gw.ns.svc.cluster.local" becomes "ns/gw" as Istio accepts.
+func ResolveGateway(g, ns string) string {
+	if g == GatewayMesh || strings.Contains(g, "/") {
+		return g
+	}
+	if name, rest, ok := strings.Cut(g, "."); ok {
+		gwNS, _, _ := strings.Cut(rest, ".")
+		return gwNS + "/" + name
+	}
+	return ns + "/" + g
+}
+
+// VirtualServicesFor returns the VirtualServices bound to gateway ("mesh"
+// or "ns/name") and visible from namespace ns, oldest first by key as Istio
+// orders them when creation times are equal.
+func (pc *PushContext) VirtualServicesFor(gateway, ns string) []*VirtualService {
+	var out []*VirtualService
+	for _, vs := range pc.virtualServices {
+		if !bound(vs.Gateways, gateway) || !exportedTo(vs.Spec.ExportTo, vs.Namespace, ns) {
+			continue
+		}
+		out = append(out, vs)
+	}
+	return out
+}
+
+// Delegate returns the delegate VirtualService named by d, relative to the
+// parent's namespace.
+func (pc *PushContext) Delegate(d *networking.Delegate, parentNS string) *VirtualService {
+	ns := d.Namespace
+	if ns == "" {
+		ns = parentNS
+	}
+	return pc.delegates[config.Key{Kind: config.KindVirtualService, Namespace: ns, Name: d.Name}]
+}
+
+// DestinationRule picks the DestinationRule for host as seen from a proxy
+// in namespace proxyNS: Istio looks in the proxy's namespace, then the
+// service's, then the root namespace; within one namespace an exact host
+// beats the longest matching wildcard.
+func (pc *PushContext) DestinationRule(proxyNS, host, serviceNS string) *DestinationRule {
+	root := "istio-system"
+	if pc.Mesh != nil && pc.Mesh.RootNamespace != "" {
+		root = pc.Mesh.RootNamespace
+	}
+	for _, ns := range []string{proxyNS, serviceNS, root} {
+		var best *DestinationRule
+		for _, dr := range pc.destRules {
+			if dr.Namespace != ns || !config.HostMatches(dr.Host, host) {
+				continue
+			}
+			if ns != proxyNS && !exportedTo(dr.Spec.ExportTo, dr.Namespace, proxyNS) {
+				continue
+			}
+			if best == nil || moreSpecific(dr.Host, best.Host) {
+				best = dr
+			}
+		}
+		if best != nil {
+			return best
+		}
+	}
+	return nil
+}
+
+// Gateways returns every Gateway resource in key order.
+func (pc *PushContext) Gateways() []*config.Resource {
+	out := make([]*config.Resource, 0, len(pc.gateways))
+	for _, g := range pc.gateways {
+		out = append(out, g)
+	}
+	config.SortResources(out)
+	return out
+}
+
+func moreSpecific(a, b string) bool {
+	aw, bw := strings.HasPrefix(a, "*"), strings.HasPrefix(b, "*")
+	if aw != bw {
+		return !aw
+	}
+	return len(a) > len(b)
+}
+
+func bound(gateways []string, gw string) bool {
+	for _, g := range gateways {
+		if g == gw {
+			return true
+		}
+	}
+	return false
+}
+
+func exportedTo(exportTo []string, ownNS, ns string) bool {
+	if len(exportTo) == 0 {
+		return true
+	}
+	for _, e := range exportTo {
+		if e == "*" || e == ns || (e == "." && ownNS == ns) {
+			return true
+		}
+	}
+	return false
+}
+
+// SortedKeys returns a map's keys in order.
+func SortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,130 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+)
+
+// adminHandler serves Envoy-style admin endpoints.
+func (p *Proxy) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "sluice proxy admin: /ready /config_dump /stats /clusters /listeners")
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
+		rt := p.rt.Load()
+		if !rt.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: listeners=%d warming=%v\n", len(rt.Listeners), rt.Warming)
+			return
+		}
+		fmt.Fprintln(w, "LIVE")
+	})
+	mux.HandleFunc("GET /config_dump", p.configDump)
+	mux.HandleFunc("GET /stats", p.statsText)
+	mux.HandleFunc("GET /clusters", p.clustersText)
+	mux.HandleFunc("GET /listeners", func(w http.ResponseWriter, r *http.Request) {
+		rt := p.rt.Load()
+		for _, n := range rt.ListenerNames() {
+			fmt.Fprintf(w, "%s::%s\n", n, rt.Listeners[n].Address)
+		}
+	})
+	return mux
+}
+
+func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
+	rt := p.rt.Load()
+	type listenerOut struct {
+		Name, Address, Route string
+		Inbound              bool
+	}
+	type clusterOut struct {
+		Name  string   `json:"name"`
+		Hosts []string `json:"hosts"`
+		HTTP2 bool     `json:"http2,omitempty"`
+	}
+	out := struct {
+		Node    map[string]any               `json:"node"`
+		Runtime map[string]any               `json:"runtime"`
+		XDS     map[string][]json.RawMessage `json:"xds"`
+	}{XDS: map[string][]json.RawMessage{}}
+	id := p.opts.Identity
+	out.Node = map[string]any{"id": id.NodeID(), "name": id.Name, "namespace": id.Namespace, "labels": id.Labels, "type": id.Type}
+	var ls []listenerOut
+	for _, n := range rt.ListenerNames() {
+		l := rt.Listeners[n]
+		ls = append(ls, listenerOut{Name: l.Name, Address: l.Address, Route: l.RouteName, Inbound: l.Inbound})
+	}
+	var cs []clusterOut
+	for _, n := range sortedKeys(rt.Clusters) {
+		c := rt.Clusters[n]
+		co := clusterOut{Name: n, HTTP2: c.HTTP2, Hosts: []string{}}
+		for _, h := range c.Hosts {
+			co.Hosts = append(co.Hosts, h.Address)
+		}
+		cs = append(cs, co)
+	}
+	out.Runtime = map[string]any{
+		"built": rt.Built, "ready": rt.Ready(), "warming": rt.Warming, "versions": rt.Source.Versions,
+		"listeners": ls, "routes": sortedKeys(rt.Routes), "clusters": cs,
+		"updates_accepted": p.updates.Load(), "updates_rejected": p.rejects.Load(),
+	}
+	if e := p.lastErr.Load(); e != nil {
+		out.Runtime["last_rejection"] = *e
+	}
+	for typ, items := range rt.Source.Items {
+		short := typ[strings.LastIndexByte(typ, '.')+1:]
+		for _, name := range sortedKeys(items) {
+			b, err := protojson.Marshal(items[name])
+			if err == nil {
+				out.XDS[short] = append(out.XDS[short], b)
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(out)
+}
+
+func (p *Proxy) statsText(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	fmt.Fprintf(w, "sluice.config.update_success: %d\n", p.updates.Load())
+	fmt.Fprintf(w, "sluice.config.update_rejected: %d\n", p.rejects.Load())
+	p.stats.Each(func(name string, st *upstream.Stats) {
+		for _, kv := range st.StatValues() {
+			fmt.Fprintf(w, "cluster.%s.%s: %d\n", name, kv[0], kv[1])
+		}
+	})
+}
+
+// clustersText lists each host as Envoy's /clusters does.
+func (p *Proxy) clustersText(w http.ResponseWriter, r *http.Request) {
+	rt := p.rt.Load()
+	w.Header().Set("Content-Type", "text/plain")
+	for _, n := range sortedKeys(rt.Clusters) {
+		for _, h := range rt.Clusters[n].Hosts {
+			fmt.Fprintf(w, "%s::%s::weight::%d\n", n, h.Address, h.Weight)
+			fmt.Fprintf(w, "%s::%s::locality::%s\n", n, h.Address, h.Locality)
+			fmt.Fprintf(w, "%s::%s::rq_active::%d\n", n, h.Address, h.Active.Load())
+			fmt.Fprintf(w, "%s::%s::rq_total::%d\n", n, h.Address, h.Requests.Load())
+			fmt.Fprintf(w, "%s::%s::rq_error::%d\n", n, h.Address, h.Failures.Load())
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

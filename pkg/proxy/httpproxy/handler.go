@@ -1,0 +1,175 @@
+// Package httpproxy is the proxy's HTTP request path: listener -> route
+// table -> route action -> cluster -> host, with the proxy's own answers
+// (no route, no cluster, no host, upstream failure) each saying why.
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	"github.com/sluice-mesh/sluice/pkg/proxy/runtime"
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+)
+
+// Options configure a listener's handler.
+type Options struct {
+	// Listener is the name of the listener this handler serves.
+	Listener string
+	// Runtime is the proxy's current runtime, swapped on every update.
+	Runtime *atomic.Pointer[runtime.Runtime]
+}
+
+// Handler serves one listener.
+type Handler struct {
+	opts Options
+}
+
+// New returns the handler for one listener.
+func New(opts Options) *Handler { return &Handler{opts: opts} }
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := h.opts.Runtime.Load()
+	l := rt.Listeners[h.opts.Listener]
+	if l == nil {
+		localReply(w, http.StatusServiceUnavailable, "listener "+h.opts.Listener+" is being removed")
+		return
+	}
+	table := rt.Routes[l.RouteName]
+	if table == nil {
+		localReply(w, http.StatusServiceUnavailable, "route config "+l.RouteName+" has not arrived yet")
+		return
+	}
+	rte := table.Match(r)
+	if rte == nil {
+		// Envoy answers 404 with no body (response flag NR).
+		w.Header().Set("X-Sluice-Reason", "no route matched")
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	switch rte.Action.Kind {
+	case router.Redirect:
+		w.Header().Set("Location", rte.Location(r))
+		rte.RespOps.Apply(w.Header())
+		w.WriteHeader(rte.RedirectCode())
+	case router.DirectResponse:
+		rte.RespOps.Apply(w.Header())
+		if len(rte.Action.Body) > 0 {
+			if w.Header().Get("Content-Type") == "" {
+				w.Header().Set("Content-Type", "text/plain")
+			}
+			w.Header().Set("Content-Length", strconv.Itoa(len(rte.Action.Body)))
+		}
+		w.WriteHeader(rte.Action.Status)
+		w.Write(rte.Action.Body)
+	default:
+		h.forward(w, r, rt, rte)
+	}
+}
+
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *runtime.Runtime, rte *router.Route) {
+	name, arm := rte.Action.PickCluster()
+	cl := rt.Clusters[name]
+	if cl == nil {
+		localReply(w, http.StatusServiceUnavailable, "cluster "+name+" not found (route "+rte.Name+")")
+		return
+	}
+	var addr string
+	var host *upstream.Host
+	if cl.Kind == upstream.OriginalDst {
+		addr = cl.OriginalDestination(r)
+		if addr == "" {
+			localReply(w, http.StatusServiceUnavailable, "cluster "+name+": request has no destination to pass through to")
+			return
+		}
+	} else {
+		host = cl.Pick()
+		if host == nil {
+			cl.Stats.CxNoneHealthy.Add(1)
+			localReply(w, http.StatusServiceUnavailable, "no healthy upstream: cluster "+name+" has no endpoints")
+			return
+		}
+		addr = host.Address
+	}
+	out := outboundRequest(r, addr, rte)
+	rte.ReqOps.Apply(out.Header)
+	if arm != nil {
+		arm.ReqOps.Apply(out.Header)
+	}
+	ctx := r.Context()
+	if t := rte.Action.Timeout; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+		out.Header.Set("X-Envoy-Expected-Rq-Timeout-Ms", strconv.FormatInt(t.Milliseconds(), 10))
+	}
+	out = out.WithContext(ctx)
+
+	cl.Stats.RqTotal.Add(1)
+	cl.Stats.RqActive.Add(1)
+	if host != nil {
+		host.Active.Add(1)
+	}
+	start := time.Now()
+	resp, err := cl.Transport.RT.RoundTrip(out)
+	if host != nil {
+		host.Active.Add(-1)
+		host.Requests.Add(1)
+	}
+	cl.Stats.RqActive.Add(-1)
+	if err != nil {
+		if host != nil {
+			host.Failures.Add(1)
+		}
+		h.upstreamError(w, r, cl, addr, err, ctx)
+		return
+	}
+	defer resp.Body.Close()
+	cl.Stats.RecordStatus(resp.StatusCode)
+	if host != nil && resp.StatusCode >= 500 {
+		host.Failures.Add(1)
+	}
+	hdr := w.Header()
+	copyResponseHeaders(hdr, resp.Header)
+	hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(time.Since(start).Milliseconds(), 10))
+	rte.RespOps.Apply(hdr)
+	if arm != nil {
+		arm.RespOps.Apply(hdr)
+	}
+	announceTrailers(hdr, resp.Trailer)
+	w.WriteHeader(resp.StatusCode)
+	copyBody(w, resp)
+	writeTrailers(hdr, resp.Trailer)
+}
+
+// upstreamError answers for a request that got no response. The body names
+// the cluster, the host and the cause, instead of Envoy's opaque
+// "upstream connect error or disconnect/reset before headers".
+func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, cl *upstream.Cluster, addr string, err error, ctx context.Context) {
+	switch {
+	case r.Context().Err() != nil:
+		// The client went away (Envoy's DC); nobody reads an answer.
+		w.WriteHeader(499)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		cl.Stats.RqTimeout.Add(1)
+		localReply(w, http.StatusGatewayTimeout, "upstream request timeout: cluster "+cl.Name+" host "+addr)
+	case isConnectError(err):
+		cl.Stats.CxConnectFail.Add(1)
+		localReply(w, http.StatusServiceUnavailable, "upstream connect error: cluster "+cl.Name+" host "+addr+": "+rootCause(err))
+	default:
+		localReply(w, http.StatusServiceUnavailable, "upstream reset before response: cluster "+cl.Name+" host "+addr+": "+rootCause(err))
+	}
+}
+
+// localReply is an answer the proxy makes itself: a one-line plain-text body.
+func localReply(w http.ResponseWriter, code int, reason string) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/plain")
+	hdr.Set("X-Sluice-Reason", reason)
+	w.WriteHeader(code)
+	w.Write([]byte(reason + "\n"))
+}

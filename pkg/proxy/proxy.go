@@ -1,0 +1,189 @@
+// Package proxy is `sluice proxy`: it announces itself to the control
+// plane, compiles what it receives into a runtime, swaps it in atomically
+// and serves traffic and an admin endpoint.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
+	"github.com/sluice-mesh/sluice/pkg/proxy/runtime"
+	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
+)
+
+// Options configure a proxy.
+type Options struct {
+	Identity     model.Proxy
+	XDSAddress   string
+	AdminAddress string
+	Logger       *slog.Logger
+}
+
+// Proxy is one running proxy.
+type Proxy struct {
+	opts  Options
+	log   *slog.Logger
+	rt    atomic.Pointer[runtime.Runtime]
+	stats *runtime.StatsStore
+
+	// applyMu serialises updates; listeners is only touched under it.
+	applyMu   sync.Mutex
+	listeners map[string]*activeListener
+	ctx       context.Context
+	updates   atomic.Uint64
+	rejects   atomic.Uint64
+	lastErr   atomic.Pointer[string]
+}
+
+type activeListener struct {
+	address string
+	srv     *http.Server
+	lis     net.Listener
+}
+
+// New prepares a proxy; Run starts it.
+func New(opts Options) *Proxy {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	p := &Proxy{opts: opts, log: opts.Logger, stats: runtime.NewStatsStore(), listeners: map[string]*activeListener{}}
+	p.rt.Store(&runtime.Runtime{Listeners: map[string]*runtime.Listener{}})
+	return p
+}
+
+// Runtime returns the runtime in force.
+func (p *Proxy) Runtime() *runtime.Runtime { return p.rt.Load() }
+
+// Run serves until ctx ends.
+func (p *Proxy) Run(ctx context.Context) error {
+	p.ctx = ctx
+	adminLis, err := net.Listen("tcp", p.opts.AdminAddress)
+	if err != nil {
+		return fmt.Errorf("proxy: admin listener: %w", err)
+	}
+	admin := &http.Server{Handler: p.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go admin.Serve(adminLis)
+	p.log.Info("proxy starting", "id", p.opts.Identity.NodeID(), "xds", p.opts.XDSAddress, "admin", adminLis.Addr().String())
+	client := xdsclient.New(xdsclient.Options{
+		Address: p.opts.XDSAddress,
+		Node:    p.opts.Identity.Node(),
+		Apply:   p.apply,
+		Logger:  p.log,
+	})
+	err = client.Run(ctx)
+	shutdown, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	admin.Shutdown(shutdown)
+	p.applyMu.Lock()
+	for name, al := range p.listeners {
+		al.srv.Shutdown(shutdown)
+		delete(p.listeners, name)
+	}
+	p.applyMu.Unlock()
+	return err
+}
+
+// apply compiles a candidate config, opens the listeners it adds, swaps it
+// in, and closes the listeners it drops. Any failure leaves the old runtime
+// in force and is returned for the NACK.
+func (p *Proxy) apply(res xdsclient.Resources) (xdsclient.Dependencies, error) {
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
+	prev := p.rt.Load()
+	next, deps, err := runtime.Compile(runtime.CompileOptions{Resources: res, Previous: prev, Stats: p.stats})
+	if err != nil {
+		p.rejects.Add(1)
+		msg := err.Error()
+		p.lastErr.Store(&msg)
+		return deps, err
+	}
+	opened, err := p.openListeners(next)
+	if err != nil {
+		for _, name := range opened {
+			p.listeners[name].srv.Close()
+			delete(p.listeners, name)
+		}
+		p.rejects.Add(1)
+		msg := err.Error()
+		p.lastErr.Store(&msg)
+		return deps, err
+	}
+	p.rt.Store(next)
+	p.closeRemovedListeners(next)
+	p.closeRemovedPools(prev, next)
+	p.updates.Add(1)
+	p.log.Debug("config applied", "listeners", len(next.Listeners), "clusters", len(next.Clusters), "warming", next.Warming)
+	return deps, nil
+}
+
+// openListeners binds every listener of rt not yet open (or whose address
+// changed) and returns the names it opened.
+func (p *Proxy) openListeners(rt *runtime.Runtime) ([]string, error) {
+	var opened []string
+	for _, name := range rt.ListenerNames() {
+		l := rt.Listeners[name]
+		if al, ok := p.listeners[name]; ok && al.address == l.Address {
+			continue
+		} else if ok {
+			al.srv.Close()
+			delete(p.listeners, name)
+		}
+		lis, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			return opened, fmt.Errorf("listener %q: %w", name, err)
+		}
+		protocols := new(http.Protocols)
+		protocols.SetHTTP1(true)
+		protocols.SetUnencryptedHTTP2(true)
+		srv := &http.Server{
+			Handler:           httpproxy.New(httpproxy.Options{Listener: name, Runtime: &p.rt}),
+			Protocols:         protocols,
+			IdleTimeout:       time.Hour,
+			ReadHeaderTimeout: time.Minute,
+			ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		}
+		p.listeners[name] = &activeListener{address: l.Address, srv: srv, lis: lis}
+		opened = append(opened, name)
+		go func() {
+			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				p.log.Error("listener stopped", "listener", name, "err", err)
+			}
+		}()
+		p.log.Info("listener open", "listener", name, "address", lis.Addr().String())
+	}
+	return opened, nil
+}
+
+func (p *Proxy) closeRemovedListeners(rt *runtime.Runtime) {
+	for name, al := range p.listeners {
+		if _, ok := rt.Listeners[name]; ok {
+			continue
+		}
+		delete(p.listeners, name)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			al.srv.Shutdown(ctx)
+		}()
+		p.log.Info("listener closed", "listener", name)
+	}
+}
+
+// closeRemovedPools drops idle connections of pools no cluster uses now.
+func (p *Proxy) closeRemovedPools(prev, next *runtime.Runtime) {
+	for name, c := range prev.Clusters {
+		if nc, ok := next.Clusters[name]; ok && nc.Transport == c.Transport {
+			continue
+		}
+		c.Transport.Close()
+	}
+}

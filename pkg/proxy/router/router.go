@@ -1,0 +1,211 @@
+// Package router is the proxy's compiled form of an Envoy
+// RouteConfiguration: virtual hosts chosen by authority, routes tried in
+// order, the first match wins. A Table is immutable and safe for
+// concurrent use.
+package router
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+)
+
+// Table is a compiled route configuration.
+type Table struct {
+	Name     string
+	exact    map[string]*VirtualHost
+	suffixes []wildcard // "*.example.com", longest first
+	prefixes []wildcard // "example.*", longest first
+	any      *VirtualHost
+}
+
+type wildcard struct {
+	part string
+	vh   *VirtualHost
+}
+
+// VirtualHost is a set of routes for some domains.
+type VirtualHost struct {
+	Name   string
+	Routes []*Route
+}
+
+// Route is one compiled route.
+type Route struct {
+	Name    string
+	VHost   string
+	path    pathMatch
+	headers []headerMatch
+	query   []queryMatch
+	Action  Action
+	ReqOps  HeaderOps
+	RespOps HeaderOps
+}
+
+// Compile builds a Table; any route it cannot honour is an error, so the
+// proxy NACKs config it would otherwise silently ignore.
+func Compile(rc *route.RouteConfiguration) (*Table, error) {
+	t := &Table{Name: rc.Name, exact: map[string]*VirtualHost{}}
+	for _, vh := range rc.VirtualHosts {
+		cvh := &VirtualHost{Name: vh.Name}
+		for i, r := range vh.Routes {
+			cr, err := compileRoute(r, vh)
+			if err != nil {
+				return nil, fmt.Errorf("route config %q: virtual host %q: route %d (%q): %w", rc.Name, vh.Name, i, r.Name, err)
+			}
+			cvh.Routes = append(cvh.Routes, cr)
+		}
+		for _, d := range vh.Domains {
+			d = strings.ToLower(d)
+			switch {
+			case d == "*":
+				if t.any != nil {
+					return nil, fmt.Errorf("route config %q: domain \"*\" in two virtual hosts", rc.Name)
+				}
+				t.any = cvh
+			case strings.HasPrefix(d, "*"):
+				t.suffixes = append(t.suffixes, wildcard{part: d[1:], vh: cvh})
+			case strings.HasSuffix(d, "*"):
+				t.prefixes = append(t.prefixes, wildcard{part: d[:len(d)-1], vh: cvh})
+			default:
+				if _, dup := t.exact[d]; dup {
+					return nil, fmt.Errorf("route config %q: domain %q in two virtual hosts", rc.Name, d)
+				}
+				t.exact[d] = cvh
+			}
+		}
+	}
+	sort.SliceStable(t.suffixes, func(i, j int) bool { return len(t.suffixes[i].part) > len(t.suffixes[j].part) })
+	sort.SliceStable(t.prefixes, func(i, j int) bool { return len(t.prefixes[i].part) > len(t.prefixes[j].part) })
+	return t, nil
+}
+
+func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
+	cr := &Route{Name: r.Name, VHost: vh.Name}
+	m := r.GetMatch()
+	pm, err := compilePathMatch(m)
+	if err != nil {
+		return nil, err
+	}
+	cr.path = pm
+	for _, h := range m.GetHeaders() {
+		hm, err := compileHeaderMatch(h)
+		if err != nil {
+			return nil, err
+		}
+		cr.headers = append(cr.headers, hm)
+	}
+	for _, q := range m.GetQueryParameters() {
+		qm, err := compileQueryMatch(q)
+		if err != nil {
+			return nil, err
+		}
+		cr.query = append(cr.query, qm)
+	}
+	if m.GetGrpc() != nil || m.GetRuntimeFraction() != nil || len(m.GetDynamicMetadata()) > 0 || m.GetTlsContext() != nil {
+		return nil, fmt.Errorf("match: grpc, runtime_fraction, tls_context and dynamic_metadata are not supported")
+	}
+	if cr.Action, err = compileAction(r); err != nil {
+		return nil, err
+	}
+	if cr.ReqOps, err = compileHeaderOps(vh.RequestHeadersToAdd, vh.RequestHeadersToRemove, r.RequestHeadersToAdd, r.RequestHeadersToRemove); err != nil {
+		return nil, err
+	}
+	if cr.RespOps, err = compileHeaderOps(vh.ResponseHeadersToAdd, vh.ResponseHeadersToRemove, r.ResponseHeadersToAdd, r.ResponseHeadersToRemove); err != nil {
+		return nil, err
+	}
+	return cr, nil
+}
+
+// Match finds the route for r: the virtual host by authority (exact, then
+// the longest suffix wildcard, then prefix wildcard, then "*"), then the
+// first route whose match holds. It returns nil when nothing matches.
+func (t *Table) Match(r *http.Request) *Route {
+	vh := t.VirtualHost(r.Host)
+	if vh == nil {
+		return nil
+	}
+	path := requestPath(r)
+	var query url.Values
+	for _, rt := range vh.Routes {
+		if !rt.path.match(path) {
+			continue
+		}
+		if !matchHeaders(rt.headers, r) {
+			continue
+		}
+		if len(rt.query) > 0 {
+			if query == nil {
+				query, _ = url.ParseQuery(r.URL.RawQuery)
+			}
+			if !matchQuery(rt.query, query) {
+				continue
+			}
+		}
+		return rt
+	}
+	return nil
+}
+
+func matchHeaders(hs []headerMatch, r *http.Request) bool {
+	for i := range hs {
+		if !hs[i].match(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchQuery(qs []queryMatch, q url.Values) bool {
+	for i := range qs {
+		if !qs[i].match(q) {
+			return false
+		}
+	}
+	return true
+}
+
+// VirtualHost picks the virtual host for an authority.
+func (t *Table) VirtualHost(host string) *VirtualHost {
+	if vh, ok := t.exact[host]; ok {
+		return vh
+	}
+	lower := strings.ToLower(host)
+	if vh, ok := t.exact[lower]; ok {
+		return vh
+	}
+	for _, w := range t.suffixes {
+		if strings.HasSuffix(lower, w.part) && len(lower) > len(w.part) {
+			return w.vh
+		}
+	}
+	for _, w := range t.prefixes {
+		if strings.HasPrefix(lower, w.part) && len(lower) > len(w.part) {
+			return w.vh
+		}
+	}
+	return t.any
+}
+
+// requestPath is the request's path as sent, without the query.
+func requestPath(r *http.Request) string {
+	p := r.RequestURI
+	if p == "" || p[0] != '/' {
+		// absolute-form ("GET http://host/path") or a client-side request
+		p = r.URL.EscapedPath()
+		if r.URL.RawQuery != "" {
+			p += "?" + r.URL.RawQuery
+		}
+	}
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	if p == "" {
+		return "/"
+	}
+	return p
+}

@@ -1,0 +1,204 @@
+package registry
+
+import (
+	"net"
+	"strconv"
+	"strings"
+
+	networking "istio.io/api/networking/v1alpha3"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
+)
+
+// BuildOptions say how to read resources into a registry.
+type BuildOptions struct {
+	// DomainSuffix is the cluster domain, "cluster.local" when empty.
+	DomainSuffix string
+}
+
+// Build indexes the services declared by resources. Resources are expected
+// to be valid (see config.Validate); anything unusable is skipped.
+func Build(resources []*config.Resource, opts BuildOptions) *Registry {
+	r := &Registry{byHost: map[string][]*Service{}, endpoints: map[endpointKey][]*Endpoint{}}
+	var entries []*config.Resource
+	for _, res := range resources {
+		if res.Kind == config.KindWorkloadEntry {
+			entries = append(entries, res)
+		}
+	}
+	for _, res := range resources {
+		switch spec := res.Spec.(type) {
+		case *corev1.ServiceSpec:
+			if res.Kind == config.KindService {
+				addKubeService(r, res, spec, entries, opts)
+			}
+		case *networking.ServiceEntry:
+			addServiceEntry(r, res, spec, entries)
+		}
+	}
+	r.finish()
+	return r
+}
+
+func addKubeService(r *Registry, res *config.Resource, spec *corev1.ServiceSpec, entries []*config.Resource, opts BuildOptions) {
+	svc := &Service{
+		Hostname:  config.ServiceHostname(res.Name, res.Namespace, opts.DomainSuffix),
+		Namespace: res.Namespace,
+		Source:    res.Key(),
+		ExportTo:  exportTo(res.Annotations["networking.istio.io/exportTo"], res.Namespace),
+	}
+	if spec.ClusterIP != "" && spec.ClusterIP != "None" {
+		svc.Addresses = []string{spec.ClusterIP}
+	}
+	if spec.ClusterIP == "None" {
+		svc.Resolution = ResolutionNone
+	}
+	for _, p := range spec.Ports {
+		explicit := ""
+		if p.AppProtocol != nil {
+			explicit = *p.AppProtocol
+		}
+		port := Port{Name: p.Name, Number: uint32(p.Port), Protocol: ProtocolFromPort(explicit, p.Name)}
+		if p.TargetPort.IntVal > 0 {
+			port.TargetPort = uint32(p.TargetPort.IntVal)
+		}
+		svc.Ports = append(svc.Ports, port)
+	}
+	eps := map[uint32][]*Endpoint{}
+	if len(spec.Selector) > 0 {
+		for _, we := range entries {
+			if we.Namespace != res.Namespace {
+				continue
+			}
+			addWorkload(eps, svc, we, spec.Selector)
+		}
+	}
+	r.add(svc, eps)
+}
+
+// addWorkload adds WorkloadEntry we as an endpoint of every port of svc if
+// its labels match selector.
+func addWorkload(eps map[uint32][]*Endpoint, svc *Service, we *config.Resource, selector map[string]string) {
+	spec := we.Spec.(*networking.WorkloadEntry)
+	labels := mergedLabels(we.Labels, spec.Labels)
+	if !LabelsMatch(selector, labels) {
+		return
+	}
+	for _, port := range svc.Ports {
+		eps[port.Number] = append(eps[port.Number], &Endpoint{
+			Address:        spec.Address,
+			Port:           workloadPort(spec.Ports, port),
+			Labels:         labels,
+			Locality:       spec.Locality,
+			Weight:         spec.Weight,
+			ServiceAccount: spec.ServiceAccount,
+			Workload:       we.Namespace + "/" + we.Name,
+		})
+	}
+}
+
+// workloadPort picks the port on a workload for a service port: the
+// workload's own mapping for the port's name, else the target port, else
+// the service port.
+func workloadPort(ports map[string]uint32, p Port) uint32 {
+	if n, ok := ports[p.Name]; ok && n > 0 {
+		return n
+	}
+	if p.TargetPort > 0 {
+		return p.TargetPort
+	}
+	return p.Number
+}
+
+func mergedLabels(meta, spec map[string]string) map[string]string {
+	out := make(map[string]string, len(meta)+len(spec))
+	for k, v := range meta {
+		out[k] = v
+	}
+	for k, v := range spec {
+		out[k] = v
+	}
+	return out
+}
+
+func addServiceEntry(r *Registry, res *config.Resource, spec *networking.ServiceEntry, entries []*config.Resource) {
+	resolution := ResolutionNone
+	switch spec.Resolution {
+	case networking.ServiceEntry_STATIC:
+		resolution = ResolutionStatic
+	case networking.ServiceEntry_DNS, networking.ServiceEntry_DNS_ROUND_ROBIN:
+		resolution = ResolutionDNS
+	}
+	var ports []Port
+	for _, p := range spec.Ports {
+		ports = append(ports, Port{Name: p.Name, Number: p.Number, TargetPort: p.TargetPort,
+			Protocol: ProtocolFromPort(p.Protocol, p.Name)})
+	}
+	export := exportToList(spec.ExportTo, res.Namespace)
+	for _, host := range spec.Hosts {
+		svc := &Service{
+			Hostname:     host,
+			Namespace:    res.Namespace,
+			Addresses:    spec.Addresses,
+			Ports:        ports,
+			Resolution:   resolution,
+			MeshExternal: spec.Location == networking.ServiceEntry_MESH_EXTERNAL,
+			ExportTo:     export,
+			Source:       res.Key(),
+		}
+		eps := map[uint32][]*Endpoint{}
+		for i, we := range spec.Endpoints {
+			for _, port := range ports {
+				eps[port.Number] = append(eps[port.Number], &Endpoint{
+					Address:        we.Address,
+					Port:           workloadPort(we.Ports, port),
+					Labels:         we.Labels,
+					Locality:       we.Locality,
+					Weight:         we.Weight,
+					ServiceAccount: we.ServiceAccount,
+					Workload:       res.Namespace + "/" + res.Name + "/endpoints[" + strconv.Itoa(i) + "]",
+				})
+			}
+		}
+		if sel := spec.WorkloadSelector.GetLabels(); len(sel) > 0 {
+			for _, we := range entries {
+				if we.Namespace == res.Namespace {
+					addWorkload(eps, svc, we, sel)
+				}
+			}
+		}
+		if resolution == ResolutionDNS && len(spec.Endpoints) == 0 && len(eps) == 0 && !strings.HasPrefix(host, "*") {
+			// A DNS service without endpoints resolves its own host name.
+			for _, port := range ports {
+				eps[port.Number] = []*Endpoint{{Address: host, Port: workloadPort(nil, port), Workload: res.Namespace + "/" + res.Name}}
+			}
+		}
+		r.add(svc, eps)
+	}
+}
+
+func exportTo(annotation, ns string) []string {
+	if annotation == "" {
+		return nil
+	}
+	return exportToList(strings.Split(annotation, ","), ns)
+}
+
+func exportToList(list []string, ns string) []string {
+	var out []string
+	for _, e := range list {
+		e = strings.TrimSpace(e)
+		switch e {
+		case "":
+		case ".":
+			out = append(out, ns)
+		default:
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// IsIP reports whether s is an IP address.
+func IsIP(s string) bool { return net.ParseIP(s) != nil }

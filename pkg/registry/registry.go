@@ -1,0 +1,223 @@
+// Package registry builds the service registry: the services the mesh knows
+// and the endpoints behind each port, from ServiceEntry, WorkloadEntry and
+// Kubernetes Service resources. A Registry is immutable once built.
+package registry
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
+)
+
+// Protocol is a port's application protocol, named as Istio names them.
+type Protocol string
+
+// Protocols sluice distinguishes.
+const (
+	ProtocolHTTP  Protocol = "HTTP"
+	ProtocolHTTP2 Protocol = "HTTP2"
+	ProtocolGRPC  Protocol = "GRPC"
+	ProtocolHTTPS Protocol = "HTTPS"
+	ProtocolTLS   Protocol = "TLS"
+	ProtocolTCP   Protocol = "TCP"
+	// ProtocolUnknown is a port whose protocol could not be told from its
+	// name or appProtocol; Istio sniffs such ports, sluice treats them as HTTP.
+	ProtocolUnknown Protocol = "UNKNOWN"
+)
+
+// IsHTTP reports whether traffic on the port is routed by HTTP rules.
+func (p Protocol) IsHTTP() bool {
+	switch p {
+	case ProtocolHTTP, ProtocolHTTP2, ProtocolGRPC, ProtocolUnknown:
+		return true
+	}
+	return false
+}
+
+// Resolution says how a service's endpoints are found.
+type Resolution int
+
+// Resolutions, as ServiceEntry names them.
+const (
+	// ResolutionStatic: endpoints are known addresses (ServiceEntry STATIC,
+	// Kubernetes Services). The proxy balances over them itself.
+	ResolutionStatic Resolution = iota
+	// ResolutionDNS: endpoints are names the proxy resolves.
+	ResolutionDNS
+	// ResolutionNone: traffic goes to the address the client asked for.
+	ResolutionNone
+)
+
+func (r Resolution) String() string {
+	switch r {
+	case ResolutionDNS:
+		return "DNS"
+	case ResolutionNone:
+		return "NONE"
+	}
+	return "STATIC"
+}
+
+// Port is one port of a service.
+type Port struct {
+	Name     string
+	Number   uint32
+	Protocol Protocol
+	// TargetPort is the port on workloads when they do not name their own
+	// (Kubernetes targetPort, ServiceEntry targetPort); 0 means Number.
+	TargetPort uint32
+}
+
+// Service is one hostname the mesh can route to.
+type Service struct {
+	Hostname  string
+	Namespace string
+	// Addresses are the service's VIPs, if any.
+	Addresses    []string
+	Ports        []Port
+	Resolution   Resolution
+	MeshExternal bool
+	// ExportTo lists the namespaces that see this service; "*" is all and
+	// "." was already turned into the service's namespace. Empty means all.
+	ExportTo []string
+	// Source is the resource the service came from.
+	Source config.Key
+}
+
+// Port returns the service port with the given number.
+func (s *Service) Port(n uint32) (Port, bool) {
+	for _, p := range s.Ports {
+		if p.Number == n {
+			return p, true
+		}
+	}
+	return Port{}, false
+}
+
+// VisibleTo reports whether a proxy in namespace ns may see the service.
+func (s *Service) VisibleTo(ns string) bool {
+	if len(s.ExportTo) == 0 {
+		return true
+	}
+	for _, e := range s.ExportTo {
+		if e == "*" || e == ns {
+			return true
+		}
+	}
+	return false
+}
+
+// Endpoint is one workload instance behind one service port.
+type Endpoint struct {
+	// Address is an IP, or a hostname for DNS services.
+	Address string
+	Port    uint32
+	Labels  map[string]string
+	// Locality is "region/zone/subzone", as WorkloadEntry writes it.
+	Locality       string
+	Weight         uint32
+	ServiceAccount string
+	// Workload names the WorkloadEntry or ServiceEntry endpoint it came from.
+	Workload string
+}
+
+// Registry is an immutable index of services and their endpoints.
+type Registry struct {
+	services  []*Service
+	byHost    map[string][]*Service
+	endpoints map[endpointKey][]*Endpoint
+}
+
+type endpointKey struct {
+	host      string
+	namespace string
+	port      uint32
+}
+
+// Services returns every service, ordered by hostname then namespace.
+func (r *Registry) Services() []*Service { return r.services }
+
+// ServicesForHost returns the services with exactly this hostname, in
+// namespace order (several namespaces may declare one host).
+func (r *Registry) ServicesForHost(host string) []*Service { return r.byHost[host] }
+
+// Endpoints returns the endpoints of svc's port.
+func (r *Registry) Endpoints(svc *Service, port uint32) []*Endpoint {
+	return r.endpoints[endpointKey{host: svc.Hostname, namespace: svc.Namespace, port: port}]
+}
+
+// LabelsMatch reports whether labels contain every pair in selector.
+func LabelsMatch(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if lv, ok := labels[k]; !ok || lv != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Registry) add(svc *Service, eps map[uint32][]*Endpoint) {
+	r.services = append(r.services, svc)
+	r.byHost[svc.Hostname] = append(r.byHost[svc.Hostname], svc)
+	for port, list := range eps {
+		k := endpointKey{host: svc.Hostname, namespace: svc.Namespace, port: port}
+		r.endpoints[k] = append(r.endpoints[k], list...)
+	}
+}
+
+func (r *Registry) finish() {
+	sort.SliceStable(r.services, func(i, j int) bool {
+		a, b := r.services[i], r.services[j]
+		if a.Hostname != b.Hostname {
+			return a.Hostname < b.Hostname
+		}
+		return a.Namespace < b.Namespace
+	})
+	for _, list := range r.byHost {
+		sort.SliceStable(list, func(i, j int) bool { return list[i].Namespace < list[j].Namespace })
+	}
+	for _, list := range r.endpoints {
+		sort.SliceStable(list, func(i, j int) bool {
+			if list[i].Address != list[j].Address {
+				return list[i].Address < list[j].Address
+			}
+			return list[i].Port < list[j].Port
+		})
+	}
+}
+
+// ProtocolFromPort infers a port's protocol the way Istio does: an explicit
+// protocol (ServiceEntry protocol, Kubernetes appProtocol) wins, else the
+// port name's prefix before "-" ("http-web" is HTTP), else unknown.
+func ProtocolFromPort(explicit, name string) Protocol {
+	if proto, ok := parseProtocol(explicit); ok {
+		return proto
+	}
+	prefix := name
+	if i := strings.IndexByte(name, '-'); i >= 0 {
+		prefix = name[:i]
+	}
+	if proto, ok := parseProtocol(prefix); ok {
+		return proto
+	}
+	return ProtocolUnknown
+}
+
+func parseProtocol(s string) (Protocol, bool) {
+	switch strings.ToLower(s) {
+	case "http", "http/1.1", "kubernetes.io/http":
+		return ProtocolHTTP, true
+	case "http2", "h2c", "kubernetes.io/h2c":
+		return ProtocolHTTP2, true
+	case "grpc", "grpc-web":
+		return ProtocolGRPC, true
+	case "https":
+		return ProtocolHTTPS, true
+	case "tls":
+		return ProtocolTLS, true
+	case "tcp", "mongo", "redis", "mysql":
+		return ProtocolTCP, true
+	}
+	return "", false
+}

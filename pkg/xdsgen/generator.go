@@ -1,0 +1,129 @@
+// Package xdsgen compiles a push context into the Envoy xDS v3 resources
+// one proxy needs: listeners, route configurations, clusters and endpoint
+// assignments. Generation is a pure function of (push, proxy).
+package xdsgen
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/sluice-mesh/sluice/pkg/model"
+)
+
+// Resources is everything generated for one proxy.
+type Resources struct {
+	Listeners []*listener.Listener
+	Routes    []*route.RouteConfiguration
+	Clusters  []*cluster.Cluster
+	Endpoints []*endpoint.ClusterLoadAssignment
+}
+
+// Well-known names, matching Istio's where Istio has them.
+const (
+	OutboundListenerName = "virtualOutbound"
+	InboundListenerName  = "virtualInbound"
+	OutboundRouteName    = "outbound"
+	PassthroughCluster   = "PassthroughCluster"
+	BlackHoleCluster     = "BlackHoleCluster"
+)
+
+// Generate builds the resources for proxy from push.
+func Generate(push *model.PushContext, proxy *model.Proxy) (*Resources, error) {
+	g := &generation{push: push, proxy: proxy, out: &Resources{}}
+	switch proxy.Type {
+	case model.Sidecar:
+		if err := g.sidecar(); err != nil {
+			return nil, fmt.Errorf("generate for %s: %w", proxy.ID, err)
+		}
+	case model.Router:
+		g.clusters()
+	default:
+		return nil, fmt.Errorf("generate for %s: unknown proxy type %q", proxy.ID, proxy.Type)
+	}
+	return g.out, nil
+}
+
+// generation carries the inputs of one Generate call.
+type generation struct {
+	push  *model.PushContext
+	proxy *model.Proxy
+	out   *Resources
+}
+
+func (g *generation) sidecar() error {
+	g.clusters()
+	if g.proxy.OutboundAddress != "" {
+		l, err := httpListener(listenerOptions{
+			Name: OutboundListenerName, Address: g.proxy.OutboundAddress,
+			StatPrefix: "outbound", RouteName: OutboundRouteName, Direction: core.TrafficDirection_OUTBOUND,
+		})
+		if err != nil {
+			return err
+		}
+		g.out.Listeners = append(g.out.Listeners, l)
+		g.out.Routes = append(g.out.Routes, g.outboundRoutes())
+	}
+	if g.proxy.InboundAddress != "" {
+		if g.proxy.AppAddress == "" {
+			return fmt.Errorf("inbound address %s given without an app address", g.proxy.InboundAddress)
+		}
+		if err := g.inbound(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ClusterName is Istio's outbound cluster name: outbound|port|subset|host.
+func ClusterName(direction string, port uint32, subset, host string) string {
+	return direction + "|" + strconv.FormatUint(uint64(port), 10) + "|" + subset + "|" + host
+}
+
+// ParseClusterName splits an Istio cluster name; ok is false for other names.
+func ParseClusterName(name string) (direction string, port uint32, subset, host string, ok bool) {
+	parts := strings.SplitN(name, "|", 4)
+	if len(parts) != 4 {
+		return "", 0, "", "", false
+	}
+	p, err := strconv.ParseUint(parts[1], 10, 32)
+	if err != nil {
+		return "", 0, "", "", false
+	}
+	return parts[0], uint32(p), parts[2], parts[3], true
+}
+
+func splitHostPort(addr string) (string, uint32, error) {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return "", 0, fmt.Errorf("address %q has no port", addr)
+	}
+	host := strings.Trim(addr[:i], "[]")
+	p, err := strconv.ParseUint(addr[i+1:], 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("address %q: bad port: %w", addr, err)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, uint32(p), nil
+}
+
+func socketAddress(host string, port uint32) *core.Address {
+	return &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+		Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
+
+func adsSource() *core.ConfigSource {
+	return &core.ConfigSource{
+		ResourceApiVersion:    core.ApiVersion_V3,
+		ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
+	}
+}

@@ -1,0 +1,161 @@
+package xdsgen_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/xdsgen"
+	"github.com/sluice-mesh/sluice/pkg/xdsserver"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// goldenCase is one YAML-in / xDS-out case: testdata/<name>.yaml holds the
+// config, testdata/<name>.golden.json the expected generated resources.
+type goldenCase struct {
+	name  string
+	proxy model.Proxy
+	mesh  *meshv1alpha1.MeshConfig
+}
+
+func sidecar(name string, labels map[string]string) model.Proxy {
+	return model.Proxy{Type: model.Sidecar, Name: name, Namespace: "default", Labels: labels, IPs: []string{"127.0.0.1"},
+		OutboundAddress: "127.0.0.1:15001", InboundAddress: "127.0.0.1:15006", AppAddress: "127.0.0.1:8080"}
+}
+
+func TestGenerateGolden(t *testing.T) {
+	registryOnly := &meshv1alpha1.MeshConfig{OutboundTrafficPolicy: &meshv1alpha1.MeshConfig_OutboundTrafficPolicy{
+		Mode: meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY}}
+	cases := []goldenCase{
+		{name: "canary", proxy: sidecar("client", map[string]string{"app": "client"})},
+		{name: "matches", proxy: sidecar("client", map[string]string{"app": "client", "team": "beta"})},
+		{name: "actions", proxy: sidecar("client", map[string]string{"app": "client"})},
+		{name: "delegate", proxy: sidecar("client", nil)},
+		{name: "serviceentry", proxy: sidecar("client", nil), mesh: registryOnly},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := generate(t, filepath.Join("testdata", tc.name+".yaml"), tc.proxy, tc.mesh)
+			got := render(t, res)
+			path := filepath.Join("testdata", tc.name+".golden.json")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read golden (run with -update to create): %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("generated config differs from %s (run `go test ./pkg/xdsgen -update` and review the diff):\n%s", path, firstDiff(string(want), string(got)))
+			}
+		})
+	}
+}
+
+// generate decodes and validates a YAML file, then generates for proxy and
+// checks what came out is valid, consistent Envoy config.
+func generate(t *testing.T, file string, proxy model.Proxy, mesh *meshv1alpha1.MeshConfig) *xdsgen.Resources {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := config.Decode(data, config.DecodeOptions{File: file})
+	if len(dec.Errors) > 0 {
+		t.Fatalf("decode: %v", dec.Errors)
+	}
+	for _, r := range dec.Resources {
+		if errs := config.Validate(r); len(errs) > 0 {
+			t.Fatalf("validate: %v", errs)
+		}
+	}
+	if mesh == nil {
+		mesh = &meshv1alpha1.MeshConfig{}
+	}
+	pc := model.NewPushContext(model.PushOptions{Version: "1", Mesh: mesh, Resources: dec.Resources})
+	p := proxy
+	p.ID = p.NodeID()
+	res, err := xdsgen.Generate(pc, &p)
+	if err != nil {
+		t.Fatalf("generate: %v", err)
+	}
+	if err := xdsgen.Validate(res); err != nil {
+		t.Fatalf("ValidateAll: %v", err)
+	}
+	snap, err := xdsserver.NewSnapshot(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.Consistent(); err != nil {
+		t.Fatalf("snapshot not consistent (an EDS or RDS name nothing refers to, or a reference to a missing one): %v", err)
+	}
+	return res
+}
+
+// render prints resources as stable, indented JSON (protojson randomises
+// its whitespace, so it is re-indented through encoding/json).
+func render(t *testing.T, res *xdsgen.Resources) []byte {
+	t.Helper()
+	out := map[string][]any{}
+	add := func(kind string, m proto.Message) {
+		b, err := protojson.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		out[kind] = append(out[kind], v)
+	}
+	for _, l := range res.Listeners {
+		add("listeners", l)
+	}
+	for _, r := range res.Routes {
+		add("routes", r)
+	}
+	for _, c := range res.Clusters {
+		add("clusters", c)
+	}
+	for _, e := range res.Endpoints {
+		add("endpoints", e)
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+func firstDiff(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(wl) || i < len(gl); i++ {
+		var w, g string
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if w != g {
+			return "line " + itoa(i+1) + ":\n  want: " + w + "\n  got:  " + g
+		}
+	}
+	return ""
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }

@@ -1,0 +1,108 @@
+package xdsgen
+
+import (
+	"fmt"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Filter names, as Envoy registers them.
+const (
+	HTTPConnectionManagerFilter = "envoy.filters.network.http_connection_manager"
+	RouterFilter                = "envoy.filters.http.router"
+)
+
+type listenerOptions struct {
+	Name       string
+	Address    string
+	StatPrefix string
+	RouteName  string
+	Direction  core.TrafficDirection
+}
+
+// httpListener is a listener with one HTTP connection manager taking its
+// routes from RDS.
+func httpListener(opts listenerOptions) (*listener.Listener, error) {
+	host, port, err := splitHostPort(opts.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", opts.Name, err)
+	}
+	router, err := anypb.New(&routerv3.Router{})
+	if err != nil {
+		return nil, err
+	}
+	manager := &hcm.HttpConnectionManager{
+		CodecType:  hcm.HttpConnectionManager_AUTO,
+		StatPrefix: opts.StatPrefix,
+		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
+			ConfigSource: adsSource(), RouteConfigName: opts.RouteName,
+		}},
+		HttpFilters: []*hcm.HttpFilter{{
+			Name: RouterFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: router},
+		}},
+		// Istio turns off the stream idle timeout's default and keeps
+		// Envoy's 1h connection idle timeout.
+		StreamIdleTimeout:   durationpb.New(0),
+		UseRemoteAddress:    wrapBool(false),
+		NormalizePath:       wrapBool(true),
+		MergeSlashes:        false,
+		GenerateRequestId:   wrapBool(true),
+		PreserveExternalRequestId: false,
+	}
+	typed, err := anypb.New(manager)
+	if err != nil {
+		return nil, err
+	}
+	return &listener.Listener{
+		Name:             opts.Name,
+		Address:          socketAddress(host, port),
+		TrafficDirection: opts.Direction,
+		FilterChains: []*listener.FilterChain{{
+			Filters: []*listener.Filter{{
+				Name: HTTPConnectionManagerFilter, ConfigType: &listener.Filter_TypedConfig{TypedConfig: typed},
+			}},
+		}},
+	}, nil
+}
+
+// inbound adds the listener, route and cluster that take mesh traffic to
+// the sidecar's application.
+func (g *generation) inbound() error {
+	appHost, appPort, err := splitHostPort(g.proxy.AppAddress)
+	if err != nil {
+		return fmt.Errorf("app address: %w", err)
+	}
+	clusterName := ClusterName("inbound", appPort, "", "")
+	routeName := fmt.Sprintf("inbound|%d", appPort)
+	l, err := httpListener(listenerOptions{
+		Name: InboundListenerName, Address: g.proxy.InboundAddress,
+		StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
+	})
+	if err != nil {
+		return err
+	}
+	g.out.Listeners = append(g.out.Listeners, l)
+	g.out.Routes = append(g.out.Routes, &route.RouteConfiguration{
+		Name: routeName,
+		VirtualHosts: []*route.VirtualHost{{
+			Name:    fmt.Sprintf("inbound|http|%d", appPort),
+			Domains: []string{"*"},
+			Routes: []*route.Route{{
+				Name:  "default",
+				Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &route.Route_Route{Route: &route.RouteAction{
+					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: clusterName},
+					Timeout:          durationpb.New(0),
+				}},
+			}},
+		}},
+	})
+	g.out.Clusters = append(g.out.Clusters, staticCluster(clusterName, appHost, appPort))
+	return nil
+}

@@ -1,0 +1,184 @@
+package xdsgen
+
+import (
+	"fmt"
+	"strings"
+
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/registry"
+)
+
+// outboundRoutes builds the sidecar's outbound route table: one virtual
+// host per (service, HTTP port), routed by the VirtualService bound to
+// "mesh" for that host, then a catch-all for unknown hosts.
+func (g *generation) outboundRoutes() *route.RouteConfiguration {
+	vsList := g.push.VirtualServicesFor(model.GatewayMesh, g.proxy.Namespace)
+	rc := &route.RouteConfiguration{Name: OutboundRouteName, ValidateClusters: wrapBool(false)}
+	used := map[string]bool{}
+	claimed := map[*model.VirtualService]bool{}
+	for _, svc := range g.push.Services() {
+		if !svc.VisibleTo(g.proxy.Namespace) {
+			continue
+		}
+		vs := virtualServiceFor(vsList, svc.Hostname)
+		if vs != nil {
+			claimed[vs] = true
+		}
+		defPort := defaultPort(svc)
+		for _, port := range svc.Ports {
+			if !port.Protocol.IsHTTP() {
+				continue
+			}
+			vh := &route.VirtualHost{
+				Name:    fmt.Sprintf("%s:%d", svc.Hostname, port.Number),
+				Domains: claimDomains(used, hostAliases(svc.Hostname, g.proxy.Namespace, svc.Addresses), port.Number, port.Number == defPort),
+			}
+			if len(vh.Domains) == 0 {
+				continue
+			}
+			if vs != nil {
+				vh.Routes = g.virtualServiceRoutes(vs, routeContext{port: port.Number, service: svc})
+			} else {
+				vh.Routes = []*route.Route{defaultRoute(ClusterName("outbound", port.Number, "", svc.Hostname))}
+			}
+			rc.VirtualHosts = append(rc.VirtualHosts, vh)
+		}
+	}
+	// VirtualService hosts that name no service still get routes, on
+	// port 80 as Istio does for sidecars.
+	for _, vs := range vsList {
+		if claimed[vs] {
+			continue
+		}
+		for _, h := range vs.Hosts {
+			if len(g.push.ServicesForHost(h)) > 0 {
+				continue
+			}
+			domains := claimDomains(used, []string{h}, 80, true)
+			if len(domains) == 0 {
+				continue
+			}
+			rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
+				Name: fmt.Sprintf("%s:80", h), Domains: domains,
+				Routes: g.virtualServiceRoutes(vs, routeContext{port: 80}),
+			})
+		}
+	}
+	rc.VirtualHosts = append(rc.VirtualHosts, g.catchAllHost())
+	return rc
+}
+
+// catchAllHost answers hosts the mesh does not know, by the mesh's
+// outbound traffic policy: ALLOW_ANY passes them through, REGISTRY_ONLY
+// answers 502 as Istio's block_all virtual host does.
+func (g *generation) catchAllHost() *route.VirtualHost {
+	// REGISTRY_ONLY is the proto's zero value, so only an explicit policy
+	// counts; an unset one is Istio's default, ALLOW_ANY.
+	if p := g.push.Mesh.GetOutboundTrafficPolicy(); p != nil && p.Mode == meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY {
+		return &route.VirtualHost{Name: "block_all", Domains: []string{"*"}, Routes: []*route.Route{{
+			Name:   "block_all",
+			Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+			Action: &route.Route_DirectResponse{DirectResponse: &route.DirectResponseAction{Status: 502}},
+		}}}
+	}
+	r := defaultRoute(PassthroughCluster)
+	r.Name = "allow_any"
+	return &route.VirtualHost{Name: "allow_any", Domains: []string{"*"}, Routes: []*route.Route{r}}
+}
+
+// virtualServiceFor picks the VirtualService for host: an exact host beats
+// a wildcard, the longest wildcard wins, and among equals the first in
+// order (Istio's oldest) wins.
+func virtualServiceFor(list []*model.VirtualService, host string) *model.VirtualService {
+	var best *model.VirtualService
+	bestHost := ""
+	for _, vs := range list {
+		for _, h := range vs.Hosts {
+			if !config.HostMatches(h, host) {
+				continue
+			}
+			if best == nil || betterHost(h, bestHost) {
+				best, bestHost = vs, h
+			}
+		}
+	}
+	return best
+}
+
+func betterHost(a, b string) bool {
+	if a == b {
+		return false
+	}
+	aw, bw := strings.HasPrefix(a, "*"), strings.HasPrefix(b, "*")
+	if aw != bw {
+		return !aw
+	}
+	return len(a) > len(b)
+}
+
+// defaultPort is the port a bare host (no ":port") goes to: the only HTTP
+// port, else port 80, else the first HTTP port.
+func defaultPort(svc *registry.Service) uint32 {
+	var first uint32
+	for _, p := range svc.Ports {
+		if !p.Protocol.IsHTTP() {
+			continue
+		}
+		if p.Number == 80 {
+			return 80
+		}
+		if first == 0 {
+			first = p.Number
+		}
+	}
+	return first
+}
+
+// hostAliases lists the names a client may use for host: for Kubernetes
+// hosts name.ns.svc.cluster.local also name.ns.svc and name.ns, and name
+// alone from the same namespace; plus the service's addresses.
+func hostAliases(host, proxyNS string, addresses []string) []string {
+	out := []string{host}
+	if base, ok := strings.CutSuffix(host, ".svc."+config.DefaultDomainSuffix); ok {
+		out = append(out, base+".svc", base)
+		if name, ns, ok := strings.Cut(base, "."); ok && ns == proxyNS {
+			out = append(out, name)
+		}
+	}
+	return append(out, addresses...)
+}
+
+// claimDomains returns the domains for names on port (and bare names too
+// when withBare), skipping any an earlier virtual host already claimed:
+// Envoy rejects a route table with one domain twice.
+func claimDomains(used map[string]bool, names []string, port uint32, withBare bool) []string {
+	var out []string
+	add := func(d string) {
+		if !used[d] {
+			used[d] = true
+			out = append(out, d)
+		}
+	}
+	for _, n := range names {
+		if withBare {
+			add(n)
+		}
+		add(fmt.Sprintf("%s:%d", n, port))
+	}
+	return out
+}
+
+func defaultRoute(clusterName string) *route.Route {
+	return &route.Route{
+		Name:  "default",
+		Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &route.Route_Route{Route: &route.RouteAction{
+			ClusterSpecifier: &route.RouteAction_Cluster{Cluster: clusterName},
+			Timeout:          zeroDuration(),
+		}},
+	}
+}

@@ -1,0 +1,276 @@
+// Package xdsserver serves generated config to proxies over Envoy's
+// aggregated discovery service (ADS, xDS v3 state of the world), using
+// go-control-plane's snapshot cache, and records what each proxy ACKed or
+// NACKed.
+package xdsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/xdsgen"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Generate builds the config for a proxy that has just connected.
+	Generate func(*model.Proxy) (*xdsgen.Resources, error)
+	Logger   *slog.Logger
+}
+
+// Server is the ADS endpoint and the book of connected proxies.
+type Server struct {
+	opts  Options
+	cache cachev3.SnapshotCache
+	grpc  *grpc.Server
+
+	mu      sync.Mutex
+	proxies map[string]*proxyState
+	streams map[int64]string
+}
+
+type proxyState struct {
+	proxy     *model.Proxy
+	connected time.Time
+	streams   int
+	types     map[string]*TypeStatus
+	pushed    string // version of the last snapshot set
+}
+
+// TypeStatus is what one proxy last said about one resource type.
+type TypeStatus struct {
+	TypeURL      string    `json:"type"`
+	SentVersion  string    `json:"sent_version,omitempty"`
+	AckedVersion string    `json:"acked_version,omitempty"`
+	AckTime      time.Time `json:"ack_time,omitzero"`
+	// Nack is the error of the last rejected update, cleared by a later ACK
+	// of a newer version.
+	Nack        string    `json:"nack,omitempty"`
+	NackVersion string    `json:"nack_version,omitempty"`
+	NackTime    time.Time `json:"nack_time,omitzero"`
+}
+
+// ProxyStatus describes one connected proxy.
+type ProxyStatus struct {
+	ID        string        `json:"id"`
+	Type      string        `json:"type"`
+	Name      string        `json:"name"`
+	Namespace string        `json:"namespace"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Connected time.Time     `json:"connected"`
+	Types     []TypeStatus  `json:"types"`
+}
+
+// New makes a server; Serve starts it.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Server{opts: opts, proxies: map[string]*proxyState{}, streams: map[int64]string{}}
+	s.cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)
+	return s
+}
+
+// Serve answers ADS on lis until ctx ends.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	xds := serverv3.NewServer(ctx, s.cache, s.callbacks())
+	s.grpc = grpc.NewServer(
+		grpc.MaxConcurrentStreams(100000),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s.grpc, xds)
+	go func() {
+		<-ctx.Done()
+		s.grpc.Stop()
+	}()
+	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("xds server: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) callbacks() serverv3.Callbacks {
+	return serverv3.CallbackFuncs{
+		StreamOpenFunc: func(ctx context.Context, id int64, typ string) error { return nil },
+		StreamClosedFunc: func(id int64, node *core.Node) {
+			s.streamClosed(id)
+		},
+		StreamRequestFunc: s.streamRequest,
+		StreamResponseFunc: func(ctx context.Context, id int64, req *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
+			s.recordSent(id, resp)
+		},
+	}
+}
+
+// streamRequest runs before the cache answers a request: a proxy's first
+// request registers it and generates its config, so the answer is ready.
+func (s *Server) streamRequest(id int64, req *discovery.DiscoveryRequest) error {
+	s.mu.Lock()
+	nodeID, known := s.streams[id]
+	if !known {
+		if req.Node == nil {
+			s.mu.Unlock()
+			return errors.New("first request on a stream carries no node")
+		}
+		p, err := model.ProxyFromNode(req.Node)
+		if err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		nodeID = p.ID
+		s.streams[id] = nodeID
+		st := s.proxies[nodeID]
+		if st == nil {
+			st = &proxyState{proxy: p, types: map[string]*TypeStatus{}}
+			s.proxies[nodeID] = st
+		}
+		st.proxy = p
+		st.streams++
+		st.connected = time.Now()
+		s.mu.Unlock()
+		s.opts.Logger.Info("proxy connected", "id", p.ID)
+		if err := s.Push(p); err != nil {
+			s.opts.Logger.Error("generate config for new proxy", "id", p.ID, "err", err)
+		}
+		s.mu.Lock()
+	}
+	st := s.proxies[nodeID]
+	if st != nil && req.ResponseNonce != "" {
+		ts := st.status(req.TypeUrl)
+		if req.ErrorDetail != nil {
+			ts.Nack = req.ErrorDetail.GetMessage()
+			ts.NackVersion = ts.SentVersion
+			ts.NackTime = time.Now()
+			s.opts.Logger.Warn("proxy rejected config (NACK)", "id", nodeID, "type", shortType(req.TypeUrl),
+				"version", ts.SentVersion, "error", ts.Nack)
+		} else {
+			ts.AckedVersion = req.VersionInfo
+			ts.AckTime = time.Now()
+			if ts.NackVersion != "" && ts.NackVersion != req.VersionInfo {
+				ts.Nack, ts.NackVersion = "", ""
+			}
+		}
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (st *proxyState) status(typeURL string) *TypeStatus {
+	ts := st.types[typeURL]
+	if ts == nil {
+		ts = &TypeStatus{TypeURL: typeURL}
+		st.types[typeURL] = ts
+	}
+	return ts
+}
+
+func (s *Server) recordSent(id int64, resp *discovery.DiscoveryResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.proxies[s.streams[id]]; st != nil {
+		st.status(resp.TypeUrl).SentVersion = resp.VersionInfo
+	}
+}
+
+func (s *Server) streamClosed(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	nodeID, ok := s.streams[id]
+	if !ok {
+		return
+	}
+	delete(s.streams, id)
+	st := s.proxies[nodeID]
+	if st == nil {
+		return
+	}
+	st.streams--
+	if st.streams <= 0 {
+		delete(s.proxies, nodeID)
+		s.cache.ClearSnapshot(nodeID)
+		s.opts.Logger.Info("proxy disconnected", "id", nodeID)
+	}
+}
+
+// Proxies returns the connected proxies.
+func (s *Server) Proxies() []*model.Proxy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*model.Proxy, 0, len(s.proxies))
+	for _, st := range s.proxies {
+		out = append(out, st.proxy)
+	}
+	return out
+}
+
+// Push generates and publishes the config of one proxy.
+func (s *Server) Push(p *model.Proxy) error {
+	res, err := s.opts.Generate(p)
+	if err != nil {
+		return err
+	}
+	snap, err := NewSnapshot(res)
+	if err != nil {
+		return err
+	}
+	if err := s.cache.SetSnapshot(context.Background(), p.ID, snap); err != nil {
+		return fmt.Errorf("set snapshot for %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// Status reports every connected proxy and its ACK/NACK state.
+func (s *Server) Status() []ProxyStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ProxyStatus, 0, len(s.proxies))
+	for _, st := range s.proxies {
+		ps := ProxyStatus{ID: st.proxy.ID, Type: string(st.proxy.Type), Name: st.proxy.Name,
+			Namespace: st.proxy.Namespace, Labels: st.proxy.Labels, Connected: st.connected}
+		for _, t := range typeOrder {
+			if ts := st.types[t]; ts != nil {
+				ps.Types = append(ps.Types, *ts)
+			}
+		}
+		out = append(out, ps)
+	}
+	sortStatus(out)
+	return out
+}
+
+// Snapshot returns the config last published for a proxy.
+func (s *Server) Snapshot(nodeID string) (cachev3.ResourceSnapshot, error) {
+	return s.cache.GetSnapshot(nodeID)
+}
+
+var typeOrder = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType}
+
+func shortType(t string) string {
+	switch t {
+	case resourcev3.ClusterType:
+		return "CDS"
+	case resourcev3.EndpointType:
+		return "EDS"
+	case resourcev3.ListenerType:
+		return "LDS"
+	case resourcev3.RouteType:
+		return "RDS"
+	}
+	return t
+}
