@@ -4,8 +4,8 @@ import (
 	"sort"
 	"strings"
 
-	networking "istio.io/api/networking/v1alpha3"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/registry"

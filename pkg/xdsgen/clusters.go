@@ -157,7 +157,7 @@ func staticCluster(name, host string, port uint32) *cluster.Cluster {
 		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
 		LbPolicy:             cluster.Cluster_ROUND_ROBIN,
-		LoadAssignment: loadAssignment(name, []*registry.Endpoint{{Address: host, Port: port, Workload: "app"}}),
+		LoadAssignment:       loadAssignment(name, []*registry.Endpoint{{Address: host, Port: port, Workload: "app"}}),
 	}
 }
 

@@ -48,11 +48,11 @@ func httpListener(opts listenerOptions) (*listener.Listener, error) {
 		}},
 		// Istio turns off the stream idle timeout's default and keeps
 		// Envoy's 1h connection idle timeout.
-		StreamIdleTimeout:   durationpb.New(0),
-		UseRemoteAddress:    wrapBool(false),
-		NormalizePath:       wrapBool(true),
-		MergeSlashes:        false,
-		GenerateRequestId:   wrapBool(true),
+		StreamIdleTimeout:         durationpb.New(0),
+		UseRemoteAddress:          wrapBool(false),
+		NormalizePath:             wrapBool(true),
+		MergeSlashes:              false,
+		GenerateRequestId:         wrapBool(true),
 		PreserveExternalRequestId: false,
 	}
 	typed, err := anypb.New(manager)

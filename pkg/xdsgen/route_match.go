@@ -7,9 +7,9 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	networking "istio.io/api/networking/v1alpha3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
 )
 
 // translateMatch turns one Istio match block into an Envoy route match.
@@ -112,7 +112,10 @@ func mergeMatch(parent, child *networking.HTTPMatchRequest) (*networking.HTTPMat
 			return nil, false
 		}
 	}
-	for _, f := range []struct{ dst **networking.StringMatch; src *networking.StringMatch }{
+	for _, f := range []struct {
+		dst **networking.StringMatch
+		src *networking.StringMatch
+	}{
 		{&out.Scheme, parent.Scheme}, {&out.Method, parent.Method}, {&out.Authority, parent.Authority},
 	} {
 		if *f.dst == nil {

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -67,13 +67,13 @@ type TypeStatus struct {
 
 // ProxyStatus describes one connected proxy.
 type ProxyStatus struct {
-	ID        string        `json:"id"`
-	Type      string        `json:"type"`
-	Name      string        `json:"name"`
-	Namespace string        `json:"namespace"`
+	ID        string            `json:"id"`
+	Type      string            `json:"type"`
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace"`
 	Labels    map[string]string `json:"labels,omitempty"`
-	Connected time.Time     `json:"connected"`
-	Types     []TypeStatus  `json:"types"`
+	Connected time.Time         `json:"connected"`
+	Types     []TypeStatus      `json:"types"`
 }
 
 // New makes a server; Serve starts it.
