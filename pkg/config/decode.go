@@ -55,10 +55,10 @@ var istioSpecs = map[Kind]func() proto.Message{
 var istioVersions = map[string]bool{"v1": true, "v1beta1": true, "v1alpha3": true}
 
 type document struct {
-	APIVersion string          `json:"apiVersion"`
-	Kind       string          `json:"kind"`
-	Metadata   documentMeta    `json:"metadata"`
-	Spec       json.RawMessage `json:"spec"`
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   documentMeta      `json:"metadata"`
+	Spec       json.RawMessage   `json:"spec"`
 	Items      []json.RawMessage `json:"items"`
 }
 
@@ -199,11 +199,12 @@ func unmarshalSpec(raw json.RawMessage, into proto.Message) error {
 		return nil
 	}
 	if err := (protojson.UnmarshalOptions{}).Unmarshal(raw, into); err != nil {
-		// protojson prefixes its messages with "proto: "; the position it
-		// gives is within the spec's JSON, so the field name is what helps.
+		// protojson's message gives a position in JSON the user never
+		// wrote; name the field path instead.
 		msg := strings.TrimPrefix(err.Error(), "proto:")
 		msg = strings.TrimSpace(strings.ReplaceAll(msg, "\u00a0", " "))
-		return &Error{Field: "spec", Err: errors.New(msg)}
+		field, text := explainJSONError("spec", raw, msg)
+		return &Error{Field: field, Err: errors.New(text)}
 	}
 	return nil
 }
