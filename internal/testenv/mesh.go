@@ -1,0 +1,286 @@
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Timeouts the mesh helpers use.
+const (
+	// StartTimeout bounds how long a process may take to become ready.
+	StartTimeout = 20 * time.Second
+	// startAttempts is how often a server is started with fresh ports when
+	// the ones it was given were taken in the meantime.
+	startAttempts = 3
+)
+
+// MeshOptions configure NewMesh.
+type MeshOptions struct {
+	// ConfigDir is the folder the control plane reads; empty means a new
+	// folder under t.TempDir().
+	ConfigDir string
+	// MeshConfigYAML, when set, is written to a file passed with
+	// --mesh-config (Istio MeshConfig YAML).
+	MeshConfigYAML string
+	// ControlArgs are extra arguments for "sluice control".
+	ControlArgs []string
+	// ProxyArgs are extra arguments for every "sluice proxy" the mesh starts.
+	ProxyArgs []string
+}
+
+// Mesh is a running control plane plus the workloads and clients a test
+// adds to it. All of it is stopped when the test ends.
+type Mesh struct {
+	t    testing.TB
+	opts MeshOptions
+
+	// ConfigDir is the folder "sluice control" watches.
+	ConfigDir string
+	// XDSAddress and HTTPAddress are the control plane's listeners.
+	XDSAddress, HTTPAddress string
+	// Control is the control plane process.
+	Control *Process
+
+	stageDir string
+
+	mu        sync.Mutex
+	proxies   []*proxyRef
+	lastWrite time.Time
+}
+
+// proxyRef is a proxy the mesh started, for readiness and sync checks.
+type proxyRef struct {
+	name, namespace string
+	admin           string
+	proc            *Process
+}
+
+// NewMesh starts "sluice control" on free loopback ports and waits until it
+// answers /ready with 200.
+func NewMesh(t testing.TB, opts MeshOptions) *Mesh {
+	t.Helper()
+	m := &Mesh{t: t, opts: opts, ConfigDir: opts.ConfigDir, stageDir: t.TempDir()}
+	if m.ConfigDir == "" {
+		m.ConfigDir = filepath.Join(t.TempDir(), "config")
+	}
+	if err := os.MkdirAll(m.ConfigDir, 0o755); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	var meshArgs []string
+	if opts.MeshConfigYAML != "" {
+		path := filepath.Join(m.stageDir, "mesh-config.yaml")
+		if err := os.WriteFile(path, []byte(opts.MeshConfigYAML), 0o644); err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		meshArgs = []string{"--mesh-config", path}
+	}
+	for attempt := 1; ; attempt++ {
+		m.XDSAddress, m.HTTPAddress = FreeAddr(), FreeAddr()
+		args := append([]string{"control", "--config-dir", m.ConfigDir,
+			"--xds-address", m.XDSAddress, "--http-address", m.HTTPAddress}, meshArgs...)
+		args = append(args, opts.ControlArgs...)
+		m.Control = Start(t, "control", args...)
+		err := pollHTTP(m.URL("/ready"), 200, StartTimeout, m.Control.Done())
+		if err == nil {
+			return m
+		}
+		if attempt < startAttempts && m.Control.addrInUse() {
+			m.Control.Stop()
+			continue
+		}
+		t.Fatalf("testenv: control plane not ready: %v\n%s", err, m.Control.Tail(dumpLines))
+	}
+}
+
+// URL returns the control plane's status URL for path.
+func (m *Mesh) URL(path string) string { return "http://" + m.HTTPAddress + path }
+
+// WriteConfig writes YAML into the config folder under name, atomically: the
+// content goes to a temporary file outside the folder that is then renamed
+// into place, so the control plane never reads half a file.
+func (m *Mesh) WriteConfig(name, yaml string) {
+	m.t.Helper()
+	if err := m.writeConfig(name, yaml); err != nil {
+		m.t.Fatalf("testenv: write config %s: %v", name, err)
+	}
+}
+
+func (m *Mesh) writeConfig(name, yaml string) error {
+	if name == "" || strings.ContainsRune(name, os.PathSeparator) {
+		return fmt.Errorf("config name %q must be a plain file name", name)
+	}
+	dst := filepath.Join(m.ConfigDir, name)
+	tmp, err := os.CreateTemp(m.stageDir, "stage-*.yaml")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.WriteString(yaml); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		// Another filesystem: stage beside the target under a dot name.
+		os.Remove(tmp.Name())
+		hidden := filepath.Join(m.ConfigDir, "."+name+".tmp")
+		if err := os.WriteFile(hidden, []byte(yaml), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(hidden, dst); err != nil {
+			return err
+		}
+	}
+	m.touched()
+	return nil
+}
+
+// RemoveConfig deletes a file written by WriteConfig.
+func (m *Mesh) RemoveConfig(name string) {
+	m.t.Helper()
+	if err := os.Remove(filepath.Join(m.ConfigDir, name)); err != nil {
+		m.t.Fatalf("testenv: remove config %s: %v", name, err)
+	}
+	m.touched()
+}
+
+func (m *Mesh) touched() {
+	m.mu.Lock()
+	m.lastWrite = time.Now()
+	m.mu.Unlock()
+}
+
+// Status returns the control plane's /debug/status, failing the test if it
+// cannot be read.
+func (m *Mesh) Status() ControlStatus {
+	m.t.Helper()
+	st, err := m.TryStatus()
+	if err != nil {
+		m.t.Fatalf("testenv: %v", err)
+	}
+	return st
+}
+
+// TryStatus returns the control plane's /debug/status or the error reading it.
+func (m *Mesh) TryStatus() (ControlStatus, error) {
+	var st ControlStatus
+	err := getJSON(m.URL("/debug/status"), &st)
+	return st, err
+}
+
+func (m *Mesh) addProxy(r *proxyRef) {
+	m.mu.Lock()
+	m.proxies = append(m.proxies, r)
+	m.mu.Unlock()
+}
+
+func (m *Mesh) proxyRefs() []*proxyRef {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]*proxyRef(nil), m.proxies...)
+}
+
+// WaitReady waits until every proxy the mesh started answers /ready on its
+// admin address with 200.
+func (m *Mesh) WaitReady() {
+	m.t.Helper()
+	for _, p := range m.proxyRefs() {
+		if err := pollHTTP("http://"+p.admin+"/ready", 200, StartTimeout, p.proc.Done()); err != nil {
+			m.t.Fatalf("testenv: proxy %s/%s not ready: %v\n%s", p.namespace, p.name, err, p.proc.Tail(dumpLines))
+		}
+	}
+}
+
+// WaitConverged calls check until it returns nil, failing the test with the
+// last error if that does not happen within timeout. Configuration takes a
+// moment to reach every proxy, so tests check behaviour this way after a
+// change, as upstream conformance suites do.
+func (m *Mesh) WaitConverged(check func() error, timeout time.Duration) {
+	m.t.Helper()
+	if err := Eventually(check, timeout); err != nil {
+		m.t.Fatalf("testenv: not converged: %v", err)
+	}
+}
+
+// Synced reports why the mesh is not in sync yet, or nil: the control plane
+// has pushed since the last WriteConfig/RemoveConfig, every proxy the mesh
+// started is connected, and each has ACKed the version last sent for every
+// type, with no NACK outstanding.
+func (m *Mesh) Synced() error {
+	st, err := m.TryStatus()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	lastWrite := m.lastWrite
+	m.mu.Unlock()
+	if !lastWrite.IsZero() && !st.LastPush.Time.After(lastWrite) {
+		return fmt.Errorf("no push since the last config write at %s (last push %s)",
+			lastWrite.Format(time.StampMilli), st.LastPush.Time.Format(time.StampMilli))
+	}
+	var problems []string
+	for _, p := range m.proxyRefs() {
+		ps, ok := st.Proxy(p.name, p.namespace)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("proxy %s/%s not connected", p.namespace, p.name))
+			continue
+		}
+		if len(ps.Types) == 0 {
+			problems = append(problems, fmt.Sprintf("proxy %s: nothing sent yet", ps.ID))
+		}
+		for _, ts := range ps.Types {
+			switch {
+			case ts.Nack != "":
+				problems = append(problems, fmt.Sprintf("proxy %s NACKed %s: %s", ps.ID, shortTypeName(ts.Type), ts.Nack))
+			case ts.AckedVersion != ts.SentVersion:
+				problems = append(problems, fmt.Sprintf("proxy %s %s: sent %q, acked %q", ps.ID,
+					shortTypeName(ts.Type), ts.SentVersion, ts.AckedVersion))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// WaitSynced waits until Synced reports nil twice in a row, failing the test
+// after timeout. It is a hint that configuration has landed; tests still
+// check behaviour with WaitConverged.
+func (m *Mesh) WaitSynced(timeout time.Duration) {
+	m.t.Helper()
+	good := 0
+	err := Eventually(func() error {
+		if err := m.Synced(); err != nil {
+			good = 0
+			return err
+		}
+		if good++; good < 2 {
+			return errors.New("synced once, confirming")
+		}
+		return nil
+	}, timeout)
+	if err != nil {
+		m.t.Fatalf("testenv: mesh not synced: %v", err)
+	}
+}
+
+// CheckNoNACK returns an error listing every NACK the control plane has
+// recorded, or nil when no proxy rejected its config.
+func (m *Mesh) CheckNoNACK() error {
+	st, err := m.TryStatus()
+	if err != nil {
+		return err
+	}
+	if n := st.NACKs(); len(n) > 0 {
+		return fmt.Errorf("%d NACK(s): %s", len(n), strings.Join(n, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. The
+// port is released before it is returned, so another process can take it
+// first; the helpers that start servers retry on "address already in use".
+func FreePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("testenv: no free port: %v", err))
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// FreeAddr returns "127.0.0.1:N" for a port from FreePort.
+func FreeAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort())) }
+
+// pollInterval is how often the wait helpers retry.
+const pollInterval = 50 * time.Millisecond
+
+var probeClient = &http.Client{Timeout: 2 * time.Second}
+
+// WaitHTTP polls url with GET until it answers with status want, failing the
+// test if that does not happen within timeout.
+func WaitHTTP(t testing.TB, url string, want int, timeout time.Duration) {
+	t.Helper()
+	if err := pollHTTP(url, want, timeout, nil); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// pollHTTP is WaitHTTP returning an error; it gives up early when exited is
+// closed (the server's process is gone).
+func pollHTTP(url string, want int, timeout time.Duration, exited <-chan struct{}) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := probeClient.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				cancel()
+				return nil
+			}
+			last = fmt.Sprintf("status %d, body %q", resp.StatusCode, body)
+		} else {
+			last = err.Error()
+		}
+		cancel()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("GET %s: no status %d within %v; last: %s", url, want, timeout, last)
+		}
+		select {
+		case <-exited:
+			return errExited
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+var errExited = errors.New("process exited")
+
+// Eventually calls check until it returns nil or timeout passes, and returns
+// the last error on timeout.
+func Eventually(check func() error, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not true after %v: %w", timeout, err)
+		}
+		time.Sleep(pollInterval)
+	}
+}
