@@ -157,6 +157,11 @@ func (s *Server) streamRequest(id int64, req *discovery.DiscoveryRequest) error 
 			ts.Nack = req.ErrorDetail.GetMessage()
 			ts.NackVersion = ts.SentVersion
 			ts.NackTime = time.Now()
+			// A NACK carries the last version the proxy accepted. The
+			// snapshot cache would answer it at once with the version just
+			// rejected, forever. Like Istio, wait for the next change
+			// instead: tell the cache the proxy has seen the sent version.
+			req.VersionInfo = ts.SentVersion
 			s.opts.Logger.Warn("proxy rejected config (NACK)", "id", nodeID, "type", shortType(req.TypeUrl),
 				"version", ts.SentVersion, "error", ts.Nack)
 		} else {

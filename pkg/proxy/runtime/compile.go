@@ -119,8 +119,15 @@ func compileListener(l *listener.Listener) (*Listener, error) {
 	if len(l.ListenerFilters) > 0 {
 		return nil, fmt.Errorf("listener_filters are not supported")
 	}
-	if len(l.FilterChains) != 1 || len(l.FilterChains[0].Filters) != 1 {
-		return nil, fmt.Errorf("exactly one filter chain with one network filter is supported")
+	if len(l.FilterChains) != 1 {
+		return nil, fmt.Errorf("%d filter chains: exactly one is supported", len(l.FilterChains))
+	}
+	if fs := l.FilterChains[0].Filters; len(fs) != 1 {
+		names := make([]string, len(fs))
+		for i, f := range fs {
+			names[i] = f.Name
+		}
+		return nil, fmt.Errorf("network filters %v: exactly one, the http_connection_manager, is supported", names)
 	}
 	f := l.FilterChains[0].Filters[0]
 	if f.Name != "envoy.filters.network.http_connection_manager" {

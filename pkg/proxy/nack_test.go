@@ -1,0 +1,165 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/echo"
+	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/proxy"
+	"github.com/sluice-mesh/sluice/pkg/xdsgen"
+	"github.com/sluice-mesh/sluice/pkg/xdsserver"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestNackKeepsLastGoodRuntime pushes a valid config, then one the proxy
+// cannot honour. The proxy must NACK with its reason, the server must
+// record the NACK, and traffic must keep flowing on the last good runtime.
+func TestNackKeepsLastGoodRuntime(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	app := echo.New(echo.Options{Address: "127.0.0.1:0", Service: "reviews", Version: "v1"})
+	appAddr, err := app.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, appPort, _ := net.SplitHostPort(appAddr)
+	yaml := fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v1}
+spec:
+  address: 127.0.0.1
+  labels: {app: reviews}
+  ports: {http: %s}
+`, appPort)
+	dec := config.Decode([]byte(yaml), config.DecodeOptions{File: "test.yaml"})
+	if len(dec.Errors) > 0 {
+		t.Fatal(dec.Errors)
+	}
+	push := model.NewPushContext(model.PushOptions{Version: "1", Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+
+	var mu sync.Mutex
+	breakIt := false
+	gen := func(p *model.Proxy) (*xdsgen.Resources, error) {
+		res, err := xdsgen.Generate(push, p)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if breakIt {
+			// A network filter sluice does not implement: a proxy that
+			// accepted it would silently drop what it asks for.
+			cfg, _ := anypb.New(&structpb.Struct{})
+			res.Listeners[0].FilterChains[0].Filters = append(res.Listeners[0].FilterChains[0].Filters,
+				&listener.Filter{Name: "envoy.filters.network.redis_proxy", ConfigType: &listener.Filter_TypedConfig{TypedConfig: cfg}})
+		}
+		return res, nil
+	}
+	srv := xdsserver.New(xdsserver.Options{Generate: gen})
+	xdsLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ctx, xdsLis)
+
+	outbound, admin := freeAddr(t), freeAddr(t)
+	id := model.Proxy{Type: model.Sidecar, Name: "client", Namespace: "default", IPs: []string{"127.0.0.1"}, OutboundAddress: outbound}
+	px := proxy.New(proxy.Options{Identity: id, XDSAddress: xdsLis.Addr().String(), AdminAddress: admin})
+	go px.Run(ctx)
+
+	get := func() (int, string, error) {
+		req, _ := http.NewRequest("GET", "http://"+outbound+"/x", nil)
+		req.Host = "reviews:9080"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	waitFor(t, "first config served", func() error {
+		code, body, err := get()
+		if err != nil || code != 200 {
+			return fmt.Errorf("code %d err %v body %q", code, err, body)
+		}
+		return nil
+	})
+
+	mu.Lock()
+	breakIt = true
+	mu.Unlock()
+	p := srv.Proxies()[0]
+	if err := srv.Push(p); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "NACK recorded by the server", func() error {
+		for _, ps := range srv.Status() {
+			for _, ts := range ps.Types {
+				if ts.Nack != "" {
+					if !strings.Contains(ts.Nack, "redis_proxy") {
+						return fmt.Errorf("NACK does not say why: %q", ts.Nack)
+					}
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no NACK yet: %+v", srv.Status())
+	})
+	if code, body, err := get(); err != nil || code != 200 || !strings.Contains(body, `"service":"reviews"`) {
+		t.Fatalf("after the NACK the last good config must still route: code %d err %v body %q", code, err, body)
+	}
+	resp, err := http.Get("http://" + admin + "/config_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(dump), "last_rejection") || !strings.Contains(string(dump), "redis_proxy") {
+		t.Errorf("/config_dump does not show the rejection:\n%s", dump)
+	}
+}
+
+func waitFor(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: %v", what, err)
+}
