@@ -198,6 +198,7 @@ func unmarshalSpec(raw json.RawMessage, into proto.Message) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
+	raw = normalizeDurations(raw, into.ProtoReflect().Descriptor())
 	if err := (protojson.UnmarshalOptions{}).Unmarshal(raw, into); err != nil {
 		// protojson's message gives a position in JSON the user never
 		// wrote; name the field path instead.
