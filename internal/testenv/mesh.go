@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,6 +51,8 @@ type Mesh struct {
 	mu        sync.Mutex
 	proxies   []*proxyRef
 	lastWrite time.Time
+	files     map[string][]resourceKey // config files written, and what they define
+	contents  map[string]string        // their content
 }
 
 // proxyRef is a proxy the mesh started, for readiness and sync checks.
@@ -138,7 +139,7 @@ func (m *Mesh) writeConfig(name, yaml string) error {
 			return err
 		}
 	}
-	m.touched()
+	m.touched(name, yaml, true)
 	return nil
 }
 
@@ -148,13 +149,28 @@ func (m *Mesh) RemoveConfig(name string) {
 	if err := os.Remove(filepath.Join(m.ConfigDir, name)); err != nil {
 		m.t.Fatalf("testenv: remove config %s: %v", name, err)
 	}
-	m.touched()
+	m.touched(name, "", false)
 }
 
-func (m *Mesh) touched() {
+// touched records a write (exists) or removal of a config file, for Synced.
+// Rewriting a file with the same content changes nothing the control plane
+// would push, so it does not count as a write.
+func (m *Mesh) touched(name, content string, exists bool) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.files == nil {
+		m.files, m.contents = map[string][]resourceKey{}, map[string]string{}
+	}
+	if old, ok := m.contents[name]; ok && exists && old == content {
+		return
+	}
 	m.lastWrite = time.Now()
-	m.mu.Unlock()
+	if exists {
+		m.files[name], m.contents[name] = keysOf(content), content
+	} else {
+		delete(m.files, name)
+		delete(m.contents, name)
+	}
 }
 
 // Status returns the control plane's /debug/status, failing the test if it
@@ -207,80 +223,4 @@ func (m *Mesh) WaitConverged(check func() error, timeout time.Duration) {
 	if err := Eventually(check, timeout); err != nil {
 		m.t.Fatalf("testenv: not converged: %v", err)
 	}
-}
-
-// Synced reports why the mesh is not in sync yet, or nil: the control plane
-// has pushed since the last WriteConfig/RemoveConfig, every proxy the mesh
-// started is connected, and each has ACKed the version last sent for every
-// type, with no NACK outstanding.
-func (m *Mesh) Synced() error {
-	st, err := m.TryStatus()
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	lastWrite := m.lastWrite
-	m.mu.Unlock()
-	if !lastWrite.IsZero() && !st.LastPush.Time.After(lastWrite) {
-		return fmt.Errorf("no push since the last config write at %s (last push %s)",
-			lastWrite.Format(time.StampMilli), st.LastPush.Time.Format(time.StampMilli))
-	}
-	var problems []string
-	for _, p := range m.proxyRefs() {
-		ps, ok := st.Proxy(p.name, p.namespace)
-		if !ok {
-			problems = append(problems, fmt.Sprintf("proxy %s/%s not connected", p.namespace, p.name))
-			continue
-		}
-		if len(ps.Types) == 0 {
-			problems = append(problems, fmt.Sprintf("proxy %s: nothing sent yet", ps.ID))
-		}
-		for _, ts := range ps.Types {
-			switch {
-			case ts.Nack != "":
-				problems = append(problems, fmt.Sprintf("proxy %s NACKed %s: %s", ps.ID, shortTypeName(ts.Type), ts.Nack))
-			case ts.AckedVersion != ts.SentVersion:
-				problems = append(problems, fmt.Sprintf("proxy %s %s: sent %q, acked %q", ps.ID,
-					shortTypeName(ts.Type), ts.SentVersion, ts.AckedVersion))
-			}
-		}
-	}
-	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// WaitSynced waits until Synced reports nil twice in a row, failing the test
-// after timeout. It is a hint that configuration has landed; tests still
-// check behaviour with WaitConverged.
-func (m *Mesh) WaitSynced(timeout time.Duration) {
-	m.t.Helper()
-	good := 0
-	err := Eventually(func() error {
-		if err := m.Synced(); err != nil {
-			good = 0
-			return err
-		}
-		if good++; good < 2 {
-			return errors.New("synced once, confirming")
-		}
-		return nil
-	}, timeout)
-	if err != nil {
-		m.t.Fatalf("testenv: mesh not synced: %v", err)
-	}
-}
-
-// CheckNoNACK returns an error listing every NACK the control plane has
-// recorded, or nil when no proxy rejected its config.
-func (m *Mesh) CheckNoNACK() error {
-	st, err := m.TryStatus()
-	if err != nil {
-		return err
-	}
-	if n := st.NACKs(); len(n) > 0 {
-		return fmt.Errorf("%d NACK(s): %s", len(n), strings.Join(n, "; "))
-	}
-	return nil
 }
