@@ -196,9 +196,14 @@ func fortio(o options, dir, name, url, host string) (*result, error) {
 	}
 	args = append(args, url)
 	cmd := exec.Command(o.fortio, args...)
-	cmd.Stderr = os.Stderr
+	logf, err := os.Create(filepath.Join(dir, "fortio-"+name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("fortio %s: %w", name, err)
+		return nil, fmt.Errorf("fortio %s: %w (see %s)", name, err, logf.Name())
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {
