@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/runtime"
@@ -71,6 +70,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// forward runs the route chain for a forwarding route: pick the cluster,
+// send one attempt, write the answer. Resilience (fault, timeout, retry,
+// mirror) wraps the attempt; cluster policy (limits, picking, outlier
+// records) lives in the attempt.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *runtime.Runtime, rte *router.Route) {
 	name, arm := rte.Action.PickCluster()
 	cl := rt.Clusters[name]
@@ -78,64 +81,29 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *runtime.Ru
 		localReply(w, http.StatusServiceUnavailable, "cluster "+name+" not found (route "+rte.Name+")")
 		return
 	}
-	var addr string
-	var host *upstream.Host
-	if cl.Kind == upstream.OriginalDst {
-		addr = cl.OriginalDestination(r)
-		if addr == "" {
-			localReply(w, http.StatusServiceUnavailable, "cluster "+name+": request has no destination to pass through to")
-			return
-		}
-	} else {
-		host = cl.Pick()
-		if host == nil {
-			cl.Stats.CxNoneHealthy.Add(1)
-			localReply(w, http.StatusServiceUnavailable, "no healthy upstream: cluster "+name+" has no endpoints")
-			return
-		}
-		addr = host.Address
-	}
-	out := outboundRequest(r, addr, rte)
-	rte.ReqOps.Apply(out.Header)
-	if arm != nil {
-		arm.ReqOps.Apply(out.Header)
-	}
 	ctx := r.Context()
 	if t := rte.Action.Timeout; t > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
-		out.Header.Set("X-Envoy-Expected-Rq-Timeout-Ms", strconv.FormatInt(t.Milliseconds(), 10))
 	}
-	out = out.WithContext(ctx)
-
-	cl.Stats.RqTotal.Add(1)
-	cl.Stats.RqActive.Add(1)
-	if host != nil {
-		host.Active.Add(1)
-	}
-	start := time.Now()
-	resp, err := cl.Transport.RT.RoundTrip(out)
-	if host != nil {
-		host.Active.Add(-1)
-		host.Requests.Add(1)
-	}
-	cl.Stats.RqActive.Add(-1)
-	if err != nil {
-		if host != nil {
-			host.Failures.Add(1)
-		}
-		h.upstreamError(w, r, cl, addr, err, ctx)
+	req := &attemptRequest{downstream: r, route: rte, arm: arm, cluster: cl, ctx: ctx}
+	res := h.attempt(req)
+	if res.err != nil {
+		h.upstreamError(w, r, cl, res.addr, res.err, ctx)
 		return
 	}
+	h.writeResponse(w, res, rte, arm)
+}
+
+// writeResponse copies an upstream answer to the client with the route's
+// response header edits.
+func (h *Handler) writeResponse(w http.ResponseWriter, res *attemptResult, rte *router.Route, arm *router.WeightedCluster) {
+	resp := res.resp
 	defer resp.Body.Close()
-	cl.Stats.RecordStatus(resp.StatusCode)
-	if host != nil && resp.StatusCode >= 500 {
-		host.Failures.Add(1)
-	}
 	hdr := w.Header()
 	copyResponseHeaders(hdr, resp.Header)
-	hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(time.Since(start).Milliseconds(), 10))
+	hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(res.took.Milliseconds(), 10))
 	rte.RespOps.Apply(hdr)
 	if arm != nil {
 		arm.RespOps.Apply(hdr)
@@ -157,6 +125,8 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, cl *upst
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		cl.Stats.RqTimeout.Add(1)
 		localReply(w, http.StatusGatewayTimeout, "upstream request timeout: cluster "+cl.Name+" host "+addr)
+	case errors.Is(err, errNoHost):
+		localReply(w, http.StatusServiceUnavailable, "no healthy upstream: cluster "+cl.Name+" has no endpoints")
 	case isConnectError(err):
 		cl.Stats.CxConnectFail.Add(1)
 		localReply(w, http.StatusServiceUnavailable, "upstream connect error: cluster "+cl.Name+" host "+addr+": "+rootCause(err))
