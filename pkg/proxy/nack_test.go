@@ -24,7 +24,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
 )
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -163,3 +163,5 @@ func waitFor(t *testing.T, what string, f func() error) {
 	}
 	t.Fatalf("%s: %v", what, err)
 }
+
+func timeSleep() { time.Sleep(10 * time.Millisecond) }
