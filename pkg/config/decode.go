@@ -60,6 +60,10 @@ type document struct {
 	Metadata   documentMeta      `json:"metadata"`
 	Spec       json.RawMessage   `json:"spec"`
 	Items      []json.RawMessage `json:"items"`
+	// Secret payload (kind Secret only).
+	Type       string            `json:"type"`
+	Data       map[string][]byte `json:"data"`
+	StringData map[string]string `json:"stringData"`
 }
 
 type documentMeta struct {
@@ -185,6 +189,15 @@ func decodeObject(d document, src Source, opts DecodeOptions) (*Resource, error)
 			}
 		}
 		r.Spec = &svc
+	case group == "" && version == "v1" && r.Kind == KindSecret:
+		sec := &Secret{Type: d.Type, Data: map[string][]byte{}}
+		for k, v := range d.Data {
+			sec.Data[k] = v
+		}
+		for k, v := range d.StringData {
+			sec.Data[k] = []byte(v)
+		}
+		r.Spec = sec
 	default:
 		return nil, nil
 	}

@@ -57,3 +57,23 @@ spec:
 		}
 	}
 }
+
+func TestDecodeTLSSecret(t *testing.T) {
+	yaml := `apiVersion: v1
+kind: Secret
+metadata: {name: gw-cert, namespace: istio-system}
+type: kubernetes.io/tls
+data:
+  tls.crt: Y2VydA==
+stringData:
+  tls.key: key
+`
+	res := Decode([]byte(yaml), DecodeOptions{File: "s.yaml"})
+	if len(res.Errors) > 0 || len(res.Resources) != 1 {
+		t.Fatalf("%v %v", res.Errors, res.Resources)
+	}
+	sec := res.Resources[0].Spec.(*Secret)
+	if string(sec.Data["tls.crt"]) != "cert" || string(sec.Data["tls.key"]) != "key" || sec.Type != "kubernetes.io/tls" {
+		t.Errorf("secret: %+v", sec)
+	}
+}

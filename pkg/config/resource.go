@@ -20,7 +20,15 @@ const (
 	KindWorkloadEntry   Kind = "WorkloadEntry"
 	KindSidecar         Kind = "Sidecar"
 	KindService         Kind = "Service"
+	KindSecret          Kind = "Secret"
 )
+
+// Secret is a Kubernetes Secret's payload, as Gateways' credentialName
+// refers to it (tls.crt, tls.key, ca.crt).
+type Secret struct {
+	Type string
+	Data map[string][]byte
+}
 
 // Meta is the subset of Kubernetes object metadata sluice uses.
 type Meta struct {

@@ -6,6 +6,7 @@ package model
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -55,6 +56,12 @@ type Proxy struct {
 	// AppAddress where the app listens.
 	InboundAddress string
 	AppAddress     string
+	// PortOffset is added to every Gateway port a router listens on, so a
+	// router can serve port 80 as 8080 without root (local mode).
+	PortOffset int
+	// BindAddress is the IP a router binds its Gateway listeners to; empty
+	// means all addresses.
+	BindAddress string
 }
 
 // NodeID builds Istio's node ID: type~ip~name.namespace~namespace.svc.domain.
@@ -80,6 +87,8 @@ func (p *Proxy) Node() *core.Node {
 		MetaOutboundAddress: p.OutboundAddress,
 		MetaInboundAddress:  p.InboundAddress,
 		MetaAppAddress:      p.AppAddress,
+		MetaPortOffset:      strconv.Itoa(p.PortOffset),
+		MetaBindAddress:     p.BindAddress,
 	}
 	md, _ := structpb.NewStruct(fields) // only strings and string maps: cannot fail
 	n := &core.Node{Id: p.NodeID(), Cluster: p.Namespace, Metadata: md, UserAgentName: "sluice"}
@@ -129,6 +138,14 @@ func ProxyFromNode(n *core.Node) (*Proxy, error) {
 	p.OutboundAddress = str(MetaOutboundAddress)
 	p.InboundAddress = str(MetaInboundAddress)
 	p.AppAddress = str(MetaAppAddress)
+	p.BindAddress = str(MetaBindAddress)
+	if v := str(MetaPortOffset); v != "" {
+		off, err := strconv.Atoi(v)
+		if err != nil || off < 0 || off > 65535 {
+			return nil, fmt.Errorf("proxy: node %q: %s %q is not a port offset", n.Id, MetaPortOffset, v)
+		}
+		p.PortOffset = off
+	}
 	p.Locality = LocalityString(n.GetLocality())
 	return p, nil
 }
