@@ -43,6 +43,8 @@ func Validate(r *Resource) Errors {
 		v.sidecar(spec)
 	case *corev1.ServiceSpec:
 		v.service(spec)
+	case *Secret:
+		v.secret(spec)
 	case nil:
 		v.errorf("spec", "missing")
 	default:

@@ -493,3 +493,16 @@ func (v *validator) service(svc *corev1.ServiceSpec) {
 		}
 	}
 }
+
+// secret checks a Kubernetes Secret: a kubernetes.io/tls secret must hold
+// a certificate and its key, as the API server requires.
+func (v *validator) secret(s *Secret) {
+	if s.Type != "kubernetes.io/tls" {
+		return
+	}
+	for _, k := range []string{"tls.crt", "tls.key"} {
+		if len(s.Data[k]) == 0 {
+			v.errorf("data."+k, "required for a kubernetes.io/tls secret")
+		}
+	}
+}
