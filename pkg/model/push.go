@@ -43,6 +43,7 @@ type PushContext struct {
 	delegates       map[config.Key]*VirtualService
 	destRules       []*DestinationRule
 	gateways        map[config.Key]*config.Resource
+	secrets         map[config.Key]*config.Secret
 }
 
 // PushOptions are the inputs of a push.
@@ -60,6 +61,7 @@ func NewPushContext(opts PushOptions) *PushContext {
 		Registry:  registry.Build(opts.Resources, registry.BuildOptions{}),
 		delegates: map[config.Key]*VirtualService{},
 		gateways:  map[config.Key]*config.Resource{},
+		secrets:   map[config.Key]*config.Secret{},
 	}
 	for _, r := range opts.Resources {
 		switch spec := r.Spec.(type) {
@@ -75,6 +77,8 @@ func NewPushContext(opts PushOptions) *PushContext {
 				Host: config.ResolveHost(spec.Host, r.Namespace, "")})
 		case *networking.Gateway:
 			pc.gateways[r.Key()] = r
+		case *config.Secret:
+			pc.secrets[r.Key()] = spec
 		}
 	}
 	return pc
@@ -165,6 +169,11 @@ func (pc *PushContext) DestinationRule(proxyNS, host, serviceNS string) *Destina
 		}
 	}
 	return nil
+}
+
+// Secret returns the Secret ns/name, or nil.
+func (pc *PushContext) Secret(ns, name string) *config.Secret {
+	return pc.secrets[config.Key{Kind: config.KindSecret, Namespace: ns, Name: name}]
 }
 
 // Gateways returns every Gateway resource in key order.

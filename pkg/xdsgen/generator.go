@@ -23,6 +23,10 @@ type Resources struct {
 	Routes    []*route.RouteConfiguration
 	Clusters  []*cluster.Cluster
 	Endpoints []*endpoint.ClusterLoadAssignment
+	// Conflicts are config problems found while generating (a Gateway
+	// server clashing with another, a missing credential); what they name
+	// is left out and the rest is served.
+	Conflicts []string
 }
 
 // Well-known names, matching Istio's where Istio has them.
@@ -43,7 +47,9 @@ func Generate(push *model.PushContext, proxy *model.Proxy) (*Resources, error) {
 			return nil, fmt.Errorf("generate for %s: %w", proxy.ID, err)
 		}
 	case model.Router:
-		g.clusters()
+		if err := g.router(); err != nil {
+			return nil, fmt.Errorf("generate for %s: %w", proxy.ID, err)
+		}
 	default:
 		return nil, fmt.Errorf("generate for %s: unknown proxy type %q", proxy.ID, proxy.Type)
 	}

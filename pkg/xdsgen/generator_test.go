@@ -43,6 +43,8 @@ func TestGenerateGolden(t *testing.T) {
 		{name: "actions", proxy: sidecar("client", map[string]string{"app": "client"})},
 		{name: "delegate", proxy: sidecar("client", nil)},
 		{name: "serviceentry", proxy: sidecar("client", nil), mesh: registryOnly},
+		{name: "gateway", proxy: model.Proxy{Type: model.Router, Name: "ingress", Namespace: "istio-system",
+			Labels: map[string]string{"istio": "ingressgateway"}, IPs: []string{"127.0.0.1"}, PortOffset: 8000}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,6 +135,11 @@ func render(t *testing.T, res *xdsgen.Resources) []byte {
 	}
 	for _, e := range res.Endpoints {
 		add("endpoints", e)
+	}
+	if len(res.Conflicts) > 0 {
+		for _, c := range res.Conflicts {
+			out["conflicts"] = append(out["conflicts"], c)
+		}
 	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {

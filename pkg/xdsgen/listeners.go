@@ -24,6 +24,9 @@ type listenerOptions struct {
 	StatPrefix string
 	RouteName  string
 	Direction  core.TrafficDirection
+	// StripPort makes the connection manager drop any port from the
+	// authority before choosing a virtual host (gateways, as Istio does).
+	StripPort bool
 }
 
 // httpListener is a listener with one HTTP connection manager taking its
@@ -33,6 +36,21 @@ func httpListener(opts listenerOptions) (*listener.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", opts.Name, err)
 	}
+	chain, err := httpFilterChain(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &listener.Listener{
+		Name:             opts.Name,
+		Address:          socketAddress(host, port),
+		TrafficDirection: opts.Direction,
+		FilterChains:     []*listener.FilterChain{chain},
+	}, nil
+}
+
+// httpFilterChain is a filter chain with one HTTP connection manager taking
+// its routes from RDS.
+func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 	router, err := anypb.New(&routerv3.Router{})
 	if err != nil {
 		return nil, err
@@ -55,18 +73,16 @@ func httpListener(opts listenerOptions) (*listener.Listener, error) {
 		GenerateRequestId:         wrapBool(true),
 		PreserveExternalRequestId: false,
 	}
+	if opts.StripPort {
+		manager.StripPortMode = &hcm.HttpConnectionManager_StripAnyHostPort{StripAnyHostPort: true}
+	}
 	typed, err := anypb.New(manager)
 	if err != nil {
 		return nil, err
 	}
-	return &listener.Listener{
-		Name:             opts.Name,
-		Address:          socketAddress(host, port),
-		TrafficDirection: opts.Direction,
-		FilterChains: []*listener.FilterChain{{
-			Filters: []*listener.Filter{{
-				Name: HTTPConnectionManagerFilter, ConfigType: &listener.Filter_TypedConfig{TypedConfig: typed},
-			}},
+	return &listener.FilterChain{
+		Filters: []*listener.Filter{{
+			Name: HTTPConnectionManagerFilter, ConfigType: &listener.Filter_TypedConfig{TypedConfig: typed},
 		}},
 	}, nil
 }

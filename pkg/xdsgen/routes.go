@@ -18,6 +18,9 @@ import (
 type routeContext struct {
 	port    uint32
 	service *registry.Service
+	// gateway is "mesh" for sidecars, or the "ns/name" of the Gateway
+	// whose server the routes are for.
+	gateway string
 }
 
 // virtualServiceRoutes translates vs's http routes for one virtual host.
@@ -26,7 +29,7 @@ type routeContext struct {
 func (g *generation) virtualServiceRoutes(vs *model.VirtualService, rc routeContext) []*route.Route {
 	var out []*route.Route
 	for i, hr := range g.expandDelegates(vs) {
-		matches := g.applicableMatches(hr.route, vs, rc.port)
+		matches := g.applicableMatches(hr.route, vs, rc)
 		if matches == nil {
 			continue
 		}
@@ -47,7 +50,11 @@ func (g *generation) virtualServiceRoutes(vs *model.VirtualService, rc routeCont
 // applicableMatches filters a route's match blocks to those that can apply
 // to this proxy on this port. It returns nil when none can (the route is
 // dropped), and a single nil-match block for a route without matches.
-func (g *generation) applicableMatches(hr *networking.HTTPRoute, vs *model.VirtualService, port uint32) []*networking.HTTPMatchRequest {
+func (g *generation) applicableMatches(hr *networking.HTTPRoute, vs *model.VirtualService, rc routeContext) []*networking.HTTPMatchRequest {
+	port, gateway := rc.port, rc.gateway
+	if gateway == "" {
+		gateway = model.GatewayMesh
+	}
 	if len(hr.Match) == 0 {
 		return []*networking.HTTPMatchRequest{nil}
 	}
@@ -62,7 +69,7 @@ func (g *generation) applicableMatches(hr *networking.HTTPRoute, vs *model.Virtu
 		if m.SourceNamespace != "" && m.SourceNamespace != g.proxy.Namespace {
 			continue
 		}
-		if len(m.Gateways) > 0 && !containsString(model.ResolveGateways(m.Gateways, vs.Namespace), model.GatewayMesh) {
+		if len(m.Gateways) > 0 && !containsString(model.ResolveGateways(m.Gateways, vs.Namespace), gateway) {
 			continue
 		}
 		out = append(out, m)
