@@ -16,6 +16,8 @@ func newProxyCommand() *cobra.Command {
 	var (
 		typ, name, namespace, labels, ip, locality string
 		xdsAddr, outbound, inbound, app, admin     string
+		bind                                       string
+		portOffset                                 int
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -27,6 +29,10 @@ A sidecar takes the app's outbound HTTP on --outbound-address: the app sends
 plain HTTP with the destination in Host ("reviews", "reviews:9080", the FQDN)
 or as an absolute URI (HTTP_PROXY style). Mesh traffic for the app arrives on
 --inbound-address and goes to --app-address.
+
+A router (gateway) serves the listeners of the Istio Gateways whose selector
+matches its --labels (e.g. istio=ingressgateway), each Gateway port P on
+P+--port-offset at --bind-address.
 
 Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 		Example: `  sluice proxy --type sidecar --name reviews-v1 --namespace default \
@@ -50,10 +56,14 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 			if typ == string(model.Router) {
 				outbound = ""
 			}
+			if portOffset < 0 || portOffset > 65535 {
+				return fmt.Errorf("--port-offset %d: must be 0..65535", portOffset)
+			}
 			id := model.Proxy{
 				Type: model.ProxyType(typ), Name: name, Namespace: namespace, Labels: lbls,
 				IPs: []string{ip}, Locality: locality,
 				OutboundAddress: outbound, InboundAddress: inbound, AppAddress: app,
+				PortOffset: portOffset, BindAddress: bind,
 			}
 			return proxy.New(proxy.Options{
 				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Logger: newLogger(cmd),
@@ -72,6 +82,8 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 	f.StringVar(&inbound, "inbound-address", "", "where mesh traffic for the app arrives (sidecar)")
 	f.StringVar(&app, "app-address", "", "where the app listens (sidecar)")
 	f.StringVar(&admin, "admin-address", "127.0.0.1:15000", "admin endpoint address")
+	f.IntVar(&portOffset, "port-offset", 0, "router: serve every Gateway port P on P+N (no root needed for 80/443)")
+	f.StringVar(&bind, "bind-address", "", "router: IP to bind Gateway listeners to (default all)")
 	addLogFlags(cmd)
 	return cmd
 }

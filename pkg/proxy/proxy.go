@@ -5,11 +5,13 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +48,7 @@ type Proxy struct {
 
 type activeListener struct {
 	address string
+	tls     bool
 	srv     *http.Server
 	lis     net.Listener
 }
@@ -131,7 +134,7 @@ func (p *Proxy) openListeners(rt *runtime.Runtime) ([]string, error) {
 	var opened []string
 	for _, name := range rt.ListenerNames() {
 		l := rt.Listeners[name]
-		if al, ok := p.listeners[name]; ok && al.address == l.Address {
+		if al, ok := p.listeners[name]; ok && al.address == l.Address && al.tls == l.TLS {
 			continue
 		} else if ok {
 			al.srv.Close()
@@ -151,7 +154,10 @@ func (p *Proxy) openListeners(rt *runtime.Runtime) ([]string, error) {
 			ReadHeaderTimeout: time.Minute,
 			ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 		}
-		p.listeners[name] = &activeListener{address: l.Address, srv: srv, lis: lis}
+		if l.TLS {
+			lis = tls.NewListener(lis, p.serverTLS(name))
+		}
+		p.listeners[name] = &activeListener{address: l.Address, tls: l.TLS, srv: srv, lis: lis}
 		opened = append(opened, name)
 		go func() {
 			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -185,5 +191,24 @@ func (p *Proxy) closeRemovedPools(prev, next *runtime.Runtime) {
 			continue
 		}
 		c.Transport.Close()
+	}
+}
+
+// serverTLS is the TLS config of a listener: it picks the filter chain by
+// the client's SNI from the runtime in force at handshake time, so
+// certificate updates apply to new connections without reopening.
+func (p *Proxy) serverTLS(listenerName string) *tls.Config {
+	return &tls.Config{
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			l := p.rt.Load().Listeners[listenerName]
+			if l == nil {
+				return nil, fmt.Errorf("listener %s is gone", listenerName)
+			}
+			c := l.ChainFor(strings.TrimSuffix(hello.ServerName, "."))
+			if c == nil || c.TLS == nil {
+				return nil, fmt.Errorf("listener %s: no filter chain for server name %q", listenerName, hello.ServerName)
+			}
+			return c.TLS.Config, nil
+		},
 	}
 }

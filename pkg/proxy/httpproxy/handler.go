@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
@@ -38,12 +39,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		localReply(w, http.StatusServiceUnavailable, "listener "+h.opts.Listener+" is being removed")
 		return
 	}
-	table := rt.Routes[l.RouteName]
+	chain := l.Chains[0]
+	if r.TLS != nil {
+		if c := l.ChainFor(r.TLS.ServerName); c != nil {
+			chain = c
+		}
+	}
+	table := rt.Routes[chain.RouteName]
 	if table == nil {
-		localReply(w, http.StatusServiceUnavailable, "route config "+l.RouteName+" has not arrived yet")
+		localReply(w, http.StatusServiceUnavailable, "route config "+chain.RouteName+" has not arrived yet")
 		return
 	}
-	rte := table.Match(r)
+	authority := r.Host
+	if chain.StripPort {
+		authority = stripPort(authority)
+	}
+	rte := table.MatchAuthority(r, authority)
 	if rte == nil {
 		// Envoy answers 404 with no body (response flag NR).
 		w.Header().Set("X-Sluice-Reason", "no route matched")
@@ -142,4 +153,13 @@ func localReply(w http.ResponseWriter, code int, reason string) {
 	hdr.Set("X-Sluice-Reason", reason)
 	w.WriteHeader(code)
 	w.Write([]byte(reason + "\n"))
+}
+
+// stripPort drops a ":port" suffix from an authority (IPv6 brackets kept).
+func stripPort(h string) string {
+	i := strings.LastIndexByte(h, ':')
+	if i < 0 || strings.IndexByte(h[i:], ']') >= 0 {
+		return h
+	}
+	return h[:i]
 }

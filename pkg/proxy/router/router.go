@@ -32,6 +32,9 @@ type wildcard struct {
 type VirtualHost struct {
 	Name   string
 	Routes []*Route
+	// tlsRedirect answers plaintext requests when the virtual host
+	// requires TLS (Envoy's require_tls, Istio's httpsRedirect).
+	tlsRedirect *Route
 }
 
 // Route is one compiled route.
@@ -52,6 +55,10 @@ func Compile(rc *route.RouteConfiguration) (*Table, error) {
 	t := &Table{Name: rc.Name, exact: map[string]*VirtualHost{}}
 	for _, vh := range rc.VirtualHosts {
 		cvh := &VirtualHost{Name: vh.Name}
+		if vh.RequireTls != route.VirtualHost_NONE {
+			cvh.tlsRedirect = &Route{Name: "require_tls", VHost: vh.Name, path: pathMatch{kind: 'p', value: "/", caseSensitive: true},
+				Action: Action{Kind: Redirect, Redirect: &RedirectAction{Scheme: "https", Code: 301}}}
+		}
 		for i, r := range vh.Routes {
 			cr, err := compileRoute(r, vh)
 			if err != nil {
@@ -124,10 +131,17 @@ func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
 // Match finds the route for r: the virtual host by authority (exact, then
 // the longest suffix wildcard, then prefix wildcard, then "*"), then the
 // first route whose match holds. It returns nil when nothing matches.
-func (t *Table) Match(r *http.Request) *Route {
-	vh := t.VirtualHost(r.Host)
+func (t *Table) Match(r *http.Request) *Route { return t.MatchAuthority(r, r.Host) }
+
+// MatchAuthority is Match with the authority given (for example with its
+// port stripped, as gateways do).
+func (t *Table) MatchAuthority(r *http.Request, authority string) *Route {
+	vh := t.VirtualHost(authority)
 	if vh == nil {
 		return nil
+	}
+	if vh.tlsRedirect != nil && r.TLS == nil {
+		return vh.tlsRedirect
 	}
 	path := requestPath(r)
 	var query url.Values

@@ -10,8 +10,6 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -104,66 +102,6 @@ func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
 	sort.Strings(deps.Routes)
 	sort.Strings(rt.Warming)
 	return rt, deps, nil
-}
-
-// compileListener accepts a listener with one HTTP connection manager whose
-// only HTTP filter is the router, taking routes from RDS.
-func compileListener(l *listener.Listener) (*Listener, error) {
-	if err := l.ValidateAll(); err != nil {
-		return nil, err
-	}
-	sa := l.GetAddress().GetSocketAddress()
-	if sa == nil {
-		return nil, fmt.Errorf("address: only socket addresses are supported")
-	}
-	if len(l.ListenerFilters) > 0 {
-		return nil, fmt.Errorf("listener_filters are not supported")
-	}
-	if len(l.FilterChains) != 1 {
-		return nil, fmt.Errorf("%d filter chains: exactly one is supported", len(l.FilterChains))
-	}
-	if fs := l.FilterChains[0].Filters; len(fs) != 1 {
-		names := make([]string, len(fs))
-		for i, f := range fs {
-			names[i] = f.Name
-		}
-		return nil, fmt.Errorf("network filters %v: exactly one, the http_connection_manager, is supported", names)
-	}
-	f := l.FilterChains[0].Filters[0]
-	if f.Name != "envoy.filters.network.http_connection_manager" {
-		return nil, fmt.Errorf("network filter %q is not supported", f.Name)
-	}
-	var m hcm.HttpConnectionManager
-	if err := f.GetTypedConfig().UnmarshalTo(&m); err != nil {
-		return nil, fmt.Errorf("http_connection_manager: %w", err)
-	}
-	if err := m.ValidateAll(); err != nil {
-		return nil, fmt.Errorf("http_connection_manager: %w", err)
-	}
-	rds := m.GetRds()
-	if rds == nil {
-		return nil, fmt.Errorf("http_connection_manager: only RDS route configs are supported")
-	}
-	for _, hf := range m.HttpFilters {
-		switch hf.Name {
-		case "envoy.filters.http.router":
-			if tc := hf.GetTypedConfig(); tc != nil {
-				var r routerv3.Router
-				if err := tc.UnmarshalTo(&r); err != nil {
-					return nil, fmt.Errorf("router filter: %w", err)
-				}
-			}
-		default:
-			return nil, fmt.Errorf("http filter %q is not supported", hf.Name)
-		}
-	}
-	return &Listener{
-		Name:       l.Name,
-		Address:    fmt.Sprintf("%s:%d", hostForListen(sa.Address), sa.GetPortValue()),
-		RouteName:  rds.RouteConfigName,
-		Inbound:    l.TrafficDirection == core.TrafficDirection_INBOUND,
-		StatPrefix: m.StatPrefix,
-	}, nil
 }
 
 func hostForListen(h string) string {

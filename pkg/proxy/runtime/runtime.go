@@ -27,14 +27,18 @@ type Runtime struct {
 	Built  time.Time
 }
 
-// Listener is where the proxy accepts connections and which route table
-// serves them.
+// Listener is where the proxy accepts connections and the filter chains
+// that serve them.
 type Listener struct {
-	Name      string
-	Address   string
-	RouteName string
-	Inbound   bool
-	// StatPrefix is the connection manager's stat prefix.
+	Name    string
+	Address string
+	Inbound bool
+	Chains  []*FilterChain
+	// TLS is true when every chain terminates TLS (chosen by SNI).
+	TLS bool
+	// RouteName and StatPrefix are the first chain's, for plaintext
+	// listeners, which have exactly one chain.
+	RouteName  string
 	StatPrefix string
 }
 

@@ -1,0 +1,161 @@
+package runtime
+
+import (
+	"fmt"
+	"strings"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+)
+
+// FilterChain is one way a listener serves connections: which connections
+// it takes (by TLS server name), how it terminates TLS, and which route
+// table serves the requests.
+type FilterChain struct {
+	// ServerNames are the SNI names this chain takes; empty takes any.
+	ServerNames []string
+	// TLS is set when the chain terminates TLS.
+	TLS        *ServerTLS
+	RouteName  string
+	StatPrefix string
+	// StripPort drops any port from the authority before the virtual host
+	// is chosen (Envoy's strip_any_host_port).
+	StripPort bool
+}
+
+// compileListener accepts a listener whose filter chains each hold one
+// HTTP connection manager taking routes from RDS, in plaintext or behind
+// TLS chosen by SNI.
+func compileListener(l *listener.Listener) (*Listener, error) {
+	if err := l.ValidateAll(); err != nil {
+		return nil, err
+	}
+	sa := l.GetAddress().GetSocketAddress()
+	if sa == nil {
+		return nil, fmt.Errorf("address: only socket addresses are supported")
+	}
+	for _, lf := range l.ListenerFilters {
+		if lf.Name != "envoy.filters.listener.tls_inspector" {
+			return nil, fmt.Errorf("listener filter %q is not supported", lf.Name)
+		}
+	}
+	if len(l.FilterChains) == 0 {
+		return nil, fmt.Errorf("no filter chains")
+	}
+	out := &Listener{
+		Name:    l.Name,
+		Address: fmt.Sprintf("%s:%d", hostForListen(sa.Address), sa.GetPortValue()),
+		Inbound: l.TrafficDirection == core.TrafficDirection_INBOUND,
+	}
+	for i, fc := range l.FilterChains {
+		chain, err := compileFilterChain(fc)
+		if err != nil {
+			return nil, fmt.Errorf("filter chain %d: %w", i, err)
+		}
+		out.Chains = append(out.Chains, chain)
+		if chain.TLS != nil {
+			out.TLS = true
+		}
+	}
+	if out.TLS {
+		for i, c := range out.Chains {
+			if c.TLS == nil {
+				return nil, fmt.Errorf("filter chain %d: plaintext and TLS chains on one listener are not supported", i)
+			}
+		}
+	} else if len(out.Chains) > 1 {
+		return nil, fmt.Errorf("%d plaintext filter chains: only TLS chains can be told apart (by SNI)", len(out.Chains))
+	}
+	first := out.Chains[0]
+	out.RouteName, out.StatPrefix = first.RouteName, first.StatPrefix
+	return out, nil
+}
+
+func compileFilterChain(fc *listener.FilterChain) (*FilterChain, error) {
+	chain := &FilterChain{}
+	if m := fc.GetFilterChainMatch(); m != nil {
+		if m.DestinationPort != nil || len(m.PrefixRanges) > 0 || len(m.SourcePrefixRanges) > 0 || len(m.SourcePorts) > 0 ||
+			len(m.ApplicationProtocols) > 0 || m.TransportProtocol != "" || len(m.DirectSourcePrefixRanges) > 0 {
+			return nil, fmt.Errorf("filter_chain_match: only server_names is supported")
+		}
+		for _, n := range m.ServerNames {
+			chain.ServerNames = append(chain.ServerNames, strings.ToLower(n))
+		}
+	}
+	if ts := fc.GetTransportSocket(); ts != nil {
+		t, err := compileServerTLS(ts)
+		if err != nil {
+			return nil, err
+		}
+		chain.TLS = t
+	}
+	fs := fc.Filters
+	if len(fs) != 1 {
+		names := make([]string, len(fs))
+		for i, f := range fs {
+			names[i] = f.Name
+		}
+		return nil, fmt.Errorf("network filters %v: exactly one, the http_connection_manager, is supported", names)
+	}
+	f := fs[0]
+	if f.Name != "envoy.filters.network.http_connection_manager" {
+		return nil, fmt.Errorf("network filter %q is not supported", f.Name)
+	}
+	var m hcm.HttpConnectionManager
+	if err := f.GetTypedConfig().UnmarshalTo(&m); err != nil {
+		return nil, fmt.Errorf("http_connection_manager: %w", err)
+	}
+	if err := m.ValidateAll(); err != nil {
+		return nil, fmt.Errorf("http_connection_manager: %w", err)
+	}
+	rds := m.GetRds()
+	if rds == nil {
+		return nil, fmt.Errorf("http_connection_manager: only RDS route configs are supported")
+	}
+	for _, hf := range m.HttpFilters {
+		switch hf.Name {
+		case "envoy.filters.http.router":
+			if tc := hf.GetTypedConfig(); tc != nil {
+				var r routerv3.Router
+				if err := tc.UnmarshalTo(&r); err != nil {
+					return nil, fmt.Errorf("router filter: %w", err)
+				}
+			}
+		default:
+			return nil, fmt.Errorf("http filter %q is not supported", hf.Name)
+		}
+	}
+	chain.RouteName, chain.StatPrefix = rds.RouteConfigName, m.StatPrefix
+	chain.StripPort = m.GetStripAnyHostPort()
+	return chain, nil
+}
+
+// ChainFor picks the chain for a TLS server name: an exact name, then the
+// longest matching "*.suffix" wildcard, then a chain without names.
+func (l *Listener) ChainFor(serverName string) *FilterChain {
+	serverName = strings.ToLower(serverName)
+	var wildcard, fallback *FilterChain
+	best := -1
+	for _, c := range l.Chains {
+		if len(c.ServerNames) == 0 {
+			if fallback == nil {
+				fallback = c
+			}
+			continue
+		}
+		for _, n := range c.ServerNames {
+			switch {
+			case n == serverName:
+				return c
+			case strings.HasPrefix(n, "*") && strings.HasSuffix(serverName, n[1:]) && len(n) > best:
+				wildcard, best = c, len(n)
+			}
+		}
+	}
+	if wildcard != nil {
+		return wildcard
+	}
+	return fallback
+}
