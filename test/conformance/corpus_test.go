@@ -1,0 +1,253 @@
+package conformance
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-mesh/sluice/internal/testenv"
+)
+
+// EnvCorpusDir overrides where the corpus is read from.
+const EnvCorpusDir = "SLUICE_CONFORMANCE_DIR"
+
+// corpusDir returns the corpus folder, skipping the test when it is absent.
+func corpusDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv(EnvCorpusDir)
+	if dir == "" {
+		root, err := testenv.ModuleRoot()
+		if err != nil {
+			t.Skipf("conformance corpus: %v", err)
+		}
+		dir = filepath.Join(root, "..", "shared", "conformance")
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		t.Skipf("conformance corpus not found at %s (set %s)", dir, EnvCorpusDir)
+	}
+	return dir
+}
+
+// Case is one case folder of a group.
+type Case struct {
+	Name string
+	Dir  string
+	// Expect is expect.yaml.
+	Expect ExpectFile
+	// Checks are the traffic checks, in file order.
+	Checks []*Check
+	// Data is what the group loaded for itself (backends, config).
+	Data any
+}
+
+// ExpectFile is the part of expect.yaml the runner uses.
+type ExpectFile struct {
+	Case  string `json:"case"`
+	Setup struct {
+		Config     string `json:"config"`
+		MeshConfig string `json:"mesh_config"`
+	} `json:"setup"`
+	Checks []json.RawMessage `json:"checks"`
+}
+
+// Check is one entry of expect.yaml's checks, typed, plus its raw form so
+// that fields this runner does not know are noticed rather than ignored.
+type Check struct {
+	ID                 int              `json:"id"`
+	Name               string           `json:"name"`
+	Via                Via              `json:"via"`
+	Request            Request          `json:"request"`
+	Repeat             int              `json:"repeat"`
+	MaxAttempts        int              `json:"max_attempts"`
+	AllowFirstFailures int              `json:"allow_first_failures"`
+	Before             []map[string]any `json:"before"`
+	Load               map[string]any   `json:"load"`
+	Expect             Expect           `json:"expect"`
+
+	Raw map[string]any `json:"-"`
+}
+
+// Via says where a check's requests enter.
+type Via struct {
+	MeshClient *MeshClient `json:"mesh_client"`
+}
+
+// MeshClient is an in-mesh client workload.
+type MeshClient struct {
+	Namespace string `json:"namespace"`
+	Workload  string `json:"workload"`
+	Locality  string `json:"locality"`
+}
+
+// Request is what a check sends.
+type Request struct {
+	Method          string            `json:"method"`
+	Host            *string           `json:"host"`
+	Port            int               `json:"port"`
+	Path            string            `json:"path"`
+	Headers         map[string]string `json:"headers"`
+	FollowRedirects *bool             `json:"follow_redirects"`
+}
+
+// Expect is what every response (or, for fractions, all of them together)
+// must satisfy.
+type Expect struct {
+	Status                []int                 `json:"status"`
+	StatusAny             bool                  `json:"status_any"`
+	Backend               *Backend              `json:"backend"`
+	BackendService        string                `json:"backend_service"`
+	ReachedBackend        *bool                 `json:"reached_backend"`
+	BackendSaw            *BackendSaw           `json:"backend_saw"`
+	AnsweredByProxy       bool                  `json:"answered_by_proxy"`
+	ResponseHeaders       map[string]string     `json:"response_headers"`
+	ResponseHeadersOneOf  map[string][]string   `json:"response_headers_one_of"`
+	ResponseHeaderCompare string                `json:"response_header_compare"`
+	ResponseAbsentHeaders []string              `json:"response_absent_headers"`
+	Redirect              *Redirect             `json:"redirect"`
+	Fractions             map[string][2]float64 `json:"fractions"`
+	FractionBy            string                `json:"fraction_by"`
+	LatencyMin            string                `json:"latency_min"`
+	LatencyMax            string                `json:"latency_max"`
+}
+
+// Backend names the workload that must serve a request.
+type Backend struct {
+	Service       string `json:"service"`
+	Version       string `json:"version"`
+	ServicePrefix string `json:"service_prefix"`
+	Namespace     string `json:"namespace"`
+}
+
+// BackendSaw is what the backend must have received.
+type BackendSaw struct {
+	Path          *string           `json:"path"`
+	Host          *string           `json:"host"`
+	Method        string            `json:"method"`
+	Headers       map[string]string `json:"headers"`
+	AbsentHeaders []string          `json:"absent_headers"`
+}
+
+// Redirect is the expected Location of a 3xx answer. A nil Host is not
+// checked; Port is checked per the raw data (null = absent or default).
+type Redirect struct {
+	Scheme string  `json:"scheme"`
+	Host   *string `json:"host"`
+	Port   *int    `json:"port"`
+	Path   string  `json:"path"`
+}
+
+// loadCases reads every case folder of a group (folders starting with "_"
+// hold shared data, not cases).
+func loadCases(dir string) ([]*Case, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var cases []*Case
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), "_") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		c, err := loadCase(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		cases = append(cases, c)
+	}
+	sort.Slice(cases, func(i, j int) bool { return cases[i].Name < cases[j].Name })
+	return cases, nil
+}
+
+func loadCase(dir string) (*Case, error) {
+	c := &Case{Name: filepath.Base(dir), Dir: dir}
+	if err := readYAML(filepath.Join(dir, "expect.yaml"), &c.Expect); err != nil {
+		return nil, err
+	}
+	for i, raw := range c.Expect.Checks {
+		ch := &Check{}
+		if err := json.Unmarshal(raw, ch); err != nil {
+			return nil, fmt.Errorf("%s: expect.yaml checks[%d]: %w", c.Name, i, err)
+		}
+		if err := json.Unmarshal(raw, &ch.Raw); err != nil {
+			return nil, fmt.Errorf("%s: expect.yaml checks[%d]: %w", c.Name, i, err)
+		}
+		c.Checks = append(c.Checks, ch)
+	}
+	return c, nil
+}
+
+// readYAML decodes a YAML file into v (through JSON, so json tags apply).
+func readYAML(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := yaml.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// Field names this runner knows, per level of a check. Known fields that
+// it cannot act on yet are listed in the group's unsupported tables.
+var (
+	checkFields = set("id", "name", "via", "request", "repeat", "expect", "max_attempts",
+		"allow_first_failures", "before", "load")
+	requestFields = set("method", "host", "port", "path", "headers", "follow_redirects",
+		"url", "tcp_send", "hold_open")
+	expectFields = set("status", "status_any", "backend", "backend_service", "reached_backend",
+		"backend_saw", "answered_by_proxy", "response_headers", "response_headers_one_of",
+		"response_header_compare", "response_absent_headers", "redirect", "fractions", "fraction_by",
+		"latency_min", "latency_max",
+		// Known, not supported (see unsupportedExpect).
+		"mirrored_to", "not_received_by", "requires", "body_prefix", "response_prefix",
+		"connection_error", "client_exit_code", "status_set", "min_count", "observed_upstream", "proxy_stat")
+	backendFields    = set("service", "version", "service_prefix", "namespace")
+	backendSawFields = set("path", "host", "method", "headers", "absent_headers")
+	redirectFields   = set("scheme", "host", "port", "path")
+)
+
+func set(names ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// unknownFields returns "where.field" for each key of raw[where] not in known.
+func unknownFields(raw map[string]any, where string, known map[string]bool) []string {
+	sub, _ := raw[where].(map[string]any)
+	if where == "" {
+		sub = raw
+	}
+	var out []string
+	for k := range sub {
+		if !known[k] {
+			out = append(out, strings.TrimPrefix(where+"."+k, "."))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// rawField returns raw[path[0]][path[1]]... and whether it is present.
+func rawField(raw map[string]any, path ...string) (any, bool) {
+	var cur any = raw
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[p]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}

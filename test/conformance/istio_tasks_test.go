@@ -1,0 +1,439 @@
+package conformance
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-mesh/sluice/internal/testenv"
+)
+
+// istioTasks is the istio-tasks group: Istio configuration from the
+// traffic-management tasks, Bookinfo-style services behind echo backends,
+// requests sent from in-mesh clients (via.mesh_client).
+type istioTasks struct{}
+
+func (istioTasks) Name() string { return "istio-tasks" }
+
+// istioCase is what istioTasks loads for a case.
+type istioCase struct {
+	Backends   Backends
+	Config     string // config.yaml as applied: final state, workload manifests dropped
+	MeshConfig string
+	// Unapplicable names config this runner cannot apply; every check of
+	// the case is skipped for it.
+	Unapplicable string
+	// Unclaimed is why the case's config is beyond what sluice claims to
+	// implement; every check is skipped for it.
+	Unclaimed string
+}
+
+// Backends is backends.yaml.
+type Backends struct {
+	Namespace string          `json:"namespace"`
+	Services  []BackendSvc    `json:"services"`
+	Clients   []BackendClient `json:"clients"`
+}
+
+// BackendSvc is a Service and the workloads behind it.
+type BackendSvc struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace"`
+	Ports     []map[string]any  `json:"ports"`
+	Selector  map[string]string `json:"selector"`
+	Workloads []struct {
+		Name     string            `json:"name"`
+		Labels   map[string]string `json:"labels"`
+		Replicas *int              `json:"replicas"`
+		Locality string            `json:"locality"`
+	} `json:"workloads"`
+}
+
+// BackendClient is a client workload the checks send from.
+type BackendClient struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace"`
+	Labels    map[string]string `json:"labels"`
+	Locality  string            `json:"locality"`
+}
+
+func (b *Backends) ns(ns string) string {
+	switch {
+	case ns != "":
+		return ns
+	case b.Namespace != "":
+		return b.Namespace
+	}
+	return "default"
+}
+
+// Kinds of config.yaml.
+var (
+	// istioKinds are applied as they are.
+	istioKinds = set("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "WorkloadEntry", "Sidecar")
+	// workloadKinds describe the upstream deployment of the backends, which
+	// backends.yaml restates and the runner builds itself.
+	workloadKinds = set("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "ServiceAccount")
+)
+
+func (istioTasks) Load(c *Case) error {
+	d := &istioCase{}
+	c.Data = d
+	if err := readYAML(filepath.Join(c.Dir, "backends.yaml"), &d.Backends); err != nil {
+		return err
+	}
+	cfgName := c.Expect.Setup.Config
+	if cfgName == "" {
+		cfgName = "config.yaml"
+	}
+	raw, err := os.ReadFile(filepath.Join(c.Dir, cfgName))
+	if err != nil {
+		return err
+	}
+	var unclaimed []string
+	if d.Config, d.Unapplicable, unclaimed, err = finalConfig(raw, &d.Backends); err != nil {
+		return fmt.Errorf("%s: %w", cfgName, err)
+	}
+	d.Unclaimed = unclaimedReason(unclaimed)
+	meshName := c.Expect.Setup.MeshConfig
+	if meshName == "" {
+		meshName = "mesh-config.yaml"
+	}
+	if b, err := os.ReadFile(filepath.Join(c.Dir, meshName)); err == nil {
+		d.MeshConfig = string(b)
+	} else if c.Expect.Setup.MeshConfig != "" {
+		return err
+	}
+	return nil
+}
+
+// finalConfig applies config.yaml's documents in order: a later document
+// with the same kind, namespace and name replaces the earlier one. It drops
+// workload manifests (and Services that backends.yaml defines), gives
+// documents without a namespace the case's namespace, as "kubectl apply -n"
+// would, and names any kind it cannot apply and the fields of the final
+// documents that sluice does not claim.
+func finalConfig(raw []byte, b *Backends) (config, unapplicable string, unclaimed []string, err error) {
+	type doc struct {
+		key, kind, name string
+		text            string
+	}
+	var docs []*doc
+	index := map[string]*doc{}
+	var cannot []string
+	rd := k8syaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
+	for {
+		text, err := rd.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", "", nil, err
+		}
+		var meta struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+			Metadata   struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+		}
+		if err := yaml.Unmarshal(text, &meta); err != nil {
+			return "", "", nil, err
+		}
+		if meta.Kind == "" {
+			continue // comments only
+		}
+		group, _, _ := strings.Cut(meta.APIVersion, "/")
+		if !strings.Contains(meta.APIVersion, "/") {
+			group = ""
+		}
+		ns := b.ns(meta.Metadata.Namespace)
+		switch {
+		case workloadKinds[meta.Kind]:
+			continue
+		case group == "" && meta.Kind == "Service":
+			if b.hasService(meta.Metadata.Name, ns) {
+				continue
+			}
+		case group == "networking.istio.io" && istioKinds[meta.Kind]:
+		default:
+			cannot = append(cannot, fmt.Sprintf("%s %s %s", meta.APIVersion, meta.Kind, meta.Metadata.Name))
+			continue
+		}
+		if meta.Metadata.Namespace == "" && ns != "default" {
+			var obj map[string]any
+			if err := yaml.Unmarshal(text, &obj); err != nil {
+				return "", "", nil, err
+			}
+			md, _ := obj["metadata"].(map[string]any)
+			md["namespace"] = ns
+			if text, err = yaml.Marshal(obj); err != nil {
+				return "", "", nil, err
+			}
+		}
+		key := meta.Kind + "/" + ns + "/" + meta.Metadata.Name
+		if d := index[key]; d != nil {
+			d.text = string(text)
+			continue
+		}
+		d := &doc{key, meta.Kind, meta.Metadata.Name, string(text)}
+		index[key] = d
+		docs = append(docs, d)
+	}
+	var out []string
+	for _, d := range docs {
+		out = append(out, strings.TrimSpace(d.text)+"\n")
+		var obj struct {
+			Spec map[string]any `json:"spec"`
+		}
+		if err := yaml.Unmarshal([]byte(d.text), &obj); err != nil {
+			return "", "", nil, err
+		}
+		unclaimed = append(unclaimed, unclaimedFields(d.kind, d.name, obj.Spec)...)
+	}
+	if len(cannot) > 0 {
+		unapplicable = "config has kinds this runner cannot apply: " + strings.Join(cannot, ", ")
+	}
+	return strings.Join(out, "---\n"), unapplicable, unclaimed, nil
+}
+
+func (b *Backends) hasService(name, ns string) bool {
+	for _, s := range b.Services {
+		if s.Name == name && b.ns(s.Namespace) == ns {
+			return true
+		}
+	}
+	return false
+}
+
+// Why known fields cannot be run yet.
+var (
+	unsupportedVia = map[string]string{
+		"ingress_gateway": "via.ingress_gateway: ingress gateways are not run by this runner yet",
+		"gateway":         "via.gateway: Gateway API gateways are not run by this runner yet",
+	}
+	unsupportedRequest = map[string]string{
+		"url":       "request.url: egress to external hosts is not supported by this runner yet",
+		"tcp_send":  "request.tcp_send: TCP exchanges are not supported by this runner yet",
+		"hold_open": "request.hold_open: TCP exchanges are not supported by this runner yet",
+	}
+	unsupportedExpect = map[string]string{
+		"mirrored_to":       "expect.mirrored_to: observing mirrored copies at the backends is not supported yet",
+		"not_received_by":   "expect.not_received_by: per-workload request accounting is not supported yet",
+		"requires":          "expect.requires: needs application behaviour the echo backend does not have",
+		"body_prefix":       "expect.body_prefix: needs the application's own body (echo answers JSON)",
+		"response_prefix":   "expect.response_prefix: needs the application's own reply",
+		"connection_error":  "expect.connection_error: TLS client checks are not supported yet",
+		"client_exit_code":  "expect.client_exit_code: TLS client checks are not supported yet",
+		"status_set":        "expect.status_set: load-run expectations are not supported yet",
+		"min_count":         "expect.min_count: load-run expectations are not supported yet",
+		"observed_upstream": "expect.observed_upstream: load-run expectations are not supported yet",
+		"proxy_stat":        "expect.proxy_stat: proxy statistics are not read yet",
+	}
+)
+
+func (istioTasks) Unsupported(c *Case, ch *Check) string {
+	d := c.Data.(*istioCase)
+	raw := ch.Raw
+	var unknown []string
+	unknown = append(unknown, unknownFields(raw, "", checkFields)...)
+	unknown = append(unknown, unknownFields(raw, "request", requestFields)...)
+	unknown = append(unknown, unknownFields(raw, "expect", expectFields)...)
+	if sub, ok := raw["expect"].(map[string]any); ok {
+		unknown = append(unknown, prefixed("expect", unknownFields(sub, "backend", backendFields))...)
+		unknown = append(unknown, prefixed("expect", unknownFields(sub, "backend_saw", backendSawFields))...)
+		unknown = append(unknown, prefixed("expect", unknownFields(sub, "redirect", redirectFields))...)
+	}
+	if len(unknown) > 0 {
+		return "fields this runner does not know: " + strings.Join(unknown, ", ")
+	}
+	via, _ := raw["via"].(map[string]any)
+	for _, k := range sortedKeys(via) {
+		if k == "mesh_client" {
+			continue
+		}
+		if r, ok := unsupportedVia[k]; ok {
+			return r
+		}
+		return "via." + k + ": unknown entry point"
+	}
+	if ch.Via.MeshClient == nil {
+		return "no via.mesh_client"
+	}
+	if len(ch.Before) > 0 {
+		var actions []string
+		for _, b := range ch.Before {
+			actions = append(actions, fmt.Sprint(b["action"]))
+		}
+		return "before actions (" + strings.Join(actions, ", ") + ") are not supported yet"
+	}
+	if ch.Load != nil {
+		return fmt.Sprintf("load: load runs (%v) are not supported yet", ch.Load["tool"])
+	}
+	request, _ := raw["request"].(map[string]any)
+	for _, k := range sortedKeys(request) {
+		if r, ok := unsupportedRequest[k]; ok {
+			return r
+		}
+	}
+	expect, _ := raw["expect"].(map[string]any)
+	for _, k := range sortedKeys(expect) {
+		if r, ok := unsupportedExpect[k]; ok {
+			if k == "requires" {
+				r += fmt.Sprintf(" (%v)", expect[k])
+			}
+			return r
+		}
+	}
+	if d.Unapplicable != "" {
+		return d.Unapplicable
+	}
+	if d.Unclaimed != "" {
+		return d.Unclaimed
+	}
+	if ch.Request.Host == nil {
+		return "request.host is null: a mesh client has no gateway address to connect to"
+	}
+	if f := ch.Request.FollowRedirects; f != nil && *f {
+		return "request.follow_redirects: true is not supported yet"
+	}
+	if fb := ch.Expect.FractionBy; fb != "" && !strings.Contains(fb, "version") {
+		return fmt.Sprintf("expect.fraction_by %q: only the version label is supported", fb)
+	}
+	return ""
+}
+
+func prefixed(prefix string, fields []string) []string {
+	for i := range fields {
+		fields[i] = prefix + "." + fields[i]
+	}
+	return fields
+}
+
+// istioEnv is a running istio-tasks case.
+type istioEnv struct {
+	mesh    *testenv.Mesh
+	clients map[string]*testenv.Client // by namespace/name
+}
+
+// Setup builds the case in local mode: a Kubernetes Service per service,
+// an echo backend + sidecar + WorkloadEntry per workload replica, a sidecar
+// per client, config.yaml (final state) and the mesh config.
+func (istioTasks) Setup(t *testing.T, c *Case) Env {
+	d := c.Data.(*istioCase)
+	b := &d.Backends
+	m := testenv.NewMesh(t, testenv.MeshOptions{MeshConfigYAML: d.MeshConfig})
+	var svcDocs []string
+	for _, s := range b.Services {
+		svcDocs = append(svcDocs, testenv.MustYAML(map[string]any{
+			"apiVersion": "v1", "kind": "Service",
+			"metadata": map[string]any{"name": s.Name, "namespace": b.ns(s.Namespace)},
+			"spec":     map[string]any{"selector": s.Selector, "ports": s.Ports},
+		}))
+	}
+	if len(svcDocs) > 0 {
+		m.WriteConfig("services.yaml", strings.Join(svcDocs, "---\n"))
+	}
+	if strings.TrimSpace(d.Config) != "" {
+		m.WriteConfig("config.yaml", d.Config)
+	}
+	for _, s := range b.Services {
+		var portNames []string
+		for _, p := range s.Ports {
+			if n, _ := p["name"].(string); n != "" {
+				portNames = append(portNames, n)
+			}
+		}
+		if len(portNames) == 0 {
+			t.Fatalf("service %s has no named port to map in a WorkloadEntry", s.Name)
+		}
+		for _, w := range s.Workloads {
+			replicas := 1
+			if w.Replicas != nil {
+				replicas = *w.Replicas
+			}
+			for i := 0; i < replicas; i++ {
+				m.AddWorkload(testenv.WorkloadOptions{
+					Service: s.Name, Namespace: b.ns(s.Namespace), Name: w.Name + "-" + strconv.Itoa(i),
+					Labels: w.Labels, Version: w.Labels["version"], Locality: w.Locality,
+					PortName: portNames[0], PortNames: portNames[1:],
+				})
+			}
+		}
+	}
+	env := &istioEnv{mesh: m, clients: map[string]*testenv.Client{}}
+	for _, cl := range b.Clients {
+		ns := b.ns(cl.Namespace)
+		env.clients[ns+"/"+cl.Name] = m.AddClient(testenv.ClientOptions{
+			Name: cl.Name, Namespace: ns, Labels: cl.Labels, Locality: cl.Locality})
+	}
+	m.WaitReady()
+	m.WaitSynced(30 * time.Second)
+	if st := m.Status(); len(st.ConfigErrors) > 0 {
+		t.Errorf("the control plane rejected the case's config:\n  %s", strings.Join(st.ConfigErrors, "\n  "))
+	}
+	return env
+}
+
+// hostHeader is the Host the check sends: request.host, with :port if given.
+func hostHeader(ch *Check) string {
+	h := *ch.Request.Host
+	if ch.Request.Port > 0 {
+		h += ":" + strconv.Itoa(ch.Request.Port)
+	}
+	return h
+}
+
+func (e *istioEnv) Send(ch *Check) (*testenv.Response, error) {
+	mc := ch.Via.MeshClient
+	c := e.clients[mc.Namespace+"/"+mc.Workload]
+	if c == nil {
+		return nil, fmt.Errorf("backends.yaml has no client %s/%s", mc.Namespace, mc.Workload)
+	}
+	method := ch.Request.Method
+	if method == "" {
+		method = "GET"
+	}
+	path := ch.Request.Path
+	if path == "" {
+		path = "/"
+	}
+	return c.Request(method, hostHeader(ch), path, ch.Request.Headers, nil)
+}
+
+// FractionKey: Istio cases split by the serving workload's version label.
+func (e *istioEnv) FractionKey(r *testenv.Response) string { return identityOf(r).version }
+
+func (e *istioEnv) Describe(ch *Check) string {
+	mc := ch.Via.MeshClient
+	method := ch.Request.Method
+	if method == "" {
+		method = "GET"
+	}
+	s := fmt.Sprintf("%s %s%s from %s/%s", method, hostHeader(ch), ch.Request.Path, mc.Namespace, mc.Workload)
+	if len(ch.Request.Headers) > 0 {
+		var hs []string
+		for _, k := range sortedKeys(ch.Request.Headers) {
+			hs = append(hs, k+": "+ch.Request.Headers[k])
+		}
+		sort.Strings(hs)
+		s += " with " + strings.Join(hs, ", ")
+	}
+	if ch.Repeat > 1 {
+		s += fmt.Sprintf(", %d times", ch.Repeat)
+	}
+	return s
+}

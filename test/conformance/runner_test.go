@@ -1,0 +1,210 @@
+package conformance
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-mesh/sluice/internal/testenv"
+)
+
+// Group turns the cases of one corpus group into running meshes. The
+// checks are evaluated by the generic runner; a group only says how a case
+// is set up, where its requests enter, and what it cannot run yet.
+type Group interface {
+	// Name is the group's folder in the corpus, such as "istio-tasks".
+	Name() string
+	// Load reads the group-specific files of a case into c.Data.
+	Load(c *Case) error
+	// Unsupported returns why this runner cannot run ch yet, judged from
+	// the data alone, or "" when it can.
+	Unsupported(c *Case, ch *Check) string
+	// Setup starts everything the case needs and returns where to send its
+	// checks. It may fail the test.
+	Setup(t *testing.T, c *Case) Env
+}
+
+// Env is a case's running mesh, as the runner uses it.
+type Env interface {
+	// Send sends one request of ch and returns what came back.
+	Send(ch *Check) (*testenv.Response, error)
+	// FractionKey is the key a response counts under in expect.fractions.
+	FractionKey(r *testenv.Response) string
+	// Describe says in words what Send sends for ch, for messages.
+	Describe(ch *Check) string
+}
+
+// convergeTimeout is how long the first request of a check is retried until
+// it meets the check's per-response expectations, before the check's real
+// requests are sent.
+const convergeTimeout = 10 * time.Second
+
+// Tally counts check results.
+type Tally struct {
+	mu                      sync.Mutex
+	passed, failed, skipped int
+}
+
+func (t *Tally) add(passed, failed, skipped int) {
+	t.mu.Lock()
+	t.passed += passed
+	t.failed += failed
+	t.skipped += skipped
+	t.mu.Unlock()
+}
+
+func (t *Tally) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return fmt.Sprintf("%d passed, %d failed, %d skipped", t.passed, t.failed, t.skipped)
+}
+
+// runGroup runs every case of g, one sub-test per case and one per check,
+// and logs the totals.
+func runGroup(t *testing.T, g Group) {
+	dir := filepath.Join(corpusDir(t), g.Name())
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		t.Skipf("conformance group %s not found at %s", g.Name(), dir)
+	}
+	cases, err := loadCases(dir)
+	if err != nil {
+		t.Fatalf("conformance %s: %v", g.Name(), err)
+	}
+	total := &Tally{}
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			ct := &Tally{}
+			defer func() {
+				t.Logf("case %s: %s", c.Name, ct)
+				total.add(ct.passed, ct.failed, ct.skipped)
+			}()
+			runCase(t, g, c, ct)
+		})
+	}
+	summary := fmt.Sprintf("conformance %s: %s", g.Name(), total)
+	t.Log(summary)
+	fmt.Println(summary)
+}
+
+func runCase(t *testing.T, g Group, c *Case, ct *Tally) {
+	if err := g.Load(c); err != nil {
+		ct.add(0, len(c.Checks), 0)
+		t.Fatalf("load case: %v", err)
+	}
+	reasons := make([]string, len(c.Checks))
+	runnable := 0
+	for i, ch := range c.Checks {
+		if reasons[i] = g.Unsupported(c, ch); reasons[i] == "" {
+			runnable++
+		}
+	}
+	if runnable == 0 {
+		for i, ch := range c.Checks {
+			t.Run(checkName(ch), func(t *testing.T) {
+				ct.add(0, 0, 1)
+				t.Skip("SKIPPED: " + reasons[i])
+			})
+		}
+		return
+	}
+	// A setup failure ends this function through t.FailNow; the runnable
+	// checks then count as failed, the others as skipped.
+	ready := false
+	defer func() {
+		if !ready {
+			ct.add(0, runnable, len(c.Checks)-runnable)
+		}
+	}()
+	env := g.Setup(t, c)
+	ready = true
+	for i, ch := range c.Checks {
+		t.Run(checkName(ch), func(t *testing.T) {
+			if reasons[i] != "" {
+				ct.add(0, 0, 1)
+				t.Skip("SKIPPED: " + reasons[i])
+			}
+			start := time.Now()
+			problems := runCheck(env, ch)
+			took := time.Since(start).Round(time.Millisecond)
+			if len(problems) > 0 {
+				ct.add(0, 1, 0)
+				t.Errorf("FAILED (%v): %s\n  %s", took, env.Describe(ch), strings.Join(problems, "\n  "))
+				return
+			}
+			ct.add(1, 0, 0)
+			t.Logf("passed (%v): %s", took, env.Describe(ch))
+		})
+	}
+}
+
+var nonName = regexp.MustCompile(`[^A-Za-z0-9]+`)
+
+func checkName(ch *Check) string {
+	name := strings.Trim(nonName.ReplaceAllString(ch.Name, "-"), "-")
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	return fmt.Sprintf("%d-%s", ch.ID, name)
+}
+
+// runCheck waits for the check's first response to come out right (the
+// configuration may still be on its way), then sends its requests and
+// returns every way they fell short of expect.
+func runCheck(env Env, ch *Check) []string {
+	deadline := time.Now().Add(convergeTimeout)
+	for {
+		r, err := env.Send(ch)
+		if len(evalResponse(ch, r, err)) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	attempts := max(ch.MaxAttempts, 1)
+	var problems []string
+	for a := 1; a <= attempts; a++ {
+		if problems = sample(env, ch); len(problems) == 0 {
+			return nil
+		}
+		if attempts > 1 {
+			problems = append(problems, fmt.Sprintf("(attempt %d of %d)", a, attempts))
+		}
+	}
+	return problems
+}
+
+// sample sends the check's requests and evaluates them.
+func sample(env Env, ch *Check) []string {
+	n := max(ch.Repeat, 1)
+	var problems []string
+	failed, firstBad := 0, -1
+	var firstProblems []string
+	var firstResp *testenv.Response
+	counts := map[string]int{}
+	for i := 0; i < n; i++ {
+		r, err := env.Send(ch)
+		if r != nil {
+			counts[env.FractionKey(r)]++
+		}
+		p := evalResponse(ch, r, err)
+		if len(p) == 0 || i < ch.AllowFirstFailures {
+			continue
+		}
+		failed++
+		if firstBad < 0 {
+			firstBad, firstProblems, firstResp = i, p, r
+		}
+	}
+	if failed > 0 {
+		problems = append(problems, fmt.Sprintf("%d of %d responses failed; first (request %d): %s; response: %s",
+			failed, n, firstBad+1, strings.Join(firstProblems, "; "), firstResp))
+	}
+	if len(ch.Expect.Fractions) > 0 {
+		problems = append(problems, evalFractions(ch.Expect.Fractions, counts, n)...)
+	}
+	return problems
+}
