@@ -55,13 +55,21 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 	if err != nil {
 		return nil, err
 	}
+	fault, err := faultHTTPFilter()
+	if err != nil {
+		return nil, err
+	}
 	manager := &hcm.HttpConnectionManager{
 		CodecType:  hcm.HttpConnectionManager_AUTO,
 		StatPrefix: opts.StatPrefix,
 		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
 			ConfigSource: adsSource(), RouteConfigName: opts.RouteName,
 		}},
+		// The fault filter comes before the router, as in Istio; routes
+		// carry their faults in typed_per_filter_config.
 		HttpFilters: []*hcm.HttpFilter{{
+			Name: FaultFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: fault},
+		}, {
 			Name: RouterFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: router},
 		}},
 		// Istio turns off the stream idle timeout's default and keeps
@@ -115,6 +123,7 @@ func (g *generation) inbound() error {
 				Action: &route.Route_Route{Route: &route.RouteAction{
 					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: clusterName},
 					Timeout:          durationpb.New(0),
+					RetryPolicy:      inboundRetryPolicy(),
 				}},
 			}},
 		}},

@@ -5,6 +5,7 @@ import (
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -82,6 +83,8 @@ type routeAction struct {
 	forward  *route.RouteAction
 	redirect *route.RedirectAction
 	direct   *route.DirectResponseAction
+	// perFilter is the route's typed_per_filter_config (the fault).
+	perFilter map[string]*anypb.Any
 	// headers edits apply to the route whatever its action.
 	reqAdd    []*headerValueOption
 	reqRemove []string
@@ -98,6 +101,7 @@ func setAction(r *route.Route, a *routeAction) {
 	default:
 		r.Action = &route.Route_Route{Route: a.forward}
 	}
+	r.TypedPerFilterConfig = a.perFilter
 	r.RequestHeadersToAdd = a.reqAdd
 	r.RequestHeadersToRemove = a.reqRemove
 	r.ResponseHeadersToAdd = a.resAdd
@@ -107,6 +111,9 @@ func setAction(r *route.Route, a *routeAction) {
 func (g *generation) routeAction(hr *networking.HTTPRoute, ns string, rc routeContext) *routeAction {
 	a := &routeAction{}
 	a.reqAdd, a.reqRemove, a.resAdd, a.resRemove = translateHeaders(hr.Headers)
+	// Istio puts a fault on the route whatever its action; the fault
+	// filter runs before the router.
+	a.perFilter = faultPerFilterConfig(hr.Fault)
 	switch {
 	case hr.Redirect != nil:
 		a.redirect = translateRedirect(hr.Redirect)
@@ -114,6 +121,7 @@ func (g *generation) routeAction(hr *networking.HTTPRoute, ns string, rc routeCo
 		a.direct = translateDirectResponse(hr.DirectResponse)
 	default:
 		a.forward = g.forwardAction(hr, ns, rc)
+		g.addResilience(a.forward, hr, ns, rc)
 	}
 	return a
 }

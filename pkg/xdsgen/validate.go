@@ -26,12 +26,18 @@ func Validate(res *Resources) error {
 				if err := validateAny(f.GetTypedConfig()); err != nil {
 					return fmt.Errorf("listener %q: filter %s: %w", l.Name, f.Name, err)
 				}
+				if err := validateHTTPFilters(f.GetTypedConfig()); err != nil {
+					return fmt.Errorf("listener %q: filter %s: %w", l.Name, f.Name, err)
+				}
 			}
 		}
 	}
 	for _, r := range res.Routes {
 		if err := check("route", r.Name, r); err != nil {
 			return err
+		}
+		if err := validateRouteExtensions(r); err != nil {
+			return fmt.Errorf("route %q: %w", r.Name, err)
 		}
 	}
 	for _, c := range res.Clusters {

@@ -36,6 +36,8 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 			vh := &route.VirtualHost{
 				Name:    fmt.Sprintf("%s:%d", svc.Hostname, port.Number),
 				Domains: claimDomains(used, hostAliases(svc.Hostname, g.proxy.Namespace, svc.Addresses), port.Number, port.Number == defPort),
+				// Istio's proxy headers default: x-envoy-attempt-count upstream.
+				IncludeRequestAttemptCount: true,
 			}
 			if len(vh.Domains) == 0 {
 				continue
@@ -43,7 +45,7 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 			if vs != nil {
 				vh.Routes = g.virtualServiceRoutes(vs, routeContext{port: port.Number, service: svc})
 			} else {
-				vh.Routes = []*route.Route{defaultRoute(ClusterName("outbound", port.Number, "", svc.Hostname))}
+				vh.Routes = []*route.Route{g.withDefaultRetry(defaultRoute(ClusterName("outbound", port.Number, "", svc.Hostname)))}
 			}
 			rc.VirtualHosts = append(rc.VirtualHosts, vh)
 		}
@@ -64,7 +66,8 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 			}
 			rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
 				Name: fmt.Sprintf("%s:80", h), Domains: domains,
-				Routes: g.virtualServiceRoutes(vs, routeContext{port: 80}),
+				Routes:                     g.virtualServiceRoutes(vs, routeContext{port: 80}),
+				IncludeRequestAttemptCount: true,
 			})
 		}
 	}
@@ -79,7 +82,7 @@ func (g *generation) catchAllHost() *route.VirtualHost {
 	// REGISTRY_ONLY is the proto's zero value, so only an explicit policy
 	// counts; an unset one is Istio's default, ALLOW_ANY.
 	if p := g.push.Mesh.GetOutboundTrafficPolicy(); p != nil && p.Mode == meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY {
-		return &route.VirtualHost{Name: "block_all", Domains: []string{"*"}, Routes: []*route.Route{{
+		return &route.VirtualHost{Name: "block_all", Domains: []string{"*"}, IncludeRequestAttemptCount: true, Routes: []*route.Route{{
 			Name:   "block_all",
 			Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
 			Action: &route.Route_DirectResponse{DirectResponse: &route.DirectResponseAction{Status: 502}},
@@ -87,7 +90,7 @@ func (g *generation) catchAllHost() *route.VirtualHost {
 	}
 	r := defaultRoute(PassthroughCluster)
 	r.Name = "allow_any"
-	return &route.VirtualHost{Name: "allow_any", Domains: []string{"*"}, Routes: []*route.Route{r}}
+	return &route.VirtualHost{Name: "allow_any", Domains: []string{"*"}, Routes: []*route.Route{r}, IncludeRequestAttemptCount: true}
 }
 
 // virtualServiceFor picks the VirtualService for host: an exact host beats

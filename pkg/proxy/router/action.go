@@ -38,6 +38,10 @@ type Action struct {
 	RegexRewrite     *regexp.Regexp
 	RegexSubstitute  string
 	HostRewrite      string
+	// Retry is the route's retry policy (nil: one attempt only).
+	Retry *RetryPolicy
+	// Mirrors are the clusters a copy of the request is shadowed to.
+	Mirrors []MirrorPolicy
 
 	// Redirect
 	Redirect *RedirectAction
@@ -156,8 +160,10 @@ func compileForward(ra *route.RouteAction) (Action, error) {
 		}
 		act.RegexRewrite, act.RegexSubstitute = re, envoySubstitution(rr.Substitution)
 	}
-	if ra.RetryPolicy != nil || len(ra.RequestMirrorPolicies) > 0 || ra.HashPolicy != nil {
-		return act, fmt.Errorf("retry_policy, request_mirror_policies and hash_policy are not supported yet")
+	// retry_policy and request_mirror_policies are compiled with the
+	// virtual host they may inherit from (compileResilience).
+	if ra.HashPolicy != nil {
+		return act, fmt.Errorf("hash_policy is not supported yet")
 	}
 	return act, nil
 }

@@ -47,6 +47,15 @@ type Route struct {
 	Action  Action
 	ReqOps  HeaderOps
 	RespOps HeaderOps
+	// Fault is injected before the route's action (nil: none).
+	Fault *Fault
+	// AttemptCount sets x-envoy-attempt-count on upstream requests, and
+	// AttemptCountInResponse on the response (the virtual host's
+	// include_request_attempt_count / include_attempt_count_in_response).
+	AttemptCount, AttemptCountInResponse bool
+	// BufferLimit is the most request body kept for retries and mirrors
+	// (0: the proxy's default).
+	BufferLimit int64
 }
 
 // Compile builds a Table; any route it cannot honour is an error, so the
@@ -117,6 +126,9 @@ func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
 		return nil, fmt.Errorf("match: grpc, runtime_fraction, tls_context and dynamic_metadata are not supported")
 	}
 	if cr.Action, err = compileAction(r); err != nil {
+		return nil, err
+	}
+	if err := compileResilience(cr, r, vh); err != nil {
 		return nil, err
 	}
 	if cr.ReqOps, err = compileHeaderOps(vh.RequestHeadersToAdd, vh.RequestHeadersToRemove, r.RequestHeadersToAdd, r.RequestHeadersToRemove); err != nil {

@@ -116,6 +116,10 @@ func compileFilterChain(fc *listener.FilterChain) (*FilterChain, error) {
 	}
 	for _, hf := range m.HttpFilters {
 		switch hf.Name {
+		case "envoy.filters.http.fault":
+			if err := checkFaultFilter(hf); err != nil {
+				return nil, fmt.Errorf("fault filter: %w", err)
+			}
 		case "envoy.filters.http.router":
 			if tc := hf.GetTypedConfig(); tc != nil {
 				var r routerv3.Router

@@ -1,0 +1,524 @@
+package router
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	previoushosts "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
+	previouspriorities "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Extension names the router understands, as Envoy registers them.
+const (
+	FaultFilterName            = "envoy.filters.http.fault"
+	previousHostsPredicateName = "envoy.retry_host_predicates.previous_hosts"
+	previousPrioritiesName     = "envoy.retry_priorities.previous_priorities"
+)
+
+// Envoy's retry back-off defaults: base 25 ms (runtime
+// upstream.base_retry_backoff_ms), max 10 times the base.
+const (
+	DefaultRetryBaseInterval = 25 * time.Millisecond
+	maxIntervalFactor        = 10
+)
+
+// RetryOn is a set of Envoy retry conditions (retry_on).
+type RetryOn uint32
+
+// Retry conditions, named as in Envoy's retry_on.
+const (
+	Retry5xx RetryOn = 1 << iota
+	RetryGatewayError
+	RetryReset
+	RetryResetBeforeRequest
+	RetryConnectFailure
+	RetryRefusedStream
+	RetryRetriable4xx
+	RetryRetriableStatusCodes
+	RetryRetriableHeaders
+	RetryEnvoyRateLimited
+	RetryHTTP3PostConnectFailure
+	RetryGrpcCancelled
+	RetryGrpcDeadlineExceeded
+	RetryGrpcInternal
+	RetryGrpcResourceExhausted
+	RetryGrpcUnavailable
+
+	// RetryGrpcAny is every gRPC condition.
+	RetryGrpcAny = RetryGrpcCancelled | RetryGrpcDeadlineExceeded | RetryGrpcInternal | RetryGrpcResourceExhausted | RetryGrpcUnavailable
+)
+
+var retryOnNames = map[string]RetryOn{
+	"5xx":                        Retry5xx,
+	"gateway-error":              RetryGatewayError,
+	"reset":                      RetryReset,
+	"reset-before-request":       RetryResetBeforeRequest,
+	"connect-failure":            RetryConnectFailure,
+	"refused-stream":             RetryRefusedStream,
+	"retriable-4xx":              RetryRetriable4xx,
+	"retriable-status-codes":     RetryRetriableStatusCodes,
+	"retriable-headers":          RetryRetriableHeaders,
+	"envoy-ratelimited":          RetryEnvoyRateLimited,
+	"http3-post-connect-failure": RetryHTTP3PostConnectFailure, // sluice never speaks HTTP/3: never true
+	"cancelled":                  RetryGrpcCancelled,
+	"deadline-exceeded":          RetryGrpcDeadlineExceeded,
+	"internal":                   RetryGrpcInternal,
+	"resource-exhausted":         RetryGrpcResourceExhausted,
+	"unavailable":                RetryGrpcUnavailable,
+}
+
+// ParseRetryOn parses Envoy's comma-separated retry_on (HTTP and gRPC
+// conditions together, as a route's retry_policy takes them).
+func ParseRetryOn(s string) (RetryOn, error) {
+	var on RetryOn
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		c, ok := retryOnNames[part]
+		if !ok {
+			return 0, fmt.Errorf("retry_on %q is not a retry condition", part)
+		}
+		on |= c
+	}
+	return on, nil
+}
+
+// String lists the conditions in Envoy's spelling.
+func (on RetryOn) String() string {
+	var names []string
+	for n, c := range retryOnNames {
+		if on&c != 0 {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
+}
+
+// RetryPolicy is a compiled Envoy retry_policy.
+type RetryPolicy struct {
+	On         RetryOn
+	NumRetries uint32
+	// PerTryTimeout bounds each attempt until its response headers; 0
+	// means only the route timeout applies.
+	PerTryTimeout time.Duration
+	// BaseInterval and MaxInterval shape the fully jittered exponential
+	// back-off between attempts.
+	BaseInterval, MaxInterval time.Duration
+	StatusCodes               []int
+	// PreviousHosts (the previous_hosts predicate) asks host selection
+	// for a host not tried yet, re-picking up to HostSelectionMaxAttempts
+	// times.
+	PreviousHosts bool
+	// PriorityUpdateFrequency > 0 is previous_priorities (Istio's
+	// retryRemoteLocalities): after that many attempts, the localities
+	// tried so far are avoided. sluice has no priority levels, so
+	// locality stands for priority.
+	PriorityUpdateFrequency  int
+	HostSelectionMaxAttempts int
+
+	retriableHeaders []headerMatch
+	requestHeaders   []headerMatch
+}
+
+// AppliesTo reports whether r may be retried at all: when
+// retriable_request_headers are set, one must match.
+func (p *RetryPolicy) AppliesTo(r *http.Request) bool {
+	if len(p.requestHeaders) == 0 {
+		return true
+	}
+	for i := range p.requestHeaders {
+		if p.requestHeaders[i].match(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// RetriableResponse reports whether an upstream answer with this status
+// and these headers is retried, by Envoy's rules (wouldRetryFromHeaders).
+func (p *RetryPolicy) RetriableResponse(status int, h http.Header) bool {
+	if _, ok := h["X-Envoy-Ratelimited"]; ok {
+		return p.On&RetryEnvoyRateLimited != 0
+	}
+	on := p.On
+	switch {
+	case on&Retry5xx != 0 && status >= 500 && status <= 599:
+		return true
+	case on&RetryGatewayError != 0 && (status == 502 || status == 503 || status == 504):
+		return true
+	case on&RetryRetriable4xx != 0 && status == http.StatusConflict:
+		return true
+	}
+	if on&RetryRetriableStatusCodes != 0 {
+		for _, c := range p.StatusCodes {
+			if c == status {
+				return true
+			}
+		}
+	}
+	if on&RetryRetriableHeaders != 0 {
+		for i := range p.retriableHeaders {
+			if p.retriableHeaders[i].matchResponse(status, h) {
+				return true
+			}
+		}
+	}
+	if on&RetryGrpcAny != 0 {
+		if vs := h["Grpc-Status"]; len(vs) > 0 {
+			switch vs[0] {
+			case "1":
+				return on&RetryGrpcCancelled != 0
+			case "4":
+				return on&RetryGrpcDeadlineExceeded != 0
+			case "8":
+				return on&RetryGrpcResourceExhausted != 0
+			case "13":
+				return on&RetryGrpcInternal != 0
+			case "14":
+				return on&RetryGrpcUnavailable != 0
+			}
+		}
+	}
+	return false
+}
+
+func (h *headerMatch) matchResponse(status int, hdr http.Header) bool {
+	var v string
+	var ok bool
+	if h.name == ":status" {
+		v, ok = strconv.Itoa(status), true
+	} else if vals := hdr.Values(h.name); len(vals) > 0 {
+		v, ok = strings.Join(vals, ","), true
+	}
+	res := ok
+	if !h.present {
+		res = ok && h.str.match(v)
+	}
+	return res != h.invert
+}
+
+func compileRetryPolicy(rp *route.RetryPolicy) (*RetryPolicy, error) {
+	on, err := ParseRetryOn(rp.RetryOn)
+	if err != nil {
+		return nil, err
+	}
+	p := &RetryPolicy{On: on, NumRetries: 1, HostSelectionMaxAttempts: 1, BaseInterval: DefaultRetryBaseInterval}
+	if rp.NumRetries != nil {
+		p.NumRetries = rp.NumRetries.Value
+	}
+	p.PerTryTimeout = rp.GetPerTryTimeout().AsDuration()
+	if rp.GetPerTryIdleTimeout().AsDuration() > 0 {
+		return nil, fmt.Errorf("per_try_idle_timeout is not supported")
+	}
+	if n := rp.HostSelectionRetryMaxAttempts; n > 0 {
+		p.HostSelectionMaxAttempts = int(min(n, 100))
+	}
+	for _, c := range rp.RetriableStatusCodes {
+		p.StatusCodes = append(p.StatusCodes, int(c))
+	}
+	if bo := rp.RetryBackOff; bo != nil {
+		p.BaseInterval = bo.GetBaseInterval().AsDuration()
+		if p.BaseInterval <= 0 {
+			return nil, fmt.Errorf("retry_back_off: base_interval must be positive")
+		}
+		if bo.MaxInterval != nil {
+			p.MaxInterval = bo.MaxInterval.AsDuration()
+			if p.MaxInterval < p.BaseInterval {
+				return nil, fmt.Errorf("retry_back_off: max_interval %v is less than base_interval %v", p.MaxInterval, p.BaseInterval)
+			}
+		}
+	}
+	if p.MaxInterval == 0 {
+		p.MaxInterval = p.BaseInterval * maxIntervalFactor
+	}
+	for _, hp := range rp.RetryHostPredicate {
+		if hp.Name != previousHostsPredicateName {
+			return nil, fmt.Errorf("retry_host_predicate %q is not supported (only %s)", hp.Name, previousHostsPredicateName)
+		}
+		if tc := hp.GetTypedConfig(); tc != nil {
+			if err := tc.UnmarshalTo(&previoushosts.PreviousHostsPredicate{}); err != nil {
+				return nil, fmt.Errorf("retry_host_predicate %s: %w", hp.Name, err)
+			}
+		}
+		p.PreviousHosts = true
+	}
+	if pr := rp.RetryPriority; pr != nil {
+		if pr.Name != previousPrioritiesName {
+			return nil, fmt.Errorf("retry_priority %q is not supported (only %s)", pr.Name, previousPrioritiesName)
+		}
+		var cfg previouspriorities.PreviousPrioritiesConfig
+		if tc := pr.GetTypedConfig(); tc != nil {
+			if err := tc.UnmarshalTo(&cfg); err != nil {
+				return nil, fmt.Errorf("retry_priority %s: %w", pr.Name, err)
+			}
+		}
+		if cfg.UpdateFrequency <= 0 {
+			return nil, fmt.Errorf("retry_priority %s: update_frequency must be positive", pr.Name)
+		}
+		p.PriorityUpdateFrequency = int(cfg.UpdateFrequency)
+	}
+	if rp.RateLimitedRetryBackOff != nil || len(rp.RetryOptionsPredicates) > 0 {
+		return nil, fmt.Errorf("rate_limited_retry_back_off and retry_options_predicates are not supported")
+	}
+	for _, h := range rp.RetriableHeaders {
+		hm, err := compileHeaderMatch(h)
+		if err != nil {
+			return nil, fmt.Errorf("retriable_headers: %w", err)
+		}
+		p.retriableHeaders = append(p.retriableHeaders, hm)
+	}
+	for _, h := range rp.RetriableRequestHeaders {
+		hm, err := compileHeaderMatch(h)
+		if err != nil {
+			return nil, fmt.Errorf("retriable_request_headers: %w", err)
+		}
+		p.requestHeaders = append(p.requestHeaders, hm)
+	}
+	return p, nil
+}
+
+// Fraction is an Envoy FractionalPercent: Numerator out of Denominator.
+type Fraction struct{ Numerator, Denominator uint32 }
+
+// Always is 100%.
+var Always = Fraction{1, 1}
+
+func compileFraction(f *typev3.FractionalPercent) Fraction {
+	if f == nil {
+		return Fraction{0, 100} // an unset percentage is 0%, as in Envoy
+	}
+	d := uint32(100)
+	switch f.Denominator {
+	case typev3.FractionalPercent_TEN_THOUSAND:
+		d = 10_000
+	case typev3.FractionalPercent_MILLION:
+		d = 1_000_000
+	}
+	return Fraction{min(f.Numerator, d), d}
+}
+
+// Sample reports whether a request falls in the fraction, given a
+// uniformly random number.
+func (f Fraction) Sample(random uint64) bool {
+	if f.Numerator == 0 {
+		return false
+	}
+	if f.Numerator >= f.Denominator {
+		return true
+	}
+	return random%uint64(f.Denominator) < uint64(f.Numerator)
+}
+
+// Fault is a compiled envoy.filters.http.fault per-route config.
+type Fault struct {
+	HasDelay     bool
+	Delay        time.Duration
+	DelayPercent Fraction
+
+	HasAbort     bool
+	AbortPercent Fraction
+	// AbortStatus is the HTTP status of an abort; for gRPC aborts it is
+	// 200 and AbortGRPC holds the grpc-status (-1 for HTTP aborts).
+	AbortStatus int
+	AbortGRPC   int
+	AbortBody   string
+}
+
+func compileFaultConfig(a *anypb.Any) (*Fault, error) {
+	var fc route.FilterConfig
+	if a.MessageIs(&fc) {
+		if err := a.UnmarshalTo(&fc); err != nil {
+			return nil, err
+		}
+		if fc.Disabled {
+			return nil, nil
+		}
+		a = fc.Config
+		if a == nil {
+			return nil, nil
+		}
+	}
+	var hf faultv3.HTTPFault
+	if err := a.UnmarshalTo(&hf); err != nil {
+		return nil, err
+	}
+	return CompileFault(&hf)
+}
+
+// CompileFault compiles an HTTPFault. Nil means the config injects
+// nothing. Runtime keys are accepted: sluice has no runtime, so their
+// defaults (the configured values) apply, as in an Envoy without overrides.
+func CompileFault(hf *faultv3.HTTPFault) (*Fault, error) {
+	if err := hf.ValidateAll(); err != nil {
+		return nil, err
+	}
+	if len(hf.Headers) > 0 || len(hf.DownstreamNodes) > 0 || hf.UpstreamCluster != "" {
+		return nil, fmt.Errorf("headers, downstream_nodes and upstream_cluster conditions are not supported")
+	}
+	if hf.MaxActiveFaults != nil || hf.ResponseRateLimit != nil {
+		return nil, fmt.Errorf("max_active_faults and response_rate_limit are not supported")
+	}
+	if hf.Delay == nil && hf.Abort == nil {
+		return nil, nil
+	}
+	f := &Fault{AbortGRPC: -1}
+	if d := hf.Delay; d != nil {
+		fd := d.GetFixedDelay()
+		if fd == nil {
+			return nil, fmt.Errorf("delay: only fixed_delay is supported")
+		}
+		f.HasDelay, f.Delay, f.DelayPercent = true, fd.AsDuration(), compileFraction(d.Percentage)
+	}
+	if a := hf.Abort; a != nil {
+		f.HasAbort, f.AbortPercent, f.AbortBody = true, compileFraction(a.Percentage), a.ResponseBody
+		switch et := a.ErrorType.(type) {
+		case *faultv3.FaultAbort_HttpStatus:
+			f.AbortStatus = int(et.HttpStatus)
+		case *faultv3.FaultAbort_GrpcStatus:
+			f.AbortStatus, f.AbortGRPC = http.StatusOK, int(et.GrpcStatus)
+		default:
+			return nil, fmt.Errorf("abort: only http_status and grpc_status are supported")
+		}
+	}
+	return f, nil
+}
+
+// MirrorPolicy is a compiled request_mirror_policy.
+type MirrorPolicy struct {
+	Cluster  string
+	Fraction Fraction
+	// KeepHost is disable_shadow_host_suffix_append.
+	KeepHost bool
+}
+
+func compileMirror(m *route.RouteAction_RequestMirrorPolicy) (MirrorPolicy, error) {
+	if m.ClusterHeader != "" || m.Cluster == "" {
+		return MirrorPolicy{}, fmt.Errorf("request_mirror_policies: a cluster name is required (cluster_header is not supported)")
+	}
+	if len(m.RequestHeadersMutations) > 0 || m.HostRewriteLiteral != "" {
+		return MirrorPolicy{}, fmt.Errorf("request_mirror_policies: request_headers_mutations and host_rewrite_literal are not supported")
+	}
+	mp := MirrorPolicy{Cluster: m.Cluster, Fraction: Always, KeepHost: m.DisableShadowHostSuffixAppend}
+	if rf := m.RuntimeFraction; rf != nil {
+		mp.Fraction = compileFraction(rf.DefaultValue)
+	}
+	return mp, nil
+}
+
+// compileResilience compiles what a route does about failure and testing:
+// the fault (route over virtual host config), the retry policy (route's,
+// else the virtual host's), mirrors (route's, else the virtual host's),
+// the request buffer limit and the attempt-count headers. What it cannot
+// honour is an error.
+func compileResilience(cr *Route, r *route.Route, vh *route.VirtualHost) error {
+	if vh.RetryPolicyTypedConfig != nil || vh.HedgePolicy != nil || vh.IncludeIsTimeoutRetryHeader {
+		return fmt.Errorf("virtual host: retry_policy_typed_config, hedge_policy and include_is_timeout_retry_header are not supported")
+	}
+	cr.AttemptCount = vh.IncludeRequestAttemptCount
+	cr.AttemptCountInResponse = vh.IncludeAttemptCountInResponse
+	for _, cfg := range []map[string]*anypb.Any{vh.TypedPerFilterConfig, r.TypedPerFilterConfig} {
+		for _, name := range sortedNames(cfg) {
+			if name != FaultFilterName {
+				return fmt.Errorf("typed_per_filter_config for %q is not supported", name)
+			}
+			f, err := compileFaultConfig(cfg[name])
+			if err != nil {
+				return fmt.Errorf("fault: %w", err)
+			}
+			cr.Fault = f // the route's config replaces the virtual host's
+		}
+	}
+	cr.BufferLimit = bufferLimit(vh.RequestBodyBufferLimit.GetValue(), vh.PerRequestBufferLimitBytes.GetValue(), 0)
+	cr.BufferLimit = bufferLimit(r.RequestBodyBufferLimit.GetValue(), r.PerRequestBufferLimitBytes.GetValue(), cr.BufferLimit)
+	ra := r.GetRoute()
+	if ra == nil {
+		return nil
+	}
+	if ra.HedgePolicy != nil || ra.RetryPolicyTypedConfig != nil {
+		return fmt.Errorf("hedge_policy and retry_policy_typed_config are not supported")
+	}
+	for _, wc := range ra.GetWeightedClusters().GetClusters() {
+		if len(wc.TypedPerFilterConfig) > 0 {
+			return fmt.Errorf("weighted cluster %q: typed_per_filter_config is not supported", wc.Name)
+		}
+	}
+	rp := ra.RetryPolicy
+	if rp == nil {
+		rp = vh.RetryPolicy
+	}
+	if rp != nil {
+		p, err := compileRetryPolicy(rp)
+		if err != nil {
+			return fmt.Errorf("retry_policy: %w", err)
+		}
+		cr.Action.Retry = p
+	}
+	mirrors := ra.RequestMirrorPolicies
+	if len(mirrors) == 0 {
+		mirrors = vh.RequestMirrorPolicies
+	}
+	for _, m := range mirrors {
+		mp, err := compileMirror(m)
+		if err != nil {
+			return err
+		}
+		if mp.Fraction.Numerator > 0 {
+			cr.Action.Mirrors = append(cr.Action.Mirrors, mp)
+		}
+	}
+	return nil
+}
+
+// bufferLimit picks the most specific request buffer limit: the newer
+// 64-bit field, else the deprecated 32-bit one, else the inherited one.
+func bufferLimit(v64 uint64, v32 uint32, inherited int64) int64 {
+	switch {
+	case v64 > 0:
+		return int64(min(v64, 1<<40))
+	case v32 > 0:
+		return int64(v32)
+	}
+	return inherited
+}
+
+func sortedNames(m map[string]*anypb.Any) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// CheckFaultFilter accepts the listener-level config of the fault filter:
+// empty (Istio's), with faults only coming from the routes. A listener-wide
+// fault would apply to routes without their own; sluice rejects it rather
+// than ignore it.
+func CheckFaultFilter(a *anypb.Any) error {
+	if a == nil {
+		return nil
+	}
+	var hf faultv3.HTTPFault
+	if err := a.UnmarshalTo(&hf); err != nil {
+		return err
+	}
+	f, err := CompileFault(&hf)
+	if err != nil {
+		return err
+	}
+	if f != nil {
+		return fmt.Errorf("a listener-wide delay or abort is not supported; put faults on routes")
+	}
+	return nil
+}
