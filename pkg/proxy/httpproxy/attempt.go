@@ -3,8 +3,10 @@ package httpproxy
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
@@ -19,10 +21,25 @@ type attemptRequest struct {
 	cluster    *upstream.Cluster
 	// ctx bounds the attempt (the route timeout, the client's lifetime).
 	ctx context.Context
+	// avoid lists hosts a retry should not go to again; host selection
+	// re-picks up to selectAttempts times to find another (Envoy's retry
+	// host predicate with host_selection_retry_max_attempts). Set them
+	// with setAvoid.
+	avoid          []*upstream.Host
+	selectAttempts int
+}
+
+// setAvoid tells the next attempts of req to avoid hosts, re-picking up to
+// maxAttempts times (at least once more) to find another.
+func setAvoid(req *attemptRequest, hosts []*upstream.Host, maxAttempts int) {
+	req.avoid = hosts
+	req.selectAttempts = max(maxAttempts, 2)
 }
 
 // attemptResult is what one attempt got: a response, or an error and the
-// address it was for.
+// address it was for. The response body releases the attempt's hold on
+// the host and the cluster's circuit breakers when it is closed (or read
+// to the end), so a request counts as active until its body is done.
 type attemptResult struct {
 	resp *http.Response
 	err  error
@@ -33,12 +50,14 @@ type attemptResult struct {
 
 var errNoHost = errors.New("no healthy upstream")
 
-// attempt picks a host of the cluster and sends the request to it. Host
-// state (in-flight count, totals, failures) is updated here, the one place
-// every request to a host passes.
+// attempt picks a host of the cluster and sends the request to it. This is
+// the one place every request to a host passes, so cluster policy lives
+// here: pick (with the route's hash key), circuit breakers, the host's
+// counters, and the outcome for outlier detection.
 func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 	cl, r := a.cluster, a.downstream
 	res := &attemptResult{}
+	var setCookie string
 	if cl.Kind == upstream.OriginalDst {
 		res.addr = cl.OriginalDestination(r)
 		if res.addr == "" {
@@ -46,13 +65,29 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 			return res
 		}
 	} else {
-		res.host = cl.Pick()
+		in := upstream.PickInput{Avoid: a.avoid, MaxSelectAttempts: a.selectAttempts}
+		if cl.UsesHash() {
+			if hp := a.route.Action.Hash; hp != nil {
+				hr := hp.Hash(r)
+				in.Hash, in.HasHash, setCookie = hr.Key, hr.OK, hr.SetCookie
+			}
+		}
+		res.host = cl.Pick(&in)
 		if res.host == nil {
 			cl.Stats.CxNoneHealthy.Add(1)
 			res.err = errNoHost
 			return res
 		}
 		res.addr = res.host.Address
+	}
+	adm, err := cl.Admit(a.ctx, res.host)
+	if err != nil {
+		if errors.Is(err, upstream.ErrOverflow) {
+			res.err = overflowError(err.Error())
+		} else {
+			res.err = err
+		}
+		return res
 	}
 	out := outboundRequest(r, res.addr, a.route)
 	a.route.ReqOps.Apply(out.Header)
@@ -65,28 +100,80 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 	out = out.WithContext(a.ctx)
 
 	cl.Stats.RqTotal.Add(1)
-	cl.Stats.RqActive.Add(1)
 	if res.host != nil {
 		res.host.Active.Add(1)
 	}
 	start := time.Now()
-	res.resp, res.err = cl.Transport.RT.RoundTrip(out)
+	res.resp, res.err = cl.Transport.RoundTrip(out, r.ProtoMajor == 2)
 	res.took = time.Since(start)
-	cl.Stats.RqActive.Add(-1)
+	if res.err != nil {
+		h.finishAttempt(cl, res.host, &adm)
+		h.recordError(a, cl, res.host, res.err)
+		return res
+	}
+	cl.Stats.RecordStatus(res.resp.StatusCode)
 	if res.host != nil {
-		res.host.Active.Add(-1)
-		res.host.Requests.Add(1)
-	}
-	switch {
-	case res.err != nil:
-		if res.host != nil {
-			res.host.Failures.Add(1)
-		}
-	default:
-		cl.Stats.RecordStatus(res.resp.StatusCode)
-		if res.host != nil && res.resp.StatusCode >= 500 {
+		cl.Record(res.host, upstream.OutcomeResponse, res.resp.StatusCode)
+		if res.resp.StatusCode >= 500 {
 			res.host.Failures.Add(1)
 		}
 	}
+	if setCookie != "" {
+		// Envoy sets the cookie it hashed on when the request had none.
+		res.resp.Header.Add("Set-Cookie", setCookie)
+	}
+	res.resp.Body = &releasingBody{ReadCloser: res.resp.Body, release: func() { h.finishAttempt(cl, res.host, &adm) }}
 	return res
+}
+
+// finishAttempt ends an attempt's hold on its host and on the cluster's
+// circuit breakers.
+func (h *Handler) finishAttempt(cl *upstream.Cluster, host *upstream.Host, adm *upstream.Admission) {
+	if host != nil {
+		host.Active.Add(-1)
+		host.Requests.Add(1)
+	}
+	adm.Release()
+}
+
+// recordError feeds a failed attempt to outlier detection as Envoy's
+// router does: a timeout is a local-origin timeout, any other failure to
+// get a response (connect failure, reset) a connect failure. A request
+// the client abandoned says nothing about the host.
+func (h *Handler) recordError(a *attemptRequest, cl *upstream.Cluster, host *upstream.Host, err error) {
+	if host == nil {
+		return
+	}
+	if a.downstream.Context().Err() != nil {
+		return
+	}
+	host.Failures.Add(1)
+	if errors.Is(a.ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		host.Timeouts.Add(1)
+		cl.Record(host, upstream.OutcomeTimeout, 0)
+		return
+	}
+	cl.Record(host, upstream.OutcomeConnectFailed, 0)
+}
+
+// releasingBody runs release once, when the body is closed or read to its
+// end (whichever comes first).
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+	once    sync.Once
+}
+
+func (b *releasingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.once.Do(b.release)
+	}
+	return n, err
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
 }

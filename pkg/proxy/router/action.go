@@ -10,6 +10,8 @@ import (
 	"time"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
 // ActionKind says what a route does with a request.
@@ -42,6 +44,9 @@ type Action struct {
 	Retry *RetryPolicy
 	// Mirrors are the clusters a copy of the request is shadowed to.
 	Mirrors []MirrorPolicy
+	// Hash makes the request's hash key for ring hash and maglev
+	// clusters (hash_policy; compiled by the upstream package).
+	Hash *upstream.HashPolicy
 
 	// Redirect
 	Redirect *RedirectAction
@@ -162,8 +167,12 @@ func compileForward(ra *route.RouteAction) (Action, error) {
 	}
 	// retry_policy and request_mirror_policies are compiled with the
 	// virtual host they may inherit from (compileResilience).
-	if ra.HashPolicy != nil {
-		return act, fmt.Errorf("hash_policy is not supported yet")
+	if len(ra.HashPolicy) > 0 {
+		hp, err := upstream.CompileHashPolicy(ra.HashPolicy)
+		if err != nil {
+			return act, err
+		}
+		act.Hash = hp
 	}
 	return act, nil
 }

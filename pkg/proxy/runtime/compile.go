@@ -6,11 +6,9 @@ import (
 	"time"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
@@ -118,115 +116,6 @@ func containsColon(s string) bool {
 		}
 	}
 	return false
-}
-
-// checkCluster rejects what sluice does not implement yet and returns the
-// EDS service name for EDS clusters.
-func checkCluster(c *cluster.Cluster) (string, error) {
-	if c.TransportSocket != nil || len(c.TransportSocketMatches) > 0 {
-		return "", fmt.Errorf("transport_socket is not supported yet")
-	}
-	if c.CircuitBreakers != nil || c.OutlierDetection != nil || len(c.HealthChecks) > 0 {
-		return "", fmt.Errorf("circuit_breakers, outlier_detection and health_checks are not supported yet")
-	}
-	switch c.GetType() {
-	case cluster.Cluster_EDS:
-		if c.LbPolicy != cluster.Cluster_ROUND_ROBIN {
-			return "", fmt.Errorf("lb_policy %s is not supported yet", c.LbPolicy)
-		}
-		if n := c.GetEdsClusterConfig().GetServiceName(); n != "" {
-			return n, nil
-		}
-		return c.Name, nil
-	case cluster.Cluster_STATIC, cluster.Cluster_STRICT_DNS, cluster.Cluster_LOGICAL_DNS:
-		if c.LbPolicy != cluster.Cluster_ROUND_ROBIN {
-			return "", fmt.Errorf("lb_policy %s is not supported yet", c.LbPolicy)
-		}
-		return "", nil
-	case cluster.Cluster_ORIGINAL_DST:
-		return "", nil
-	}
-	if c.GetClusterType() != nil {
-		return "", fmt.Errorf("custom cluster_type %q is not supported", c.GetClusterType().GetName())
-	}
-	return "", fmt.Errorf("cluster type %s is not supported", c.GetType())
-}
-
-func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster, stats *StatsStore) (*upstream.Cluster, error) {
-	topts := upstream.TransportOptions{ConnectTimeout: c.GetConnectTimeout().AsDuration()}
-	if topts.ConnectTimeout == 0 {
-		topts.ConnectTimeout = 5 * time.Second // Envoy's default
-	}
-	if raw := c.TypedExtensionProtocolOptions["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; raw != nil {
-		var po httpv3.HttpProtocolOptions
-		if err := raw.UnmarshalTo(&po); err != nil {
-			return nil, fmt.Errorf("http protocol options: %w", err)
-		}
-		if po.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil {
-			topts.HTTP2 = true
-		}
-	}
-	uc := &upstream.Cluster{Name: c.Name, ConnectTimeout: topts.ConnectTimeout, HTTP2: topts.HTTP2, Stats: stats.Cluster(c.Name)}
-	if prev != nil && prev.Transport != nil && prev.Transport.Options == topts {
-		uc.Transport = prev.Transport
-	} else {
-		uc.Transport = upstream.NewTransport(topts)
-	}
-	if c.GetType() == cluster.Cluster_ORIGINAL_DST {
-		uc.Kind = upstream.OriginalDst
-		uc.OriginalDstHeader = c.GetOriginalDstLbConfig().GetHttpHeaderName()
-		if !c.GetOriginalDstLbConfig().GetUseHttpHeader() {
-			uc.OriginalDstHeader = ":authority"
-		}
-		return uc, nil
-	}
-	uc.Hosts = hostsOf(cla, prev)
-	uc.Init()
-	return uc, nil
-}
-
-// hostsOf turns an assignment into hosts, reusing the previous cluster's
-// host records where address and weight are unchanged.
-func hostsOf(cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster) []*upstream.Host {
-	old := map[string]*upstream.Host{}
-	if prev != nil {
-		for _, h := range prev.Hosts {
-			old[h.Address] = h
-		}
-	}
-	var hosts []*upstream.Host
-	for _, lle := range cla.GetEndpoints() {
-		locality := localityString(lle.GetLocality())
-		for _, lbe := range lle.GetLbEndpoints() {
-			sa := lbe.GetEndpoint().GetAddress().GetSocketAddress()
-			if sa == nil {
-				continue
-			}
-			addr := fmt.Sprintf("%s:%d", hostForListen(sa.Address), sa.GetPortValue())
-			weight := lbe.GetLoadBalancingWeight().GetValue()
-			if weight == 0 {
-				weight = 1
-			}
-			if h, ok := old[addr]; ok && h.Weight == weight && h.Locality == locality {
-				hosts = append(hosts, h)
-				continue
-			}
-			workload := lbe.GetMetadata().GetFilterMetadata()["istio"].GetFields()["workload"].GetStringValue()
-			hosts = append(hosts, &upstream.Host{Address: addr, Weight: weight, Locality: locality, Workload: workload})
-		}
-	}
-	return hosts
-}
-
-func localityString(l *core.Locality) string {
-	if l == nil {
-		return ""
-	}
-	s := l.Region + "/" + l.Zone + "/" + l.SubZone
-	for len(s) > 0 && s[len(s)-1] == '/' {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // Equal reports whether two resources are the same config.

@@ -1,9 +1,11 @@
 package upstream
 
 import (
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -20,61 +22,235 @@ const (
 	OriginalDst
 )
 
-// Cluster is an immutable compiled cluster. Its hosts' state and its
-// transport are shared with the cluster it replaced when they are unchanged.
+// LBPolicy is how a host is chosen.
+type LBPolicy uint8
+
+// Policies, after Envoy's lb_policy.
+const (
+	RoundRobin LBPolicy = iota
+	LeastRequest
+	Random
+	RingHash
+	Maglev
+)
+
+func (p LBPolicy) isHash() bool { return p == RingHash || p == Maglev }
+
+func (p LBPolicy) String() string {
+	switch p {
+	case LeastRequest:
+		return "LEAST_REQUEST"
+	case Random:
+		return "RANDOM"
+	case RingHash:
+		return "RING_HASH"
+	case Maglev:
+		return "MAGLEV"
+	}
+	return "ROUND_ROBIN"
+}
+
+// LBConfig is a cluster's balancing configuration.
+type LBConfig struct {
+	Policy LBPolicy
+	// ChoiceCount is least request's sample size (2: power of two choices).
+	ChoiceCount int
+	// MinRingSize and MaxRingSize bound the ring hash ring; TableSize is
+	// the maglev table size (a prime).
+	MinRingSize, MaxRingSize, TableSize uint64
+	// LocalityWeighted picks a locality by weight first (Envoy's
+	// locality_weighted_lb_config).
+	LocalityWeighted bool
+	// PanicThreshold is the healthy percentage under which a priority
+	// balances over all its hosts (Envoy's healthy_panic_threshold).
+	PanicThreshold float64
+	// OverprovisioningFactor is a percentage (140: 1.4).
+	OverprovisioningFactor uint32
+}
+
+// Cluster is an immutable compiled cluster. Its hosts, their state, its
+// transport and its live limits and outlier bookkeeping are shared with
+// the cluster it replaced when they are unchanged.
 type Cluster struct {
-	Name           string
-	Kind           Kind
-	Hosts          []*Host
+	Name string
+	Kind Kind
+	// Hosts are all hosts of all priorities; Priorities groups them.
+	Hosts      []*Host
+	Priorities []PriorityLevel
+	// HostPriority is each host's priority, by index in Hosts.
+	HostPriority []uint32
+
 	ConnectTimeout time.Duration
 	HTTP2          bool
+	// UseDownstreamProtocol sends HTTP/2 requests as h2c and others as
+	// HTTP/1.1.
+	UseDownstreamProtocol bool
 	// OriginalDstHeader names the header holding the destination for
 	// OriginalDst clusters (":authority" means the Host).
 	OriginalDstHeader string
 
+	LB      LBConfig
+	Limits  Thresholds
+	Outlier *OutlierConfig
+	// Clock is outlier detection's time source (nil: the wall clock).
+	Clock Clock
+
 	Transport *Transport
 	Stats     *Stats
 
-	rr    atomic.Uint64
-	total uint64 // sum of weights when they differ, else 0
+	live     *live
+	state    atomic.Pointer[lbState]
+	rebuild  sync.Mutex
+	initDone bool
 }
 
-// Init precomputes picking state; call it once after filling the fields.
-func (c *Cluster) Init() {
-	c.total = 0
-	equal := true
-	for _, h := range c.Hosts {
-		if h.Weight != c.Hosts[0].Weight {
-			equal = false
+// Init precomputes balancing state; call it once after filling the fields.
+// prev is the cluster this one replaces (same name), whose live limits and
+// outlier bookkeeping carry over; nil for a new cluster.
+func (c *Cluster) Init(prev *Cluster) {
+	if prev != nil && prev.live != nil {
+		c.live = prev.live
+	} else {
+		c.live = &live{}
+	}
+	if c.Stats == nil {
+		c.Stats = &Stats{}
+	}
+	if c.Limits == (Thresholds{}) {
+		c.Limits = DefaultThresholds()
+	}
+	th := c.Limits
+	c.Stats.thresholds.Store(&th)
+	if c.Priorities == nil && len(c.Hosts) > 0 {
+		c.Priorities = []PriorityLevel{{Localities: []LocalityHosts{{Hosts: c.Hosts, Weight: 1}}}}
+	}
+	if c.Hosts == nil {
+		for _, pl := range c.Priorities {
+			for _, l := range pl.Localities {
+				c.Hosts = append(c.Hosts, l.Hosts...)
+			}
 		}
 	}
-	if !equal {
-		for _, h := range c.Hosts {
-			c.total += uint64(max(h.Weight, 1))
+	if c.HostPriority == nil {
+		c.HostPriority = make([]uint32, 0, len(c.Hosts))
+		for p, pl := range c.Priorities {
+			for _, l := range pl.Localities {
+				for range l.Hosts {
+					c.HostPriority = append(c.HostPriority, uint32(p))
+				}
+			}
 		}
 	}
+	if c.LB.PanicThreshold < 0 {
+		c.LB.PanicThreshold = 0
+	}
+	if c.Outlier != nil {
+		l := &c.live.outlier
+		now := c.clock().Now()
+		if next := l.nextTick.Load(); next == 0 || time.Duration(next-now.UnixNano()) > c.Outlier.Interval {
+			l.nextTick.Store(now.Add(c.Outlier.Interval).UnixNano())
+		}
+	}
+	if c.Transport != nil {
+		c.Transport.SetHosts(c.Hosts)
+	}
+	c.storeState(c.live.outlier.gen.Load())
+	c.initDone = true
 }
 
-// Pick chooses a host by weighted round robin. It returns nil when the
-// cluster has no hosts.
-func (c *Cluster) Pick() *Host {
-	n := len(c.Hosts)
-	if n == 0 {
-		return nil
-	}
-	i := c.rr.Add(1) - 1
-	if c.total == 0 {
-		return c.Hosts[i%uint64(n)]
-	}
-	slot := i % c.total
+func (c *Cluster) storeState(gen uint64) *lbState {
+	st := c.buildState(gen)
+	c.state.Store(st)
+	c.Stats.MembershipTotal.Store(int64(st.total))
+	c.Stats.MembershipHealthy.Store(int64(st.healthy))
+	ejected := 0
 	for _, h := range c.Hosts {
-		w := uint64(max(h.Weight, 1))
-		if slot < w {
-			return h
+		if h.Ejected() {
+			ejected++
 		}
-		slot -= w
 	}
-	return c.Hosts[n-1]
+	c.Stats.OutlierActive.Store(int64(ejected))
+	return st
+}
+
+// current returns the balancing state, rebuilding it when host health
+// changed since it was built.
+func (c *Cluster) current() *lbState {
+	st := c.state.Load()
+	if st == nil {
+		c.rebuild.Lock()
+		defer c.rebuild.Unlock()
+		if st = c.state.Load(); st == nil {
+			st = c.storeState(c.live.outlier.gen.Load())
+		}
+		return st
+	}
+	if gen := c.live.outlier.gen.Load(); st.gen != gen {
+		c.rebuild.Lock()
+		defer c.rebuild.Unlock()
+		if st = c.state.Load(); st.gen != gen {
+			st = c.storeState(gen)
+		}
+	}
+	return st
+}
+
+// Pick chooses a host for a request: a priority by the priority loads, a
+// locality by weight when locality weighted, then a host by the cluster's
+// policy. With in.Avoid set it re-picks (up to in.MaxSelectAttempts) to
+// find a host not in it, as Envoy's previous_hosts retry predicate does.
+// It returns nil when no host can take the request.
+func (c *Cluster) Pick(in *PickInput) *Host {
+	if c.Outlier != nil {
+		c.tick()
+	}
+	if c.live == nil {
+		c.Init(nil)
+	}
+	st := c.current()
+	hashed := c.LB.Policy.isHash()
+	attempts := 1
+	if in != nil && len(in.Avoid) > 0 && in.MaxSelectAttempts > 1 {
+		attempts = in.MaxSelectAttempts
+	}
+	var h *Host
+	var panicked bool
+	for a := 0; a < attempts; a++ {
+		h, panicked = st.pickOnce(in, uint32(a), hashed)
+		if h == nil || in == nil || !in.avoids(h) {
+			break
+		}
+	}
+	if panicked {
+		c.Stats.LbHealthyPanic.Add(1)
+	}
+	return h
+}
+
+// PriorityOf returns the priority of the host at index i of Hosts.
+func (c *Cluster) PriorityOf(i int) uint32 {
+	if i < len(c.HostPriority) {
+		return c.HostPriority[i]
+	}
+	return 0
+}
+
+// Snapshot copies a host's state for admin output.
+func (c *Cluster) Snapshot(h *Host) HostSnapshot {
+	s := HostSnapshot{
+		Address: h.Address, Locality: h.Locality, Workload: h.Workload, Weight: h.Weight,
+		Active: h.Active.Load(), Requests: h.Requests.Load(), Failures: h.Failures.Load(),
+		Timeouts: h.Timeouts.Load(), CxActive: h.CxActive.Load(), CxTotal: h.CxTotal.Load(),
+		CxConnectFail: h.CxConnectFail.Load(), Ejected: h.Ejected(),
+		Consecutive5xx: h.consec5xx.Load(), ConsecutiveGateway: h.consecGateway.Load(),
+		ConsecutiveLocal: h.consecLocal.Load(),
+	}
+	if c.live != nil {
+		c.live.outlier.mu.Lock()
+		s.NumEjections = h.numEjections
+		c.live.outlier.mu.Unlock()
+	}
+	return s
 }
 
 // OriginalDestination is the host:port an OriginalDst cluster sends r to.
@@ -95,3 +271,9 @@ func (c *Cluster) OriginalDestination(r *http.Request) string {
 	}
 	return v
 }
+
+func randIntN(n int) int { return rand.IntN(n) }
+
+// UsesHash reports whether the cluster balances by a request hash key
+// (ring hash, maglev), so the route's hash policy must be evaluated.
+func (c *Cluster) UsesHash() bool { return c.LB.Policy.isHash() }
