@@ -25,6 +25,9 @@ type ClientOptions struct {
 	Labels map[string]string
 	// Locality is region/zone/subzone, given to the sidecar.
 	Locality string
+	// OutboundTCPIP gives the sidecar outbound TCP listeners at that IP
+	// (one per TCP service port); use a 127.x address of the test's own.
+	OutboundTCPIP string
 }
 
 // Client is a sidecar with only an outbound listener: requests sent through
@@ -68,6 +71,9 @@ func (m *Mesh) AddClient(o ClientOptions) *Client {
 			"--outbound-address", c.OutboundAddress, "--admin-address", c.AdminAddress}
 		if o.Locality != "" {
 			args = append(args, "--locality", o.Locality)
+		}
+		if o.OutboundTCPIP != "" {
+			args = append(args, "--outbound-tcp-ip", o.OutboundTCPIP)
 		}
 		args = append(args, m.opts.ProxyArgs...)
 		c.Sidecar = Start(m.t, "client "+id, args...)

@@ -90,3 +90,23 @@ func Eventually(check func() error, timeout time.Duration) error {
 		time.Sleep(pollInterval)
 	}
 }
+
+// pollTCP waits until addr accepts TCP connections.
+func pollTCP(addr string, timeout time.Duration, exited <-chan struct{}) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		last = err
+		select {
+		case <-exited:
+			return fmt.Errorf("%s: process exited: %v", addr, last)
+		case <-time.After(pollInterval):
+		}
+	}
+	return fmt.Errorf("%s not accepting connections after %s: %v", addr, timeout, last)
+}

@@ -69,6 +69,10 @@ func Start(t testing.TB, name string, args ...string) *Process {
 	}()
 	t.Cleanup(func() {
 		p.Stop()
+		// A binary built with -race reports races on stderr and goes on.
+		if strings.Contains(p.Log(), "WARNING: DATA RACE") {
+			t.Errorf("testenv: %s reported a data race (log %s)", p.Name, p.LogPath)
+		}
 		if t.Failed() {
 			t.Logf("---- last %d log lines of %s (%s) ----\n%s", dumpLines, p.Name, p.LogPath, p.Tail(dumpLines))
 		}

@@ -32,6 +32,12 @@ type WorkloadOptions struct {
 	// PortNames are further Service port names mapped to the same inbound
 	// port, for services with several ports.
 	PortNames []string
+	// TCPPrefix, when set, makes the backend a TCP line echo (Istio's
+	// tcp-echo) answering each line prefixed with it, instead of HTTP echo.
+	TCPPrefix string
+	// AppAddress, when set, is a backend the test runs itself: no echo is
+	// started and the sidecar forwards there.
+	AppAddress string
 	// Locality is region/zone/subzone, given to the sidecar and written in
 	// the WorkloadEntry.
 	Locality string
@@ -92,11 +98,20 @@ func (m *Mesh) AddWorkload(o WorkloadOptions) *Workload {
 	w := &Workload{Name: o.Name, Namespace: o.Namespace, Service: o.Service, Version: o.Version, Labels: labels}
 	id := o.Namespace + "/" + o.Name
 
-	for attempt := 1; ; attempt++ {
+	for attempt := 1; o.AppAddress == ""; attempt++ {
 		w.EchoAddress = FreeAddr()
-		w.Echo = Start(m.t, "echo "+id, "echo", "--address", w.EchoAddress, "--service", o.Service,
-			"--version", o.Version, "--namespace", o.Namespace, "--pod", o.Name)
-		err := pollHTTP("http://"+w.EchoAddress+"/", 200, StartTimeout, w.Echo.Done())
+		args := []string{"echo", "--address", w.EchoAddress, "--service", o.Service,
+			"--version", o.Version, "--namespace", o.Namespace, "--pod", o.Name}
+		if o.TCPPrefix != "" {
+			args = append(args, "--protocol", "tcp", "--tcp-prefix", o.TCPPrefix)
+		}
+		w.Echo = Start(m.t, "echo "+id, args...)
+		var err error
+		if o.TCPPrefix != "" {
+			err = pollTCP(w.EchoAddress, StartTimeout, w.Echo.Done())
+		} else {
+			err = pollHTTP("http://"+w.EchoAddress+"/", 200, StartTimeout, w.Echo.Done())
+		}
 		if err == nil {
 			break
 		}
@@ -105,6 +120,9 @@ func (m *Mesh) AddWorkload(o WorkloadOptions) *Workload {
 			continue
 		}
 		m.t.Fatalf("testenv: echo %s not up: %v\n%s", id, err, w.Echo.Tail(dumpLines))
+	}
+	if o.AppAddress != "" {
+		w.EchoAddress = o.AppAddress
 	}
 
 	for attempt := 1; ; attempt++ {

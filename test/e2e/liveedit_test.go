@@ -124,11 +124,10 @@ func TestLiveEdit(t *testing.T) {
 	}
 
 	t.Run("fixed", func(t *testing.T) {
+		// Everything to v1: differs from the last good config, where only
+		// jason went to v1.
 		m.WriteConfig(file, reviewsVS(`  - route:
     - destination: {host: reviews, subset: v1}
-      weight: 50
-    - destination: {host: reviews, subset: v2}
-      weight: 50
 `))
 		m.WaitConverged(func() error {
 			st, err := m.TryStatus()
@@ -138,10 +137,18 @@ func TestLiveEdit(t *testing.T) {
 			if len(st.ConfigErrors) > 0 {
 				return fmt.Errorf("config errors remain after the fix: %v", st.ConfigErrors)
 			}
-			// 50/50: both versions show up, and jason is no longer pinned to v1.
+			return allServedBy(c, 20, "reviews:9080", "/", nil, "reviews", "v1")
+		}, convergeTimeout)
+	})
+
+	t.Run("removed", func(t *testing.T) {
+		// Without a VirtualService, reviews balances over all its
+		// endpoints: both versions show up.
+		m.RemoveConfig(file)
+		m.WaitConverged(func() error {
 			seen := map[string]int{}
 			for i := 0; i < 40; i++ {
-				r, err := c.Get("reviews:9080", "/", jason)
+				r, err := c.Get("reviews:9080", "/", nil)
 				if err != nil {
 					return err
 				}
@@ -151,7 +158,7 @@ func TestLiveEdit(t *testing.T) {
 				seen[r.Echo.Version]++
 			}
 			if seen["v1"] == 0 || seen["v2"] == 0 {
-				return fmt.Errorf("versions seen for 40 requests after the fix: %v", seen)
+				return fmt.Errorf("versions seen in 40 requests without the VirtualService: %v", seen)
 			}
 			return nil
 		}, convergeTimeout)
