@@ -16,7 +16,7 @@ func newProxyCommand() *cobra.Command {
 	var (
 		typ, name, namespace, labels, ip, locality string
 		xdsAddr, outbound, inbound, app, admin     string
-		bind                                       string
+		bind, tcpIP                                string
 		portOffset                                 int
 	)
 	cmd := &cobra.Command{
@@ -63,7 +63,7 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 				Type: model.ProxyType(typ), Name: name, Namespace: namespace, Labels: lbls,
 				IPs: []string{ip}, Locality: locality,
 				OutboundAddress: outbound, InboundAddress: inbound, AppAddress: app,
-				PortOffset: portOffset, BindAddress: bind,
+				PortOffset: portOffset, BindAddress: bind, OutboundTCPIP: tcpIP,
 			}
 			return proxy.New(proxy.Options{
 				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Logger: newLogger(cmd),
@@ -82,8 +82,9 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 	f.StringVar(&inbound, "inbound-address", "", "where mesh traffic for the app arrives (sidecar)")
 	f.StringVar(&app, "app-address", "", "where the app listens (sidecar)")
 	f.StringVar(&admin, "admin-address", "127.0.0.1:15000", "admin endpoint address")
-	f.IntVar(&portOffset, "port-offset", 0, "router: serve every Gateway port P on P+N (no root needed for 80/443)")
+	f.IntVar(&portOffset, "port-offset", 0, "router: serve every Gateway port P on P+N (no root needed for 80/443); sidecar: the same for outbound TCP ports")
 	f.StringVar(&bind, "bind-address", "", "router: IP to bind Gateway listeners to (default all)")
+	f.StringVar(&tcpIP, "outbound-tcp-ip", "", "sidecar: serve each TCP/TLS service port P at IP:P+--port-offset (how an app reaches TCP services without iptables)")
 	addLogFlags(cmd)
 	return cmd
 }

@@ -35,7 +35,13 @@ func (s *GatewayServer) IsHTTP() bool {
 }
 
 // TerminatesTLS reports whether the router terminates TLS for the server.
-func (s *GatewayServer) TerminatesTLS() bool { return s.Protocol == "HTTPS" && s.IsHTTP() || s.Protocol == "TLS" && s.tlsTerminated() }
+func (s *GatewayServer) TerminatesTLS() bool {
+	return s.Protocol == "HTTPS" && s.IsHTTP() || s.Protocol == "TLS" && s.tlsTerminated()
+}
+
+// TLSTerminating reports whether the router terminates the server's TLS
+// (SIMPLE, MUTUAL or ISTIO_MUTUAL).
+func (s *GatewayServer) TLSTerminating() bool { return s.tlsTerminated() }
 
 func (s *GatewayServer) tlsTerminated() bool {
 	m := s.Spec.GetTls().GetMode()
@@ -90,18 +96,40 @@ func MergeGateways(gateways []*config.Resource) *MergedGateway {
 	return mg
 }
 
+// Kind is how the router handles a server's connections: "http" (plain
+// HTTP), "https" (TLS terminated, then HTTP), "tcp" (opaque, or TLS
+// terminated then opaque) or "passthrough" (TLS routed by SNI, not
+// terminated).
+func (s *GatewayServer) Kind() string {
+	switch {
+	case s.IsHTTP() && !s.TerminatesTLS():
+		return "http"
+	case s.IsHTTP():
+		return "https"
+	case (s.Protocol == "TLS" || s.Protocol == "HTTPS") && !s.tlsTerminated():
+		return "passthrough"
+	}
+	return "tcp"
+}
+
 func compatible(existing []*GatewayServer, s *GatewayServer) error {
 	for _, e := range existing {
-		plainE, plainS := e.IsHTTP() && !e.TerminatesTLS(), s.IsHTTP() && !s.TerminatesTLS()
-		if plainE != plainS {
+		if e.Kind() != s.Kind() && !(isTLSKind(e.Kind()) && isTLSKind(s.Kind())) {
 			return fmt.Errorf("protocol %s conflicts with %s server of Gateway %s on the same port", s.Protocol, e.Protocol, e.Name)
 		}
-		if !plainS && overlaps(e.Spec.Hosts, s.Spec.Hosts) {
+		if s.Kind() == "tcp" {
+			return fmt.Errorf("a second TCP server on the port of Gateway %s's; TCP servers cannot be told apart", e.Name)
+		}
+		if s.Kind() != "http" && overlaps(e.Spec.Hosts, s.Spec.Hosts) {
 			return fmt.Errorf("hosts %v overlap hosts %v of Gateway %s on the same TLS port", s.Spec.Hosts, e.Spec.Hosts, e.Name)
 		}
 	}
 	return nil
 }
+
+// isTLSKind: TLS-terminating and passthrough servers share a port, told
+// apart by SNI.
+func isTLSKind(k string) bool { return k == "https" || k == "passthrough" }
 
 func overlaps(a, b []string) bool {
 	for _, x := range a {

@@ -35,6 +35,7 @@ const (
 	MetaAppAddress      = "SLUICE_APP_ADDRESS"
 	MetaPortOffset      = "SLUICE_PORT_OFFSET"
 	MetaBindAddress     = "SLUICE_BIND_ADDRESS"
+	MetaOutboundTCPIP   = "SLUICE_OUTBOUND_TCP_IP"
 )
 
 // DomainSuffix is the cluster domain used in node IDs.
@@ -62,6 +63,10 @@ type Proxy struct {
 	// BindAddress is the IP a router binds its Gateway listeners to; empty
 	// means all addresses.
 	BindAddress string
+	// OutboundTCPIP, when set, gives a sidecar one outbound listener per
+	// TCP/TLS service port P at OutboundTCPIP:P+PortOffset: with no
+	// iptables, that address is how an app reaches a TCP service.
+	OutboundTCPIP string
 }
 
 // NodeID builds Istio's node ID: type~ip~name.namespace~namespace.svc.domain.
@@ -89,6 +94,7 @@ func (p *Proxy) Node() *core.Node {
 		MetaAppAddress:      p.AppAddress,
 		MetaPortOffset:      strconv.Itoa(p.PortOffset),
 		MetaBindAddress:     p.BindAddress,
+		MetaOutboundTCPIP:   p.OutboundTCPIP,
 	}
 	md, _ := structpb.NewStruct(fields) // only strings and string maps: cannot fail
 	n := &core.Node{Id: p.NodeID(), Cluster: p.Namespace, Metadata: md, UserAgentName: "sluice"}
@@ -139,6 +145,7 @@ func ProxyFromNode(n *core.Node) (*Proxy, error) {
 	p.InboundAddress = str(MetaInboundAddress)
 	p.AppAddress = str(MetaAppAddress)
 	p.BindAddress = str(MetaBindAddress)
+	p.OutboundTCPIP = str(MetaOutboundTCPIP)
 	if v := str(MetaPortOffset); v != "" {
 		off, err := strconv.Atoi(v)
 		if err != nil || off < 0 || off > 65535 {

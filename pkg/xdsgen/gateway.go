@@ -67,8 +67,11 @@ func (g *generation) gatewayListener(port uint32, servers []*model.GatewayServer
 			chains = append(chains, chain)
 			g.out.Routes = append(g.out.Routes, g.gatewayRoutes(routeName, port, []*model.GatewayServer{s}))
 		default:
-			g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("Gateway %s port %d: protocol %s (tls mode %s) is not served yet",
-				s.Name, port, s.Protocol, s.Spec.GetTls().GetMode()))
+			l4, err := g.gatewayL4Chains(port, s)
+			if err != nil {
+				return nil, err
+			}
+			chains = append(chains, l4...)
 		}
 	}
 	if len(plain) > 0 {
@@ -90,7 +93,7 @@ func (g *generation) gatewayListener(port uint32, servers []*model.GatewayServer
 	}
 	l := &listener.Listener{Name: name, Address: socketAddress(host, lport), FilterChains: chains,
 		TrafficDirection: core.TrafficDirection_OUTBOUND}
-	if len(chains) > 1 || chains[0].TransportSocket != nil {
+	if needsTLSInspector(chains) {
 		l.ListenerFilters = []*listener.ListenerFilter{tlsInspector()}
 	}
 	return l, nil
@@ -177,4 +180,15 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out
+}
+
+// needsTLSInspector: chains told apart by SNI need the ClientHello read
+// before one is chosen.
+func needsTLSInspector(chains []*listener.FilterChain) bool {
+	for _, c := range chains {
+		if c.TransportSocket != nil || len(c.GetFilterChainMatch().GetServerNames()) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -76,6 +76,11 @@ func (g *generation) sidecar() error {
 		g.out.Listeners = append(g.out.Listeners, l)
 		g.out.Routes = append(g.out.Routes, g.outboundRoutes())
 	}
+	if g.proxy.OutboundTCPIP != "" {
+		if err := g.outboundTCP(); err != nil {
+			return err
+		}
+	}
 	if g.proxy.InboundAddress != "" {
 		if g.proxy.AppAddress == "" {
 			return fmt.Errorf("inbound address %s given without an app address", g.proxy.InboundAddress)

@@ -104,6 +104,10 @@ func (g *generation) inbound() error {
 	}
 	clusterName := ClusterName("inbound", appPort, "", "")
 	routeName := fmt.Sprintf("inbound|%d", appPort)
+	g.out.Clusters = append(g.out.Clusters, staticCluster(clusterName, appHost, appPort))
+	if g.inboundIsTCP() {
+		return g.inboundTCP(clusterName)
+	}
 	l, err := httpListener(listenerOptions{
 		Name: InboundListenerName, Address: g.proxy.InboundAddress,
 		StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
@@ -128,6 +132,23 @@ func (g *generation) inbound() error {
 			}},
 		}},
 	})
-	g.out.Clusters = append(g.out.Clusters, staticCluster(clusterName, appHost, appPort))
+	return nil
+}
+
+// inboundTCP is the inbound listener of a workload that serves only TCP:
+// connections go to the app as they are.
+func (g *generation) inboundTCP(clusterName string) error {
+	host, port, err := splitHostPort(g.proxy.InboundAddress)
+	if err != nil {
+		return err
+	}
+	chain, err := tcpProxyChain("inbound_tcp", tcpTarget{cluster: clusterName})
+	if err != nil {
+		return err
+	}
+	g.out.Listeners = append(g.out.Listeners, &listener.Listener{
+		Name: InboundListenerName, Address: socketAddress(host, port),
+		TrafficDirection: core.TrafficDirection_INBOUND, FilterChains: []*listener.FilterChain{chain},
+	})
 	return nil
 }

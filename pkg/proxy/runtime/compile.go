@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -44,7 +45,11 @@ func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
 			return nil, deps, fmt.Errorf("listener %q: %w", name, err)
 		}
 		rt.Listeners[name] = l
-		deps.Routes = append(deps.Routes, l.RouteName)
+		for _, c := range l.Chains {
+			if c.RouteName != "" && !slices.Contains(deps.Routes, c.RouteName) {
+				deps.Routes = append(deps.Routes, c.RouteName)
+			}
+		}
 	}
 	for _, name := range deps.Routes {
 		msg, ok := res.Items[xdsclient.RouteType][name]

@@ -2,12 +2,15 @@ package runtime
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 )
 
 // FilterChain is one way a listener serves connections: which connections
@@ -23,6 +26,40 @@ type FilterChain struct {
 	// StripPort drops any port from the authority before the virtual host
 	// is chosen (Envoy's strip_any_host_port).
 	StripPort bool
+	// TCP is set for chains that proxy opaque TCP (tcp_proxy) instead of
+	// serving HTTP; RouteName is then empty.
+	TCP *TCPRoute
+}
+
+// TCPRoute is a compiled tcp_proxy: where connections go.
+type TCPRoute struct {
+	StatPrefix string
+	Cluster    string
+	Weighted   []WeightedTCP
+	total      uint64
+	// IdleTimeout closes a connection idle for that long (Envoy's default 1h).
+	IdleTimeout time.Duration
+}
+
+// WeightedTCP is one arm of a weighted TCP split.
+type WeightedTCP struct {
+	Name   string
+	Weight uint64
+}
+
+// PickCluster chooses the cluster for one connection.
+func (t *TCPRoute) PickCluster() string {
+	if len(t.Weighted) == 0 {
+		return t.Cluster
+	}
+	n := rand.Uint64N(t.total)
+	for _, w := range t.Weighted {
+		if n < w.Weight {
+			return w.Name
+		}
+		n -= w.Weight
+	}
+	return t.Weighted[len(t.Weighted)-1].Name
 }
 
 // compileListener accepts a listener whose filter chains each hold one
@@ -58,6 +95,17 @@ func compileListener(l *listener.Listener) (*Listener, error) {
 		if chain.TLS != nil {
 			out.TLS = true
 		}
+		if chain.TCP != nil {
+			out.TCP = true
+		}
+	}
+	if out.TCP {
+		for i, c := range out.Chains {
+			if c.TCP == nil {
+				return nil, fmt.Errorf("filter chain %d: HTTP and TCP chains on one listener are not supported", i)
+			}
+		}
+		return out, nil
 	}
 	if out.TLS {
 		for i, c := range out.Chains {
@@ -100,6 +148,14 @@ func compileFilterChain(fc *listener.FilterChain) (*FilterChain, error) {
 		return nil, fmt.Errorf("network filters %v: exactly one, the http_connection_manager, is supported", names)
 	}
 	f := fs[0]
+	if f.Name == "envoy.filters.network.tcp_proxy" {
+		t, err := compileTCPProxy(f)
+		if err != nil {
+			return nil, err
+		}
+		chain.TCP = t
+		return chain, nil
+	}
 	if f.Name != "envoy.filters.network.http_connection_manager" {
 		return nil, fmt.Errorf("network filter %q is not supported", f.Name)
 	}
@@ -162,4 +218,36 @@ func (l *Listener) ChainFor(serverName string) *FilterChain {
 		return wildcard
 	}
 	return fallback
+}
+
+func compileTCPProxy(f *listener.Filter) (*TCPRoute, error) {
+	var tp tcpproxyv3.TcpProxy
+	if err := f.GetTypedConfig().UnmarshalTo(&tp); err != nil {
+		return nil, fmt.Errorf("tcp_proxy: %w", err)
+	}
+	if err := tp.ValidateAll(); err != nil {
+		return nil, fmt.Errorf("tcp_proxy: %w", err)
+	}
+	if len(tp.AccessLog) > 0 || tp.TunnelingConfig != nil || tp.HashPolicy != nil || tp.MetadataMatch != nil {
+		return nil, fmt.Errorf("tcp_proxy: access_log, tunneling_config, hash_policy and metadata_match are not supported")
+	}
+	t := &TCPRoute{StatPrefix: tp.StatPrefix, IdleTimeout: time.Hour}
+	if d := tp.GetIdleTimeout(); d != nil {
+		t.IdleTimeout = d.AsDuration()
+	}
+	switch c := tp.ClusterSpecifier.(type) {
+	case *tcpproxyv3.TcpProxy_Cluster:
+		t.Cluster = c.Cluster
+	case *tcpproxyv3.TcpProxy_WeightedClusters:
+		for _, w := range c.WeightedClusters.GetClusters() {
+			t.Weighted = append(t.Weighted, WeightedTCP{Name: w.Name, Weight: uint64(w.Weight)})
+			t.total += uint64(w.Weight)
+		}
+		if t.total == 0 {
+			return nil, fmt.Errorf("tcp_proxy: weighted clusters with total weight 0")
+		}
+	default:
+		return nil, fmt.Errorf("tcp_proxy: no cluster")
+	}
+	return t, nil
 }

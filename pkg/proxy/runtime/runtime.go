@@ -34,8 +34,11 @@ type Listener struct {
 	Address string
 	Inbound bool
 	Chains  []*FilterChain
-	// TLS is true when every chain terminates TLS (chosen by SNI).
+	// TLS is true when some chain terminates TLS (chosen by SNI).
 	TLS bool
+	// TCP is true when the chains proxy opaque TCP (possibly TLS routed by
+	// SNI without termination) rather than serve HTTP.
+	TCP bool
 	// RouteName and StatPrefix are the first chain's, for plaintext
 	// listeners, which have exactly one chain.
 	RouteName  string

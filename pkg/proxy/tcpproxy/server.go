@@ -1,0 +1,247 @@
+// Package tcpproxy serves listeners whose filter chains proxy opaque TCP
+// (Envoy's tcp_proxy): a chain is chosen by the TLS server name when the
+// listener has several (TLS passthrough) or terminates TLS, then a cluster
+// and a host, and bytes are copied both ways until either side closes or
+// the connection is idle too long.
+package tcpproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/runtime"
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+)
+
+// peekTimeout bounds how long a client may take to send its ClientHello.
+const peekTimeout = 10 * time.Second
+
+// Options configure a Server.
+type Options struct {
+	Listener string
+	Runtime  *atomic.Pointer[runtime.Runtime]
+	Logger   *slog.Logger
+}
+
+// Server proxies the connections of one listener.
+type Server struct {
+	opts  Options
+	mu    sync.Mutex
+	lis   net.Listener
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// New makes a server for one listener.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Server{opts: opts, conns: map[net.Conn]struct{}{}}
+}
+
+// Serve accepts connections on lis until it is closed.
+func (s *Server) Serve(lis net.Listener) error {
+	s.mu.Lock()
+	s.lis = lis
+	s.mu.Unlock()
+	for {
+		conn, err := lis.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		s.track(conn, true)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.track(conn, false)
+			s.handle(conn)
+		}()
+	}
+}
+
+func (s *Server) track(c net.Conn, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+}
+
+// Shutdown stops accepting and waits for open connections until ctx ends,
+// then closes them.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	if s.lis != nil {
+		s.lis.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.Close()
+	}
+}
+
+// Close stops accepting and closes every open connection.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lis != nil {
+		s.lis.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+func (s *Server) handle(conn net.Conn) {
+	defer conn.Close()
+	rt := s.opts.Runtime.Load()
+	l := rt.Listeners[s.opts.Listener]
+	if l == nil {
+		return
+	}
+	chain := l.Chains[0]
+	if len(l.Chains) > 1 || len(chain.ServerNames) > 0 || chain.TLS != nil {
+		sni, replay, err := peekServerName(conn, peekTimeout)
+		if err != nil {
+			s.opts.Logger.Debug("tcp: no ClientHello", "listener", l.Name, "err", err)
+		}
+		conn = replay
+		chain = l.ChainFor(sni)
+		if chain == nil {
+			s.opts.Logger.Debug("tcp: no filter chain for server name", "listener", l.Name, "sni", sni)
+			return
+		}
+		if chain.TLS != nil {
+			tc := tls.Server(conn, chain.TLS.Config)
+			tc.SetDeadline(time.Now().Add(peekTimeout))
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			tc.SetDeadline(time.Time{})
+			conn = tc
+		}
+	}
+	route := chain.TCP
+	name := route.PickCluster()
+	cl := rt.Clusters[name]
+	if cl == nil {
+		s.opts.Logger.Warn("tcp: cluster not found", "listener", l.Name, "cluster", name)
+		return
+	}
+	up, host, err := dial(cl, conn)
+	if err != nil {
+		s.opts.Logger.Debug("tcp: upstream connect failed", "cluster", name, "err", err)
+		return
+	}
+	defer up.Close()
+	cl.Stats.CxTotal.Add(1)
+	cl.Stats.CxActive.Add(1)
+	defer cl.Stats.CxActive.Add(-1)
+	if host != nil {
+		host.Active.Add(1)
+		defer host.Active.Add(-1)
+	}
+	pipe(conn, up, route.IdleTimeout)
+}
+
+// dial connects to a host of cl (or the original destination for
+// passthrough clusters, which have none to give for raw TCP).
+func dial(cl *upstream.Cluster, down net.Conn) (net.Conn, *upstream.Host, error) {
+	if cl.Kind == upstream.OriginalDst {
+		return nil, nil, errors.New("passthrough cluster: raw TCP carries no destination in local mode")
+	}
+	h := cl.Pick(nil)
+	if h == nil {
+		cl.Stats.CxNoneHealthy.Add(1)
+		return nil, nil, errors.New("no healthy upstream")
+	}
+	timeout := cl.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	c, err := net.DialTimeout("tcp", h.Address, timeout)
+	if err != nil {
+		cl.Stats.CxConnectFail.Add(1)
+		h.Failures.Add(1)
+		cl.Record(h, upstream.OutcomeConnectFailed, 0)
+		return nil, h, err
+	}
+	h.Requests.Add(1)
+	cl.Record(h, upstream.OutcomeResponse, 200)
+	return c, h, nil
+}
+
+// pipe copies both ways. When one side finishes sending, the other is
+// half-closed so it sees EOF; the connection ends when both directions are
+// done, or when no byte moved for idle.
+func pipe(a, b net.Conn, idle time.Duration) {
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				last.Store(time.Now().UnixNano())
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			dst.Close()
+		}
+		done <- struct{}{}
+	}
+	go cp(b, a)
+	go cp(a, b)
+	if idle <= 0 {
+		<-done
+		<-done
+		return
+	}
+	ticker := time.NewTicker(min(idle/4+time.Millisecond, time.Minute))
+	defer ticker.Stop()
+	finished := 0
+	for finished < 2 {
+		select {
+		case <-done:
+			finished++
+		case <-ticker.C:
+			if time.Since(time.Unix(0, last.Load())) > idle {
+				a.Close()
+				b.Close()
+			}
+		}
+	}
+}
+
+var _ io.Reader = (*prefixConn)(nil)
