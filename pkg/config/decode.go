@@ -189,6 +189,21 @@ func decodeObject(d document, src Source, opts DecodeOptions) (*Resource, error)
 			}
 		}
 		r.Spec = &svc
+	case group == GatewayAPIGroup:
+		kind, spec, err := decodeGatewayAPI(d.Kind, version, d.Spec)
+		if err != nil || spec == nil {
+			return nil, err
+		}
+		r.Kind, r.Spec = kind, spec
+		if ClusterScoped(kind) {
+			r.Namespace = ""
+		}
+	case group == "" && version == "v1" && r.Kind == KindNamespace:
+		spec, err := decodeNamespace(d.Spec)
+		if err != nil {
+			return nil, err
+		}
+		r.Spec, r.Namespace = spec, ""
 	case group == "" && version == "v1" && r.Kind == KindSecret:
 		sec := &Secret{Type: d.Type, Data: map[string][]byte{}}
 		for k, v := range d.Data {
@@ -229,7 +244,11 @@ func asResourceError(err error, src Source, d document, opts DecodeOptions) *Err
 		e = &Error{Err: err}
 	}
 	e.Source = src
-	e.Key = Key{Kind: Kind(d.Kind), Namespace: namespaceOr(d.Metadata.Namespace, opts.DefaultNamespace), Name: d.Metadata.Name}
+	group, _ := splitAPIVersion(d.APIVersion)
+	e.Key = Key{Kind: ResourceKind(group, d.Kind), Namespace: namespaceOr(d.Metadata.Namespace, opts.DefaultNamespace), Name: d.Metadata.Name}
+	if ClusterScoped(e.Key.Kind) {
+		e.Key.Namespace = ""
+	}
 	return e
 }
 

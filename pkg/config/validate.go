@@ -16,6 +16,7 @@ import (
 	typev1beta1 "istio.io/api/type/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Validate checks one resource the way Istio's validating webhook does,
@@ -45,6 +46,22 @@ func Validate(r *Resource) Errors {
 		v.service(spec)
 	case *Secret:
 		v.secret(spec)
+	case *gwv1.GatewayClassSpec:
+		v.gatewayClass(spec)
+	case *gwv1.GatewaySpec:
+		v.k8sGateway(spec)
+	case *gwv1.HTTPRouteSpec:
+		v.gwHTTPRoute(spec)
+	case *gwv1.GRPCRouteSpec:
+		v.gwGRPCRoute(spec)
+	case *gwv1.TCPRouteSpec:
+		v.gwTCPRoute(spec)
+	case *gwv1.TLSRouteSpec:
+		v.gwTLSRoute(spec)
+	case *gwv1.ReferenceGrantSpec:
+		v.referenceGrant(spec)
+	case *corev1.NamespaceSpec:
+		v.namespace(spec)
 	case nil:
 		v.errorf("spec", "missing")
 	default:
