@@ -7,10 +7,9 @@ import (
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/registry"
@@ -32,47 +31,63 @@ func (g *generation) clusters() {
 		dr := g.push.DestinationRule(g.proxy.Namespace, svc.Hostname, svc.Namespace)
 		for _, port := range svc.Ports {
 			eps := g.push.Endpoints(svc, port.Number)
-			g.addServiceCluster(svc, port, "", nil, eps)
+			g.addServiceCluster(svc, port, dr, nil, eps)
 			if dr == nil {
 				continue
 			}
 			for _, subset := range dr.Spec.Subsets {
-				g.addServiceCluster(svc, port, subset.Name, subset.Labels, eps)
+				g.addServiceCluster(svc, port, dr, subset, eps)
 			}
 		}
 	}
-	g.out.Clusters = append(g.out.Clusters, passthroughCluster(), blackHoleCluster())
+	g.out.Clusters = append(g.out.Clusters, g.passthroughCluster(), blackHoleCluster())
 }
 
-func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port, subset string, selector map[string]string, all []*registry.Endpoint) {
-	name := ClusterName("outbound", port.Number, subset, svc.Hostname)
+// addServiceCluster adds the cluster outbound|port|subset|host (subset nil
+// for the service's own) with the DestinationRule's traffic policy for that
+// port and subset, and, for EDS clusters, its endpoints as this proxy sees
+// them (locality priorities and weights).
+func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port, dr *model.DestinationRule, subset *networking.Subset, all []*registry.Endpoint) {
+	subsetName := subset.GetName()
+	name := ClusterName("outbound", port.Number, subsetName, svc.Hostname)
 	var eps []*registry.Endpoint
 	for _, ep := range all {
-		if registry.LabelsMatch(selector, ep.Labels) {
+		if registry.LabelsMatch(subset.GetLabels(), ep.Labels) {
 			eps = append(eps, ep)
 		}
 	}
-	c := &cluster.Cluster{
+	policy := mergedPolicy(dr, port.Number, subsetName)
+	b := &clusterBuild{c: &cluster.Cluster{
 		Name:           name,
 		ConnectTimeout: g.connectTimeout(),
-		LbPolicy:       cluster.Cluster_ROUND_ROBIN,
-	}
-	switch svc.Resolution {
-	case registry.ResolutionDNS:
-		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_STRICT_DNS}
-		c.LoadAssignment = loadAssignment(name, eps)
-	case registry.ResolutionNone:
+		CommonLbConfig: &cluster.Cluster_CommonLbConfig{},
+	}}
+	c := b.c
+	var groups [][]*registry.Endpoint
+	passthrough := subset.GetTrafficPolicy().GetLoadBalancer().GetSimple() == networking.LoadBalancerSettings_PASSTHROUGH
+	switch {
+	case svc.Resolution == registry.ResolutionNone || passthrough:
 		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST}
-		c.LbPolicy = cluster.Cluster_CLUSTER_PROVIDED
+	case svc.Resolution == registry.ResolutionDNS:
+		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_STRICT_DNS}
+		c.LoadAssignment, _ = loadAssignment(name, eps)
 	default:
 		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_EDS}
-		c.EdsClusterConfig = &cluster.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name}
-		g.out.Endpoints = append(g.out.Endpoints, loadAssignment(name, eps))
 	}
 	if port.Protocol == registry.ProtocolHTTP2 || port.Protocol == registry.ProtocolGRPC {
-		setHTTP2(c)
+		b.setHTTP2()
 	}
-	g.out.Clusters = append(g.out.Clusters, c)
+	g.applyTrafficPolicy(b, policy, &port)
+	if c.GetType() == cluster.Cluster_EDS {
+		// PASSTHROUGH on the service's policy turns the cluster into an
+		// ORIGINAL_DST one above; only real EDS clusters get endpoints.
+		c.EdsClusterConfig = &cluster.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name}
+		var cla *endpoint.ClusterLoadAssignment
+		cla, groups = loadAssignment(name, eps)
+		g.applyEndpointLocality(cla, groups, policy)
+		g.out.Endpoints = append(g.out.Endpoints, cla)
+	}
+	g.out.Clusters = append(g.out.Clusters, b.finish())
 }
 
 func (g *generation) connectTimeout() *durationpb.Duration {
@@ -82,39 +97,12 @@ func (g *generation) connectTimeout() *durationpb.Duration {
 	return durationpb.New(defaultConnectTimeout)
 }
 
-// setHTTP2 makes the cluster speak HTTP/2 (h2c) to its endpoints.
-func setHTTP2(c *cluster.Cluster) {
-	opts := &httpv3.HttpProtocolOptions{
-		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
-			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
-					Http2ProtocolOptions: &core.Http2ProtocolOptions{},
-				},
-			},
-		},
-	}
-	typed, err := anypb.New(opts)
-	if err != nil {
-		return
-	}
-	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{HTTPProtocolOptionsKey: typed}
-}
-
-// loadAssignment groups endpoints by locality, in locality order.
-func loadAssignment(name string, eps []*registry.Endpoint) *endpoint.ClusterLoadAssignment {
-	byLocality := map[string][]*endpoint.LbEndpoint{}
+// loadAssignment groups endpoints by locality, in locality order, and
+// returns the registry endpoints behind each group.
+func loadAssignment(name string, eps []*registry.Endpoint) (*endpoint.ClusterLoadAssignment, [][]*registry.Endpoint) {
+	byLocality := map[string][]*registry.Endpoint{}
 	for _, ep := range eps {
-		weight := ep.Weight
-		if weight == 0 {
-			weight = 1
-		}
-		byLocality[ep.Locality] = append(byLocality[ep.Locality], &endpoint.LbEndpoint{
-			HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
-				Address: socketAddress(ep.Address, ep.Port),
-			}},
-			LoadBalancingWeight: wrapperspb.UInt32(weight),
-			Metadata:            endpointMetadata(ep),
-		})
+		byLocality[ep.Locality] = append(byLocality[ep.Locality], ep)
 	}
 	localities := make([]string, 0, len(byLocality))
 	for l := range byLocality {
@@ -122,19 +110,33 @@ func loadAssignment(name string, eps []*registry.Endpoint) *endpoint.ClusterLoad
 	}
 	sort.Strings(localities)
 	cla := &endpoint.ClusterLoadAssignment{ClusterName: name}
+	groups := make([][]*registry.Endpoint, 0, len(localities))
 	for _, l := range localities {
-		lbEps := byLocality[l]
+		group := byLocality[l]
 		var total uint32
-		for _, e := range lbEps {
-			total += e.LoadBalancingWeight.GetValue()
+		var lbEps []*endpoint.LbEndpoint
+		for _, ep := range group {
+			weight := ep.Weight
+			if weight == 0 {
+				weight = 1
+			}
+			total += weight
+			lbEps = append(lbEps, &endpoint.LbEndpoint{
+				HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+					Address: socketAddress(ep.Address, ep.Port),
+				}},
+				LoadBalancingWeight: wrapperspb.UInt32(weight),
+				Metadata:            endpointMetadata(ep),
+			})
 		}
 		cla.Endpoints = append(cla.Endpoints, &endpoint.LocalityLbEndpoints{
 			Locality:            model.ParseLocality(l),
 			LbEndpoints:         lbEps,
 			LoadBalancingWeight: wrapperspb.UInt32(total),
 		})
+		groups = append(groups, group)
 	}
-	return cla
+	return cla, groups
 }
 
 // endpointMetadata records the workload behind an endpoint under the
@@ -157,15 +159,17 @@ func staticCluster(name, host string, port uint32) *cluster.Cluster {
 		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
 		LbPolicy:             cluster.Cluster_ROUND_ROBIN,
-		LoadAssignment:       loadAssignment(name, []*registry.Endpoint{{Address: host, Port: port, Workload: "app"}}),
+		LoadAssignment:       staticAssignment(name, host, port),
 	}
 }
 
 // passthroughCluster forwards to the destination the client asked for. In
 // local mode there is no original destination address, so the destination
-// comes from the request's authority (Envoy's use_http_header).
-func passthroughCluster() *cluster.Cluster {
-	return &cluster.Cluster{
+// comes from the request's authority (Envoy's use_http_header). Like
+// Istio's, it gets the default connection pool (circuit breakers with no
+// limits).
+func (g *generation) passthroughCluster() *cluster.Cluster {
+	b := &clusterBuild{c: &cluster.Cluster{
 		Name:                 PassthroughCluster,
 		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST},
@@ -173,7 +177,15 @@ func passthroughCluster() *cluster.Cluster {
 		LbConfig: &cluster.Cluster_OriginalDstLbConfig_{OriginalDstLbConfig: &cluster.Cluster_OriginalDstLbConfig{
 			UseHttpHeader: true, HttpHeaderName: ":authority",
 		}},
-	}
+	}}
+	g.applyConnectionPool(b, &networking.ConnectionPoolSettings{})
+	return b.finish()
+}
+
+// staticAssignment is the one-endpoint assignment of a static cluster.
+func staticAssignment(name, host string, port uint32) *endpoint.ClusterLoadAssignment {
+	cla, _ := loadAssignment(name, []*registry.Endpoint{{Address: host, Port: port, Workload: "app"}})
+	return cla
 }
 
 // blackHoleCluster has no endpoints: traffic sent to it fails.

@@ -35,6 +35,11 @@ func sidecar(name string, labels map[string]string) model.Proxy {
 		OutboundAddress: "127.0.0.1:15001", InboundAddress: "127.0.0.1:15006", AppAddress: "127.0.0.1:8080"}
 }
 
+func withLocality(p model.Proxy, locality string) model.Proxy {
+	p.Locality = locality
+	return p
+}
+
 func TestGenerateGolden(t *testing.T) {
 	registryOnly := &meshv1alpha1.MeshConfig{OutboundTrafficPolicy: &meshv1alpha1.MeshConfig_OutboundTrafficPolicy{
 		Mode: meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY}}
@@ -46,6 +51,7 @@ func TestGenerateGolden(t *testing.T) {
 		{name: "serviceentry", proxy: sidecar("client", nil), mesh: registryOnly},
 		{name: "resilience", proxy: sidecar("client", nil), mesh: &meshv1alpha1.MeshConfig{
 			DefaultHttpRetryPolicy: &networkingv1alpha3.HTTPRetry{Attempts: 4, RetryOn: "5xx"}}},
+		{name: "trafficpolicy", proxy: withLocality(sidecar("client", map[string]string{"app": "client", "tier": "gold"}), "us-east/zone-a/rack-1")},
 		{name: "gateway", proxy: model.Proxy{Type: model.Router, Name: "ingress", Namespace: "istio-system",
 			Labels: map[string]string{"istio": "ingressgateway"}, IPs: []string{"127.0.0.1"}, PortOffset: 8000}},
 	}

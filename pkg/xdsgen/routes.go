@@ -128,6 +128,7 @@ func (g *generation) routeAction(hr *networking.HTTPRoute, ns string, rc routeCo
 
 func (g *generation) forwardAction(hr *networking.HTTPRoute, ns string, rc routeContext) *route.RouteAction {
 	ra := &route.RouteAction{Timeout: zeroDuration()}
+	ra.HashPolicy = g.hashPolicies(hr, ns, rc)
 	if hr.Timeout != nil {
 		ra.Timeout = durationpb.New(hr.Timeout.AsDuration())
 	}

@@ -45,7 +45,7 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 			if vs != nil {
 				vh.Routes = g.virtualServiceRoutes(vs, routeContext{port: port.Number, service: svc})
 			} else {
-				vh.Routes = []*route.Route{g.withDefaultRetry(defaultRoute(ClusterName("outbound", port.Number, "", svc.Hostname)))}
+				vh.Routes = []*route.Route{g.withDefaultRetry(g.withServiceHash(defaultRoute(ClusterName("outbound", port.Number, "", svc.Hostname)), svc, port.Number))}
 			}
 			rc.VirtualHosts = append(rc.VirtualHosts, vh)
 		}
