@@ -5,7 +5,7 @@ package httpproxy
 
 import (
 	"context"
-	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,21 +22,33 @@ type Options struct {
 	Listener string
 	// Runtime is the proxy's current runtime, swapped on every update.
 	Runtime *atomic.Pointer[runtime.Runtime]
+	// Shared holds what all of a proxy's handlers share (counters, the
+	// mirror cap); nil makes one for this handler alone.
+	Shared *Shared
 }
 
 // Handler serves one listener.
 type Handler struct {
-	opts Options
+	opts   Options
+	shared *Shared
+	stats  *Stats
 }
 
 // New returns the handler for one listener.
-func New(opts Options) *Handler { return &Handler{opts: opts} }
+func New(opts Options) *Handler {
+	if opts.Shared == nil {
+		opts.Shared = NewShared()
+	}
+	return &Handler{opts: opts, shared: opts.Shared, stats: opts.Shared.Stats}
+}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var info RequestInfo
+	defer h.finish(&info)
 	rt := h.opts.Runtime.Load()
 	l := rt.Listeners[h.opts.Listener]
 	if l == nil {
-		localReply(w, http.StatusServiceUnavailable, "listener "+h.opts.Listener+" is being removed")
+		h.localReply(w, &info, http.StatusServiceUnavailable, 0, "listener "+h.opts.Listener+" is being removed")
 		return
 	}
 	chain := l.Chains[0]
@@ -45,9 +57,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			chain = c
 		}
 	}
+	info.statPrefix = chain.StatPrefix
 	table := rt.Routes[chain.RouteName]
 	if table == nil {
-		localReply(w, http.StatusServiceUnavailable, "route config "+chain.RouteName+" has not arrived yet")
+		h.localReply(w, &info, http.StatusServiceUnavailable, FlagNR, "route config "+chain.RouteName+" has not arrived yet")
 		return
 	}
 	authority := r.Host
@@ -57,15 +70,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rte := table.MatchAuthority(r, authority)
 	if rte == nil {
 		// Envoy answers 404 with no body (response flag NR).
+		info.Flags |= FlagNR
+		info.Status = http.StatusNotFound
 		w.Header().Set("X-Sluice-Reason", "no route matched")
+		w.Header().Set(ResponseFlagsHeader, info.Flags.String())
 		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	info.Route = rte.Name
+	if f := rte.Fault; f != nil && h.injectFault(w, r, f, rte, &info) {
 		return
 	}
 	switch rte.Action.Kind {
 	case router.Redirect:
 		w.Header().Set("Location", rte.Location(r))
 		rte.RespOps.Apply(w.Header())
-		w.WriteHeader(rte.RedirectCode())
+		info.Status = rte.RedirectCode()
+		w.WriteHeader(info.Status)
 	case router.DirectResponse:
 		rte.RespOps.Apply(w.Header())
 		if len(rte.Action.Body) > 0 {
@@ -74,22 +95,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			w.Header().Set("Content-Length", strconv.Itoa(len(rte.Action.Body)))
 		}
+		info.Status = rte.Action.Status
 		w.WriteHeader(rte.Action.Status)
 		w.Write(rte.Action.Body)
 	default:
-		h.forward(w, r, rt, rte)
+		h.forward(w, r, rt, rte, &info)
+	}
+}
+
+// finish records a completed request's response flags. It runs deferred,
+// so a request whose response was cut short (a panic aborting the stream)
+// is counted too.
+func (h *Handler) finish(info *RequestInfo) {
+	if info.Flags != 0 {
+		h.stats.Listener(info.statPrefix).countFlags(info.Flags)
 	}
 }
 
 // forward runs the route chain for a forwarding route: pick the cluster,
-// send one attempt, write the answer. Resilience (fault, timeout, retry,
-// mirror) wraps the attempt; cluster policy (limits, picking, outlier
-// records) lives in the attempt.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *runtime.Runtime, rte *router.Route) {
+// start the route timeout, send the attempts the retry policy allows (the
+// fault was applied before), write the answer, and mirror. Cluster policy
+// (limits, picking, outlier records) lives in the attempt.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *runtime.Runtime, rte *router.Route, info *RequestInfo) {
 	name, arm := rte.Action.PickCluster()
+	info.Cluster = name
 	cl := rt.Clusters[name]
 	if cl == nil {
-		localReply(w, http.StatusServiceUnavailable, "cluster "+name+" not found (route "+rte.Name+")")
+		h.localReply(w, info, http.StatusServiceUnavailable, FlagNC, "cluster "+name+" not found (route "+rte.Name+")")
 		return
 	}
 	ctx := r.Context()
@@ -98,61 +130,125 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *runtime.Ru
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
 	}
-	req := &attemptRequest{downstream: r, route: rte, arm: arm, cluster: cl, ctx: ctx}
-	res := h.attempt(req)
-	if res.err != nil {
-		h.upstreamError(w, r, cl, res.addr, res.err, ctx)
-		return
+	var body *replayBody
+	mirrors := len(rte.Action.Mirrors) > 0
+	if hasBody(r) && (mirrors || rte.Action.Retry != nil) {
+		limit := rte.BufferLimit
+		if limit <= 0 {
+			limit = DefaultBufferLimit
+		}
+		body = newReplayBody(r.Body, limit, r.ContentLength)
+	} else if mirrors {
+		h.mirror(r, rt, rte, nil) // no body: the copies go out with the primary
 	}
-	h.writeResponse(w, res, rte, arm)
+	res := h.send(ctx, r, rte, arm, cl, body, info)
+	defer res.done()
+	if res.err != nil {
+		h.upstreamError(w, r, info, cl, res, ctx)
+	} else {
+		h.writeResponse(w, r, ctx, res.attemptResult, rte, arm, info)
+	}
+	if body != nil && mirrors {
+		if whole, ok := body.complete(); ok {
+			h.mirror(r, rt, rte, whole)
+		} else {
+			h.stats.Mirror.DroppedBody.Add(uint64(len(rte.Action.Mirrors)))
+		}
+	}
 }
 
 // writeResponse copies an upstream answer to the client with the route's
-// response header edits.
-func (h *Handler) writeResponse(w http.ResponseWriter, res *attemptResult, rte *router.Route, arm *router.WeightedCluster) {
+// response header edits. A stream cut short while the body is copied is
+// recorded (UT for the route timeout, DC for the client, else UR) before
+// the abort goes on.
+func (h *Handler) writeResponse(w http.ResponseWriter, r *http.Request, ctx context.Context, res *attemptResult,
+	rte *router.Route, arm *router.WeightedCluster, info *RequestInfo) {
 	resp := res.resp
 	defer resp.Body.Close()
 	hdr := w.Header()
 	copyResponseHeaders(hdr, resp.Header)
 	hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(res.took.Milliseconds(), 10))
+	if rte.AttemptCountInResponse {
+		hdr["X-Envoy-Attempt-Count"] = attemptCountValue(info.Attempts)
+	}
+	if info.Flags != 0 {
+		hdr[ResponseFlagsHeader] = []string{info.Flags.String()}
+	}
 	rte.RespOps.Apply(hdr)
 	if arm != nil {
 		arm.RespOps.Apply(hdr)
 	}
 	announceTrailers(hdr, resp.Trailer)
+	info.Status = resp.StatusCode
 	w.WriteHeader(resp.StatusCode)
+	defer func() {
+		if p := recover(); p != nil {
+			switch {
+			case r.Context().Err() != nil:
+				info.Flags |= FlagDC
+			case ctx.Err() != nil:
+				info.Flags |= FlagUT
+			default:
+				info.Flags |= FlagUR
+			}
+			panic(p)
+		}
+	}()
 	copyBody(w, resp)
 	writeTrailers(hdr, resp.Trailer)
 }
 
 // upstreamError answers for a request that got no response. The body names
 // the cluster, the host and the cause, instead of Envoy's opaque
-// "upstream connect error or disconnect/reset before headers".
-func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, cl *upstream.Cluster, addr string, err error, ctx context.Context) {
-	switch {
-	case r.Context().Err() != nil:
+// "upstream connect error or disconnect/reset before headers"; the
+// response flags travel in X-Sluice-Response-Flags.
+func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, info *RequestInfo, cl *upstream.Cluster, res tryResult, ctx context.Context) {
+	addr := res.addr
+	tries := ""
+	if info.Attempts > 1 {
+		tries = " (after " + strconv.Itoa(info.Attempts) + " attempts)"
+	}
+	switch res.fail {
+	case failClient:
 		// The client went away (Envoy's DC); nobody reads an answer.
+		info.Status = 499
 		w.WriteHeader(499)
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case failTimeout:
 		cl.Stats.RqTimeout.Add(1)
-		localReply(w, http.StatusGatewayTimeout, "upstream request timeout: cluster "+cl.Name+" host "+addr)
-	case errors.Is(err, errNoHost):
-		localReply(w, http.StatusServiceUnavailable, "no healthy upstream: cluster "+cl.Name+" has no endpoints")
-	case isConnectError(err):
+		h.localReply(w, info, http.StatusGatewayTimeout, 0, "upstream request timeout: cluster "+cl.Name+" host "+addr+tries)
+	case failPerTry:
+		h.localReply(w, info, http.StatusGatewayTimeout, 0, "upstream per-try timeout: cluster "+cl.Name+" host "+addr+tries)
+	case failNoHost:
+		h.localReply(w, info, http.StatusServiceUnavailable, 0, "no healthy upstream: cluster "+cl.Name+" has no endpoints"+tries)
+	case failPolicy:
+		w.Header().Set("X-Envoy-Overloaded", "true")
+		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream overflow: cluster "+cl.Name+": "+res.err.Error()+tries)
+	case failConnect:
 		cl.Stats.CxConnectFail.Add(1)
-		localReply(w, http.StatusServiceUnavailable, "upstream connect error: cluster "+cl.Name+" host "+addr+": "+rootCause(err))
+		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream connect error: cluster "+cl.Name+" host "+addr+": "+rootCause(res.err)+tries)
 	default:
-		localReply(w, http.StatusServiceUnavailable, "upstream reset before response: cluster "+cl.Name+" host "+addr+": "+rootCause(err))
+		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream reset before response: cluster "+cl.Name+" host "+addr+": "+rootCause(res.err)+tries)
 	}
 }
 
-// localReply is an answer the proxy makes itself: a one-line plain-text body.
-func localReply(w http.ResponseWriter, code int, reason string) {
+// localReply is an answer the proxy makes itself: a one-line plain-text
+// body, the same line in X-Sluice-Reason, and the response flags (flag is
+// added to the request's) in X-Sluice-Response-Flags.
+func (h *Handler) localReply(w http.ResponseWriter, info *RequestInfo, code int, flag Flags, reason string) {
+	h.reply(w, info, code, flag, reason, reason)
+}
+
+func (h *Handler) reply(w http.ResponseWriter, info *RequestInfo, code int, flag Flags, reason, body string) {
+	info.Flags |= flag
+	info.Status = code
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/plain")
 	hdr.Set("X-Sluice-Reason", reason)
+	if info.Flags != 0 {
+		hdr.Set(ResponseFlagsHeader, info.Flags.String())
+	}
 	w.WriteHeader(code)
-	w.Write([]byte(reason + "\n"))
+	io.WriteString(w, body+"\n")
 }
 
 // stripPort drops a ":port" suffix from an authority (IPv6 brackets kept).

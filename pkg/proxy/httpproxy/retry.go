@@ -1,0 +1,460 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+)
+
+// DefaultBufferLimit is how much of a request body the proxy keeps so the
+// request can be retried or mirrored: Envoy's default per-connection
+// buffer limit (1 MiB), which its router also uses per request. A route's
+// per_request_buffer_limit_bytes / request_body_buffer_limit overrides it.
+// The body is streamed upstream while it is kept (never read ahead); a
+// body larger than the limit is sent once and never retried or mirrored.
+const DefaultBufferLimit = 1 << 20
+
+// failure is why an attempt got no usable response.
+type failure uint8
+
+const (
+	failNone        failure = iota
+	failConnect             // could not connect (UF)
+	failReset               // the connection closed or reset before a response (UC)
+	failStreamReset         // the HTTP/2 stream was reset (UR)
+	failRefused             // HTTP/2 REFUSED_STREAM (UR): the upstream did not process it
+	failPerTry              // per-try timeout (UT)
+	failTimeout             // route timeout (UT), never retried
+	failNoHost              // no healthy host (UH), never retried
+	failPolicy              // refused by cluster policy, e.g. a circuit breaker (UO); never retried
+	failClient              // the client went away (DC)
+)
+
+// flag is the response flag of a failure.
+func (f failure) flag() Flags {
+	switch f {
+	case failConnect:
+		return FlagUF
+	case failReset:
+		return FlagUC
+	case failStreamReset, failRefused:
+		return FlagUR
+	case failPerTry, failTimeout:
+		return FlagUT
+	case failNoHost:
+		return FlagUH
+	case failPolicy:
+		return FlagUO
+	case failClient:
+		return FlagDC
+	}
+	return 0
+}
+
+// classify says why an attempt failed. The order matters: the client
+// leaving and the route timeout explain a cancelled attempt before the
+// per-try timeout does.
+func classify(err error, down, route context.Context, perTryFired bool) (failure, Flags) {
+	var pf *upstreamFailure
+	switch {
+	case down.Err() != nil:
+		return failClient, FlagDC
+	case route.Err() != nil:
+		return failTimeout, FlagUT
+	case perTryFired:
+		return failPerTry, FlagUT
+	case errors.Is(err, errNoHost):
+		return failNoHost, FlagUH
+	case errors.As(err, &pf):
+		return failPolicy, pf.flag
+	case errors.Is(err, upstream.ErrOverflow):
+		return failPolicy, FlagUO
+	case isConnectError(err):
+		return failConnect, FlagUF
+	case isRefusedStream(err):
+		return failRefused, FlagUR
+	case isStreamReset(err):
+		return failStreamReset, FlagUR
+	}
+	return failReset, FlagUC
+}
+
+func isRefusedStream(err error) bool { return strings.Contains(err.Error(), "REFUSED_STREAM") }
+
+// isStreamReset recognises an HTTP/2 RST_STREAM from the upstream (the
+// bundled HTTP/2 transport's StreamError is not exported).
+func isStreamReset(err error) bool { return strings.Contains(err.Error(), "stream error") }
+
+// retriableFailure reports whether a failed attempt is retried under the
+// policy, by Envoy's wouldRetryFromReset: reset, 5xx and gateway-error
+// retry any reset; connect-failure and reset-before-request retry failed
+// connections (nothing was sent); refused-stream retries refused streams.
+// A per-try timeout is a local reset, retried by reset, 5xx and
+// gateway-error.
+func retriableFailure(on router.RetryOn, f failure) bool {
+	anyReset := on&(router.RetryReset|router.Retry5xx|router.RetryGatewayError) != 0
+	switch f {
+	case failConnect:
+		return anyReset || on&(router.RetryConnectFailure|router.RetryResetBeforeRequest) != 0
+	case failRefused:
+		return anyReset || on&router.RetryRefusedStream != 0
+	case failReset, failStreamReset, failPerTry:
+		return anyReset
+	}
+	return false
+}
+
+// backoff is Envoy's fully jittered exponential back-off
+// (JitteredExponentialBackOffStrategy): before the n-th retry (n >= 1) it
+// waits a uniformly random time in [0, min(base*2^(n-1), max)).
+func backoff(n int, base, maxInterval time.Duration, random uint64) time.Duration {
+	ceil := base
+	for i := 1; i < n && ceil < maxInterval; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, maxInterval)
+	if ceil <= 0 {
+		return 0
+	}
+	return time.Duration(random % uint64(ceil))
+}
+
+// replayBody lets a request body be sent more than once. What attempts
+// read from the client is kept (up to the limit), so a retry sends it
+// again and then continues with what the client has not sent yet. Nothing
+// is read ahead of the upstream: the body streams as it arrives. Once more
+// than the limit was read the body cannot be replayed, and retries stop.
+//
+// Each attempt reads through its own replayReader; starting a new one cuts
+// the previous one off, because a transport may still read an abandoned
+// attempt's body after RoundTrip returned.
+type replayBody struct {
+	gen      atomic.Uint32
+	overflow atomic.Bool
+	eof      atomic.Bool
+
+	mu    sync.Mutex
+	src   io.Reader
+	buf   []byte
+	limit int
+}
+
+var errBodySuperseded = errors.New("request body: a newer attempt took over")
+
+func newReplayBody(src io.Reader, limit int64, contentLength int64) *replayBody {
+	b := &replayBody{src: src, limit: int(limit)}
+	if contentLength > 0 && contentLength <= limit {
+		b.buf = make([]byte, 0, contentLength)
+	}
+	return b
+}
+
+// reader starts a new attempt's view of the body, from the beginning.
+func (b *replayBody) reader() *replayReader {
+	return &replayReader{b: b, gen: b.gen.Add(1)}
+}
+
+// replayable reports whether everything read so far is kept.
+func (b *replayBody) replayable() bool { return !b.overflow.Load() }
+
+// complete returns the whole body if it was read to the end within the
+// limit, for a mirror; ok is false otherwise.
+func (b *replayBody) complete() ([]byte, bool) {
+	if !b.eof.Load() || b.overflow.Load() {
+		return nil, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf, true
+}
+
+type replayReader struct {
+	b   *replayBody
+	gen uint32
+	off int
+}
+
+func (r *replayReader) Read(p []byte) (int, error) {
+	b := r.b
+	if b.gen.Load() != r.gen {
+		return 0, errBodySuperseded
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gen.Load() != r.gen {
+		return 0, errBodySuperseded
+	}
+	if !b.overflow.Load() && r.off < len(b.buf) {
+		n := copy(p, b.buf[r.off:])
+		r.off += n
+		return n, nil
+	}
+	if b.eof.Load() {
+		return 0, io.EOF
+	}
+	n, err := b.src.Read(p)
+	if n > 0 && !b.overflow.Load() {
+		if len(b.buf)+n > b.limit {
+			b.overflow.Store(true)
+			b.buf = nil
+		} else {
+			b.buf = append(b.buf, p[:n]...)
+			r.off += n
+		}
+	}
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
+	return n, err
+}
+
+// Close does not close the client's body: a retry may still need it. The
+// server closes it when the handler returns.
+func (r *replayReader) Close() error { return nil }
+
+// hasBody reports whether r carries a request body.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && (r.ContentLength != 0 || len(r.TransferEncoding) > 0)
+}
+
+// attemptCountValues are shared header values for x-envoy-attempt-count.
+var attemptCountValues = func() [][]string {
+	v := make([][]string, 16)
+	for i := range v {
+		v[i] = []string{strconv.Itoa(i)}
+	}
+	return v
+}()
+
+func attemptCountValue(n int) []string {
+	if n < len(attemptCountValues) {
+		return attemptCountValues[n]
+	}
+	return []string{strconv.Itoa(n)}
+}
+
+// perTry arms a per-try timeout that applies until the response headers
+// arrive, as Envoy's does: it cancels the attempt only if it fires first,
+// so a response that started in time may stream for as long as the route
+// timeout allows.
+type perTry struct {
+	state  atomic.Int32 // 0 armed, 1 headers arrived, 2 fired
+	cancel context.CancelFunc
+	timer  *time.Timer
+}
+
+// perTryCtx is the attempt's context: once the timeout has fired, its Err
+// is context.DeadlineExceeded (a timeout, for outlier detection and error
+// text), not the plain cancellation used to stop the attempt.
+type perTryCtx struct {
+	context.Context
+	pt *perTry
+}
+
+func (c perTryCtx) Err() error {
+	err := c.Context.Err()
+	if err == context.Canceled && c.pt.state.Load() == 2 {
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+func startPerTry(parent context.Context, d time.Duration) (context.Context, *perTry) {
+	ctx, cancel := context.WithCancel(parent)
+	pt := &perTry{cancel: cancel}
+	pt.timer = time.AfterFunc(d, func() {
+		if pt.state.CompareAndSwap(0, 2) {
+			cancel()
+		}
+	})
+	return perTryCtx{ctx, pt}, pt
+}
+
+// headers disarms the timer; it reports false if the timeout won.
+func (pt *perTry) headers() bool {
+	pt.timer.Stop()
+	return pt.state.CompareAndSwap(0, 1) || pt.state.Load() == 1
+}
+
+// tryResult is the chosen attempt: its result, what failed (failNone for a
+// response), and the function that ends the attempt's context once its
+// response body has been copied.
+type tryResult struct {
+	*attemptResult
+	fail failure
+	done func()
+}
+
+func noop() {}
+
+// send runs a forwarding route's attempts: the first, then retries as the
+// route's retry policy allows, each bounded by the per-try timeout, all
+// within ctx (the route timeout). It returns the attempt whose outcome the
+// client gets. Retries never go beyond the route timeout: back-off waits
+// end with it, and then the route timeout is the answer.
+func (h *Handler) send(ctx context.Context, r *http.Request, rte *router.Route, arm *router.WeightedCluster,
+	cl *upstream.Cluster, body *replayBody, info *RequestInfo) tryResult {
+	pol := rte.Action.Retry
+	if pol != nil && (pol.NumRetries == 0 || !pol.AppliesTo(r)) {
+		pol = nil
+	}
+	var retriesLeft uint32
+	if pol != nil {
+		retriesLeft = pol.NumRetries
+	}
+	var cs *ClusterStats
+	retried := false // a retry is in flight (holds a retry slot)
+	var tried []*upstream.Host
+	req := attemptRequest{route: rte, arm: arm, cluster: cl}
+	for {
+		info.Attempts++
+		down := r
+		if body != nil {
+			d := new(http.Request)
+			*d = *r
+			d.Body = body.reader()
+			down = d
+		}
+		if rte.AttemptCount {
+			r.Header["X-Envoy-Attempt-Count"] = attemptCountValue(info.Attempts)
+		}
+		tryCtx, pt := ctx, (*perTry)(nil)
+		if pol != nil && pol.PerTryTimeout > 0 {
+			tryCtx, pt = startPerTry(ctx, pol.PerTryTimeout)
+		}
+		req.downstream, req.ctx = down, tryCtx
+		if pol != nil && len(tried) > 0 {
+			h.avoidHosts(&req, pol, cl, tried)
+		}
+		res := h.attempt(&req)
+		fired := pt != nil && !pt.headers()
+		if res.host != nil {
+			info.Upstream = res.host.Address
+			if pol != nil && (pol.PreviousHosts || pol.PriorityUpdateFrequency > 0) {
+				tried = append(tried, res.host)
+			}
+		} else if res.addr != "" {
+			info.Upstream = res.addr
+		}
+		done := noop
+		if pt != nil {
+			done = pt.cancel
+		}
+		var fail failure
+		var flag Flags
+		would := false
+		if res.err == nil && fired {
+			// The timeout won the race with the response headers.
+			res.resp.Body.Close()
+			res.resp, res.err = nil, context.DeadlineExceeded
+		}
+		if res.err != nil {
+			fail, flag = classify(res.err, r.Context(), ctx, fired)
+			if fail == failPerTry {
+				if cs == nil {
+					cs = h.stats.Cluster(cl.Name)
+				}
+				cs.PerTryTimeout.Add(1)
+			}
+			would = pol != nil && retriableFailure(pol.On, fail)
+		} else if pol != nil {
+			would = pol.RetriableResponse(res.resp.StatusCode, res.resp.Header)
+		}
+		// Envoy's shouldRetry: a retry in flight that ends in anything not
+		// retriable counted as a success; its slot is released either way.
+		if retried {
+			cl.ReleaseRetry()
+			retried = false
+			if !would {
+				if cs == nil {
+					cs = h.stats.Cluster(cl.Name)
+				}
+				cs.RetrySuccess.Add(1)
+			}
+		}
+		final := !would
+		switch {
+		case final:
+		case retriesLeft == 0:
+			if cs == nil {
+				cs = h.stats.Cluster(cl.Name)
+			}
+			cs.RetryLimitExceeded.Add(1)
+			info.Flags |= FlagURX
+			final = true
+		case body != nil && !body.replayable():
+			final = true // the body was larger than the buffer: it cannot be sent again
+		default:
+			retriesLeft--
+			if !cl.TryRetry() {
+				info.Flags |= FlagUO
+				final = true
+			}
+		}
+		if final {
+			info.Flags |= flag
+			return tryResult{attemptResult: res, fail: fail, done: done}
+		}
+		retried = true
+		// Abandon this attempt: its answer is not the one the client gets.
+		if res.resp != nil {
+			drainAndClose(res.resp.Body)
+		}
+		done()
+		wait := backoff(info.Attempts, pol.BaseInterval, pol.MaxInterval, rand.Uint64())
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		if ctx.Err() != nil {
+			cl.ReleaseRetry()
+			fail, flag = classify(ctx.Err(), r.Context(), ctx, false)
+			info.Flags |= flag
+			return tryResult{attemptResult: &attemptResult{err: ctx.Err(), host: res.host, addr: res.addr}, fail: fail, done: noop}
+		}
+	}
+}
+
+// drainAndClose reads a little of an abandoned response so its connection
+// can be reused, then closes it.
+func drainAndClose(rc io.ReadCloser) {
+	io.CopyN(io.Discard, rc, 32<<10)
+	rc.Close()
+}
+
+// avoidHosts tells host selection which hosts a retry should not go to
+// again: the hosts tried (previous_hosts), or every host in a locality
+// tried update_frequency times or more (previous_priorities, with
+// locality standing for priority).
+func (h *Handler) avoidHosts(req *attemptRequest, pol *router.RetryPolicy, cl *upstream.Cluster, tried []*upstream.Host) {
+	var avoid []*upstream.Host
+	if pol.PreviousHosts {
+		avoid = append(avoid, tried...)
+	}
+	if f := pol.PriorityUpdateFrequency; f > 0 && len(tried) >= f {
+		counted := tried[:len(tried)/f*f]
+		for _, host := range cl.Hosts {
+			for _, t := range counted {
+				if t.Locality == host.Locality {
+					avoid = append(avoid, host)
+					break
+				}
+			}
+		}
+	}
+	setAvoid(req, avoid, pol.HostSelectionMaxAttempts)
+}
