@@ -248,15 +248,17 @@ func mirrorPolicy(cluster string, frac *typev3.FractionalPercent) *route.RouteAc
 // single destination that hashes).
 func (g *generation) addResilience(ra *route.RouteAction, hr *networking.HTTPRoute, ns string, rc routeContext) {
 	ra.RequestMirrorPolicies = g.mirrorPolicies(hr, ns, rc)
-	consistentHash := len(ra.HashPolicy) > 0 && ra.GetCluster() != ""
+	consistentHash := len(hr.Route) == 1 && len(ra.HashPolicy) > 0
 	ra.RetryPolicy = g.retryPolicy(hr.Retries, consistentHash)
 }
 
 // withDefaultRetry gives a service's default route (no VirtualService) the
-// mesh's default retry policy, as Istio's BuildDefaultHTTPOutboundRoute.
+// mesh's default retry policy, as Istio's BuildDefaultHTTPOutboundRoute
+// does: with the previous_hosts predicate even when the route hashes
+// (Istio only drops it for VirtualService routes).
 func (g *generation) withDefaultRetry(r *route.Route) *route.Route {
 	if ra := r.GetRoute(); ra != nil {
-		ra.RetryPolicy = g.retryPolicy(nil, len(ra.HashPolicy) > 0)
+		ra.RetryPolicy = g.retryPolicy(nil, false)
 	}
 	return r
 }
