@@ -236,10 +236,17 @@ func (c *Cluster) tick() {
 		return // another request is running it
 	}
 	defer l.mu.Unlock()
-	if now.UnixNano() < l.nextTick.Load() {
+	next := l.nextTick.Load()
+	if now.UnixNano() < next {
 		return
 	}
-	l.nextTick.Store(now.Add(od.Interval).UnixNano())
+	// Stay on the interval grid, as a timer re-armed every interval would:
+	// the next tick is the first grid point after now.
+	step := int64(od.Interval)
+	if step <= 0 {
+		step = int64(DefaultOutlierInterval)
+	}
+	l.nextTick.Store(next + ((now.UnixNano()-next)/step+1)*step)
 	changed := false
 	active := 0
 	for _, h := range c.Hosts {

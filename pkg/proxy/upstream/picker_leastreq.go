@@ -10,9 +10,9 @@ const DefaultChoiceCount = 2
 //
 // With unequal weights Envoy runs an EDF schedule over weight/(active+1).
 // sluice keeps the pick lock-free instead: it samples by weight and keeps
-// the host with the lowest (active+1)/weight, which gives the same
-// weight proportions when idle and the same preference for the less
-// loaded host under load.
+// the host with the fewest active requests per unit of weight (ties keep
+// the first sample), which gives the weight proportions when idle and the
+// same preference for the less loaded host under load.
 type leastReqPicker struct {
 	hosts   []*Host
 	cum     []uint64 // nil when weights are equal
@@ -55,5 +55,5 @@ func lessLoaded(aActive int64, a *Host, bActive int64, b *Host, weighted bool) b
 	if !weighted {
 		return aActive < bActive
 	}
-	return uint64(aActive+1)*hostWeight(b) < uint64(bActive+1)*hostWeight(a)
+	return uint64(aActive)*hostWeight(b) < uint64(bActive)*hostWeight(a)
 }
