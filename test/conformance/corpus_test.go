@@ -75,7 +75,16 @@ type Check struct {
 
 // Via says where a check's requests enter.
 type Via struct {
-	MeshClient *MeshClient `json:"mesh_client"`
+	MeshClient     *MeshClient     `json:"mesh_client"`
+	IngressGateway *IngressGateway `json:"ingress_gateway"`
+}
+
+// IngressGateway is an Istio Gateway served by the router workload with
+// those labels, entered on a Gateway port.
+type IngressGateway struct {
+	Selector map[string]string `json:"selector"`
+	Port     int               `json:"port"`
+	Protocol string            `json:"protocol"`
 }
 
 // MeshClient is an in-mesh client workload.
@@ -93,6 +102,10 @@ type Request struct {
 	Path            string            `json:"path"`
 	Headers         map[string]string `json:"headers"`
 	FollowRedirects *bool             `json:"follow_redirects"`
+	// TCPSend is a line sent over a plain TCP connection instead of HTTP.
+	TCPSend *string `json:"tcp_send"`
+	// HoldOpen is how long the connection stays open for the answer.
+	HoldOpen string `json:"hold_open"`
 }
 
 // Expect is what every response (or, for fractions, all of them together)
@@ -114,6 +127,8 @@ type Expect struct {
 	FractionBy            string                `json:"fraction_by"`
 	LatencyMin            string                `json:"latency_min"`
 	LatencyMax            string                `json:"latency_max"`
+	// ResponsePrefix is how a TCP answer must start.
+	ResponsePrefix *string `json:"response_prefix"`
 }
 
 // Backend names the workload that must serve a request.

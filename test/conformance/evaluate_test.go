@@ -40,6 +40,13 @@ func evalResponse(ch *Check, r *testenv.Response, err error) []string {
 	}
 	var p []string
 	bad := func(f string, a ...any) { p = append(p, fmt.Sprintf(f, a...)) }
+	if r.Proto == "tcp" {
+		// A TCP exchange has no status or echo JSON; only its bytes count.
+		if e.ResponsePrefix != nil && !strings.HasPrefix(string(r.Body)+"\n", *e.ResponsePrefix) {
+			bad("answer %q does not start with %q", r.Body, *e.ResponsePrefix)
+		}
+		return p
+	}
 	if !e.StatusAny && len(e.Status) > 0 && !slices.Contains(e.Status, r.Status) {
 		bad("status %d, want one of %v", r.Status, e.Status)
 	}

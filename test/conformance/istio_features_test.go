@@ -18,11 +18,14 @@ const EnvUnclaimed = "SLUICE_CONFORMANCE_UNCLAIMED"
 // named, like a Gateway API implementation's supported-features list. Add a
 // field here when sluice implements it.
 var claimedFields = map[string]map[string]bool{
-	"VirtualService":             set("hosts", "gateways", "http", "exportTo"),
+	"VirtualService":             set("hosts", "gateways", "http", "tcp", "tls", "exportTo"),
 	"VirtualService spec.http[]": set("name", "match", "route", "redirect", "directResponse", "rewrite", "headers", "delegate"),
 	"VirtualService spec.http[].match[]": set("name", "uri", "scheme", "method", "authority", "headers", "port",
 		"sourceLabels", "queryParams", "ignoreUriCase", "withoutHeaders"),
 	"VirtualService spec.http[].route[]": set("destination", "weight", "headers"),
+	"VirtualService spec.tcp[]":          set("match", "route"),
+	"VirtualService spec.tcp[].match[]":  set("port", "sourceLabels", "gateways", "destinationSubnets", "sourceNamespace"),
+	"VirtualService spec.tcp[].route[]":  set("destination", "weight"),
 	"DestinationRule":                    set("host", "subsets", "exportTo"),
 	"DestinationRule spec.subsets[]":     set("name", "labels"),
 }
@@ -57,6 +60,11 @@ func unclaimedFields(kind, name string, spec map[string]any) []string {
 			check(kind+" spec.http[]", h, "spec.http[]")
 			each(h["match"], func(m map[string]any) { check(kind+" spec.http[].match[]", m, "spec.http[].match[]") })
 			each(h["route"], func(r map[string]any) { check(kind+" spec.http[].route[]", r, "spec.http[].route[]") })
+		})
+		each(spec["tcp"], func(h map[string]any) {
+			check(kind+" spec.tcp[]", h, "spec.tcp[]")
+			each(h["match"], func(m map[string]any) { check(kind+" spec.tcp[].match[]", m, "spec.tcp[].match[]") })
+			each(h["route"], func(r map[string]any) { check(kind+" spec.tcp[].route[]", r, "spec.tcp[].route[]") })
 		})
 	case "DestinationRule":
 		check(kind, spec, "spec")

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,6 +62,9 @@ type BackendSvc struct {
 		Labels   map[string]string `json:"labels"`
 		Replicas *int              `json:"replicas"`
 		Locality string            `json:"locality"`
+		// Behaviour describes a non-echo workload, such as tcp-echo's
+		// `echoes each line back prefixed with "one "`.
+		Behaviour string `json:"behaviour"`
 	} `json:"workloads"`
 }
 
@@ -222,20 +229,16 @@ func (b *Backends) hasService(name, ns string) bool {
 // Why known fields cannot be run yet.
 var (
 	unsupportedVia = map[string]string{
-		"ingress_gateway": "via.ingress_gateway: ingress gateways are not run by this runner yet",
-		"gateway":         "via.gateway: Gateway API gateways are not run by this runner yet",
+		"gateway": "via.gateway: Gateway API gateways are not run by this runner yet",
 	}
 	unsupportedRequest = map[string]string{
-		"url":       "request.url: egress to external hosts is not supported by this runner yet",
-		"tcp_send":  "request.tcp_send: TCP exchanges are not supported by this runner yet",
-		"hold_open": "request.hold_open: TCP exchanges are not supported by this runner yet",
+		"url": "request.url: egress to external hosts is not supported by this runner yet",
 	}
 	unsupportedExpect = map[string]string{
 		"mirrored_to":       "expect.mirrored_to: observing mirrored copies at the backends is not supported yet",
 		"not_received_by":   "expect.not_received_by: per-workload request accounting is not supported yet",
 		"requires":          "expect.requires: needs application behaviour the echo backend does not have",
 		"body_prefix":       "expect.body_prefix: needs the application's own body (echo answers JSON)",
-		"response_prefix":   "expect.response_prefix: needs the application's own reply",
 		"connection_error":  "expect.connection_error: TLS client checks are not supported yet",
 		"client_exit_code":  "expect.client_exit_code: TLS client checks are not supported yet",
 		"status_set":        "expect.status_set: load-run expectations are not supported yet",
@@ -262,7 +265,7 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 	}
 	via, _ := raw["via"].(map[string]any)
 	for _, k := range sortedKeys(via) {
-		if k == "mesh_client" {
+		if k == "mesh_client" || k == "ingress_gateway" {
 			continue
 		}
 		if r, ok := unsupportedVia[k]; ok {
@@ -270,8 +273,8 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 		}
 		return "via." + k + ": unknown entry point"
 	}
-	if ch.Via.MeshClient == nil {
-		return "no via.mesh_client"
+	if ch.Via.MeshClient == nil && ch.Via.IngressGateway == nil {
+		return "no via.mesh_client or via.ingress_gateway"
 	}
 	if len(ch.Before) > 0 {
 		var actions []string
@@ -304,13 +307,19 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 	if d.Unclaimed != "" {
 		return d.Unclaimed
 	}
-	if ch.Request.Host == nil {
+	if ch.Request.Host == nil && ch.Via.MeshClient != nil {
 		return "request.host is null: a mesh client has no gateway address to connect to"
+	}
+	if ch.Expect.ResponsePrefix != nil && ch.Request.TCPSend == nil {
+		return "expect.response_prefix on an HTTP check: needs the application's own reply"
+	}
+	if ch.Request.TCPSend != nil && ch.Via.IngressGateway == nil {
+		return "request.tcp_send from a mesh client: needs the client's outbound TCP address, not run yet"
 	}
 	if f := ch.Request.FollowRedirects; f != nil && *f {
 		return "request.follow_redirects: true is not supported yet"
 	}
-	if fb := ch.Expect.FractionBy; fb != "" && !strings.Contains(fb, "version") {
+	if fb := ch.Expect.FractionBy; fb != "" && !strings.Contains(fb, "version") && !strings.Contains(fb, "first word") {
 		return fmt.Sprintf("expect.fraction_by %q: only the version label is supported", fb)
 	}
 	return ""
@@ -325,8 +334,86 @@ func prefixed(prefix string, fields []string) []string {
 
 // istioEnv is a running istio-tasks case.
 type istioEnv struct {
-	mesh    *testenv.Mesh
-	clients map[string]*testenv.Client // by namespace/name
+	mesh     *testenv.Mesh
+	clients  map[string]*testenv.Client  // by namespace/name
+	gateways map[string]*testenv.Gateway // by selector
+}
+
+// linePrefix reads the word a line echo answers with from a workload's
+// behaviour, `echoes each line back prefixed with "one "`; "" for others.
+var prefixRE = regexp.MustCompile(`prefixed with "(\S+) "`)
+
+func linePrefix(behaviour string) string {
+	if m := prefixRE.FindStringSubmatch(behaviour); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// startGateways starts one router proxy per ingress selector the checks
+// enter by, in istio-system as Istio deploys them, with a port offset that
+// puts every Gateway port the checks use on a free local port.
+func (e *istioEnv) startGateways(t *testing.T, c *Case) {
+	ports := map[string][]int{}
+	for _, ch := range c.Checks {
+		if ig := ch.Via.IngressGateway; ig != nil {
+			key := selectorKey(ig.Selector)
+			ports[key] = append(ports[key], ig.Port)
+		}
+	}
+	for _, ch := range c.Checks {
+		ig := ch.Via.IngressGateway
+		if ig == nil || e.gateways[selectorKey(ig.Selector)] != nil {
+			continue
+		}
+		key := selectorKey(ig.Selector)
+		e.gateways[key] = e.mesh.AddGateway(testenv.GatewayOptions{
+			Name: "gateway-" + sanitizeName(key), Namespace: "istio-system", Labels: ig.Selector,
+			PortOffset: freeOffset(t, ports[key]),
+		})
+	}
+}
+
+func selectorKey(sel map[string]string) string {
+	var parts []string
+	for _, k := range sortedKeys(sel) {
+		parts = append(parts, k+"="+sel[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func sanitizeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(s))
+}
+
+// freeOffset finds an offset that makes every port+offset free on loopback.
+func freeOffset(t *testing.T, ports []int) int {
+	for try := 0; try < 50; try++ {
+		offset := 20000 + rand.IntN(20000)
+		ok := true
+		for _, p := range ports {
+			if p+offset > 65535 {
+				ok = false
+				break
+			}
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+offset))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return offset
+		}
+	}
+	t.Fatalf("no port offset leaves Gateway ports %v free", ports)
+	return 0
 }
 
 // Setup builds the case in local mode: a Kubernetes Service per service,
@@ -369,12 +456,13 @@ func (istioTasks) Setup(t *testing.T, c *Case) Env {
 				m.AddWorkload(testenv.WorkloadOptions{
 					Service: s.Name, Namespace: b.ns(s.Namespace), Name: w.Name + "-" + strconv.Itoa(i),
 					Labels: w.Labels, Version: w.Labels["version"], Locality: w.Locality,
-					PortName: portNames[0], PortNames: portNames[1:],
+					PortName: portNames[0], PortNames: portNames[1:], TCPPrefix: linePrefix(w.Behaviour),
 				})
 			}
 		}
 	}
-	env := &istioEnv{mesh: m, clients: map[string]*testenv.Client{}}
+	env := &istioEnv{mesh: m, clients: map[string]*testenv.Client{}, gateways: map[string]*testenv.Gateway{}}
+	env.startGateways(t, c)
 	for _, cl := range b.Clients {
 		ns := b.ns(cl.Namespace)
 		env.clients[ns+"/"+cl.Name] = m.AddClient(testenv.ClientOptions{
@@ -398,6 +486,9 @@ func hostHeader(ch *Check) string {
 }
 
 func (e *istioEnv) Send(ch *Check) (*testenv.Response, error) {
+	if ig := ch.Via.IngressGateway; ig != nil {
+		return e.sendIngress(ch, ig)
+	}
 	mc := ch.Via.MeshClient
 	c := e.clients[mc.Namespace+"/"+mc.Workload]
 	if c == nil {
@@ -414,10 +505,89 @@ func (e *istioEnv) Send(ch *Check) (*testenv.Response, error) {
 	return c.Request(method, hostHeader(ch), path, ch.Request.Headers, nil)
 }
 
-// FractionKey: Istio cases split by the serving workload's version label.
-func (e *istioEnv) FractionKey(r *testenv.Response) string { return identityOf(r).version }
+// FractionKey: Istio cases split by the serving workload's version label;
+// TCP exchanges by the first word of the echoed line.
+func (e *istioEnv) FractionKey(r *testenv.Response) string {
+	if r.Proto == "tcp" {
+		word, _, _ := strings.Cut(string(r.Body), " ")
+		return word
+	}
+	return identityOf(r).version
+}
+
+// sendIngress enters by the router serving the selector: HTTP with the
+// check's Host (the gateway's own address when it is null), or one TCP
+// exchange.
+func (e *istioEnv) sendIngress(ch *Check, ig *IngressGateway) (*testenv.Response, error) {
+	gw := e.gateways[selectorKey(ig.Selector)]
+	if gw == nil {
+		return nil, fmt.Errorf("no gateway for selector %v", ig.Selector)
+	}
+	addr := gw.Address(ig.Port)
+	if ch.Request.TCPSend != nil {
+		return tcpExchange(addr, *ch.Request.TCPSend, ch.Request.HoldOpen)
+	}
+	method := ch.Request.Method
+	if method == "" {
+		method = "GET"
+	}
+	path := ch.Request.Path
+	if path == "" {
+		path = "/"
+	}
+	req, err := http.NewRequest(method, "http://"+addr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if ch.Request.Host != nil {
+		req.Host = hostHeader(ch)
+	}
+	for k, v := range ch.Request.Headers {
+		req.Header.Set(k, v)
+	}
+	return testenv.Send(ingressHTTP, req)
+}
+
+var ingressHTTP = &http.Client{Timeout: testenv.RequestTimeout,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// tcpExchange sends data on a new connection and returns the first line of
+// the answer as the body, with Proto "tcp". The connection is held open up
+// to hold (default 1s) for the answer.
+func tcpExchange(addr, data, hold string) (*testenv.Response, error) {
+	wait := time.Second
+	if d, err := time.ParseDuration(hold); err == nil && d > 0 {
+		wait = d
+	}
+	start := time.Now()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait + 5*time.Second))
+	if _, err := c.Write([]byte(data)); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("tcp %s: no answer: %w", addr, err)
+	}
+	return &testenv.Response{Proto: "tcp", Body: []byte(strings.TrimRight(line, "\n")), Latency: time.Since(start)}, nil
+}
 
 func (e *istioEnv) Describe(ch *Check) string {
+	if ig := ch.Via.IngressGateway; ig != nil {
+		what := fmt.Sprintf("%s %s", ch.Request.Method, ch.Request.Path)
+		if ch.Request.TCPSend != nil {
+			what = fmt.Sprintf("TCP %q", *ch.Request.TCPSend)
+		}
+		host := "<gateway address>"
+		if ch.Request.Host != nil {
+			host = hostHeader(ch)
+		}
+		return fmt.Sprintf("%s to ingress %v port %d, Host %s, %d times", what, ig.Selector, ig.Port, host, max(ch.Repeat, 1))
+	}
 	mc := ch.Via.MeshClient
 	method := ch.Request.Method
 	if method == "" {
