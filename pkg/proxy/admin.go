@@ -98,26 +98,91 @@ func (p *Proxy) statsText(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	fmt.Fprintf(w, "sluice.config.update_success: %d\n", p.updates.Load())
 	fmt.Fprintf(w, "sluice.config.update_rejected: %d\n", p.rejects.Load())
+	for _, c := range p.rt.Load().Clusters {
+		c.Tick() // bring outlier gauges up to date (the interval runs lazily)
+	}
 	p.stats.Each(func(name string, st *upstream.Stats) {
 		for _, kv := range st.StatValues() {
 			fmt.Fprintf(w, "cluster.%s.%s: %d\n", name, kv[0], kv[1])
 		}
 	})
+	p.http.Stats.WriteText(w)
 }
 
-// clustersText lists each host as Envoy's /clusters does.
+// clustersText lists each cluster's circuit breakers and each host as
+// Envoy's /clusters does (name::address::stat::value), with the host's
+// balancing, limits and outlier state.
 func (p *Proxy) clustersText(w http.ResponseWriter, r *http.Request) {
 	rt := p.rt.Load()
 	w.Header().Set("Content-Type", "text/plain")
 	for _, n := range sortedKeys(rt.Clusters) {
-		for _, h := range rt.Clusters[n].Hosts {
-			fmt.Fprintf(w, "%s::%s::weight::%d\n", n, h.Address, h.Weight)
-			fmt.Fprintf(w, "%s::%s::locality::%s\n", n, h.Address, h.Locality)
-			fmt.Fprintf(w, "%s::%s::rq_active::%d\n", n, h.Address, h.Active.Load())
-			fmt.Fprintf(w, "%s::%s::rq_total::%d\n", n, h.Address, h.Requests.Load())
-			fmt.Fprintf(w, "%s::%s::rq_error::%d\n", n, h.Address, h.Failures.Load())
+		c := rt.Clusters[n]
+		c.Tick() // outlier detection's interval runs lazily
+		th := c.Limits
+		fmt.Fprintf(w, "%s::default_priority::max_connections::%d
+", n, th.MaxConnections)
+		fmt.Fprintf(w, "%s::default_priority::max_pending_requests::%d
+", n, th.MaxPendingRequests)
+		fmt.Fprintf(w, "%s::default_priority::max_requests::%d
+", n, th.MaxRequests)
+		fmt.Fprintf(w, "%s::default_priority::max_retries::%d
+", n, th.MaxRetries)
+		fmt.Fprintf(w, "%s::added_via_api::true
+", n)
+		fmt.Fprintf(w, "%s::lb_policy::%s
+", n, c.LB.Policy)
+		for i, h := range c.Hosts {
+			s := c.Snapshot(h)
+			pre := n + "::" + s.Address + "::"
+			health := "healthy"
+			if s.Ejected {
+				health = "/failed_outlier_check"
+			}
+			region, zone, subzone := splitLocality(s.Locality)
+			fmt.Fprintf(w, "%scx_active::%d
+", pre, s.CxActive)
+			fmt.Fprintf(w, "%scx_connect_fail::%d
+", pre, s.CxConnectFail)
+			fmt.Fprintf(w, "%scx_total::%d
+", pre, s.CxTotal)
+			fmt.Fprintf(w, "%srq_active::%d
+", pre, s.Active)
+			fmt.Fprintf(w, "%srq_error::%d
+", pre, s.Failures)
+			fmt.Fprintf(w, "%srq_success::%d
+", pre, s.Requests-min(s.Requests, s.Failures))
+			fmt.Fprintf(w, "%srq_timeout::%d
+", pre, s.Timeouts)
+			fmt.Fprintf(w, "%srq_total::%d
+", pre, s.Requests)
+			fmt.Fprintf(w, "%shealth_flags::%s
+", pre, health)
+			fmt.Fprintf(w, "%sweight::%d
+", pre, s.Weight)
+			fmt.Fprintf(w, "%sregion::%s
+", pre, region)
+			fmt.Fprintf(w, "%szone::%s
+", pre, zone)
+			fmt.Fprintf(w, "%ssub_zone::%s
+", pre, subzone)
+			fmt.Fprintf(w, "%slocality::%s
+", pre, s.Locality)
+			fmt.Fprintf(w, "%spriority::%d
+", pre, c.PriorityOf(i))
+			fmt.Fprintf(w, "%snum_ejections::%d
+", pre, s.NumEjections)
+			fmt.Fprintf(w, "%sconsecutive_5xx::%d
+", pre, s.Consecutive5xx)
 		}
 	}
+}
+
+func splitLocality(l string) (region, zone, subzone string) {
+	parts := strings.SplitN(l, "/", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "")
+	}
+	return parts[0], parts[1], parts[2]
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/runtime"
+	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 )
 
@@ -36,6 +37,9 @@ type Proxy struct {
 	log   *slog.Logger
 	rt    atomic.Pointer[runtime.Runtime]
 	stats *runtime.StatsStore
+	// http is what every listener's request path shares (route-level
+	// counters, response flags, the mirror cap).
+	http *httpproxy.Shared
 
 	// applyMu serialises updates; listeners is only touched under it.
 	applyMu   sync.Mutex
@@ -48,9 +52,33 @@ type Proxy struct {
 
 type activeListener struct {
 	address string
-	tls     bool
-	srv     *http.Server
-	lis     net.Listener
+	// kind is what serves it: "http", "https" or "tcp"; a change of kind
+	// reopens the listener.
+	kind string
+	srv  listenerServer
+	lis  net.Listener
+}
+
+// listenerServer is an HTTP server or a TCP proxy serving one listener.
+type listenerServer interface {
+	Shutdown(ctx context.Context)
+	Close()
+}
+
+// httpServer adapts http.Server to listenerServer.
+type httpServer struct{ *http.Server }
+
+func (s httpServer) Shutdown(ctx context.Context) { s.Server.Shutdown(ctx) }
+func (s httpServer) Close()                       { s.Server.Close() }
+
+func listenerKind(l *runtime.Listener) string {
+	switch {
+	case l.TCP:
+		return "tcp"
+	case l.TLS:
+		return "https"
+	}
+	return "http"
 }
 
 // New prepares a proxy; Run starts it.
@@ -58,7 +86,7 @@ func New(opts Options) *Proxy {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	p := &Proxy{opts: opts, log: opts.Logger, stats: runtime.NewStatsStore(), listeners: map[string]*activeListener{}}
+	p := &Proxy{opts: opts, log: opts.Logger, stats: runtime.NewStatsStore(), http: httpproxy.NewShared(), listeners: map[string]*activeListener{}}
 	p.rt.Store(&runtime.Runtime{Listeners: map[string]*runtime.Listener{}})
 	return p
 }
@@ -134,7 +162,8 @@ func (p *Proxy) openListeners(rt *runtime.Runtime) ([]string, error) {
 	var opened []string
 	for _, name := range rt.ListenerNames() {
 		l := rt.Listeners[name]
-		if al, ok := p.listeners[name]; ok && al.address == l.Address && al.tls == l.TLS {
+		kind := listenerKind(l)
+		if al, ok := p.listeners[name]; ok && al.address == l.Address && al.kind == kind {
 			continue
 		} else if ok {
 			al.srv.Close()
@@ -144,23 +173,31 @@ func (p *Proxy) openListeners(rt *runtime.Runtime) ([]string, error) {
 		if err != nil {
 			return opened, fmt.Errorf("listener %q: %w", name, err)
 		}
-		protocols := new(http.Protocols)
-		protocols.SetHTTP1(true)
-		protocols.SetUnencryptedHTTP2(true)
-		srv := &http.Server{
-			Handler:           httpproxy.New(httpproxy.Options{Listener: name, Runtime: &p.rt}),
-			Protocols:         protocols,
-			IdleTimeout:       time.Hour,
-			ReadHeaderTimeout: time.Minute,
-			ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		var srv listenerServer
+		var serve func() error
+		if kind == "tcp" {
+			ts := tcpproxy.New(tcpproxy.Options{Listener: name, Runtime: &p.rt, Logger: p.log})
+			srv, serve = ts, func() error { return ts.Serve(lis) }
+		} else {
+			protocols := new(http.Protocols)
+			protocols.SetHTTP1(true)
+			protocols.SetUnencryptedHTTP2(true)
+			hs := &http.Server{
+				Handler:           httpproxy.New(httpproxy.Options{Listener: name, Runtime: &p.rt, Shared: p.http}),
+				Protocols:         protocols,
+				IdleTimeout:       time.Hour,
+				ReadHeaderTimeout: time.Minute,
+				ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+			}
+			if kind == "https" {
+				lis = tls.NewListener(lis, p.serverTLS(name))
+			}
+			srv, serve = httpServer{hs}, func() error { return hs.Serve(lis) }
 		}
-		if l.TLS {
-			lis = tls.NewListener(lis, p.serverTLS(name))
-		}
-		p.listeners[name] = &activeListener{address: l.Address, tls: l.TLS, srv: srv, lis: lis}
+		p.listeners[name] = &activeListener{address: l.Address, kind: kind, srv: srv, lis: lis}
 		opened = append(opened, name)
 		go func() {
-			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				p.log.Error("listener stopped", "listener", name, "err", err)
 			}
 		}()
