@@ -49,7 +49,7 @@ type seen struct {
 	body                []byte
 }
 
-func newBackend(t *testing.T, name string, serve func(n int64, w http.ResponseWriter, r *http.Request)) *backend {
+func newBackend(t testing.TB, name string, serve func(n int64, w http.ResponseWriter, r *http.Request)) *backend {
 	b := &backend{name: name, serve: serve}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -108,11 +108,12 @@ func hangFirst(k int64, d time.Duration) func(int64, http.ResponseWriter, *http.
 
 // mesh is a sidecar's outbound request path built from YAML.
 type mesh struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	rt     *runtime.Runtime
-	shared *httpproxy.Shared
-	client *http.Client
+	shared  *httpproxy.Shared
+	client  *http.Client
+	handler http.Handler
 }
 
 // service is YAML for a Service on port 8080 with one WorkloadEntry per
@@ -125,7 +126,7 @@ func service(name string, bs ...*backend) string {
 	return doc
 }
 
-func newMesh(t *testing.T, yaml string) *mesh {
+func newMesh(t testing.TB, yaml string) *mesh {
 	t.Helper()
 	dec := config.Decode([]byte(yaml), config.DecodeOptions{File: "test.yaml"})
 	if len(dec.Errors) > 0 {
@@ -162,7 +163,8 @@ func newMesh(t *testing.T, yaml string) *mesh {
 	var ptr atomic.Pointer[runtime.Runtime]
 	ptr.Store(rt)
 	m := &mesh{t: t, rt: rt, shared: httpproxy.NewShared()}
-	srv := httptest.NewServer(httpproxy.New(httpproxy.Options{Listener: xdsgen.OutboundListenerName, Runtime: &ptr, Shared: m.shared}))
+	m.handler = httpproxy.New(httpproxy.Options{Listener: xdsgen.OutboundListenerName, Runtime: &ptr, Shared: m.shared})
+	srv := httptest.NewServer(m.handler)
 	t.Cleanup(srv.Close)
 	m.url = srv.URL
 	tr := &http.Transport{MaxIdleConnsPerHost: 32}
