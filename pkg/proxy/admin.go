@@ -119,18 +119,12 @@ func (p *Proxy) clustersText(w http.ResponseWriter, r *http.Request) {
 		c := rt.Clusters[n]
 		c.Tick() // outlier detection's interval runs lazily
 		th := c.Limits
-		fmt.Fprintf(w, "%s::default_priority::max_connections::%d
-", n, th.MaxConnections)
-		fmt.Fprintf(w, "%s::default_priority::max_pending_requests::%d
-", n, th.MaxPendingRequests)
-		fmt.Fprintf(w, "%s::default_priority::max_requests::%d
-", n, th.MaxRequests)
-		fmt.Fprintf(w, "%s::default_priority::max_retries::%d
-", n, th.MaxRetries)
-		fmt.Fprintf(w, "%s::added_via_api::true
-", n)
-		fmt.Fprintf(w, "%s::lb_policy::%s
-", n, c.LB.Policy)
+		fmt.Fprintf(w, "%s::default_priority::max_connections::%d\n", n, th.MaxConnections)
+		fmt.Fprintf(w, "%s::default_priority::max_pending_requests::%d\n", n, th.MaxPendingRequests)
+		fmt.Fprintf(w, "%s::default_priority::max_requests::%d\n", n, th.MaxRequests)
+		fmt.Fprintf(w, "%s::default_priority::max_retries::%d\n", n, th.MaxRetries)
+		fmt.Fprintf(w, "%s::added_via_api::true\n", n)
+		fmt.Fprintf(w, "%s::lb_policy::%s\n", n, c.LB.Policy)
 		for i, h := range c.Hosts {
 			s := c.Snapshot(h)
 			pre := n + "::" + s.Address + "::"
@@ -139,40 +133,23 @@ func (p *Proxy) clustersText(w http.ResponseWriter, r *http.Request) {
 				health = "/failed_outlier_check"
 			}
 			region, zone, subzone := splitLocality(s.Locality)
-			fmt.Fprintf(w, "%scx_active::%d
-", pre, s.CxActive)
-			fmt.Fprintf(w, "%scx_connect_fail::%d
-", pre, s.CxConnectFail)
-			fmt.Fprintf(w, "%scx_total::%d
-", pre, s.CxTotal)
-			fmt.Fprintf(w, "%srq_active::%d
-", pre, s.Active)
-			fmt.Fprintf(w, "%srq_error::%d
-", pre, s.Failures)
-			fmt.Fprintf(w, "%srq_success::%d
-", pre, s.Requests-min(s.Requests, s.Failures))
-			fmt.Fprintf(w, "%srq_timeout::%d
-", pre, s.Timeouts)
-			fmt.Fprintf(w, "%srq_total::%d
-", pre, s.Requests)
-			fmt.Fprintf(w, "%shealth_flags::%s
-", pre, health)
-			fmt.Fprintf(w, "%sweight::%d
-", pre, s.Weight)
-			fmt.Fprintf(w, "%sregion::%s
-", pre, region)
-			fmt.Fprintf(w, "%szone::%s
-", pre, zone)
-			fmt.Fprintf(w, "%ssub_zone::%s
-", pre, subzone)
-			fmt.Fprintf(w, "%slocality::%s
-", pre, s.Locality)
-			fmt.Fprintf(w, "%spriority::%d
-", pre, c.PriorityOf(i))
-			fmt.Fprintf(w, "%snum_ejections::%d
-", pre, s.NumEjections)
-			fmt.Fprintf(w, "%sconsecutive_5xx::%d
-", pre, s.Consecutive5xx)
+			fmt.Fprintf(w, "%scx_active::%d\n", pre, s.CxActive)
+			fmt.Fprintf(w, "%scx_connect_fail::%d\n", pre, s.CxConnectFail)
+			fmt.Fprintf(w, "%scx_total::%d\n", pre, s.CxTotal)
+			fmt.Fprintf(w, "%srq_active::%d\n", pre, s.Active)
+			fmt.Fprintf(w, "%srq_error::%d\n", pre, s.Failures)
+			fmt.Fprintf(w, "%srq_success::%d\n", pre, s.Requests-min(s.Requests, s.Failures))
+			fmt.Fprintf(w, "%srq_timeout::%d\n", pre, s.Timeouts)
+			fmt.Fprintf(w, "%srq_total::%d\n", pre, s.Requests)
+			fmt.Fprintf(w, "%shealth_flags::%s\n", pre, health)
+			fmt.Fprintf(w, "%sweight::%d\n", pre, s.Weight)
+			fmt.Fprintf(w, "%sregion::%s\n", pre, region)
+			fmt.Fprintf(w, "%szone::%s\n", pre, zone)
+			fmt.Fprintf(w, "%ssub_zone::%s\n", pre, subzone)
+			fmt.Fprintf(w, "%slocality::%s\n", pre, s.Locality)
+			fmt.Fprintf(w, "%spriority::%d\n", pre, c.PriorityOf(i))
+			fmt.Fprintf(w, "%snum_ejections::%d\n", pre, s.NumEjections)
+			fmt.Fprintf(w, "%sconsecutive_5xx::%d\n", pre, s.Consecutive5xx)
 		}
 	}
 }
