@@ -108,9 +108,9 @@ func hangFirst(k int64, d time.Duration) func(int64, http.ResponseWriter, *http.
 
 // mesh is a sidecar's outbound request path built from YAML.
 type mesh struct {
-	t      testing.TB
-	url    string
-	rt     *runtime.Runtime
+	t       testing.TB
+	url     string
+	rt      *runtime.Runtime
 	shared  *httpproxy.Shared
 	client  *http.Client
 	handler http.Handler
