@@ -100,9 +100,6 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 	out = out.WithContext(a.ctx)
 
 	cl.Stats.RqTotal.Add(1)
-	if res.host != nil {
-		res.host.Active.Add(1)
-	}
 	start := time.Now()
 	res.resp, res.err = cl.Transport.RoundTrip(out, r.ProtoMajor == 2)
 	res.took = time.Since(start)
@@ -126,11 +123,10 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 	return res
 }
 
-// finishAttempt ends an attempt's hold on its host and on the cluster's
-// circuit breakers.
+// finishAttempt ends an attempt's hold on its host (its in-flight count)
+// and on the cluster's circuit breakers.
 func (h *Handler) finishAttempt(cl *upstream.Cluster, host *upstream.Host, adm *upstream.Admission) {
 	if host != nil {
-		host.Active.Add(-1)
 		host.Requests.Add(1)
 	}
 	adm.Release()

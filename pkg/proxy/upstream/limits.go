@@ -61,34 +61,41 @@ var (
 	errMaxPending  = &OverflowError{Limit: "max_pending_requests"}
 )
 
-// Admission is a request admitted to a cluster; Release it when the
-// request is done (response body read or abandoned).
+// Admission is a request admitted to a cluster and its host; Release it
+// when the request is done (response body read or abandoned).
 type Admission struct {
 	c    *Cluster
+	h    *Host
+	slot bool // holds an HTTP/1.1 connection slot
 	done bool
 }
 
 // Admit applies the cluster's circuit breakers to a request going to host
-// h. It may wait (pending) for a connection slot until ctx ends. The
-// error is an *OverflowError (errors.Is ErrOverflow) on overflow, or
-// ctx's error if the request gave up waiting.
+// h (nil for original-destination clusters) and counts it in flight on the
+// host (what least request compares). It may wait (pending) for a
+// connection slot until ctx ends. The error is an *OverflowError
+// (errors.Is ErrOverflow) on overflow, or ctx's error if the request gave
+// up waiting.
 func (c *Cluster) Admit(ctx context.Context, h *Host) (Admission, error) {
 	st, th := c.Stats, &c.Limits
 	if uint64(st.RqActive.Load()) >= th.MaxRequests {
 		st.RqPendingOverflow.Add(1)
 		return Admission{}, errMaxRequests
 	}
-	if c.HTTP2 || c.UseDownstreamProtocol || th.MaxConnections == math.MaxUint32 || th.MaxConnections == 0 {
-		st.RqActive.Add(1)
-		return Admission{c: c}, nil
+	if !c.limitsConnections() {
+		return c.admitted(h, false), nil
 	}
 	l := c.live
 	l.mu.Lock()
+	// Envoy lets a host with no connection open one even over the limit;
+	// for HTTP/1.1 a host with nothing in flight is such a host. The check
+	// and the count happen under the lock, so two requests cannot both
+	// take the exception.
 	if l.busy < th.MaxConnections || (h != nil && h.Active.Load() == 0) {
 		l.busy++
+		a := c.admitted(h, true)
 		l.mu.Unlock()
-		st.RqActive.Add(1)
-		return Admission{c: c}, nil
+		return a, nil
 	}
 	st.CxOverflow.Add(1)
 	if uint64(len(l.waiters)) >= th.MaxPendingRequests {
@@ -128,8 +135,22 @@ func (c *Cluster) Admit(ctx context.Context, h *Host) (Admission, error) {
 		st.RqPendingOverflow.Add(1)
 		return Admission{}, errMaxRequests
 	}
-	st.RqActive.Add(1)
-	return Admission{c: c}, nil
+	return c.admitted(h, true), nil
+}
+
+func (c *Cluster) admitted(h *Host, slot bool) Admission {
+	c.Stats.RqActive.Add(1)
+	if h != nil {
+		h.Active.Add(1)
+	}
+	return Admission{c: c, h: h, slot: slot}
+}
+
+// limitsConnections reports whether max_connections binds: HTTP/1.1
+// clusters with a finite limit (HTTP/2 multiplexes on one connection per
+// host).
+func (c *Cluster) limitsConnections() bool {
+	return !c.HTTP2 && !c.UseDownstreamProtocol && c.Limits.MaxConnections != 0 && c.Limits.MaxConnections < math.MaxUint32
 }
 
 // Release ends an admitted request. It is safe to call twice.
@@ -139,11 +160,12 @@ func (a *Admission) Release() {
 	}
 	a.done = true
 	a.c.Stats.RqActive.Add(-1)
-	c := a.c
-	if c.HTTP2 || c.UseDownstreamProtocol || c.Limits.MaxConnections == math.MaxUint32 || c.Limits.MaxConnections == 0 {
-		return
+	if a.h != nil {
+		a.h.Active.Add(-1)
 	}
-	c.live.release()
+	if a.slot {
+		a.c.live.release()
+	}
 }
 
 // release frees a connection slot, handing it to the first waiter.
