@@ -224,7 +224,6 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, info *Re
 		w.Header().Set("X-Envoy-Overloaded", "true")
 		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream overflow: cluster "+cl.Name+": "+res.err.Error()+tries)
 	case failConnect:
-		cl.Stats.CxConnectFail.Add(1)
 		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream connect error: cluster "+cl.Name+" host "+addr+": "+rootCause(res.err)+tries)
 	default:
 		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream reset before response: cluster "+cl.Name+" host "+addr+": "+rootCause(res.err)+tries)

@@ -360,6 +360,9 @@ func (h *Handler) send(ctx context.Context, r *http.Request, rte *router.Route, 
 		}
 		if res.err != nil {
 			fail, flag = classify(res.err, r.Context(), ctx, fired)
+			if fail == failConnect {
+				cl.Stats.CxConnectFail.Add(1) // per failed attempt, as Envoy counts connections
+			}
 			if fail == failPerTry {
 				if cs == nil {
 					cs = h.stats.Cluster(cl.Name)
