@@ -45,6 +45,16 @@ func (c *Controller) statusHandler() http.Handler {
 	mux.HandleFunc("GET /debug/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.Status())
 	})
+	// /debug/gatewayapi is the Kubernetes Gateway API status of the last
+	// push: conditions per GatewayClass, Gateway, listener and route parent.
+	mux.HandleFunc("GET /debug/gatewayapi", func(w http.ResponseWriter, r *http.Request) {
+		pc := c.push.Load()
+		if pc == nil || pc.GatewayAPIStatus() == nil {
+			http.Error(w, "no push yet", http.StatusServiceUnavailable)
+			return
+		}
+		writeJSON(w, pc.GatewayAPIStatus())
+	})
 	mux.HandleFunc("GET /debug/syncz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.server.Status())
 	})

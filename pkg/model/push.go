@@ -8,6 +8,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
 	"github.com/sluice-mesh/sluice/pkg/registry"
 )
 
@@ -22,6 +23,9 @@ type VirtualService struct {
 	Hosts []string
 	// Gateways are "mesh" or "namespace/name".
 	Gateways []string
+	// GatewayAPI is set when the VirtualService was converted from a
+	// Kubernetes Gateway API route: the semantics it has beyond Istio's.
+	GatewayAPI *gatewayapi.RouteSemantics
 }
 
 // DestinationRule is a DestinationRule with its host resolved.
@@ -44,6 +48,7 @@ type PushContext struct {
 	destRules       []*DestinationRule
 	gateways        map[config.Key]*config.Resource
 	secrets         map[config.Key]*config.Secret
+	gatewayAPI      *gatewayapi.Status
 }
 
 // PushOptions are the inputs of a push.
@@ -81,7 +86,36 @@ func NewPushContext(opts PushOptions) *PushContext {
 			pc.secrets[r.Key()] = spec
 		}
 	}
+	// Kubernetes Gateway API resources become Istio Gateways and
+	// VirtualServices, indexed like the ones users write.
+	gw := gatewayapi.Convert(opts.Resources, gatewayapi.Options{Registry: pc.Registry})
+	pc.gatewayAPI = gw.Status
+	for _, g := range gw.Gateways {
+		pc.gateways[g.Key()] = g
+	}
+	for _, v := range gw.VirtualServices {
+		vs := resolveVirtualService(v.Resource, v.Spec.(*networking.VirtualService))
+		vs.GatewayAPI = v.Semantics
+		pc.virtualServices = append(pc.virtualServices, vs)
+	}
 	return pc
+}
+
+// GatewayAPIStatus is the Gateway API status computed for this push.
+func (pc *PushContext) GatewayAPIStatus() *gatewayapi.Status { return pc.gatewayAPI }
+
+// GatewaysForProxy returns the Gateways selecting a router proxy with
+// labels in namespace ns: Istio Gateways from every namespace, Gateways
+// converted from the Gateway API only in their own namespace.
+func (pc *PushContext) GatewaysForProxy(labels map[string]string, ns string) []*config.Resource {
+	var out []*config.Resource
+	for _, g := range pc.GatewaysFor(labels) {
+		if g.Annotations[gatewayapi.AnnotationNamespaceScoped] == "true" && g.Namespace != ns {
+			continue
+		}
+		out = append(out, g)
+	}
+	return out
 }
 
 func resolveVirtualService(r *config.Resource, spec *networking.VirtualService) *VirtualService {

@@ -18,7 +18,7 @@ import (
 // server gets its own chain, matched by SNI, and route table.
 func (g *generation) router() error {
 	g.clusters()
-	mg := model.MergeGateways(g.push.GatewaysFor(g.proxy.Labels))
+	mg := model.MergeGateways(g.push.GatewaysForProxy(g.proxy.Labels, g.proxy.Namespace))
 	g.out.Conflicts = append(g.out.Conflicts, mg.Conflicts...)
 	for _, port := range mg.Ports {
 		l, err := g.gatewayListener(port, mg.Servers[port])

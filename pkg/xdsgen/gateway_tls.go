@@ -2,6 +2,7 @@ package xdsgen
 
 import (
 	"fmt"
+	"strings"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -47,6 +48,11 @@ func (g *generation) downstreamTLS(s *model.GatewayServer) (*core.TransportSocke
 		sec := g.push.Secret(g.proxy.Namespace, t.CredentialName)
 		if sec == nil {
 			sec = g.push.Secret(s.Gateway.Namespace, t.CredentialName)
+		}
+		if ns, name, ok := strings.Cut(t.CredentialName, "/"); ok && sec == nil {
+			// "ns/name": a Secret in another namespace, as Gateway API
+			// listeners may name (with a ReferenceGrant) once converted.
+			sec = g.push.Secret(ns, name)
 		}
 		if sec == nil {
 			return nil, fmt.Errorf("credentialName %q: no Secret of that name in namespace %s or %s", t.CredentialName, g.proxy.Namespace, s.Gateway.Namespace)

@@ -54,6 +54,9 @@ func TestGenerateGolden(t *testing.T) {
 		{name: "trafficpolicy", proxy: withLocality(sidecar("client", map[string]string{"app": "client", "tier": "gold"}), "us-east/zone-a/rack-1")},
 		{name: "gateway", proxy: model.Proxy{Type: model.Router, Name: "ingress", Namespace: "istio-system",
 			Labels: map[string]string{"istio": "ingressgateway"}, IPs: []string{"127.0.0.1"}, PortOffset: 8000}},
+		{name: "gatewayapi", proxy: model.Proxy{Type: model.Router, Name: "web-gateway", Namespace: "infra",
+			Labels: map[string]string{"gateway.networking.k8s.io/gateway-name": "web"}, IPs: []string{"127.0.0.1"}, PortOffset: 8000}},
+		{name: "gatewayapi-mesh", proxy: sidecar("client", nil)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

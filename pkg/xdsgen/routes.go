@@ -42,6 +42,7 @@ func (g *generation) virtualServiceRoutes(vs *model.VirtualService, rc routeCont
 		for _, m := range matches {
 			r := &route.Route{Name: name, Match: translateMatch(m)}
 			setAction(r, action)
+			gatewayAPIRoute(r, hr.owner, hr.route)
 			out = append(out, r)
 		}
 	}

@@ -44,7 +44,11 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 			}
 			if vs != nil {
 				vh.Routes = g.virtualServiceRoutes(vs, routeContext{port: port.Number, service: svc})
-			} else {
+			}
+			// No route of the VirtualService applies on this port (its
+			// matches name other ports): Istio then serves the port as if
+			// there were no VirtualService.
+			if len(vh.Routes) == 0 {
 				vh.Routes = []*route.Route{g.withDefaultRetry(g.withServiceHash(defaultRoute(ClusterName("outbound", port.Number, "", svc.Hostname)), svc, port.Number))}
 			}
 			rc.VirtualHosts = append(rc.VirtualHosts, vh)
