@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 
@@ -50,7 +51,9 @@ func TestGenerateGolden(t *testing.T) {
 		{name: "delegate", proxy: sidecar("client", nil)},
 		{name: "serviceentry", proxy: sidecar("client", nil), mesh: registryOnly},
 		{name: "resilience", proxy: sidecar("client", nil), mesh: &meshv1alpha1.MeshConfig{
-			DefaultHttpRetryPolicy: &networkingv1alpha3.HTTPRetry{Attempts: 4, RetryOn: "5xx"}}},
+			DefaultHttpRetryPolicy: &networkingv1alpha3.HTTPRetry{Attempts: 4, RetryOn: "5xx"},
+			DefaultConfig: &meshv1alpha1.ProxyConfig{ProxyHeaders: &meshv1alpha1.ProxyConfig_ProxyHeaders{
+				AttemptCount: &meshv1alpha1.ProxyConfig_ProxyHeaders_AttemptCount{Disabled: wrapperspb.Bool(true)}}}}},
 		{name: "trafficpolicy", proxy: withLocality(sidecar("client", map[string]string{"app": "client", "tier": "gold"}), "us-east/zone-a/rack-1")},
 		{name: "gateway", proxy: model.Proxy{Type: model.Router, Name: "ingress", Namespace: "istio-system",
 			Labels: map[string]string{"istio": "ingressgateway"}, IPs: []string{"127.0.0.1"}, PortOffset: 8000}},

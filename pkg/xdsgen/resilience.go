@@ -341,3 +341,10 @@ func validateHTTPFilters(a *anypb.Any) error {
 	}
 	return nil
 }
+
+// includeAttemptCount is Istio's proxy headers setting for outbound
+// virtual hosts: x-envoy-attempt-count is sent upstream unless
+// meshConfig.defaultConfig.proxyHeaders.attemptCount.disabled is true.
+func (g *generation) includeAttemptCount() bool {
+	return !g.push.Mesh.GetDefaultConfig().GetProxyHeaders().GetAttemptCount().GetDisabled().GetValue()
+}

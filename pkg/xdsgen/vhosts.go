@@ -36,8 +36,8 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 			vh := &route.VirtualHost{
 				Name:    fmt.Sprintf("%s:%d", svc.Hostname, port.Number),
 				Domains: claimDomains(used, hostAliases(svc.Hostname, g.proxy.Namespace, svc.Addresses), port.Number, port.Number == defPort),
-				// Istio's proxy headers default: x-envoy-attempt-count upstream.
-				IncludeRequestAttemptCount: true,
+				// Istio's proxy headers: x-envoy-attempt-count upstream.
+				IncludeRequestAttemptCount: g.includeAttemptCount(),
 			}
 			if len(vh.Domains) == 0 {
 				continue
@@ -71,7 +71,7 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 			rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
 				Name: fmt.Sprintf("%s:80", h), Domains: domains,
 				Routes:                     g.virtualServiceRoutes(vs, routeContext{port: 80}),
-				IncludeRequestAttemptCount: true,
+				IncludeRequestAttemptCount: g.includeAttemptCount(),
 			})
 		}
 	}
@@ -86,7 +86,7 @@ func (g *generation) catchAllHost() *route.VirtualHost {
 	// REGISTRY_ONLY is the proto's zero value, so only an explicit policy
 	// counts; an unset one is Istio's default, ALLOW_ANY.
 	if p := g.push.Mesh.GetOutboundTrafficPolicy(); p != nil && p.Mode == meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY {
-		return &route.VirtualHost{Name: "block_all", Domains: []string{"*"}, IncludeRequestAttemptCount: true, Routes: []*route.Route{{
+		return &route.VirtualHost{Name: "block_all", Domains: []string{"*"}, IncludeRequestAttemptCount: g.includeAttemptCount(), Routes: []*route.Route{{
 			Name:   "block_all",
 			Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
 			Action: &route.Route_DirectResponse{DirectResponse: &route.DirectResponseAction{Status: 502}},
@@ -94,7 +94,7 @@ func (g *generation) catchAllHost() *route.VirtualHost {
 	}
 	r := defaultRoute(PassthroughCluster)
 	r.Name = "allow_any"
-	return &route.VirtualHost{Name: "allow_any", Domains: []string{"*"}, Routes: []*route.Route{r}, IncludeRequestAttemptCount: true}
+	return &route.VirtualHost{Name: "allow_any", Domains: []string{"*"}, Routes: []*route.Route{r}, IncludeRequestAttemptCount: g.includeAttemptCount()}
 }
 
 // virtualServiceFor picks the VirtualService for host: an exact host beats
