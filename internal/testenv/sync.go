@@ -11,6 +11,8 @@ import (
 
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
 )
 
 // pushSettle is how long after the last config write a push must happen to
@@ -24,6 +26,9 @@ const pushSettle = 150 * time.Millisecond
 var syncedKinds = map[string]bool{
 	"virtualservice": true, "destinationrule": true, "gateway": true, "serviceentry": true,
 	"workloadentry": true, "sidecar": true, "service": true,
+	// Kubernetes Gateway API, keyed as config.ResourceKind names them.
+	"gatewayclass": true, "gateway.gateway.networking.k8s.io": true, "httproute": true, "grpcroute": true,
+	"tcproute": true, "tlsroute": true, "referencegrant": true, "namespace": true,
 }
 
 // resourceKey names one resource a config file defines.
@@ -40,7 +45,8 @@ func keysOf(data string) []resourceKey {
 			break
 		}
 		var d struct {
-			Kind     string `json:"kind"`
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
 			Metadata struct {
 				Name      string `json:"name"`
 				Namespace string `json:"namespace"`
@@ -49,14 +55,22 @@ func keysOf(data string) []resourceKey {
 		if len(bytes.TrimSpace(doc)) == 0 || yaml.Unmarshal(doc, &d) != nil {
 			continue
 		}
-		if !syncedKinds[strings.ToLower(d.Kind)] || d.Metadata.Name == "" {
+		group := ""
+		if i := strings.LastIndexByte(d.APIVersion, '/'); i >= 0 {
+			group = d.APIVersion[:i]
+		}
+		kind := config.ResourceKind(group, d.Kind)
+		if !syncedKinds[strings.ToLower(string(kind))] || d.Metadata.Name == "" {
 			continue
 		}
 		ns := d.Metadata.Namespace
-		if ns == "" {
+		switch {
+		case config.ClusterScoped(kind):
+			ns = ""
+		case ns == "":
 			ns = "default"
 		}
-		keys = append(keys, resourceKey{strings.ToLower(d.Kind), ns, d.Metadata.Name})
+		keys = append(keys, resourceKey{strings.ToLower(string(kind)), ns, d.Metadata.Name})
 	}
 	return keys
 }

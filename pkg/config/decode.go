@@ -61,9 +61,9 @@ type document struct {
 	Spec       json.RawMessage   `json:"spec"`
 	Items      []json.RawMessage `json:"items"`
 	// Secret payload (kind Secret only).
-	Type       string            `json:"type"`
-	Data       map[string][]byte `json:"data"`
-	StringData map[string]string `json:"stringData"`
+	Type       string          `json:"type"`
+	Data       json.RawMessage `json:"data"`
+	StringData json.RawMessage `json:"stringData"`
 }
 
 type documentMeta struct {
@@ -205,11 +205,25 @@ func decodeObject(d document, src Source, opts DecodeOptions) (*Resource, error)
 		}
 		r.Spec, r.Namespace = spec, ""
 	case group == "" && version == "v1" && r.Kind == KindSecret:
+		// data and stringData are read only for Secrets: other kinds
+		// (a ConfigMap's data is plain strings) are not base64.
+		var data map[string][]byte
+		var stringData map[string]string
+		if len(d.Data) > 0 {
+			if err := json.Unmarshal(d.Data, &data); err != nil {
+				return nil, &Error{Field: "data", Err: err}
+			}
+		}
+		if len(d.StringData) > 0 {
+			if err := json.Unmarshal(d.StringData, &stringData); err != nil {
+				return nil, &Error{Field: "stringData", Err: err}
+			}
+		}
 		sec := &Secret{Type: d.Type, Data: map[string][]byte{}}
-		for k, v := range d.Data {
+		for k, v := range data {
 			sec.Data[k] = v
 		}
-		for k, v := range d.StringData {
+		for k, v := range stringData {
 			sec.Data[k] = []byte(v)
 		}
 		r.Spec = sec

@@ -151,10 +151,10 @@ type BackendSaw struct {
 // Redirect is the expected Location of a 3xx answer. A nil Host is not
 // checked; Port is checked per the raw data (null = absent or default).
 type Redirect struct {
-	Scheme string  `json:"scheme"`
-	Host   *string `json:"host"`
-	Port   *int    `json:"port"`
-	Path   string  `json:"path"`
+	Scheme string     `json:"scheme"`
+	Host   *string    `json:"host"`
+	Port   *portValue `json:"port"`
+	Path   string     `json:"path"`
 }
 
 // loadCases reads every case folder of a group (folders starting with "_"
