@@ -47,7 +47,7 @@ func keysOf(data string) []resourceKey {
 		var d struct {
 			APIVersion string `json:"apiVersion"`
 			Kind       string `json:"kind"`
-			Metadata struct {
+			Metadata   struct {
 				Name      string `json:"name"`
 				Namespace string `json:"namespace"`
 			} `json:"metadata"`
