@@ -6,7 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
@@ -104,7 +104,7 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 	res.resp, res.err = cl.Transport.RoundTrip(out, r.ProtoMajor == 2)
 	res.took = time.Since(start)
 	if res.err != nil {
-		h.finishAttempt(cl, res.host, &adm)
+		finishAttempt(res.host, &adm)
 		h.recordError(a, cl, res.host, res.err)
 		return res
 	}
@@ -119,13 +119,13 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 		// Envoy sets the cookie it hashed on when the request had none.
 		res.resp.Header.Add("Set-Cookie", setCookie)
 	}
-	res.resp.Body = &releasingBody{ReadCloser: res.resp.Body, release: func() { h.finishAttempt(cl, res.host, &adm) }}
+	res.resp.Body = &releasingBody{ReadCloser: res.resp.Body, host: res.host, adm: adm}
 	return res
 }
 
 // finishAttempt ends an attempt's hold on its host (its in-flight count)
 // and on the cluster's circuit breakers.
-func (h *Handler) finishAttempt(cl *upstream.Cluster, host *upstream.Host, adm *upstream.Admission) {
+func finishAttempt(host *upstream.Host, adm *upstream.Admission) {
 	if host != nil {
 		host.Requests.Add(1)
 	}
@@ -152,24 +152,32 @@ func (h *Handler) recordError(a *attemptRequest, cl *upstream.Cluster, host *ups
 	cl.Record(host, upstream.OutcomeConnectFailed, 0)
 }
 
-// releasingBody runs release once, when the body is closed or read to its
-// end (whichever comes first).
+// releasingBody ends the attempt (finishAttempt) once, when the body is
+// closed or read to its end, whichever comes first. It is the attempt's
+// one allocation of its own.
 type releasingBody struct {
 	io.ReadCloser
-	release func()
-	once    sync.Once
+	host *upstream.Host
+	adm  upstream.Admission
+	done atomic.Bool
+}
+
+func (b *releasingBody) release() {
+	if b.done.CompareAndSwap(false, true) {
+		finishAttempt(b.host, &b.adm)
+	}
 }
 
 func (b *releasingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
-		b.once.Do(b.release)
+		b.release()
 	}
 	return n, err
 }
 
 func (b *releasingBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(b.release)
+	b.release()
 	return err
 }

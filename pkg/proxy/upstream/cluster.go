@@ -213,10 +213,14 @@ func (c *Cluster) Pick(in *PickInput) *Host {
 	if in != nil && len(in.Avoid) > 0 && in.MaxSelectAttempts > 1 {
 		attempts = in.MaxSelectAttempts
 	}
+	var key hashKey
+	if in != nil {
+		key = hashKey{v: in.Hash, ok: in.HasHash}
+	}
 	var h *Host
 	var panicked bool
 	for a := 0; a < attempts; a++ {
-		h, panicked = st.pickOnce(in, uint32(a), hashed)
+		h, panicked = st.pickOnce(key, uint32(a), hashed)
 		if h == nil || in == nil || !in.avoids(h) {
 			break
 		}

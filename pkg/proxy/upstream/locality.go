@@ -246,31 +246,34 @@ func (c *Cluster) newPicker(hosts []*Host) picker {
 }
 
 // pickOnce chooses a priority, a locality and a host.
-func (st *lbState) pickOnce(in *PickInput, attempt uint32, hashed bool) (*Host, bool) {
+func (st *lbState) pickOnce(key hashKey, attempt uint32, hashed bool) (*Host, bool) {
 	if len(st.prios) == 0 {
 		return nil, false
 	}
-	var r uint64
-	if hashed && in != nil && in.HasHash {
-		r = in.Hash
-	} else {
-		r = rand.Uint64()
+	p := 0
+	if len(st.prios) > 1 {
+		var r uint64
+		if hashed && key.ok {
+			r = key.v
+		} else {
+			r = rand.Uint64()
+		}
+		p = choosePriority(st.load, uint32(r%100))
 	}
-	p := choosePriority(st.load, uint32(r%100))
 	ps := &st.prios[p]
 	if len(ps.locPickers) > 0 {
 		total := ps.locCum[len(ps.locCum)-1]
 		x := rand.Float64() * total
 		for i, cw := range ps.locCum {
 			if x < cw || i == len(ps.locCum)-1 {
-				return ps.locPickers[i].pick(in, attempt), ps.panic
+				return ps.locPickers[i].pick(key, attempt), ps.panic
 			}
 		}
 	}
 	if ps.flat == nil {
 		return nil, false
 	}
-	return ps.flat.pick(in, attempt), ps.panic
+	return ps.flat.pick(key, attempt), ps.panic
 }
 
 // choosePriority maps x in [0,100) onto the cumulative priority loads.

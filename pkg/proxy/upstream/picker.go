@@ -7,7 +7,14 @@ import "math/rand/v2"
 // health changes) and never change after; picking takes no locks and
 // allocates nothing.
 type picker interface {
-	pick(in *PickInput, attempt uint32) *Host
+	pick(key hashKey, attempt uint32) *Host
+}
+
+// hashKey is a request's hash key as pickers see it (passed by value so
+// picking through the interface allocates nothing).
+type hashKey struct {
+	v  uint64
+	ok bool
 }
 
 // PickInput is what a pick may depend on.

@@ -38,9 +38,9 @@ func normalizeHosts(hosts []*Host, share float64, out []weightedHost) []weighted
 
 // hashKeyOf picks the key for a request: its hash, or a random one when
 // the hash policy produced nothing (as Envoy does).
-func hashKeyOf(in *PickInput) uint64 {
-	if in != nil && in.HasHash {
-		return in.Hash
+func hashKeyOf(k hashKey) uint64 {
+	if k.ok {
+		return k.v
 	}
 	return rand.Uint64()
 }
@@ -93,7 +93,7 @@ func newRingPicker(hosts []weightedHost, minSize, maxSize uint64) *ringPicker {
 	return p
 }
 
-func (p *ringPicker) pick(in *PickInput, attempt uint32) *Host {
+func (p *ringPicker) pick(in hashKey, attempt uint32) *Host {
 	n := len(p.ring)
 	if n == 0 {
 		return nil
@@ -177,7 +177,7 @@ func newMaglevPicker(hosts []weightedHost, size uint64) *maglevPicker {
 	return p
 }
 
-func (p *maglevPicker) pick(in *PickInput, attempt uint32) *Host {
+func (p *maglevPicker) pick(in hashKey, attempt uint32) *Host {
 	if len(p.table) == 0 {
 		return nil
 	}

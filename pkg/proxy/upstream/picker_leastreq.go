@@ -31,7 +31,7 @@ func newLeastReqPicker(hosts []*Host, choices int) *leastReqPicker {
 	return p
 }
 
-func (p *leastReqPicker) pick(_ *PickInput, _ uint32) *Host {
+func (p *leastReqPicker) pick(_ hashKey, _ uint32) *Host {
 	n := len(p.hosts)
 	if n == 1 {
 		return p.hosts[0]

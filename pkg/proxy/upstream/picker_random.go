@@ -16,6 +16,6 @@ func newRandomPicker(hosts []*Host) *randomPicker {
 	return p
 }
 
-func (p *randomPicker) pick(_ *PickInput, _ uint32) *Host {
+func (p *randomPicker) pick(_ hashKey, _ uint32) *Host {
 	return p.hosts[weightedRandom(len(p.hosts), p.cum, p.total)]
 }

@@ -36,7 +36,7 @@ func newRRPicker(hosts []*Host) *rrPicker {
 	return p
 }
 
-func (p *rrPicker) pick(_ *PickInput, _ uint32) *Host {
+func (p *rrPicker) pick(_ hashKey, _ uint32) *Host {
 	i := p.next.Add(1) - 1
 	if p.seq == nil {
 		return p.hosts[i%uint64(len(p.hosts))]
