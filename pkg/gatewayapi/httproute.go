@@ -82,9 +82,19 @@ func (c *converter) httpLike(r *config.Resource, kind string, spec *gwv1.HTTPRou
 	c.out.Status.Routes = append(c.out.Status.Routes, ri.status)
 	attachments := c.bind(ri)
 	order := c.http.nextRoute()
+	rules := make([]gwv1.HTTPRouteRule, len(spec.Rules))
+	var promoted []string
+	for i, rule := range spec.Rules {
+		var why string
+		rules[i], why = promoteBackendFilters(rule)
+		if why != "" {
+			promoted = append(promoted, fmt.Sprintf("rule %d: %s", i, why))
+		}
+	}
 	// Conversion does not depend on the parent for references; resolve
 	// once for status.
-	resolved, partial := c.checkHTTPRules(r, kind, spec.Rules)
+	resolved, partial := c.checkHTTPRules(r, kind, rules)
+	partial = append(promoted, partial...)
 	setResolvedRefs(ri, resolved, partial)
 	for _, a := range attachments {
 		ctx := ruleContext{kind: kind, ns: r.Namespace, route: order}
@@ -93,12 +103,61 @@ func (c *converter) httpLike(r *config.Resource, kind string, spec *gwv1.HTTPRou
 		} else {
 			ctx.meshPort = a.port
 		}
-		var rules []*httpRule
-		for i, rule := range spec.Rules {
-			rules = append(rules, c.convertHTTPRule(r, i, rule, ctx)...)
+		var out []*httpRule
+		for i, rule := range rules {
+			out = append(out, c.convertHTTPRule(r, i, rule, ctx)...)
 		}
-		c.http.add(a, r, rules)
+		c.http.add(a, r, out)
 	}
+}
+
+// promoteBackendFilters handles the filters of a backendRef that act on
+// the request as a whole (RequestRedirect, URLRewrite, RequestMirror,
+// CORS). With one backend they apply to every request of the rule, so
+// they become the rule's own (Envoy's weighted clusters cannot redirect or
+// rewrite per cluster); with several backends they cannot be honoured and
+// are dropped, with the reason. Header modifiers stay per backend.
+func promoteBackendFilters(rule gwv1.HTTPRouteRule) (gwv1.HTTPRouteRule, string) {
+	wholeRequest := func(t gwv1.HTTPRouteFilterType) bool {
+		switch t {
+		case gwv1.HTTPRouteFilterRequestRedirect, gwv1.HTTPRouteFilterURLRewrite, gwv1.HTTPRouteFilterRequestMirror, gwv1.HTTPRouteFilterCORS:
+			return true
+		}
+		return false
+	}
+	var found bool
+	for _, b := range rule.BackendRefs {
+		for _, f := range b.Filters {
+			found = found || wholeRequest(f.Type)
+		}
+	}
+	if !found {
+		return rule, ""
+	}
+	out := rule
+	out.Filters = append([]gwv1.HTTPRouteFilter(nil), rule.Filters...)
+	out.BackendRefs = make([]gwv1.HTTPBackendRef, len(rule.BackendRefs))
+	var dropped []string
+	for i, b := range rule.BackendRefs {
+		nb := b
+		nb.Filters = nil
+		for _, f := range b.Filters {
+			if !wholeRequest(f.Type) {
+				nb.Filters = append(nb.Filters, f)
+				continue
+			}
+			if len(rule.BackendRefs) == 1 {
+				out.Filters = append(out.Filters, f)
+			} else {
+				dropped = append(dropped, string(f.Type))
+			}
+		}
+		out.BackendRefs[i] = nb
+	}
+	if len(dropped) > 0 {
+		return out, fmt.Sprintf("%s filters on one of several backendRefs are not supported and are ignored", strings.Join(dedupeStrings(dropped), ", "))
+	}
+	return out, ""
 }
 
 // checkHTTPRules resolves every backend and mirror reference of the rules
