@@ -18,8 +18,9 @@ const EnvUnclaimed = "SLUICE_CONFORMANCE_UNCLAIMED"
 // named, like a Gateway API implementation's supported-features list. Add a
 // field here when sluice implements it.
 var claimedFields = map[string]map[string]bool{
-	"VirtualService":             set("hosts", "gateways", "http", "tcp", "tls", "exportTo"),
-	"VirtualService spec.http[]": set("name", "match", "route", "redirect", "directResponse", "rewrite", "headers", "delegate"),
+	"VirtualService": set("hosts", "gateways", "http", "tcp", "tls", "exportTo"),
+	"VirtualService spec.http[]": set("name", "match", "route", "redirect", "directResponse", "rewrite", "headers", "delegate",
+		"timeout", "retries", "fault", "mirror", "mirrorPercentage", "mirrorPercent", "mirrors"),
 	"VirtualService spec.http[].match[]": set("name", "uri", "scheme", "method", "authority", "headers", "port",
 		"sourceLabels", "queryParams", "ignoreUriCase", "withoutHeaders"),
 	"VirtualService spec.http[].route[]": set("destination", "weight", "headers"),
