@@ -28,6 +28,7 @@ type Stats struct {
 	CxTotal       atomic.Uint64
 	CxActive      atomic.Int64
 	CxMaxRequests atomic.Uint64
+	CxMaxDuration atomic.Uint64
 
 	// Balancing.
 	LbHealthyPanic atomic.Uint64
@@ -87,6 +88,7 @@ func (s *Stats) StatValues() [][2]any {
 		{"upstream_cx_overflow", s.CxOverflow.Load()},
 		{"upstream_cx_connect_fail", s.CxConnectFail.Load()},
 		{"upstream_cx_max_requests", s.CxMaxRequests.Load()},
+		{"upstream_cx_max_duration_reached", s.CxMaxDuration.Load()},
 		{"upstream_cx_none_healthy", s.CxNoneHealthy.Load()},
 		{"lb_healthy_panic", s.LbHealthyPanic.Load()},
 		{"membership_total", s.MembershipTotal.Load()},

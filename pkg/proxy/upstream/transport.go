@@ -166,21 +166,25 @@ func (t *Transport) RoundTrip(req *http.Request, downstreamH2 bool) (*http.Respo
 // written.
 func (t *Transport) withConnLimits(req *http.Request) *http.Request {
 	opts := t.Options
+	var out *http.Request
 	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 		tc, ok := info.Conn.(*trackedConn)
 		if !ok {
 			return
 		}
 		n := tc.requests.Add(1)
-		if (opts.MaxRequestsPerConnection > 0 && n >= uint64(opts.MaxRequestsPerConnection)) ||
-			(opts.MaxConnectionDuration > 0 && time.Since(tc.opened) >= opts.MaxConnectionDuration) {
-			if !req.Close {
-				req.Close = true
-				t.stats.CxMaxRequests.Add(1)
-			}
+		switch {
+		case out.Close:
+		case opts.MaxRequestsPerConnection > 0 && n >= uint64(opts.MaxRequestsPerConnection):
+			out.Close = true
+			t.stats.CxMaxRequests.Add(1)
+		case opts.MaxConnectionDuration > 0 && time.Since(tc.opened) >= opts.MaxConnectionDuration:
+			out.Close = true
+			t.stats.CxMaxDuration.Add(1)
 		}
 	}}
-	return req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	out = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	return out
 }
 
 // track wraps a new connection so it is counted while open.
