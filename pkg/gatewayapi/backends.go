@@ -74,7 +74,7 @@ func (c *converter) resolveBackend(r *config.Resource, routeKind string, b gwv1.
 	}
 	switch {
 	case group == "" && kind == "Service":
-		if !c.refAllowed(routeKind, r.Namespace, "", "Service", ns, string(b.Name)) {
+		if !c.parentServices[ns+"/"+string(b.Name)] && !c.refAllowed(routeKind, r.Namespace, "", "Service", ns, string(b.Name)) {
 			return fail(string(gwv1.RouteReasonRefNotPermitted),
 				"backendRef Service %s/%s is in another namespace and no ReferenceGrant there allows it", ns, b.Name)
 		}

@@ -37,6 +37,9 @@ type converter struct {
 	services map[config.Key]*config.Resource
 
 	http *httpCollector
+	// parentServices are the mesh parents ("ns/name") of the route being
+	// converted.
+	parentServices map[string]bool
 }
 
 // Convert translates the Gateway API resources among resources. It never

@@ -82,6 +82,16 @@ func (c *converter) httpLike(r *config.Resource, kind string, spec *gwv1.HTTPRou
 	c.out.Status.Routes = append(c.out.Status.Routes, ri.status)
 	attachments := c.bind(ri)
 	order := c.http.nextRoute()
+	// A mesh route may send to the Service it is attached to without a
+	// ReferenceGrant: that is the traffic it was given (GEP-1426 consumer
+	// routes in another namespace than the Service).
+	c.parentServices = map[string]bool{}
+	for _, a := range attachments {
+		if a.listener == nil {
+			c.parentServices[a.serviceNS+"/"+a.serviceName] = true
+		}
+	}
+	defer func() { c.parentServices = nil }()
 	rules := make([]gwv1.HTTPRouteRule, len(spec.Rules))
 	var promoted []string
 	for i, rule := range spec.Rules {

@@ -347,6 +347,7 @@ func containsInt(list []int, v int) bool {
 
 // Fields a Gateway API check may have beyond the shared ones.
 var (
+	gwCheckFields   = set(append(sortedKeys(checkFields), "notes")...) // notes are for people
 	gwViaFields     = set("gateway", "port", "scheme", "listeners", "tls_secret", "mesh_client")
 	gwRequestFields = set("method", "host", "path", "headers", "follow_redirects", "backend_set_response_headers")
 	gwUnsupported   = map[string]string{
@@ -360,7 +361,7 @@ func (g gatewayAPIGroup) Unsupported(c *Case, ch *Check) string {
 	d := c.Data.(*gwCase)
 	raw := ch.Raw
 	var unknown []string
-	unknown = append(unknown, unknownFields(raw, "", checkFields)...)
+	unknown = append(unknown, unknownFields(raw, "", gwCheckFields)...)
 	unknown = append(unknown, unknownFields(raw, "via", gwViaFields)...)
 	unknown = append(unknown, unknownFields(raw, "request", gwRequestFields)...)
 	unknown = append(unknown, unknownFields(raw, "expect", expectFields)...)
