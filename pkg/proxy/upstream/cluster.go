@@ -186,7 +186,12 @@ func (c *Cluster) current() *lbState {
 		return st
 	}
 	if gen := c.live.outlier.gen.Load(); st.gen != gen {
-		c.rebuild.Lock()
+		// One request rebuilds; the others keep picking from the state
+		// they have until it is swapped in (as Envoy's workers do until
+		// the main thread's update reaches them).
+		if !c.rebuild.TryLock() {
+			return st
+		}
 		defer c.rebuild.Unlock()
 		if st = c.state.Load(); st.gen != gen {
 			st = c.storeState(gen)
