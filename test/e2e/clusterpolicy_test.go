@@ -350,7 +350,9 @@ spec:
 		return nil
 	}, convergeTimeout)
 	back := time.Since(ejectedAt)
-	if back < 3*time.Second {
+	// ejectedAt is when the test saw the ejection, a little after it
+	// happened; 0.5s covers that, far less than the 3s asserted.
+	if back < 2500*time.Millisecond {
 		t.Errorf("back after %v, before its 3s base ejection time", back)
 	}
 	t.Logf("ejected host back after %v (base ejection time 3s, interval 1s)", back.Round(10*time.Millisecond))
