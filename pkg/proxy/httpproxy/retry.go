@@ -440,9 +440,17 @@ func drainAndClose(rc io.ReadCloser) {
 }
 
 // avoidHosts tells host selection which hosts a retry should not go to
-// again: the hosts tried (previous_hosts), or every host in a locality
-// tried update_frequency times or more (previous_priorities, with
-// locality standing for priority).
+// again: the hosts tried (previous_hosts), and, with previous_priorities
+// (Istio's retryRemoteLocalities), every host of a priority level tried in
+// the attempts counted so far (counted every update_frequency attempts).
+// As in Envoy, when that would exclude every level it excludes none.
+//
+// Limitation: host selection honours the list by re-picking (up to
+// host_selection_retry_max_attempts), and a pick chooses the priority
+// level by its load first; while the tried level takes all the load (its
+// hosts healthy) the re-picks cannot leave it. Envoy instead recomputes
+// the priority load without the tried levels; that needs the cluster's
+// pick to take excluded levels (upstream.PickInput), which it does not yet.
 func (h *Handler) avoidHosts(req *attemptRequest, pol *router.RetryPolicy, cl *upstream.Cluster, tried []*upstream.Host) {
 	var avoid []*upstream.Host
 	if pol.PreviousHosts {
@@ -450,13 +458,27 @@ func (h *Handler) avoidHosts(req *attemptRequest, pol *router.RetryPolicy, cl *u
 	}
 	if f := pol.PriorityUpdateFrequency; f > 0 && len(tried) >= f {
 		counted := tried[:len(tried)/f*f]
-		for _, host := range cl.Hosts {
+		var levels []uint32
+		for i, host := range cl.Hosts {
 			for _, t := range counted {
-				if t.Locality == host.Locality {
-					avoid = append(avoid, host)
+				if t == host {
+					levels = append(levels, cl.PriorityOf(i))
 					break
 				}
 			}
+		}
+		var excluded []*upstream.Host
+		for i, host := range cl.Hosts {
+			p := cl.PriorityOf(i)
+			for _, l := range levels {
+				if l == p {
+					excluded = append(excluded, host)
+					break
+				}
+			}
+		}
+		if len(excluded) < len(cl.Hosts) {
+			avoid = append(avoid, excluded...)
 		}
 	}
 	setAvoid(req, avoid, pol.HostSelectionMaxAttempts)

@@ -121,9 +121,9 @@ type RetryPolicy struct {
 	// times.
 	PreviousHosts bool
 	// PriorityUpdateFrequency > 0 is previous_priorities (Istio's
-	// retryRemoteLocalities): after that many attempts, the localities
-	// tried so far are avoided. sluice has no priority levels, so
-	// locality stands for priority.
+	// retryRemoteLocalities): every that many attempts, the priority
+	// levels (with locality load balancing: the localities by proximity)
+	// tried so far are avoided.
 	PriorityUpdateFrequency  int
 	HostSelectionMaxAttempts int
 
