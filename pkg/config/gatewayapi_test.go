@@ -74,7 +74,7 @@ func TestValidateGatewayAPI(t *testing.T) {
 	route := "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n"
 	gw := "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  gatewayClassName: c\n"
 	cases := []struct {
-		name, doc string
+		name, doc  string
 		field, msg string // "" field: valid
 	}{
 		{"valid route", route + "  parentRefs: [{name: gw}]\n  hostnames: [a.example.com, '*.b.example.com']\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /x}, headers: [{name: v, value: '1'}], method: GET}]\n    backendRefs: [{name: s, port: 80, weight: 2}]\n    timeouts: {request: 10s, backendRequest: 2s}\n", "", ""},
