@@ -410,8 +410,11 @@ func (h *Handler) send(ctx context.Context, r *http.Request, rte *router.Route, 
 		}
 		retried = true
 		// Abandon this attempt: its answer is not the one the client gets.
+		// Closing without reading resets the stream (HTTP/1.1: the
+		// connection), as Envoy resets the upstream request; reading could
+		// wait on an upstream that stalls its body.
 		if res.resp != nil {
-			drainAndClose(res.resp.Body)
+			res.resp.Body.Close()
 		}
 		done()
 		wait := backoff(info.Attempts, pol.BaseInterval, pol.MaxInterval, rand.Uint64())
@@ -432,8 +435,8 @@ func (h *Handler) send(ctx context.Context, r *http.Request, rte *router.Route, 
 	}
 }
 
-// drainAndClose reads a little of an abandoned response so its connection
-// can be reused, then closes it.
+// drainAndClose reads a little of a shadow response so its connection can
+// be reused, then closes it. (Only for mirrors, whose context bounds it.)
 func drainAndClose(rc io.ReadCloser) {
 	io.CopyN(io.Discard, rc, 32<<10)
 	rc.Close()
