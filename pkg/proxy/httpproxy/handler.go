@@ -139,7 +139,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *runtime.Ru
 		}
 		body = newReplayBody(r.Body, limit, r.ContentLength)
 	} else if mirrors {
-		h.mirror(r, rt, rte, nil) // no body: the copies go out with the primary
+		h.mirror(r, rt, rte, nil, true) // no body: the copies go out with the primary
 	}
 	res := h.send(ctx, r, rte, arm, cl, body, info)
 	defer res.done()
@@ -149,11 +149,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *runtime.Ru
 		h.writeResponse(w, r, ctx, res.attemptResult, rte, arm, info)
 	}
 	if body != nil && mirrors {
-		if whole, ok := body.complete(); ok {
-			h.mirror(r, rt, rte, whole)
-		} else {
-			h.stats.Mirror.DroppedBody.Add(uint64(len(rte.Action.Mirrors)))
-		}
+		whole, ok := body.complete()
+		h.mirror(r, rt, rte, whole, ok)
 	}
 }
 

@@ -91,11 +91,16 @@ func portStart(host string) int {
 }
 
 // mirror sends the route's mirror copies of r that their percentages
-// select. body is the whole request body (nil for none).
-func (h *Handler) mirror(r *http.Request, rt *runtime.Runtime, rte *router.Route, body []byte) {
+// select. body is the whole request body (nil for none); bodyOK false
+// means the body could not be kept, and selected copies are dropped.
+func (h *Handler) mirror(r *http.Request, rt *runtime.Runtime, rte *router.Route, body []byte, bodyOK bool) {
 	for i := range rte.Action.Mirrors {
 		mp := &rte.Action.Mirrors[i]
 		if !mp.Fraction.Sample(rand.Uint64()) {
+			continue
+		}
+		if !bodyOK {
+			h.stats.Mirror.DroppedBody.Add(1)
 			continue
 		}
 		cl := rt.Clusters[mp.Cluster]
