@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/echo"
 	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
 )
 
@@ -135,6 +138,12 @@ type gwCase struct {
 	workloads []gwWorkload
 	// unapplicable says why config cannot be applied, when it cannot.
 	unapplicable string
+	// backing lists the workloads ("ns/name") behind each Service of
+	// backends.yaml ("ns/name").
+	backing map[string][]string
+	// recorded are the workloads that expect.mirrored_to names: they run
+	// an in-process echo that records what it receives.
+	recorded map[string]bool
 }
 
 // gwService is a Service of the config, with its port names.
@@ -162,11 +171,14 @@ func (g gatewayAPIGroup) Load(c *Case) error {
 		return err
 	}
 	seen := map[string]bool{}
+	d.backing = map[string][]string{}
 	for _, s := range b.Services {
 		for _, w := range s.Workloads {
 			if w.Namespace == "" {
 				w.Namespace = nsOr(s.Namespace)
 			}
+			svcKey := nsOr(s.Namespace) + "/" + s.Name
+			d.backing[svcKey] = append(d.backing[svcKey], w.Namespace+"/"+w.Name)
 			if k := w.Namespace + "/" + w.Name; !seen[k] {
 				seen[k] = true
 				d.workloads = append(d.workloads, w)
@@ -183,6 +195,14 @@ func (g gatewayAPIGroup) Load(c *Case) error {
 			return err
 		}
 		raw = append(append(raw, b...), "\n---\n"...)
+	}
+	d.recorded = map[string]bool{}
+	for _, ch := range c.Checks {
+		for _, m := range mirrorTargets(ch) {
+			for _, w := range d.backing[m.namespace+"/"+m.service] {
+				d.recorded[w] = true
+			}
+		}
 	}
 	if p := d.expect.Setup.Placeholder; p != "" {
 		raw = bytes.ReplaceAll(raw, []byte(p), []byte(gatewayClassName))
@@ -351,7 +371,6 @@ var (
 	gwViaFields     = set("gateway", "port", "scheme", "listeners", "tls_secret", "mesh_client")
 	gwRequestFields = set("method", "host", "path", "headers", "follow_redirects", "backend_set_response_headers")
 	gwUnsupported   = map[string]string{
-		"mirrored_to":     "expect.mirrored_to: observing mirrored copies at the backends is not supported by this runner yet",
 		"not_received_by": "expect.not_received_by: per-workload request accounting is not supported by this runner yet",
 	}
 	podIPRE = regexp.MustCompile(`\{POD_IP_OF:([^/}]+)/([^}]+)\}(:\d+)?`)
@@ -445,6 +464,12 @@ type gwEnv struct {
 
 	mu  sync.Mutex
 	tls map[string]*http.Client // by server name
+	// seen counts, per recorded workload ("ns/name"), the requests it
+	// received by their X-Conformance-Request id.
+	seen   map[string]map[string]int
+	nextID int
+	// backing is the case's Service -> workloads map.
+	backing map[string][]string
 }
 
 // Setup builds the case in local mode: the config (base, then case), an
@@ -457,6 +482,7 @@ func (g gatewayAPIGroup) Setup(t *testing.T, c *Case) Env {
 	m := testenv.NewMesh(t, testenv.MeshOptions{})
 	env := &gwEnv{t: t, mesh: m, gateways: map[string]*testenv.Gateway{}, pods: map[string]*testenv.Workload{},
 		clients: map[string]*testenv.Client{}, tls: map[string]*http.Client{},
+		seen: map[string]map[string]int{}, backing: d.backing,
 		plain: &http.Client{Timeout: testenv.RequestTimeout, CheckRedirect: noFollow}}
 	m.WriteConfig("config.yaml", d.config)
 	if secrets := d.secretsFor(c); len(secrets) > 0 {
@@ -480,9 +506,14 @@ func (g gatewayAPIGroup) Setup(t *testing.T, c *Case) Env {
 			replicas = *w.Replicas
 		}
 		for i := 0; i < replicas; i++ {
+			pod := w.Name + "-" + strconv.Itoa(i)
+			app := ""
+			if d.recorded[w.Namespace+"/"+w.Name] {
+				app = env.recordingEcho(t, w, pod)
+			}
 			wl := m.AddWorkload(testenv.WorkloadOptions{
-				Service: w.Name, Namespace: w.Namespace, Name: w.Name + "-" + strconv.Itoa(i),
-				Labels: w.Labels, PortName: ports[0], PortNames: ports[1:],
+				Service: w.Name, Namespace: w.Namespace, Name: pod,
+				Labels: w.Labels, PortName: ports[0], PortNames: ports[1:], AppAddress: app,
 			})
 			if i == 0 {
 				env.pods[w.Namespace+"/"+w.Name] = wl
@@ -619,6 +650,16 @@ func gatewayHost(scheme string, port int) string {
 }
 
 func (e *gwEnv) Send(ch *Check) (*testenv.Response, error) {
+	id := ""
+	if len(mirrorTargets(ch)) > 0 {
+		id = e.newID()
+	}
+	return e.sendWithID(ch, id)
+}
+
+// sendWithID sends one request of ch, carrying id in requestIDHeader when
+// it is not empty.
+func (e *gwEnv) sendWithID(ch *Check, id string) (*testenv.Response, error) {
 	method := ch.Request.Method
 	if method == "" {
 		method = "GET"
@@ -638,6 +679,9 @@ func (e *gwEnv) Send(ch *Check) (*testenv.Response, error) {
 			parts = append(parts, k+":"+fmt.Sprint(m[k]))
 		}
 		headers["X-Echo-Set-Header"] = strings.Join(parts, ",")
+	}
+	if id != "" {
+		headers[requestIDHeader] = id
 	}
 	if mc := ch.Via.MeshClient; mc != nil {
 		return e.sendMesh(mc, method, e.expandHost(*ch.Request.Host), path, headers)
@@ -772,4 +816,186 @@ func (p *portValue) UnmarshalJSON(b []byte) error {
 	}
 	*p = portValue(strconv.Itoa(n))
 	return nil
+}
+
+// requestIDHeader carries a unique id on the requests of checks that
+// expect mirrored copies; the copies carry it too.
+const requestIDHeader = "X-Conformance-Request"
+
+// mirrorTarget is one entry of expect.mirrored_to.
+type mirrorTarget struct {
+	service, namespace string
+	percent            float64 // 0: every request
+}
+
+func mirrorTargets(ch *Check) []mirrorTarget {
+	v, _ := rawField(ch.Raw, "expect", "mirrored_to")
+	list, _ := v.([]any)
+	var out []mirrorTarget
+	for _, item := range list {
+		m, _ := item.(map[string]any)
+		mt := mirrorTarget{service: fmt.Sprint(m["service"]), namespace: fmt.Sprint(m["namespace"])}
+		if p, ok := m["percent"].(float64); ok {
+			mt.percent = p
+		}
+		out = append(out, mt)
+	}
+	return out
+}
+
+func (e *gwEnv) newID() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.nextID++
+	return strconv.Itoa(e.nextID)
+}
+
+// recordingEcho runs the echo backend of a pod in this process, counting
+// the requests it receives by id, and returns its address.
+func (e *gwEnv) recordingEcho(t *testing.T, w gwWorkload, pod string) string {
+	key := w.Namespace + "/" + w.Name
+	srv := echo.New(echo.Options{Service: w.Name, Version: w.Labels["version"], Namespace: w.Namespace, Pod: pod})
+	h := srv.Handler()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	hs := &http.Server{Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.Header.Get(requestIDHeader); id != "" {
+			e.mu.Lock()
+			if e.seen[key] == nil {
+				e.seen[key] = map[string]int{}
+			}
+			e.seen[key][id]++
+			e.mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	return ln.Addr().String()
+}
+
+// received reports how many of ids the workloads of Service ns/name got.
+func (e *gwEnv) received(ns, service string, ids []string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, id := range ids {
+		for _, w := range e.backing[ns+"/"+service] {
+			if e.seen[w][id] > 0 {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// Observe checks expect.mirrored_to: every request's copy reaches each
+// mirror Service, or, with a percent, the share of copies lies within
+// upstream's tolerance (3 standard deviations over 500 requests, up to 5
+// attempts).
+func (e *gwEnv) Observe(ch *Check) []string {
+	targets := mirrorTargets(ch)
+	if len(targets) == 0 {
+		return nil
+	}
+	partial := false
+	for _, t := range targets {
+		partial = partial || t.percent > 0
+	}
+	if !partial {
+		var ids []string
+		for i := 0; i < 3; i++ {
+			r, err := e.Send(ch)
+			if p := evalResponse(ch, r, err); len(p) > 0 {
+				return p
+			}
+			ids = append(ids, e.lastID())
+		}
+		var problems []string
+		for _, t := range targets {
+			err := testenv.Eventually(func() error {
+				if n := e.received(t.namespace, t.service, ids); n < len(ids) {
+					return fmt.Errorf("mirror Service %s/%s received %d of %d copies", t.namespace, t.service, n, len(ids))
+				}
+				return nil
+			}, 5*time.Second)
+			if err != nil {
+				problems = append(problems, err.Error())
+			}
+		}
+		return problems
+	}
+	const n, attempts = 500, 5
+	var problems []string
+	for a := 0; a < attempts; a++ {
+		problems = nil
+		ids, failed := e.sendMany(ch, n, 10)
+		if failed > 0 {
+			problems = append(problems, fmt.Sprintf("%d of %d requests failed", failed, n))
+			continue
+		}
+		time.Sleep(500 * time.Millisecond) // copies are sent alongside; let the last ones land
+		for _, t := range targets {
+			p := t.percent / 100
+			if t.percent == 0 {
+				p = 1
+			}
+			want := float64(n) * p
+			tol := 3 * math.Sqrt(float64(n)*p*(1-p))
+			got := float64(e.received(t.namespace, t.service, ids))
+			if got < want-tol || got > want+tol {
+				problems = append(problems, fmt.Sprintf("mirror Service %s/%s received %.0f copies of %d requests, want %.0f±%.1f (%.0f%%)",
+					t.namespace, t.service, got, n, want, tol, t.percent))
+			}
+		}
+		if len(problems) == 0 {
+			return nil
+		}
+	}
+	return append(problems, fmt.Sprintf("(after %d attempts)", attempts))
+}
+
+func (e *gwEnv) lastID() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return strconv.Itoa(e.nextID)
+}
+
+// sendMany sends n requests of ch, conc at a time, and returns their ids
+// and how many failed the per-response expectations.
+func (e *gwEnv) sendMany(ch *Check, n, conc int) ([]string, int) {
+	var mu sync.Mutex
+	var ids []string
+	failed := 0
+	work := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				id := e.newID()
+				r, err := e.sendWithID(ch, id)
+				bad := len(evalResponse(ch, r, err)) > 0
+				mu.Lock()
+				ids = append(ids, id)
+				if bad {
+					failed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		work <- struct{}{}
+	}
+	close(work)
+	wg.Wait()
+	return ids, failed
 }

@@ -39,6 +39,13 @@ type Env interface {
 	Describe(ch *Check) string
 }
 
+// observer is an Env that also judges what a check's requests did
+// elsewhere than in their responses (copies mirrored to other workloads):
+// Observe sends what it needs and returns the problems found.
+type observer interface {
+	Observe(ch *Check) []string
+}
+
 // convergeTimeout is how long the first request of a check is retried until
 // it meets the check's per-response expectations, before the check's real
 // requests are sent.
@@ -167,7 +174,11 @@ func runCheck(env Env, ch *Check) []string {
 	attempts := max(ch.MaxAttempts, 1)
 	var problems []string
 	for a := 1; a <= attempts; a++ {
-		if problems = sample(env, ch); len(problems) == 0 {
+		problems = sample(env, ch)
+		if x, ok := env.(observer); ok && len(problems) == 0 {
+			problems = x.Observe(ch)
+		}
+		if len(problems) == 0 {
 			return nil
 		}
 		if attempts > 1 {
