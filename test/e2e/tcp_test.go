@@ -127,6 +127,29 @@ spec:
 			}
 		}
 	})
+	t.Run("maxConnections refuses the connection beyond the limit", func(t *testing.T) {
+		m.WriteConfig("tcp-echo.yaml", strings.Replace(tcpEchoConfig, "  host: tcp-echo\n",
+			"  host: tcp-echo\n  trafficPolicy: {connectionPool: {tcp: {maxConnections: 1}}}\n", 1))
+		addr := "127.0.77.1:9000"
+		m.WaitConverged(func() error {
+			held, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				return err
+			}
+			defer held.Close()
+			r := bufio.NewReader(held)
+			held.Write([]byte("first\n"))
+			if _, err := r.ReadString('\n'); err != nil {
+				return fmt.Errorf("the first connection must be served: %v", err)
+			}
+			if word, err := tcpLine(addr, "second"); err == nil {
+				return fmt.Errorf("a second connection was served (%q) while the first is open", word)
+			}
+			return nil
+		}, convergeTimeout)
+		// Once the first is gone the slot is free again.
+		m.WaitConverged(func() error { _, err := tcpLine(addr, "after"); return err }, convergeTimeout)
+	})
 	requireSyncedNoNACK(t, m)
 }
 

@@ -157,8 +157,7 @@ func (s *Server) handle(conn net.Conn) {
 	}
 	defer up.Close()
 	cl.Stats.CxTotal.Add(1)
-	cl.Stats.CxActive.Add(1)
-	defer cl.Stats.CxActive.Add(-1)
+	defer cl.Stats.CxActive.Add(-1) // reserved by dial
 	if host != nil {
 		host.Active.Add(1)
 		defer host.Active.Add(-1)
@@ -172,8 +171,18 @@ func dial(cl *upstream.Cluster, down net.Conn) (net.Conn, *upstream.Host, error)
 	if cl.Kind == upstream.OriginalDst {
 		return nil, nil, errors.New("passthrough cluster: raw TCP carries no destination in local mode")
 	}
+	// tcp_proxy honours the cluster's max_connections at once, with no
+	// pending queue (Envoy counts upstream_cx_overflow and closes).
+	// The slot is reserved before dialing so concurrent connections cannot
+	// overshoot; the caller releases it when the connection ends.
+	if n := cl.Stats.CxActive.Add(1); cl.Limits.MaxConnections > 0 && uint64(n) > cl.Limits.MaxConnections {
+		cl.Stats.CxActive.Add(-1)
+		cl.Stats.CxOverflow.Add(1)
+		return nil, nil, errors.New("max_connections reached (circuit breaker)")
+	}
 	h := cl.Pick(nil)
 	if h == nil {
+		cl.Stats.CxActive.Add(-1)
 		cl.Stats.CxNoneHealthy.Add(1)
 		return nil, nil, errors.New("no healthy upstream")
 	}
@@ -183,6 +192,7 @@ func dial(cl *upstream.Cluster, down net.Conn) (net.Conn, *upstream.Host, error)
 	}
 	c, err := net.DialTimeout("tcp", h.Address, timeout)
 	if err != nil {
+		cl.Stats.CxActive.Add(-1)
 		cl.Stats.CxConnectFail.Add(1)
 		h.Failures.Add(1)
 		cl.Record(h, upstream.OutcomeConnectFailed, 0)
