@@ -141,9 +141,30 @@ type gwCase struct {
 	// backing lists the workloads ("ns/name") behind each Service of
 	// backends.yaml ("ns/name").
 	backing map[string][]string
+	// docs are the config's documents after the GatewayClass header, for
+	// before actions that delete some.
+	header string
+	docs   []gwDoc
 	// recorded are the workloads that expect.mirrored_to names: they run
 	// an in-process echo that records what it receives.
 	recorded map[string]bool
+}
+
+// gwDoc is one document of the config.
+type gwDoc struct {
+	kind, namespace, name, text string
+	deleted                     bool
+}
+
+// render writes the config without deleted documents.
+func (d *gwCase) render() string {
+	out := []string{d.header}
+	for _, doc := range d.docs {
+		if !doc.deleted {
+			out = append(out, doc.text)
+		}
+	}
+	return strings.Join(out, "---\n")
 }
 
 // gwService is a Service of the config, with its port names.
@@ -263,6 +284,7 @@ func (d *gwCase) buildConfig(raw []byte) error {
 		"metadata": map[string]any{"name": gatewayClassName},
 		"spec":     map[string]any{"controllerName": gatewayapi.ControllerName},
 	})}
+	d.docs = nil
 	for _, dd := range docs {
 		kind, _ := dd.obj["kind"].(string)
 		apiVersion, _ := dd.obj["apiVersion"].(string)
@@ -286,7 +308,9 @@ func (d *gwCase) buildConfig(raw []byte) error {
 			d.gateways[nsOr(ns)+"/"+name] = gatewayOf(dd.obj, nsOr(ns))
 		}
 		out = append(out, strings.TrimSpace(dd.text)+"\n")
+		d.docs = append(d.docs, gwDoc{kind: kind, namespace: nsOr(ns), name: name, text: strings.TrimSpace(dd.text) + "\n"})
 	}
+	d.header = out[0]
 	d.config = strings.Join(out, "---\n")
 	// What sluice itself would skip cannot be applied faithfully.
 	dec := config.Decode([]byte(d.config), config.DecodeOptions{File: "config.yaml"})
@@ -414,8 +438,10 @@ func (g gatewayAPIGroup) Unsupported(c *Case, ch *Check) string {
 	if len(missing) > 0 {
 		return "needs Gateway API features sluice does not claim: " + strings.Join(missing, "; ")
 	}
-	if len(ch.Before) > 0 {
-		return "before actions are not supported by this runner yet"
+	for _, b := range ch.Before {
+		if b["action"] != "delete" {
+			return fmt.Sprintf("before action %v is not supported by this runner yet", b["action"])
+		}
 	}
 	if ch.Load != nil {
 		return "load runs are not supported by this runner yet"
@@ -470,6 +496,29 @@ type gwEnv struct {
 	nextID int
 	// backing is the case's Service -> workloads map.
 	backing map[string][]string
+	data    *gwCase
+}
+
+// Before runs a check's before actions: delete removes the named
+// resource from the config, as kubectl delete would, and waits until the
+// control plane has pushed the change.
+func (e *gwEnv) Before(ch *Check) error {
+	for _, b := range ch.Before {
+		kind, ns, name := fmt.Sprint(b["kind"]), nsOr(fmt.Sprint(b["namespace"])), fmt.Sprint(b["name"])
+		found := false
+		for i := range e.data.docs {
+			doc := &e.data.docs[i]
+			if doc.kind == kind && doc.namespace == ns && doc.name == name && !doc.deleted {
+				doc.deleted, found = true, true
+			}
+		}
+		if !found {
+			return fmt.Errorf("delete %s %s/%s: not in the config", kind, ns, name)
+		}
+	}
+	e.mesh.WriteConfig("config.yaml", e.data.render())
+	e.mesh.WaitSynced(30 * time.Second)
+	return nil
 }
 
 // Setup builds the case in local mode: the config (base, then case), an
@@ -480,7 +529,7 @@ type gwEnv struct {
 func (g gatewayAPIGroup) Setup(t *testing.T, c *Case) Env {
 	d := c.Data.(*gwCase)
 	m := testenv.NewMesh(t, testenv.MeshOptions{})
-	env := &gwEnv{t: t, mesh: m, gateways: map[string]*testenv.Gateway{}, pods: map[string]*testenv.Workload{},
+	env := &gwEnv{t: t, mesh: m, data: d, gateways: map[string]*testenv.Gateway{}, pods: map[string]*testenv.Workload{},
 		clients: map[string]*testenv.Client{}, tls: map[string]*http.Client{},
 		seen: map[string]map[string]int{}, backing: d.backing,
 		plain: &http.Client{Timeout: testenv.RequestTimeout, CheckRedirect: noFollow}}

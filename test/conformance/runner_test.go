@@ -46,6 +46,12 @@ type observer interface {
 	Observe(ch *Check) []string
 }
 
+// preparer is an Env that runs a check's before actions (deleting a
+// resource, ...) itself; the group's Unsupported says which it can run.
+type preparer interface {
+	Before(ch *Check) error
+}
+
 // convergeTimeout is how long the first request of a check is retried until
 // it meets the check's per-response expectations, before the check's real
 // requests are sent.
@@ -136,6 +142,13 @@ func runCase(t *testing.T, g Group, c *Case, ct *Tally) {
 				t.Skip("SKIPPED: " + reasons[i])
 			}
 			start := time.Now()
+			if b, ok := env.(preparer); ok && len(ch.Before) > 0 {
+				if err := b.Before(ch); err != nil {
+					ct.add(0, 1, 0)
+					t.Errorf("FAILED: before actions of %s: %v", env.Describe(ch), err)
+					return
+				}
+			}
 			problems := runCheck(env, ch)
 			took := time.Since(start).Round(time.Millisecond)
 			if len(problems) > 0 {
