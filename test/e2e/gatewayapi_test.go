@@ -260,6 +260,8 @@ spec:
   rules:
   - matches: [{path: {type: Exact, value: /gone}}]
     backendRefs: [{name: nowhere, port: 80}]
+  - matches: [{path: {type: Exact, value: /half}}]
+    backendRefs: [{name: web, port: 8080}, {name: nowhere, port: 80}]
 `)
 		m.WaitConverged(func() error {
 			r, err := send(plain, "http://"+gw.Address(httpPort)+"/gone", "anything.test")
@@ -271,6 +273,21 @@ spec:
 			}
 			return nil
 		}, convergeTimeout)
+		// Equal weights, one backend missing: that half is answered 500.
+		counts := map[int]int{}
+		for i := 0; i < 200; i++ {
+			r, err := send(plain, "http://"+gw.Address(httpPort)+"/half", "anything.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status == 200 && servedBy(r, "web", "") != nil {
+				t.Fatalf("a 200 not from web: %s", r)
+			}
+			counts[r.Status]++
+		}
+		if counts[200]+counts[500] != 200 || counts[500] < 60 || counts[200] < 60 {
+			t.Errorf("want about half of 200 requests answered 500 and half served, got %v", counts)
+		}
 		out, err := exec.Command(testenv.Binary(t), "status", "--address", m.HTTPAddress).CombinedOutput()
 		if err == nil {
 			t.Errorf("sluice status must exit non-zero with a route not resolved:\n%s", out)

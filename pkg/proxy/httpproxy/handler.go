@@ -121,7 +121,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *runtime.Ru
 	info.Cluster = name
 	cl := rt.Clusters[name]
 	if cl == nil {
-		h.localReply(w, info, http.StatusServiceUnavailable, FlagNC, "cluster "+name+" not found (route "+rte.Name+")")
+		status := http.StatusServiceUnavailable
+		if s := rte.Action.ClusterNotFoundStatus; s != 0 {
+			status = s // the route's cluster_not_found_response_code
+		}
+		h.localReply(w, info, status, FlagNC, "cluster "+name+" not found (route "+rte.Name+")")
 		return
 	}
 	ctx := r.Context()

@@ -40,6 +40,9 @@ type Action struct {
 	RegexRewrite     *regexp.Regexp
 	RegexSubstitute  string
 	HostRewrite      string
+	// ClusterNotFoundStatus answers a request whose cluster does not
+	// exist (cluster_not_found_response_code; 503 when 0).
+	ClusterNotFoundStatus int
 	// Retry is the route's retry policy (nil: one attempt only).
 	Retry *RetryPolicy
 	// Mirrors are the clusters a copy of the request is shadowed to.
@@ -154,6 +157,15 @@ func compileForward(ra *route.RouteAction) (Action, error) {
 	case nil:
 	default:
 		return act, fmt.Errorf("unsupported host rewrite %T", h)
+	}
+	switch ra.ClusterNotFoundResponseCode {
+	case route.RouteAction_SERVICE_UNAVAILABLE:
+	case route.RouteAction_NOT_FOUND:
+		act.ClusterNotFoundStatus = http.StatusNotFound
+	case route.RouteAction_INTERNAL_SERVER_ERROR:
+		act.ClusterNotFoundStatus = http.StatusInternalServerError
+	default:
+		return act, fmt.Errorf("cluster_not_found_response_code %v is not supported", ra.ClusterNotFoundResponseCode)
 	}
 	if ra.PrefixRewrite != "" {
 		act.PrefixRewrite, act.HasPrefixRewrite = ra.PrefixRewrite, true
