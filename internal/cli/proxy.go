@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy"
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
 func init() { register(newProxyCommand) }
@@ -16,7 +17,7 @@ func newProxyCommand() *cobra.Command {
 	var (
 		typ, name, namespace, labels, ip, locality string
 		xdsAddr, outbound, inbound, app, admin     string
-		bind, tcpIP                                string
+		bind, tcpIP, hostsFile                     string
 		portOffset                                 int
 	)
 	cmd := &cobra.Command{
@@ -65,8 +66,14 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 				OutboundAddress: outbound, InboundAddress: inbound, AppAddress: app,
 				PortOffset: portOffset, BindAddress: bind, OutboundTCPIP: tcpIP,
 			}
+			var hosts *upstream.Hosts
+			if hostsFile != "" {
+				if hosts, err = upstream.LoadHosts(hostsFile); err != nil {
+					return err
+				}
+			}
 			return proxy.New(proxy.Options{
-				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Logger: newLogger(cmd),
+				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Hosts: hosts, Logger: newLogger(cmd),
 			}).Run(cmd.Context())
 		},
 	}
@@ -84,6 +91,7 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 	f.StringVar(&admin, "admin-address", "127.0.0.1:15000", "admin endpoint address")
 	f.IntVar(&portOffset, "port-offset", 0, "router: serve every Gateway port P on P+N (no root needed for 80/443); sidecar: the same for outbound TCP ports")
 	f.StringVar(&bind, "bind-address", "", "router: IP to bind Gateway listeners to (default all)")
+	f.StringVar(&hostsFile, "hosts-file", "", "names to resolve before DNS, /etc/hosts format (stand-ins for external hosts in a local mesh)")
 	f.StringVar(&tcpIP, "outbound-tcp-ip", "", "sidecar: serve each TCP/TLS service port P at IP:P+--port-offset (how an app reaches TCP services without iptables)")
 	addLogFlags(cmd)
 	return cmd

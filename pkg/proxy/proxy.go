@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/runtime"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 )
 
@@ -28,7 +29,10 @@ type Options struct {
 	Identity     model.Proxy
 	XDSAddress   string
 	AdminAddress string
-	Logger       *slog.Logger
+	// Hosts overrides name resolution for upstream connections (from
+	// --hosts-file); nil uses the system resolver alone.
+	Hosts  *upstream.Hosts
+	Logger *slog.Logger
 }
 
 // Proxy is one running proxy.
@@ -130,7 +134,7 @@ func (p *Proxy) apply(res xdsclient.Resources) (xdsclient.Dependencies, error) {
 	p.applyMu.Lock()
 	defer p.applyMu.Unlock()
 	prev := p.rt.Load()
-	next, deps, err := runtime.Compile(runtime.CompileOptions{Resources: res, Previous: prev, Stats: p.stats})
+	next, deps, err := runtime.Compile(runtime.CompileOptions{Resources: res, Previous: prev, Stats: p.stats, Hosts: p.opts.Hosts})
 	if err != nil {
 		p.rejects.Add(1)
 		msg := err.Error()

@@ -22,8 +22,8 @@ const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolO
 // service name for EDS clusters. Everything it lets through, buildCluster
 // honours.
 func checkCluster(c *cluster.Cluster) (string, error) {
-	if c.TransportSocket != nil || len(c.TransportSocketMatches) > 0 {
-		return "", fmt.Errorf("transport_socket is not supported yet")
+	if len(c.TransportSocketMatches) > 0 {
+		return "", fmt.Errorf("transport_socket_matches are not supported")
 	}
 	if len(c.HealthChecks) > 0 {
 		return "", fmt.Errorf("health_checks are not supported")
@@ -292,13 +292,17 @@ func outlierConfig(od *cluster.OutlierDetection) *upstream.OutlierConfig {
 
 // buildCluster compiles a checked cluster and its endpoints, reusing the
 // previous cluster's hosts, pool and live state where unchanged.
-func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster, stats *StatsStore) (*upstream.Cluster, error) {
+func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster, stats *StatsStore, hosts *upstream.Hosts) (*upstream.Cluster, error) {
 	po, err := httpOptions(c)
 	if err != nil {
 		return nil, err
 	}
+	tlsOpts, err := upstreamTLS(c.TransportSocket)
+	if err != nil {
+		return nil, fmt.Errorf("transport_socket: %w", err)
+	}
 	th := thresholds(c.CircuitBreakers)
-	topts := upstream.TransportOptions{ConnectTimeout: c.GetConnectTimeout().AsDuration()}
+	topts := upstream.TransportOptions{ConnectTimeout: c.GetConnectTimeout().AsDuration(), TLS: tlsOpts, Hosts: hosts}
 	if topts.ConnectTimeout == 0 {
 		topts.ConnectTimeout = 5 * time.Second // Envoy's default
 	}

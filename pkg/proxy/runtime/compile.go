@@ -23,6 +23,8 @@ type CompileOptions struct {
 	// Previous is the runtime in force, whose hosts and pools are reused.
 	Previous *Runtime
 	Stats    *StatsStore
+	// Hosts overrides name resolution for every cluster (--hosts-file).
+	Hosts *upstream.Hosts
 }
 
 type validator interface{ ValidateAll() error }
@@ -95,7 +97,7 @@ func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
 		} else {
 			cla = c.LoadAssignment
 		}
-		uc, err := buildCluster(c, cla, prevClusters[name], opts.Stats)
+		uc, err := buildCluster(c, cla, prevClusters[name], opts.Stats, opts.Hosts)
 		if err != nil {
 			return nil, deps, fmt.Errorf("cluster %q: %w", name, err)
 		}

@@ -190,7 +190,11 @@ func dial(cl *upstream.Cluster, down net.Conn) (net.Conn, *upstream.Host, error)
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	c, err := net.DialTimeout("tcp", h.Address, timeout)
+	// Through the cluster's transport: host overrides and TLS origination
+	// apply to TCP as to HTTP.
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := cl.Transport.Dial(ctx, h.Address)
 	if err != nil {
 		cl.Stats.CxActive.Add(-1)
 		cl.Stats.CxConnectFail.Add(1)

@@ -28,6 +28,11 @@ type TransportOptions struct {
 	MaxConnectionDuration    time.Duration
 	// MaxIdlePerHost bounds idle connections kept per host.
 	MaxIdlePerHost int
+	// TLS is the TLS the cluster originates (zero: plaintext).
+	TLS TLSOptions
+	// Hosts overrides name resolution (sluice proxy --hosts-file); the
+	// same object for the proxy's whole life, so it compares equal.
+	Hosts *Hosts
 	// Keepalive sets TCP keepalive on upstream sockets (Envoy's
 	// upstream_connection_options.tcp_keepalive): Enabled with the probe
 	// count, idle time and interval, zero meaning the OS default.
@@ -55,9 +60,10 @@ type Transport struct {
 	RT *http.Transport
 	H2 *http.Transport
 
-	stats *Stats
-	hosts atomic.Pointer[map[string]*Host]
-	trace bool
+	stats  *Stats
+	hosts  atomic.Pointer[map[string]*Host]
+	trace  bool
+	dialer *net.Dialer
 }
 
 // NewTransport builds a pool for opts counting connections in stats (which
@@ -78,6 +84,7 @@ func NewTransport(opts TransportOptions, stats *Stats) *Transport {
 func (t *Transport) newRT(h2 bool) *http.Transport {
 	opts := t.Options
 	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+	t.dialer = dialer
 	if ka := opts.Keepalive; ka.Enabled {
 		cfg := net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}
 		if ka.Idle > 0 {
@@ -101,7 +108,7 @@ func (t *Transport) newRT(h2 bool) *http.Transport {
 	}
 	rt := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
+			c, err := t.dial(ctx, network, addr)
 			if err != nil {
 				if h := t.hostFor(addr); h != nil {
 					h.CxConnectFail.Add(1)

@@ -1,0 +1,121 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+)
+
+// TLSOptions is how a cluster originates TLS to its hosts (Envoy's
+// UpstreamTlsContext). Every field is comparable so transports with equal
+// options are reused across config pushes.
+type TLSOptions struct {
+	Enabled bool
+	// SNI is the server name sent; empty sends the host name of the
+	// address when it is a name (DNS clusters).
+	SNI string
+	// CAPEM verifies the server; empty uses the system roots.
+	CAPEM string
+	// InsecureSkipVerify accepts any server certificate.
+	InsecureSkipVerify bool
+	// SANs, when set, are the names the server certificate must carry
+	// (comma separated); otherwise the SNI is verified.
+	SANs string
+	// CertPEM and KeyPEM are the client certificate (mutual TLS).
+	CertPEM, KeyPEM string
+	// ALPN protocols, comma separated.
+	ALPN                   string
+	MinVersion, MaxVersion uint16
+}
+
+// clientConfig builds the tls.Config for a connection to addr.
+func (o *TLSOptions) clientConfig(addr string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: o.MinVersion, MaxVersion: o.MaxVersion, InsecureSkipVerify: o.InsecureSkipVerify}
+	if cfg.MinVersion == 0 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	cfg.ServerName = o.SNI
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil {
+			cfg.ServerName = host
+		}
+	}
+	if o.ALPN != "" {
+		cfg.NextProtos = strings.Split(o.ALPN, ",")
+	}
+	if o.CAPEM != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(o.CAPEM)) {
+			return nil, errors.New("upstream tls: no certificate in the CA bundle")
+		}
+		cfg.RootCAs = pool
+	}
+	if o.CertPEM != "" {
+		pair, err := tls.X509KeyPair([]byte(o.CertPEM), []byte(o.KeyPEM))
+		if err != nil {
+			return nil, fmt.Errorf("upstream tls: client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	if o.SANs != "" && !o.InsecureSkipVerify {
+		sans := strings.Split(o.SANs, ",")
+		roots := cfg.RootCAs
+		// Verify the chain ourselves so the names checked are the SANs.
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("upstream tls: no server certificate")
+			}
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			leaf := cs.PeerCertificates[0]
+			if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+				return fmt.Errorf("upstream tls: %w", err)
+			}
+			for _, san := range sans {
+				if leaf.VerifyHostname(san) == nil {
+					return nil
+				}
+			}
+			return fmt.Errorf("upstream tls: certificate names %v match none of %v", leaf.DNSNames, sans)
+		}
+	}
+	return cfg, nil
+}
+
+// Dial connects to addr as the cluster's hosts are reached: through the
+// proxy's host overrides, with TLS when the cluster originates it.
+func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	return t.dial(ctx, "tcp", addr)
+}
+
+func (t *Transport) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	target := addr
+	if t.Options.Hosts != nil {
+		target = t.Options.Hosts.Rewrite(addr)
+	}
+	c, err := t.dialer.DialContext(ctx, network, target)
+	if err != nil {
+		return nil, err
+	}
+	if !t.Options.TLS.Enabled {
+		return c, nil
+	}
+	cfg, err := t.Options.TLS.clientConfig(addr)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	tc := tls.Client(c, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("upstream tls handshake with %s: %w", addr, err)
+	}
+	return tc, nil
+}

@@ -1,0 +1,222 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sluice-mesh/sluice/internal/testenv"
+)
+
+// externalTLSServer stands in for an external HTTPS service: a real TLS
+// server with a certificate for name, answering with what it saw.
+func externalTLSServer(t *testing.T, ca *testenv.CA, name string) (port int) {
+	t.Helper()
+	certPEM, keyPEM := ca.Issue(t, name)
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "external %s tls=%t sni=%s host=%s path=%s", name, r.TLS != nil, r.TLS.ServerName, r.Host, r.URL.Path)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// egressMesh starts a mesh whose proxies resolve name to loopback, where
+// the stand-in external server listens, and trust the test CA by file.
+func egressMesh(t *testing.T, name string, meshConfig string) (*testenv.Mesh, int, string) {
+	ca := testenv.NewCA(t, "external-ca")
+	port := externalTLSServer(t, ca, name)
+	dir := t.TempDir()
+	hosts := filepath.Join(dir, "hosts")
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(hosts, []byte("127.0.0.1 "+name+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := testenv.NewMesh(t, testenv.MeshOptions{MeshConfigYAML: meshConfig, ProxyArgs: []string{"--hosts-file", hosts}})
+	return m, port, caFile
+}
+
+// TestEgressTLSOrigination follows Istio's egress TLS origination task: the
+// app sends plain HTTP to port 80 of an external host declared by a DNS
+// ServiceEntry, and its sidecar opens TLS to the host's port 443 (here the
+// stand-in's port), verifying it with the DestinationRule's CA.
+func TestEgressTLSOrigination(t *testing.T) {
+	const name = "secure.example.com"
+	m, port, caFile := egressMesh(t, name, "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")
+	egressConfig := fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: secure, namespace: default}
+spec:
+  hosts: [%[1]s]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 80, name: http-port, protocol: HTTP}]
+  endpoints: [{address: %[1]s, ports: {http-port: %[2]d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: secure, namespace: default}
+spec:
+  host: %[1]s
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 80}
+      tls: {mode: SIMPLE, caCertificates: %[3]s}
+`, name, port, caFile)
+	m.WriteConfig("egress.yaml", egressConfig)
+	c := m.AddClient(testenv.ClientOptions{Name: "app"})
+	m.WaitConverged(func() error {
+		r, err := c.Get(name, "/get", nil)
+		if err != nil {
+			return err
+		}
+		want := "external " + name + " tls=true sni=" + name + " host=" + name
+		if r.Status != 200 || !strings.HasPrefix(string(r.Body), want) {
+			return fmt.Errorf("want %q, got %s", want, r)
+		}
+		return nil
+	}, convergeTimeout)
+	t.Run("REGISTRY_ONLY blocks a host without a ServiceEntry", func(t *testing.T) {
+		r, err := c.Get("other.example.com", "/", nil)
+		if err != nil || r.Status != 502 {
+			t.Errorf("want 502, got %v %v", r, err)
+		}
+	})
+	t.Run("a wrong CA fails the handshake instead of sending plaintext", func(t *testing.T) {
+		other := testenv.NewCA(t, "other")
+		bad := filepath.Join(t.TempDir(), "bad.pem")
+		os.WriteFile(bad, other.CertPEM, 0o644)
+		m.WriteConfig("egress.yaml", strings.Replace(egressConfig, caFile, bad, 1))
+		m.WaitConverged(func() error {
+			r, err := c.Get(name, "/get", nil)
+			if err != nil {
+				return err
+			}
+			if r.Status != 503 || !strings.Contains(string(r.Body), "certificate") {
+				return fmt.Errorf("want 503 naming the certificate problem, got %s", r)
+			}
+			return nil
+		}, convergeTimeout)
+	})
+}
+
+// TestEgressGateway routes mesh traffic for an external host through an
+// egress gateway, which originates TLS, as Istio's egress gateway task
+// with TLS origination does.
+func TestEgressGateway(t *testing.T) {
+	const name = "secure.example.com"
+	m, port, caFile := egressMesh(t, name, "")
+	gwPort := testenv.FreePort()
+	gw := m.AddGateway(testenv.GatewayOptions{Name: "istio-egressgateway", Labels: map[string]string{"istio": "egressgateway"}})
+	m.WriteConfig("egress.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: secure, namespace: default}
+spec:
+  hosts: [%[1]s]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 80, name: http-port, protocol: HTTP}]
+  endpoints: [{address: %[1]s, ports: {http-port: %[2]d}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec: {address: 127.0.0.1, labels: {istio: egressgateway}, ports: {http: %[4]d}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway, namespace: default}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: %[4]d, name: http, protocol: HTTP}
+    hosts: [%[1]s]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: via-egress, namespace: default}
+spec:
+  hosts: [%[1]s]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match: [{gateways: [mesh], port: 80}]
+    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local, port: {number: 80}}}]
+  - match: [{gateways: [istio-egressgateway], port: %[4]d}]
+    route: [{destination: {host: %[1]s, port: {number: 80}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: secure, namespace: default}
+spec:
+  host: %[1]s
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 80}
+      tls: {mode: SIMPLE, caCertificates: %[3]s}
+`, name, port, caFile, gwPort))
+	c := m.AddClient(testenv.ClientOptions{Name: "app"})
+	m.WaitConverged(func() error {
+		r, err := c.Get(name, "/get", nil)
+		if err != nil {
+			return err
+		}
+		if r.Status != 200 || !strings.HasPrefix(string(r.Body), "external "+name+" tls=true") {
+			return fmt.Errorf("got %s", r)
+		}
+		return nil
+	}, convergeTimeout)
+	// The gateway, not the client, opened the TLS connection.
+	gwStat := statValue(t, "http://"+gw.AdminAddress+"/stats", "cluster.outbound|80||"+name+".upstream_rq_total")
+	clientStat := statValue(t, "http://"+c.AdminAddress+"/stats", "cluster.outbound|80||istio-egressgateway.istio-system.svc.cluster.local.upstream_rq_total")
+	if gwStat == 0 || clientStat == 0 {
+		t.Errorf("traffic did not pass the egress gateway: gateway sent %d to the external host, client sent %d to the gateway", gwStat, clientStat)
+	}
+	if direct := statValue(t, "http://"+c.AdminAddress+"/stats", "cluster.outbound|80||"+name+".upstream_rq_total"); direct != 0 {
+		t.Errorf("the client sent %d requests straight to the external host", direct)
+	}
+}
+
+// statValue reads one counter from a proxy's /stats (0 when absent).
+func statValue(t *testing.T, url, name string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ": "); ok && k == name {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	io.Copy(io.Discard, resp.Body)
+	return 0
+}
