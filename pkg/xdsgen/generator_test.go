@@ -50,6 +50,7 @@ func TestGenerateGolden(t *testing.T) {
 		{name: "actions", proxy: sidecar("client", map[string]string{"app": "client"})},
 		{name: "delegate", proxy: sidecar("client", nil)},
 		{name: "serviceentry", proxy: sidecar("client", nil), mesh: registryOnly},
+		{name: "egress", proxy: sidecar("client", nil), mesh: registryOnly},
 		{name: "resilience", proxy: sidecar("client", nil), mesh: &meshv1alpha1.MeshConfig{
 			DefaultHttpRetryPolicy: &networkingv1alpha3.HTTPRetry{Attempts: 4, RetryOn: "5xx"},
 			DefaultConfig: &meshv1alpha1.ProxyConfig{ProxyHeaders: &meshv1alpha1.ProxyConfig_ProxyHeaders{
