@@ -12,12 +12,14 @@ import (
 // ControlStatus is the part of "sluice control"'s /debug/status that tests
 // read.
 type ControlStatus struct {
-	Ready        bool          `json:"ready"`
-	ConfigDir    string        `json:"config_dir"`
-	Resources    int           `json:"resources"`
-	ConfigErrors []string      `json:"config_errors"`
-	LastPush     PushStatus    `json:"last_push"`
-	Proxies      []ProxyStatus `json:"proxies"`
+	Ready        bool     `json:"ready"`
+	ConfigDir    string   `json:"config_dir"`
+	Resources    int      `json:"resources"`
+	ConfigErrors []string `json:"config_errors"`
+	// Conflicts are config parts left out per proxy ID.
+	Conflicts map[string][]string `json:"conflicts"`
+	LastPush  PushStatus          `json:"last_push"`
+	Proxies   []ProxyStatus       `json:"proxies"`
 }
 
 // PushStatus describes the control plane's most recent push.

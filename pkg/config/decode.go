@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -67,10 +68,11 @@ type document struct {
 }
 
 type documentMeta struct {
-	Name        string            `json:"name"`
-	Namespace   string            `json:"namespace"`
-	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
+	CreationTimestamp string            `json:"creationTimestamp"`
+	Name              string            `json:"name"`
+	Namespace         string            `json:"namespace"`
+	Labels            map[string]string `json:"labels"`
+	Annotations       map[string]string `json:"annotations"`
 }
 
 // Decode reads every YAML document in data. A bad document is reported and
@@ -164,6 +166,13 @@ func decodeObject(d document, src Source, opts DecodeOptions) (*Resource, error)
 			Annotations: d.Metadata.Annotations,
 		},
 		Source: src,
+	}
+	if ts := d.Metadata.CreationTimestamp; ts != "" {
+		t, err := time.Parse(time.RFC3339, ts)
+		if err != nil {
+			return nil, &Error{Field: "metadata.creationTimestamp", Err: fmt.Errorf("%q is not an RFC 3339 time", ts)}
+		}
+		r.Created = t.UnixNano()
 	}
 	switch {
 	case group == "networking.istio.io":

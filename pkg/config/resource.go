@@ -75,6 +75,11 @@ type Resource struct {
 	Meta
 	Spec   any
 	Source Source
+	// Created orders resources as Istio orders them by creationTimestamp
+	// (the oldest wins a conflict): metadata.creationTimestamp when the
+	// YAML has one, else when the source first saw the resource, in Unix
+	// nanoseconds. 0 means unknown.
+	Created int64
 }
 
 // Key returns the identity of r.
@@ -94,4 +99,22 @@ func lessKey(a, b Key) bool {
 		return a.Namespace < b.Namespace
 	}
 	return a.Name < b.Name
+}
+
+// SortByCreation orders resources oldest first, as Istio breaks conflicts
+// between VirtualServices or Gateways (sortConfigByCreationTime): equal
+// times are ordered by name, then namespace.
+func SortByCreation(rs []*Resource) {
+	sort.SliceStable(rs, func(i, j int) bool { return OlderThan(rs[i], rs[j]) })
+}
+
+// OlderThan is SortByCreation's order.
+func OlderThan(a, b *Resource) bool {
+	if a.Created != b.Created {
+		return a.Created < b.Created
+	}
+	if a.Name != b.Name {
+		return a.Name < b.Name
+	}
+	return a.Namespace < b.Namespace
 }

@@ -48,7 +48,9 @@ type Controller struct {
 	mu      sync.Mutex
 	current filesource.Snapshot
 	last    pushRecord
-	ready   atomic.Bool
+	// conflicts are generation's reports per proxy ID.
+	conflicts map[string][]string
+	ready     atomic.Bool
 }
 
 type pushRecord struct {
@@ -173,7 +175,32 @@ func (c *Controller) generate(p *model.Proxy) (*xdsgen.Resources, error) {
 	if err := xdsgen.Validate(res); err != nil {
 		return nil, fmt.Errorf("generated config is invalid (a sluice bug): %w", err)
 	}
+	c.recordConflicts(p.ID, res.Conflicts)
 	return res, nil
+}
+
+// recordConflicts keeps the config conflicts generation found for a proxy
+// (shown at /debug/status) and logs each one once.
+func (c *Controller) recordConflicts(proxyID string, conflicts []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conflicts == nil {
+		c.conflicts = map[string][]string{}
+	}
+	old := map[string]bool{}
+	for _, x := range c.conflicts[proxyID] {
+		old[x] = true
+	}
+	for _, x := range conflicts {
+		if !old[x] {
+			c.log.Warn("config conflict; the part named is not served", "proxy", proxyID, "conflict", x)
+		}
+	}
+	if len(conflicts) == 0 {
+		delete(c.conflicts, proxyID)
+		return
+	}
+	c.conflicts[proxyID] = conflicts
 }
 
 // ConfigErrors returns the config problems currently keeping edits out.

@@ -13,12 +13,15 @@ import (
 
 // Status is the control plane's state, served as JSON at /debug/status.
 type Status struct {
-	Ready        bool                    `json:"ready"`
-	ConfigDir    string                  `json:"config_dir"`
-	Resources    int                     `json:"resources"`
-	ConfigErrors []string                `json:"config_errors"`
-	LastPush     pushRecord              `json:"last_push"`
-	Proxies      []xdsserver.ProxyStatus `json:"proxies"`
+	Ready        bool     `json:"ready"`
+	ConfigDir    string   `json:"config_dir"`
+	Resources    int      `json:"resources"`
+	ConfigErrors []string `json:"config_errors"`
+	// Conflicts are parts of the config left out for a proxy (a Gateway
+	// server clashing with another, a missing credential, ...), by proxy.
+	Conflicts map[string][]string     `json:"conflicts,omitempty"`
+	LastPush  pushRecord              `json:"last_push"`
+	Proxies   []xdsserver.ProxyStatus `json:"proxies"`
 }
 
 // Status reports the control plane's state.
@@ -28,8 +31,20 @@ func (c *Controller) Status() Status {
 	for _, e := range c.current.Errors {
 		st.ConfigErrors = append(st.ConfigErrors, e.Error())
 	}
+	conflicts := make(map[string][]string, len(c.conflicts))
+	for id, list := range c.conflicts {
+		conflicts[id] = append([]string(nil), list...)
+	}
 	c.mu.Unlock()
 	st.Proxies = c.server.Status()
+	for _, p := range st.Proxies { // only proxies still connected
+		if list, ok := conflicts[p.ID]; ok {
+			if st.Conflicts == nil {
+				st.Conflicts = map[string][]string{}
+			}
+			st.Conflicts[p.ID] = list
+		}
+	}
 	return st
 }
 

@@ -98,6 +98,10 @@ func NewPushContext(opts PushOptions) *PushContext {
 		vs.GatewayAPI = v.Semantics
 		pc.virtualServices = append(pc.virtualServices, vs)
 	}
+	// The oldest VirtualService wins a host, as in Istio.
+	sort.SliceStable(pc.virtualServices, func(i, j int) bool {
+		return config.OlderThan(pc.virtualServices[i].Resource, pc.virtualServices[j].Resource)
+	})
 	return pc
 }
 
@@ -216,7 +220,9 @@ func (pc *PushContext) Gateways() []*config.Resource {
 	for _, g := range pc.gateways {
 		out = append(out, g)
 	}
-	config.SortResources(out)
+	// Istio merges Gateways oldest first; a later server that conflicts
+	// is the one dropped.
+	config.SortByCreation(out)
 	return out
 }
 

@@ -166,7 +166,8 @@ spec: {hosts: [c], gateways: [mesh, other/gw], exportTo: ["."], http: [{route: [
 		}
 		return
 	}
-	if got := names(pc.VirtualServicesFor(GatewayMesh, "ns1")); len(got) != 2 || got[0] != "mesh-only" || got[1] != "both" {
+	// Equal creation times: Istio orders by name, then namespace.
+	if got := names(pc.VirtualServicesFor(GatewayMesh, "ns1")); len(got) != 2 || got[0] != "both" || got[1] != "mesh-only" {
 		t.Errorf("mesh from ns1: %v", got)
 	}
 	if got := names(pc.VirtualServicesFor(GatewayMesh, "ns2")); len(got) != 1 || got[0] != "mesh-only" {
@@ -175,10 +176,28 @@ spec: {hosts: [c], gateways: [mesh, other/gw], exportTo: ["."], http: [{route: [
 	if got := names(pc.VirtualServicesFor("ns1/my-gw", "ns1")); len(got) != 1 || got[0] != "gw-only" {
 		t.Errorf("ns1/my-gw: %v", got)
 	}
-	if pc.VirtualServicesFor(GatewayMesh, "ns1")[0].Hosts[0] != "a.ns1.svc.cluster.local" {
+	if pc.VirtualServicesFor(GatewayMesh, "ns2")[0].Hosts[0] != "a.ns1.svc.cluster.local" {
 		t.Error("short VirtualService hosts resolve in the resource's namespace")
 	}
 	if ResolveGateway("gw.istio-system.svc.cluster.local", "x") != "istio-system/gw" {
 		t.Error("gateway FQDN form")
+	}
+}
+
+func TestOldestVirtualServiceWinsAHost(t *testing.T) {
+	rs := decode(t, `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a-newer, namespace: ns1, creationTimestamp: "2026-01-02T00:00:00Z"}
+spec: {hosts: [svc], http: [{route: [{destination: {host: svc, subset: new}}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: z-older, namespace: ns1, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec: {hosts: [svc], http: [{route: [{destination: {host: svc, subset: old}}]}]}
+`)
+	pc := NewPushContext(PushOptions{Mesh: &meshv1alpha1.MeshConfig{}, Resources: rs})
+	if got := pc.VirtualServicesFor(GatewayMesh, "ns1"); got[0].Name != "z-older" {
+		t.Errorf("the oldest VirtualService must come first, got %s", got[0].Name)
 	}
 }

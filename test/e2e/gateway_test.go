@@ -139,6 +139,34 @@ spec:
 			t.Error(err)
 		}
 	})
+	t.Run("a conflicting server is left out and reported", func(t *testing.T) {
+		m.WriteConfig("gateway-conflict.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: clash, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: %d, name: tcp-on-http-port, protocol: TCP}
+    hosts: ["*"]
+`, httpPort))
+		m.WaitConverged(func() error {
+			for id, list := range m.Status().Conflicts {
+				for _, c := range list {
+					if strings.Contains(c, "default/clash") && strings.Contains(c, "conflicts with HTTP") {
+						return nil
+					}
+				}
+				_ = id
+			}
+			return fmt.Errorf("no conflict reported in /debug/status: %v", m.Status().Conflicts)
+		}, convergeTimeout)
+		// The first server on the port keeps serving.
+		r, err := send(plain, "http", httpPort, "httpbin.example.com", "/status/200")
+		if err != nil || r.Status != 200 {
+			t.Errorf("the HTTP server must keep serving: %v %v", r, err)
+		}
+		m.RemoveConfig("gateway-conflict.yaml")
+	})
 	requireSyncedNoNACK(t, m)
 }
 

@@ -71,6 +71,9 @@ type Source struct {
 	snap    Snapshot
 	watch   func(dir string) // adds a watch on dir while Run is watching
 	running bool
+	// created is when each key was first seen (Resource.Created), kept
+	// while the key exists so edits keep a resource's age.
+	created map[config.Key]int64
 }
 
 // fileState is what the Source knows of one file.
@@ -560,6 +563,7 @@ func (s *Source) assemble() {
 			resources = append(resources, r)
 		}
 	}
+	s.stampCreation(resources)
 	config.SortResources(resources)
 	s.snap = Snapshot{Resources: resources, Errors: errs, Version: s.snap.Version + 1}
 	s.opts.Logf("config: version %d: %d resources from %d files, %d problems",
@@ -579,4 +583,37 @@ func containsError(es config.Errors, e *config.Error) bool {
 		}
 	}
 	return false
+}
+
+// stampCreation gives each resource its creation time: its own
+// creationTimestamp, else when this source first saw its key. Keys gone
+// from the folder are forgotten, so a re-created resource is new.
+func (s *Source) stampCreation(resources []*config.Resource) {
+	if s.created == nil {
+		s.created = map[config.Key]int64{}
+	}
+	now := time.Now().UnixNano()
+	live := make(map[config.Key]bool, len(resources))
+	for _, r := range resources {
+		k := r.Key()
+		live[k] = true
+		if r.Created != 0 {
+			if _, ok := s.created[k]; !ok {
+				s.created[k] = r.Created
+			}
+			continue
+		}
+		t, ok := s.created[k]
+		if !ok {
+			now++ // first appearance in path order within one scan
+			t = now
+			s.created[k] = t
+		}
+		r.Created = t // r is not yet published: resources are new objects from parse
+	}
+	for k := range s.created {
+		if !live[k] {
+			delete(s.created, k)
+		}
+	}
 }
