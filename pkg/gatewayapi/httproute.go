@@ -446,16 +446,8 @@ func (c *converter) httpAction(r *config.Resource, rule gwv1.HTTPRouteRule, ctx 
 	unsupported := false
 	for _, f := range rule.Filters {
 		switch f.Type {
-		case gwv1.HTTPRouteFilterRequestHeaderModifier:
-			if hr.Headers == nil {
-				hr.Headers = &networking.Headers{}
-			}
-			hr.Headers.Request = headerOps(f.RequestHeaderModifier)
-		case gwv1.HTTPRouteFilterResponseHeaderModifier:
-			if hr.Headers == nil {
-				hr.Headers = &networking.Headers{}
-			}
-			hr.Headers.Response = headerOps(f.ResponseHeaderModifier)
+		case gwv1.HTTPRouteFilterRequestHeaderModifier, gwv1.HTTPRouteFilterResponseHeaderModifier:
+			applyHeaderFilter(&hr.Headers, f)
 		case gwv1.HTTPRouteFilterRequestRedirect:
 			hr.Redirect = redirect(f.RequestRedirect, ctx)
 		case gwv1.HTTPRouteFilterURLRewrite:
@@ -526,16 +518,8 @@ func (c *converter) httpAction(r *config.Resource, rule gwv1.HTTPRouteRule, ctx 
 		}
 		for _, f := range b.Filters {
 			switch f.Type {
-			case gwv1.HTTPRouteFilterRequestHeaderModifier:
-				if d.Headers == nil {
-					d.Headers = &networking.Headers{}
-				}
-				d.Headers.Request = headerOps(f.RequestHeaderModifier)
-			case gwv1.HTTPRouteFilterResponseHeaderModifier:
-				if d.Headers == nil {
-					d.Headers = &networking.Headers{}
-				}
-				d.Headers.Response = headerOps(f.ResponseHeaderModifier)
+			case gwv1.HTTPRouteFilterRequestHeaderModifier, gwv1.HTTPRouteFilterResponseHeaderModifier:
+				applyHeaderFilter(&d.Headers, f)
 			}
 		}
 	}
@@ -864,5 +848,18 @@ func (c *converter) generated(name, ns string, sources []config.Key, src config.
 		Meta:   config.Meta{Name: name, Namespace: ns, Annotations: map[string]string{AnnotationSource: strings.Join(names, ", ")}},
 		Spec:   vs,
 		Source: src,
+	}
+}
+
+// applyHeaderFilter sets a request or response header modifier filter on
+// a route's or a destination's headers.
+func applyHeaderFilter(h **networking.Headers, f gwv1.HTTPRouteFilter) {
+	if *h == nil {
+		*h = &networking.Headers{}
+	}
+	if f.Type == gwv1.HTTPRouteFilterRequestHeaderModifier {
+		(*h).Request = headerOps(f.RequestHeaderModifier)
+	} else {
+		(*h).Response = headerOps(f.ResponseHeaderModifier)
 	}
 }

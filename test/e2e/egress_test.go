@@ -37,6 +37,22 @@ func externalTLSServer(t *testing.T, ca *testenv.CA, name string) (port int) {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// externalServiceEntry declares name as a MESH_EXTERNAL DNS service whose
+// port 80 is served at name:port (the stand-in's TLS port).
+func externalServiceEntry(name string, port int) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: secure, namespace: default}
+spec:
+  hosts: [%[1]s]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 80, name: http-port, protocol: HTTP}]
+  endpoints: [{address: %[1]s, ports: {http-port: %[2]d}}]
+---
+`, name, port)
+}
+
 // egressMesh starts a mesh whose proxies resolve name to loopback, where
 // the stand-in external server listens, and trust the test CA by file.
 func egressMesh(t *testing.T, name string, meshConfig string) (*testenv.Mesh, int, string) {
@@ -62,17 +78,7 @@ func egressMesh(t *testing.T, name string, meshConfig string) (*testenv.Mesh, in
 func TestEgressTLSOrigination(t *testing.T) {
 	const name = "secure.example.com"
 	m, port, caFile := egressMesh(t, name, "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")
-	egressConfig := fmt.Sprintf(`apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: secure, namespace: default}
-spec:
-  hosts: [%[1]s]
-  location: MESH_EXTERNAL
-  resolution: DNS
-  ports: [{number: 80, name: http-port, protocol: HTTP}]
-  endpoints: [{address: %[1]s, ports: {http-port: %[2]d}}]
----
-apiVersion: networking.istio.io/v1
+	egressConfig := externalServiceEntry(name, port) + fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: secure, namespace: default}
 spec:
@@ -127,17 +133,7 @@ func TestEgressGateway(t *testing.T) {
 	m, port, caFile := egressMesh(t, name, "")
 	gwPort := testenv.FreePort()
 	gw := m.AddGateway(testenv.GatewayOptions{Name: "istio-egressgateway", Labels: map[string]string{"istio": "egressgateway"}})
-	m.WriteConfig("egress.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: secure, namespace: default}
-spec:
-  hosts: [%[1]s]
-  location: MESH_EXTERNAL
-  resolution: DNS
-  ports: [{number: 80, name: http-port, protocol: HTTP}]
-  endpoints: [{address: %[1]s, ports: {http-port: %[2]d}}]
----
-apiVersion: v1
+	m.WriteConfig("egress.yaml", externalServiceEntry(name, port)+fmt.Sprintf(`apiVersion: v1
 kind: Service
 metadata: {name: istio-egressgateway, namespace: istio-system}
 spec:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,23 +160,10 @@ spec:
 func TestTLSPassthrough(t *testing.T) {
 	m := testenv.NewMesh(t, testenv.MeshOptions{})
 	ca := testenv.NewCA(t, "backend-ca")
-	backends := map[string]string{}
 	for _, name := range []string{"alpha", "beta"} {
-		certPEM, keyPEM := ca.Issue(t, name+".example.com")
-		pair, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "backend "+name) })}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
-		backends[name] = ln.Addr().String()
+		port := externalTLSServer(t, ca, name+".example.com")
 		m.WriteConfig("svc-"+name+".yaml", testenv.ServiceYAML(name, "default", map[string]string{"app": name}, map[string]int{"tls": 443}))
-		m.AddWorkload(testenv.WorkloadOptions{Service: name, PortName: "tls", AppAddress: ln.Addr().String()})
+		m.AddWorkload(testenv.WorkloadOptions{Service: name, PortName: "tls", AppAddress: "127.0.0.1:" + strconv.Itoa(port)})
 	}
 	gwPort := testenv.FreePort()
 	m.WriteConfig("gateway.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
@@ -217,7 +205,7 @@ spec:
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if body != "backend "+name {
+		if !strings.HasPrefix(body, "external "+name+".example.com tls=true sni="+name+".example.com") {
 			t.Errorf("SNI %s.example.com reached %q", name, body)
 		}
 	}

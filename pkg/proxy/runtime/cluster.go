@@ -175,14 +175,14 @@ func lbConfig(c *cluster.Cluster) (upstream.LBConfig, error) {
 		if cfg.GetHashFunction() != cluster.Cluster_RingHashLbConfig_XX_HASH {
 			return lb, fmt.Errorf("ring_hash_lb_config.hash_function %s is not supported; use XX_HASH", cfg.GetHashFunction())
 		}
-		lb.MinRingSize = wrapped64Or(cfg.GetMinimumRingSize(), upstream.DefaultMinRingSize)
-		lb.MaxRingSize = wrapped64Or(cfg.GetMaximumRingSize(), upstream.DefaultMaxRingSize)
+		lb.MinRingSize = wrappedOr(cfg.GetMinimumRingSize(), upstream.DefaultMinRingSize)
+		lb.MaxRingSize = wrappedOr(cfg.GetMaximumRingSize(), upstream.DefaultMaxRingSize)
 		if lb.MinRingSize > lb.MaxRingSize {
 			return lb, fmt.Errorf("ring hash: minimum_ring_size (%d) > maximum_ring_size (%d)", lb.MinRingSize, lb.MaxRingSize)
 		}
 	case cluster.Cluster_MAGLEV:
 		lb.Policy = upstream.Maglev
-		lb.TableSize = wrapped64Or(c.GetMaglevLbConfig().GetTableSize(), upstream.DefaultMaglevTableSize)
+		lb.TableSize = wrappedOr(c.GetMaglevLbConfig().GetTableSize(), upstream.DefaultMaglevTableSize)
 		if !isPrime(lb.TableSize) {
 			return lb, fmt.Errorf("maglev table_size %d is not a prime number", lb.TableSize)
 		}
@@ -433,21 +433,11 @@ func localityString(l *core.Locality) string {
 	return s
 }
 
-func wrappedOr[W interface {
+// wrappedOr is a protobuf wrapper's value, or def when it is unset.
+func wrappedOr[T uint32 | uint64, W interface {
 	comparable
-	GetValue() uint32
-}](w W, def uint32) uint32 {
-	var zero W
-	if w == zero {
-		return def
-	}
-	return w.GetValue()
-}
-
-func wrapped64Or[W interface {
-	comparable
-	GetValue() uint64
-}](w W, def uint64) uint64 {
+	GetValue() T
+}](w W, def T) T {
 	var zero W
 	if w == zero {
 		return def
