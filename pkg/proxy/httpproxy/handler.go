@@ -78,8 +78,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.Route = rte.Name
+	// The fault and CORS filters run in the chain's order (Istio's: fault
+	// first); CORS may answer a preflight, or wrap w to mark the answer.
+	cors := chain.CORS && rte.Cors != nil
+	if cors && chain.CORSBeforeFault {
+		var answered bool
+		if w, answered = h.applyCors(w, r, rte, &info); answered {
+			return
+		}
+	}
 	if f := rte.Fault; f != nil && h.injectFault(w, r, f, rte, &info) {
 		return
+	}
+	if cors && !chain.CORSBeforeFault {
+		var answered bool
+		if w, answered = h.applyCors(w, r, rte, &info); answered {
+			return
+		}
 	}
 	switch rte.Action.Kind {
 	case router.Redirect:

@@ -31,6 +31,11 @@ type ListenerStats struct {
 	// (http.<stat_prefix>.fault.delays_injected / aborts_injected).
 	DelaysInjected atomic.Uint64
 	AbortsInjected atomic.Uint64
+	// CorsOriginValid and CorsOriginInvalid are Envoy's CORS filter
+	// counters (http.<stat_prefix>.cors.origin_valid / origin_invalid):
+	// requests with an Origin on a route with a CORS policy.
+	CorsOriginValid   atomic.Uint64
+	CorsOriginInvalid atomic.Uint64
 }
 
 // ClusterStats are a cluster's route-level counters, named as Envoy names
@@ -109,6 +114,8 @@ func (s *Stats) WriteText(w io.Writer) {
 	s.mu.RUnlock()
 	for _, p := range prefixes {
 		ls := s.Listener(p)
+		fmt.Fprintf(w, "http.%s.cors.origin_invalid: %d\n", p, ls.CorsOriginInvalid.Load())
+		fmt.Fprintf(w, "http.%s.cors.origin_valid: %d\n", p, ls.CorsOriginValid.Load())
 		fmt.Fprintf(w, "http.%s.fault.aborts_injected: %d\n", p, ls.AbortsInjected.Load())
 		fmt.Fprintf(w, "http.%s.fault.delays_injected: %d\n", p, ls.DelaysInjected.Load())
 		names := make([]int, 0, numFlags)

@@ -429,6 +429,9 @@ func compileResilience(cr *Route, r *route.Route, vh *route.VirtualHost) error {
 	cr.AttemptCountInResponse = vh.IncludeAttemptCountInResponse
 	for _, cfg := range []map[string]*anypb.Any{vh.TypedPerFilterConfig, r.TypedPerFilterConfig} {
 		for _, name := range sortedNames(cfg) {
+			if name == CorsFilterName {
+				continue // compiled by compileCors
+			}
 			if name != FaultFilterName {
 				return fmt.Errorf("typed_per_filter_config for %q is not supported", name)
 			}

@@ -49,6 +49,9 @@ type Route struct {
 	RespOps HeaderOps
 	// Fault is injected before the route's action (nil: none).
 	Fault *Fault
+	// Cors is the route's CORS policy, applied after the fault and before
+	// the action (nil: none).
+	Cors *CorsPolicy
 	// AttemptCount sets x-envoy-attempt-count on upstream requests, and
 	// AttemptCountInResponse on the response (the virtual host's
 	// include_request_attempt_count / include_attempt_count_in_response).
@@ -62,6 +65,9 @@ type Route struct {
 // proxy NACKs config it would otherwise silently ignore.
 func Compile(rc *route.RouteConfiguration) (*Table, error) {
 	t := &Table{Name: rc.Name, exact: map[string]*VirtualHost{}}
+	if len(rc.TypedPerFilterConfig) > 0 {
+		return nil, fmt.Errorf("route config %q: typed_per_filter_config on the route configuration is not supported (put it on virtual hosts or routes)", rc.Name)
+	}
 	for _, vh := range rc.VirtualHosts {
 		cvh := &VirtualHost{Name: vh.Name}
 		if vh.RequireTls != route.VirtualHost_NONE {
@@ -129,6 +135,9 @@ func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
 		return nil, err
 	}
 	if err := compileResilience(cr, r, vh); err != nil {
+		return nil, err
+	}
+	if err := compileCors(cr, r, vh); err != nil {
 		return nil, err
 	}
 	if cr.ReqOps, err = compileHeaderOps(vh.RequestHeadersToAdd, vh.RequestHeadersToRemove, r.RequestHeadersToAdd, r.RequestHeadersToRemove); err != nil {

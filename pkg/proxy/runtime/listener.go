@@ -11,6 +11,8 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
 
 // FilterChain is one way a listener serves connections: which connections
@@ -26,6 +28,10 @@ type FilterChain struct {
 	// StripPort drops any port from the authority before the virtual host
 	// is chosen (Envoy's strip_any_host_port).
 	StripPort bool
+	// CORS is set when the chain has the CORS filter: only then do the
+	// routes' CORS policies apply, as in Envoy. CORSBeforeFault is set
+	// when it comes before the fault filter (Istio puts it after).
+	CORS, CORSBeforeFault bool
 	// TCP is set for chains that proxy opaque TCP (tcp_proxy) instead of
 	// serving HTTP; RouteName is then empty.
 	TCP *TCPRoute
@@ -170,12 +176,26 @@ func compileFilterChain(fc *listener.FilterChain) (*FilterChain, error) {
 	if rds == nil {
 		return nil, fmt.Errorf("http_connection_manager: only RDS route configs are supported")
 	}
+	sawFault := false
 	for _, hf := range m.HttpFilters {
 		switch hf.Name {
 		case "envoy.filters.http.fault":
 			if err := checkFaultFilter(hf); err != nil {
 				return nil, fmt.Errorf("fault filter: %w", err)
 			}
+			sawFault = true
+		case router.CorsFilterName:
+			// The routes' CORS policies apply only where the filter is in
+			// the chain, before or after the fault as the chain orders
+			// them (Istio puts the fault first).
+			if hf.GetConfigDiscovery() != nil {
+				return nil, fmt.Errorf("cors filter: %w", errConfigDiscovery)
+			}
+			if err := router.CheckCorsFilter(hf.GetTypedConfig()); err != nil {
+				return nil, fmt.Errorf("cors filter: %w", err)
+			}
+			chain.CORS = true
+			chain.CORSBeforeFault = !sawFault
 		case "envoy.filters.http.router":
 			if tc := hf.GetTypedConfig(); tc != nil {
 				var r routerv3.Router

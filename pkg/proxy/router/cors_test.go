@@ -1,0 +1,164 @@
+package router
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+func corsCfg(t *testing.T, m proto.Message) map[string]*anypb.Any {
+	return map[string]*anypb.Any{CorsFilterName: mustAny(t, m)}
+}
+
+func percent(n uint32) *core.RuntimeFractionalPercent {
+	return &core.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: n, Denominator: typev3.FractionalPercent_HUNDRED}}
+}
+
+// TestCompileCors: the route's policy merged over its virtual host's field
+// by field, FilterConfig wrapping, the deprecated route fields, rejections.
+func TestCompileCors(t *testing.T) {
+	prefixM := func(s string) *matcher.StringMatcher {
+		return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Prefix{Prefix: s}}
+	}
+	cases := []struct {
+		name      string
+		route, vh map[string]*anypb.Any
+		legacyR   *route.CorsPolicy
+		legacyVH  *route.CorsPolicy
+		want      *CorsPolicy // nil: no policy
+		wantErr   string
+	}{
+		{name: "none"},
+		{name: "route only, defaults", route: corsCfg(t, &corsv3.CorsPolicy{AllowOriginStringMatch: []*matcher.StringMatcher{exact("https://a")}}),
+			want: &CorsPolicy{ForwardNotMatchingPreflights: true, Enabled: Always, Shadow: Fraction{0, 100}}},
+		{name: "route over virtual host, field by field",
+			route: corsCfg(t, &corsv3.CorsPolicy{AllowMethods: "GET", AllowCredentials: wrapperspb.Bool(false), FilterEnabled: percent(50)}),
+			vh: corsCfg(t, &corsv3.CorsPolicy{AllowOriginStringMatch: []*matcher.StringMatcher{exact("https://a")}, AllowMethods: "PUT",
+				AllowHeaders: "x-h", ExposeHeaders: "x-e", MaxAge: "60", AllowCredentials: wrapperspb.Bool(true),
+				ForwardNotMatchingPreflights: wrapperspb.Bool(false), AllowPrivateNetworkAccess: wrapperspb.Bool(true), ShadowEnabled: percent(100)}),
+			want: &CorsPolicy{AllowMethods: "GET", AllowHeaders: "x-h", ExposeHeaders: "x-e", MaxAge: "60", AllowCredentials: false,
+				AllowPrivateNetworkAccess: true, ForwardNotMatchingPreflights: false, Enabled: Fraction{50, 100}, Shadow: Fraction{0, 100}}},
+		{name: "wrapped in a FilterConfig", route: corsCfg(t, &route.FilterConfig{Config: mustAny(t, &corsv3.CorsPolicy{MaxAge: "5"})}),
+			want: &CorsPolicy{MaxAge: "5", ForwardNotMatchingPreflights: true, Enabled: Always, Shadow: Fraction{0, 100}}},
+		{name: "disabled on the route", route: corsCfg(t, &route.FilterConfig{Disabled: true}),
+			vh: corsCfg(t, &corsv3.CorsPolicy{MaxAge: "5"})},
+		{name: "disabled on the virtual host, the route's own applies", route: corsCfg(t, &corsv3.CorsPolicy{MaxAge: "7"}),
+			vh:   corsCfg(t, &route.FilterConfig{Disabled: true}),
+			want: &CorsPolicy{MaxAge: "7", ForwardNotMatchingPreflights: true, Enabled: Always, Shadow: Fraction{0, 100}}},
+		{name: "deprecated route fields when no per-filter config", legacyR: &route.CorsPolicy{AllowMethods: "POST"},
+			legacyVH: &route.CorsPolicy{AllowHeaders: "x-l"},
+			want:     &CorsPolicy{AllowMethods: "POST", AllowHeaders: "x-l", ForwardNotMatchingPreflights: true, Enabled: Always, Shadow: Fraction{0, 100}}},
+		{name: "deprecated fields ignored beside a per-filter config", legacyR: &route.CorsPolicy{AllowMethods: "POST"},
+			vh:   corsCfg(t, &corsv3.CorsPolicy{AllowMethods: "GET"}),
+			want: &CorsPolicy{AllowMethods: "GET", ForwardNotMatchingPreflights: true, Enabled: Always, Shadow: Fraction{0, 100}}},
+		{name: "not a CorsPolicy", route: corsCfg(t, &structpb.Struct{}), wantErr: "cors"},
+		{name: "bad origin regex", route: corsCfg(t, &corsv3.CorsPolicy{AllowOriginStringMatch: []*matcher.StringMatcher{
+			{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: "("}}}}}), wantErr: "allow_origin_string_match"},
+		{name: "line break in a header value", route: corsCfg(t, &corsv3.CorsPolicy{AllowHeaders: "a\r\nb"}), wantErr: "line breaks"},
+		{name: "prefix matcher compiles", route: corsCfg(t, &corsv3.CorsPolicy{AllowOriginStringMatch: []*matcher.StringMatcher{prefixM("https://")}}),
+			want: &CorsPolicy{ForwardNotMatchingPreflights: true, Enabled: Always, Shadow: Fraction{0, 100}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := fwd("r", "c", prefix("/"))
+			r.TypedPerFilterConfig = tc.route
+			r.GetRoute().Cors = tc.legacyR                                                                      //nolint:staticcheck
+			vh := &route.VirtualHost{Routes: []*route.Route{r}, TypedPerFilterConfig: tc.vh, Cors: tc.legacyVH} //nolint:staticcheck
+			cr, err := compileOne(vh)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := cr.Cors
+			if (got == nil) != (tc.want == nil) {
+				t.Fatalf("policy %+v, want %+v", got, tc.want)
+			}
+			if got == nil {
+				return
+			}
+			g := *got
+			g.origins = nil
+			if !reflect.DeepEqual(g, *tc.want) {
+				t.Errorf("policy\n got %+v\nwant %+v", g, *tc.want)
+			}
+		})
+	}
+}
+
+// TestCorsOriginAllowed: Envoy's rule: an origin is allowed when a matcher
+// matches it, or matches "*" (so "*" and ".*" allow every origin).
+func TestCorsOriginAllowed(t *testing.T) {
+	re := func(s string) *matcher.StringMatcher {
+		return &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: s}}}
+	}
+	cases := []struct {
+		name    string
+		matches []*matcher.StringMatcher
+		allowed []string
+		denied  []string
+	}{
+		{"exact", []*matcher.StringMatcher{exact("https://a.example")},
+			[]string{"https://a.example"}, []string{"https://a.example:443", "https://A.example", "http://a.example", "https://a.example.evil"}},
+		{"exact ignore case", []*matcher.StringMatcher{{MatchPattern: &matcher.StringMatcher_Exact{Exact: "https://A.example"}, IgnoreCase: true}},
+			[]string{"https://a.EXAMPLE"}, []string{"https://b.example"}},
+		{"prefix", []*matcher.StringMatcher{{MatchPattern: &matcher.StringMatcher_Prefix{Prefix: "https://dev."}}},
+			[]string{"https://dev.x", "https://dev.a.b:8080"}, []string{"http://dev.x", "https://prod.dev.x"}},
+		{"regex is whole-string", []*matcher.StringMatcher{re(`https://.*\.bar\.com`)},
+			[]string{"https://www.bar.com", "https://a.b.bar.com"}, []string{"https://bar.com", "https://www.bar.com.evil", "xhttps://www.bar.com"}},
+		{"exact *", []*matcher.StringMatcher{exact("*")}, []string{"https://anything", "null"}, nil},
+		{"regex .*", []*matcher.StringMatcher{re(".*")}, []string{"https://anything"}, nil},
+		{"several", []*matcher.StringMatcher{exact("https://a"), exact("https://b")}, []string{"https://a", "https://b"}, []string{"https://c"}},
+		{"none", nil, nil, []string{"https://a"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := fwd("r", "c", prefix("/"))
+			r.TypedPerFilterConfig = corsCfg(t, &corsv3.CorsPolicy{AllowOriginStringMatch: tc.matches, AllowMethods: "GET"})
+			cr, err := compileOne(&route.VirtualHost{Routes: []*route.Route{r}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range tc.allowed {
+				if !cr.Cors.OriginAllowed(o) {
+					t.Errorf("%q denied, want allowed", o)
+				}
+			}
+			for _, o := range tc.denied {
+				if cr.Cors.OriginAllowed(o) {
+					t.Errorf("%q allowed, want denied", o)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckCorsFilter(t *testing.T) {
+	if err := CheckCorsFilter(mustAny(t, &corsv3.Cors{})); err != nil {
+		t.Errorf("Istio's empty cors filter: %v", err)
+	}
+	if err := CheckCorsFilter(nil); err != nil {
+		t.Errorf("no config: %v", err)
+	}
+	if err := CheckCorsFilter(mustAny(t, &corsv3.CorsPolicy{})); err == nil {
+		t.Error("a CorsPolicy is not the filter's config")
+	}
+	rc := &route.RouteConfiguration{Name: "t", TypedPerFilterConfig: corsCfg(t, &corsv3.CorsPolicy{})}
+	if _, err := Compile(rc); err == nil {
+		t.Error("route-configuration-level typed_per_filter_config must be rejected, not ignored")
+	}
+}
