@@ -48,6 +48,7 @@ func TestGenerateGolden(t *testing.T) {
 		{name: "canary", proxy: sidecar("client", map[string]string{"app": "client"})},
 		{name: "matches", proxy: sidecar("client", map[string]string{"app": "client", "team": "beta"})},
 		{name: "actions", proxy: sidecar("client", map[string]string{"app": "client"})},
+		{name: "cors", proxy: sidecar("client", nil)},
 		{name: "delegate", proxy: sidecar("client", nil)},
 		{name: "serviceentry", proxy: sidecar("client", nil), mesh: registryOnly},
 		{name: "egress", proxy: sidecar("client", nil), mesh: registryOnly},

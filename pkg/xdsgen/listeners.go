@@ -59,16 +59,22 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 	if err != nil {
 		return nil, err
 	}
+	cors, err := corsHTTPFilter()
+	if err != nil {
+		return nil, err
+	}
 	manager := &hcm.HttpConnectionManager{
 		CodecType:  hcm.HttpConnectionManager_AUTO,
 		StatPrefix: opts.StatPrefix,
 		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
 			ConfigSource: adsSource(), RouteConfigName: opts.RouteName,
 		}},
-		// The fault filter comes before the router, as in Istio; routes
-		// carry their faults in typed_per_filter_config.
+		// Fault, then CORS, then the router, in Istio's order; routes
+		// carry their faults and CORS policies in typed_per_filter_config.
 		HttpFilters: []*hcm.HttpFilter{{
 			Name: FaultFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: fault},
+		}, {
+			Name: CorsFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: cors},
 		}, {
 			Name: RouterFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: router},
 		}},

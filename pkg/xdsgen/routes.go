@@ -84,7 +84,7 @@ type routeAction struct {
 	forward  *route.RouteAction
 	redirect *route.RedirectAction
 	direct   *route.DirectResponseAction
-	// perFilter is the route's typed_per_filter_config (the fault).
+	// perFilter is the route's typed_per_filter_config (fault and CORS).
 	perFilter map[string]*anypb.Any
 	// headers edits apply to the route whatever its action.
 	reqAdd    []*headerValueOption
@@ -112,9 +112,9 @@ func setAction(r *route.Route, a *routeAction) {
 func (g *generation) routeAction(hr *networking.HTTPRoute, ns string, rc routeContext) *routeAction {
 	a := &routeAction{}
 	a.reqAdd, a.reqRemove, a.resAdd, a.resRemove = translateHeaders(hr.Headers)
-	// Istio puts a fault on the route whatever its action; the fault
-	// filter runs before the router.
-	a.perFilter = faultPerFilterConfig(hr.Fault)
+	// Istio puts a fault and a CORS policy on the route whatever its
+	// action; their filters run before the router.
+	a.perFilter = routePerFilterConfig(hr)
 	switch {
 	case hr.Redirect != nil:
 		a.redirect = translateRedirect(hr.Redirect)

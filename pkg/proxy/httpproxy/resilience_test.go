@@ -128,6 +128,13 @@ func service(name string, bs ...*backend) string {
 
 func newMesh(t testing.TB, yaml string) *mesh {
 	t.Helper()
+	return newMeshEdited(t, yaml, nil)
+}
+
+// newMeshEdited is newMesh with the generated xDS edited before the proxy
+// compiles it (edit may be nil).
+func newMeshEdited(t testing.TB, yaml string, edit func(*xdsgen.Resources)) *mesh {
+	t.Helper()
 	dec := config.Decode([]byte(yaml), config.DecodeOptions{File: "test.yaml"})
 	if len(dec.Errors) > 0 {
 		t.Fatalf("decode: %v", dec.Errors)
@@ -140,6 +147,9 @@ func newMesh(t testing.TB, yaml string) *mesh {
 	}
 	if err := xdsgen.Validate(res); err != nil {
 		t.Fatalf("generated config is invalid: %v", err)
+	}
+	if edit != nil {
+		edit(res)
 	}
 	items := map[string]map[string]proto.Message{
 		xdsclient.ListenerType: {}, xdsclient.RouteType: {}, xdsclient.ClusterType: {}, xdsclient.EndpointType: {},
