@@ -642,7 +642,8 @@ func retry(rt *gwv1.HTTPRouteRetry) *networking.HTTPRetry {
 }
 
 // corsPolicy converts the CORS filter; an origin with '*' matches any
-// characters in its place.
+// characters in its place. The policy's semantics are the Envoy CORS
+// filter's (the gateway echoes the request's Origin, never '*').
 func corsPolicy(f *gwv1.HTTPCORSFilter) *networking.CorsPolicy {
 	cp := &networking.CorsPolicy{}
 	for _, o := range f.AllowOrigins {
@@ -663,12 +664,20 @@ func corsPolicy(f *gwv1.HTTPCORSFilter) *networking.CorsPolicy {
 	for _, h := range f.ExposeHeaders {
 		cp.ExposeHeaders = append(cp.ExposeHeaders, string(h))
 	}
-	if f.MaxAge > 0 {
-		cp.MaxAge = durationpb.New(time.Duration(f.MaxAge) * time.Second)
+	// The CRD defaults maxAge to 5 seconds: the API server would store 5
+	// for an omitted maxAge, and the Gateway API says to send 5 then.
+	maxAge := f.MaxAge
+	if maxAge <= 0 {
+		maxAge = 5
 	}
+	cp.MaxAge = durationpb.New(time.Duration(maxAge) * time.Second)
 	if f.AllowCredentials != nil {
 		cp.AllowCredentials = wrapperspb.Bool(*f.AllowCredentials)
 	}
+	// A preflight from an origin not allowed is answered by the gateway
+	// (200/204 without the CORS headers, or 403), never forwarded: Envoy's
+	// forward_not_matching_preflights false, VirtualService IGNORE.
+	cp.UnmatchedPreflights = networking.CorsPolicy_IGNORE
 	return cp
 }
 
