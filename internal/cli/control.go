@@ -11,7 +11,7 @@ func init() { register(newControlCommand) }
 
 func newControlCommand() *cobra.Command {
 	var (
-		configDir, meshConfig, xdsAddr, httpAddr string
+		configDir, meshConfig, xdsAddr, httpAddr, caDir string
 	)
 	cmd := &cobra.Command{
 		Use:   "control",
@@ -30,7 +30,7 @@ Status:  GET /ready, /debug/status, /debug/syncz, /debug/configz,
 				return err
 			}
 			c, err := controlplane.New(controlplane.Options{
-				ConfigDir: configDir, Mesh: mesh, XDSAddress: xdsAddr, HTTPAddress: httpAddr,
+				ConfigDir: configDir, Mesh: mesh, XDSAddress: xdsAddr, HTTPAddress: httpAddr, CADir: caDir,
 				Logger: newLogger(cmd),
 			})
 			if err != nil {
@@ -44,6 +44,7 @@ Status:  GET /ready, /debug/status, /debug/syncz, /debug/configz,
 	f.StringVar(&meshConfig, "mesh-config", "", "Istio MeshConfig YAML file")
 	f.StringVar(&xdsAddr, "xds-address", "127.0.0.1:15010", "address to serve xDS (ADS) on")
 	f.StringVar(&httpAddr, "http-address", "127.0.0.1:15014", "address to serve status and debug on")
+	f.StringVar(&caDir, "ca-dir", "", "folder keeping the mesh CA's root certificate and key across restarts (default: a new root in memory)")
 	cmd.MarkFlagRequired("config-dir")
 	addLogFlags(cmd)
 	return cmd

@@ -17,7 +17,7 @@ func newProxyCommand() *cobra.Command {
 	var (
 		typ, name, namespace, labels, ip, locality string
 		xdsAddr, outbound, inbound, app, admin     string
-		bind, tcpIP, hostsFile                     string
+		bind, tcpIP, hostsFile, sa, trustDomain    string
 		portOffset                                 int
 	)
 	cmd := &cobra.Command{
@@ -64,7 +64,7 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 				Type: model.ProxyType(typ), Name: name, Namespace: namespace, Labels: lbls,
 				IPs: []string{ip}, Locality: locality,
 				OutboundAddress: outbound, InboundAddress: inbound, AppAddress: app,
-				PortOffset: portOffset, BindAddress: bind, OutboundTCPIP: tcpIP,
+				PortOffset: portOffset, BindAddress: bind, OutboundTCPIP: tcpIP, ServiceAccount: sa,
 			}
 			var hosts *upstream.Hosts
 			if hostsFile != "" {
@@ -73,7 +73,8 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 				}
 			}
 			return proxy.New(proxy.Options{
-				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Hosts: hosts, Logger: newLogger(cmd),
+				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Hosts: hosts, TrustDomain: trustDomain,
+				Logger: newLogger(cmd),
 			}).Run(cmd.Context())
 		},
 	}
@@ -91,6 +92,8 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 	f.StringVar(&admin, "admin-address", "127.0.0.1:15000", "admin endpoint address")
 	f.IntVar(&portOffset, "port-offset", 0, "router: serve every Gateway port P on P+N (no root needed for 80/443); sidecar: the same for outbound TCP ports")
 	f.StringVar(&bind, "bind-address", "", "router: IP to bind Gateway listeners to (default all)")
+	f.StringVar(&sa, "service-account", "default", "the workload's service account: its identity is spiffe://<trust domain>/ns/<namespace>/sa/<service account>")
+	f.StringVar(&trustDomain, "trust-domain", "cluster.local", "the mesh's SPIFFE trust domain (meshConfig.trustDomain)")
 	f.StringVar(&hostsFile, "hosts-file", "", "names to resolve before DNS, /etc/hosts format (stand-ins for external hosts in a local mesh)")
 	f.StringVar(&tcpIP, "outbound-tcp-ip", "", "sidecar: serve each TCP/TLS service port P at IP:P+--port-offset (how an app reaches TCP services without iptables)")
 	addLogFlags(cmd)

@@ -16,6 +16,8 @@ type GatewayOptions struct {
 	PortOffset int
 	// BindAddress defaults to 127.0.0.1 so tests never listen beyond loopback.
 	BindAddress string
+	// ServiceAccount is the gateway's identity (default "default").
+	ServiceAccount string
 }
 
 // Gateway is a running router proxy.
@@ -48,6 +50,9 @@ func (m *Mesh) AddGateway(o GatewayOptions) *Gateway {
 		args := []string{"proxy", "--type", "router", "--name", o.Name, "--namespace", o.Namespace,
 			"--labels", labelString(o.Labels), "--xds-address", m.XDSAddress, "--admin-address", g.AdminAddress,
 			"--port-offset", strconv.Itoa(o.PortOffset), "--bind-address", o.BindAddress}
+		if o.ServiceAccount != "" {
+			args = append(args, "--service-account", o.ServiceAccount)
+		}
 		args = append(args, m.opts.ProxyArgs...)
 		g.Proxy = Start(m.t, "gateway "+id, args...)
 		err := pollHTTP("http://"+g.AdminAddress+"/", 200, StartTimeout, g.Proxy.Done())

@@ -17,6 +17,9 @@ import (
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
+	"google.golang.org/grpc"
+
+	"github.com/sluice-mesh/sluice/pkg/ca"
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/config/filesource"
 	"github.com/sluice-mesh/sluice/pkg/model"
@@ -31,7 +34,9 @@ type Options struct {
 	XDSAddress  string
 	HTTPAddress string
 	Debounce    DebounceOptions
-	Logger      *slog.Logger
+	// CADir keeps the mesh CA's root across restarts (empty: in memory).
+	CADir  string
+	Logger *slog.Logger
 }
 
 // Controller runs the control plane.
@@ -77,8 +82,14 @@ func New(opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
+	authority, err := ca.New(ca.Options{TrustDomain: opts.Mesh.GetTrustDomain(), Dir: opts.CADir})
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
 	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64)}
-	c.server = xdsserver.New(xdsserver.Options{Generate: c.generate, Logger: opts.Logger})
+	certs := &ca.Server{CA: authority}
+	c.server = xdsserver.New(xdsserver.Options{Generate: c.generate, Logger: opts.Logger,
+		Register: []func(*grpc.Server){certs.Register}})
 	return c, nil
 }
 

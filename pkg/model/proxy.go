@@ -36,6 +36,7 @@ const (
 	MetaPortOffset      = "SLUICE_PORT_OFFSET"
 	MetaBindAddress     = "SLUICE_BIND_ADDRESS"
 	MetaOutboundTCPIP   = "SLUICE_OUTBOUND_TCP_IP"
+	MetaServiceAccount  = "SERVICE_ACCOUNT"
 )
 
 // DomainSuffix is the cluster domain used in node IDs.
@@ -67,6 +68,8 @@ type Proxy struct {
 	// TCP/TLS service port P at OutboundTCPIP:P+PortOffset: with no
 	// iptables, that address is how an app reaches a TCP service.
 	OutboundTCPIP string
+	// ServiceAccount names the workload's identity (default "default").
+	ServiceAccount string
 }
 
 // NodeID builds Istio's node ID: type~ip~name.namespace~namespace.svc.domain.
@@ -95,6 +98,7 @@ func (p *Proxy) Node() *core.Node {
 		MetaPortOffset:      strconv.Itoa(p.PortOffset),
 		MetaBindAddress:     p.BindAddress,
 		MetaOutboundTCPIP:   p.OutboundTCPIP,
+		MetaServiceAccount:  p.ServiceAccount,
 	}
 	md, _ := structpb.NewStruct(fields) // only strings and string maps: cannot fail
 	n := &core.Node{Id: p.NodeID(), Cluster: p.Namespace, Metadata: md, UserAgentName: "sluice"}
@@ -146,6 +150,10 @@ func ProxyFromNode(n *core.Node) (*Proxy, error) {
 	p.AppAddress = str(MetaAppAddress)
 	p.BindAddress = str(MetaBindAddress)
 	p.OutboundTCPIP = str(MetaOutboundTCPIP)
+	p.ServiceAccount = str(MetaServiceAccount)
+	if p.ServiceAccount == "" {
+		p.ServiceAccount = "default"
+	}
 	if v := str(MetaPortOffset); v != "" {
 		off, err := strconv.Atoi(v)
 		if err != nil || off < 0 || off > 65535 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
+	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/runtime"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
@@ -31,8 +32,11 @@ type Options struct {
 	AdminAddress string
 	// Hosts overrides name resolution for upstream connections (from
 	// --hosts-file); nil uses the system resolver alone.
-	Hosts  *upstream.Hosts
-	Logger *slog.Logger
+	Hosts *upstream.Hosts
+	// TrustDomain is the mesh's SPIFFE trust domain for the workload
+	// identity (MeshConfig.trustDomain; default cluster.local).
+	TrustDomain string
+	Logger      *slog.Logger
 }
 
 // Proxy is one running proxy.
@@ -49,6 +53,7 @@ type Proxy struct {
 	applyMu   sync.Mutex
 	listeners map[string]*activeListener
 	ctx       context.Context
+	identity  *identity.Workload
 	updates   atomic.Uint64
 	rejects   atomic.Uint64
 	lastErr   atomic.Pointer[string]
@@ -108,6 +113,15 @@ func (p *Proxy) Run(ctx context.Context) error {
 	admin := &http.Server{Handler: p.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go admin.Serve(adminLis)
 	p.log.Info("proxy starting", "id", p.opts.Identity.NodeID(), "xds", p.opts.XDSAddress, "admin", adminLis.Addr().String())
+	// The workload certificate comes from the control plane's CA, as
+	// istio-agent gets it for Envoy; config needing it waits for it.
+	wl, err := identity.New(identity.Options{CAAddress: p.opts.XDSAddress, TrustDomain: p.opts.TrustDomain,
+		Namespace: p.opts.Identity.Namespace, ServiceAccount: p.opts.Identity.ServiceAccount, Logger: p.log})
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	p.identity = wl
+	go wl.Run(ctx)
 	client := xdsclient.New(xdsclient.Options{
 		Address: p.opts.XDSAddress,
 		Node:    p.opts.Identity.Node(),
@@ -134,7 +148,11 @@ func (p *Proxy) apply(res xdsclient.Resources) (xdsclient.Dependencies, error) {
 	p.applyMu.Lock()
 	defer p.applyMu.Unlock()
 	prev := p.rt.Load()
-	next, deps, err := runtime.Compile(runtime.CompileOptions{Resources: res, Previous: prev, Stats: p.stats, Hosts: p.opts.Hosts})
+	copts := runtime.CompileOptions{Resources: res, Previous: prev, Stats: p.stats, Hosts: p.opts.Hosts}
+	if p.identity != nil {
+		copts.Identity = p.identity
+	}
+	next, deps, err := runtime.Compile(copts)
 	if err != nil {
 		p.rejects.Add(1)
 		msg := err.Error()
@@ -249,7 +267,7 @@ func (p *Proxy) serverTLS(listenerName string) *tls.Config {
 			if c == nil || c.TLS == nil {
 				return nil, fmt.Errorf("listener %s: no filter chain for server name %q", listenerName, hello.ServerName)
 			}
-			return c.TLS.Config, nil
+			return c.TLS.ConfigFor(hello), nil
 		},
 	}
 }

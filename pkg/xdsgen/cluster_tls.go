@@ -10,6 +10,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/registry"
 )
 
 // SystemCABundle is the CA bundle used to verify upstream servers when a
@@ -21,12 +22,22 @@ const SystemCABundle = "/etc/ssl/certs/ca-certificates.crt"
 // SIMPLE originates TLS verifying the server (the given CA, or the system
 // roots), MUTUAL adds a client certificate; insecureSkipVerify drops the
 // verification. A problem is reported and the cluster left plaintext.
-func (g *generation) applyUpstreamTLS(b *clusterBuild, t *networking.ClientTLSSettings, dr *model.DestinationRule) {
+// tlsTarget is the cluster a DestinationRule's tls applies to.
+type tlsTarget struct {
+	port         uint32
+	subset, host string
+	endpoints    []*registry.Endpoint
+}
+
+func (g *generation) applyUpstreamTLS(b *clusterBuild, t *networking.ClientTLSSettings, dr *model.DestinationRule, target tlsTarget) {
 	if t == nil || t.Mode == networking.ClientTLSSettings_DISABLE {
 		return
 	}
 	if t.Mode == networking.ClientTLSSettings_ISTIO_MUTUAL {
-		g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("cluster %s: tls mode ISTIO_MUTUAL needs the mesh CA, which is not implemented yet; sent in plaintext", b.c.Name))
+		ts, err := g.meshUpstreamTLS(target.port, target.subset, target.host, t.Sni, g.serviceIdentities(target.endpoints))
+		if err == nil {
+			b.c.TransportSocket = ts
+		}
 		return
 	}
 	ctx := &tlsv3.UpstreamTlsContext{Sni: t.Sni, CommonTlsContext: &tlsv3.CommonTlsContext{}}

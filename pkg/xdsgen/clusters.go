@@ -78,7 +78,7 @@ func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port
 		b.setHTTP2()
 	}
 	g.applyTrafficPolicy(b, policy, &port)
-	g.applyUpstreamTLS(b, policy.GetTls(), dr)
+	g.applyUpstreamTLS(b, policy.GetTls(), dr, tlsTarget{port: port.Number, subset: subsetName, host: svc.Hostname, endpoints: eps})
 	if c.GetType() == cluster.Cluster_EDS {
 		// PASSTHROUGH on the service's policy turns the cluster into an
 		// ORIGINAL_DST one above; only real EDS clusters get endpoints.

@@ -36,7 +36,7 @@ func (g *generation) downstreamTLS(s *model.GatewayServer) (*core.TransportSocke
 		return nil, fmt.Errorf("HTTPS server without tls settings")
 	}
 	if t.Mode == networking.ServerTLSSettings_ISTIO_MUTUAL {
-		return nil, fmt.Errorf("tls mode ISTIO_MUTUAL needs the mesh CA, which is not implemented yet")
+		return meshDownstreamTLS()
 	}
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 		AlpnProtocols: []string{"h2", "http/1.1"},

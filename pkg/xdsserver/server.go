@@ -30,6 +30,8 @@ import (
 type Options struct {
 	// Generate builds the config for a proxy that has just connected.
 	Generate func(*model.Proxy) (*xdsgen.Resources, error)
+	// Register adds more services to the gRPC server, such as the CA.
+	Register []func(*grpc.Server)
 	Logger   *slog.Logger
 }
 
@@ -95,6 +97,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s.grpc, xds)
+	for _, register := range s.opts.Register {
+		register(s.grpc)
+	}
 	go func() {
 		<-ctx.Done()
 		s.grpc.Stop()

@@ -216,3 +216,109 @@ func statValue(t *testing.T, url, name string) int {
 	io.Copy(io.Discard, resp.Body)
 	return 0
 }
+
+// TestEgressGatewayMeshMTLS: the sidecar reaches the egress gateway over
+// mesh mTLS (DestinationRule ISTIO_MUTUAL; the Gateway server is
+// ISTIO_MUTUAL), with certificates both proxies got from the control
+// plane's CA; a client without a mesh certificate is refused.
+func TestEgressGatewayMeshMTLS(t *testing.T) {
+	const name = "secure.example.com"
+	m, port, caFile := egressMesh(t, name, "")
+	gwPort := testenv.FreePort()
+	gw := m.AddGateway(testenv.GatewayOptions{Name: "istio-egressgateway", Labels: map[string]string{"istio": "egressgateway"},
+		ServiceAccount: "istio-egressgateway-service-account"})
+	egressConfig := externalServiceEntry(name, port) + fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  ports: [{name: https, port: %[3]d}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec: {address: 127.0.0.1, labels: {istio: egressgateway}, ports: {https: %[3]d}, serviceAccount: istio-egressgateway-service-account}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway, namespace: default}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: %[3]d, name: https, protocol: HTTPS}
+    hosts: [%[1]s]
+    tls: {mode: ISTIO_MUTUAL}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: egressgateway-mtls, namespace: default}
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL, sni: %[1]s}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: via-egress, namespace: default}
+spec:
+  hosts: [%[1]s]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match: [{gateways: [mesh], port: 80}]
+    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local, port: {number: %[3]d}}}]
+  - match: [{gateways: [istio-egressgateway], port: %[3]d}]
+    route: [{destination: {host: %[1]s, port: {number: 80}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: secure, namespace: default}
+spec:
+  host: %[1]s
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 80}
+      tls: {mode: SIMPLE, caCertificates: %[2]s}
+`, name, caFile, gwPort)
+	m.WriteConfig("egress.yaml", egressConfig)
+	c := m.AddClient(testenv.ClientOptions{Name: "app"})
+	m.WaitConverged(func() error {
+		r, err := c.Get(name, "/get", nil)
+		if err != nil {
+			return err
+		}
+		if r.Status != 200 || !strings.HasPrefix(string(r.Body), "external "+name+" tls=true") {
+			return fmt.Errorf("got %s", r)
+		}
+		return nil
+	}, convergeTimeout)
+	if n := statValue(t, "http://"+gw.AdminAddress+"/stats", "cluster.outbound|80||"+name+".upstream_rq_total"); n == 0 {
+		t.Error("the request did not pass the egress gateway")
+	}
+	t.Run("the sidecar refuses a gateway with another identity", func(t *testing.T) {
+		m.WriteConfig("egress.yaml", strings.Replace(egressConfig, "serviceAccount: istio-egressgateway-service-account", "serviceAccount: someone-else", 1))
+		m.WaitConverged(func() error {
+			r, err := c.Get(name, "/get", nil)
+			if err != nil {
+				return err
+			}
+			if r.Status != 503 || !strings.Contains(string(r.Body), "sa/someone-else") {
+				return fmt.Errorf("want 503 naming the expected identity, got %s", r)
+			}
+			return nil
+		}, convergeTimeout)
+		m.WriteConfig("egress.yaml", egressConfig)
+	})
+	// A TLS client that trusts nothing in particular but has no mesh
+	// certificate is refused by the ISTIO_MUTUAL server.
+	conn, err := tls.Dial("tcp", gw.Address(gwPort), &tls.Config{ServerName: name, InsecureSkipVerify: true})
+	if err == nil {
+		// TLS 1.3 reports a missing client certificate on the first read.
+		conn.Write([]byte("GET / HTTP/1.1\r\nHost: " + name + "\r\n\r\n"))
+		_, err = bufio.NewReader(conn).ReadString('\n')
+		conn.Close()
+	}
+	if err == nil {
+		t.Error("the ISTIO_MUTUAL server served a client without a mesh certificate")
+	}
+	requireSyncedNoNACK(t, m)
+}

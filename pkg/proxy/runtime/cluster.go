@@ -292,7 +292,14 @@ func outlierConfig(od *cluster.OutlierDetection) *upstream.OutlierConfig {
 
 // buildCluster compiles a checked cluster and its endpoints, reusing the
 // previous cluster's hosts, pool and live state where unchanged.
-func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster, stats *StatsStore, hosts *upstream.Hosts) (*upstream.Cluster, error) {
+// clusterEnv is what every cluster of a proxy shares: its name overrides
+// and mesh identity.
+type clusterEnv struct {
+	hosts    *upstream.Hosts
+	identity upstream.WorkloadIdentity
+}
+
+func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster, stats *StatsStore, env clusterEnv) (*upstream.Cluster, error) {
 	po, err := httpOptions(c)
 	if err != nil {
 		return nil, err
@@ -302,7 +309,10 @@ func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev 
 		return nil, fmt.Errorf("transport_socket: %w", err)
 	}
 	th := thresholds(c.CircuitBreakers)
-	topts := upstream.TransportOptions{ConnectTimeout: c.GetConnectTimeout().AsDuration(), TLS: tlsOpts, Hosts: hosts}
+	topts := upstream.TransportOptions{ConnectTimeout: c.GetConnectTimeout().AsDuration(), TLS: tlsOpts, Hosts: env.hosts}
+	if tlsOpts.Workload || tlsOpts.MeshPeer {
+		topts.Identity = env.identity
+	}
 	if topts.ConnectTimeout == 0 {
 		topts.ConnectTimeout = 5 * time.Second // Envoy's default
 	}

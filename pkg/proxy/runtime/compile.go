@@ -25,6 +25,8 @@ type CompileOptions struct {
 	Stats    *StatsStore
 	// Hosts overrides name resolution for every cluster (--hosts-file).
 	Hosts *upstream.Hosts
+	// Identity is the proxy's mesh identity (SDS "default" and "ROOTCA").
+	Identity upstream.WorkloadIdentity
 }
 
 type validator interface{ ValidateAll() error }
@@ -42,7 +44,7 @@ func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
 	}
 	var deps xdsclient.Dependencies
 	for name, msg := range res.Items[xdsclient.ListenerType] {
-		l, err := compileListener(msg.(*listener.Listener))
+		l, err := compileListener(msg.(*listener.Listener), opts.Identity)
 		if err != nil {
 			return nil, deps, fmt.Errorf("listener %q: %w", name, err)
 		}
@@ -97,7 +99,7 @@ func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
 		} else {
 			cla = c.LoadAssignment
 		}
-		uc, err := buildCluster(c, cla, prevClusters[name], opts.Stats, opts.Hosts)
+		uc, err := buildCluster(c, cla, prevClusters[name], opts.Stats, clusterEnv{hosts: opts.Hosts, identity: opts.Identity})
 		if err != nil {
 			return nil, deps, fmt.Errorf("cluster %q: %w", name, err)
 		}

@@ -13,6 +13,7 @@ import (
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
 // FilterChain is one way a listener serves connections: which connections
@@ -71,7 +72,7 @@ func (t *TCPRoute) PickCluster() string {
 // compileListener accepts a listener whose filter chains each hold one
 // HTTP connection manager taking routes from RDS, in plaintext or behind
 // TLS chosen by SNI.
-func compileListener(l *listener.Listener) (*Listener, error) {
+func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Listener, error) {
 	if err := l.ValidateAll(); err != nil {
 		return nil, err
 	}
@@ -93,7 +94,7 @@ func compileListener(l *listener.Listener) (*Listener, error) {
 		Inbound: l.TrafficDirection == core.TrafficDirection_INBOUND,
 	}
 	for i, fc := range l.FilterChains {
-		chain, err := compileFilterChain(fc)
+		chain, err := compileFilterChain(fc, id)
 		if err != nil {
 			return nil, fmt.Errorf("filter chain %d: %w", i, err)
 		}
@@ -127,7 +128,7 @@ func compileListener(l *listener.Listener) (*Listener, error) {
 	return out, nil
 }
 
-func compileFilterChain(fc *listener.FilterChain) (*FilterChain, error) {
+func compileFilterChain(fc *listener.FilterChain, id upstream.WorkloadIdentity) (*FilterChain, error) {
 	chain := &FilterChain{}
 	if m := fc.GetFilterChainMatch(); m != nil {
 		if m.DestinationPort != nil || len(m.PrefixRanges) > 0 || len(m.SourcePrefixRanges) > 0 || len(m.SourcePorts) > 0 ||
@@ -139,7 +140,7 @@ func compileFilterChain(fc *listener.FilterChain) (*FilterChain, error) {
 		}
 	}
 	if ts := fc.GetTransportSocket(); ts != nil {
-		t, err := compileServerTLS(ts)
+		t, err := compileServerTLS(ts, id)
 		if err != nil {
 			return nil, err
 		}

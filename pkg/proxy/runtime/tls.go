@@ -8,11 +8,32 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
 // ServerTLS is a compiled DownstreamTlsContext.
 type ServerTLS struct {
 	Config *tls.Config
+	// noALPN is Config without ALPN, for clients whose protocols overlap
+	// none of Config's: Envoy then goes on without ALPN, where Go's server
+	// would abort the handshake.
+	noALPN *tls.Config
+}
+
+// ConfigFor is the config for one ClientHello.
+func (s *ServerTLS) ConfigFor(hello *tls.ClientHelloInfo) *tls.Config {
+	if len(hello.SupportedProtos) == 0 || len(s.Config.NextProtos) == 0 {
+		return s.Config
+	}
+	for _, p := range hello.SupportedProtos {
+		for _, q := range s.Config.NextProtos {
+			if p == q {
+				return s.Config
+			}
+		}
+	}
+	return s.noALPN
 }
 
 var tlsVersion = map[tlsv3.TlsParameters_TlsProtocol]uint16{
@@ -25,7 +46,7 @@ var tlsVersion = map[tlsv3.TlsParameters_TlsProtocol]uint16{
 // compileServerTLS builds a Go TLS server config from Envoy's
 // DownstreamTlsContext: certificate (inline or file), client certificate
 // validation, protocol versions and ALPN.
-func compileServerTLS(ts *core.TransportSocket) (*ServerTLS, error) {
+func compileServerTLS(ts *core.TransportSocket, id upstream.WorkloadIdentity) (*ServerTLS, error) {
 	if ts.Name != "envoy.transport_sockets.tls" {
 		return nil, fmt.Errorf("transport socket %q is not supported", ts.Name)
 	}
@@ -34,10 +55,17 @@ func compileServerTLS(ts *core.TransportSocket) (*ServerTLS, error) {
 		return nil, fmt.Errorf("tls context: %w", err)
 	}
 	common := ctx.GetCommonTlsContext()
-	if len(common.GetTlsCertificateSdsSecretConfigs()) > 0 {
-		return nil, fmt.Errorf("tls context: SDS certificates are not supported yet")
+	mesh, err := sdsRefs(common)
+	if err != nil {
+		return nil, fmt.Errorf("tls context: %w", err)
+	}
+	if (mesh.cert || mesh.roots) && id == nil {
+		return nil, fmt.Errorf("tls context: asks for the mesh identity, which this proxy has none of")
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: common.GetAlpnProtocols()}
+	if mesh.cert {
+		cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return id.Certificate() }
+	}
 	for i, c := range common.GetTlsCertificates() {
 		certPEM, err := readDataSource(c.GetCertificateChain())
 		if err != nil {
@@ -53,7 +81,7 @@ func compileServerTLS(ts *core.TransportSocket) (*ServerTLS, error) {
 		}
 		cfg.Certificates = append(cfg.Certificates, pair)
 	}
-	if len(cfg.Certificates) == 0 {
+	if len(cfg.Certificates) == 0 && !mesh.cert {
 		return nil, fmt.Errorf("tls context: no certificate")
 	}
 	if p := common.GetTlsParams(); p != nil {
@@ -71,7 +99,21 @@ func compileServerTLS(ts *core.TransportSocket) (*ServerTLS, error) {
 			cfg.CipherSuites = ids
 		}
 	}
-	if vc := common.GetValidationContext(); vc != nil && vc.GetTrustedCa() != nil {
+	if mesh.roots {
+		// Clients must present a mesh certificate (ISTIO_MUTUAL); the chain
+		// and SPIFFE ID are checked against the mesh roots.
+		cfg.ClientAuth = tls.RequestClientCert
+		if ctx.GetRequireClientCertificate().GetValue() {
+			cfg.ClientAuth = tls.RequireAnyClientCert
+		}
+		ids := mesh.ids
+		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return nil // only reachable when a certificate was optional
+			}
+			return id.VerifyPeer(raw, ids)
+		}
+	} else if vc := common.GetValidationContext(); vc != nil && vc.GetTrustedCa() != nil {
 		caPEM, err := readDataSource(vc.GetTrustedCa())
 		if err != nil {
 			return nil, fmt.Errorf("trusted_ca: %w", err)
@@ -88,7 +130,9 @@ func compileServerTLS(ts *core.TransportSocket) (*ServerTLS, error) {
 	} else if ctx.GetRequireClientCertificate().GetValue() {
 		return nil, fmt.Errorf("require_client_certificate without a trusted_ca")
 	}
-	return &ServerTLS{Config: cfg}, nil
+	noALPN := cfg.Clone()
+	noALPN.NextProtos = nil
+	return &ServerTLS{Config: cfg, noALPN: noALPN}, nil
 }
 
 func readDataSource(ds *core.DataSource) ([]byte, error) {

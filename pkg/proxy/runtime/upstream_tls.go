@@ -29,10 +29,11 @@ func upstreamTLS(ts *core.TransportSocket) (upstream.TLSOptions, error) {
 		return o, fmt.Errorf("tls: %w", err)
 	}
 	common := ctx.GetCommonTlsContext()
-	if len(common.GetTlsCertificateSdsSecretConfigs()) > 0 || common.GetValidationContextSdsSecretConfig() != nil ||
-		common.GetCombinedValidationContext() != nil {
-		return o, fmt.Errorf("tls: SDS secrets are not supported yet")
+	mesh, err := sdsRefs(common)
+	if err != nil {
+		return o, fmt.Errorf("tls: %w", err)
 	}
+	o.Workload, o.MeshPeer, o.PeerIDs = mesh.cert, mesh.roots, strings.Join(mesh.ids, ",")
 	o.Enabled = true
 	o.SNI = ctx.Sni
 	o.ALPN = strings.Join(common.GetAlpnProtocols(), ",")
@@ -79,7 +80,7 @@ func upstreamTLS(ts *core.TransportSocket) (upstream.TLSOptions, error) {
 	// trusted_ca; without one (Istio's insecureSkipVerify) it is not.
 	// Istio's auto_sni takes the SNI from the request; sluice takes it
 	// from the host's name, which for DNS clusters is the same.
-	o.InsecureSkipVerify = common.GetValidationContext().GetTrustedCa() == nil ||
+	o.InsecureSkipVerify = !o.MeshPeer && common.GetValidationContext().GetTrustedCa() == nil ||
 		common.GetValidationContext().GetTrustChainVerification() == tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
 	return o, nil
 }

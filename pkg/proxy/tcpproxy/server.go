@@ -134,7 +134,10 @@ func (s *Server) handle(conn net.Conn) {
 			return
 		}
 		if chain.TLS != nil {
-			tc := tls.Server(conn, chain.TLS.Config)
+			st := chain.TLS
+			tc := tls.Server(conn, &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+				return st.ConfigFor(h), nil
+			}})
 			tc.SetDeadline(time.Now().Add(peekTimeout))
 			if err := tc.Handshake(); err != nil {
 				return

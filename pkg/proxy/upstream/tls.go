@@ -10,6 +10,14 @@ import (
 	"strings"
 )
 
+// WorkloadIdentity is the proxy's mesh identity: the certificate it
+// presents for Envoy's SDS secret "default", and the check of a peer
+// against the mesh roots (SDS "ROOTCA") and expected SPIFFE IDs.
+type WorkloadIdentity interface {
+	Certificate() (*tls.Certificate, error)
+	VerifyPeer(rawCerts [][]byte, ids []string) error
+}
+
 // TLSOptions is how a cluster originates TLS to its hosts (Envoy's
 // UpstreamTlsContext). Every field is comparable so transports with equal
 // options are reused across config pushes.
@@ -30,10 +38,15 @@ type TLSOptions struct {
 	// ALPN protocols, comma separated.
 	ALPN                   string
 	MinVersion, MaxVersion uint16
+	// Workload presents the proxy's mesh certificate (SDS "default");
+	// MeshPeer verifies the server against the mesh roots (SDS "ROOTCA"),
+	// and its SPIFFE ID against PeerIDs (comma separated) when set.
+	Workload, MeshPeer bool
+	PeerIDs            string
 }
 
 // clientConfig builds the tls.Config for a connection to addr.
-func (o *TLSOptions) clientConfig(addr string) (*tls.Config, error) {
+func (o *TLSOptions) clientConfig(addr string, id WorkloadIdentity) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: o.MinVersion, MaxVersion: o.MaxVersion, InsecureSkipVerify: o.InsecureSkipVerify}
 	if cfg.MinVersion == 0 {
 		cfg.MinVersion = tls.VersionTLS12
@@ -60,6 +73,23 @@ func (o *TLSOptions) clientConfig(addr string) (*tls.Config, error) {
 			return nil, fmt.Errorf("upstream tls: client certificate: %w", err)
 		}
 		cfg.Certificates = []tls.Certificate{pair}
+	}
+	if o.Workload || o.MeshPeer {
+		if id == nil {
+			return nil, errors.New("upstream tls: the config asks for the mesh identity, which this proxy has none of")
+		}
+		if o.Workload {
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return id.Certificate() }
+		}
+		if o.MeshPeer {
+			var ids []string
+			if o.PeerIDs != "" {
+				ids = strings.Split(o.PeerIDs, ",")
+			}
+			cfg.InsecureSkipVerify = true // verified below, against the mesh roots and SPIFFE IDs
+			cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error { return id.VerifyPeer(raw, ids) }
+			return cfg, nil
+		}
 	}
 	if o.SANs != "" && !o.InsecureSkipVerify {
 		sans := strings.Split(o.SANs, ",")
@@ -107,7 +137,7 @@ func (t *Transport) dial(ctx context.Context, network, addr string) (net.Conn, e
 	if !t.Options.TLS.Enabled {
 		return c, nil
 	}
-	cfg, err := t.Options.TLS.clientConfig(addr)
+	cfg, err := t.Options.TLS.clientConfig(addr, t.Options.Identity)
 	if err != nil {
 		c.Close()
 		return nil, err

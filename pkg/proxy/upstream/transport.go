@@ -30,6 +30,9 @@ type TransportOptions struct {
 	MaxIdlePerHost int
 	// TLS is the TLS the cluster originates (zero: plaintext).
 	TLS TLSOptions
+	// Identity is the proxy's mesh identity for ISTIO_MUTUAL clusters; the
+	// same object for the proxy's whole life.
+	Identity WorkloadIdentity
 	// Hosts overrides name resolution (sluice proxy --hosts-file); the
 	// same object for the proxy's whole life, so it compares equal.
 	Hosts *Hosts

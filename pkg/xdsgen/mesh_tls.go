@@ -1,0 +1,111 @@
+package xdsgen
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/sluice-mesh/sluice/pkg/ca"
+	"github.com/sluice-mesh/sluice/pkg/registry"
+)
+
+// Istio's names for the workload identity served to the proxy over SDS by
+// its agent (sluice's proxy is its own agent and answers them itself).
+const (
+	SDSWorkloadCert = "default"
+	SDSRootCA       = "ROOTCA"
+	SDSCluster      = "sds-grpc"
+)
+
+// sdsSecret refers to a secret of the local agent's SDS, as Istio does.
+func sdsSecret(name string) *tlsv3.SdsSecretConfig {
+	return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: &core.ConfigSource{
+		ResourceApiVersion: core.ApiVersion_V3,
+		ConfigSourceSpecifier: &core.ConfigSource_ApiConfigSource{ApiConfigSource: &core.ApiConfigSource{
+			ApiType: core.ApiConfigSource_GRPC, TransportApiVersion: core.ApiVersion_V3, SetNodeOnFirstMessageOnly: true,
+			GrpcServices: []*core.GrpcService{{TargetSpecifier: &core.GrpcService_EnvoyGrpc_{
+				EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: SDSCluster}}}},
+		}},
+	}}
+}
+
+// meshCommonTLS presents the workload certificate and verifies peers
+// against the mesh roots and, when given, their SPIFFE IDs.
+func meshCommonTLS(peerIDs []string, alpn []string) *tlsv3.CommonTlsContext {
+	vc := &tlsv3.CertificateValidationContext{}
+	for _, id := range peerIDs {
+		vc.MatchTypedSubjectAltNames = append(vc.MatchTypedSubjectAltNames, &tlsv3.SubjectAltNameMatcher{
+			SanType: tlsv3.SubjectAltNameMatcher_URI,
+			Matcher: &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: id}},
+		})
+	}
+	return &tlsv3.CommonTlsContext{
+		AlpnProtocols:                  alpn,
+		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsSecret(SDSWorkloadCert)},
+		ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
+			CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext:         vc,
+				ValidationContextSdsSecretConfig: sdsSecret(SDSRootCA),
+			},
+		},
+	}
+}
+
+// meshDownstreamTLS terminates mesh mTLS (a Gateway's ISTIO_MUTUAL server):
+// clients must present a certificate from the mesh CA.
+func meshDownstreamTLS() (*core.TransportSocket, error) {
+	ctx := &tlsv3.DownstreamTlsContext{
+		CommonTlsContext:         meshCommonTLS(nil, []string{"h2", "http/1.1"}),
+		RequireClientCertificate: wrapperspb.Bool(true),
+	}
+	typed, err := anypb.New(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &core.TransportSocket{Name: TLSTransportSocket, ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: typed}}, nil
+}
+
+// meshUpstreamTLS originates mesh mTLS to a cluster (DestinationRule
+// ISTIO_MUTUAL), with Istio's SNI outbound_.<port>_.<subset>_.<host> and
+// ALPN, verifying the servers' SPIFFE IDs when their service accounts are
+// known.
+func (g *generation) meshUpstreamTLS(port uint32, subset, host string, sni string, peerIDs []string) (*core.TransportSocket, error) {
+	if sni == "" {
+		sni = fmt.Sprintf("outbound_.%d_.%s_.%s", port, subset, host)
+	}
+	ctx := &tlsv3.UpstreamTlsContext{Sni: sni, CommonTlsContext: meshCommonTLS(peerIDs, []string{"istio-peer-exchange", "istio"})}
+	typed, err := anypb.New(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &core.TransportSocket{Name: TLSTransportSocket, ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: typed}}, nil
+}
+
+// serviceIdentities are the SPIFFE IDs of the endpoints' service accounts.
+func (g *generation) serviceIdentities(eps []*registry.Endpoint) []string {
+	td := g.push.Mesh.GetTrustDomain()
+	if td == "" {
+		td = "cluster.local"
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, ep := range eps {
+		if ep.ServiceAccount == "" {
+			continue
+		}
+		ns, _, _ := strings.Cut(ep.Workload, "/")
+		id := ca.Identity(td, ns, ep.ServiceAccount)
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
