@@ -167,9 +167,27 @@ spec:
 		return err
 	}
 	cpu := (sidecar.cpuSeconds() - cpu0) / o.duration.Seconds()
-	fmt.Printf("%-10s %9s %9s %9s %9s %8s\n", "path", "qps", "p50 ms", "p90 ms", "p99 ms", "errors")
-	for _, r := range []*result{direct, viaSidecar} {
-		fmt.Printf("%-10s %9.1f %9.3f %9.3f %9.3f %8d\n", r.name, r.qps, r.p50*1e3, r.p90*1e3, r.p99*1e3, r.errors)
+	results := []*result{direct, viaSidecar}
+	peer, err := runNginx(o, dir, addr(echoPort))
+	if err != nil {
+		fmt.Printf("(nginx peer skipped: %v)\n", err)
+	} else if peer != nil {
+		results = append(results, peer)
+	}
+	fmt.Printf("%-10s %9s %9s %9s %9s %8s %10s\n", "path", "qps", "p50 ms", "p90 ms", "p99 ms", "errors", "proxy cpu")
+	for _, r := range results {
+		c := ""
+		switch r.name {
+		case "sidecar":
+			c = fmt.Sprintf("%.1f%%", cpu*100)
+		case "nginx":
+			c = fmt.Sprintf("%.1f%%", r.cpu*100)
+		}
+		fmt.Printf("%-10s %9.1f %9.3f %9.3f %9.3f %8d %10s\n", r.name, r.qps, r.p50*1e3, r.p90*1e3, r.p99*1e3, r.errors, c)
+	}
+	if peer != nil {
+		fmt.Printf("added by nginx (same run): p50 +%.3f ms, p90 +%.3f ms, p99 +%.3f ms\n",
+			(peer.p50-direct.p50)*1e3, (peer.p90-direct.p90)*1e3, (peer.p99-direct.p99)*1e3)
 	}
 	fmt.Printf("\nadded by the sidecar: p50 +%.3f ms (x%.2f), p90 +%.3f ms (x%.2f), p99 +%.3f ms (x%.2f)\n",
 		(viaSidecar.p50-direct.p50)*1e3, viaSidecar.p50/direct.p50,
@@ -181,6 +199,7 @@ spec:
 }
 
 type result struct {
+	cpu           float64 // share of one core used by the proxy, for peers
 	name          string
 	qps           float64
 	p50, p90, p99 float64
@@ -239,4 +258,83 @@ func fortio(o options, dir, name, url, host string) (*result, error) {
 		}
 	}
 	return res, nil
+}
+
+// runNginx measures nginx as a reverse proxy in front of the same backend,
+// as a peer baseline in the same run; nil when nginx is not installed.
+func runNginx(o options, dir, backend string) (*result, error) {
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		return nil, nil
+	}
+	port := freePort()
+	conf := fmt.Sprintf(`daemon off;
+worker_processes 2;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/nginx-body;
+  proxy_temp_path %[1]s/nginx-proxy;
+  upstream backend { server %[2]s; keepalive 64; }
+  server {
+    listen 127.0.0.1:%[3]d;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+    }
+  }
+}
+`, dir, backend, port)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-c", path, "-p", dir)
+	logf, _ := os.Create(filepath.Join(dir, "nginx.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM); cmd.Wait() }()
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/?size=" + strconv.Itoa(o.payload)
+	if err := waitOK(url); err != nil {
+		return nil, err
+	}
+	cpu0 := groupCPU(cmd.Process.Pid)
+	r, err := fortio(o, dir, "nginx", url, "")
+	if err != nil {
+		return nil, err
+	}
+	r.cpu = (groupCPU(cmd.Process.Pid) - cpu0) / o.duration.Seconds()
+	return r, nil
+}
+
+// groupCPU sums the CPU seconds of a process group (nginx's master and
+// workers).
+func groupCPU(pgid int) float64 {
+	entries, _ := os.ReadDir("/proc")
+	var total float64
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+		if len(fields) < 13 || fields[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		ut, _ := strconv.ParseFloat(fields[11], 64)
+		st, _ := strconv.ParseFloat(fields[12], 64)
+		total += (ut + st) / 100
+	}
+	return total
 }
