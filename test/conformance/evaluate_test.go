@@ -2,9 +2,11 @@ package conformance
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +79,13 @@ func evalResponse(ch *Check, r *testenv.Response, err error) []string {
 	}
 	if s := e.BackendSaw; s != nil && identityChecked {
 		p = append(p, evalBackendSaw(s, r)...)
+	}
+	if e.BodyPrefix != nil && !strings.HasPrefix(string(r.Body), *e.BodyPrefix) {
+		body := string(r.Body)
+		if len(body) > 200 {
+			body = body[:200] + "..."
+		}
+		bad("body %q does not start with %q", body, *e.BodyPrefix)
 	}
 	p = append(p, evalResponseHeaders(e, r)...)
 	if e.Redirect != nil {
@@ -248,4 +257,51 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// evalLoad returns how the status codes of a load run (code -> count; -1
+// counts requests that got no response) fall short of expect.status_set
+// and expect.min_count.
+func evalLoad(e Expect, codes map[int]int) []string {
+	var p []string
+	if len(e.StatusSet) > 0 {
+		var other []string
+		for _, code := range slices.Sorted(maps.Keys(codes)) {
+			if codes[code] > 0 && !slices.Contains(e.StatusSet, code) {
+				other = append(other, fmt.Sprintf("%d × %s", codes[code], codeName(code)))
+			}
+		}
+		if len(other) > 0 {
+			p = append(p, fmt.Sprintf("responses outside status_set %v: %s", e.StatusSet, strings.Join(other, ", ")))
+		}
+	}
+	for _, k := range sortedKeys(e.MinCount) {
+		code, err := strconv.Atoi(k)
+		if err != nil {
+			p = append(p, fmt.Sprintf("min_count key %q is not a status code", k))
+			continue
+		}
+		if codes[code] < e.MinCount[k] {
+			p = append(p, fmt.Sprintf("%d responses with status %d, want at least %d", codes[code], code, e.MinCount[k]))
+		}
+	}
+	return p
+}
+
+// codeName names a load run's status code; -1 is a request without a
+// response (fortio's convention).
+func codeName(code int) string {
+	if code < 0 {
+		return "no response"
+	}
+	return "status " + strconv.Itoa(code)
+}
+
+// formatCodes renders load run counts as "200: 17, 503: 3".
+func formatCodes(codes map[int]int) string {
+	var parts []string
+	for _, code := range slices.Sorted(maps.Keys(codes)) {
+		parts = append(parts, fmt.Sprintf("%s: %d", codeName(code), codes[code]))
+	}
+	return strings.Join(parts, ", ")
 }

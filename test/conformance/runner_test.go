@@ -52,6 +52,23 @@ type preparer interface {
 	Before(ch *Check) error
 }
 
+// loader is an Env that runs a check's load block (upstream's fortio
+// runs) and reads the statistics of the proxy the load leaves by; the
+// group's Unsupported says which load runs it can do.
+type loader interface {
+	// RunLoad runs ch's load and returns how many responses had each
+	// status code (-1: requests without a response).
+	RunLoad(ch *Check) (map[int]int, error)
+	// ProxyStat reads the statistic name of cluster from the proxy that
+	// ch's requests leave by (Envoy's "cluster.<cluster>.<name>").
+	ProxyStat(ch *Check, cluster, name string) (float64, error)
+}
+
+// loadAttempts is how many times a load run is repeated until it meets its
+// expectations: what a circuit breaker lets through depends on timing, and
+// upstream's own page says its numbers vary from run to run.
+const loadAttempts = 3
+
 // convergeTimeout is how long the first request of a check is retried until
 // it meets the check's per-response expectations, before the check's real
 // requests are sent.
@@ -149,7 +166,16 @@ func runCase(t *testing.T, g Group, c *Case, ct *Tally) {
 					return
 				}
 			}
-			problems := runCheck(env, ch)
+			var problems []string
+			if ch.Load != nil {
+				var notes []string
+				problems, notes = runLoad(env, ch)
+				for _, n := range notes {
+					t.Log(n)
+				}
+			} else {
+				problems = runCheck(env, ch)
+			}
 			took := time.Since(start).Round(time.Millisecond)
 			if len(problems) > 0 {
 				ct.add(0, 1, 0)
@@ -231,4 +257,62 @@ func sample(env Env, ch *Check) []string {
 		problems = append(problems, evalFractions(ch.Expect.Fractions, counts, n)...)
 	}
 	return problems
+}
+
+// runLoad runs ch's load block, up to loadAttempts times until it meets
+// expect.status_set, expect.min_count and expect.proxy_stat (the rise of
+// the statistic over the run), and returns the problems of the last run
+// and a note per run on what it did.
+func runLoad(env Env, ch *Check) (problems, notes []string) {
+	l, ok := env.(loader)
+	if !ok {
+		return []string{"this group cannot run load checks"}, nil
+	}
+	for a := 1; a <= loadAttempts; a++ {
+		var note string
+		problems, note = loadOnce(l, ch)
+		notes = append(notes, fmt.Sprintf("load run %d of at most %d: %s", a, loadAttempts, note))
+		if len(problems) == 0 {
+			return nil, notes
+		}
+	}
+	return append(problems, fmt.Sprintf("(in each of %d runs)", loadAttempts)), notes
+}
+
+func loadOnce(l loader, ch *Check) (problems []string, note string) {
+	ps := ch.Expect.ProxyStat
+	var before float64
+	if ps != nil {
+		v, err := l.ProxyStat(ch, ps.Cluster, ps.Name)
+		if err != nil {
+			return []string{"proxy_stat: " + err.Error()}, "statistic not read"
+		}
+		before = v
+	}
+	codes, err := l.RunLoad(ch)
+	if err != nil {
+		return []string{"load run: " + err.Error()}, "failed to run"
+	}
+	note = formatCodes(codes)
+	if len(ch.Expect.ObservedUpstream) > 0 {
+		var printed []string
+		for _, k := range sortedKeys(ch.Expect.ObservedUpstream) {
+			printed = append(printed, fmt.Sprintf("%s: %d", k, ch.Expect.ObservedUpstream[k]))
+		}
+		note += fmt.Sprintf(" (upstream's page printed %s for one run; information only)", strings.Join(printed, ", "))
+	}
+	problems = evalLoad(ch.Expect, codes)
+	if ps != nil {
+		after, err := l.ProxyStat(ch, ps.Cluster, ps.Name)
+		if err != nil {
+			return append(problems, "proxy_stat: "+err.Error()), note
+		}
+		rise := after - before
+		note += fmt.Sprintf("; cluster.%s.%s rose by %v to %v", ps.Cluster, ps.Name, rise, after)
+		if rise < ps.Min {
+			problems = append(problems, fmt.Sprintf("cluster.%s.%s rose by %v over the run, want at least %v",
+				ps.Cluster, ps.Name, rise, ps.Min))
+		}
+	}
+	return problems, note
 }
