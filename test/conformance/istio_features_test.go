@@ -1,10 +1,16 @@
 package conformance
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
+
+	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 )
 
 // EnvUnclaimed set to "1" runs checks whose case config uses fields sluice
@@ -13,10 +19,10 @@ const EnvUnclaimed = "SLUICE_CONFORMANCE_UNCLAIMED"
 
 // claimedFields are the Istio config fields sluice implements and the e2e
 // tests cover, per resource kind and level. A case whose config uses any
-// other field (fault injection, timeouts, retries, mirroring, traffic
-// policies, TCP/TLS routes, ...) has its checks skipped with the fields
-// named, like a Gateway API implementation's supported-features list. Add a
-// field here when sluice implements it.
+// other field (corsPolicy, a traffic policy's tls or portLevelSettings, ...)
+// has its checks skipped with the fields named, like a Gateway API
+// implementation's supported-features list. Add a field here when sluice
+// implements it.
 var claimedFields = map[string]map[string]bool{
 	"VirtualService": set("hosts", "gateways", "http", "tcp", "tls", "exportTo"),
 	"VirtualService spec.http[]": set("name", "match", "route", "redirect", "directResponse", "rewrite", "headers", "delegate",
@@ -27,8 +33,26 @@ var claimedFields = map[string]map[string]bool{
 	"VirtualService spec.tcp[]":          set("match", "route"),
 	"VirtualService spec.tcp[].match[]":  set("port", "sourceLabels", "gateways", "destinationSubnets", "sourceNamespace"),
 	"VirtualService spec.tcp[].route[]":  set("destination", "weight"),
-	"DestinationRule":                    set("host", "subsets", "exportTo"),
-	"DestinationRule spec.subsets[]":     set("name", "labels"),
+	"DestinationRule":                    set("host", "subsets", "exportTo", "trafficPolicy"),
+	"DestinationRule spec.subsets[]":     set("name", "labels", "trafficPolicy"),
+	// A traffic policy, at the rule's or a subset's level (docs/config.md):
+	// not tls, portLevelSettings, tunnel, proxyProtocol, retryBudget, ...
+	"DestinationRule trafficPolicy":                set("connectionPool", "outlierDetection", "loadBalancer"),
+	"DestinationRule trafficPolicy.connectionPool": set("tcp", "http"),
+	"DestinationRule trafficPolicy.connectionPool.tcp": set("maxConnections", "connectTimeout", "tcpKeepalive",
+		"maxConnectionDuration", "idleTimeout"),
+	// Not maxConcurrentStreams (the proxy rejects it).
+	"DestinationRule trafficPolicy.connectionPool.http": set("http1MaxPendingRequests", "http2MaxRequests",
+		"maxRetries", "maxRequestsPerConnection", "idleTimeout", "h2UpgradePolicy", "useClientProtocol"),
+	"DestinationRule trafficPolicy.outlierDetection": set("consecutive5xxErrors", "consecutiveGatewayErrors",
+		"consecutiveErrors", "splitExternalLocalOriginErrors", "consecutiveLocalOriginFailures", "interval",
+		"baseEjectionTime", "maxEjectionPercent", "minHealthPercent"),
+	// Not warmupDurationSecs / warmup (slow start, rejected by the proxy).
+	"DestinationRule trafficPolicy.loadBalancer": set("simple", "consistentHash", "localityLbSetting"),
+	"DestinationRule trafficPolicy.loadBalancer.consistentHash": set("httpHeaderName", "httpCookie", "useSourceIp",
+		"httpQueryParameterName", "ringHash", "maglev", "minimumRingSize"),
+	"DestinationRule trafficPolicy.loadBalancer.localityLbSetting": set("enabled", "distribute", "failover",
+		"failoverPriority"),
 }
 
 // unclaimedFields lists the fields of one config document that sluice does
@@ -68,8 +92,28 @@ func unclaimedFields(kind, name string, spec map[string]any) []string {
 			each(h["route"], func(r map[string]any) { check(kind+" spec.tcp[].route[]", r, "spec.tcp[].route[]") })
 		})
 	case "DestinationRule":
+		// policy checks a traffic policy and, below it, every claimed level
+		// that has a level of its own in claimedFields.
+		var policy func(level string, m map[string]any, path string)
+		policy = func(level string, m map[string]any, path string) {
+			check(level, m, path)
+			for k, v := range m {
+				sub, ok := v.(map[string]any)
+				if _, known := claimedFields[level+"."+k]; ok && known {
+					policy(level+"."+k, sub, path+"."+k)
+				}
+			}
+		}
 		check(kind, spec, "spec")
-		each(spec["subsets"], func(s map[string]any) { check(kind+" spec.subsets[]", s, "spec.subsets[]") })
+		if tp, ok := spec["trafficPolicy"].(map[string]any); ok {
+			policy(kind+" trafficPolicy", tp, "spec.trafficPolicy")
+		}
+		each(spec["subsets"], func(s map[string]any) {
+			check(kind+" spec.subsets[]", s, "spec.subsets[]")
+			if tp, ok := s["trafficPolicy"].(map[string]any); ok {
+				policy(kind+" trafficPolicy", tp, "spec.subsets[].trafficPolicy")
+			}
+		})
 	}
 	sort.Strings(out)
 	return dedupe(out)
@@ -93,4 +137,102 @@ func unclaimedReason(fields []string) string {
 	}
 	return fmt.Sprintf("config uses fields sluice does not claim yet (%s=1 runs them anyway): %s",
 		EnvUnclaimed, strings.Join(fields, "; "))
+}
+
+// undefinedSubsets lists the subsets the VirtualServices of config route
+// or mirror to that no DestinationRule of config defines, as "host subsets
+// a, b" (Istio's analyzer reports them as IST0101). No implementation can
+// serve such a route, so checks through it cannot hold.
+func undefinedSubsets(config string) ([]string, error) {
+	type doc struct {
+		Kind     string `json:"kind"`
+		Metadata struct {
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+		Spec map[string]any `json:"spec"`
+	}
+	fqdn := func(host, ns string) string {
+		if strings.Contains(host, ".") || strings.HasPrefix(host, "*") {
+			return host
+		}
+		return host + "." + ns + ".svc.cluster.local"
+	}
+	defined := map[string]map[string]bool{} // DR host -> subsets
+	type use struct{ host, subset string }
+	var used []use
+	rd := k8syaml.NewYAMLReader(bufio.NewReader(strings.NewReader(config)))
+	for {
+		text, err := rd.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		var d doc
+		if err := yaml.Unmarshal(text, &d); err != nil {
+			return nil, err
+		}
+		ns := d.Metadata.Namespace
+		if ns == "" {
+			ns = "default"
+		}
+		str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+		dest := func(v any) {
+			if m, ok := v.(map[string]any); ok && str(m, "subset") != "" {
+				used = append(used, use{fqdn(str(m, "host"), ns), str(m, "subset")})
+			}
+		}
+		list := func(v any) []map[string]any {
+			var out []map[string]any
+			items, _ := v.([]any)
+			for _, it := range items {
+				if m, ok := it.(map[string]any); ok {
+					out = append(out, m)
+				}
+			}
+			return out
+		}
+		switch d.Kind {
+		case "DestinationRule":
+			host := fqdn(str(d.Spec, "host"), ns)
+			if defined[host] == nil {
+				defined[host] = map[string]bool{}
+			}
+			for _, s := range list(d.Spec["subsets"]) {
+				defined[host][str(s, "name")] = true
+			}
+		case "VirtualService":
+			for _, kind := range []string{"http", "tcp", "tls"} {
+				for _, r := range list(d.Spec[kind]) {
+					for _, rt := range list(r["route"]) {
+						dest(rt["destination"])
+					}
+					dest(r["mirror"])
+					for _, m := range list(r["mirrors"]) {
+						dest(m["destination"])
+					}
+				}
+			}
+		}
+	}
+	missing := map[string][]string{} // host -> subsets
+	for _, u := range used {
+		found := defined[u.host][u.subset]
+		for h, subsets := range defined {
+			if strings.HasPrefix(h, "*") && strings.HasSuffix(u.host, h[1:]) && subsets[u.subset] {
+				found = true
+			}
+		}
+		if !found {
+			missing[u.host] = append(missing[u.host], u.subset)
+		}
+	}
+	var out []string
+	for _, h := range sortedKeys(missing) {
+		subsets := missing[h]
+		sort.Strings(subsets)
+		out = append(out, h+" subsets "+strings.Join(dedupe(subsets), ", "))
+	}
+	return out, nil
 }

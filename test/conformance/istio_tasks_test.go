@@ -42,6 +42,9 @@ type istioCase struct {
 	// Unclaimed is why the case's config is beyond what sluice claims to
 	// implement; every check is skipped for it.
 	Unclaimed string
+	// Incomplete is why the case's config cannot give any check's result
+	// (a route to a subset nothing defines); every check is skipped for it.
+	Incomplete string
 }
 
 // Backends is backends.yaml.
@@ -114,6 +117,15 @@ func (istioTasks) Load(c *Case) error {
 		return fmt.Errorf("%s: %w", cfgName, err)
 	}
 	d.Unclaimed = unclaimedReason(unclaimed)
+	undefined, err := undefinedSubsets(d.Config)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cfgName, err)
+	}
+	if len(undefined) > 0 {
+		d.Incomplete = fmt.Sprintf("%s routes or mirrors to subsets no DestinationRule in it defines (%s): "+
+			"the corpus case lacks the rule that defines them, and no implementation can serve such a route",
+			cfgName, strings.Join(undefined, "; "))
+	}
 	meshName := c.Expect.Setup.MeshConfig
 	if meshName == "" {
 		meshName = "mesh-config.yaml"
@@ -303,6 +315,9 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 	}
 	if d.Unapplicable != "" {
 		return d.Unapplicable
+	}
+	if d.Incomplete != "" {
+		return d.Incomplete
 	}
 	if d.Unclaimed != "" {
 		return d.Unclaimed
