@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-mesh/sluice/internal/testenv"
+	"github.com/sluice-mesh/sluice/pkg/echo"
 )
 
 // istioTasks is the istio-tasks group: Istio configuration from the
@@ -247,16 +248,9 @@ var (
 		"url": "request.url: egress to external hosts is not supported by this runner yet",
 	}
 	unsupportedExpect = map[string]string{
-		"mirrored_to":       "expect.mirrored_to: observing mirrored copies at the backends is not supported yet",
-		"not_received_by":   "expect.not_received_by: per-workload request accounting is not supported yet",
-		"requires":          "expect.requires: needs application behaviour the echo backend does not have",
-		"body_prefix":       "expect.body_prefix: needs the application's own body (echo answers JSON)",
-		"connection_error":  "expect.connection_error: TLS client checks are not supported yet",
-		"client_exit_code":  "expect.client_exit_code: TLS client checks are not supported yet",
-		"status_set":        "expect.status_set: load-run expectations are not supported yet",
-		"min_count":         "expect.min_count: load-run expectations are not supported yet",
-		"observed_upstream": "expect.observed_upstream: load-run expectations are not supported yet",
-		"proxy_stat":        "expect.proxy_stat: proxy statistics are not read yet",
+		"requires":         "expect.requires: needs application behaviour the echo backend does not have",
+		"connection_error": "expect.connection_error: TLS client checks are not supported yet",
+		"client_exit_code": "expect.client_exit_code: TLS client checks are not supported yet",
 	}
 )
 
@@ -271,6 +265,13 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 		unknown = append(unknown, prefixed("expect", unknownFields(sub, "backend", backendFields))...)
 		unknown = append(unknown, prefixed("expect", unknownFields(sub, "backend_saw", backendSawFields))...)
 		unknown = append(unknown, prefixed("expect", unknownFields(sub, "redirect", redirectFields))...)
+	}
+	unknown = append(unknown, entryFieldsUnknown(raw, "mirrored_to", mirrorFields)...)
+	unknown = append(unknown, entryFieldsUnknown(raw, "not_received_by", notReceivedFields)...)
+	for i, b := range ch.Before {
+		for _, f := range unknownFields(b, "", beforeFields) {
+			unknown = append(unknown, fmt.Sprintf("before[%d].%s", i, f))
+		}
 	}
 	if len(unknown) > 0 {
 		return "fields this runner does not know: " + strings.Join(unknown, ", ")
@@ -288,15 +289,11 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 	if ch.Via.MeshClient == nil && ch.Via.IngressGateway == nil {
 		return "no via.mesh_client or via.ingress_gateway"
 	}
-	if len(ch.Before) > 0 {
-		var actions []string
-		for _, b := range ch.Before {
-			actions = append(actions, fmt.Sprint(b["action"]))
-		}
-		return "before actions (" + strings.Join(actions, ", ") + ") are not supported yet"
+	if r := d.observeUnsupported(ch); r != "" {
+		return r
 	}
-	if ch.Load != nil {
-		return fmt.Sprintf("load: load runs (%v) are not supported yet", ch.Load["tool"])
+	if r := loadUnsupported(ch); r != "" {
+		return r
 	}
 	request, _ := raw["request"].(map[string]any)
 	for _, k := range sortedKeys(request) {
@@ -321,6 +318,15 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 	}
 	if d.Unclaimed != "" {
 		return d.Unclaimed
+	}
+	if r := d.bodyUnsupported(ch); r != "" {
+		return r
+	}
+	if mc := ch.Via.MeshClient; mc != nil && mc.Locality != "" {
+		if l := d.clientLocality(mc.Namespace, mc.Workload, c.Checks); l != mc.Locality {
+			return fmt.Sprintf("via.mesh_client.locality %s: client %s/%s runs in locality %q (backends.yaml or an earlier check)",
+				mc.Locality, mc.Namespace, mc.Workload, l)
+		}
 	}
 	if ch.Request.Host == nil && ch.Via.MeshClient != nil {
 		return "request.host is null: a mesh client has no gateway address to connect to"
@@ -347,11 +353,32 @@ func prefixed(prefix string, fields []string) []string {
 	return fields
 }
 
+// clientLocality is the locality a client's sidecar runs in: its
+// backends.yaml locality, else the first one a check sending from it gives.
+func (d *istioCase) clientLocality(ns, name string, checks []*Check) string {
+	for _, cl := range d.Backends.Clients {
+		if d.Backends.ns(cl.Namespace) == ns && cl.Name == name && cl.Locality != "" {
+			return cl.Locality
+		}
+	}
+	for _, ch := range checks {
+		if mc := ch.Via.MeshClient; mc != nil && mc.Namespace == ns && mc.Workload == name && mc.Locality != "" {
+			return mc.Locality
+		}
+	}
+	return ""
+}
+
 // istioEnv is a running istio-tasks case.
 type istioEnv struct {
 	mesh     *testenv.Mesh
+	data     *istioCase
+	tmp      string                      // a folder for files of the case's runs
 	clients  map[string]*testenv.Client  // by namespace/name
 	gateways map[string]*testenv.Gateway // by selector
+	// workloads are the running replicas of each backends.yaml workload,
+	// by namespace/name.
+	workloads map[string][]*istioWorkload
 }
 
 // linePrefix reads the word a line echo answers with from a workload's
@@ -452,6 +479,9 @@ func (istioTasks) Setup(t *testing.T, c *Case) Env {
 	if strings.TrimSpace(d.Config) != "" {
 		m.WriteConfig("config.yaml", d.Config)
 	}
+	env := &istioEnv{mesh: m, data: d, tmp: t.TempDir(), clients: map[string]*testenv.Client{},
+		gateways: map[string]*testenv.Gateway{}, workloads: map[string][]*istioWorkload{}}
+	recorded := d.mirrorTargetSet(c.Checks)
 	for _, s := range b.Services {
 		var portNames []string
 		for _, p := range s.Ports {
@@ -467,21 +497,33 @@ func (istioTasks) Setup(t *testing.T, c *Case) Env {
 			if w.Replicas != nil {
 				replicas = *w.Replicas
 			}
+			ns := b.ns(s.Namespace)
+			key := ns + "/" + w.Name
+			route := parseBehaviour(w.Behaviour)
 			for i := 0; i < replicas; i++ {
-				m.AddWorkload(testenv.WorkloadOptions{
-					Service: s.Name, Namespace: b.ns(s.Namespace), Name: w.Name + "-" + strconv.Itoa(i),
+				pod := w.Name + "-" + strconv.Itoa(i)
+				iw := &istioWorkload{namespace: ns}
+				opts := testenv.WorkloadOptions{
+					Service: s.Name, Namespace: ns, Name: pod,
 					Labels: w.Labels, Version: w.Labels["version"], Locality: w.Locality,
 					PortName: portNames[0], PortNames: portNames[1:], TCPPrefix: linePrefix(w.Behaviour),
-				})
+				}
+				// An HTTP app with a described behaviour, or one whose
+				// mirrored copies are inspected, runs in this process.
+				if opts.TCPPrefix == "" && (route != nil || recorded[key]) {
+					iw.app = startApp(t, echo.Options{Service: s.Name, Version: w.Labels["version"], Namespace: ns, Pod: pod}, route)
+					opts.AppAddress = iw.app.addr
+				}
+				iw.w = m.AddWorkload(opts)
+				env.workloads[key] = append(env.workloads[key], iw)
 			}
 		}
 	}
-	env := &istioEnv{mesh: m, clients: map[string]*testenv.Client{}, gateways: map[string]*testenv.Gateway{}}
 	env.startGateways(t, c)
 	for _, cl := range b.Clients {
 		ns := b.ns(cl.Namespace)
 		env.clients[ns+"/"+cl.Name] = m.AddClient(testenv.ClientOptions{
-			Name: cl.Name, Namespace: ns, Labels: cl.Labels, Locality: cl.Locality})
+			Name: cl.Name, Namespace: ns, Labels: cl.Labels, Locality: d.clientLocality(ns, cl.Name, c.Checks)})
 	}
 	m.WaitReady()
 	m.WaitSynced(30 * time.Second)
@@ -504,10 +546,9 @@ func (e *istioEnv) Send(ch *Check) (*testenv.Response, error) {
 	if ig := ch.Via.IngressGateway; ig != nil {
 		return e.sendIngress(ch, ig)
 	}
-	mc := ch.Via.MeshClient
-	c := e.clients[mc.Namespace+"/"+mc.Workload]
-	if c == nil {
-		return nil, fmt.Errorf("backends.yaml has no client %s/%s", mc.Namespace, mc.Workload)
+	c, err := e.client(ch)
+	if err != nil {
+		return nil, err
 	}
 	method := ch.Request.Method
 	if method == "" {
@@ -518,6 +559,19 @@ func (e *istioEnv) Send(ch *Check) (*testenv.Response, error) {
 		path = "/"
 	}
 	return c.Request(method, hostHeader(ch), path, ch.Request.Headers, nil)
+}
+
+// client is the mesh client ch sends from.
+func (e *istioEnv) client(ch *Check) (*testenv.Client, error) {
+	mc := ch.Via.MeshClient
+	if mc == nil {
+		return nil, errors.New("the check has no via.mesh_client")
+	}
+	c := e.clients[mc.Namespace+"/"+mc.Workload]
+	if c == nil {
+		return nil, fmt.Errorf("backends.yaml has no client %s/%s", mc.Namespace, mc.Workload)
+	}
+	return c, nil
 }
 
 // FractionKey: Istio cases split by the serving workload's version label;
@@ -619,6 +673,12 @@ func (e *istioEnv) Describe(ch *Check) string {
 	}
 	if ch.Repeat > 1 {
 		s += fmt.Sprintf(", %d times", ch.Repeat)
+	}
+	if l, err := loadSpecOf(ch); ch.Load != nil && err == nil {
+		s += fmt.Sprintf(", %s load: %d requests, concurrency %d, qps %v", l.Tool, l.Requests, l.Concurrency, l.QPS)
+	}
+	for _, b := range ch.Before {
+		s += fmt.Sprintf(", after %v %s", b["action"], beforeRef(b))
 	}
 	return s
 }

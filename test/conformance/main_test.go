@@ -4,10 +4,11 @@
 // gateway-api-mesh) has a Group that turns a case's data into a running
 // mesh; the checks themselves are evaluated generically from expect.yaml.
 //
-// A check whose data asks for something this runner cannot do yet (an
-// ingress gateway, a TCP exchange, a load run, mirroring, ...) is skipped
-// with the reason, never counted as passed. Every run ends with a summary
-// line such as "conformance istio-tasks: 12 passed, 0 failed, 20 skipped".
+// A check whose data asks for something this runner cannot do yet (egress
+// to external hosts, a TLS client, the real Bookinfo app, a load run without
+// fortio installed, ...) is skipped with the reason, never counted as
+// passed. Every run ends with a summary line such as "conformance
+// istio-tasks: 12 passed, 0 failed, 20 skipped".
 package conformance
 
 import (
