@@ -304,7 +304,13 @@ func applyOutlierDetection(c *cluster.Cluster, od *networking.OutlierDetection) 
 	if od == nil {
 		return
 	}
-	out := &cluster.OutlierDetection{EnforcingSuccessRate: wrapperspb.UInt32(0)}
+	// always_eject_one_host keeps what Istio's DestinationRule describes
+	// and its tasks rely on: a failing host can be ejected even where the
+	// 10% default of maxEjectionPercent is less than one host. Envoy made
+	// that limit strict in 1.27 (envoyproxy/envoy#27909) and added this
+	// field to ask for the old behaviour; without it outlier detection
+	// does nothing on any service with fewer than ten endpoints.
+	out := &cluster.OutlierDetection{EnforcingSuccessRate: wrapperspb.UInt32(0), AlwaysEjectOneHost: wrapperspb.Bool(true)}
 	//nolint:staticcheck // the deprecated field is still accepted
 	if n := od.ConsecutiveErrors; n > 0 && od.Consecutive_5XxErrors == nil && od.ConsecutiveGatewayErrors == nil {
 		out.ConsecutiveGatewayFailure = wrapperspb.UInt32(uint32(n))

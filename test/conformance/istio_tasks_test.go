@@ -255,6 +255,9 @@ var (
 )
 
 func (istioTasks) Unsupported(c *Case, ch *Check) string {
+	if r, ok := istioDeviations[fmt.Sprintf("%s#%d", c.Name, ch.ID)]; ok {
+		return "known deviation, not claimed: " + r
+	}
 	d := c.Data.(*istioCase)
 	raw := ch.Raw
 	var unknown []string

@@ -390,10 +390,17 @@ func (e *istioEnv) Before(ch *Check) error {
 			return fmt.Errorf("make_unavailable: no running %s", r)
 		}
 		for _, w := range ws {
+			// Upstream drains the pod's sidecar listeners. In Kubernetes the
+			// drained sidecar then fails its readiness probe, the pod turns
+			// unready and its endpoint leaves the EndpointSlice: clients fail
+			// over by EDS, and outlier detection covers only the requests in
+			// between. Locally: stop the sidecar, and take the workload out
+			// of the registry as the unready pod would be.
 			w.w.Sidecar.Stop()
 			if _, err := net.DialTimeout("tcp", w.w.InboundAddress, time.Second); err == nil {
 				return fmt.Errorf("make_unavailable %s: its inbound address %s still accepts connections", w, w.w.InboundAddress)
 			}
+			e.mesh.RemoveConfig(w.w.ConfigFile)
 		}
 	}
 	return nil
