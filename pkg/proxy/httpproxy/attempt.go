@@ -27,6 +27,8 @@ type attemptRequest struct {
 	// with setAvoid.
 	avoid          []*upstream.Host
 	selectAttempts int
+	// excludePriorities are the levels already tried (previous_priorities).
+	excludePriorities uint64
 }
 
 // setAvoid tells the next attempts of req to avoid hosts, re-picking up to
@@ -65,7 +67,7 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 			return res
 		}
 	} else {
-		in := upstream.PickInput{Avoid: a.avoid, MaxSelectAttempts: a.selectAttempts}
+		in := upstream.PickInput{Avoid: a.avoid, MaxSelectAttempts: a.selectAttempts, ExcludePriorities: a.excludePriorities}
 		if cl.UsesHash() {
 			if hp := a.route.Action.Hash; hp != nil {
 				hr := hp.Hash(r)

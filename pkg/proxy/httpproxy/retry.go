@@ -442,47 +442,35 @@ func drainAndClose(rc io.ReadCloser) {
 	rc.Close()
 }
 
-// avoidHosts tells host selection which hosts a retry should not go to
-// again: the hosts tried (previous_hosts), and, with previous_priorities
-// (Istio's retryRemoteLocalities), every host of a priority level tried in
-// the attempts counted so far (counted every update_frequency attempts).
-// As in Envoy, when that would exclude every level it excludes none.
-//
-// Limitation: host selection honours the list by re-picking (up to
-// host_selection_retry_max_attempts), and a pick chooses the priority
-// level by its load first; while the tried level takes all the load (its
-// hosts healthy) the re-picks cannot leave it. Envoy instead recomputes
-// the priority load without the tried levels; that needs the cluster's
-// pick to take excluded levels (upstream.PickInput), which it does not yet.
+// avoidHosts tells host selection what a retry should not go to again:
+// the hosts tried (previous_hosts, honoured by re-picking up to
+// host_selection_retry_max_attempts), and, with previous_priorities
+// (Istio's retryRemoteLocalities), the priority levels of the hosts tried
+// in the attempts counted so far (every update_frequency attempts): the
+// pick works the priority load out as if those levels had no healthy
+// hosts, so the retry moves to the next level even while the tried one is
+// healthy. When that would exclude every level the load is left as it is.
 func (h *Handler) avoidHosts(req *attemptRequest, pol *router.RetryPolicy, cl *upstream.Cluster, tried []*upstream.Host) {
 	var avoid []*upstream.Host
 	if pol.PreviousHosts {
 		avoid = append(avoid, tried...)
 	}
 	if f := pol.PriorityUpdateFrequency; f > 0 && len(tried) >= f {
+		// Envoy's previous_priorities: every f attempts, the levels of the
+		// hosts tried so far are excluded from the priority load.
 		counted := tried[:len(tried)/f*f]
-		var levels []uint32
+		var mask uint64
 		for i, host := range cl.Hosts {
 			for _, t := range counted {
 				if t == host {
-					levels = append(levels, cl.PriorityOf(i))
+					if p := cl.PriorityOf(i); p < 64 {
+						mask |= 1 << p
+					}
 					break
 				}
 			}
 		}
-		var excluded []*upstream.Host
-		for i, host := range cl.Hosts {
-			p := cl.PriorityOf(i)
-			for _, l := range levels {
-				if l == p {
-					excluded = append(excluded, host)
-					break
-				}
-			}
-		}
-		if len(excluded) < len(cl.Hosts) {
-			avoid = append(avoid, excluded...)
-		}
+		req.excludePriorities = mask
 	}
 	setAvoid(req, avoid, pol.HostSelectionMaxAttempts)
 }

@@ -219,13 +219,15 @@ func (c *Cluster) Pick(in *PickInput) *Host {
 		attempts = in.MaxSelectAttempts
 	}
 	var key hashKey
+	var exclude uint64
 	if in != nil {
 		key = hashKey{v: in.Hash, ok: in.HasHash}
+		exclude = in.ExcludePriorities
 	}
 	var h *Host
 	var panicked bool
 	for a := 0; a < attempts; a++ {
-		h, panicked = st.pickOnce(key, uint32(a), hashed)
+		h, panicked = st.pickOnce(key, uint32(a), hashed, exclude)
 		if h == nil || in == nil || !in.avoids(h) {
 			break
 		}

@@ -246,7 +246,7 @@ func (c *Cluster) newPicker(hosts []*Host) picker {
 }
 
 // pickOnce chooses a priority, a locality and a host.
-func (st *lbState) pickOnce(key hashKey, attempt uint32, hashed bool) (*Host, bool) {
+func (st *lbState) pickOnce(key hashKey, attempt uint32, hashed bool, exclude uint64) (*Host, bool) {
 	if len(st.prios) == 0 {
 		return nil, false
 	}
@@ -258,7 +258,12 @@ func (st *lbState) pickOnce(key hashKey, attempt uint32, hashed bool) (*Host, bo
 		} else {
 			r = rand.Uint64()
 		}
-		p = choosePriority(st.load, uint32(r%100))
+		load := st.load
+		if exclude != 0 {
+			var buf [8]uint32
+			load = excludeLoad(st.load, exclude, buf[:0])
+		}
+		p = choosePriority(load, uint32(r%100))
 	}
 	ps := &st.prios[p]
 	if len(ps.locPickers) > 0 {
@@ -274,6 +279,36 @@ func (st *lbState) pickOnce(key hashKey, attempt uint32, hashed bool) (*Host, bo
 		return nil, false
 	}
 	return ps.flat.pick(key, attempt), ps.panic
+}
+
+// excludeLoad moves the load of excluded priorities to the next priority
+// not excluded, as Envoy's previous_priorities does by treating them as
+// having no healthy hosts. When every level that has load is excluded the
+// load is left as it was.
+func excludeLoad(load []uint32, exclude uint64, buf []uint32) []uint32 {
+	out := append(buf, load...)
+	var carry uint32
+	for i := range out {
+		if i < 64 && exclude&(1<<uint(i)) != 0 {
+			carry += out[i]
+			out[i] = 0
+			continue
+		}
+		out[i] += carry
+		carry = 0
+	}
+	if carry != 0 {
+		// Nothing below the excluded levels: send the load back up to the
+		// last level not excluded, else keep the original load.
+		for i := len(out) - 1; i >= 0; i-- {
+			if i >= 64 || exclude&(1<<uint(i)) == 0 {
+				out[i] += carry
+				return out
+			}
+		}
+		return load
+	}
+	return out
 }
 
 // choosePriority maps x in [0,100) onto the cumulative priority loads.

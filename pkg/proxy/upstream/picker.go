@@ -29,6 +29,10 @@ type PickInput struct {
 	// MaxSelectAttempts times to find another one.
 	Avoid             []*Host
 	MaxSelectAttempts int
+	// ExcludePriorities (bit i for priority i) are levels a retry already
+	// tried (Envoy's previous_priorities): the priority load is worked out
+	// as if they had no healthy hosts, so the retry goes to the next level.
+	ExcludePriorities uint64
 }
 
 func (in *PickInput) avoids(h *Host) bool {
