@@ -478,6 +478,7 @@ func (s *Source) parse(f *fileState, data []byte) {
 	seen := map[config.Key]*config.Resource{}
 	for _, r := range res.Resources {
 		errs = append(errs, config.Validate(r)...)
+		errs = append(errs, config.Unsupported(r)...)
 		if first, dup := seen[r.Key()]; dup {
 			errs = append(errs, &config.Error{Source: r.Source, Key: r.Key(), Field: "metadata.name",
 				Err: fmt.Errorf("%s is defined twice in this file (also document %d)", r.Key(), first.Source.Doc)})

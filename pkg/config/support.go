@@ -1,0 +1,66 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+
+	networking "istio.io/api/networking/v1alpha3"
+)
+
+// Unsupported reports the fields of r that Istio accepts but sluice does
+// not implement yet. They are errors, like validation errors: the file
+// keeps its last good version and the message says what to remove, so
+// nothing a user writes is silently ignored (docs/config.md lists them).
+func Unsupported(r *Resource) Errors {
+	var errs Errors
+	add := func(field, what string) {
+		errs = append(errs, &Error{Source: r.Source, Key: r.Key(), Field: field,
+			Err: errors.New(what + " is not implemented by sluice yet; remove it to apply this resource")})
+	}
+	switch spec := r.Spec.(type) {
+	case *networking.Sidecar:
+		add("spec", "the Sidecar resource (egress/ingress scoping)")
+	case *networking.DestinationRule:
+		unsupportedPolicy("spec.trafficPolicy", spec.TrafficPolicy, add)
+		for i, s := range spec.Subsets {
+			unsupportedPolicy(fmt.Sprintf("spec.subsets[%d].trafficPolicy", i), s.TrafficPolicy, add)
+		}
+	case *networking.Gateway:
+		for i, s := range spec.Servers {
+			if s.GetTls().GetMode() == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
+				add(fmt.Sprintf("spec.servers[%d].tls.mode", i), "AUTO_PASSTHROUGH (multi-network SNI routing)")
+			}
+		}
+	}
+	return errs
+}
+
+func unsupportedPolicy(path string, p *networking.TrafficPolicy, add func(field, what string)) {
+	if p == nil {
+		return
+	}
+	check := func(path string, lb *networking.LoadBalancerSettings, cp *networking.ConnectionPoolSettings) {
+		if lb.GetWarmupDurationSecs() != nil {
+			add(path+".loadBalancer.warmupDurationSecs", "slow start (warmupDurationSecs)")
+		}
+		if lb.GetWarmup() != nil {
+			add(path+".loadBalancer.warmup", "slow start (warmup)")
+		}
+		if cp.GetHttp().GetMaxConcurrentStreams() != 0 {
+			add(path+".connectionPool.http.maxConcurrentStreams", "maxConcurrentStreams")
+		}
+	}
+	check(path, p.LoadBalancer, p.ConnectionPool)
+	if p.Tunnel != nil {
+		add(path+".tunnel", "tunneling (tunnel)")
+	}
+	if p.ProxyProtocol != nil {
+		add(path+".proxyProtocol", "PROXY protocol (proxyProtocol)")
+	}
+	if p.RetryBudget != nil {
+		add(path+".retryBudget", "retryBudget")
+	}
+	for i, pl := range p.PortLevelSettings {
+		check(fmt.Sprintf("%s.portLevelSettings[%d]", path, i), pl.LoadBalancer, pl.ConnectionPool)
+	}
+}
