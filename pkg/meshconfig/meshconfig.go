@@ -3,6 +3,7 @@
 package meshconfig
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -28,7 +29,7 @@ const maxFileBytes = 4 << 20
 // Default returns the mesh config used when no file is given: Istio's
 // defaults for the fields sluice applies, everything else unset.
 func Default() *meshv1alpha1.MeshConfig {
-	mc := &meshv1alpha1.MeshConfig{}
+	mc := &meshv1alpha1.MeshConfig{EnableTracing: true}
 	applyDefaults(mc)
 	return mc
 }
@@ -65,6 +66,9 @@ func Parse(data []byte, file string) (*meshv1alpha1.MeshConfig, error) {
 		return nil, fmt.Errorf("mesh config %s: invalid YAML: %w", file, err)
 	}
 	mc := &meshv1alpha1.MeshConfig{}
+	// enableTracing is a plain bool whose unset value reads false; Istio's
+	// default is true, so it is false only when the file says so.
+	tracingGiven := false
 	if s := strings.TrimSpace(string(js)); s != "null" && s != "" {
 		if !strings.HasPrefix(s, "{") {
 			return nil, fmt.Errorf("mesh config %s: expected a mapping of MeshConfig fields, such as \"rootNamespace: istio-system\"", file)
@@ -72,6 +76,16 @@ func Parse(data []byte, file string) (*meshv1alpha1.MeshConfig, error) {
 		if err := protojson.Unmarshal(js, mc); err != nil {
 			return nil, fmt.Errorf("mesh config %s: %s", file, cleanProtoError(err))
 		}
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(js, &top); err != nil {
+			return nil, fmt.Errorf("mesh config %s: %w", file, err)
+		}
+		_, camel := top["enableTracing"]
+		_, snake := top["enable_tracing"]
+		tracingGiven = camel || snake
+	}
+	if !tracingGiven {
+		mc.EnableTracing = true
 	}
 	applyDefaults(mc)
 	return mc, nil

@@ -23,8 +23,8 @@ func TestDefault(t *testing.T) {
 	if got := mc.GetDefaultConfig().GetDiscoveryAddress(); got != "127.0.0.1:15010" {
 		t.Errorf("defaultConfig.discoveryAddress = %q", got)
 	}
-	if mc.EnableTracing {
-		t.Error("enableTracing set by default; it should be left as parsed")
+	if !mc.EnableTracing {
+		t.Error("enableTracing unset by default; Istio's default is true")
 	}
 	// Each call returns a fresh value callers may change.
 	mc.RootNamespace = "changed"
@@ -65,6 +65,26 @@ func TestParseRegistryOnly(t *testing.T) {
 	}
 	if mc.RootNamespace != "mesh-root" || mc.TrustDomain != "example.org" {
 		t.Errorf("explicit values not kept: %q %q", mc.RootNamespace, mc.TrustDomain)
+	}
+}
+
+// TestParseEnableTracing: an absent enableTracing is Istio's default,
+// true; an explicit false stays false.
+func TestParseEnableTracing(t *testing.T) {
+	for doc, want := range map[string]bool{
+		"":                         true,
+		"rootNamespace: mesh-root": true,
+		"enableTracing: false":     false,
+		"enable_tracing: false":    false,
+		"enableTracing: true":      true,
+	} {
+		mc, err := Parse([]byte(doc), "mesh.yaml")
+		if err != nil {
+			t.Fatalf("%q: %v", doc, err)
+		}
+		if mc.EnableTracing != want {
+			t.Errorf("%q: enableTracing = %v, want %v", doc, mc.EnableTracing, want)
+		}
 	}
 }
 
