@@ -51,7 +51,10 @@ func TestGenerateGolden(t *testing.T) {
 		{name: "cors", proxy: sidecar("client", nil)},
 		{name: "delegate", proxy: sidecar("client", nil)},
 		{name: "serviceentry", proxy: sidecar("client", nil), mesh: registryOnly},
-		{name: "egress", proxy: sidecar("client", nil), mesh: registryOnly},
+		// Tracing on (Istio's default mesh config): the connection
+		// managers get a tracing block.
+		{name: "egress", proxy: sidecar("client", nil), mesh: &meshv1alpha1.MeshConfig{EnableTracing: true,
+			OutboundTrafficPolicy: registryOnly.OutboundTrafficPolicy}},
 		{name: "resilience", proxy: sidecar("client", nil), mesh: &meshv1alpha1.MeshConfig{
 			DefaultHttpRetryPolicy: &networkingv1alpha3.HTTPRetry{Attempts: 4, RetryOn: "5xx"},
 			DefaultConfig: &meshv1alpha1.ProxyConfig{ProxyHeaders: &meshv1alpha1.ProxyConfig_ProxyHeaders{

@@ -27,6 +27,9 @@ type listenerOptions struct {
 	// StripPort makes the connection manager drop any port from the
 	// authority before choosing a virtual host (gateways, as Istio does).
 	StripPort bool
+	// Tracing gives the connection manager a tracing block
+	// (meshConfig.enableTracing, as Istio without Telemetry resources).
+	Tracing bool
 }
 
 // httpListener is a listener with one HTTP connection manager taking its
@@ -87,6 +90,13 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 		GenerateRequestId:         wrapBool(true),
 		PreserveExternalRequestId: false,
 	}
+	if opts.Tracing {
+		// Istio's legacy tracing config, without the span settings (sluice
+		// exports no spans): it makes Envoy send a route's decorator
+		// operation upstream as x-envoy-decorator-operation on outbound
+		// listeners and strip that header on inbound ones.
+		manager.Tracing = &hcm.HttpConnectionManager_Tracing{}
+	}
 	if opts.StripPort {
 		manager.StripPortMode = &hcm.HttpConnectionManager_StripAnyHostPort{StripAnyHostPort: true}
 	}
@@ -117,6 +127,7 @@ func (g *generation) inbound() error {
 	l, err := httpListener(listenerOptions{
 		Name: InboundListenerName, Address: g.proxy.InboundAddress,
 		StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
+		Tracing: g.push.Mesh.GetEnableTracing(),
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package xdsgen
 
 import (
 	"fmt"
+	"strconv"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
@@ -43,10 +44,46 @@ func (g *generation) virtualServiceRoutes(vs *model.VirtualService, rc routeCont
 			r := &route.Route{Name: name, Match: translateMatch(m)}
 			setAction(r, action)
 			gatewayAPIRoute(r, hr.owner, hr.route)
+			r.Decorator = &route.Decorator{Operation: routeOperation(r, hr.route, vs.Name, rc.port)}
 			out = append(out, r)
 		}
 	}
 	return out
+}
+
+// routeOperation is the decorator operation Istio gives a VirtualService
+// route (GetRouteOperation): "<host>:<port><path>" when the route sends to
+// one destination, the host and port of its cluster; otherwise, as for
+// splits, redirects and direct responses, "<VirtualService name>:<listener
+// port><path>". The path is the match's: a prefix followed by "*", an
+// exact path, a regex, else "/*". An Envoy egress connection manager with
+// tracing sends the operation upstream as x-envoy-decorator-operation.
+func routeOperation(r *route.Route, hr *networking.HTTPRoute, vsName string, port uint32) string {
+	path := "/*"
+	switch ps := r.GetMatch().GetPathSpecifier().(type) {
+	case *route.RouteMatch_Prefix:
+		path = ps.Prefix + "*"
+	case *route.RouteMatch_Path:
+		path = ps.Path
+	case *route.RouteMatch_SafeRegex:
+		path = ps.SafeRegex.GetRegex()
+	}
+	ra := r.GetRoute()
+	cluster := ra.GetCluster()
+	// One destination with its own header edits is a one-armed split
+	// here; Istio routes it to the cluster directly.
+	if wc := ra.GetWeightedClusters(); cluster == "" && len(hr.Route) == 1 && len(wc.GetClusters()) == 1 {
+		cluster = wc.Clusters[0].Name
+	}
+	if _, p, _, host, ok := ParseClusterName(cluster); ok && host != "" {
+		return traceOperation(host, p, path)
+	}
+	return traceOperation(vsName, port, path)
+}
+
+// traceOperation is Istio's "<host>:<port><path>" operation name.
+func traceOperation(host string, port uint32, path string) string {
+	return host + ":" + strconv.FormatUint(uint64(port), 10) + path
 }
 
 // applicableMatches filters a route's match blocks to those that can apply

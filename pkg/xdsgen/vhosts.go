@@ -49,7 +49,10 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 			// matches name other ports): Istio then serves the port as if
 			// there were no VirtualService.
 			if len(vh.Routes) == 0 {
-				vh.Routes = []*route.Route{g.withDefaultRetry(g.withServiceHash(defaultRoute(ClusterName("outbound", port.Number, "", svc.Hostname)), svc, port.Number))}
+				r := defaultRoute(ClusterName("outbound", port.Number, "", svc.Hostname))
+				// Istio's default route names the service in its decorator.
+				r.Decorator = &route.Decorator{Operation: traceOperation(svc.Hostname, port.Number, "/*")}
+				vh.Routes = []*route.Route{g.withDefaultRetry(g.withServiceHash(r, svc, port.Number))}
 			}
 			rc.VirtualHosts = append(rc.VirtualHosts, vh)
 		}
