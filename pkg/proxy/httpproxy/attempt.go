@@ -29,6 +29,9 @@ type attemptRequest struct {
 	selectAttempts int
 	// excludePriorities are the levels already tried (previous_priorities).
 	excludePriorities uint64
+	// decorate sends the route's decorator operation upstream (egress
+	// tracing).
+	decorate bool
 }
 
 // setAvoid tells the next attempts of req to avoid hosts, re-picking up to
@@ -92,6 +95,12 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 		return res
 	}
 	out := outboundRequest(r, res.addr, a.route)
+	// Envoy's connection manager sets the header before the router's
+	// header edits, which may still change it. The value is the route's,
+	// made when it was compiled.
+	if a.decorate && a.route.Decorator != nil {
+		out.Header[router.DecoratorHeader] = a.route.Decorator
+	}
 	a.route.ReqOps.Apply(out.Header)
 	if a.arm != nil {
 		a.arm.ReqOps.Apply(out.Header)

@@ -99,6 +99,10 @@ type RequestInfo struct {
 	Status int
 
 	statPrefix string
+	// egressTracing: the chain's connection manager traces outbound
+	// requests, so the route's decorator goes upstream and the answer
+	// loses x-envoy-decorator-operation.
+	egressTracing bool
 }
 
 // upstreamFailure is an attempt error that says which response flag it

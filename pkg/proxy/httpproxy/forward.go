@@ -81,7 +81,9 @@ func requestPathOf(r *http.Request) string {
 // headers the Connection header names. "TE: trailers" survives, as gRPC
 // needs it.
 func cloneRequestHeader(h http.Header) http.Header {
-	out := make(http.Header, len(h)+2)
+	// Room for what the request path adds: X-Forwarded-Proto,
+	// X-Request-Id, X-Envoy-Expected-Rq-Timeout-Ms and the decorator.
+	out := make(http.Header, len(h)+4)
 	for k, v := range h {
 		out[k] = v
 	}

@@ -58,6 +58,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	info.statPrefix = chain.StatPrefix
+	switch chain.Tracing {
+	case runtime.TracingIngress:
+		// Envoy takes an inbound request's decorator operation for its own
+		// span and removes the header, so the service never sees it.
+		delete(r.Header, router.DecoratorHeader)
+	case runtime.TracingEgress:
+		info.egressTracing = true
+	}
 	table := rt.Routes[chain.RouteName]
 	if table == nil {
 		h.localReply(w, &info, http.StatusServiceUnavailable, FlagNR, "route config "+chain.RouteName+" has not arrived yet")
@@ -100,10 +108,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case router.Redirect:
 		w.Header().Set("Location", rte.Location(r))
 		rte.RespOps.Apply(w.Header())
+		stripDecorator(w.Header(), &info)
 		info.Status = rte.RedirectCode()
 		w.WriteHeader(info.Status)
 	case router.DirectResponse:
 		rte.RespOps.Apply(w.Header())
+		stripDecorator(w.Header(), &info)
 		if len(rte.Action.Body) > 0 {
 			if w.Header().Get("Content-Type") == "" {
 				w.Header().Set("Content-Type", "text/plain")
@@ -158,7 +168,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *runtime.Ru
 		}
 		body = newReplayBody(r.Body, limit, r.ContentLength)
 	} else if mirrors {
-		h.mirror(r, rt, rte, nil, true) // no body: the copies go out with the primary
+		h.mirror(r, rt, rte, nil, true, info.egressTracing) // no body: the copies go out with the primary
 	}
 	res := h.send(ctx, r, rte, arm, cl, body, info)
 	defer res.done()
@@ -169,7 +179,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *runtime.Ru
 	}
 	if body != nil && mirrors {
 		whole, ok := body.complete()
-		h.mirror(r, rt, rte, whole, ok)
+		h.mirror(r, rt, rte, whole, ok, info.egressTracing)
 	}
 }
 
@@ -194,6 +204,7 @@ func (h *Handler) writeResponse(w http.ResponseWriter, r *http.Request, ctx cont
 	if arm != nil {
 		arm.RespOps.Apply(hdr)
 	}
+	stripDecorator(hdr, info)
 	announceTrailers(hdr, resp.Trailer)
 	info.Status = resp.StatusCode
 	w.WriteHeader(resp.StatusCode)
@@ -264,6 +275,15 @@ func (h *Handler) reply(w http.ResponseWriter, info *RequestInfo, code int, flag
 	}
 	w.WriteHeader(code)
 	io.WriteString(w, body+"\n")
+}
+
+// stripDecorator removes x-envoy-decorator-operation from an answer on a
+// chain with egress tracing, as Envoy's connection manager does last for
+// every outbound response (the upstream's, or one the proxy makes).
+func stripDecorator(h http.Header, info *RequestInfo) {
+	if info.egressTracing {
+		delete(h, router.DecoratorHeader)
+	}
 }
 
 // stripPort drops a ":port" suffix from an authority (IPv6 brackets kept).

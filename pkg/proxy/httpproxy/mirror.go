@@ -93,7 +93,7 @@ func portStart(host string) int {
 // mirror sends the route's mirror copies of r that their percentages
 // select. body is the whole request body (nil for none); bodyOK false
 // means the body could not be kept, and selected copies are dropped.
-func (h *Handler) mirror(r *http.Request, rt *runtime.Runtime, rte *router.Route, body []byte, bodyOK bool) {
+func (h *Handler) mirror(r *http.Request, rt *runtime.Runtime, rte *router.Route, body []byte, bodyOK, decorate bool) {
 	for i := range rte.Action.Mirrors {
 		mp := &rte.Action.Mirrors[i]
 		if !mp.Fraction.Sample(rand.Uint64()) {
@@ -148,7 +148,7 @@ func (h *Handler) mirror(r *http.Request, rt *runtime.Runtime, rte *router.Route
 			defer h.shared.releaseMirror()
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			res := h.attempt(&attemptRequest{downstream: sr, route: &mrte, cluster: cl, ctx: ctx})
+			res := h.attempt(&attemptRequest{downstream: sr, route: &mrte, cluster: cl, ctx: ctx, decorate: decorate})
 			if res.err != nil {
 				h.stats.Mirror.Failed.Add(1)
 				return

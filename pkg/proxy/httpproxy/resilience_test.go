@@ -135,11 +135,17 @@ func newMesh(t testing.TB, yaml string) *mesh {
 // compiles it (edit may be nil).
 func newMeshEdited(t testing.TB, yaml string, edit func(*xdsgen.Resources)) *mesh {
 	t.Helper()
+	return newMeshConfigured(t, &meshv1alpha1.MeshConfig{}, yaml, edit)
+}
+
+// newMeshConfigured is newMeshEdited with the given mesh config.
+func newMeshConfigured(t testing.TB, mc *meshv1alpha1.MeshConfig, yaml string, edit func(*xdsgen.Resources)) *mesh {
+	t.Helper()
 	dec := config.Decode([]byte(yaml), config.DecodeOptions{File: "test.yaml"})
 	if len(dec.Errors) > 0 {
 		t.Fatalf("decode: %v", dec.Errors)
 	}
-	push := model.NewPushContext(model.PushOptions{Version: "1", Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+	push := model.NewPushContext(model.PushOptions{Version: "1", Mesh: mc, Resources: dec.Resources})
 	px := &model.Proxy{Type: model.Sidecar, Name: "client", Namespace: "default", IPs: []string{"127.0.0.1"}, OutboundAddress: "127.0.0.1:1"}
 	res, err := xdsgen.Generate(push, px)
 	if err != nil {

@@ -59,7 +59,16 @@ type Route struct {
 	// BufferLimit is the most request body kept for retries and mirrors
 	// (0: the proxy's default).
 	BufferLimit int64
+	// Decorator is the value of x-envoy-decorator-operation a connection
+	// manager with egress tracing sends upstream: the decorator's
+	// operation, made once here; nil without a decorator or when its
+	// propagate is false. Callers must not change it.
+	Decorator []string
 }
+
+// DecoratorHeader is the header that carries a route's decorator
+// operation upstream (Envoy's x-envoy-decorator-operation).
+const DecoratorHeader = "X-Envoy-Decorator-Operation"
 
 // Compile builds a Table; any route it cannot honour is an error, so the
 // proxy NACKs config it would otherwise silently ignore.
@@ -133,6 +142,9 @@ func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
 	}
 	if cr.Action, err = compileAction(r); err != nil {
 		return nil, err
+	}
+	if d := r.GetDecorator(); d != nil && d.Operation != "" && (d.Propagate == nil || d.Propagate.Value) {
+		cr.Decorator = []string{d.Operation}
 	}
 	if err := compileResilience(cr, r, vh); err != nil {
 		return nil, err

@@ -36,7 +36,28 @@ type FilterChain struct {
 	// TCP is set for chains that proxy opaque TCP (tcp_proxy) instead of
 	// serving HTTP; RouteName is then empty.
 	TCP *TCPRoute
+	// Tracing is what the connection manager's tracing block makes it do
+	// with x-envoy-decorator-operation (TracingOff without one).
+	Tracing Tracing
 }
+
+// Tracing is the part of Envoy's tracing that sluice has: the decorator
+// operation a connection manager with a tracing block passes on. Its
+// direction is the listener's traffic_direction, as Envoy's operation name.
+type Tracing uint8
+
+const (
+	// TracingOff: no tracing block; x-envoy-decorator-operation is an
+	// ordinary header.
+	TracingOff Tracing = iota
+	// TracingIngress (inbound and unspecified listeners): the header is
+	// removed from requests, so the service never sees it.
+	TracingIngress
+	// TracingEgress (outbound listeners): requests get the route's
+	// decorator operation in the header (unless the decorator's propagate
+	// is false); the header is removed from responses.
+	TracingEgress
+)
 
 // TCPRoute is a compiled tcp_proxy: where connections go.
 type TCPRoute struct {
@@ -94,7 +115,7 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 		Inbound: l.TrafficDirection == core.TrafficDirection_INBOUND,
 	}
 	for i, fc := range l.FilterChains {
-		chain, err := compileFilterChain(fc, id)
+		chain, err := compileFilterChain(fc, id, l.TrafficDirection)
 		if err != nil {
 			return nil, fmt.Errorf("filter chain %d: %w", i, err)
 		}
@@ -128,7 +149,7 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 	return out, nil
 }
 
-func compileFilterChain(fc *listener.FilterChain, id upstream.WorkloadIdentity) (*FilterChain, error) {
+func compileFilterChain(fc *listener.FilterChain, id upstream.WorkloadIdentity, dir core.TrafficDirection) (*FilterChain, error) {
 	chain := &FilterChain{}
 	if m := fc.GetFilterChainMatch(); m != nil {
 		if m.DestinationPort != nil || len(m.PrefixRanges) > 0 || len(m.SourcePrefixRanges) > 0 || len(m.SourcePorts) > 0 ||
@@ -210,6 +231,18 @@ func compileFilterChain(fc *listener.FilterChain, id upstream.WorkloadIdentity) 
 	}
 	chain.RouteName, chain.StatPrefix = rds.RouteConfigName, m.StatPrefix
 	chain.StripPort = m.GetStripAnyHostPort()
+	if tr := m.GetTracing(); tr != nil {
+		// Sampling, custom tags, verbose and the like only shape spans;
+		// without a provider Envoy makes none that leave the proxy, and
+		// neither does sluice. A provider would have to export them.
+		if tr.GetProvider() != nil {
+			return nil, fmt.Errorf("http_connection_manager: tracing.provider %q: sluice exports no spans", tr.GetProvider().GetName())
+		}
+		chain.Tracing = TracingIngress
+		if dir == core.TrafficDirection_OUTBOUND {
+			chain.Tracing = TracingEgress
+		}
+	}
 	return chain, nil
 }
 
