@@ -106,6 +106,8 @@ type Request struct {
 	TCPSend *string `json:"tcp_send"`
 	// HoldOpen is how long the connection stays open for the answer.
 	HoldOpen string `json:"hold_open"`
+	// URL is the full URL an egress check sends to (curl's argument).
+	URL string `json:"url"`
 }
 
 // Expect is what every response (or, for fractions, all of them together)
@@ -131,6 +133,10 @@ type Expect struct {
 	ResponsePrefix *string `json:"response_prefix"`
 	// BodyPrefix is how an HTTP answer's body must start.
 	BodyPrefix *string `json:"body_prefix"`
+	// ConnectionError: the client must fail to connect; ClientExitCode is
+	// curl's exit code for how (35: the TLS handshake failed).
+	ConnectionError bool `json:"connection_error"`
+	ClientExitCode  int  `json:"client_exit_code"`
 
 	// Load runs (Check.Load): the only status codes allowed, the least
 	// number of responses with each code (keys are codes), the counts

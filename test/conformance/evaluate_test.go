@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -33,10 +34,34 @@ func identityOf(r *testenv.Response) identity {
 	return identity{}
 }
 
+// connectError is a request that failed before any HTTP exchange, with
+// the exit code curl gives that failure.
+type connectError struct {
+	code int
+	err  error
+}
+
+// curl's exit codes for failures to connect.
+const (
+	curlConnectFailed = 7  // the TCP connection was refused or failed
+	curlTimeout       = 28 // the operation timed out
+	curlTLSConnect    = 35 // the TLS handshake failed
+	curlPeerCert      = 60 // the server's certificate was not trusted
+)
+
+func (e *connectError) Error() string {
+	return fmt.Sprintf("%v (curl would exit with %d)", e.err, e.code)
+}
+
+func (e *connectError) Unwrap() error { return e.err }
+
 // evalResponse returns how one response falls short of ch.Expect (without
 // fractions, which apply to all responses together).
 func evalResponse(ch *Check, r *testenv.Response, err error) []string {
 	e := ch.Expect
+	if e.ConnectionError || e.ClientExitCode != 0 {
+		return evalConnectError(e, r, err)
+	}
 	if err != nil {
 		return []string{"request failed: " + err.Error()}
 	}
@@ -106,6 +131,22 @@ func evalResponse(ch *Check, r *testenv.Response, err error) []string {
 		}
 	}
 	return p
+}
+
+// evalConnectError judges expect.connection_error and client_exit_code:
+// the request must have failed to connect, in the way curl's exit code
+// names when one is given.
+func evalConnectError(e Expect, r *testenv.Response, err error) []string {
+	var ce *connectError
+	switch {
+	case err == nil:
+		return []string{fmt.Sprintf("got a response (%s), want a connection error", r)}
+	case !errors.As(err, &ce):
+		return []string{fmt.Sprintf("request failed after connecting (%v), want a connection error", err)}
+	case e.ClientExitCode != 0 && ce.code != e.ClientExitCode:
+		return []string{fmt.Sprintf("connection failed as curl exit code %d (%v), want %d", ce.code, ce.err, e.ClientExitCode)}
+	}
+	return nil
 }
 
 func describeBackend(b *Backend) string {

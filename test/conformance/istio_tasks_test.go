@@ -53,6 +53,8 @@ type Backends struct {
 	Namespace string          `json:"namespace"`
 	Services  []BackendSvc    `json:"services"`
 	Clients   []BackendClient `json:"clients"`
+	// ExternalHosts are servers outside the mesh (egress cases).
+	ExternalHosts []ExternalHost `json:"external_hosts"`
 }
 
 // BackendSvc is a Service and the workloads behind it.
@@ -244,13 +246,9 @@ var (
 	unsupportedVia = map[string]string{
 		"gateway": "via.gateway: Gateway API gateways are not run by this runner yet",
 	}
-	unsupportedRequest = map[string]string{
-		"url": "request.url: egress to external hosts is not supported by this runner yet",
-	}
-	unsupportedExpect = map[string]string{
-		"requires":         "expect.requires: needs application behaviour the echo backend does not have",
-		"connection_error": "expect.connection_error: TLS client checks are not supported yet",
-		"client_exit_code": "expect.client_exit_code: TLS client checks are not supported yet",
+	unsupportedRequest = map[string]string{}
+	unsupportedExpect  = map[string]string{
+		"requires": "expect.requires: needs application behaviour the echo backend does not have",
 	}
 )
 
@@ -298,6 +296,9 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 	if r := loadUnsupported(ch); r != "" {
 		return r
 	}
+	if r := d.urlUnsupported(ch); r != "" {
+		return r
+	}
 	request, _ := raw["request"].(map[string]any)
 	for _, k := range sortedKeys(request) {
 		if r, ok := unsupportedRequest[k]; ok {
@@ -331,7 +332,7 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 				mc.Locality, mc.Namespace, mc.Workload, l)
 		}
 	}
-	if ch.Request.Host == nil && ch.Via.MeshClient != nil {
+	if ch.Request.Host == nil && ch.Request.URL == "" && ch.Via.MeshClient != nil {
 		return "request.host is null: a mesh client has no gateway address to connect to"
 	}
 	if ch.Expect.ResponsePrefix != nil && ch.Request.TCPSend == nil {
@@ -382,6 +383,13 @@ type istioEnv struct {
 	// workloads are the running replicas of each backends.yaml workload,
 	// by namespace/name.
 	workloads map[string][]*istioWorkload
+	// ext are the stand-ins for backends.yaml's external_hosts (nil
+	// without any); tcpIPs are the clients' outbound TCP listener IPs,
+	// and proxyClients send through a client's sidecar as an HTTP proxy
+	// (request.url).
+	ext          *externals
+	tcpIPs       map[*testenv.Client]string
+	proxyClients map[*testenv.Client]*http.Client
 }
 
 // linePrefix reads the word a line echo answers with from a workload's
@@ -467,7 +475,15 @@ func freeOffset(t *testing.T, ports []int) int {
 func (istioTasks) Setup(t *testing.T, c *Case) Env {
 	d := c.Data.(*istioCase)
 	b := &d.Backends
-	m := testenv.NewMesh(t, testenv.MeshOptions{MeshConfigYAML: d.MeshConfig})
+	opts := testenv.MeshOptions{MeshConfigYAML: d.MeshConfig}
+	var ext *externals
+	if len(b.ExternalHosts) > 0 {
+		// Every proxy resolves the external hosts to their stand-ins.
+		if ext = startExternals(t, b.ExternalHosts); ext != nil {
+			opts.ProxyArgs = append(opts.ProxyArgs, "--hosts-file", ext.hostsFile)
+		}
+	}
+	m := testenv.NewMesh(t, opts)
 	var svcDocs []string
 	for _, s := range b.Services {
 		svcDocs = append(svcDocs, testenv.MustYAML(map[string]any{
@@ -483,7 +499,8 @@ func (istioTasks) Setup(t *testing.T, c *Case) Env {
 		m.WriteConfig("config.yaml", d.Config)
 	}
 	env := &istioEnv{mesh: m, data: d, tmp: t.TempDir(), clients: map[string]*testenv.Client{},
-		gateways: map[string]*testenv.Gateway{}, workloads: map[string][]*istioWorkload{}}
+		gateways: map[string]*testenv.Gateway{}, workloads: map[string][]*istioWorkload{},
+		ext: ext, tcpIPs: map[*testenv.Client]string{}, proxyClients: map[*testenv.Client]*http.Client{}}
 	recorded := d.mirrorTargetSet(c.Checks)
 	for _, s := range b.Services {
 		var portNames []string
@@ -523,10 +540,20 @@ func (istioTasks) Setup(t *testing.T, c *Case) Env {
 		}
 	}
 	env.startGateways(t, c)
-	for _, cl := range b.Clients {
+	for j, cl := range b.Clients {
 		ns := b.ns(cl.Namespace)
-		env.clients[ns+"/"+cl.Name] = m.AddClient(testenv.ClientOptions{
-			Name: cl.Name, Namespace: ns, Labels: cl.Labels, Locality: d.clientLocality(ns, cl.Name, c.Checks)})
+		co := testenv.ClientOptions{Name: cl.Name, Namespace: ns, Labels: cl.Labels, Locality: d.clientLocality(ns, cl.Name, c.Checks)}
+		if ext != nil && ext.tls {
+			// An app reaches an HTTPS host through its sidecar's outbound
+			// TCP listeners.
+			co.OutboundTCPIP = ext.clientIP(j)
+		}
+		client := m.AddClient(co)
+		env.clients[ns+"/"+cl.Name] = client
+		env.tcpIPs[client] = co.OutboundTCPIP
+		pc := client.ProxyHTTP()
+		env.proxyClients[client] = pc
+		t.Cleanup(pc.CloseIdleConnections)
 	}
 	m.WaitReady()
 	m.WaitSynced(30 * time.Second)
@@ -548,6 +575,9 @@ func hostHeader(ch *Check) string {
 func (e *istioEnv) Send(ch *Check) (*testenv.Response, error) {
 	if ig := ch.Via.IngressGateway; ig != nil {
 		return e.sendIngress(ch, ig)
+	}
+	if ch.Request.URL != "" {
+		return e.sendURL(ch)
 	}
 	c, err := e.client(ch)
 	if err != nil {
@@ -665,7 +695,16 @@ func (e *istioEnv) Describe(ch *Check) string {
 	if method == "" {
 		method = "GET"
 	}
-	s := fmt.Sprintf("%s %s%s from %s/%s", method, hostHeader(ch), ch.Request.Path, mc.Namespace, mc.Workload)
+	var s string
+	if ch.Request.URL != "" {
+		how := "through its sidecar as an HTTP proxy"
+		if strings.HasPrefix(ch.Request.URL, "https:") {
+			how = "as TLS to its sidecar's outbound TCP listener"
+		}
+		s = fmt.Sprintf("%s %s from %s/%s (%s)", method, ch.Request.URL, mc.Namespace, mc.Workload, how)
+	} else {
+		s = fmt.Sprintf("%s %s%s from %s/%s", method, hostHeader(ch), ch.Request.Path, mc.Namespace, mc.Workload)
+	}
 	if len(ch.Request.Headers) > 0 {
 		var hs []string
 		for _, k := range sortedKeys(ch.Request.Headers) {
