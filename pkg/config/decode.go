@@ -174,18 +174,31 @@ func decodeObject(d document, src Source, opts DecodeOptions) (*Resource, error)
 		}
 		r.Created = t.UnixNano()
 	}
+	ok, err := decodeSpec(r, d, group, version)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if r.Name == "" {
+		return nil, &Error{Field: "metadata.name", Err: errors.New("missing")}
+	}
+	return r, nil
+}
+
+// decodeSpec decodes d's spec into r by API group and kind; ok is false
+// for kinds sluice has no use for.
+func decodeSpec(r *Resource, d document, group, version string) (ok bool, err error) {
 	switch {
 	case group == "networking.istio.io":
 		newSpec, ok := istioSpecs[r.Kind]
 		if !ok {
-			return nil, nil
+			return false, nil
 		}
 		if !istioVersions[version] {
-			return nil, &Error{Field: "apiVersion", Err: fmt.Errorf("%q is not a version Istio serves for %s (use v1, v1beta1 or v1alpha3)", d.APIVersion, d.Kind)}
+			return false, &Error{Field: "apiVersion", Err: fmt.Errorf("%q is not a version Istio serves for %s (use v1, v1beta1 or v1alpha3)", d.APIVersion, d.Kind)}
 		}
 		spec := newSpec()
 		if err := unmarshalSpec(d.Spec, spec); err != nil {
-			return nil, err
+			return false, err
 		}
 		r.Spec = spec
 	case group == "" && version == "v1" && r.Kind == KindService:
@@ -194,14 +207,14 @@ func decodeObject(d document, src Source, opts DecodeOptions) (*Resource, error)
 			dec := json.NewDecoder(bytes.NewReader(d.Spec))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&svc); err != nil {
-				return nil, &Error{Field: "spec", Err: err}
+				return false, &Error{Field: "spec", Err: err}
 			}
 		}
 		r.Spec = &svc
 	case group == GatewayAPIGroup:
 		kind, spec, err := decodeGatewayAPI(d.Kind, version, d.Spec)
 		if err != nil || spec == nil {
-			return nil, err
+			return false, err
 		}
 		r.Kind, r.Spec = kind, spec
 		if ClusterScoped(kind) {
@@ -210,39 +223,45 @@ func decodeObject(d document, src Source, opts DecodeOptions) (*Resource, error)
 	case group == "" && version == "v1" && r.Kind == KindNamespace:
 		spec, err := decodeNamespace(d.Spec)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		r.Spec, r.Namespace = spec, ""
 	case group == "" && version == "v1" && r.Kind == KindSecret:
-		// data and stringData are read only for Secrets: other kinds
-		// (a ConfigMap's data is plain strings) are not base64.
-		var data map[string][]byte
-		var stringData map[string]string
-		if len(d.Data) > 0 {
-			if err := json.Unmarshal(d.Data, &data); err != nil {
-				return nil, &Error{Field: "data", Err: err}
-			}
-		}
-		if len(d.StringData) > 0 {
-			if err := json.Unmarshal(d.StringData, &stringData); err != nil {
-				return nil, &Error{Field: "stringData", Err: err}
-			}
-		}
-		sec := &Secret{Type: d.Type, Data: map[string][]byte{}}
-		for k, v := range data {
-			sec.Data[k] = v
-		}
-		for k, v := range stringData {
-			sec.Data[k] = []byte(v)
+		sec, err := decodeSecret(d)
+		if err != nil {
+			return false, err
 		}
 		r.Spec = sec
 	default:
-		return nil, nil
+		return false, nil
 	}
-	if r.Name == "" {
-		return nil, &Error{Field: "metadata.name", Err: errors.New("missing")}
+	return true, nil
+}
+
+// decodeSecret reads a Secret's payload. data and stringData are read only
+// for Secrets: other kinds (a ConfigMap's data is plain strings) are not
+// base64.
+func decodeSecret(d document) (*Secret, error) {
+	var data map[string][]byte
+	var stringData map[string]string
+	if len(d.Data) > 0 {
+		if err := json.Unmarshal(d.Data, &data); err != nil {
+			return nil, &Error{Field: "data", Err: err}
+		}
 	}
-	return r, nil
+	if len(d.StringData) > 0 {
+		if err := json.Unmarshal(d.StringData, &stringData); err != nil {
+			return nil, &Error{Field: "stringData", Err: err}
+		}
+	}
+	sec := &Secret{Type: d.Type, Data: map[string][]byte{}}
+	for k, v := range data {
+		sec.Data[k] = v
+	}
+	for k, v := range stringData {
+		sec.Data[k] = []byte(v)
+	}
+	return sec, nil
 }
 
 func unmarshalSpec(raw json.RawMessage, into proto.Message) error {
