@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 
@@ -16,7 +17,7 @@ import (
 func (p *Proxy) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "sluice proxy admin: /ready /config_dump /stats /clusters /listeners")
+		fmt.Fprintln(w, "sluice proxy admin: /ready /config_dump /stats /clusters /listeners /debug/pprof/")
 	})
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
 		rt := p.rt.Load()
@@ -30,6 +31,10 @@ func (p *Proxy) adminHandler() http.Handler {
 	mux.HandleFunc("GET /config_dump", p.configDump)
 	mux.HandleFunc("GET /stats", p.statsText)
 	mux.HandleFunc("GET /clusters", p.clustersText)
+	// Go's profiler, as Envoy's admin has /cpuprofiler and /heapprofiler:
+	// go tool pprof http://ADMIN/debug/pprof/profile?seconds=10
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /listeners", func(w http.ResponseWriter, r *http.Request) {
 		rt := p.rt.Load()
 		for _, n := range rt.ListenerNames() {
