@@ -78,29 +78,10 @@ func egressMesh(t *testing.T, name string, meshConfig string) (*testenv.Mesh, in
 func TestEgressTLSOrigination(t *testing.T) {
 	const name = "secure.example.com"
 	m, port, caFile := egressMesh(t, name, "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")
-	egressConfig := externalServiceEntry(name, port) + fmt.Sprintf(`apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: secure, namespace: default}
-spec:
-  host: %[1]s
-  trafficPolicy:
-    portLevelSettings:
-    - port: {number: 80}
-      tls: {mode: SIMPLE, caCertificates: %[3]s}
-`, name, port, caFile)
+	egressConfig := externalServiceEntry(name, port) + tlsOriginationRule(name, caFile)
 	m.WriteConfig("egress.yaml", egressConfig)
 	c := m.AddClient(testenv.ClientOptions{Name: "app"})
-	m.WaitConverged(func() error {
-		r, err := c.Get(name, "/get", nil)
-		if err != nil {
-			return err
-		}
-		want := "external " + name + " tls=true sni=" + name + " host=" + name
-		if r.Status != 200 || !strings.HasPrefix(string(r.Body), want) {
-			return fmt.Errorf("want %q, got %s", want, r)
-		}
-		return nil
-	}, convergeTimeout)
+	waitReachesExternal(m, c, name)
 	t.Run("REGISTRY_ONLY blocks a host without a ServiceEntry", func(t *testing.T) {
 		r, err := c.Get("other.example.com", "/", nil)
 		if err != nil || r.Status != 502 {
@@ -165,28 +146,9 @@ spec:
     route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local, port: {number: 80}}}]
   - match: [{gateways: [istio-egressgateway], port: %[4]d}]
     route: [{destination: {host: %[1]s, port: {number: 80}}}]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: secure, namespace: default}
-spec:
-  host: %[1]s
-  trafficPolicy:
-    portLevelSettings:
-    - port: {number: 80}
-      tls: {mode: SIMPLE, caCertificates: %[3]s}
-`, name, port, caFile, gwPort))
+`, name, port, caFile, gwPort)+"---\n"+tlsOriginationRule(name, caFile))
 	c := m.AddClient(testenv.ClientOptions{Name: "app"})
-	m.WaitConverged(func() error {
-		r, err := c.Get(name, "/get", nil)
-		if err != nil {
-			return err
-		}
-		if r.Status != 200 || !strings.HasPrefix(string(r.Body), "external "+name+" tls=true") {
-			return fmt.Errorf("got %s", r)
-		}
-		return nil
-	}, convergeTimeout)
+	waitReachesExternal(m, c, name)
 	// The gateway, not the client, opened the TLS connection.
 	gwStat := statValue(t, "http://"+gw.AdminAddress+"/stats", "cluster.outbound|80||"+name+".upstream_rq_total")
 	clientStat := statValue(t, "http://"+c.AdminAddress+"/stats", "cluster.outbound|80||istio-egressgateway.istio-system.svc.cluster.local.upstream_rq_total")
@@ -268,29 +230,10 @@ spec:
     route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local, port: {number: %[3]d}}}]
   - match: [{gateways: [istio-egressgateway], port: %[3]d}]
     route: [{destination: {host: %[1]s, port: {number: 80}}}]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: secure, namespace: default}
-spec:
-  host: %[1]s
-  trafficPolicy:
-    portLevelSettings:
-    - port: {number: 80}
-      tls: {mode: SIMPLE, caCertificates: %[2]s}
-`, name, caFile, gwPort)
+`, name, caFile, gwPort) + "---\n" + tlsOriginationRule(name, caFile)
 	m.WriteConfig("egress.yaml", egressConfig)
 	c := m.AddClient(testenv.ClientOptions{Name: "app"})
-	m.WaitConverged(func() error {
-		r, err := c.Get(name, "/get", nil)
-		if err != nil {
-			return err
-		}
-		if r.Status != 200 || !strings.HasPrefix(string(r.Body), "external "+name+" tls=true") {
-			return fmt.Errorf("got %s", r)
-		}
-		return nil
-	}, convergeTimeout)
+	waitReachesExternal(m, c, name)
 	if n := statValue(t, "http://"+gw.AdminAddress+"/stats", "cluster.outbound|80||"+name+".upstream_rq_total"); n == 0 {
 		t.Error("the request did not pass the egress gateway")
 	}
@@ -321,4 +264,35 @@ spec:
 		t.Error("the ISTIO_MUTUAL server served a client without a mesh certificate")
 	}
 	requireSyncedNoNACK(t, m)
+}
+
+// tlsOriginationRule makes the mesh originate TLS to name's port 80,
+// verifying it with the test CA, as Istio's egress TLS origination task.
+func tlsOriginationRule(name, caFile string) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: secure, namespace: default}
+spec:
+  host: %[1]s
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 80}
+      tls: {mode: SIMPLE, caCertificates: %[2]s}
+`, name, caFile)
+}
+
+// waitReachesExternal waits until the client's requests for name reach the
+// stand-in over TLS, with name as SNI and Host.
+func waitReachesExternal(m *testenv.Mesh, c *testenv.Client, name string) {
+	want := "external " + name + " tls=true sni=" + name + " host=" + name
+	m.WaitConverged(func() error {
+		r, err := c.Get(name, "/get", nil)
+		if err != nil {
+			return err
+		}
+		if r.Status != 200 || !strings.HasPrefix(string(r.Body), want) {
+			return fmt.Errorf("want %q, got %s", want, r)
+		}
+		return nil
+	}, convergeTimeout)
 }
