@@ -19,7 +19,29 @@ func Unsupported(r *Resource) Errors {
 	}
 	switch spec := r.Spec.(type) {
 	case *networking.Sidecar:
-		add("spec", "the Sidecar resource (egress/ingress scoping)")
+		// Egress host scoping and outboundTrafficPolicy are implemented;
+		// custom listeners are not.
+		for i := range spec.Ingress {
+			add(fmt.Sprintf("spec.ingress[%d]", i), "a Sidecar ingress listener")
+		}
+		for i, e := range spec.Egress {
+			p := fmt.Sprintf("spec.egress[%d]", i)
+			if e.Port != nil {
+				add(p+".port", "a Sidecar egress listener on its own port")
+			}
+			if e.Bind != "" {
+				add(p+".bind", "a Sidecar egress listener bind address")
+			}
+			if e.CaptureMode != networking.CaptureMode_DEFAULT {
+				add(p+".captureMode", "captureMode")
+			}
+		}
+		if spec.InboundConnectionPool != nil {
+			add("spec.inboundConnectionPool", "inboundConnectionPool")
+		}
+		if spec.GetOutboundTrafficPolicy().GetEgressProxy() != nil {
+			add("spec.outboundTrafficPolicy.egressProxy", "egressProxy")
+		}
 	case *networking.DestinationRule:
 		unsupportedPolicy("spec.trafficPolicy", spec.TrafficPolicy, add)
 		for i, s := range spec.Subsets {

@@ -30,7 +30,14 @@ apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: default}
 spec:
-  egress: [{hosts: ["./*"]}]
+  egress: [{port: {number: 9080, protocol: HTTP, name: http}, hosts: ["./*"]}, {hosts: ["./*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: scoping-only}
+spec:
+  egress: [{hosts: ["./*", "istio-system/*"]}]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -61,7 +68,7 @@ spec:
 		"spec.trafficPolicy.proxyProtocol",
 		"spec.trafficPolicy.portLevelSettings[0].connectionPool.http.maxConcurrentStreams",
 		"spec.subsets[0].trafficPolicy.tunnel",
-		"Sidecar default/default: spec",
+		"Sidecar default/default: spec.egress[0].port",
 	}
 	all := strings.Join(got, "\n")
 	for _, w := range want {
@@ -72,7 +79,7 @@ spec:
 	if len(got) != len(want) {
 		t.Errorf("want %d errors, got %d:\n%s", len(want), len(got), all)
 	}
-	if strings.Contains(all, "DestinationRule default/fine") {
+	if strings.Contains(all, "DestinationRule default/fine") || strings.Contains(all, "scoping-only") {
 		t.Errorf("implemented fields reported as unsupported:\n%s", all)
 	}
 }

@@ -49,6 +49,7 @@ type PushContext struct {
 	gateways        map[config.Key]*config.Resource
 	secrets         map[config.Key]*config.Secret
 	gatewayAPI      *gatewayapi.Status
+	sidecars        []*config.Resource // oldest first
 }
 
 // PushOptions are the inputs of a push.
@@ -84,6 +85,8 @@ func NewPushContext(opts PushOptions) *PushContext {
 			pc.gateways[r.Key()] = r
 		case *config.Secret:
 			pc.secrets[r.Key()] = spec
+		case *networking.Sidecar:
+			pc.sidecars = append(pc.sidecars, r)
 		}
 	}
 	// Kubernetes Gateway API resources become Istio Gateways and
@@ -98,6 +101,7 @@ func NewPushContext(opts PushOptions) *PushContext {
 		vs.GatewayAPI = v.Semantics
 		pc.virtualServices = append(pc.virtualServices, vs)
 	}
+	config.SortByCreation(pc.sidecars)
 	// The oldest VirtualService wins a host, as in Istio.
 	sort.SliceStable(pc.virtualServices, func(i, j int) bool {
 		return config.OlderThan(pc.virtualServices[i].Resource, pc.virtualServices[j].Resource)

@@ -25,7 +25,7 @@ const defaultConnectTimeout = 10 * time.Second
 // with its endpoints, plus the passthrough and black-hole clusters.
 func (g *generation) clusters() {
 	for _, svc := range g.push.Services() {
-		if !svc.VisibleTo(g.proxy.Namespace) {
+		if !svc.VisibleTo(g.proxy.Namespace) || !g.scope.ServiceVisible(svc) {
 			continue
 		}
 		dr := g.push.DestinationRule(g.proxy.Namespace, svc.Hostname, svc.Namespace)

@@ -43,6 +43,7 @@ func Generate(push *model.PushContext, proxy *model.Proxy) (*Resources, error) {
 	g := &generation{push: push, proxy: proxy, out: &Resources{}}
 	switch proxy.Type {
 	case model.Sidecar:
+		g.scope = push.SidecarScope(proxy)
 		if err := g.sidecar(); err != nil {
 			return nil, fmt.Errorf("generate for %s: %w", proxy.ID, err)
 		}
@@ -61,6 +62,9 @@ type generation struct {
 	push  *model.PushContext
 	proxy *model.Proxy
 	out   *Resources
+	// scope is the sidecar's Sidecar resource scope; nil (everything
+	// visible) for routers, which Sidecars do not apply to.
+	scope *model.SidecarScope
 }
 
 func (g *generation) sidecar() error {

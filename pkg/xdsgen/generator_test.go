@@ -50,6 +50,7 @@ func TestGenerateGolden(t *testing.T) {
 		{name: "actions", proxy: sidecar("client", map[string]string{"app": "client"})},
 		{name: "cors", proxy: sidecar("client", nil)},
 		{name: "delegate", proxy: sidecar("client", nil)},
+		{name: "sidecar", proxy: sidecar("client", map[string]string{"app": "client"})},
 		{name: "serviceentry", proxy: sidecar("client", nil), mesh: registryOnly},
 		// Tracing on (Istio's default mesh config): the connection
 		// managers get a tracing block.

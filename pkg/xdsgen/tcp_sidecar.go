@@ -16,10 +16,10 @@ import (
 // TCP service per port takes the connections that name no TLS service.
 func (g *generation) outboundTCP() error {
 	ip := g.proxy.OutboundTCPIP
-	vsList := g.push.VirtualServicesFor(model.GatewayMesh, g.proxy.Namespace)
+	vsList := g.meshVirtualServices()
 	byPort := map[uint32][]*registry.Service{}
 	for _, svc := range g.push.Services() {
-		if !svc.VisibleTo(g.proxy.Namespace) {
+		if !svc.VisibleTo(g.proxy.Namespace) || !g.scope.ServiceVisible(svc) {
 			continue
 		}
 		for _, p := range svc.Ports {

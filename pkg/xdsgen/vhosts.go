@@ -16,12 +16,12 @@ import (
 // host per (service, HTTP port), routed by the VirtualService bound to
 // "mesh" for that host, then a catch-all for unknown hosts.
 func (g *generation) outboundRoutes() *route.RouteConfiguration {
-	vsList := g.push.VirtualServicesFor(model.GatewayMesh, g.proxy.Namespace)
+	vsList := g.meshVirtualServices()
 	rc := &route.RouteConfiguration{Name: OutboundRouteName, ValidateClusters: wrapBool(false)}
 	used := map[string]bool{}
 	claimed := map[*model.VirtualService]bool{}
 	for _, svc := range g.push.Services() {
-		if !svc.VisibleTo(g.proxy.Namespace) {
+		if !svc.VisibleTo(g.proxy.Namespace) || !g.scope.ServiceVisible(svc) {
 			continue
 		}
 		vs := virtualServiceFor(vsList, svc.Hostname)
@@ -88,7 +88,7 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 func (g *generation) catchAllHost() *route.VirtualHost {
 	// REGISTRY_ONLY is the proto's zero value, so only an explicit policy
 	// counts; an unset one is Istio's default, ALLOW_ANY.
-	if p := g.push.Mesh.GetOutboundTrafficPolicy(); p != nil && p.Mode == meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY {
+	if p := g.scope.OutboundTrafficPolicy(g.push.Mesh); p != nil && p.Mode == meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY {
 		return &route.VirtualHost{Name: "block_all", Domains: []string{"*"}, IncludeRequestAttemptCount: g.includeAttemptCount(), Routes: []*route.Route{{
 			Name:   "block_all",
 			Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
@@ -191,4 +191,20 @@ func defaultRoute(clusterName string) *route.Route {
 			Timeout:          zeroDuration(),
 		}},
 	}
+}
+
+// meshVirtualServices are the VirtualServices bound to sidecars that this
+// sidecar sees: exported to its namespace and admitted by its Sidecar.
+func (g *generation) meshVirtualServices() []*model.VirtualService {
+	all := g.push.VirtualServicesFor(model.GatewayMesh, g.proxy.Namespace)
+	if g.scope == nil || g.scope.Resource == nil {
+		return all
+	}
+	out := make([]*model.VirtualService, 0, len(all))
+	for _, vs := range all {
+		if g.scope.VirtualServiceVisible(vs) {
+			out = append(out, vs)
+		}
+	}
+	return out
 }
