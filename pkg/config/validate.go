@@ -350,14 +350,6 @@ func protocolIsTLS(p string) bool {
 	return false
 }
 
-func protocolIsTCP(p string) bool {
-	switch parseProtocol(p) {
-	case "TCP", "HTTPS", "TLS", "Mongo", "Redis", "MySQL":
-		return true
-	}
-	return false
-}
-
 // validateProtocol accepts the empty string, which asks for protocol
 // detection.
 func validateProtocol(p string) error {

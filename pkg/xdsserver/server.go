@@ -15,7 +15,6 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -51,7 +50,6 @@ type proxyState struct {
 	connected time.Time
 	streams   int
 	types     map[string]*TypeStatus
-	pushed    string // version of the last snapshot set
 }
 
 // TypeStatus is what one proxy last said about one resource type.
@@ -96,7 +94,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(s.grpc, xds)
+	discovery.RegisterAggregatedDiscoveryServiceServer(s.grpc, xds)
 	for _, register := range s.opts.Register {
 		register(s.grpc)
 	}

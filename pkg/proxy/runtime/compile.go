@@ -29,8 +29,6 @@ type CompileOptions struct {
 	Identity upstream.WorkloadIdentity
 }
 
-type validator interface{ ValidateAll() error }
-
 // Compile builds a runtime. An error means the resources are invalid or use
 // something sluice cannot honour; the caller NACKs and keeps Previous.
 func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
