@@ -7,7 +7,7 @@ GO ?= go
 # budget on 2 cores).
 RACE_PROCS = ./test/e2e
 
-.PHONY: build demo test bench golden
+.PHONY: build demo test bench golden lint
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -15,7 +15,7 @@ build:
 demo: build
 	./bin/sluice demo
 
-test:
+test: lint
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v -e /test/e2e -e /test/conformance)
 	SLUICE_TEST_RACE=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PROCS)
@@ -26,3 +26,8 @@ golden:
 
 bench: build
 	./bench/sidecar.sh
+
+# staticcheck (installed by .ci/run; skipped with a note when absent).
+STATICCHECK ?= $(shell command -v staticcheck || echo $$($(GO) env GOPATH)/bin/staticcheck)
+lint:
+	@if [ -x "$(STATICCHECK)" ]; then $(STATICCHECK) ./...; else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@v0.8.2"; fi
