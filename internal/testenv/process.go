@@ -52,6 +52,7 @@ func Start(t testing.TB, name string, args ...string) *Process {
 	}
 	lb := &logBuffer{file: f}
 	cmd := exec.Command(bin, args...)
+	dieWithParent(cmd)
 	cmd.Stdout = lb
 	cmd.Stderr = lb
 	// Pipes are copied by goroutines; do not wait forever for them if the
