@@ -650,36 +650,10 @@ func (v *validator) headerOperations(field string, h *networking.Headers) {
 	if h == nil {
 		return
 	}
-	if req := h.Request; req != nil {
-		for _, name := range sortedKeys(req.Add) {
-			f := mapKey(field+".request.add", name)
-			v.check(f, validateRequestHeaderSetName(name))
-			v.check(f, validateHeaderValue(req.Add[name]))
-		}
-		for _, name := range sortedKeys(req.Set) {
-			f := mapKey(field+".request.set", name)
-			v.check(f, validateRequestHeaderSetName(name))
-			v.check(f, validateHeaderValue(req.Set[name]))
-		}
-		for i, name := range req.Remove {
-			v.check(idx(field+".request.remove", i), validateHeaderOperationName(name))
-		}
-	}
-	if resp := h.Response; resp != nil {
-		for _, name := range sortedKeys(resp.Add) {
-			f := mapKey(field+".response.add", name)
-			v.check(f, validateHeaderOperationName(name))
-			v.check(f, validateHeaderValue(resp.Add[name]))
-		}
-		for _, name := range sortedKeys(resp.Set) {
-			f := mapKey(field+".response.set", name)
-			v.check(f, validateHeaderOperationName(name))
-			v.check(f, validateHeaderValue(resp.Set[name]))
-		}
-		for i, name := range resp.Remove {
-			v.check(idx(field+".response.remove", i), validateHeaderOperationName(name))
-		}
-	}
+	// Istio allows fewer names to be set or added on requests than on
+	// responses; removals are checked alike.
+	v.headerOps(field+".request", h.Request, validateRequestHeaderSetName)
+	v.headerOps(field+".response", h.Response, validateHeaderOperationName)
 }
 
 // validateRegex checks a regular expression the way Envoy will run it:
@@ -692,4 +666,25 @@ func validateRegex(re string) error {
 		return fmt.Errorf("invalid regex %q: %v; Istio uses RE2 syntax (https://github.com/google/re2/wiki/Syntax)", re, err)
 	}
 	return nil
+}
+
+// headerOps checks one direction's set/add/remove operations; setName
+// checks the names that are set or added.
+func (v *validator) headerOps(field string, ops *networking.Headers_HeaderOperations, setName func(string) error) {
+	if ops == nil {
+		return
+	}
+	for _, list := range []struct {
+		name string
+		m    map[string]string
+	}{{"add", ops.Add}, {"set", ops.Set}} {
+		for _, name := range sortedKeys(list.m) {
+			f := mapKey(field+"."+list.name, name)
+			v.check(f, setName(name))
+			v.check(f, validateHeaderValue(list.m[name]))
+		}
+	}
+	for i, name := range ops.Remove {
+		v.check(idx(field+".remove", i), validateHeaderOperationName(name))
+	}
 }

@@ -592,46 +592,51 @@ func (v *validator) authorityRewrite(p string, route *networking.HTTPRoute) {
 }
 
 func (v *validator) httpRouteDestinations(p string, dests []*networking.HTTPRouteDestination) {
-	var total int64
+	weights := make([]int32, len(dests))
 	for i, d := range dests {
-		dp := idx(p, i)
 		if d == nil {
-			v.errorf(dp, "route destination may not be null")
+			v.errorf(idx(p, i), "route destination may not be null")
 			continue
 		}
-		if d.Destination == nil {
-			v.errorf(dp+".destination", "required")
-		}
-		v.headerOperations(dp+".headers", d.Headers)
-		v.destination(dp+".destination", d.Destination)
-		if d.Weight < 0 {
-			v.errorf(dp+".weight", "weight %d cannot be negative", d.Weight)
-		}
-		total += int64(d.Weight)
+		v.headerOperations(idx(p, i)+".headers", d.Headers)
+		v.weightedDestination(idx(p, i), d.Destination, d.Weight)
+		weights[i] = d.Weight
 	}
-	if len(dests) > 1 && total == 0 {
-		v.errorf(p, "the weights of the destinations add up to 0; give at least one destination a positive weight")
-	}
+	v.destinationWeights(p, weights)
 }
 
 func (v *validator) routeDestinations(p string, dests []*networking.RouteDestination) {
-	var total int64
+	weights := make([]int32, len(dests))
 	for i, d := range dests {
-		dp := idx(p, i)
 		if d == nil {
-			v.errorf(dp, "route destination may not be null")
+			v.errorf(idx(p, i), "route destination may not be null")
 			continue
 		}
-		if d.Destination == nil {
-			v.errorf(dp+".destination", "required")
-		}
-		v.destination(dp+".destination", d.Destination)
-		if d.Weight < 0 {
-			v.errorf(dp+".weight", "weight %d cannot be negative", d.Weight)
-		}
-		total += int64(d.Weight)
+		v.weightedDestination(idx(p, i), d.Destination, d.Weight)
+		weights[i] = d.Weight
 	}
-	if len(dests) > 1 && total == 0 {
+	v.destinationWeights(p, weights)
+}
+
+// weightedDestination checks one destination of an HTTP, TCP or TLS route.
+func (v *validator) weightedDestination(dp string, d *networking.Destination, weight int32) {
+	if d == nil {
+		v.errorf(dp+".destination", "required")
+	}
+	v.destination(dp+".destination", d)
+	if weight < 0 {
+		v.errorf(dp+".weight", "weight %d cannot be negative", weight)
+	}
+}
+
+// destinationWeights: Istio no longer needs weights to add up to 100, only
+// that several destinations do not all weigh 0.
+func (v *validator) destinationWeights(p string, weights []int32) {
+	var total int64
+	for _, w := range weights {
+		total += int64(w)
+	}
+	if len(weights) > 1 && total == 0 {
 		v.errorf(p, "the weights of the destinations add up to 0; give at least one destination a positive weight")
 	}
 }
