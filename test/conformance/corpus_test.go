@@ -293,3 +293,16 @@ func rawField(raw map[string]any, path ...string) (any, bool) {
 	}
 	return cur, true
 }
+
+// expectUnknown lists the fields under a check's expect (and its backend,
+// backend_saw and redirect) that the runner does not know, so that new
+// corpus fields are noticed rather than ignored.
+func expectUnknown(raw map[string]any) []string {
+	unknown := unknownFields(raw, "expect", expectFields)
+	if sub, ok := raw["expect"].(map[string]any); ok {
+		unknown = append(unknown, prefixed("expect", unknownFields(sub, "backend", backendFields))...)
+		unknown = append(unknown, prefixed("expect", unknownFields(sub, "backend_saw", backendSawFields))...)
+		unknown = append(unknown, prefixed("expect", unknownFields(sub, "redirect", redirectFields))...)
+	}
+	return unknown
+}

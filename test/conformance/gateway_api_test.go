@@ -406,12 +406,7 @@ func (g gatewayAPIGroup) Unsupported(c *Case, ch *Check) string {
 	unknown = append(unknown, unknownFields(raw, "", gwCheckFields)...)
 	unknown = append(unknown, unknownFields(raw, "via", gwViaFields)...)
 	unknown = append(unknown, unknownFields(raw, "request", gwRequestFields)...)
-	unknown = append(unknown, unknownFields(raw, "expect", expectFields)...)
-	if sub, ok := raw["expect"].(map[string]any); ok {
-		unknown = append(unknown, prefixed("expect", unknownFields(sub, "backend", backendFields))...)
-		unknown = append(unknown, prefixed("expect", unknownFields(sub, "backend_saw", backendSawFields))...)
-		unknown = append(unknown, prefixed("expect", unknownFields(sub, "redirect", redirectFields))...)
-	}
+	unknown = append(unknown, expectUnknown(raw)...)
 	if len(unknown) > 0 {
 		return "fields this runner does not know: " + strings.Join(unknown, ", ")
 	}

@@ -261,12 +261,7 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 	var unknown []string
 	unknown = append(unknown, unknownFields(raw, "", checkFields)...)
 	unknown = append(unknown, unknownFields(raw, "request", requestFields)...)
-	unknown = append(unknown, unknownFields(raw, "expect", expectFields)...)
-	if sub, ok := raw["expect"].(map[string]any); ok {
-		unknown = append(unknown, prefixed("expect", unknownFields(sub, "backend", backendFields))...)
-		unknown = append(unknown, prefixed("expect", unknownFields(sub, "backend_saw", backendSawFields))...)
-		unknown = append(unknown, prefixed("expect", unknownFields(sub, "redirect", redirectFields))...)
-	}
+	unknown = append(unknown, expectUnknown(raw)...)
 	unknown = append(unknown, entryFieldsUnknown(raw, "mirrored_to", mirrorFields)...)
 	unknown = append(unknown, entryFieldsUnknown(raw, "not_received_by", notReceivedFields)...)
 	for i, b := range ch.Before {

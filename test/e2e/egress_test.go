@@ -93,16 +93,7 @@ func TestEgressTLSOrigination(t *testing.T) {
 		bad := filepath.Join(t.TempDir(), "bad.pem")
 		os.WriteFile(bad, other.CertPEM, 0o644)
 		m.WriteConfig("egress.yaml", strings.Replace(egressConfig, caFile, bad, 1))
-		m.WaitConverged(func() error {
-			r, err := c.Get(name, "/get", nil)
-			if err != nil {
-				return err
-			}
-			if r.Status != 503 || !strings.Contains(string(r.Body), "certificate") {
-				return fmt.Errorf("want 503 naming the certificate problem, got %s", r)
-			}
-			return nil
-		}, convergeTimeout)
+		waitRefused(m, c, name, "certificate")
 	})
 }
 
@@ -239,16 +230,7 @@ spec:
 	}
 	t.Run("the sidecar refuses a gateway with another identity", func(t *testing.T) {
 		m.WriteConfig("egress.yaml", strings.Replace(egressConfig, "serviceAccount: istio-egressgateway-service-account", "serviceAccount: someone-else", 1))
-		m.WaitConverged(func() error {
-			r, err := c.Get(name, "/get", nil)
-			if err != nil {
-				return err
-			}
-			if r.Status != 503 || !strings.Contains(string(r.Body), "sa/someone-else") {
-				return fmt.Errorf("want 503 naming the expected identity, got %s", r)
-			}
-			return nil
-		}, convergeTimeout)
+		waitRefused(m, c, name, "sa/someone-else")
 		m.WriteConfig("egress.yaml", egressConfig)
 	})
 	// A TLS client that trusts nothing in particular but has no mesh
@@ -292,6 +274,21 @@ func waitReachesExternal(m *testenv.Mesh, c *testenv.Client, name string) {
 		}
 		if r.Status != 200 || !strings.HasPrefix(string(r.Body), want) {
 			return fmt.Errorf("want %q, got %s", want, r)
+		}
+		return nil
+	}, convergeTimeout)
+}
+
+// waitRefused waits until the client's requests for name get the proxy's
+// 503 whose reason names why (a certificate problem, an identity).
+func waitRefused(m *testenv.Mesh, c *testenv.Client, name, why string) {
+	m.WaitConverged(func() error {
+		r, err := c.Get(name, "/get", nil)
+		if err != nil {
+			return err
+		}
+		if r.Status != 503 || !strings.Contains(string(r.Body), why) {
+			return fmt.Errorf("want 503 naming %q, got %s", why, r)
 		}
 		return nil
 	}, convergeTimeout)
