@@ -19,7 +19,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
-	"github.com/sluice-mesh/sluice/pkg/proxy/runtime"
+	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
@@ -43,8 +43,8 @@ type Options struct {
 type Proxy struct {
 	opts  Options
 	log   *slog.Logger
-	rt    atomic.Pointer[runtime.Runtime]
-	stats *runtime.StatsStore
+	rt    atomic.Pointer[dataplane.Runtime]
+	stats *dataplane.StatsStore
 	// http is what every listener's request path shares (route-level
 	// counters, response flags, the mirror cap).
 	http *httpproxy.Shared
@@ -80,7 +80,7 @@ type httpServer struct{ *http.Server }
 func (s httpServer) Shutdown(ctx context.Context) { s.Server.Shutdown(ctx) }
 func (s httpServer) Close()                       { s.Server.Close() }
 
-func listenerKind(l *runtime.Listener) string {
+func listenerKind(l *dataplane.Listener) string {
 	switch {
 	case l.TCP:
 		return "tcp"
@@ -95,13 +95,13 @@ func New(opts Options) *Proxy {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	p := &Proxy{opts: opts, log: opts.Logger, stats: runtime.NewStatsStore(), http: httpproxy.NewShared(), listeners: map[string]*activeListener{}}
-	p.rt.Store(&runtime.Runtime{Listeners: map[string]*runtime.Listener{}})
+	p := &Proxy{opts: opts, log: opts.Logger, stats: dataplane.NewStatsStore(), http: httpproxy.NewShared(), listeners: map[string]*activeListener{}}
+	p.rt.Store(&dataplane.Runtime{Listeners: map[string]*dataplane.Listener{}})
 	return p
 }
 
 // Runtime returns the runtime in force.
-func (p *Proxy) Runtime() *runtime.Runtime { return p.rt.Load() }
+func (p *Proxy) Runtime() *dataplane.Runtime { return p.rt.Load() }
 
 // Run serves until ctx ends.
 func (p *Proxy) Run(ctx context.Context) error {
@@ -148,11 +148,11 @@ func (p *Proxy) apply(res xdsclient.Resources) (xdsclient.Dependencies, error) {
 	p.applyMu.Lock()
 	defer p.applyMu.Unlock()
 	prev := p.rt.Load()
-	copts := runtime.CompileOptions{Resources: res, Previous: prev, Stats: p.stats, Hosts: p.opts.Hosts}
+	copts := dataplane.CompileOptions{Resources: res, Previous: prev, Stats: p.stats, Hosts: p.opts.Hosts}
 	if p.identity != nil {
 		copts.Identity = p.identity
 	}
-	next, deps, err := runtime.Compile(copts)
+	next, deps, err := dataplane.Compile(copts)
 	if err != nil {
 		p.rejects.Add(1)
 		msg := err.Error()
@@ -180,7 +180,7 @@ func (p *Proxy) apply(res xdsclient.Resources) (xdsclient.Dependencies, error) {
 
 // openListeners binds every listener of rt not yet open (or whose address
 // changed) and returns the names it opened.
-func (p *Proxy) openListeners(rt *runtime.Runtime) ([]string, error) {
+func (p *Proxy) openListeners(rt *dataplane.Runtime) ([]string, error) {
 	var opened []string
 	for _, name := range rt.ListenerNames() {
 		l := rt.Listeners[name]
@@ -228,7 +228,7 @@ func (p *Proxy) openListeners(rt *runtime.Runtime) ([]string, error) {
 	return opened, nil
 }
 
-func (p *Proxy) closeRemovedListeners(rt *runtime.Runtime) {
+func (p *Proxy) closeRemovedListeners(rt *dataplane.Runtime) {
 	for name, al := range p.listeners {
 		if _, ok := rt.Listeners[name]; ok {
 			continue
@@ -244,7 +244,7 @@ func (p *Proxy) closeRemovedListeners(rt *runtime.Runtime) {
 }
 
 // closeRemovedPools drops idle connections of pools no cluster uses now.
-func (p *Proxy) closeRemovedPools(prev, next *runtime.Runtime) {
+func (p *Proxy) closeRemovedPools(prev, next *dataplane.Runtime) {
 	for name, c := range prev.Clusters {
 		if nc, ok := next.Clusters[name]; ok && nc.Transport == c.Transport {
 			continue

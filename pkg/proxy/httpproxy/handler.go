@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
-	"github.com/sluice-mesh/sluice/pkg/proxy/runtime"
+	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
@@ -21,7 +21,7 @@ type Options struct {
 	// Listener is the name of the listener this handler serves.
 	Listener string
 	// Runtime is the proxy's current runtime, swapped on every update.
-	Runtime *atomic.Pointer[runtime.Runtime]
+	Runtime *atomic.Pointer[dataplane.Runtime]
 	// Shared holds what all of a proxy's handlers share (counters, the
 	// mirror cap); nil makes one for this handler alone.
 	Shared *Shared
@@ -59,11 +59,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	info.statPrefix = chain.StatPrefix
 	switch chain.Tracing {
-	case runtime.TracingIngress:
+	case dataplane.TracingIngress:
 		// Envoy takes an inbound request's decorator operation for its own
 		// span and removes the header, so the service never sees it.
 		delete(r.Header, router.DecoratorHeader)
-	case runtime.TracingEgress:
+	case dataplane.TracingEgress:
 		info.egressTracing = true
 	}
 	table := rt.Routes[chain.RouteName]
@@ -141,7 +141,7 @@ func (h *Handler) finish(info *RequestInfo) {
 // start the route timeout, send the attempts the retry policy allows (the
 // fault was applied before), write the answer, and mirror. Cluster policy
 // (limits, picking, outlier records) lives in the attempt.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *runtime.Runtime, rte *router.Route, info *RequestInfo) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *dataplane.Runtime, rte *router.Route, info *RequestInfo) {
 	name, arm := rte.Action.PickCluster()
 	info.Cluster = name
 	cl := rt.Clusters[name]

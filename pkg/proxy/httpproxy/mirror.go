@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
-	"github.com/sluice-mesh/sluice/pkg/proxy/runtime"
+	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 )
 
 // Mirroring (request_mirror_policies) sends a copy of a request to
@@ -93,7 +93,7 @@ func portStart(host string) int {
 // mirror sends the route's mirror copies of r that their percentages
 // select. body is the whole request body (nil for none); bodyOK false
 // means the body could not be kept, and selected copies are dropped.
-func (h *Handler) mirror(r *http.Request, rt *runtime.Runtime, rte *router.Route, body []byte, bodyOK, decorate bool) {
+func (h *Handler) mirror(r *http.Request, rt *dataplane.Runtime, rte *router.Route, body []byte, bodyOK, decorate bool) {
 	for i := range rte.Action.Mirrors {
 		mp := &rte.Action.Mirrors[i]
 		if !mp.Fraction.Sample(rand.Uint64()) {

@@ -26,7 +26,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
-	"github.com/sluice-mesh/sluice/pkg/proxy/runtime"
+	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 )
@@ -110,7 +110,7 @@ func hangFirst(k int64, d time.Duration) func(int64, http.ResponseWriter, *http.
 type mesh struct {
 	t       testing.TB
 	url     string
-	rt      *runtime.Runtime
+	rt      *dataplane.Runtime
 	shared  *httpproxy.Shared
 	client  *http.Client
 	handler http.Handler
@@ -172,11 +172,11 @@ func newMeshConfigured(t testing.TB, mc *meshv1alpha1.MeshConfig, yaml string, e
 	for _, e := range res.Endpoints {
 		items[xdsclient.EndpointType][e.ClusterName] = e
 	}
-	rt, _, err := runtime.Compile(runtime.CompileOptions{Resources: xdsclient.Resources{Items: items}, Stats: runtime.NewStatsStore()})
+	rt, _, err := dataplane.Compile(dataplane.CompileOptions{Resources: xdsclient.Resources{Items: items}, Stats: dataplane.NewStatsStore()})
 	if err != nil {
 		t.Fatalf("the proxy rejects the generated config: %v", err)
 	}
-	var ptr atomic.Pointer[runtime.Runtime]
+	var ptr atomic.Pointer[dataplane.Runtime]
 	ptr.Store(rt)
 	m := &mesh{t: t, rt: rt, shared: httpproxy.NewShared()}
 	m.handler = httpproxy.New(httpproxy.Options{Listener: xdsgen.OutboundListenerName, Runtime: &ptr, Shared: m.shared})

@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/runtime"
+	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
@@ -26,7 +26,7 @@ const peekTimeout = 10 * time.Second
 // Options configure a Server.
 type Options struct {
 	Listener string
-	Runtime  *atomic.Pointer[runtime.Runtime]
+	Runtime  *atomic.Pointer[dataplane.Runtime]
 	Logger   *slog.Logger
 }
 

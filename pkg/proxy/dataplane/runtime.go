@@ -1,9 +1,9 @@
-// Package runtime compiles the xDS resources a proxy accepted into an
+// Package dataplane compiles the xDS resources a proxy accepted into an
 // immutable Runtime: listeners, route tables and clusters ready for the
 // request path. A new Runtime is built for every accepted update and
 // swapped in atomically; requests in flight finish on the one they began
 // with.
-package runtime
+package dataplane
 
 import (
 	"sort"

@@ -1,4 +1,4 @@
-package runtime
+package dataplane
 
 import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
