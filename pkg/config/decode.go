@@ -34,12 +34,13 @@ type DecodeOptions struct {
 }
 
 // Result is what a decode produced: the resources it understood, the
-// documents it skipped because sluice has no use for their kind, and the
-// errors found.
+// recognised kinds it accepts but does not enforce yet, the documents it
+// skipped because sluice has no use for their kind, and the errors found.
 type Result struct {
-	Resources []*Resource
-	Skipped   []string
-	Errors    Errors
+	Resources   []*Resource
+	NotEnforced []NotEnforced
+	Skipped     []string
+	Errors      Errors
 }
 
 // istioSpecs maps the Istio kinds sluice reads to a constructor of their spec.
@@ -141,6 +142,13 @@ func decodeDocument(raw []byte, src Source, opts DecodeOptions, res *Result) {
 	case err != nil:
 		res.Errors = append(res.Errors, asResourceError(err, src, d, opts))
 	case r == nil:
+		if reason, ok := notEnforcedReason(d.APIVersion, d.Kind); ok {
+			group, _ := splitAPIVersion(d.APIVersion)
+			res.NotEnforced = append(res.NotEnforced, NotEnforced{Kind: group + "/" + d.Kind,
+				Namespace: namespaceOr(d.Metadata.Namespace, opts.DefaultNamespace), Name: d.Metadata.Name,
+				File: src.String(), Reason: reason})
+			return
+		}
 		res.Skipped = append(res.Skipped, fmt.Sprintf("%s: %s %s/%s (kind not used by sluice)",
 			src, d.Kind, namespaceOr(d.Metadata.Namespace, opts.DefaultNamespace), d.Metadata.Name))
 	default:

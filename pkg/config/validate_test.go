@@ -746,3 +746,25 @@ func TestCheckHeaderFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeReportsNotEnforcedKinds(t *testing.T) {
+	res := Decode([]byte(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-all, namespace: prod}
+spec: {action: DENY, rules: [{}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+`), DecodeOptions{File: "p.yaml"})
+	if len(res.Errors) != 0 || len(res.Resources) != 0 {
+		t.Fatalf("errors %v resources %v", res.Errors, res.Resources)
+	}
+	if len(res.NotEnforced) != 1 || res.NotEnforced[0].Kind != "security.istio.io/AuthorizationPolicy" ||
+		res.NotEnforced[0].Namespace != "prod" || res.NotEnforced[0].Name != "deny-all" || res.NotEnforced[0].File != "p.yaml (document 1)" {
+		t.Fatalf("not enforced = %+v", res.NotEnforced)
+	}
+	if len(res.Skipped) != 1 {
+		t.Fatalf("skipped = %v (a Deployment is only noted)", res.Skipped)
+	}
+}
