@@ -11,8 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 

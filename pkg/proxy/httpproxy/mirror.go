@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
 
 // Mirroring (request_mirror_policies) sends a copy of a request to

@@ -25,8 +25,8 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/model"
-	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 )
