@@ -16,8 +16,9 @@ func init() { register(newProxyCommand) }
 func newProxyCommand() *cobra.Command {
 	var (
 		typ, name, namespace, labels, ip, locality string
-		xdsAddr, outbound, inbound, app, admin     string
+		xdsAddr, outbound, admin                   string
 		bind, tcpIP, hostsFile, sa, trustDomain    string
+		inbound, app                               []string
 		portOffset                                 int
 	)
 	cmd := &cobra.Command{
@@ -29,7 +30,11 @@ namespace, labels, IP, type) and serves the listeners it is given.
 A sidecar takes the app's outbound HTTP on --outbound-address: the app sends
 plain HTTP with the destination in Host ("reviews", "reviews:9080", the FQDN)
 or as an absolute URI (HTTP_PROXY style). Mesh traffic for the app arrives on
---inbound-address and goes to --app-address.
+--inbound-address and goes to --app-address. A workload with several ports
+repeats the pair, once per port (paired by order): one sidecar serves them
+all, each with the protocol of the service port whose endpoint is that
+inbound address. A Sidecar resource's ingress listener for a port replaces
+that port's --app-address with its defaultEndpoint.
 
 A router (gateway) serves the listeners of the Istio Gateways whose selector
 matches its --labels (e.g. istio=ingressgateway), each Gateway port P on
@@ -39,7 +44,12 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 		Example: `  sluice proxy --type sidecar --name reviews-v1 --namespace default \
     --labels app=reviews,version=v1 \
     --inbound-address 127.0.0.1:20001 --app-address 127.0.0.1:30001 \
-    --outbound-address 127.0.0.1:15001 --admin-address 127.0.0.1:15000`,
+    --outbound-address 127.0.0.1:15001 --admin-address 127.0.0.1:15000
+
+  # one sidecar for a workload with an HTTP port and a TCP port
+  sluice proxy --name db-0 --labels app=db \
+    --inbound-address 127.0.0.1:20001 --app-address 127.0.0.1:30001 \
+    --inbound-address 127.0.0.1:20002 --app-address 127.0.0.1:30002`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if typ != string(model.Sidecar) && typ != string(model.Router) {
 				return fmt.Errorf("--type %q: must be sidecar or router", typ)
@@ -51,8 +61,9 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 			if err != nil {
 				return err
 			}
-			if (inbound == "") != (app == "") {
-				return fmt.Errorf("--inbound-address and --app-address go together")
+			ports, err := inboundPorts(inbound, app)
+			if err != nil {
+				return err
 			}
 			if typ == string(model.Router) {
 				outbound = ""
@@ -63,7 +74,7 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 			id := model.Proxy{
 				Type: model.ProxyType(typ), Name: name, Namespace: namespace, Labels: lbls,
 				IPs: []string{ip}, Locality: locality,
-				OutboundAddress: outbound, InboundAddress: inbound, AppAddress: app,
+				OutboundAddress: outbound, Inbound: ports,
 				PortOffset: portOffset, BindAddress: bind, OutboundTCPIP: tcpIP, ServiceAccount: sa,
 			}
 			var hosts *upstream.Hosts
@@ -87,8 +98,8 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 	f.StringVar(&locality, "locality", "", "proxy locality region/zone/subzone")
 	f.StringVar(&xdsAddr, "xds-address", "127.0.0.1:15010", "control plane xDS address")
 	f.StringVar(&outbound, "outbound-address", "127.0.0.1:15001", "where the app sends outbound traffic (sidecar)")
-	f.StringVar(&inbound, "inbound-address", "", "where mesh traffic for the app arrives (sidecar)")
-	f.StringVar(&app, "app-address", "", "where the app listens (sidecar)")
+	f.StringArrayVar(&inbound, "inbound-address", nil, "where mesh traffic for the app arrives (sidecar); repeat once per workload port, paired by order with --app-address")
+	f.StringArrayVar(&app, "app-address", nil, "where the app listens (sidecar); repeat once per --inbound-address")
 	f.StringVar(&admin, "admin-address", "127.0.0.1:15000", "admin endpoint address")
 	f.IntVar(&portOffset, "port-offset", 0, "router: serve every Gateway port P on P+N (no root needed for 80/443); sidecar: the same for outbound TCP ports")
 	f.StringVar(&bind, "bind-address", "", "router: IP to bind Gateway listeners to (default all)")
@@ -98,6 +109,27 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 	f.StringVar(&tcpIP, "outbound-tcp-ip", "", "sidecar: serve each TCP/TLS service port P at IP:P+--port-offset (how an app reaches TCP services without iptables)")
 	addLogFlags(cmd)
 	return cmd
+}
+
+// inboundPorts pairs the repeated --inbound-address and --app-address
+// flags by order.
+func inboundPorts(inbound, app []string) ([]model.InboundPort, error) {
+	if len(inbound) != len(app) {
+		return nil, fmt.Errorf("--inbound-address and --app-address go together: %d inbound addresses, %d app addresses", len(inbound), len(app))
+	}
+	seen := map[string]bool{}
+	out := make([]model.InboundPort, len(inbound))
+	for i := range inbound {
+		if inbound[i] == "" || app[i] == "" {
+			return nil, fmt.Errorf("--inbound-address/--app-address pair %d: both must be set", i+1)
+		}
+		if seen[inbound[i]] {
+			return nil, fmt.Errorf("--inbound-address %s: given twice", inbound[i])
+		}
+		seen[inbound[i]] = true
+		out[i] = model.InboundPort{Address: inbound[i], App: app[i]}
+	}
+	return out, nil
 }
 
 func parseLabels(s string) (map[string]string, error) {

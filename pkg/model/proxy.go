@@ -31,12 +31,17 @@ const (
 	MetaLabels          = "LABELS"
 	MetaInstanceIPs     = "INSTANCE_IPS"
 	MetaOutboundAddress = "SLUICE_OUTBOUND_ADDRESS"
-	MetaInboundAddress  = "SLUICE_INBOUND_ADDRESS"
-	MetaAppAddress      = "SLUICE_APP_ADDRESS"
-	MetaPortOffset      = "SLUICE_PORT_OFFSET"
-	MetaBindAddress     = "SLUICE_BIND_ADDRESS"
-	MetaOutboundTCPIP   = "SLUICE_OUTBOUND_TCP_IP"
-	MetaServiceAccount  = "SERVICE_ACCOUNT"
+	// MetaInbound lists every inbound port as {inbound, app} pairs;
+	// MetaInboundAddress and MetaAppAddress carry the first pair alone, as
+	// proxies before the list did (and are still read when the list is
+	// absent).
+	MetaInbound        = "SLUICE_INBOUND"
+	MetaInboundAddress = "SLUICE_INBOUND_ADDRESS"
+	MetaAppAddress     = "SLUICE_APP_ADDRESS"
+	MetaPortOffset     = "SLUICE_PORT_OFFSET"
+	MetaBindAddress    = "SLUICE_BIND_ADDRESS"
+	MetaOutboundTCPIP  = "SLUICE_OUTBOUND_TCP_IP"
+	MetaServiceAccount = "SERVICE_ACCOUNT"
 )
 
 // DomainSuffix is the cluster domain used in node IDs.
@@ -54,10 +59,10 @@ type Proxy struct {
 	Locality string
 	// OutboundAddress is where a sidecar's app sends outbound HTTP.
 	OutboundAddress string
-	// InboundAddress is where a sidecar takes traffic for its app, and
-	// AppAddress where the app listens.
-	InboundAddress string
-	AppAddress     string
+	// Inbound are the ports a sidecar serves for its workload, as a pod's
+	// sidecar captures every port of its pod: traffic arriving at each
+	// Address goes to its App.
+	Inbound []InboundPort
 	// PortOffset is added to every Gateway port a router listens on, so a
 	// router can serve port 80 as 8080 without root (local mode).
 	PortOffset int
@@ -70,6 +75,14 @@ type Proxy struct {
 	OutboundTCPIP string
 	// ServiceAccount names the workload's identity (default "default").
 	ServiceAccount string
+}
+
+// InboundPort is one port of a sidecar's workload: where mesh traffic for
+// it arrives (the address the WorkloadEntry's port map points at) and
+// where the app listens.
+type InboundPort struct {
+	Address string
+	App     string
 }
 
 // NodeID builds Istio's node ID: type~ip~name.namespace~namespace.svc.domain.
@@ -93,14 +106,21 @@ func (p *Proxy) Node() *core.Node {
 		MetaLabels:          labels,
 		MetaInstanceIPs:     strings.Join(p.IPs, ","),
 		MetaOutboundAddress: p.OutboundAddress,
-		MetaInboundAddress:  p.InboundAddress,
-		MetaAppAddress:      p.AppAddress,
 		MetaPortOffset:      strconv.Itoa(p.PortOffset),
 		MetaBindAddress:     p.BindAddress,
 		MetaOutboundTCPIP:   p.OutboundTCPIP,
 		MetaServiceAccount:  p.ServiceAccount,
 	}
-	md, _ := structpb.NewStruct(fields) // only strings and string maps: cannot fail
+	if len(p.Inbound) > 0 {
+		list := make([]any, len(p.Inbound))
+		for i, in := range p.Inbound {
+			list[i] = map[string]any{"inbound": in.Address, "app": in.App}
+		}
+		fields[MetaInbound] = list
+		fields[MetaInboundAddress] = p.Inbound[0].Address
+		fields[MetaAppAddress] = p.Inbound[0].App
+	}
+	md, _ := structpb.NewStruct(fields) // only strings, lists and maps of strings: cannot fail
 	n := &core.Node{Id: p.NodeID(), Cluster: p.Namespace, Metadata: md, UserAgentName: "sluice"}
 	if loc := ParseLocality(p.Locality); loc != nil {
 		n.Locality = loc
@@ -146,8 +166,7 @@ func ProxyFromNode(n *core.Node) (*Proxy, error) {
 		p.IPs = []string{parts[1]}
 	}
 	p.OutboundAddress = str(MetaOutboundAddress)
-	p.InboundAddress = str(MetaInboundAddress)
-	p.AppAddress = str(MetaAppAddress)
+	p.Inbound = inboundFromMetadata(md)
 	p.BindAddress = str(MetaBindAddress)
 	p.OutboundTCPIP = str(MetaOutboundTCPIP)
 	p.ServiceAccount = str(MetaServiceAccount)
@@ -163,6 +182,24 @@ func ProxyFromNode(n *core.Node) (*Proxy, error) {
 	}
 	p.Locality = LocalityString(n.GetLocality())
 	return p, nil
+}
+
+// inboundFromMetadata reads the inbound list, or the single pair of the
+// keys that came before it.
+func inboundFromMetadata(md map[string]*structpb.Value) []InboundPort {
+	if list := md[MetaInbound].GetListValue(); list != nil {
+		out := make([]InboundPort, 0, len(list.Values))
+		for _, v := range list.Values {
+			f := v.GetStructValue().GetFields()
+			out = append(out, InboundPort{Address: f["inbound"].GetStringValue(), App: f["app"].GetStringValue()})
+		}
+		return out
+	}
+	in, app := md[MetaInboundAddress].GetStringValue(), md[MetaAppAddress].GetStringValue()
+	if in == "" && app == "" {
+		return nil
+	}
+	return []InboundPort{{Address: in, App: app}}
 }
 
 // ParseLocality reads "region/zone/subzone" (any part may be empty).

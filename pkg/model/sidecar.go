@@ -11,15 +11,30 @@ import (
 )
 
 // SidecarScope is what a sidecar may reach by its Sidecar resource: the
-// egress hosts that admit services and VirtualServices, and the outbound
-// traffic policy. The zero scope (no Sidecar) admits everything exported
-// to the proxy's namespace, as Istio does without one.
+// egress listeners whose hosts admit services and VirtualServices (each on
+// its port, or on every port for the catch-all), the ingress listeners,
+// and the outbound traffic policy. The zero scope (no Sidecar) admits
+// everything exported to the proxy's namespace, as Istio does without one.
 type SidecarScope struct {
 	// Resource is the Sidecar in force, nil when none applies.
 	Resource *config.Resource
 	proxyNS  string
-	hosts    []egressHost
+	egress   []egressListener
+	ingress  []*networking.IstioIngressListener
 	policy   *meshv1alpha1.MeshConfig_OutboundTrafficPolicy
+}
+
+// egressListener is one entry of spec.egress: the hosts it imports on its
+// port, or on every port no other listener names when port is 0 (the
+// catch-all, which validation keeps last), as Istio's
+// IstioEgressListenerWrapper (pilot/pkg/model/sidecar.go).
+type egressListener struct {
+	port uint32
+	// protocol is the listener port's protocol when it names one; the
+	// traffic on that port is then that protocol whatever the service
+	// port says (Istio builds the listener from the egress port).
+	protocol registry.Protocol
+	hosts    []egressHost
 }
 
 type egressHost struct{ ns, host string }
@@ -70,46 +85,130 @@ func (pc *PushContext) SidecarScope(p *Proxy) *SidecarScope {
 		}
 		sc.policy = &meshv1alpha1.MeshConfig_OutboundTrafficPolicy{Mode: mode}
 	}
+	sc.ingress = spec.Ingress
 	for _, l := range spec.Egress {
+		el := egressListener{}
+		if l.Port != nil {
+			el.port = l.Port.Number
+			if l.Port.Protocol != "" {
+				el.protocol = registry.ProtocolFromPort(l.Port.Protocol, "")
+			}
+		}
 		for _, h := range l.Hosts {
 			ns, host, _ := strings.Cut(h, "/")
 			if ns == "." {
 				ns = p.Namespace
 			}
-			sc.hosts = append(sc.hosts, egressHost{ns: ns, host: host})
+			el.hosts = append(el.hosts, egressHost{ns: ns, host: host})
 		}
+		sc.egress = append(sc.egress, el)
 	}
 	if len(spec.Egress) == 0 {
 		// A Sidecar without egress keeps Istio's default egress: all.
-		sc.hosts = []egressHost{{ns: "*", host: "*"}}
+		sc.egress = []egressListener{{hosts: []egressHost{{ns: "*", host: "*"}}}}
 	}
 	return sc
 }
 
-// ServiceVisible reports whether the scope admits a service.
+// Ingress are the Sidecar's ingress listeners: when there are any they are
+// the sidecar's only inbound ports, as in Istio.
+func (sc *SidecarScope) Ingress() []*networking.IstioIngressListener {
+	if sc == nil {
+		return nil
+	}
+	return sc.ingress
+}
+
+// ServiceVisible reports whether the scope admits a service on any port:
+// the catch-all listener admits its host, or a listener on one of its
+// ports does (Istio's serviceMatchingListenerPort).
 func (sc *SidecarScope) ServiceVisible(svc *registry.Service) bool {
 	if sc == nil || sc.Resource == nil {
 		return true
 	}
-	return sc.admits(svc.Namespace, svc.Hostname)
-}
-
-// VirtualServiceVisible reports whether the scope admits a VirtualService:
-// one of its hosts admitted from the VirtualService's namespace.
-func (sc *SidecarScope) VirtualServiceVisible(vs *VirtualService) bool {
-	if sc == nil || sc.Resource == nil {
-		return true
-	}
-	for _, h := range vs.Hosts {
-		if sc.admits(vs.Namespace, h) {
+	for i := range sc.egress {
+		l := &sc.egress[i]
+		if _, ok := svc.Port(l.port); (l.port == 0 || ok) && l.admits(svc.Namespace, svc.Hostname) {
 			return true
 		}
 	}
 	return false
 }
 
-func (sc *SidecarScope) admits(ns, host string) bool {
-	for _, e := range sc.hosts {
+// ServicePortVisible reports whether the scope admits a service on one
+// port: the listener for that port (else the catch-all) admits its host.
+// A port no listener covers admits nothing: requests to it go to the
+// outbound traffic policy's catch-all (502 under REGISTRY_ONLY,
+// passthrough under ALLOW_ANY), as in Istio, where such a port gets no
+// listener.
+func (sc *SidecarScope) ServicePortVisible(svc *registry.Service, port uint32) bool {
+	if sc == nil || sc.Resource == nil {
+		return true
+	}
+	l := sc.listenerFor(port)
+	return l != nil && l.admits(svc.Namespace, svc.Hostname)
+}
+
+// PortProtocol is the protocol the egress listener on port gives its
+// traffic, when that listener names one.
+func (sc *SidecarScope) PortProtocol(port uint32) (registry.Protocol, bool) {
+	if sc == nil || sc.Resource == nil {
+		return "", false
+	}
+	if l := sc.listenerFor(port); l != nil && l.port != 0 && l.protocol != "" {
+		return l.protocol, true
+	}
+	return "", false
+}
+
+// listenerFor is the egress listener that serves port: the one on that
+// port, else the catch-all (Istio's GetEgressListenerForRDS); nil when
+// neither exists.
+func (sc *SidecarScope) listenerFor(port uint32) *egressListener {
+	for i := range sc.egress {
+		if l := &sc.egress[i]; l.port == 0 || l.port == port {
+			return l
+		}
+	}
+	return nil
+}
+
+// VirtualServiceVisible reports whether the scope admits a VirtualService:
+// one of its hosts admitted from the VirtualService's namespace by any
+// egress listener.
+func (sc *SidecarScope) VirtualServiceVisible(vs *VirtualService) bool {
+	if sc == nil || sc.Resource == nil {
+		return true
+	}
+	for i := range sc.egress {
+		if sc.egress[i].admitsVirtualService(vs) {
+			return true
+		}
+	}
+	return false
+}
+
+// VirtualServicePortVisible reports whether the egress listener serving
+// port admits a VirtualService.
+func (sc *SidecarScope) VirtualServicePortVisible(vs *VirtualService, port uint32) bool {
+	if sc == nil || sc.Resource == nil {
+		return true
+	}
+	l := sc.listenerFor(port)
+	return l != nil && l.admitsVirtualService(vs)
+}
+
+func (l *egressListener) admitsVirtualService(vs *VirtualService) bool {
+	for _, h := range vs.Hosts {
+		if l.admits(vs.Namespace, h) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *egressListener) admits(ns, host string) bool {
+	for _, e := range l.hosts {
 		if e.ns == "~" || (e.ns != "*" && e.ns != ns) {
 			continue
 		}

@@ -86,15 +86,7 @@ func (g *generation) sidecar() error {
 			return err
 		}
 	}
-	if g.proxy.InboundAddress != "" {
-		if g.proxy.AppAddress == "" {
-			return fmt.Errorf("inbound address %s given without an app address", g.proxy.InboundAddress)
-		}
-		if err := g.inbound(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return g.inbound()
 }
 
 // ClusterName is Istio's outbound cluster name: outbound|port|subset|host.

@@ -33,7 +33,7 @@ type goldenCase struct {
 
 func sidecar(name string, labels map[string]string) model.Proxy {
 	return model.Proxy{Type: model.Sidecar, Name: name, Namespace: "default", Labels: labels, IPs: []string{"127.0.0.1"},
-		OutboundAddress: "127.0.0.1:15001", InboundAddress: "127.0.0.1:15006", AppAddress: "127.0.0.1:8080"}
+		OutboundAddress: "127.0.0.1:15001", Inbound: []model.InboundPort{{Address: "127.0.0.1:15006", App: "127.0.0.1:8080"}}}
 }
 
 func withLocality(p model.Proxy, locality string) model.Proxy {

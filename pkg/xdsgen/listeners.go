@@ -5,7 +5,6 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -109,63 +108,4 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 			Name: HTTPConnectionManagerFilter, ConfigType: &listener.Filter_TypedConfig{TypedConfig: typed},
 		}},
 	}, nil
-}
-
-// inbound adds the listener, route and cluster that take mesh traffic to
-// the sidecar's application.
-func (g *generation) inbound() error {
-	appHost, appPort, err := splitHostPort(g.proxy.AppAddress)
-	if err != nil {
-		return fmt.Errorf("app address: %w", err)
-	}
-	clusterName := ClusterName("inbound", appPort, "", "")
-	routeName := fmt.Sprintf("inbound|%d", appPort)
-	g.out.Clusters = append(g.out.Clusters, staticCluster(clusterName, appHost, appPort))
-	if g.inboundIsTCP() {
-		return g.inboundTCP(clusterName)
-	}
-	l, err := httpListener(listenerOptions{
-		Name: InboundListenerName, Address: g.proxy.InboundAddress,
-		StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
-		Tracing: g.push.Mesh.GetEnableTracing(),
-	})
-	if err != nil {
-		return err
-	}
-	g.out.Listeners = append(g.out.Listeners, l)
-	g.out.Routes = append(g.out.Routes, &route.RouteConfiguration{
-		Name: routeName,
-		VirtualHosts: []*route.VirtualHost{{
-			Name:    fmt.Sprintf("inbound|http|%d", appPort),
-			Domains: []string{"*"},
-			Routes: []*route.Route{{
-				Name:  "default",
-				Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
-				Action: &route.Route_Route{Route: &route.RouteAction{
-					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: clusterName},
-					Timeout:          durationpb.New(0),
-					RetryPolicy:      inboundRetryPolicy(),
-				}},
-			}},
-		}},
-	})
-	return nil
-}
-
-// inboundTCP is the inbound listener of a workload that serves only TCP:
-// connections go to the app as they are.
-func (g *generation) inboundTCP(clusterName string) error {
-	host, port, err := splitHostPort(g.proxy.InboundAddress)
-	if err != nil {
-		return err
-	}
-	chain, err := tcpProxyChain("inbound_tcp", tcpTarget{cluster: clusterName})
-	if err != nil {
-		return err
-	}
-	g.out.Listeners = append(g.out.Listeners, &listener.Listener{
-		Name: InboundListenerName, Address: socketAddress(host, port),
-		TrafficDirection: core.TrafficDirection_INBOUND, FilterChains: []*listener.FilterChain{chain},
-	})
-	return nil
 }

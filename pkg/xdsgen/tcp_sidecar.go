@@ -98,28 +98,3 @@ func (g *generation) outboundTCP() error {
 	}
 	return nil
 }
-
-// inboundIsTCP reports whether every service port this sidecar's workload
-// serves is opaque TCP: then its inbound listener proxies TCP, not HTTP.
-// The workload is found by its endpoints pointing at the inbound address.
-func (g *generation) inboundIsTCP() bool {
-	host, port, err := splitHostPort(g.proxy.InboundAddress)
-	if err != nil {
-		return false
-	}
-	found := false
-	for _, svc := range g.push.Services() {
-		for _, p := range svc.Ports {
-			for _, ep := range g.push.Endpoints(svc, p.Number) {
-				if ep.Port != port || (ep.Address != host && !(host == "0.0.0.0" || host == "::")) {
-					continue
-				}
-				if p.Protocol.IsHTTP() {
-					return false
-				}
-				found = true
-			}
-		}
-	}
-	return found
-}

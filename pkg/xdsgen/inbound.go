@@ -1,0 +1,259 @@
+package xdsgen
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/sluice-mesh/sluice/pkg/registry"
+)
+
+// unixPrefix starts a unix domain socket address in a Sidecar's
+// defaultEndpoint, as Istio writes it (model.UnixAddressPrefix).
+const unixPrefix = "unix://"
+
+// inboundPort is one port a sidecar serves for its workload: a listener at
+// host:port whose traffic goes to the app.
+type inboundPort struct {
+	host string
+	port uint32
+	// app is where the app listens: host:port, or a unix socket path
+	// when pipe is set.
+	appHost string
+	appPort uint32
+	pipe    string
+	// http says the port carries HTTP (routed per request); otherwise its
+	// connections are proxied to the app as they are.
+	http bool
+}
+
+// inbound adds, for every port the sidecar serves, the listener, route and
+// cluster that take mesh traffic to the application. Istio keys inbound
+// listeners and clusters by the workload port (BuildInboundSubsetKey), the
+// port traffic arrives at; so does sluice.
+func (g *generation) inbound() error {
+	ports, err := g.inboundPorts()
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		if err := g.inboundListener(p); err != nil {
+			return fmt.Errorf("inbound port %d: %w", p.port, err)
+		}
+	}
+	return nil
+}
+
+// inboundPorts lists the ports to serve, by workload port. With a Sidecar
+// whose ingress listeners apply, those are the ports (Istio's
+// buildInboundChainConfigs without service-port merging); otherwise every
+// --inbound-address/--app-address pair is one.
+func (g *generation) inboundPorts() ([]inboundPort, error) {
+	if len(g.scope.Ingress()) > 0 {
+		return g.ingressPorts()
+	}
+	var out []inboundPort
+	seen := map[uint32]string{}
+	for _, in := range g.proxy.Inbound {
+		host, port, err := splitHostPort(in.Address)
+		if err != nil {
+			return nil, fmt.Errorf("inbound address: %w", err)
+		}
+		if prev, dup := seen[port]; dup {
+			g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("inbound address %s: port %d is already served at %s; inbound ports are told apart by port, as Istio's are", in.Address, port, prev))
+			continue
+		}
+		seen[port] = in.Address
+		p := inboundPort{host: host, port: port, http: g.inboundProtocol(host, port).IsHTTP()}
+		if err := g.setApp(&p, in.App); err != nil {
+			return nil, fmt.Errorf("app address of %s: %w", in.Address, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ingressPorts are the Sidecar's ingress listeners in local mode. The
+// listener for port P binds at spec.ingress.bind:P if set, else at the
+// --inbound-address whose port is P, else at the proxy's IP (the address
+// a WorkloadEntry of the workload names) on P. Traffic goes to the
+// defaultEndpoint, else to that --inbound-address's --app-address.
+// Inbound addresses on ports no ingress listener names are not served, as
+// in Istio; each is reported.
+func (g *generation) ingressPorts() ([]inboundPort, error) {
+	byPort := map[uint32]int{}
+	for i, in := range g.proxy.Inbound {
+		if _, port, err := splitHostPort(in.Address); err == nil {
+			byPort[port] = i
+		}
+	}
+	name := g.scope.Resource.Namespace + "/" + g.scope.Resource.Name
+	var out []inboundPort
+	for i, in := range g.scope.Ingress() {
+		field := fmt.Sprintf("Sidecar %s spec.ingress[%d]", name, i)
+		p := inboundPort{host: in.Bind, port: in.Port.GetNumber(),
+			http: registry.ProtocolFromPort(in.Port.GetProtocol(), in.Port.GetName()).IsHTTP()}
+		pair, hasPair := byPort[p.port]
+		if p.host == "" && hasPair {
+			p.host, _, _ = splitHostPort(g.proxy.Inbound[pair].Address)
+		}
+		if p.host == "" {
+			p.host = g.instanceIP()
+		}
+		app := in.DefaultEndpoint
+		if app == "" && hasPair {
+			app = g.proxy.Inbound[pair].App
+		}
+		if app == "" {
+			g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("%s: port %d has no defaultEndpoint and the proxy no --app-address for it; not served", field, p.port))
+			continue
+		}
+		if err := g.setApp(&p, app); err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
+		}
+		out = append(out, p)
+		delete(byPort, p.port)
+	}
+	left := make([]uint32, 0, len(byPort))
+	for port := range byPort {
+		left = append(left, port)
+	}
+	sort.Slice(left, func(i, j int) bool { return left[i] < left[j] })
+	for _, port := range left {
+		g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("inbound address %s: not served: Sidecar %s has ingress listeners and none for port %d (Istio then serves only those)",
+			g.proxy.Inbound[byPort[port]].Address, name, port))
+	}
+	return out, nil
+}
+
+// setApp reads where the app listens: host:port, or a Sidecar
+// defaultEndpoint (127.0.0.1:P or [::1]:P the loopback, 0.0.0.0:P or
+// [::]:P the instance IP, unix:///path a socket), as Istio's
+// buildInboundClustersFromSidecar reads it.
+func (g *generation) setApp(p *inboundPort, app string) error {
+	if path, ok := strings.CutPrefix(app, unixPrefix); ok {
+		if path == "" {
+			return fmt.Errorf("%q names no socket path", app)
+		}
+		p.pipe = path
+		return nil
+	}
+	host, port, err := net.SplitHostPort(app)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", app, err)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return fmt.Errorf("%q: bad port", app)
+	}
+	switch host {
+	case "", "0.0.0.0", "::":
+		host = g.instanceIP()
+	}
+	p.appHost, p.appPort = host, uint32(n)
+	return nil
+}
+
+// instanceIP is the proxy's first IP (--ip), the address its WorkloadEntry
+// names in local mode.
+func (g *generation) instanceIP() string {
+	if len(g.proxy.IPs) > 0 && g.proxy.IPs[0] != "" {
+		return g.proxy.IPs[0]
+	}
+	return "127.0.0.1"
+}
+
+// inboundProtocol is the protocol of the service port whose endpoint is
+// host:port (the WorkloadEntry's port map points at the inbound address):
+// HTTP if any such port is HTTP, TCP if all are opaque, HTTP when none is
+// known (the app's port is served as HTTP until a service names it).
+func (g *generation) inboundProtocol(host string, port uint32) registry.Protocol {
+	found := false
+	for _, svc := range g.push.Services() {
+		for _, p := range svc.Ports {
+			for _, ep := range g.push.Endpoints(svc, p.Number) {
+				if ep.Port != port || (ep.Address != host && host != "0.0.0.0" && host != "::") {
+					continue
+				}
+				if p.Protocol.IsHTTP() {
+					return p.Protocol
+				}
+				found = true
+			}
+		}
+	}
+	if found {
+		return registry.ProtocolTCP
+	}
+	return registry.ProtocolHTTP
+}
+
+// inboundListener adds the cluster to the app and the listener (HTTP with
+// its route table, or tcp_proxy) for one inbound port.
+func (g *generation) inboundListener(p inboundPort) error {
+	clusterName := ClusterName("inbound", p.port, "", "")
+	g.out.Clusters = append(g.out.Clusters, inboundCluster(clusterName, p))
+	name := fmt.Sprintf("%s_%d", InboundListenerName, p.port)
+	if !p.http {
+		chain, err := tcpProxyChain("inbound_tcp", tcpTarget{cluster: clusterName})
+		if err != nil {
+			return err
+		}
+		g.out.Listeners = append(g.out.Listeners, &listener.Listener{
+			Name: name, Address: socketAddress(p.host, p.port),
+			TrafficDirection: core.TrafficDirection_INBOUND, FilterChains: []*listener.FilterChain{chain},
+		})
+		return nil
+	}
+	routeName := fmt.Sprintf("inbound|%d", p.port)
+	l, err := httpListener(listenerOptions{
+		Name: name, Address: net.JoinHostPort(p.host, strconv.FormatUint(uint64(p.port), 10)),
+		StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
+		Tracing: g.push.Mesh.GetEnableTracing(),
+	})
+	if err != nil {
+		return err
+	}
+	g.out.Listeners = append(g.out.Listeners, l)
+	g.out.Routes = append(g.out.Routes, &route.RouteConfiguration{
+		Name: routeName,
+		VirtualHosts: []*route.VirtualHost{{
+			Name:    fmt.Sprintf("inbound|http|%d", p.port),
+			Domains: []string{"*"},
+			Routes: []*route.Route{{
+				Name:  "default",
+				Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &route.Route_Route{Route: &route.RouteAction{
+					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: clusterName},
+					Timeout:          durationpb.New(0),
+					RetryPolicy:      inboundRetryPolicy(),
+				}},
+			}},
+		}},
+	})
+	return nil
+}
+
+// inboundCluster is the static cluster to the app: one endpoint, a socket
+// address or a unix socket (Envoy's pipe address).
+func inboundCluster(name string, p inboundPort) *cluster.Cluster {
+	if p.pipe == "" {
+		return staticCluster(name, p.appHost, p.appPort)
+	}
+	c := staticCluster(name, "", 0)
+	c.LoadAssignment = &endpoint.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpoint.LocalityLbEndpoints{{
+		LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+			Address: &core.Address{Address: &core.Address_Pipe{Pipe: &core.Pipe{Path: p.pipe}}},
+		}}}},
+	}}}
+	return c
+}
