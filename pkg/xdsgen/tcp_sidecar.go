@@ -23,7 +23,7 @@ func (g *generation) outboundTCP() error {
 			continue
 		}
 		for _, p := range svc.Ports {
-			if !p.Protocol.IsHTTP() {
+			if g.outboundTCPPort(svc, p) {
 				byPort[p.Number] = append(byPort[p.Number], svc)
 			}
 		}
@@ -44,7 +44,7 @@ func (g *generation) outboundTCP() error {
 		var plain *registry.Service
 		for _, svc := range byPort[port] {
 			p, _ := svc.Port(port)
-			vs := virtualServiceFor(vsList, svc.Hostname)
+			vs := g.portVirtualService(virtualServiceFor(vsList, svc.Hostname), svc.Hostname, port)
 			if p.Protocol == registry.ProtocolTLS || p.Protocol == registry.ProtocolHTTPS {
 				var sniChains []*listener.FilterChain
 				if vs != nil {
@@ -97,4 +97,20 @@ func (g *generation) outboundTCP() error {
 		g.out.Listeners = append(g.out.Listeners, l)
 	}
 	return nil
+}
+
+// outboundTCPPort reports whether a service port gets an outbound TCP
+// listener: the Sidecar's egress listener serving that port imports the
+// service, and the port is opaque (by the egress listener's protocol when
+// it names one, else the service port's). A port no egress listener
+// covers gets no listener: with no original destination in local mode
+// there is nothing to pass it through to, so the connection is refused.
+func (g *generation) outboundTCPPort(svc *registry.Service, port registry.Port) bool {
+	if !g.scope.ServicePortVisible(svc, port.Number) {
+		return false
+	}
+	if p, ok := g.scope.PortProtocol(port.Number); ok {
+		return !p.IsHTTP()
+	}
+	return !port.Protocol.IsHTTP()
 }

@@ -30,9 +30,10 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 		}
 		defPort := defaultPort(svc)
 		for _, port := range svc.Ports {
-			if !port.Protocol.IsHTTP() {
+			if !g.outboundHTTPPort(svc, port) {
 				continue
 			}
+			vs := g.portVirtualService(vs, svc.Hostname, port.Number)
 			vh := &route.VirtualHost{
 				Name:    fmt.Sprintf("%s:%d", svc.Hostname, port.Number),
 				Domains: claimDomains(used, hostAliases(svc.Hostname, g.proxy.Namespace, svc.Addresses), port.Number, port.Number == defPort),
@@ -63,6 +64,9 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 		if claimed[vs] {
 			continue
 		}
+		if !g.scope.VirtualServicePortVisible(vs, 80) {
+			continue
+		}
 		for _, h := range vs.Hosts {
 			if len(g.push.ServicesForHost(h)) > 0 {
 				continue
@@ -80,6 +84,37 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 	}
 	rc.VirtualHosts = append(rc.VirtualHosts, g.catchAllHost())
 	return rc
+}
+
+// outboundHTTPPort reports whether a service port gets a virtual host in
+// the outbound route table: the Sidecar's egress listener serving that
+// port imports the service, and the port carries HTTP (by the egress
+// listener's protocol when it names one, else the service port's).
+func (g *generation) outboundHTTPPort(svc *registry.Service, port registry.Port) bool {
+	if !g.scope.ServicePortVisible(svc, port.Number) {
+		return false
+	}
+	if p, ok := g.scope.PortProtocol(port.Number); ok {
+		return p.IsHTTP()
+	}
+	return port.Protocol.IsHTTP()
+}
+
+// portVirtualService is the VirtualService for host on port: vs when the
+// egress listener serving the port imports it, else the best one that
+// listener imports (Istio routes port P by the VirtualServices of P's
+// egress listener, GetEgressListenerForRDS).
+func (g *generation) portVirtualService(vs *model.VirtualService, host string, port uint32) *model.VirtualService {
+	if vs == nil || g.scope.VirtualServicePortVisible(vs, port) {
+		return vs
+	}
+	var list []*model.VirtualService
+	for _, v := range g.meshVirtualServices() {
+		if g.scope.VirtualServicePortVisible(v, port) {
+			list = append(list, v)
+		}
+	}
+	return virtualServiceFor(list, host)
 }
 
 // catchAllHost answers hosts the mesh does not know, by the mesh's

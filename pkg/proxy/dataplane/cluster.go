@@ -402,11 +402,10 @@ func hostsOf(cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster) ([]ups
 			default:
 				return nil, fmt.Errorf("endpoint health_status %s is not supported", lbe.HealthStatus)
 			}
-			sa := lbe.GetEndpoint().GetAddress().GetSocketAddress()
-			if sa == nil {
-				continue
+			addr, err := endpointAddress(lbe.GetEndpoint().GetAddress())
+			if err != nil {
+				return nil, err
 			}
-			addr := fmt.Sprintf("%s:%d", hostForListen(sa.Address), sa.GetPortValue())
 			weight := lbe.GetLoadBalancingWeight().GetValue()
 			if weight == 0 {
 				weight = 1
@@ -430,6 +429,22 @@ func hostsOf(cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster) ([]ups
 		})
 	}
 	return prios, nil
+}
+
+// endpointAddress is how a host is dialled: host:port, or for a pipe
+// (unix domain socket) endpoint upstream.PipeAddress of its path.
+func endpointAddress(a *core.Address) (string, error) {
+	if p := a.GetPipe(); p != nil {
+		if p.Path == "" {
+			return "", fmt.Errorf("endpoint pipe address has no path")
+		}
+		return upstream.PipeAddress(p.Path), nil
+	}
+	sa := a.GetSocketAddress()
+	if sa == nil {
+		return "", fmt.Errorf("endpoint address: only socket and pipe addresses are supported")
+	}
+	return fmt.Sprintf("%s:%d", hostForListen(sa.Address), sa.GetPortValue()), nil
 }
 
 func localityString(l *core.Locality) string {

@@ -127,7 +127,9 @@ func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 
 func (t *Transport) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	target := addr
-	if t.Options.Hosts != nil {
+	if path, ok := pipePath(addr); ok {
+		network, target = "unix", path
+	} else if t.Options.Hosts != nil {
 		target = t.Options.Hosts.Rewrite(addr)
 	}
 	c, err := t.dialer.DialContext(ctx, network, target)
