@@ -19,21 +19,30 @@ func Unsupported(r *Resource) Errors {
 	}
 	switch spec := r.Spec.(type) {
 	case *networking.Sidecar:
-		// Egress host scoping and outboundTrafficPolicy are implemented;
-		// custom listeners are not.
-		for i := range spec.Ingress {
-			add(fmt.Sprintf("spec.ingress[%d]", i), "a Sidecar ingress listener")
+		// Egress listeners (hosts scoped per port), ingress listeners
+		// (port, protocol, bind, defaultEndpoint) and outboundTrafficPolicy
+		// are implemented. captureMode NONE and DEFAULT both mean what
+		// local mode does anyway (no interception: every listener is bound,
+		// as Istio's proxyNoneMode ignores captureMode); IPTABLES cannot be.
+		for i, in := range spec.Ingress {
+			p := fmt.Sprintf("spec.ingress[%d]", i)
+			if in.GetTls() != nil {
+				add(p+".tls", "TLS on a Sidecar ingress listener")
+			}
+			if in.GetConnectionPool() != nil {
+				add(p+".connectionPool", "a Sidecar ingress listener connectionPool")
+			}
+			if in.GetCaptureMode() == networking.CaptureMode_IPTABLES {
+				add(p+".captureMode", "captureMode IPTABLES (local mode has no traffic capture)")
+			}
 		}
 		for i, e := range spec.Egress {
 			p := fmt.Sprintf("spec.egress[%d]", i)
-			if e.Port != nil {
-				add(p+".port", "a Sidecar egress listener on its own port")
-			}
 			if e.Bind != "" {
 				add(p+".bind", "a Sidecar egress listener bind address")
 			}
-			if e.CaptureMode != networking.CaptureMode_DEFAULT {
-				add(p+".captureMode", "captureMode")
+			if e.CaptureMode == networking.CaptureMode_IPTABLES {
+				add(p+".captureMode", "captureMode IPTABLES (local mode has no traffic capture)")
 			}
 		}
 		if spec.InboundConnectionPool != nil {

@@ -30,7 +30,17 @@ apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: default}
 spec:
-  egress: [{port: {number: 9080, protocol: HTTP, name: http}, hosts: ["./*"]}, {hosts: ["./*"]}]
+  egress: [{port: {number: 9080, protocol: HTTP, name: http}, bind: 127.0.0.2, hosts: ["./*"]}, {hosts: ["./*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: listeners}
+spec:
+  workloadSelector: {labels: {app: db}}
+  ingress:
+  - {port: {number: 9080, protocol: HTTP, name: http}, defaultEndpoint: "unix:///var/run/app.sock", captureMode: NONE}
+  - {port: {number: 9090, protocol: TCP, name: tcp}, bind: 127.0.0.1, defaultEndpoint: "127.0.0.1:7070"}
+  egress: [{port: {number: 9080, protocol: HTTP, name: http}, captureMode: NONE, hosts: ["./*"]}, {hosts: ["./*"]}]
 ---
 apiVersion: networking.istio.io/v1
 kind: Sidecar
@@ -68,7 +78,7 @@ spec:
 		"spec.trafficPolicy.proxyProtocol",
 		"spec.trafficPolicy.portLevelSettings[0].connectionPool.http.maxConcurrentStreams",
 		"spec.subsets[0].trafficPolicy.tunnel",
-		"Sidecar default/default: spec.egress[0].port",
+		"Sidecar default/default: spec.egress[0].bind",
 	}
 	all := strings.Join(got, "\n")
 	for _, w := range want {
@@ -79,7 +89,8 @@ spec:
 	if len(got) != len(want) {
 		t.Errorf("want %d errors, got %d:\n%s", len(want), len(got), all)
 	}
-	if strings.Contains(all, "DestinationRule default/fine") || strings.Contains(all, "scoping-only") {
+	if strings.Contains(all, "DestinationRule default/fine") || strings.Contains(all, "scoping-only") ||
+		strings.Contains(all, "listeners") {
 		t.Errorf("implemented fields reported as unsupported:\n%s", all)
 	}
 }
