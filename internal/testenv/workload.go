@@ -41,6 +41,33 @@ type WorkloadOptions struct {
 	// Locality is region/zone/subzone, given to the sidecar and written in
 	// the WorkloadEntry.
 	Locality string
+	// Ports are further ports of the workload, served by the same sidecar
+	// (one more --inbound-address/--app-address pair each), as a pod's
+	// sidecar serves every port of its pod.
+	Ports []WorkloadPort
+}
+
+// WorkloadPort is one more port of a workload: its own backend and inbound
+// address on the workload's sidecar.
+type WorkloadPort struct {
+	// Names are the Service port names the WorkloadEntry maps to it.
+	Names []string
+	// TCPPrefix makes its backend a TCP line echo, as WorkloadOptions'.
+	TCPPrefix string
+	// AppAddress, when set, is a backend the test runs itself.
+	AppAddress string
+}
+
+// PortInstance is a port of a running workload beyond the first.
+type PortInstance struct {
+	// InboundAddress receives mesh traffic for the port; InboundPort is
+	// its port, the one written in the WorkloadEntry.
+	InboundAddress string
+	InboundPort    int
+	// AppAddress is where its backend listens; Echo the backend process
+	// (nil when the test runs the backend).
+	AppAddress string
+	Echo       *Process
 }
 
 // Workload is an echo backend with its sidecar, registered in the mesh by a
@@ -62,6 +89,8 @@ type Workload struct {
 	ConfigFile string
 	// Echo and Sidecar are the two processes.
 	Echo, Sidecar *Process
+	// Ports are the workload's further ports, in WorkloadOptions.Ports order.
+	Ports []PortInstance
 }
 
 // AddWorkload starts an echo backend on a free port and a sidecar whose
@@ -98,31 +127,17 @@ func (m *Mesh) AddWorkload(o WorkloadOptions) *Workload {
 	w := &Workload{Name: o.Name, Namespace: o.Namespace, Service: o.Service, Version: o.Version, Labels: labels}
 	id := o.Namespace + "/" + o.Name
 
-	for attempt := 1; o.AppAddress == ""; attempt++ {
-		w.EchoAddress = FreeAddr()
-		args := []string{"echo", "--address", w.EchoAddress, "--service", o.Service,
-			"--version", o.Version, "--namespace", o.Namespace, "--pod", o.Name}
-		if o.TCPPrefix != "" {
-			args = append(args, "--protocol", "tcp", "--tcp-prefix", o.TCPPrefix)
-		}
-		w.Echo = Start(m.t, "echo "+id, args...)
-		var err error
-		if o.TCPPrefix != "" {
-			err = pollTCP(w.EchoAddress, StartTimeout, w.Echo.Done())
-		} else {
-			err = pollHTTP("http://"+w.EchoAddress+"/", 200, StartTimeout, w.Echo.Done())
-		}
-		if err == nil {
-			break
-		}
-		if attempt < startAttempts && w.Echo.addrInUse() {
-			w.Echo.Stop()
-			continue
-		}
-		m.t.Fatalf("testenv: echo %s not up: %v\n%s", id, err, w.Echo.Tail(dumpLines))
-	}
 	if o.AppAddress != "" {
 		w.EchoAddress = o.AppAddress
+	} else {
+		w.EchoAddress, w.Echo = m.startEcho(id, o, o.TCPPrefix)
+	}
+	for _, po := range o.Ports {
+		pi := PortInstance{AppAddress: po.AppAddress}
+		if pi.AppAddress == "" {
+			pi.AppAddress, pi.Echo = m.startEcho(id, o, po.TCPPrefix)
+		}
+		w.Ports = append(w.Ports, pi)
 	}
 
 	for attempt := 1; ; attempt++ {
@@ -131,6 +146,10 @@ func (m *Mesh) AddWorkload(o WorkloadOptions) *Workload {
 			"--labels", labelString(labels), "--xds-address", m.XDSAddress,
 			"--inbound-address", w.InboundAddress, "--app-address", w.EchoAddress,
 			"--outbound-address", w.OutboundAddress, "--admin-address", w.AdminAddress}
+		for i := range w.Ports {
+			w.Ports[i].InboundAddress = FreeAddr()
+			args = append(args, "--inbound-address", w.Ports[i].InboundAddress, "--app-address", w.Ports[i].AppAddress)
+		}
 		if o.Locality != "" {
 			args = append(args, "--locality", o.Locality)
 		}
@@ -154,6 +173,13 @@ func (m *Mesh) AddWorkload(o WorkloadOptions) *Workload {
 	for _, n := range o.PortNames {
 		ports[n] = w.InboundPort
 	}
+	for i := range w.Ports {
+		_, port, _ := net.SplitHostPort(w.Ports[i].InboundAddress)
+		w.Ports[i].InboundPort, _ = strconv.Atoi(port)
+		for _, n := range o.Ports[i].Names {
+			ports[n] = w.Ports[i].InboundPort
+		}
+	}
 	spec := map[string]any{"address": "127.0.0.1", "labels": labels, "ports": ports}
 	if o.Locality != "" {
 		spec["locality"] = o.Locality
@@ -166,6 +192,35 @@ func (m *Mesh) AddWorkload(o WorkloadOptions) *Workload {
 		"spec":       spec,
 	}))
 	return w
+}
+
+// startEcho starts an echo backend for workload o on a free port (a TCP
+// line echo answering with tcpPrefix when set) and waits until it is up.
+func (m *Mesh) startEcho(id string, o WorkloadOptions, tcpPrefix string) (string, *Process) {
+	m.t.Helper()
+	for attempt := 1; ; attempt++ {
+		addr := FreeAddr()
+		args := []string{"echo", "--address", addr, "--service", o.Service,
+			"--version", o.Version, "--namespace", o.Namespace, "--pod", o.Name}
+		if tcpPrefix != "" {
+			args = append(args, "--protocol", "tcp", "--tcp-prefix", tcpPrefix)
+		}
+		echo := Start(m.t, "echo "+id, args...)
+		var err error
+		if tcpPrefix != "" {
+			err = pollTCP(addr, StartTimeout, echo.Done())
+		} else {
+			err = pollHTTP("http://"+addr+"/", 200, StartTimeout, echo.Done())
+		}
+		if err == nil {
+			return addr, echo
+		}
+		if attempt < startAttempts && echo.addrInUse() {
+			echo.Stop()
+			continue
+		}
+		m.t.Fatalf("testenv: echo %s not up: %v\n%s", id, err, echo.Tail(dumpLines))
+	}
 }
 
 // ServiceYAML returns a Kubernetes Service (v1) selecting workloads by
