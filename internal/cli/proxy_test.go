@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sluice-mesh/sluice/pkg/model"
+)
+
+// TestInboundPairs: repeated --inbound-address/--app-address flags pair
+// by order; the single pair reads as before; a mismatch is an error.
+func TestInboundPairs(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		want    []model.InboundPort
+		wantErr string
+	}{
+		{name: "none", args: nil},
+		{name: "single pair", args: []string{"--inbound-address", "127.0.0.1:20001", "--app-address", "127.0.0.1:30001"},
+			want: []model.InboundPort{{Address: "127.0.0.1:20001", App: "127.0.0.1:30001"}}},
+		{name: "pairs by order", args: []string{"--inbound-address", "127.0.0.1:20001", "--inbound-address", "127.0.0.1:20002",
+			"--app-address", "127.0.0.1:30001", "--app-address", "127.0.0.1:30002"},
+			want: []model.InboundPort{{Address: "127.0.0.1:20001", App: "127.0.0.1:30001"}, {Address: "127.0.0.1:20002", App: "127.0.0.1:30002"}}},
+		{name: "missing app", args: []string{"--inbound-address", "127.0.0.1:20001", "--inbound-address", "127.0.0.1:20002",
+			"--app-address", "127.0.0.1:30001"}, wantErr: "2 inbound addresses, 1 app addresses"},
+		{name: "twice", args: []string{"--inbound-address", "127.0.0.1:20001", "--inbound-address", "127.0.0.1:20001",
+			"--app-address", "127.0.0.1:30001", "--app-address", "127.0.0.1:30002"}, wantErr: "given twice"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := newProxyCommand()
+			if err := cmd.Flags().Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			in, _ := cmd.Flags().GetStringArray("inbound-address")
+			app, _ := cmd.Flags().GetStringArray("app-address")
+			got, err := inboundPorts(in, app)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v %v, want %v", got, err, tc.want)
+			}
+		})
+	}
+}
