@@ -19,7 +19,8 @@ func Unsupported(r *Resource) Errors {
 	}
 	switch spec := r.Spec.(type) {
 	case *networking.Sidecar:
-		// Egress listeners (hosts scoped per port), ingress listeners
+		// Egress listeners (hosts scoped per port, bound to an IP of their
+		// own with bind), ingress listeners
 		// (port, protocol, bind, defaultEndpoint) and outboundTrafficPolicy
 		// are implemented. captureMode NONE and DEFAULT both mean what
 		// local mode does anyway (no interception: every listener is bound,
@@ -38,8 +39,12 @@ func Unsupported(r *Resource) Errors {
 		}
 		for i, e := range spec.Egress {
 			p := fmt.Sprintf("spec.egress[%d]", i)
-			if e.Bind != "" {
-				add(p+".bind", "a Sidecar egress listener bind address")
+			switch {
+			case e.Bind == "":
+			case e.Port == nil:
+				add(p+".bind", "a bind address on the catch-all egress listener (one listener per service port)")
+			case e.Port.Number == 0:
+				add(p+".bind", "a unix domain socket egress listener")
 			}
 			if e.CaptureMode == networking.CaptureMode_IPTABLES {
 				add(p+".captureMode", "captureMode IPTABLES (local mode has no traffic capture)")

@@ -30,7 +30,7 @@ apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: default}
 spec:
-  egress: [{port: {number: 9080, protocol: HTTP, name: http}, bind: 127.0.0.2, hosts: ["./*"]}, {hosts: ["./*"]}]
+  egress: [{port: {number: 0, protocol: HTTP, name: http}, bind: "unix:///var/run/egress.sock", hosts: ["./*"]}, {hosts: ["./*"]}]
 ---
 apiVersion: networking.istio.io/v1
 kind: Sidecar
@@ -40,7 +40,7 @@ spec:
   ingress:
   - {port: {number: 9080, protocol: HTTP, name: http}, defaultEndpoint: "unix:///var/run/app.sock", captureMode: NONE}
   - {port: {number: 9090, protocol: TCP, name: tcp}, bind: 127.0.0.1, defaultEndpoint: "127.0.0.1:7070"}
-  egress: [{port: {number: 9080, protocol: HTTP, name: http}, captureMode: NONE, hosts: ["./*"]}, {hosts: ["./*"]}]
+  egress: [{port: {number: 9080, protocol: HTTP, name: http}, bind: 127.0.0.2, captureMode: NONE, hosts: ["./*"]}, {hosts: ["./*"]}]
 ---
 apiVersion: networking.istio.io/v1
 kind: Sidecar

@@ -34,7 +34,9 @@ type egressListener struct {
 	// traffic on that port is then that protocol whatever the service
 	// port says (Istio builds the listener from the egress port).
 	protocol registry.Protocol
-	hosts    []egressHost
+	// bind is the IP the listener's own socket binds (with a port only).
+	bind  string
+	hosts []egressHost
 }
 
 type egressHost struct{ ns, host string }
@@ -89,7 +91,7 @@ func (pc *PushContext) SidecarScope(p *Proxy) *SidecarScope {
 	for _, l := range spec.Egress {
 		el := egressListener{}
 		if l.Port != nil {
-			el.port = l.Port.Number
+			el.port, el.bind = l.Port.Number, l.Bind
 			if l.Port.Protocol != "" {
 				el.protocol = registry.ProtocolFromPort(l.Port.Protocol, "")
 			}
@@ -159,6 +161,42 @@ func (sc *SidecarScope) PortProtocol(port uint32) (registry.Protocol, bool) {
 		return l.protocol, true
 	}
 	return "", false
+}
+
+// BoundEgress is an egress listener with a port and a bind address: the
+// sidecar serves that port on a socket of its own at Bind:Port (Istio's
+// bound egress listener), besides routing it by authority.
+type BoundEgress struct {
+	Bind string
+	Port uint32
+	// Protocol is the listener port's protocol, "" when it names none.
+	Protocol registry.Protocol
+}
+
+// BoundEgress lists the egress listeners that bind an address, in order.
+func (sc *SidecarScope) BoundEgress() []BoundEgress {
+	if sc == nil || sc.Resource == nil {
+		return nil
+	}
+	var out []BoundEgress
+	for _, l := range sc.egress {
+		if l.port != 0 && l.bind != "" {
+			out = append(out, BoundEgress{Bind: l.bind, Port: l.port, Protocol: l.protocol})
+		}
+	}
+	return out
+}
+
+// EgressBind is the bind address of the egress listener on port, "" when
+// that port's listener binds none.
+func (sc *SidecarScope) EgressBind(port uint32) string {
+	if sc == nil || sc.Resource == nil {
+		return ""
+	}
+	if l := sc.listenerFor(port); l != nil && l.port != 0 {
+		return l.bind
+	}
+	return ""
 }
 
 // listenerFor is the egress listener that serves port: the one on that

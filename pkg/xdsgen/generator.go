@@ -86,6 +86,9 @@ func (g *generation) sidecar() error {
 			return err
 		}
 	}
+	if err := g.boundEgress(); err != nil {
+		return err
+	}
 	return g.inbound()
 }
 

@@ -239,3 +239,57 @@ spec:
 		})
 	}
 }
+
+// TestBoundEgressListener: an egress listener with a bind address gets a
+// socket of its own at bind:port serving its hosts on that port: HTTP with
+// a route table of that port (a bare host means that port), or TCP; the
+// port is then not served at the outbound TCP IP.
+func TestBoundEgressListener(t *testing.T) {
+	yaml := egressServices + `---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  egress:
+  - {port: {number: 9090, protocol: HTTP, name: http}, bind: 127.0.0.7, hosts: ["./multi.example.com"]}
+  - {port: {number: 7000, name: tcp}, bind: 127.0.0.7, hosts: ["./*"]}
+  - {hosts: ["./*"]}
+`
+	p := sidecar("client", nil)
+	p.OutboundTCPIP = "127.0.0.5"
+	res := generateYAML(t, yaml, p, nil)
+	byName := map[string]string{}
+	for _, l := range res.Listeners {
+		kind := "http"
+		if l.FilterChains[0].Filters[0].Name == xdsgen.TCPProxyFilter {
+			kind = "tcp"
+		}
+		sa := l.Address.GetSocketAddress()
+		byName[l.Name] = kind + "@" + sa.Address + ":" + itoa(int(sa.GetPortValue()))
+	}
+	for name, want := range map[string]string{
+		"127.0.0.7_9090": "http@127.0.0.7:9090",
+		"127.0.0.7_7000": "tcp@127.0.0.7:7000",
+		"127.0.0.5_7001": "tcp@127.0.0.5:7001",
+	} {
+		if byName[name] != want {
+			t.Errorf("listener %s: got %q, want %q", name, byName[name], want)
+		}
+	}
+	if _, ok := byName["127.0.0.5_7000"]; ok {
+		t.Errorf("port 7000 binds at 127.0.0.7; it must not also be served at the outbound TCP IP")
+	}
+	var table []string
+	for _, rc := range res.Routes {
+		if rc.Name != "9090" {
+			continue
+		}
+		for _, vh := range rc.VirtualHosts {
+			table = append(table, vh.Name+"="+strings.Join(vh.Domains, ","))
+		}
+	}
+	want := []string{"multi.example.com:9090=multi.example.com,multi.example.com:9090", "allow_any=*"}
+	if !slices.Equal(table, want) {
+		t.Errorf("route table 9090: %v, want %v", table, want)
+	}
+}

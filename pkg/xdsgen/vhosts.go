@@ -16,8 +16,15 @@ import (
 // host per (service, HTTP port), routed by the VirtualService bound to
 // "mesh" for that host, then a catch-all for unknown hosts.
 func (g *generation) outboundRoutes() *route.RouteConfiguration {
+	return g.outboundRouteTable(OutboundRouteName, 0)
+}
+
+// outboundRouteTable is the outbound route table named name, for every
+// port, or for onlyPort alone (a bound egress listener's: a host without
+// a port then means that port).
+func (g *generation) outboundRouteTable(name string, onlyPort uint32) *route.RouteConfiguration {
 	vsList := g.meshVirtualServices()
-	rc := &route.RouteConfiguration{Name: OutboundRouteName, ValidateClusters: wrapBool(false)}
+	rc := &route.RouteConfiguration{Name: name, ValidateClusters: wrapBool(false)}
 	used := map[string]bool{}
 	claimed := map[*model.VirtualService]bool{}
 	for _, svc := range g.push.Services() {
@@ -30,13 +37,13 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 		}
 		defPort := defaultPort(svc)
 		for _, port := range svc.Ports {
-			if !g.outboundHTTPPort(svc, port) {
+			if !g.outboundHTTPPort(svc, port) || (onlyPort != 0 && port.Number != onlyPort) {
 				continue
 			}
 			vs := g.portVirtualService(vs, svc.Hostname, port.Number)
 			vh := &route.VirtualHost{
 				Name:    fmt.Sprintf("%s:%d", svc.Hostname, port.Number),
-				Domains: claimDomains(used, hostAliases(svc.Hostname, g.proxy.Namespace, svc.Addresses), port.Number, port.Number == defPort),
+				Domains: claimDomains(used, hostAliases(svc.Hostname, g.proxy.Namespace, svc.Addresses), port.Number, port.Number == defPort || onlyPort != 0),
 				// Istio's proxy headers: x-envoy-attempt-count upstream.
 				IncludeRequestAttemptCount: g.includeAttemptCount(),
 			}
@@ -64,7 +71,7 @@ func (g *generation) outboundRoutes() *route.RouteConfiguration {
 		if claimed[vs] {
 			continue
 		}
-		if !g.scope.VirtualServicePortVisible(vs, 80) {
+		if !g.scope.VirtualServicePortVisible(vs, 80) || (onlyPort != 0 && onlyPort != 80) {
 			continue
 		}
 		for _, h := range vs.Hosts {

@@ -90,7 +90,11 @@ func TestSidecarEgressPorts(t *testing.T) {
 	}
 	a, b := localBackend(t, "server-a"), localBackend(t, "server-b")
 	m := testenv.NewMesh(t, testenv.MeshOptions{ProxyArgs: []string{"--hosts-file", hosts}})
-	sidecar := func(mode string) string {
+	sidecar := func(mode string, bind ...string) string {
+		bindField := ""
+		if len(bind) > 0 {
+			bindField = ", bind: " + bind[0]
+		}
 		return fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: ports, namespace: default}
@@ -104,9 +108,9 @@ apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: default, namespace: default}
 spec:
-  egress: [{port: {number: %[2]d, protocol: HTTP, name: http}, hosts: ["./%[1]s"]}]
+  egress: [{port: {number: %[2]d, protocol: HTTP, name: http}%[5]s, hosts: ["./%[1]s"]}]
   outboundTrafficPolicy: {mode: %[4]s}
-`, name, a, b, mode)
+`, name, a, b, mode, bindField)
 	}
 	m.WriteConfig("egress.yaml", sidecar("REGISTRY_ONLY"))
 	c := m.AddClient(testenv.ClientOptions{Name: "client"})
@@ -134,6 +138,18 @@ spec:
 		t.Errorf("port %d, which no egress listener covers, was routed to its service cluster %d times", b, n)
 	}
 	expectBody(m, c, hostA, 200, "server-a /p")
+
+	// With bind, the listener gets a socket of its own at bind:A, where an
+	// app that cannot name its destination's port reaches it by host alone.
+	const bindIP = "127.0.79.1"
+	m.WriteConfig("egress.yaml", sidecar("REGISTRY_ONLY", bindIP))
+	bound := &testenv.Client{Name: "bound", OutboundAddress: fmt.Sprintf("%s:%d", bindIP, a), HTTP: c.HTTP}
+	before = statValue(t, stats, clusterA)
+	expectBody(m, bound, name, 200, "server-a /p")
+	if n := statValue(t, stats, clusterA); n <= before {
+		t.Errorf("the bound listener did not route through the service cluster")
+	}
+	expectBody(m, bound, "unknown.example.com", 502, "")
 	requireSyncedNoNACK(t, m)
 }
 
