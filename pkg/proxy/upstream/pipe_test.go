@@ -28,6 +28,8 @@ func TestPipeHost(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 
 	tr := NewTransport(TransportOptions{ConnectTimeout: time.Second}, nil)
+	host := &Host{Address: PipeAddress(path)}
+	tr.SetHosts([]*Host{host})
 	req := &http.Request{Method: "GET", URL: &url.URL{Scheme: "http", Host: PipeAddress(path), Path: "/"},
 		Host: "reviews:9080", Header: http.Header{}}
 	resp, err := tr.RoundTrip(req, false)
@@ -38,6 +40,9 @@ func TestPipeHost(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "over unix, host reviews:9080" {
 		t.Fatalf("got %q", b)
+	}
+	if n := host.CxTotal.Load(); n != 1 {
+		t.Errorf("the pipe host counted %d connections, want 1", n)
 	}
 
 	c, err := tr.Dial(context.Background(), PipeAddress(path))

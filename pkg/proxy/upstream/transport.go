@@ -150,8 +150,15 @@ func (t *Transport) SetHosts(hosts []*Host) {
 }
 
 func (t *Transport) hostFor(addr string) *Host {
-	if m := t.hosts.Load(); m != nil {
-		return (*m)[addr]
+	m := t.hosts.Load()
+	if m == nil {
+		return nil
+	}
+	if h, ok := (*m)[addr]; ok {
+		return h
+	}
+	if path, ok := pipePath(addr); ok { // net/http adds a port to a pipe host
+		return (*m)[PipeAddress(path)]
 	}
 	return nil
 }
