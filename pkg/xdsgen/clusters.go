@@ -30,6 +30,12 @@ func (g *generation) clusters() {
 		}
 		dr := g.push.DestinationRule(g.proxy.Namespace, svc.Hostname, svc.Namespace)
 		for _, port := range svc.Ports {
+			// A Sidecar egress listener imports a service on its own port
+			// only (Istio's serviceMatchingListenerPort): no cluster for
+			// the ports it does not cover.
+			if !g.scope.ServicePortVisible(svc, port.Number) {
+				continue
+			}
 			eps := g.push.Endpoints(svc, port.Number)
 			g.addServiceCluster(svc, port, dr, nil, eps)
 			if dr == nil {

@@ -188,18 +188,22 @@ func TestEgressListenerPorts(t *testing.T) {
 		egress   string
 		vhosts   []string // virtual hosts of the outbound route table, catch-all excluded
 		tcpPorts []string
+		clusters []string // outbound clusters
 	}{{
 		name:   "ports only",
 		egress: `[{port: {number: 8080, protocol: HTTP, name: http}, hosts: ["./multi.example.com"]}, {port: {number: 7000, protocol: TCP, name: tcp}, hosts: ["./*"]}]`,
 		vhosts: []string{"multi.example.com:8080"}, tcpPorts: []string{"127.0.0.5_7000"},
+		clusters: []string{"outbound|7000||multi.example.com", "outbound|8080||multi.example.com"},
 	}, {
 		name:   "port listener then catch-all",
 		egress: `[{port: {number: 8080, protocol: HTTP, name: http}, hosts: ["./other.example.com"]}, {hosts: ["./multi.example.com"]}]`,
 		vhosts: []string{"multi.example.com:9090", "other.example.com:8080"}, tcpPorts: []string{"127.0.0.5_7000", "127.0.0.5_7001"},
+		clusters: []string{"outbound|7000||multi.example.com", "outbound|7001||multi.example.com", "outbound|8080||other.example.com", "outbound|9090||multi.example.com"},
 	}, {
 		name:   "listener protocol overrides the service port's",
 		egress: `[{port: {number: 7001, protocol: HTTP, name: http}, hosts: ["./*"]}, {port: {number: 9090, protocol: TCP, name: tcp}, hosts: ["./*"]}]`,
 		vhosts: []string{"multi.example.com:7001"}, tcpPorts: []string{"127.0.0.5_9090"},
+		clusters: []string{"outbound|7001||multi.example.com", "outbound|9090||multi.example.com"},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -227,6 +231,16 @@ spec:
 				if strings.HasPrefix(l.Name, "127.0.0.5_") {
 					tcp = append(tcp, l.Name)
 				}
+			}
+			var clusters []string
+			for _, c := range res.Clusters {
+				if strings.HasPrefix(c.Name, "outbound|") {
+					clusters = append(clusters, c.Name)
+				}
+			}
+			slices.Sort(clusters)
+			if !slices.Equal(clusters, tc.clusters) {
+				t.Errorf("clusters %v, want %v", clusters, tc.clusters)
 			}
 			slices.Sort(vhosts)
 			slices.Sort(tcp)
