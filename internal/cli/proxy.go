@@ -99,7 +99,7 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 	f.StringVar(&xdsAddr, "xds-address", "127.0.0.1:15010", "control plane xDS address")
 	f.StringVar(&outbound, "outbound-address", "127.0.0.1:15001", "where the app sends outbound traffic (sidecar)")
 	f.StringArrayVar(&inbound, "inbound-address", nil, "where mesh traffic for the app arrives (sidecar); repeat once per workload port, paired by order with --app-address")
-	f.StringArrayVar(&app, "app-address", nil, "where the app listens (sidecar); repeat once per --inbound-address")
+	f.StringArrayVar(&app, "app-address", nil, "where the app listens (sidecar): host:port or unix:///path; repeat once per --inbound-address")
 	f.StringVar(&admin, "admin-address", "127.0.0.1:15000", "admin endpoint address")
 	f.IntVar(&portOffset, "port-offset", 0, "router: serve every Gateway port P on P+N (no root needed for 80/443); sidecar: the same for outbound TCP ports")
 	f.StringVar(&bind, "bind-address", "", "router: IP to bind Gateway listeners to (default all)")

@@ -100,6 +100,10 @@ func TestInboundPorts(t *testing.T) {
 		inbound: []model.InboundPort{{Address: "127.0.0.1:20003", App: "127.0.0.1:30003"}},
 		want:    map[string]inboundView{"virtualInbound_20003": {"127.0.0.1:20003", "http", "127.0.0.1:30003"}},
 	}, {
+		name: "app on a unix socket", yaml: twoPortWorkload,
+		inbound: []model.InboundPort{{Address: "127.0.0.1:20001", App: "unix:///run/app.sock"}},
+		want:    map[string]inboundView{"virtualInbound_20001": {"127.0.0.1:20001", "http", "unix:///run/app.sock"}},
+	}, {
 		name: "ingress replaces the app and drops uncovered pairs", inbound: pairs,
 		yaml: twoPortWorkload + `---
 apiVersion: networking.istio.io/v1
