@@ -20,11 +20,11 @@ func Unsupported(r *Resource) Errors {
 	switch spec := r.Spec.(type) {
 	case *networking.Sidecar:
 		// Egress listeners (hosts scoped per port, bound to an IP of their
-		// own with bind), ingress listeners
-		// (port, protocol, bind, defaultEndpoint) and outboundTrafficPolicy
-		// are implemented. captureMode NONE and DEFAULT both mean what
-		// local mode does anyway (no interception: every listener is bound,
-		// as Istio's proxyNoneMode ignores captureMode); IPTABLES cannot be.
+		// own with bind), ingress listeners (port, protocol, bind,
+		// defaultEndpoint) and outboundTrafficPolicy are implemented.
+		// captureMode NONE and DEFAULT both mean what local mode does
+		// anyway (no interception: every listener is bound, as Istio's
+		// proxyNoneMode ignores captureMode); IPTABLES cannot be.
 		for i, in := range spec.Ingress {
 			p := fmt.Sprintf("spec.ingress[%d]", i)
 			if in.GetTls() != nil {
