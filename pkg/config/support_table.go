@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	networking "istio.io/api/networking/v1alpha3"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // supported rows, one per field, with a shared note.
@@ -155,6 +156,8 @@ var supportTable = rows(
 	},
 	serverTLSRejections(),
 
+	gatewayAPIRejections(),
+
 	supported("Sidecar", "", "spec.workloadSelector", "spec.egress[].hosts", "spec.outboundTrafficPolicy.mode"),
 	[]Feature{
 		{Kind: "Sidecar", Field: "spec.ingress[]", Support: Rejected, Reason: "a Sidecar ingress listener is not implemented by sluice yet",
@@ -238,4 +241,23 @@ func pathIf(ok bool, path string) []string {
 		return []string{path}
 	}
 	return nil
+}
+
+// gatewayAPIRejections: Gateway API Gateway fields sluice does not act on.
+func gatewayAPIRejections() []Feature {
+	gw := func(r *Resource) *gwv1.GatewaySpec { g, _ := r.Spec.(*gwv1.GatewaySpec); return g }
+	row := func(field, reason string, set func(g *gwv1.GatewaySpec) bool) Feature {
+		return Feature{Kind: string(KindK8sGateway), Field: field, Support: Rejected, Reason: reason,
+			find: func(r *Resource) []string { g := gw(r); return pathIf(g != nil && set(g), field) }}
+	}
+	return []Feature{
+		row("spec.tls", "Gateway-level TLS (frontend client certificate validation, the backend client certificate) is not implemented by sluice yet",
+			func(g *gwv1.GatewaySpec) bool { return g.TLS != nil }),
+		row("spec.infrastructure", "infrastructure (labels, annotations and parametersRef of the generated deployment) has no meaning for router proxies a user starts, and is not implemented",
+			func(g *gwv1.GatewaySpec) bool { return g.Infrastructure != nil }),
+		row("spec.allowedListeners", "allowedListeners (ListenerSets) is not implemented by sluice yet",
+			func(g *gwv1.GatewaySpec) bool { return g.AllowedListeners != nil }),
+		row("spec.defaultScope", "defaultScope is not implemented by sluice yet",
+			func(g *gwv1.GatewaySpec) bool { return g.DefaultScope != "" }),
+	}
 }

@@ -175,3 +175,30 @@ spec:
 		}
 	}
 }
+
+// Gateway API Gateway fields sluice does not act on are rejected.
+func TestUnsupportedGatewayAPIFields(t *testing.T) {
+	yaml := `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+  infrastructure: {labels: {a: b}}
+  tls:
+    frontend:
+      default:
+        validation:
+          caCertificateRefs: [{kind: ConfigMap, group: "", name: ca}]
+`
+	res := Decode([]byte(yaml), DecodeOptions{File: "g.yaml"})
+	if len(res.Errors) > 0 || len(res.Resources) != 1 {
+		t.Fatal(res.Errors)
+	}
+	all := fmt.Sprint(Unsupported(res.Resources[0]))
+	for _, w := range []string{"spec.tls: Gateway-level TLS", "spec.infrastructure:"} {
+		if !strings.Contains(all, w) {
+			t.Errorf("no error naming %s in %s", w, all)
+		}
+	}
+}
