@@ -140,7 +140,7 @@ var supportTable = rows(
 
 	unclaimed(notConformance, supported("ServiceEntry", "verify the servers of the entry's hosts when a DestinationRule's tls names no subjectAltNames (SIMPLE, MUTUAL, ISTIO_MUTUAL), as Istio", "spec.subjectAltNames")),
 
-	unclaimed(notConformance, supported("Gateway", "", "spec.selector", "spec.servers[].port", "spec.servers[].hosts", "spec.servers[].bind",
+	unclaimed(notConformance, supported("Gateway", "", "spec.selector", "spec.servers[].port", "spec.servers[].hosts",
 		"spec.servers[].name", "spec.servers[].tls.httpsRedirect", "spec.servers[].tls.mode", "spec.servers[].tls.serverCertificate",
 		"spec.servers[].tls.privateKey", "spec.servers[].tls.caCertificates", "spec.servers[].tls.credentialName",
 		"spec.servers[].tls.credentialNames", "spec.servers[].tls.caCertCredentialName", "spec.servers[].tls.tlsCertificates",
@@ -155,6 +155,27 @@ var supportTable = rows(
 			}, always)},
 	},
 	serverTLSRejections(),
+	[]Feature{
+		{Kind: "Gateway", Field: "spec.servers[].bind", Support: Rejected,
+			Reason: "a server bind address is not implemented by sluice: router proxies listen on their --bind-address",
+			find: func(r *Resource) []string {
+				return suffixed(gatewayServers(r, func(_ string, s *networking.Server) bool { return s.Bind != "" }), ".bind")
+			}},
+		{Kind: "VirtualService", Field: "spec.http[].match[].statPrefix", Support: Rejected,
+			Reason: "per-route stats (statPrefix) are not implemented by sluice yet",
+			find: func(r *Resource) []string {
+				vs, _ := r.Spec.(*networking.VirtualService)
+				var out []string
+				for i, h := range vs.GetHttp() {
+					for j, m := range h.GetMatch() {
+						if m.GetStatPrefix() != "" {
+							out = append(out, fmt.Sprintf("spec.http[%d].match[%d].statPrefix", i, j))
+						}
+					}
+				}
+				return out
+			}},
+	},
 
 	gatewayAPIRejections(),
 
@@ -260,4 +281,11 @@ func gatewayAPIRejections() []Feature {
 		row("spec.defaultScope", "defaultScope is not implemented by sluice yet",
 			func(g *gwv1.GatewaySpec) bool { return g.DefaultScope != "" }),
 	}
+}
+
+func suffixed(paths []string, suffix string) []string {
+	for i := range paths {
+		paths[i] += suffix
+	}
+	return paths
 }

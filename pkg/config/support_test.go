@@ -202,3 +202,38 @@ spec:
 		}
 	}
 }
+
+// A Gateway server's bind and a route match's statPrefix were ignored;
+// they are rejected naming the field.
+func TestUnsupportedBindAndStatPrefix(t *testing.T) {
+	yaml := `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - {port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}
+  - {port: {number: 81, name: http2, protocol: HTTP}, hosts: ["*"], bind: 10.0.0.1}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: vs}
+spec:
+  hosts: [a]
+  http: [{match: [{uri: {prefix: /}}, {uri: {prefix: /x}, statPrefix: x}], route: [{destination: {host: a}}]}]
+`
+	res := Decode([]byte(yaml), DecodeOptions{File: "b.yaml"})
+	if len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	var all []string
+	for _, r := range res.Resources {
+		for _, e := range Unsupported(r) {
+			all = append(all, e.Error())
+		}
+	}
+	got := strings.Join(all, "\n")
+	if len(all) != 2 || !strings.Contains(got, "spec.servers[1].bind") || !strings.Contains(got, "spec.http[0].match[1].statPrefix") {
+		t.Errorf("got:\n%s", got)
+	}
+}
