@@ -140,9 +140,9 @@ func (g *generation) serverCredentials(s *model.GatewayServer, t *networking.Ser
 				return c, fmt.Errorf("caCertCredentialName: %w", err)
 			}
 			caSec = sec
-		} else if sec, _ := g.serverSecret(s, names[0]); len(sec.Data["ca.crt"]) > 0 {
+		} else if sec, err := g.serverSecret(s, names[0]); err == nil && len(sec.Data["ca.crt"]) > 0 {
 			caSec = sec
-		} else if cs := g.push.Secret(s.Gateway.Namespace, names[0]+"-cacert"); cs != nil {
+		} else if cs, err := g.serverSecret(s, names[0]+"-cacert"); err == nil {
 			caSec = cs
 		}
 		if caSec != nil && len(caSec.Data["ca.crt"]) > 0 {
