@@ -67,3 +67,23 @@ spec:
 	}
 	requireSyncedNoNACK(t, m)
 }
+
+// TestEgressServiceEntrySubjectAltNames: a ServiceEntry's subjectAltNames
+// verify its servers when the DestinationRule names none, as Istio: a
+// certificate without the listed name is refused, one with it is
+// reached.
+func TestEgressServiceEntrySubjectAltNames(t *testing.T) {
+	const name = "secure.example.com"
+	m, port, caFile := egressMesh(t, name, "")
+	withSANs := func(sans string) string {
+		se := strings.Replace(externalServiceEntry(name, port), "  location: MESH_EXTERNAL\n",
+			"  location: MESH_EXTERNAL\n  subjectAltNames: "+sans+"\n", 1)
+		return se + tlsOriginationRule(name, caFile)
+	}
+	m.WriteConfig("egress.yaml", withSANs("[other.example.com]"))
+	c := m.AddClient(testenv.ClientOptions{Name: "app"})
+	waitRefused(m, c, name, "other.example.com")
+	m.WriteConfig("egress.yaml", withSANs("[other.example.com, "+name+"]"))
+	waitReachesExternal(m, c, name)
+	requireSyncedNoNACK(t, m)
+}
