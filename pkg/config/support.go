@@ -7,96 +7,152 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 )
 
+// Support says what sluice does with a kind or a field.
+type Support int
+
+// The three answers of the support table.
+const (
+	// Supported: enforced as Istio (and Envoy) do.
+	Supported Support = iota
+	// Rejected: an error naming file, resource and field; the resource
+	// does not apply until the field is removed.
+	Rejected
+	// NotEnforcedKind: a whole kind accepted and kept but not enforced
+	// yet, reported loudly (Decode's Result.NotEnforced).
+	NotEnforcedKind
+)
+
+func (s Support) String() string {
+	return [...]string{"supported", "rejected", "not enforced"}[s]
+}
+
+// Feature is one row of the support table: the one place that says what
+// sluice does with a field. Unsupported() reports its Rejected rows,
+// docs/config.md's "Support table" section is generated from it (and a
+// test fails when it is stale), and the conformance runner claims its
+// Supported rows.
+type Feature struct {
+	// Kind is the resource kind ("DestinationRule"); for NotEnforced
+	// kinds, group/Kind ("security.istio.io/AuthorizationPolicy").
+	Kind string
+	// Field is the path in the resource, lists as "[]"
+	// ("spec.http[].match[].uri"); empty for a whole kind. Traffic policy
+	// rows (spec.trafficPolicy...) hold for subsets' and port-level
+	// policies too.
+	Field   string
+	Support Support
+	// Reason says why a field is rejected or what a kind does not do;
+	// for supported rows an optional note.
+	Reason string
+	// Unclaimed, on a supported row, says why the conformance runner does
+	// not claim it yet.
+	Unclaimed string
+	// find lists where a Rejected field is set in a resource, as field
+	// paths with indices.
+	find func(r *Resource) []string
+}
+
 // Unsupported reports the fields of r that Istio accepts but sluice does
-// not implement yet. They are errors, like validation errors: the file
-// keeps its last good version and the message says what to remove, so
-// nothing a user writes is silently ignored (docs/config.md lists them).
+// not implement (the Rejected rows of the support table). They are
+// errors, like validation errors: the resource keeps its last good
+// version and the message says what to remove, so nothing a user writes
+// is silently ignored.
 func Unsupported(r *Resource) Errors {
 	var errs Errors
-	add := func(field, what string) {
-		errs = append(errs, &Error{Source: r.Source, Key: r.Key(), Field: field,
-			Err: errors.New(what + " is not implemented by sluice yet; remove it to apply this resource")})
-	}
-	switch spec := r.Spec.(type) {
-	case *networking.Sidecar:
-		// Egress listeners (hosts scoped per port, bound to an IP of their
-		// own with bind), ingress listeners (port, protocol, bind,
-		// defaultEndpoint) and outboundTrafficPolicy are implemented.
-		// captureMode NONE and DEFAULT both mean what local mode does
-		// anyway (no interception: every listener is bound, as Istio's
-		// proxyNoneMode ignores captureMode); IPTABLES cannot be.
-		for i, in := range spec.Ingress {
-			p := fmt.Sprintf("spec.ingress[%d]", i)
-			if in.GetTls() != nil {
-				add(p+".tls", "TLS on a Sidecar ingress listener")
-			}
-			if in.GetConnectionPool() != nil {
-				add(p+".connectionPool", "a Sidecar ingress listener connectionPool")
-			}
-			if in.GetCaptureMode() == networking.CaptureMode_IPTABLES {
-				add(p+".captureMode", "captureMode IPTABLES (local mode has no traffic capture)")
-			}
+	for _, f := range supportTable {
+		if f.Support != Rejected || f.Kind != string(r.Kind) || f.find == nil {
+			continue
 		}
-		for i, e := range spec.Egress {
-			p := fmt.Sprintf("spec.egress[%d]", i)
-			switch {
-			case e.Bind == "":
-			case e.Port == nil:
-				add(p+".bind", "a bind address on the catch-all egress listener (one listener per service port)")
-			case e.Port.Number == 0:
-				add(p+".bind", "a unix domain socket egress listener")
-			}
-			if e.CaptureMode == networking.CaptureMode_IPTABLES {
-				add(p+".captureMode", "captureMode IPTABLES (local mode has no traffic capture)")
-			}
-		}
-		if spec.InboundConnectionPool != nil {
-			add("spec.inboundConnectionPool", "inboundConnectionPool")
-		}
-		if spec.GetOutboundTrafficPolicy().GetEgressProxy() != nil {
-			add("spec.outboundTrafficPolicy.egressProxy", "egressProxy")
-		}
-	case *networking.DestinationRule:
-		unsupportedPolicy("spec.trafficPolicy", spec.TrafficPolicy, add)
-		for i, s := range spec.Subsets {
-			unsupportedPolicy(fmt.Sprintf("spec.subsets[%d].trafficPolicy", i), s.TrafficPolicy, add)
-		}
-	case *networking.Gateway:
-		for i, s := range spec.Servers {
-			if s.GetTls().GetMode() == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
-				add(fmt.Sprintf("spec.servers[%d].tls.mode", i), "AUTO_PASSTHROUGH (multi-network SNI routing)")
-			}
+		for _, path := range f.find(r) {
+			errs = append(errs, &Error{Source: r.Source, Key: r.Key(), Field: path,
+				Err: errors.New(f.Reason + "; remove it to apply this resource")})
 		}
 	}
 	return errs
 }
 
-func unsupportedPolicy(path string, p *networking.TrafficPolicy, add func(field, what string)) {
-	if p == nil {
+// SupportTable is every row of the support table, the not-enforced kinds
+// included, in a stable order.
+func SupportTable() []Feature {
+	out := append([]Feature(nil), supportTable...)
+	for _, group := range sortedKeys(notEnforcedKinds) {
+		for _, kind := range sortedKeys(notEnforcedKinds[group]) {
+			out = append(out, Feature{Kind: group + "/" + kind, Support: NotEnforcedKind, Reason: notEnforcedKinds[group][kind]})
+		}
+	}
+	return out
+}
+
+// The finders of Rejected rows.
+
+func sidecarSpec(r *Resource) *networking.Sidecar {
+	s, _ := r.Spec.(*networking.Sidecar)
+	return s
+}
+
+func gatewayServers(r *Resource, f func(path string, s *networking.Server) bool) []string {
+	g, ok := r.Spec.(*networking.Gateway)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for i, s := range g.Servers {
+		if f(fmt.Sprintf("spec.servers[%d]", i), s) {
+			out = append(out, fmt.Sprintf("spec.servers[%d]", i))
+		}
+	}
+	return out
+}
+
+// serverTLS finds a set server tls field (set) under the modes that
+// leave it without effect (when).
+func serverTLS(field string, set func(t *networking.ServerTLSSettings) bool, when func(t *networking.ServerTLSSettings) bool) func(r *Resource) []string {
+	return func(r *Resource) []string {
+		paths := gatewayServers(r, func(_ string, s *networking.Server) bool {
+			t := s.GetTls()
+			return t != nil && set(t) && when(t)
+		})
+		for i := range paths {
+			paths[i] += ".tls." + field
+		}
+		return paths
+	}
+}
+
+// trafficPolicies calls f for every traffic policy of a DestinationRule
+// (the rule's, the subsets') and every port-level one, by path.
+func trafficPolicies(r *Resource, f func(path string, p *networking.TrafficPolicy, pl *networking.TrafficPolicy_PortTrafficPolicy)) {
+	dr, ok := r.Spec.(*networking.DestinationRule)
+	if !ok {
 		return
 	}
-	check := func(path string, lb *networking.LoadBalancerSettings, cp *networking.ConnectionPoolSettings) {
-		if lb.GetWarmupDurationSecs() != nil {
-			add(path+".loadBalancer.warmupDurationSecs", "slow start (warmupDurationSecs)")
+	eachTrafficPolicy(dr, func(path string, p *networking.TrafficPolicy) {
+		f(path, p, nil)
+		for i, pl := range p.PortLevelSettings {
+			f(fmt.Sprintf("%s.portLevelSettings[%d]", path, i), nil, pl)
 		}
-		if lb.GetWarmup() != nil {
-			add(path+".loadBalancer.warmup", "slow start (warmup)")
-		}
-		if cp.GetHttp().GetMaxConcurrentStreams() != 0 {
-			add(path+".connectionPool.http.maxConcurrentStreams", "maxConcurrentStreams")
-		}
+	})
+}
+
+// policyField finds a DestinationRule field in every traffic policy
+// (get reads it from the policy, getPort from a port-level one, nil when
+// that level has no such field).
+func policyField(field string, get func(p *networking.TrafficPolicy) bool, getPort func(p *networking.TrafficPolicy_PortTrafficPolicy) bool) func(r *Resource) []string {
+	return func(r *Resource) []string {
+		var out []string
+		trafficPolicies(r, func(path string, p *networking.TrafficPolicy, pl *networking.TrafficPolicy_PortTrafficPolicy) {
+			if (p != nil && get != nil && get(p)) || (pl != nil && getPort != nil && getPort(pl)) {
+				out = append(out, path+"."+field)
+			}
+		})
+		return out
 	}
-	check(path, p.LoadBalancer, p.ConnectionPool)
-	if p.Tunnel != nil {
-		add(path+".tunnel", "tunneling (tunnel)")
-	}
-	if p.ProxyProtocol != nil {
-		add(path+".proxyProtocol", "PROXY protocol (proxyProtocol)")
-	}
-	if p.RetryBudget != nil {
-		add(path+".retryBudget", "retryBudget")
-	}
-	for i, pl := range p.PortLevelSettings {
-		check(fmt.Sprintf("%s.portLevelSettings[%d]", path, i), pl.LoadBalancer, pl.ConnectionPool)
-	}
+}
+
+// clientTLS finds a DestinationRule tls field set under conditions that
+// leave it without effect.
+func clientTLS(field string, bad func(t *networking.ClientTLSSettings) bool) func(r *Resource) []string {
+	return policyField("tls."+field,
+		func(p *networking.TrafficPolicy) bool { return p.GetTls() != nil && bad(p.GetTls()) },
+		func(p *networking.TrafficPolicy_PortTrafficPolicy) bool { return p.GetTls() != nil && bad(p.GetTls()) })
 }

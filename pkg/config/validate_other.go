@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"net"
 	"strconv"
 	"strings"
@@ -104,6 +107,7 @@ func (v *validator) serverTLS(p string, t *networking.ServerTLSSettings) {
 	if t == nil {
 		return
 	}
+	v.certificatePins(p, t)
 	if t.Mode == networking.ServerTLSSettings_ISTIO_MUTUAL {
 		for _, f := range []struct {
 			name string
@@ -503,6 +507,21 @@ func (v *validator) secret(s *Secret) {
 	for _, k := range []string{"tls.crt", "tls.key"} {
 		if len(s.Data[k]) == 0 {
 			v.errorf("data."+k, "required for a kubernetes.io/tls secret")
+		}
+	}
+}
+
+// certificatePins checks the SPKI and hash pins' form (Envoy NACKs others):
+// base64 of a SHA-256 digest; hex of one, colons allowed.
+func (v *validator) certificatePins(p string, t *networking.ServerTLSSettings) {
+	for i, s := range t.VerifyCertificateSpki {
+		if b, err := base64.StdEncoding.DecodeString(s); err != nil || len(b) != sha256.Size {
+			v.errorf(idx(p+".verifyCertificateSpki", i), "%q is not the base64 of a SHA-256 digest", s)
+		}
+	}
+	for i, s := range t.VerifyCertificateHash {
+		if b, err := hex.DecodeString(strings.ReplaceAll(s, ":", "")); err != nil || len(b) != sha256.Size {
+			v.errorf(idx(p+".verifyCertificateHash", i), "%q is not the hex of a SHA-256 digest", s)
 		}
 	}
 }

@@ -54,7 +54,18 @@ func istioGatewayName(gw, listener string) string {
 
 func (c *converter) gateway(r *config.Resource) {
 	spec := r.Spec.(*gwv1.GatewaySpec)
-	class, found := c.classes[string(spec.GatewayClassName)]
+	class, found := c.class(string(spec.GatewayClassName))
+	if found && class.ControllerName == MeshControllerName {
+		// A waypoint (ambient mode) is not built: said in status, not
+		// silently skipped as another implementation's Gateway is.
+		st := &GatewayStatus{Namespace: r.Namespace, Name: r.Name, Class: string(spec.GatewayClassName), Listeners: []*ListenerStatus{}}
+		st.Conditions = []Condition{
+			cond(condAccepted, false, "Unsupported", "GatewayClass %q (%s): waypoints are not implemented by sluice", spec.GatewayClassName, MeshControllerName),
+			cond(condProgrammed, false, string(gwv1.GatewayReasonInvalid), "waypoints are not implemented by sluice"),
+		}
+		c.out.Status.Gateways = append(c.out.Status.Gateways, st)
+		return
+	}
 	if found && !isOurController(class.ControllerName) {
 		c.foreignGateways[r.Key()] = true
 		return // another implementation's Gateway

@@ -146,6 +146,9 @@ func addServiceEntry(r *Registry, res *config.Resource, spec *networking.Service
 			MeshExternal: spec.Location == networking.ServiceEntry_MESH_EXTERNAL,
 			ExportTo:     export,
 			Source:       res.Key(),
+			// Istio's ServiceAccounts of a ServiceEntry's services
+			// (serviceentry/conversion.go convertServices).
+			SubjectAltNames: spec.SubjectAltNames,
 		}
 		eps := map[uint32][]*Endpoint{}
 		for i, we := range spec.Endpoints {

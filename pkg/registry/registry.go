@@ -83,6 +83,9 @@ type Service struct {
 	ExportTo []string
 	// Source is the resource the service came from.
 	Source config.Key
+	// SubjectAltNames are a ServiceEntry's subjectAltNames: the names its
+	// servers' certificates are verified against (xdsgen applyUpstreamTLS).
+	SubjectAltNames []string
 }
 
 // Port returns the service port with the given number.

@@ -296,10 +296,11 @@ func applyH2Upgrade(b *clusterBuild, port *registry.Port, mesh *meshv1alpha1.Mes
 // rate ejection off; minHealthPercent as the healthy panic threshold
 // (Istio sets it even at 0, which turns Envoy's default 50% panic off).
 //
-// consecutiveErrors, deprecated and hidden in the API, is what Istio up to
-// 1.4 translated: consecutive gateway errors, enforced, with consecutive
-// 5xx not enforced. Current Istio ignores it; sluice keeps the old meaning
-// when neither consecutive5xxErrors nor consecutiveGatewayErrors is set.
+// consecutiveErrors, deprecated and hidden in the API, is ignored as
+// current Istio ignores it (applyOutlierDetection in istio/istio
+// pilot/pkg/networking/core/cluster_traffic_policy.go has no branch for
+// it), so Envoy's default applies: 5 consecutive 5xx eject a host.
+// Validation warns about it (config.Warnings).
 func applyOutlierDetection(c *cluster.Cluster, od *networking.OutlierDetection) {
 	if od == nil {
 		return
@@ -311,12 +312,6 @@ func applyOutlierDetection(c *cluster.Cluster, od *networking.OutlierDetection) 
 	// field to ask for the old behaviour; without it outlier detection
 	// does nothing on any service with fewer than ten endpoints.
 	out := &cluster.OutlierDetection{EnforcingSuccessRate: wrapperspb.UInt32(0), AlwaysEjectOneHost: wrapperspb.Bool(true)}
-	//nolint:staticcheck // the deprecated field is still accepted
-	if n := od.ConsecutiveErrors; n > 0 && od.Consecutive_5XxErrors == nil && od.ConsecutiveGatewayErrors == nil {
-		out.ConsecutiveGatewayFailure = wrapperspb.UInt32(uint32(n))
-		out.EnforcingConsecutiveGatewayFailure = wrapperspb.UInt32(100)
-		out.EnforcingConsecutive_5Xx = wrapperspb.UInt32(0)
-	}
 	enforce := func(v uint32) *wrapperspb.UInt32Value {
 		if v > 0 {
 			v = 100

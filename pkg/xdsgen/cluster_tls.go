@@ -2,6 +2,8 @@ package xdsgen
 
 import (
 	"fmt"
+	"slices"
+	"sort"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -27,6 +29,24 @@ type tlsTarget struct {
 	port         uint32
 	subset, host string
 	endpoints    []*registry.Endpoint
+	// external: the service comes from a ServiceEntry, whose
+	// subjectAltNames are sans.
+	external bool
+	sans     []string
+}
+
+// serviceAccounts are Istio's push.ServiceAccounts for the target: the
+// ServiceEntry's subjectAltNames and the SPIFFE IDs of the endpoints'
+// service accounts.
+func (g *generation) serviceAccounts(target tlsTarget) []string {
+	out := append([]string(nil), target.sans...)
+	for _, id := range g.serviceIdentities(target.endpoints) {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (g *generation) applyUpstreamTLS(b *clusterBuild, t *networking.ClientTLSSettings, dr *model.DestinationRule, target tlsTarget) {
@@ -34,17 +54,30 @@ func (g *generation) applyUpstreamTLS(b *clusterBuild, t *networking.ClientTLSSe
 		return
 	}
 	if t.Mode == networking.ClientTLSSettings_ISTIO_MUTUAL {
-		ts, err := g.meshUpstreamTLS(target.port, target.subset, target.host, t.Sni, g.serviceIdentities(target.endpoints))
+		// The rule's subjectAltNames, else the service accounts
+		// (ClusterBuilder.buildUpstreamTLSSettings in istio/istio
+		// pilot/pkg/networking/core/cluster_tls.go).
+		sans := t.SubjectAltNames
+		if len(sans) == 0 {
+			sans = g.serviceAccounts(target)
+		}
+		ts, err := g.meshUpstreamTLS(target.port, target.subset, target.host, t.Sni, sans)
 		if err == nil {
 			b.c.TransportSocket = ts
 		}
 		return
 	}
+	sans := t.SubjectAltNames
+	if target.external && len(sans) == 0 {
+		// constructUpstreamTLS: a ServiceEntry's subjectAltNames when the
+		// rule names none.
+		sans = g.serviceAccounts(target)
+	}
 	ctx := &tlsv3.UpstreamTlsContext{Sni: t.Sni, CommonTlsContext: &tlsv3.CommonTlsContext{}}
 	if b.isHTTP2() {
 		ctx.CommonTlsContext.AlpnProtocols = []string{"h2"}
 	}
-	var cert, key, ca *core.DataSource
+	var cert, key, ca, crl *core.DataSource
 	if t.CredentialName != "" {
 		sec := g.push.Secret(g.proxy.Namespace, t.CredentialName)
 		if sec == nil && dr != nil {
@@ -59,6 +92,9 @@ func (g *generation) applyUpstreamTLS(b *clusterBuild, t *networking.ClientTLSSe
 		}
 		if c := sec.Data["ca.crt"]; len(c) > 0 {
 			ca = inlineBytes(c)
+			if l := sec.Data["ca.crl"]; len(l) > 0 {
+				crl = inlineBytes(l) // Istio's ExtractRoot: the CA's CRL
+			}
 		}
 	} else {
 		if t.ClientCertificate != "" {
@@ -66,6 +102,9 @@ func (g *generation) applyUpstreamTLS(b *clusterBuild, t *networking.ClientTLSSe
 		}
 		if t.CaCertificates != "" {
 			ca = fileSource(t.CaCertificates)
+		}
+		if t.CaCrl != "" {
+			crl = fileSource(t.CaCrl)
 		}
 	}
 	if t.Mode == networking.ClientTLSSettings_MUTUAL {
@@ -79,8 +118,8 @@ func (g *generation) applyUpstreamTLS(b *clusterBuild, t *networking.ClientTLSSe
 		if ca == nil {
 			ca = fileSource(SystemCABundle)
 		}
-		vc := &tlsv3.CertificateValidationContext{TrustedCa: ca}
-		for _, san := range t.SubjectAltNames {
+		vc := &tlsv3.CertificateValidationContext{TrustedCa: ca, Crl: crl}
+		for _, san := range sans {
 			vc.MatchTypedSubjectAltNames = append(vc.MatchTypedSubjectAltNames, &tlsv3.SubjectAltNameMatcher{
 				SanType: tlsv3.SubjectAltNameMatcher_DNS,
 				Matcher: &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: san}},

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/registry"
 )
@@ -84,7 +85,8 @@ func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port
 		b.setHTTP2()
 	}
 	g.applyTrafficPolicy(b, policy, &port)
-	g.applyUpstreamTLS(b, policy.GetTls(), dr, tlsTarget{port: port.Number, subset: subsetName, host: svc.Hostname, endpoints: eps})
+	g.applyUpstreamTLS(b, policy.GetTls(), dr, tlsTarget{port: port.Number, subset: subsetName, host: svc.Hostname, endpoints: eps,
+		external: svc.Source.Kind == config.KindServiceEntry, sans: svc.SubjectAltNames})
 	if c.GetType() == cluster.Cluster_EDS {
 		// PASSTHROUGH on the service's policy turns the cluster into an
 		// ORIGINAL_DST one above; only real EDS clusters get endpoints.

@@ -8,10 +8,12 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 
+	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/model"
 )
 
@@ -26,62 +28,39 @@ func tlsInspector() *listener.ListenerFilter {
 	return &listener.ListenerFilter{Name: TLSInspectorFilter, ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: cfg}}
 }
 
-// downstreamTLS is the TLS a Gateway server terminates: its certificate
-// from credentialName (a kubernetes.io/tls Secret, looked up in the router's
-// namespace, then the Gateway's) or from file paths, the client CA for
-// MUTUAL, and the protocol version bounds.
+// downstreamTLS is the TLS a Gateway server terminates, as Istio's
+// buildGatewayListenerTLSContext (pilot/pkg/networking/core/listener.go)
+// and ApplyCredentialSDSToServerCommonTLSContext / ApplyToCommonTLSContext
+// (pilot/pkg/security/model/authentication.go) build it: the server
+// certificates (credentialName(s) Secrets or files), and for MUTUAL and
+// OPTIONAL_MUTUAL a validation context of the client CA, the CRL, the
+// subject alt names and the SPKI/hash pins, the client certificate
+// required for MUTUAL only (OPTIONAL_MUTUAL verifies one when presented).
 func (g *generation) downstreamTLS(s *model.GatewayServer) (*core.TransportSocket, error) {
 	t := s.Spec.GetTls()
 	if t == nil {
 		return nil, fmt.Errorf("HTTPS server without tls settings")
 	}
+	var ctx *tlsv3.DownstreamTlsContext
 	if t.Mode == networking.ServerTLSSettings_ISTIO_MUTUAL {
-		return meshDownstreamTLS()
-	}
-	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
-		AlpnProtocols: []string{"h2", "http/1.1"},
-		TlsParams:     tlsParams(t),
-	}}
-	var cert, key, ca *core.DataSource
-	switch {
-	case t.CredentialName != "":
-		sec := g.push.Secret(g.proxy.Namespace, t.CredentialName)
-		if sec == nil {
-			sec = g.push.Secret(s.Gateway.Namespace, t.CredentialName)
+		ctx = meshDownstreamContext(t.SubjectAltNames)
+	} else {
+		creds, err := g.serverCredentials(s, t)
+		if err != nil {
+			return nil, err
 		}
-		if ns, name, ok := strings.Cut(t.CredentialName, "/"); ok && sec == nil {
-			// "ns/name": a Secret in another namespace, as Gateway API
-			// listeners may name (with a ReferenceGrant) once converted.
-			sec = g.push.Secret(ns, name)
-		}
-		if sec == nil {
-			return nil, fmt.Errorf("credentialName %q: no Secret of that name in namespace %s or %s", t.CredentialName, g.proxy.Namespace, s.Gateway.Namespace)
-		}
-		if len(sec.Data["tls.crt"]) == 0 || len(sec.Data["tls.key"]) == 0 {
-			return nil, fmt.Errorf("credentialName %q: the Secret has no tls.crt and tls.key", t.CredentialName)
-		}
-		cert, key = inlineBytes(sec.Data["tls.crt"]), inlineBytes(sec.Data["tls.key"])
-		if b := sec.Data["ca.crt"]; len(b) > 0 {
-			ca = inlineBytes(b)
-		} else if cs := g.push.Secret(s.Gateway.Namespace, t.CredentialName+"-cacert"); cs != nil && len(cs.Data["ca.crt"]) > 0 {
-			ca = inlineBytes(cs.Data["ca.crt"])
-		}
-	case t.ServerCertificate != "":
-		cert, key = fileSource(t.ServerCertificate), fileSource(t.PrivateKey)
-		if t.CaCertificates != "" {
-			ca = fileSource(t.CaCertificates)
-		}
-	default:
-		return nil, fmt.Errorf("tls mode %s needs credentialName or serverCertificate and privateKey", t.Mode)
-	}
-	ctx.CommonTlsContext.TlsCertificates = []*tlsv3.TlsCertificate{{CertificateChain: cert, PrivateKey: key}}
-	if t.Mode == networking.ServerTLSSettings_MUTUAL {
-		if ca == nil {
-			return nil, fmt.Errorf("tls mode MUTUAL needs a client CA (ca.crt in the Secret, a <name>-cacert Secret, or caCertificates)")
-		}
-		ctx.RequireClientCertificate = wrapperspb.Bool(true)
-		ctx.CommonTlsContext.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{
-			ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: ca},
+		ctx = &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			AlpnProtocols:   []string{"h2", "http/1.1"},
+			TlsParams:       tlsParams(t),
+			TlsCertificates: creds.certs,
+		}}
+		if t.Mode == networking.ServerTLSSettings_MUTUAL || t.Mode == networking.ServerTLSSettings_OPTIONAL_MUTUAL {
+			vc, err := clientValidation(t, creds)
+			if err != nil {
+				return nil, err
+			}
+			ctx.RequireClientCertificate = wrapperspb.Bool(t.Mode == networking.ServerTLSSettings_MUTUAL)
+			ctx.CommonTlsContext.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
 		}
 	}
 	typed, err := anypb.New(ctx)
@@ -89,6 +68,123 @@ func (g *generation) downstreamTLS(s *model.GatewayServer) (*core.TransportSocke
 		return nil, err
 	}
 	return &core.TransportSocket{Name: TLSTransportSocket, ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: typed}}, nil
+}
+
+// clientValidation checks client certificates against the CA, the CRL,
+// the subject alt names (Istio's exact match_subject_alt_names, on any
+// SAN type) and the SPKI and certificate hash pins; insecureSkipVerify
+// leaves the chain untrusted but keeps the other checks (Envoy's
+// ACCEPT_UNTRUSTED).
+func clientValidation(t *networking.ServerTLSSettings, creds serverCreds) (*tlsv3.CertificateValidationContext, error) {
+	if creds.ca == nil {
+		return nil, fmt.Errorf("tls mode %s needs a client CA (ca.crt in the Secret, a <name>-cacert Secret, caCertCredentialName or caCertificates)", t.Mode)
+	}
+	vc := &tlsv3.CertificateValidationContext{
+		TrustedCa:             creds.ca,
+		Crl:                   creds.crl,
+		MatchSubjectAltNames:  exactMatchers(t.SubjectAltNames), //nolint:staticcheck // what Istio sends
+		VerifyCertificateSpki: t.VerifyCertificateSpki,
+		VerifyCertificateHash: t.VerifyCertificateHash,
+	}
+	if t.GetInsecureSkipVerify().GetValue() {
+		// Envoy ignores every chain error then, a revocation included:
+		// a Secret's ca.crl has no effect (caCrl with insecureSkipVerify
+		// is rejected by config.Unsupported).
+		vc.TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
+		vc.Crl = nil
+	}
+	return vc, nil
+}
+
+func exactMatchers(names []string) []*matcher.StringMatcher {
+	var out []*matcher.StringMatcher
+	for _, n := range names {
+		out = append(out, &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: n}})
+	}
+	return out
+}
+
+// serverCreds are a server's certificates and its client CA and CRL.
+type serverCreds struct {
+	certs   []*tlsv3.TlsCertificate
+	ca, crl *core.DataSource
+}
+
+// serverCredentials reads the certificates from credentialName(s) Secrets
+// (kubernetes.io/tls: tls.crt, tls.key; the client CA from ca.crt, a
+// <name>-cacert Secret or caCertCredentialName, with its ca.crl as the
+// CRL, as Istio's ExtractRoot), or from files (serverCertificate/
+// privateKey or tlsCertificates, caCertificates, caCrl).
+func (g *generation) serverCredentials(s *model.GatewayServer, t *networking.ServerTLSSettings) (serverCreds, error) {
+	var c serverCreds
+	names := t.CredentialNames
+	if t.CredentialName != "" {
+		names = []string{t.CredentialName}
+	}
+	switch {
+	case len(names) > 0:
+		for _, name := range names {
+			sec, err := g.serverSecret(s, name)
+			if err != nil {
+				return c, err
+			}
+			if len(sec.Data["tls.crt"]) == 0 || len(sec.Data["tls.key"]) == 0 {
+				return c, fmt.Errorf("credentialName %q: the Secret has no tls.crt and tls.key", name)
+			}
+			c.certs = append(c.certs, &tlsv3.TlsCertificate{CertificateChain: inlineBytes(sec.Data["tls.crt"]), PrivateKey: inlineBytes(sec.Data["tls.key"])})
+		}
+		var caSec *config.Secret
+		if t.CaCertCredentialName != "" {
+			sec, err := g.serverSecret(s, t.CaCertCredentialName)
+			if err != nil {
+				return c, fmt.Errorf("caCertCredentialName: %w", err)
+			}
+			caSec = sec
+		} else if sec, err := g.serverSecret(s, names[0]); err == nil && len(sec.Data["ca.crt"]) > 0 {
+			caSec = sec
+		} else if cs, err := g.serverSecret(s, names[0]+"-cacert"); err == nil {
+			caSec = cs
+		}
+		if caSec != nil && len(caSec.Data["ca.crt"]) > 0 {
+			c.ca = inlineBytes(caSec.Data["ca.crt"])
+			if b := caSec.Data["ca.crl"]; len(b) > 0 {
+				c.crl = inlineBytes(b)
+			}
+		}
+		return c, nil
+	case t.ServerCertificate != "":
+		c.certs = []*tlsv3.TlsCertificate{{CertificateChain: fileSource(t.ServerCertificate), PrivateKey: fileSource(t.PrivateKey)}}
+	case len(t.TlsCertificates) > 0:
+		for _, tc := range t.TlsCertificates {
+			c.certs = append(c.certs, &tlsv3.TlsCertificate{CertificateChain: fileSource(tc.ServerCertificate), PrivateKey: fileSource(tc.PrivateKey)})
+		}
+	default:
+		return c, fmt.Errorf("tls mode %s needs credentialName, credentialNames, serverCertificate and privateKey, or tlsCertificates", t.Mode)
+	}
+	if t.CaCertificates != "" {
+		c.ca = fileSource(t.CaCertificates)
+	}
+	if t.CaCrl != "" {
+		c.crl = fileSource(t.CaCrl)
+	}
+	return c, nil
+}
+
+// serverSecret finds a credential Secret: in the router's namespace, then
+// the Gateway's; "ns/name" names one in another namespace, as Gateway API
+// listeners may (with a ReferenceGrant) once converted.
+func (g *generation) serverSecret(s *model.GatewayServer, name string) (*config.Secret, error) {
+	sec := g.push.Secret(g.proxy.Namespace, name)
+	if sec == nil {
+		sec = g.push.Secret(s.Gateway.Namespace, name)
+	}
+	if ns, n, ok := strings.Cut(name, "/"); ok && sec == nil {
+		sec = g.push.Secret(ns, n)
+	}
+	if sec == nil {
+		return nil, fmt.Errorf("credentialName %q: no Secret of that name in namespace %s or %s", name, g.proxy.Namespace, s.Gateway.Namespace)
+	}
+	return sec, nil
 }
 
 var tlsVersions = map[networking.ServerTLSSettings_TLSProtocol]tlsv3.TlsParameters_TlsProtocol{

@@ -57,18 +57,19 @@ func meshCommonTLS(peerIDs []string, alpn []string) *tlsv3.CommonTlsContext {
 	}
 }
 
-// meshDownstreamTLS terminates mesh mTLS (a Gateway's ISTIO_MUTUAL server):
-// clients must present a certificate from the mesh CA.
-func meshDownstreamTLS() (*core.TransportSocket, error) {
+// meshDownstreamContext terminates mesh mTLS (a Gateway's ISTIO_MUTUAL
+// server): clients must present a certificate from the mesh CA, carrying
+// one of sans when given (Istio's exact match_subject_alt_names).
+func meshDownstreamContext(sans []string) *tlsv3.DownstreamTlsContext {
 	ctx := &tlsv3.DownstreamTlsContext{
 		CommonTlsContext:         meshCommonTLS(nil, []string{"h2", "http/1.1"}),
 		RequireClientCertificate: wrapperspb.Bool(true),
 	}
-	typed, err := anypb.New(ctx)
-	if err != nil {
-		return nil, err
+	if len(sans) > 0 {
+		dvc := ctx.CommonTlsContext.GetCombinedValidationContext().DefaultValidationContext
+		dvc.MatchSubjectAltNames = exactMatchers(sans) //nolint:staticcheck // what Istio sends
 	}
-	return &core.TransportSocket{Name: TLSTransportSocket, ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: typed}}, nil
+	return ctx
 }
 
 // meshUpstreamTLS originates mesh mTLS to a cluster (DestinationRule

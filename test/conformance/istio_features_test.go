@@ -11,6 +11,8 @@ import (
 
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
 )
 
 // EnvUnclaimed set to "1" runs checks whose case config uses fields sluice
@@ -18,41 +20,39 @@ import (
 const EnvUnclaimed = "SLUICE_CONFORMANCE_UNCLAIMED"
 
 // claimedFields are the Istio config fields sluice implements and the e2e
-// tests cover, per resource kind and level. A case whose config uses any
-// other field (corsPolicy, a traffic policy's tls or portLevelSettings, ...)
-// has its checks skipped with the fields named, like a Gateway API
-// implementation's supported-features list. Add a field here when sluice
-// implements it.
-var claimedFields = map[string]map[string]bool{
-	"VirtualService": set("hosts", "gateways", "http", "tcp", "tls", "exportTo"),
-	"VirtualService spec.http[]": set("name", "match", "route", "redirect", "directResponse", "rewrite", "headers", "delegate",
-		"timeout", "retries", "fault", "mirror", "mirrorPercentage", "mirrorPercent", "mirrors"),
-	"VirtualService spec.http[].match[]": set("name", "uri", "scheme", "method", "authority", "headers", "port",
-		"sourceLabels", "queryParams", "ignoreUriCase", "withoutHeaders"),
-	"VirtualService spec.http[].route[]": set("destination", "weight", "headers"),
-	"VirtualService spec.tcp[]":          set("match", "route"),
-	"VirtualService spec.tcp[].match[]":  set("port", "sourceLabels", "gateways", "destinationSubnets", "sourceNamespace"),
-	"VirtualService spec.tcp[].route[]":  set("destination", "weight"),
-	"DestinationRule":                    set("host", "subsets", "exportTo", "trafficPolicy"),
-	"DestinationRule spec.subsets[]":     set("name", "labels", "trafficPolicy"),
-	// A traffic policy, at the rule's or a subset's level (docs/config.md):
-	// not tls, portLevelSettings, tunnel, proxyProtocol, retryBudget, ...
-	"DestinationRule trafficPolicy":                set("connectionPool", "outlierDetection", "loadBalancer"),
-	"DestinationRule trafficPolicy.connectionPool": set("tcp", "http"),
-	"DestinationRule trafficPolicy.connectionPool.tcp": set("maxConnections", "connectTimeout", "tcpKeepalive",
-		"maxConnectionDuration", "idleTimeout"),
-	// Not maxConcurrentStreams (the proxy rejects it).
-	"DestinationRule trafficPolicy.connectionPool.http": set("http1MaxPendingRequests", "http2MaxRequests",
-		"maxRetries", "maxRequestsPerConnection", "idleTimeout", "h2UpgradePolicy", "useClientProtocol"),
-	"DestinationRule trafficPolicy.outlierDetection": set("consecutive5xxErrors", "consecutiveGatewayErrors",
-		"consecutiveErrors", "splitExternalLocalOriginErrors", "consecutiveLocalOriginFailures", "interval",
-		"baseEjectionTime", "maxEjectionPercent", "minHealthPercent"),
-	// Not warmupDurationSecs / warmup (slow start, rejected by the proxy).
-	"DestinationRule trafficPolicy.loadBalancer": set("simple", "consistentHash", "localityLbSetting"),
-	"DestinationRule trafficPolicy.loadBalancer.consistentHash": set("httpHeaderName", "httpCookie", "useSourceIp",
-		"httpQueryParameterName", "ringHash", "maglev", "minimumRingSize"),
-	"DestinationRule trafficPolicy.loadBalancer.localityLbSetting": set("enabled", "distribute", "failover",
-		"failoverPriority"),
+// tests cover, per resource kind and level, as "level" -> field names:
+// the supported rows of the support table (pkg/config/support_table.go)
+// not marked Unclaimed. A case whose config uses any other field has its
+// checks skipped with the fields named, like a Gateway API
+// implementation's supported-features list. Claim a field there.
+var claimedFields = claimedFromTable(config.SupportTable())
+
+// claimedFromTable turns support table rows into claim levels:
+// "VirtualService" for spec's own fields, "VirtualService spec.http[]"
+// below, and "DestinationRule trafficPolicy[.x]" for traffic policies at
+// any level (the rule's, a subset's).
+func claimedFromTable(rows []config.Feature) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, f := range rows {
+		if f.Support != config.Supported || f.Unclaimed != "" || (f.Kind != "VirtualService" && f.Kind != "DestinationRule") {
+			continue
+		}
+		i := strings.LastIndex(f.Field, ".")
+		parent, key := f.Field[:i], f.Field[i+1:]
+		level := f.Kind
+		switch {
+		case parent == "spec":
+		case strings.HasPrefix(parent, "spec.trafficPolicy"):
+			level += " " + strings.TrimPrefix(parent, "spec.")
+		default:
+			level += " " + parent
+		}
+		if out[level] == nil {
+			out[level] = map[string]bool{}
+		}
+		out[level][key] = true
+	}
+	return out
 }
 
 // unclaimedFields lists the fields of one config document that sluice does

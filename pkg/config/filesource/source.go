@@ -479,6 +479,9 @@ func (s *Source) parse(f *fileState, data []byte) {
 	for _, r := range res.Resources {
 		errs = append(errs, config.Validate(r)...)
 		errs = append(errs, config.Unsupported(r)...)
+		for _, w := range config.Warnings(r) {
+			s.opts.Logf("config: WARNING %s", w)
+		}
 		if first, dup := seen[r.Key()]; dup {
 			errs = append(errs, &config.Error{Source: r.Source, Key: r.Key(), Field: "metadata.name",
 				Err: fmt.Errorf("%s is defined twice in this file (also document %d)", r.Key(), first.Source.Doc)})

@@ -44,12 +44,13 @@ func sdsRefs(common *tlsv3.CommonTlsContext) (meshTLS, error) {
 			return m, fmt.Errorf("SDS validation context %q: only %q, the mesh roots, is served", n, SDSRootCA)
 		}
 		m.roots = true
+		// Exact URI matchers are the SPIFFE IDs the identity checks; the
+		// rest of the default context is compiled by compileValidation
+		// (downstream) or refused by upstreamTLS.
 		for _, san := range cv.GetDefaultValidationContext().GetMatchTypedSubjectAltNames() {
-			v := san.GetMatcher().GetExact()
-			if san.GetSanType() != tlsv3.SubjectAltNameMatcher_URI || v == "" {
-				return m, fmt.Errorf("combined validation context: only exact URI (SPIFFE) subject alt names are supported")
+			if v := san.GetMatcher().GetExact(); san.GetSanType() == tlsv3.SubjectAltNameMatcher_URI && v != "" && !san.GetMatcher().GetIgnoreCase() {
+				m.ids = append(m.ids, v)
 			}
-			m.ids = append(m.ids, v)
 		}
 	}
 	return m, nil

@@ -44,8 +44,11 @@ var tlsVersion = map[tlsv3.TlsParameters_TlsProtocol]uint16{
 }
 
 // compileServerTLS builds a Go TLS server config from Envoy's
-// DownstreamTlsContext: certificate (inline or file), client certificate
-// validation, protocol versions and ALPN.
+// DownstreamTlsContext: certificates (inline, file or the mesh identity),
+// client certificate validation (required or, without
+// require_client_certificate, verified when presented: Istio's
+// OPTIONAL_MUTUAL), protocol versions, ciphers, curves and ALPN. A field
+// the proxy does not honour is an error naming it.
 func compileServerTLS(ts *core.TransportSocket, id upstream.WorkloadIdentity) (*ServerTLS, error) {
 	if ts.Name != "envoy.transport_sockets.tls" {
 		return nil, fmt.Errorf("transport socket %q is not supported", ts.Name)
@@ -54,7 +57,13 @@ func compileServerTLS(ts *core.TransportSocket, id upstream.WorkloadIdentity) (*
 	if err := ts.GetTypedConfig().UnmarshalTo(&ctx); err != nil {
 		return nil, fmt.Errorf("tls context: %w", err)
 	}
+	if err := onlyFields(&ctx, "downstream tls context", downstreamFields...); err != nil {
+		return nil, err
+	}
 	common := ctx.GetCommonTlsContext()
+	if err := checkCommon(common); err != nil {
+		return nil, fmt.Errorf("tls context: %w", err)
+	}
 	mesh, err := sdsRefs(common)
 	if err != nil {
 		return nil, fmt.Errorf("tls context: %w", err)
@@ -66,6 +75,25 @@ func compileServerTLS(ts *core.TransportSocket, id upstream.WorkloadIdentity) (*
 	if mesh.cert {
 		cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return id.Certificate() }
 	}
+	if cfg.Certificates, err = serverCertificates(common); err != nil {
+		return nil, err
+	}
+	if len(cfg.Certificates) == 0 && !mesh.cert {
+		return nil, fmt.Errorf("tls context: no certificate")
+	}
+	if err := applyParams(cfg, common.GetTlsParams()); err != nil {
+		return nil, err
+	}
+	if err := clientVerification(cfg, &ctx, mesh, id); err != nil {
+		return nil, fmt.Errorf("tls context: %w", err)
+	}
+	noALPN := cfg.Clone()
+	noALPN.NextProtos = nil
+	return &ServerTLS{Config: cfg, noALPN: noALPN}, nil
+}
+
+func serverCertificates(common *tlsv3.CommonTlsContext) ([]tls.Certificate, error) {
+	var out []tls.Certificate
 	for i, c := range common.GetTlsCertificates() {
 		certPEM, err := readDataSource(c.GetCertificateChain())
 		if err != nil {
@@ -79,60 +107,89 @@ func compileServerTLS(ts *core.TransportSocket, id upstream.WorkloadIdentity) (*
 		if err != nil {
 			return nil, fmt.Errorf("tls certificate %d: %w", i, err)
 		}
-		cfg.Certificates = append(cfg.Certificates, pair)
+		out = append(out, pair)
 	}
-	if len(cfg.Certificates) == 0 && !mesh.cert {
-		return nil, fmt.Errorf("tls context: no certificate")
+	return out, nil
+}
+
+func applyParams(cfg *tls.Config, p *tlsv3.TlsParameters) error {
+	if p == nil {
+		return nil
 	}
-	if p := common.GetTlsParams(); p != nil {
-		if v, ok := tlsVersion[p.TlsMinimumProtocolVersion]; ok {
-			cfg.MinVersion = v
-		}
-		if v, ok := tlsVersion[p.TlsMaximumProtocolVersion]; ok {
-			cfg.MaxVersion = v
-		}
-		if len(p.CipherSuites) > 0 {
-			ids, err := cipherSuites(p.CipherSuites)
-			if err != nil {
-				return nil, err
-			}
-			cfg.CipherSuites = ids
-		}
+	if v, ok := tlsVersion[p.TlsMinimumProtocolVersion]; ok {
+		cfg.MinVersion = v
 	}
-	if mesh.roots {
-		// Clients must present a mesh certificate (ISTIO_MUTUAL); the chain
-		// and SPIFFE ID are checked against the mesh roots.
-		cfg.ClientAuth = tls.RequestClientCert
-		if ctx.GetRequireClientCertificate().GetValue() {
-			cfg.ClientAuth = tls.RequireAnyClientCert
-		}
-		ids := mesh.ids
-		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
-				return nil // only reachable when a certificate was optional
-			}
-			return id.VerifyPeer(raw, ids)
-		}
-	} else if vc := common.GetValidationContext(); vc != nil && vc.GetTrustedCa() != nil {
-		caPEM, err := readDataSource(vc.GetTrustedCa())
+	if v, ok := tlsVersion[p.TlsMaximumProtocolVersion]; ok {
+		cfg.MaxVersion = v
+	}
+	if len(p.CipherSuites) > 0 {
+		ids, err := cipherSuites(p.CipherSuites)
 		if err != nil {
-			return nil, fmt.Errorf("trusted_ca: %w", err)
+			return err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			return nil, fmt.Errorf("trusted_ca: no PEM certificate found")
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.VerifyClientCertIfGiven
-		if ctx.GetRequireClientCertificate().GetValue() {
-			cfg.ClientAuth = tls.RequireAndVerifyClientCert
-		}
-	} else if ctx.GetRequireClientCertificate().GetValue() {
-		return nil, fmt.Errorf("require_client_certificate without a trusted_ca")
+		cfg.CipherSuites = ids
 	}
-	noALPN := cfg.Clone()
-	noALPN.NextProtos = nil
-	return &ServerTLS{Config: cfg, noALPN: noALPN}, nil
+	for _, c := range p.EcdhCurves {
+		id, ok := ecdhCurves[c]
+		if !ok {
+			return fmt.Errorf("ecdh curve %q is not supported", c)
+		}
+		cfg.CurvePreferences = append(cfg.CurvePreferences, id)
+	}
+	return nil
+}
+
+// ecdhCurves maps Envoy's (BoringSSL) curve names to Go's.
+var ecdhCurves = map[string]tls.CurveID{
+	"X25519": tls.X25519, "P-256": tls.CurveP256, "P-384": tls.CurveP384, "P-521": tls.CurveP521,
+}
+
+// clientVerification sets how client certificates are asked for and
+// checked. With something to check them against (trusted_ca, the mesh
+// roots, SAN matchers or pins) the client is asked for one; it must send
+// one only with require_client_certificate (Go's RequireAnyClientCert
+// versus RequestClientCert, the chain and the rest checked here, as
+// Envoy's validator does: VerifyClientCertIfGiven in effect).
+func clientVerification(cfg *tls.Config, ctx *tlsv3.DownstreamTlsContext, mesh meshTLS, id upstream.WorkloadIdentity) error {
+	vc := validationContext(ctx.GetCommonTlsContext())
+	policy, err := compileValidation(vc, mesh.roots)
+	if err != nil {
+		return err
+	}
+	require := ctx.GetRequireClientCertificate().GetValue()
+	if !wantsClientCert(vc, mesh.roots) {
+		if require {
+			return fmt.Errorf("require_client_certificate without a validation context to check it")
+		}
+		return nil
+	}
+	cfg.ClientAuth = tls.RequestClientCert
+	if require {
+		cfg.ClientAuth = tls.RequireAnyClientCert
+	}
+	meshRoots := mesh.roots
+	cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return nil // only reachable when a certificate is optional
+		}
+		if meshRoots {
+			// The chain against the mesh roots; the SANs (SPIFFE IDs or
+			// others) by the policy, any one matching as in Envoy.
+			if err := id.VerifyPeer(raw, nil); err != nil {
+				return err
+			}
+		}
+		certs := make([]*x509.Certificate, len(raw))
+		for i, b := range raw {
+			c, err := x509.ParseCertificate(b)
+			if err != nil {
+				return fmt.Errorf("client certificate: %w", err)
+			}
+			certs[i] = c
+		}
+		return policy.Verify(certs)
+	}
+	return nil
 }
 
 func readDataSource(ds *core.DataSource) ([]byte, error) {

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/tlsverify"
 )
 
 // WorkloadIdentity is the proxy's mesh identity: the certificate it
@@ -43,6 +46,10 @@ type TLSOptions struct {
 	// and its SPIFFE ID against PeerIDs (comma separated) when set.
 	Workload, MeshPeer bool
 	PeerIDs            string
+	// CRLPEM revokes server certificates (Envoy's crl): every certificate
+	// of the verified chain below the root needs a current CRL from its
+	// issuer that does not list it (pkg/proxy/tlsverify).
+	CRLPEM string
 }
 
 // clientConfig builds the tls.Config for a connection to addr.
@@ -91,7 +98,20 @@ func (o *TLSOptions) clientConfig(addr string, id WorkloadIdentity) (*tls.Config
 			return cfg, nil
 		}
 	}
+	if o.CRLPEM != "" && !o.InsecureSkipVerify {
+		crls, err := tlsverify.ParseCRLs([]byte(o.CRLPEM))
+		if err != nil {
+			return nil, fmt.Errorf("upstream tls: %w", err)
+		}
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if err := tlsverify.CheckRevocation(cs.VerifiedChains, crls, time.Now()); err != nil {
+				return fmt.Errorf("upstream tls: %w", err)
+			}
+			return nil
+		}
+	}
 	if o.SANs != "" && !o.InsecureSkipVerify {
+		crlCheck := cfg.VerifyConnection
 		sans := strings.Split(o.SANs, ",")
 		roots := cfg.RootCAs
 		// Verify the chain ourselves so the names checked are the SANs.
@@ -105,8 +125,14 @@ func (o *TLSOptions) clientConfig(addr string, id WorkloadIdentity) (*tls.Config
 				inter.AddCert(c)
 			}
 			leaf := cs.PeerCertificates[0]
-			if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+			chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
+			if err != nil {
 				return fmt.Errorf("upstream tls: %w", err)
+			}
+			if crlCheck != nil {
+				if err := crlCheck(tls.ConnectionState{VerifiedChains: chains}); err != nil {
+					return err
+				}
 			}
 			for _, san := range sans {
 				if leaf.VerifyHostname(san) == nil {
