@@ -8,6 +8,7 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
 )
 
@@ -17,6 +18,9 @@ type Status struct {
 	ConfigDir    string   `json:"config_dir"`
 	Resources    int      `json:"resources"`
 	ConfigErrors []string `json:"config_errors"`
+	// NotEnforced are resources accepted but not enforced yet (kinds
+	// sluice does not build), each with why; never silent.
+	NotEnforced []config.NotEnforced `json:"not_enforced"`
 	// Conflicts are parts of the config left out for a proxy (a Gateway
 	// server clashing with another, a missing credential, ...), by proxy.
 	Conflicts map[string][]string     `json:"conflicts,omitempty"`
@@ -31,6 +35,7 @@ func (c *Controller) Status() Status {
 	for _, e := range c.current.Errors {
 		st.ConfigErrors = append(st.ConfigErrors, e.Error())
 	}
+	st.NotEnforced = append([]config.NotEnforced{}, c.current.NotEnforced...)
 	conflicts := make(map[string][]string, len(c.conflicts))
 	for id, list := range c.conflicts {
 		conflicts[id] = append([]string(nil), list...)

@@ -27,7 +27,12 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	// Generate builds the config for a proxy that has just connected.
+	// Versioned builds a proxy's config from the newest push context and
+	// returns that push context's version; snapshots are tagged with it
+	// and a proxy's snapshot is never replaced by one of an older version.
+	// When nil, Generate is used and every snapshot has version 0.
+	Versioned func(*model.Proxy) (*xdsgen.Resources, uint64, error)
+	// Generate builds the config for a proxy (see Versioned).
 	Generate func(*model.Proxy) (*xdsgen.Resources, error)
 	// Register adds more services to the gRPC server, such as the CA.
 	Register []func(*grpc.Server)
@@ -50,6 +55,13 @@ type proxyState struct {
 	connected time.Time
 	streams   int
 	types     map[string]*TypeStatus
+
+	// pushMu serialises generating and publishing this proxy's config,
+	// from the connect path and the rebuild path alike.
+	pushMu sync.Mutex
+	// pushed is the push context version of the published snapshot
+	// (guarded by Server.mu).
+	pushed uint64
 }
 
 // TypeStatus is what one proxy last said about one resource type.
@@ -80,6 +92,16 @@ type ProxyStatus struct {
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Versioned == nil {
+		generate := opts.Generate
+		opts.Versioned = func(p *model.Proxy) (*xdsgen.Resources, uint64, error) {
+			if generate == nil {
+				return nil, 0, errors.New("xds server: no generator")
+			}
+			res, err := generate(p)
+			return res, 0, err
+		}
 	}
 	s := &Server{opts: opts, proxies: map[string]*proxyState{}, streams: map[int64]string{}}
 	s.cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)
@@ -227,9 +249,24 @@ func (s *Server) Proxies() []*model.Proxy {
 	return out
 }
 
-// Push generates and publishes the config of one proxy.
+// Push generates and publishes the config of one connected proxy (a
+// proxy not connected is skipped). Pushes for one proxy are serialised,
+// so the connect path and the rebuild path cannot interleave, and a
+// snapshot made from an older push context never replaces a newer one:
+// versions only move forward. A snapshot that is not consistent (an RDS
+// or EDS name referenced and not served, go-control-plane's
+// Snapshot.Consistent) is not published: the proxy keeps its previous
+// config, never half of a push.
 func (s *Server) Push(p *model.Proxy) error {
-	res, err := s.opts.Generate(p)
+	s.mu.Lock()
+	st := s.proxies[p.ID]
+	s.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	st.pushMu.Lock()
+	defer st.pushMu.Unlock()
+	res, version, err := s.opts.Versioned(p)
 	if err != nil {
 		return err
 	}
@@ -237,10 +274,37 @@ func (s *Server) Push(p *model.Proxy) error {
 	if err != nil {
 		return err
 	}
+	if err := snap.Consistent(); err != nil {
+		s.opts.Logger.Error("generated config is inconsistent (a sluice bug); the proxy keeps its previous config",
+			"proxy", p.ID, "version", version, "err", err)
+		return fmt.Errorf("push %d to %s: inconsistent snapshot, not published: %w", version, p.ID, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proxies[p.ID] != st {
+		return nil // disconnected meanwhile
+	}
+	if version < st.pushed {
+		s.opts.Logger.Debug("older push dropped", "proxy", p.ID, "version", version, "published", st.pushed)
+		return nil
+	}
 	if err := s.cache.SetSnapshot(context.Background(), p.ID, snap); err != nil {
 		return fmt.Errorf("set snapshot for %s: %w", p.ID, err)
 	}
+	st.pushed = version
 	return nil
+}
+
+// PushedVersion is the push context version of the snapshot published for
+// a connected proxy.
+func (s *Server) PushedVersion(nodeID string) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.proxies[nodeID]
+	if st == nil {
+		return 0, false
+	}
+	return st.pushed, true
 }
 
 // Status reports every connected proxy and its ACK/NACK state.
