@@ -71,6 +71,8 @@ type pushRecord struct {
 	Duration time.Duration `json:"duration_ns"`
 	Proxies  int           `json:"proxies"`
 	Reasons  []string      `json:"reasons"`
+	// ChangeStart is when the first change merged into this push was seen.
+	ChangeStart time.Time `json:"change_start"`
 }
 
 // New prepares a controller; Run starts it.
@@ -200,19 +202,35 @@ func (c *Controller) rebuild(req PushRequest) {
 	pc := &pushContext{n: n, PushContext: model.NewPushContext(model.PushOptions{
 		Version: strconv.FormatUint(n, 10), Mesh: c.opts.Mesh, Resources: resources,
 	})}
-	c.push.Store(pc)
+	c.storePush(pc)
 	proxies := c.server.Proxies()
 	for _, p := range proxies {
 		if err := c.server.Push(p); err != nil {
 			c.log.Error("push failed", "proxy", p.ID, "err", err)
 		}
 	}
-	rec := pushRecord{Version: pc.Version, Time: time.Now(), Duration: time.Since(start), Proxies: len(proxies), Reasons: req.Reasons}
+	rec := pushRecord{Version: pc.Version, Time: time.Now(), Duration: time.Since(start), Proxies: len(proxies),
+		Reasons: req.Reasons, ChangeStart: req.Start}
 	c.mu.Lock()
 	c.last = rec
 	c.mu.Unlock()
 	c.log.Info("push", "version", pc.Version, "proxies", len(proxies), "reasons", req.Reasons,
 		"took", time.Since(start).Round(time.Microsecond), "since_change", time.Since(req.Start).Round(time.Millisecond))
+}
+
+// storePush makes pc the newest push context unless a newer one is
+// already stored: the push context, like the snapshots made from it, only
+// moves forward.
+func (c *Controller) storePush(pc *pushContext) {
+	for {
+		old := c.push.Load()
+		if old != nil && old.n > pc.n {
+			return
+		}
+		if c.push.CompareAndSwap(old, pc) {
+			return
+		}
+	}
 }
 
 // generate builds a proxy's config from the newest push context and
