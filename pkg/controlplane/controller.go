@@ -53,6 +53,9 @@ type Controller struct {
 	mu      sync.Mutex
 	current filesource.Snapshot
 	last    pushRecord
+	// configRead is when the folder was last read, once all that read
+	// found has been pushed (or it found nothing new).
+	configRead time.Time
 	// conflicts are generation's reports per proxy ID.
 	conflicts map[string][]string
 	ready     atomic.Bool
@@ -105,12 +108,16 @@ func New(opts Options) (*Controller, error) {
 // Run loads config, serves xDS and status, and pushes on every change
 // until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
+	readAt := time.Now()
 	snap, err := c.source.Load()
 	if err != nil {
 		return fmt.Errorf("control: load %s: %w", c.opts.ConfigDir, err)
 	}
 	c.applySnapshot(snap)
 	c.rebuild(PushRequest{Full: true, Reasons: []string{"startup"}, Start: time.Now()})
+	c.mu.Lock()
+	c.configRead = readAt
+	c.mu.Unlock()
 	c.ready.Store(true)
 
 	xdsLis, err := net.Listen("tcp", c.opts.XDSAddress)
@@ -190,8 +197,12 @@ func (c *Controller) reload() bool {
 // to every connected proxy. A request for a config change reads the
 // folder first; one that finds nothing changed pushes nothing.
 func (c *Controller) rebuild(req PushRequest) {
+	readAt := time.Now()
 	if req.Config && !c.reload() && req.onlyConfig() {
 		c.log.Debug("config folder changed on disk but not in content; no push")
+		c.mu.Lock()
+		c.configRead = readAt
+		c.mu.Unlock()
 		return
 	}
 	start := time.Now()
@@ -213,6 +224,9 @@ func (c *Controller) rebuild(req PushRequest) {
 		Reasons: req.Reasons, ChangeStart: req.Start}
 	c.mu.Lock()
 	c.last = rec
+	if req.Config {
+		c.configRead = readAt
+	}
 	c.mu.Unlock()
 	c.log.Info("push", "version", pc.Version, "proxies", len(proxies), "reasons", req.Reasons,
 		"took", time.Since(start).Round(time.Microsecond), "since_change", time.Since(req.Start).Round(time.Millisecond))

@@ -77,6 +77,9 @@ func TestEditPushedAfterOneDebounce(t *testing.T) {
 		}
 		return nil
 	})
+	if read := r.status(t).ConfigRead; !read.After(last) {
+		t.Errorf("config_read %v is not after the last edit %v", read, last)
+	}
 	time.Sleep(2 * quiet) // room for a second push, which must not come
 	if n := r.c.pushes.Load() - pushesBefore; n != 1 {
 		t.Errorf("%d pushes for one burst of edits, want 1", n)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"time"
 
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -23,15 +24,19 @@ type Status struct {
 	NotEnforced []config.NotEnforced `json:"not_enforced"`
 	// Conflicts are parts of the config left out for a proxy (a Gateway
 	// server clashing with another, a missing credential, ...), by proxy.
-	Conflicts map[string][]string     `json:"conflicts,omitempty"`
-	LastPush  pushRecord              `json:"last_push"`
-	Proxies   []xdsserver.ProxyStatus `json:"proxies"`
+	Conflicts map[string][]string `json:"conflicts,omitempty"`
+	LastPush  pushRecord          `json:"last_push"`
+	// ConfigRead is when the config folder was last read, set once what
+	// that read found has been pushed: a file written before it is in
+	// force.
+	ConfigRead time.Time               `json:"config_read"`
+	Proxies    []xdsserver.ProxyStatus `json:"proxies"`
 }
 
 // Status reports the control plane's state.
 func (c *Controller) Status() Status {
 	c.mu.Lock()
-	st := Status{Ready: c.ready.Load(), ConfigDir: c.opts.ConfigDir, Resources: len(c.current.Resources), LastPush: c.last}
+	st := Status{Ready: c.ready.Load(), ConfigDir: c.opts.ConfigDir, Resources: len(c.current.Resources), LastPush: c.last, ConfigRead: c.configRead}
 	for _, e := range c.current.Errors {
 		st.ConfigErrors = append(st.ConfigErrors, e.Error())
 	}
