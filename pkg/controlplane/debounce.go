@@ -50,7 +50,12 @@ type DebounceOptions struct {
 }
 
 // debounce reads requests from in and calls push with merged requests,
-// one push at a time, until ctx ends.
+// one push at a time, until ctx ends. It is the only debounce between a
+// config edit and a push: the file source sends raw changes. As istiod's
+// debounce (istio/istio pilot/pkg/xds/discovery.go, debounce and its
+// pushWorker), a push fires when the quiet time since the last request
+// reaches Quiet or the time since the first reaches MaxDelay, and
+// requests arriving during a push wait for it to finish.
 func debounce(ctx context.Context, in <-chan PushRequest, opts DebounceOptions, push func(PushRequest)) {
 	var (
 		pending *PushRequest

@@ -85,7 +85,10 @@ type ProxyStatus struct {
 	Namespace string            `json:"namespace"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	Connected time.Time         `json:"connected"`
-	Types     []TypeStatus      `json:"types"`
+	// PushVersion is the push context version of the snapshot published
+	// to it.
+	PushVersion uint64       `json:"push_version"`
+	Types       []TypeStatus `json:"types"`
 }
 
 // New makes a server; Serve starts it.
@@ -314,7 +317,7 @@ func (s *Server) Status() []ProxyStatus {
 	out := make([]ProxyStatus, 0, len(s.proxies))
 	for _, st := range s.proxies {
 		ps := ProxyStatus{ID: st.proxy.ID, Type: string(st.proxy.Type), Name: st.proxy.Name,
-			Namespace: st.proxy.Namespace, Labels: st.proxy.Labels, Connected: st.connected}
+			Namespace: st.proxy.Namespace, Labels: st.proxy.Labels, Connected: st.connected, PushVersion: st.pushed}
 		for _, t := range typeOrder {
 			if ts := st.types[t]; ts != nil {
 				ps.Types = append(ps.Types, *ts)

@@ -589,3 +589,43 @@ func TestRunConfigMapStyleUpdates(t *testing.T) {
 		t.Errorf("after update: %v %v", snap.Resources, snap.Errors)
 	}
 }
+
+// Run only reports changes: it neither waits for quiet nor reads the
+// folder, so the caller's debounce is the only one, and the folder is read
+// once, when the caller loads it.
+func TestRunOnlyNotifies(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "reviews.yaml", vs("reviews", "v1"))
+	s := newSource(t, dir)
+	first := load(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	changed := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, changed) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	<-changed // the watch is in place
+
+	for i := 2; i <= 4; i++ {
+		write(t, dir, "reviews.yaml", vs("reviews", fmt.Sprintf("v%d", i)))
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no change notification")
+		}
+	}
+	s.mu.Lock()
+	version := s.snap.Version
+	s.mu.Unlock()
+	if version != first.Version {
+		t.Errorf("Run read the folder itself: version %d, was %d", version, first.Version)
+	}
+	snap := load(t, s)
+	if snap.Version != first.Version+1 || subsetOf(t, snap, "reviews") != "v4" {
+		t.Errorf("one Load after three edits: version %d (was %d), subset %s", snap.Version, first.Version, subsetOf(t, snap, "reviews"))
+	}
+}
