@@ -1,7 +1,9 @@
 // Package xdsserver serves generated config to proxies over Envoy's
 // aggregated discovery service (ADS, xDS v3 state of the world), using
 // go-control-plane's snapshot cache, and records what each proxy ACKed or
-// NACKed.
+// NACKed. A proxy's pushes are serialised and versioned so they only move
+// forward, and every snapshot is checked for consistency before it is
+// published.
 package xdsserver
 
 import (
