@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
 )
 
@@ -20,34 +21,39 @@ func newStatusCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the Kubernetes Gateway API status the control plane computed",
-		Long: `status reads /debug/gatewayapi from a running "sluice control" and prints, per
+		Short: "Show what the control plane does not enforce and the Gateway API status it computed",
+		Long: `status reads /debug/status and /debug/gatewayapi from a running "sluice control".
+It first lists every resource accepted but NOT ENFORCED (a kind sluice does not build
+yet, such as AuthorizationPolicy), with its file and why, then prints, per
 GatewayClass, Gateway, listener and route parent, the conditions the Gateway API
 defines (Accepted, ResolvedRefs, Programmed, ...) with their reasons. It exits 1 when
-a condition is not as it should be.`,
+a condition is not as it should be. --json prints the Gateway API status with a
+"not_enforced" list added.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hc := &http.Client{Timeout: 5 * time.Second}
-			resp, err := hc.Get("http://" + addr + "/debug/gatewayapi")
+			var cp struct {
+				NotEnforced []config.NotEnforced `json:"not_enforced"`
+			}
+			body, err := getStatus(hc, addr, "/debug/status")
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
-			body, err := io.ReadAll(resp.Body)
+			if err := json.Unmarshal(body, &cp); err != nil {
+				return fmt.Errorf("%s/debug/status: %w", addr, err)
+			}
+			body, err = getStatus(hc, addr, "/debug/gatewayapi")
 			if err != nil {
 				return err
-			}
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("%s: %s: %s", addr, resp.Status, strings.TrimSpace(string(body)))
 			}
 			if asJSON {
-				_, err := cmd.OutOrStdout().Write(body)
-				return err
+				return printStatusJSON(cmd.OutOrStdout(), body, cp.NotEnforced)
 			}
 			var st gatewayapi.Status
 			if err := json.Unmarshal(body, &st); err != nil {
 				return err
 			}
+			printNotEnforced(cmd.OutOrStdout(), cp.NotEnforced)
 			printStatus(cmd.OutOrStdout(), &st)
 			if p := st.Problems(); len(p) > 0 {
 				return fmt.Errorf("%d condition(s) not as they should be", len(p))
@@ -58,6 +64,52 @@ a condition is not as it should be.`,
 	cmd.Flags().StringVar(&addr, "address", "127.0.0.1:15014", "the control plane's --http-address")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	return cmd
+}
+
+// getStatus GETs one of the control plane's status pages.
+func getStatus(hc *http.Client, addr, path string) ([]byte, error) {
+	resp, err := hc.Get("http://" + addr + path)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s%s: %s: %s", addr, path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, nil
+}
+
+// printStatusJSON prints the Gateway API status object with the
+// not_enforced list added to it.
+func printStatusJSON(w io.Writer, gatewayStatus []byte, notEnforced []config.NotEnforced) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(gatewayStatus, &obj); err != nil {
+		return err
+	}
+	if notEnforced == nil {
+		notEnforced = []config.NotEnforced{}
+	}
+	ne, err := json.Marshal(notEnforced)
+	if err != nil {
+		return err
+	}
+	obj["not_enforced"] = ne
+	out, err := json.MarshalIndent(obj, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", out)
+	return err
+}
+
+func printNotEnforced(w io.Writer, list []config.NotEnforced) {
+	for _, n := range list {
+		fmt.Fprintf(w, "NOT ENFORCED %s %s/%s (%s): %s\n", n.Kind, n.Namespace, n.Name, n.File, n.Reason)
+	}
 }
 
 func printStatus(w io.Writer, st *gatewayapi.Status) {

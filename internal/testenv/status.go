@@ -19,7 +19,10 @@ type ControlStatus struct {
 	// Conflicts are config parts left out per proxy ID.
 	Conflicts map[string][]string `json:"conflicts"`
 	LastPush  PushStatus          `json:"last_push"`
-	Proxies   []ProxyStatus       `json:"proxies"`
+	// ConfigRead is when the control plane last read its folder, once what
+	// it found was pushed.
+	ConfigRead time.Time     `json:"config_read"`
+	Proxies    []ProxyStatus `json:"proxies"`
 }
 
 // PushStatus describes the control plane's most recent push.

@@ -15,12 +15,6 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/config"
 )
 
-// pushSettle is how long after the last config write a push must happen to
-// be taken as carrying that write: sluice debounces file events (~100ms of
-// quiet) before it reads the folder, then debounces pushes (~100ms), so a
-// push this long after a write was built from a read that saw it.
-const pushSettle = 150 * time.Millisecond
-
 // syncedKinds are the kinds the control plane keeps (and so lists in
 // /debug/configz); documents of other kinds are skipped by it.
 var syncedKinds = map[string]bool{
@@ -123,13 +117,13 @@ func mentions(list []string, s string) bool {
 }
 
 // Synced reports why the mesh is not in sync yet, or nil when: the control
-// plane holds every resource written through WriteConfig, it has pushed
-// since the last write (late enough to include it), every proxy the mesh
+// plane holds every resource written through WriteConfig, it has read its
+// folder since the last write and pushed what it found, every proxy the mesh
 // started is connected, and each has ACKed the version last sent for every
 // type, with no NACK outstanding.
 //
 // An edit that changes a resource in place cannot be seen in the status, so
-// that case rests on the push timing alone: tests should still check the
+// that case rests on the folder read time alone: tests should still check the
 // new behaviour with WaitConverged.
 func (m *Mesh) Synced() error {
 	if err := m.filesLoaded(); err != nil {
@@ -142,14 +136,11 @@ func (m *Mesh) Synced() error {
 	m.mu.Lock()
 	lastWrite := m.lastWrite
 	m.mu.Unlock()
-	if !lastWrite.IsZero() {
-		if since := time.Since(lastWrite); since < pushSettle {
-			return fmt.Errorf("last config write only %v ago", since.Round(time.Millisecond))
-		}
-		if !st.LastPush.Time.After(lastWrite.Add(pushSettle)) {
-			return fmt.Errorf("no push since the last config write at %s (last push %s)",
-				lastWrite.Format(time.StampMilli), st.LastPush.Time.Format(time.StampMilli))
-		}
+	// The control plane reports when it last read its folder, once what it
+	// read is pushed; a read after the write saw it.
+	if !lastWrite.IsZero() && !st.ConfigRead.After(lastWrite) {
+		return fmt.Errorf("the control plane has not read its folder since the last config write at %s (last read %s)",
+			lastWrite.Format(time.StampMilli), st.ConfigRead.Format(time.StampMilli))
 	}
 	var problems []string
 	for _, p := range m.proxyRefs() {

@@ -46,16 +46,26 @@ type Controller struct {
 	server *xdsserver.Server
 	source *filesource.Source
 
-	push     atomic.Pointer[model.PushContext]
+	push     atomic.Pointer[pushContext]
 	pushes   atomic.Uint64
 	requests chan PushRequest
 
 	mu      sync.Mutex
 	current filesource.Snapshot
 	last    pushRecord
+	// configRead is when the folder was last read, once all that read
+	// found has been pushed (or it found nothing new).
+	configRead time.Time
 	// conflicts are generation's reports per proxy ID.
 	conflicts map[string][]string
 	ready     atomic.Bool
+}
+
+// pushContext is a push context with its version as a number, which
+// orders the snapshots made from it.
+type pushContext struct {
+	*model.PushContext
+	n uint64
 }
 
 type pushRecord struct {
@@ -64,6 +74,8 @@ type pushRecord struct {
 	Duration time.Duration `json:"duration_ns"`
 	Proxies  int           `json:"proxies"`
 	Reasons  []string      `json:"reasons"`
+	// ChangeStart is when the first change merged into this push was seen.
+	ChangeStart time.Time `json:"change_start"`
 }
 
 // New prepares a controller; Run starts it.
@@ -88,7 +100,7 @@ func New(opts Options) (*Controller, error) {
 	}
 	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64)}
 	certs := &ca.Server{CA: authority}
-	c.server = xdsserver.New(xdsserver.Options{Generate: c.generate, Logger: opts.Logger,
+	c.server = xdsserver.New(xdsserver.Options{Versioned: c.generate, Logger: opts.Logger,
 		Register: []func(*grpc.Server){certs.Register}})
 	return c, nil
 }
@@ -96,12 +108,16 @@ func New(opts Options) (*Controller, error) {
 // Run loads config, serves xDS and status, and pushes on every change
 // until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
+	readAt := time.Now()
 	snap, err := c.source.Load()
 	if err != nil {
 		return fmt.Errorf("control: load %s: %w", c.opts.ConfigDir, err)
 	}
 	c.applySnapshot(snap)
 	c.rebuild(PushRequest{Full: true, Reasons: []string{"startup"}, Start: time.Now()})
+	c.mu.Lock()
+	c.configRead = readAt
+	c.mu.Unlock()
 	c.ready.Store(true)
 
 	xdsLis, err := net.Listen("tcp", c.opts.XDSAddress)
@@ -119,10 +135,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 3)
-	snaps := make(chan filesource.Snapshot, 4)
+	// changed carries the file source's raw change notifications; the
+	// debounce below is the only one between an edit and a push.
+	changed := make(chan struct{}, 1)
 	go func() { errc <- c.server.Serve(ctx, xdsLis) }()
 	go func() { errc <- c.serveHTTP(ctx, httpLis) }()
-	go func() { errc <- c.source.Run(ctx, snaps) }()
+	go func() { errc <- c.source.Run(ctx, changed) }()
 	go debounce(ctx, c.requests, c.opts.Debounce, c.rebuild)
 	for {
 		select {
@@ -132,13 +150,18 @@ func (c *Controller) Run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-		case s := <-snaps:
-			c.applySnapshot(s)
-			c.requests <- PushRequest{Full: true, Reasons: []string{"config"}, Start: time.Now()}
+		case <-changed:
+			select {
+			case c.requests <- PushRequest{Full: true, Config: true, Reasons: []string{"config"}, Start: time.Now()}:
+			case <-ctx.Done():
+				return nil
+			}
 		}
 	}
 }
 
+// applySnapshot makes s the current config and reports, on every load,
+// what it rejects and what it accepts without enforcing.
 func (c *Controller) applySnapshot(s filesource.Snapshot) {
 	c.mu.Lock()
 	c.current = s
@@ -146,48 +169,100 @@ func (c *Controller) applySnapshot(s filesource.Snapshot) {
 	for _, e := range s.Errors {
 		c.log.Error("config rejected; last good config stays in force", "error", e.Error())
 	}
+	for _, n := range s.NotEnforced {
+		c.log.Warn("config accepted but NOT ENFORCED", "kind", n.Kind, "resource", n.Namespace+"/"+n.Name,
+			"file", n.File, "reason", n.Reason)
+	}
+}
+
+// reload reads the config folder again and reports whether the config
+// changed.
+func (c *Controller) reload() bool {
+	snap, err := c.source.Load()
+	if err != nil {
+		c.log.Error("config folder unreadable; last good config stays in force", "dir", c.opts.ConfigDir, "err", err)
+		return false
+	}
+	c.mu.Lock()
+	same := snap.Version == c.current.Version
+	c.mu.Unlock()
+	if same {
+		return false
+	}
+	c.applySnapshot(snap)
+	return true
 }
 
 // rebuild makes a new push context from the current config and pushes it
-// to every connected proxy.
+// to every connected proxy. A request for a config change reads the
+// folder first; one that finds nothing changed pushes nothing.
 func (c *Controller) rebuild(req PushRequest) {
+	readAt := time.Now()
+	if req.Config && !c.reload() && req.onlyConfig() {
+		c.log.Debug("config folder changed on disk but not in content; no push")
+		c.mu.Lock()
+		c.configRead = readAt
+		c.mu.Unlock()
+		return
+	}
 	start := time.Now()
 	c.mu.Lock()
 	resources := c.current.Resources
 	c.mu.Unlock()
 	n := c.pushes.Add(1)
-	pc := model.NewPushContext(model.PushOptions{
+	pc := &pushContext{n: n, PushContext: model.NewPushContext(model.PushOptions{
 		Version: strconv.FormatUint(n, 10), Mesh: c.opts.Mesh, Resources: resources,
-	})
-	c.push.Store(pc)
+	})}
+	c.storePush(pc)
 	proxies := c.server.Proxies()
 	for _, p := range proxies {
 		if err := c.server.Push(p); err != nil {
 			c.log.Error("push failed", "proxy", p.ID, "err", err)
 		}
 	}
-	rec := pushRecord{Version: pc.Version, Time: time.Now(), Duration: time.Since(start), Proxies: len(proxies), Reasons: req.Reasons}
+	rec := pushRecord{Version: pc.Version, Time: time.Now(), Duration: time.Since(start), Proxies: len(proxies),
+		Reasons: req.Reasons, ChangeStart: req.Start}
 	c.mu.Lock()
 	c.last = rec
+	if req.Config {
+		c.configRead = readAt
+	}
 	c.mu.Unlock()
 	c.log.Info("push", "version", pc.Version, "proxies", len(proxies), "reasons", req.Reasons,
 		"took", time.Since(start).Round(time.Microsecond), "since_change", time.Since(req.Start).Round(time.Millisecond))
 }
 
-func (c *Controller) generate(p *model.Proxy) (*xdsgen.Resources, error) {
+// storePush makes pc the newest push context unless a newer one is
+// already stored: the push context, like the snapshots made from it, only
+// moves forward.
+func (c *Controller) storePush(pc *pushContext) {
+	for {
+		old := c.push.Load()
+		if old != nil && old.n > pc.n {
+			return
+		}
+		if c.push.CompareAndSwap(old, pc) {
+			return
+		}
+	}
+}
+
+// generate builds a proxy's config from the newest push context and
+// returns that context's version.
+func (c *Controller) generate(p *model.Proxy) (*xdsgen.Resources, uint64, error) {
 	pc := c.push.Load()
 	if pc == nil {
-		return nil, errors.New("no config loaded yet")
+		return nil, 0, errors.New("no config loaded yet")
 	}
-	res, err := xdsgen.Generate(pc, p)
+	res, err := xdsgen.Generate(pc.PushContext, p)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := xdsgen.Validate(res); err != nil {
-		return nil, fmt.Errorf("generated config is invalid (a sluice bug): %w", err)
+		return nil, 0, fmt.Errorf("generated config is invalid (a sluice bug): %w", err)
 	}
 	c.recordConflicts(p.ID, res.Conflicts)
-	return res, nil
+	return res, pc.n, nil
 }
 
 // recordConflicts keeps the config conflicts generation found for a proxy

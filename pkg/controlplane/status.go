@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"time"
 
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
 )
 
@@ -17,20 +19,28 @@ type Status struct {
 	ConfigDir    string   `json:"config_dir"`
 	Resources    int      `json:"resources"`
 	ConfigErrors []string `json:"config_errors"`
+	// NotEnforced are resources accepted but not enforced yet (kinds
+	// sluice does not build), each with why; never silent.
+	NotEnforced []config.NotEnforced `json:"not_enforced"`
 	// Conflicts are parts of the config left out for a proxy (a Gateway
 	// server clashing with another, a missing credential, ...), by proxy.
-	Conflicts map[string][]string     `json:"conflicts,omitempty"`
-	LastPush  pushRecord              `json:"last_push"`
-	Proxies   []xdsserver.ProxyStatus `json:"proxies"`
+	Conflicts map[string][]string `json:"conflicts,omitempty"`
+	LastPush  pushRecord          `json:"last_push"`
+	// ConfigRead is when the config folder was last read, set once what
+	// that read found has been pushed: a file written before it is in
+	// force.
+	ConfigRead time.Time               `json:"config_read"`
+	Proxies    []xdsserver.ProxyStatus `json:"proxies"`
 }
 
 // Status reports the control plane's state.
 func (c *Controller) Status() Status {
 	c.mu.Lock()
-	st := Status{Ready: c.ready.Load(), ConfigDir: c.opts.ConfigDir, Resources: len(c.current.Resources), LastPush: c.last}
+	st := Status{Ready: c.ready.Load(), ConfigDir: c.opts.ConfigDir, Resources: len(c.current.Resources), LastPush: c.last, ConfigRead: c.configRead}
 	for _, e := range c.current.Errors {
 		st.ConfigErrors = append(st.ConfigErrors, e.Error())
 	}
+	st.NotEnforced = append([]config.NotEnforced{}, c.current.NotEnforced...)
 	conflicts := make(map[string][]string, len(c.conflicts))
 	for id, list := range c.conflicts {
 		conflicts[id] = append([]string(nil), list...)

@@ -1,7 +1,9 @@
 // Package xdsserver serves generated config to proxies over Envoy's
 // aggregated discovery service (ADS, xDS v3 state of the world), using
 // go-control-plane's snapshot cache, and records what each proxy ACKed or
-// NACKed.
+// NACKed. A proxy's pushes are serialised and versioned so they only move
+// forward, and every snapshot is checked for consistency before it is
+// published.
 package xdsserver
 
 import (
@@ -27,7 +29,12 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	// Generate builds the config for a proxy that has just connected.
+	// Versioned builds a proxy's config from the newest push context and
+	// returns that push context's version; snapshots are tagged with it
+	// and a proxy's snapshot is never replaced by one of an older version.
+	// When nil, Generate is used and every snapshot has version 0.
+	Versioned func(*model.Proxy) (*xdsgen.Resources, uint64, error)
+	// Generate builds the config for a proxy (see Versioned).
 	Generate func(*model.Proxy) (*xdsgen.Resources, error)
 	// Register adds more services to the gRPC server, such as the CA.
 	Register []func(*grpc.Server)
@@ -50,6 +57,13 @@ type proxyState struct {
 	connected time.Time
 	streams   int
 	types     map[string]*TypeStatus
+
+	// pushMu serialises generating and publishing this proxy's config,
+	// from the connect path and the rebuild path alike.
+	pushMu sync.Mutex
+	// pushed is the push context version of the published snapshot
+	// (guarded by Server.mu).
+	pushed uint64
 }
 
 // TypeStatus is what one proxy last said about one resource type.
@@ -73,13 +87,26 @@ type ProxyStatus struct {
 	Namespace string            `json:"namespace"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	Connected time.Time         `json:"connected"`
-	Types     []TypeStatus      `json:"types"`
+	// PushVersion is the push context version of the snapshot published
+	// to it.
+	PushVersion uint64       `json:"push_version"`
+	Types       []TypeStatus `json:"types"`
 }
 
 // New makes a server; Serve starts it.
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Versioned == nil {
+		generate := opts.Generate
+		opts.Versioned = func(p *model.Proxy) (*xdsgen.Resources, uint64, error) {
+			if generate == nil {
+				return nil, 0, errors.New("xds server: no generator")
+			}
+			res, err := generate(p)
+			return res, 0, err
+		}
 	}
 	s := &Server{opts: opts, proxies: map[string]*proxyState{}, streams: map[int64]string{}}
 	s.cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)
@@ -227,9 +254,24 @@ func (s *Server) Proxies() []*model.Proxy {
 	return out
 }
 
-// Push generates and publishes the config of one proxy.
+// Push generates and publishes the config of one connected proxy (a
+// proxy not connected is skipped). Pushes for one proxy are serialised,
+// so the connect path and the rebuild path cannot interleave, and a
+// snapshot made from an older push context never replaces a newer one:
+// versions only move forward. A snapshot that is not consistent (an RDS
+// or EDS name referenced and not served, go-control-plane's
+// Snapshot.Consistent) is not published: the proxy keeps its previous
+// config, never half of a push.
 func (s *Server) Push(p *model.Proxy) error {
-	res, err := s.opts.Generate(p)
+	s.mu.Lock()
+	st := s.proxies[p.ID]
+	s.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	st.pushMu.Lock()
+	defer st.pushMu.Unlock()
+	res, version, err := s.opts.Versioned(p)
 	if err != nil {
 		return err
 	}
@@ -237,10 +279,37 @@ func (s *Server) Push(p *model.Proxy) error {
 	if err != nil {
 		return err
 	}
+	if err := snap.Consistent(); err != nil {
+		s.opts.Logger.Error("generated config is inconsistent (a sluice bug); the proxy keeps its previous config",
+			"proxy", p.ID, "version", version, "err", err)
+		return fmt.Errorf("push %d to %s: inconsistent snapshot, not published: %w", version, p.ID, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proxies[p.ID] != st {
+		return nil // disconnected meanwhile
+	}
+	if version < st.pushed {
+		s.opts.Logger.Debug("older push dropped", "proxy", p.ID, "version", version, "published", st.pushed)
+		return nil
+	}
 	if err := s.cache.SetSnapshot(context.Background(), p.ID, snap); err != nil {
 		return fmt.Errorf("set snapshot for %s: %w", p.ID, err)
 	}
+	st.pushed = version
 	return nil
+}
+
+// PushedVersion is the push context version of the snapshot published for
+// a connected proxy.
+func (s *Server) PushedVersion(nodeID string) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.proxies[nodeID]
+	if st == nil {
+		return 0, false
+	}
+	return st.pushed, true
 }
 
 // Status reports every connected proxy and its ACK/NACK state.
@@ -250,7 +319,7 @@ func (s *Server) Status() []ProxyStatus {
 	out := make([]ProxyStatus, 0, len(s.proxies))
 	for _, st := range s.proxies {
 		ps := ProxyStatus{ID: st.proxy.ID, Type: string(st.proxy.Type), Name: st.proxy.Name,
-			Namespace: st.proxy.Namespace, Labels: st.proxy.Labels, Connected: st.connected}
+			Namespace: st.proxy.Namespace, Labels: st.proxy.Labels, Connected: st.connected, PushVersion: st.pushed}
 		for _, t := range typeOrder {
 			if ts := st.types[t]; ts != nil {
 				ps.Types = append(ps.Types, *ts)

@@ -2,11 +2,21 @@
 // files and follows it as files change.
 //
 // Each file is decoded with config.Decode and every resource is checked
-// with config.Validate. A file with any problem does not take effect:
-// the last version of it that was good stays in force (a file that was
-// never good contributes nothing) and the problems are reported in the
-// Snapshot until the file is fixed or deleted. One bad edit therefore
-// never takes down configuration that was working.
+// with config.Validate. Resources are admitted one by one, as Istio's
+// webhook and kubectl apply admit each object on its own: in a file with
+// an invalid document, the valid resources beside it apply, and the
+// invalid one keeps the last version of it that was good (a resource that
+// was never good contributes nothing). A document that cannot even be
+// attributed to a resource (broken YAML, no kind or name) leaves every
+// resource the file defined before and does not define now at its last
+// good version, and says so; a resource removed from a file that
+// otherwise reads is removed. Problems are reported in the Snapshot until
+// fixed. One bad edit therefore never takes down configuration that was
+// working.
+//
+// The Source does not debounce: Run only reports that something changed,
+// cheaply, and the caller (the control plane, which owns the one debounce
+// of a push) calls Load to read the folder once per push.
 package filesource
 
 import (
@@ -40,10 +50,6 @@ type Options struct {
 	// DefaultNamespace applies to resources without metadata.namespace;
 	// "default" when empty.
 	DefaultNamespace string
-	// Debounce is the quiet period after a change before the folder is
-	// re-read, so that an editor's several writes make one snapshot;
-	// 100ms when zero.
-	Debounce time.Duration
 	// Logf, when set, receives progress and problems.
 	Logf func(format string, args ...any)
 }
@@ -53,6 +59,9 @@ type Options struct {
 type Snapshot struct {
 	// Resources are sorted with config.SortResources.
 	Resources []*config.Resource
+	// NotEnforced are the resources of recognised kinds that sluice
+	// accepts but does not enforce yet, in file order.
+	NotEnforced []config.NotEnforced
 	// Errors are the problems currently rejected, each naming the file,
 	// document, resource and field.
 	Errors config.Errors
@@ -71,6 +80,9 @@ type Source struct {
 	snap    Snapshot
 	watch   func(dir string) // adds a watch on dir while Run is watching
 	running bool
+	// forced are the paths Run saw events for since the last Load; they
+	// are re-read even if size and time look unchanged.
+	forced map[string]bool
 	// created is when each key was first seen (Resource.Created), kept
 	// while the key exists so edits keep a resource's age.
 	created map[config.Key]int64
@@ -84,18 +96,14 @@ type fileState struct {
 	hash    [sha256.Size]byte
 	read    bool // size, modTime and hash describe the current content
 
-	// valid says the current content decoded and validated cleanly;
-	// candidate then holds its resources.
-	valid     bool
-	candidate []*config.Resource
 	// errs are the problems of the current content.
 	errs config.Errors
-
-	// good is the last content that took effect, if any did; current
-	// says it is the current content.
-	good    []*config.Resource
-	hasGood bool
-	current bool
+	// good is, per resource, the last version this file defined that was
+	// admitted; it is what the file contributes.
+	good map[config.Key]*config.Resource
+	// notEnforced are the current content's recognised kinds that sluice
+	// does not enforce.
+	notEnforced []config.NotEnforced
 }
 
 // New returns a Source for opts.Dir. Nothing is read until Load or Run.
@@ -106,34 +114,34 @@ func New(opts Options) (*Source, error) {
 	if opts.DefaultNamespace == "" {
 		opts.DefaultNamespace = "default"
 	}
-	if opts.Debounce <= 0 {
-		opts.Debounce = 100 * time.Millisecond
-	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	return &Source{opts: opts, maxFiles: MaxFiles, files: map[string]*fileState{}}, nil
+	return &Source{opts: opts, maxFiles: MaxFiles, files: map[string]*fileState{}, forced: map[string]bool{}}, nil
 }
 
-// Load reads the whole folder and returns the resulting snapshot. Its
-// error is only for a folder that cannot be read at all; problems with
-// files are in Snapshot.Errors.
+// Load reads the folder (only the files that changed since the last Load
+// are decoded again) and returns the resulting snapshot; its Version
+// moves only when something changed. Its error is only for a folder that
+// cannot be read at all; problems with files are in Snapshot.Errors.
 func (s *Source) Load() (Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.rescan(nil); err != nil {
-		return Snapshot{}, err
+	forced := s.forced
+	s.forced = map[string]bool{}
+	if err := s.rescan(forced); err != nil {
+		return s.snap, err
 	}
 	return s.snap, nil
 }
 
 // Run watches the folder, including subfolders as they appear, and sends
-// a new Snapshot on out after each change, once the folder has been quiet
-// for Options.Debounce. If Load has not been called, the first snapshot
-// is sent as soon as the folder is read. When out is not ready, only the
-// newest snapshot is kept for it. Run returns nil when ctx ends, or an
-// error if the folder cannot be watched.
-func (s *Source) Run(ctx context.Context, out chan<- Snapshot) error {
+// on changed, without blocking, after every change seen: a full channel
+// already says "changed", so events coalesce for free. It sends once when
+// the watch is in place, so nothing changed between an earlier Load and
+// Run is missed. The caller debounces and calls Load. Run returns nil
+// when ctx ends, or an error if the folder cannot be watched.
+func (s *Source) Run(ctx context.Context, changed chan<- struct{}) error {
 	w, err := fsnotify.NewBufferedWatcher(1024)
 	if err != nil {
 		return fmt.Errorf("filesource: watch %s: %w", s.opts.Dir, err)
@@ -161,117 +169,69 @@ func (s *Source) Run(ctx context.Context, out chan<- Snapshot) error {
 	}
 	s.running = true
 	s.watch = addWatch
-	sent := s.snap.Version
-	// Watch before reading, so no change falls between the two.
 	if err := w.Add(s.opts.Dir); err != nil {
 		s.watch, s.running = nil, false
 		s.mu.Unlock()
 		return fmt.Errorf("filesource: watch %s: %w", s.opts.Dir, err)
 	}
 	watched[s.opts.Dir] = true
-	err = s.rescan(nil)
+	s.watchTree(s.opts.Dir)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		s.watch, s.running = nil, false
 		s.mu.Unlock()
 	}()
-	if err != nil {
-		s.opts.Logf("config: %v", err)
-	}
 
-	var (
-		pending   *Snapshot
-		outCh     chan<- Snapshot
-		timer     = time.NewTimer(time.Hour)
-		timerC    <-chan time.Time
-		firstSeen time.Time
-		forced    = map[string]bool{}
-	)
-	timer.Stop()
-	maxWait := 10 * s.opts.Debounce
-	offer := func() {
-		s.mu.Lock()
-		snap := s.snap
-		s.mu.Unlock()
-		if snap.Version > sent {
-			pending, outCh = &snap, out
+	notify := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
 		}
 	}
-	schedule := func() {
-		now := time.Now()
-		if timerC == nil {
-			firstSeen = now
-		}
-		wait := s.opts.Debounce
-		if latest := firstSeen.Add(maxWait); now.Add(wait).After(latest) {
-			wait = max(latest.Sub(now), 0)
-		}
-		timer.Reset(wait)
-		timerC = timer.C
-	}
-	offer()
-
+	notify()
 	for {
 		select {
 		case <-ctx.Done():
-			timer.Stop()
 			return nil
-		case outCh <- derefSnapshot(pending):
-			sent = pending.Version
-			pending, outCh = nil, nil
 		case ev, ok := <-w.Events:
 			if !ok {
 				return errors.New("filesource: watcher closed")
 			}
-			if ev.Has(fsnotify.Create) {
-				if info, err := os.Stat(ev.Name); err == nil && info.IsDir() && !ignoredName(filepath.Base(ev.Name)) {
-					s.mu.Lock()
-					s.watchTree(ev.Name)
-					s.mu.Unlock()
-				}
-			}
-			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-				// Forget the folder and those under it, so that a folder
-				// made again with the same name is watched again.
-				s.mu.Lock()
-				for dir := range watched {
-					if dir == ev.Name || strings.HasPrefix(dir, ev.Name+string(filepath.Separator)) {
-						_ = w.Remove(dir)
-						delete(watched, dir)
-					}
-				}
-				s.mu.Unlock()
-			}
-			if rel, err := filepath.Rel(s.opts.Dir, ev.Name); err == nil {
-				forced[filepath.ToSlash(rel)] = true
-			}
-			schedule()
+			s.event(ev, w, watched)
+			notify()
 		case err, ok := <-w.Errors:
 			if !ok {
 				return errors.New("filesource: watcher closed")
 			}
 			s.opts.Logf("config: watching %s: %v; re-reading the folder", s.opts.Dir, err)
-			schedule()
-		case <-timerC:
-			timerC = nil
-			s.mu.Lock()
-			err := s.rescan(forced)
-			s.mu.Unlock()
-			forced = map[string]bool{}
-			if err != nil {
-				s.opts.Logf("config: %v; keeping the configuration read before", err)
-			}
-			offer()
+			notify()
 		}
 	}
 }
 
-func derefSnapshot(p *Snapshot) Snapshot {
-	if p == nil {
-		return Snapshot{}
+// event notes one fsnotify event: new folders are watched, removed ones
+// forgotten (so a folder made again with the same name is watched again),
+// and the path is re-read at the next Load.
+func (s *Source) event(ev fsnotify.Event, w *fsnotify.Watcher, watched map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ev.Has(fsnotify.Create) {
+		if info, err := os.Stat(ev.Name); err == nil && info.IsDir() && !ignoredName(filepath.Base(ev.Name)) {
+			s.watchTree(ev.Name)
+		}
 	}
-	return *p
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		for dir := range watched {
+			if dir == ev.Name || strings.HasPrefix(dir, ev.Name+string(filepath.Separator)) {
+				_ = w.Remove(dir)
+				delete(watched, dir)
+			}
+		}
+	}
+	if rel, err := filepath.Rel(s.opts.Dir, ev.Name); err == nil {
+		s.forced[filepath.ToSlash(rel)] = true
+	}
 }
 
 // watchTree adds watches on dir and the folders under it. Callers hold s.mu.
@@ -375,12 +335,12 @@ func (s *Source) rescan(forced map[string]bool) error {
 			changed = true
 		}
 		if i >= s.maxFiles {
-			if f.valid || len(f.errs) == 0 || f.read {
+			if len(f.errs) == 0 || f.read {
 				changed = true
 			}
 			e := &config.Error{Source: config.Source{File: f.display},
 				Err: fmt.Errorf("the folder has %d configuration files, more than the limit of %d; this one is not read", len(paths), s.maxFiles)}
-			f.read, f.valid, f.candidate, f.errs, f.current = false, false, nil, config.Errors{e}, false
+			f.read, f.errs = false, config.Errors{e}
 			limit = append(limit, e)
 			continue
 		}
@@ -446,11 +406,12 @@ func (s *Source) refresh(f *fileState, force bool) bool {
 }
 
 // setProblem records a problem that keeps the file from being read, and
-// reports whether that changed what is known of it.
+// reports whether that changed what is known of it. What the file
+// contributed stays: nothing of it could be attributed.
 func (f *fileState) setProblem(err error) bool {
 	e := &config.Error{Source: config.Source{File: f.display}, Err: err}
-	same := !f.read && !f.valid && len(f.errs) == 1 && f.errs[0].Error() == e.Error()
-	f.read, f.valid, f.candidate, f.errs, f.current = false, false, nil, config.Errors{e}, false
+	same := !f.read && len(f.errs) == 1 && f.errs[0].Error() == e.Error()
+	f.read, f.errs = false, config.Errors{e}
 	return !same
 }
 
@@ -471,46 +432,100 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// parse decodes and validates the content of f.
+// parse decodes and validates the content of f and admits its resources
+// one by one (see the package comment).
 func (s *Source) parse(f *fileState, data []byte) {
 	res := config.Decode(data, config.DecodeOptions{File: f.display, DefaultNamespace: s.opts.DefaultNamespace})
 	errs := append(config.Errors(nil), res.Errors...)
-	seen := map[config.Key]*config.Resource{}
+	rejected := map[config.Key]bool{}
+	var unattributed []*config.Error
+	for _, e := range res.Errors {
+		if e.Key.Kind == "" || e.Key.Name == "" {
+			unattributed = append(unattributed, e)
+		} else {
+			rejected[e.Key] = true
+		}
+	}
+	first := map[config.Key]*config.Resource{}
 	for _, r := range res.Resources {
-		errs = append(errs, config.Validate(r)...)
-		errs = append(errs, config.Unsupported(r)...)
+		if prev, dup := first[r.Key()]; dup {
+			rejected[r.Key()] = true
+			errs = append(errs, &config.Error{Source: r.Source, Key: r.Key(), Field: "metadata.name",
+				Err: fmt.Errorf("%s is defined twice in this file (also document %d)", r.Key(), prev.Source.Doc)})
+			continue
+		}
+		first[r.Key()] = r
+	}
+	admitted := map[config.Key]*config.Resource{}
+	for _, r := range res.Resources {
+		k := r.Key()
+		if first[k] != r || rejected[k] {
+			continue
+		}
 		for _, w := range config.Warnings(r) {
 			s.opts.Logf("config: WARNING %s", w)
 		}
-		if first, dup := seen[r.Key()]; dup {
-			errs = append(errs, &config.Error{Source: r.Source, Key: r.Key(), Field: "metadata.name",
-				Err: fmt.Errorf("%s is defined twice in this file (also document %d)", r.Key(), first.Source.Doc)})
-		} else {
-			seen[r.Key()] = r
+		problems := append(config.Validate(r), config.Unsupported(r)...)
+		if len(problems) > 0 {
+			errs = append(errs, problems...)
+			rejected[k] = true
+			continue
 		}
+		admitted[k] = r
+	}
+	kept := keepLastGood(f.good, admitted, rejected, len(unattributed) > 0)
+	if len(kept.unattributed) > 0 {
+		errs = append(errs, &config.Error{Source: unattributed[0].Source, Err: fmt.Errorf(
+			"this document cannot be attributed to a resource, so what this file defined before and does not define now stays at its last good version: %s",
+			strings.Join(kept.unattributed, ", "))})
+	}
+	for _, k := range kept.rejected {
+		s.opts.Logf("config: %s: %s rejected; its previous version stays in force", f.display, k)
 	}
 	for _, skipped := range res.Skipped {
 		s.opts.Logf("config: skipped %s", skipped)
 	}
-	f.errs = errs
-	f.valid = len(errs) == 0
-	f.candidate = nil
-	f.current = false
-	if f.valid {
-		f.candidate = res.Resources
-		return
+	f.errs, f.good, f.notEnforced = errs, admitted, res.NotEnforced
+	if len(errs) > 0 {
+		s.opts.Logf("config: %s: %d resources admitted, problems:\n%v", f.display, len(admitted), errs)
 	}
-	kept := "it contributes nothing until fixed"
-	if f.hasGood {
-		kept = "its previous version stays in force"
+}
+
+// keptKeys are the keys keepLastGood carried over, by why.
+type keptKeys struct {
+	rejected     []string // the new version was invalid
+	unattributed []string // absent, but a document could not be attributed
+}
+
+// keepLastGood adds to admitted the previous good version of each
+// resource whose new version was rejected, and, when some document could
+// not be attributed to any resource, of each resource not in the new
+// content: it may be in the unreadable document.
+func keepLastGood(prev, admitted map[config.Key]*config.Resource, rejected map[config.Key]bool, unattributed bool) keptKeys {
+	var kept keptKeys
+	for k, r := range prev {
+		if _, ok := admitted[k]; ok {
+			continue
+		}
+		switch {
+		case rejected[k]:
+			kept.rejected = append(kept.rejected, k.String())
+		case unattributed:
+			kept.unattributed = append(kept.unattributed, k.String())
+		default:
+			continue
+		}
+		admitted[k] = r
 	}
-	s.opts.Logf("config: %s rejected (%s):\n%v", f.display, kept, errs)
+	sort.Strings(kept.rejected)
+	sort.Strings(kept.unattributed)
+	return kept
 }
 
 // assemble makes a new snapshot from the files' states. Files are taken
 // in path order; a resource already defined by an earlier file is an
-// error against the later one, which keeps its last good version.
-// Callers hold s.mu.
+// error against the later one, whose definition is ignored while the
+// earlier one stands. Callers hold s.mu.
 func (s *Source) assemble() {
 	paths := make([]string, 0, len(s.files))
 	for rel := range s.files {
@@ -520,47 +535,18 @@ func (s *Source) assemble() {
 
 	owner := map[config.Key]*config.Resource{}
 	var resources []*config.Resource
+	var notEnforced []config.NotEnforced
 	errs := append(config.Errors(nil), s.limit...)
 	for _, rel := range paths {
 		f := s.files[rel]
 		if !underLimit(f, s.limit) {
 			errs = append(errs, f.errs...)
 		}
-		reported := map[config.Key]bool{}
-		duplicate := func(r *config.Resource, consequence string) {
-			reported[r.Key()] = true
-			first := owner[r.Key()]
-			errs = append(errs, &config.Error{Source: r.Source, Key: r.Key(), Field: "metadata.name",
-				Err: fmt.Errorf("%s is already defined in %s, which comes first by path; %s", r.Key(), first.Source, consequence)})
-		}
-		use := f.good
-		if f.valid {
-			conflict := false
-			for _, r := range f.candidate {
-				if owner[r.Key()] != nil {
-					conflict = true
-					var consequence string
-					switch {
-					case f.current:
-						consequence = "this definition is ignored until the duplicate is removed"
-					case f.hasGood:
-						consequence = "this file's previous version stays in force until the duplicate is removed"
-					default:
-						consequence = "this file is not applied until the duplicate is removed"
-					}
-					duplicate(r, consequence)
-				}
-			}
-			if !conflict {
-				f.good, f.hasGood, f.current = f.candidate, true, true
-				use = f.good
-			}
-		}
-		for _, r := range use {
-			if owner[r.Key()] != nil {
-				if !reported[r.Key()] {
-					duplicate(r, "this definition is ignored")
-				}
+		notEnforced = append(notEnforced, f.notEnforced...)
+		for _, r := range inDocumentOrder(f.good) {
+			if first := owner[r.Key()]; first != nil {
+				errs = append(errs, &config.Error{Source: r.Source, Key: r.Key(), Field: "metadata.name",
+					Err: fmt.Errorf("%s is already defined in %s, which comes first by path; this definition is ignored until the duplicate is removed", r.Key(), first.Source)})
 				continue
 			}
 			owner[r.Key()] = r
@@ -569,9 +555,24 @@ func (s *Source) assemble() {
 	}
 	s.stampCreation(resources)
 	config.SortResources(resources)
-	s.snap = Snapshot{Resources: resources, Errors: errs, Version: s.snap.Version + 1}
-	s.opts.Logf("config: version %d: %d resources from %d files, %d problems",
-		s.snap.Version, len(resources), len(paths), len(errs))
+	s.snap = Snapshot{Resources: resources, NotEnforced: notEnforced, Errors: errs, Version: s.snap.Version + 1}
+	s.opts.Logf("config: version %d: %d resources from %d files, %d problems, %d not enforced",
+		s.snap.Version, len(resources), len(paths), len(errs), len(notEnforced))
+}
+
+// inDocumentOrder lists a file's resources by document, then key.
+func inDocumentOrder(m map[config.Key]*config.Resource) []*config.Resource {
+	out := make([]*config.Resource, 0, len(m))
+	for _, r := range m {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Source.Doc != out[j].Source.Doc {
+			return out[i].Source.Doc < out[j].Source.Doc
+		}
+		return out[i].Key().String() < out[j].Key().String()
+	})
+	return out
 }
 
 // underLimit reports whether f's errors are already among the limit
@@ -613,7 +614,7 @@ func (s *Source) stampCreation(resources []*config.Resource) {
 			t = now
 			s.created[k] = t
 		}
-		r.Created = t // r is not yet published: resources are new objects from parse
+		r.Created = t // r is not yet published: Created is 0 only on resources new from parse
 	}
 	for k := range s.created {
 		if !live[k] {

@@ -106,25 +106,59 @@ func hasError(snap Snapshot, file, field, msg string) bool {
 
 func newSource(t *testing.T, dir string) *Source {
 	t.Helper()
-	s, err := New(Options{Dir: dir, Debounce: 20 * time.Millisecond, Logf: t.Logf})
+	s, err := New(Options{Dir: dir, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-// run starts s.Run and returns the channel it sends on; the run stops
-// when the test ends.
+// run starts s.Run and, as the control plane does, loads the folder
+// after each change notification once 20ms passed without another one,
+// sending every new snapshot on the channel returned; the run stops when
+// the test ends.
 func run(t *testing.T, s *Source) <-chan Snapshot {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan Snapshot)
+	changed := make(chan struct{}, 1)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := s.Run(ctx, out); err != nil {
+		if err := s.Run(ctx, changed); err != nil {
 			t.Errorf("Run: %v", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		var sent uint64
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+			for quiet := false; !quiet; {
+				select {
+				case <-changed:
+				case <-time.After(20 * time.Millisecond):
+					quiet = true
+				}
+			}
+			snap, err := s.Load()
+			if err != nil {
+				t.Logf("Load: %v", err)
+			}
+			if snap.Version <= sent {
+				continue
+			}
+			select {
+			case out <- snap:
+				sent = snap.Version
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	t.Cleanup(func() {
@@ -434,13 +468,13 @@ func TestDuplicatesAcrossFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// b.yaml comes later by path, so it is the one reported, and as it
-	// was never good it contributes nothing.
+	// b.yaml comes later by path, so its reviews is the one reported and
+	// ignored; its other resource is admitted on its own.
 	if got := subsetOf(t, snap, "reviews"); got != "v1" {
 		t.Errorf("reviews routes to %q, want a.yaml's v1", got)
 	}
-	if find(snap, config.KindVirtualService, "default", "ratings") != nil {
-		t.Error("b.yaml applied despite its duplicate")
+	if subsetOf(t, snap, "ratings") != "v1" {
+		t.Error("b.yaml's ratings not applied beside its duplicate")
 	}
 	if !hasError(snap, "b.yaml", "metadata.name", "a.yaml") {
 		t.Errorf("duplicate not reported against b.yaml: %v", snap.Errors)
@@ -457,15 +491,15 @@ func TestDuplicatesAcrossFiles(t *testing.T) {
 		t.Errorf("errors %v, reviews %q", snap.Errors, subsetOf(t, snap, "reviews"))
 	}
 
-	// An edit to b.yaml that duplicates a.yaml is kept out; b.yaml's last
-	// good version stays.
+	// An edit to b.yaml that duplicates a.yaml: the duplicate is kept
+	// out, the rest of the edit applies.
 	write(t, dir, "b.yaml", vs("ratings", "v2")+"---\n"+vs("reviews", "v9"))
 	snap = waitFor(t, ch, "the duplicate to be reported", func(s Snapshot) bool { return len(s.Errors) > 0 })
 	if !hasError(snap, "b.yaml", "metadata.name", "VirtualService default/reviews is already defined") {
 		t.Errorf("errors: %v", snap.Errors)
 	}
-	if subsetOf(t, snap, "ratings") != "v1" || subsetOf(t, snap, "reviews") != "v1" {
-		t.Errorf("ratings %q reviews %q, want the last good v1 and v1", subsetOf(t, snap, "ratings"), subsetOf(t, snap, "reviews"))
+	if subsetOf(t, snap, "ratings") != "v2" || subsetOf(t, snap, "reviews") != "v1" {
+		t.Errorf("ratings %q reviews %q, want b.yaml's v2 and a.yaml's v1", subsetOf(t, snap, "ratings"), subsetOf(t, snap, "reviews"))
 	}
 
 	// Deleting a.yaml resolves it: b.yaml's current content applies.
@@ -553,5 +587,45 @@ func TestRunConfigMapStyleUpdates(t *testing.T) {
 	snap = waitFor(t, ch, "reviews v2", func(s Snapshot) bool { return subsetOf(t, s, "reviews") == "v2" })
 	if len(snap.Errors) != 0 || len(snap.Resources) != 1 {
 		t.Errorf("after update: %v %v", snap.Resources, snap.Errors)
+	}
+}
+
+// Run only reports changes: it neither waits for quiet nor reads the
+// folder, so the caller's debounce is the only one, and the folder is read
+// once, when the caller loads it.
+func TestRunOnlyNotifies(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "reviews.yaml", vs("reviews", "v1"))
+	s := newSource(t, dir)
+	first := load(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	changed := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, changed) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	<-changed // the watch is in place
+
+	for i := 2; i <= 4; i++ {
+		write(t, dir, "reviews.yaml", vs("reviews", fmt.Sprintf("v%d", i)))
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no change notification")
+		}
+	}
+	s.mu.Lock()
+	version := s.snap.Version
+	s.mu.Unlock()
+	if version != first.Version {
+		t.Errorf("Run read the folder itself: version %d, was %d", version, first.Version)
+	}
+	snap := load(t, s)
+	if snap.Version != first.Version+1 || subsetOf(t, snap, "reviews") != "v4" {
+		t.Errorf("one Load after three edits: version %d (was %d), subset %s", snap.Version, first.Version, subsetOf(t, snap, "reviews"))
 	}
 }

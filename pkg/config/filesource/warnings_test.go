@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // What Istio accepts with a warning applies, and the warning is logged
@@ -21,7 +20,7 @@ spec:
 `)
 	var mu sync.Mutex
 	var lines []string
-	s, err := New(Options{Dir: dir, Debounce: 20 * time.Millisecond, Logf: func(f string, a ...any) {
+	s, err := New(Options{Dir: dir, Logf: func(f string, a ...any) {
 		mu.Lock()
 		defer mu.Unlock()
 		lines = append(lines, fmt.Sprintf(f, a...))
