@@ -10,6 +10,8 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/sluice-mesh/sluice/internal/hostport"
 )
 
 // Filter names, as Envoy registers them.
@@ -35,7 +37,7 @@ type listenerOptions struct {
 // httpListener is a listener with one HTTP connection manager taking its
 // routes from RDS.
 func httpListener(opts listenerOptions) (*listener.Listener, error) {
-	host, port, err := splitHostPort(opts.Address)
+	host, port, err := hostport.ParseAddr(opts.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", opts.Name, err)
 	}
@@ -114,7 +116,7 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 // inbound adds the listener, route and cluster that take mesh traffic to
 // the sidecar's application.
 func (g *generation) inbound() error {
-	appHost, appPort, err := splitHostPort(g.proxy.AppAddress)
+	appHost, appPort, err := hostport.ParseAddr(g.proxy.AppAddress)
 	if err != nil {
 		return fmt.Errorf("app address: %w", err)
 	}
@@ -155,7 +157,7 @@ func (g *generation) inbound() error {
 // inboundTCP is the inbound listener of a workload that serves only TCP:
 // connections go to the app as they are.
 func (g *generation) inboundTCP(clusterName string) error {
-	host, port, err := splitHostPort(g.proxy.InboundAddress)
+	host, port, err := hostport.ParseAddr(g.proxy.InboundAddress)
 	if err != nil {
 		return err
 	}

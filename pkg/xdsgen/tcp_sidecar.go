@@ -7,6 +7,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
+	"github.com/sluice-mesh/sluice/internal/hostport"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/registry"
 )
@@ -103,7 +104,7 @@ func (g *generation) outboundTCP() error {
 // serves is opaque TCP: then its inbound listener proxies TCP, not HTTP.
 // The workload is found by its endpoints pointing at the inbound address.
 func (g *generation) inboundIsTCP() bool {
-	host, port, err := splitHostPort(g.proxy.InboundAddress)
+	host, port, err := hostport.ParseAddr(g.proxy.InboundAddress)
 	if err != nil {
 		return false
 	}

@@ -11,6 +11,7 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/sluice-mesh/sluice/internal/hostport"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
@@ -406,7 +407,7 @@ func hostsOf(cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster) ([]ups
 			if sa == nil {
 				continue
 			}
-			addr := fmt.Sprintf("%s:%d", hostForListen(sa.Address), sa.GetPortValue())
+			addr := hostport.Join(sa.Address, sa.GetPortValue())
 			weight := lbe.GetLoadBalancingWeight().GetValue()
 			if weight == 0 {
 				weight = 1
