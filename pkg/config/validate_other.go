@@ -1,7 +1,9 @@
 package config
 
 import (
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -483,7 +485,7 @@ func (v *validator) service(svc *corev1.ServiceSpec) {
 			}
 		}
 	}
-	for _, k := range sortedKeys(svc.Selector) {
+	for _, k := range slices.Sorted(maps.Keys(svc.Selector)) {
 		f := mapKey("spec.selector", k)
 		for _, msg := range k8svalidation.IsQualifiedName(k) {
 			v.errorf(f, "invalid label key: %s", msg)

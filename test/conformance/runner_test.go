@@ -2,9 +2,11 @@ package conformance
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -297,7 +299,7 @@ func loadOnce(l loader, ch *Check) (problems []string, note string) {
 	note = formatCodes(codes)
 	if len(ch.Expect.ObservedUpstream) > 0 {
 		var printed []string
-		for _, k := range sortedKeys(ch.Expect.ObservedUpstream) {
+		for _, k := range slices.Sorted(maps.Keys(ch.Expect.ObservedUpstream)) {
 			printed = append(printed, fmt.Sprintf("%s: %d", k, ch.Expect.ObservedUpstream[k]))
 		}
 		note += fmt.Sprintf(" (upstream's page printed %s for one run; information only)", strings.Join(printed, ", "))

@@ -3,6 +3,8 @@ package httpproxy
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -109,8 +111,8 @@ func (ls *ListenerStats) countFlags(f Flags) {
 // within each group, as Envoy's /stats does.
 func (s *Stats) WriteText(w io.Writer) {
 	s.mu.RLock()
-	prefixes := sortedKeys(s.listeners)
-	clusters := sortedKeys(s.clusters)
+	prefixes := slices.Sorted(maps.Keys(s.listeners))
+	clusters := slices.Sorted(maps.Keys(s.clusters))
 	s.mu.RUnlock()
 	for _, p := range prefixes {
 		ls := s.Listener(p)
@@ -141,13 +143,4 @@ func (s *Stats) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "sluice.mirror.dropped_overflow: %d\n", m.DroppedOverflow.Load())
 	fmt.Fprintf(w, "sluice.mirror.failed: %d\n", m.Failed.Load())
 	fmt.Fprintf(w, "sluice.mirror.sent: %d\n", m.Sent.Load())
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
