@@ -26,10 +26,14 @@ while read -r pkg dir files; do
 done < <($GO list -f '{{.ImportPath}} {{.Dir}} {{join .TestGoFiles " "}} {{join .XTestGoFiles " "}}' ${FUZZ_PKGS:-./...})
 
 n=0
+failed=()
 for pkg in "${candidates[@]}"; do
-	for name in $($GO test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
+	names=$($GO test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true)
+	for name in $names; do
 		echo "fuzz $pkg $name for $fuzztime"
-		$GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"
+		if ! $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"; then
+			failed+=("$pkg $name")
+		fi
 		n=$((n + 1))
 	done
 done
@@ -37,4 +41,8 @@ if [ "$n" -eq 0 ]; then
 	echo "bench/fuzz.sh: no fuzz tests found in ${FUZZ_PKGS:-./...}" >&2
 	exit 1
 fi
-echo "fuzz: $n fuzz tests ran for $fuzztime each"
+echo "fuzz: $n fuzz tests ran for $fuzztime each, ${#failed[@]} failed"
+if [ "${#failed[@]}" -gt 0 ]; then
+	printf '  FAILED: %s\n' "${failed[@]}" >&2
+	exit 1
+fi
