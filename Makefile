@@ -10,7 +10,7 @@ GOFMT ?= gofmt
 RACE_PROCS = ./test/e2e
 # The conformance runner's test binary runs directly (in its package folder,
 # as go test runs it) so that each group's line, such as "conformance
-# istio-tasks: 45 passed, 0 failed, 3 skipped", shows in the log even when
+# istio-tasks: 46 passed, 0 failed, 2 skipped", shows in the log even when
 # everything passes (go test prints a passing package's output only with -v).
 CONFORMANCE_TEST = bin/conformance.test
 # How long `make fuzz` runs each fuzz test (bench/fuzz.sh runs longer).
