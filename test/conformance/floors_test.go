@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -57,21 +58,20 @@ func belowFloor(group string, passed int, floors map[string]int) error {
 // subsetSelected reports why only part of a group may have run (a -run
 // pattern naming sub-tests, or -skip), or "" when the whole group ran and
 // its count can be compared with its floor.
-func subsetSelected() string {
-	for _, name := range []string{"test.run", "test.skip"} {
-		f := flag.Lookup(name)
-		if f == nil {
-			continue
-		}
-		v := f.Value.String()
-		if name == "test.skip" && v != "" {
-			return "-skip " + v
-		}
-		for i := 0; i < len(v); i++ {
-			if v[i] == '/' {
-				return "-run " + v
-			}
-		}
+func subsetSelected(run, skip string) string {
+	if skip != "" {
+		return "-skip " + skip
+	}
+	if strings.Contains(run, "/") {
+		return "-run " + run
+	}
+	return ""
+}
+
+// flagValue is the value of a go test flag such as "test.run", or "".
+func flagValue(name string) string {
+	if f := flag.Lookup(name); f != nil {
+		return f.Value.String()
 	}
 	return ""
 }
@@ -80,7 +80,7 @@ func subsetSelected() string {
 // has run: with CI=true a shortfall fails t, elsewhere it is logged.
 func checkFloor(t *testing.T, group string, total *Tally) {
 	t.Helper()
-	if why := subsetSelected(); why != "" {
+	if why := subsetSelected(flagValue("test.run"), flagValue("test.skip")); why != "" {
 		t.Logf("conformance %s: floor not checked, only part of the group was selected (%s)", group, why)
 		return
 	}
@@ -123,6 +123,21 @@ func TestBelowFloor(t *testing.T) {
 		}
 		if got != c.wantErr {
 			t.Errorf("belowFloor(%s, %d) = %q, want %q", c.group, c.passed, got, c.wantErr)
+		}
+	}
+}
+
+func TestSubsetSelected(t *testing.T) {
+	cases := []struct{ run, skip, want string }{
+		{"", "", ""},
+		{"TestIstioTasks", "", ""},
+		{"TestGatewayAPI|TestIstioTasks", "", ""},
+		{"TestGatewayAPI/cors", "", "-run TestGatewayAPI/cors"},
+		{"TestIstioTasks", "circuit", "-skip circuit"},
+	}
+	for _, c := range cases {
+		if got := subsetSelected(c.run, c.skip); got != c.want {
+			t.Errorf("subsetSelected(%q, %q) = %q, want %q", c.run, c.skip, got, c.want)
 		}
 	}
 }
