@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
@@ -104,7 +105,7 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 	f.IntVar(&portOffset, "port-offset", 0, "router: serve every Gateway port P on P+N (no root needed for 80/443); sidecar: the same for outbound TCP ports")
 	f.StringVar(&bind, "bind-address", "", "router: IP to bind Gateway listeners to (default all)")
 	f.StringVar(&sa, "service-account", "default", "the workload's service account: its identity is spiffe://<trust domain>/ns/<namespace>/sa/<service account>")
-	f.StringVar(&trustDomain, "trust-domain", "cluster.local", "the mesh's SPIFFE trust domain (meshConfig.trustDomain)")
+	f.StringVar(&trustDomain, "trust-domain", meshconfig.DefaultTrustDomain, "the mesh's SPIFFE trust domain (meshConfig.trustDomain)")
 	f.StringVar(&hostsFile, "hosts-file", "", "names to resolve before DNS, /etc/hosts format (stand-ins for external hosts in a local mesh)")
 	f.StringVar(&tcpIP, "outbound-tcp-ip", "", "sidecar: serve each TCP/TLS service port P at IP:P+--port-offset (how an app reaches TCP services without iptables)")
 	addLogFlags(cmd)

@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 )
 
 // Limits on what the CA signs.
@@ -54,7 +56,7 @@ type CA struct {
 // is set).
 func New(opts Options) (*CA, error) {
 	if opts.TrustDomain == "" {
-		opts.TrustDomain = "cluster.local"
+		opts.TrustDomain = meshconfig.DefaultTrustDomain
 	}
 	if opts.WorkloadTTL <= 0 {
 		opts.WorkloadTTL = DefaultWorkloadTTL

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -123,7 +125,7 @@ func decodeGatewayAPI(kind, version string, raw json.RawMessage) (Kind, any, err
 	newSpec, ok := gk.versions[version]
 	if !ok {
 		return "", nil, &Error{Field: "apiVersion", Err: fmt.Errorf("%q is not a version the Gateway API serves for %s (use %s)",
-			GatewayAPIGroup+"/"+version, kind, strings.Join(sortedKeys(gk.versions), ", "))}
+			GatewayAPIGroup+"/"+version, kind, strings.Join(slices.Sorted(maps.Keys(gk.versions)), ", "))}
 	}
 	spec := newSpec()
 	if err := strictJSON("spec", raw, spec); err != nil {

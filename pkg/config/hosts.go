@@ -1,9 +1,10 @@
 package config
 
-import "strings"
+import (
+	"strings"
 
-// DefaultDomainSuffix is Kubernetes' cluster domain, as Istio assumes.
-const DefaultDomainSuffix = "cluster.local"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
+)
 
 // ResolveHost turns a short host into a fully qualified one the way Istio
 // does: a name without dots, such as "reviews" in namespace "default",
@@ -17,7 +18,7 @@ func ResolveHost(host, namespace, domainSuffix string) string {
 		return host
 	}
 	if domainSuffix == "" {
-		domainSuffix = DefaultDomainSuffix
+		domainSuffix = meshconfig.DefaultClusterLocalDomain
 	}
 	return host + "." + namespace + ".svc." + domainSuffix
 }
@@ -25,7 +26,7 @@ func ResolveHost(host, namespace, domainSuffix string) string {
 // ServiceHostname is the hostname of Kubernetes Service name in namespace.
 func ServiceHostname(name, namespace, domainSuffix string) string {
 	if domainSuffix == "" {
-		domainSuffix = DefaultDomainSuffix
+		domainSuffix = meshconfig.DefaultClusterLocalDomain
 	}
 	return name + "." + namespace + ".svc." + domainSuffix
 }

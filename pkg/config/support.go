@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	networking "istio.io/api/networking/v1alpha3"
 )
@@ -75,8 +77,8 @@ func Unsupported(r *Resource) Errors {
 // included, in a stable order.
 func SupportTable() []Feature {
 	out := append([]Feature(nil), supportTable...)
-	for _, group := range sortedKeys(notEnforcedKinds) {
-		for _, kind := range sortedKeys(notEnforcedKinds[group]) {
+	for _, group := range slices.Sorted(maps.Keys(notEnforcedKinds)) {
+		for _, kind := range slices.Sorted(maps.Keys(notEnforcedKinds[group])) {
 			out = append(out, Feature{Kind: group + "/" + kind, Support: NotEnforcedKind, Reason: notEnforcedKinds[group][kind]})
 		}
 	}

@@ -3,10 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,14 +92,6 @@ func (v *validator) check(field string, err error) {
 
 func idx(p string, i int) string { return p + "[" + strconv.Itoa(i) + "]" }
 func mapKey(p, k string) string  { return p + "[" + strconv.Quote(k) + "]" }
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
 
 // Annotations Istio's webhook reacts to on every kind.
 const (
@@ -133,7 +126,7 @@ func (v *validator) meta() {
 			v.errorf("metadata.namespace", "%q is not a valid namespace: %s", r.Namespace, msg)
 		}
 	}
-	for _, k := range sortedKeys(r.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(r.Labels)) {
 		for _, msg := range k8svalidation.IsQualifiedName(k) {
 			v.errorf(mapKey("metadata.labels", k), "invalid label key: %s", msg)
 		}
@@ -141,7 +134,7 @@ func (v *validator) meta() {
 			v.errorf(mapKey("metadata.labels", k), "invalid label value %q: %s", r.Labels[k], msg)
 		}
 	}
-	for _, k := range sortedKeys(r.Annotations) {
+	for _, k := range slices.Sorted(maps.Keys(r.Annotations)) {
 		for _, msg := range k8svalidation.IsQualifiedName(strings.ToLower(k)) {
 			v.errorf(mapKey("metadata.annotations", k), "invalid annotation key: %s", msg)
 		}
@@ -402,7 +395,7 @@ func validatePercentage(p *networking.Percent) error {
 // labels checks a label map inside an Istio spec, such as subset labels,
 // the way Istio's labels.Instance.Validate does.
 func (v *validator) labels(field string, labels map[string]string) {
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		f := mapKey(field, k)
 		m := labelKeyRegexp.FindStringSubmatch(k)
 		switch {
@@ -424,7 +417,7 @@ func (v *validator) labels(field string, labels map[string]string) {
 // selectorLabels checks the labels of a workload selector: no empty keys,
 // no wildcards.
 func (v *validator) selectorLabels(field string, labels map[string]string) {
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		val := labels[k]
 		if k == "" {
 			v.errorf(mapKey(field, k), "empty key is not supported in a selector")
@@ -678,7 +671,7 @@ func (v *validator) headerOps(field string, ops *networking.Headers_HeaderOperat
 		name string
 		m    map[string]string
 	}{{"add", ops.Add}, {"set", ops.Set}} {
-		for _, name := range sortedKeys(list.m) {
+		for _, name := range slices.Sorted(maps.Keys(list.m)) {
 			f := mapKey(field+"."+list.name, name)
 			v.check(f, setName(name))
 			v.check(f, validateHeaderValue(list.m[name]))

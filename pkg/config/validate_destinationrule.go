@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	networking "istio.io/api/networking/v1alpha3"
@@ -249,7 +251,7 @@ func (v *validator) localityLB(p string, lb *networking.LocalityLoadBalancerSett
 		from = append(from, d.GetFrom())
 		var total uint64
 		var to []string
-		for _, loc := range sortedKeys(d.GetTo()) {
+		for _, loc := range slices.Sorted(maps.Keys(d.GetTo())) {
 			w := d.To[loc]
 			if w == 0 || w > 100 {
 				v.errorf(mapKey(dp+".to", loc), "locality weight %d must be in the range 1..100", w)

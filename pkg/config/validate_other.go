@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -487,7 +489,7 @@ func (v *validator) service(svc *corev1.ServiceSpec) {
 			}
 		}
 	}
-	for _, k := range sortedKeys(svc.Selector) {
+	for _, k := range slices.Sorted(maps.Keys(svc.Selector)) {
 		f := mapKey("spec.selector", k)
 		for _, msg := range k8svalidation.IsQualifiedName(k) {
 			v.errorf(f, "invalid label key: %s", msg)

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"maps"
+	"slices"
 	"strings"
 
 	networking "istio.io/api/networking/v1alpha3"
@@ -126,7 +128,7 @@ func (v *validator) serviceEntry(se *networking.ServiceEntry) {
 // endpointPorts checks an endpoint's port map: names declared by the
 // ServiceEntry (when servicePorts is not nil) and valid numbers.
 func (v *validator) endpointPorts(p string, ports map[string]uint32, servicePorts map[string]bool) {
-	for _, name := range sortedKeys(ports) {
+	for _, name := range slices.Sorted(maps.Keys(ports)) {
 		f := mapKey(p, name)
 		if servicePorts != nil && !servicePorts[name] {
 			v.errorf(f, "port name %q is not one of the ServiceEntry's ports", name)

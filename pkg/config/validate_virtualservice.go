@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -42,12 +43,12 @@ func (v *validator) virtualService(vs *networking.VirtualService) {
 		for i, route := range vs.Http {
 			for j, m := range route.GetMatch() {
 				p := fmt.Sprintf("spec.http[%d].match[%d]", i, j)
-				for _, k := range sortedKeys(m.GetHeaders()) {
+				for _, k := range slices.Sorted(maps.Keys(m.GetHeaders())) {
 					if isJWTClaimHeader(k) {
 						v.errorf(mapKey(p+".headers", k), "routing on JWT claims is only supported for gateways, and this VirtualService applies to sidecars (mesh)")
 					}
 				}
-				for _, k := range sortedKeys(m.GetWithoutHeaders()) {
+				for _, k := range slices.Sorted(maps.Keys(m.GetWithoutHeaders())) {
 					if isJWTClaimHeader(k) {
 						v.errorf(mapKey(p+".withoutHeaders", k), "routing on JWT claims is only supported for gateways, and this VirtualService applies to sidecars (mesh)")
 					}
@@ -283,7 +284,7 @@ func (v *validator) httpMatches(p string, route *networking.HTTPRoute) {
 		if m == nil {
 			continue
 		}
-		for _, name := range sortedKeys(m.Headers) {
+		for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
 			f := mapKey(mp+".headers", name)
 			h := m.Headers[name]
 			if h == nil {
@@ -294,7 +295,7 @@ func (v *validator) httpMatches(p string, route *networking.HTTPRoute) {
 			}
 			v.stringMatch(f, h, false)
 		}
-		for _, name := range sortedKeys(m.WithoutHeaders) {
+		for _, name := range slices.Sorted(maps.Keys(m.WithoutHeaders)) {
 			f := mapKey(mp+".withoutHeaders", name)
 			h := m.WithoutHeaders[name]
 			if !isJWTClaimHeader(name) {
@@ -310,7 +311,7 @@ func (v *validator) httpMatches(p string, route *networking.HTTPRoute) {
 		v.stringMatch(mp+".scheme", m.Scheme, false)
 		v.stringMatch(mp+".method", m.Method, false)
 		v.stringMatch(mp+".authority", m.Authority, false)
-		for _, name := range sortedKeys(m.QueryParams) {
+		for _, name := range slices.Sorted(maps.Keys(m.QueryParams)) {
 			v.stringMatch(mapKey(mp+".queryParams", name), m.QueryParams[name], false)
 		}
 		if m.Port != 0 {
@@ -577,7 +578,7 @@ func (v *validator) authorityRewrite(p string, route *networking.HTTPRoute) {
 		name string
 		m    map[string]string
 	}{{"set", req.GetSet()}, {"add", req.GetAdd()}} {
-		for _, k := range sortedKeys(op.m) {
+		for _, k := range slices.Sorted(maps.Keys(op.m)) {
 			if !isAuthorityHeader(k) {
 				continue
 			}

@@ -3,7 +3,8 @@ package demo
 import (
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -32,7 +33,7 @@ func (p *progress) done() { fmt.Fprintln(p.out) }
 
 func printSplit(out io.Writer, counts map[string]int, total int) {
 	fmt.Fprintln(out, "\nObserved split (configured: v1 90%, v2 10%):")
-	for _, v := range sortedVersions(counts) {
+	for _, v := range slices.Sorted(maps.Keys(counts)) {
 		pct := float64(counts[v]) * 100 / float64(total)
 		fmt.Fprintf(out, "  %-4s %5d  %5.1f%%  %s\n", v, counts[v], pct, strings.Repeat("█", int(pct/2+0.5)))
 	}
@@ -40,22 +41,13 @@ func printSplit(out io.Writer, counts map[string]int, total int) {
 
 func formatCounts(counts map[string]int) string {
 	var parts []string
-	for _, v := range sortedVersions(counts) {
+	for _, v := range slices.Sorted(maps.Keys(counts)) {
 		parts = append(parts, fmt.Sprintf("%s=%d", v, counts[v]))
 	}
 	if len(parts) == 0 {
 		return "none answered"
 	}
 	return strings.Join(parts, " ")
-}
-
-func sortedVersions(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func printTry(out io.Writer, p ports, cfgDir, logDir string) {

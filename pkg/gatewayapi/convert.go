@@ -1,8 +1,6 @@
 package gatewayapi
 
 import (
-	"sort"
-
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -200,13 +198,4 @@ func (c *converter) serviceExists(name, ns string) bool {
 		return true
 	}
 	return c.opts.Registry != nil && len(c.opts.Registry.ServicesForHost(c.serviceHost(name, ns))) > 0
-}
-
-func sortedStrings(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

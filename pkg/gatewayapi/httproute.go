@@ -2,7 +2,9 @@ package gatewayapi
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -752,7 +754,7 @@ func (h *httpCollector) emit() {
 		for _, e := range lr.entries {
 			domains[e.host] = true
 		}
-		list := sortedStrings(domains)
+		list := slices.Sorted(maps.Keys(domains))
 		sort.SliceStable(list, func(i, j int) bool { return domainRank(list[i]) < domainRank(list[j]) })
 		for n, d := range list {
 			type ranked struct {

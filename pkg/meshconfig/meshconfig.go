@@ -15,11 +15,18 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// DefaultClusterLocalDomain is Kubernetes' cluster domain: the DNS suffix
+// of service hostnames ("reviews.default.svc.cluster.local") and the
+// default trust domain, as Istio's constants.DefaultClusterLocalDomain is
+// both (pilot-discovery's --domain default and pkg/config/mesh's
+// DefaultMeshConfig TrustDomain).
+const DefaultClusterLocalDomain = "cluster.local"
+
 // Defaults sluice applies to fields left unset. The first three are
 // Istio's; the discovery address points proxies at sluice itself.
 const (
 	DefaultRootNamespace    = "istio-system"
-	DefaultTrustDomain      = "cluster.local"
+	DefaultTrustDomain      = DefaultClusterLocalDomain
 	DefaultDiscoveryAddress = "127.0.0.1:15010"
 )
 

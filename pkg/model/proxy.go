@@ -11,6 +11,8 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 )
 
 // ProxyType is the role of a proxy, as Istio encodes it in the node ID.
@@ -43,9 +45,6 @@ const (
 	MetaOutboundTCPIP  = "SLUICE_OUTBOUND_TCP_IP"
 	MetaServiceAccount = "SERVICE_ACCOUNT"
 )
-
-// DomainSuffix is the cluster domain used in node IDs.
-const DomainSuffix = "cluster.local"
 
 // Proxy is one connected proxy, as it announced itself.
 type Proxy struct {
@@ -91,7 +90,7 @@ func (p *Proxy) NodeID() string {
 	if len(p.IPs) > 0 {
 		ip = p.IPs[0]
 	}
-	return fmt.Sprintf("%s~%s~%s.%s~%s.svc.%s", p.Type, ip, p.Name, p.Namespace, p.Namespace, DomainSuffix)
+	return fmt.Sprintf("%s~%s~%s.%s~%s.svc.%s", p.Type, ip, p.Name, p.Namespace, p.Namespace, meshconfig.DefaultClusterLocalDomain)
 }
 
 // Node is the xDS node a proxy sends on its stream.

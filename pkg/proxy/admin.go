@@ -3,9 +3,10 @@ package proxy
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/pprof"
-	"sort"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -68,7 +69,7 @@ func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 		ls = append(ls, listenerOut{Name: l.Name, Address: l.Address, Route: l.RouteName, Inbound: l.Inbound})
 	}
 	var cs []clusterOut
-	for _, n := range sortedKeys(rt.Clusters) {
+	for _, n := range slices.Sorted(maps.Keys(rt.Clusters)) {
 		c := rt.Clusters[n]
 		co := clusterOut{Name: n, HTTP2: c.HTTP2, Hosts: []string{}}
 		for _, h := range c.Hosts {
@@ -78,7 +79,7 @@ func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 	}
 	out.Runtime = map[string]any{
 		"built": rt.Built, "ready": rt.Ready(), "warming": rt.Warming, "versions": rt.Source.Versions,
-		"listeners": ls, "routes": sortedKeys(rt.Routes), "clusters": cs,
+		"listeners": ls, "routes": slices.Sorted(maps.Keys(rt.Routes)), "clusters": cs,
 		"updates_accepted": p.updates.Load(), "updates_rejected": p.rejects.Load(),
 	}
 	if e := p.lastErr.Load(); e != nil {
@@ -86,7 +87,7 @@ func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 	}
 	for typ, items := range rt.Source.Items {
 		short := typ[strings.LastIndexByte(typ, '.')+1:]
-		for _, name := range sortedKeys(items) {
+		for _, name := range slices.Sorted(maps.Keys(items)) {
 			b, err := protojson.Marshal(items[name])
 			if err == nil {
 				out.XDS[short] = append(out.XDS[short], b)
@@ -120,7 +121,7 @@ func (p *Proxy) statsText(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) clustersText(w http.ResponseWriter, r *http.Request) {
 	rt := p.rt.Load()
 	w.Header().Set("Content-Type", "text/plain")
-	for _, n := range sortedKeys(rt.Clusters) {
+	for _, n := range slices.Sorted(maps.Keys(rt.Clusters)) {
 		c := rt.Clusters[n]
 		c.Tick() // outlier detection's interval runs lazily
 		th := c.Limits
@@ -165,13 +166,4 @@ func splitLocality(l string) (region, zone, subzone string) {
 		parts = append(parts, "")
 	}
 	return parts[0], parts[1], parts[2]
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -1,7 +1,9 @@
 package xdsgen
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -157,7 +159,7 @@ func applyLocalityWeights(proxy *core.Locality, cla *endpoint.ClusterLoadAssignm
 		for i := range cla.Endpoints {
 			unmatched[i] = true
 		}
-		for _, to := range sortedKeys(d.To) {
+		for _, to := range slices.Sorted(maps.Keys(d.To)) {
 			weight := d.To[to]
 			original := map[int]uint32{}
 			var total uint32

@@ -9,6 +9,7 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
+	"github.com/sluice-mesh/sluice/internal/hostport"
 	"github.com/sluice-mesh/sluice/pkg/model"
 )
 
@@ -87,7 +88,7 @@ func (g *generation) gatewayListener(port uint32, servers []*model.GatewayServer
 	if len(chains) == 0 {
 		return nil, nil
 	}
-	host, lport, err := splitHostPort(addr)
+	host, lport, err := hostport.ParseAddr(addr)
 	if err != nil {
 		return nil, err
 	}

@@ -110,22 +110,6 @@ func ParseClusterName(name string) (direction string, port uint32, subset, host 
 	return parts[0], uint32(p), parts[2], parts[3], true
 }
 
-func splitHostPort(addr string) (string, uint32, error) {
-	i := strings.LastIndexByte(addr, ':')
-	if i < 0 {
-		return "", 0, fmt.Errorf("address %q has no port", addr)
-	}
-	host := strings.Trim(addr[:i], "[]")
-	p, err := strconv.ParseUint(addr[i+1:], 10, 16)
-	if err != nil {
-		return "", 0, fmt.Errorf("address %q: bad port: %w", addr, err)
-	}
-	if host == "" {
-		host = "0.0.0.0"
-	}
-	return host, uint32(p), nil
-}
-
 func socketAddress(host string, port uint32) *core.Address {
 	return &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
 		Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: port},

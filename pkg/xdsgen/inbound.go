@@ -14,6 +14,7 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/sluice-mesh/sluice/internal/hostport"
 	"github.com/sluice-mesh/sluice/pkg/registry"
 )
 
@@ -64,7 +65,7 @@ func (g *generation) inboundPorts() ([]inboundPort, error) {
 	var out []inboundPort
 	seen := map[uint32]string{}
 	for _, in := range g.proxy.Inbound {
-		host, port, err := splitHostPort(in.Address)
+		host, port, err := hostport.ParseAddr(in.Address)
 		if err != nil {
 			return nil, fmt.Errorf("inbound address: %w", err)
 		}
@@ -92,7 +93,7 @@ func (g *generation) inboundPorts() ([]inboundPort, error) {
 func (g *generation) ingressPorts() ([]inboundPort, error) {
 	byPort := map[uint32]int{}
 	for i, in := range g.proxy.Inbound {
-		if _, port, err := splitHostPort(in.Address); err == nil {
+		if _, port, err := hostport.ParseAddr(in.Address); err == nil {
 			byPort[port] = i
 		}
 	}
@@ -104,7 +105,7 @@ func (g *generation) ingressPorts() ([]inboundPort, error) {
 			http: registry.ProtocolFromPort(in.Port.GetProtocol(), in.Port.GetName()).IsHTTP()}
 		pair, hasPair := byPort[p.port]
 		if p.host == "" && hasPair {
-			p.host, _, _ = splitHostPort(g.proxy.Inbound[pair].Address)
+			p.host, _, _ = hostport.ParseAddr(g.proxy.Inbound[pair].Address)
 		}
 		if p.host == "" {
 			p.host = g.instanceIP()

@@ -9,6 +9,8 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/sluice-mesh/sluice/internal/hostport"
 )
 
 // Filter names, as Envoy registers them.
@@ -34,7 +36,7 @@ type listenerOptions struct {
 // httpListener is a listener with one HTTP connection manager taking its
 // routes from RDS.
 func httpListener(opts listenerOptions) (*listener.Listener, error) {
-	host, port, err := splitHostPort(opts.Address)
+	host, port, err := hostport.ParseAddr(opts.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", opts.Name, err)
 	}

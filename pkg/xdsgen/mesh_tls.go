@@ -12,16 +12,14 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluice-mesh/sluice/pkg/ca"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/registry"
 )
 
-// Istio's names for the workload identity served to the proxy over SDS by
-// its agent (sluice's proxy is its own agent and answers them itself).
-const (
-	SDSWorkloadCert = "default"
-	SDSRootCA       = "ROOTCA"
-	SDSCluster      = "sds-grpc"
-)
+// SDSCluster is the cluster of the local agent's SDS in Istio's bootstrap
+// (sluice's proxy is its own agent and answers ca.SDSWorkloadCert and
+// ca.SDSRootCA itself).
+const SDSCluster = "sds-grpc"
 
 // sdsSecret refers to a secret of the local agent's SDS, as Istio does.
 func sdsSecret(name string) *tlsv3.SdsSecretConfig {
@@ -47,11 +45,11 @@ func meshCommonTLS(peerIDs []string, alpn []string) *tlsv3.CommonTlsContext {
 	}
 	return &tlsv3.CommonTlsContext{
 		AlpnProtocols:                  alpn,
-		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsSecret(SDSWorkloadCert)},
+		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsSecret(ca.SDSWorkloadCert)},
 		ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
 			CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 				DefaultValidationContext:         vc,
-				ValidationContextSdsSecretConfig: sdsSecret(SDSRootCA),
+				ValidationContextSdsSecretConfig: sdsSecret(ca.SDSRootCA),
 			},
 		},
 	}
@@ -92,7 +90,7 @@ func (g *generation) meshUpstreamTLS(port uint32, subset, host string, sni strin
 func (g *generation) serviceIdentities(eps []*registry.Endpoint) []string {
 	td := g.push.Mesh.GetTrustDomain()
 	if td == "" {
-		td = "cluster.local"
+		td = meshconfig.DefaultTrustDomain
 	}
 	seen := map[string]bool{}
 	var out []string

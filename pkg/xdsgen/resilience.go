@@ -2,7 +2,9 @@ package xdsgen
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -293,7 +295,7 @@ func faultPerFilterConfig(in *networking.HTTPFaultInjection) map[string]*anypb.A
 // route's own ValidateAll does not open.
 func validateRouteExtensions(rc *route.RouteConfiguration) error {
 	check := func(m map[string]*anypb.Any) error {
-		for _, name := range sortedKeys(m) {
+		for _, name := range slices.Sorted(maps.Keys(m)) {
 			if err := validateAny(m[name]); err != nil {
 				return err
 			}

@@ -1,7 +1,8 @@
 package xdsgen
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -30,10 +31,10 @@ func translateMatch(m *networking.HTTPMatchRequest) *route.RouteMatch {
 	if m.IgnoreUriCase {
 		rm.CaseSensitive = wrapBool(false)
 	}
-	for _, name := range sortedKeys(m.Headers) {
+	for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
 		rm.Headers = append(rm.Headers, headerMatcher(name, m.Headers[name], false))
 	}
-	for _, name := range sortedKeys(m.WithoutHeaders) {
+	for _, name := range slices.Sorted(maps.Keys(m.WithoutHeaders)) {
 		rm.Headers = append(rm.Headers, headerMatcher(name, m.WithoutHeaders[name], true))
 	}
 	if m.Scheme != nil {
@@ -45,7 +46,7 @@ func translateMatch(m *networking.HTTPMatchRequest) *route.RouteMatch {
 	if m.Authority != nil {
 		rm.Headers = append(rm.Headers, headerMatcher(":authority", m.Authority, false))
 	}
-	for _, name := range sortedKeys(m.QueryParams) {
+	for _, name := range slices.Sorted(maps.Keys(m.QueryParams)) {
 		qm := &route.QueryParameterMatcher{Name: name}
 		if sm := stringMatcher(m.QueryParams[name]); sm != nil {
 			qm.QueryParameterMatchSpecifier = &route.QueryParameterMatcher_StringMatch{StringMatch: sm}
@@ -193,13 +194,13 @@ func headerOps(ops *networking.Headers_HeaderOperations) ([]*headerValueOption, 
 		return nil, nil
 	}
 	var add []*headerValueOption
-	for _, k := range sortedKeys(ops.Set) {
+	for _, k := range slices.Sorted(maps.Keys(ops.Set)) {
 		add = append(add, &core.HeaderValueOption{
 			Header:       &core.HeaderValue{Key: k, Value: ops.Set[k]},
 			AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		})
 	}
-	for _, k := range sortedKeys(ops.Add) {
+	for _, k := range slices.Sorted(maps.Keys(ops.Add)) {
 		add = append(add, &core.HeaderValueOption{
 			Header:       &core.HeaderValue{Key: k, Value: ops.Add[k]},
 			AppendAction: core.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD,
@@ -259,15 +260,6 @@ func regexRewrite(pattern, substitution string) *matcher.RegexMatchAndSubstitute
 		Pattern:      &matcher.RegexMatcher{Regex: pattern},
 		Substitution: substitution,
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func wrapUint32(v uint32) *wrapperspb.UInt32Value { return wrapperspb.UInt32(v) }

@@ -8,6 +8,7 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/registry"
 )
@@ -195,7 +196,7 @@ func defaultPort(svc *registry.Service) uint32 {
 // alone from the same namespace; plus the service's addresses.
 func hostAliases(host, proxyNS string, addresses []string) []string {
 	out := []string{host}
-	if base, ok := strings.CutSuffix(host, ".svc."+config.DefaultDomainSuffix); ok {
+	if base, ok := strings.CutSuffix(host, ".svc."+meshconfig.DefaultClusterLocalDomain); ok {
 		out = append(out, base+".svc", base)
 		if name, ns, ok := strings.Cut(base, "."); ok && ns == proxyNS {
 			out = append(out, name)

@@ -17,21 +17,33 @@ import (
 // EnvCorpusDir overrides where the corpus is read from.
 const EnvCorpusDir = "SLUICE_CONFORMANCE_DIR"
 
-// corpusDir returns the corpus folder, skipping the test when it is absent.
+// corpusDir returns the corpus folder. When it is absent the test skips,
+// except in CI (CI=true), where it fails: CI must not pass without
+// conformance.
 func corpusDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv(EnvCorpusDir)
 	if dir == "" {
 		root, err := testenv.ModuleRoot()
 		if err != nil {
-			t.Skipf("conformance corpus: %v", err)
+			missing(t, fmt.Sprintf("conformance corpus: %v", err))
 		}
 		dir = filepath.Join(root, "..", "shared", "conformance")
 	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		t.Skipf("conformance corpus not found at %s (set %s)", dir, EnvCorpusDir)
+		missing(t, fmt.Sprintf("conformance corpus not found at %s (set %s)", dir, EnvCorpusDir))
 	}
 	return dir
+}
+
+// missing ends a test whose corpus data is absent: a failure with CI=true,
+// a skip elsewhere.
+func missing(t *testing.T, why string) {
+	t.Helper()
+	if inCI() {
+		t.Fatal(why + " (CI=true: conformance is required)")
+	}
+	t.Skip(why)
 }
 
 // Case is one case folder of a group.

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -190,7 +189,7 @@ func evalBackendSaw(s *BackendSaw, r *testenv.Response) []string {
 	if s.Method != "" && got.Method != s.Method {
 		p = append(p, fmt.Sprintf("backend saw method %q, want %q", got.Method, s.Method))
 	}
-	for _, name := range sortedKeys(s.Headers) {
+	for _, name := range slices.Sorted(maps.Keys(s.Headers)) {
 		v, ok := sawHeader(r, name)
 		if !ok {
 			p = append(p, fmt.Sprintf("backend did not see header %s, want %q", name, s.Headers[name]))
@@ -218,13 +217,13 @@ func evalResponseHeaders(e Expect, r *testenv.Response) []string {
 		return strings.Join(v, ","), len(v) > 0
 	}
 	var p []string
-	for _, name := range sortedKeys(e.ResponseHeaders) {
+	for _, name := range slices.Sorted(maps.Keys(e.ResponseHeaders)) {
 		want := e.ResponseHeaders[name]
 		if v, ok := get(name); !ok || norm(v) != norm(want) {
 			p = append(p, fmt.Sprintf("response header %s: %q (present %v), want %q", name, v, ok, want))
 		}
 	}
-	for _, name := range sortedKeys(e.ResponseHeadersOneOf) {
+	for _, name := range slices.Sorted(maps.Keys(e.ResponseHeadersOneOf)) {
 		v, _ := get(name)
 		if !slices.ContainsFunc(e.ResponseHeadersOneOf[name], func(w string) bool { return norm(w) == norm(v) }) {
 			p = append(p, fmt.Sprintf("response header %s: %q, want one of %q", name, v, e.ResponseHeadersOneOf[name]))
@@ -280,7 +279,7 @@ func evalRedirect(ch *Check, r *testenv.Response) []string {
 func evalFractions(want map[string][2]float64, counts map[string]int, n int) []string {
 	const eps = 1e-9
 	var p []string
-	for _, key := range sortedKeys(want) {
+	for _, key := range slices.Sorted(maps.Keys(want)) {
 		r := want[key]
 		got := float64(counts[key]) / float64(n)
 		if got < r[0]-eps || got > r[1]+eps {
@@ -289,15 +288,6 @@ func evalFractions(want map[string][2]float64, counts map[string]int, n int) []s
 		}
 	}
 	return p
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // evalLoad returns how the status codes of a load run (code -> count; -1
@@ -316,7 +306,7 @@ func evalLoad(e Expect, codes map[int]int) []string {
 			p = append(p, fmt.Sprintf("responses outside status_set %v: %s", e.StatusSet, strings.Join(other, ", ")))
 		}
 	}
-	for _, k := range sortedKeys(e.MinCount) {
+	for _, k := range slices.Sorted(maps.Keys(e.MinCount)) {
 		code, err := strconv.Atoi(k)
 		if err != nil {
 			p = append(p, fmt.Sprintf("min_count key %q is not a status code", k))

@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -390,7 +392,7 @@ func containsInt(list []int, v int) bool {
 
 // Fields a Gateway API check may have beyond the shared ones.
 var (
-	gwCheckFields   = set(append(sortedKeys(checkFields), "notes")...) // notes are for people
+	gwCheckFields   = set(append(slices.Sorted(maps.Keys(checkFields)), "notes")...) // notes are for people
 	gwViaFields     = set("gateway", "port", "scheme", "listeners", "tls_secret", "mesh_client")
 	gwRequestFields = set("method", "host", "path", "headers", "follow_redirects", "backend_set_response_headers")
 	gwUnsupported   = map[string]string{
@@ -441,7 +443,7 @@ func (g gatewayAPIGroup) Unsupported(c *Case, ch *Check) string {
 		return "load runs are not supported by this runner yet"
 	}
 	expect, _ := raw["expect"].(map[string]any)
-	for _, k := range sortedKeys(expect) {
+	for _, k := range slices.Sorted(maps.Keys(expect)) {
 		if r, ok := gwUnsupported[k]; ok {
 			return r
 		}
@@ -531,7 +533,7 @@ func (g gatewayAPIGroup) Setup(t *testing.T, c *Case) Env {
 	if secrets := d.secretsFor(c); len(secrets) > 0 {
 		env.ca = testenv.NewCA(t, "gateway-api-conformance")
 		var docs []string
-		for _, key := range sortedKeys(secrets) {
+		for _, key := range slices.Sorted(maps.Keys(secrets)) {
 			ns, name, _ := strings.Cut(key, "/")
 			cert, k := env.ca.Issue(t, secrets[key]...)
 			docs = append(docs, testenv.TLSSecretYAML(name, ns, cert, k, nil))
@@ -718,7 +720,7 @@ func (e *gwEnv) sendWithID(ch *Check, id string) (*testenv.Response, error) {
 	if set, ok := rawField(ch.Raw, "request", "backend_set_response_headers"); ok {
 		m, _ := set.(map[string]any)
 		var parts []string
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			parts = append(parts, k+":"+fmt.Sprint(m[k]))
 		}
 		headers["X-Echo-Set-Header"] = strings.Join(parts, ",")
@@ -833,7 +835,7 @@ func (e *gwEnv) Describe(ch *Check) string {
 	s := fmt.Sprintf("%s %s %s", method, ch.Request.Path, where)
 	if len(ch.Request.Headers) > 0 {
 		var hs []string
-		for _, k := range sortedKeys(ch.Request.Headers) {
+		for _, k := range slices.Sorted(maps.Keys(ch.Request.Headers)) {
 			hs = append(hs, k+": "+ch.Request.Headers[k])
 		}
 		s += " with " + strings.Join(hs, ", ")

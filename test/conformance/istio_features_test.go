@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -229,7 +231,7 @@ func undefinedSubsets(config string) ([]string, error) {
 		}
 	}
 	var out []string
-	for _, h := range sortedKeys(missing) {
+	for _, h := range slices.Sorted(maps.Keys(missing)) {
 		subsets := missing[h]
 		sort.Strings(subsets)
 		out = append(out, h+" subsets "+strings.Join(dedupe(subsets), ", "))

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,7 +161,7 @@ func (e *istioEnv) RunLoad(ch *Check) (map[int]int, error) {
 	}
 	args := []string{"load", "-c", strconv.Itoa(s.Concurrency), "-qps", strconv.FormatFloat(s.QPS, 'f', -1, 64),
 		"-n", strconv.Itoa(s.Requests), "-loglevel", "Warning", "-json", out.Name(), "-H", "Host: " + hostHeader(ch)}
-	for _, k := range sortedKeys(ch.Request.Headers) {
+	for _, k := range slices.Sorted(maps.Keys(ch.Request.Headers)) {
 		args = append(args, "-H", k+": "+ch.Request.Headers[k])
 	}
 	args = append(args, "http://"+c.OutboundAddress+path)

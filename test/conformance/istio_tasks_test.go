@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -273,7 +275,7 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 		return "fields this runner does not know: " + strings.Join(unknown, ", ")
 	}
 	via, _ := raw["via"].(map[string]any)
-	for _, k := range sortedKeys(via) {
+	for _, k := range slices.Sorted(maps.Keys(via)) {
 		if k == "mesh_client" || k == "ingress_gateway" {
 			continue
 		}
@@ -295,13 +297,13 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 		return r
 	}
 	request, _ := raw["request"].(map[string]any)
-	for _, k := range sortedKeys(request) {
+	for _, k := range slices.Sorted(maps.Keys(request)) {
 		if r, ok := unsupportedRequest[k]; ok {
 			return r
 		}
 	}
 	expect, _ := raw["expect"].(map[string]any)
-	for _, k := range sortedKeys(expect) {
+	for _, k := range slices.Sorted(maps.Keys(expect)) {
 		if r, ok := unsupportedExpect[k]; ok {
 			if k == "requires" {
 				r += fmt.Sprintf(" (%v)", expect[k])
@@ -424,7 +426,7 @@ func (e *istioEnv) startGateways(t *testing.T, c *Case) {
 
 func selectorKey(sel map[string]string) string {
 	var parts []string
-	for _, k := range sortedKeys(sel) {
+	for _, k := range slices.Sorted(maps.Keys(sel)) {
 		parts = append(parts, k+"="+sel[k])
 	}
 	return strings.Join(parts, ",")
@@ -702,7 +704,7 @@ func (e *istioEnv) Describe(ch *Check) string {
 	}
 	if len(ch.Request.Headers) > 0 {
 		var hs []string
-		for _, k := range sortedKeys(ch.Request.Headers) {
+		for _, k := range slices.Sorted(maps.Keys(ch.Request.Headers)) {
 			hs = append(hs, k+": "+ch.Request.Headers[k])
 		}
 		sort.Strings(hs)

@@ -11,6 +11,7 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/sluice-mesh/sluice/internal/hostport"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
@@ -444,7 +445,7 @@ func endpointAddress(a *core.Address) (string, error) {
 	if sa == nil {
 		return "", fmt.Errorf("endpoint address: only socket and pipe addresses are supported")
 	}
-	return fmt.Sprintf("%s:%d", hostForListen(sa.Address), sa.GetPortValue()), nil
+	return hostport.Join(sa.Address, sa.GetPortValue()), nil
 }
 
 func localityString(l *core.Locality) string {

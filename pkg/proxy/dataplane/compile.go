@@ -109,21 +109,5 @@ func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
 	return rt, deps, nil
 }
 
-func hostForListen(h string) string {
-	if h == "::" || (len(h) > 0 && h[0] != '[' && containsColon(h)) {
-		return "[" + h + "]"
-	}
-	return h
-}
-
-func containsColon(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' {
-			return true
-		}
-	}
-	return false
-}
-
 // Equal reports whether two resources are the same config.
 func Equal(a, b proto.Message) bool { return proto.Equal(a, b) }

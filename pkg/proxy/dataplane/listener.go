@@ -12,6 +12,7 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
+	"github.com/sluice-mesh/sluice/internal/hostport"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
@@ -111,7 +112,7 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 	}
 	out := &Listener{
 		Name:    l.Name,
-		Address: fmt.Sprintf("%s:%d", hostForListen(sa.Address), sa.GetPortValue()),
+		Address: hostport.Join(sa.Address, sa.GetPortValue()),
 		Inbound: l.TrafficDirection == core.TrafficDirection_INBOUND,
 	}
 	for i, fc := range l.FilterChains {

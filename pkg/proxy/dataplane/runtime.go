@@ -6,7 +6,8 @@
 package dataplane
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,14 +50,7 @@ type Listener struct {
 func (rt *Runtime) Ready() bool { return rt != nil && len(rt.Warming) == 0 && len(rt.Listeners) > 0 }
 
 // ListenerNames returns listener names in order.
-func (rt *Runtime) ListenerNames() []string {
-	names := make([]string, 0, len(rt.Listeners))
-	for n := range rt.Listeners {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func (rt *Runtime) ListenerNames() []string { return slices.Sorted(maps.Keys(rt.Listeners)) }
 
 // StatsStore keeps cluster counters by name across runtimes.
 type StatsStore struct {
@@ -82,12 +76,8 @@ func (s *StatsStore) Cluster(name string) *upstream.Stats {
 // Each calls f for every cluster's counters in name order.
 func (s *StatsStore) Each(f func(name string, st *upstream.Stats)) {
 	s.mu.Lock()
-	names := make([]string, 0, len(s.clusters))
-	for n := range s.clusters {
-		names = append(names, n)
-	}
+	names := slices.Sorted(maps.Keys(s.clusters))
 	s.mu.Unlock()
-	sort.Strings(names)
 	for _, n := range names {
 		f(n, s.Cluster(n))
 	}

@@ -4,14 +4,8 @@ import (
 	"fmt"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-)
 
-// SDS secret names Istio's agent serves to Envoy, which sluice's proxy
-// resolves to its own workload identity: the workload certificate and the
-// mesh roots.
-const (
-	SDSWorkloadCert = "default"
-	SDSRootCA       = "ROOTCA"
+	"github.com/sluice-mesh/sluice/pkg/ca"
 )
 
 // meshTLS is what a TLS context asks of the mesh identity.
@@ -28,20 +22,20 @@ type meshTLS struct {
 func sdsRefs(common *tlsv3.CommonTlsContext) (meshTLS, error) {
 	var m meshTLS
 	for _, s := range common.GetTlsCertificateSdsSecretConfigs() {
-		if s.GetName() != SDSWorkloadCert {
-			return m, fmt.Errorf("SDS certificate %q: only %q, the workload certificate, is served", s.GetName(), SDSWorkloadCert)
+		if s.GetName() != ca.SDSWorkloadCert {
+			return m, fmt.Errorf("SDS certificate %q: only %q, the workload certificate, is served", s.GetName(), ca.SDSWorkloadCert)
 		}
 		m.cert = true
 	}
 	if s := common.GetValidationContextSdsSecretConfig(); s != nil {
-		if s.GetName() != SDSRootCA {
-			return m, fmt.Errorf("SDS validation context %q: only %q, the mesh roots, is served", s.GetName(), SDSRootCA)
+		if s.GetName() != ca.SDSRootCA {
+			return m, fmt.Errorf("SDS validation context %q: only %q, the mesh roots, is served", s.GetName(), ca.SDSRootCA)
 		}
 		m.roots = true
 	}
 	if cv := common.GetCombinedValidationContext(); cv != nil {
-		if n := cv.GetValidationContextSdsSecretConfig().GetName(); n != SDSRootCA {
-			return m, fmt.Errorf("SDS validation context %q: only %q, the mesh roots, is served", n, SDSRootCA)
+		if n := cv.GetValidationContextSdsSecretConfig().GetName(); n != ca.SDSRootCA {
+			return m, fmt.Errorf("SDS validation context %q: only %q, the mesh roots, is served", n, ca.SDSRootCA)
 		}
 		m.roots = true
 		// Exact URI matchers are the SPIFFE IDs the identity checks; the

@@ -8,9 +8,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 
+	"github.com/sluice-mesh/sluice/internal/hostport"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
@@ -73,7 +73,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	authority := r.Host
 	if chain.StripPort {
-		authority = stripPort(authority)
+		authority = hostport.StripPort(authority)
 	}
 	rte := table.MatchAuthority(r, authority)
 	if rte == nil {
@@ -284,13 +284,4 @@ func stripDecorator(h http.Header, info *RequestInfo) {
 	if info.egressTracing {
 		delete(h, router.DecoratorHeader)
 	}
-}
-
-// stripPort drops a ":port" suffix from an authority (IPv6 brackets kept).
-func stripPort(h string) string {
-	i := strings.LastIndexByte(h, ':')
-	if i < 0 || strings.IndexByte(h[i:], ']') >= 0 {
-		return h
-	}
-	return h[:i]
 }

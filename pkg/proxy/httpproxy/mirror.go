@@ -6,10 +6,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-mesh/sluice/internal/hostport"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
@@ -67,27 +67,10 @@ func (s *Shared) MirrorsInFlight() int64 { return s.mirrors.Load() }
 // shadowHost is Envoy's shadowAppendedHost: "-shadow" after the host,
 // before any port.
 func shadowHost(host string) string {
-	if i := portStart(host); i >= 0 {
+	if i := hostport.PortIndex(host); i >= 0 {
 		return host[:i] + "-shadow" + host[i:]
 	}
 	return host + "-shadow"
-}
-
-// portStart is the index of the ":" before a port, or -1 (IPv6 literals
-// keep their brackets).
-func portStart(host string) int {
-	i := strings.LastIndexByte(host, ':')
-	if i < 0 {
-		return -1
-	}
-	if strings.HasPrefix(host, "[") {
-		if j := strings.LastIndexByte(host, ']'); j > i || j < 0 {
-			return -1
-		}
-	} else if strings.IndexByte(host, ':') != i {
-		return -1 // a bare IPv6 address without brackets has no port
-	}
-	return i
 }
 
 // mirror sends the route's mirror copies of r that their percentages

@@ -312,7 +312,6 @@ func (h *Handler) send(ctx context.Context, r *http.Request, rte *router.Route, 
 	if pol != nil {
 		retriesLeft = pol.NumRetries
 	}
-	var cs *ClusterStats
 	retried := false // a retry is in flight (holds a retry slot)
 	var tried []*upstream.Host
 	req := attemptRequest{route: rte, arm: arm, cluster: cl, decorate: info.egressTracing}
@@ -364,10 +363,7 @@ func (h *Handler) send(ctx context.Context, r *http.Request, rte *router.Route, 
 				cl.Stats.CxConnectFail.Add(1) // per failed attempt, as Envoy counts connections
 			}
 			if fail == failPerTry {
-				if cs == nil {
-					cs = h.stats.Cluster(cl.Name)
-				}
-				cs.PerTryTimeout.Add(1)
+				cl.Stats.RqPerTryTimeout.Add(1)
 			}
 			would = pol != nil && retriableFailure(pol.On, fail)
 		} else if pol != nil {
@@ -379,20 +375,14 @@ func (h *Handler) send(ctx context.Context, r *http.Request, rte *router.Route, 
 			cl.ReleaseRetry()
 			retried = false
 			if !would {
-				if cs == nil {
-					cs = h.stats.Cluster(cl.Name)
-				}
-				cs.RetrySuccess.Add(1)
+				cl.Stats.RqRetrySuccess.Add(1)
 			}
 		}
 		final := !would
 		switch {
 		case final:
 		case retriesLeft == 0:
-			if cs == nil {
-				cs = h.stats.Cluster(cl.Name)
-			}
-			cs.RetryLimitExceeded.Add(1)
+			cl.Stats.RqRetryLimitExceeded.Add(1)
 			info.Flags |= FlagURX
 			final = true
 		case body != nil && !body.replayable():

@@ -3,21 +3,21 @@ package httpproxy
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 )
 
-// Stats are the request path's counters that are not kept per host:
-// response flags and fault injections per connection manager (by stat
-// prefix), route-level upstream counters per cluster (retry outcomes,
-// per-try timeouts), and mirroring. They are kept for the proxy's
-// lifetime, across config pushes. Only requests that set a flag, retry or
-// mirror touch them, so the plain request path never takes their lock.
+// Stats are the request path's counters that belong to no cluster:
+// response flags, fault injections and CORS per connection manager (by
+// stat prefix), and mirroring. They are kept for the proxy's lifetime,
+// across config pushes. A cluster's counters (cluster.<name>.*, retry
+// outcomes and per-try timeouts included) are its upstream.Stats.
 type Stats struct {
 	mu        sync.RWMutex
 	listeners map[string]*ListenerStats
-	clusters  map[string]*ClusterStats
 	Mirror    MirrorStats
 }
 
@@ -38,15 +38,6 @@ type ListenerStats struct {
 	CorsOriginInvalid atomic.Uint64
 }
 
-// ClusterStats are a cluster's route-level counters, named as Envoy names
-// them (cluster.<name>.*). upstream_rq_retry and upstream_rq_retry_overflow
-// belong to the cluster's own stats, where its retry budget counts them.
-type ClusterStats struct {
-	RetrySuccess       atomic.Uint64 // upstream_rq_retry_success
-	RetryLimitExceeded atomic.Uint64 // upstream_rq_retry_limit_exceeded
-	PerTryTimeout      atomic.Uint64 // upstream_rq_per_try_timeout
-}
-
 // MirrorStats count shadow requests (sluice.mirror.*).
 type MirrorStats struct {
 	Sent             atomic.Uint64 // copies sent
@@ -58,7 +49,7 @@ type MirrorStats struct {
 
 // NewStats makes empty counters.
 func NewStats() *Stats {
-	return &Stats{listeners: map[string]*ListenerStats{}, clusters: map[string]*ClusterStats{}}
+	return &Stats{listeners: map[string]*ListenerStats{}}
 }
 
 // Listener returns the counters of a connection manager by stat prefix.
@@ -78,23 +69,6 @@ func (s *Stats) Listener(prefix string) *ListenerStats {
 	return ls
 }
 
-// Cluster returns a cluster's route-level counters.
-func (s *Stats) Cluster(name string) *ClusterStats {
-	s.mu.RLock()
-	cs := s.clusters[name]
-	s.mu.RUnlock()
-	if cs != nil {
-		return cs
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if cs = s.clusters[name]; cs == nil {
-		cs = &ClusterStats{}
-		s.clusters[name] = cs
-	}
-	return cs
-}
-
 // countFlags adds a finished request's flags to its listener's counters.
 func (ls *ListenerStats) countFlags(f Flags) {
 	for i := 0; f != 0 && i < numFlags; i++ {
@@ -109,8 +83,7 @@ func (ls *ListenerStats) countFlags(f Flags) {
 // within each group, as Envoy's /stats does.
 func (s *Stats) WriteText(w io.Writer) {
 	s.mu.RLock()
-	prefixes := sortedKeys(s.listeners)
-	clusters := sortedKeys(s.clusters)
+	prefixes := slices.Sorted(maps.Keys(s.listeners))
 	s.mu.RUnlock()
 	for _, p := range prefixes {
 		ls := s.Listener(p)
@@ -129,25 +102,10 @@ func (s *Stats) WriteText(w io.Writer) {
 			}
 		}
 	}
-	for _, c := range clusters {
-		cs := s.Cluster(c)
-		fmt.Fprintf(w, "cluster.%s.upstream_rq_per_try_timeout: %d\n", c, cs.PerTryTimeout.Load())
-		fmt.Fprintf(w, "cluster.%s.upstream_rq_retry_limit_exceeded: %d\n", c, cs.RetryLimitExceeded.Load())
-		fmt.Fprintf(w, "cluster.%s.upstream_rq_retry_success: %d\n", c, cs.RetrySuccess.Load())
-	}
 	m := &s.Mirror
 	fmt.Fprintf(w, "sluice.mirror.dropped_body: %d\n", m.DroppedBody.Load())
 	fmt.Fprintf(w, "sluice.mirror.dropped_no_cluster: %d\n", m.DroppedNoCluster.Load())
 	fmt.Fprintf(w, "sluice.mirror.dropped_overflow: %d\n", m.DroppedOverflow.Load())
 	fmt.Fprintf(w, "sluice.mirror.failed: %d\n", m.Failed.Load())
 	fmt.Fprintf(w, "sluice.mirror.sent: %d\n", m.Sent.Load())
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -26,6 +26,7 @@ import (
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/ca"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 )
 
 // Options configure a workload identity.
@@ -56,7 +57,7 @@ var ErrNotReady = errors.New("workload certificate not issued yet")
 // New makes the workload's key; Run obtains and renews its certificate.
 func New(opts Options) (*Workload, error) {
 	if opts.TrustDomain == "" {
-		opts.TrustDomain = "cluster.local"
+		opts.TrustDomain = meshconfig.DefaultTrustDomain
 	}
 	if opts.ServiceAccount == "" {
 		opts.ServiceAccount = "default"

@@ -11,6 +11,7 @@ import (
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
+	"github.com/sluice-mesh/sluice/internal/hostport"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
@@ -254,9 +255,9 @@ func (rt *Route) Location(r *http.Request) string {
 	if rd.Scheme != "" {
 		scheme = rd.Scheme
 	}
-	host, port := splitHostPort(r.Host)
+	host, port := hostport.Split(r.Host)
 	if rd.Host != "" {
-		h, p := splitHostPort(rd.Host)
+		h, p := hostport.Split(rd.Host)
 		host = h
 		if p != "" {
 			port = p
@@ -308,19 +309,6 @@ func (rt *Route) RedirectCode() int {
 		return c
 	}
 	return http.StatusMovedPermanently
-}
-
-func splitHostPort(hp string) (string, string) {
-	if strings.HasPrefix(hp, "[") {
-		if i := strings.LastIndex(hp, "]:"); i >= 0 {
-			return hp[:i+1], hp[i+2:]
-		}
-		return hp, ""
-	}
-	if i := strings.LastIndexByte(hp, ':'); i >= 0 {
-		return hp[:i], hp[i+1:]
-	}
-	return hp, ""
 }
 
 func defaultPort(scheme string) string {

@@ -2,7 +2,9 @@ package router
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -428,7 +430,7 @@ func compileResilience(cr *Route, r *route.Route, vh *route.VirtualHost) error {
 	cr.AttemptCount = vh.IncludeRequestAttemptCount
 	cr.AttemptCountInResponse = vh.IncludeAttemptCountInResponse
 	for _, cfg := range []map[string]*anypb.Any{vh.TypedPerFilterConfig, r.TypedPerFilterConfig} {
-		for _, name := range sortedNames(cfg) {
+		for _, name := range slices.Sorted(maps.Keys(cfg)) {
 			if name == CorsFilterName {
 				continue // compiled by compileCors
 			}
@@ -493,15 +495,6 @@ func bufferLimit(v64 uint64, v32 uint32, inherited int64) int64 {
 		return int64(v32)
 	}
 	return inherited
-}
-
-func sortedNames(m map[string]*anypb.Any) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // CheckFaultFilter accepts the listener-level config of the fault filter:

@@ -45,8 +45,11 @@ func within(got, want int, tol float64) bool {
 }
 
 func TestXXHash64KnownValues(t *testing.T) {
-	// Reference values from xxhsum -H1 (XXH64, seed 0), covering the short
-	// and the 32-byte-stripe paths.
+	// Reference values from xxhsum -H1 (XXH64, seed 0) and, for the other
+	// seeds, from the C reference library (libxxhash through
+	// python3-xxhash 3.2.0's xxh64_intdigest), covering the short and the
+	// 32-byte-stripe paths, the seed 1 maglev uses for its skip, and
+	// hash-policy chaining (the previous hash as the seed).
 	cases := []struct {
 		in   string
 		seed uint64
@@ -59,11 +62,26 @@ func TestXXHash64KnownValues(t *testing.T) {
 		{"abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz", 0, 0xf952c619a1bc1e05},
 		{"0123456789abcdefghijklmnopqrstuvwxyz0123", 0, 0x8df6b75c7d2f9d11},
 		{"10.0.0.1:8080_0", 0, 0x23a29ae775dfd4a3},
+		{"", 1, 0xd5afba1336a3be4b},
+		{"10.0.0.1:8080", 1, 0x0dfce9efd349b428},
+		{"reviews-v1.default.svc.cluster.local:9080", 1, 0xbbd67611df19b983},
+		{"0123456789abcdefghijklmnopqrstuvwxyz0123", 1, 0x2c02dc2d0a53baf0},
+		{"alice", 0x1234567890abcdef, 0x406721905316c67f},
 	}
 	for _, c := range cases {
 		if got := XXHash64([]byte(c.in), c.seed); got != c.want {
 			t.Errorf("XXHash64(%q, %d) = %#x, want %#x", c.in, c.seed, got, c.want)
 		}
+		if c.seed == 0 {
+			if got := XXHash64String(c.in); got != c.want {
+				t.Errorf("XXHash64String(%q) = %#x, want %#x", c.in, got, c.want)
+			}
+		}
+	}
+	// Hash policies hash on the request path: no allocation, seeded or not.
+	key := []byte("reviews-v1.default.svc.cluster.local:9080")
+	if n := testing.AllocsPerRun(100, func() { _ = XXHash64(key, 7) + XXHash64String("alice") }); n != 0 {
+		t.Errorf("XXHash64 allocates %v times per call, want 0", n)
 	}
 }
 

@@ -24,6 +24,11 @@ type Stats struct {
 	RqRetryOverflow   atomic.Uint64
 	RqRetryActive     atomic.Int64
 
+	// Retries and per-try timeouts, counted by the router's retry loop.
+	RqRetrySuccess       atomic.Uint64
+	RqRetryLimitExceeded atomic.Uint64
+	RqPerTryTimeout      atomic.Uint64
+
 	// Connections (counted by the cluster's transport).
 	CxTotal       atomic.Uint64
 	CxActive      atomic.Int64
@@ -83,6 +88,9 @@ func (s *Stats) StatValues() [][2]any {
 		{"upstream_rq_pending_overflow", s.RqPendingOverflow.Load()},
 		{"upstream_rq_retry", s.RqRetry.Load()},
 		{"upstream_rq_retry_overflow", s.RqRetryOverflow.Load()},
+		{"upstream_rq_retry_success", s.RqRetrySuccess.Load()},
+		{"upstream_rq_retry_limit_exceeded", s.RqRetryLimitExceeded.Load()},
+		{"upstream_rq_per_try_timeout", s.RqPerTryTimeout.Load()},
 		{"upstream_cx_total", s.CxTotal.Load()},
 		{"upstream_cx_active", s.CxActive.Load()},
 		{"upstream_cx_overflow", s.CxOverflow.Load()},
