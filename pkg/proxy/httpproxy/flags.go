@@ -103,6 +103,9 @@ type RequestInfo struct {
 	// requests, so the route's decorator goes upstream and the answer
 	// loses x-envoy-decorator-operation.
 	egressTracing bool
+	// upgrade is the protocol an allowed HTTP/1.1 upgrade asks for
+	// (upgrade.go); "" for ordinary requests.
+	upgrade string
 }
 
 // upstreamFailure is an attempt error that says which response flag it

@@ -51,7 +51,7 @@ type ClusterStats struct {
 type MirrorStats struct {
 	Sent             atomic.Uint64 // copies sent
 	Failed           atomic.Uint64 // copies that got no answer
-	DroppedOverflow  atomic.Uint64 // more than the in-flight cap
+	DroppedOverflow  atomic.Uint64 // refused by the mirror cluster's circuit breakers
 	DroppedBody      atomic.Uint64 // the body was too large or not fully read
 	DroppedNoCluster atomic.Uint64 // the mirror cluster does not exist
 }

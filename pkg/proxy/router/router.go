@@ -169,6 +169,12 @@ func (t *Table) Match(r *http.Request) *Route { return t.MatchAuthority(r, r.Hos
 // MatchAuthority is Match with the authority given (for example with its
 // port stripped, as gateways do).
 func (t *Table) MatchAuthority(r *http.Request, authority string) *Route {
+	return t.MatchPath(r, authority, RequestPath(r))
+}
+
+// MatchPath is Match with the authority and the path (without the query)
+// given: the request path passes the normalized path it routes on.
+func (t *Table) MatchPath(r *http.Request, authority, path string) *Route {
 	vh := t.VirtualHost(authority)
 	if vh == nil {
 		return nil
@@ -176,7 +182,6 @@ func (t *Table) MatchAuthority(r *http.Request, authority string) *Route {
 	if vh.tlsRedirect != nil && r.TLS == nil {
 		return vh.tlsRedirect
 	}
-	path := requestPath(r)
 	var query url.Values
 	for _, rt := range vh.Routes {
 		if !rt.path.match(path) {
@@ -238,8 +243,11 @@ func (t *Table) VirtualHost(host string) *VirtualHost {
 	return t.any
 }
 
-// requestPath is the request's path as sent, without the query.
-func requestPath(r *http.Request) string {
+// RequestPath is the request's path as sent (or as the connection
+// manager normalized it), without the query; "/" when empty. It is the one
+// place the request path reads the path: routing, rewrites, redirects and
+// the upstream request all use it.
+func RequestPath(r *http.Request) string {
 	p := r.RequestURI
 	if p == "" || p[0] != '/' {
 		// absolute-form ("GET http://host/path") or a client-side request
