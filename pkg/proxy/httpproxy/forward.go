@@ -162,4 +162,3 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, info *Re
 		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream reset before response: cluster "+cl.Name+" host "+addr+": "+rootCause(res.err)+tries)
 	}
 }
-
