@@ -64,11 +64,11 @@ func compileHCM(f *listener.Filter, chain *FilterChain, dir core.TrafficDirectio
 	if err := f.GetTypedConfig().UnmarshalTo(&m); err != nil {
 		return fmt.Errorf("http_connection_manager: %w", err)
 	}
-	if err := m.ValidateAll(); err != nil {
-		return fmt.Errorf("http_connection_manager: %w", err)
-	}
 	if bad := unsupportedFields(&m, hcmFields); len(bad) > 0 {
 		return fmt.Errorf("http_connection_manager: %s: not supported", strings.Join(bad, ", "))
+	}
+	if err := m.ValidateAll(); err != nil {
+		return fmt.Errorf("http_connection_manager: %w", err)
 	}
 	if err := checkHCMValues(&m); err != nil {
 		return fmt.Errorf("http_connection_manager: %w", err)
