@@ -141,9 +141,13 @@ func TestHCMValuesNACK(t *testing.T) {
 			m.UpgradeConfigs = append(m.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: "CONNECT"})
 		}},
 		{"filters", func(m *hcm.HttpConnectionManager) { m.UpgradeConfigs[0].Filters = []*hcm.HttpFilter{{Name: "x"}} }},
-		{"envoy.filters.http.lua", func(m *hcm.HttpConnectionManager) { m.HttpFilters = append([]*hcm.HttpFilter{unknown}, m.HttpFilters...) }},
+		{"envoy.filters.http.lua", func(m *hcm.HttpConnectionManager) {
+			m.HttpFilters = append([]*hcm.HttpFilter{unknown}, m.HttpFilters...)
+		}},
 		{"disabled", func(m *hcm.HttpConnectionManager) { m.HttpFilters[0].Disabled = true }},
-		{"last", func(m *hcm.HttpConnectionManager) { m.HttpFilters = append(m.HttpFilters, &hcm.HttpFilter{Name: "envoy.filters.http.cors"}) }},
+		{"last", func(m *hcm.HttpConnectionManager) {
+			m.HttpFilters = append(m.HttpFilters, &hcm.HttpFilter{Name: "envoy.filters.http.cors"})
+		}},
 	} {
 		m := baseHCM()
 		c.edit(m)
