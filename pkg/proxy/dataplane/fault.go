@@ -3,7 +3,7 @@ package dataplane
 import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
 )
 
 // checkFaultFilter accepts the fault HTTP filter as Istio configures it:
@@ -14,7 +14,7 @@ func checkFaultFilter(hf *hcm.HttpFilter) error {
 	if hf.GetConfigDiscovery() != nil {
 		return errConfigDiscovery
 	}
-	return router.CheckFaultFilter(hf.GetTypedConfig())
+	return fault.CheckListenerConfig(hf.GetTypedConfig())
 }
 
 type runtimeError string

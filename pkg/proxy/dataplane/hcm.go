@@ -11,8 +11,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/cors"
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
-	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
 
 // HTTPFilter is one entry of a connection manager's compiled http_filters,
@@ -154,13 +155,13 @@ func compileHTTPFilters(hfs []*hcm.HttpFilter) ([]HTTPFilter, error) {
 			return nil, fmt.Errorf("http filter %q: disabled: not supported", hf.Name)
 		}
 		switch hf.Name {
-		case "envoy.filters.http.fault":
+		case fault.Name:
 			if err := checkFaultFilter(hf); err != nil {
 				return nil, fmt.Errorf("fault filter: %w", err)
 			}
 			out = append(out, FilterFault)
-		case router.CorsFilterName:
-			if err := router.CheckCorsFilter(hf.GetTypedConfig()); err != nil {
+		case cors.Name:
+			if err := cors.CheckListenerConfig(hf.GetTypedConfig()); err != nil {
 				return nil, fmt.Errorf("cors filter: %w", err)
 			}
 			out = append(out, FilterCORS)

@@ -5,6 +5,7 @@ import (
 	"net/url"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
@@ -19,13 +20,13 @@ func (h *Handler) runFilters(w http.ResponseWriter, r *http.Request, rt *datapla
 	for _, f := range chain.HTTPFilters {
 		switch f {
 		case dataplane.FilterFault:
-			if rte.Fault != nil && h.injectFault(w, r, rte.Fault, rte, info) {
+			if rte.Fault != nil && rte.Fault.Decode(w, r, rte.Name, &h.stats.Listener(info.StatPrefix).Fault, info) {
 				return
 			}
 		case dataplane.FilterCORS:
 			if rte.Cors != nil {
 				var answered bool
-				if w, answered = h.applyCors(w, r, rte, info); answered {
+				if w, answered = rte.Cors.Decode(w, r, &h.stats.Listener(info.StatPrefix).CORS, info); answered {
 					return
 				}
 			}
@@ -81,6 +82,9 @@ func setPath(r *http.Request, p string) {
 		r.URL.Path, r.URL.RawPath = p, ""
 	}
 }
+
+// firstHeader is a header's first value (see httpfilter.FirstHeader).
+func firstHeader(h http.Header, name string) string { return httpfilter.FirstHeader(h, name) }
 
 func isGRPC(r *http.Request) bool {
 	ct := firstHeader(r.Header, "Content-Type")

@@ -71,21 +71,21 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *dataplane.
 		}
 		body = newReplayBody(r.Body, limit, r.ContentLength)
 	} else if mirrors {
-		h.mirror(r, rt, rte, nil, true, info.egressTracing) // no body: the copies go out with the primary
+		h.mirror(r, rt, rte, nil, true, info.EgressTracing) // no body: the copies go out with the primary
 	}
 	res := h.send(ctx, r, rte, arm, cl, body, info)
 	defer res.done()
 	switch {
 	case res.err != nil:
 		h.upstreamError(w, r, info, cl, res, ctx)
-	case info.upgrade != "" && res.resp.StatusCode == http.StatusSwitchingProtocols:
+	case info.Upgrade != "" && res.resp.StatusCode == http.StatusSwitchingProtocols:
 		h.tunnel(w, ctx, res.attemptResult, rte, info)
 	default:
 		h.writeResponse(w, r, ctx, res.attemptResult, rte, arm, info)
 	}
 	if body != nil && mirrors {
 		whole, ok := body.complete()
-		h.mirror(r, rt, rte, whole, ok, info.egressTracing)
+		h.mirror(r, rt, rte, whole, ok, info.EgressTracing)
 	}
 }
 

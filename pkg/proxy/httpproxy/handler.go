@@ -4,12 +4,12 @@
 package httpproxy
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
 
@@ -58,14 +58,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			chain = c
 		}
 	}
-	info.statPrefix = chain.StatPrefix
+	info.StatPrefix = chain.StatPrefix
 	switch chain.Tracing {
 	case dataplane.TracingIngress:
 		// Envoy takes an inbound request's decorator operation for its own
 		// span and removes the header, so the service never sees it.
 		delete(r.Header, router.DecoratorHeader)
 	case dataplane.TracingEgress:
-		info.egressTracing = true
+		info.EgressTracing = true
 	}
 	path, ok := h.normalizePath(w, r, chain, &info)
 	if !ok {
@@ -102,7 +102,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // is counted too.
 func (h *Handler) finish(info *RequestInfo) {
 	if info.Flags != 0 {
-		h.stats.Listener(info.statPrefix).countFlags(info.Flags)
+		h.stats.Listener(info.StatPrefix).countFlags(info.Flags)
 	}
 }
 
@@ -114,23 +114,14 @@ func (h *Handler) localReply(w http.ResponseWriter, info *RequestInfo, code int,
 }
 
 func (h *Handler) reply(w http.ResponseWriter, info *RequestInfo, code int, flag Flags, reason, body string) {
-	info.Flags |= flag
-	info.Status = code
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/plain")
-	hdr.Set("X-Sluice-Reason", reason)
-	if info.Flags != 0 {
-		hdr.Set(ResponseFlagsHeader, info.Flags.String())
-	}
-	w.WriteHeader(code)
-	io.WriteString(w, body+"\n")
+	httpfilter.LocalReply(w, info, code, flag, reason, body)
 }
 
 // stripDecorator removes x-envoy-decorator-operation from an answer on a
 // chain with egress tracing, as Envoy's connection manager does last for
 // every outbound response (the upstream's, or one the proxy makes).
 func stripDecorator(h http.Header, info *RequestInfo) {
-	if info.egressTracing {
+	if info.EgressTracing {
 		delete(h, router.DecoratorHeader)
 	}
 }

@@ -65,7 +65,7 @@ func (h *Handler) checkUpgrade(w http.ResponseWriter, r *http.Request, chain *da
 		h.localReply(w, info, http.StatusForbidden, 0, "upgrade to "+typ+" is not allowed on route "+rte.Name)
 		return false
 	}
-	info.upgrade = typ
+	info.Upgrade = typ
 	return true
 }
 
@@ -91,8 +91,8 @@ func (h *Handler) tunnel(w http.ResponseWriter, ctx context.Context, res *attemp
 		h.localReply(w, info, http.StatusBadGateway, FlagUPE, "upgrade: upstream connection of cluster "+info.Cluster+" cannot be tunnelled")
 		return
 	}
-	if got := resp.Header.Get("Upgrade"); !strings.EqualFold(got, info.upgrade) {
-		h.localReply(w, info, http.StatusBadGateway, FlagUPE, "upgrade: upstream switched to protocol \""+got+"\", not "+info.upgrade)
+	if got := resp.Header.Get("Upgrade"); !strings.EqualFold(got, info.Upgrade) {
+		h.localReply(w, info, http.StatusBadGateway, FlagUPE, "upgrade: upstream switched to protocol \""+got+"\", not "+info.Upgrade)
 		return
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()

@@ -12,6 +12,9 @@ import (
 	"strings"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/cors"
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
 )
 
 // Table is a compiled route configuration.
@@ -48,10 +51,10 @@ type Route struct {
 	ReqOps  HeaderOps
 	RespOps HeaderOps
 	// Fault is injected before the route's action (nil: none).
-	Fault *Fault
+	Fault *fault.Config
 	// Cors is the route's CORS policy, applied after the fault and before
 	// the action (nil: none).
-	Cors *CorsPolicy
+	Cors *cors.Policy
 	// AttemptCount sets x-envoy-attempt-count on upstream requests, and
 	// AttemptCountInResponse on the response (the virtual host's
 	// include_request_attempt_count / include_attempt_count_in_response).
