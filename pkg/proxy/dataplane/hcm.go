@@ -17,10 +17,12 @@ import (
 )
 
 // HTTPFilter is one entry of a connection manager's compiled http_filters,
-// in the order the request passes them. Each filter's per-route config is
-// compiled with the routes (router package) and its per-request behaviour
-// lives in the request path (httpproxy: fault.go, cors.go; the router
-// filter is forward.go).
+// in the order the request passes them. A filter is one package under
+// pkg/proxy/filters holding its listener-level check (called here), its
+// per-route config compile (called by the router package for
+// typed_per_filter_config) and its per-request behaviour (called by
+// httpproxy's runFilters); the router filter, last, is httpproxy's
+// forward.go with the router package's route tables.
 type HTTPFilter uint8
 
 // The HTTP filters sluice runs.
@@ -156,7 +158,7 @@ func compileHTTPFilters(hfs []*hcm.HttpFilter) ([]HTTPFilter, error) {
 		}
 		switch hf.Name {
 		case fault.Name:
-			if err := checkFaultFilter(hf); err != nil {
+			if err := fault.CheckListenerConfig(hf.GetTypedConfig()); err != nil {
 				return nil, fmt.Errorf("fault filter: %w", err)
 			}
 			out = append(out, FilterFault)
@@ -203,3 +205,9 @@ func checkRouterFilter(hf *hcm.HttpFilter) error {
 	}
 	return nil
 }
+
+type runtimeError string
+
+func (e runtimeError) Error() string { return string(e) }
+
+const errConfigDiscovery = runtimeError("config_discovery (ECDS) is not supported")
