@@ -31,10 +31,16 @@ func upgradeType(r *http.Request) string {
 	if len(up) == 0 || up[0] == "" {
 		return ""
 	}
+	typ := strings.ToLower(strings.TrimSpace(up[0]))
+	if typ == "h2c" {
+		// Envoy's HTTP/1 codec drops an h2c upgrade (isH2UpgradeRequest)
+		// and serves the request as HTTP/1.1; its headers are hop-by-hop.
+		return ""
+	}
 	for _, v := range r.Header["Connection"] {
 		for _, tok := range strings.Split(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
-				return strings.ToLower(strings.TrimSpace(up[0]))
+				return typ
 			}
 		}
 	}

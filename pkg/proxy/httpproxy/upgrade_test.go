@@ -71,6 +71,11 @@ func TestUpgradeNotAllowed(t *testing.T) {
 	if web.count.Load() != 0 {
 		t.Errorf("the app saw %d refused upgrades", web.count.Load())
 	}
+	// An h2c upgrade is served as plain HTTP/1.1, as Envoy's codec does.
+	a = plain.do("GET", "web:8080", "/", nil, map[string]string{"Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAAQAAP__"})
+	if a.status != http.StatusBadRequest || !strings.Contains(a.body, "not a websocket handshake") {
+		t.Errorf("h2c upgrade: %d %q, want the app's own answer to a plain request", a.status, a.body)
+	}
 }
 
 const publicAdminVS = `---
