@@ -130,6 +130,10 @@ func checkHCMValues(m *hcm.HttpConnectionManager) error {
 	if m.GetRds() == nil {
 		return fmt.Errorf("route_specifier: only rds is supported")
 	}
+	// The proxy fetches routes over its one ADS stream.
+	if cs := m.GetRds().GetConfigSource(); cs.GetAds() == nil {
+		return fmt.Errorf("rds.config_source: only ads is supported")
+	}
 	if m.CodecType != hcm.HttpConnectionManager_AUTO {
 		return fmt.Errorf("codec_type %v: only AUTO (HTTP/1.1 and h2c) is supported", m.CodecType)
 	}

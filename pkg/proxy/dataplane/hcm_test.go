@@ -134,6 +134,9 @@ func TestHCMValuesNACK(t *testing.T) {
 		edit  func(*hcm.HttpConnectionManager)
 	}{
 		{"codec_type", func(m *hcm.HttpConnectionManager) { m.CodecType = hcm.HttpConnectionManager_HTTP1 }},
+		{"rds.config_source", func(m *hcm.HttpConnectionManager) {
+			m.GetRds().ConfigSource = &core.ConfigSource{ConfigSourceSpecifier: &core.ConfigSource_Path{Path: "/r.yaml"}}
+		}},
 		{"stream_idle_timeout", func(m *hcm.HttpConnectionManager) { m.StreamIdleTimeout = durationpb.New(5e9) }},
 		{"use_remote_address", func(m *hcm.HttpConnectionManager) { m.UseRemoteAddress = wrapperspb.Bool(true) }},
 		{"generate_request_id", func(m *hcm.HttpConnectionManager) { m.GenerateRequestId = wrapperspb.Bool(false) }},
