@@ -120,12 +120,21 @@ func (o *TLSOptions) clientConfig(addr string, id WorkloadIdentity) (*tls.Config
 }
 
 // Dial connects to addr as the cluster's hosts are reached: through the
-// proxy's host overrides, with TLS when the cluster originates it.
+// proxy's host overrides, with TLS when the cluster originates it (offering
+// the cluster's ALPN). tcp_proxy counts these connections itself.
 func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	return t.dial(ctx, "tcp", addr)
+	var alpn []string
+	if t.Options.TLS.Enabled {
+		alpn = []string{}
+		if t.Options.TLS.ALPN != "" {
+			alpn = strings.Split(t.Options.TLS.ALPN, ",")
+		}
+	}
+	return t.dial(ctx, "tcp", addr, alpn)
 }
 
-func (t *Transport) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+// dial connects to addr, originating TLS offering alpn when alpn is not nil.
+func (t *Transport) dial(ctx context.Context, network, addr string, alpn []string) (net.Conn, error) {
 	target := addr
 	if t.Options.Hosts != nil {
 		target = t.Options.Hosts.Rewrite(addr)
@@ -134,7 +143,7 @@ func (t *Transport) dial(ctx context.Context, network, addr string) (net.Conn, e
 	if err != nil {
 		return nil, err
 	}
-	if !t.Options.TLS.Enabled {
+	if alpn == nil {
 		return c, nil
 	}
 	cfg, err := t.Options.TLS.clientConfig(addr, t.Options.Identity)
@@ -142,6 +151,7 @@ func (t *Transport) dial(ctx context.Context, network, addr string) (net.Conn, e
 		c.Close()
 		return nil, err
 	}
+	cfg.NextProtos = alpn
 	tc := tls.Client(c, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
