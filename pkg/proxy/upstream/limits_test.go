@@ -42,7 +42,6 @@ func TestMaxRequests(t *testing.T) {
 	}
 }
 
-
 func TestMaxRetries(t *testing.T) {
 	c := limitCluster(Thresholds{MaxConnections: 10, MaxPendingRequests: 10, MaxRequests: 10, MaxRetries: 1}, false)
 	if !c.TryRetry() {

@@ -135,17 +135,25 @@ func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
 
 // dial connects to addr, originating TLS offering alpn when alpn is not nil.
 func (t *Transport) dial(ctx context.Context, network, addr string, alpn []string) (net.Conn, error) {
+	c, err := t.dialRaw(ctx, network, addr)
+	if err != nil || alpn == nil {
+		return c, err
+	}
+	return t.handshake(ctx, c, addr, alpn)
+}
+
+// dialRaw opens the TCP connection to addr, through the host overrides.
+func (t *Transport) dialRaw(ctx context.Context, network, addr string) (net.Conn, error) {
 	target := addr
 	if t.Options.Hosts != nil {
 		target = t.Options.Hosts.Rewrite(addr)
 	}
-	c, err := t.dialer.DialContext(ctx, network, target)
-	if err != nil {
-		return nil, err
-	}
-	if alpn == nil {
-		return c, nil
-	}
+	return t.dialer.DialContext(ctx, network, target)
+}
+
+// handshake originates TLS on c offering alpn. It returns the *tls.Conn
+// itself: net/http reads the negotiated protocol from it.
+func (t *Transport) handshake(ctx context.Context, c net.Conn, addr string, alpn []string) (*tls.Conn, error) {
 	cfg, err := t.Options.TLS.clientConfig(addr, t.Options.Identity)
 	if err != nil {
 		c.Close()

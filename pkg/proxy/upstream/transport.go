@@ -64,8 +64,8 @@ type Transport struct {
 	RT *http.Transport
 	H2 *http.Transport
 
-	stats  *Stats
-	hosts  atomic.Pointer[map[string]*Host]
+	stats *Stats
+	hosts atomic.Pointer[map[string]*Host]
 	// pools are the HTTP/1.1 host pools by address (pool.go).
 	pools  sync.Map
 	trace  bool
@@ -134,6 +134,7 @@ func (t *Transport) newRT(h2 bool) *http.Transport {
 		// HTTP/1.1.
 		p.SetHTTP2(true)
 		p.SetHTTP1(true)
+		rt.ForceAttemptHTTP2 = true // net/http leaves h2 off with a custom TLS dial otherwise
 	case h2:
 		p.SetUnencryptedHTTP2(true)
 	default:
@@ -181,8 +182,7 @@ func (t *Transport) dialCounted(ctx context.Context, network, addr string, alpn 
 		h.CxTotal.Add(1)
 		h.CxActive.Add(1)
 	}
-	c, err := t.dial(ctx, network, addr, alpn)
-	if err != nil {
+	fail := func(err error) (net.Conn, error) {
 		t.stats.CxActive.Add(-1)
 		t.stats.CxConnectFail.Add(1)
 		if h != nil {
@@ -191,7 +191,22 @@ func (t *Transport) dialCounted(ctx context.Context, network, addr string, alpn 
 		}
 		return nil, err
 	}
-	return &trackedConn{Conn: c, t: t, host: h, opened: time.Now()}, nil
+	c, err := t.dialRaw(ctx, network, addr)
+	if err != nil {
+		return fail(err)
+	}
+	tc := &trackedConn{Conn: c, t: t, host: h, opened: time.Now()}
+	if alpn == nil {
+		return tc, nil
+	}
+	// TLS over the counted connection: its close is counted, and net/http
+	// gets the *tls.Conn whose negotiated protocol picks h2.
+	sc, err := t.handshake(ctx, tc, addr, alpn)
+	if err != nil {
+		tc.once.Do(func() {}) // counted as a connect failure instead
+		return fail(err)
+	}
+	return sc, nil
 }
 
 // SetHosts tells the pool which host record each address belongs to, for
