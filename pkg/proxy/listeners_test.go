@@ -5,10 +5,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
@@ -253,5 +255,62 @@ func TestKindChangeKeepsTheSocket(t *testing.T) {
 	close(backend.release)
 	if err := <-inflight; err != nil {
 		t.Fatalf("HTTP request in flight across the kind change: %v", err)
+	}
+}
+
+// TestAdminShowsCompileCounts: after an EDS-only update /stats shows the
+// listeners and routes reused and one more cluster compiled, and the
+// listener keeps its socket.
+func TestAdminShowsCompileCounts(t *testing.T) {
+	backend := newSlowBackend(t)
+	p := New(Options{})
+	defer p.shutdownListeners(t.Context())
+	admin := httptest.NewServer(p.adminHandler())
+	defer admin.Close()
+	a := freeAddr(t)
+	res := sidecarResources(t, backend.addr, a)
+	if _, err := p.apply(res); err != nil {
+		t.Fatal(err)
+	}
+	rt1 := p.Runtime()
+	eds := map[string]proto.Message{}
+	for name, m := range res.Items[xdsclient.EndpointType] {
+		cla := proto.Clone(m).(*endpoint.ClusterLoadAssignment)
+		cla.Endpoints = append(cla.Endpoints, proto.Clone(cla.Endpoints[0]).(*endpoint.LocalityLbEndpoints))
+		cla.Endpoints[1].Priority = 1
+		eds[name] = cla
+	}
+	next := xdsclient.Resources{Items: map[string]map[string]proto.Message{}, Versions: res.Versions}
+	for typ, m := range res.Items {
+		next.Items[typ] = m
+	}
+	next.Items[xdsclient.EndpointType] = eds
+	if _, err := p.apply(next); err != nil {
+		t.Fatal(err)
+	}
+	rt2 := p.Runtime()
+	for n, l := range rt1.Listeners {
+		if rt2.Listeners[n] != l {
+			t.Errorf("listener %s rebuilt by an EDS-only update", n)
+		}
+	}
+	resp, err := http.Get(admin.URL + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		fmt.Sprintf("sluice.config.listeners_compiled: %d\n", len(rt1.Listeners)),
+		fmt.Sprintf("sluice.config.listeners_reused: %d\n", len(rt1.Listeners)),
+		fmt.Sprintf("sluice.config.routes_reused: %d\n", len(rt1.Routes)),
+		fmt.Sprintf("sluice.config.clusters_compiled: %d\n", len(rt1.Clusters)+len(eds)),
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/stats lacks %q", want)
+		}
+	}
+	if _, err := get(a, "/"); err != nil {
+		t.Fatalf("after the EDS update: %v", err)
 	}
 }

@@ -54,6 +54,9 @@ type Proxy struct {
 	identity  *identity.Workload
 	updates   atomic.Uint64
 	rejects   atomic.Uint64
+	// compiled and reused count, over every accepted update, the
+	// listeners, routes and clusters built anew and taken unchanged.
+	compiled, reused compileTotals
 	lastErr   atomic.Pointer[string]
 }
 
@@ -161,8 +164,20 @@ func (p *Proxy) apply(res xdsclient.Resources) (xdsclient.Dependencies, error) {
 	p.commitListeners(up)
 	p.closeRemovedPools(prev, next)
 	p.updates.Add(1)
+	c := next.Counts
+	p.compiled.add(c.ListenersCompiled, c.RoutesCompiled, c.ClustersCompiled)
+	p.reused.add(c.ListenersReused, c.RoutesReused, c.ClustersReused)
 	p.log.Debug("config applied", "listeners", len(next.Listeners), "clusters", len(next.Clusters), "warming", next.Warming)
 	return deps, nil
+}
+
+// compileTotals are listener, route and cluster counts.
+type compileTotals struct{ listeners, routes, clusters atomic.Uint64 }
+
+func (t *compileTotals) add(l, r, c int) {
+	t.listeners.Add(uint64(l))
+	t.routes.Add(uint64(r))
+	t.clusters.Add(uint64(c))
 }
 
 func (p *Proxy) reject(err error) error {
