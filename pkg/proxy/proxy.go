@@ -57,7 +57,7 @@ type Proxy struct {
 	// compiled and reused count, over every accepted update, the
 	// listeners, routes and clusters built anew and taken unchanged.
 	compiled, reused compileTotals
-	lastErr   atomic.Pointer[string]
+	lastErr          atomic.Pointer[string]
 }
 
 type activeListener struct {

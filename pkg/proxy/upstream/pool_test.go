@@ -192,9 +192,10 @@ func TestMaxRequestsCheckedAtAttach(t *testing.T) {
 	if _, err := send(context.Background(), c, h); err != nil {
 		t.Fatal(err)
 	}
-	if g.conns.Load() != 2 || c.Stats.RqPendingTotal.Load() != 2 {
-		t.Errorf("connections %d pending total %d, want 2 and 2", g.conns.Load(), c.Stats.RqPendingTotal.Load())
+	if c.Stats.CxTotal.Load() != 2 || c.Stats.RqPendingTotal.Load() != 2 {
+		t.Errorf("connections %d pending total %d, want 2 and 2", c.Stats.CxTotal.Load(), c.Stats.RqPendingTotal.Load())
 	}
+	waitFor(t, func() bool { return g.conns.Load() == 2 })
 }
 
 // TestHostWithoutConnectionGetsOne: over max_connections, a host with no
