@@ -74,7 +74,46 @@ func (t *Transport) hostPool(addr string) *hostPool {
 		return v.(*hostPool)
 	}
 	v, _ := t.pools.LoadOrStore(addr, &hostPool{t: t, addr: addr})
+	t.sweepOnce.Do(func() { go t.sweep() })
 	return v.(*hostPool)
+}
+
+// sweep closes idle connections past the idle timeout (Envoy's
+// idle_timeout timer) until the transport is closed.
+func (t *Transport) sweep() {
+	idle := t.Options.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	tick := time.NewTicker(min(max(idle/4, 100*time.Millisecond), 30*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.closed:
+			return
+		case <-tick.C:
+		}
+		t.pools.Range(func(_, v any) bool {
+			v.(*hostPool).closeIdle(idle)
+			return true
+		})
+	}
+}
+
+// closeIdle closes the idle connections unused for idle or more.
+func (hp *hostPool) closeIdle(idle time.Duration) {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	kept := hp.ready[:0]
+	for _, pc := range hp.ready {
+		if time.Since(pc.idleSince) >= idle || pc.cc.Available() == 0 {
+			pc.cc.Close()
+			continue
+		}
+		kept = append(kept, pc)
+	}
+	clear(hp.ready[len(kept):])
+	hp.ready = kept
 }
 
 func (t *Transport) limits() *Thresholds {
@@ -157,13 +196,17 @@ func (t *Transport) acquire(ctx context.Context, addr string) (*poolConn, error)
 // max_connection_duration. Called with hp.mu held.
 func (hp *hostPool) popReady() *poolConn {
 	opts := &hp.t.Options
+	idle := opts.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
 	for n := len(hp.ready); n > 0; n = len(hp.ready) {
 		pc := hp.ready[n-1]
 		hp.ready[n-1] = nil
 		hp.ready = hp.ready[:n-1]
 		switch {
 		case pc.cc.Available() == 0:
-		case opts.IdleTimeout > 0 && time.Since(pc.idleSince) >= opts.IdleTimeout:
+		case time.Since(pc.idleSince) >= idle:
 		case opts.MaxConnectionDuration > 0 && time.Since(pc.opened) >= opts.MaxConnectionDuration:
 			hp.t.stats.CxMaxDuration.Add(1)
 		default:

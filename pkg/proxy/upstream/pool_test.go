@@ -309,3 +309,18 @@ func BenchmarkPoolAcquireRelease(b *testing.B) {
 		a.Release()
 	}
 }
+
+// TestIdleConnectionsClosed: a pooled connection idle past the idle timeout
+// is closed without waiting for the next request.
+func TestIdleConnectionsClosed(t *testing.T) {
+	g := newGateBackend(t, false)
+	close(g.release)
+	c := poolCluster(t, DefaultThresholds(), TransportOptions{IdleTimeout: 200 * time.Millisecond}, g.srv.Listener.Addr().String())
+	if _, err := send(context.Background(), c, c.Hosts[0]); err != nil {
+		t.Fatal(err)
+	}
+	if c.Stats.CxActive.Load() != 1 {
+		t.Fatalf("cx_active %d after one request, want 1 (kept idle)", c.Stats.CxActive.Load())
+	}
+	waitFor(t, func() bool { return c.Stats.CxActive.Load() == 0 && c.Hosts[0].CxActive.Load() == 0 })
+}

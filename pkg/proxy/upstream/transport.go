@@ -66,10 +66,14 @@ type Transport struct {
 
 	stats *Stats
 	hosts atomic.Pointer[map[string]*Host]
-	// pools are the HTTP/1.1 host pools by address (pool.go).
-	pools  sync.Map
-	trace  bool
-	dialer *net.Dialer
+	// pools are the HTTP/1.1 host pools by address (pool.go), swept for
+	// idle connections until closed is closed.
+	pools     sync.Map
+	sweepOnce sync.Once
+	closed    chan struct{}
+	closeOnce sync.Once
+	trace     bool
+	dialer    *net.Dialer
 }
 
 // NewTransport builds a pool for opts counting connections in stats (which
@@ -78,7 +82,7 @@ func NewTransport(opts TransportOptions, stats *Stats) *Transport {
 	if stats == nil {
 		stats = &Stats{}
 	}
-	t := &Transport{Options: opts, stats: stats}
+	t := &Transport{Options: opts, stats: stats, closed: make(chan struct{})}
 	t.trace = opts.MaxRequestsPerConnection > 1 || opts.MaxConnectionDuration > 0
 	t.RT = t.newRT(opts.HTTP2 && !opts.UseDownstreamProtocol)
 	if opts.UseDownstreamProtocol {
@@ -273,6 +277,7 @@ func (t *Transport) withConnLimits(req *http.Request) *http.Request {
 // Close drops the pool's idle connections; busy ones close when their
 // request ends.
 func (t *Transport) Close() {
+	t.closeOnce.Do(func() { close(t.closed) })
 	t.pools.Range(func(_, v any) bool {
 		v.(*hostPool).close()
 		return true
