@@ -143,24 +143,14 @@ func (c *compiler) clusters() error {
 	res := c.opts.Resources
 	for name, msg := range res.Items[xdsclient.ClusterType] {
 		cl := msg.(*cluster.Cluster)
-		if err := cl.ValidateAll(); err != nil {
-			return fmt.Errorf("cluster %q: %w", name, err)
-		}
-		edsName, err := checkCluster(cl)
-		if err != nil {
-			return fmt.Errorf("cluster %q: %w", name, err)
-		}
+		edsName := edsServiceName(cl)
 		var cla *endpoint.ClusterLoadAssignment
 		if edsName != "" {
 			c.deps.Endpoints = append(c.deps.Endpoints, edsName)
-			m, ok := res.Items[xdsclient.EndpointType][edsName]
-			if !ok {
-				c.rt.Warming = append(c.rt.Warming, "endpoints "+edsName)
-			} else {
+			if m, ok := res.Items[xdsclient.EndpointType][edsName]; ok {
 				cla = m.(*endpoint.ClusterLoadAssignment)
-				if err := cla.ValidateAll(); err != nil {
-					return fmt.Errorf("endpoints %q: %w", edsName, err)
-				}
+			} else {
+				c.rt.Warming = append(c.rt.Warming, "endpoints "+edsName)
 			}
 		} else {
 			cla = cl.LoadAssignment
@@ -168,9 +158,20 @@ func (c *compiler) clusters() error {
 		prev := c.prev.Clusters[name]
 		if prev != nil && c.unchanged(xdsclient.ClusterType, name, msg) &&
 			(edsName == "" || c.unchanged(xdsclient.EndpointType, edsName, nilIfAbsent(cla))) {
-			c.rt.Clusters[name] = prev
+			c.rt.Clusters[name] = prev // checked and built from these very resources
 			c.rt.Counts.ClustersReused++
 			continue
+		}
+		if err := cl.ValidateAll(); err != nil {
+			return fmt.Errorf("cluster %q: %w", name, err)
+		}
+		if _, err := checkCluster(cl); err != nil {
+			return fmt.Errorf("cluster %q: %w", name, err)
+		}
+		if edsName != "" && cla != nil {
+			if err := cla.ValidateAll(); err != nil {
+				return fmt.Errorf("endpoints %q: %w", edsName, err)
+			}
 		}
 		uc, err := buildCluster(cl, cla, prev, c.opts.Stats, clusterEnv{hosts: c.opts.Hosts, identity: c.opts.Identity})
 		if err != nil {
@@ -180,6 +181,19 @@ func (c *compiler) clusters() error {
 		c.rt.Counts.ClustersCompiled++
 	}
 	return nil
+}
+
+// edsServiceName is the EDS resource an EDS cluster takes its endpoints
+// from (its eds_cluster_config.service_name, else its name); "" for other
+// cluster types.
+func edsServiceName(cl *cluster.Cluster) string {
+	if cl.GetType() != cluster.Cluster_EDS {
+		return ""
+	}
+	if n := cl.GetEdsClusterConfig().GetServiceName(); n != "" {
+		return n
+	}
+	return cl.Name
 }
 
 // nilIfAbsent turns a missing assignment into an untyped nil message.

@@ -73,8 +73,12 @@ func TestCompileReusesUnchanged(t *testing.T) {
 			continue
 		}
 		rebuilt++
-		if !strings.HasPrefix(rt3.Clusters[n].Hosts[0].Address, "127.0.0.99:") {
-			t.Errorf("cluster %s rebuilt without the changed endpoint: %s", n, rt3.Clusters[n].Hosts[0].Address)
+		found := false
+		for _, h := range rt3.Clusters[n].Hosts {
+			found = found || strings.HasPrefix(h.Address, "127.0.0.99:")
+		}
+		if !found {
+			t.Errorf("cluster %s rebuilt without the changed endpoint", n)
 		}
 	}
 	if rebuilt != 1 || rt3.Counts.ClustersCompiled != 1 || rt3.Counts.ListenersCompiled != 0 || rt3.Counts.RoutesCompiled != 0 {
