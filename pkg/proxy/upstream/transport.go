@@ -158,10 +158,20 @@ func (t *Transport) newRT(h2 bool) *http.Transport {
 
 // alpn is what a connection offers: the cluster's alpn_protocols or, when
 // it names none, the protocol of the pool, as Envoy's HTTP pools set a
-// fallback ALPN (h2 for HTTP/2 pools, http/1.1 for HTTP/1.1 ones).
+// fallback ALPN (h2 for HTTP/2 pools, http/1.1 for HTTP/1.1 ones). An
+// HTTP/1.1 pool does not offer h2: a server choosing it would get HTTP/1.1
+// bytes (with use_downstream_protocol the HTTP/2 pool offers it).
 func (t *Transport) alpn(h2 bool) []string {
+	var out []string
 	if t.Options.TLS.ALPN != "" {
-		return strings.Split(t.Options.TLS.ALPN, ",")
+		for _, p := range strings.Split(t.Options.TLS.ALPN, ",") {
+			if h2 || p != "h2" {
+				out = append(out, p)
+			}
+		}
+	}
+	if len(out) > 0 {
+		return out
 	}
 	if h2 {
 		return []string{"h2"}
