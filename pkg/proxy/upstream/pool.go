@@ -60,7 +60,12 @@ type hostPool struct {
 	busy       int
 	connecting int
 	pending    []*waiter
-	closed     bool
+	// closed: the transport was replaced or its cluster removed; requests
+	// already pending are still served, connections close when done.
+	closed bool
+	// removed: swept out of the transport's map for being empty; a request
+	// that looked it up before looks it up again.
+	removed bool
 }
 
 // dialCounted marks a pool dial whose connection was already counted in
@@ -73,9 +78,19 @@ func (t *Transport) hostPool(addr string) *hostPool {
 	if v, ok := t.pools.Load(addr); ok {
 		return v.(*hostPool)
 	}
-	v, _ := t.pools.LoadOrStore(addr, &hostPool{t: t, addr: addr})
-	t.sweepOnce.Do(func() { go t.sweep() })
-	return v.(*hostPool)
+	v, loaded := t.pools.LoadOrStore(addr, &hostPool{t: t, addr: addr})
+	hp := v.(*hostPool)
+	select {
+	case <-t.closed:
+		if !loaded { // made after Close ranged over the pools
+			hp.mu.Lock()
+			hp.closed = true
+			hp.mu.Unlock()
+		}
+	default:
+		t.sweepOnce.Do(func() { go t.sweep() })
+	}
+	return hp
 }
 
 // sweep closes idle connections past the idle timeout (Envoy's
@@ -100,7 +115,8 @@ func (t *Transport) sweep() {
 	}
 }
 
-// closeIdle closes the idle connections unused for idle or more.
+// closeIdle closes the idle connections unused for idle or more, and drops
+// the pool from the transport's map once it has nothing.
 func (hp *hostPool) closeIdle(idle time.Duration) {
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
@@ -114,6 +130,12 @@ func (hp *hostPool) closeIdle(idle time.Duration) {
 	}
 	clear(hp.ready[len(kept):])
 	hp.ready = kept
+	if len(hp.ready)+hp.busy+hp.connecting+len(hp.pending) == 0 {
+		// Nothing left: forget the address (original-destination clusters
+		// see many).
+		hp.removed = true
+		hp.t.pools.CompareAndDelete(hp.addr, hp)
+	}
 }
 
 func (t *Transport) limits() *Thresholds {
@@ -145,6 +167,11 @@ func (t *Transport) acquire(ctx context.Context, addr string) (*poolConn, error)
 	hp := t.hostPool(addr)
 	st, th := t.stats, t.limits()
 	hp.mu.Lock()
+	for hp.removed {
+		hp.mu.Unlock()
+		hp = t.hostPool(addr)
+		hp.mu.Lock()
+	}
 	if pc := hp.popReady(); pc != nil {
 		if !hp.attach(pc, th) {
 			hp.pushReady(pc)
@@ -251,6 +278,10 @@ func (hp *hostPool) serve(pc *poolConn, th *Thresholds) {
 		}
 		w.ch <- waitResult{err: errMaxRequests}
 	}
+	if hp.closed {
+		pc.cc.Close()
+		return
+	}
 	hp.pushReady(pc)
 }
 
@@ -259,7 +290,7 @@ func (hp *hostPool) serve(pc *poolConn, th *Thresholds) {
 // three at a time). Called with hp.mu held.
 func (hp *hostPool) tryConnect(th *Thresholds) {
 	st := hp.t.stats
-	for i := 0; i < 3 && len(hp.pending) > hp.connecting && !hp.closed; i++ {
+	for i := 0; i < 3 && len(hp.pending) > hp.connecting; i++ {
 		if !tryInc(&st.CxActive, th.MaxConnections) {
 			st.CxOverflow.Add(1)
 			if len(hp.ready)+hp.busy+hp.connecting > 0 {
@@ -302,11 +333,6 @@ func (hp *hostPool) dial() {
 		return
 	}
 	pc := &poolConn{cc: cc, hp: hp, opened: time.Now()}
-	if hp.closed {
-		hp.mu.Unlock()
-		cc.Close()
-		return
-	}
 	hp.serve(pc, th)
 	hp.mu.Unlock()
 }
@@ -320,7 +346,7 @@ func (hp *hostPool) release(pc *poolConn, reusable bool) {
 	hp.busy--
 	th := hp.t.limits()
 	maxed := opts.MaxRequestsPerConnection > 0 && pc.requests >= opts.MaxRequestsPerConnection
-	if !reusable || hp.closed || maxed || pc.cc.Err() != nil || pc.cc.Available() == 0 {
+	if !reusable || maxed || pc.cc.Err() != nil || pc.cc.Available() == 0 || hp.closed && len(hp.pending) == 0 {
 		if maxed {
 			hp.t.stats.CxMaxRequests.Add(1)
 		}

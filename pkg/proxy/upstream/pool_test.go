@@ -324,3 +324,42 @@ func TestIdleConnectionsClosed(t *testing.T) {
 	}
 	waitFor(t, func() bool { return c.Stats.CxActive.Load() == 0 && c.Hosts[0].CxActive.Load() == 0 })
 }
+
+// TestClosedPoolServesPending: requests pending when the pool's transport
+// is closed (its cluster replaced) still get a connection; it closes after.
+func TestClosedPoolServesPending(t *testing.T) {
+	g := newGateBackend(t, false)
+	c := poolCluster(t, Thresholds{MaxConnections: 1, MaxPendingRequests: 5, MaxRequests: 100, MaxRetries: 3},
+		TransportOptions{}, g.srv.Listener.Addr().String())
+	h := c.Hosts[0]
+	first := sendAsync(c, h)
+	waitFor(t, func() bool { return c.Stats.RqActive.Load() == 1 })
+	second := sendAsync(c, h)
+	waitFor(t, func() bool { return c.Stats.RqPendingActive.Load() == 1 })
+	c.Transport.Close()
+	close(g.release)
+	for _, d := range []chan error{first, second} {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return c.Stats.CxActive.Load() == 0 })
+}
+
+// TestEmptyPoolForgotten: a host pool with nothing left is dropped from
+// the transport's map by the sweeper, and a later request makes a new one.
+func TestEmptyPoolForgotten(t *testing.T) {
+	g := newGateBackend(t, false)
+	close(g.release)
+	c := poolCluster(t, DefaultThresholds(), TransportOptions{IdleTimeout: 100 * time.Millisecond}, g.srv.Listener.Addr().String())
+	if _, err := send(context.Background(), c, c.Hosts[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, ok := c.Transport.pools.Load(c.Hosts[0].Address)
+		return !ok
+	})
+	if _, err := send(context.Background(), c, c.Hosts[0]); err != nil {
+		t.Fatalf("after the pool was forgotten: %v", err)
+	}
+}
