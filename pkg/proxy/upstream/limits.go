@@ -65,11 +65,13 @@ var (
 // upstream connection when it is HTTP/1.1. Send it with RoundTrip and
 // Release it when the request is done (response body read or abandoned).
 type Admission struct {
-	c    *Cluster
-	h    *Host
-	pc   *poolConn
-	h2   bool
-	done bool
+	c  *Cluster
+	h  *Host
+	pc *poolConn
+	h2 bool
+	// active: the request counts in upstream_rq_active (max_requests).
+	active bool
+	done   bool
 }
 
 // Admit applies the cluster's circuit breakers to a request going to host
@@ -81,7 +83,7 @@ type Admission struct {
 // ErrOverflow) when a limit refuses the request, the dial's error when the
 // connection for it failed, or ctx's error.
 func (c *Cluster) Admit(ctx context.Context, h *Host, addr string, downstreamH2 bool) (Admission, error) {
-	a := Admission{c: c, h: h, h2: c.HTTP2 || c.UseDownstreamProtocol && downstreamH2}
+	a := Admission{c: c, h: h, h2: c.HTTP2 || c.UseDownstreamProtocol && downstreamH2, active: true}
 	if a.h2 || c.Transport == nil {
 		if !tryInc(&c.Stats.RqActive, c.Limits.MaxRequests) {
 			c.Stats.RqPendingOverflow.Add(1)
@@ -102,11 +104,43 @@ func (c *Cluster) Admit(ctx context.Context, h *Host, addr string, downstreamH2 
 
 // RoundTrip sends the admitted request: on its HTTP/1.1 connection, or
 // with the cluster's HTTP/2 transport.
+//
+// A replayable request (idempotent method, no body) that fails on a reused
+// connection before any answer is sent once more on another connection of
+// the pool, as net/http's Transport does (persistConn.shouldRetryRequest):
+// the server most likely closed the idle connection as it was taken.
 func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
-	if a.pc != nil {
-		return a.pc.cc.RoundTrip(req)
+	if a.pc == nil {
+		return a.c.Transport.RoundTrip(req, a.h2)
 	}
-	return a.c.Transport.RoundTrip(req, a.h2)
+	reused := a.pc.requests > 1
+	resp, err := a.pc.cc.RoundTrip(req)
+	if err == nil || !reused || !replayable(req) || req.Context().Err() != nil {
+		return resp, err
+	}
+	old, hp := a.pc, a.pc.hp
+	a.pc, a.active = nil, false
+	a.c.Stats.RqActive.Add(-1)
+	hp.release(old, false)
+	pc, aerr := hp.t.acquire(req.Context(), hp.addr)
+	if aerr != nil {
+		return nil, err // the first failure says what happened
+	}
+	a.pc, a.active = pc, true
+	return pc.cc.RoundTrip(req)
+}
+
+// replayable is net/http's Request.isReplayable: no body, and a method
+// that may be sent twice.
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
 }
 
 // Release ends an admitted request; its connection goes back to the pool
@@ -116,7 +150,9 @@ func (a *Admission) Release() {
 		return
 	}
 	a.done = true
-	a.c.Stats.RqActive.Add(-1)
+	if a.active {
+		a.c.Stats.RqActive.Add(-1)
+	}
 	if a.h != nil {
 		a.h.Active.Add(-1)
 	}

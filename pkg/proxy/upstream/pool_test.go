@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -362,4 +364,61 @@ func TestEmptyPoolForgotten(t *testing.T) {
 	if _, err := send(context.Background(), c, c.Hosts[0]); err != nil {
 		t.Fatalf("after the pool was forgotten: %v", err)
 	}
+}
+
+// TestStaleConnectionRetried: a GET that fails on a reused connection the
+// server closed without answering is sent once more on a new connection;
+// a POST with a body is not.
+func TestStaleConnectionRetried(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				// The second request on a connection is read, then the
+				// connection closes unanswered (an idle timeout racing it).
+				http.ReadRequest(br)
+			}()
+		}
+	}()
+	c := poolCluster(t, DefaultThresholds(), TransportOptions{}, l.Addr().String())
+	h := c.Hosts[0]
+	for i := range 3 {
+		if body, err := send(context.Background(), c, h); err != nil || body != "ok" {
+			t.Fatalf("GET %d: %q %v", i, body, err)
+		}
+	}
+	if got := accepted.Load(); got != 3 {
+		t.Errorf("connections %d, want 3 (each reuse failed and was retried on a new one)", got)
+	}
+	if c.Stats.RqActive.Load() != 0 || c.Stats.CxActive.Load() > 1 {
+		t.Errorf("rq_active %d cx_active %d after the requests", c.Stats.RqActive.Load(), c.Stats.CxActive.Load())
+	}
+
+	a, err := c.Admit(context.Background(), h, h.Address, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", "http://"+h.Address+"/", strings.NewReader("body"))
+	if _, err := a.RoundTrip(req); err == nil {
+		t.Error("POST with a body on a connection the server closes: want the error, not a resend")
+	}
+	a.Release()
 }
