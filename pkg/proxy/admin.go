@@ -8,6 +8,7 @@ import (
 	"net/http/pprof"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -81,6 +82,7 @@ func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 		"built": rt.Built, "ready": rt.Ready(), "warming": rt.Warming, "versions": rt.Source.Versions,
 		"listeners": ls, "routes": slices.Sorted(maps.Keys(rt.Routes)), "clusters": cs,
 		"updates_accepted": p.updates.Load(), "updates_rejected": p.rejects.Load(),
+		"last_compile": rt.Counts,
 	}
 	if e := p.lastErr.Load(); e != nil {
 		out.Runtime["last_rejection"] = *e
@@ -104,6 +106,14 @@ func (p *Proxy) statsText(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	fmt.Fprintf(w, "sluice.config.update_success: %d\n", p.updates.Load())
 	fmt.Fprintf(w, "sluice.config.update_rejected: %d\n", p.rejects.Load())
+	for _, kv := range []struct {
+		kind             string
+		compiled, reused *atomic.Uint64
+	}{{"listeners", &p.compiled.listeners, &p.reused.listeners}, {"routes", &p.compiled.routes, &p.reused.routes},
+		{"clusters", &p.compiled.clusters, &p.reused.clusters}} {
+		fmt.Fprintf(w, "sluice.config.%s_compiled: %d\n", kv.kind, kv.compiled.Load())
+		fmt.Fprintf(w, "sluice.config.%s_reused: %d\n", kv.kind, kv.reused.Load())
+	}
 	for _, c := range p.rt.Load().Clusters {
 		c.Tick() // bring outlier gauges up to date (the interval runs lazily)
 	}

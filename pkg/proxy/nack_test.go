@@ -6,11 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -165,3 +167,102 @@ func waitFor(t *testing.T, what string, f func() error) {
 }
 
 func timeSleep() { time.Sleep(10 * time.Millisecond) }
+
+// TestBindFailureIsNacked: a pushed listener address the proxy cannot bind
+// (taken by another process) is NACKed with the reason, and the listener
+// in force keeps serving; once the address is free the next push moves it.
+func TestBindFailureIsNacked(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	app := echo.New(echo.Options{Address: "127.0.0.1:0", Service: "reviews", Version: "v1"})
+	appAddr, err := app.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, appPort, _ := net.SplitHostPort(appAddr)
+	dec := config.Decode([]byte(fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec: {selector: {app: reviews}, ports: [{name: http, port: 9080}]}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v1}
+spec: {address: 127.0.0.1, labels: {app: reviews}, ports: {http: %s}}
+`, appPort)), config.DecodeOptions{File: "test.yaml"})
+	push := model.NewPushContext(model.PushOptions{Version: "1", Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	var mu sync.Mutex
+	moveTo := ""
+	gen := func(p *model.Proxy) (*xdsgen.Resources, error) {
+		res, err := xdsgen.Generate(push, p)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if moveTo != "" {
+			host, port, _ := net.SplitHostPort(moveTo)
+			sa := res.Listeners[0].GetAddress().GetSocketAddress()
+			p, _ := strconv.Atoi(port)
+			sa.Address, sa.PortSpecifier = host, &core.SocketAddress_PortValue{PortValue: uint32(p)}
+		}
+		return res, nil
+	}
+	srv := xdsserver.New(xdsserver.Options{Generate: gen})
+	xdsLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ctx, xdsLis)
+	outbound, admin := freeAddr(t), freeAddr(t)
+	id := model.Proxy{Type: model.Sidecar, Name: "client", Namespace: "default", IPs: []string{"127.0.0.1"}, OutboundAddress: outbound}
+	go proxy.New(proxy.Options{Identity: id, XDSAddress: xdsLis.Addr().String(), AdminAddress: admin}).Run(ctx)
+	get := func(addr string) error {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/x", nil)
+		req.Host = "reviews:9080"
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	waitFor(t, "first config served", func() error { return get(outbound) })
+
+	mu.Lock()
+	moveTo = taken.Addr().String()
+	mu.Unlock()
+	if err := srv.Push(srv.Proxies()[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "NACK of the unbindable listener", func() error {
+		for _, ps := range srv.Status() {
+			for _, ts := range ps.Types {
+				if strings.Contains(ts.Nack, "address already in use") {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no NACK naming the bind failure yet: %+v", srv.Status())
+	})
+	if err := get(outbound); err != nil {
+		t.Fatalf("the listener in force must keep serving after the NACK: %v", err)
+	}
+
+	free := freeAddr(t)
+	mu.Lock()
+	moveTo = free
+	mu.Unlock()
+	if err := srv.Push(srv.Proxies()[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "listener moved to the free address", func() error { return get(free) })
+}

@@ -6,7 +6,6 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,7 +19,6 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
-	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 )
@@ -56,16 +54,22 @@ type Proxy struct {
 	identity  *identity.Workload
 	updates   atomic.Uint64
 	rejects   atomic.Uint64
-	lastErr   atomic.Pointer[string]
+	// compiled and reused count, over every accepted update, the
+	// listeners, routes and clusters built anew and taken unchanged.
+	compiled, reused compileTotals
+	lastErr          atomic.Pointer[string]
 }
 
 type activeListener struct {
+	name    string
 	address string
 	// kind is what serves it: "http", "https" or "tcp"; a change of kind
-	// reopens the listener.
-	kind string
-	srv  listenerServer
-	lis  net.Listener
+	// puts a new server on the same socket.
+	kind  string
+	srv   listenerServer
+	serve func() error
+	sock  *socket
+	view  *socketView
 }
 
 // listenerServer is an HTTP server or a TCP proxy serving one listener.
@@ -132,18 +136,14 @@ func (p *Proxy) Run(ctx context.Context) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	admin.Shutdown(shutdown)
-	p.applyMu.Lock()
-	for name, al := range p.listeners {
-		al.srv.Shutdown(shutdown)
-		delete(p.listeners, name)
-	}
-	p.applyMu.Unlock()
+	p.shutdownListeners(shutdown)
 	return err
 }
 
-// apply compiles a candidate config, opens the listeners it adds, swaps it
-// in, and closes the listeners it drops. Any failure leaves the old runtime
-// in force and is returned for the NACK.
+// apply compiles a candidate config, binds the sockets of the listeners it
+// adds or moves, swaps it in, then starts the new servers and drains the
+// ones it replaced or dropped. Any failure leaves the old runtime and every
+// running listener in force and is returned for the NACK.
 func (p *Proxy) apply(res xdsclient.Resources) (xdsclient.Dependencies, error) {
 	p.applyMu.Lock()
 	defer p.applyMu.Unlock()
@@ -154,93 +154,37 @@ func (p *Proxy) apply(res xdsclient.Resources) (xdsclient.Dependencies, error) {
 	}
 	next, deps, err := dataplane.Compile(copts)
 	if err != nil {
-		p.rejects.Add(1)
-		msg := err.Error()
-		p.lastErr.Store(&msg)
-		return deps, err
+		return deps, p.reject(err)
 	}
-	opened, err := p.openListeners(next)
+	up, err := p.prepareListeners(next)
 	if err != nil {
-		for _, name := range opened {
-			p.listeners[name].srv.Close()
-			delete(p.listeners, name)
-		}
-		p.rejects.Add(1)
-		msg := err.Error()
-		p.lastErr.Store(&msg)
-		return deps, err
+		return deps, p.reject(err)
 	}
 	p.rt.Store(next)
-	p.closeRemovedListeners(next)
+	p.commitListeners(up)
 	p.closeRemovedPools(prev, next)
 	p.updates.Add(1)
+	c := next.Counts
+	p.compiled.add(c.ListenersCompiled, c.RoutesCompiled, c.ClustersCompiled)
+	p.reused.add(c.ListenersReused, c.RoutesReused, c.ClustersReused)
 	p.log.Debug("config applied", "listeners", len(next.Listeners), "clusters", len(next.Clusters), "warming", next.Warming)
 	return deps, nil
 }
 
-// openListeners binds every listener of rt not yet open (or whose address
-// changed) and returns the names it opened.
-func (p *Proxy) openListeners(rt *dataplane.Runtime) ([]string, error) {
-	var opened []string
-	for _, name := range rt.ListenerNames() {
-		l := rt.Listeners[name]
-		kind := listenerKind(l)
-		if al, ok := p.listeners[name]; ok && al.address == l.Address && al.kind == kind {
-			continue
-		} else if ok {
-			al.srv.Close()
-			delete(p.listeners, name)
-		}
-		lis, err := net.Listen("tcp", l.Address)
-		if err != nil {
-			return opened, fmt.Errorf("listener %q: %w", name, err)
-		}
-		var srv listenerServer
-		var serve func() error
-		if kind == "tcp" {
-			ts := tcpproxy.New(tcpproxy.Options{Listener: name, Runtime: &p.rt, Logger: p.log})
-			srv, serve = ts, func() error { return ts.Serve(lis) }
-		} else {
-			protocols := new(http.Protocols)
-			protocols.SetHTTP1(true)
-			protocols.SetUnencryptedHTTP2(true)
-			hs := &http.Server{
-				Handler:           httpproxy.New(httpproxy.Options{Listener: name, Runtime: &p.rt, Shared: p.http}),
-				Protocols:         protocols,
-				IdleTimeout:       time.Hour,
-				ReadHeaderTimeout: time.Minute,
-				ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-			}
-			if kind == "https" {
-				lis = tls.NewListener(lis, p.serverTLS(name))
-			}
-			srv, serve = httpServer{hs}, func() error { return hs.Serve(lis) }
-		}
-		p.listeners[name] = &activeListener{address: l.Address, kind: kind, srv: srv, lis: lis}
-		opened = append(opened, name)
-		go func() {
-			if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				p.log.Error("listener stopped", "listener", name, "err", err)
-			}
-		}()
-		p.log.Info("listener open", "listener", name, "address", lis.Addr().String())
-	}
-	return opened, nil
+// compileTotals are listener, route and cluster counts.
+type compileTotals struct{ listeners, routes, clusters atomic.Uint64 }
+
+func (t *compileTotals) add(l, r, c int) {
+	t.listeners.Add(uint64(l))
+	t.routes.Add(uint64(r))
+	t.clusters.Add(uint64(c))
 }
 
-func (p *Proxy) closeRemovedListeners(rt *dataplane.Runtime) {
-	for name, al := range p.listeners {
-		if _, ok := rt.Listeners[name]; ok {
-			continue
-		}
-		delete(p.listeners, name)
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			al.srv.Shutdown(ctx)
-		}()
-		p.log.Info("listener closed", "listener", name)
-	}
+func (p *Proxy) reject(err error) error {
+	p.rejects.Add(1)
+	msg := err.Error()
+	p.lastErr.Store(&msg)
+	return err
 }
 
 // closeRemovedPools drops idle connections of pools no cluster uses now.

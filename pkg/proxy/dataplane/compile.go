@@ -31,83 +31,175 @@ type CompileOptions struct {
 
 // Compile builds a runtime. An error means the resources are invalid or use
 // something sluice cannot honour; the caller NACKs and keeps Previous.
+//
+// Only what changed is compiled: a listener, route table or cluster whose
+// resources are the ones Previous was built from (the same message, as the
+// xDS client keeps types a response did not carry, or an equal one) is
+// taken from Previous as it is, so an EDS-only update rebuilds only the
+// clusters whose endpoints changed. The new Runtime shares those parts.
 func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
-	res := opts.Resources
-	rt := &Runtime{
+	c := &compiler{opts: opts, rt: &Runtime{
 		Listeners: map[string]*Listener{},
 		Routes:    map[string]*router.Table{},
 		Clusters:  map[string]*upstream.Cluster{},
-		Source:    res,
+		Source:    opts.Resources,
 		Built:     time.Now(),
+	}}
+	if opts.Previous != nil {
+		c.prev = opts.Previous
+	} else {
+		c.prev = &Runtime{}
 	}
-	var deps xdsclient.Dependencies
-	for name, msg := range res.Items[xdsclient.ListenerType] {
-		l, err := compileListener(msg.(*listener.Listener), opts.Identity)
-		if err != nil {
-			return nil, deps, fmt.Errorf("listener %q: %w", name, err)
+	if err := c.listeners(); err != nil {
+		return nil, c.deps, err
+	}
+	if err := c.routes(); err != nil {
+		return nil, c.deps, err
+	}
+	if err := c.clusters(); err != nil {
+		return nil, c.deps, err
+	}
+	sort.Strings(c.deps.Endpoints)
+	sort.Strings(c.deps.Routes)
+	sort.Strings(c.rt.Warming)
+	return c.rt, c.deps, nil
+}
+
+// CompileCounts says how many resources of each kind one compile built and
+// how many it took unchanged from the previous runtime.
+type CompileCounts struct {
+	ListenersCompiled, ListenersReused int
+	RoutesCompiled, RoutesReused       int
+	ClustersCompiled, ClustersReused   int
+}
+
+// compiler is one Compile run.
+type compiler struct {
+	opts CompileOptions
+	prev *Runtime
+	rt   *Runtime
+	deps xdsclient.Dependencies
+}
+
+// unchanged reports whether msg is the resource typ/name the previous
+// runtime was built from. A resource absent from both is unchanged too.
+func (c *compiler) unchanged(typ, name string, msg proto.Message) bool {
+	old, ok := c.prev.Source.Items[typ][name]
+	if !ok || msg == nil {
+		return !ok && msg == nil && c.prev.Source.Items != nil
+	}
+	return old == msg || proto.Equal(old, msg)
+}
+
+func (c *compiler) listeners() error {
+	for name, msg := range c.opts.Resources.Items[xdsclient.ListenerType] {
+		l := c.prev.Listeners[name]
+		if l != nil && c.unchanged(xdsclient.ListenerType, name, msg) {
+			c.rt.Counts.ListenersReused++
+		} else {
+			var err error
+			if l, err = compileListener(msg.(*listener.Listener), c.opts.Identity); err != nil {
+				return fmt.Errorf("listener %q: %w", name, err)
+			}
+			c.rt.Counts.ListenersCompiled++
 		}
-		rt.Listeners[name] = l
-		for _, c := range l.Chains {
-			if c.RouteName != "" && !slices.Contains(deps.Routes, c.RouteName) {
-				deps.Routes = append(deps.Routes, c.RouteName)
+		c.rt.Listeners[name] = l
+		for _, fc := range l.Chains {
+			if fc.RouteName != "" && !slices.Contains(c.deps.Routes, fc.RouteName) {
+				c.deps.Routes = append(c.deps.Routes, fc.RouteName)
 			}
 		}
 	}
-	for _, name := range deps.Routes {
-		msg, ok := res.Items[xdsclient.RouteType][name]
+	return nil
+}
+
+func (c *compiler) routes() error {
+	for _, name := range c.deps.Routes {
+		msg, ok := c.opts.Resources.Items[xdsclient.RouteType][name]
 		if !ok {
-			rt.Warming = append(rt.Warming, "route "+name)
+			c.rt.Warming = append(c.rt.Warming, "route "+name)
+			continue
+		}
+		if t := c.prev.Routes[name]; t != nil && c.unchanged(xdsclient.RouteType, name, msg) {
+			c.rt.Routes[name] = t
+			c.rt.Counts.RoutesReused++
 			continue
 		}
 		rc := msg.(*route.RouteConfiguration)
 		if err := rc.ValidateAll(); err != nil {
-			return nil, deps, fmt.Errorf("route %q: %w", name, err)
+			return fmt.Errorf("route %q: %w", name, err)
 		}
 		t, err := router.Compile(rc)
 		if err != nil {
-			return nil, deps, err
+			return err
 		}
-		rt.Routes[name] = t
+		c.rt.Routes[name] = t
+		c.rt.Counts.RoutesCompiled++
 	}
-	var prevClusters map[string]*upstream.Cluster
-	if opts.Previous != nil {
-		prevClusters = opts.Previous.Clusters
-	}
-	for name, msg := range res.Items[xdsclient.ClusterType] {
-		c := msg.(*cluster.Cluster)
-		if err := c.ValidateAll(); err != nil {
-			return nil, deps, fmt.Errorf("cluster %q: %w", name, err)
-		}
-		edsName, err := checkCluster(c)
-		if err != nil {
-			return nil, deps, fmt.Errorf("cluster %q: %w", name, err)
-		}
-		var cla *endpoint.ClusterLoadAssignment
-		if edsName != "" {
-			deps.Endpoints = append(deps.Endpoints, edsName)
-			m, ok := res.Items[xdsclient.EndpointType][edsName]
-			if !ok {
-				rt.Warming = append(rt.Warming, "endpoints "+edsName)
-			} else {
-				cla = m.(*endpoint.ClusterLoadAssignment)
-				if err := cla.ValidateAll(); err != nil {
-					return nil, deps, fmt.Errorf("endpoints %q: %w", edsName, err)
-				}
-			}
-		} else {
-			cla = c.LoadAssignment
-		}
-		uc, err := buildCluster(c, cla, prevClusters[name], opts.Stats, clusterEnv{hosts: opts.Hosts, identity: opts.Identity})
-		if err != nil {
-			return nil, deps, fmt.Errorf("cluster %q: %w", name, err)
-		}
-		rt.Clusters[name] = uc
-	}
-	sort.Strings(deps.Endpoints)
-	sort.Strings(deps.Routes)
-	sort.Strings(rt.Warming)
-	return rt, deps, nil
+	return nil
 }
 
-// Equal reports whether two resources are the same config.
-func Equal(a, b proto.Message) bool { return proto.Equal(a, b) }
+func (c *compiler) clusters() error {
+	res := c.opts.Resources
+	for name, msg := range res.Items[xdsclient.ClusterType] {
+		cl := msg.(*cluster.Cluster)
+		edsName := edsServiceName(cl)
+		var cla *endpoint.ClusterLoadAssignment
+		if edsName != "" {
+			c.deps.Endpoints = append(c.deps.Endpoints, edsName)
+			if m, ok := res.Items[xdsclient.EndpointType][edsName]; ok {
+				cla = m.(*endpoint.ClusterLoadAssignment)
+			} else {
+				c.rt.Warming = append(c.rt.Warming, "endpoints "+edsName)
+			}
+		} else {
+			cla = cl.LoadAssignment
+		}
+		prev := c.prev.Clusters[name]
+		if prev != nil && c.unchanged(xdsclient.ClusterType, name, msg) &&
+			(edsName == "" || c.unchanged(xdsclient.EndpointType, edsName, nilIfAbsent(cla))) {
+			c.rt.Clusters[name] = prev // checked and built from these very resources
+			c.rt.Counts.ClustersReused++
+			continue
+		}
+		if err := cl.ValidateAll(); err != nil {
+			return fmt.Errorf("cluster %q: %w", name, err)
+		}
+		if _, err := checkCluster(cl); err != nil {
+			return fmt.Errorf("cluster %q: %w", name, err)
+		}
+		if edsName != "" && cla != nil {
+			if err := cla.ValidateAll(); err != nil {
+				return fmt.Errorf("endpoints %q: %w", edsName, err)
+			}
+		}
+		uc, err := buildCluster(cl, cla, prev, c.opts.Stats, clusterEnv{hosts: c.opts.Hosts, identity: c.opts.Identity})
+		if err != nil {
+			return fmt.Errorf("cluster %q: %w", name, err)
+		}
+		c.rt.Clusters[name] = uc
+		c.rt.Counts.ClustersCompiled++
+	}
+	return nil
+}
+
+// edsServiceName is the EDS resource an EDS cluster takes its endpoints
+// from (its eds_cluster_config.service_name, else its name); "" for other
+// cluster types.
+func edsServiceName(cl *cluster.Cluster) string {
+	if cl.GetType() != cluster.Cluster_EDS {
+		return ""
+	}
+	if n := cl.GetEdsClusterConfig().GetServiceName(); n != "" {
+		return n
+	}
+	return cl.Name
+}
+
+// nilIfAbsent turns a missing assignment into an untyped nil message.
+func nilIfAbsent(cla *endpoint.ClusterLoadAssignment) proto.Message {
+	if cla == nil {
+		return nil
+	}
+	return cla
+}

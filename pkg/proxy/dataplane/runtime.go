@@ -26,6 +26,9 @@ type Runtime struct {
 	// Source is the xDS the runtime was built from, for /config_dump.
 	Source xdsclient.Resources
 	Built  time.Time
+	// Counts says what building this runtime compiled and what it took
+	// unchanged from the one before.
+	Counts CompileCounts
 }
 
 // Listener is where the proxy accepts connections and the filter chains

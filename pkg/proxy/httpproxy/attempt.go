@@ -87,12 +87,17 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 		}
 		res.addr = res.host.Address
 	}
-	adm, err := cl.Admit(a.ctx, res.host)
+	// An HTTP/1.1 request gets its connection here (pending while none is
+	// free or one is dialled for it).
+	adm, err := cl.Admit(a.ctx, res.host, res.addr, r.ProtoMajor == 2)
 	if err != nil {
 		if errors.Is(err, upstream.ErrOverflow) {
 			res.err = overflowError(err.Error())
-		} else {
-			res.err = err
+			return res
+		}
+		res.err = err
+		if a.ctx.Err() == nil { // a failed dial; a request that gave up waiting says nothing of the host
+			h.recordError(a, cl, res.host, err)
 		}
 		return res
 	}
@@ -117,7 +122,7 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 
 	cl.Stats.RqTotal.Add(1)
 	start := time.Now()
-	res.resp, res.err = cl.Transport.RoundTrip(out, r.ProtoMajor == 2)
+	res.resp, res.err = adm.RoundTrip(out)
 	res.took = time.Since(start)
 	if res.err != nil {
 		finishAttempt(res.host, &adm)

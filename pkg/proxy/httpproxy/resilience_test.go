@@ -676,6 +676,14 @@ spec:
 		if a := m.get("web:8080", "/"); a.status != 200 || a.latency > 3*time.Second {
 			t.Fatalf("request %d: %d after %v", i, a.status, a.latency)
 		}
+		// The first copies each wait for their connection to be dialled
+		// (pending, as Envoy counts them, and the pending queue holds
+		// one): let each reach the target before the next is mirrored.
+		if i < 4 {
+			if err := waitFor(5*time.Second, func() bool { return shadow.count.Load() == int64(i+1) }); err != nil {
+				t.Fatalf("copy %d never reached the target: %v", i+1, err)
+			}
+		}
 	}
 	// At most 4 reach the target and at most one more waits; the rest are
 	// refused by the breakers.

@@ -3,28 +3,28 @@ package upstream
 import (
 	"context"
 	"errors"
-	"math"
-	"sync"
+	"net/http"
 )
 
 // Circuit breaking, after Envoy's per-cluster resource limits (the
 // thresholds of the default routing priority):
 //
-//   - max_requests: requests in flight to the cluster, any protocol. Over
-//     it a request fails at once (upstream_rq_pending_overflow).
-//   - max_connections: for HTTP/1.1 every request in flight holds its own
-//     connection, so the busy connections are the requests in flight. A
-//     request that finds all max_connections busy waits for one
-//     (upstream_cx_overflow), except that, like Envoy, a host with no
-//     request in flight may always get a connection.
-//   - max_pending_requests: how many may wait so; one more fails at once
+//   - max_requests: requests sent upstream (upstream_rq_active), checked
+//     when a request is handed a connection; pending requests do not count.
+//     Over it the request fails at once (upstream_rq_pending_overflow).
+//   - max_pending_requests: requests waiting for a connection, including
+//     while one is dialled for them; one more fails at once
 //     (upstream_rq_pending_overflow).
+//   - max_connections: connections from the start of their dial until they
+//     close (upstream_cx_active); over it no connection is dialled
+//     (upstream_cx_overflow) and pending requests wait for a busy one.
 //   - max_retries: retries in flight (upstream_rq_retry_overflow).
 //
-// Envoy dispatches a request that arrives while its host's only connection
-// is still being opened as pending too; sluice counts only requests that
-// actually wait. Overflows answer 503 with x-envoy-overloaded: true and
-// response flag UO.
+// HTTP/1.1 requests go through the host pools of pool.go, which do this
+// accounting as Envoy's connection pools do. HTTP/2 requests multiplex on
+// net/http's connection per host and attach at once, so max_requests is
+// checked on arrival. Overflows answer 503 with x-envoy-overloaded: true
+// and response flag UO.
 
 // Envoy's defaults when a cluster sets no thresholds.
 const (
@@ -61,127 +61,104 @@ var (
 	errMaxPending  = &OverflowError{Limit: "max_pending_requests"}
 )
 
-// Admission is a request admitted to a cluster and its host; Release it
-// when the request is done (response body read or abandoned).
+// Admission is a request admitted to a cluster and its host, holding its
+// upstream connection when it is HTTP/1.1. Send it with RoundTrip and
+// Release it when the request is done (response body read or abandoned).
 type Admission struct {
-	c    *Cluster
-	h    *Host
-	slot bool // holds an HTTP/1.1 connection slot
-	done bool
+	c  *Cluster
+	h  *Host
+	pc *poolConn
+	h2 bool
+	// active: the request counts in upstream_rq_active (max_requests).
+	active bool
+	done   bool
 }
 
 // Admit applies the cluster's circuit breakers to a request going to host
-// h (nil for original-destination clusters) and counts it in flight on the
-// host (what least request compares). It may wait (pending) for a
-// connection slot until ctx ends. The error is an *OverflowError
-// (errors.Is ErrOverflow) on overflow, or ctx's error if the request gave
-// up waiting.
-func (c *Cluster) Admit(ctx context.Context, h *Host) (Admission, error) {
-	st, th := c.Stats, &c.Limits
-	if uint64(st.RqActive.Load()) >= th.MaxRequests {
-		st.RqPendingOverflow.Add(1)
-		return Admission{}, errMaxRequests
-	}
-	if !c.limitsConnections() {
-		return c.admitted(h, false), nil
-	}
-	l := c.live
-	l.mu.Lock()
-	// Envoy lets a host with no connection open one even over the limit;
-	// for HTTP/1.1 a host with nothing in flight is such a host. The check
-	// and the count happen under the lock, so two requests cannot both
-	// take the exception.
-	if l.busy < th.MaxConnections || (h != nil && h.Active.Load() == 0) {
-		l.busy++
-		a := c.admitted(h, true)
-		l.mu.Unlock()
-		return a, nil
-	}
-	st.CxOverflow.Add(1)
-	if uint64(len(l.waiters)) >= th.MaxPendingRequests {
-		l.mu.Unlock()
-		st.RqPendingOverflow.Add(1)
-		return Admission{}, errMaxPending
-	}
-	w := make(chan struct{})
-	l.waiters = append(l.waiters, w)
-	st.RqPendingActive.Add(1)
-	st.RqPendingTotal.Add(1)
-	l.mu.Unlock()
-	select {
-	case <-w:
-		// The releaser handed its slot (busy unchanged) to us.
-		st.RqPendingActive.Add(-1)
-	case <-ctx.Done():
-		l.mu.Lock()
-		removed := false
-		for i, x := range l.waiters {
-			if x == w {
-				l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
-				removed = true
-				break
-			}
+// h at addr (h is nil for original-destination clusters) and counts it in
+// flight on the host (what least request compares). An HTTP/1.1 request
+// gets its connection here, waiting pending for one until ctx ends.
+// downstreamH2 says the request came in over HTTP/2 (for
+// use_downstream_protocol). The error is an *OverflowError (errors.Is
+// ErrOverflow) when a limit refuses the request, the dial's error when the
+// connection for it failed, or ctx's error.
+func (c *Cluster) Admit(ctx context.Context, h *Host, addr string, downstreamH2 bool) (Admission, error) {
+	a := Admission{c: c, h: h, h2: c.HTTP2 || c.UseDownstreamProtocol && downstreamH2, active: true}
+	if a.h2 || c.Transport == nil {
+		if !tryInc(&c.Stats.RqActive, c.Limits.MaxRequests) {
+			c.Stats.RqPendingOverflow.Add(1)
+			return Admission{}, errMaxRequests
 		}
-		l.mu.Unlock()
-		st.RqPendingActive.Add(-1)
-		if !removed {
-			// Handed a slot just as we gave up: pass it on.
-			l.release()
+	} else {
+		pc, err := c.Transport.acquire(ctx, addr)
+		if err != nil {
+			return Admission{}, err
 		}
-		return Admission{}, ctx.Err()
+		a.pc = pc
 	}
-	if uint64(st.RqActive.Load()) >= th.MaxRequests {
-		l.release()
-		st.RqPendingOverflow.Add(1)
-		return Admission{}, errMaxRequests
-	}
-	return c.admitted(h, true), nil
-}
-
-func (c *Cluster) admitted(h *Host, slot bool) Admission {
-	c.Stats.RqActive.Add(1)
 	if h != nil {
 		h.Active.Add(1)
 	}
-	return Admission{c: c, h: h, slot: slot}
+	return a, nil
 }
 
-// limitsConnections reports whether max_connections binds: HTTP/1.1
-// clusters with a finite limit (HTTP/2 multiplexes on one connection per
-// host).
-func (c *Cluster) limitsConnections() bool {
-	return !c.HTTP2 && !c.UseDownstreamProtocol && c.Limits.MaxConnections != 0 && c.Limits.MaxConnections < math.MaxUint32
+// RoundTrip sends the admitted request: on its HTTP/1.1 connection, or
+// with the cluster's HTTP/2 transport.
+//
+// A replayable request (idempotent method, no body) that fails on a reused
+// connection before any answer is sent once more on another connection of
+// the pool, as net/http's Transport does (persistConn.shouldRetryRequest):
+// the server most likely closed the idle connection as it was taken.
+func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
+	if a.pc == nil {
+		return a.c.Transport.RoundTrip(req, a.h2)
+	}
+	reused := a.pc.requests > 1
+	resp, err := a.pc.cc.RoundTrip(req)
+	if err == nil || !reused || !replayable(req) || req.Context().Err() != nil {
+		return resp, err
+	}
+	old, hp := a.pc, a.pc.hp
+	a.pc, a.active = nil, false
+	a.c.Stats.RqActive.Add(-1)
+	hp.release(old, false)
+	pc, aerr := hp.t.acquire(req.Context(), hp.addr)
+	if aerr != nil {
+		return nil, err // the first failure says what happened
+	}
+	a.pc, a.active = pc, true
+	return pc.cc.RoundTrip(req)
 }
 
-// Release ends an admitted request. It is safe to call twice.
+// replayable is net/http's Request.isReplayable: no body, and a method
+// that may be sent twice.
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+}
+
+// Release ends an admitted request; its connection goes back to the pool
+// (or closes). It is safe to call twice.
 func (a *Admission) Release() {
 	if a.c == nil || a.done {
 		return
 	}
 	a.done = true
-	a.c.Stats.RqActive.Add(-1)
+	if a.active {
+		a.c.Stats.RqActive.Add(-1)
+	}
 	if a.h != nil {
 		a.h.Active.Add(-1)
 	}
-	if a.slot {
-		a.c.live.release()
+	if a.pc != nil {
+		a.pc.hp.release(a.pc, true)
 	}
-}
-
-// release frees a connection slot, handing it to the first waiter.
-func (l *live) release() {
-	l.mu.Lock()
-	if len(l.waiters) > 0 {
-		w := l.waiters[0]
-		l.waiters = l.waiters[1:]
-		l.mu.Unlock()
-		close(w)
-		return
-	}
-	if l.busy > 0 {
-		l.busy--
-	}
-	l.mu.Unlock()
 }
 
 // TryRetry takes a retry slot (max_retries). It returns false, counting
@@ -207,13 +184,8 @@ func (c *Cluster) TryRetry() bool {
 func (c *Cluster) ReleaseRetry() { c.Stats.RqRetryActive.Add(-1) }
 
 // live is the part of a cluster that outlives config pushes: it is handed
-// from a cluster to the one that replaces it (same name), so requests in
-// flight on the old one and new ones share connection slots, waiters and
-// outlier bookkeeping.
+// from a cluster to the one that replaces it (same name), so outlier
+// bookkeeping carries over.
 type live struct {
-	mu      sync.Mutex
-	busy    uint64 // connection slots held (HTTP/1.1 requests in flight)
-	waiters []chan struct{}
-
 	outlier outlierLive
 }

@@ -146,30 +146,52 @@ func (o *TLSOptions) clientConfig(addr string, id WorkloadIdentity) (*tls.Config
 }
 
 // Dial connects to addr as the cluster's hosts are reached: through the
-// proxy's host overrides, with TLS when the cluster originates it.
+// proxy's host overrides, with TLS when the cluster originates it (offering
+// the cluster's ALPN). tcp_proxy counts these connections itself.
 func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	return t.dial(ctx, "tcp", addr)
+	var alpn []string
+	if t.Options.TLS.Enabled {
+		alpn = []string{}
+		if t.Options.TLS.ALPN != "" {
+			alpn = strings.Split(t.Options.TLS.ALPN, ",")
+		}
+	}
+	return t.dial(ctx, "tcp", addr, alpn)
 }
 
-func (t *Transport) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+// dial connects to addr, originating TLS offering alpn when alpn is not nil.
+func (t *Transport) dial(ctx context.Context, network, addr string, alpn []string) (net.Conn, error) {
+	c, err := t.dialRaw(ctx, network, addr)
+	if err != nil || alpn == nil {
+		return c, err
+	}
+	tc, err := t.handshake(ctx, c, addr, alpn)
+	if err != nil {
+		return nil, err // not a typed nil *tls.Conn in the interface
+	}
+	return tc, nil
+}
+
+// dialRaw opens the TCP connection to addr, through the host overrides.
+func (t *Transport) dialRaw(ctx context.Context, network, addr string) (net.Conn, error) {
 	target := addr
 	if path, ok := pipePath(addr); ok {
 		network, target = "unix", path
 	} else if t.Options.Hosts != nil {
 		target = t.Options.Hosts.Rewrite(addr)
 	}
-	c, err := t.dialer.DialContext(ctx, network, target)
-	if err != nil {
-		return nil, err
-	}
-	if !t.Options.TLS.Enabled {
-		return c, nil
-	}
+	return t.dialer.DialContext(ctx, network, target)
+}
+
+// handshake originates TLS on c offering alpn. It returns the *tls.Conn
+// itself: net/http reads the negotiated protocol from it.
+func (t *Transport) handshake(ctx context.Context, c net.Conn, addr string, alpn []string) (*tls.Conn, error) {
 	cfg, err := t.Options.TLS.clientConfig(addr, t.Options.Identity)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
+	cfg.NextProtos = alpn
 	tc := tls.Client(c, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,10 +64,16 @@ type Transport struct {
 	RT *http.Transport
 	H2 *http.Transport
 
-	stats  *Stats
-	hosts  atomic.Pointer[map[string]*Host]
-	trace  bool
-	dialer *net.Dialer
+	stats *Stats
+	hosts atomic.Pointer[map[string]*Host]
+	// pools are the HTTP/1.1 host pools by address (pool.go), swept for
+	// idle connections until closed is closed.
+	pools     sync.Map
+	sweepOnce sync.Once
+	closed    chan struct{}
+	closeOnce sync.Once
+	trace     bool
+	dialer    *net.Dialer
 }
 
 // NewTransport builds a pool for opts counting connections in stats (which
@@ -75,7 +82,7 @@ func NewTransport(opts TransportOptions, stats *Stats) *Transport {
 	if stats == nil {
 		stats = &Stats{}
 	}
-	t := &Transport{Options: opts, stats: stats}
+	t := &Transport{Options: opts, stats: stats, closed: make(chan struct{})}
 	t.trace = opts.MaxRequestsPerConnection > 1 || opts.MaxConnectionDuration > 0
 	t.RT = t.newRT(opts.HTTP2 && !opts.UseDownstreamProtocol)
 	if opts.UseDownstreamProtocol {
@@ -111,14 +118,7 @@ func (t *Transport) newRT(h2 bool) *http.Transport {
 	}
 	rt := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := t.dial(ctx, network, addr)
-			if err != nil {
-				if h := t.hostFor(addr); h != nil {
-					h.CxConnectFail.Add(1)
-				}
-				return nil, err
-			}
-			return t.track(c, addr), nil
+			return t.dialCounted(ctx, network, addr, nil)
 		},
 		MaxIdleConns:          0, // no global cap; per host below
 		MaxIdleConnsPerHost:   perHost,
@@ -126,17 +126,101 @@ func (t *Transport) newRT(h2 bool) *http.Transport {
 		ExpectContinueTimeout: 0,
 		DisableCompression:    true,
 		DisableKeepAlives:     opts.MaxRequestsPerConnection == 1,
-		ForceAttemptHTTP2:     false,
 		ResponseHeaderTimeout: 0,
 		WriteBufferSize:       32 << 10,
 		ReadBufferSize:        32 << 10,
 	}
-	if h2 {
-		p := new(http.Protocols)
+	p := new(http.Protocols)
+	switch {
+	case h2 && opts.TLS.Enabled:
+		// h2 over TLS is negotiated by ALPN (the cluster's alpn_protocols,
+		// "h2" by default); a server that does not offer it is spoken to in
+		// HTTP/1.1.
+		p.SetHTTP2(true)
+		p.SetHTTP1(true)
+		rt.ForceAttemptHTTP2 = true // net/http leaves h2 off with a custom TLS dial otherwise
+	case h2:
 		p.SetUnencryptedHTTP2(true)
-		rt.Protocols = p
+	default:
+		p.SetHTTP1(true)
+	}
+	rt.Protocols = p
+	if opts.TLS.Enabled {
+		// TLS is done by the transport's TLS dial, so net/http sees the
+		// negotiated protocol and speaks h2 when ALPN chose it. Requests
+		// go out as https (RoundTrip).
+		rt.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return t.dialCounted(ctx, network, addr, t.alpn(h2))
+		}
 	}
 	return rt
+}
+
+// alpn is what a connection offers: the cluster's alpn_protocols or, when
+// it names none, the protocol of the pool, as Envoy's HTTP pools set a
+// fallback ALPN (h2 for HTTP/2 pools, http/1.1 for HTTP/1.1 ones). An
+// HTTP/1.1 pool does not offer h2: a server choosing it would get HTTP/1.1
+// bytes (with use_downstream_protocol the HTTP/2 pool offers it).
+func (t *Transport) alpn(h2 bool) []string {
+	var out []string
+	if t.Options.TLS.ALPN != "" {
+		for _, p := range strings.Split(t.Options.TLS.ALPN, ",") {
+			if h2 || p != "h2" {
+				out = append(out, p)
+			}
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	if h2 {
+		return []string{"h2"}
+	}
+	return []string{"http/1.1"}
+}
+
+// dialCounted opens a connection counted in upstream_cx_total and
+// upstream_cx_active (cluster and host) from the start of the dial until
+// it closes, as Envoy counts connections against max_connections. A dial
+// the pool already counted carries a *dialCounted in ctx. alpn non-nil
+// originates TLS offering those protocols.
+func (t *Transport) dialCounted(ctx context.Context, network, addr string, alpn []string) (net.Conn, error) {
+	if dc, ok := ctx.Value(dialCountedKey{}).(*dialCounted); ok {
+		dc.started.Store(true)
+	} else {
+		t.stats.CxActive.Add(1)
+	}
+	t.stats.CxTotal.Add(1)
+	h := t.hostFor(addr)
+	if h != nil {
+		h.CxTotal.Add(1)
+		h.CxActive.Add(1)
+	}
+	fail := func(err error) (net.Conn, error) {
+		t.stats.CxActive.Add(-1)
+		t.stats.CxConnectFail.Add(1)
+		if h != nil {
+			h.CxActive.Add(-1)
+			h.CxConnectFail.Add(1)
+		}
+		return nil, err
+	}
+	c, err := t.dialRaw(ctx, network, addr)
+	if err != nil {
+		return fail(err)
+	}
+	tc := &trackedConn{Conn: c, t: t, host: h, opened: time.Now()}
+	if alpn == nil {
+		return tc, nil
+	}
+	// TLS over the counted connection: its close is counted, and net/http
+	// gets the *tls.Conn whose negotiated protocol picks h2.
+	sc, err := t.handshake(ctx, tc, addr, alpn)
+	if err != nil {
+		tc.once.Do(func() {}) // counted as a connect failure instead
+		return fail(err)
+	}
+	return sc, nil
 }
 
 // SetHosts tells the pool which host record each address belongs to, for
@@ -169,6 +253,9 @@ func (t *Transport) RoundTrip(req *http.Request, downstreamH2 bool) (*http.Respo
 	rt := t.RT
 	if t.H2 != nil && downstreamH2 {
 		rt = t.H2
+	}
+	if t.Options.TLS.Enabled {
+		req.URL.Scheme = "https" // the request is the proxy's own copy
 	}
 	if t.trace {
 		req = t.withConnLimits(req)
@@ -204,20 +291,14 @@ func (t *Transport) withConnLimits(req *http.Request) *http.Request {
 	return out
 }
 
-// track wraps a new connection so it is counted while open.
-func (t *Transport) track(c net.Conn, addr string) net.Conn {
-	tc := &trackedConn{Conn: c, t: t, host: t.hostFor(addr), opened: time.Now()}
-	t.stats.CxTotal.Add(1)
-	t.stats.CxActive.Add(1)
-	if tc.host != nil {
-		tc.host.CxTotal.Add(1)
-		tc.host.CxActive.Add(1)
-	}
-	return tc
-}
-
-// Close drops the pool's idle connections.
+// Close drops the pool's idle connections; busy ones close when their
+// request ends.
 func (t *Transport) Close() {
+	t.closeOnce.Do(func() { close(t.closed) })
+	t.pools.Range(func(_, v any) bool {
+		v.(*hostPool).close()
+		return true
+	})
 	t.RT.CloseIdleConnections()
 	if t.H2 != nil {
 		t.H2.CloseIdleConnections()

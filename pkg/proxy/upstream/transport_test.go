@@ -110,3 +110,42 @@ func TestConnectionsCountedPerHost(t *testing.T) {
 		t.Errorf("after closing the pool: host cx_active %d, cluster %d, want 0", h.CxActive.Load(), st.CxActive.Load())
 	}
 }
+
+// TestH2OverTLSByALPN: an HTTP/2 cluster originating TLS speaks h2 to a
+// server that negotiates it by ALPN, and HTTP/1.1 to one that does not.
+func TestH2OverTLSByALPN(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		alpn      string
+		serverH2  bool
+		wantMajor int
+	}{
+		{"istio mutual h2 alpn", "istio,h2", true, 2},
+		{"no alpn configured: h2 by default", "", true, 2},
+		{"server without h2 (Istio's ALPNHttp)", "h2,http/1.1", false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var major atomic.Int64
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				major.Store(int64(r.ProtoMajor))
+				io.WriteString(w, r.Proto)
+			}))
+			srv.EnableHTTP2 = tc.serverH2
+			srv.StartTLS()
+			defer srv.Close()
+			tr := NewTransport(TransportOptions{ConnectTimeout: time.Second, HTTP2: true,
+				TLS: TLSOptions{Enabled: true, InsecureSkipVerify: true, ALPN: tc.alpn}}, nil)
+			defer tr.Close()
+			req, _ := http.NewRequest("GET", "http://"+srv.Listener.Addr().String()+"/", nil)
+			resp, err := tr.RoundTrip(req, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if got := major.Load(); got != int64(tc.wantMajor) || resp.ProtoMajor != tc.wantMajor {
+				t.Errorf("server saw HTTP/%d, client got HTTP/%d, want %d", got, resp.ProtoMajor, tc.wantMajor)
+			}
+		})
+	}
+}

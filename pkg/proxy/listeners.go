@@ -1,0 +1,263 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
+	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
+)
+
+// Listener lifecycle. An update never takes a listener down unless it is
+// applied: every socket it needs is bound (or reused) before the runtime
+// is swapped, a failure closes only what the update opened, and the
+// servers it replaces or removes drain gracefully after the swap. A
+// listener whose address is unchanged keeps its socket even when what
+// serves it changes kind (HTTP, HTTPS, TCP): the new server takes over the
+// socket's accepted connections, so the port is never closed.
+
+// drainTimeout bounds how long a replaced or removed listener's
+// connections may take to finish.
+const drainTimeout = 5 * time.Second
+
+// socket is one bound listening socket. One goroutine accepts from it and
+// hands each connection to the server attached last.
+type socket struct {
+	raw  net.Listener
+	mu   sync.Mutex
+	cur  *socketView
+	done chan struct{}
+}
+
+func bindSocket(address string) (*socket, error) {
+	raw, err := net.Listen("tcp", address)
+	if err != nil {
+		return nil, err
+	}
+	return &socket{raw: raw, done: make(chan struct{})}, nil
+}
+
+// attach makes a view of the socket for one server; the socket delivers to
+// it once it is made current.
+func (s *socket) attach() *socketView {
+	return &socketView{s: s, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// makeCurrent routes the socket's new connections to v, starting the accept
+// loop on first use.
+func (s *socket) makeCurrent(v *socketView) {
+	s.mu.Lock()
+	first := s.cur == nil
+	s.cur = v
+	s.mu.Unlock()
+	if first {
+		go s.acceptLoop()
+	}
+}
+
+func (s *socket) current() *socketView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+func (s *socket) acceptLoop() {
+	defer close(s.done)
+	for {
+		c, err := s.raw.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return
+		}
+		s.deliver(c)
+	}
+}
+
+// deliver hands c to the current view; if that view closes meanwhile (it
+// was replaced), to its successor.
+func (s *socket) deliver(c net.Conn) {
+	for {
+		v := s.current()
+		select {
+		case v.conns <- c:
+			return
+		case <-v.closed:
+			if s.current() == v {
+				c.Close() // the socket itself is going away
+				return
+			}
+		}
+	}
+}
+
+// close closes the socket; views see net.ErrClosed once closed themselves.
+func (s *socket) close() { s.raw.Close() }
+
+// socketView is the net.Listener one server serves: the socket's
+// connections while it is current. Closing it does not close the socket.
+type socketView struct {
+	s      *socket
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (v *socketView) Accept() (net.Conn, error) {
+	select {
+	case c := <-v.conns:
+		return c, nil
+	case <-v.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (v *socketView) Close() error {
+	v.once.Do(func() { close(v.closed) })
+	return nil
+}
+
+func (v *socketView) Addr() net.Addr { return v.s.raw.Addr() }
+
+// listenerUpdate is what applying a runtime does to the listeners:
+// prepared are the servers to start (new, moved or changed kind), retired
+// the ones to drain after the swap, and bound the sockets this update
+// opened (closed again if it fails).
+type listenerUpdate struct {
+	prepared []*activeListener
+	retired  []*activeListener
+	bound    []*socket
+}
+
+// prepareListeners binds or reuses a socket and builds a server for every
+// listener of rt that is new or changed, without serving yet. An error
+// (e.g. an address already in use) leaves every running listener as it
+// was.
+func (p *Proxy) prepareListeners(rt *dataplane.Runtime) (*listenerUpdate, error) {
+	up := &listenerUpdate{}
+	for _, name := range rt.ListenerNames() {
+		l := rt.Listeners[name]
+		kind := listenerKind(l)
+		old, ok := p.listeners[name]
+		if ok && old.address == l.Address && old.kind == kind {
+			continue
+		}
+		var sock *socket
+		if ok && old.address == l.Address {
+			sock = old.sock // same port, other kind: take over the socket
+		} else {
+			s, err := bindSocket(l.Address)
+			if err != nil {
+				p.abandon(up)
+				return nil, fmt.Errorf("listener %q: %w", name, err)
+			}
+			sock = s
+			up.bound = append(up.bound, s)
+		}
+		al := p.newServer(name, l.Address, kind, sock)
+		up.prepared = append(up.prepared, al)
+		if ok {
+			up.retired = append(up.retired, old)
+		}
+	}
+	for name, old := range p.listeners {
+		if _, ok := rt.Listeners[name]; !ok {
+			up.retired = append(up.retired, old)
+		}
+	}
+	return up, nil
+}
+
+// abandon undoes a prepared update that will not be applied.
+func (p *Proxy) abandon(up *listenerUpdate) {
+	for _, s := range up.bound {
+		s.close()
+	}
+}
+
+// commitListeners starts the prepared servers and drains the retired ones;
+// call it after the runtime swap.
+func (p *Proxy) commitListeners(up *listenerUpdate) {
+	retiredSockets := map[*socket]bool{}
+	for _, al := range up.retired {
+		delete(p.listeners, al.name)
+		retiredSockets[al.sock] = true
+	}
+	for _, al := range up.prepared {
+		p.listeners[al.name] = al
+		delete(retiredSockets, al.sock) // taken over by the new server
+		al.sock.makeCurrent(al.view)
+		go func() {
+			if err := al.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				p.log.Error("listener stopped", "listener", al.name, "err", err)
+			}
+		}()
+		p.log.Info("listener open", "listener", al.name, "address", al.sock.raw.Addr().String(), "kind", al.kind)
+	}
+	for _, al := range up.retired {
+		closeSocket := retiredSockets[al.sock]
+		if closeSocket {
+			al.sock.close() // no new connections; accepted ones finish below
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+			defer cancel()
+			al.view.Close()
+			al.srv.Shutdown(ctx)
+		}()
+		p.log.Info("listener draining", "listener", al.name, "address", al.address, "kind", al.kind)
+	}
+}
+
+// newServer builds the server for one listener on a view of sock.
+func (p *Proxy) newServer(name, address, kind string, sock *socket) *activeListener {
+	al := &activeListener{name: name, address: address, kind: kind, sock: sock, view: sock.attach()}
+	if kind == "tcp" {
+		ts := tcpproxy.New(tcpproxy.Options{Listener: name, Runtime: &p.rt, Logger: p.log})
+		al.srv, al.serve = ts, func() error { return ts.Serve(al.view) }
+		return al
+	}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	protocols.SetHTTP2(true) // over TLS, when the filter chain's ALPN offers h2
+	hs := &http.Server{
+		Handler:           httpproxy.New(httpproxy.Options{Listener: name, Runtime: &p.rt, Shared: p.http}),
+		Protocols:         protocols,
+		IdleTimeout:       time.Hour,
+		ReadHeaderTimeout: time.Minute,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+	var lis net.Listener = al.view
+	if kind == "https" {
+		lis = tls.NewListener(lis, p.serverTLS(name))
+	}
+	al.srv, al.serve = httpServer{hs}, func() error { return hs.Serve(lis) }
+	return al
+}
+
+// shutdownListeners drains every listener (the proxy is stopping).
+func (p *Proxy) shutdownListeners(ctx context.Context) {
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
+	for name, al := range p.listeners {
+		al.sock.close()
+		al.view.Close()
+		al.srv.Shutdown(ctx)
+		delete(p.listeners, name)
+	}
+}
