@@ -64,6 +64,9 @@ func ParseAddr(addr string) (host string, port uint32, err error) {
 	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
 		host = host[1 : len(host)-1]
 	}
+	if strings.ContainsAny(host, "[]") {
+		return "", 0, fmt.Errorf("address %q: malformed host %q", addr, addr[:i])
+	}
 	if host == "" {
 		host = "0.0.0.0"
 	}
