@@ -193,3 +193,23 @@ func TestLoadFile(t *testing.T) {
 		t.Errorf("missing file: got %v", err)
 	}
 }
+
+// TestParsePathNormalization: Istio's pathNormalization levels parse by
+// name, and a misspelled level is an error naming it.
+func TestParsePathNormalization(t *testing.T) {
+	for _, level := range []string{"NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"} {
+		mc, err := Parse([]byte("pathNormalization: {normalization: "+level+"}\n"), "mesh.yaml")
+		if err != nil {
+			t.Fatalf("%s: %v", level, err)
+		}
+		if got := mc.GetPathNormalization().GetNormalization().String(); got != level {
+			t.Errorf("%s parsed as %s", level, got)
+		}
+	}
+	if _, err := Parse([]byte("pathNormalization: {normalization: MERGE}\n"), "mesh.yaml"); err == nil || !strings.Contains(err.Error(), "MERGE") {
+		t.Errorf("unknown level: %v", err)
+	}
+	if got := Default().GetPathNormalization().GetNormalization(); got != meshv1alpha1.MeshConfig_ProxyPathNormalization_DEFAULT {
+		t.Errorf("default level %v, want DEFAULT (BASE)", got)
+	}
+}

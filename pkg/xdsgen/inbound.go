@@ -218,7 +218,7 @@ func (g *generation) inboundListener(p inboundPort) error {
 	l, err := httpListener(listenerOptions{
 		Name: name, Address: net.JoinHostPort(p.host, strconv.FormatUint(uint64(p.port), 10)),
 		StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
-		Tracing: g.push.Mesh.GetEnableTracing(),
+		Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh,
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 )
 
 // Filter names, as Envoy registers them.
@@ -29,6 +30,9 @@ type listenerOptions struct {
 	// Tracing gives the connection manager a tracing block
 	// (meshConfig.enableTracing, as Istio without Telemetry resources).
 	Tracing bool
+	// Mesh is the mesh config (pathNormalization); nil reads as Istio's
+	// defaults.
+	Mesh *meshv1alpha1.MeshConfig
 }
 
 // httpListener is a listener with one HTTP connection manager taking its
@@ -84,11 +88,13 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 		// Envoy's 1h connection idle timeout.
 		StreamIdleTimeout:         durationpb.New(0),
 		UseRemoteAddress:          wrapBool(false),
-		NormalizePath:             wrapBool(true),
-		MergeSlashes:              false,
 		GenerateRequestId:         wrapBool(true),
 		PreserveExternalRequestId: false,
+		// Istio allows websocket upgrades on every connection manager
+		// (buildHTTPConnectionManager in pilot/pkg/networking/core).
+		UpgradeConfigs: []*hcm.HttpConnectionManager_UpgradeConfig{{UpgradeType: WebsocketUpgrade}},
 	}
+	setPathNormalization(manager, opts.Mesh.GetPathNormalization().GetNormalization())
 	if opts.Tracing {
 		// Istio's legacy tracing config, without the span settings (sluice
 		// exports no spans): it makes Envoy send a route's decorator
@@ -108,4 +114,29 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 			Name: HTTPConnectionManagerFilter, ConfigType: &listener.Filter_TypedConfig{TypedConfig: typed},
 		}},
 	}, nil
+}
+
+// WebsocketUpgrade is the upgrade type Istio allows on every connection
+// manager.
+const WebsocketUpgrade = "websocket"
+
+// setPathNormalization maps meshConfig.pathNormalization onto the
+// connection manager exactly as Istio's buildHTTPConnectionManager does
+// (pilot/pkg/networking/core/listener.go, "Setup normalization"): BASE (the
+// default) is normalize_path; MERGE_SLASHES adds merge_slashes;
+// DECODE_AND_MERGE_SLASHES also unescapes %2F and %5C and forwards; NONE
+// turns normalization off. Escaped slashes are otherwise kept unchanged.
+func setPathNormalization(m *hcm.HttpConnectionManager, level meshv1alpha1.MeshConfig_ProxyPathNormalization_NormalizationType) {
+	m.PathWithEscapedSlashesAction = hcm.HttpConnectionManager_KEEP_UNCHANGED
+	switch level {
+	case meshv1alpha1.MeshConfig_ProxyPathNormalization_NONE:
+		m.NormalizePath = wrapBool(false)
+	case meshv1alpha1.MeshConfig_ProxyPathNormalization_MERGE_SLASHES:
+		m.NormalizePath, m.MergeSlashes = wrapBool(true), true
+	case meshv1alpha1.MeshConfig_ProxyPathNormalization_DECODE_AND_MERGE_SLASHES:
+		m.NormalizePath, m.MergeSlashes = wrapBool(true), true
+		m.PathWithEscapedSlashesAction = hcm.HttpConnectionManager_UNESCAPE_AND_FORWARD
+	default: // DEFAULT, BASE
+		m.NormalizePath = wrapBool(true)
+	}
 }

@@ -8,11 +8,9 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
@@ -29,10 +27,16 @@ type FilterChain struct {
 	// StripPort drops any port from the authority before the virtual host
 	// is chosen (Envoy's strip_any_host_port).
 	StripPort bool
-	// CORS is set when the chain has the CORS filter: only then do the
-	// routes' CORS policies apply, as in Envoy. CORSBeforeFault is set
-	// when it comes before the fault filter (Istio puts it after).
-	CORS, CORSBeforeFault bool
+	// HTTPFilters are the connection manager's http_filters in order, the
+	// router last; a route's fault and CORS policies apply only where their
+	// filter is in the chain, as in Envoy.
+	HTTPFilters []HTTPFilter
+	// Path is how request paths are normalized before routing
+	// (normalize_path, merge_slashes, path_with_escaped_slashes_action).
+	Path pathnorm.Options
+	// Upgrades are upgrade_configs: upgrade type (lower case) to enabled;
+	// a route's upgrade_configs override it.
+	Upgrades map[string]bool
 	// TCP is set for chains that proxy opaque TCP (tcp_proxy) instead of
 	// serving HTTP; RouteName is then empty.
 	TCP *TCPRoute
@@ -187,61 +191,8 @@ func compileFilterChain(fc *listener.FilterChain, id upstream.WorkloadIdentity, 
 	if f.Name != "envoy.filters.network.http_connection_manager" {
 		return nil, fmt.Errorf("network filter %q is not supported", f.Name)
 	}
-	var m hcm.HttpConnectionManager
-	if err := f.GetTypedConfig().UnmarshalTo(&m); err != nil {
-		return nil, fmt.Errorf("http_connection_manager: %w", err)
-	}
-	if err := m.ValidateAll(); err != nil {
-		return nil, fmt.Errorf("http_connection_manager: %w", err)
-	}
-	rds := m.GetRds()
-	if rds == nil {
-		return nil, fmt.Errorf("http_connection_manager: only RDS route configs are supported")
-	}
-	sawFault := false
-	for _, hf := range m.HttpFilters {
-		switch hf.Name {
-		case "envoy.filters.http.fault":
-			if err := checkFaultFilter(hf); err != nil {
-				return nil, fmt.Errorf("fault filter: %w", err)
-			}
-			sawFault = true
-		case router.CorsFilterName:
-			// The routes' CORS policies apply only where the filter is in
-			// the chain, before or after the fault as the chain orders
-			// them (Istio puts the fault first).
-			if hf.GetConfigDiscovery() != nil {
-				return nil, fmt.Errorf("cors filter: %w", errConfigDiscovery)
-			}
-			if err := router.CheckCorsFilter(hf.GetTypedConfig()); err != nil {
-				return nil, fmt.Errorf("cors filter: %w", err)
-			}
-			chain.CORS = true
-			chain.CORSBeforeFault = !sawFault
-		case "envoy.filters.http.router":
-			if tc := hf.GetTypedConfig(); tc != nil {
-				var r routerv3.Router
-				if err := tc.UnmarshalTo(&r); err != nil {
-					return nil, fmt.Errorf("router filter: %w", err)
-				}
-			}
-		default:
-			return nil, fmt.Errorf("http filter %q is not supported", hf.Name)
-		}
-	}
-	chain.RouteName, chain.StatPrefix = rds.RouteConfigName, m.StatPrefix
-	chain.StripPort = m.GetStripAnyHostPort()
-	if tr := m.GetTracing(); tr != nil {
-		// Sampling, custom tags, verbose and the like only shape spans;
-		// without a provider Envoy makes none that leave the proxy, and
-		// neither does sluice. A provider would have to export them.
-		if tr.GetProvider() != nil {
-			return nil, fmt.Errorf("http_connection_manager: tracing.provider %q: sluice exports no spans", tr.GetProvider().GetName())
-		}
-		chain.Tracing = TracingIngress
-		if dir == core.TrafficDirection_OUTBOUND {
-			chain.Tracing = TracingEgress
-		}
+	if err := compileHCM(f, chain, dir); err != nil {
+		return nil, err
 	}
 	return chain, nil
 }

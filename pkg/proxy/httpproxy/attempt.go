@@ -32,6 +32,8 @@ type attemptRequest struct {
 	// decorate sends the route's decorator operation upstream (egress
 	// tracing).
 	decorate bool
+	// upgrade is set for an allowed HTTP/1.1 upgrade (upgrade.go).
+	upgrade string
 }
 
 // setAvoid tells the next attempts of req to avoid hosts, re-picking up to
@@ -95,6 +97,9 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 		return res
 	}
 	out := outboundRequest(r, res.addr, a.route)
+	if a.upgrade != "" {
+		setUpgradeHeaders(out, r)
+	}
 	// Envoy's connection manager sets the header before the router's
 	// header edits, which may still change it. The value is the route's,
 	// made when it was compiled.

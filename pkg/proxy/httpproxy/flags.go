@@ -1,109 +1,53 @@
 package httpproxy
 
-import (
-	"strings"
+import "github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
+
+// The request's state lives in httpfilter, shared with the filters; these
+// names keep the connection manager's code and its users short.
+type (
+	Flags       = httpfilter.Flags
+	RequestInfo = httpfilter.RequestInfo
 )
 
-// Flags are Envoy's response flags for one request: why the proxy
-// answered itself, or what happened on the way (a retry limit, an injected
-// delay). The bit order is Envoy's, so String lists them as Envoy's access
-// log does.
-type Flags uint32
-
-// Response flags, in Envoy's order.
+// Response flags (see httpfilter).
 const (
-	FlagLH    Flags = 1 << iota // local service failed health check
-	FlagUH                      // no healthy upstream host
-	FlagUT                      // upstream request timeout
-	FlagLR                      // connection local reset
-	FlagUR                      // upstream remote reset
-	FlagUF                      // upstream connection failure
-	FlagUC                      // upstream connection termination
-	FlagUO                      // upstream overflow (circuit breaking)
-	FlagNR                      // no route
-	FlagDI                      // delay injected by the fault filter
-	FlagFI                      // abort injected by the fault filter
-	FlagRL                      // rate limited locally
-	FlagUAEX                    // unauthorized (external authorization)
-	FlagRLSE                    // rate limit service error
-	FlagDC                      // downstream connection termination
-	FlagURX                     // upstream retry limit exceeded
-	FlagSI                      // stream idle timeout
-	FlagIH                      // invalid Envoy request headers
-	FlagDPE                     // downstream protocol error
-	FlagUMSDR                   // upstream max stream duration reached
-	FlagRFCF                    // response from cache filter
-	FlagNFCF                    // no filter config found
-	FlagDT                      // duration timeout
-	FlagUPE                     // upstream protocol error
-	FlagNC                      // no cluster found
-	FlagOM                      // overload manager
-	FlagDF                      // DNS resolution failed
-	FlagDO                      // drop overload
-	FlagDR                      // downstream remote reset
+	FlagLH    = httpfilter.FlagLH
+	FlagUH    = httpfilter.FlagUH
+	FlagUT    = httpfilter.FlagUT
+	FlagLR    = httpfilter.FlagLR
+	FlagUR    = httpfilter.FlagUR
+	FlagUF    = httpfilter.FlagUF
+	FlagUC    = httpfilter.FlagUC
+	FlagUO    = httpfilter.FlagUO
+	FlagNR    = httpfilter.FlagNR
+	FlagDI    = httpfilter.FlagDI
+	FlagFI    = httpfilter.FlagFI
+	FlagRL    = httpfilter.FlagRL
+	FlagUAEX  = httpfilter.FlagUAEX
+	FlagRLSE  = httpfilter.FlagRLSE
+	FlagDC    = httpfilter.FlagDC
+	FlagURX   = httpfilter.FlagURX
+	FlagSI    = httpfilter.FlagSI
+	FlagIH    = httpfilter.FlagIH
+	FlagDPE   = httpfilter.FlagDPE
+	FlagUMSDR = httpfilter.FlagUMSDR
+	FlagRFCF  = httpfilter.FlagRFCF
+	FlagNFCF  = httpfilter.FlagNFCF
+	FlagDT    = httpfilter.FlagDT
+	FlagUPE   = httpfilter.FlagUPE
+	FlagNC    = httpfilter.FlagNC
+	FlagOM    = httpfilter.FlagOM
+	FlagDF    = httpfilter.FlagDF
+	FlagDO    = httpfilter.FlagDO
+	FlagDR    = httpfilter.FlagDR
 
-	numFlags = iota
+	NumFlags            = httpfilter.NumFlags
+	numFlags            = httpfilter.NumFlags
+	ResponseFlagsHeader = httpfilter.ResponseFlagsHeader
 )
-
-var flagNames = [numFlags]string{
-	"LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE",
-	"DC", "URX", "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF", "DO", "DR",
-}
 
 // FlagName is the short name of flag number i (0-based bit index).
-func FlagName(i int) string { return flagNames[i] }
-
-// NumFlags is how many response flags there are.
-const NumFlags = numFlags
-
-// String is the flags as Envoy's %RESPONSE_FLAGS% prints them: short
-// names joined by ",", or "-" for none.
-func (f Flags) String() string {
-	if f == 0 {
-		return "-"
-	}
-	var b strings.Builder
-	for i := 0; i < numFlags; i++ {
-		if f&(1<<i) != 0 {
-			if b.Len() > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(flagNames[i])
-		}
-	}
-	return b.String()
-}
-
-// Has reports whether every flag of g is set.
-func (f Flags) Has(g Flags) bool { return f&g == g }
-
-// ResponseFlagsHeader carries the response flags on every answer the
-// proxy made itself, and on upstream answers the request path marked
-// (URX, DI). Envoy has no such header (it logs the flags); sluice sends it
-// so a client or a test can see why without an access log.
-const ResponseFlagsHeader = "X-Sluice-Response-Flags"
-
-// RequestInfo is what the request path learned about one request, after
-// Envoy's StreamInfo: the response flags, the route and cluster, how many
-// attempts were made and the last upstream host. It lives on the handler's
-// stack for the request; the access log (a later issue) will read it when
-// the request completes.
-type RequestInfo struct {
-	Flags    Flags
-	Route    string
-	Cluster  string
-	Upstream string
-	Attempts int
-	// Status is the status sent to the client (499 when the client left
-	// before an answer).
-	Status int
-
-	statPrefix string
-	// egressTracing: the chain's connection manager traces outbound
-	// requests, so the route's decorator goes upstream and the answer
-	// loses x-envoy-decorator-operation.
-	egressTracing bool
-}
+func FlagName(i int) string { return httpfilter.FlagName(i) }
 
 // upstreamFailure is an attempt error that says which response flag it
 // stands for, for failures decided by cluster policy rather than the

@@ -1,213 +1,164 @@
 package httpproxy
 
 import (
-	"errors"
-	"io"
-	"math/rand/v2"
-	"net"
+	"context"
 	"net/http"
-	"net/url"
-	"strings"
-	"sync"
-	"syscall"
+	"strconv"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
-// hopHeaders apply to one connection only and are never forwarded (RFC
-// 9110 section 7.6.1).
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
+// The router filter, last in every chain: a forwarding route's cluster,
+// timeout, retries (retry.go, attempt.go), mirrors (mirror.go) and the
+// answer; redirects and direct responses are answered here too.
 
-// outboundRequest builds the upstream request for r: same method, headers
-// minus hop-by-hop ones, path rewritten by the route, sent to addr.
-func outboundRequest(r *http.Request, addr string, rte *router.Route) *http.Request {
-	path := requestPathOf(r)
-	newPath := rte.RewritePath(path)
-	u := &url.URL{Scheme: "http", Host: addr, RawQuery: r.URL.RawQuery}
-	if p, err := url.PathUnescape(newPath); err == nil {
-		u.Path = p
-		if p != newPath {
-			u.RawPath = newPath
-		}
-	} else {
-		u.Path = newPath
-	}
-	out := &http.Request{
-		Method:        r.Method,
-		URL:           u,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        cloneRequestHeader(r.Header),
-		Body:          r.Body,
-		ContentLength: r.ContentLength,
-		Host:          r.Host,
-	}
-	if r.Body == http.NoBody || r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
-		out.Body = nil
-		out.ContentLength = 0
-	}
-	if a := rte.Action.HostRewrite; a != "" {
-		out.Host = a
-	}
-	if _, ok := out.Header["X-Forwarded-Proto"]; !ok {
-		if r.TLS != nil {
-			out.Header["X-Forwarded-Proto"] = []string{"https"}
-		} else {
-			out.Header["X-Forwarded-Proto"] = []string{"http"}
-		}
-	}
-	if _, ok := out.Header["X-Request-Id"]; !ok {
-		out.Header["X-Request-Id"] = []string{requestID()}
-	}
-	return out
-}
-
-func requestPathOf(r *http.Request) string {
-	p := r.RequestURI
-	if p == "" || p[0] != '/' {
-		return r.URL.EscapedPath()
-	}
-	if i := strings.IndexByte(p, '?'); i >= 0 {
-		p = p[:i]
-	}
-	return p
-}
-
-// cloneRequestHeader copies h without hop-by-hop headers and without the
-// headers the Connection header names. "TE: trailers" survives, as gRPC
-// needs it.
-func cloneRequestHeader(h http.Header) http.Header {
-	// Room for what the request path adds: X-Forwarded-Proto,
-	// X-Request-Id, X-Envoy-Expected-Rq-Timeout-Ms and the decorator.
-	out := make(http.Header, len(h)+4)
-	for k, v := range h {
-		out[k] = v
-	}
-	removeHopHeaders(out)
-	if te := h["Te"]; len(te) > 0 && strings.Contains(strings.ToLower(strings.Join(te, ",")), "trailers") {
-		out["Te"] = []string{"trailers"}
-	}
-	return out
-}
-
-func removeHopHeaders(h http.Header) {
-	for _, f := range h["Connection"] {
-		for _, name := range strings.Split(f, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				delete(h, http.CanonicalHeaderKey(name))
+// route is the router filter: the route's action.
+func (h *Handler) route(w http.ResponseWriter, r *http.Request, rt *dataplane.Runtime, rte *router.Route, info *RequestInfo) {
+	switch rte.Action.Kind {
+	case router.Redirect:
+		w.Header().Set("Location", rte.Location(r))
+		rte.RespOps.Apply(w.Header())
+		stripDecorator(w.Header(), info)
+		info.Status = rte.RedirectCode()
+		w.WriteHeader(info.Status)
+	case router.DirectResponse:
+		rte.RespOps.Apply(w.Header())
+		stripDecorator(w.Header(), info)
+		if len(rte.Action.Body) > 0 {
+			if w.Header().Get("Content-Type") == "" {
+				w.Header().Set("Content-Type", "text/plain")
 			}
+			w.Header().Set("Content-Length", strconv.Itoa(len(rte.Action.Body)))
 		}
-	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+		info.Status = rte.Action.Status
+		w.WriteHeader(rte.Action.Status)
+		w.Write(rte.Action.Body)
+	default:
+		h.forward(w, r, rt, rte, info)
 	}
 }
 
-func copyResponseHeaders(dst, src http.Header) {
-	for k, v := range src {
-		dst[k] = v
-	}
-	removeHopHeaders(dst)
-}
-
-func announceTrailers(h http.Header, trailer http.Header) {
-	if len(trailer) == 0 {
+// forward runs the route chain for a forwarding route: pick the cluster,
+// start the route timeout, send the attempts the retry policy allows (the
+// fault was applied before), write the answer, and mirror. Cluster policy
+// (limits, picking, outlier records) lives in the attempt.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *dataplane.Runtime, rte *router.Route, info *RequestInfo) {
+	name, arm := rte.Action.PickCluster()
+	info.Cluster = name
+	cl := rt.Clusters[name]
+	if cl == nil {
+		status := http.StatusServiceUnavailable
+		if s := rte.Action.ClusterNotFoundStatus; s != 0 {
+			status = s // the route's cluster_not_found_response_code
+		}
+		h.localReply(w, info, status, FlagNC, "cluster "+name+" not found (route "+rte.Name+")")
 		return
 	}
-	names := make([]string, 0, len(trailer))
-	for k := range trailer {
-		names = append(names, k)
+	ctx := r.Context()
+	if t := rte.Action.Timeout; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
 	}
-	h["Trailer"] = []string{strings.Join(names, ", ")}
+	var body *replayBody
+	mirrors := len(rte.Action.Mirrors) > 0
+	if hasBody(r) && (mirrors || rte.Action.Retry != nil) {
+		limit := rte.BufferLimit
+		if limit <= 0 {
+			limit = DefaultBufferLimit
+		}
+		body = newReplayBody(r.Body, limit, r.ContentLength)
+	} else if mirrors {
+		h.mirror(r, rt, rte, nil, true, info.EgressTracing) // no body: the copies go out with the primary
+	}
+	res := h.send(ctx, r, rte, arm, cl, body, info)
+	defer res.done()
+	switch {
+	case res.err != nil:
+		h.upstreamError(w, r, info, cl, res, ctx)
+	case info.Upgrade != "" && res.resp.StatusCode == http.StatusSwitchingProtocols:
+		h.tunnel(w, ctx, res.attemptResult, rte, info)
+	default:
+		h.writeResponse(w, r, ctx, res.attemptResult, rte, arm, info)
+	}
+	if body != nil && mirrors {
+		whole, ok := body.complete()
+		h.mirror(r, rt, rte, whole, ok, info.EgressTracing)
+	}
 }
 
-func writeTrailers(h http.Header, trailer http.Header) {
-	for k, v := range trailer {
-		h[k] = v
+// writeResponse copies an upstream answer to the client with the route's
+// response header edits. A stream cut short while the body is copied is
+// recorded (UT for the route timeout, DC for the client, else UR) before
+// the abort goes on.
+func (h *Handler) writeResponse(w http.ResponseWriter, r *http.Request, ctx context.Context, res *attemptResult,
+	rte *router.Route, arm *router.WeightedCluster, info *RequestInfo) {
+	resp := res.resp
+	defer resp.Body.Close()
+	hdr := w.Header()
+	copyResponseHeaders(hdr, resp.Header)
+	hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(res.took.Milliseconds(), 10))
+	if rte.AttemptCountInResponse {
+		hdr["X-Envoy-Attempt-Count"] = attemptCountValue(info.Attempts)
 	}
-}
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// copyBody streams the response body; bodies of unknown length (streams,
-// server-sent events, gRPC) are flushed as they arrive.
-func copyBody(w http.ResponseWriter, resp *http.Response) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	flush := resp.ContentLength == -1
-	rc := http.NewResponseController(w)
-	for {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
+	if info.Flags != 0 {
+		hdr[ResponseFlagsHeader] = []string{info.Flags.String()}
+	}
+	rte.RespOps.Apply(hdr)
+	if arm != nil {
+		arm.RespOps.Apply(hdr)
+	}
+	stripDecorator(hdr, info)
+	announceTrailers(hdr, resp.Trailer)
+	info.Status = resp.StatusCode
+	w.WriteHeader(resp.StatusCode)
+	defer func() {
+		if p := recover(); p != nil {
+			switch {
+			case r.Context().Err() != nil:
+				info.Flags |= FlagDC
+			case ctx.Err() != nil:
+				info.Flags |= FlagUT
+			default:
+				info.Flags |= FlagUR
 			}
-			if flush {
-				rc.Flush()
-			}
+			panic(p)
 		}
-		if err != nil {
-			if err != io.EOF {
-				// The upstream reset mid-body; the client sees a truncated
-				// response, as it would through Envoy.
-				panic(http.ErrAbortHandler)
-			}
-			return
-		}
-	}
+	}()
+	copyBody(w, resp)
+	writeTrailers(hdr, resp.Trailer)
 }
 
-func isConnectError(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
+// upstreamError answers for a request that got no response. The body names
+// the cluster, the host and the cause, instead of Envoy's opaque
+// "upstream connect error or disconnect/reset before headers"; the
+// response flags travel in X-Sluice-Response-Flags.
+func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, info *RequestInfo, cl *upstream.Cluster, res tryResult, ctx context.Context) {
+	addr := res.addr
+	tries := ""
+	if info.Attempts > 1 {
+		tries = " (after " + strconv.Itoa(info.Attempts) + " attempts)"
 	}
-	return errors.Is(err, syscall.ECONNREFUSED)
-}
-
-// rootCause is the innermost error text, e.g. "connection refused".
-func rootCause(err error) string {
-	for {
-		next := errors.Unwrap(err)
-		if next == nil {
-			return err.Error()
-		}
-		err = next
+	switch res.fail {
+	case failClient:
+		// The client went away (Envoy's DC); nobody reads an answer.
+		info.Status = 499
+		w.WriteHeader(499)
+	case failTimeout:
+		cl.Stats.RqTimeout.Add(1)
+		h.localReply(w, info, http.StatusGatewayTimeout, 0, "upstream request timeout: cluster "+cl.Name+" host "+addr+tries)
+	case failPerTry:
+		h.localReply(w, info, http.StatusGatewayTimeout, 0, "upstream per-try timeout: cluster "+cl.Name+" host "+addr+tries)
+	case failNoHost:
+		h.localReply(w, info, http.StatusServiceUnavailable, 0, "no healthy upstream: cluster "+cl.Name+" has no endpoints"+tries)
+	case failPolicy:
+		w.Header().Set("X-Envoy-Overloaded", "true")
+		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream overflow: cluster "+cl.Name+": "+res.err.Error()+tries)
+	case failConnect:
+		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream connect error: cluster "+cl.Name+" host "+addr+": "+rootCause(res.err)+tries)
+	default:
+		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream reset before response: cluster "+cl.Name+" host "+addr+": "+rootCause(res.err)+tries)
 	}
-}
-
-const hexDigits = "0123456789abcdef"
-
-// requestID makes an x-request-id in UUID v4 form.
-func requestID() string {
-	var b [36]byte
-	a, c := rand.Uint64(), rand.Uint64()
-	j := 0
-	for i := 0; i < 36; i++ {
-		switch i {
-		case 8, 13, 18, 23:
-			b[i] = '-'
-			continue
-		case 14:
-			b[i] = '4'
-			continue
-		}
-		var nib uint64
-		if j < 16 {
-			nib = (a >> (4 * j)) & 0xf
-		} else {
-			nib = (c >> (4 * (j - 16))) & 0xf
-		}
-		if i == 19 {
-			nib = 8 | (nib & 3)
-		}
-		b[i] = hexDigits[nib]
-		j++
-	}
-	return string(b[:])
 }

@@ -4,16 +4,13 @@
 package httpproxy
 
 import (
-	"context"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
-	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
 // Options configure a listener's handler.
@@ -42,6 +39,10 @@ func New(opts Options) *Handler {
 	return &Handler{opts: opts, shared: opts.Shared, stats: opts.Shared.Stats}
 }
 
+// ServeHTTP is the connection manager: it picks the filter chain, applies
+// the chain's path normalization, matches the route once, refuses upgrades
+// the config does not allow, and runs the chain's http_filters in order
+// (filters.go); any filter may answer, and the router filter is last.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var info RequestInfo
 	defer h.finish(&info)
@@ -57,14 +58,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			chain = c
 		}
 	}
-	info.statPrefix = chain.StatPrefix
+	info.StatPrefix = chain.StatPrefix
 	switch chain.Tracing {
 	case dataplane.TracingIngress:
 		// Envoy takes an inbound request's decorator operation for its own
 		// span and removes the header, so the service never sees it.
 		delete(r.Header, router.DecoratorHeader)
 	case dataplane.TracingEgress:
-		info.egressTracing = true
+		info.EgressTracing = true
+	}
+	path, ok := h.normalizePath(w, r, chain, &info)
+	if !ok {
+		return
 	}
 	table := rt.Routes[chain.RouteName]
 	if table == nil {
@@ -75,7 +80,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if chain.StripPort {
 		authority = stripPort(authority)
 	}
-	rte := table.MatchAuthority(r, authority)
+	rte := table.MatchPath(r, authority, path)
 	if rte == nil {
 		// Envoy answers 404 with no body (response flag NR).
 		info.Flags |= FlagNR
@@ -86,46 +91,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.Route = rte.Name
-	// The fault and CORS filters run in the chain's order (Istio's: fault
-	// first); CORS may answer a preflight, or wrap w to mark the answer.
-	cors := chain.CORS && rte.Cors != nil
-	if cors && chain.CORSBeforeFault {
-		var answered bool
-		if w, answered = h.applyCors(w, r, rte, &info); answered {
-			return
-		}
-	}
-	if f := rte.Fault; f != nil && h.injectFault(w, r, f, rte, &info) {
+	if !h.checkUpgrade(w, r, chain, rte, &info) {
 		return
 	}
-	if cors && !chain.CORSBeforeFault {
-		var answered bool
-		if w, answered = h.applyCors(w, r, rte, &info); answered {
-			return
-		}
-	}
-	switch rte.Action.Kind {
-	case router.Redirect:
-		w.Header().Set("Location", rte.Location(r))
-		rte.RespOps.Apply(w.Header())
-		stripDecorator(w.Header(), &info)
-		info.Status = rte.RedirectCode()
-		w.WriteHeader(info.Status)
-	case router.DirectResponse:
-		rte.RespOps.Apply(w.Header())
-		stripDecorator(w.Header(), &info)
-		if len(rte.Action.Body) > 0 {
-			if w.Header().Get("Content-Type") == "" {
-				w.Header().Set("Content-Type", "text/plain")
-			}
-			w.Header().Set("Content-Length", strconv.Itoa(len(rte.Action.Body)))
-		}
-		info.Status = rte.Action.Status
-		w.WriteHeader(rte.Action.Status)
-		w.Write(rte.Action.Body)
-	default:
-		h.forward(w, r, rt, rte, &info)
-	}
+	h.runFilters(w, r, rt, chain, rte, &info)
 }
 
 // finish records a completed request's response flags. It runs deferred,
@@ -133,127 +102,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // is counted too.
 func (h *Handler) finish(info *RequestInfo) {
 	if info.Flags != 0 {
-		h.stats.Listener(info.statPrefix).countFlags(info.Flags)
-	}
-}
-
-// forward runs the route chain for a forwarding route: pick the cluster,
-// start the route timeout, send the attempts the retry policy allows (the
-// fault was applied before), write the answer, and mirror. Cluster policy
-// (limits, picking, outlier records) lives in the attempt.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *dataplane.Runtime, rte *router.Route, info *RequestInfo) {
-	name, arm := rte.Action.PickCluster()
-	info.Cluster = name
-	cl := rt.Clusters[name]
-	if cl == nil {
-		status := http.StatusServiceUnavailable
-		if s := rte.Action.ClusterNotFoundStatus; s != 0 {
-			status = s // the route's cluster_not_found_response_code
-		}
-		h.localReply(w, info, status, FlagNC, "cluster "+name+" not found (route "+rte.Name+")")
-		return
-	}
-	ctx := r.Context()
-	if t := rte.Action.Timeout; t > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
-		defer cancel()
-	}
-	var body *replayBody
-	mirrors := len(rte.Action.Mirrors) > 0
-	if hasBody(r) && (mirrors || rte.Action.Retry != nil) {
-		limit := rte.BufferLimit
-		if limit <= 0 {
-			limit = DefaultBufferLimit
-		}
-		body = newReplayBody(r.Body, limit, r.ContentLength)
-	} else if mirrors {
-		h.mirror(r, rt, rte, nil, true, info.egressTracing) // no body: the copies go out with the primary
-	}
-	res := h.send(ctx, r, rte, arm, cl, body, info)
-	defer res.done()
-	if res.err != nil {
-		h.upstreamError(w, r, info, cl, res, ctx)
-	} else {
-		h.writeResponse(w, r, ctx, res.attemptResult, rte, arm, info)
-	}
-	if body != nil && mirrors {
-		whole, ok := body.complete()
-		h.mirror(r, rt, rte, whole, ok, info.egressTracing)
-	}
-}
-
-// writeResponse copies an upstream answer to the client with the route's
-// response header edits. A stream cut short while the body is copied is
-// recorded (UT for the route timeout, DC for the client, else UR) before
-// the abort goes on.
-func (h *Handler) writeResponse(w http.ResponseWriter, r *http.Request, ctx context.Context, res *attemptResult,
-	rte *router.Route, arm *router.WeightedCluster, info *RequestInfo) {
-	resp := res.resp
-	defer resp.Body.Close()
-	hdr := w.Header()
-	copyResponseHeaders(hdr, resp.Header)
-	hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(res.took.Milliseconds(), 10))
-	if rte.AttemptCountInResponse {
-		hdr["X-Envoy-Attempt-Count"] = attemptCountValue(info.Attempts)
-	}
-	if info.Flags != 0 {
-		hdr[ResponseFlagsHeader] = []string{info.Flags.String()}
-	}
-	rte.RespOps.Apply(hdr)
-	if arm != nil {
-		arm.RespOps.Apply(hdr)
-	}
-	stripDecorator(hdr, info)
-	announceTrailers(hdr, resp.Trailer)
-	info.Status = resp.StatusCode
-	w.WriteHeader(resp.StatusCode)
-	defer func() {
-		if p := recover(); p != nil {
-			switch {
-			case r.Context().Err() != nil:
-				info.Flags |= FlagDC
-			case ctx.Err() != nil:
-				info.Flags |= FlagUT
-			default:
-				info.Flags |= FlagUR
-			}
-			panic(p)
-		}
-	}()
-	copyBody(w, resp)
-	writeTrailers(hdr, resp.Trailer)
-}
-
-// upstreamError answers for a request that got no response. The body names
-// the cluster, the host and the cause, instead of Envoy's opaque
-// "upstream connect error or disconnect/reset before headers"; the
-// response flags travel in X-Sluice-Response-Flags.
-func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, info *RequestInfo, cl *upstream.Cluster, res tryResult, ctx context.Context) {
-	addr := res.addr
-	tries := ""
-	if info.Attempts > 1 {
-		tries = " (after " + strconv.Itoa(info.Attempts) + " attempts)"
-	}
-	switch res.fail {
-	case failClient:
-		// The client went away (Envoy's DC); nobody reads an answer.
-		info.Status = 499
-		w.WriteHeader(499)
-	case failTimeout:
-		cl.Stats.RqTimeout.Add(1)
-		h.localReply(w, info, http.StatusGatewayTimeout, 0, "upstream request timeout: cluster "+cl.Name+" host "+addr+tries)
-	case failPerTry:
-		h.localReply(w, info, http.StatusGatewayTimeout, 0, "upstream per-try timeout: cluster "+cl.Name+" host "+addr+tries)
-	case failNoHost:
-		h.localReply(w, info, http.StatusServiceUnavailable, 0, "no healthy upstream: cluster "+cl.Name+" has no endpoints"+tries)
-	case failPolicy:
-		w.Header().Set("X-Envoy-Overloaded", "true")
-		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream overflow: cluster "+cl.Name+": "+res.err.Error()+tries)
-	case failConnect:
-		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream connect error: cluster "+cl.Name+" host "+addr+": "+rootCause(res.err)+tries)
-	default:
-		h.localReply(w, info, http.StatusServiceUnavailable, 0, "upstream reset before response: cluster "+cl.Name+" host "+addr+": "+rootCause(res.err)+tries)
+		h.stats.Listener(info.StatPrefix).countFlags(info.Flags)
 	}
 }
 
@@ -265,23 +114,14 @@ func (h *Handler) localReply(w http.ResponseWriter, info *RequestInfo, code int,
 }
 
 func (h *Handler) reply(w http.ResponseWriter, info *RequestInfo, code int, flag Flags, reason, body string) {
-	info.Flags |= flag
-	info.Status = code
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/plain")
-	hdr.Set("X-Sluice-Reason", reason)
-	if info.Flags != 0 {
-		hdr.Set(ResponseFlagsHeader, info.Flags.String())
-	}
-	w.WriteHeader(code)
-	io.WriteString(w, body+"\n")
+	httpfilter.LocalReply(w, info, code, flag, reason, body)
 }
 
 // stripDecorator removes x-envoy-decorator-operation from an answer on a
 // chain with egress tracing, as Envoy's connection manager does last for
 // every outbound response (the upstream's, or one the proxy makes).
 func stripDecorator(h http.Header, info *RequestInfo) {
-	if info.egressTracing {
+	if info.EgressTracing {
 		delete(h, router.DecoratorHeader)
 	}
 }

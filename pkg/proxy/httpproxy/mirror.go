@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -12,16 +13,24 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
+
+// isOverflow reports whether err is a circuit breaker's refusal.
+func isOverflow(err error) bool {
+	var f *upstreamFailure
+	return errors.As(err, &f) && f.flag == FlagUO
+}
 
 // Mirroring (request_mirror_policies) sends a copy of a request to
 // another cluster and drops the answer; the client only ever sees the
 // primary's answer, and the primary never waits for a mirror.
 //
 // Cost is bounded:
-//   - at most Shared.MaxMirrors shadow requests are in flight per proxy
-//     (DefaultMaxMirrors); a copy over the cap is dropped and counted
-//     (sluice.mirror.dropped_overflow);
+//   - by the mirror cluster's circuit breakers only, as in Envoy (Istio's
+//     defaults are effectively unbounded): a shadow request is admitted
+//     like any other request to that cluster, and a copy the breakers
+//     refuse is dropped and counted (sluice.mirror.dropped_overflow);
 //   - a request without a body is mirrored when it arrives; one with a
 //     body is mirrored after the primary exchange, and only if the whole
 //     body was read within the route's buffer limit (DefaultBufferLimit);
@@ -34,32 +43,17 @@ import (
 // The copy's Host gets Envoy's "-shadow" suffix on the host part
 // ("web:8080" becomes "web-shadow:8080") unless the policy disables it.
 
-// DefaultMaxMirrors caps shadow requests in flight per proxy.
-const DefaultMaxMirrors = 64
-
 // MirrorTimeout bounds a shadow request on a route without a timeout.
 const MirrorTimeout = 30 * time.Second
 
 // Shared is the state every listener's handler of one proxy shares.
 type Shared struct {
-	Stats *Stats
-	// MaxMirrors caps shadow requests in flight.
-	MaxMirrors int64
-	mirrors    atomic.Int64
+	Stats   *Stats
+	mirrors atomic.Int64
 }
 
-// NewShared makes the shared state with the default mirror cap.
-func NewShared() *Shared { return &Shared{Stats: NewStats(), MaxMirrors: DefaultMaxMirrors} }
-
-func (s *Shared) acquireMirror() bool {
-	if s.mirrors.Add(1) > s.MaxMirrors {
-		s.mirrors.Add(-1)
-		return false
-	}
-	return true
-}
-
-func (s *Shared) releaseMirror() { s.mirrors.Add(-1) }
+// NewShared makes the shared state.
+func NewShared() *Shared { return &Shared{Stats: NewStats()} }
 
 // MirrorsInFlight is the number of shadow requests being sent.
 func (s *Shared) MirrorsInFlight() int64 { return s.mirrors.Load() }
@@ -108,10 +102,6 @@ func (h *Handler) mirror(r *http.Request, rt *dataplane.Runtime, rte *router.Rou
 			h.stats.Mirror.DroppedNoCluster.Add(1)
 			continue
 		}
-		if !h.shared.acquireMirror() {
-			h.stats.Mirror.DroppedOverflow.Add(1)
-			continue
-		}
 		// The copy is built here, before the primary's attempts touch the
 		// request's headers.
 		host := r.Host
@@ -144,12 +134,17 @@ func (h *Handler) mirror(r *http.Request, rt *dataplane.Runtime, rte *router.Rou
 			timeout = MirrorTimeout
 		}
 		h.stats.Mirror.Sent.Add(1)
+		h.shared.mirrors.Add(1)
 		go func() {
-			defer h.shared.releaseMirror()
+			defer h.shared.mirrors.Add(-1)
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			res := h.attempt(&attemptRequest{downstream: sr, route: &mrte, cluster: cl, ctx: ctx, decorate: decorate})
-			if res.err != nil {
+			switch {
+			case errors.Is(res.err, upstream.ErrOverflow) || isOverflow(res.err):
+				h.stats.Mirror.DroppedOverflow.Add(1)
+				return
+			case res.err != nil:
 				h.stats.Mirror.Failed.Add(1)
 				return
 			}

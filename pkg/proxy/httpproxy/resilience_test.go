@@ -609,9 +609,11 @@ func TestMirror(t *testing.T) {
 	}
 }
 
-// TestMirrorCap: shadows that hang hold their slots; over the cap the
-// copies are dropped and counted, and the primary is never slowed.
-func TestMirrorCap(t *testing.T) {
+// TestMirrorSlowTargetGetsEveryCopy: a mirror target that answers slowly
+// still receives every mirrored copy while its cluster's circuit breakers
+// allow (Istio's defaults: 1024 in flight), with no proxy-wide cap, and the
+// primary is never slowed.
+func TestMirrorSlowTargetGetsEveryCopy(t *testing.T) {
 	t.Parallel()
 	web := newBackend(t, "web", ok)
 	release := make(chan struct{})
@@ -625,18 +627,76 @@ func TestMirrorCap(t *testing.T) {
 	m := newMesh(t, service("web", web)+service("mirror", shadow)+vs(`  - mirror: {host: mirror}
     route: [{destination: {host: web}}]
 `))
-	m.shared.MaxMirrors = 3
-	for i := range 10 {
+	const n = 150 // more than the old fixed cap of 64
+	for i := range n {
 		if a := m.get("web:8080", "/"); a.status != 200 || a.latency > 3*time.Second {
 			t.Fatalf("request %d: %d after %v", i, a.status, a.latency)
 		}
 	}
-	if got := m.shared.MirrorsInFlight(); got != 3 {
-		t.Errorf("%d mirrors in flight, want the cap of 3", got)
+	if err := waitFor(5*time.Second, func() bool { return shadow.count.Load() == n }); err != nil {
+		t.Fatalf("the slow mirror target received %d of %d copies", shadow.count.Load(), n)
 	}
-	if n := m.stat("sluice.mirror.dropped_overflow"); n != 7 {
-		t.Errorf("dropped_overflow = %d, want 7", n)
+	if got := m.shared.MirrorsInFlight(); got != n {
+		t.Errorf("%d mirrors in flight, want %d", got, n)
 	}
+	if d := m.stat("sluice.mirror.dropped_overflow"); d != 0 {
+		t.Errorf("dropped_overflow = %d, want 0", d)
+	}
+}
+
+// TestMirrorBoundedByClusterLimits: the mirror cluster's own circuit
+// breakers bound the copies in flight; the ones they refuse are dropped
+// and counted, and the primary is never slowed.
+func TestMirrorBoundedByClusterLimits(t *testing.T) {
+	t.Parallel()
+	web := newBackend(t, "web", ok)
+	release := make(chan struct{})
+	shadow := newBackend(t, "shadow", func(_ int64, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	m := newMesh(t, service("web", web)+service("mirror", shadow)+vs(`  - mirror: {host: mirror}
+    route: [{destination: {host: web}}]
+`)+`---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: mirror}
+spec:
+  host: mirror
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 4}
+      http: {http1MaxPendingRequests: 1, http2MaxRequests: 4}
+`)
+	const n = 20
+	for i := range n {
+		if a := m.get("web:8080", "/"); a.status != 200 || a.latency > 3*time.Second {
+			t.Fatalf("request %d: %d after %v", i, a.status, a.latency)
+		}
+	}
+	// At most 4 reach the target and at most one more waits; the rest are
+	// refused by the breakers.
+	if err := waitFor(5*time.Second, func() bool { return m.stat("sluice.mirror.dropped_overflow") >= n-5 }); err != nil {
+		t.Fatalf("dropped_overflow = %d, want at least %d", m.stat("sluice.mirror.dropped_overflow"), n-5)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := shadow.count.Load(); got != 4 {
+		t.Errorf("the mirror target got %d copies at once, want its cluster's limit of 4", got)
+	}
+}
+
+func waitFor(d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %v", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
 }
 
 // TestNoClusterAndNoRouteFlags: the proxy's own answers say why.

@@ -315,7 +315,7 @@ func (h *Handler) send(ctx context.Context, r *http.Request, rte *router.Route, 
 	var cs *ClusterStats
 	retried := false // a retry is in flight (holds a retry slot)
 	var tried []*upstream.Host
-	req := attemptRequest{route: rte, arm: arm, cluster: cl, decorate: info.egressTracing}
+	req := attemptRequest{route: rte, arm: arm, cluster: cl, decorate: info.EgressTracing, upgrade: info.Upgrade}
 	for {
 		info.Attempts++
 		down := r

@@ -6,6 +6,9 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/cors"
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
 )
 
 // Stats are the request path's counters that are not kept per host:
@@ -27,15 +30,10 @@ type ListenerStats struct {
 	// ResponseFlags counts requests by response flag (a request with two
 	// flags counts in both).
 	ResponseFlags [numFlags]atomic.Uint64
-	// DelaysInjected and AbortsInjected are Envoy's fault filter counters
-	// (http.<stat_prefix>.fault.delays_injected / aborts_injected).
-	DelaysInjected atomic.Uint64
-	AbortsInjected atomic.Uint64
-	// CorsOriginValid and CorsOriginInvalid are Envoy's CORS filter
-	// counters (http.<stat_prefix>.cors.origin_valid / origin_invalid):
-	// requests with an Origin on a route with a CORS policy.
-	CorsOriginValid   atomic.Uint64
-	CorsOriginInvalid atomic.Uint64
+	// Fault are the fault filter's counters.
+	Fault fault.Stats
+	// CORS are the CORS filter's counters.
+	CORS cors.Stats
 }
 
 // ClusterStats are a cluster's route-level counters, named as Envoy names
@@ -51,7 +49,7 @@ type ClusterStats struct {
 type MirrorStats struct {
 	Sent             atomic.Uint64 // copies sent
 	Failed           atomic.Uint64 // copies that got no answer
-	DroppedOverflow  atomic.Uint64 // more than the in-flight cap
+	DroppedOverflow  atomic.Uint64 // refused by the mirror cluster's circuit breakers
 	DroppedBody      atomic.Uint64 // the body was too large or not fully read
 	DroppedNoCluster atomic.Uint64 // the mirror cluster does not exist
 }
@@ -114,18 +112,18 @@ func (s *Stats) WriteText(w io.Writer) {
 	s.mu.RUnlock()
 	for _, p := range prefixes {
 		ls := s.Listener(p)
-		fmt.Fprintf(w, "http.%s.cors.origin_invalid: %d\n", p, ls.CorsOriginInvalid.Load())
-		fmt.Fprintf(w, "http.%s.cors.origin_valid: %d\n", p, ls.CorsOriginValid.Load())
-		fmt.Fprintf(w, "http.%s.fault.aborts_injected: %d\n", p, ls.AbortsInjected.Load())
-		fmt.Fprintf(w, "http.%s.fault.delays_injected: %d\n", p, ls.DelaysInjected.Load())
+		fmt.Fprintf(w, "http.%s.cors.origin_invalid: %d\n", p, ls.CORS.OriginInvalid.Load())
+		fmt.Fprintf(w, "http.%s.cors.origin_valid: %d\n", p, ls.CORS.OriginValid.Load())
+		fmt.Fprintf(w, "http.%s.fault.aborts_injected: %d\n", p, ls.Fault.AbortsInjected.Load())
+		fmt.Fprintf(w, "http.%s.fault.delays_injected: %d\n", p, ls.Fault.DelaysInjected.Load())
 		names := make([]int, 0, numFlags)
 		for i := range numFlags {
 			names = append(names, i)
 		}
-		sort.Slice(names, func(a, b int) bool { return flagNames[names[a]] < flagNames[names[b]] })
+		sort.Slice(names, func(a, b int) bool { return FlagName(names[a]) < FlagName(names[b]) })
 		for _, i := range names {
 			if n := ls.ResponseFlags[i].Load(); n > 0 {
-				fmt.Fprintf(w, "http.%s.response_flags.%s: %d\n", p, flagNames[i], n)
+				fmt.Fprintf(w, "http.%s.response_flags.%s: %d\n", p, FlagName(i), n)
 			}
 		}
 	}

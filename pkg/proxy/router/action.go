@@ -50,6 +50,9 @@ type Action struct {
 	// Hash makes the request's hash key for ring hash and maglev
 	// clusters (hash_policy; compiled by the upstream package).
 	Hash *upstream.HashPolicy
+	// Upgrades are the route's upgrade_configs: upgrade type (lower case)
+	// to enabled, overriding the connection manager's (nil: none).
+	Upgrades map[string]bool
 
 	// Redirect
 	Redirect *RedirectAction
@@ -170,6 +173,16 @@ func compileForward(ra *route.RouteAction) (Action, error) {
 	if ra.PrefixRewrite != "" {
 		act.PrefixRewrite, act.HasPrefixRewrite = ra.PrefixRewrite, true
 	}
+	for i, u := range ra.UpgradeConfigs {
+		if u.ConnectConfig != nil || strings.EqualFold(u.UpgradeType, "CONNECT") {
+			return act, fmt.Errorf("upgrade_configs[%d]: CONNECT is not supported", i)
+		}
+		if act.Upgrades == nil {
+			act.Upgrades = map[string]bool{}
+		}
+		// Envoy: a route's upgrade config is enabled unless it says not.
+		act.Upgrades[strings.ToLower(u.UpgradeType)] = u.Enabled == nil || u.Enabled.Value
+	}
 	if rr := ra.RegexRewrite; rr != nil {
 		re, err := regexpCompile(rr.GetPattern().GetRegex())
 		if err != nil {
@@ -270,7 +283,7 @@ func (rt *Route) Location(r *http.Request) string {
 	if port == defaultPort(scheme) {
 		port = ""
 	}
-	path := requestPath(r)
+	path := RequestPath(r)
 	query := r.URL.RawQuery
 	switch {
 	case rd.Path != "":

@@ -9,73 +9,24 @@ import (
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/strmatch"
 )
 
-// stringMatch is a compiled Envoy StringMatcher.
-type stringMatch struct {
-	kind       byte // 'e'xact, 'p'refix, 's'uffix, 'c'ontains, 'r'egex
-	value      string
-	re         *regexp.Regexp
-	ignoreCase bool
-}
+// stringMatch is a compiled Envoy StringMatcher (see strmatch).
+type stringMatch = strmatch.String
 
-func compileStringMatch(m *matcher.StringMatcher) (stringMatch, error) {
-	sm := stringMatch{ignoreCase: m.GetIgnoreCase()}
-	switch p := m.GetMatchPattern().(type) {
-	case *matcher.StringMatcher_Exact:
-		sm.kind, sm.value = 'e', p.Exact
-	case *matcher.StringMatcher_Prefix:
-		sm.kind, sm.value = 'p', p.Prefix
-	case *matcher.StringMatcher_Suffix:
-		sm.kind, sm.value = 's', p.Suffix
-	case *matcher.StringMatcher_Contains:
-		sm.kind, sm.value = 'c', p.Contains
-	case *matcher.StringMatcher_SafeRegex:
-		re, err := compileRegex(p.SafeRegex.GetRegex(), false)
-		if err != nil {
-			return sm, err
-		}
-		sm.kind, sm.re = 'r', re
-	default:
-		return sm, fmt.Errorf("unsupported string matcher %T", p)
-	}
-	if sm.ignoreCase {
-		sm.value = strings.ToLower(sm.value)
-	}
-	return sm, nil
-}
+func compileStringMatch(m *matcher.StringMatcher) (stringMatch, error) { return strmatch.Compile(m) }
 
-// compileRegex compiles an RE2 pattern that must match the whole input, as
-// Envoy's safe_regex does.
 func compileRegex(pattern string, ignoreCase bool) (*regexp.Regexp, error) {
-	prefix := ""
-	if ignoreCase {
-		prefix = "(?i)"
-	}
-	re, err := regexp.Compile(prefix + "^(?:" + pattern + ")$")
-	if err != nil {
-		return nil, fmt.Errorf("regex %q: %w", pattern, err)
-	}
-	return re, nil
+	return strmatch.CompileRegex(pattern, ignoreCase)
 }
 
-func (m *stringMatch) match(s string) bool {
-	if m.ignoreCase && m.kind != 'r' {
-		s = strings.ToLower(s)
-	}
-	switch m.kind {
-	case 'e':
-		return s == m.value
-	case 'p':
-		return strings.HasPrefix(s, m.value)
-	case 's':
-		return strings.HasSuffix(s, m.value)
-	case 'c':
-		return strings.Contains(s, m.value)
-	case 'r':
-		return m.re.MatchString(s)
-	}
-	return false
+// legacyMatch compiles the deprecated header matcher fields as the
+// StringMatcher they stand for.
+func legacyMatch(m *matcher.StringMatcher) stringMatch {
+	sm, _ := strmatch.Compile(m)
+	return sm
 }
 
 // headerMatch is a compiled HeaderMatcher.
@@ -101,17 +52,17 @@ func compileHeaderMatch(h *route.HeaderMatcher) (headerMatch, error) {
 			hm.invert = !hm.invert
 		}
 	case *route.HeaderMatcher_ExactMatch:
-		hm.str = stringMatch{kind: 'e', value: s.ExactMatch}
+		hm.str = legacyMatch(&matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: s.ExactMatch}})
 	case *route.HeaderMatcher_PrefixMatch:
-		hm.str = stringMatch{kind: 'p', value: s.PrefixMatch}
+		hm.str = legacyMatch(&matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Prefix{Prefix: s.PrefixMatch}})
 	case *route.HeaderMatcher_SuffixMatch:
-		hm.str = stringMatch{kind: 's', value: s.SuffixMatch}
+		hm.str = legacyMatch(&matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Suffix{Suffix: s.SuffixMatch}})
 	case *route.HeaderMatcher_SafeRegexMatch:
-		re, err := compileRegex(s.SafeRegexMatch.GetRegex(), false)
+		sm, err := compileStringMatch(&matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: s.SafeRegexMatch}})
 		if err != nil {
 			return hm, fmt.Errorf("header %q: %w", h.Name, err)
 		}
-		hm.str = stringMatch{kind: 'r', re: re}
+		hm.str = sm
 	case nil:
 		hm.present = true
 	default:
@@ -152,7 +103,7 @@ func (h *headerMatch) match(r *http.Request) bool {
 	if h.present {
 		res = ok
 	} else {
-		res = ok && h.str.match(v)
+		res = ok && h.str.Match(v)
 	}
 	return res != h.invert
 }
@@ -187,5 +138,5 @@ func (q *queryMatch) match(query url.Values) bool {
 	if q.present {
 		return true
 	}
-	return len(vals) > 0 && q.str.match(vals[0])
+	return len(vals) > 0 && q.str.Match(vals[0])
 }

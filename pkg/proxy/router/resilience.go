@@ -9,16 +9,18 @@ import (
 	"time"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	previoushosts "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	previouspriorities "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/cors"
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // Extension names the router understands, as Envoy registers them.
 const (
-	FaultFilterName            = "envoy.filters.http.fault"
 	previousHostsPredicateName = "envoy.retry_host_predicates.previous_hosts"
 	previousPrioritiesName     = "envoy.retry_priorities.previous_priorities"
 )
@@ -203,7 +205,7 @@ func (h *headerMatch) matchResponse(status int, hdr http.Header) bool {
 	}
 	res := ok
 	if !h.present {
-		res = ok && h.str.match(v)
+		res = ok && h.str.Match(v)
 	}
 	return res != h.invert
 }
@@ -288,111 +290,13 @@ func compileRetryPolicy(rp *route.RetryPolicy) (*RetryPolicy, error) {
 	return p, nil
 }
 
-// Fraction is an Envoy FractionalPercent: Numerator out of Denominator.
-type Fraction struct{ Numerator, Denominator uint32 }
+// Fraction is an Envoy FractionalPercent (see httpfilter).
+type Fraction = httpfilter.Fraction
 
 // Always is 100%.
-var Always = Fraction{1, 1}
+var Always = httpfilter.Always
 
-func compileFraction(f *typev3.FractionalPercent) Fraction {
-	if f == nil {
-		return Fraction{0, 100} // an unset percentage is 0%, as in Envoy
-	}
-	d := uint32(100)
-	switch f.Denominator {
-	case typev3.FractionalPercent_TEN_THOUSAND:
-		d = 10_000
-	case typev3.FractionalPercent_MILLION:
-		d = 1_000_000
-	}
-	return Fraction{min(f.Numerator, d), d}
-}
-
-// Sample reports whether a request falls in the fraction, given a
-// uniformly random number.
-func (f Fraction) Sample(random uint64) bool {
-	if f.Numerator == 0 {
-		return false
-	}
-	if f.Numerator >= f.Denominator {
-		return true
-	}
-	return random%uint64(f.Denominator) < uint64(f.Numerator)
-}
-
-// Fault is a compiled envoy.filters.http.fault per-route config.
-type Fault struct {
-	HasDelay     bool
-	Delay        time.Duration
-	DelayPercent Fraction
-
-	HasAbort     bool
-	AbortPercent Fraction
-	// AbortStatus is the HTTP status of an abort; for gRPC aborts it is
-	// 200 and AbortGRPC holds the grpc-status (-1 for HTTP aborts).
-	AbortStatus int
-	AbortGRPC   int
-	AbortBody   string
-}
-
-func compileFaultConfig(a *anypb.Any) (*Fault, error) {
-	var fc route.FilterConfig
-	if a.MessageIs(&fc) {
-		if err := a.UnmarshalTo(&fc); err != nil {
-			return nil, err
-		}
-		if fc.Disabled {
-			return nil, nil
-		}
-		a = fc.Config
-		if a == nil {
-			return nil, nil
-		}
-	}
-	var hf faultv3.HTTPFault
-	if err := a.UnmarshalTo(&hf); err != nil {
-		return nil, err
-	}
-	return CompileFault(&hf)
-}
-
-// CompileFault compiles an HTTPFault. Nil means the config injects
-// nothing. Runtime keys are accepted: sluice has no runtime, so their
-// defaults (the configured values) apply, as in an Envoy without overrides.
-func CompileFault(hf *faultv3.HTTPFault) (*Fault, error) {
-	if err := hf.ValidateAll(); err != nil {
-		return nil, err
-	}
-	if len(hf.Headers) > 0 || len(hf.DownstreamNodes) > 0 || hf.UpstreamCluster != "" {
-		return nil, fmt.Errorf("headers, downstream_nodes and upstream_cluster conditions are not supported")
-	}
-	if hf.MaxActiveFaults != nil || hf.ResponseRateLimit != nil {
-		return nil, fmt.Errorf("max_active_faults and response_rate_limit are not supported")
-	}
-	if hf.Delay == nil && hf.Abort == nil {
-		return nil, nil
-	}
-	f := &Fault{AbortGRPC: -1}
-	if d := hf.Delay; d != nil {
-		fd := d.GetFixedDelay()
-		if fd == nil {
-			return nil, fmt.Errorf("delay: only fixed_delay is supported")
-		}
-		f.HasDelay, f.Delay, f.DelayPercent = true, fd.AsDuration(), compileFraction(d.Percentage)
-	}
-	if a := hf.Abort; a != nil {
-		f.HasAbort, f.AbortPercent, f.AbortBody = true, compileFraction(a.Percentage), a.ResponseBody
-		switch et := a.ErrorType.(type) {
-		case *faultv3.FaultAbort_HttpStatus:
-			f.AbortStatus = int(et.HttpStatus)
-		case *faultv3.FaultAbort_GrpcStatus:
-			f.AbortStatus, f.AbortGRPC = http.StatusOK, int(et.GrpcStatus)
-		default:
-			return nil, fmt.Errorf("abort: only http_status and grpc_status are supported")
-		}
-	}
-	return f, nil
-}
+func compileFraction(f *typev3.FractionalPercent) Fraction { return httpfilter.CompileFraction(f) }
 
 // MirrorPolicy is a compiled request_mirror_policy.
 type MirrorPolicy struct {
@@ -429,13 +333,13 @@ func compileResilience(cr *Route, r *route.Route, vh *route.VirtualHost) error {
 	cr.AttemptCountInResponse = vh.IncludeAttemptCountInResponse
 	for _, cfg := range []map[string]*anypb.Any{vh.TypedPerFilterConfig, r.TypedPerFilterConfig} {
 		for _, name := range sortedNames(cfg) {
-			if name == CorsFilterName {
+			if name == cors.Name {
 				continue // compiled by compileCors
 			}
-			if name != FaultFilterName {
+			if name != fault.Name {
 				return fmt.Errorf("typed_per_filter_config for %q is not supported", name)
 			}
-			f, err := compileFaultConfig(cfg[name])
+			f, err := fault.CompilePerRoute(cfg[name])
 			if err != nil {
 				return fmt.Errorf("fault: %w", err)
 			}
@@ -502,26 +406,4 @@ func sortedNames(m map[string]*anypb.Any) []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// CheckFaultFilter accepts the listener-level config of the fault filter:
-// empty (Istio's), with faults only coming from the routes. A listener-wide
-// fault would apply to routes without their own; sluice rejects it rather
-// than ignore it.
-func CheckFaultFilter(a *anypb.Any) error {
-	if a == nil {
-		return nil
-	}
-	var hf faultv3.HTTPFault
-	if err := a.UnmarshalTo(&hf); err != nil {
-		return err
-	}
-	f, err := CompileFault(&hf)
-	if err != nil {
-		return err
-	}
-	if f != nil {
-		return fmt.Errorf("a listener-wide delay or abort is not supported; put faults on routes")
-	}
-	return nil
 }

@@ -20,6 +20,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
 )
 
 func mustAny(t *testing.T, m proto.Message) *anypb.Any {
@@ -174,8 +176,8 @@ func TestCompileFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := cr.Fault
-	if f == nil || !f.HasDelay || f.Delay != 2*time.Second || f.DelayPercent != (Fraction{50, 100}) ||
-		!f.HasAbort || f.AbortStatus != 503 || f.AbortGRPC != -1 || f.AbortPercent != (Fraction{125000, 1_000_000}) {
+	if f == nil || !f.HasDelay || f.Delay != 2*time.Second || f.DelayPercent != (Fraction{Numerator: 50, Denominator: 100}) ||
+		!f.HasAbort || f.AbortStatus != 503 || f.AbortGRPC != -1 || f.AbortPercent != (Fraction{Numerator: 125000, Denominator: 1_000_000}) {
 		t.Fatalf("compiled %+v", f)
 	}
 
@@ -217,10 +219,10 @@ func TestCompileFault(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if err := CheckFaultFilter(mustAny(t, &faultv3.HTTPFault{})); err != nil {
+	if err := fault.CheckListenerConfig(mustAny(t, &faultv3.HTTPFault{})); err != nil {
 		t.Errorf("Istio's empty listener-level fault filter: %v", err)
 	}
-	if err := CheckFaultFilter(mustAny(t, hf)); err == nil || !strings.Contains(err.Error(), "listener-wide") {
+	if err := fault.CheckListenerConfig(mustAny(t, hf)); err == nil || !strings.Contains(err.Error(), "listener-wide") {
 		t.Errorf("a listener-wide fault must be rejected: %v", err)
 	}
 }
@@ -238,7 +240,7 @@ func TestCompileMirrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := cr.Action.Mirrors
-	if len(m) != 3 || m[0] != (MirrorPolicy{Cluster: "shadow", Fraction: Fraction{250000, 1_000_000}}) ||
+	if len(m) != 3 || m[0] != (MirrorPolicy{Cluster: "shadow", Fraction: Fraction{Numerator: 250000, Denominator: 1_000_000}}) ||
 		m[1] != (MirrorPolicy{Cluster: "all", Fraction: Always}) || !m[2].KeepHost {
 		t.Fatalf("mirrors %+v", m)
 	}
@@ -251,7 +253,7 @@ func TestCompileMirrors(t *testing.T) {
 // TestFractionSample checks sampling against its expectation over many
 // draws (tolerance: 5 standard deviations).
 func TestFractionSample(t *testing.T) {
-	for _, f := range []Fraction{{125000, 1_000_000}, {50, 100}, {1, 10_000}, {0, 100}, {100, 100}, Always} {
+	for _, f := range []Fraction{{Numerator: 125000, Denominator: 1_000_000}, {Numerator: 50, Denominator: 100}, {Numerator: 1, Denominator: 10_000}, {Numerator: 0, Denominator: 100}, {Numerator: 100, Denominator: 100}, Always} {
 		const n = 200_000
 		hits := 0
 		for range n {

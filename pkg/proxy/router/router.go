@@ -12,6 +12,9 @@ import (
 	"strings"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/cors"
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
 )
 
 // Table is a compiled route configuration.
@@ -48,10 +51,10 @@ type Route struct {
 	ReqOps  HeaderOps
 	RespOps HeaderOps
 	// Fault is injected before the route's action (nil: none).
-	Fault *Fault
+	Fault *fault.Config
 	// Cors is the route's CORS policy, applied after the fault and before
 	// the action (nil: none).
-	Cors *CorsPolicy
+	Cors *cors.Policy
 	// AttemptCount sets x-envoy-attempt-count on upstream requests, and
 	// AttemptCountInResponse on the response (the virtual host's
 	// include_request_attempt_count / include_attempt_count_in_response).
@@ -169,6 +172,12 @@ func (t *Table) Match(r *http.Request) *Route { return t.MatchAuthority(r, r.Hos
 // MatchAuthority is Match with the authority given (for example with its
 // port stripped, as gateways do).
 func (t *Table) MatchAuthority(r *http.Request, authority string) *Route {
+	return t.MatchPath(r, authority, RequestPath(r))
+}
+
+// MatchPath is Match with the authority and the path (without the query)
+// given: the request path passes the normalized path it routes on.
+func (t *Table) MatchPath(r *http.Request, authority, path string) *Route {
 	vh := t.VirtualHost(authority)
 	if vh == nil {
 		return nil
@@ -176,7 +185,6 @@ func (t *Table) MatchAuthority(r *http.Request, authority string) *Route {
 	if vh.tlsRedirect != nil && r.TLS == nil {
 		return vh.tlsRedirect
 	}
-	path := requestPath(r)
 	var query url.Values
 	for _, rt := range vh.Routes {
 		if !rt.path.match(path) {
@@ -238,8 +246,11 @@ func (t *Table) VirtualHost(host string) *VirtualHost {
 	return t.any
 }
 
-// requestPath is the request's path as sent, without the query.
-func requestPath(r *http.Request) string {
+// RequestPath is the request's path as sent (or as the connection
+// manager normalized it), without the query; "/" when empty. It is the one
+// place the request path reads the path: routing, rewrites, redirects and
+// the upstream request all use it.
+func RequestPath(r *http.Request) string {
 	p := r.RequestURI
 	if p == "" || p[0] != '/' {
 		// absolute-form ("GET http://host/path") or a client-side request

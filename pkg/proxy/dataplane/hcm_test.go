@@ -1,0 +1,181 @@
+package dataplane
+
+import (
+	"strings"
+	"testing"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
+)
+
+// baseHCM is a connection manager as sluice's xdsgen makes it.
+func baseHCM() *hcm.HttpConnectionManager {
+	return &hcm.HttpConnectionManager{StatPrefix: "s",
+		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{RouteConfigName: "r",
+			ConfigSource: &core.ConfigSource{ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}}}}},
+		HttpFilters:       []*hcm.HttpFilter{{Name: "envoy.filters.http.router"}},
+		StreamIdleTimeout: durationpb.New(0), UseRemoteAddress: wrapperspb.Bool(false), GenerateRequestId: wrapperspb.Bool(true),
+		NormalizePath: wrapperspb.Bool(true), PathWithEscapedSlashesAction: hcm.HttpConnectionManager_KEEP_UNCHANGED,
+		UpgradeConfigs: []*hcm.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
+	}
+}
+
+func compileHCMForTest(t *testing.T, m *hcm.HttpConnectionManager) (*FilterChain, error) {
+	t.Helper()
+	a, err := anypb.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := &FilterChain{}
+	err = compileHCM(&listener.Filter{Name: "envoy.filters.network.http_connection_manager",
+		ConfigType: &listener.Filter_TypedConfig{TypedConfig: a}}, chain, core.TrafficDirection_OUTBOUND)
+	return chain, err
+}
+
+// setSomething gives field fd of m a value that is not the default.
+func setSomething(m protoreflect.Message, fd protoreflect.FieldDescriptor) {
+	switch {
+	case fd.IsList():
+		l := m.Mutable(fd).List()
+		if fd.Kind() == protoreflect.MessageKind {
+			l.Append(l.NewElement())
+		} else {
+			l.Append(scalar(fd))
+		}
+	case fd.IsMap():
+		mp := m.Mutable(fd).Map()
+		mp.Set(protoreflect.ValueOfString("k").MapKey(), mp.NewValue())
+	case fd.Kind() == protoreflect.MessageKind:
+		m.Set(fd, m.NewField(fd))
+	default:
+		m.Set(fd, scalar(fd))
+	}
+}
+
+func scalar(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.Kind() {
+	case protoreflect.BoolKind:
+		return protoreflect.ValueOfBool(true)
+	case protoreflect.EnumKind:
+		return protoreflect.ValueOfEnum(1)
+	case protoreflect.StringKind:
+		return protoreflect.ValueOfString("x")
+	case protoreflect.Uint32Kind:
+		return protoreflect.ValueOfUint32(1)
+	case protoreflect.Int32Kind:
+		return protoreflect.ValueOfInt32(1)
+	case protoreflect.Uint64Kind:
+		return protoreflect.ValueOfUint64(1)
+	case protoreflect.Int64Kind:
+		return protoreflect.ValueOfInt64(1)
+	}
+	return protoreflect.ValueOfString("x")
+}
+
+// TestHCMUnsupportedFieldsNACK: every HttpConnectionManager field the
+// proxy does not honour, set on an otherwise good connection manager, is
+// NACKed with an error naming the field. The table is the proto itself,
+// so a field added to go-control-plane is covered without editing this.
+func TestHCMUnsupportedFieldsNACK(t *testing.T) {
+	fields := (&hcm.HttpConnectionManager{}).ProtoReflect().Descriptor().Fields()
+	n := 0
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if hcmFields[fd.Name()] {
+			continue
+		}
+		n++
+		m := baseHCM()
+		setSomething(m.ProtoReflect(), fd)
+		_, err := compileHCMForTest(t, m)
+		if err == nil || !strings.Contains(err.Error(), string(fd.Name())) {
+			t.Errorf("%s set: err = %v, want a NACK naming the field", fd.Name(), err)
+		}
+	}
+	if n < 40 {
+		t.Errorf("only %d unsupported fields tried", n)
+	}
+}
+
+// TestRouterFilterFieldsNACK: the router filter's options are all NACKed
+// by name.
+func TestRouterFilterFieldsNACK(t *testing.T) {
+	fields := (&routerv3.Router{}).ProtoReflect().Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		r := &routerv3.Router{}
+		setSomething(r.ProtoReflect(), fd)
+		a, err := anypb.New(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := baseHCM()
+		m.HttpFilters = []*hcm.HttpFilter{{Name: "envoy.filters.http.router", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: a}}}
+		if _, err := compileHCMForTest(t, m); err == nil || !strings.Contains(err.Error(), string(fd.Name())) {
+			t.Errorf("router %s set: err = %v, want a NACK naming the field", fd.Name(), err)
+		}
+	}
+}
+
+// TestHCMValuesNACK: honoured fields with values the proxy does not
+// implement are NACKed naming the field.
+func TestHCMValuesNACK(t *testing.T) {
+	unknown := &hcm.HttpFilter{Name: "envoy.filters.http.lua"}
+	for _, c := range []struct {
+		field string
+		edit  func(*hcm.HttpConnectionManager)
+	}{
+		{"codec_type", func(m *hcm.HttpConnectionManager) { m.CodecType = hcm.HttpConnectionManager_HTTP1 }},
+		{"stream_idle_timeout", func(m *hcm.HttpConnectionManager) { m.StreamIdleTimeout = durationpb.New(5e9) }},
+		{"use_remote_address", func(m *hcm.HttpConnectionManager) { m.UseRemoteAddress = wrapperspb.Bool(true) }},
+		{"generate_request_id", func(m *hcm.HttpConnectionManager) { m.GenerateRequestId = wrapperspb.Bool(false) }},
+		{"CONNECT", func(m *hcm.HttpConnectionManager) {
+			m.UpgradeConfigs = append(m.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: "CONNECT"})
+		}},
+		{"filters", func(m *hcm.HttpConnectionManager) { m.UpgradeConfigs[0].Filters = []*hcm.HttpFilter{{Name: "x"}} }},
+		{"envoy.filters.http.lua", func(m *hcm.HttpConnectionManager) {
+			m.HttpFilters = append([]*hcm.HttpFilter{unknown}, m.HttpFilters...)
+		}},
+		{"disabled", func(m *hcm.HttpConnectionManager) { m.HttpFilters[0].Disabled = true }},
+		{"last", func(m *hcm.HttpConnectionManager) {
+			m.HttpFilters = append(m.HttpFilters, &hcm.HttpFilter{Name: "envoy.filters.http.cors"})
+		}},
+	} {
+		m := baseHCM()
+		c.edit(m)
+		if _, err := compileHCMForTest(t, m); err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: err = %v, want a NACK naming it", c.field, err)
+		}
+	}
+}
+
+// TestHCMHonoured: what xdsgen sets compiles into the chain.
+func TestHCMHonoured(t *testing.T) {
+	m := baseHCM()
+	m.MergeSlashes = true
+	m.PathWithEscapedSlashesAction = hcm.HttpConnectionManager_UNESCAPE_AND_FORWARD
+	m.UpgradeConfigs = append(m.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: "Spdy/3", Enabled: wrapperspb.Bool(false)})
+	m.HttpFilters = append([]*hcm.HttpFilter{{Name: "envoy.filters.http.lua", IsOptional: true}, {Name: "envoy.filters.http.cors"},
+		{Name: "envoy.filters.http.fault"}}, m.HttpFilters...)
+	chain, err := compileHCMForTest(t, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (pathnorm.Options{Normalize: true, MergeSlashes: true, EscapedSlashes: pathnorm.UnescapeAndForward}); chain.Path != want {
+		t.Errorf("path options %+v, want %+v", chain.Path, want)
+	}
+	if !chain.Upgrades["websocket"] || chain.Upgrades["spdy/3"] {
+		t.Errorf("upgrades %v", chain.Upgrades)
+	}
+	if got := chain.HTTPFilters; len(got) != 3 || got[0] != FilterCORS || got[1] != FilterFault || got[2] != FilterRouter {
+		t.Errorf("filters %v, want cors, fault, router (the optional unknown one skipped)", got)
+	}
+}

@@ -1,0 +1,202 @@
+package httpproxy
+
+import (
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+)
+
+// hopHeaders apply to one connection only and are never forwarded (RFC
+// 9110 section 7.6.1).
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// outboundRequest builds the upstream request for r: same method, headers
+// minus hop-by-hop ones, path rewritten by the route, sent to addr.
+func outboundRequest(r *http.Request, addr string, rte *router.Route) *http.Request {
+	path := router.RequestPath(r)
+	newPath := rte.RewritePath(path)
+	u := &url.URL{Scheme: "http", Host: addr, RawQuery: r.URL.RawQuery}
+	if p, err := url.PathUnescape(newPath); err == nil {
+		u.Path = p
+		if p != newPath {
+			u.RawPath = newPath
+		}
+	} else {
+		u.Path = newPath
+	}
+	out := &http.Request{
+		Method:        r.Method,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        cloneRequestHeader(r.Header),
+		Body:          r.Body,
+		ContentLength: r.ContentLength,
+		Host:          r.Host,
+	}
+	if r.Body == http.NoBody || r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+		out.Body = nil
+		out.ContentLength = 0
+	}
+	if a := rte.Action.HostRewrite; a != "" {
+		out.Host = a
+	}
+	if _, ok := out.Header["X-Forwarded-Proto"]; !ok {
+		if r.TLS != nil {
+			out.Header["X-Forwarded-Proto"] = []string{"https"}
+		} else {
+			out.Header["X-Forwarded-Proto"] = []string{"http"}
+		}
+	}
+	if _, ok := out.Header["X-Request-Id"]; !ok {
+		out.Header["X-Request-Id"] = []string{requestID()}
+	}
+	return out
+}
+
+// cloneRequestHeader copies h without hop-by-hop headers and without the
+// headers the Connection header names. "TE: trailers" survives, as gRPC
+// needs it.
+func cloneRequestHeader(h http.Header) http.Header {
+	// Room for what the request path adds: X-Forwarded-Proto,
+	// X-Request-Id, X-Envoy-Expected-Rq-Timeout-Ms and the decorator.
+	out := make(http.Header, len(h)+4)
+	for k, v := range h {
+		out[k] = v
+	}
+	removeHopHeaders(out)
+	if te := h["Te"]; len(te) > 0 && strings.Contains(strings.ToLower(strings.Join(te, ",")), "trailers") {
+		out["Te"] = []string{"trailers"}
+	}
+	return out
+}
+
+func removeHopHeaders(h http.Header) {
+	for _, f := range h["Connection"] {
+		for _, name := range strings.Split(f, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				delete(h, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+func copyResponseHeaders(dst, src http.Header) {
+	for k, v := range src {
+		dst[k] = v
+	}
+	removeHopHeaders(dst)
+}
+
+func announceTrailers(h http.Header, trailer http.Header) {
+	if len(trailer) == 0 {
+		return
+	}
+	names := make([]string, 0, len(trailer))
+	for k := range trailer {
+		names = append(names, k)
+	}
+	h["Trailer"] = []string{strings.Join(names, ", ")}
+}
+
+func writeTrailers(h http.Header, trailer http.Header) {
+	for k, v := range trailer {
+		h[k] = v
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBody streams the response body; bodies of unknown length (streams,
+// server-sent events, gRPC) are flushed as they arrive.
+func copyBody(w http.ResponseWriter, resp *http.Response) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	flush := resp.ContentLength == -1
+	rc := http.NewResponseController(w)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if flush {
+				rc.Flush()
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				// The upstream reset mid-body; the client sees a truncated
+				// response, as it would through Envoy.
+				panic(http.ErrAbortHandler)
+			}
+			return
+		}
+	}
+}
+
+func isConnectError(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// rootCause is the innermost error text, e.g. "connection refused".
+func rootCause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}
+
+const hexDigits = "0123456789abcdef"
+
+// requestID makes an x-request-id in UUID v4 form.
+func requestID() string {
+	var b [36]byte
+	a, c := rand.Uint64(), rand.Uint64()
+	j := 0
+	for i := 0; i < 36; i++ {
+		switch i {
+		case 8, 13, 18, 23:
+			b[i] = '-'
+			continue
+		case 14:
+			b[i] = '4'
+			continue
+		}
+		var nib uint64
+		if j < 16 {
+			nib = (a >> (4 * j)) & 0xf
+		} else {
+			nib = (c >> (4 * (j - 16))) & 0xf
+		}
+		if i == 19 {
+			nib = 8 | (nib & 3)
+		}
+		b[i] = hexDigits[nib]
+		j++
+	}
+	return string(b[:])
+}

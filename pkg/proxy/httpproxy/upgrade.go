@@ -1,0 +1,132 @@
+package httpproxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+)
+
+// HTTP/1.1 upgrades (websocket and any other type upgrade_configs allow),
+// as Envoy's connection manager does them: the HCM's upgrade_configs list
+// the types allowed, a route's upgrade_configs override them, and an
+// upgrade allowed nowhere is answered 403 with the connection closed
+// (ConnectionManagerImpl::ActiveStream::decodeHeaders, "upgrade_failed").
+// An allowed upgrade goes upstream with its Upgrade and Connection
+// headers; a 101 answer turns the exchange into a tunnel (after
+// net/http/httputil's ReverseProxy.handleUpgradeResponse), any other
+// answer is an ordinary response.
+
+// upgradeType is the protocol an HTTP/1.1 request asks to switch to
+// (lower case), or "" when it asks for none: Connection lists "upgrade"
+// and Upgrade is set. HTTP/2 requests carry no upgrades.
+func upgradeType(r *http.Request) string {
+	if r.ProtoMajor != 1 {
+		return ""
+	}
+	up := r.Header["Upgrade"]
+	if len(up) == 0 || up[0] == "" {
+		return ""
+	}
+	typ := strings.ToLower(strings.TrimSpace(up[0]))
+	if typ == "h2c" {
+		// Envoy's HTTP/1 codec drops an h2c upgrade (isH2UpgradeRequest)
+		// and serves the request as HTTP/1.1; its headers are hop-by-hop.
+		return ""
+	}
+	for _, v := range r.Header["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return typ
+			}
+		}
+	}
+	return ""
+}
+
+// upgradeAllowed is Envoy's createUpgradeFilterChain decision: the route's
+// upgrade_configs decide when they name the type, else the HCM's.
+func upgradeAllowed(chain *dataplane.FilterChain, rte *router.Route, typ string) bool {
+	if on, ok := rte.Action.Upgrades[typ]; ok {
+		return on
+	}
+	return chain.Upgrades[typ]
+}
+
+// checkUpgrade refuses an upgrade that the config does not allow and
+// marks an allowed one for the router. It reports whether the request
+// goes on.
+func (h *Handler) checkUpgrade(w http.ResponseWriter, r *http.Request, chain *dataplane.FilterChain, rte *router.Route, info *RequestInfo) bool {
+	typ := upgradeType(r)
+	if typ == "" {
+		return true
+	}
+	if !upgradeAllowed(chain, rte, typ) {
+		// Envoy closes the connection too, so an upgrade payload is never
+		// read as a smuggled request.
+		w.Header().Set("Connection", "close")
+		h.localReply(w, info, http.StatusForbidden, 0, "upgrade to "+typ+" is not allowed on route "+rte.Name)
+		return false
+	}
+	info.Upgrade = typ
+	return true
+}
+
+// setUpgradeHeaders puts back the hop-by-hop headers an upgrade needs on
+// the upstream request.
+func setUpgradeHeaders(out *http.Request, r *http.Request) {
+	out.Header["Connection"] = []string{"Upgrade"}
+	out.Header["Upgrade"] = r.Header["Upgrade"]
+}
+
+// tunnel answers 101 to the client with the upstream's headers and then
+// copies bytes both ways until either side closes or ctx (the route
+// timeout, the client) ends. The upstream connection is the 101
+// response's body, as net/http hands it over.
+func (h *Handler) tunnel(w http.ResponseWriter, ctx context.Context, res *attemptResult, rte *router.Route, info *RequestInfo) {
+	resp := res.resp
+	back, ok := resp.Body.(io.ReadWriteCloser)
+	if rb, isRB := resp.Body.(*releasingBody); isRB {
+		back, ok = rb.ReadCloser.(io.ReadWriteCloser)
+	}
+	defer resp.Body.Close() // releases the host and circuit breaker slot
+	if !ok {
+		h.localReply(w, info, http.StatusBadGateway, FlagUPE, "upgrade: upstream connection of cluster "+info.Cluster+" cannot be tunnelled")
+		return
+	}
+	if got := resp.Header.Get("Upgrade"); !strings.EqualFold(got, info.Upgrade) {
+		h.localReply(w, info, http.StatusBadGateway, FlagUPE, "upgrade: upstream switched to protocol \""+got+"\", not "+info.Upgrade)
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		h.localReply(w, info, http.StatusInternalServerError, 0, "upgrade: cannot take over the client connection: "+err.Error())
+		return
+	}
+	defer conn.Close()
+	hdr := resp.Header.Clone()
+	rte.RespOps.Apply(hdr)
+	stripDecorator(hdr, info)
+	info.Status = http.StatusSwitchingProtocols
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	hdr.Write(brw)
+	brw.WriteString("\r\n")
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	done := make(chan struct{}, 2)
+	// brw's reader holds anything the client sent after its request.
+	go func() { io.Copy(back, brw); done <- struct{}{} }()
+	go func() { io.Copy(conn, back); done <- struct{}{} }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	// Closing both ends stops the other copy (httputil does the same).
+	back.Close()
+	conn.Close()
+	<-done
+}

@@ -1,0 +1,82 @@
+// Package strmatch is Envoy's StringMatcher (envoy.type.matcher.v3),
+// compiled once and matched allocation-free: exact, prefix, suffix,
+// contains and RE2 safe_regex (whole-input), optionally ignoring case. The
+// router's header and query matchers and the CORS filter's origins use it.
+package strmatch
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+)
+
+// String is a compiled Envoy StringMatcher.
+type String struct {
+	kind       byte // 'e'xact, 'p'refix, 's'uffix, 'c'ontains, 'r'egex
+	value      string
+	re         *regexp.Regexp
+	ignoreCase bool
+}
+
+// Compile compiles a StringMatcher.
+func Compile(m *matcher.StringMatcher) (String, error) {
+	sm := String{ignoreCase: m.GetIgnoreCase()}
+	switch p := m.GetMatchPattern().(type) {
+	case *matcher.StringMatcher_Exact:
+		sm.kind, sm.value = 'e', p.Exact
+	case *matcher.StringMatcher_Prefix:
+		sm.kind, sm.value = 'p', p.Prefix
+	case *matcher.StringMatcher_Suffix:
+		sm.kind, sm.value = 's', p.Suffix
+	case *matcher.StringMatcher_Contains:
+		sm.kind, sm.value = 'c', p.Contains
+	case *matcher.StringMatcher_SafeRegex:
+		re, err := CompileRegex(p.SafeRegex.GetRegex(), false)
+		if err != nil {
+			return sm, err
+		}
+		sm.kind, sm.re = 'r', re
+	default:
+		return sm, fmt.Errorf("unsupported string matcher %T", p)
+	}
+	if sm.ignoreCase {
+		sm.value = strings.ToLower(sm.value)
+	}
+	return sm, nil
+}
+
+// compileRegex compiles an RE2 pattern that must match the whole input, as
+// Envoy's safe_regex does.
+func CompileRegex(pattern string, ignoreCase bool) (*regexp.Regexp, error) {
+	prefix := ""
+	if ignoreCase {
+		prefix = "(?i)"
+	}
+	re, err := regexp.Compile(prefix + "^(?:" + pattern + ")$")
+	if err != nil {
+		return nil, fmt.Errorf("regex %q: %w", pattern, err)
+	}
+	return re, nil
+}
+
+// Match reports whether s matches.
+func (m *String) Match(s string) bool {
+	if m.ignoreCase && m.kind != 'r' {
+		s = strings.ToLower(s)
+	}
+	switch m.kind {
+	case 'e':
+		return s == m.value
+	case 'p':
+		return strings.HasPrefix(s, m.value)
+	case 's':
+		return strings.HasSuffix(s, m.value)
+	case 'c':
+		return strings.Contains(s, m.value)
+	case 'r':
+		return m.re.MatchString(s)
+	}
+	return false
+}
