@@ -24,6 +24,10 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, rt *dataplane.Ru
 		info.Status = rte.RedirectCode()
 		w.WriteHeader(info.Status)
 	case router.DirectResponse:
+		if r.Method == http.MethodConnect && w.Header().Get("X-Sluice-Reason") == "" {
+			w.Header().Set("X-Sluice-Reason", connectDirectReason(r, rte))
+			w.Header().Set("Connection", "close")
+		}
 		rte.RespOps.Apply(w.Header())
 		stripDecorator(w.Header(), info)
 		if len(rte.Action.Body) > 0 {
@@ -36,6 +40,10 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, rt *dataplane.Ru
 		w.WriteHeader(rte.Action.Status)
 		w.Write(rte.Action.Body)
 	default:
+		if rte.Action.Connect {
+			h.connect(w, r, rt, rte, info)
+			return
+		}
 		h.forward(w, r, rt, rte, info)
 	}
 }
