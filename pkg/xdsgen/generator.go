@@ -73,7 +73,7 @@ func (g *generation) sidecar() error {
 		l, err := httpListener(listenerOptions{
 			Name: OutboundListenerName, Address: g.proxy.OutboundAddress,
 			StatPrefix: "outbound", RouteName: OutboundRouteName, Direction: core.TrafficDirection_OUTBOUND,
-			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh,
+			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, Connect: true,
 		})
 		if err != nil {
 			return err

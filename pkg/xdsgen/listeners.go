@@ -33,6 +33,9 @@ type listenerOptions struct {
 	// Mesh is the mesh config (pathNormalization); nil reads as Istio's
 	// defaults.
 	Mesh *meshv1alpha1.MeshConfig
+	// Connect lists CONNECT in upgrade_configs: the sidecar's outbound
+	// listener serves as a forward proxy (connect.go).
+	Connect bool
 }
 
 // httpListener is a listener with one HTTP connection manager taking its
@@ -93,6 +96,9 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 		// Istio allows websocket upgrades on every connection manager
 		// (buildHTTPConnectionManager in pilot/pkg/networking/core).
 		UpgradeConfigs: []*hcm.HttpConnectionManager_UpgradeConfig{{UpgradeType: WebsocketUpgrade}},
+	}
+	if opts.Connect {
+		manager.UpgradeConfigs = append(manager.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: ConnectUpgrade})
 	}
 	setPathNormalization(manager, opts.Mesh.GetPathNormalization().GetNormalization())
 	if opts.Tracing {

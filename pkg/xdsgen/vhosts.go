@@ -37,6 +37,12 @@ func (g *generation) outboundRouteTable(name string, onlyPort uint32) *route.Rou
 		}
 		defPort := defaultPort(svc)
 		for _, port := range svc.Ports {
+			if onlyPort == 0 && g.outboundTCPPort(svc, port) {
+				// CONNECT to an opaque port (connect.go); bound egress
+				// listeners' tables take no CONNECT.
+				rc.VirtualHosts = append(rc.VirtualHosts, g.connectVirtualHosts(used, svc, port, vsList)...)
+				continue
+			}
 			if !g.outboundHTTPPort(svc, port) || (onlyPort != 0 && port.Number != onlyPort) {
 				continue
 			}
@@ -89,7 +95,7 @@ func (g *generation) outboundRouteTable(name string, onlyPort uint32) *route.Rou
 			})
 		}
 	}
-	rc.VirtualHosts = append(rc.VirtualHosts, g.catchAllHost())
+	rc.VirtualHosts = append(rc.VirtualHosts, g.catchAllHost(onlyPort == 0))
 	return rc
 }
 
@@ -127,19 +133,29 @@ func (g *generation) portVirtualService(vs *model.VirtualService, host string, p
 // catchAllHost answers hosts the mesh does not know, by the mesh's
 // outbound traffic policy: ALLOW_ANY passes them through, REGISTRY_ONLY
 // answers 502 as Istio's block_all virtual host does.
-func (g *generation) catchAllHost() *route.VirtualHost {
+// With connect, CONNECT requests to unknown hosts are handled the same way
+// (catchAllConnect).
+func (g *generation) catchAllHost(connect bool) *route.VirtualHost {
 	// REGISTRY_ONLY is the proto's zero value, so only an explicit policy
 	// counts; an unset one is Istio's default, ALLOW_ANY.
+	var vh *route.VirtualHost
+	allow := true
 	if p := g.scope.OutboundTrafficPolicy(g.push.Mesh); p != nil && p.Mode == meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY {
-		return &route.VirtualHost{Name: "block_all", Domains: []string{"*"}, IncludeRequestAttemptCount: g.includeAttemptCount(), Routes: []*route.Route{{
+		allow = false
+		vh = &route.VirtualHost{Name: "block_all", Domains: []string{"*"}, IncludeRequestAttemptCount: g.includeAttemptCount(), Routes: []*route.Route{{
 			Name:   "block_all",
 			Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
 			Action: &route.Route_DirectResponse{DirectResponse: &route.DirectResponseAction{Status: 502}},
 		}}}
+	} else {
+		r := defaultRoute(PassthroughCluster)
+		r.Name = "allow_any"
+		vh = &route.VirtualHost{Name: "allow_any", Domains: []string{"*"}, Routes: []*route.Route{r}, IncludeRequestAttemptCount: g.includeAttemptCount()}
 	}
-	r := defaultRoute(PassthroughCluster)
-	r.Name = "allow_any"
-	return &route.VirtualHost{Name: "allow_any", Domains: []string{"*"}, Routes: []*route.Route{r}, IncludeRequestAttemptCount: g.includeAttemptCount()}
+	if connect {
+		vh.Routes = append([]*route.Route{catchAllConnect(allow)}, vh.Routes...)
+	}
+	return vh
 }
 
 // virtualServiceFor picks the VirtualService for host: an exact host beats
