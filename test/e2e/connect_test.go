@@ -1,0 +1,323 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-mesh/sluice/internal/testenv"
+)
+
+// The sidecar's outbound listener as the app's HTTP(S) forward proxy
+// (HTTPS_PROXY=http://<outbound>, curl -x): CONNECT host:port opens a
+// tunnel routed as captured TCP to host:port is.
+
+// connectTo sends CONNECT authority to the proxy at addr over a new
+// connection. On 200 it returns the tunnel; otherwise the proxy's answer.
+func connectTo(addr, authority string) (net.Conn, *http.Response, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", authority, authority)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, resp.Body)
+		c.Close()
+		return nil, resp, nil
+	}
+	c.SetDeadline(time.Time{})
+	return &bufferedConn{Conn: c, r: br}, resp, nil
+}
+
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// lineThroughConnect opens a tunnel to authority and sends one line to the
+// TCP line echo behind it; it returns the echo's first word.
+func lineThroughConnect(proxy, authority, line string) (string, error) {
+	c, resp, err := connectTo(proxy, authority)
+	if err != nil {
+		return "", err
+	}
+	if c == nil {
+		return "", fmt.Errorf("CONNECT %s: %s (%s)", authority, resp.Status, resp.Header.Get("X-Sluice-Reason"))
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
+		return "", err
+	}
+	answer, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("CONNECT %s: tunnel read: %w", authority, err)
+	}
+	if !strings.HasSuffix(answer, line+"\n") {
+		return "", fmt.Errorf("echo answered %q to %q", answer, line)
+	}
+	word, _, _ := strings.Cut(answer, " ")
+	return word, nil
+}
+
+// viaProxy GETs rawURL with the sidecar as the HTTPS proxy, as an app with
+// HTTPS_PROXY set does (Go's transport sends CONNECT host:port, then TLS
+// with the host as SNI).
+func viaProxy(c *testenv.Client, pool *tls.Config, rawURL string) (string, error) {
+	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: c.OutboundAddress}), TLSClientConfig: pool}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := hc.Get(rawURL)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// taggedTLSServer is a TLS server with a certificate for name that answers
+// with tag, so a test can tell which of two servers for one name it reached.
+func taggedTLSServer(t *testing.T, ca *testenv.CA, name, tag string) int {
+	t.Helper()
+	certPEM, keyPEM := ca.Issue(t, name)
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s sni=%s", tag, r.TLS.ServerName)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// lineServer is a plain TCP line echo answering "<tag> <line>".
+func lineServer(t *testing.T, tag string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				sc := bufio.NewScanner(c)
+				for sc.Scan() {
+					fmt.Fprintf(c, "%s %s\n", tag, sc.Text())
+				}
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+const connectSidecar = `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  outboundTrafficPolicy: {mode: %s}
+---
+`
+
+// TestConnectTLS: HTTPS through the sidecar as forward proxy reaches a TLS
+// ServiceEntry host and a wildcard ServiceEntry host; a VirtualService tls
+// route for the SNI moves the tunnel elsewhere; REGISTRY_ONLY refuses an
+// unknown host with 502 and its reason, ALLOW_ANY passes it through.
+func TestConnectTLS(t *testing.T) {
+	ca := testenv.NewCA(t, "external-ca")
+	secure := taggedTLSServer(t, ca, "secure.example.com", "secure")
+	rerouted := taggedTLSServer(t, ca, "secure.example.com", "rerouted")
+	wild := taggedTLSServer(t, ca, "a.wild.example.com", "wild")
+	outside := lineServer(t, "outside")
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(hosts, []byte("127.0.0.1 secure.example.com rerouted.internal a.wild.example.com outside.example.org\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := testenv.NewMesh(t, testenv.MeshOptions{ProxyArgs: []string{"--hosts-file", hosts}})
+	egress := fmt.Sprintf(connectSidecar, "REGISTRY_ONLY") + fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: secure, namespace: default}
+spec:
+  hosts: [secure.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  endpoints: [{address: secure.example.com, ports: {tls: %d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: rerouted, namespace: default}
+spec:
+  hosts: [rerouted.internal]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  endpoints: [{address: rerouted.internal, ports: {tls: %d}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: wild, namespace: default}
+spec:
+  hosts: ["*.wild.example.com"]
+  location: MESH_EXTERNAL
+  resolution: NONE
+  ports: [{number: %d, name: tls, protocol: TLS}]
+`, secure, rerouted, wild)
+	m.WriteConfig("egress.yaml", egress)
+	c := m.AddClient(testenv.ClientOptions{Name: "app"})
+	tlsConf := &tls.Config{RootCAs: ca.Pool}
+	expect := func(rawURL, want string) {
+		t.Helper()
+		m.WaitConverged(func() error {
+			got, err := viaProxy(c, tlsConf, rawURL)
+			if err != nil {
+				return err
+			}
+			if got != want {
+				return fmt.Errorf("%s: got %q, want %q", rawURL, got, want)
+			}
+			return nil
+		}, convergeTimeout)
+	}
+	t.Run("TLS ServiceEntry host", func(t *testing.T) {
+		expect("https://secure.example.com/", "secure sni=secure.example.com")
+	})
+	t.Run("wildcard ServiceEntry host", func(t *testing.T) {
+		expect("https://a.wild.example.com:"+strconv.Itoa(wild)+"/", "wild sni=a.wild.example.com")
+	})
+	t.Run("REGISTRY_ONLY refuses an unknown host with 502", func(t *testing.T) {
+		conn, resp, err := connectTo(c.OutboundAddress, "outside.example.org:"+strconv.Itoa(outside))
+		if err != nil || conn != nil {
+			t.Fatalf("tunnel opened (%v) or failed: %v", conn != nil, err)
+		}
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(resp.Header.Get("X-Sluice-Reason"), "block_all") {
+			t.Errorf("want 502 naming block_all, got %s reason %q", resp.Status, resp.Header.Get("X-Sluice-Reason"))
+		}
+	})
+	t.Run("a tls route for the SNI moves the tunnel", func(t *testing.T) {
+		m.WriteConfig("vs.yaml", `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: secure, namespace: default}
+spec:
+  hosts: [secure.example.com]
+  tls:
+  - match: [{port: 443, sniHosts: [secure.example.com]}]
+    route: [{destination: {host: rerouted.internal, port: {number: 443}}}]
+`)
+		expect("https://secure.example.com/", "rerouted sni=secure.example.com")
+	})
+	t.Run("ALLOW_ANY passes an unknown host through", func(t *testing.T) {
+		m.WriteConfig("egress.yaml", strings.Replace(egress, "REGISTRY_ONLY", "ALLOW_ANY", 1))
+		m.WaitConverged(func() error {
+			word, err := lineThroughConnect(c.OutboundAddress, "outside.example.org:"+strconv.Itoa(outside), "hi")
+			if err == nil && word != "outside" {
+				err = fmt.Errorf("answered by %q", word)
+			}
+			return err
+		}, convergeTimeout)
+	})
+	requireSyncedNoNACK(t, m)
+}
+
+// TestConnectTCPSplit: a tunnel to a TCP service follows its mesh tcp
+// route's 80/20 split across two versions, by short name and full name.
+func TestConnectTCPSplit(t *testing.T) {
+	m := testenv.NewMesh(t, testenv.MeshOptions{})
+	m.WriteConfig("tcp-echo.yaml", tcpEchoConfig+`---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-echo, namespace: default}
+spec:
+  hosts: [tcp-echo]
+  tcp:
+  - route:
+    - {destination: {host: tcp-echo, port: {number: 9000}, subset: v1}, weight: 80}
+    - {destination: {host: tcp-echo, port: {number: 9000}, subset: v2}, weight: 20}
+`)
+	m.AddWorkload(testenv.WorkloadOptions{Service: "tcp-echo", Version: "v1", PortName: "tcp", TCPPrefix: "one"})
+	m.AddWorkload(testenv.WorkloadOptions{Service: "tcp-echo", Version: "v2", PortName: "tcp", TCPPrefix: "two"})
+	c := m.AddClient(testenv.ClientOptions{Name: "app"})
+	// Converged once both versions have answered (each workload's
+	// endpoint arrives on its own).
+	m.WaitConverged(func() error {
+		seen := map[string]bool{}
+		for i := 0; i < 40 && len(seen) < 2; i++ {
+			word, err := lineThroughConnect(c.OutboundAddress, "tcp-echo:9000", "probe")
+			if err != nil {
+				return err
+			}
+			seen[word] = true
+		}
+		if len(seen) < 2 {
+			return fmt.Errorf("only %v answered", seen)
+		}
+		return nil
+	}, convergeTimeout)
+	counts := map[string]int{}
+	const n = 300
+	for i := 0; i < n; i++ {
+		authority := "tcp-echo:9000"
+		if i%2 == 1 {
+			authority = "tcp-echo.default.svc.cluster.local:9000"
+		}
+		word, err := lineThroughConnect(c.OutboundAddress, authority, fmt.Sprintf("line %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[word]++
+	}
+	t.Logf("split through CONNECT: %v", counts)
+	// binomial sd at n=300, p=0.2 is 0.023; allow 4 sd.
+	if f := float64(counts["two"]) / n; f < 0.108 || f > 0.292 || counts["one"]+counts["two"] != n {
+		t.Errorf("split %v: want two=20%%±9%%", counts)
+	}
+	t.Run("a port the service does not have is refused under REGISTRY_ONLY", func(t *testing.T) {
+		m.WriteConfig("sidecar.yaml", fmt.Sprintf(connectSidecar, "REGISTRY_ONLY"))
+		m.WaitConverged(func() error {
+			conn, resp, err := connectTo(c.OutboundAddress, "tcp-echo:9001")
+			if err != nil {
+				return err
+			}
+			if conn != nil {
+				conn.Close()
+				return fmt.Errorf("tunnel opened")
+			}
+			if resp.StatusCode != http.StatusBadGateway {
+				return fmt.Errorf("got %s", resp.Status)
+			}
+			return nil
+		}, convergeTimeout)
+	})
+	requireSyncedNoNACK(t, m)
+}
