@@ -184,6 +184,9 @@ func (p *Proxy) openListeners(rt *dataplane.Runtime) ([]string, error) {
 	var opened []string
 	for _, name := range rt.ListenerNames() {
 		l := rt.Listeners[name]
+		if l.Internal {
+			continue // served from inside the proxy (dataplane/internal.go)
+		}
 		kind := listenerKind(l)
 		if al, ok := p.listeners[name]; ok && al.address == l.Address && al.kind == kind {
 			continue

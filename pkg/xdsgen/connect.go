@@ -3,6 +3,9 @@ package xdsgen
 import (
 	"fmt"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
@@ -25,10 +28,52 @@ import (
 //     domains are the route's sniHosts (the CONNECT authority's host
 //     stands in for the SNI the client will send: an HTTPS client asks
 //     for the host it names), then the service's own hosts to its cluster.
+//   - HTTP ports: captured TCP on an HTTP port is parsed as HTTP and routed
+//     by the HTTP route table, so the tunnel goes to the cluster
+//     ConnectHTTPCluster, whose one endpoint is the internal listener
+//     ConnectHTTPListener (Envoy's internal listeners: an
+//     envoy_internal_address endpoint naming a listener with
+//     internal_listener set); that listener's connection manager serves the
+//     tunnel's bytes with the outbound route table, so VirtualService http
+//     routes apply inside the tunnel. Envoy needs the
+//     envoy.bootstrap.internal_listener bootstrap extension for this.
 // Unknown authorities fall to the catch-all: the passthrough cluster under
 // ALLOW_ANY (the destination is the authority), 502 under REGISTRY_ONLY.
 // Which hosts and ports resolve is the same visible registry as for HTTP:
 // exportTo, Sidecar egress hosts and ports, short Kubernetes names.
+
+// Names of the internal listener serving CONNECT tunnels to HTTP ports,
+// and of the cluster that reaches it.
+const (
+	ConnectHTTPListener = "virtualOutboundConnect"
+	ConnectHTTPCluster  = "InternalOutboundConnect"
+)
+
+// connectHTTP adds the internal listener that serves CONNECT tunnels to
+// HTTP ports as HTTP with the outbound route table, and its cluster.
+func (g *generation) connectHTTP() error {
+	l, err := internalHTTPListener(listenerOptions{
+		Name: ConnectHTTPListener, StatPrefix: "outbound_connect", RouteName: OutboundRouteName,
+		Direction: core.TrafficDirection_OUTBOUND, Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh,
+	})
+	if err != nil {
+		return err
+	}
+	g.out.Listeners = append(g.out.Listeners, l)
+	g.out.Clusters = append(g.out.Clusters, &cluster.Cluster{
+		Name:                 ConnectHTTPCluster,
+		ConnectTimeout:       g.connectTimeout(),
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
+		LoadAssignment: &endpoint.ClusterLoadAssignment{ClusterName: ConnectHTTPCluster, Endpoints: []*endpoint.LocalityLbEndpoints{{
+			LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+				Address: &core.Address{Address: &core.Address_EnvoyInternalAddress{EnvoyInternalAddress: &core.EnvoyInternalAddress{
+					AddressNameSpecifier: &core.EnvoyInternalAddress_ServerListenerName{ServerListenerName: ConnectHTTPListener},
+				}}},
+			}}}},
+		}}},
+	})
+	return nil
+}
 
 // ConnectUpgrade is the upgrade type that lets CONNECT requests reach the
 // routes.

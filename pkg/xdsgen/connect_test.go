@@ -13,7 +13,14 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 )
 
-const connectYAML = `apiVersion: networking.istio.io/v1
+const connectYAML = `apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: secure, namespace: default}
 spec:
@@ -124,6 +131,9 @@ func TestConnectRoutes(t *testing.T) {
 			clusters: []string{"outbound|9000|v1|tcp-echo.default.svc.cluster.local", "outbound|9000|v2|tcp-echo.default.svc.cluster.local"}, weights: []uint64{80, 20}}},
 		{authority: "tcp-echo.default.svc.cluster.local:9000", allow: want{route: "connect:tcp-echo.default.svc.cluster.local:9000",
 			clusters: []string{"outbound|9000|v1|tcp-echo.default.svc.cluster.local", "outbound|9000|v2|tcp-echo.default.svc.cluster.local"}, weights: []uint64{80, 20}}},
+		// An HTTP port: the tunnel is served as HTTP by the internal
+		// listener with the outbound route table.
+		{authority: "web:80", allow: want{route: "connect:web.default.svc.cluster.local:80", clusters: []string{xdsgen.ConnectHTTPCluster}}},
 		// A port the service does not have, a host not in the registry,
 		// a host exported to its own namespace only: the catch-all.
 		{authority: "secure.example.com:8443", allow: allowAny, only: blocked},
@@ -134,10 +144,16 @@ func TestConnectRoutes(t *testing.T) {
 		{authority: "private:7000", allow: allowAny, only: blocked},
 		{authority: "private.other:7000", allow: want{route: "connect:private.other.svc.cluster.local:7000", clusters: []string{"outbound|7000||private.other.svc.cluster.local"}}},
 	}
+	internal := false
 	for _, mode := range []meshv1alpha1.MeshConfig_OutboundTrafficPolicy_Mode{meshv1alpha1.MeshConfig_OutboundTrafficPolicy_ALLOW_ANY, meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY} {
 		mesh := &meshv1alpha1.MeshConfig{OutboundTrafficPolicy: &meshv1alpha1.MeshConfig_OutboundTrafficPolicy{Mode: mode}}
 		res := generateYAML(t, connectYAML, sidecar("client", nil), mesh)
 		table := compileOutbound(t, res)
+		for _, l := range res.Listeners {
+			if l.Name == xdsgen.ConnectHTTPListener && l.GetInternalListener() != nil {
+				internal = true
+			}
+		}
 		for _, c := range cases {
 			w := c.allow
 			if mode == meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY && c.only.route != "" {
@@ -156,6 +172,9 @@ func TestConnectRoutes(t *testing.T) {
 			checkConnectAction(t, mode.String()+" "+c.authority, rte, w.clusters, w.weights, w.status)
 		}
 		// A plain request never takes a CONNECT route.
+		if !internal {
+			t.Errorf("no internal listener %s", xdsgen.ConnectHTTPListener)
+		}
 		get := &http.Request{Method: http.MethodGet, Host: "tcp-echo:9000", Header: http.Header{}, RequestURI: "/", URL: &url.URL{Path: "/"}}
 		if rte := table.Match(get); rte != nil && rte.Action.Connect {
 			t.Errorf("GET matched CONNECT route %q", rte.Name)

@@ -80,6 +80,9 @@ func (g *generation) sidecar() error {
 		}
 		g.out.Listeners = append(g.out.Listeners, l)
 		g.out.Routes = append(g.out.Routes, g.outboundRoutes())
+		if err := g.connectHTTP(); err != nil {
+			return err
+		}
 	}
 	if g.proxy.OutboundTCPIP != "" {
 		if err := g.outboundTCP(); err != nil {

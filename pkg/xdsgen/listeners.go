@@ -57,6 +57,21 @@ func httpListener(opts listenerOptions) (*listener.Listener, error) {
 	}, nil
 }
 
+// internalHTTPListener is an Envoy internal listener (no address, not
+// bound) with one HTTP connection manager taking its routes from RDS.
+func internalHTTPListener(opts listenerOptions) (*listener.Listener, error) {
+	chain, err := httpFilterChain(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &listener.Listener{
+		Name:              opts.Name,
+		ListenerSpecifier: &listener.Listener_InternalListener{InternalListener: &listener.Listener_InternalListenerConfig{}},
+		TrafficDirection:  opts.Direction,
+		FilterChains:      []*listener.FilterChain{chain},
+	}, nil
+}
+
 // httpFilterChain is a filter chain with one HTTP connection manager taking
 // its routes from RDS.
 func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {

@@ -294,6 +294,9 @@ spec:
 			kind = "tcp"
 		}
 		sa := l.Address.GetSocketAddress()
+		if sa == nil {
+			continue // the internal listener serving CONNECT tunnels
+		}
 		byName[l.Name] = kind + "@" + sa.Address + ":" + itoa(int(sa.GetPortValue()))
 	}
 	for name, want := range map[string]string{

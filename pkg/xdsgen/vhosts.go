@@ -68,6 +68,12 @@ func (g *generation) outboundRouteTable(name string, onlyPort uint32) *route.Rou
 				r.Decorator = &route.Decorator{Operation: traceOperation(svc.Hostname, port.Number, "/*")}
 				vh.Routes = []*route.Route{g.withDefaultRetry(g.withServiceHash(r, svc, port.Number))}
 			}
+			if onlyPort == 0 {
+				// CONNECT to an HTTP port: served as HTTP by this table
+				// (connect.go). Last: only CONNECT requests match it, and
+				// no other route matches those.
+				vh.Routes = append(vh.Routes, connectRoute("connect:"+vh.Name, tcpTarget{cluster: ConnectHTTPCluster}))
+			}
 			rc.VirtualHosts = append(rc.VirtualHosts, vh)
 		}
 	}

@@ -321,3 +321,70 @@ spec:
 	})
 	requireSyncedNoNACK(t, m)
 }
+
+// TestConnectHTTPService: a tunnel to an HTTP service port carries HTTP
+// that the sidecar routes with its outbound route table, as captured TCP
+// to an HTTP port is on Kubernetes: the VirtualService's http routes apply
+// to each request inside the tunnel.
+func TestConnectHTTPService(t *testing.T) {
+	m := testenv.NewMesh(t, testenv.MeshOptions{})
+	service(t, m, "web", map[string]int{"http": 80}, "v1", "v2")
+	m.WriteConfig("vs.yaml", `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: default}
+spec:
+  hosts: [web]
+  http:
+  - match: [{uri: {prefix: /v2}}]
+    route: [{destination: {host: web, subset: v2}}]
+    headers: {response: {set: {x-routed: v2-route}}}
+  - route: [{destination: {host: web, subset: v1}}]
+`)
+	c := m.AddClient(testenv.ClientOptions{Name: "app"})
+	// ask sends GET path over the tunnel and returns the version that
+	// answered and the response's x-routed header.
+	ask := func(tunnel net.Conn, br *bufio.Reader, path string) (string, string, error) {
+		req, _ := http.NewRequest("GET", "http://web"+path, nil)
+		if err := req.Write(tunnel); err != nil {
+			return "", "", err
+		}
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			return "", "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", "", err
+		}
+		e := testenv.DecodeEcho(body)
+		if resp.StatusCode != 200 || e == nil {
+			return "", "", fmt.Errorf("GET %s in the tunnel: %s %q", path, resp.Status, body)
+		}
+		return e.Version, resp.Header.Get("X-Routed"), nil
+	}
+	m.WaitConverged(func() error {
+		tunnel, resp, err := connectTo(c.OutboundAddress, "web:80")
+		if err != nil {
+			return err
+		}
+		if tunnel == nil {
+			return fmt.Errorf("CONNECT web:80: %s (%s)", resp.Status, resp.Header.Get("X-Sluice-Reason"))
+		}
+		defer tunnel.Close()
+		tunnel.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(tunnel)
+		// Two requests on the one tunnel, each routed on its own.
+		for _, want := range []struct{ path, version, header string }{{"/v2/x", "v2", "v2-route"}, {"/other", "v1", ""}, {"/v2", "v2", "v2-route"}} {
+			v, h, err := ask(tunnel, br, want.path)
+			if err != nil {
+				return err
+			}
+			if v != want.version || h != want.header {
+				return fmt.Errorf("GET %s in the tunnel: served by %q with x-routed %q, want %q and %q", want.path, v, h, want.version, want.header)
+			}
+		}
+		return nil
+	}, convergeTimeout)
+	requireSyncedNoNACK(t, m)
+}

@@ -37,6 +37,7 @@ func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
 		Listeners: map[string]*Listener{},
 		Routes:    map[string]*router.Table{},
 		Clusters:  map[string]*upstream.Cluster{},
+		Internal:  map[string]string{},
 		Source:    res,
 		Built:     time.Now(),
 	}
@@ -77,6 +78,13 @@ func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
 		c := msg.(*cluster.Cluster)
 		if err := c.ValidateAll(); err != nil {
 			return nil, deps, fmt.Errorf("cluster %q: %w", name, err)
+		}
+		if ln, ok, err := internalCluster(c); err != nil || ok {
+			if err != nil {
+				return nil, deps, fmt.Errorf("cluster %q: %w", name, err)
+			}
+			rt.Internal[name] = ln
+			continue
 		}
 		edsName, err := checkCluster(c)
 		if err != nil {

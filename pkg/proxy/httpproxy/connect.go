@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 
@@ -33,6 +34,10 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, rt *dataplane.
 	}
 	name, _ := rte.Action.PickCluster()
 	info.Cluster = name
+	if ln, ok := rt.Internal[name]; ok {
+		h.connectInternal(w, r, rt, ln, rte, info)
+		return
+	}
 	cl := rt.Clusters[name]
 	if cl == nil {
 		w.Header().Set("Connection", "close")
@@ -46,13 +51,24 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, rt *dataplane.
 		h.localReply(w, info, status, flag, "CONNECT "+r.Host+": cluster "+name+": "+err.Error())
 		return
 	}
-	conn, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
+	tunnel, ok := h.openTunnel(w, rte, info)
+	if !ok {
 		up.Close()
-		h.localReply(w, info, http.StatusInternalServerError, 0, "CONNECT: cannot take over the client connection: "+err.Error())
 		return
 	}
-	defer conn.Close()
+	defer tunnel.Close()
+	up.Pipe(tunnel, tcpproxy.DefaultIdleTimeout)
+}
+
+// openTunnel takes over the client connection and answers 200; the
+// connection returned reads first what the client sent right after its
+// CONNECT (a TLS ClientHello sent without waiting for the 200).
+func (h *Handler) openTunnel(w http.ResponseWriter, rte *router.Route, info *RequestInfo) (net.Conn, bool) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		h.localReply(w, info, http.StatusInternalServerError, 0, "CONNECT: cannot take over the client connection: "+err.Error())
+		return nil, false
+	}
 	hdr := http.Header{}
 	rte.RespOps.Apply(hdr)
 	stripDecorator(hdr, info)
@@ -61,12 +77,10 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, rt *dataplane.
 	hdr.Write(brw)
 	brw.WriteString("\r\n")
 	if err := brw.Flush(); err != nil {
-		up.Close()
-		return
+		conn.Close()
+		return nil, false
 	}
-	// brw's reader holds anything the client sent right after CONNECT
-	// (a TLS ClientHello sent without waiting for the 200).
-	up.Pipe(tcpproxy.Buffered(conn, brw.Reader), tcpproxy.DefaultIdleTimeout)
+	return tcpproxy.Buffered(conn, brw.Reader), true
 }
 
 // connectFailure is the answer to a CONNECT whose upstream connection

@@ -61,7 +61,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *dataplane.
 		if s := rte.Action.ClusterNotFoundStatus; s != 0 {
 			status = s // the route's cluster_not_found_response_code
 		}
-		h.localReply(w, info, status, FlagNC, "cluster "+name+" not found (route "+rte.Name+")")
+		reason := "cluster " + name + " not found (route " + rte.Name + ")"
+		if ln, ok := rt.Internal[name]; ok {
+			reason = "cluster " + name + " sends to internal listener " + ln + ", which takes CONNECT tunnels only (route " + rte.Name + ")"
+		}
+		h.localReply(w, info, status, FlagNC, reason)
 		return
 	}
 	ctx := r.Context()
