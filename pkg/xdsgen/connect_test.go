@@ -63,6 +63,13 @@ spec:
   - match: [{port: 443, sniHosts: [api.example.com]}]
     route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local, port: {number: 443}}}]
 ---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: vs-only, namespace: default}
+spec:
+  hosts: [vs-only.example.com]
+  http: [{route: [{destination: {host: web}}]}]
+---
 apiVersion: v1
 kind: Service
 metadata: {name: tcp-echo, namespace: default}
@@ -171,6 +178,11 @@ func TestConnectRoutes(t *testing.T) {
 			}
 			checkConnectAction(t, mode.String()+" "+c.authority, rte, w.clusters, w.weights, w.status)
 		}
+		// A VirtualService host with no service is an HTTP host on port 80.
+		vsOnly := &http.Request{Method: http.MethodConnect, Host: "vs-only.example.com:80", Header: http.Header{}, RequestURI: "vs-only.example.com:80", URL: &url.URL{Host: "vs-only.example.com:80"}}
+		if rte := table.Match(vsOnly); rte == nil || rte.Action.Cluster != xdsgen.ConnectHTTPCluster {
+			t.Errorf("%v: CONNECT to a VirtualService-only host matched %+v", mode, rte)
+		}
 		// A plain request never takes a CONNECT route.
 		if !internal {
 			t.Errorf("no internal listener %s", xdsgen.ConnectHTTPListener)
@@ -222,4 +234,28 @@ func compileOutbound(t *testing.T, res *xdsgen.Resources) *proxyrouter.Table {
 		t.Fatalf("the proxy's router NACKs the outbound table: %v", err)
 	}
 	return table
+}
+
+// TestConnectSidecarScope: a Sidecar's egress hosts decide which
+// authorities resolve; the rest meet the outbound traffic policy.
+func TestConnectSidecarScope(t *testing.T) {
+	yaml := connectYAML + `---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  egress: [{hosts: ["./secure.example.com"]}]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+`
+	table := compileOutbound(t, generateYAML(t, yaml, sidecar("client", nil), nil))
+	for authority, wantRoute := range map[string]string{
+		"secure.example.com:443": "connect:secure.example.com:443",
+		"tcp-echo:9000":          "block_all_connect",
+		"a.wild.example.com:443": "block_all_connect",
+	} {
+		req := &http.Request{Method: http.MethodConnect, Host: authority, Header: http.Header{}, RequestURI: authority, URL: &url.URL{Host: authority}}
+		if rte := table.Match(req); rte == nil || rte.Name != wantRoute {
+			t.Errorf("%s: matched %+v, want route %s", authority, rte, wantRoute)
+		}
+	}
 }

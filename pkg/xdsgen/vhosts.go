@@ -94,11 +94,15 @@ func (g *generation) outboundRouteTable(name string, onlyPort uint32) *route.Rou
 			if len(domains) == 0 {
 				continue
 			}
-			rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
+			vh := &route.VirtualHost{
 				Name: fmt.Sprintf("%s:80", h), Domains: domains,
 				Routes:                     g.virtualServiceRoutes(vs, routeContext{port: 80}),
 				IncludeRequestAttemptCount: g.includeAttemptCount(),
-			})
+			}
+			if onlyPort == 0 {
+				vh.Routes = append(vh.Routes, connectRoute("connect:"+vh.Name, tcpTarget{cluster: ConnectHTTPCluster}))
+			}
+			rc.VirtualHosts = append(rc.VirtualHosts, vh)
 		}
 	}
 	rc.VirtualHosts = append(rc.VirtualHosts, g.catchAllHost(onlyPort == 0))
