@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -386,5 +387,85 @@ spec:
 		}
 		return nil
 	}, convergeTimeout)
+	requireSyncedNoNACK(t, m)
+}
+
+// TestConnectEgressGateway follows Istio's "egress gateway for HTTPS
+// traffic" task with the sidecar as the app's HTTPS proxy: the mesh tls
+// route for the SNI sends the tunnel to the egress gateway, whose TLS
+// PASSTHROUGH server routes it by SNI to the external host; the TLS
+// session is end to end between the app and the external server.
+func TestConnectEgressGateway(t *testing.T) {
+	const name = "secure.example.com"
+	m, port, caFile := egressMesh(t, name, "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	gwPort := testenv.FreePort()
+	gw := m.AddGateway(testenv.GatewayOptions{Name: "istio-egressgateway", Labels: map[string]string{"istio": "egressgateway"}})
+	m.WriteConfig("egress.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: secure, namespace: default}
+spec:
+  hosts: [%[1]s]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  endpoints: [{address: %[1]s, ports: {tls: %[2]d}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  ports: [{name: tls, port: %[3]d}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec: {address: 127.0.0.1, labels: {istio: egressgateway}, ports: {tls: %[3]d}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway, namespace: default}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: %[3]d, name: tls, protocol: TLS}
+    hosts: [%[1]s]
+    tls: {mode: PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: via-egress, namespace: default}
+spec:
+  hosts: [%[1]s]
+  gateways: [mesh, istio-egressgateway]
+  tls:
+  - match: [{gateways: [mesh], port: 443, sniHosts: [%[1]s]}]
+    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local, port: {number: %[3]d}}}]
+  - match: [{gateways: [istio-egressgateway], port: %[3]d, sniHosts: [%[1]s]}]
+    route: [{destination: {host: %[1]s, port: {number: 443}}}]
+`, name, port, gwPort))
+	c := m.AddClient(testenv.ClientOptions{Name: "app"})
+	m.WaitConverged(func() error {
+		got, err := viaProxy(c, &tls.Config{RootCAs: roots}, "https://"+name+"/")
+		if err != nil {
+			return err
+		}
+		if want := "external " + name + " tls=true sni=" + name; !strings.HasPrefix(got, want) {
+			return fmt.Errorf("got %q, want %q", got, want)
+		}
+		return nil
+	}, convergeTimeout)
+	if n := statValue(t, "http://"+gw.AdminAddress+"/stats", "cluster.outbound|443||"+name+".upstream_cx_total"); n == 0 {
+		t.Error("the tunnel did not pass the egress gateway")
+	}
+	if n := statValue(t, "http://"+c.AdminAddress+"/stats", "cluster.outbound|443||"+name+".upstream_cx_total"); n != 0 {
+		t.Errorf("the sidecar connected to the external host itself %d times", n)
+	}
 	requireSyncedNoNACK(t, m)
 }
