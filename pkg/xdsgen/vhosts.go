@@ -77,8 +77,15 @@ func (g *generation) outboundRouteTable(name string, onlyPort uint32) *route.Rou
 			rc.VirtualHosts = append(rc.VirtualHosts, vh)
 		}
 	}
-	// VirtualService hosts that name no service still get routes, on
-	// port 80 as Istio does for sidecars.
+	rc.VirtualHosts = append(rc.VirtualHosts, g.unclaimedVirtualServiceHosts(vsList, claimed, used, onlyPort)...)
+	rc.VirtualHosts = append(rc.VirtualHosts, g.catchAllHost(onlyPort == 0))
+	return rc
+}
+
+// unclaimedVirtualServiceHosts gives VirtualService hosts that name no
+// service their routes, on port 80 as Istio does for sidecars.
+func (g *generation) unclaimedVirtualServiceHosts(vsList []*model.VirtualService, claimed map[*model.VirtualService]bool, used map[string]bool, onlyPort uint32) []*route.VirtualHost {
+	var out []*route.VirtualHost
 	for _, vs := range vsList {
 		if claimed[vs] {
 			continue
@@ -102,11 +109,10 @@ func (g *generation) outboundRouteTable(name string, onlyPort uint32) *route.Rou
 			if onlyPort == 0 {
 				vh.Routes = append(vh.Routes, connectRoute("connect:"+vh.Name, tcpTarget{cluster: ConnectHTTPCluster}))
 			}
-			rc.VirtualHosts = append(rc.VirtualHosts, vh)
+			out = append(out, vh)
 		}
 	}
-	rc.VirtualHosts = append(rc.VirtualHosts, g.catchAllHost(onlyPort == 0))
-	return rc
+	return out
 }
 
 // outboundHTTPPort reports whether a service port gets a virtual host in

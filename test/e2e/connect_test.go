@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -39,7 +40,8 @@ func connectTo(addr, authority string) (net.Conn, *http.Response, error) {
 		return nil, nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, resp.Body)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body = io.NopCloser(bytes.NewReader(body))
 		c.Close()
 		return nil, resp, nil
 	}
@@ -222,8 +224,10 @@ spec:
 		if err != nil || conn != nil {
 			t.Fatalf("tunnel opened (%v) or failed: %v", conn != nil, err)
 		}
-		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(resp.Header.Get("X-Sluice-Reason"), "block_all") {
-			t.Errorf("want 502 naming block_all, got %s reason %q", resp.Status, resp.Header.Get("X-Sluice-Reason"))
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(resp.Header.Get("X-Sluice-Reason"), "block_all") ||
+			!strings.Contains(string(body), "CONNECT outside.example.org") {
+			t.Errorf("want 502 naming block_all, got %s reason %q body %q", resp.Status, resp.Header.Get("X-Sluice-Reason"), body)
 		}
 	})
 	t.Run("a tls route for the SNI moves the tunnel", func(t *testing.T) {

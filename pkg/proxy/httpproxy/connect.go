@@ -97,9 +97,14 @@ func connectFailure(err error) (int, Flags) {
 	return http.StatusServiceUnavailable, FlagUF
 }
 
-// connectDirectReason is the reason a direct response to a CONNECT gives
-// (REGISTRY_ONLY's block_all answers 502 this way): the tunnel is not
-// opened.
-func connectDirectReason(r *http.Request, rte *router.Route) string {
-	return "CONNECT " + r.Host + ": refused by route " + rte.Name + " (" + rte.VHost + ") with " + strconv.Itoa(rte.Action.Status)
+// connectRefused answers a CONNECT that a bodiless direct response
+// refuses (REGISTRY_ONLY's block_all answers 502 this way) as the proxy's
+// other local replies: the one-line reason in the body and
+// X-Sluice-Reason, and the connection closed. The tunnel is not opened.
+func (h *Handler) connectRefused(w http.ResponseWriter, r *http.Request, rte *router.Route, info *RequestInfo) {
+	rte.RespOps.Apply(w.Header())
+	stripDecorator(w.Header(), info)
+	w.Header().Set("Connection", "close")
+	h.localReply(w, info, rte.Action.Status, 0,
+		"CONNECT "+r.Host+": refused by route "+rte.Name+" ("+rte.VHost+") with "+strconv.Itoa(rte.Action.Status))
 }

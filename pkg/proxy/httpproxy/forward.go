@@ -24,9 +24,9 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, rt *dataplane.Ru
 		info.Status = rte.RedirectCode()
 		w.WriteHeader(info.Status)
 	case router.DirectResponse:
-		if r.Method == http.MethodConnect && w.Header().Get("X-Sluice-Reason") == "" {
-			w.Header().Set("X-Sluice-Reason", connectDirectReason(r, rte))
-			w.Header().Set("Connection", "close")
+		if r.Method == http.MethodConnect && len(rte.Action.Body) == 0 {
+			h.connectRefused(w, r, rte, info) // connect.go
+			return
 		}
 		rte.RespOps.Apply(w.Header())
 		stripDecorator(w.Header(), info)
