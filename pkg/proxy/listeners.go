@@ -151,6 +151,9 @@ func (p *Proxy) prepareListeners(rt *dataplane.Runtime) (*listenerUpdate, error)
 	up := &listenerUpdate{}
 	for _, name := range rt.ListenerNames() {
 		l := rt.Listeners[name]
+		if l.Internal {
+			continue // served from inside the proxy (dataplane/internal.go)
+		}
 		kind := listenerKind(l)
 		old, ok := p.listeners[name]
 		if ok && old.address == l.Address && old.kind == kind {
@@ -175,7 +178,7 @@ func (p *Proxy) prepareListeners(rt *dataplane.Runtime) (*listenerUpdate, error)
 		}
 	}
 	for name, old := range p.listeners {
-		if _, ok := rt.Listeners[name]; !ok {
+		if l, ok := rt.Listeners[name]; !ok || l.Internal {
 			up.retired = append(up.retired, old)
 		}
 	}

@@ -73,13 +73,16 @@ func (g *generation) sidecar() error {
 		l, err := httpListener(listenerOptions{
 			Name: OutboundListenerName, Address: g.proxy.OutboundAddress,
 			StatPrefix: "outbound", RouteName: OutboundRouteName, Direction: core.TrafficDirection_OUTBOUND,
-			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh,
+			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, Connect: true,
 		})
 		if err != nil {
 			return err
 		}
 		g.out.Listeners = append(g.out.Listeners, l)
 		g.out.Routes = append(g.out.Routes, g.outboundRoutes())
+		if err := g.connectHTTP(); err != nil {
+			return err
+		}
 	}
 	if g.proxy.OutboundTCPIP != "" {
 		if err := g.outboundTCP(); err != nil {

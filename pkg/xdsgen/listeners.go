@@ -35,6 +35,9 @@ type listenerOptions struct {
 	// Mesh is the mesh config (pathNormalization); nil reads as Istio's
 	// defaults.
 	Mesh *meshv1alpha1.MeshConfig
+	// Connect lists CONNECT in upgrade_configs: the sidecar's outbound
+	// listener serves as a forward proxy (connect.go).
+	Connect bool
 }
 
 // httpListener is a listener with one HTTP connection manager taking its
@@ -53,6 +56,21 @@ func httpListener(opts listenerOptions) (*listener.Listener, error) {
 		Address:          socketAddress(host, port),
 		TrafficDirection: opts.Direction,
 		FilterChains:     []*listener.FilterChain{chain},
+	}, nil
+}
+
+// internalHTTPListener is an Envoy internal listener (no address, not
+// bound) with one HTTP connection manager taking its routes from RDS.
+func internalHTTPListener(opts listenerOptions) (*listener.Listener, error) {
+	chain, err := httpFilterChain(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &listener.Listener{
+		Name:              opts.Name,
+		ListenerSpecifier: &listener.Listener_InternalListener{InternalListener: &listener.Listener_InternalListenerConfig{}},
+		TrafficDirection:  opts.Direction,
+		FilterChains:      []*listener.FilterChain{chain},
 	}, nil
 }
 
@@ -95,6 +113,9 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 		// Istio allows websocket upgrades on every connection manager
 		// (buildHTTPConnectionManager in pilot/pkg/networking/core).
 		UpgradeConfigs: []*hcm.HttpConnectionManager_UpgradeConfig{{UpgradeType: WebsocketUpgrade}},
+	}
+	if opts.Connect {
+		manager.UpgradeConfigs = append(manager.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: ConnectUpgrade})
 	}
 	setPathNormalization(manager, opts.Mesh.GetPathNormalization().GetNormalization())
 	if opts.Tracing {

@@ -190,23 +190,27 @@ func TestEgressListenerPorts(t *testing.T) {
 	cases := []struct {
 		name     string
 		egress   string
-		vhosts   []string // virtual hosts of the outbound route table, catch-all excluded
+		vhosts   []string // virtual hosts of the outbound route table, catch-all and CONNECT excluded
 		tcpPorts []string
+		connect  []string // CONNECT virtual hosts: the opaque ports, as the TCP listeners
 		clusters []string // outbound clusters
 	}{{
 		name:   "ports only",
 		egress: `[{port: {number: 8080, protocol: HTTP, name: http}, hosts: ["./multi.example.com"]}, {port: {number: 7000, protocol: TCP, name: tcp}, hosts: ["./*"]}]`,
 		vhosts: []string{"multi.example.com:8080"}, tcpPorts: []string{"127.0.0.5_7000"},
+		connect:  []string{"connect:multi.example.com:7000"},
 		clusters: []string{"outbound|7000||multi.example.com", "outbound|8080||multi.example.com"},
 	}, {
 		name:   "port listener then catch-all",
 		egress: `[{port: {number: 8080, protocol: HTTP, name: http}, hosts: ["./other.example.com"]}, {hosts: ["./multi.example.com"]}]`,
 		vhosts: []string{"multi.example.com:9090", "other.example.com:8080"}, tcpPorts: []string{"127.0.0.5_7000", "127.0.0.5_7001"},
+		connect:  []string{"connect:multi.example.com:7000", "connect:multi.example.com:7001"},
 		clusters: []string{"outbound|7000||multi.example.com", "outbound|7001||multi.example.com", "outbound|8080||other.example.com", "outbound|9090||multi.example.com"},
 	}, {
 		name:   "listener protocol overrides the service port's",
 		egress: `[{port: {number: 7001, protocol: HTTP, name: http}, hosts: ["./*"]}, {port: {number: 9090, protocol: TCP, name: tcp}, hosts: ["./*"]}]`,
 		vhosts: []string{"multi.example.com:7001"}, tcpPorts: []string{"127.0.0.5_9090"},
+		connect:  []string{"connect:multi.example.com:9090"},
 		clusters: []string{"outbound|7001||multi.example.com", "outbound|9090||multi.example.com"},
 	}}
 	for _, tc := range cases {
@@ -220,16 +224,23 @@ spec:
 			p := sidecar("client", nil)
 			p.OutboundTCPIP = "127.0.0.5"
 			res := generateYAML(t, yaml, p, nil)
-			var vhosts, tcp []string
+			var vhosts, tcp, connect []string
 			for _, rc := range res.Routes {
 				if rc.Name != xdsgen.OutboundRouteName {
 					continue
 				}
 				for _, vh := range rc.VirtualHosts {
-					if vh.Name != "allow_any" && vh.Name != "block_all" {
+					switch {
+					case strings.HasPrefix(vh.Name, "connect:"):
+						connect = append(connect, vh.Name)
+					case vh.Name != "allow_any" && vh.Name != "block_all":
 						vhosts = append(vhosts, vh.Name)
 					}
 				}
+			}
+			slices.Sort(connect)
+			if !slices.Equal(connect, tc.connect) {
+				t.Errorf("CONNECT virtual hosts %v, want %v", connect, tc.connect)
 			}
 			for _, l := range res.Listeners {
 				if strings.HasPrefix(l.Name, "127.0.0.5_") {
@@ -283,6 +294,9 @@ spec:
 			kind = "tcp"
 		}
 		sa := l.Address.GetSocketAddress()
+		if sa == nil {
+			continue // the internal listener serving CONNECT tunnels
+		}
 		byName[l.Name] = kind + "@" + sa.Address + ":" + itoa(int(sa.GetPortValue()))
 	}
 	for name, want := range map[string]string{

@@ -125,11 +125,18 @@ func (g *generation) l4Destinations(dests []*networking.RouteDestination, ns str
 	return t
 }
 
-// tlsChains builds one SNI-matched chain per applicable tls route match of
-// vsList, hosts limited by admit (nil admits all). Earlier routes win a
-// server name.
-func (g *generation) tlsChains(vsList []*model.VirtualService, mc tcpMatchContext, statPrefix string, admit func(vs *model.VirtualService, sni string) (string, bool)) ([]*listener.FilterChain, error) {
-	var chains []*listener.FilterChain
+// sniTarget is where connections for some TLS server names go: one tls
+// route's destinations.
+type sniTarget struct {
+	names  []string // sorted
+	target tcpTarget
+}
+
+// tlsRouteTargets lists, per applicable tls route of vsList in order, the
+// server names it claims (hosts limited by admit; nil admits all) and its
+// destinations. Earlier routes win a server name.
+func (g *generation) tlsRouteTargets(vsList []*model.VirtualService, mc tcpMatchContext, admit func(vs *model.VirtualService, sni string) (string, bool)) []sniTarget {
+	var out []sniTarget
 	claimed := map[string]bool{}
 	for _, vs := range vsList {
 		for _, tr := range vs.Spec.Tls {
@@ -156,13 +163,24 @@ func (g *generation) tlsChains(vsList []*model.VirtualService, mc tcpMatchContex
 				continue
 			}
 			sort.Strings(names)
-			chain, err := tcpProxyChain(statPrefix, g.l4Destinations(tr.Route, vs.Namespace, mc.port))
-			if err != nil {
-				return nil, err
-			}
-			chain.FilterChainMatch = &listener.FilterChainMatch{ServerNames: names}
-			chains = append(chains, chain)
+			out = append(out, sniTarget{names: names, target: g.l4Destinations(tr.Route, vs.Namespace, mc.port)})
 		}
+	}
+	return out
+}
+
+// tlsChains builds one SNI-matched chain per applicable tls route match of
+// vsList, hosts limited by admit (nil admits all). Earlier routes win a
+// server name.
+func (g *generation) tlsChains(vsList []*model.VirtualService, mc tcpMatchContext, statPrefix string, admit func(vs *model.VirtualService, sni string) (string, bool)) ([]*listener.FilterChain, error) {
+	var chains []*listener.FilterChain
+	for _, st := range g.tlsRouteTargets(vsList, mc, admit) {
+		chain, err := tcpProxyChain(statPrefix, st.target)
+		if err != nil {
+			return nil, err
+		}
+		chain.FilterChainMatch = &listener.FilterChainMatch{ServerNames: st.names}
+		chains = append(chains, chain)
 	}
 	return chains, nil
 }

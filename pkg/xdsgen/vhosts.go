@@ -38,6 +38,12 @@ func (g *generation) outboundRouteTable(name string, onlyPort uint32) *route.Rou
 		}
 		defPort := defaultPort(svc)
 		for _, port := range svc.Ports {
+			if onlyPort == 0 && g.outboundTCPPort(svc, port) {
+				// CONNECT to an opaque port (connect.go); bound egress
+				// listeners' tables take no CONNECT.
+				rc.VirtualHosts = append(rc.VirtualHosts, g.connectVirtualHosts(used, svc, port, vsList)...)
+				continue
+			}
 			if !g.outboundHTTPPort(svc, port) || (onlyPort != 0 && port.Number != onlyPort) {
 				continue
 			}
@@ -63,11 +69,24 @@ func (g *generation) outboundRouteTable(name string, onlyPort uint32) *route.Rou
 				r.Decorator = &route.Decorator{Operation: traceOperation(svc.Hostname, port.Number, "/*")}
 				vh.Routes = []*route.Route{g.withDefaultRetry(g.withServiceHash(r, svc, port.Number))}
 			}
+			if onlyPort == 0 {
+				// CONNECT to an HTTP port: served as HTTP by this table
+				// (connect.go). Last: only CONNECT requests match it, and
+				// no other route matches those.
+				vh.Routes = append(vh.Routes, connectRoute("connect:"+vh.Name, tcpTarget{cluster: ConnectHTTPCluster}))
+			}
 			rc.VirtualHosts = append(rc.VirtualHosts, vh)
 		}
 	}
-	// VirtualService hosts that name no service still get routes, on
-	// port 80 as Istio does for sidecars.
+	rc.VirtualHosts = append(rc.VirtualHosts, g.unclaimedVirtualServiceHosts(vsList, claimed, used, onlyPort)...)
+	rc.VirtualHosts = append(rc.VirtualHosts, g.catchAllHost(onlyPort == 0))
+	return rc
+}
+
+// unclaimedVirtualServiceHosts gives VirtualService hosts that name no
+// service their routes, on port 80 as Istio does for sidecars.
+func (g *generation) unclaimedVirtualServiceHosts(vsList []*model.VirtualService, claimed map[*model.VirtualService]bool, used map[string]bool, onlyPort uint32) []*route.VirtualHost {
+	var out []*route.VirtualHost
 	for _, vs := range vsList {
 		if claimed[vs] {
 			continue
@@ -83,15 +102,18 @@ func (g *generation) outboundRouteTable(name string, onlyPort uint32) *route.Rou
 			if len(domains) == 0 {
 				continue
 			}
-			rc.VirtualHosts = append(rc.VirtualHosts, &route.VirtualHost{
+			vh := &route.VirtualHost{
 				Name: fmt.Sprintf("%s:80", h), Domains: domains,
 				Routes:                     g.virtualServiceRoutes(vs, routeContext{port: 80}),
 				IncludeRequestAttemptCount: g.includeAttemptCount(),
-			})
+			}
+			if onlyPort == 0 {
+				vh.Routes = append(vh.Routes, connectRoute("connect:"+vh.Name, tcpTarget{cluster: ConnectHTTPCluster}))
+			}
+			out = append(out, vh)
 		}
 	}
-	rc.VirtualHosts = append(rc.VirtualHosts, g.catchAllHost())
-	return rc
+	return out
 }
 
 // outboundHTTPPort reports whether a service port gets a virtual host in
@@ -128,19 +150,29 @@ func (g *generation) portVirtualService(vs *model.VirtualService, host string, p
 // catchAllHost answers hosts the mesh does not know, by the mesh's
 // outbound traffic policy: ALLOW_ANY passes them through, REGISTRY_ONLY
 // answers 502 as Istio's block_all virtual host does.
-func (g *generation) catchAllHost() *route.VirtualHost {
+// With connect, CONNECT requests to unknown hosts are handled the same way
+// (catchAllConnect).
+func (g *generation) catchAllHost(connect bool) *route.VirtualHost {
 	// REGISTRY_ONLY is the proto's zero value, so only an explicit policy
 	// counts; an unset one is Istio's default, ALLOW_ANY.
+	var vh *route.VirtualHost
+	allow := true
 	if p := g.scope.OutboundTrafficPolicy(g.push.Mesh); p != nil && p.Mode == meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY {
-		return &route.VirtualHost{Name: "block_all", Domains: []string{"*"}, IncludeRequestAttemptCount: g.includeAttemptCount(), Routes: []*route.Route{{
+		allow = false
+		vh = &route.VirtualHost{Name: "block_all", Domains: []string{"*"}, IncludeRequestAttemptCount: g.includeAttemptCount(), Routes: []*route.Route{{
 			Name:   "block_all",
 			Match:  &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
 			Action: &route.Route_DirectResponse{DirectResponse: &route.DirectResponseAction{Status: 502}},
 		}}}
+	} else {
+		r := defaultRoute(PassthroughCluster)
+		r.Name = "allow_any"
+		vh = &route.VirtualHost{Name: "allow_any", Domains: []string{"*"}, Routes: []*route.Route{r}, IncludeRequestAttemptCount: g.includeAttemptCount()}
 	}
-	r := defaultRoute(PassthroughCluster)
-	r.Name = "allow_any"
-	return &route.VirtualHost{Name: "allow_any", Domains: []string{"*"}, Routes: []*route.Route{r}, IncludeRequestAttemptCount: g.includeAttemptCount()}
+	if connect {
+		vh.Routes = append([]*route.Route{catchAllConnect(allow)}, vh.Routes...)
+	}
+	return vh
 }
 
 // virtualServiceFor picks the VirtualService for host: an exact host beats

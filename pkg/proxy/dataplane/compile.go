@@ -42,6 +42,7 @@ func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
 		Listeners: map[string]*Listener{},
 		Routes:    map[string]*router.Table{},
 		Clusters:  map[string]*upstream.Cluster{},
+		Internal:  map[string]string{},
 		Source:    opts.Resources,
 		Built:     time.Now(),
 	}}
@@ -143,6 +144,13 @@ func (c *compiler) clusters() error {
 	res := c.opts.Resources
 	for name, msg := range res.Items[xdsclient.ClusterType] {
 		cl := msg.(*cluster.Cluster)
+		if ln, ok, err := internalCluster(cl); err != nil || ok {
+			if err != nil {
+				return fmt.Errorf("cluster %q: %w", name, err)
+			}
+			c.rt.Internal[name] = ln
+			continue
+		}
 		edsName := edsServiceName(cl)
 		var cla *endpoint.ClusterLoadAssignment
 		if edsName != "" {

@@ -99,9 +99,9 @@ func compileHCM(f *listener.Filter, chain *FilterChain, dir core.TrafficDirectio
 		if len(u.Filters) > 0 {
 			return fmt.Errorf("http_connection_manager: upgrade_configs[%d] (%s): filters: not supported", i, u.UpgradeType)
 		}
-		if strings.EqualFold(u.UpgradeType, "CONNECT") {
-			return fmt.Errorf("http_connection_manager: upgrade_configs[%d]: CONNECT is not supported", i)
-		}
+		// CONNECT listed here lets CONNECT requests reach the routes; a
+		// route's upgrade_configs with a connect_config terminate it
+		// (router/connect.go).
 		if chain.Upgrades == nil {
 			chain.Upgrades = map[string]bool{}
 		}

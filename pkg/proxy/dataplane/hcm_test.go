@@ -140,8 +140,9 @@ func TestHCMValuesNACK(t *testing.T) {
 		{"stream_idle_timeout", func(m *hcm.HttpConnectionManager) { m.StreamIdleTimeout = durationpb.New(5e9) }},
 		{"use_remote_address", func(m *hcm.HttpConnectionManager) { m.UseRemoteAddress = wrapperspb.Bool(true) }},
 		{"generate_request_id", func(m *hcm.HttpConnectionManager) { m.GenerateRequestId = wrapperspb.Bool(false) }},
-		{"CONNECT", func(m *hcm.HttpConnectionManager) {
-			m.UpgradeConfigs = append(m.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: "CONNECT"})
+		{"filters", func(m *hcm.HttpConnectionManager) {
+			m.UpgradeConfigs = append(m.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: "CONNECT",
+				Filters: []*hcm.HttpFilter{{Name: "x"}}})
 		}},
 		{"filters", func(m *hcm.HttpConnectionManager) { m.UpgradeConfigs[0].Filters = []*hcm.HttpFilter{{Name: "x"}} }},
 		{"envoy.filters.http.lua", func(m *hcm.HttpConnectionManager) {
@@ -165,7 +166,8 @@ func TestHCMHonoured(t *testing.T) {
 	m := baseHCM()
 	m.MergeSlashes = true
 	m.PathWithEscapedSlashesAction = hcm.HttpConnectionManager_UNESCAPE_AND_FORWARD
-	m.UpgradeConfigs = append(m.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: "Spdy/3", Enabled: wrapperspb.Bool(false)})
+	m.UpgradeConfigs = append(m.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: "Spdy/3", Enabled: wrapperspb.Bool(false)},
+		&hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: "CONNECT"})
 	m.HttpFilters = append([]*hcm.HttpFilter{{Name: "envoy.filters.http.lua", IsOptional: true}, {Name: "envoy.filters.http.cors"},
 		{Name: "envoy.filters.http.fault"}}, m.HttpFilters...)
 	chain, err := compileHCMForTest(t, m)
@@ -175,7 +177,7 @@ func TestHCMHonoured(t *testing.T) {
 	if want := (pathnorm.Options{Normalize: true, MergeSlashes: true, EscapedSlashes: pathnorm.UnescapeAndForward}); chain.Path != want {
 		t.Errorf("path options %+v, want %+v", chain.Path, want)
 	}
-	if !chain.Upgrades["websocket"] || chain.Upgrades["spdy/3"] {
+	if !chain.Upgrades["websocket"] || chain.Upgrades["spdy/3"] || !chain.Upgrades["connect"] {
 		t.Errorf("upgrades %v", chain.Upgrades)
 	}
 	if got := chain.HTTPFilters; len(got) != 3 || got[0] != FilterCORS || got[1] != FilterFault || got[2] != FilterRouter {

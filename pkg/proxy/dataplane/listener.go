@@ -102,6 +102,9 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 	if err := l.ValidateAll(); err != nil {
 		return nil, err
 	}
+	if l.GetInternalListener() != nil {
+		return compileInternalListener(l, id)
+	}
 	sa := l.GetAddress().GetSocketAddress()
 	if sa == nil {
 		return nil, fmt.Errorf("address: only socket addresses are supported")

@@ -21,6 +21,9 @@ type Runtime struct {
 	Listeners map[string]*Listener
 	Routes    map[string]*router.Table
 	Clusters  map[string]*upstream.Cluster
+	// Internal maps the clusters that send to an internal listener
+	// (internal.go) to that listener's name; they are not in Clusters.
+	Internal map[string]string
 	// Warming lists resources referenced but not received yet.
 	Warming []string
 	// Source is the xDS the runtime was built from, for /config_dump.
@@ -43,6 +46,9 @@ type Listener struct {
 	// TCP is true when the chains proxy opaque TCP (possibly TLS routed by
 	// SNI without termination) rather than serve HTTP.
 	TCP bool
+	// Internal listeners (Envoy's internal_listener) have no address and
+	// are not bound: the proxy hands them connections itself.
+	Internal bool
 	// RouteName and StatPrefix are the first chain's, for plaintext
 	// listeners, which have exactly one chain.
 	RouteName  string

@@ -24,6 +24,10 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, rt *dataplane.Ru
 		info.Status = rte.RedirectCode()
 		w.WriteHeader(info.Status)
 	case router.DirectResponse:
+		if r.Method == http.MethodConnect && len(rte.Action.Body) == 0 {
+			h.connectRefused(w, r, rte, info) // connect.go
+			return
+		}
 		rte.RespOps.Apply(w.Header())
 		stripDecorator(w.Header(), info)
 		if len(rte.Action.Body) > 0 {
@@ -36,6 +40,10 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, rt *dataplane.Ru
 		w.WriteHeader(rte.Action.Status)
 		w.Write(rte.Action.Body)
 	default:
+		if rte.Action.Connect {
+			h.connect(w, r, rt, rte, info)
+			return
+		}
 		h.forward(w, r, rt, rte, info)
 	}
 }
@@ -53,7 +61,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *dataplane.
 		if s := rte.Action.ClusterNotFoundStatus; s != 0 {
 			status = s // the route's cluster_not_found_response_code
 		}
-		h.localReply(w, info, status, FlagNC, "cluster "+name+" not found (route "+rte.Name+")")
+		reason := "cluster " + name + " not found (route " + rte.Name + ")"
+		if ln, ok := rt.Internal[name]; ok {
+			reason = "cluster " + name + " sends to internal listener " + ln + ", which takes CONNECT tunnels only (route " + rte.Name + ")"
+		}
+		h.localReply(w, info, status, FlagNC, reason)
 		return
 	}
 	ctx := r.Context()

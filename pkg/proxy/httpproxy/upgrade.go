@@ -24,6 +24,12 @@ import (
 // (lower case), or "" when it asks for none: Connection lists "upgrade"
 // and Upgrade is set. HTTP/2 requests carry no upgrades.
 func upgradeType(r *http.Request) string {
+	if r.Method == http.MethodConnect {
+		// Envoy treats CONNECT as the upgrade type "CONNECT"
+		// (Http::Headers::get().MethodValues.Connect in
+		// createUpgradeFilterChain); see connect.go.
+		return "connect"
+	}
 	if r.ProtoMajor != 1 {
 		return ""
 	}

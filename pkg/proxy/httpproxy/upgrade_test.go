@@ -50,7 +50,7 @@ func TestUpgradeNotAllowed(t *testing.T) {
 		for _, rc := range res.Routes {
 			for _, vh := range rc.VirtualHosts {
 				for _, r := range vh.Routes {
-					if ra, ok := r.Action.(*route.Route_Route); ok {
+					if ra, ok := r.Action.(*route.Route_Route); ok && r.Match.GetConnectMatcher() == nil {
 						ra.Route.UpgradeConfigs = []*route.RouteAction_UpgradeConfig{{UpgradeType: "WebSocket", Enabled: wrapperspb.Bool(false)}}
 					}
 				}

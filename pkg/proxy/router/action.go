@@ -54,6 +54,11 @@ type Action struct {
 	// Upgrades are the route's upgrade_configs: upgrade type (lower case)
 	// to enabled, overriding the connection manager's (nil: none).
 	Upgrades map[string]bool
+	// Connect terminates CONNECT: the route's upgrade_configs enable
+	// CONNECT with a connect_config, so the proxy answers 200 and tunnels
+	// the connection's bytes as TCP to a host of the cluster (Envoy's
+	// "CONNECT termination").
+	Connect bool
 
 	// Redirect
 	Redirect *RedirectAction
@@ -175,8 +180,8 @@ func compileForward(ra *route.RouteAction) (Action, error) {
 		act.PrefixRewrite, act.HasPrefixRewrite = ra.PrefixRewrite, true
 	}
 	for i, u := range ra.UpgradeConfigs {
-		if u.ConnectConfig != nil || strings.EqualFold(u.UpgradeType, "CONNECT") {
-			return act, fmt.Errorf("upgrade_configs[%d]: CONNECT is not supported", i)
+		if err := compileConnectConfig(&act, u); err != nil {
+			return act, fmt.Errorf("upgrade_configs[%d]: %w", i, err)
 		}
 		if act.Upgrades == nil {
 			act.Upgrades = map[string]bool{}

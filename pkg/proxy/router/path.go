@@ -10,7 +10,7 @@ import (
 
 // pathMatch is a compiled route path specifier.
 type pathMatch struct {
-	kind          byte // 'p'refix, 'e'xact, 'r'egex, 's'eparated prefix
+	kind          byte // 'p'refix, 'e'xact, 'r'egex, 's'eparated prefix, 'c'onnect
 	value         string
 	re            *regexp.Regexp
 	caseSensitive bool
@@ -31,6 +31,11 @@ func compilePathMatch(m *route.RouteMatch) (pathMatch, error) {
 		pm.kind, pm.re = 'r', re
 	case *route.RouteMatch_PathSeparatedPrefix:
 		pm.kind, pm.value = 's', p.PathSeparatedPrefix
+	case *route.RouteMatch_ConnectMatcher_:
+		// connect_matcher matches CONNECT requests only, and only it does:
+		// a CONNECT has no path for the other specifiers to match
+		// (Envoy's ConnectRouteEntryImpl).
+		pm.kind = 'c'
 	case nil:
 		pm.kind, pm.value = 'p', "/"
 	default:
@@ -42,7 +47,15 @@ func compilePathMatch(m *route.RouteMatch) (pathMatch, error) {
 	return pm, nil
 }
 
-func (m *pathMatch) match(path string) bool {
+// match reports whether the route's path specifier holds for a request
+// with path; connect says the request is a CONNECT.
+func (m *pathMatch) match(path string, connect bool) bool {
+	if (m.kind == 'c') != connect {
+		return false
+	}
+	if m.kind == 'c' {
+		return true
+	}
 	if m.kind == 'r' {
 		return m.re.MatchString(path)
 	}

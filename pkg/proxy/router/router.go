@@ -146,6 +146,9 @@ func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
 	if cr.Action, err = compileAction(r); err != nil {
 		return nil, err
 	}
+	if err := checkConnectRoute(cr); err != nil {
+		return nil, err
+	}
 	if d := r.GetDecorator(); d != nil && d.Operation != "" && (d.Propagate == nil || d.Propagate.Value) {
 		cr.Decorator = []string{d.Operation}
 	}
@@ -186,8 +189,9 @@ func (t *Table) MatchPath(r *http.Request, authority, path string) *Route {
 		return vh.tlsRedirect
 	}
 	var query url.Values
+	connect := r.Method == http.MethodConnect
 	for _, rt := range vh.Routes {
-		if !rt.path.match(path) {
+		if !rt.path.match(path, connect) {
 			continue
 		}
 		if !matchHeaders(rt.headers, r) {

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
-	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
 // peekTimeout bounds how long a client may take to send its ClientHello.
@@ -153,61 +152,14 @@ func (s *Server) handle(conn net.Conn) {
 		s.opts.Logger.Warn("tcp: cluster not found", "listener", l.Name, "cluster", name)
 		return
 	}
-	up, host, err := dial(cl, conn)
+	// Raw TCP in local mode carries no original destination, so a
+	// passthrough cluster has nothing to go to (Dial refuses it).
+	up, err := Dial(context.Background(), cl, "")
 	if err != nil {
 		s.opts.Logger.Debug("tcp: upstream connect failed", "cluster", name, "err", err)
 		return
 	}
-	defer up.Close()
-	cl.Stats.CxTotal.Add(1)
-	defer cl.Stats.CxActive.Add(-1) // reserved by dial
-	if host != nil {
-		host.Active.Add(1)
-		defer host.Active.Add(-1)
-	}
-	pipe(conn, up, route.IdleTimeout)
-}
-
-// dial connects to a host of cl (or the original destination for
-// passthrough clusters, which have none to give for raw TCP).
-func dial(cl *upstream.Cluster, down net.Conn) (net.Conn, *upstream.Host, error) {
-	if cl.Kind == upstream.OriginalDst {
-		return nil, nil, errors.New("passthrough cluster: raw TCP carries no destination in local mode")
-	}
-	// tcp_proxy honours the cluster's max_connections at once, with no
-	// pending queue (Envoy counts upstream_cx_overflow and closes).
-	// The slot is reserved before dialing so concurrent connections cannot
-	// overshoot; the caller releases it when the connection ends.
-	if n := cl.Stats.CxActive.Add(1); cl.Limits.MaxConnections > 0 && uint64(n) > cl.Limits.MaxConnections {
-		cl.Stats.CxActive.Add(-1)
-		cl.Stats.CxOverflow.Add(1)
-		return nil, nil, errors.New("max_connections reached (circuit breaker)")
-	}
-	h := cl.Pick(nil)
-	if h == nil {
-		cl.Stats.CxActive.Add(-1)
-		cl.Stats.CxNoneHealthy.Add(1)
-		return nil, nil, errors.New("no healthy upstream")
-	}
-	timeout := cl.ConnectTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	// Through the cluster's transport: host overrides and TLS origination
-	// apply to TCP as to HTTP.
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	c, err := cl.Transport.Dial(ctx, h.Address)
-	if err != nil {
-		cl.Stats.CxActive.Add(-1)
-		cl.Stats.CxConnectFail.Add(1)
-		h.Failures.Add(1)
-		cl.Record(h, upstream.OutcomeConnectFailed, 0)
-		return nil, h, err
-	}
-	h.Requests.Add(1)
-	cl.Record(h, upstream.OutcomeResponse, 200)
-	return c, h, nil
+	up.Pipe(conn, route.IdleTimeout)
 }
 
 // pipe copies both ways. When one side finishes sending, the other is

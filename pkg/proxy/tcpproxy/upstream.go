@@ -1,0 +1,128 @@
+package tcpproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+)
+
+// DefaultIdleTimeout is tcp_proxy's idle_timeout default (Envoy: 1h), used
+// for tunnels whose config names none (CONNECT terminated by a route).
+const DefaultIdleTimeout = time.Hour
+
+// Why a Dial failed before any byte moved: the HTTP connection manager
+// answers a CONNECT with the matching status and response flag; a TCP
+// listener just closes the connection.
+var (
+	// ErrOverflow: the cluster's max_connections is reached (UO).
+	ErrOverflow = errors.New("max_connections reached (circuit breaker)")
+	// ErrNoHealthyHost: the cluster has no host to pick (UH).
+	ErrNoHealthyHost = errors.New("no healthy upstream")
+	// ErrNoDestination: a passthrough cluster was given no destination.
+	ErrNoDestination = errors.New("passthrough cluster: no destination to pass through to")
+	// ErrConnectFailed wraps a failed connection to the picked host (UF).
+	ErrConnectFailed = errors.New("upstream connect failed")
+)
+
+// Upstream is an open connection to a host of a cluster, holding one of
+// the cluster's max_connections slots until Pipe (or Close) ends it.
+type Upstream struct {
+	net.Conn
+	cl       *upstream.Cluster
+	host     *upstream.Host
+	released atomic.Bool
+}
+
+// Host is the cluster host the connection went to (nil for passthrough).
+func (u *Upstream) Host() *upstream.Host { return u.host }
+
+// Dial opens a connection for one downstream connection, as Envoy's
+// tcp_proxy does: cl's max_connections checked at once with no pending
+// queue (upstream_cx_overflow), a host picked by the cluster's policy, the
+// connection made through the cluster's transport (host overrides and TLS
+// origination apply as for HTTP) within its connect timeout, and the
+// outcome recorded for outlier detection. dest is the destination for
+// passthrough (ORIGINAL_DST) clusters: a CONNECT's authority; raw TCP in
+// local mode has none ("").
+func Dial(ctx context.Context, cl *upstream.Cluster, dest string) (*Upstream, error) {
+	if cl.Kind == upstream.OriginalDst && dest == "" {
+		return nil, ErrNoDestination
+	}
+	// The slot is reserved before dialing so concurrent connections cannot
+	// overshoot; Close releases it.
+	if n := cl.Stats.CxActive.Add(1); cl.Limits.MaxConnections > 0 && uint64(n) > cl.Limits.MaxConnections {
+		cl.Stats.CxActive.Add(-1)
+		cl.Stats.CxOverflow.Add(1)
+		return nil, ErrOverflow
+	}
+	var h *upstream.Host
+	addr := dest
+	if cl.Kind != upstream.OriginalDst {
+		if h = cl.Pick(nil); h == nil {
+			cl.Stats.CxActive.Add(-1)
+			cl.Stats.CxNoneHealthy.Add(1)
+			return nil, ErrNoHealthyHost
+		}
+		addr = h.Address
+	}
+	timeout := cl.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := cl.Transport.Dial(ctx, addr)
+	if err != nil {
+		cl.Stats.CxActive.Add(-1)
+		cl.Stats.CxConnectFail.Add(1)
+		if h != nil {
+			h.Failures.Add(1)
+			cl.Record(h, upstream.OutcomeConnectFailed, 0)
+		}
+		return nil, errors.Join(ErrConnectFailed, err)
+	}
+	cl.Stats.CxTotal.Add(1)
+	if h != nil {
+		h.Requests.Add(1)
+		h.Active.Add(1)
+		cl.Record(h, upstream.OutcomeResponse, 200)
+	}
+	return &Upstream{Conn: c, cl: cl, host: h}, nil
+}
+
+// Close closes the connection and releases its slot and the host's
+// active count (once).
+func (u *Upstream) Close() error {
+	err := u.Conn.Close()
+	if u.released.CompareAndSwap(false, true) {
+		u.cl.Stats.CxActive.Add(-1)
+		if u.host != nil {
+			u.host.Active.Add(-1)
+		}
+	}
+	return err
+}
+
+// Pipe copies bytes between down and u both ways (see pipe) and closes u
+// when both directions are done or the connection was idle for idle.
+func (u *Upstream) Pipe(down net.Conn, idle time.Duration) {
+	defer u.Close()
+	pipe(down, u.Conn, idle)
+}
+
+// Buffered is conn reading first what br (a hijacked HTTP connection's
+// reader) already holds: the bytes a client sent right after its CONNECT
+// request. Half-close still reaches the TCP connection.
+func Buffered(conn net.Conn, br *bufio.Reader) net.Conn {
+	n := br.Buffered()
+	if n == 0 {
+		return conn
+	}
+	prefix, _ := br.Peek(n)
+	return &prefixConn{Conn: conn, prefix: append([]byte(nil), prefix...)}
+}
