@@ -44,12 +44,15 @@ func New(opts Options) *Handler {
 // the config does not allow, and runs the chain's http_filters in order
 // (filters.go); any filter may answer, and the router filter is last.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var info RequestInfo
-	defer h.finish(&info)
+	// The request's one allocation of its own: it goes through the
+	// filters' Decode and so to the heap.
+	s := &httpfilter.Stream{W: w, R: r}
+	info := &s.Info
+	defer h.finish(info)
 	rt := h.opts.Runtime.Load()
 	l := rt.Listeners[h.opts.Listener]
 	if l == nil {
-		h.localReply(w, &info, http.StatusServiceUnavailable, 0, "listener "+h.opts.Listener+" is being removed")
+		h.localReply(w, info, http.StatusServiceUnavailable, 0, "listener "+h.opts.Listener+" is being removed")
 		return
 	}
 	chain := l.Chains[0]
@@ -67,13 +70,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case dataplane.TracingEgress:
 		info.EgressTracing = true
 	}
-	path, ok := h.normalizePath(w, r, chain, &info)
+	path, ok := h.normalizePath(w, r, chain, info)
 	if !ok {
 		return
 	}
 	table := rt.Routes[chain.RouteName]
 	if table == nil {
-		h.localReply(w, &info, http.StatusServiceUnavailable, FlagNR, "route config "+chain.RouteName+" has not arrived yet")
+		h.localReply(w, info, http.StatusServiceUnavailable, FlagNR, "route config "+chain.RouteName+" has not arrived yet")
 		return
 	}
 	authority := r.Host
@@ -91,10 +94,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.Route = rte.Name
-	if !h.checkUpgrade(w, r, chain, rte, &info) {
+	if !h.checkUpgrade(w, r, chain, rte, info) {
 		return
 	}
-	h.runFilters(w, r, rt, chain, rte, &info)
+	s.Route, s.Clusters = rte, rt.Clusters
+	s.Listener, s.Proxy = h.stats.Listener(info.StatPrefix), h.stats
+	runFilters(s, chain)
 }
 
 // finish records a completed request's response flags. It runs deferred,
@@ -102,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // is counted too.
 func (h *Handler) finish(info *RequestInfo) {
 	if info.Flags != 0 {
-		h.stats.Listener(info.StatPrefix).countFlags(info.Flags)
+		h.stats.Listener(info.StatPrefix).CountFlags(info.Flags)
 	}
 }
 
@@ -115,13 +120,4 @@ func (h *Handler) localReply(w http.ResponseWriter, info *RequestInfo, code int,
 
 func (h *Handler) reply(w http.ResponseWriter, info *RequestInfo, code int, flag Flags, reason, body string) {
 	httpfilter.LocalReply(w, info, code, flag, reason, body)
-}
-
-// stripDecorator removes x-envoy-decorator-operation from an answer on a
-// chain with egress tracing, as Envoy's connection manager does last for
-// every outbound response (the upstream's, or one the proxy makes).
-func stripDecorator(h http.Header, info *RequestInfo) {
-	if info.EgressTracing {
-		delete(h, router.DecoratorHeader)
-	}
 }

@@ -7,12 +7,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/sluice-mesh/sluice/internal/hostport"
-	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
 // ActionKind says what a route does with a request.
@@ -33,7 +31,6 @@ type Action struct {
 	Cluster  string
 	Weighted []WeightedCluster
 	total    uint64
-	Timeout  time.Duration
 	// PrefixRewrite replaces the matched part of the path; set means
 	// HasPrefixRewrite (an empty rewrite is meaningful).
 	PrefixRewrite    string
@@ -44,13 +41,9 @@ type Action struct {
 	// ClusterNotFoundStatus answers a request whose cluster does not
 	// exist (cluster_not_found_response_code; 503 when 0).
 	ClusterNotFoundStatus int
-	// Retry is the route's retry policy (nil: one attempt only).
-	Retry *RetryPolicy
-	// Mirrors are the clusters a copy of the request is shadowed to.
-	Mirrors []MirrorPolicy
-	// Hash makes the request's hash key for ring hash and maglev
-	// clusters (hash_policy; compiled by the upstream package).
-	Hash *upstream.HashPolicy
+	// The route action's timeout, retry_policy, request_mirror_policies
+	// and hash_policy are the router filter's per-route config
+	// (filters/router).
 	// Upgrades are the route's upgrade_configs: upgrade type (lower case)
 	// to enabled, overriding the connection manager's (nil: none).
 	Upgrades map[string]bool
@@ -128,10 +121,7 @@ func compileAction(r *route.Route) (Action, error) {
 }
 
 func compileForward(ra *route.RouteAction) (Action, error) {
-	act := Action{Kind: Forward, Timeout: 15 * time.Second}
-	if ra.Timeout != nil {
-		act.Timeout = ra.Timeout.AsDuration()
-	}
+	act := Action{Kind: Forward}
 	switch c := ra.ClusterSpecifier.(type) {
 	case *route.RouteAction_Cluster:
 		act.Cluster = c.Cluster
@@ -190,15 +180,6 @@ func compileForward(ra *route.RouteAction) (Action, error) {
 			return act, fmt.Errorf("regex_rewrite: %w", err)
 		}
 		act.RegexRewrite, act.RegexSubstitute = re, envoySubstitution(rr.Substitution)
-	}
-	// retry_policy and request_mirror_policies are compiled with the
-	// virtual host they may inherit from (compileResilience).
-	if len(ra.HashPolicy) > 0 {
-		hp, err := upstream.CompileHashPolicy(ra.HashPolicy)
-		if err != nil {
-			return act, err
-		}
-		act.Hash = hp
 	}
 	return act, nil
 }

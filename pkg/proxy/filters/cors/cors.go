@@ -65,23 +65,6 @@ func (p *Policy) OriginAllowed(origin string) bool {
 	return false
 }
 
-// corsConfig is what Envoy's CorsPolicy messages have in common: the
-// filter's per-route config (extensions.filters.http.cors.v3) and the
-// deprecated route-level field (config.route.v3).
-type corsConfig interface {
-	GetAllowOriginStringMatch() []*matcher.StringMatcher
-	GetAllowMethods() string
-	GetAllowHeaders() string
-	GetExposeHeaders() string
-	GetMaxAge() string
-	GetAllowCredentials() *wrapperspb.BoolValue
-	GetFilterEnabled() *core.RuntimeFractionalPercent
-	GetShadowEnabled() *core.RuntimeFractionalPercent
-	GetAllowPrivateNetworkAccess() *wrapperspb.BoolValue
-	GetForwardNotMatchingPreflights() *wrapperspb.BoolValue
-	ValidateAll() error
-}
-
 // PolicyConfig is what Envoy's CorsPolicy messages have in common: the
 // filter's per-route config (extensions.filters.http.cors.v3) and the
 // deprecated route-level field (config.route.v3).

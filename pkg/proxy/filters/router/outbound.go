@@ -1,4 +1,4 @@
-package httpproxy
+package router
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	routes "github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
 
 // hopHeaders apply to one connection only and are never forwarded (RFC
@@ -23,8 +23,8 @@ var hopHeaders = []string{
 
 // outboundRequest builds the upstream request for r: same method, headers
 // minus hop-by-hop ones, path rewritten by the route, sent to addr.
-func outboundRequest(r *http.Request, addr string, rte *router.Route) *http.Request {
-	path := router.RequestPath(r)
+func outboundRequest(r *http.Request, addr string, rte *routes.Route) *http.Request {
+	path := routes.RequestPath(r)
 	newPath := rte.RewritePath(path)
 	u := &url.URL{Scheme: "http", Host: addr, RawQuery: r.URL.RawQuery}
 	if p, err := url.PathUnescape(newPath); err == nil {
