@@ -56,8 +56,9 @@ func NewScope() *Scope {
 	return s
 }
 
-// Proxy is the proxy-wide state of the filter in slot (nil for none).
-func (s *Scope) Proxy(slot Slot) Stats { return s.proxy[slot] }
+// Filter is the proxy-wide counters and state of the filter in slot (nil
+// for none).
+func (s *Scope) Filter(slot Slot) Stats { return s.proxy[slot] }
 
 // Filter is the counters of the filter in slot (nil for none).
 func (l *ListenerScope) Filter(slot Slot) Stats { return l.filters[slot] }

@@ -102,7 +102,7 @@ func attempt(a *attemptRequest) *attemptResult {
 		}
 		return res
 	}
-	out := outboundRequest(r, res.addr, a.route)
+	out := outboundRequest(a.ctx, r, res.addr, a.route)
 	if a.upgrade != "" {
 		setUpgradeHeaders(out, r)
 	}
@@ -119,7 +119,6 @@ func attempt(a *attemptRequest) *attemptResult {
 	if t := a.cfg.Timeout; t > 0 {
 		out.Header.Set("X-Envoy-Expected-Rq-Timeout-Ms", strconv.FormatInt(t.Milliseconds(), 10))
 	}
-	out = out.WithContext(a.ctx)
 
 	cl.Stats.RqTotal.Add(1)
 	start := time.Now()

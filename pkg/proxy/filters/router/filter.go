@@ -129,7 +129,7 @@ func (s *ProxyStats) WriteText(w io.Writer, _ string) {
 
 // MirrorsInFlight is the number of shadow requests being sent by the
 // proxy whose scope this is.
-func MirrorsInFlight(sc *httpfilter.Scope) int64 { return sc.Proxy(slot).(*ProxyStats).inFlight.Load() }
+func MirrorsInFlight(sc *httpfilter.Scope) int64 { return sc.Filter(slot).(*ProxyStats).inFlight.Load() }
 
 // PerRoute is the router filter's config compiled for a route (nil for a
 // route that does not forward), for tests and tools reading a compiled

@@ -59,7 +59,7 @@ func shadowHost(host string) string {
 // means the body could not be kept, and selected copies are dropped.
 func mirror(s *httpfilter.Stream, rte *routes.Route, cfg *Config, body []byte, bodyOK bool) {
 	r, decorate := s.R, s.Info.EgressTracing
-	st := s.Proxy.Proxy(slot).(*ProxyStats)
+	st := s.Proxy.Filter(slot).(*ProxyStats)
 	for i := range cfg.Mirrors {
 		mp := &cfg.Mirrors[i]
 		if !mp.Fraction.Sample(rand.Uint64()) {
