@@ -14,9 +14,8 @@ import (
 // upgrade allowed nowhere is answered 403 with the connection closed
 // (ConnectionManagerImpl::ActiveStream::decodeHeaders, "upgrade_failed").
 // An allowed upgrade goes upstream with its Upgrade and Connection
-// headers; a 101 answer turns the exchange into a tunnel (after
-// net/http/httputil's ReverseProxy.handleUpgradeResponse), any other
-// answer is an ordinary response.
+// headers; a 101 answer turns the exchange into a tunnel, any other answer
+// is an ordinary response (the router filter: filters/router/tunnel.go).
 
 // upgradeType is the protocol an HTTP/1.1 request asks to switch to
 // (lower case), or "" when it asks for none: Connection lists "upgrade"
