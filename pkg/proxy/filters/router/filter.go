@@ -91,7 +91,13 @@ func setFields(m proto.Message) []string {
 	return names
 }
 
+// CompilePerRoute compiles the route action's part that is the router's
+// (compileConfig). Envoy's router takes no typed_per_filter_config; one
+// given is rejected, not ignored.
 func (factory) CompilePerRoute(in *httpfilter.PerRouteInput) (any, error) {
+	if in.Route.TypedPerFilterConfig[Name] != nil || in.VirtualHost.TypedPerFilterConfig[Name] != nil {
+		return nil, fmt.Errorf("typed_per_filter_config for %q is not supported", Name)
+	}
 	c, err := compileConfig(in.Route, in.VirtualHost)
 	if err != nil || c == nil {
 		return nil, err // a nil *Config must not become a non-nil any

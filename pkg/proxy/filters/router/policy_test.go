@@ -4,11 +4,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	previoushosts "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	previouspriorities "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -208,5 +210,19 @@ func TestFractionSample(t *testing.T) {
 		if d := float64(hits) - n*p; d > sd+0.5 || -d > sd+0.5 {
 			t.Errorf("%+v: %d of %d, expected %.0f ± %.0f", f, hits, n, n*p, sd)
 		}
+	}
+}
+
+// TestRouterPerFilterConfigRejected: the router has no per-route config;
+// one given is rejected, not ignored.
+func TestRouterPerFilterConfigRejected(t *testing.T) {
+	r := fwd("r", "c", prefix("/"))
+	r.TypedPerFilterConfig = map[string]*anypb.Any{Name: mustAny(t, &routerv3.Router{})}
+	if _, err := compileOne(&route.VirtualHost{Routes: []*route.Route{r}}); err == nil || !strings.Contains(err.Error(), Name) {
+		t.Errorf("err = %v, want a rejection naming the router filter", err)
+	}
+	c, err := compileOne(&route.VirtualHost{Routes: []*route.Route{fwd("r", "c", prefix("/"))}})
+	if err != nil || c == nil || c.Timeout != DefaultTimeout || c.Retry != nil {
+		t.Errorf("a plain route: %+v, %v", c, err)
 	}
 }
