@@ -56,12 +56,11 @@ type Action struct {
 	Body   []byte
 }
 
-// WeightedCluster is one arm of a weighted split.
+// WeightedCluster is one arm of a weighted split (its header edits are
+// the router filter's config).
 type WeightedCluster struct {
-	Name    string
-	Weight  uint64
-	ReqOps  HeaderOps
-	RespOps HeaderOps
+	Name   string
+	Weight uint64
 }
 
 // RedirectAction is a compiled Envoy redirect.
@@ -128,15 +127,7 @@ func compileForward(ra *route.RouteAction) (Action, error) {
 	case *route.RouteAction_WeightedClusters:
 		for _, wc := range c.WeightedClusters.Clusters {
 			w := uint64(wc.GetWeight().GetValue())
-			req, err := compileHeaderOps(nil, nil, wc.RequestHeadersToAdd, wc.RequestHeadersToRemove)
-			if err != nil {
-				return act, err
-			}
-			resp, err := compileHeaderOps(nil, nil, wc.ResponseHeadersToAdd, wc.ResponseHeadersToRemove)
-			if err != nil {
-				return act, err
-			}
-			act.Weighted = append(act.Weighted, WeightedCluster{Name: wc.Name, Weight: w, ReqOps: req, RespOps: resp})
+			act.Weighted = append(act.Weighted, WeightedCluster{Name: wc.Name, Weight: w})
 			act.total += w
 		}
 		if act.total == 0 {
@@ -200,22 +191,23 @@ func envoySubstitution(s string) string {
 	return b.String()
 }
 
-// PickCluster chooses the cluster for one request: the only one, or one
-// arm of a weighted split at random in proportion to the weights.
-func (a *Action) PickCluster() (string, *WeightedCluster) {
+// PickCluster chooses the cluster for one request: the only one (arm -1),
+// or one arm of a weighted split (its index) at random in proportion to
+// the weights.
+func (a *Action) PickCluster() (name string, arm int) {
 	if a.Weighted == nil {
-		return a.Cluster, nil
+		return a.Cluster, -1
 	}
 	n := rand.Uint64N(a.total)
 	for i := range a.Weighted {
 		w := &a.Weighted[i]
 		if n < w.Weight {
-			return w.Name, w
+			return w.Name, i
 		}
 		n -= w.Weight
 	}
-	w := &a.Weighted[len(a.Weighted)-1]
-	return w.Name, w
+	last := len(a.Weighted) - 1
+	return a.Weighted[last].Name, last
 }
 
 // RewritePath applies the route's path rewrites to path (without query).

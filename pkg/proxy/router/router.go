@@ -50,8 +50,6 @@ type Route struct {
 	headers []headerMatch
 	query   []queryMatch
 	Action  Action
-	ReqOps  HeaderOps
-	RespOps HeaderOps
 	// filters holds each registered HTTP filter's config for this route,
 	// by slot (httpfilter.CompilePerRoute); nil when no filter has one.
 	filters []any
@@ -158,12 +156,6 @@ func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
 		return nil, err
 	}
 	if cr.filters, err = httpfilter.CompilePerRoute(&httpfilter.PerRouteInput{Route: r, VirtualHost: vh}); err != nil {
-		return nil, err
-	}
-	if cr.ReqOps, err = compileHeaderOps(vh.RequestHeadersToAdd, vh.RequestHeadersToRemove, r.RequestHeadersToAdd, r.RequestHeadersToRemove); err != nil {
-		return nil, err
-	}
-	if cr.RespOps, err = compileHeaderOps(vh.ResponseHeadersToAdd, vh.ResponseHeadersToRemove, r.ResponseHeadersToAdd, r.ResponseHeadersToRemove); err != nil {
 		return nil, err
 	}
 	return cr, nil

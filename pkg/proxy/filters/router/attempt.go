@@ -18,7 +18,7 @@ type attemptRequest struct {
 	downstream *http.Request
 	route      *routes.Route
 	cfg        *Config
-	arm        *routes.WeightedCluster
+	arm        *ArmOps
 	cluster    *upstream.Cluster
 	// ctx bounds the attempt (the route timeout, the client's lifetime).
 	ctx context.Context
@@ -112,7 +112,7 @@ func attempt(a *attemptRequest) *attemptResult {
 	if a.decorate && a.route.Decorator != nil {
 		out.Header[routes.DecoratorHeader] = a.route.Decorator
 	}
-	a.route.ReqOps.Apply(out.Header)
+	a.cfg.ReqOps.Apply(out.Header)
 	if a.arm != nil {
 		a.arm.ReqOps.Apply(out.Header)
 	}

@@ -32,8 +32,13 @@ const Name = "envoy.filters.http.router"
 // DefaultTimeout is a route's timeout when it sets none (Envoy's 15 s).
 const DefaultTimeout = 15 * time.Second
 
-// Config is the router filter's compiled config for one forwarding route.
+// Config is the router filter's compiled config for one route.
 type Config struct {
+	// ReqOps and RespOps are the route's and its virtual host's header
+	// edits; Arms the weighted clusters' (by arm, as Action.Weighted).
+	ReqOps, RespOps HeaderOps
+	Arms            []ArmOps
+
 	// Timeout bounds the whole exchange until the response headers (and
 	// the streamed body); 0 means none.
 	Timeout time.Duration
@@ -52,6 +57,9 @@ type Config struct {
 	// (0: DefaultBufferLimit).
 	BufferLimit int64
 }
+
+// ArmOps are a weighted cluster's header edits.
+type ArmOps struct{ ReqOps, RespOps HeaderOps }
 
 var slot = httpfilter.Register(factory{})
 
@@ -99,8 +107,8 @@ func (factory) CompilePerRoute(in *httpfilter.PerRouteInput) (any, error) {
 		return nil, fmt.Errorf("typed_per_filter_config for %q is not supported", Name)
 	}
 	c, err := compileConfig(in.Route, in.VirtualHost)
-	if err != nil || c == nil {
-		return nil, err // a nil *Config must not become a non-nil any
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -135,11 +143,12 @@ func (s *ProxyStats) WriteText(w io.Writer, _ string) {
 
 // MirrorsInFlight is the number of shadow requests being sent by the
 // proxy whose scope this is.
-func MirrorsInFlight(sc *httpfilter.Scope) int64 { return sc.Filter(slot).(*ProxyStats).inFlight.Load() }
+func MirrorsInFlight(sc *httpfilter.Scope) int64 {
+	return sc.Filter(slot).(*ProxyStats).inFlight.Load()
+}
 
-// PerRoute is the router filter's config compiled for a route (nil for a
-// route that does not forward), for tests and tools reading a compiled
-// route.
+// PerRoute is the router filter's config compiled for a route, for tests
+// and tools reading a compiled route.
 func PerRoute(r httpfilter.Route) *Config { c, _ := r.FilterConfig(slot).(*Config); return c }
 
 type filter struct{}
@@ -147,13 +156,14 @@ type filter struct{}
 // Decode is the router: the route's action. It always answers.
 func (filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	rte := s.Route.(*routes.Route)
+	cfg := PerRoute(rte)
 	switch rte.Action.Kind {
 	case routes.Redirect:
-		redirect(s, rte)
+		redirect(s, rte, cfg)
 	case routes.DirectResponse:
-		directResponse(s, rte)
+		directResponse(s, rte, cfg)
 	default:
-		forward(s, rte, PerRoute(rte))
+		forward(s, rte, cfg)
 	}
 	return httpfilter.Answered
 }

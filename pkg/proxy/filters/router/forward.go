@@ -28,19 +28,19 @@ func stripDecorator(h http.Header, info *RequestInfo) {
 }
 
 // redirect answers with the route's redirect.
-func redirect(s *httpfilter.Stream, rte *routes.Route) {
+func redirect(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 	w, info := s.W, &s.Info
 	w.Header().Set("Location", rte.Location(s.R))
-	rte.RespOps.Apply(w.Header())
+	cfg.RespOps.Apply(w.Header())
 	stripDecorator(w.Header(), info)
 	info.Status = rte.RedirectCode()
 	w.WriteHeader(info.Status)
 }
 
 // directResponse answers with the route's direct response.
-func directResponse(s *httpfilter.Stream, rte *routes.Route) {
+func directResponse(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 	w, info := s.W, &s.Info
-	rte.RespOps.Apply(w.Header())
+	cfg.RespOps.Apply(w.Header())
 	stripDecorator(w.Header(), info)
 	if len(rte.Action.Body) > 0 {
 		if w.Header().Get("Content-Type") == "" {
@@ -59,7 +59,11 @@ func directResponse(s *httpfilter.Stream, rte *routes.Route) {
 // (limits, picking, outlier records) lives in the attempt.
 func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 	w, r, info := s.W, s.R, &s.Info
-	name, arm := rte.Action.PickCluster()
+	name, i := rte.Action.PickCluster()
+	var arm *ArmOps
+	if i >= 0 {
+		arm = &cfg.Arms[i]
+	}
 	info.Cluster = name
 	cl := s.Clusters[name]
 	if cl == nil {
@@ -93,7 +97,7 @@ func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 	case res.err != nil:
 		upstreamError(w, info, cl, res)
 	case info.Upgrade != "" && res.resp.StatusCode == http.StatusSwitchingProtocols:
-		tunnel(w, ctx, res.attemptResult, rte, info)
+		tunnel(w, ctx, res.attemptResult, cfg, info)
 	default:
 		writeResponse(w, r, ctx, res.attemptResult, rte, cfg, arm, info)
 	}
@@ -108,7 +112,7 @@ func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 // recorded (UT for the route timeout, DC for the client, else UR) before
 // the abort goes on.
 func writeResponse(w http.ResponseWriter, r *http.Request, ctx context.Context, res *attemptResult,
-	rte *routes.Route, cfg *Config, arm *routes.WeightedCluster, info *RequestInfo) {
+	rte *routes.Route, cfg *Config, arm *ArmOps, info *RequestInfo) {
 	resp := res.resp
 	defer resp.Body.Close()
 	hdr := w.Header()
@@ -120,7 +124,7 @@ func writeResponse(w http.ResponseWriter, r *http.Request, ctx context.Context, 
 	if info.Flags != 0 {
 		hdr[httpfilter.ResponseFlagsHeader] = []string{info.Flags.String()}
 	}
-	rte.RespOps.Apply(hdr)
+	cfg.RespOps.Apply(hdr)
 	if arm != nil {
 		arm.RespOps.Apply(hdr)
 	}

@@ -307,19 +307,38 @@ func compileMirror(m *route.RouteAction_RequestMirrorPolicy) (MirrorPolicy, erro
 // route action's timeout (Envoy's default 15 s), hash policy, retry policy
 // (the route's, else the virtual host's), mirrors (the route's, else the
 // virtual host's), the request buffer limit and the attempt-count headers.
-// What it cannot honour is an error. Routes that do not forward have none.
+// What it cannot honour is an error. Every route has one: redirects and
+// direct responses take only the header edits.
 func compileConfig(r *route.Route, vh *route.VirtualHost) (*Config, error) {
 	if vh.RetryPolicyTypedConfig != nil || vh.HedgePolicy != nil || vh.IncludeIsTimeoutRetryHeader {
 		return nil, fmt.Errorf("virtual host: retry_policy_typed_config, hedge_policy and include_is_timeout_retry_header are not supported")
 	}
+	c := &Config{}
+	var err error
+	if c.ReqOps, err = compileHeaderOps(vh.RequestHeadersToAdd, vh.RequestHeadersToRemove, r.RequestHeadersToAdd, r.RequestHeadersToRemove); err != nil {
+		return nil, err
+	}
+	if c.RespOps, err = compileHeaderOps(vh.ResponseHeadersToAdd, vh.ResponseHeadersToRemove, r.ResponseHeadersToAdd, r.ResponseHeadersToRemove); err != nil {
+		return nil, err
+	}
 	ra := r.GetRoute()
 	if ra == nil {
-		return nil, nil
+		return c, nil
 	}
 	if ra.HedgePolicy != nil || ra.RetryPolicyTypedConfig != nil {
 		return nil, fmt.Errorf("hedge_policy and retry_policy_typed_config are not supported")
 	}
-	c := &Config{Timeout: DefaultTimeout, AttemptCount: vh.IncludeRequestAttemptCount, AttemptCountInResponse: vh.IncludeAttemptCountInResponse}
+	for _, wc := range ra.GetWeightedClusters().GetClusters() {
+		var arm ArmOps
+		if arm.ReqOps, err = compileHeaderOps(nil, nil, wc.RequestHeadersToAdd, wc.RequestHeadersToRemove); err != nil {
+			return nil, err
+		}
+		if arm.RespOps, err = compileHeaderOps(nil, nil, wc.ResponseHeadersToAdd, wc.ResponseHeadersToRemove); err != nil {
+			return nil, err
+		}
+		c.Arms = append(c.Arms, arm)
+	}
+	c.Timeout, c.AttemptCount, c.AttemptCountInResponse = DefaultTimeout, vh.IncludeRequestAttemptCount, vh.IncludeAttemptCountInResponse
 	if ra.Timeout != nil {
 		c.Timeout = ra.Timeout.AsDuration()
 	}

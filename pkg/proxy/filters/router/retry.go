@@ -302,7 +302,7 @@ func noop() {}
 // within ctx (the route timeout). It returns the attempt whose outcome the
 // client gets. Retries never go beyond the route timeout: back-off waits
 // end with it, and then the route timeout is the answer.
-func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, arm *routes.WeightedCluster,
+func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, arm *ArmOps,
 	cl *upstream.Cluster, body *replayBody, info *RequestInfo) tryResult {
 	pol := cfg.Retry
 	if pol != nil && (pol.NumRetries == 0 || !pol.AppliesTo(r)) {

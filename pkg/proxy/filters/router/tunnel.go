@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
-	routes "github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
 
 // The router's half of an HTTP/1.1 upgrade the connection manager allowed
@@ -26,7 +25,7 @@ func setUpgradeHeaders(out *http.Request, r *http.Request) {
 // copies bytes both ways until either side closes or ctx (the route
 // timeout, the client) ends. The upstream connection is the 101
 // response's body, as net/http hands it over.
-func tunnel(w http.ResponseWriter, ctx context.Context, res *attemptResult, rte *routes.Route, info *RequestInfo) {
+func tunnel(w http.ResponseWriter, ctx context.Context, res *attemptResult, cfg *Config, info *RequestInfo) {
 	resp := res.resp
 	back, ok := resp.Body.(io.ReadWriteCloser)
 	if rb, isRB := resp.Body.(*releasingBody); isRB {
@@ -48,7 +47,7 @@ func tunnel(w http.ResponseWriter, ctx context.Context, res *attemptResult, rte 
 	}
 	defer conn.Close()
 	hdr := resp.Header.Clone()
-	rte.RespOps.Apply(hdr)
+	cfg.RespOps.Apply(hdr)
 	stripDecorator(hdr, info)
 	info.Status = http.StatusSwitchingProtocols
 	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
