@@ -1,6 +1,7 @@
-// Package httpproxy is the proxy's HTTP request path: listener -> route
-// table -> route action -> cluster -> host, with the proxy's own answers
-// (no route, no cluster, no host, upstream failure) each saying why.
+// Package httpproxy is the proxy's HTTP connection manager: filter chain,
+// path normalization, route match, upgrade decision, then the chain's
+// http_filters in order (pkg/proxy/filters/*, the router last), with the
+// proxy's own answers each saying why.
 package httpproxy
 
 import (
@@ -19,8 +20,8 @@ type Options struct {
 	Listener string
 	// Runtime is the proxy's current runtime, swapped on every update.
 	Runtime *atomic.Pointer[dataplane.Runtime]
-	// Shared holds what all of a proxy's handlers share (counters, the
-	// mirror cap); nil makes one for this handler alone.
+	// Shared holds what all of a proxy's handlers share (the counters and
+	// the filters' proxy-wide state); nil makes one for this handler alone.
 	Shared *Shared
 }
 
