@@ -6,30 +6,18 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/filters/cors"
-	"github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
-)
 
-// HTTPFilter is one entry of a connection manager's compiled http_filters,
-// in the order the request passes them. A filter is one package under
-// pkg/proxy/filters holding its listener-level check (called here), its
-// per-route config compile (called by the router package for
-// typed_per_filter_config) and its per-request behaviour (called by
-// httpproxy's runFilters); the router filter, last, is httpproxy's
-// forward.go with the router package's route tables.
-type HTTPFilter uint8
-
-// The HTTP filters sluice runs.
-const (
-	FilterFault HTTPFilter = iota + 1
-	FilterCORS
-	FilterRouter
+	// The HTTP filters the proxy has: each registers its factory with
+	// httpfilter. A new filter is one more import here.
+	_ "github.com/sluice-mesh/sluice/pkg/proxy/filters/cors"
+	_ "github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
+	_ "github.com/sluice-mesh/sluice/pkg/proxy/filters/router"
 )
 
 // hcmFields are the HttpConnectionManager fields the proxy honours. Every
@@ -56,7 +44,7 @@ func unsupportedFields(m proto.Message, allowed map[protoreflect.Name]bool) []st
 
 // compileHCM compiles an http_connection_manager into chain. Honoured:
 // codec_type AUTO (HTTP/1.1 and h2c on one port), RDS routes, http_filters
-// (fault, cors, router, in their order), tracing (decorator only),
+// (compiled by the registered filter factories, in their order), tracing (decorator only),
 // stream_idle_timeout 0 (off), use_remote_address false (the proxy appends
 // no X-Forwarded-For and trusts none), generate_request_id true,
 // preserve_external_request_id (with use_remote_address false no request is
@@ -149,10 +137,15 @@ func checkHCMValues(m *hcm.HttpConnectionManager) error {
 	return nil
 }
 
-// compileHTTPFilters turns http_filters into the chain's order of filters.
-// The router must come last, as in Envoy.
-func compileHTTPFilters(hfs []*hcm.HttpFilter) ([]HTTPFilter, error) {
-	out := make([]HTTPFilter, 0, len(hfs))
+// compileHTTPFilters compiles http_filters, in their order, into the
+// chain's filters: each entry goes to the factory registered for the type
+// of its typed_config (else its name), as Envoy finds a filter factory,
+// which checks the listener-level config and returns the filter. An entry
+// no factory takes is NACKed, unless it is_optional (Envoy skips it). The
+// terminal filter (the router) must come last, as in Envoy.
+func compileHTTPFilters(hfs []*hcm.HttpFilter) ([]httpfilter.Filter, error) {
+	out := make([]httpfilter.Filter, 0, len(hfs))
+	terminal := false
 	for i, hf := range hfs {
 		if hf.GetConfigDiscovery() != nil {
 			return nil, fmt.Errorf("http filter %q: %w", hf.Name, errConfigDiscovery)
@@ -160,54 +153,34 @@ func compileHTTPFilters(hfs []*hcm.HttpFilter) ([]HTTPFilter, error) {
 		if hf.Disabled {
 			return nil, fmt.Errorf("http filter %q: disabled: not supported", hf.Name)
 		}
-		switch hf.Name {
-		case fault.Name:
-			if err := fault.CheckListenerConfig(hf.GetTypedConfig()); err != nil {
-				return nil, fmt.Errorf("fault filter: %w", err)
-			}
-			out = append(out, FilterFault)
-		case cors.Name:
-			if err := cors.CheckListenerConfig(hf.GetTypedConfig()); err != nil {
-				return nil, fmt.Errorf("cors filter: %w", err)
-			}
-			out = append(out, FilterCORS)
-		case "envoy.filters.http.router":
-			if err := checkRouterFilter(hf); err != nil {
-				return nil, fmt.Errorf("router filter: %w", err)
-			}
-			if i != len(hfs)-1 {
-				return nil, fmt.Errorf("router filter: must be the last http filter")
-			}
-			out = append(out, FilterRouter)
-		default:
+		fac, ok := httpfilter.Lookup(hf.Name, hf.GetTypedConfig())
+		if !ok {
 			if hf.IsOptional {
 				continue // Envoy skips an optional filter it does not know
 			}
 			return nil, fmt.Errorf("http filter %q is not supported", hf.Name)
 		}
+		if fac.Name() != hf.Name {
+			// Routes' typed_per_filter_config is compiled by the filter's
+			// own name; under another name it would be silently missed.
+			return nil, fmt.Errorf("http filter %q: its typed_config is the %s filter's; only that name is supported", hf.Name, fac.Name())
+		}
+		f, err := fac.NewFilter(hf.GetTypedConfig())
+		if err != nil {
+			return nil, fmt.Errorf("http filter %q: %w", hf.Name, err)
+		}
+		if httpfilter.IsTerminal(fac) {
+			if i != len(hfs)-1 {
+				return nil, fmt.Errorf("http filter %q: a terminal filter must be the last http filter", hf.Name)
+			}
+			terminal = true
+		}
+		out = append(out, f)
 	}
-	if len(out) == 0 || out[len(out)-1] != FilterRouter {
+	if !terminal {
 		return nil, fmt.Errorf("http_filters: no router filter (envoy.filters.http.router) at the end")
 	}
 	return out, nil
-}
-
-// checkRouterFilter accepts the router filter with none of its options:
-// every field of envoy.extensions.filters.http.router.v3.Router set is
-// NACKed by name.
-func checkRouterFilter(hf *hcm.HttpFilter) error {
-	tc := hf.GetTypedConfig()
-	if tc == nil {
-		return nil
-	}
-	var r routerv3.Router
-	if err := tc.UnmarshalTo(&r); err != nil {
-		return err
-	}
-	if bad := unsupportedFields(&r, nil); len(bad) > 0 {
-		return fmt.Errorf("%s: not supported", strings.Join(bad, ", "))
-	}
-	return nil
 }
 
 type runtimeError string

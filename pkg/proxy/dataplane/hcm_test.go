@@ -1,16 +1,22 @@
 package dataplane
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
@@ -180,7 +186,71 @@ func TestHCMHonoured(t *testing.T) {
 	if !chain.Upgrades["websocket"] || chain.Upgrades["spdy/3"] || !chain.Upgrades["connect"] {
 		t.Errorf("upgrades %v", chain.Upgrades)
 	}
-	if got := chain.HTTPFilters; len(got) != 3 || got[0] != FilterCORS || got[1] != FilterFault || got[2] != FilterRouter {
-		t.Errorf("filters %v, want cors, fault, router (the optional unknown one skipped)", got)
+	var got []string
+	for _, f := range chain.HTTPFilters {
+		got = append(got, fmt.Sprintf("%T", f))
+	}
+	if want := []string{"cors.filter", "fault.filter", "router.filter"}; !slices.Equal(got, want) {
+		t.Errorf("filters %v, want %v (the optional unknown one skipped)", got, want)
+	}
+}
+
+// TestHTTPFiltersFromRegistry: http_filters go to the factory registered
+// for their typed_config's type (else their name); what no factory takes
+// is NACKed unless optional; the router must be last.
+func TestHTTPFiltersFromRegistry(t *testing.T) {
+	anyOf := func(m proto.Message) *hcm.HttpFilter_TypedConfig {
+		a, err := anypb.New(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &hcm.HttpFilter_TypedConfig{TypedConfig: a}
+	}
+	router := &hcm.HttpFilter{Name: "envoy.filters.http.router", ConfigType: anyOf(&routerv3.Router{})}
+	cases := []struct {
+		name    string
+		filters []*hcm.HttpFilter
+		wantErr string // "" accepts
+		want    []string
+	}{
+		{name: "by config type (Istio's)", filters: []*hcm.HttpFilter{
+			{Name: "envoy.filters.http.fault", ConfigType: anyOf(&faultv3.HTTPFault{})},
+			{Name: "envoy.filters.http.cors", ConfigType: anyOf(&corsv3.Cors{})}, router},
+			want: []string{"fault.filter", "cors.filter", "router.filter"}},
+		{name: "known type under another name", filters: []*hcm.HttpFilter{
+			{Name: "my-cors", ConfigType: anyOf(&corsv3.Cors{})}, router}, wantErr: `"my-cors"`},
+		{name: "unknown type", filters: []*hcm.HttpFilter{
+			{Name: "envoy.filters.http.lua", ConfigType: anyOf(&structpb.Struct{})}, router}, wantErr: `"envoy.filters.http.lua" is not supported`},
+		{name: "unknown type, optional", filters: []*hcm.HttpFilter{
+			{Name: "envoy.filters.http.lua", ConfigType: anyOf(&structpb.Struct{}), IsOptional: true}, router},
+			want: []string{"router.filter"}},
+		{name: "known name, wrong config", filters: []*hcm.HttpFilter{
+			{Name: "envoy.filters.http.fault", ConfigType: anyOf(&faultv3.HTTPFault{MaxActiveFaults: wrapperspb.UInt32(1)})}, router},
+			wantErr: "max_active_faults"},
+		{name: "router not last", filters: []*hcm.HttpFilter{router, {Name: "envoy.filters.http.cors"}}, wantErr: "last"},
+		{name: "no router", filters: []*hcm.HttpFilter{{Name: "envoy.filters.http.cors"}}, wantErr: "no router filter"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := baseHCM()
+			m.HttpFilters = tc.filters
+			chain, err := compileHCMForTest(t, m)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range chain.HTTPFilters {
+				got = append(got, fmt.Sprintf("%T", f))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("filters %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

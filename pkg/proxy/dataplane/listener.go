@@ -11,6 +11,7 @@ import (
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
 	"github.com/sluice-mesh/sluice/internal/hostport"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
@@ -28,10 +29,10 @@ type FilterChain struct {
 	// StripPort drops any port from the authority before the virtual host
 	// is chosen (Envoy's strip_any_host_port).
 	StripPort bool
-	// HTTPFilters are the connection manager's http_filters in order, the
-	// router last; a route's fault and CORS policies apply only where their
-	// filter is in the chain, as in Envoy.
-	HTTPFilters []HTTPFilter
+	// HTTPFilters are the connection manager's http_filters compiled in
+	// order, the router last; a filter's per-route config applies only
+	// where the filter is in the chain, as in Envoy.
+	HTTPFilters []httpfilter.Filter
 	// Path is how request paths are normalized before routing
 	// (normalize_path, merge_slashes, path_with_escaped_slashes_action).
 	Path pathnorm.Options

@@ -1,8 +1,10 @@
-// Package httpfilter is what the HTTP connection manager and its filters
-// share for one request, after Envoy's StreamInfo and filter callbacks:
-// the request's RequestInfo (response flags, route, cluster, status) and
-// the proxy's own answers (LocalReply). Filter packages (filters/fault,
-// filters/cors) depend on it, not on the connection manager.
+// Package httpfilter is the HTTP filter chain's contract, after Envoy's
+// filter factories, filter callbacks and StreamInfo: the filter registry
+// (Factory, Filter, Stream; filter.go), the counters kept across pushes
+// (Scope; scope.go), the request's RequestInfo (response flags, route,
+// cluster, status) and the proxy's own answers (LocalReply). Filter
+// packages (filters/fault, filters/cors, filters/router) depend on it, not
+// on the connection manager.
 package httpfilter
 
 import (

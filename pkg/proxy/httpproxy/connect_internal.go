@@ -8,34 +8,24 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
-	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
 
-// A CONNECT tunnel to an HTTP service port. Captured TCP on an HTTP port
-// is parsed as HTTP by the sidecar and routed by the HTTP route table
-// (Istio's outbound HTTP listeners), so a tunnel to one is too: the route
-// sends it to a cluster whose endpoint is an internal listener
-// (dataplane/internal.go), and the tunnel's bytes are served as HTTP/1.1
-// by that listener's connection manager, with its route table. In Envoy
-// the same config makes the router open a connection to the internal
-// listener; here the proxy hands the tunnel to it directly.
+// The proxy's internal listeners (Envoy's envoy.bootstrap.internal_listener;
+// dataplane/internal.go): listeners with no socket, served from inside the
+// proxy. The router filter hands them CONNECT tunnels to HTTP service ports
+// (filters/router/connect.go), and each is served as one HTTP/1.1
+// connection of the internal listener's connection manager.
 
-// connectInternal opens the tunnel and serves it on internal listener ln.
-func (h *Handler) connectInternal(w http.ResponseWriter, r *http.Request, rt *dataplane.Runtime, ln string, rte *router.Route, info *RequestInfo) {
-	l := rt.Listeners[ln]
-	if l == nil || !l.Internal {
-		w.Header().Set("Connection", "close")
-		h.localReply(w, info, http.StatusServiceUnavailable, FlagNC, "CONNECT "+r.Host+": internal listener "+ln+" of cluster "+info.Cluster+" not found")
-		return
-	}
-	tunnel, ok := h.openTunnel(w, rte, info)
-	if !ok {
-		return
-	}
-	h.serveInternal(tunnel, ln)
+// HasInternal reports whether ln is an internal listener of the runtime in
+// force (httpfilter.InternalServer).
+func (h *Handler) HasInternal(ln string) bool {
+	l := h.opts.Runtime.Load().Listeners[ln]
+	return l != nil && l.Internal
 }
+
+// ServeInternal serves conn as one HTTP/1.1 connection of internal listener
+// ln until it closes (or is taken over by an upgrade, which then owns it).
+func (h *Handler) ServeInternal(conn net.Conn, ln string) { h.serveInternal(conn, ln) }
 
 // serveInternal serves conn as one HTTP/1.1 connection of listener ln
 // until it closes (or is taken over by an upgrade, which then owns it).

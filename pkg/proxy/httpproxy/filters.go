@@ -11,27 +11,14 @@ import (
 )
 
 // runFilters runs the chain's http_filters in the order the connection
-// manager listed them, as Envoy's filter manager does. Each filter's
-// per-route config was compiled with the route; its behaviour is in its
-// own file: fault.go, cors.go, and the router (forward.go), always last. A
-// filter that answers ends the chain.
-func (h *Handler) runFilters(w http.ResponseWriter, r *http.Request, rt *dataplane.Runtime, chain *dataplane.FilterChain,
-	rte *router.Route, info *RequestInfo) {
+// manager listed them, as Envoy's filter manager does: each filter is one
+// package under pkg/proxy/filters with its per-route config (compiled with
+// the route) and its Decode; the router, always last, answers. A filter
+// that answers ends the chain.
+func runFilters(s *httpfilter.Stream, chain *dataplane.FilterChain) {
 	for _, f := range chain.HTTPFilters {
-		switch f {
-		case dataplane.FilterFault:
-			if rte.Fault != nil && rte.Fault.Decode(w, r, rte.Name, &h.stats.Listener(info.StatPrefix).Fault, info) {
-				return
-			}
-		case dataplane.FilterCORS:
-			if rte.Cors != nil {
-				var answered bool
-				if w, answered = rte.Cors.Decode(w, r, &h.stats.Listener(info.StatPrefix).CORS, info); answered {
-					return
-				}
-			}
-		case dataplane.FilterRouter:
-			h.route(w, r, rt, rte, info)
+		if f.Decode(s) == httpfilter.Answered {
+			return
 		}
 	}
 }

@@ -48,19 +48,3 @@ const (
 
 // FlagName is the short name of flag number i (0-based bit index).
 func FlagName(i int) string { return httpfilter.FlagName(i) }
-
-// upstreamFailure is an attempt error that says which response flag it
-// stands for, for failures decided by cluster policy rather than the
-// network. Cluster policy returns one (or an error wrapping one) from an
-// attempt; the request path answers 503 with the reason, records the flag
-// and does not retry it.
-type upstreamFailure struct {
-	flag   Flags
-	reason string
-}
-
-func (e *upstreamFailure) Error() string { return e.reason }
-
-// overflowError is the error for a request refused by a circuit breaker
-// (response flag UO).
-func overflowError(reason string) error { return &upstreamFailure{flag: FlagUO, reason: reason} }

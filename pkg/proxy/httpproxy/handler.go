@@ -1,6 +1,7 @@
-// Package httpproxy is the proxy's HTTP request path: listener -> route
-// table -> route action -> cluster -> host, with the proxy's own answers
-// (no route, no cluster, no host, upstream failure) each saying why.
+// Package httpproxy is the proxy's HTTP connection manager: filter chain,
+// path normalization, route match, upgrade decision, then the chain's
+// http_filters in order (pkg/proxy/filters/*, the router last), with the
+// proxy's own answers each saying why.
 package httpproxy
 
 import (
@@ -19,8 +20,8 @@ type Options struct {
 	Listener string
 	// Runtime is the proxy's current runtime, swapped on every update.
 	Runtime *atomic.Pointer[dataplane.Runtime]
-	// Shared holds what all of a proxy's handlers share (counters, the
-	// mirror cap); nil makes one for this handler alone.
+	// Shared holds what all of a proxy's handlers share (the counters and
+	// the filters' proxy-wide state); nil makes one for this handler alone.
 	Shared *Shared
 }
 
@@ -44,12 +45,15 @@ func New(opts Options) *Handler {
 // the config does not allow, and runs the chain's http_filters in order
 // (filters.go); any filter may answer, and the router filter is last.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var info RequestInfo
-	defer h.finish(&info)
+	// The request's one allocation of its own: it goes through the
+	// filters' Decode and so to the heap.
+	s := &httpfilter.Stream{W: w, R: r}
+	info := &s.Info
+	defer h.finish(info)
 	rt := h.opts.Runtime.Load()
 	l := rt.Listeners[h.opts.Listener]
 	if l == nil {
-		h.localReply(w, &info, http.StatusServiceUnavailable, 0, "listener "+h.opts.Listener+" is being removed")
+		h.localReply(w, info, http.StatusServiceUnavailable, 0, "listener "+h.opts.Listener+" is being removed")
 		return
 	}
 	chain := l.Chains[0]
@@ -67,13 +71,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case dataplane.TracingEgress:
 		info.EgressTracing = true
 	}
-	path, ok := h.normalizePath(w, r, chain, &info)
+	path, ok := h.normalizePath(w, r, chain, info)
 	if !ok {
 		return
 	}
 	table := rt.Routes[chain.RouteName]
 	if table == nil {
-		h.localReply(w, &info, http.StatusServiceUnavailable, FlagNR, "route config "+chain.RouteName+" has not arrived yet")
+		h.localReply(w, info, http.StatusServiceUnavailable, FlagNR, "route config "+chain.RouteName+" has not arrived yet")
 		return
 	}
 	authority := r.Host
@@ -91,10 +95,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.Route = rte.Name
-	if !h.checkUpgrade(w, r, chain, rte, &info) {
+	if !h.checkUpgrade(w, r, chain, rte, info) {
 		return
 	}
-	h.runFilters(w, r, rt, chain, rte, &info)
+	s.Route, s.Clusters, s.Internal, s.InternalServer = rte, rt.Clusters, rt.Internal, h
+	s.Listener, s.Proxy = h.stats.Listener(info.StatPrefix), h.stats
+	runFilters(s, chain)
 }
 
 // finish records a completed request's response flags. It runs deferred,
@@ -102,7 +108,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // is counted too.
 func (h *Handler) finish(info *RequestInfo) {
 	if info.Flags != 0 {
-		h.stats.Listener(info.StatPrefix).countFlags(info.Flags)
+		h.stats.Listener(info.StatPrefix).CountFlags(info.Flags)
 	}
 }
 
@@ -115,13 +121,4 @@ func (h *Handler) localReply(w http.ResponseWriter, info *RequestInfo, code int,
 
 func (h *Handler) reply(w http.ResponseWriter, info *RequestInfo, code int, flag Flags, reason, body string) {
 	httpfilter.LocalReply(w, info, code, flag, reason, body)
-}
-
-// stripDecorator removes x-envoy-decorator-operation from an answer on a
-// chain with egress tracing, as Envoy's connection manager does last for
-// every outbound response (the upstream's, or one the proxy makes).
-func stripDecorator(h http.Header, info *RequestInfo) {
-	if info.EgressTracing {
-		delete(h, router.DecoratorHeader)
-	}
 }

@@ -7,12 +7,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/sluice-mesh/sluice/internal/hostport"
-	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
 // ActionKind says what a route does with a request.
@@ -33,7 +31,6 @@ type Action struct {
 	Cluster  string
 	Weighted []WeightedCluster
 	total    uint64
-	Timeout  time.Duration
 	// PrefixRewrite replaces the matched part of the path; set means
 	// HasPrefixRewrite (an empty rewrite is meaningful).
 	PrefixRewrite    string
@@ -44,13 +41,9 @@ type Action struct {
 	// ClusterNotFoundStatus answers a request whose cluster does not
 	// exist (cluster_not_found_response_code; 503 when 0).
 	ClusterNotFoundStatus int
-	// Retry is the route's retry policy (nil: one attempt only).
-	Retry *RetryPolicy
-	// Mirrors are the clusters a copy of the request is shadowed to.
-	Mirrors []MirrorPolicy
-	// Hash makes the request's hash key for ring hash and maglev
-	// clusters (hash_policy; compiled by the upstream package).
-	Hash *upstream.HashPolicy
+	// The route action's timeout, retry_policy, request_mirror_policies
+	// and hash_policy are the router filter's per-route config
+	// (filters/router).
 	// Upgrades are the route's upgrade_configs: upgrade type (lower case)
 	// to enabled, overriding the connection manager's (nil: none).
 	Upgrades map[string]bool
@@ -68,12 +61,11 @@ type Action struct {
 	Body   []byte
 }
 
-// WeightedCluster is one arm of a weighted split.
+// WeightedCluster is one arm of a weighted split (its header edits are
+// the router filter's config).
 type WeightedCluster struct {
-	Name    string
-	Weight  uint64
-	ReqOps  HeaderOps
-	RespOps HeaderOps
+	Name   string
+	Weight uint64
 }
 
 // RedirectAction is a compiled Envoy redirect.
@@ -133,25 +125,14 @@ func compileAction(r *route.Route) (Action, error) {
 }
 
 func compileForward(ra *route.RouteAction) (Action, error) {
-	act := Action{Kind: Forward, Timeout: 15 * time.Second}
-	if ra.Timeout != nil {
-		act.Timeout = ra.Timeout.AsDuration()
-	}
+	act := Action{Kind: Forward}
 	switch c := ra.ClusterSpecifier.(type) {
 	case *route.RouteAction_Cluster:
 		act.Cluster = c.Cluster
 	case *route.RouteAction_WeightedClusters:
 		for _, wc := range c.WeightedClusters.Clusters {
 			w := uint64(wc.GetWeight().GetValue())
-			req, err := compileHeaderOps(nil, nil, wc.RequestHeadersToAdd, wc.RequestHeadersToRemove)
-			if err != nil {
-				return act, err
-			}
-			resp, err := compileHeaderOps(nil, nil, wc.ResponseHeadersToAdd, wc.ResponseHeadersToRemove)
-			if err != nil {
-				return act, err
-			}
-			act.Weighted = append(act.Weighted, WeightedCluster{Name: wc.Name, Weight: w, ReqOps: req, RespOps: resp})
+			act.Weighted = append(act.Weighted, WeightedCluster{Name: wc.Name, Weight: w})
 			act.total += w
 		}
 		if act.total == 0 {
@@ -196,15 +177,6 @@ func compileForward(ra *route.RouteAction) (Action, error) {
 		}
 		act.RegexRewrite, act.RegexSubstitute = re, envoySubstitution(rr.Substitution)
 	}
-	// retry_policy and request_mirror_policies are compiled with the
-	// virtual host they may inherit from (compileResilience).
-	if len(ra.HashPolicy) > 0 {
-		hp, err := upstream.CompileHashPolicy(ra.HashPolicy)
-		if err != nil {
-			return act, err
-		}
-		act.Hash = hp
-	}
 	return act, nil
 }
 
@@ -224,22 +196,23 @@ func envoySubstitution(s string) string {
 	return b.String()
 }
 
-// PickCluster chooses the cluster for one request: the only one, or one
-// arm of a weighted split at random in proportion to the weights.
-func (a *Action) PickCluster() (string, *WeightedCluster) {
+// PickCluster chooses the cluster for one request: the only one (arm -1),
+// or one arm of a weighted split (its index) at random in proportion to
+// the weights.
+func (a *Action) PickCluster() (name string, arm int) {
 	if a.Weighted == nil {
-		return a.Cluster, nil
+		return a.Cluster, -1
 	}
 	n := rand.Uint64N(a.total)
 	for i := range a.Weighted {
 		w := &a.Weighted[i]
 		if n < w.Weight {
-			return w.Name, w
+			return w.Name, i
 		}
 		n -= w.Weight
 	}
-	w := &a.Weighted[len(a.Weighted)-1]
-	return w.Name, w
+	last := len(a.Weighted) - 1
+	return a.Weighted[last].Name, last
 }
 
 // RewritePath applies the route's path rewrites to path (without query).

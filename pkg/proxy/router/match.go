@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -139,4 +140,36 @@ func (q *queryMatch) match(query url.Values) bool {
 		return true
 	}
 	return len(vals) > 0 && q.str.Match(vals[0])
+}
+
+// HeaderMatcher is a compiled Envoy HeaderMatcher, for filters that match
+// headers outside route matching (the router filter's retriable_headers
+// and retriable_request_headers).
+type HeaderMatcher struct{ m headerMatch }
+
+// CompileHeaderMatcher compiles a HeaderMatcher.
+func CompileHeaderMatcher(h *route.HeaderMatcher) (HeaderMatcher, error) {
+	m, err := compileHeaderMatch(h)
+	return HeaderMatcher{m}, err
+}
+
+// MatchRequest reports whether r's headers (and pseudo-headers) match.
+func (h *HeaderMatcher) MatchRequest(r *http.Request) bool { return h.m.match(r) }
+
+// MatchResponse reports whether a response with this status and these
+// headers matches (":status" is the status).
+func (h *HeaderMatcher) MatchResponse(status int, hdr http.Header) bool {
+	m := &h.m
+	var v string
+	var ok bool
+	if m.name == ":status" {
+		v, ok = strconv.Itoa(status), true
+	} else if vals := hdr.Values(m.name); len(vals) > 0 {
+		v, ok = strings.Join(vals, ","), true
+	}
+	res := ok
+	if !m.present {
+		res = ok && m.str.Match(v)
+	}
+	return res != m.invert
 }

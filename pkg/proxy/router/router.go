@@ -6,15 +6,17 @@ package router
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/filters/cors"
-	"github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 )
 
 // Table is a compiled route configuration.
@@ -48,25 +50,26 @@ type Route struct {
 	headers []headerMatch
 	query   []queryMatch
 	Action  Action
-	ReqOps  HeaderOps
-	RespOps HeaderOps
-	// Fault is injected before the route's action (nil: none).
-	Fault *fault.Config
-	// Cors is the route's CORS policy, applied after the fault and before
-	// the action (nil: none).
-	Cors *cors.Policy
-	// AttemptCount sets x-envoy-attempt-count on upstream requests, and
-	// AttemptCountInResponse on the response (the virtual host's
-	// include_request_attempt_count / include_attempt_count_in_response).
-	AttemptCount, AttemptCountInResponse bool
-	// BufferLimit is the most request body kept for retries and mirrors
-	// (0: the proxy's default).
-	BufferLimit int64
+	// filters holds each registered HTTP filter's config for this route,
+	// by slot (httpfilter.CompilePerRoute); nil when no filter has one.
+	filters []any
 	// Decorator is the value of x-envoy-decorator-operation a connection
 	// manager with egress tracing sends upstream: the decorator's
 	// operation, made once here; nil without a decorator or when its
 	// propagate is false. Callers must not change it.
 	Decorator []string
+}
+
+// RouteName is the route's name (httpfilter.Route).
+func (rt *Route) RouteName() string { return rt.Name }
+
+// FilterConfig is the per-route config the filter in slot compiled for
+// this route, nil for none (httpfilter.Route). It does not allocate.
+func (rt *Route) FilterConfig(slot httpfilter.Slot) any {
+	if rt.filters == nil {
+		return nil
+	}
+	return rt.filters[slot]
 }
 
 // DecoratorHeader is the header that carries a route's decorator
@@ -152,19 +155,32 @@ func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
 	if d := r.GetDecorator(); d != nil && d.Operation != "" && (d.Propagate == nil || d.Propagate.Value) {
 		cr.Decorator = []string{d.Operation}
 	}
-	if err := compileResilience(cr, r, vh); err != nil {
+	if err := checkPerFilterConfig(r, vh); err != nil {
 		return nil, err
 	}
-	if err := compileCors(cr, r, vh); err != nil {
-		return nil, err
-	}
-	if cr.ReqOps, err = compileHeaderOps(vh.RequestHeadersToAdd, vh.RequestHeadersToRemove, r.RequestHeadersToAdd, r.RequestHeadersToRemove); err != nil {
-		return nil, err
-	}
-	if cr.RespOps, err = compileHeaderOps(vh.ResponseHeadersToAdd, vh.ResponseHeadersToRemove, r.ResponseHeadersToAdd, r.ResponseHeadersToRemove); err != nil {
+	if cr.filters, err = httpfilter.CompilePerRoute(&httpfilter.PerRouteInput{Route: r, VirtualHost: vh}); err != nil {
 		return nil, err
 	}
 	return cr, nil
+}
+
+// checkPerFilterConfig rejects typed_per_filter_config for filters the
+// proxy does not have (each registered filter compiles its own entry), and
+// on weighted clusters, where no filter reads it.
+func checkPerFilterConfig(r *route.Route, vh *route.VirtualHost) error {
+	for _, cfg := range []map[string]*anypb.Any{vh.TypedPerFilterConfig, r.TypedPerFilterConfig} {
+		for _, name := range slices.Sorted(maps.Keys(cfg)) {
+			if !httpfilter.Registered(name) {
+				return fmt.Errorf("typed_per_filter_config for %q is not supported", name)
+			}
+		}
+	}
+	for _, wc := range r.GetRoute().GetWeightedClusters().GetClusters() {
+		if len(wc.TypedPerFilterConfig) > 0 {
+			return fmt.Errorf("weighted cluster %q: typed_per_filter_config is not supported", wc.Name)
+		}
+	}
+	return nil
 }
 
 // Match finds the route for r: the virtual host by authority (exact, then

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/tcpconn"
 )
 
 // peekTimeout bounds how long a client may take to send its ClientHello.
@@ -154,63 +154,10 @@ func (s *Server) handle(conn net.Conn) {
 	}
 	// Raw TCP in local mode carries no original destination, so a
 	// passthrough cluster has nothing to go to (Dial refuses it).
-	up, err := Dial(context.Background(), cl, "")
+	up, err := tcpconn.Dial(context.Background(), cl, "")
 	if err != nil {
 		s.opts.Logger.Debug("tcp: upstream connect failed", "cluster", name, "err", err)
 		return
 	}
 	up.Pipe(conn, route.IdleTimeout)
 }
-
-// pipe copies both ways. When one side finishes sending, the other is
-// half-closed so it sees EOF; the connection ends when both directions are
-// done, or when no byte moved for idle.
-func pipe(a, b net.Conn, idle time.Duration) {
-	var last atomic.Int64
-	last.Store(time.Now().UnixNano())
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := src.Read(buf)
-			if n > 0 {
-				last.Store(time.Now().UnixNano())
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					break
-				}
-			}
-			if err != nil {
-				break
-			}
-		}
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		} else {
-			dst.Close()
-		}
-		done <- struct{}{}
-	}
-	go cp(b, a)
-	go cp(a, b)
-	if idle <= 0 {
-		<-done
-		<-done
-		return
-	}
-	ticker := time.NewTicker(min(idle/4+time.Millisecond, time.Minute))
-	defer ticker.Stop()
-	finished := 0
-	for finished < 2 {
-		select {
-		case <-done:
-			finished++
-		case <-ticker.C:
-			if time.Since(time.Unix(0, last.Load())) > idle {
-				a.Close()
-				b.Close()
-			}
-		}
-	}
-}
-
-var _ io.Reader = (*prefixConn)(nil)

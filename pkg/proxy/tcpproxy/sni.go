@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/tcpconn"
 )
 
 // errPeeked stops the handshake once the ClientHello has been read.
@@ -27,7 +29,7 @@ func peekServerName(conn net.Conn, timeout time.Duration) (string, net.Conn, err
 		},
 	}).Handshake()
 	conn.SetReadDeadline(time.Time{})
-	replay := &prefixConn{Conn: conn, prefix: buf.Bytes()}
+	replay := tcpconn.Prefixed(conn, buf.Bytes())
 	if err != nil && !errors.Is(err, errPeeked) && buf.Len() == 0 {
 		return "", replay, err
 	}
@@ -45,26 +47,3 @@ func (readOnlyConn) RemoteAddr() net.Addr               { return nil }
 func (readOnlyConn) SetDeadline(t time.Time) error      { return nil }
 func (readOnlyConn) SetReadDeadline(t time.Time) error  { return nil }
 func (readOnlyConn) SetWriteDeadline(t time.Time) error { return nil }
-
-// prefixConn replays prefix before reading from the connection.
-type prefixConn struct {
-	net.Conn
-	prefix []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// CloseWrite half-closes the underlying TCP connection.
-func (c *prefixConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}

@@ -1,4 +1,4 @@
-package httpproxy
+package router
 
 import (
 	"bytes"
@@ -7,12 +7,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mesh/sluice/internal/hostport"
-	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
-	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
+	routes "github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
@@ -46,18 +45,6 @@ func isOverflow(err error) bool {
 // MirrorTimeout bounds a shadow request on a route without a timeout.
 const MirrorTimeout = 30 * time.Second
 
-// Shared is the state every listener's handler of one proxy shares.
-type Shared struct {
-	Stats   *Stats
-	mirrors atomic.Int64
-}
-
-// NewShared makes the shared state.
-func NewShared() *Shared { return &Shared{Stats: NewStats()} }
-
-// MirrorsInFlight is the number of shadow requests being sent.
-func (s *Shared) MirrorsInFlight() int64 { return s.mirrors.Load() }
-
 // shadowHost is Envoy's shadowAppendedHost: "-shadow" after the host,
 // before any port.
 func shadowHost(host string) string {
@@ -70,19 +57,21 @@ func shadowHost(host string) string {
 // mirror sends the route's mirror copies of r that their percentages
 // select. body is the whole request body (nil for none); bodyOK false
 // means the body could not be kept, and selected copies are dropped.
-func (h *Handler) mirror(r *http.Request, rt *dataplane.Runtime, rte *router.Route, body []byte, bodyOK, decorate bool) {
-	for i := range rte.Action.Mirrors {
-		mp := &rte.Action.Mirrors[i]
+func mirror(s *httpfilter.Stream, rte *routes.Route, cfg *Config, body []byte, bodyOK bool) {
+	r, decorate := s.R, s.Info.EgressTracing
+	st := s.Proxy.Filter(slot).(*ProxyStats)
+	for i := range cfg.Mirrors {
+		mp := &cfg.Mirrors[i]
 		if !mp.Fraction.Sample(rand.Uint64()) {
 			continue
 		}
 		if !bodyOK {
-			h.stats.Mirror.DroppedBody.Add(1)
+			st.Mirror.DroppedBody.Add(1)
 			continue
 		}
-		cl := rt.Clusters[mp.Cluster]
+		cl := s.Clusters[mp.Cluster]
 		if cl == nil {
-			h.stats.Mirror.DroppedNoCluster.Add(1)
+			st.Mirror.DroppedNoCluster.Add(1)
 			continue
 		}
 		// The copy is built here, before the primary's attempts touch the
@@ -112,23 +101,23 @@ func (h *Handler) mirror(r *http.Request, rt *dataplane.Runtime, rte *router.Rou
 			sr.Body = io.NopCloser(bytes.NewReader(body))
 			sr.ContentLength = int64(len(body))
 		}
-		timeout := rte.Action.Timeout
+		timeout := cfg.Timeout
 		if timeout <= 0 || timeout > MirrorTimeout {
 			timeout = MirrorTimeout
 		}
-		h.stats.Mirror.Sent.Add(1)
-		h.shared.mirrors.Add(1)
+		st.Mirror.Sent.Add(1)
+		st.inFlight.Add(1)
 		go func() {
-			defer h.shared.mirrors.Add(-1)
+			defer st.inFlight.Add(-1)
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			res := h.attempt(&attemptRequest{downstream: sr, route: &mrte, cluster: cl, ctx: ctx, decorate: decorate})
+			res := attempt(&attemptRequest{downstream: sr, route: &mrte, cfg: cfg, cluster: cl, ctx: ctx, decorate: decorate})
 			switch {
 			case errors.Is(res.err, upstream.ErrOverflow) || isOverflow(res.err):
-				h.stats.Mirror.DroppedOverflow.Add(1)
+				st.Mirror.DroppedOverflow.Add(1)
 				return
 			case res.err != nil:
-				h.stats.Mirror.Failed.Add(1)
+				st.Mirror.Failed.Add(1)
 				return
 			}
 			drainAndClose(res.resp.Body)

@@ -1,5 +1,10 @@
 package router
 
+// Header edits on the forward path (request_headers_to_add/remove,
+// response_headers_to_add/remove of the route, its virtual host and a
+// weighted cluster), applied by the router as Envoy's RouteEntry
+// finalizeRequestHeaders / finalizeResponseHeaders do.
+
 import (
 	"fmt"
 	"net/http"

@@ -1,4 +1,9 @@
-package tcpproxy
+// Package tcpconn is opaque TCP to a cluster's host, as Envoy's tcp_proxy
+// makes it: Dial checks the cluster's max_connections, picks a host and
+// connects through the cluster's transport; Pipe copies bytes both ways
+// with half-close and an idle timeout. TCP listeners (tcpproxy) and CONNECT
+// tunnels (the router filter) both use it.
+package tcpconn
 
 import (
 	"bufio"
@@ -124,5 +129,85 @@ func Buffered(conn net.Conn, br *bufio.Reader) net.Conn {
 		return conn
 	}
 	prefix, _ := br.Peek(n)
-	return &prefixConn{Conn: conn, prefix: append([]byte(nil), prefix...)}
+	return Prefixed(conn, append([]byte(nil), prefix...))
+}
+
+// Prefixed is conn reading prefix first (bytes already read from it, such
+// as a peeked TLS ClientHello). Half-close still reaches conn.
+func Prefixed(conn net.Conn, prefix []byte) net.Conn {
+	return &prefixConn{Conn: conn, prefix: prefix}
+}
+
+// pipe copies both ways. When one side finishes sending, the other is
+// half-closed so it sees EOF; the connection ends when both directions are
+// done, or when no byte moved for idle.
+func pipe(a, b net.Conn, idle time.Duration) {
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				last.Store(time.Now().UnixNano())
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			dst.Close()
+		}
+		done <- struct{}{}
+	}
+	go cp(b, a)
+	go cp(a, b)
+	if idle <= 0 {
+		<-done
+		<-done
+		return
+	}
+	ticker := time.NewTicker(min(idle/4+time.Millisecond, time.Minute))
+	defer ticker.Stop()
+	finished := 0
+	for finished < 2 {
+		select {
+		case <-done:
+			finished++
+		case <-ticker.C:
+			if time.Since(time.Unix(0, last.Load())) > idle {
+				a.Close()
+				b.Close()
+			}
+		}
+	}
+}
+
+// prefixConn replays prefix before reading from the connection.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite half-closes the underlying TCP connection.
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package httpproxy
+package router
 
 import (
 	"bytes"
@@ -14,7 +14,6 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
@@ -71,7 +70,7 @@ func TestRetriableFailure(t *testing.T) {
 		{"connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes", []failure{failConnect, failRefused}},
 	}
 	for _, tc := range cases {
-		on, err := router.ParseRetryOn(tc.on)
+		on, err := ParseRetryOn(tc.on)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,28 +133,6 @@ func TestShadowHost(t *testing.T) {
 		if got := shadowHost(in); got != want {
 			t.Errorf("shadowHost(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-func TestFlagsString(t *testing.T) {
-	cases := map[Flags]string{
-		0:                           "-",
-		FlagUF:                      "UF",
-		FlagUF | FlagURX:            "UF,URX",
-		FlagURX | FlagUT | FlagDI:   "UT,DI,URX",
-		FlagNR:                      "NR",
-		FlagFI | FlagDI:             "DI,FI",
-		FlagUO | FlagNC | FlagDC:    "UO,DC,NC",
-		FlagUH | FlagLR | FlagUC:    "UH,LR,UC",
-		FlagDR | FlagLH | FlagUMSDR: "LH,UMSDR,DR",
-	}
-	for f, want := range cases {
-		if got := f.String(); got != want {
-			t.Errorf("%#x: %q, want %q", uint32(f), got, want)
-		}
-	}
-	if FlagName(numFlags-1) != "DR" || FlagName(0) != "LH" {
-		t.Errorf("flag names out of step with the bits")
 	}
 }
 

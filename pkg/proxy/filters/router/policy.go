@@ -2,11 +2,8 @@ package router
 
 import (
 	"fmt"
-	"maps"
 	"net/http"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,10 +12,9 @@ import (
 	previouspriorities "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/filters/cors"
-	"github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
-	"google.golang.org/protobuf/types/known/anypb"
+	routes "github.com/sluice-mesh/sluice/pkg/proxy/router"
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
 // Extension names the router understands, as Envoy registers them.
@@ -131,8 +127,8 @@ type RetryPolicy struct {
 	PriorityUpdateFrequency  int
 	HostSelectionMaxAttempts int
 
-	retriableHeaders []headerMatch
-	requestHeaders   []headerMatch
+	retriableHeaders []routes.HeaderMatcher
+	requestHeaders   []routes.HeaderMatcher
 }
 
 // AppliesTo reports whether r may be retried at all: when
@@ -142,7 +138,7 @@ func (p *RetryPolicy) AppliesTo(r *http.Request) bool {
 		return true
 	}
 	for i := range p.requestHeaders {
-		if p.requestHeaders[i].match(r) {
+		if p.requestHeaders[i].MatchRequest(r) {
 			return true
 		}
 	}
@@ -173,7 +169,7 @@ func (p *RetryPolicy) RetriableResponse(status int, h http.Header) bool {
 	}
 	if on&RetryRetriableHeaders != 0 {
 		for i := range p.retriableHeaders {
-			if p.retriableHeaders[i].matchResponse(status, h) {
+			if p.retriableHeaders[i].MatchResponse(status, h) {
 				return true
 			}
 		}
@@ -195,21 +191,6 @@ func (p *RetryPolicy) RetriableResponse(status int, h http.Header) bool {
 		}
 	}
 	return false
-}
-
-func (h *headerMatch) matchResponse(status int, hdr http.Header) bool {
-	var v string
-	var ok bool
-	if h.name == ":status" {
-		v, ok = strconv.Itoa(status), true
-	} else if vals := hdr.Values(h.name); len(vals) > 0 {
-		v, ok = strings.Join(vals, ","), true
-	}
-	res := ok
-	if !h.present {
-		res = ok && h.str.Match(v)
-	}
-	return res != h.invert
 }
 
 func compileRetryPolicy(rp *route.RetryPolicy) (*RetryPolicy, error) {
@@ -276,14 +257,14 @@ func compileRetryPolicy(rp *route.RetryPolicy) (*RetryPolicy, error) {
 		return nil, fmt.Errorf("rate_limited_retry_back_off and retry_options_predicates are not supported")
 	}
 	for _, h := range rp.RetriableHeaders {
-		hm, err := compileHeaderMatch(h)
+		hm, err := routes.CompileHeaderMatcher(h)
 		if err != nil {
 			return nil, fmt.Errorf("retriable_headers: %w", err)
 		}
 		p.retriableHeaders = append(p.retriableHeaders, hm)
 	}
 	for _, h := range rp.RetriableRequestHeaders {
-		hm, err := compileHeaderMatch(h)
+		hm, err := routes.CompileHeaderMatcher(h)
 		if err != nil {
 			return nil, fmt.Errorf("retriable_request_headers: %w", err)
 		}
@@ -322,45 +303,53 @@ func compileMirror(m *route.RouteAction_RequestMirrorPolicy) (MirrorPolicy, erro
 	return mp, nil
 }
 
-// compileResilience compiles what a route does about failure and testing:
-// the fault (route over virtual host config), the retry policy (route's,
-// else the virtual host's), mirrors (route's, else the virtual host's),
-// the request buffer limit and the attempt-count headers. What it cannot
-// honour is an error.
-func compileResilience(cr *Route, r *route.Route, vh *route.VirtualHost) error {
+// compileConfig compiles the router filter's config for a route: the
+// route action's timeout (Envoy's default 15 s), hash policy, retry policy
+// (the route's, else the virtual host's), mirrors (the route's, else the
+// virtual host's), the request buffer limit and the attempt-count headers.
+// What it cannot honour is an error. Every route has one: redirects and
+// direct responses take only the header edits.
+func compileConfig(r *route.Route, vh *route.VirtualHost) (*Config, error) {
 	if vh.RetryPolicyTypedConfig != nil || vh.HedgePolicy != nil || vh.IncludeIsTimeoutRetryHeader {
-		return fmt.Errorf("virtual host: retry_policy_typed_config, hedge_policy and include_is_timeout_retry_header are not supported")
+		return nil, fmt.Errorf("virtual host: retry_policy_typed_config, hedge_policy and include_is_timeout_retry_header are not supported")
 	}
-	cr.AttemptCount = vh.IncludeRequestAttemptCount
-	cr.AttemptCountInResponse = vh.IncludeAttemptCountInResponse
-	for _, cfg := range []map[string]*anypb.Any{vh.TypedPerFilterConfig, r.TypedPerFilterConfig} {
-		for _, name := range slices.Sorted(maps.Keys(cfg)) {
-			if name == cors.Name {
-				continue // compiled by compileCors
-			}
-			if name != fault.Name {
-				return fmt.Errorf("typed_per_filter_config for %q is not supported", name)
-			}
-			f, err := fault.CompilePerRoute(cfg[name])
-			if err != nil {
-				return fmt.Errorf("fault: %w", err)
-			}
-			cr.Fault = f // the route's config replaces the virtual host's
-		}
+	c := &Config{}
+	var err error
+	if c.ReqOps, err = compileHeaderOps(vh.RequestHeadersToAdd, vh.RequestHeadersToRemove, r.RequestHeadersToAdd, r.RequestHeadersToRemove); err != nil {
+		return nil, err
 	}
-	cr.BufferLimit = bufferLimit(vh.RequestBodyBufferLimit.GetValue(), vh.PerRequestBufferLimitBytes.GetValue(), 0)
-	cr.BufferLimit = bufferLimit(r.RequestBodyBufferLimit.GetValue(), r.PerRequestBufferLimitBytes.GetValue(), cr.BufferLimit)
+	if c.RespOps, err = compileHeaderOps(vh.ResponseHeadersToAdd, vh.ResponseHeadersToRemove, r.ResponseHeadersToAdd, r.ResponseHeadersToRemove); err != nil {
+		return nil, err
+	}
 	ra := r.GetRoute()
 	if ra == nil {
-		return nil
+		return c, nil
 	}
 	if ra.HedgePolicy != nil || ra.RetryPolicyTypedConfig != nil {
-		return fmt.Errorf("hedge_policy and retry_policy_typed_config are not supported")
+		return nil, fmt.Errorf("hedge_policy and retry_policy_typed_config are not supported")
 	}
 	for _, wc := range ra.GetWeightedClusters().GetClusters() {
-		if len(wc.TypedPerFilterConfig) > 0 {
-			return fmt.Errorf("weighted cluster %q: typed_per_filter_config is not supported", wc.Name)
+		var arm ArmOps
+		if arm.ReqOps, err = compileHeaderOps(nil, nil, wc.RequestHeadersToAdd, wc.RequestHeadersToRemove); err != nil {
+			return nil, err
 		}
+		if arm.RespOps, err = compileHeaderOps(nil, nil, wc.ResponseHeadersToAdd, wc.ResponseHeadersToRemove); err != nil {
+			return nil, err
+		}
+		c.Arms = append(c.Arms, arm)
+	}
+	c.Timeout, c.AttemptCount, c.AttemptCountInResponse = DefaultTimeout, vh.IncludeRequestAttemptCount, vh.IncludeAttemptCountInResponse
+	if ra.Timeout != nil {
+		c.Timeout = ra.Timeout.AsDuration()
+	}
+	c.BufferLimit = bufferLimit(vh.RequestBodyBufferLimit.GetValue(), vh.PerRequestBufferLimitBytes.GetValue(), 0)
+	c.BufferLimit = bufferLimit(r.RequestBodyBufferLimit.GetValue(), r.PerRequestBufferLimitBytes.GetValue(), c.BufferLimit)
+	if len(ra.HashPolicy) > 0 {
+		hp, err := upstream.CompileHashPolicy(ra.HashPolicy)
+		if err != nil {
+			return nil, err
+		}
+		c.Hash = hp
 	}
 	rp := ra.RetryPolicy
 	if rp == nil {
@@ -369,9 +358,9 @@ func compileResilience(cr *Route, r *route.Route, vh *route.VirtualHost) error {
 	if rp != nil {
 		p, err := compileRetryPolicy(rp)
 		if err != nil {
-			return fmt.Errorf("retry_policy: %w", err)
+			return nil, fmt.Errorf("retry_policy: %w", err)
 		}
-		cr.Action.Retry = p
+		c.Retry = p
 	}
 	mirrors := ra.RequestMirrorPolicies
 	if len(mirrors) == 0 {
@@ -380,13 +369,13 @@ func compileResilience(cr *Route, r *route.Route, vh *route.VirtualHost) error {
 	for _, m := range mirrors {
 		mp, err := compileMirror(m)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if mp.Fraction.Numerator > 0 {
-			cr.Action.Mirrors = append(cr.Action.Mirrors, mp)
+			c.Mirrors = append(c.Mirrors, mp)
 		}
 	}
-	return nil
+	return c, nil
 }
 
 // bufferLimit picks the most specific request buffer limit: the newer

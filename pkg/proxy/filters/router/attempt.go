@@ -1,4 +1,4 @@
-package httpproxy
+package router
 
 import (
 	"context"
@@ -9,15 +9,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	routes "github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
 // attemptRequest is one try at sending a request upstream.
 type attemptRequest struct {
 	downstream *http.Request
-	route      *router.Route
-	arm        *router.WeightedCluster
+	route      *routes.Route
+	cfg        *Config
+	arm        *ArmOps
 	cluster    *upstream.Cluster
 	// ctx bounds the attempt (the route timeout, the client's lifetime).
 	ctx context.Context
@@ -61,7 +62,7 @@ var errNoHost = errors.New("no healthy upstream")
 // the one place every request to a host passes, so cluster policy lives
 // here: pick (with the route's hash key), circuit breakers, the host's
 // counters, and the outcome for outlier detection.
-func (h *Handler) attempt(a *attemptRequest) *attemptResult {
+func attempt(a *attemptRequest) *attemptResult {
 	cl, r := a.cluster, a.downstream
 	res := &attemptResult{}
 	var setCookie string
@@ -74,7 +75,7 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 	} else {
 		in := upstream.PickInput{Avoid: a.avoid, MaxSelectAttempts: a.selectAttempts, ExcludePriorities: a.excludePriorities}
 		if cl.UsesHash() {
-			if hp := a.route.Action.Hash; hp != nil {
+			if hp := a.cfg.Hash; hp != nil {
 				hr := hp.Hash(r)
 				in.Hash, in.HasHash, setCookie = hr.Key, hr.OK, hr.SetCookie
 			}
@@ -97,11 +98,11 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 		}
 		res.err = err
 		if a.ctx.Err() == nil { // a failed dial; a request that gave up waiting says nothing of the host
-			h.recordError(a, cl, res.host, err)
+			recordError(a, cl, res.host, err)
 		}
 		return res
 	}
-	out := outboundRequest(r, res.addr, a.route)
+	out := outboundRequest(a.ctx, r, res.addr, a.route)
 	if a.upgrade != "" {
 		setUpgradeHeaders(out, r)
 	}
@@ -109,16 +110,15 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 	// header edits, which may still change it. The value is the route's,
 	// made when it was compiled.
 	if a.decorate && a.route.Decorator != nil {
-		out.Header[router.DecoratorHeader] = a.route.Decorator
+		out.Header[routes.DecoratorHeader] = a.route.Decorator
 	}
-	a.route.ReqOps.Apply(out.Header)
+	a.cfg.ReqOps.Apply(out.Header)
 	if a.arm != nil {
 		a.arm.ReqOps.Apply(out.Header)
 	}
-	if t := a.route.Action.Timeout; t > 0 {
+	if t := a.cfg.Timeout; t > 0 {
 		out.Header.Set("X-Envoy-Expected-Rq-Timeout-Ms", strconv.FormatInt(t.Milliseconds(), 10))
 	}
-	out = out.WithContext(a.ctx)
 
 	cl.Stats.RqTotal.Add(1)
 	start := time.Now()
@@ -126,7 +126,7 @@ func (h *Handler) attempt(a *attemptRequest) *attemptResult {
 	res.took = time.Since(start)
 	if res.err != nil {
 		finishAttempt(res.host, &adm)
-		h.recordError(a, cl, res.host, res.err)
+		recordError(a, cl, res.host, res.err)
 		return res
 	}
 	cl.Stats.RecordStatus(res.resp.StatusCode)
@@ -157,7 +157,7 @@ func finishAttempt(host *upstream.Host, adm *upstream.Admission) {
 // router does: a timeout is a local-origin timeout, any other failure to
 // get a response (connect failure, reset) a connect failure. A request
 // the client abandoned says nothing about the host.
-func (h *Handler) recordError(a *attemptRequest, cl *upstream.Cluster, host *upstream.Host, err error) {
+func recordError(a *attemptRequest, cl *upstream.Cluster, host *upstream.Host, err error) {
 	if host == nil {
 		return
 	}

@@ -1,6 +1,7 @@
-package httpproxy
+package router
 
 import (
+	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -11,7 +12,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	routes "github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
 
 // hopHeaders apply to one connection only and are never forwarded (RFC
@@ -21,10 +22,15 @@ var hopHeaders = []string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
+// Shared X-Forwarded-Proto values (len == cap, so an append copies them).
+var protoHTTP, protoHTTPS = []string{"http"}, []string{"https"}
+
 // outboundRequest builds the upstream request for r: same method, headers
-// minus hop-by-hop ones, path rewritten by the route, sent to addr.
-func outboundRequest(r *http.Request, addr string, rte *router.Route) *http.Request {
-	path := router.RequestPath(r)
+// minus hop-by-hop ones, path rewritten by the route, sent to addr, bound
+// to ctx (the attempt's). The request is built on the stack and copied
+// once by WithContext, so it costs one allocation, not two.
+func outboundRequest(ctx context.Context, r *http.Request, addr string, rte *routes.Route) *http.Request {
+	path := routes.RequestPath(r)
 	newPath := rte.RewritePath(path)
 	u := &url.URL{Scheme: "http", Host: addr, RawQuery: r.URL.RawQuery}
 	if p, err := url.PathUnescape(newPath); err == nil {
@@ -35,7 +41,7 @@ func outboundRequest(r *http.Request, addr string, rte *router.Route) *http.Requ
 	} else {
 		u.Path = newPath
 	}
-	out := &http.Request{
+	tmpl := http.Request{
 		Method:        r.Method,
 		URL:           u,
 		Proto:         "HTTP/1.1",
@@ -47,23 +53,23 @@ func outboundRequest(r *http.Request, addr string, rte *router.Route) *http.Requ
 		Host:          r.Host,
 	}
 	if r.Body == http.NoBody || r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
-		out.Body = nil
-		out.ContentLength = 0
+		tmpl.Body = nil
+		tmpl.ContentLength = 0
 	}
 	if a := rte.Action.HostRewrite; a != "" {
-		out.Host = a
+		tmpl.Host = a
 	}
-	if _, ok := out.Header["X-Forwarded-Proto"]; !ok {
+	if _, ok := tmpl.Header["X-Forwarded-Proto"]; !ok {
 		if r.TLS != nil {
-			out.Header["X-Forwarded-Proto"] = []string{"https"}
+			tmpl.Header["X-Forwarded-Proto"] = protoHTTPS
 		} else {
-			out.Header["X-Forwarded-Proto"] = []string{"http"}
+			tmpl.Header["X-Forwarded-Proto"] = protoHTTP
 		}
 	}
-	if _, ok := out.Header["X-Request-Id"]; !ok {
-		out.Header["X-Request-Id"] = []string{requestID()}
+	if _, ok := tmpl.Header["X-Request-Id"]; !ok {
+		tmpl.Header["X-Request-Id"] = []string{requestID()}
 	}
-	return out
+	return tmpl.WithContext(ctx)
 }
 
 // cloneRequestHeader copies h without hop-by-hop headers and without the

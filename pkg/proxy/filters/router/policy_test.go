@@ -10,18 +10,16 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	faultcommon "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	previoushosts "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	previouspriorities "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
+	routes "github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
 
 func mustAny(t *testing.T, m proto.Message) *anypb.Any {
@@ -33,13 +31,24 @@ func mustAny(t *testing.T, m proto.Message) *anypb.Any {
 	return a
 }
 
-func compileOne(vh *route.VirtualHost) (*Route, error) {
+func prefix(p string) *route.RouteMatch {
+	return &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: p}}
+}
+
+func fwd(name, cluster string, m *route.RouteMatch) *route.Route {
+	return &route.Route{Name: name, Match: m, Action: &route.Route_Route{Route: &route.RouteAction{
+		ClusterSpecifier: &route.RouteAction_Cluster{Cluster: cluster}}}}
+}
+
+// compileOne compiles a route table of one virtual host and returns the
+// router filter's config for its first route.
+func compileOne(vh *route.VirtualHost) (*Config, error) {
 	vh.Name, vh.Domains = "vh", []string{"*"}
-	tbl, err := Compile(&route.RouteConfiguration{Name: "t", VirtualHosts: []*route.VirtualHost{vh}})
+	tbl, err := routes.Compile(&route.RouteConfiguration{Name: "t", VirtualHosts: []*route.VirtualHost{vh}})
 	if err != nil {
 		return nil, err
 	}
-	return tbl.any.Routes[0], nil
+	return PerRoute(tbl.VirtualHost("any").Routes[0]), nil
 }
 
 // TestCompileRetryPolicy compiles Istio's default policy and a full one.
@@ -56,7 +65,7 @@ func TestCompileRetryPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := cr.Action.Retry
+	p := cr.Retry
 	want := RetryConnectFailure | RetryRefusedStream | RetryGrpcUnavailable | RetryGrpcCancelled | RetryRetriableStatusCodes
 	if p == nil || p.On != want || p.NumRetries != 2 || !p.PreviousHosts || p.HostSelectionMaxAttempts != 5 ||
 		p.BaseInterval != 25*time.Millisecond || p.MaxInterval != 250*time.Millisecond || p.PerTryTimeout != 0 {
@@ -80,7 +89,7 @@ func TestCompileRetryPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p = cr.Action.Retry
+	p = cr.Retry
 	if p.NumRetries != 1 || p.PerTryTimeout != 300*time.Millisecond || p.BaseInterval != 10*time.Millisecond ||
 		p.MaxInterval != 100*time.Millisecond || p.PriorityUpdateFrequency != 2 || p.PreviousHosts {
 		t.Fatalf("compiled %+v", p)
@@ -150,80 +159,15 @@ func TestVirtualHostRetryPolicy(t *testing.T) {
 	own.GetRoute().RetryPolicy = &route.RetryPolicy{RetryOn: "reset", NumRetries: wrapperspb.UInt32(7)}
 	vh := &route.VirtualHost{Name: "vh", Domains: []string{"*"}, Routes: []*route.Route{own, fwd("inherit", "c", prefix("/"))},
 		RetryPolicy: &route.RetryPolicy{RetryOn: "5xx", NumRetries: wrapperspb.UInt32(3)}}
-	tbl, err := Compile(&route.RouteConfiguration{Name: "t", VirtualHosts: []*route.VirtualHost{vh}})
+	tbl, err := routes.Compile(&route.RouteConfiguration{Name: "t", VirtualHosts: []*route.VirtualHost{vh}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := tbl.any.Routes[0].Action.Retry; p.On != RetryReset || p.NumRetries != 7 {
+	if p := PerRoute(tbl.VirtualHost("any").Routes[0]).Retry; p.On != RetryReset || p.NumRetries != 7 {
 		t.Errorf("own policy: %+v", p)
 	}
-	if p := tbl.any.Routes[1].Action.Retry; p.On != Retry5xx || p.NumRetries != 3 {
+	if p := PerRoute(tbl.VirtualHost("any").Routes[1]).Retry; p.On != Retry5xx || p.NumRetries != 3 {
 		t.Errorf("inherited policy: %+v", p)
-	}
-}
-
-func TestCompileFault(t *testing.T) {
-	hf := &faultv3.HTTPFault{
-		Delay: &faultcommon.FaultDelay{FaultDelaySecifier: &faultcommon.FaultDelay_FixedDelay{FixedDelay: durationpb.New(2 * time.Second)},
-			Percentage: &typev3.FractionalPercent{Numerator: 50}},
-		Abort: &faultv3.FaultAbort{ErrorType: &faultv3.FaultAbort_HttpStatus{HttpStatus: 503},
-			Percentage: &typev3.FractionalPercent{Numerator: 125000, Denominator: typev3.FractionalPercent_MILLION}},
-	}
-	r := fwd("r", "c", prefix("/"))
-	r.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.fault": mustAny(t, hf)}
-	cr, err := compileOne(&route.VirtualHost{Routes: []*route.Route{r}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := cr.Fault
-	if f == nil || !f.HasDelay || f.Delay != 2*time.Second || f.DelayPercent != (Fraction{Numerator: 50, Denominator: 100}) ||
-		!f.HasAbort || f.AbortStatus != 503 || f.AbortGRPC != -1 || f.AbortPercent != (Fraction{Numerator: 125000, Denominator: 1_000_000}) {
-		t.Fatalf("compiled %+v", f)
-	}
-
-	// An unset percentage is 0%, as in Envoy: such a fault never fires.
-	grpc := &faultv3.HTTPFault{Abort: &faultv3.FaultAbort{ErrorType: &faultv3.FaultAbort_GrpcStatus{GrpcStatus: 14}}}
-	r.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.fault": mustAny(t, grpc)}
-	cr, err = compileOne(&route.VirtualHost{Routes: []*route.Route{r}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f := cr.Fault; f.AbortGRPC != 14 || f.AbortStatus != 200 || f.AbortPercent.Numerator != 0 {
-		t.Fatalf("gRPC abort compiled %+v", f)
-	}
-	for i := range 1000 {
-		if cr.Fault.AbortPercent.Sample(rand.Uint64()) {
-			t.Fatalf("an abort without a percentage fired (sample %d)", i)
-		}
-	}
-
-	// Wrapped in FilterConfig, and disabled.
-	fc := &route.FilterConfig{Config: mustAny(t, hf), Disabled: true}
-	r.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.fault": mustAny(t, fc)}
-	if cr, err = compileOne(&route.VirtualHost{Routes: []*route.Route{r}}); err != nil || cr.Fault != nil {
-		t.Fatalf("disabled fault: %v %+v", err, cr)
-	}
-
-	for name, bad := range map[string]proto.Message{
-		"max active faults": &faultv3.HTTPFault{MaxActiveFaults: wrapperspb.UInt32(1), Abort: hf.Abort},
-		"header condition":  &faultv3.HTTPFault{Abort: hf.Abort, Headers: []*route.HeaderMatcher{{Name: "x"}}},
-		"header abort":      &faultv3.HTTPFault{Abort: &faultv3.FaultAbort{ErrorType: &faultv3.FaultAbort_HeaderAbort_{HeaderAbort: &faultv3.FaultAbort_HeaderAbort{}}}},
-		"header delay":      &faultv3.HTTPFault{Delay: &faultcommon.FaultDelay{FaultDelaySecifier: &faultcommon.FaultDelay_HeaderDelay_{HeaderDelay: &faultcommon.FaultDelay_HeaderDelay{}}}},
-		"other filter":      &structpb.Struct{},
-	} {
-		r.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.fault": mustAny(t, bad)}
-		if name == "other filter" {
-			r.TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.cors": mustAny(t, bad)}
-		}
-		if _, err := compileOne(&route.VirtualHost{Routes: []*route.Route{r}}); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-	if err := fault.CheckListenerConfig(mustAny(t, &faultv3.HTTPFault{})); err != nil {
-		t.Errorf("Istio's empty listener-level fault filter: %v", err)
-	}
-	if err := fault.CheckListenerConfig(mustAny(t, hf)); err == nil || !strings.Contains(err.Error(), "listener-wide") {
-		t.Errorf("a listener-wide fault must be rejected: %v", err)
 	}
 }
 
@@ -239,7 +183,7 @@ func TestCompileMirrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := cr.Action.Mirrors
+	m := cr.Mirrors
 	if len(m) != 3 || m[0] != (MirrorPolicy{Cluster: "shadow", Fraction: Fraction{Numerator: 250000, Denominator: 1_000_000}}) ||
 		m[1] != (MirrorPolicy{Cluster: "all", Fraction: Always}) || !m[2].KeepHost {
 		t.Fatalf("mirrors %+v", m)
@@ -266,5 +210,19 @@ func TestFractionSample(t *testing.T) {
 		if d := float64(hits) - n*p; d > sd+0.5 || -d > sd+0.5 {
 			t.Errorf("%+v: %d of %d, expected %.0f ± %.0f", f, hits, n, n*p, sd)
 		}
+	}
+}
+
+// TestRouterPerFilterConfigRejected: the router has no per-route config;
+// one given is rejected, not ignored.
+func TestRouterPerFilterConfigRejected(t *testing.T) {
+	r := fwd("r", "c", prefix("/"))
+	r.TypedPerFilterConfig = map[string]*anypb.Any{Name: mustAny(t, &routerv3.Router{})}
+	if _, err := compileOne(&route.VirtualHost{Routes: []*route.Route{r}}); err == nil || !strings.Contains(err.Error(), Name) {
+		t.Errorf("err = %v, want a rejection naming the router filter", err)
+	}
+	c, err := compileOne(&route.VirtualHost{Routes: []*route.Route{fwd("r", "c", prefix("/"))}})
+	if err != nil || c == nil || c.Timeout != DefaultTimeout || c.Retry != nil {
+		t.Errorf("a plain route: %+v, %v", c, err)
 	}
 }

@@ -1,4 +1,4 @@
-package httpproxy
+package router
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	routes "github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
@@ -101,13 +101,13 @@ func isStreamReset(err error) bool { return strings.Contains(err.Error(), "strea
 // connections (nothing was sent); refused-stream retries refused streams.
 // A per-try timeout is a local reset, retried by reset, 5xx and
 // gateway-error.
-func retriableFailure(on router.RetryOn, f failure) bool {
-	anyReset := on&(router.RetryReset|router.Retry5xx|router.RetryGatewayError) != 0
+func retriableFailure(on RetryOn, f failure) bool {
+	anyReset := on&(RetryReset|Retry5xx|RetryGatewayError) != 0
 	switch f {
 	case failConnect:
-		return anyReset || on&(router.RetryConnectFailure|router.RetryResetBeforeRequest) != 0
+		return anyReset || on&(RetryConnectFailure|RetryResetBeforeRequest) != 0
 	case failRefused:
-		return anyReset || on&router.RetryRefusedStream != 0
+		return anyReset || on&RetryRefusedStream != 0
 	case failReset, failStreamReset, failPerTry:
 		return anyReset
 	}
@@ -302,9 +302,9 @@ func noop() {}
 // within ctx (the route timeout). It returns the attempt whose outcome the
 // client gets. Retries never go beyond the route timeout: back-off waits
 // end with it, and then the route timeout is the answer.
-func (h *Handler) send(ctx context.Context, r *http.Request, rte *router.Route, arm *router.WeightedCluster,
+func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, arm *ArmOps,
 	cl *upstream.Cluster, body *replayBody, info *RequestInfo) tryResult {
-	pol := rte.Action.Retry
+	pol := cfg.Retry
 	if pol != nil && (pol.NumRetries == 0 || !pol.AppliesTo(r)) {
 		pol = nil
 	}
@@ -314,7 +314,7 @@ func (h *Handler) send(ctx context.Context, r *http.Request, rte *router.Route, 
 	}
 	retried := false // a retry is in flight (holds a retry slot)
 	var tried []*upstream.Host
-	req := attemptRequest{route: rte, arm: arm, cluster: cl, decorate: info.EgressTracing, upgrade: info.Upgrade}
+	req := attemptRequest{route: rte, cfg: cfg, arm: arm, cluster: cl, decorate: info.EgressTracing, upgrade: info.Upgrade}
 	for {
 		info.Attempts++
 		down := r
@@ -324,7 +324,7 @@ func (h *Handler) send(ctx context.Context, r *http.Request, rte *router.Route, 
 			d.Body = body.reader()
 			down = d
 		}
-		if rte.AttemptCount {
+		if cfg.AttemptCount {
 			r.Header["X-Envoy-Attempt-Count"] = attemptCountValue(info.Attempts)
 		}
 		tryCtx, pt := ctx, (*perTry)(nil)
@@ -333,9 +333,9 @@ func (h *Handler) send(ctx context.Context, r *http.Request, rte *router.Route, 
 		}
 		req.downstream, req.ctx = down, tryCtx
 		if pol != nil && len(tried) > 0 {
-			h.avoidHosts(&req, pol, cl, tried)
+			avoidHosts(&req, pol, cl, tried)
 		}
-		res := h.attempt(&req)
+		res := attempt(&req)
 		fired := pt != nil && !pt.headers()
 		if res.host != nil {
 			info.Upstream = res.host.Address
@@ -440,7 +440,7 @@ func drainAndClose(rc io.ReadCloser) {
 // pick works the priority load out as if those levels had no healthy
 // hosts, so the retry moves to the next level even while the tried one is
 // healthy. When that would exclude every level the load is left as it is.
-func (h *Handler) avoidHosts(req *attemptRequest, pol *router.RetryPolicy, cl *upstream.Cluster, tried []*upstream.Host) {
+func avoidHosts(req *attemptRequest, pol *RetryPolicy, cl *upstream.Cluster, tried []*upstream.Host) {
 	var avoid []*upstream.Host
 	if pol.PreviousHosts {
 		avoid = append(avoid, tried...)

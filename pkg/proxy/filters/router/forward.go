@@ -1,0 +1,186 @@
+package router
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
+	routes "github.com/sluice-mesh/sluice/pkg/proxy/router"
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+)
+
+// RequestInfo is the request's state (see httpfilter).
+type RequestInfo = httpfilter.RequestInfo
+
+// localReply is an answer the proxy makes itself (httpfilter.LocalReply).
+func localReply(w http.ResponseWriter, info *RequestInfo, code int, flag httpfilter.Flags, reason string) {
+	httpfilter.LocalReply(w, info, code, flag, reason, reason)
+}
+
+// stripDecorator removes x-envoy-decorator-operation from an answer on a
+// chain with egress tracing, as Envoy's connection manager does last for
+// every outbound response (the upstream's, or one the proxy makes).
+func stripDecorator(h http.Header, info *RequestInfo) {
+	if info.EgressTracing {
+		delete(h, routes.DecoratorHeader)
+	}
+}
+
+// redirect answers with the route's redirect.
+func redirect(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
+	w, info := s.W, &s.Info
+	w.Header().Set("Location", rte.Location(s.R))
+	cfg.RespOps.Apply(w.Header())
+	stripDecorator(w.Header(), info)
+	info.Status = rte.RedirectCode()
+	w.WriteHeader(info.Status)
+}
+
+// directResponse answers with the route's direct response.
+func directResponse(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
+	w, info := s.W, &s.Info
+	cfg.RespOps.Apply(w.Header())
+	stripDecorator(w.Header(), info)
+	if len(rte.Action.Body) > 0 {
+		if w.Header().Get("Content-Type") == "" {
+			w.Header().Set("Content-Type", "text/plain")
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(rte.Action.Body)))
+	}
+	info.Status = rte.Action.Status
+	w.WriteHeader(rte.Action.Status)
+	w.Write(rte.Action.Body)
+}
+
+// forward runs a forwarding route: pick the cluster, start the route
+// timeout, send the attempts the retry policy allows (the filters before
+// the router have run), write the answer, and mirror. Cluster policy
+// (limits, picking, outlier records) lives in the attempt.
+func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
+	w, r, info := s.W, s.R, &s.Info
+	name, i := rte.Action.PickCluster()
+	var arm *ArmOps
+	if i >= 0 {
+		arm = &cfg.Arms[i]
+	}
+	info.Cluster = name
+	cl := s.Clusters[name]
+	if cl == nil {
+		status := http.StatusServiceUnavailable
+		if c := rte.Action.ClusterNotFoundStatus; c != 0 {
+			status = c // the route's cluster_not_found_response_code
+		}
+		reason := "cluster " + name + " not found (route " + rte.Name + ")"
+		if ln, ok := s.Internal[name]; ok {
+			reason = "cluster " + name + " sends to internal listener " + ln + ", which takes CONNECT tunnels only (route " + rte.Name + ")"
+		}
+		localReply(w, info, status, httpfilter.FlagNC, reason)
+		return
+	}
+	ctx := r.Context()
+	if t := cfg.Timeout; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	var body *replayBody
+	mirrors := len(cfg.Mirrors) > 0
+	if hasBody(r) && (mirrors || cfg.Retry != nil) {
+		limit := cfg.BufferLimit
+		if limit <= 0 {
+			limit = DefaultBufferLimit
+		}
+		body = newReplayBody(r.Body, limit, r.ContentLength)
+	} else if mirrors {
+		mirror(s, rte, cfg, nil, true) // no body: the copies go out with the primary
+	}
+	res := send(ctx, r, rte, cfg, arm, cl, body, info)
+	defer res.done()
+	switch {
+	case res.err != nil:
+		upstreamError(w, info, cl, res)
+	case info.Upgrade != "" && res.resp.StatusCode == http.StatusSwitchingProtocols:
+		tunnel(w, ctx, res.attemptResult, cfg, info)
+	default:
+		writeResponse(w, r, ctx, res.attemptResult, rte, cfg, arm, info)
+	}
+	if body != nil && mirrors {
+		whole, ok := body.complete()
+		mirror(s, rte, cfg, whole, ok)
+	}
+}
+
+// writeResponse copies an upstream answer to the client with the route's
+// response header edits. A stream cut short while the body is copied is
+// recorded (UT for the route timeout, DC for the client, else UR) before
+// the abort goes on.
+func writeResponse(w http.ResponseWriter, r *http.Request, ctx context.Context, res *attemptResult,
+	rte *routes.Route, cfg *Config, arm *ArmOps, info *RequestInfo) {
+	resp := res.resp
+	defer resp.Body.Close()
+	hdr := w.Header()
+	copyResponseHeaders(hdr, resp.Header)
+	hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(res.took.Milliseconds(), 10))
+	if cfg.AttemptCountInResponse {
+		hdr["X-Envoy-Attempt-Count"] = attemptCountValue(info.Attempts)
+	}
+	if info.Flags != 0 {
+		hdr[httpfilter.ResponseFlagsHeader] = []string{info.Flags.String()}
+	}
+	cfg.RespOps.Apply(hdr)
+	if arm != nil {
+		arm.RespOps.Apply(hdr)
+	}
+	stripDecorator(hdr, info)
+	announceTrailers(hdr, resp.Trailer)
+	info.Status = resp.StatusCode
+	w.WriteHeader(resp.StatusCode)
+	defer func() {
+		if p := recover(); p != nil {
+			switch {
+			case r.Context().Err() != nil:
+				info.Flags |= httpfilter.FlagDC
+			case ctx.Err() != nil:
+				info.Flags |= httpfilter.FlagUT
+			default:
+				info.Flags |= httpfilter.FlagUR
+			}
+			panic(p)
+		}
+	}()
+	copyBody(w, resp)
+	writeTrailers(hdr, resp.Trailer)
+}
+
+// upstreamError answers for a request that got no response. The body names
+// the cluster, the host and the cause, instead of Envoy's opaque
+// "upstream connect error or disconnect/reset before headers"; the
+// response flags travel in X-Sluice-Response-Flags.
+func upstreamError(w http.ResponseWriter, info *RequestInfo, cl *upstream.Cluster, res tryResult) {
+	addr := res.addr
+	tries := ""
+	if info.Attempts > 1 {
+		tries = " (after " + strconv.Itoa(info.Attempts) + " attempts)"
+	}
+	switch res.fail {
+	case failClient:
+		// The client went away (Envoy's DC); nobody reads an answer.
+		info.Status = 499
+		w.WriteHeader(499)
+	case failTimeout:
+		cl.Stats.RqTimeout.Add(1)
+		localReply(w, info, http.StatusGatewayTimeout, 0, "upstream request timeout: cluster "+cl.Name+" host "+addr+tries)
+	case failPerTry:
+		localReply(w, info, http.StatusGatewayTimeout, 0, "upstream per-try timeout: cluster "+cl.Name+" host "+addr+tries)
+	case failNoHost:
+		localReply(w, info, http.StatusServiceUnavailable, 0, "no healthy upstream: cluster "+cl.Name+" has no endpoints"+tries)
+	case failPolicy:
+		w.Header().Set("X-Envoy-Overloaded", "true")
+		localReply(w, info, http.StatusServiceUnavailable, 0, "upstream overflow: cluster "+cl.Name+": "+res.err.Error()+tries)
+	case failConnect:
+		localReply(w, info, http.StatusServiceUnavailable, 0, "upstream connect error: cluster "+cl.Name+" host "+addr+": "+rootCause(res.err)+tries)
+	default:
+		localReply(w, info, http.StatusServiceUnavailable, 0, "upstream reset before response: cluster "+cl.Name+" host "+addr+": "+rootCause(res.err)+tries)
+	}
+}
