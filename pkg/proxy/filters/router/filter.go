@@ -154,10 +154,18 @@ func PerRoute(r httpfilter.Route) *Config { c, _ := r.FilterConfig(slot).(*Confi
 
 type filter struct{}
 
+// noConfig is the router config of a route with none.
+var noConfig Config
+
 // Decode is the router: the route's action. It always answers.
 func (filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	rte := s.Route.(*routes.Route)
 	cfg := PerRoute(rte)
+	if cfg == nil {
+		// A route the route table makes itself (require_tls's redirect)
+		// has no per-filter config: nothing of the router's to apply.
+		cfg = &noConfig
+	}
 	switch rte.Action.Kind {
 	case routes.Redirect:
 		redirect(s, rte, cfg)
