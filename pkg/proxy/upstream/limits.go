@@ -20,11 +20,9 @@ import (
 //     (upstream_cx_overflow) and pending requests wait for a busy one.
 //   - max_retries: retries in flight (upstream_rq_retry_overflow).
 //
-// HTTP/1.1 requests go through the host pools of pool.go, which do this
-// accounting as Envoy's connection pools do. HTTP/2 requests multiplex on
-// net/http's connection per host and attach at once, so max_requests is
-// checked on arrival. Overflows answer 503 with x-envoy-overloaded: true
-// and response flag UO.
+// Requests go through the host pools of pool.go (HTTP/1.1 and HTTP/2),
+// which do this accounting as Envoy's connection pools do. Overflows answer
+// 503 with x-envoy-overloaded: true and response flag UO.
 
 // Envoy's defaults when a cluster sets no thresholds.
 const (
@@ -62,13 +60,12 @@ var (
 )
 
 // Admission is a request admitted to a cluster and its host, holding its
-// upstream connection when it is HTTP/1.1. Send it with RoundTrip and
+// stream on an upstream connection. Send it with RoundTrip and
 // Release it when the request is done (response body read or abandoned).
 type Admission struct {
 	c  *Cluster
 	h  *Host
 	pc *poolConn
-	h2 bool
 	// active: the request counts in upstream_rq_active (max_requests).
 	active bool
 	done   bool
@@ -76,21 +73,22 @@ type Admission struct {
 
 // Admit applies the cluster's circuit breakers to a request going to host
 // h at addr (h is nil for original-destination clusters) and counts it in
-// flight on the host (what least request compares). An HTTP/1.1 request
-// gets its connection here, waiting pending for one until ctx ends.
+// flight on the host (what least request compares). The request gets its
+// stream on a connection here (HTTP/1.1 or HTTP/2), waiting pending for
+// one until ctx ends.
 // downstreamH2 says the request came in over HTTP/2 (for
 // use_downstream_protocol). The error is an *OverflowError (errors.Is
 // ErrOverflow) when a limit refuses the request, the dial's error when the
 // connection for it failed, or ctx's error.
 func (c *Cluster) Admit(ctx context.Context, h *Host, addr string, downstreamH2 bool) (Admission, error) {
-	a := Admission{c: c, h: h, h2: c.HTTP2 || c.UseDownstreamProtocol && downstreamH2, active: true}
-	if a.h2 || c.Transport == nil {
+	a := Admission{c: c, h: h, active: true}
+	if c.Transport == nil { // no pool: max_requests on arrival
 		if !tryInc(&c.Stats.RqActive, c.Limits.MaxRequests) {
 			c.Stats.RqPendingOverflow.Add(1)
 			return Admission{}, errMaxRequests
 		}
 	} else {
-		pc, err := c.Transport.acquire(ctx, addr)
+		pc, err := c.Transport.acquire(ctx, addr, c.UseDownstreamProtocol && downstreamH2)
 		if err != nil {
 			return Admission{}, err
 		}
@@ -102,8 +100,7 @@ func (c *Cluster) Admit(ctx context.Context, h *Host, addr string, downstreamH2 
 	return a, nil
 }
 
-// RoundTrip sends the admitted request: on its HTTP/1.1 connection, or
-// with the cluster's HTTP/2 transport.
+// RoundTrip sends the admitted request on its connection.
 //
 // A replayable request (idempotent method, no body) that fails on a reused
 // connection before any answer is sent once more on another connection of
@@ -111,7 +108,10 @@ func (c *Cluster) Admit(ctx context.Context, h *Host, addr string, downstreamH2 
 // the server most likely closed the idle connection as it was taken.
 func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
 	if a.pc == nil {
-		return a.c.Transport.RoundTrip(req, a.h2)
+		return nil, errors.New("upstream: cluster " + a.c.Name + " has no connection pool")
+	}
+	if a.c.Transport.Options.TLS.Enabled {
+		req.URL.Scheme = "https" // the request is the proxy's own copy
 	}
 	reused := a.pc.requests > 1
 	resp, err := a.pc.cc.RoundTrip(req)
@@ -122,7 +122,7 @@ func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
 	a.pc, a.active = nil, false
 	a.c.Stats.RqActive.Add(-1)
 	hp.release(old, false)
-	pc, aerr := hp.t.acquire(req.Context(), hp.addr)
+	pc, aerr := hp.t.acquire(req.Context(), hp.addr, hp.set == hp.t.h2pools)
 	if aerr != nil {
 		return nil, err // the first failure says what happened
 	}

@@ -1,0 +1,154 @@
+package upstream
+
+import (
+	"net/http"
+	"time"
+)
+
+// poolConn is one connection of a host pool: HTTP/1.1 (one stream at a
+// time) or HTTP/2 (streams multiplexed up to the peer's
+// SETTINGS_MAX_CONCURRENT_STREAMS). Its fields are guarded by its host
+// pool's lock.
+type poolConn struct {
+	cc        *http.ClientConn
+	hp        *hostPool
+	h2        bool
+	state     connState
+	opened    time.Time
+	idleSince time.Time
+	// requests is the streams attached over the connection's life
+	// (max_requests_per_connection); streams those not yet ended.
+	requests uint32
+	streams  int
+	// limit is how many streams the connection takes at once: 1 for
+	// HTTP/1.1; for HTTP/2 the peer's SETTINGS_MAX_CONCURRENT_STREAMS as
+	// Go's client last reported it (its initial 100 until the peer's
+	// SETTINGS arrive, 1000 when they name none).
+	limit int
+	// draining: the connection takes no new stream and closes when its
+	// last one ends (max_requests_per_connection reached, max connection
+	// duration, GOAWAY or an error, its pool closed).
+	draining bool
+}
+
+// connState is which of its host pool's sets a connection is in, after
+// Envoy's ActiveClient states (conn_pool_base.h).
+type connState uint8
+
+const (
+	// connNew: dialled, not yet placed.
+	connNew connState = iota
+	// connReady: in hostPool.ready, able to take a stream.
+	connReady
+	// connBusy: counted in hostPool.busy: no stream capacity left, or
+	// draining with streams still open.
+	connBusy
+	connClosed
+)
+
+// h2InitialStreams is the stream limit Go's HTTP/2 client assumes until the
+// peer's SETTINGS arrive (x/net/http2 initialMaxConcurrentStreams), used as
+// a dialling HTTP/2 connection's capacity for the pending requests.
+const h2InitialStreams = 100
+
+// hasCapacity reports whether pc can take one more stream now. For HTTP/2
+// it refreshes the stream limit from Go's connection, and marks the
+// connection draining when Go takes no new stream on it below that limit
+// (closed, GOAWAY received, or closing). Called with hp.mu held.
+func (pc *poolConn) hasCapacity() bool {
+	if pc.draining {
+		return false
+	}
+	if !pc.h2 {
+		return pc.streams == 0
+	}
+	if pc.streams >= pc.limit {
+		return false
+	}
+	avail, inFlight := pc.cc.Available(), pc.cc.InFlight()
+	if avail > 0 {
+		pc.limit = avail + inFlight
+		return pc.streams < pc.limit
+	}
+	if inFlight < pc.limit {
+		pc.draining = true
+		return false
+	}
+	// Go still counts streams the pool has ended (a reset stream waits
+	// for the peer's PING acknowledgement): the stream is sent when Go
+	// frees the slot, as Envoy's codec queues a stream over the limit.
+	return true
+}
+
+// expired reports whether a connection with no stream must close rather
+// than take a new one: dead, idle past the idle timeout, or past the
+// maximum connection duration (Envoy drains such a connection).
+func (pc *poolConn) expired(opts *TransportOptions, now time.Time) bool {
+	idle := opts.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	switch {
+	case pc.cc.Err() != nil:
+	case !pc.h2 && pc.cc.Available() == 0:
+	case pc.streams == 0 && now.Sub(pc.idleSince) >= idle:
+	case opts.MaxConnectionDuration > 0 && now.Sub(pc.opened) >= opts.MaxConnectionDuration:
+		pc.hp.t.stats.CxMaxDuration.Add(1)
+	default:
+		return false
+	}
+	return true
+}
+
+// setState moves pc between its pool's sets (Envoy's
+// transitionActiveClientState); connClosed closes it. Called with hp.mu
+// held.
+func (hp *hostPool) setState(pc *poolConn, s connState) {
+	if pc.state == s {
+		return
+	}
+	switch pc.state {
+	case connReady:
+		for i := len(hp.ready) - 1; i >= 0; i-- {
+			if hp.ready[i] == pc {
+				copy(hp.ready[i:], hp.ready[i+1:])
+				hp.ready[len(hp.ready)-1] = nil
+				hp.ready = hp.ready[:len(hp.ready)-1]
+				break
+			}
+		}
+	case connBusy:
+		hp.busy--
+	case connClosed:
+		return
+	}
+	pc.state = s
+	switch s {
+	case connReady:
+		hp.ready = append(hp.ready, pc)
+	case connBusy:
+		hp.busy++
+	case connClosed:
+		// Synchronous, so upstream_cx_active is down before a dial is
+		// decided.
+		pc.cc.Close()
+	}
+}
+
+// place puts pc where its state says after a stream was attached or ended:
+// closed when draining with no stream left, busy when draining or full,
+// ready otherwise. A closed pool's connections drain once no request is
+// pending. Called with hp.mu held.
+func (hp *hostPool) place(pc *poolConn) {
+	if hp.closed && len(hp.pending) == 0 {
+		pc.draining = true
+	}
+	switch {
+	case pc.hasCapacity():
+		hp.setState(pc, connReady)
+	case pc.draining && pc.streams == 0:
+		hp.setState(pc, connClosed)
+	default:
+		hp.setState(pc, connBusy)
+	}
+}
