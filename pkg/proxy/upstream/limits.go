@@ -113,9 +113,8 @@ func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
 	if a.c.Transport.Options.TLS.Enabled {
 		req.URL.Scheme = "https" // the request is the proxy's own copy
 	}
-	reused := a.pc.requests > 1
 	resp, err := a.pc.cc.RoundTrip(req)
-	if err == nil || !reused || !replayable(req) || req.Context().Err() != nil {
+	if err == nil || !replayable(req) || req.Context().Err() != nil || !a.pc.hp.reused(a.pc) {
 		return resp, err
 	}
 	old, hp := a.pc, a.pc.hp

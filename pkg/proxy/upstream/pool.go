@@ -430,6 +430,14 @@ func (hp *hostPool) release(pc *poolConn, reusable bool) {
 	hp.mu.Unlock()
 }
 
+// reused reports whether pc carried other requests than the one that
+// failed on it.
+func (hp *hostPool) reused(pc *poolConn) bool {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	return pc.requests > 1
+}
+
 // close closes the connections with no stream and drains the others,
 // once no request is pending.
 func (hp *hostPool) close() {

@@ -66,18 +66,24 @@ func (pc *poolConn) hasCapacity() bool {
 		return false
 	}
 	avail, inFlight := pc.cc.Available(), pc.cc.InFlight()
-	if avail > 0 {
+	switch {
+	case avail > 0:
 		pc.limit = avail + inFlight
 		return pc.streams < pc.limit
-	}
-	if inFlight < pc.limit {
+	case inFlight == 0:
+		// Go takes no stream at all: closed, GOAWAY received, or closing.
 		pc.draining = true
 		return false
+	case pc.streams == 0:
+		// Go still counts streams the pool has ended (one finishing, a
+		// reset one awaiting the peer's PING acknowledgement): the stream
+		// is sent when Go frees the slot, as Envoy's codec queues a stream
+		// over the limit.
+		return true
 	}
-	// Go still counts streams the pool has ended (a reset stream waits
-	// for the peer's PING acknowledgement): the stream is sent when Go
-	// frees the slot, as Envoy's codec queues a stream over the limit.
-	return true
+	// Full for Go (the peer's SETTINGS may have lowered the limit): the
+	// next stream to end says more.
+	return false
 }
 
 // expired reports whether a connection with no stream must close rather

@@ -222,8 +222,12 @@ func (t *Transport) dialCounted(ctx context.Context, network, addr string, alpn 
 	// gets the *tls.Conn whose negotiated protocol picks h2.
 	sc, err := t.handshake(ctx, tc, addr, alpn)
 	if err != nil {
-		tc.once.Do(func() {}) // counted as a connect failure instead
-		return fail(err)
+		// handshake closed tc, which took it out of upstream_cx_active.
+		t.stats.CxConnectFail.Add(1)
+		if h != nil {
+			h.CxConnectFail.Add(1)
+		}
+		return nil, err
 	}
 	if dc, ok := ctx.Value(dialCountedKey{}).(*dialCounted); ok {
 		dc.h2.Store(sc.ConnectionState().NegotiatedProtocol == "h2")
