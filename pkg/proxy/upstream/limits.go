@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 )
 
 // Circuit breaking, after Envoy's per-cluster resource limits (the
@@ -102,10 +103,15 @@ func (c *Cluster) Admit(ctx context.Context, h *Host, addr string, downstreamH2 
 
 // RoundTrip sends the admitted request on its connection.
 //
-// A replayable request (idempotent method, no body) that fails on a reused
-// connection before any answer is sent once more on another connection of
-// the pool, as net/http's Transport does (persistConn.shouldRetryRequest):
-// the server most likely closed the idle connection as it was taken.
+// A request is sent once more on another connection of the pool, as
+// net/http's Transport does (persistConn.shouldRetryRequest, http2
+// canRetryError), when the server cannot have acted on it:
+//   - HTTP/1.1: a replayable request (idempotent method, no body) that
+//     fails on a reused connection before any answer: the server most
+//     likely closed the idle connection as it was taken;
+//   - HTTP/2: the connection took no new stream (a GOAWAY or close raced
+//     the attach), or, for a replayable request, the server's GOAWAY
+//     refused the stream. The connection drains.
 func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
 	if a.pc == nil {
 		return nil, errors.New("upstream: cluster " + a.c.Name + " has no connection pool")
@@ -114,7 +120,7 @@ func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.URL.Scheme = "https" // the request is the proxy's own copy
 	}
 	resp, err := a.pc.cc.RoundTrip(req)
-	if err == nil || !replayable(req) || req.Context().Err() != nil || !a.pc.hp.reused(a.pc) {
+	if err == nil || req.Context().Err() != nil || !a.resend(req, err) {
 		return resp, err
 	}
 	old, hp := a.pc, a.pc.hp
@@ -127,6 +133,25 @@ func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	a.pc, a.active = pc, true
 	return pc.cc.RoundTrip(req)
+}
+
+// resend reports whether req, which failed with err on its connection,
+// may be sent on another (see RoundTrip).
+func (a *Admission) resend(req *http.Request, err error) bool {
+	if !a.pc.h2 {
+		return replayable(req) && a.pc.hp.reused(a.pc)
+	}
+	// net/http's HTTP/2 errors are not exported; these are
+	// errClientConnUnusable, errClientConnNotEstablished and
+	// errClientConnGotGoAway of its h2_bundle.go.
+	switch msg := err.Error(); {
+	case strings.HasSuffix(msg, "http2: client conn not usable"),
+		strings.HasSuffix(msg, "http2: client conn could not be established"):
+		return true
+	case strings.HasSuffix(msg, "http2: Transport received Server's graceful shutdown GOAWAY"):
+		return replayable(req)
+	}
+	return false
 }
 
 // replayable is net/http's Request.isReplayable: no body, and a method

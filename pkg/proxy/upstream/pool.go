@@ -409,15 +409,15 @@ func (hp *hostPool) dialFailed(err error, dc *dialCounted) {
 // release ends a stream on pc (Envoy's onStreamClosed): the connection
 // serves the next pending request, goes back to the ready ones, or closes
 // when it drains (max_requests_per_connection, its pool closed) or cannot
-// be reused. reusable false says the request failed on it, which for
-// HTTP/1.1 leaves the connection unusable.
+// be reused. reusable false says the request failed on it in a way that
+// leaves the connection unusable: it drains.
 func (hp *hostPool) release(pc *poolConn, reusable bool) {
 	hp.mu.Lock()
 	pc.streams--
 	if pc.streams == 0 {
 		pc.idleSince = time.Now()
 	}
-	if pc.cc.Err() != nil || !pc.h2 && (!reusable || pc.cc.Available() == 0) {
+	if !reusable || pc.cc.Err() != nil || !pc.h2 && pc.cc.Available() == 0 {
 		pc.draining = true
 	}
 	th := hp.t.limits()

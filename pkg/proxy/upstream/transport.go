@@ -275,7 +275,7 @@ func (t *Transport) RoundTrip(req *http.Request, downstreamH2 bool) (*http.Respo
 	resp, err := pc.cc.RoundTrip(req)
 	if err != nil {
 		t.stats.RqActive.Add(-1)
-		pc.hp.release(pc, false)
+		pc.hp.release(pc, pc.h2) // a failed HTTP/1.1 exchange leaves its connection unusable
 		return nil, err
 	}
 	resp.Body = &streamBody{ReadCloser: resp.Body, pc: pc}
