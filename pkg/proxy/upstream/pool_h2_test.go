@@ -41,7 +41,14 @@ func newH2Backend(t testing.TB, tlsOn bool, maxStreams int) *h2Backend {
 	t.Helper()
 	g := &h2Backend{release: make(chan struct{}), open: map[string]int{}, protos: map[string]bool{}, perClient: map[string]int{}}
 	g.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/warm" {
+		switch r.URL.Path {
+		case "/warm":
+			io.WriteString(w, "ok")
+			return
+		case "/goaway":
+			// net/http's HTTP/2 server sends GOAWAY for this and closes
+			// the connection once its streams end.
+			w.Header().Set("Connection", "close")
 			io.WriteString(w, "ok")
 			return
 		}
@@ -120,23 +127,32 @@ func h2Cluster(t testing.TB, g *h2Backend, th Thresholds, topts TransportOptions
 	return c
 }
 
+// sendPath sends one request to path on h and reads the answer.
+func sendPath(t testing.TB, c *Cluster, h *Host, path string) error {
+	t.Helper()
+	a, err := c.Admit(context.Background(), h, h.Address, false)
+	if err != nil {
+		return err
+	}
+	defer a.Release()
+	req, _ := http.NewRequest("GET", "http://"+h.Address+path, nil)
+	resp, err := a.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return err
+}
+
 // warmUp sends one request the backend answers at once (and does not
 // record), so the pool's connection has the server's SETTINGS: they come
 // before the answer.
 func warmUp(t testing.TB, c *Cluster, h *Host) {
 	t.Helper()
-	a, err := c.Admit(context.Background(), h, h.Address, false)
-	if err != nil {
+	if err := sendPath(t, c, h, "/warm"); err != nil {
 		t.Fatal(err)
 	}
-	defer a.Release()
-	req, _ := http.NewRequest("GET", "http://"+h.Address+"/warm", nil)
-	resp, err := a.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 }
 
 func bothProtocols(t *testing.T, f func(t *testing.T, tlsOn bool)) {
@@ -335,6 +351,40 @@ func TestH2DialFailurePurgesPending(t *testing.T) {
 	if c.Stats.CxTotal.Load() != 1 || c.Stats.CxConnectFail.Load() != 1 || c.Stats.CxActive.Load() != 0 || c.Stats.RqPendingActive.Load() != 0 {
 		t.Errorf("cx_total %d connect_fail %d cx_active %d pending %d, want 1 1 0 0", c.Stats.CxTotal.Load(),
 			c.Stats.CxConnectFail.Load(), c.Stats.CxActive.Load(), c.Stats.RqPendingActive.Load())
+	}
+}
+
+// TestH2GoAwayDrains: a connection whose server sent GOAWAY takes no new
+// stream: later requests go out on a new connection (a request that
+// raced the GOAWAY onto the old one is sent again, nothing having been
+// processed), and the old connection closes when its last stream ends.
+func TestH2GoAwayDrains(t *testing.T) {
+	g := newH2Backend(t, false, 100)
+	c := h2Cluster(t, g, DefaultThresholds(), TransportOptions{})
+	h := c.Hosts[0]
+	long := sendAsync(c, h)
+	waitFor(t, func() bool { return g.requests.Load() == 1 })
+	if err := sendPath(t, c, h, "/goaway"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := sendPath(t, c, h, "/warm"); err != nil {
+			t.Fatalf("request %d after the GOAWAY: %v", i, err)
+		}
+	}
+	if g.conns.Load() != 2 {
+		t.Errorf("connections %d, want 2 (one new after the GOAWAY)", g.conns.Load())
+	}
+	close(g.release)
+	if err := <-long; err != nil {
+		t.Fatalf("the stream open before the GOAWAY: %v", err)
+	}
+	waitFor(t, func() bool { return g.closed.Load() == 1 && c.Stats.CxActive.Load() == 1 })
+	if err := sendPath(t, c, h, "/warm"); err != nil {
+		t.Fatal(err)
+	}
+	if g.conns.Load() != 2 {
+		t.Errorf("connections %d, want 2", g.conns.Load())
 	}
 }
 
