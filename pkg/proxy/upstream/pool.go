@@ -159,9 +159,8 @@ func (t *Transport) sweep() {
 func (hp *hostPool) closeIdle() {
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
-	now := time.Now()
 	for i := len(hp.ready) - 1; i >= 0; i-- {
-		if pc := hp.ready[i]; pc.streams == 0 && pc.expired(&hp.t.Options, now) {
+		if pc := hp.ready[i]; pc.streams == 0 && (pc.expired(&hp.t.Options) || pc.cc.Err() != nil) {
 			hp.setState(pc, connClosed)
 		}
 	}
@@ -260,13 +259,9 @@ func (t *Transport) acquire(ctx context.Context, addr string, downstreamH2 bool)
 // idled past the idle timeout or outlived max_connection_duration, and
 // setting aside the full ones. Called with hp.mu held.
 func (hp *hostPool) takeReady() *poolConn {
-	var now time.Time
 	for n := len(hp.ready); n > 0; n = len(hp.ready) {
 		pc := hp.ready[n-1]
-		if now.IsZero() {
-			now = time.Now()
-		}
-		if pc.expired(&hp.t.Options, now) {
+		if pc.expired(&hp.t.Options) {
 			pc.draining = true
 		}
 		if pc.hasCapacity() {
@@ -293,7 +288,11 @@ func (hp *hostPool) attach(pc *poolConn, th *Thresholds) bool {
 		st.CxMaxRequests.Add(1)
 		pc.draining = true
 	}
-	hp.place(pc)
+	if !pc.h2 || pc.draining || pc.streams >= pc.limit {
+		// Full or draining now. (An HTTP/2 connection below the limit
+		// hasCapacity just read stays ready.)
+		hp.place(pc)
+	}
 	return true
 }
 
@@ -417,8 +416,17 @@ func (hp *hostPool) release(pc *poolConn, reusable bool) {
 	if pc.streams == 0 {
 		pc.idleSince = time.Now()
 	}
-	if !reusable || pc.cc.Err() != nil || !pc.h2 && pc.cc.Available() == 0 {
+	// A closed connection has nothing Available (HTTP/2: hasCapacity sees
+	// it).
+	if !reusable || !pc.h2 && pc.cc.Available() == 0 {
 		pc.draining = true
+	}
+	if pc.state == connReady && !pc.draining && !hp.closed && len(hp.pending) == 0 {
+		// An HTTP/2 connection that had room still has: it stays ready
+		// (takeReady checks it with Go's connection before its next
+		// stream).
+		hp.mu.Unlock()
+		return
 	}
 	th := hp.t.limits()
 	hp.serve(pc, th)

@@ -86,19 +86,19 @@ func (pc *poolConn) hasCapacity() bool {
 	return false
 }
 
-// expired reports whether a connection with no stream must close rather
-// than take a new one: dead, idle past the idle timeout, or past the
-// maximum connection duration (Envoy drains such a connection).
-func (pc *poolConn) expired(opts *TransportOptions, now time.Time) bool {
+// expired reports whether a connection must take no new stream: dead
+// (HTTP/1.1; HTTP/2 connections are checked by hasCapacity), idle past the
+// idle timeout, or past the maximum connection duration (Envoy drains such
+// a connection). time.Since reads only the monotonic clock.
+func (pc *poolConn) expired(opts *TransportOptions) bool {
 	idle := opts.IdleTimeout
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
 	switch {
-	case pc.cc.Err() != nil:
 	case !pc.h2 && pc.cc.Available() == 0:
-	case pc.streams == 0 && now.Sub(pc.idleSince) >= idle:
-	case opts.MaxConnectionDuration > 0 && now.Sub(pc.opened) >= opts.MaxConnectionDuration:
+	case pc.streams == 0 && time.Since(pc.idleSince) >= idle:
+	case opts.MaxConnectionDuration > 0 && time.Since(pc.opened) >= opts.MaxConnectionDuration:
 		pc.hp.t.stats.CxMaxDuration.Add(1)
 	default:
 		return false
