@@ -84,6 +84,9 @@ type hostPool struct {
 	// removed: swept out of the pool set for being empty; a request that
 	// looked it up before looks it up again.
 	removed bool
+	// alpnH1: a connection of this HTTP/2 pool got HTTP/1.1 by ALPN (a
+	// server without h2), so dials are counted one request each.
+	alpnH1 bool
 }
 
 // dialCounted marks a pool dial whose connection was already counted in
@@ -321,7 +324,7 @@ func (hp *hostPool) serve(pc *poolConn, th *Thresholds) {
 // HTTP/1.1; for HTTP/2 the streams Go's client sends before the peer's
 // SETTINGS arrive, bounded by max_requests_per_connection.
 func (hp *hostPool) connectCapacity() int {
-	if !hp.set.h2 {
+	if !hp.set.h2 || hp.alpnH1 {
 		return 1
 	}
 	n := h2InitialStreams
@@ -379,10 +382,14 @@ func (hp *hostPool) dial() {
 	}
 	hp.mu.Lock()
 	hp.connecting--
+	if hp.set.h2 && !pc.h2 {
+		hp.alpnH1 = true
+	}
 	th := t.limits()
 	hp.serve(pc, th)
-	if pc.h2 {
-		// More pending than the new connection took: dial for them.
+	if hp.set.h2 {
+		// More pending than the new connection took (its stream limit, or
+		// HTTP/1.1 by ALPN): dial for them.
 		hp.tryConnect(th)
 	}
 	hp.mu.Unlock()

@@ -388,6 +388,32 @@ func TestH2GoAwayDrains(t *testing.T) {
 	}
 }
 
+// TestH2PoolServerWithoutH2: an HTTP/2 cluster whose TLS server does not
+// choose h2 by ALPN speaks HTTP/1.1, one request per connection: requests
+// pending on the first dial get connections of their own.
+func TestH2PoolServerWithoutH2(t *testing.T) {
+	g := newGateBackend(t, true)
+	c := poolCluster(t, DefaultThresholds(), TransportOptions{HTTP2: true, TLS: TLSOptions{Enabled: true, InsecureSkipVerify: true, ALPN: "h2,http/1.1"}},
+		g.srv.Listener.Addr().String())
+	h := c.Hosts[0]
+	var done []chan error
+	for range 3 {
+		done = append(done, sendAsync(c, h))
+	}
+	waitFor(t, func() bool { return c.Stats.RqPendingActive.Load() == 3 })
+	if c.Stats.CxTotal.Load() != 1 {
+		t.Errorf("cx_total %d while dialling, want 1 (an HTTP/2 dial is counted for all pending)", c.Stats.CxTotal.Load())
+	}
+	close(g.handshake)
+	waitFor(t, func() bool { return g.conns.Load() == 3 && c.Stats.RqActive.Load() == 3 })
+	close(g.release)
+	for _, d := range done {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestH2IdleTimeout: an HTTP/2 connection with no stream for the idle
 // timeout is closed.
 func TestH2IdleTimeout(t *testing.T) {
