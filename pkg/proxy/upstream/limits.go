@@ -110,8 +110,10 @@ func (c *Cluster) Admit(ctx context.Context, h *Host, addr string, downstreamH2 
 //     fails on a reused connection before any answer: the server most
 //     likely closed the idle connection as it was taken;
 //   - HTTP/2: the connection took no new stream (a GOAWAY or close raced
-//     the attach), or, for a replayable request, the server's GOAWAY
-//     refused the stream. The connection drains.
+//     the attach; it drains), or, for a request without a body, the server
+//     refused the stream: REFUSED_STREAM (a new connection's streams over
+//     the server's limit before its SETTINGS arrived) or above its
+//     GOAWAY's last stream (the connection drains).
 func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
 	if a.pc == nil {
 		return nil, errors.New("upstream: cluster " + a.c.Name + " has no connection pool")
@@ -120,13 +122,21 @@ func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.URL.Scheme = "https" // the request is the proxy's own copy
 	}
 	resp, err := a.pc.cc.RoundTrip(req)
-	if err == nil || req.Context().Err() != nil || !a.resend(req, err) {
+	if err == nil {
+		a.pc.answered()
+		return resp, nil
+	}
+	if req.Context().Err() != nil {
+		return nil, err
+	}
+	again, drain := a.resend(req, err)
+	if !again {
 		return resp, err
 	}
 	old, hp := a.pc, a.pc.hp
 	a.pc, a.active = nil, false
 	a.c.Stats.RqActive.Add(-1)
-	hp.release(old, false)
+	hp.release(old, !drain)
 	pc, aerr := hp.t.acquire(req.Context(), hp.addr, hp.set == hp.t.h2pools)
 	if aerr != nil {
 		return nil, err // the first failure says what happened
@@ -136,22 +146,28 @@ func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // resend reports whether req, which failed with err on its connection,
-// may be sent on another (see RoundTrip).
-func (a *Admission) resend(req *http.Request, err error) bool {
+// may be sent on another (see RoundTrip), and whether that connection
+// must drain.
+func (a *Admission) resend(req *http.Request, err error) (again, drain bool) {
 	if !a.pc.h2 {
-		return replayable(req) && a.pc.hp.reused(a.pc)
+		again = replayable(req) && a.pc.hp.reused(a.pc)
+		return again, again
 	}
-	// net/http's HTTP/2 errors are not exported; these are
-	// errClientConnUnusable, errClientConnNotEstablished and
-	// errClientConnGotGoAway of its h2_bundle.go.
+	noBody := req.Body == nil || req.Body == http.NoBody
+	// net/http's HTTP/2 errors are not exported: these are
+	// errClientConnUnusable, errClientConnNotEstablished,
+	// errClientConnGotGoAway and a StreamError's text (h2_bundle.go).
 	switch msg := err.Error(); {
 	case strings.HasSuffix(msg, "http2: client conn not usable"),
 		strings.HasSuffix(msg, "http2: client conn could not be established"):
-		return true
+		return true, true
 	case strings.HasSuffix(msg, "http2: Transport received Server's graceful shutdown GOAWAY"):
-		return replayable(req)
+		return noBody, true
+	case strings.Contains(msg, "; REFUSED_STREAM; received from peer"):
+		a.pc.answered()
+		return noBody, false
 	}
-	return false
+	return false, false
 }
 
 // replayable is net/http's Request.isReplayable: no body, and a method

@@ -87,6 +87,10 @@ type hostPool struct {
 	// alpnH1: a connection of this HTTP/2 pool got HTTP/1.1 by ALPN (a
 	// server without h2), so dials are counted one request each.
 	alpnH1 bool
+	// peerLimit is the server's SETTINGS_MAX_CONCURRENT_STREAMS as last
+	// read on an HTTP/2 connection that had it (0: not known yet); a new
+	// connection takes no more streams before its own SETTINGS arrive.
+	peerLimit int
 }
 
 // dialCounted marks a pool dial whose connection was already counted in
@@ -328,6 +332,9 @@ func (hp *hostPool) connectCapacity() int {
 		return 1
 	}
 	n := h2InitialStreams
+	if hp.peerLimit > 0 {
+		n = min(n, hp.peerLimit)
+	}
 	if m := hp.t.Options.MaxRequestsPerConnection; m > 0 && int(m) < n {
 		n = int(m)
 	}
@@ -381,6 +388,9 @@ func (hp *hostPool) dial() {
 		pc.limit = max(cc.Available()+cc.InFlight(), 1)
 	}
 	hp.mu.Lock()
+	if pc.h2 && hp.peerLimit > 0 {
+		pc.limit = min(pc.limit, hp.peerLimit)
+	}
 	hp.connecting--
 	if hp.set.h2 && !pc.h2 {
 		hp.alpnH1 = true

@@ -414,6 +414,32 @@ func TestH2PoolServerWithoutH2(t *testing.T) {
 	}
 }
 
+// TestH2RefusedStreamsResent: requests pending on a new connection attach
+// to it before the server's SETTINGS arrive (Go's client assumes 100
+// streams, as Envoy's codec assumes its own limit); the streams a server
+// with a lower limit refuses (REFUSED_STREAM, never processed) are sent
+// again, so every request gets its answer.
+func TestH2RefusedStreamsResent(t *testing.T) {
+	g := newH2Backend(t, true, 1)
+	close(g.release)
+	c := h2Cluster(t, g, DefaultThresholds(), TransportOptions{})
+	h := c.Hosts[0]
+	var done []chan error
+	for range 6 {
+		done = append(done, sendAsync(c, h))
+	}
+	waitFor(t, func() bool { return c.Stats.RqPendingActive.Load() == 6 })
+	close(g.handshake)
+	for i, d := range done {
+		if err := <-d; err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	if g.requests.Load() != 6 || c.Stats.RqActive.Load() != 0 {
+		t.Errorf("server answered %d, rq_active %d; want 6 and 0", g.requests.Load(), c.Stats.RqActive.Load())
+	}
+}
+
 // TestH2IdleTimeout: an HTTP/2 connection with no stream for the idle
 // timeout is closed.
 func TestH2IdleTimeout(t *testing.T) {

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,18 @@ type poolConn struct {
 	// last one ends (max_requests_per_connection reached, max connection
 	// duration, GOAWAY or an error, its pool closed).
 	draining bool
+	// settled: the server answered on the connection (or refused a
+	// stream), so its SETTINGS, which come first, have been read and Go
+	// reports the server's own stream limit. Set without the pool's lock.
+	settled atomic.Bool
+}
+
+// answered records that the server answered (or refused a stream) on
+// pc: its stream limit is the server's from now on.
+func (pc *poolConn) answered() {
+	if pc.h2 && !pc.settled.Load() {
+		pc.settled.Store(true)
+	}
 }
 
 // connState is which of its host pool's sets a connection is in, after
@@ -62,14 +75,22 @@ func (pc *poolConn) hasCapacity() bool {
 	if !pc.h2 {
 		return pc.streams == 0
 	}
-	if pc.streams >= pc.limit {
-		return false
-	}
 	avail, inFlight := pc.cc.Available(), pc.cc.InFlight()
 	switch {
 	case avail > 0:
+		// Also when the pool has as many streams as the limit it knew:
+		// the peer's SETTINGS may have raised it.
 		pc.limit = avail + inFlight
+		if pc.settled.Load() {
+			pc.hp.peerLimit = pc.limit
+		} else if pc.hp.peerLimit > 0 {
+			// Before the server's SETTINGS, the limit its other
+			// connections have.
+			pc.limit = min(pc.limit, pc.hp.peerLimit)
+		}
 		return pc.streams < pc.limit
+	case pc.streams >= pc.limit:
+		return false
 	case inFlight == 0:
 		// Go takes no stream at all: closed, GOAWAY received, or closing.
 		pc.draining = true

@@ -278,6 +278,7 @@ func (t *Transport) RoundTrip(req *http.Request, downstreamH2 bool) (*http.Respo
 		pc.hp.release(pc, pc.h2) // a failed HTTP/1.1 exchange leaves its connection unusable
 		return nil, err
 	}
+	pc.answered()
 	resp.Body = &streamBody{ReadCloser: resp.Body, pc: pc}
 	return resp, nil
 }
