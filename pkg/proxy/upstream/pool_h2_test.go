@@ -440,6 +440,31 @@ func TestH2RefusedStreamsResent(t *testing.T) {
 	}
 }
 
+// TestH2MaxConnectionDuration: an HTTP/2 connection past
+// max_connection_duration takes no new stream; its successor is dialled
+// and it closes once its streams have ended.
+func TestH2MaxConnectionDuration(t *testing.T) {
+	g := newH2Backend(t, false, 100)
+	c := h2Cluster(t, g, DefaultThresholds(), TransportOptions{MaxConnectionDuration: 100 * time.Millisecond})
+	h := c.Hosts[0]
+	long := sendAsync(c, h)
+	waitFor(t, func() bool { return g.requests.Load() == 1 })
+	time.Sleep(150 * time.Millisecond)
+	second := sendAsync(c, h)
+	waitFor(t, func() bool { return g.requests.Load() == 2 })
+	if g.clientConns() != 2 || c.Stats.CxMaxDuration.Load() != 1 || g.closed.Load() != 0 {
+		t.Errorf("connections %d, cx_max_duration %d, closed %d; want 2 1 0 (the old one drains)",
+			g.clientConns(), c.Stats.CxMaxDuration.Load(), g.closed.Load())
+	}
+	close(g.release)
+	for _, d := range []chan error{long, second} {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return g.closed.Load() == 1 && c.Stats.CxActive.Load() == 1 })
+}
+
 // TestH2IdleTimeout: an HTTP/2 connection with no stream for the idle
 // timeout is closed.
 func TestH2IdleTimeout(t *testing.T) {
@@ -516,4 +541,26 @@ func BenchmarkPoolAcquireReleaseH2(b *testing.B) {
 		}
 		a.Release()
 	}
+}
+
+// BenchmarkH2RoundTrip is one request through an HTTP/2 cluster's pool to
+// an h2c server (admit, send, read the 2-byte answer, release), 8 at a
+// time over one connection.
+func BenchmarkH2RoundTrip(b *testing.B) {
+	g := newH2Backend(b, false, 250)
+	close(g.release)
+	c := h2Cluster(b, g, DefaultThresholds(), TransportOptions{})
+	h := c.Hosts[0]
+	warmUp(b, c, h)
+	b.ReportAllocs()
+	b.SetParallelism(4) // 2 cores: 8 goroutines
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if _, err := send(ctx, c, h); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
