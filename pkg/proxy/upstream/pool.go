@@ -386,6 +386,9 @@ func (hp *hostPool) dial() {
 	pc := &poolConn{cc: cc, hp: hp, h2: hp.set.h2c || dc.h2.Load(), opened: now, idleSince: now, limit: 1}
 	if pc.h2 {
 		pc.limit = max(cc.Available()+cc.InFlight(), 1)
+		t.stats.CxHTTP2Total.Add(1)
+	} else {
+		t.stats.CxHTTP1Total.Add(1)
 	}
 	hp.mu.Lock()
 	if pc.h2 && hp.peerLimit > 0 {

@@ -188,6 +188,9 @@ func TestH2PendingWhileDialling(t *testing.T) {
 	if g.conns.Load() != 1 || g.clientConns() != 1 || !g.protos["HTTP/2.0"] || len(g.protos) != 1 {
 		t.Errorf("server saw %d connections (%d with requests), protocols %v; want 1 and HTTP/2.0", g.conns.Load(), g.clientConns(), g.protos)
 	}
+	if c.Stats.CxHTTP2Total.Load() != 1 || c.Stats.CxHTTP1Total.Load() != 0 {
+		t.Errorf("upstream_cx_http2_total %d http1_total %d, want 1 and 0", c.Stats.CxHTTP2Total.Load(), c.Stats.CxHTTP1Total.Load())
+	}
 	if c.Stats.RqPendingTotal.Load() != 3 || c.Stats.RqPendingOverflow.Load() != 1 || c.Stats.RqPendingActive.Load() != 0 {
 		t.Errorf("pending total %d overflow %d active %d, want 3 1 0", c.Stats.RqPendingTotal.Load(),
 			c.Stats.RqPendingOverflow.Load(), c.Stats.RqPendingActive.Load())
@@ -406,6 +409,9 @@ func TestH2PoolServerWithoutH2(t *testing.T) {
 	}
 	close(g.handshake)
 	waitFor(t, func() bool { return g.conns.Load() == 3 && c.Stats.RqActive.Load() == 3 })
+	if c.Stats.CxHTTP1Total.Load() != 3 || c.Stats.CxHTTP2Total.Load() != 0 {
+		t.Errorf("upstream_cx_http1_total %d http2_total %d, want 3 and 0", c.Stats.CxHTTP1Total.Load(), c.Stats.CxHTTP2Total.Load())
+	}
 	close(g.release)
 	for _, d := range done {
 		if err := <-d; err != nil {
