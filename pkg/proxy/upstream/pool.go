@@ -326,7 +326,8 @@ func (hp *hostPool) serve(pc *poolConn, th *Thresholds) {
 // connectCapacity is how many pending requests a connection being dialled
 // is counted to take (Envoy's connecting_stream_capacity_): one for
 // HTTP/1.1; for HTTP/2 the streams Go's client sends before the peer's
-// SETTINGS arrive, bounded by max_requests_per_connection.
+// SETTINGS arrive (or the server's limit, once known), bounded by
+// max_requests_per_connection.
 func (hp *hostPool) connectCapacity() int {
 	if !hp.set.h2 || hp.alpnH1 {
 		return 1
@@ -395,9 +396,7 @@ func (hp *hostPool) dial() {
 		pc.limit = min(pc.limit, hp.peerLimit)
 	}
 	hp.connecting--
-	if hp.set.h2 && !pc.h2 {
-		hp.alpnH1 = true
-	}
+	hp.alpnH1 = hp.set.h2 && !pc.h2
 	th := t.limits()
 	hp.serve(pc, th)
 	if hp.set.h2 {
