@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 )
 
 // Circuit breaking, after Envoy's per-cluster resource limits (the
@@ -20,11 +21,9 @@ import (
 //     (upstream_cx_overflow) and pending requests wait for a busy one.
 //   - max_retries: retries in flight (upstream_rq_retry_overflow).
 //
-// HTTP/1.1 requests go through the host pools of pool.go, which do this
-// accounting as Envoy's connection pools do. HTTP/2 requests multiplex on
-// net/http's connection per host and attach at once, so max_requests is
-// checked on arrival. Overflows answer 503 with x-envoy-overloaded: true
-// and response flag UO.
+// Requests go through the host pools of pool.go (HTTP/1.1 and HTTP/2),
+// which do this accounting as Envoy's connection pools do. Overflows answer
+// 503 with x-envoy-overloaded: true and response flag UO.
 
 // Envoy's defaults when a cluster sets no thresholds.
 const (
@@ -62,13 +61,12 @@ var (
 )
 
 // Admission is a request admitted to a cluster and its host, holding its
-// upstream connection when it is HTTP/1.1. Send it with RoundTrip and
+// stream on an upstream connection. Send it with RoundTrip and
 // Release it when the request is done (response body read or abandoned).
 type Admission struct {
 	c  *Cluster
 	h  *Host
 	pc *poolConn
-	h2 bool
 	// active: the request counts in upstream_rq_active (max_requests).
 	active bool
 	done   bool
@@ -76,21 +74,22 @@ type Admission struct {
 
 // Admit applies the cluster's circuit breakers to a request going to host
 // h at addr (h is nil for original-destination clusters) and counts it in
-// flight on the host (what least request compares). An HTTP/1.1 request
-// gets its connection here, waiting pending for one until ctx ends.
+// flight on the host (what least request compares). The request gets its
+// stream on a connection here (HTTP/1.1 or HTTP/2), waiting pending for
+// one until ctx ends.
 // downstreamH2 says the request came in over HTTP/2 (for
 // use_downstream_protocol). The error is an *OverflowError (errors.Is
 // ErrOverflow) when a limit refuses the request, the dial's error when the
 // connection for it failed, or ctx's error.
 func (c *Cluster) Admit(ctx context.Context, h *Host, addr string, downstreamH2 bool) (Admission, error) {
-	a := Admission{c: c, h: h, h2: c.HTTP2 || c.UseDownstreamProtocol && downstreamH2, active: true}
-	if a.h2 || c.Transport == nil {
+	a := Admission{c: c, h: h, active: true}
+	if c.Transport == nil { // no pool: max_requests on arrival
 		if !tryInc(&c.Stats.RqActive, c.Limits.MaxRequests) {
 			c.Stats.RqPendingOverflow.Add(1)
 			return Admission{}, errMaxRequests
 		}
 	} else {
-		pc, err := c.Transport.acquire(ctx, addr)
+		pc, err := c.Transport.acquire(ctx, addr, c.UseDownstreamProtocol && downstreamH2)
 		if err != nil {
 			return Admission{}, err
 		}
@@ -102,32 +101,73 @@ func (c *Cluster) Admit(ctx context.Context, h *Host, addr string, downstreamH2 
 	return a, nil
 }
 
-// RoundTrip sends the admitted request: on its HTTP/1.1 connection, or
-// with the cluster's HTTP/2 transport.
+// RoundTrip sends the admitted request on its connection.
 //
-// A replayable request (idempotent method, no body) that fails on a reused
-// connection before any answer is sent once more on another connection of
-// the pool, as net/http's Transport does (persistConn.shouldRetryRequest):
-// the server most likely closed the idle connection as it was taken.
+// A request is sent once more on another connection of the pool, as
+// net/http's Transport does (persistConn.shouldRetryRequest, http2
+// canRetryError), when the server cannot have acted on it:
+//   - HTTP/1.1: a replayable request (idempotent method, no body) that
+//     fails on a reused connection before any answer: the server most
+//     likely closed the idle connection as it was taken;
+//   - HTTP/2: the connection took no new stream (a GOAWAY or close raced
+//     the attach; it drains), or, for a request without a body, the server
+//     refused the stream: REFUSED_STREAM (a new connection's streams over
+//     the server's limit before its SETTINGS arrived) or above its
+//     GOAWAY's last stream (the connection drains).
 func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
 	if a.pc == nil {
-		return a.c.Transport.RoundTrip(req, a.h2)
+		return nil, errors.New("upstream: cluster " + a.c.Name + " has no connection pool")
 	}
-	reused := a.pc.requests > 1
+	if a.c.Transport.Options.TLS.Enabled {
+		req.URL.Scheme = "https" // the request is the proxy's own copy
+	}
 	resp, err := a.pc.cc.RoundTrip(req)
-	if err == nil || !reused || !replayable(req) || req.Context().Err() != nil {
+	if err == nil {
+		a.pc.answered()
+		return resp, nil
+	}
+	if req.Context().Err() != nil {
+		return nil, err
+	}
+	again, drain := a.resend(req, err)
+	if !again {
 		return resp, err
 	}
 	old, hp := a.pc, a.pc.hp
 	a.pc, a.active = nil, false
 	a.c.Stats.RqActive.Add(-1)
-	hp.release(old, false)
-	pc, aerr := hp.t.acquire(req.Context(), hp.addr)
+	hp.release(old, !drain)
+	pc, aerr := hp.t.acquire(req.Context(), hp.addr, hp.set == hp.t.h2pools)
 	if aerr != nil {
 		return nil, err // the first failure says what happened
 	}
 	a.pc, a.active = pc, true
 	return pc.cc.RoundTrip(req)
+}
+
+// resend reports whether req, which failed with err on its connection,
+// may be sent on another (see RoundTrip), and whether that connection
+// must drain.
+func (a *Admission) resend(req *http.Request, err error) (again, drain bool) {
+	if !a.pc.h2 {
+		again = replayable(req) && a.pc.hp.reused(a.pc)
+		return again, again
+	}
+	noBody := req.Body == nil || req.Body == http.NoBody
+	// net/http's HTTP/2 errors are not exported: these are
+	// errClientConnUnusable, errClientConnNotEstablished,
+	// errClientConnGotGoAway and a StreamError's text (h2_bundle.go).
+	switch msg := err.Error(); {
+	case strings.HasSuffix(msg, "http2: client conn not usable"),
+		strings.HasSuffix(msg, "http2: client conn could not be established"):
+		return true, true
+	case strings.HasSuffix(msg, "http2: Transport received Server's graceful shutdown GOAWAY"):
+		return noBody, true
+	case strings.Contains(msg, "; REFUSED_STREAM; received from peer"):
+		a.pc.answered()
+		return noBody, false
+	}
+	return false, false
 }
 
 // replayable is net/http's Request.isReplayable: no body, and a method

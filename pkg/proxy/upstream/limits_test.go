@@ -13,8 +13,8 @@ func limitCluster(th Thresholds, http2 bool) *Cluster {
 	return c
 }
 
-// TestMaxRequests: HTTP/2 requests attach at once, so max_requests is
-// checked on arrival.
+// TestMaxRequests: a cluster without a connection pool checks max_requests
+// on arrival (with one, it is checked at attach: pool_test.go).
 func TestMaxRequests(t *testing.T) {
 	c := limitCluster(Thresholds{MaxConnections: 1 << 30, MaxPendingRequests: 1 << 30, MaxRequests: 2, MaxRetries: 3}, true)
 	a1, err1 := c.Admit(context.Background(), c.Hosts[0], c.Hosts[0].Address, true)

@@ -61,3 +61,23 @@ func TestPipeHost(t *testing.T) {
 		}
 	}
 }
+
+// TestPipeHostAdmitted: a cluster's request to a unix socket host gets its
+// pooled connection through Admit.
+func TestPipeHostAdmitted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	c := poolCluster(t, DefaultThresholds(), TransportOptions{}, PipeAddress(path))
+	if body, err := send(context.Background(), c, c.Hosts[0]); err != nil || body != "ok" {
+		t.Fatalf("got %q, %v", body, err)
+	}
+	if c.Hosts[0].CxActive.Load() != 1 {
+		t.Errorf("host cx_active %d, want 1", c.Hosts[0].CxActive.Load())
+	}
+}

@@ -358,7 +358,7 @@ func TestEmptyPoolForgotten(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool {
-		_, ok := c.Transport.pools.Load(c.Hosts[0].Address)
+		_, ok := c.Transport.pools.m.Load(c.Hosts[0].Address)
 		return !ok
 	})
 	if _, err := send(context.Background(), c, c.Hosts[0]); err != nil {

@@ -34,6 +34,9 @@ type Stats struct {
 	CxActive      atomic.Int64
 	CxMaxRequests atomic.Uint64
 	CxMaxDuration atomic.Uint64
+	// Connections made by protocol (HTTP/2: h2c, or h2 chosen by ALPN).
+	CxHTTP1Total atomic.Uint64
+	CxHTTP2Total atomic.Uint64
 
 	// Balancing.
 	LbHealthyPanic atomic.Uint64
@@ -97,6 +100,8 @@ func (s *Stats) StatValues() [][2]any {
 		{"upstream_cx_connect_fail", s.CxConnectFail.Load()},
 		{"upstream_cx_max_requests", s.CxMaxRequests.Load()},
 		{"upstream_cx_max_duration_reached", s.CxMaxDuration.Load()},
+		{"upstream_cx_http1_total", s.CxHTTP1Total.Load()},
+		{"upstream_cx_http2_total", s.CxHTTP2Total.Load()},
 		{"upstream_cx_none_healthy", s.CxNoneHealthy.Load()},
 		{"lb_healthy_panic", s.LbHealthyPanic.Load()},
 		{"membership_total", s.MembershipTotal.Load()},

@@ -2,9 +2,9 @@ package upstream
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,25 +54,28 @@ type KeepaliveOptions struct {
 // DefaultIdleTimeout is Envoy's upstream idle timeout default.
 const DefaultIdleTimeout = time.Hour
 
-// Transport is a cluster's connection pool: keep-alive HTTP/1.1
-// connections, or multiplexed h2c connections, per host. Connections are
-// counted in the cluster's stats and on the host they go to.
+// Transport is a cluster's connection pool: per host, HTTP/1.1
+// connections or multiplexed HTTP/2 ones (h2c, or h2 over TLS by ALPN),
+// with Envoy's accounting (pool.go). Connections are counted in the
+// cluster's stats and on the host they go to.
 type Transport struct {
 	Options TransportOptions
-	// RT sends with the cluster's protocol; H2 is the h2c pool used for
-	// HTTP/2 requests when the cluster uses the downstream protocol.
+	// RT makes the connections of the cluster's protocol; H2 the h2c ones
+	// for HTTP/2 requests when the cluster uses the downstream protocol.
+	// Only their NewClientConn is used: the pools below keep the
+	// connections.
 	RT *http.Transport
 	H2 *http.Transport
 
 	stats *Stats
 	hosts atomic.Pointer[map[string]*Host]
-	// pools are the HTTP/1.1 host pools by address (pool.go), swept for
+	// pools are the host pools by address (of H2 for h2pools), swept for
 	// idle connections until closed is closed.
-	pools     sync.Map
+	pools     poolSet
+	h2pools   *poolSet
 	sweepOnce sync.Once
 	closed    chan struct{}
 	closeOnce sync.Once
-	trace     bool
 	dialer    *net.Dialer
 }
 
@@ -83,10 +86,12 @@ func NewTransport(opts TransportOptions, stats *Stats) *Transport {
 		stats = &Stats{}
 	}
 	t := &Transport{Options: opts, stats: stats, closed: make(chan struct{})}
-	t.trace = opts.MaxRequestsPerConnection > 1 || opts.MaxConnectionDuration > 0
-	t.RT = t.newRT(opts.HTTP2 && !opts.UseDownstreamProtocol)
+	h2 := opts.HTTP2 && !opts.UseDownstreamProtocol
+	t.RT = t.newRT(h2)
+	t.pools.rt, t.pools.h2, t.pools.h2c = t.RT, h2, h2 && !opts.TLS.Enabled
 	if opts.UseDownstreamProtocol {
 		t.H2 = t.newRT(true)
+		t.h2pools = &poolSet{rt: t.H2, h2: true, h2c: !opts.TLS.Enabled}
 	}
 	return t
 }
@@ -209,7 +214,7 @@ func (t *Transport) dialCounted(ctx context.Context, network, addr string, alpn 
 	if err != nil {
 		return fail(err)
 	}
-	tc := &trackedConn{Conn: c, t: t, host: h, opened: time.Now()}
+	tc := &trackedConn{Conn: c, t: t, host: h}
 	if alpn == nil {
 		return tc, nil
 	}
@@ -217,8 +222,15 @@ func (t *Transport) dialCounted(ctx context.Context, network, addr string, alpn 
 	// gets the *tls.Conn whose negotiated protocol picks h2.
 	sc, err := t.handshake(ctx, tc, addr, alpn)
 	if err != nil {
-		tc.once.Do(func() {}) // counted as a connect failure instead
-		return fail(err)
+		// handshake closed tc, which took it out of upstream_cx_active.
+		t.stats.CxConnectFail.Add(1)
+		if h != nil {
+			h.CxConnectFail.Add(1)
+		}
+		return nil, err
+	}
+	if dc, ok := ctx.Value(dialCountedKey{}).(*dialCounted); ok {
+		dc.h2.Store(sc.ConnectionState().NegotiatedProtocol == "h2")
 	}
 	return sc, nil
 }
@@ -247,71 +259,70 @@ func (t *Transport) hostFor(addr string) *Host {
 	return nil
 }
 
-// RoundTrip sends req with the pool for its protocol. downstreamH2 says
-// the request came in over HTTP/2 (for use_downstream_protocol).
+// RoundTrip sends req on a pooled connection to req.URL.Host, outside any
+// cluster's admission (a cluster's requests go through Admit): the stream
+// counts in upstream_rq_active until the response body is read to its end
+// or closed. downstreamH2 says the request came in over HTTP/2 (for
+// use_downstream_protocol).
 func (t *Transport) RoundTrip(req *http.Request, downstreamH2 bool) (*http.Response, error) {
-	rt := t.RT
-	if t.H2 != nil && downstreamH2 {
-		rt = t.H2
+	pc, err := t.acquire(req.Context(), req.URL.Host, downstreamH2)
+	if err != nil {
+		return nil, err
 	}
 	if t.Options.TLS.Enabled {
-		req.URL.Scheme = "https" // the request is the proxy's own copy
+		req.URL.Scheme = "https"
 	}
-	if t.trace {
-		req = t.withConnLimits(req)
+	resp, err := pc.cc.RoundTrip(req)
+	if err != nil {
+		t.stats.RqActive.Add(-1)
+		pc.hp.release(pc, pc.h2) // a failed HTTP/1.1 exchange leaves its connection unusable
+		return nil, err
 	}
-	return rt.RoundTrip(req)
+	pc.answered()
+	resp.Body = &streamBody{ReadCloser: resp.Body, pc: pc}
+	return resp, nil
 }
 
-// withConnLimits marks the request Close (HTTP/1.1: "Connection: close";
-// HTTP/2: the connection takes no new streams) when the connection it gets
-// has served its maximum number of requests or lived its maximum time.
-// The trace callback runs on the RoundTrip goroutine before the request is
-// written.
-func (t *Transport) withConnLimits(req *http.Request) *http.Request {
-	opts := t.Options
-	var out *http.Request
-	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
-		tc, ok := info.Conn.(*trackedConn)
-		if !ok {
-			return
-		}
-		n := tc.requests.Add(1)
-		switch {
-		case out.Close:
-		case opts.MaxRequestsPerConnection > 0 && n >= uint64(opts.MaxRequestsPerConnection):
-			out.Close = true
-			t.stats.CxMaxRequests.Add(1)
-		case opts.MaxConnectionDuration > 0 && time.Since(tc.opened) >= opts.MaxConnectionDuration:
-			out.Close = true
-			t.stats.CxMaxDuration.Add(1)
-		}
-	}}
-	out = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
-	return out
+// streamBody ends its stream on the pool when read to its end or closed.
+type streamBody struct {
+	io.ReadCloser
+	pc   *poolConn
+	once sync.Once
 }
 
-// Close drops the pool's idle connections; busy ones close when their
-// request ends.
+func (b *streamBody) end() {
+	b.once.Do(func() {
+		b.pc.hp.t.stats.RqActive.Add(-1)
+		b.pc.hp.release(b.pc, true)
+	})
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.end()
+	}
+	return n, err
+}
+
+func (b *streamBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.end()
+	return err
+}
+
+// Close closes the pool's idle connections; the others drain, closing
+// when their last request ends.
 func (t *Transport) Close() {
 	t.closeOnce.Do(func() { close(t.closed) })
-	t.pools.Range(func(_, v any) bool {
-		v.(*hostPool).close()
-		return true
-	})
-	t.RT.CloseIdleConnections()
-	if t.H2 != nil {
-		t.H2.CloseIdleConnections()
-	}
+	t.eachPool((*hostPool).close)
 }
 
 type trackedConn struct {
 	net.Conn
-	t        *Transport
-	host     *Host
-	opened   time.Time
-	requests atomic.Uint64
-	once     sync.Once
+	t    *Transport
+	host *Host
+	once sync.Once
 }
 
 func (c *trackedConn) Close() error {
