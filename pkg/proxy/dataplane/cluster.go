@@ -333,9 +333,6 @@ func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev 
 		topts.MaxRequestsPerConnection = co.MaxRequestsPerConnection.GetValue()
 		topts.MaxConnectionDuration = co.MaxConnectionDuration.AsDuration()
 	}
-	if th.MaxConnections < 1024 {
-		topts.MaxIdlePerHost = int(th.MaxConnections)
-	}
 	if ka := c.GetUpstreamConnectionOptions().GetTcpKeepalive(); ka != nil {
 		topts.Keepalive = upstream.KeepaliveOptions{
 			Enabled:  true,

@@ -27,8 +27,6 @@ type TransportOptions struct {
 	// (checked when a request takes it). 0 means no limit.
 	MaxRequestsPerConnection uint32
 	MaxConnectionDuration    time.Duration
-	// MaxIdlePerHost bounds idle connections kept per host.
-	MaxIdlePerHost int
 	// TLS is the TLS the cluster originates (zero: plaintext).
 	TLS TLSOptions
 	// Identity is the proxy's mesh identity for ISTIO_MUTUAL clusters; the
@@ -117,16 +115,12 @@ func (t *Transport) newRT(h2 bool) *http.Transport {
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	perHost := opts.MaxIdlePerHost
-	if perHost <= 0 {
-		perHost = 1024
-	}
 	rt := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return t.dialCounted(ctx, network, addr, nil)
 		},
-		MaxIdleConns:          0, // no global cap; per host below
-		MaxIdleConnsPerHost:   perHost,
+		// Connections come from NewClientConn and live in the host pools
+		// (pool.go), bounded by max_connections; this Transport keeps none.
 		IdleConnTimeout:       idle,
 		ExpectContinueTimeout: 0,
 		DisableCompression:    true,

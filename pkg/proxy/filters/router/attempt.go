@@ -88,8 +88,8 @@ func attempt(a *attemptRequest) *attemptResult {
 		}
 		res.addr = res.host.Address
 	}
-	// An HTTP/1.1 request gets its connection here (pending while none is
-	// free or one is dialled for it).
+	// The request gets its pooled connection (HTTP/1.1) or stream (HTTP/2)
+	// here, pending while none has room or one is dialled for it.
 	adm, err := cl.Admit(a.ctx, res.host, res.addr, r.ProtoMajor == 2)
 	if err != nil {
 		if errors.Is(err, upstream.ErrOverflow) {
