@@ -172,10 +172,15 @@ func TestLeastRequestManyHostsAvoidsBusiest(t *testing.T) {
 	}
 	got := counts(c, 50000, nil)
 	// P(host i chosen) = ((5-i)^2 - (4-i)^2)/25: 9,7,5,3,1 /25.
+	// Each count is binomial: allow 5 standard deviations, so the test
+	// fails on a wrong distribution (uniform would be 10000 each), not on
+	// chance (6% was under 3σ for the least picked host).
 	for i, h := range hs {
-		want := 50000 * (9 - 2*i) / 25
-		if !within(got[h.Address], want, 0.06) {
-			t.Errorf("host with %d active: %d picks, want %d ±6%%", i, got[h.Address], want)
+		p := float64(9-2*i) / 25
+		want := 50000 * p
+		tol := 5 * math.Sqrt(50000*p*(1-p))
+		if d := math.Abs(float64(got[h.Address]) - want); d > tol {
+			t.Errorf("host with %d active: %d picks, want %.0f ±%.0f (5σ)", i, got[h.Address], want, tol)
 		}
 	}
 }
