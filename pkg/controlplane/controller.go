@@ -90,7 +90,8 @@ func New(opts Options) (*Controller, error) {
 		opts.Debounce = DebounceOptions{Quiet: 100 * time.Millisecond, MaxDelay: time.Second}
 	}
 	src, err := filesource.New(filesource.Options{Dir: opts.ConfigDir, DefaultNamespace: "default",
-		Logf: func(f string, a ...any) { opts.Logger.Info(fmt.Sprintf(f, a...)) }})
+		Logf:  func(f string, a ...any) { opts.Logger.Info(fmt.Sprintf(f, a...)) },
+		Warnf: func(f string, a ...any) { opts.Logger.Warn(fmt.Sprintf(f, a...)) }})
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}

@@ -52,6 +52,9 @@ type Options struct {
 	DefaultNamespace string
 	// Logf, when set, receives progress and problems.
 	Logf func(format string, args ...any)
+	// Warnf, when set, receives what Istio accepts with a warning (the
+	// resource applies); Logf when unset.
+	Warnf func(format string, args ...any)
 }
 
 // Snapshot is the complete set of good resources at one moment, plus the
@@ -116,6 +119,9 @@ func New(opts Options) (*Source, error) {
 	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
+	}
+	if opts.Warnf == nil {
+		opts.Warnf = opts.Logf
 	}
 	return &Source{opts: opts, maxFiles: MaxFiles, files: map[string]*fileState{}, forced: map[string]bool{}}, nil
 }
@@ -463,7 +469,7 @@ func (s *Source) parse(f *fileState, data []byte) {
 			continue
 		}
 		for _, w := range config.Warnings(r) {
-			s.opts.Logf("config: WARNING %s", w)
+			s.opts.Warnf("config: WARNING %s", w)
 		}
 		problems := append(config.Validate(r), config.Unsupported(r)...)
 		if len(problems) > 0 {
