@@ -49,8 +49,8 @@ func (pc *poolConn) answered() {
 type connState uint8
 
 const (
-	// connNew: dialled, not yet placed.
-	connNew connState = iota
+	// The zero state: dialled, not yet placed.
+	_ connState = iota
 	// connReady: in hostPool.ready, able to take a stream.
 	connReady
 	// connBusy: counted in hostPool.busy: no stream capacity left, or
