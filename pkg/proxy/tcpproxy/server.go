@@ -35,7 +35,11 @@ type Server struct {
 	mu    sync.Mutex
 	lis   net.Listener
 	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	// closed is set, under mu, when Shutdown or Close begins: no
+	// connection is added to wg after that, so wg.Wait never races a
+	// wg.Add.
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // New makes a server for one listener.
@@ -64,8 +68,10 @@ func (s *Server) Serve(lis net.Listener) error {
 			}
 			return err
 		}
-		s.track(conn, true)
-		s.wg.Add(1)
+		if !s.track(conn, true) {
+			conn.Close()
+			return nil
+		}
 		go func() {
 			defer s.wg.Done()
 			defer s.track(conn, false)
@@ -74,20 +80,28 @@ func (s *Server) Serve(lis net.Listener) error {
 	}
 }
 
-func (s *Server) track(c net.Conn, add bool) {
+// track adds c to the open connections (and wg), unless the server is
+// closing, or removes it.
+func (s *Server) track(c net.Conn, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if add {
-		s.conns[c] = struct{}{}
-	} else {
+	if !add {
 		delete(s.conns, c)
+		return true
 	}
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
 }
 
 // Shutdown stops accepting and waits for open connections until ctx ends,
 // then closes them.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.mu.Lock()
+	s.closed = true
 	if s.lis != nil {
 		s.lis.Close()
 	}
@@ -105,6 +119,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 func (s *Server) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	if s.lis != nil {
 		s.lis.Close()
 	}
