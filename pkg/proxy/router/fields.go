@@ -28,6 +28,7 @@ var Fields = xdsfields.Table{
 		// Only false (checkRouteConfig): a missing cluster answers
 		// cluster_not_found_response_code at request time.
 		"validate_clusters"),
+	// require_tls: NONE or ALL (Compile).
 	name(&route.VirtualHost{}): set("name", "domains", "routes", "require_tls",
 		"request_headers_to_add", "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove",
 		"cors", "typed_per_filter_config", "include_request_attempt_count", "include_attempt_count_in_response",
@@ -83,7 +84,7 @@ var Fields = xdsfields.Table{
 	name(&route.CorsPolicy{}): set("allow_origin_string_match", "allow_methods", "allow_headers", "expose_headers",
 		"max_age", "allow_credentials", "filter_enabled", "shadow_enabled", "allow_private_network_access",
 		"forward_not_matching_preflights"),
-	name(&core.HeaderValueOption{}): set("header", "append", "append_action"),
+	name(&core.HeaderValueOption{}): set("header", "append", "append_action", "keep_empty_value"),
 	name(&core.HeaderValue{}):       set("key", "value", "raw_value"),
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +208,30 @@ func TestRouteFieldsNACK(t *testing.T) {
 	}
 	if tried < 100 {
 		t.Errorf("only %d unsupported fields tried", tried)
+	}
+}
+
+// TestRouteFieldValuesNACK: honoured fields with values the proxy does not
+// implement are NACKed naming the field.
+func TestRouteFieldValuesNACK(t *testing.T) {
+	for _, c := range []struct {
+		edit func(*route.RouteConfiguration)
+		want string
+	}{
+		{func(rc *route.RouteConfiguration) { rc.ValidateClusters = wrapperspb.Bool(true) }, `route config "rc": validate_clusters true`},
+		{func(rc *route.RouteConfiguration) { rc.VirtualHosts[0].RequireTls = route.VirtualHost_EXTERNAL_ONLY },
+			`route config "rc": virtual host "vh": require_tls EXTERNAL_ONLY`},
+		{func(rc *route.RouteConfiguration) {
+			rc.VirtualHosts[0].Routes[0].GetRoute().RetryPolicy.PerTryIdleTimeout = durationpb.New(time.Second)
+		}, `route 0 ("fwd"): retry_policy: per_try_idle_timeout`},
+		{func(rc *route.RouteConfiguration) {
+			rc.VirtualHosts[0].Routes[2].GetDirectResponse().Body = &core.DataSource{Specifier: &core.DataSource_Filename{Filename: "/etc/passwd"}}
+		}, `route 2 ("direct"): direct_response.body.filename: not supported`},
+	} {
+		rc := fullRouteConfig(t)
+		c.edit(rc)
+		if _, err := router.Compile(rc); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("err = %v, want one containing %q", err, c.want)
+		}
 	}
 }

@@ -88,9 +88,15 @@ func Compile(rc *route.RouteConfiguration) (*Table, error) {
 			return nil, fmt.Errorf("route config %q: virtual host %q: %w", rc.Name, vh.Name, err)
 		}
 		cvh := &VirtualHost{Name: vh.Name}
-		if vh.RequireTls != route.VirtualHost_NONE {
+		switch vh.RequireTls {
+		case route.VirtualHost_NONE:
+		case route.VirtualHost_ALL:
 			cvh.tlsRedirect = &Route{Name: "require_tls", VHost: vh.Name, path: pathMatch{kind: 'p', value: "/", caseSensitive: true},
 				Action: Action{Kind: Redirect, Redirect: &RedirectAction{Scheme: "https", Code: 301}}}
+		default:
+			// EXTERNAL_ONLY exempts requests Envoy deems internal
+			// (x-envoy-internal), which the proxy does not track.
+			return nil, fmt.Errorf("route config %q: virtual host %q: require_tls %v: only ALL is supported", rc.Name, vh.Name, vh.RequireTls)
 		}
 		for i, r := range vh.Routes {
 			cr, err := compileRoute(r, vh)

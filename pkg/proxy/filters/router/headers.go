@@ -44,6 +44,12 @@ func compileHeaderOps(vhAdd []*core.HeaderValueOption, vhRemove []string, add []
 			if err != nil {
 				return ops, err
 			}
+			// An empty value is not written unless keep_empty_value, as
+			// Envoy's HeaderParser::evaluateHeaders
+			// (source/common/router/header_parser.cc) skips it.
+			if e.Value == "" && !o.KeepEmptyValue {
+				continue
+			}
 			ops.Edits = append(ops.Edits, e)
 		}
 	}
@@ -58,11 +64,7 @@ func compileEdit(o *core.HeaderValueOption) (HeaderEdit, error) {
 	if strings.HasPrefix(h.Key, ":") {
 		return HeaderEdit{}, fmt.Errorf("header edit of pseudo-header %q is not supported", h.Key)
 	}
-	value := h.Value
-	if value == "" && len(h.RawValue) > 0 {
-		value = string(h.RawValue)
-	}
-	e := HeaderEdit{Name: http.CanonicalHeaderKey(h.Key), Value: value}
+	e := HeaderEdit{Name: http.CanonicalHeaderKey(h.Key), Value: headerValue(h)}
 	switch o.AppendAction {
 	case core.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
 		e.Mode = 'a'
@@ -81,6 +83,14 @@ func compileEdit(o *core.HeaderValueOption) (HeaderEdit, error) {
 		}
 	}
 	return e, nil
+}
+
+// headerValue is a header edit's value: value, else raw_value.
+func headerValue(h *core.HeaderValue) string {
+	if h.GetValue() == "" && len(h.GetRawValue()) > 0 {
+		return string(h.GetRawValue())
+	}
+	return h.GetValue()
 }
 
 // Apply edits h.

@@ -3,6 +3,8 @@ package router
 import (
 	"net/http"
 	"testing"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 )
 
 func TestHeaderOps(t *testing.T) {
@@ -16,5 +18,32 @@ func TestHeaderOps(t *testing.T) {
 	ops.Apply(h)
 	if h.Get("X-Drop") != "" || h.Get("X-Over") != "new" || len(h["X-App"]) != 2 || h.Get("X-Keep") != "1" || h.Get("X-Missing") != "" {
 		t.Errorf("header ops applied wrongly: %v", h)
+	}
+}
+
+// TestHeaderOpsEmptyValue: an edit with an empty value is dropped unless
+// keep_empty_value, as Envoy's HeaderParser does.
+func TestHeaderOpsEmptyValue(t *testing.T) {
+	hv := func(k, v string, keep bool) *core.HeaderValueOption {
+		return &core.HeaderValueOption{Header: &core.HeaderValue{Key: k, Value: v}, KeepEmptyValue: keep,
+			AppendAction: core.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
+	}
+	ops, err := compileHeaderOps(nil, nil, []*core.HeaderValueOption{hv("x-empty", "", false), hv("x-kept", "", true), hv("x-set", "v", false)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{"X-Empty": {"client"}}
+	ops.Apply(h)
+	if got := h.Values("X-Empty"); len(got) != 1 || got[0] != "client" {
+		t.Errorf("x-empty = %q, want the client's value untouched", got)
+	}
+	if got, ok := h["X-Kept"]; !ok || len(got) != 1 || got[0] != "" {
+		t.Errorf("x-kept = %q (present %v), want one empty value", got, ok)
+	}
+	if h.Get("X-Set") != "v" {
+		t.Errorf("x-set = %q", h.Get("X-Set"))
+	}
+	if _, err := compileHeaderOps(nil, nil, []*core.HeaderValueOption{{Header: &core.HeaderValue{}}}, nil); err == nil {
+		t.Error("an edit without a name is accepted")
 	}
 }
