@@ -55,8 +55,7 @@ var Fields = xdsfields.Table{
 	name(&core.DataSource{}): set("inline_bytes", "inline_string"),
 	name(&route.HeaderMatcher{}): set("name", "exact_match", "safe_regex_match", "present_match", "prefix_match",
 		"suffix_match", "string_match", "invert_match"),
-	// present_match false matches on presence too, as in Envoy
-	// (ConfigUtility::QueryParameterMatcher).
+	// present_match false matches on absence (compileQueryMatch).
 	name(&route.QueryParameterMatcher{}): set("name", "string_match", "present_match"),
 	// per_try_idle_timeout: only 0 (compileRetryPolicy).
 	name(&route.RetryPolicy{}): set("retry_on", "num_retries", "per_try_timeout", "per_try_idle_timeout",
