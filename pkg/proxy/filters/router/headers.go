@@ -64,7 +64,11 @@ func compileEdit(o *core.HeaderValueOption) (HeaderEdit, error) {
 	if strings.HasPrefix(h.Key, ":") {
 		return HeaderEdit{}, fmt.Errorf("header edit of pseudo-header %q is not supported", h.Key)
 	}
-	e := HeaderEdit{Name: http.CanonicalHeaderKey(h.Key), Value: headerValue(h)}
+	value, err := literalValue(headerValue(h))
+	if err != nil {
+		return HeaderEdit{}, fmt.Errorf("header edit %q: %w", h.Key, err)
+	}
+	e := HeaderEdit{Name: http.CanonicalHeaderKey(h.Key), Value: value}
 	switch o.AppendAction {
 	case core.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD:
 		e.Mode = 'a'
@@ -91,6 +95,32 @@ func headerValue(h *core.HeaderValue) string {
 		return string(h.GetRawValue())
 	}
 	return h.GetValue()
+}
+
+// literalValue reads a header edit's value as Envoy does, where "%" starts
+// a substitution command (%DOWNSTREAM_REMOTE_ADDRESS%, %REQ(x)%, ...) and
+// "%%" is a literal "%" (Envoy's custom request/response headers,
+// https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_conn_man/headers#custom-request-response-headers).
+// The proxy evaluates no commands: a value with one is NACKed rather
+// than sent as written.
+func literalValue(v string) (string, error) {
+	if !strings.Contains(v, "%") {
+		return v, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '%' {
+			b.WriteByte(v[i])
+			continue
+		}
+		if i+1 < len(v) && v[i+1] == '%' {
+			b.WriteByte('%')
+			i++
+			continue
+		}
+		return "", fmt.Errorf("value %q: substitution commands (%%...%%) are not supported; write a literal %% as %%%%", v)
+	}
+	return b.String(), nil
 }
 
 // Apply edits h.

@@ -2,6 +2,7 @@ package router
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -45,5 +46,23 @@ func TestHeaderOpsEmptyValue(t *testing.T) {
 	}
 	if _, err := compileHeaderOps(nil, nil, []*core.HeaderValueOption{{Header: &core.HeaderValue{}}}, nil); err == nil {
 		t.Error("an edit without a name is accepted")
+	}
+}
+
+// TestHeaderOpsPercent: "%%" is a literal "%", as in Envoy's header
+// values; a substitution command, which the proxy does not evaluate, is
+// NACKed naming the header.
+func TestHeaderOpsPercent(t *testing.T) {
+	hv := func(v string) []*core.HeaderValueOption {
+		return []*core.HeaderValueOption{{Header: &core.HeaderValue{Key: "x-p", Value: v}}}
+	}
+	ops, err := compileHeaderOps(nil, nil, hv("100%% sure"), nil)
+	if err != nil || len(ops.Edits) != 1 || ops.Edits[0].Value != "100% sure" {
+		t.Errorf("edits = %+v, err = %v; want one with value %q", ops.Edits, err, "100% sure")
+	}
+	for _, v := range []string{"%DOWNSTREAM_REMOTE_ADDRESS%", "50%", "%"} {
+		if _, err := compileHeaderOps(nil, nil, hv(v), nil); err == nil || !strings.Contains(err.Error(), `"x-p"`) {
+			t.Errorf("value %q: err = %v, want a NACK naming the header", v, err)
+		}
 	}
 }
