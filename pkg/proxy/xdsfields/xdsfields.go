@@ -42,7 +42,8 @@ type Table map[protoreflect.FullName]map[protoreflect.Name]bool
 // (types the caller checks itself, where it compiles them, so that its
 // errors name them). A type without an entry is a leaf the compile code
 // reads whole (a Duration, a StringMatcher). The error lists every field
-// not honoured by its path from m ("route.idle_timeout").
+// not honoured by its path from m ("route.idle_timeout"), a message's own
+// fields before those of the messages in it, each in field-number order.
 func (t Table) Check(m proto.Message, skip ...protoreflect.FullName) error {
 	var bad []string
 	t.walk(m.ProtoReflect(), "", skip, &bad)
