@@ -11,9 +11,9 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 )
 
-// Fields is the allow-list of the route configuration (RDS): for each
+// fields is the allow-list of the route configuration (RDS): for each
 // message the proxy reads, the fields it honours. Every other field set is
-// NACKed by name (checkFields). A field honoured only for some values has
+// NACKed by message path and name (checkRouteConfig, checkVirtualHost, checkRoute). A field honoured only for some values has
 // its value checked where it is compiled. Where each is honoured:
 //   - this package: virtual hosts, domains, require_tls, matching, the
 //     route actions (cluster choice, rewrites, redirects, direct
@@ -23,7 +23,7 @@ import (
 //     limits, attempt-count headers;
 //   - filters/cors: the deprecated cors fields; each registered filter:
 //     its typed_per_filter_config entry (httpfilter.CompilePerRoute).
-var Fields = xdsfields.Table{
+var fields = xdsfields.Table{
 	name(&route.RouteConfiguration{}): set("name", "virtual_hosts",
 		// Only false (checkRouteConfig): a missing cluster answers
 		// cluster_not_found_response_code at request time.
@@ -105,7 +105,7 @@ var (
 // checkRouteConfig checks the route configuration's own fields; its
 // virtual hosts are checked as they are compiled.
 func checkRouteConfig(rc *route.RouteConfiguration) error {
-	if err := Fields.Check(rc, virtualHostType); err != nil {
+	if err := fields.Check(rc, virtualHostType); err != nil {
 		return err
 	}
 	if rc.GetValidateClusters().GetValue() {
@@ -115,7 +115,7 @@ func checkRouteConfig(rc *route.RouteConfiguration) error {
 }
 
 // checkVirtualHost checks a virtual host's fields but its routes'.
-func checkVirtualHost(vh *route.VirtualHost) error { return Fields.Check(vh, routeType) }
+func checkVirtualHost(vh *route.VirtualHost) error { return fields.Check(vh, routeType) }
 
 // checkRoute checks a route and everything in it.
-func checkRoute(r *route.Route) error { return Fields.Check(r) }
+func checkRoute(r *route.Route) error { return fields.Check(r) }

@@ -176,7 +176,7 @@ func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
 // checkPerFilterConfig rejects typed_per_filter_config for filters the
 // proxy does not have (each registered filter compiles its own entry). A
 // weighted cluster's, which no filter reads, is not on the allow-list
-// (Fields).
+// (fields.go).
 func checkPerFilterConfig(r *route.Route, vh *route.VirtualHost) error {
 	for _, cfg := range []map[string]*anypb.Any{vh.TypedPerFilterConfig, r.TypedPerFilterConfig} {
 		for _, name := range slices.Sorted(maps.Keys(cfg)) {
