@@ -7,11 +7,11 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
+	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 
 	// The HTTP filters the proxy has: each registers its factory with
 	// httpfilter. A new filter is one more import here.
@@ -30,18 +30,6 @@ var hcmFields = map[protoreflect.Name]bool{
 	"merge_slashes": true, "path_with_escaped_slashes_action": true, "strip_any_host_port": true,
 }
 
-// unsupportedFields names the fields of m that are set but not in allowed.
-func unsupportedFields(m proto.Message, allowed map[protoreflect.Name]bool) []string {
-	var names []string
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-		if !allowed[fd.Name()] {
-			names = append(names, string(fd.Name()))
-		}
-		return true
-	})
-	return names
-}
-
 // compileHCM compiles an http_connection_manager into chain. Honoured:
 // codec_type AUTO (HTTP/1.1 and h2c on one port), RDS routes, http_filters
 // (compiled by the registered filter factories, in their order), tracing (decorator only),
@@ -55,7 +43,7 @@ func compileHCM(f *listener.Filter, chain *FilterChain, dir core.TrafficDirectio
 	if err := f.GetTypedConfig().UnmarshalTo(&m); err != nil {
 		return fmt.Errorf("http_connection_manager: %w", err)
 	}
-	if bad := unsupportedFields(&m, hcmFields); len(bad) > 0 {
+	if bad := xdsfields.Unsupported(&m, hcmFields); len(bad) > 0 {
 		return fmt.Errorf("http_connection_manager: %s: not supported", strings.Join(bad, ", "))
 	}
 	if err := m.ValidateAll(); err != nil {

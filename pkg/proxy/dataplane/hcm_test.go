@@ -13,13 +13,13 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
+	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 )
 
 // baseHCM is a connection manager as sluice's xdsgen makes it.
@@ -46,46 +46,6 @@ func compileHCMForTest(t *testing.T, m *hcm.HttpConnectionManager) (*FilterChain
 	return chain, err
 }
 
-// setSomething gives field fd of m a value that is not the default.
-func setSomething(m protoreflect.Message, fd protoreflect.FieldDescriptor) {
-	switch {
-	case fd.IsList():
-		l := m.Mutable(fd).List()
-		if fd.Kind() == protoreflect.MessageKind {
-			l.Append(l.NewElement())
-		} else {
-			l.Append(scalar(fd))
-		}
-	case fd.IsMap():
-		mp := m.Mutable(fd).Map()
-		mp.Set(protoreflect.ValueOfString("k").MapKey(), mp.NewValue())
-	case fd.Kind() == protoreflect.MessageKind:
-		m.Set(fd, m.NewField(fd))
-	default:
-		m.Set(fd, scalar(fd))
-	}
-}
-
-func scalar(fd protoreflect.FieldDescriptor) protoreflect.Value {
-	switch fd.Kind() {
-	case protoreflect.BoolKind:
-		return protoreflect.ValueOfBool(true)
-	case protoreflect.EnumKind:
-		return protoreflect.ValueOfEnum(1)
-	case protoreflect.StringKind:
-		return protoreflect.ValueOfString("x")
-	case protoreflect.Uint32Kind:
-		return protoreflect.ValueOfUint32(1)
-	case protoreflect.Int32Kind:
-		return protoreflect.ValueOfInt32(1)
-	case protoreflect.Uint64Kind:
-		return protoreflect.ValueOfUint64(1)
-	case protoreflect.Int64Kind:
-		return protoreflect.ValueOfInt64(1)
-	}
-	return protoreflect.ValueOfString("x")
-}
-
 // TestHCMUnsupportedFieldsNACK: every HttpConnectionManager field the
 // proxy does not honour, set on an otherwise good connection manager, is
 // NACKed with an error naming the field. The table is the proto itself,
@@ -100,7 +60,7 @@ func TestHCMUnsupportedFieldsNACK(t *testing.T) {
 		}
 		n++
 		m := baseHCM()
-		setSomething(m.ProtoReflect(), fd)
+		xdsfields.SetSomething(m.ProtoReflect(), fd)
 		_, err := compileHCMForTest(t, m)
 		if err == nil || !strings.Contains(err.Error(), string(fd.Name())) {
 			t.Errorf("%s set: err = %v, want a NACK naming the field", fd.Name(), err)
@@ -118,7 +78,7 @@ func TestRouterFilterFieldsNACK(t *testing.T) {
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
 		r := &routerv3.Router{}
-		setSomething(r.ProtoReflect(), fd)
+		xdsfields.SetSomething(r.ProtoReflect(), fd)
 		a, err := anypb.New(r)
 		if err != nil {
 			t.Fatal(err)

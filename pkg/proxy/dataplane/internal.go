@@ -8,6 +8,7 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 )
 
 // Envoy's internal listeners
@@ -25,7 +26,7 @@ func compileInternalListener(l *listener.Listener, id upstream.WorkloadIdentity)
 	if l.Address != nil {
 		return nil, fmt.Errorf("internal_listener with an address")
 	}
-	if bad := unsupportedFields(l.GetInternalListener(), nil); len(bad) > 0 {
+	if bad := xdsfields.Unsupported(l.GetInternalListener(), nil); len(bad) > 0 {
 		return nil, fmt.Errorf("internal_listener: %s: not supported", strings.Join(bad, ", "))
 	}
 	if len(l.ListenerFilters) > 0 {

@@ -5,8 +5,8 @@ import (
 	"strings"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 )
 
 // CONNECT termination, as Envoy does it for a route whose upgrade_configs
@@ -31,7 +31,7 @@ func compileConnectConfig(act *Action, u *route.RouteAction_UpgradeConfig) error
 	if u.ConnectConfig == nil {
 		return fmt.Errorf("CONNECT without connect_config (forwarding CONNECT upstream) is not supported")
 	}
-	if bad := setFieldNames(u.ConnectConfig); len(bad) > 0 {
+	if bad := xdsfields.Unsupported(u.ConnectConfig, nil); len(bad) > 0 {
 		return fmt.Errorf("connect_config: %s: not supported", strings.Join(bad, ", "))
 	}
 	act.Connect = u.Enabled == nil || u.Enabled.Value
@@ -52,14 +52,4 @@ func checkConnectRoute(cr *Route) error {
 		return fmt.Errorf("connect_matcher route forwarding without upgrade_configs CONNECT with connect_config (forwarding CONNECT upstream) is not supported")
 	}
 	return nil
-}
-
-// setFieldNames names the fields set in m.
-func setFieldNames(m proto.Message) []string {
-	var names []string
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-		names = append(names, string(fd.Name()))
-		return true
-	})
-	return names
 }

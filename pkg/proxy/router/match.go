@@ -113,6 +113,7 @@ func (h *headerMatch) match(r *http.Request) bool {
 type queryMatch struct {
 	name    string
 	present bool
+	absent  bool // present_match false: the parameter must be absent
 	str     stringMatch
 }
 
@@ -125,6 +126,12 @@ func compileQueryMatch(q *route.QueryParameterMatcher) (queryMatch, error) {
 			return qm, fmt.Errorf("query parameter %q: %w", q.Name, err)
 		}
 		qm.str = sm
+	case *route.QueryParameterMatcher_PresentMatch:
+		// present_match false matches requests without the parameter, as
+		// current Envoy does (ConfigUtility::QueryParameterMatcher::matches
+		// in source/common/router/config_utility.cc, runtime guard
+		// enable_new_query_param_present_match_behavior, on by default).
+		qm.present, qm.absent = s.PresentMatch, !s.PresentMatch
 	default:
 		qm.present = true
 	}
@@ -133,8 +140,8 @@ func compileQueryMatch(q *route.QueryParameterMatcher) (queryMatch, error) {
 
 func (q *queryMatch) match(query url.Values) bool {
 	vals, ok := query[q.name]
-	if !ok {
-		return false
+	if q.absent || !ok {
+		return q.absent && !ok
 	}
 	if q.present {
 		return true

@@ -80,14 +80,23 @@ const DecoratorHeader = "X-Envoy-Decorator-Operation"
 // proxy NACKs config it would otherwise silently ignore.
 func Compile(rc *route.RouteConfiguration) (*Table, error) {
 	t := &Table{Name: rc.Name, exact: map[string]*VirtualHost{}}
-	if len(rc.TypedPerFilterConfig) > 0 {
-		return nil, fmt.Errorf("route config %q: typed_per_filter_config on the route configuration is not supported (put it on virtual hosts or routes)", rc.Name)
+	if err := checkRouteConfig(rc); err != nil {
+		return nil, fmt.Errorf("route config %q: %w", rc.Name, err)
 	}
 	for _, vh := range rc.VirtualHosts {
+		if err := checkVirtualHost(vh); err != nil {
+			return nil, fmt.Errorf("route config %q: virtual host %q: %w", rc.Name, vh.Name, err)
+		}
 		cvh := &VirtualHost{Name: vh.Name}
-		if vh.RequireTls != route.VirtualHost_NONE {
+		switch vh.RequireTls {
+		case route.VirtualHost_NONE:
+		case route.VirtualHost_ALL:
 			cvh.tlsRedirect = &Route{Name: "require_tls", VHost: vh.Name, path: pathMatch{kind: 'p', value: "/", caseSensitive: true},
 				Action: Action{Kind: Redirect, Redirect: &RedirectAction{Scheme: "https", Code: 301}}}
+		default:
+			// EXTERNAL_ONLY exempts requests Envoy deems internal
+			// (x-envoy-internal), which the proxy does not track.
+			return nil, fmt.Errorf("route config %q: virtual host %q: require_tls %v: only ALL is supported", rc.Name, vh.Name, vh.RequireTls)
 		}
 		for i, r := range vh.Routes {
 			cr, err := compileRoute(r, vh)
@@ -122,6 +131,9 @@ func Compile(rc *route.RouteConfiguration) (*Table, error) {
 }
 
 func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
+	if err := checkRoute(r); err != nil {
+		return nil, err
+	}
 	cr := &Route{Name: r.Name, VHost: vh.Name}
 	m := r.GetMatch()
 	pm, err := compilePathMatch(m)
@@ -143,9 +155,6 @@ func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
 		}
 		cr.query = append(cr.query, qm)
 	}
-	if m.GetGrpc() != nil || m.GetRuntimeFraction() != nil || len(m.GetDynamicMetadata()) > 0 || m.GetTlsContext() != nil {
-		return nil, fmt.Errorf("match: grpc, runtime_fraction, tls_context and dynamic_metadata are not supported")
-	}
 	if cr.Action, err = compileAction(r); err != nil {
 		return nil, err
 	}
@@ -165,19 +174,15 @@ func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
 }
 
 // checkPerFilterConfig rejects typed_per_filter_config for filters the
-// proxy does not have (each registered filter compiles its own entry), and
-// on weighted clusters, where no filter reads it.
+// proxy does not have (each registered filter compiles its own entry). A
+// weighted cluster's, which no filter reads, is not on the allow-list
+// (fields.go).
 func checkPerFilterConfig(r *route.Route, vh *route.VirtualHost) error {
 	for _, cfg := range []map[string]*anypb.Any{vh.TypedPerFilterConfig, r.TypedPerFilterConfig} {
 		for _, name := range slices.Sorted(maps.Keys(cfg)) {
 			if !httpfilter.Registered(name) {
 				return fmt.Errorf("typed_per_filter_config for %q is not supported", name)
 			}
-		}
-	}
-	for _, wc := range r.GetRoute().GetWeightedClusters().GetClusters() {
-		if len(wc.TypedPerFilterConfig) > 0 {
-			return fmt.Errorf("weighted cluster %q: typed_per_filter_config is not supported", wc.Name)
 		}
 	}
 	return nil

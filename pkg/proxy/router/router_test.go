@@ -80,11 +80,16 @@ func TestRouteMatching(t *testing.T) {
 		{Name: "v", QueryParameterMatchSpecifier: &route.QueryParameterMatcher_StringMatch{StringMatch: exact("1")}},
 		{Name: "p", QueryParameterMatchSpecifier: &route.QueryParameterMatcher_PresentMatch{PresentMatch: true}},
 	}
+	queryAbsent := prefix("/qa")
+	queryAbsent.QueryParameters = []*route.QueryParameterMatcher{
+		{Name: "debug", QueryParameterMatchSpecifier: &route.QueryParameterMatcher_PresentMatch{PresentMatch: false}},
+	}
 	routes := []*route.Route{
 		fwd("exact-path", "c", &route.RouteMatch{PathSpecifier: &route.RouteMatch_Path{Path: "/exact"}}),
 		fwd("regex-path", "c", &route.RouteMatch{PathSpecifier: &route.RouteMatch_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: "/api/v[0-9]+"}}}),
 		fwd("caseless", "c", caseless),
 		fwd("query", "c", query),
+		fwd("query-absent", "c", queryAbsent),
 		fwd("method-and-header", "c", headers(hm(":method", exact("POST"), false), hm("x-team", regex("blue|green"), false))),
 		fwd("absent-debug", "c", headers(present("x-debug", true), hm("x-mode", exact("strict"), false))),
 		fwd("authority", "c", headers(hm(":authority", &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Prefix{Prefix: "alt"}}, false))),
@@ -109,6 +114,9 @@ func TestRouteMatching(t *testing.T) {
 		{"GET", "/q?v=1&p", "h", nil, "query"},
 		{"GET", "/q?v=1", "h", nil, "catch-all"}, // all query conditions must hold
 		{"GET", "/q?v=2&p=x", "h", nil, "catch-all"},
+		{"GET", "/qa?x=1", "h", nil, "query-absent"}, // present_match false: the parameter must be absent
+		{"GET", "/qa?debug", "h", nil, "catch-all"},
+		{"GET", "/qa?debug=1", "h", nil, "catch-all"},
 		{"POST", "/x", "h", map[string]string{"X-Team": "green"}, "method-and-header"},
 		{"POST", "/x", "h", map[string]string{"X-Team": "red"}, "catch-all"},
 		{"GET", "/x", "h", map[string]string{"X-Team": "green"}, "catch-all"},

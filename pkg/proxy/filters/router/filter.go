@@ -18,13 +18,12 @@ import (
 	"time"
 
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	routes "github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 )
 
 // Name is the filter's name, as Envoy registers it.
@@ -84,20 +83,11 @@ func (factory) NewFilter(cfg *anypb.Any) (httpfilter.Filter, error) {
 		if err := cfg.UnmarshalTo(&r); err != nil {
 			return nil, err
 		}
-		if bad := setFields(&r); len(bad) > 0 {
+		if bad := xdsfields.Unsupported(&r, nil); len(bad) > 0 {
 			return nil, fmt.Errorf("%v: not supported", bad)
 		}
 	}
 	return filter{}, nil
-}
-
-func setFields(m proto.Message) []string {
-	var names []string
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-		names = append(names, string(fd.Name()))
-		return true
-	})
-	return names
 }
 
 // CompilePerRoute compiles the route action's part that is the router's

@@ -44,6 +44,12 @@ func compileHeaderOps(vhAdd []*core.HeaderValueOption, vhRemove []string, add []
 			if err != nil {
 				return ops, err
 			}
+			// An empty value is not written unless keep_empty_value, as
+			// Envoy's HeaderParser::evaluateHeaders
+			// (source/common/router/header_parser.cc) skips it.
+			if e.Value == "" && !o.KeepEmptyValue {
+				continue
+			}
 			ops.Edits = append(ops.Edits, e)
 		}
 	}
@@ -58,9 +64,9 @@ func compileEdit(o *core.HeaderValueOption) (HeaderEdit, error) {
 	if strings.HasPrefix(h.Key, ":") {
 		return HeaderEdit{}, fmt.Errorf("header edit of pseudo-header %q is not supported", h.Key)
 	}
-	value := h.Value
-	if value == "" && len(h.RawValue) > 0 {
-		value = string(h.RawValue)
+	value, err := literalValue(headerValue(h))
+	if err != nil {
+		return HeaderEdit{}, fmt.Errorf("header edit %q: %w", h.Key, err)
 	}
 	e := HeaderEdit{Name: http.CanonicalHeaderKey(h.Key), Value: value}
 	switch o.AppendAction {
@@ -81,6 +87,40 @@ func compileEdit(o *core.HeaderValueOption) (HeaderEdit, error) {
 		}
 	}
 	return e, nil
+}
+
+// headerValue is a header edit's value: value, else raw_value.
+func headerValue(h *core.HeaderValue) string {
+	if h.GetValue() == "" && len(h.GetRawValue()) > 0 {
+		return string(h.GetRawValue())
+	}
+	return h.GetValue()
+}
+
+// literalValue reads a header edit's value as Envoy does, where "%" starts
+// a substitution command (%DOWNSTREAM_REMOTE_ADDRESS%, %REQ(x)%, ...) and
+// "%%" is a literal "%" (Envoy's custom request/response headers,
+// https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_conn_man/headers#custom-request-response-headers).
+// The proxy evaluates no commands: a value with one is NACKed rather
+// than sent as written.
+func literalValue(v string) (string, error) {
+	if !strings.Contains(v, "%") {
+		return v, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '%' {
+			b.WriteByte(v[i])
+			continue
+		}
+		if i+1 < len(v) && v[i+1] == '%' {
+			b.WriteByte('%')
+			i++
+			continue
+		}
+		return "", fmt.Errorf("value %q: substitution commands (%%...%%) are not supported; write a literal %% as %%%%", v)
+	}
+	return b.String(), nil
 }
 
 // Apply edits h.
