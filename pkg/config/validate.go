@@ -548,7 +548,29 @@ func validateHeaderValue(value string) error {
 	if err := checkHeaderFormat(value); err != nil {
 		return fmt.Errorf("header value %q: %w", value, err)
 	}
+	if hasSubstitution(value) {
+		// Valid for Istio (Envoy evaluates %DOWNSTREAM_REMOTE_ADDRESS%,
+		// %REQ(x)%, ...), but sluice's proxy evaluates no command and
+		// would NACK the route: reject it here, naming the field.
+		return fmt.Errorf("header value %q: Envoy substitution commands (%%...%%) are not implemented by sluice yet; write a literal %% as %%%%", value)
+	}
 	return nil
+}
+
+// hasSubstitution reports whether a header value in Envoy's format holds a
+// command: a '%' that is not half of "%%".
+func hasSubstitution(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '%' {
+			i++
+			continue
+		}
+		return true
+	}
+	return false
 }
 
 // checkHeaderFormat follows the parser of Envoy's

@@ -47,7 +47,7 @@ spec:
         request:
           set: {x-version: v1}
         response:
-          add: {x-served-by: "%HOSTNAME%"}
+          add: {x-served-by: "reviews 100%%"}
           remove: [x-internal]
     - destination: {host: reviews.bookinfo.svc.cluster.local, subset: v3}
       weight: 25
@@ -743,6 +743,22 @@ func TestCheckHeaderFormat(t *testing.T) {
 	for _, bad := range []string{"abc%123", "%START_TIME%%", "100%", "%A([x])%"} {
 		if err := checkHeaderFormat(bad); err == nil {
 			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// TestHeaderSubstitutionRejected: a valid Envoy command is an error naming
+// the field (sluice evaluates none; the proxy would NACK it), "%%" is a
+// literal '%'.
+func TestHeaderSubstitutionRejected(t *testing.T) {
+	for _, v := range []string{"%HOSTNAME%", "prefix %REQ(x-a)% suffix"} {
+		if err := validateHeaderValue(v); err == nil || !strings.Contains(err.Error(), "not implemented by sluice") {
+			t.Errorf("%q: %v, want a not-implemented error", v, err)
+		}
+	}
+	for _, v := range []string{"", "plain", "100%%", "%%HOSTNAME%%"} {
+		if err := validateHeaderValue(v); err != nil {
+			t.Errorf("%q: %v", v, err)
 		}
 	}
 }
