@@ -29,7 +29,7 @@ func runFilters(s *httpfilter.Stream, chain *dataplane.FilterChain) {
 // returns the path to route on, or false when the request was answered:
 // 400 for a path Envoy rejects, 307 to the unescaped path for
 // UNESCAPE_AND_REDIRECT (400 for gRPC, as Envoy).
-func (h *Handler) normalizePath(w http.ResponseWriter, r *http.Request, chain *dataplane.FilterChain, info *RequestInfo) (string, bool) {
+func (h *Handler) normalizePath(w http.ResponseWriter, r *http.Request, chain *dataplane.FilterChain, info *httpfilter.RequestInfo) (string, bool) {
 	path := router.RequestPath(r)
 	if path == "*" {
 		return path, true // OPTIONS *

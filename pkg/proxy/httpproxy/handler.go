@@ -77,7 +77,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	table := rt.Routes[chain.RouteName]
 	if table == nil {
-		h.localReply(w, info, http.StatusServiceUnavailable, FlagNR, "route config "+chain.RouteName+" has not arrived yet")
+		h.localReply(w, info, http.StatusServiceUnavailable, httpfilter.FlagNR, "route config "+chain.RouteName+" has not arrived yet")
 		return
 	}
 	authority := r.Host
@@ -87,10 +87,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rte := table.MatchPath(r, authority, path)
 	if rte == nil {
 		// Envoy answers 404 with no body (response flag NR).
-		info.Flags |= FlagNR
+		info.Flags |= httpfilter.FlagNR
 		info.Status = http.StatusNotFound
 		w.Header().Set("X-Sluice-Reason", "no route matched")
-		w.Header().Set(ResponseFlagsHeader, info.Flags.String())
+		w.Header().Set(httpfilter.ResponseFlagsHeader, info.Flags.String())
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
@@ -106,7 +106,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // finish records a completed request's response flags. It runs deferred,
 // so a request whose response was cut short (a panic aborting the stream)
 // is counted too.
-func (h *Handler) finish(info *RequestInfo) {
+func (h *Handler) finish(info *httpfilter.RequestInfo) {
 	if info.Flags != 0 {
 		h.stats.Listener(info.StatPrefix).CountFlags(info.Flags)
 	}
@@ -115,10 +115,10 @@ func (h *Handler) finish(info *RequestInfo) {
 // localReply is an answer the proxy makes itself: a one-line plain-text
 // body, the same line in X-Sluice-Reason, and the response flags (flag is
 // added to the request's) in X-Sluice-Response-Flags.
-func (h *Handler) localReply(w http.ResponseWriter, info *RequestInfo, code int, flag Flags, reason string) {
+func (h *Handler) localReply(w http.ResponseWriter, info *httpfilter.RequestInfo, code int, flag httpfilter.Flags, reason string) {
 	h.reply(w, info, code, flag, reason, reason)
 }
 
-func (h *Handler) reply(w http.ResponseWriter, info *RequestInfo, code int, flag Flags, reason, body string) {
+func (h *Handler) reply(w http.ResponseWriter, info *httpfilter.RequestInfo, code int, flag httpfilter.Flags, reason, body string) {
 	httpfilter.LocalReply(w, info, code, flag, reason, body)
 }

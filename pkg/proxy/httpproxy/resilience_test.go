@@ -26,6 +26,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
@@ -253,7 +254,7 @@ func TestRouteTimeout504(t *testing.T) {
     route: [{destination: {host: web}}]
 `))
 	a := m.get("web:8080", "/slow")
-	if a.status != 504 || a.header.Get(httpproxy.ResponseFlagsHeader) != "UT" {
+	if a.status != 504 || a.header.Get(httpfilter.ResponseFlagsHeader) != "UT" {
 		t.Fatalf("want 504 with flag UT, got %d %v %q", a.status, a.header, a.body)
 	}
 	if !strings.Contains(a.body, "upstream request timeout") || !strings.Contains(a.body, webCluster) {
@@ -289,7 +290,7 @@ func TestRetriesUntilSuccess(t *testing.T) {
 			t.Errorf("attempt %d carried x-envoy-attempt-count %q", i+1, s.attempt)
 		}
 	}
-	if a.header.Get(httpproxy.ResponseFlagsHeader) != "" {
+	if a.header.Get(httpfilter.ResponseFlagsHeader) != "" {
 		t.Errorf("a retried success has no response flag: %v", a.header)
 	}
 	if n := m.stat("cluster." + webCluster + ".upstream_rq_retry"); n != 2 {
@@ -308,7 +309,7 @@ func TestRetryLimitExceeded(t *testing.T) {
 `))
 	a := m.get("web:8080", "/down")
 	// Envoy passes the last upstream answer on when retries run out.
-	if a.status != 503 || !strings.Contains(a.body, "failing on purpose") || a.header.Get(httpproxy.ResponseFlagsHeader) != "URX" {
+	if a.status != 503 || !strings.Contains(a.body, "failing on purpose") || a.header.Get(httpfilter.ResponseFlagsHeader) != "URX" {
 		t.Fatalf("want the upstream's 503 with flag URX, got %d %v %q", a.status, a.header, a.body)
 	}
 	if n := web.count.Load(); n != 3 {
@@ -402,7 +403,7 @@ func TestRetriesWithinRouteTimeout(t *testing.T) {
     route: [{destination: {host: web}}]
 `))
 	a := m.get("web:8080", "/")
-	if a.status != 504 || a.header.Get(httpproxy.ResponseFlagsHeader) != "UT" {
+	if a.status != 504 || a.header.Get(httpfilter.ResponseFlagsHeader) != "UT" {
 		t.Fatalf("want 504 UT, got %d %v %q", a.status, a.header, a.body)
 	}
 	if a.latency < 700*time.Millisecond || a.latency > 4*time.Second {
@@ -478,7 +479,7 @@ func TestFaultAbortPercentage(t *testing.T) {
 			for i := w; i < n; i += 8 {
 				a := m.get("web:8080", "/")
 				switch {
-				case a.status == 418 && a.header.Get(httpproxy.ResponseFlagsHeader) == "FI" && strings.Contains(a.body, "fault filter abort"):
+				case a.status == 418 && a.header.Get(httpfilter.ResponseFlagsHeader) == "FI" && strings.Contains(a.body, "fault filter abort"):
 					aborted.Add(1)
 				case a.status == 200:
 					served.Add(1)
@@ -510,7 +511,7 @@ func TestFaultNotRetried(t *testing.T) {
     route: [{destination: {host: web}}]
 `))
 	a := m.get("web:8080", "/")
-	if a.status != 503 || a.header.Get(httpproxy.ResponseFlagsHeader) != "FI" || web.count.Load() != 0 {
+	if a.status != 503 || a.header.Get(httpfilter.ResponseFlagsHeader) != "FI" || web.count.Load() != 0 {
 		t.Fatalf("got %d %v, backend saw %d", a.status, a.header, web.count.Load())
 	}
 	if n := m.stat("cluster." + webCluster + ".upstream_rq_retry"); n != 0 {
@@ -534,7 +535,7 @@ func TestFaultDelay(t *testing.T) {
 	a := m.get("web:8080", "/")
 	// The delay comes before the router, so it does not count against the
 	// route timeout (as in Envoy).
-	if a.status != 200 || a.header.Get(httpproxy.ResponseFlagsHeader) != "DI" {
+	if a.status != 200 || a.header.Get(httpfilter.ResponseFlagsHeader) != "DI" {
 		t.Fatalf("got %d %v %q", a.status, a.header, a.body)
 	}
 	if a.latency < 400*time.Millisecond || a.latency > 4*time.Second {
@@ -714,11 +715,11 @@ func TestNoClusterAndNoRouteFlags(t *testing.T) {
 	m := newMesh(t, service("web", web)+vs(`  - route: [{destination: {host: ghost}}]
 `)+"---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: nr}\nspec:\n  hosts: [nr.example]\n  http:\n  - match: [{uri: {exact: /only}}]\n    route: [{destination: {host: web}}]\n")
 	a := m.get("web:8080", "/")
-	if a.status != 503 || a.header.Get(httpproxy.ResponseFlagsHeader) != "NC" || !strings.Contains(a.body, "ghost") {
+	if a.status != 503 || a.header.Get(httpfilter.ResponseFlagsHeader) != "NC" || !strings.Contains(a.body, "ghost") {
 		t.Errorf("missing cluster: %d %v %q", a.status, a.header, a.body)
 	}
 	a = m.get("nr.example", "/other")
-	if a.status != 404 || a.header.Get(httpproxy.ResponseFlagsHeader) != "NR" {
+	if a.status != 404 || a.header.Get(httpfilter.ResponseFlagsHeader) != "NR" {
 		t.Errorf("no route: %d %v", a.status, a.header)
 	}
 	if m.stat("http.outbound.response_flags.NC") != 1 || m.stat("http.outbound.response_flags.NR") != 1 {
@@ -734,7 +735,7 @@ func TestConnectFailureReason(t *testing.T) {
 	dead.srv.Close()
 	m := newMesh(t, service("web", dead))
 	a := m.get("web:8080", "/")
-	if a.status != 503 || a.header.Get(httpproxy.ResponseFlagsHeader) != "UF,URX" {
+	if a.status != 503 || a.header.Get(httpfilter.ResponseFlagsHeader) != "UF,URX" {
 		t.Fatalf("got %d %v %q", a.status, a.header, a.body)
 	}
 	if !strings.Contains(a.body, "upstream connect error") || !strings.Contains(a.body, webCluster) ||

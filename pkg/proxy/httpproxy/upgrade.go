@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
 
@@ -62,7 +63,7 @@ func upgradeAllowed(chain *dataplane.FilterChain, rte *router.Route, typ string)
 // checkUpgrade refuses an upgrade that the config does not allow and
 // marks an allowed one for the router. It reports whether the request
 // goes on.
-func (h *Handler) checkUpgrade(w http.ResponseWriter, r *http.Request, chain *dataplane.FilterChain, rte *router.Route, info *RequestInfo) bool {
+func (h *Handler) checkUpgrade(w http.ResponseWriter, r *http.Request, chain *dataplane.FilterChain, rte *router.Route, info *httpfilter.RequestInfo) bool {
 	typ := upgradeType(r)
 	if typ == "" {
 		return true
