@@ -61,19 +61,7 @@ spec:
     outlierDetection: {consecutive5xxErrors: 1}
     tls: {mode: SIMPLE}
 `
-	res := Decode([]byte(yaml), DecodeOptions{File: "u.yaml"})
-	if len(res.Errors) > 0 {
-		t.Fatal(res.Errors)
-	}
-	var got []string
-	for _, r := range res.Resources {
-		if errs := Validate(r); len(errs) > 0 {
-			t.Fatalf("valid Istio config rejected by validation: %v", errs)
-		}
-		for _, e := range Unsupported(r) {
-			got = append(got, e.Error())
-		}
-	}
+	got := unsupportedOfValid(t, "u.yaml", yaml)
 	want := []string{
 		"spec.trafficPolicy.loadBalancer.warmupDurationSecs",
 		"spec.trafficPolicy.proxyProtocol",
@@ -81,15 +69,7 @@ spec:
 		"spec.subsets[0].trafficPolicy.tunnel",
 		"Sidecar default/default: spec.egress[0].bind",
 	}
-	all := strings.Join(got, "\n")
-	for _, w := range want {
-		if !strings.Contains(all, w) {
-			t.Errorf("no error naming %s in:\n%s", w, all)
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("want %d errors, got %d:\n%s", len(want), len(got), all)
-	}
+	all := expectErrorsNaming(t, got, want)
 	if strings.Contains(all, "DestinationRule default/fine") || strings.Contains(all, "scoping-only") ||
 		strings.Contains(all, "listeners") {
 		t.Errorf("implemented fields reported as unsupported:\n%s", all)
@@ -131,19 +111,7 @@ spec:
     labels: {version: v1}
     trafficPolicy: {tls: {mode: ISTIO_MUTUAL, caCrl: /crl.pem}}
 `
-	res := Decode([]byte(yaml), DecodeOptions{File: "t.yaml"})
-	if len(res.Errors) > 0 {
-		t.Fatal(res.Errors)
-	}
-	var got []string
-	for _, r := range res.Resources {
-		if errs := Validate(r); len(errs) > 0 {
-			t.Fatalf("valid Istio config rejected by validation: %v", errs)
-		}
-		for _, e := range Unsupported(r) {
-			got = append(got, e.Error())
-		}
-	}
+	got := unsupportedOfValid(t, "t.yaml", yaml)
 	want := []string{
 		"Gateway default/gw: spec.servers[0].tls.subjectAltNames",
 		"Gateway default/gw: spec.servers[0].tls.verifyCertificateSpki",
@@ -152,15 +120,7 @@ spec:
 		"Gateway default/gw: spec.servers[3].tls.verifyCertificateHash",
 		"DestinationRule default/dr: spec.subsets[0].trafficPolicy.tls.caCrl",
 	}
-	all := strings.Join(got, "\n")
-	for _, w := range want {
-		if !strings.Contains(all, w) {
-			t.Errorf("no error naming %s in:\n%s", w, all)
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("want %d errors, got %d:\n%s", len(want), len(got), all)
-	}
+	expectErrorsNaming(t, got, want)
 }
 
 // Malformed pins are validation errors, not NACKs.
@@ -247,4 +207,40 @@ spec:
 	if len(all) != 2 || !strings.Contains(got, "spec.servers[1].bind") || !strings.Contains(got, "spec.http[0].match[1].statPrefix") {
 		t.Errorf("got:\n%s", got)
 	}
+}
+
+// unsupportedOfValid decodes yaml, which Istio's validation must accept,
+// and returns the support table's errors for its resources.
+func unsupportedOfValid(t *testing.T, file, yaml string) []string {
+	t.Helper()
+	res := Decode([]byte(yaml), DecodeOptions{File: file})
+	if len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	var got []string
+	for _, r := range res.Resources {
+		if errs := Validate(r); len(errs) > 0 {
+			t.Fatalf("valid Istio config rejected by validation: %v", errs)
+		}
+		for _, e := range Unsupported(r) {
+			got = append(got, e.Error())
+		}
+	}
+	return got
+}
+
+// expectErrorsNaming checks that got has exactly one error per wanted
+// field path (or message part) and returns them joined.
+func expectErrorsNaming(t *testing.T, got, want []string) string {
+	t.Helper()
+	all := strings.Join(got, "\n")
+	for _, w := range want {
+		if !strings.Contains(all, w) {
+			t.Errorf("no error naming %s in:\n%s", w, all)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("want %d errors, got %d:\n%s", len(want), len(got), all)
+	}
+	return all
 }

@@ -48,9 +48,10 @@ func newSlowBackend(t *testing.T) *slowBackend {
 	return b
 }
 
-// sidecarResources is the xDS a sidecar with its outbound listener at
-// outbound gets for a service "reviews" whose one endpoint is backend.
-func sidecarResources(t *testing.T, backend, outbound string) xdsclient.Resources {
+// ReviewsPush is a push context with a service "reviews" (HTTP port 9080)
+// whose one endpoint is backend (host:port). Exported for the external
+// tests of this package (nack_test.go) too.
+func ReviewsPush(t testing.TB, backend string) *model.PushContext {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(backend)
 	yaml := fmt.Sprintf(`apiVersion: v1
@@ -72,7 +73,14 @@ spec:
 	if len(dec.Errors) > 0 {
 		t.Fatal(dec.Errors)
 	}
-	push := model.NewPushContext(model.PushOptions{Version: "1", Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+	return model.NewPushContext(model.PushOptions{Version: "1", Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+}
+
+// sidecarResources is the xDS a sidecar with its outbound listener at
+// outbound gets for a service "reviews" whose one endpoint is backend.
+func sidecarResources(t *testing.T, backend, outbound string) xdsclient.Resources {
+	t.Helper()
+	push := ReviewsPush(t, backend)
 	id := model.Proxy{Type: model.Sidecar, Name: "client", Namespace: "default", IPs: []string{"127.0.0.1"}, OutboundAddress: outbound}
 	gen, err := xdsgen.Generate(push, &id)
 	if err != nil {

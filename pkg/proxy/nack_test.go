@@ -48,27 +48,7 @@ func TestNackKeepsLastGoodRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, appPort, _ := net.SplitHostPort(appAddr)
-	yaml := fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata: {name: reviews}
-spec:
-  selector: {app: reviews}
-  ports: [{name: http, port: 9080}]
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: reviews-v1}
-spec:
-  address: 127.0.0.1
-  labels: {app: reviews}
-  ports: {http: %s}
-`, appPort)
-	dec := config.Decode([]byte(yaml), config.DecodeOptions{File: "test.yaml"})
-	if len(dec.Errors) > 0 {
-		t.Fatal(dec.Errors)
-	}
-	push := model.NewPushContext(model.PushOptions{Version: "1", Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+	push := proxy.ReviewsPush(t, appAddr)
 
 	var mu sync.Mutex
 	breakIt := false
