@@ -534,19 +534,7 @@ func BenchmarkPoolAcquireReleaseH2(b *testing.B) {
 	g := newH2Backend(b, false, 100)
 	close(g.release)
 	c := h2Cluster(b, g, DefaultThresholds(), TransportOptions{})
-	h := c.Hosts[0]
-	if _, err := send(context.Background(), c, h); err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		a, err := c.Admit(ctx, h, h.Address, false)
-		if err != nil {
-			b.Fatal(err)
-		}
-		a.Release()
-	}
+	benchAdmitRelease(b, c)
 }
 
 // BenchmarkH2RoundTrip is one request through an HTTP/2 cluster's pool to

@@ -297,6 +297,12 @@ func BenchmarkPoolAcquireRelease(b *testing.B) {
 	g := newGateBackend(b, false)
 	close(g.release)
 	c := poolCluster(b, DefaultThresholds(), TransportOptions{}, g.srv.Listener.Addr().String())
+	benchAdmitRelease(b, c)
+}
+
+// benchAdmitRelease measures admit and release on c's first host once a
+// request has opened its connection.
+func benchAdmitRelease(b *testing.B, c *Cluster) {
 	h := c.Hosts[0]
 	if _, err := send(context.Background(), c, h); err != nil {
 		b.Fatal(err)
