@@ -54,6 +54,12 @@ type Stream struct {
 	Route Route
 	// Info is what the request path learned about the request.
 	Info RequestInfo
+	// Conn is the downstream connection (addresses, SNI, verified peer
+	// identity); never nil once the connection manager runs the filters.
+	Conn *Conn
+	// Metadata is the request's dynamic metadata, written by filters
+	// (jwt_authn) for later ones (rbac); nil until one writes.
+	Metadata Metadata
 	// Clusters are the runtime's clusters (the router's targets).
 	Clusters map[string]*upstream.Cluster
 	// Internal maps the clusters whose endpoint is an internal listener
