@@ -28,6 +28,12 @@ type ClientOptions struct {
 	// OutboundTCPIP gives the sidecar outbound TCP listeners at that IP
 	// (one per TCP service port); use a 127.x address of the test's own.
 	OutboundTCPIP string
+	// IP is the client workload's own address (--ip, see LoopbackIP): its
+	// sidecar's upstream connections leave from it. Default 127.0.0.1.
+	IP string
+	// ServiceAccount is the client's service account (its identity);
+	// empty leaves the sidecar's default.
+	ServiceAccount string
 }
 
 // Client is a sidecar with only an outbound listener: requests sent through
@@ -74,6 +80,12 @@ func (m *Mesh) AddClient(o ClientOptions) *Client {
 		}
 		if o.OutboundTCPIP != "" {
 			args = append(args, "--outbound-tcp-ip", o.OutboundTCPIP)
+		}
+		if o.IP != "" && o.IP != "127.0.0.1" {
+			args = append(args, "--ip", o.IP)
+		}
+		if o.ServiceAccount != "" {
+			args = append(args, "--service-account", o.ServiceAccount)
 		}
 		args = append(args, m.opts.ProxyArgs...)
 		c.Sidecar = Start(m.t, "client "+id, args...)

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -109,4 +111,32 @@ func pollTCP(addr string, timeout time.Duration, exited <-chan struct{}) error {
 		}
 	}
 	return fmt.Errorf("%s not accepting connections after %s: %v", addr, timeout, last)
+}
+
+// FreeAddrOn returns "ip:N" for a port that was free on ip a moment ago.
+func FreeAddrOn(ip string) string {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		panic(fmt.Sprintf("testenv: no free port on %s: %v", ip, err))
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// loopbackNext numbers the addresses LoopbackIP hands out.
+var loopbackNext atomic.Uint32
+
+// LoopbackIP returns a loopback address of its own (127.B.C.D, every one
+// of 127/8 is local on Linux) for a workload that must be told apart by
+// address, as pods are by their IPs: its sidecar's upstream connections
+// leave from it and its ports can be the workload's real port numbers. B
+// comes from the process ID, so test binaries running side by side rarely
+// share addresses.
+func LoopbackIP() string {
+	n := loopbackNext.Add(1)
+	for n&0xff == 0 || n&0xff == 0xff {
+		n = loopbackNext.Add(1)
+	}
+	b := 20 + os.Getpid()%200
+	return fmt.Sprintf("127.%d.%d.%d", b, (n>>8)&0xff, n&0xff)
 }

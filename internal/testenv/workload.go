@@ -45,6 +45,20 @@ type WorkloadOptions struct {
 	// (one more --inbound-address/--app-address pair each), as a pod's
 	// sidecar serves every port of its pod.
 	Ports []WorkloadPort
+	// IP is the workload's own address, as a pod's IP (see LoopbackIP):
+	// its echo, its sidecar's inbound listeners and its WorkloadEntry use
+	// it, and the sidecar gets it as --ip. Default 127.0.0.1.
+	IP string
+	// InboundPort, when set, is the port the workload serves its first
+	// port on (the pod's container port): the sidecar's inbound listener,
+	// or the echo itself without a sidecar. Default a free port.
+	InboundPort int
+	// ServiceAccount is the workload's service account (its identity);
+	// empty leaves the sidecar's default.
+	ServiceAccount string
+	// NoSidecar runs the app alone, as a pod without injection: the
+	// WorkloadEntry points at the echo, which gets plaintext from anyone.
+	NoSidecar bool
 }
 
 // WorkloadPort is one more port of a workload: its own backend and inbound
@@ -56,6 +70,9 @@ type WorkloadPort struct {
 	TCPPrefix string
 	// AppAddress, when set, is a backend the test runs itself.
 	AppAddress string
+	// InboundPort, when set, is the port it is served on (the container
+	// port), as WorkloadOptions.InboundPort.
+	InboundPort int
 }
 
 // PortInstance is a port of a running workload beyond the first.
@@ -124,34 +141,99 @@ func (m *Mesh) AddWorkload(o WorkloadOptions) *Workload {
 	if o.PortName == "" {
 		o.PortName = "http"
 	}
+	if o.IP == "" {
+		o.IP = "127.0.0.1"
+	}
 	w := &Workload{Name: o.Name, Namespace: o.Namespace, Service: o.Service, Version: o.Version, Labels: labels}
 	id := o.Namespace + "/" + o.Name
 
+	// Without a sidecar the echo serves the workload's ports itself.
+	echoPort := func(port int) int {
+		if o.NoSidecar {
+			return port
+		}
+		return 0
+	}
 	if o.AppAddress != "" {
 		w.EchoAddress = o.AppAddress
 	} else {
-		w.EchoAddress, w.Echo = m.startEcho(id, o, o.TCPPrefix)
+		w.EchoAddress, w.Echo = m.startEcho(id, o, o.TCPPrefix, echoPort(o.InboundPort))
 	}
 	for _, po := range o.Ports {
 		pi := PortInstance{AppAddress: po.AppAddress}
 		if pi.AppAddress == "" {
-			pi.AppAddress, pi.Echo = m.startEcho(id, o, po.TCPPrefix)
+			pi.AppAddress, pi.Echo = m.startEcho(id, o, po.TCPPrefix, echoPort(po.InboundPort))
 		}
 		w.Ports = append(w.Ports, pi)
 	}
+	if o.NoSidecar {
+		w.InboundAddress = w.EchoAddress
+		for i := range w.Ports {
+			w.Ports[i].InboundAddress = w.Ports[i].AppAddress
+		}
+	} else {
+		m.startSidecar(w, o)
+	}
+	_, port, _ := net.SplitHostPort(w.InboundAddress)
+	w.InboundPort, _ = strconv.Atoi(port)
 
+	ports := map[string]int{o.PortName: w.InboundPort}
+	for _, n := range o.PortNames {
+		ports[n] = w.InboundPort
+	}
+	for i := range w.Ports {
+		_, port, _ := net.SplitHostPort(w.Ports[i].InboundAddress)
+		w.Ports[i].InboundPort, _ = strconv.Atoi(port)
+		for _, n := range o.Ports[i].Names {
+			ports[n] = w.Ports[i].InboundPort
+		}
+	}
+	spec := map[string]any{"address": o.IP, "labels": labels, "ports": ports}
+	if o.Locality != "" {
+		spec["locality"] = o.Locality
+	}
+	if o.ServiceAccount != "" {
+		spec["serviceAccount"] = o.ServiceAccount
+	}
+	w.ConfigFile = "workloadentry-" + sanitize(o.Namespace+"-"+o.Name) + ".yaml"
+	m.WriteConfig(w.ConfigFile, MustYAML(map[string]any{
+		"apiVersion": "networking.istio.io/v1",
+		"kind":       "WorkloadEntry",
+		"metadata":   map[string]any{"name": o.Name, "namespace": o.Namespace},
+		"spec":       spec,
+	}))
+	return w
+}
+
+// startSidecar starts the workload's sidecar, its inbound listeners at
+// o.IP (on the given ports, else free ones), and waits until it is ready.
+func (m *Mesh) startSidecar(w *Workload, o WorkloadOptions) {
+	m.t.Helper()
+	id := o.Namespace + "/" + o.Name
+	inbound := func(port int) string {
+		if port != 0 {
+			return net.JoinHostPort(o.IP, strconv.Itoa(port))
+		}
+		return FreeAddrOn(o.IP)
+	}
 	for attempt := 1; ; attempt++ {
-		w.InboundAddress, w.OutboundAddress, w.AdminAddress = FreeAddr(), FreeAddr(), FreeAddr()
+		w.InboundAddress, w.OutboundAddress, w.AdminAddress = inbound(o.InboundPort), FreeAddr(), FreeAddr()
 		args := []string{"proxy", "--type", "sidecar", "--name", o.Name, "--namespace", o.Namespace,
-			"--labels", labelString(labels), "--xds-address", m.XDSAddress,
+			"--labels", labelString(w.Labels), "--xds-address", m.XDSAddress,
 			"--inbound-address", w.InboundAddress, "--app-address", w.EchoAddress,
 			"--outbound-address", w.OutboundAddress, "--admin-address", w.AdminAddress}
 		for i := range w.Ports {
-			w.Ports[i].InboundAddress = FreeAddr()
+			w.Ports[i].InboundAddress = inbound(o.Ports[i].InboundPort)
 			args = append(args, "--inbound-address", w.Ports[i].InboundAddress, "--app-address", w.Ports[i].AppAddress)
 		}
 		if o.Locality != "" {
 			args = append(args, "--locality", o.Locality)
+		}
+		if o.IP != "127.0.0.1" {
+			args = append(args, "--ip", o.IP)
+		}
+		if o.ServiceAccount != "" {
+			args = append(args, "--service-account", o.ServiceAccount)
 		}
 		args = append(args, m.opts.ProxyArgs...)
 		w.Sidecar = Start(m.t, "sidecar "+id, args...)
@@ -165,41 +247,23 @@ func (m *Mesh) AddWorkload(o WorkloadOptions) *Workload {
 		}
 		m.t.Fatalf("testenv: sidecar %s not ready: %v\n%s", id, err, w.Sidecar.Tail(dumpLines))
 	}
-	_, port, _ := net.SplitHostPort(w.InboundAddress)
-	w.InboundPort, _ = strconv.Atoi(port)
 	m.addProxy(&proxyRef{name: o.Name, namespace: o.Namespace, admin: w.AdminAddress, proc: w.Sidecar})
-
-	ports := map[string]int{o.PortName: w.InboundPort}
-	for _, n := range o.PortNames {
-		ports[n] = w.InboundPort
-	}
-	for i := range w.Ports {
-		_, port, _ := net.SplitHostPort(w.Ports[i].InboundAddress)
-		w.Ports[i].InboundPort, _ = strconv.Atoi(port)
-		for _, n := range o.Ports[i].Names {
-			ports[n] = w.Ports[i].InboundPort
-		}
-	}
-	spec := map[string]any{"address": "127.0.0.1", "labels": labels, "ports": ports}
-	if o.Locality != "" {
-		spec["locality"] = o.Locality
-	}
-	w.ConfigFile = "workloadentry-" + sanitize(o.Namespace+"-"+o.Name) + ".yaml"
-	m.WriteConfig(w.ConfigFile, MustYAML(map[string]any{
-		"apiVersion": "networking.istio.io/v1",
-		"kind":       "WorkloadEntry",
-		"metadata":   map[string]any{"name": o.Name, "namespace": o.Namespace},
-		"spec":       spec,
-	}))
-	return w
 }
 
-// startEcho starts an echo backend for workload o on a free port (a TCP
+// startEcho starts an echo backend for workload o on port (a free one
+// when 0) of its IP (a TCP
 // line echo answering with tcpPrefix when set) and waits until it is up.
-func (m *Mesh) startEcho(id string, o WorkloadOptions, tcpPrefix string) (string, *Process) {
+func (m *Mesh) startEcho(id string, o WorkloadOptions, tcpPrefix string, port int) (string, *Process) {
 	m.t.Helper()
+	ip := o.IP
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
 	for attempt := 1; ; attempt++ {
-		addr := FreeAddr()
+		addr := FreeAddrOn(ip)
+		if port != 0 {
+			addr = net.JoinHostPort(ip, strconv.Itoa(port))
+		}
 		args := []string{"echo", "--address", addr, "--service", o.Service,
 			"--version", o.Version, "--namespace", o.Namespace, "--pod", o.Name}
 		if tcpPrefix != "" {
