@@ -183,6 +183,9 @@ type BackendSaw struct {
 	Method        string            `json:"method"`
 	Headers       map[string]string `json:"headers"`
 	AbsentHeaders []string          `json:"absent_headers"`
+	// HeadersContain: each header's value must contain every listed part
+	// (an X-Forwarded-Client-Cert holding both SPIFFE identities).
+	HeadersContain map[string][]string `json:"headers_contain"`
 }
 
 // Redirect is the expected Location of a 3xx answer. A nil Host is not
@@ -263,7 +266,7 @@ var (
 		// istio-tasks group observes mirrored_to and not_received_by).
 		"mirrored_to", "not_received_by", "requires", "connection_error", "client_exit_code")
 	backendFields    = set("service", "version", "service_prefix", "namespace")
-	backendSawFields = set("path", "host", "method", "headers", "absent_headers")
+	backendSawFields = set("path", "host", "method", "headers", "absent_headers", "headers_contain")
 	redirectFields   = set("scheme", "host", "port", "path")
 )
 

@@ -197,6 +197,18 @@ func evalBackendSaw(s *BackendSaw, r *testenv.Response) []string {
 			p = append(p, fmt.Sprintf("backend saw %s: %q, want %q", name, v, s.Headers[name]))
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(s.HeadersContain)) {
+		v, ok := sawHeader(r, name)
+		for _, part := range s.HeadersContain[name] {
+			if !ok {
+				p = append(p, fmt.Sprintf("backend did not see header %s, want one containing %q", name, part))
+				break
+			}
+			if !strings.Contains(v, part) {
+				p = append(p, fmt.Sprintf("backend saw %s: %q, want it to contain %q", name, v, part))
+			}
+		}
+	}
 	for _, name := range s.AbsentHeaders {
 		if v, ok := sawHeader(r, name); ok {
 			p = append(p, fmt.Sprintf("backend saw %s: %q, want it absent", name, v))

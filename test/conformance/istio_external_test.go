@@ -108,7 +108,9 @@ func (d *istioCase) urlUnsupported(ch *Check) string {
 	e := ch.Expect
 	r := ch.Request
 	if r.URL == "" {
-		if e.ConnectionError || e.ClientExitCode != 0 {
+		// Security cases send plain requests whose failure to connect
+		// is classified as curl's (classifyConnError).
+		if (e.ConnectionError || e.ClientExitCode != 0) && !d.security {
 			return "expect.connection_error/client_exit_code without request.url: only a TLS client of request.url can fail to connect here"
 		}
 		return ""

@@ -3,6 +3,7 @@ package conformance
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,9 +31,16 @@ import (
 // istioTasks is the istio-tasks group: Istio configuration from the
 // traffic-management tasks, Bookinfo-style services behind echo backends,
 // requests sent from in-mesh clients (via.mesh_client).
-type istioTasks struct{}
+// With security set it is the istio-security group: the same cases' form,
+// with pods of their own (istio_security_test.go).
+type istioTasks struct{ security bool }
 
-func (istioTasks) Name() string { return "istio-tasks" }
+func (g istioTasks) Name() string {
+	if g.security {
+		return "istio-security"
+	}
+	return "istio-tasks"
+}
 
 // istioCase is what istioTasks loads for a case.
 type istioCase struct {
@@ -48,6 +56,9 @@ type istioCase struct {
 	// Incomplete is why the case's config cannot give any check's result
 	// (a route to a subset nothing defines); every check is skipped for it.
 	Incomplete string
+	// security: an istio-security case (pods of their own, see
+	// istio_security_test.go).
+	security bool
 }
 
 // Backends is backends.yaml.
@@ -55,6 +66,9 @@ type Backends struct {
 	Namespace string          `json:"namespace"`
 	Services  []BackendSvc    `json:"services"`
 	Clients   []BackendClient `json:"clients"`
+	// ServerSidecars is "all" when every workload has a sidecar unless it
+	// says sidecar: false (istio-security).
+	ServerSidecars string `json:"server_sidecars"`
 	// ExternalHosts are servers outside the mesh (egress cases).
 	ExternalHosts []ExternalHost `json:"external_hosts"`
 }
@@ -65,15 +79,56 @@ type BackendSvc struct {
 	Namespace string            `json:"namespace"`
 	Ports     []map[string]any  `json:"ports"`
 	Selector  map[string]string `json:"selector"`
-	Workloads []struct {
-		Name     string            `json:"name"`
-		Labels   map[string]string `json:"labels"`
-		Replicas *int              `json:"replicas"`
-		Locality string            `json:"locality"`
-		// Behaviour describes a non-echo workload, such as tcp-echo's
-		// `echoes each line back prefixed with "one "`.
-		Behaviour string `json:"behaviour"`
-	} `json:"workloads"`
+	Workloads []BackendWorkload `json:"workloads"`
+}
+
+// BackendWorkload is one Deployment behind a Service.
+type BackendWorkload struct {
+	Name     string            `json:"name"`
+	Labels   map[string]string `json:"labels"`
+	Replicas *int              `json:"replicas"`
+	Locality string            `json:"locality"`
+	// Behaviour describes a non-echo workload, such as tcp-echo's
+	// `echoes each line back prefixed with "one "`, or {tcp_echo_prefix}.
+	Behaviour behaviour `json:"behaviour"`
+	// Sidecar false: deployed without injection (istio-security).
+	Sidecar *bool `json:"sidecar"`
+	// ContainerPort(s) are the ports the pod serves, which Services'
+	// targetPorts and PeerAuthentication portLevelMtls name.
+	ContainerPort  int    `json:"container_port"`
+	ContainerPorts []int  `json:"container_ports"`
+	ServiceAccount string `json:"service_account"`
+}
+
+// behaviour is a workload's behaviour: a sentence (istio-tasks) or fields
+// (istio-security's {tcp_echo_prefix: "hello "}).
+type behaviour struct {
+	Text          string
+	TCPEchoPrefix string `json:"tcp_echo_prefix"`
+}
+
+func (b *behaviour) UnmarshalJSON(data []byte) error {
+	if len(data) > 0 && data[0] == '"' {
+		return json.Unmarshal(data, &b.Text)
+	}
+	var fields struct {
+		TCPEchoPrefix string `json:"tcp_echo_prefix"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fields); err != nil {
+		return fmt.Errorf("behaviour: %w", err)
+	}
+	b.TCPEchoPrefix = fields.TCPEchoPrefix
+	return nil
+}
+
+// tcpPrefix is the word a line echo answers with ("" for HTTP apps).
+func (b behaviour) tcpPrefix() string {
+	if b.TCPEchoPrefix != "" {
+		return strings.TrimSuffix(b.TCPEchoPrefix, " ")
+	}
+	return linePrefix(b.Text)
 }
 
 // BackendClient is a client workload the checks send from.
@@ -82,6 +137,10 @@ type BackendClient struct {
 	Namespace string            `json:"namespace"`
 	Labels    map[string]string `json:"labels"`
 	Locality  string            `json:"locality"`
+	// Sidecar false: the client sends plain HTTP straight to the server
+	// (istio-security's legacy namespace).
+	Sidecar        *bool  `json:"sidecar"`
+	ServiceAccount string `json:"service_account"`
 }
 
 func (b *Backends) ns(ns string) string {
@@ -98,13 +157,15 @@ func (b *Backends) ns(ns string) string {
 var (
 	// istioKinds are applied as they are.
 	istioKinds = set("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "WorkloadEntry", "Sidecar")
+	// securityKinds are security.istio.io's, applied as they are.
+	securityKinds = set("AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication")
 	// workloadKinds describe the upstream deployment of the backends, which
 	// backends.yaml restates and the runner builds itself.
 	workloadKinds = set("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "ServiceAccount")
 )
 
-func (istioTasks) Load(c *Case) error {
-	d := &istioCase{}
+func (g istioTasks) Load(c *Case) error {
+	d := &istioCase{security: g.security}
 	c.Data = d
 	if err := readYAML(filepath.Join(c.Dir, "backends.yaml"), &d.Backends); err != nil {
 		return err
@@ -193,6 +254,7 @@ func finalConfig(raw []byte, b *Backends) (config, unapplicable string, unclaime
 				continue
 			}
 		case group == "networking.istio.io" && istioKinds[meta.Kind]:
+		case group == "security.istio.io" && securityKinds[meta.Kind]:
 		default:
 			cannot = append(cannot, fmt.Sprintf("%s %s %s", meta.APIVersion, meta.Kind, meta.Metadata.Name))
 			continue
@@ -335,7 +397,7 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 	if ch.Expect.ResponsePrefix != nil && ch.Request.TCPSend == nil {
 		return "expect.response_prefix on an HTTP check: needs the application's own reply"
 	}
-	if ch.Request.TCPSend != nil && ch.Via.IngressGateway == nil {
+	if ch.Request.TCPSend != nil && ch.Via.IngressGateway == nil && !d.security {
 		return "request.tcp_send from a mesh client: needs the client's outbound TCP address, not run yet"
 	}
 	if f := ch.Request.FollowRedirects; f != nil && *f {
@@ -387,6 +449,11 @@ type istioEnv struct {
 	ext          *externals
 	tcpIPs       map[*testenv.Client]string
 	proxyClients map[*testenv.Client]*http.Client
+	// Security cases: where each mesh client sends from (by
+	// namespace/name), and the address ingress requests leave from.
+	senders     map[string]*sender
+	ingressIP   string
+	ingressHTTP *http.Client
 }
 
 // linePrefix reads the word a line echo answers with from a workload's
@@ -492,12 +559,21 @@ func (istioTasks) Setup(t *testing.T, c *Case) Env {
 	if len(svcDocs) > 0 {
 		m.WriteConfig("services.yaml", strings.Join(svcDocs, "---\n"))
 	}
-	if strings.TrimSpace(d.Config) != "" {
-		m.WriteConfig("config.yaml", d.Config)
-	}
 	env := &istioEnv{mesh: m, data: d, tmp: t.TempDir(), clients: map[string]*testenv.Client{},
 		gateways: map[string]*testenv.Gateway{}, workloads: map[string][]*istioWorkload{},
-		ext: ext, tcpIPs: map[*testenv.Client]string{}, proxyClients: map[*testenv.Client]*http.Client{}}
+		ext: ext, tcpIPs: map[*testenv.Client]string{}, proxyClients: map[*testenv.Client]*http.Client{},
+		senders: map[string]*sender{}, ingressHTTP: ingressHTTP}
+	config := d.Config
+	if d.security {
+		// Ingress requests leave from an address of their own, which
+		// $CLIENT_IP in the config names.
+		env.ingressIP = testenv.LoopbackIP()
+		env.ingressHTTP = directHTTP(env.ingressIP)
+		config = strings.ReplaceAll(config, "$CLIENT_IP", env.ingressIP)
+	}
+	if strings.TrimSpace(config) != "" {
+		m.WriteConfig("config.yaml", config)
+	}
 	recorded := d.mirrorTargetSet(c.Checks)
 	for _, s := range b.Services {
 		var portNames []string
@@ -516,14 +592,17 @@ func (istioTasks) Setup(t *testing.T, c *Case) Env {
 			}
 			ns := b.ns(s.Namespace)
 			key := ns + "/" + w.Name
-			route := parseBehaviour(w.Behaviour)
+			route := parseBehaviour(w.Behaviour.Text)
 			for i := 0; i < replicas; i++ {
 				pod := w.Name + "-" + strconv.Itoa(i)
 				iw := &istioWorkload{namespace: ns}
 				opts := testenv.WorkloadOptions{
 					Service: s.Name, Namespace: ns, Name: pod,
 					Labels: w.Labels, Version: w.Labels["version"], Locality: w.Locality,
-					PortName: portNames[0], PortNames: portNames[1:], TCPPrefix: linePrefix(w.Behaviour),
+					PortName: portNames[0], PortNames: portNames[1:], TCPPrefix: w.Behaviour.tcpPrefix(),
+				}
+				if d.security {
+					podOptions(&opts, b, &s, &w)
 				}
 				// An HTTP app with a described behaviour, or one whose
 				// mirrored copies are inspected, runs in this process.
@@ -537,7 +616,13 @@ func (istioTasks) Setup(t *testing.T, c *Case) Env {
 		}
 	}
 	env.startGateways(t, c)
+	if d.security {
+		env.startSecurityClients(t, c)
+	}
 	for j, cl := range b.Clients {
+		if d.security {
+			break
+		}
 		ns := b.ns(cl.Namespace)
 		co := testenv.ClientOptions{Name: cl.Name, Namespace: ns, Labels: cl.Labels, Locality: d.clientLocality(ns, cl.Name, c.Checks)}
 		if ext != nil && ext.tls {
@@ -575,6 +660,9 @@ func (e *istioEnv) Send(ch *Check) (*testenv.Response, error) {
 	}
 	if ch.Request.URL != "" {
 		return e.sendURL(ch)
+	}
+	if e.data.security {
+		return e.sendSecurity(ch)
 	}
 	c, err := e.client(ch)
 	if err != nil {
@@ -644,7 +732,11 @@ func (e *istioEnv) sendIngress(ch *Check, ig *IngressGateway) (*testenv.Response
 	for k, v := range ch.Request.Headers {
 		req.Header.Set(k, v)
 	}
-	return testenv.Send(ingressHTTP, req)
+	r, err := testenv.Send(e.ingressHTTP, req)
+	if err != nil && e.data.security {
+		return nil, classifyConnError(err)
+	}
+	return r, err
 }
 
 var ingressHTTP = &http.Client{Timeout: testenv.RequestTimeout,

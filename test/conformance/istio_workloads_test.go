@@ -212,7 +212,7 @@ func (d *istioCase) tcpWorkload(key string) bool {
 	for _, s := range d.Backends.Services {
 		for _, w := range s.Workloads {
 			if d.Backends.ns(s.Namespace)+"/"+w.Name == key {
-				return linePrefix(w.Behaviour) != ""
+				return w.Behaviour.tcpPrefix() != ""
 			}
 		}
 	}
@@ -272,6 +272,9 @@ func (d *istioCase) bodyUnsupported(ch *Check) string {
 		return ""
 	}
 	const why = "expect.body_prefix: needs the application's own body (echo answers JSON)"
+	if rb := ch.Expect.ReachedBackend; rb != nil && !*rb {
+		return "" // the proxy answers (RBAC: access denied), not the app
+	}
 	b := ch.Expect.Backend
 	if b == nil || b.Service == "" {
 		return why + " and the check names no backend whose described behaviour could give it"
@@ -299,7 +302,7 @@ func (d *istioCase) behaviourOf(key string) *behaviourRoute {
 	for _, s := range d.Backends.Services {
 		for _, w := range s.Workloads {
 			if d.Backends.ns(s.Namespace)+"/"+w.Name == key {
-				return parseBehaviour(w.Behaviour)
+				return parseBehaviour(w.Behaviour.Text)
 			}
 		}
 	}

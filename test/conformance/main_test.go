@@ -25,7 +25,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // runners are the groups this package runs, one Test function each.
-var runners = []Group{istioTasks{}, gatewayAPIGroup{}, gatewayAPIGroup{mesh: true}}
+var runners = []Group{istioTasks{}, istioTasks{security: true}, gatewayAPIGroup{}, gatewayAPIGroup{mesh: true}}
 
 func hasRunner(group string) bool {
 	for _, g := range runners {
