@@ -28,9 +28,7 @@ func (n NotEnforced) String() string {
 // ConfigMap, ...) have no meaning for the mesh config and are only noted.
 var notEnforcedKinds = map[string]map[string]string{
 	"security.istio.io": {
-		"AuthorizationPolicy":   "authorization policies are not applied yet: requests are NOT allowed or denied by it",
-		"PeerAuthentication":    "mutual TLS modes are not applied to sidecars' inbound traffic yet: plaintext is still accepted",
-		"RequestAuthentication": "JWTs are not validated yet: requests are NOT authenticated by it",
+		"PeerAuthentication": "mutual TLS modes are not applied to sidecars' inbound traffic yet: plaintext is still accepted",
 	},
 	"telemetry.istio.io": {
 		"Telemetry": "metrics, tracing and access log settings are not applied yet",

@@ -125,12 +125,11 @@ spec:
 `, name, name, name, subset)
 }
 
-const authz = `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
+const authz = `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
 metadata: {name: deny-all, namespace: shop}
 spec:
-  action: DENY
-  rules: [{}]
+  accessLogging: [{}]
 `
 
 // configState is what the controller holds now.
