@@ -14,7 +14,6 @@ import (
 	rbachttp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	rbactcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
@@ -73,7 +72,7 @@ func HTTPFilters(push *model.PushContext, w Workload) (Filters, error) {
 	jwt, notes := jwtConfig(push, push.RequestAuthenticationsFor(w.matcher()), w.Gateway)
 	out.Notes = notes
 	if jwt != nil {
-		typed, err := anypb.New(jwt)
+		typed, err := toAny(jwt)
 		if err != nil {
 			return out, fmt.Errorf("jwt_authn: %w", err)
 		}
@@ -81,7 +80,7 @@ func HTTPFilters(push *model.PushContext, w Workload) (Filters, error) {
 	}
 	b := newRBACBuilder(push, false)
 	for _, r := range b.all(push.AuthorizationPoliciesFor(w.matcher())) {
-		typed, err := anypb.New(&rbachttp.RBAC{Rules: r.rules, ShadowRules: r.shadow, ShadowRulesStatPrefix: shadowStatPrefix(r.shadow)})
+		typed, err := toAny(&rbachttp.RBAC{Rules: r.rules, ShadowRules: r.shadow, ShadowRulesStatPrefix: shadowStatPrefix(r.shadow)})
 		if err != nil {
 			return out, fmt.Errorf("rbac: %w", err)
 		}
@@ -99,7 +98,7 @@ func NetworkFilters(push *model.PushContext, w Workload) (Filters, error) {
 	var out Filters
 	b := newRBACBuilder(push, true)
 	for _, r := range b.all(push.AuthorizationPoliciesFor(w.matcher())) {
-		typed, err := anypb.New(&rbactcp.RBAC{Rules: r.rules, StatPrefix: TCPStatPrefix, ShadowRules: r.shadow,
+		typed, err := toAny(&rbactcp.RBAC{Rules: r.rules, StatPrefix: TCPStatPrefix, ShadowRules: r.shadow,
 			ShadowRulesStatPrefix: shadowStatPrefix(r.shadow)})
 		if err != nil {
 			return out, fmt.Errorf("rbac: %w", err)

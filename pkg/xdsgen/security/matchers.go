@@ -11,6 +11,7 @@ import (
 	routepb "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	uritemplate "github.com/envoyproxy/go-control-plane/envoy/extensions/path/match/uri_template/v3"
 	matcherpb "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -136,7 +137,7 @@ func metadataListValueMatcherForJWTClaims(claims []string, value *matcherpb.Valu
 var templateReplacer = strings.NewReplacer(config.MatchOneTemplate, "*", config.MatchAnyTemplate, "**")
 
 func pathTemplate(path string) (*rbacpb.Permission, error) {
-	typed, err := anypb.New(&uritemplate.UriTemplateMatchConfig{PathTemplate: templateReplacer.Replace(path)})
+	typed, err := toAny(&uritemplate.UriTemplateMatchConfig{PathTemplate: templateReplacer.Replace(path)})
 	if err != nil {
 		return nil, err
 	}
@@ -207,4 +208,14 @@ func principalAuthenticated(name *matcherpb.StringMatcher, useAuthenticated bool
 	}
 	return &rbacpb.Principal{Identifier: &rbacpb.Principal_FilterState{FilterState: &matcherpb.FilterStateMatcher{
 		Key: peerPrincipalKey, Matcher: &matcherpb.FilterStateMatcher_StringMatch{StringMatch: name}}}}
+}
+
+// toAny packs m deterministically (RBAC policies are maps), so equal
+// configs give equal bytes and equal xDS versions.
+func toAny(m proto.Message) (*anypb.Any, error) {
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
