@@ -8,7 +8,7 @@ import "strings"
 // and `sluice status` (DEVELOPERS.md: nothing accepted is silently
 // ignored).
 type NotEnforced struct {
-	// Kind is group/Kind, e.g. security.istio.io/AuthorizationPolicy.
+	// Kind is group/Kind, e.g. telemetry.istio.io/Telemetry.
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name"`
