@@ -222,3 +222,35 @@ func TestRequestAuthenticationValidation(t *testing.T) {
 		t.Errorf("ServiceEntry targetRef: %v", errs)
 	}
 }
+
+// TestSecurityWarnings: what Istio accepts with a warning.
+func TestSecurityWarnings(t *testing.T) {
+	for _, tc := range []struct{ doc, field, msg string }{
+		{apHead + "  action: DENY\n  rules: [{to: [{operation: {paths: [/admin]}}]}]", "spec.rules[0]", "deny all traffic to TCP ports"},
+		{apHead + "  action: DENY\n  rules: [{from: [{source: {requestPrincipals: [\"*\"]}}]}]", "spec.rules[0]", "deny all traffic to TCP ports"},
+		{apHead + "  selector: {}\n  rules: [{}]", "spec.selector", "without labels"},
+		{raHead + "  jwtRules: [{issuer: i, jwks: '{\"keys\":[{\"kty\":\"oct\",\"k\":\"AAAA\"}]}'}]", "spec.jwtRules[0].jwks", "private key material"},
+	} {
+		res := Decode([]byte(tc.doc), DecodeOptions{File: "w.yaml"})
+		if len(res.Resources) != 1 {
+			t.Fatalf("%v", res.Errors)
+		}
+		if errs := Validate(res.Resources[0]); len(errs) > 0 {
+			t.Errorf("%s: rejected: %v", tc.field, errs)
+		}
+		ws := Warnings(res.Resources[0])
+		if len(ws) != 1 || ws[0].Field != tc.field || !strings.Contains(ws[0].Error(), tc.msg) {
+			t.Errorf("warnings %v, want one at %s containing %q", ws, tc.field, tc.msg)
+		}
+	}
+	for _, doc := range []string{
+		apHead + "  action: DENY\n  rules: [{to: [{operation: {paths: [/admin], ports: [\"80\"]}}]}]",
+		apHead + "  action: DENY\n  rules: [{from: [{source: {namespaces: [x]}}]}]",
+		raHead + "  jwtRules: [{issuer: i, jwks: '{\"keys\":[]}'}]",
+	} {
+		res := Decode([]byte(doc), DecodeOptions{File: "w.yaml"})
+		if ws := Warnings(res.Resources[0]); len(ws) != 0 {
+			t.Errorf("unexpected warnings %v", ws)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/registry"
 )
 
 // Envoy's filter names.
@@ -107,4 +108,14 @@ func NetworkFilters(push *model.PushContext, w Workload) (Filters, error) {
 	}
 	out.Notes = b.notes
 	return out, nil
+}
+
+// ForPort is what a listener of the workload serving a port of protocol
+// carries: the HTTP filters on HTTP protocols, the network filters
+// otherwise (for `sluice authz check`, which has no control plane).
+func ForPort(push *model.PushContext, w Workload, protocol registry.Protocol) (Filters, error) {
+	if protocol.IsHTTP() {
+		return HTTPFilters(push, w)
+	}
+	return NetworkFilters(push, w)
 }

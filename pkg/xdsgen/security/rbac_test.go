@@ -9,6 +9,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/registry"
 )
 
 // TestCustomFailsClosed: sluice's config rejects CUSTOM; should a CUSTOM
@@ -58,5 +59,19 @@ func TestNoPoliciesNoFilters(t *testing.T) {
 	}
 	if len(f.HTTP) != 0 || len(n.Network) != 0 {
 		t.Errorf("filters for an unselected workload: %v %v", f.HTTP, n.Network)
+	}
+}
+
+// TestForPort: HTTP protocols get the HTTP filters, others the network
+// ones.
+func TestForPort(t *testing.T) {
+	push := pushFrom(t, "testdata/istio/tcp/allow-both-http-tcp-in.yaml", nil)
+	h, err := ForPort(push, httpbin, registry.ProtocolHTTP)
+	if err != nil || len(h.HTTP) != 1 || len(h.Network) != 0 {
+		t.Errorf("HTTP port: %v %v", h, err)
+	}
+	n, err := ForPort(push, httpbin, registry.ProtocolTCP)
+	if err != nil || len(n.Network) != 1 || len(n.HTTP) != 0 {
+		t.Errorf("TCP port: %v %v", n, err)
 	}
 }
