@@ -34,7 +34,7 @@ func TestAuthorizationPolicyValidation(t *testing.T) {
 	good := map[string]string{
 		"allow nothing (empty spec)": `  {}`,
 		"allow all ({} rule)":        `  rules: [{}]`,
-		"deny all":                   `  action: DENY
+		"deny all": `  action: DENY
   rules: [{}]`,
 		"istio docs: httpbin from sleep, GET with JWT": `  selector: {matchLabels: {app: httpbin, version: v1}}
   action: ALLOW

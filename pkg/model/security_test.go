@@ -21,7 +21,6 @@ spec:
 `, name, ns, created, extra)
 }
 
-
 func apNames(xs []*AuthorizationPolicy) string {
 	var out []string
 	for _, x := range xs {
@@ -128,4 +127,3 @@ spec:
 		t.Errorf("no resolver: %q, %v", keys, err)
 	}
 }
-
