@@ -21,7 +21,7 @@ var httpbin = Workload{Namespace: "foo", Labels: map[string]string{"app": "httpb
 
 // pushFrom decodes and validates file (as the control plane would) and
 // indexes it with mesh.
-func pushFrom(t *testing.T, file string, mesh *meshv1alpha1.MeshConfig) *model.PushContext {
+func pushFrom(t testing.TB, file string, mesh *meshv1alpha1.MeshConfig) *model.PushContext {
 	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {
