@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-mesh/sluice/pkg/controlplane"
@@ -11,7 +14,7 @@ func init() { register(newControlCommand) }
 
 func newControlCommand() *cobra.Command {
 	var (
-		configDir, meshConfig, xdsAddr, httpAddr, caDir string
+		configDir, meshConfig, xdsAddr, httpAddr, caDir, jwksCAFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "control",
@@ -29,8 +32,14 @@ Status:  GET /ready, /debug/status, /debug/syncz, /debug/configz,
 			if err != nil {
 				return err
 			}
+			var jwksCA []byte
+			if jwksCAFile != "" {
+				if jwksCA, err = os.ReadFile(jwksCAFile); err != nil {
+					return fmt.Errorf("--jwks-ca-file: %w", err)
+				}
+			}
 			c, err := controlplane.New(controlplane.Options{
-				ConfigDir: configDir, Mesh: mesh, XDSAddress: xdsAddr, HTTPAddress: httpAddr, CADir: caDir,
+				ConfigDir: configDir, Mesh: mesh, XDSAddress: xdsAddr, HTTPAddress: httpAddr, CADir: caDir, JwksCAPEM: jwksCA,
 				Logger: newLogger(cmd),
 			})
 			if err != nil {
@@ -45,6 +54,7 @@ Status:  GET /ready, /debug/status, /debug/syncz, /debug/configz,
 	f.StringVar(&xdsAddr, "xds-address", "127.0.0.1:15010", "address to serve xDS (ADS) on")
 	f.StringVar(&httpAddr, "http-address", "127.0.0.1:15014", "address to serve status and debug on")
 	f.StringVar(&caDir, "ca-dir", "", "folder keeping the mesh CA's root certificate and key across restarts (default: a new root in memory)")
+	f.StringVar(&jwksCAFile, "jwks-ca-file", "", "PEM CA certificates trusted, besides the system roots, for https jwksUris of RequestAuthentications")
 	cmd.MarkFlagRequired("config-dir")
 	addLogFlags(cmd)
 	return cmd

@@ -24,7 +24,7 @@ func newStatusCommand() *cobra.Command {
 		Short: "Show what the control plane does not enforce and the Gateway API status it computed",
 		Long: `status reads /debug/status and /debug/gatewayapi from a running "sluice control".
 It first lists every resource accepted but NOT ENFORCED (a kind sluice does not build
-yet, such as AuthorizationPolicy), with its file and why, then prints, per
+yet, such as Telemetry), with its file and why, then prints, per
 GatewayClass, Gateway, listener and route parent, the conditions the Gateway API
 defines (Accepted, ResolvedRefs, Programmed, ...) with their reasons. It exits 1 when
 a condition is not as it should be. --json prints the Gateway API status with a

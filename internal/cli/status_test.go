@@ -34,10 +34,10 @@ func runStatus(t *testing.T, addr string, args ...string) (string, error) {
 // enforce, read over HTTP from a real control plane.
 func TestStatusListsNotEnforced(t *testing.T) {
 	dir := t.TempDir()
-	policy := `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
+	policy := `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
 metadata: {name: deny-all, namespace: shop}
-spec: {action: DENY, rules: [{}]}
+spec: {accessLogging: [{}]}
 `
 	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
@@ -58,8 +58,8 @@ spec: {action: DENY, rules: [{}]}
 	if err != nil {
 		t.Fatalf("sluice status: %v\n%s", err, out)
 	}
-	want := "NOT ENFORCED security.istio.io/AuthorizationPolicy shop/deny-all (" + filepath.Join(dir, "policy.yaml")
-	if !strings.Contains(out, want) || !strings.Contains(out, "requests are NOT allowed or denied") {
+	want := "NOT ENFORCED telemetry.istio.io/Telemetry shop/deny-all (" + filepath.Join(dir, "policy.yaml")
+	if !strings.Contains(out, want) || !strings.Contains(out, "access log settings are not applied") {
 		t.Errorf("output lacks %q and its reason:\n%s", want, out)
 	}
 
@@ -73,7 +73,7 @@ spec: {action: DENY, rules: [{}]}
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, out)
 	}
-	if len(st.NotEnforced) != 1 || st.NotEnforced[0].Kind != "security.istio.io/AuthorizationPolicy" ||
+	if len(st.NotEnforced) != 1 || st.NotEnforced[0].Kind != "telemetry.istio.io/Telemetry" ||
 		st.NotEnforced[0].Name != "deny-all" || !strings.Contains(st.NotEnforced[0].File, "policy.yaml") {
 		t.Errorf("--json not_enforced: %+v", st.NotEnforced)
 	}

@@ -209,6 +209,15 @@ func decodeSpec(r *Resource, d document, group, version string) (ok bool, err er
 			return false, err
 		}
 		r.Spec = spec
+	case group == SecurityGroup && securitySpecs[r.Kind] != nil:
+		if !securityVersions[version] {
+			return false, &Error{Field: "apiVersion", Err: fmt.Errorf("%q is not a version Istio serves for %s (use v1 or v1beta1)", d.APIVersion, d.Kind)}
+		}
+		spec := securitySpecs[r.Kind]()
+		if err := unmarshalSpec(d.Spec, spec); err != nil {
+			return false, err
+		}
+		r.Spec = spec
 	case group == "" && version == "v1" && r.Kind == KindService:
 		var svc corev1.ServiceSpec
 		if len(d.Spec) > 0 {

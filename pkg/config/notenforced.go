@@ -8,7 +8,7 @@ import "strings"
 // and `sluice status` (DEVELOPERS.md: nothing accepted is silently
 // ignored).
 type NotEnforced struct {
-	// Kind is group/Kind, e.g. security.istio.io/AuthorizationPolicy.
+	// Kind is group/Kind, e.g. telemetry.istio.io/Telemetry.
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name"`
@@ -28,9 +28,7 @@ func (n NotEnforced) String() string {
 // ConfigMap, ...) have no meaning for the mesh config and are only noted.
 var notEnforcedKinds = map[string]map[string]string{
 	"security.istio.io": {
-		"AuthorizationPolicy":   "authorization policies are not applied yet: requests are NOT allowed or denied by it",
-		"PeerAuthentication":    "mutual TLS modes are not applied to sidecars' inbound traffic yet: plaintext is still accepted",
-		"RequestAuthentication": "JWTs are not validated yet: requests are NOT authenticated by it",
+		"PeerAuthentication": "mutual TLS modes are not applied to sidecars' inbound traffic yet: plaintext is still accepted",
 	},
 	"telemetry.istio.io": {
 		"Telemetry": "metrics, tracing and access log settings are not applied yet",

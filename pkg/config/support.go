@@ -35,7 +35,7 @@ func (s Support) String() string {
 // Supported rows.
 type Feature struct {
 	// Kind is the resource kind ("DestinationRule"); for NotEnforced
-	// kinds, group/Kind ("security.istio.io/AuthorizationPolicy").
+	// kinds, group/Kind ("telemetry.istio.io/Telemetry").
 	Kind string
 	// Field is the path in the resource, lists as "[]"
 	// ("spec.http[].match[].uri"); empty for a whole kind. Traffic policy

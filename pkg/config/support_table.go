@@ -179,6 +179,8 @@ var supportTable = rows(
 
 	gatewayAPIRejections(),
 
+	securityRows(),
+
 	supported("Sidecar", "", "spec.workloadSelector", "spec.egress[].hosts", "spec.egress[].port", "spec.egress[].bind",
 		"spec.egress[].captureMode", "spec.ingress[].port", "spec.ingress[].bind", "spec.ingress[].defaultEndpoint",
 		"spec.ingress[].captureMode", "spec.outboundTrafficPolicy.mode"),

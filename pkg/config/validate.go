@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	networking "istio.io/api/networking/v1alpha3"
+	securityv1beta1 "istio.io/api/security/v1beta1"
 	typev1beta1 "istio.io/api/type/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
@@ -43,6 +44,10 @@ func Validate(r *Resource) Errors {
 		v.workloadEntry("spec", spec, nil, true)
 	case *networking.Sidecar:
 		v.sidecar(spec)
+	case *securityv1beta1.AuthorizationPolicy:
+		v.authorizationPolicy(spec)
+	case *securityv1beta1.RequestAuthentication:
+		v.requestAuthentication(spec)
 	case *corev1.ServiceSpec:
 		v.service(spec)
 	case *Secret:
@@ -139,7 +144,7 @@ func (v *validator) meta() {
 			v.errorf(mapKey("metadata.annotations", k), "invalid annotation key: %s", msg)
 		}
 	}
-	if _, ok := r.Annotations[annotationDryRun]; ok {
+	if _, ok := r.Annotations[annotationDryRun]; ok && r.Kind != KindAuthorizationPolicy {
 		v.errorf(mapKey("metadata.annotations", annotationDryRun),
 			"only AuthorizationPolicy supports this annotation; remove it from %s", r.Kind)
 	}

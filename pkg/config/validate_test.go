@@ -764,10 +764,10 @@ func TestHeaderSubstitutionRejected(t *testing.T) {
 }
 
 func TestDecodeReportsNotEnforcedKinds(t *testing.T) {
-	res := Decode([]byte(`apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
+	res := Decode([]byte(`apiVersion: telemetry.istio.io/v1
+kind: Telemetry
 metadata: {name: deny-all, namespace: prod}
-spec: {action: DENY, rules: [{}]}
+spec: {accessLogging: [{}]}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -776,7 +776,7 @@ metadata: {name: app}
 	if len(res.Errors) != 0 || len(res.Resources) != 0 {
 		t.Fatalf("errors %v resources %v", res.Errors, res.Resources)
 	}
-	if len(res.NotEnforced) != 1 || res.NotEnforced[0].Kind != "security.istio.io/AuthorizationPolicy" ||
+	if len(res.NotEnforced) != 1 || res.NotEnforced[0].Kind != "telemetry.istio.io/Telemetry" ||
 		res.NotEnforced[0].Namespace != "prod" || res.NotEnforced[0].Name != "deny-all" || res.NotEnforced[0].File != "p.yaml (document 1)" {
 		t.Fatalf("not enforced = %+v", res.NotEnforced)
 	}

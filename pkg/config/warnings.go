@@ -24,6 +24,7 @@ func Warnings(r *Resource) Errors {
 			}
 		})
 	}
+	securityWarnings(r, warn)
 	return out
 }
 

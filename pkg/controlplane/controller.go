@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/ca"
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/config/filesource"
+	"github.com/sluice-mesh/sluice/pkg/jwks"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
@@ -35,8 +36,11 @@ type Options struct {
 	HTTPAddress string
 	Debounce    DebounceOptions
 	// CADir keeps the mesh CA's root across restarts (empty: in memory).
-	CADir  string
-	Logger *slog.Logger
+	CADir string
+	// JwksCAPEM are CA certificates trusted for https jwksUris of
+	// RequestAuthentications besides the system roots (--jwks-ca-file).
+	JwksCAPEM []byte
+	Logger    *slog.Logger
 }
 
 // Controller runs the control plane.
@@ -45,6 +49,9 @@ type Controller struct {
 	log    *slog.Logger
 	server *xdsserver.Server
 	source *filesource.Source
+	// jwks fetches RequestAuthentication key sets (as istiod); a change
+	// found by its refresh is a push request.
+	jwks *jwks.Resolver
 
 	push     atomic.Pointer[pushContext]
 	pushes   atomic.Uint64
@@ -100,6 +107,11 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("control: %w", err)
 	}
 	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64)}
+	c.jwks, err = jwks.New(jwks.Options{ExtraRootsPEM: opts.JwksCAPEM, Logger: opts.Logger,
+		OnChange: func() { c.requests <- PushRequest{Full: true, Reasons: []string{"jwks"}, Start: time.Now()} }})
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
 	certs := &ca.Server{CA: authority}
 	c.server = xdsserver.New(xdsserver.Options{Versioned: c.generate, Logger: opts.Logger,
 		Register: []func(*grpc.Server){certs.Register}})
@@ -143,6 +155,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	go func() { errc <- c.serveHTTP(ctx, httpLis) }()
 	go func() { errc <- c.source.Run(ctx, changed) }()
 	go debounce(ctx, c.requests, c.opts.Debounce, c.rebuild)
+	go c.jwks.Run(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -212,7 +225,7 @@ func (c *Controller) rebuild(req PushRequest) {
 	c.mu.Unlock()
 	n := c.pushes.Add(1)
 	pc := &pushContext{n: n, PushContext: model.NewPushContext(model.PushOptions{
-		Version: strconv.FormatUint(n, 10), Mesh: c.opts.Mesh, Resources: resources,
+		Version: strconv.FormatUint(n, 10), Mesh: c.opts.Mesh, Resources: resources, Jwks: c.jwks,
 	})}
 	c.storePush(pc)
 	proxies := c.server.Proxies()

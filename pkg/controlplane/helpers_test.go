@@ -64,9 +64,16 @@ type running struct {
 
 func start(t *testing.T, dir string, debounce DebounceOptions) *running {
 	t.Helper()
+	return startWith(t, dir, Options{Debounce: debounce})
+}
+
+// startWith runs a controller with opts' Debounce and JwksCAPEM.
+func startWith(t *testing.T, dir string, opts Options) *running {
+	t.Helper()
 	r := &running{http: testenv.FreeAddr(), xds: testenv.FreeAddr(), log: &logBuffer{}, dir: dir}
 	c, err := New(Options{ConfigDir: dir, Mesh: meshconfig.Default(), XDSAddress: r.xds, HTTPAddress: r.http,
-		Debounce: debounce, Logger: slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Debounce: opts.Debounce, JwksCAPEM: opts.JwksCAPEM,
+		Logger: slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,12 +132,11 @@ spec:
 `, name, name, name, subset)
 }
 
-const authz = `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
+const authz = `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
 metadata: {name: deny-all, namespace: shop}
 spec:
-  action: DENY
-  rules: [{}]
+  accessLogging: [{}]
 `
 
 // configState is what the controller holds now.

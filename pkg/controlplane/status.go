@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/jwks"
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
 )
 
@@ -31,6 +32,10 @@ type Status struct {
 	// force.
 	ConfigRead time.Time               `json:"config_read"`
 	Proxies    []xdsserver.ProxyStatus `json:"proxies"`
+	// JwksFailures are RequestAuthentication key sets the control plane
+	// could not fetch: tokens of those issuers are refused until a
+	// refresh succeeds.
+	JwksFailures []jwks.Failure `json:"jwks_failures,omitempty"`
 }
 
 // Status reports the control plane's state.
@@ -47,6 +52,7 @@ func (c *Controller) Status() Status {
 	}
 	c.mu.Unlock()
 	st.Proxies = c.server.Status()
+	st.JwksFailures = c.jwks.Failures()
 	for _, p := range st.Proxies { // only proxies still connected
 		if list, ok := conflicts[p.ID]; ok {
 			if st.Conflicts == nil {

@@ -50,6 +50,12 @@ type PushContext struct {
 	secrets         map[config.Key]*config.Secret
 	gatewayAPI      *gatewayapi.Status
 	sidecars        []*config.Resource // oldest first
+
+	// Security policies by namespace, oldest first (security.go), and the
+	// JWKS fetched for their jwtRules.
+	authzPolicies map[string][]*AuthorizationPolicy
+	requestAuthns map[string][]*RequestAuthentication
+	jwks          map[JwksKey]jwksResult
 }
 
 // PushOptions are the inputs of a push.
@@ -57,6 +63,9 @@ type PushOptions struct {
 	Version   string
 	Mesh      *meshv1alpha1.MeshConfig
 	Resources []*config.Resource
+	// Jwks fetches the JWKS of RequestAuthentication jwtRules that name
+	// a jwksUri (or only an issuer); nil: those fail closed.
+	Jwks JwksSource
 }
 
 // NewPushContext indexes resources for generation.
@@ -68,7 +77,9 @@ func NewPushContext(opts PushOptions) *PushContext {
 		delegates: map[config.Key]*VirtualService{},
 		gateways:  map[config.Key]*config.Resource{},
 		secrets:   map[config.Key]*config.Secret{},
+		jwks:      map[JwksKey]jwksResult{},
 	}
+	pc.indexSecurity(opts.Resources, opts.Jwks)
 	for _, r := range opts.Resources {
 		switch spec := r.Spec.(type) {
 		case *networking.VirtualService:

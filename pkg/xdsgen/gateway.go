@@ -47,6 +47,10 @@ func (g *generation) gatewayListener(port uint32, servers []*model.GatewayServer
 	addr := fmt.Sprintf("%s:%d", bind, listenPort)
 	var chains []*listener.FilterChain
 	var plain []*model.GatewayServer
+	sec, err := g.securityHTTPFilters()
+	if err != nil {
+		return nil, err
+	}
 	for _, s := range servers {
 		switch {
 		case s.IsHTTP() && !s.TerminatesTLS():
@@ -58,7 +62,7 @@ func (g *generation) gatewayListener(port uint32, servers []*model.GatewayServer
 				g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("Gateway %s port %d: %v; the server is not served", s.Name, port, err))
 				continue
 			}
-			chain, err := httpFilterChain(listenerOptions{Name: name, Address: addr, StatPrefix: routeName, RouteName: routeName,
+			chain, err := httpFilterChain(listenerOptions{Name: name, Address: addr, StatPrefix: routeName, RouteName: routeName, SecurityFilters: sec,
 				Direction: core.TrafficDirection_OUTBOUND, StripPort: true, Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh})
 			if err != nil {
 				return nil, err
@@ -72,12 +76,15 @@ func (g *generation) gatewayListener(port uint32, servers []*model.GatewayServer
 			if err != nil {
 				return nil, err
 			}
+			if err := g.secureTCPChains(l4...); err != nil {
+				return nil, err
+			}
 			chains = append(chains, l4...)
 		}
 	}
 	if len(plain) > 0 {
 		routeName := fmt.Sprintf("http.%d", port)
-		chain, err := httpFilterChain(listenerOptions{Name: name, Address: addr, StatPrefix: routeName, RouteName: routeName,
+		chain, err := httpFilterChain(listenerOptions{Name: name, Address: addr, StatPrefix: routeName, RouteName: routeName, SecurityFilters: sec,
 			Direction: core.TrafficDirection_OUTBOUND, StripPort: true, Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh})
 		if err != nil {
 			return nil, err

@@ -65,6 +65,8 @@ type generation struct {
 	// scope is the sidecar's Sidecar resource scope; nil (everything
 	// visible) for routers, which Sidecars do not apply to.
 	scope *model.SidecarScope
+	// sec memoises the proxy's security filters (security.go).
+	sec *securityFilterSet
 }
 
 func (g *generation) sidecar() error {

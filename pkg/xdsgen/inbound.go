@@ -209,6 +209,9 @@ func (g *generation) inboundListener(p inboundPort) error {
 		if err != nil {
 			return err
 		}
+		if err := g.secureTCPChains(chain); err != nil {
+			return err
+		}
 		g.out.Listeners = append(g.out.Listeners, &listener.Listener{
 			Name: name, Address: socketAddress(p.host, p.port),
 			TrafficDirection: core.TrafficDirection_INBOUND, FilterChains: []*listener.FilterChain{chain},
@@ -216,7 +219,11 @@ func (g *generation) inboundListener(p inboundPort) error {
 		return nil
 	}
 	routeName := fmt.Sprintf("inbound|%d", p.port)
-	l, err := httpListener(listenerOptions{
+	sec, err := g.securityHTTPFilters()
+	if err != nil {
+		return err
+	}
+	l, err := httpListener(listenerOptions{SecurityFilters: sec,
 		Name: name, Address: net.JoinHostPort(p.host, strconv.FormatUint(uint64(p.port), 10)),
 		StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
 		Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh,

@@ -38,6 +38,9 @@ type listenerOptions struct {
 	// Connect lists CONNECT in upgrade_configs: the sidecar's outbound
 	// listener serves as a forward proxy (connect.go).
 	Connect bool
+	// SecurityFilters start the connection manager's filter chain
+	// (jwt_authn, rbac: security.go), before fault, CORS and the router.
+	SecurityFilters []*hcm.HttpFilter
 }
 
 // httpListener is a listener with one HTTP connection manager taking its
@@ -97,13 +100,13 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 		}},
 		// Fault, then CORS, then the router, in Istio's order; routes
 		// carry their faults and CORS policies in typed_per_filter_config.
-		HttpFilters: []*hcm.HttpFilter{{
+		HttpFilters: append(append([]*hcm.HttpFilter{}, opts.SecurityFilters...), &hcm.HttpFilter{
 			Name: FaultFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: fault},
-		}, {
+		}, &hcm.HttpFilter{
 			Name: CorsFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: cors},
-		}, {
+		}, &hcm.HttpFilter{
 			Name: RouterFilter, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: router},
-		}},
+		}),
 		// Istio turns off the stream idle timeout's default and keeps
 		// Envoy's 1h connection idle timeout.
 		StreamIdleTimeout:         durationpb.New(0),

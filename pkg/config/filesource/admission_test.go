@@ -27,8 +27,8 @@ spec:
 `
 }
 
-const authz = `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
+const authz = `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
 metadata: {name: deny-all, namespace: shop}
 spec: {}
 `
@@ -143,7 +143,7 @@ func TestNotEnforcedCarried(t *testing.T) {
 		t.Fatalf("not enforced: %v", snap.NotEnforced)
 	}
 	ne := snap.NotEnforced[0]
-	if ne.Kind != "security.istio.io/AuthorizationPolicy" || ne.Namespace != "shop" || ne.Name != "deny-all" ||
+	if ne.Kind != "telemetry.istio.io/Telemetry" || ne.Namespace != "shop" || ne.Name != "deny-all" ||
 		!strings.Contains(ne.File, "policy.yaml") || ne.Reason == "" {
 		t.Errorf("not enforced entry: %+v", ne)
 	}
