@@ -41,10 +41,10 @@ func compileConfig(a *anypb.Any) (*filterConfig, error) {
 	if err := a.UnmarshalTo(&c); err != nil {
 		return nil, err
 	}
-	if err := c.ValidateAll(); err != nil {
-		return nil, err
-	}
 	if err := checkFields(&c); err != nil {
+		return nil, err // first, so that the field not honoured is named
+	}
+	if err := c.ValidateAll(); err != nil {
 		return nil, err
 	}
 	fc := &filterConfig{providers: map[string]*provider{}, byIss: map[string]*provider{}, bypassCORS: c.BypassCorsPreflight}

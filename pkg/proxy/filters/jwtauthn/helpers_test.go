@@ -229,3 +229,5 @@ func readTestdata(t testing.TB, name string) string {
 	}
 	return string(b)
 }
+
+func writeFile(name, text string) error { return os.WriteFile(name, []byte(text), 0o600) }
