@@ -22,11 +22,20 @@ type filterConfig struct {
 	// provider (allow_missing alone): the first provider (by name) of each
 	// issuer, and the first without one for any other issuer
 	// (JwksCacheImpl::findByIssuer).
-	byIss       map[string]*provider
-	anyIssuer   *provider
-	rules       []rule
-	bypassCORS  bool
-	allSanitize []string // every provider's claim_to_headers headers
+	byIss      map[string]*provider
+	anyIssuer  *provider
+	rules      []rule
+	bypassCORS bool
+	// allSanitize are every provider's claim_to_headers headers, removed
+	// from every request (JwtClaimToHeader.header_name's contract).
+	allSanitize []sanitized
+}
+
+// sanitized is a header the filter owns; clearRoute when its provider
+// clears the route cache.
+type sanitized struct {
+	name       string
+	clearRoute bool
 }
 
 // rule is a RequirementRule: the first whose match holds decides.
@@ -62,7 +71,7 @@ func compileConfig(a *anypb.Any) (*filterConfig, error) {
 			fc.byIss[p.issuer] = p
 		}
 		for _, ch := range p.claimHeaders {
-			fc.allSanitize = append(fc.allSanitize, ch.header)
+			fc.allSanitize = append(fc.allSanitize, sanitized{name: ch.header, clearRoute: p.clearRouteCache})
 		}
 	}
 	for i, r := range c.Rules {

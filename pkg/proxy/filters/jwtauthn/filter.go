@@ -85,13 +85,19 @@ type filter struct{ cfg *filterConfig }
 func (f *filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	fc, r := f.cfg, s.R
 	st := s.Listener.Filter(slot).(*Stats)
+	// A forged claim header that chose the route: the route is matched
+	// again without it whatever happens next (sluice's addition to
+	// Envoy, which re-matches only after adding claim headers).
+	forged := false
 	for _, h := range fc.allSanitize {
-		delete(r.Header, h)
+		if _, ok := r.Header[h.name]; ok {
+			delete(r.Header, h.name)
+			forged = forged || h.clearRoute
+		}
 	}
 	if fc.bypassCORS && isCORSPreflight(r) {
 		st.CORSPreflightBypassed.Add(1)
-		st.Allowed.Add(1)
-		return httpfilter.Continue
+		return allow(s, st, forged)
 	}
 	var v verifier
 	for i := range fc.rules {
@@ -101,8 +107,7 @@ func (f *filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 		}
 	}
 	if v == nil {
-		st.Allowed.Add(1)
-		return httpfilter.Continue
+		return allow(s, st, forged)
 	}
 	rc := &reqCtx{s: s, now: uint64(time.Now().Unix())}
 	status := v.verify(rc)
@@ -111,7 +116,34 @@ func (f *filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 		deny(s, rc, status)
 		return httpfilter.Answered
 	}
+	return allow(s, st, forged || rc.clearRoute)
+}
+
+// allow counts an allowed request and re-matches its route when the
+// filter changed what the route may have been chosen on.
+func allow(s *httpfilter.Stream, st *Stats, rematch bool) httpfilter.Status {
 	st.Allowed.Add(1)
+	if rematch && s.Routes != nil {
+		return reroute(s)
+	}
+	return httpfilter.Continue
+}
+
+// reroute is clear_route_cache: the route is matched again on the
+// request as the filter left it (claim headers added), and the filters
+// after this one and the router use the new route. No route now is
+// answered as the router answers it: 404, flag NR, no body.
+func reroute(s *httpfilter.Stream) httpfilter.Status {
+	rte := s.Routes.Rematch(s.R, s.Authority)
+	if rte == nil {
+		s.Info.Flags |= httpfilter.FlagNR
+		s.Info.Status = http.StatusNotFound
+		s.W.Header().Set("X-Sluice-Reason", "no route matched after jwt_authn cleared the route cache")
+		s.W.Header().Set(httpfilter.ResponseFlagsHeader, s.Info.Flags.String())
+		s.W.WriteHeader(http.StatusNotFound)
+		return httpfilter.Answered
+	}
+	s.Route, s.Info.Route = rte, rte.RouteName()
 	return httpfilter.Continue
 }
 

@@ -33,15 +33,17 @@ func TestNACKUnsupportedFields(t *testing.T) {
 	}
 	// Where each message sits in the base config.
 	targets := map[protoreflect.FullName]func(c *jwtv3.JwtAuthentication) proto.Message{
-		name(&jwtv3.JwtAuthentication{}):            func(c *jwtv3.JwtAuthentication) proto.Message { return c },
-		name(&jwtv3.JwtProvider{}):                  func(c *jwtv3.JwtAuthentication) proto.Message { return c.Providers["origins-0"] },
-		name(&jwtv3.JwtHeader{}):                    func(c *jwtv3.JwtAuthentication) proto.Message { return c.Providers["origins-0"].FromHeaders[0] },
-		name(&jwtv3.JwtClaimToHeader{}):             func(c *jwtv3.JwtAuthentication) proto.Message { return c.Providers["origins-0"].ClaimToHeaders[0] },
-		name(&jwtv3.JwtProvider_NormalizePayload{}): func(c *jwtv3.JwtAuthentication) proto.Message { return c.Providers["origins-0"].NormalizePayloadInMetadata },
-		name(&jwtv3.RequirementRule{}):              func(c *jwtv3.JwtAuthentication) proto.Message { return c.Rules[0] },
-		name(&route.RouteMatch{}):                   func(c *jwtv3.JwtAuthentication) proto.Message { return c.Rules[0].Match },
-		name(&jwtv3.JwtRequirement{}):               func(c *jwtv3.JwtAuthentication) proto.Message { return c.Rules[0].GetRequires() },
-		name(&jwtv3.JwtRequirementOrList{}):         func(c *jwtv3.JwtAuthentication) proto.Message { return c.Rules[0].GetRequires().GetRequiresAny() },
+		name(&jwtv3.JwtAuthentication{}): func(c *jwtv3.JwtAuthentication) proto.Message { return c },
+		name(&jwtv3.JwtProvider{}):       func(c *jwtv3.JwtAuthentication) proto.Message { return c.Providers["origins-0"] },
+		name(&jwtv3.JwtHeader{}):         func(c *jwtv3.JwtAuthentication) proto.Message { return c.Providers["origins-0"].FromHeaders[0] },
+		name(&jwtv3.JwtClaimToHeader{}):  func(c *jwtv3.JwtAuthentication) proto.Message { return c.Providers["origins-0"].ClaimToHeaders[0] },
+		name(&jwtv3.JwtProvider_NormalizePayload{}): func(c *jwtv3.JwtAuthentication) proto.Message {
+			return c.Providers["origins-0"].NormalizePayloadInMetadata
+		},
+		name(&jwtv3.RequirementRule{}):      func(c *jwtv3.JwtAuthentication) proto.Message { return c.Rules[0] },
+		name(&route.RouteMatch{}):           func(c *jwtv3.JwtAuthentication) proto.Message { return c.Rules[0].Match },
+		name(&jwtv3.JwtRequirement{}):       func(c *jwtv3.JwtAuthentication) proto.Message { return c.Rules[0].GetRequires() },
+		name(&jwtv3.JwtRequirementOrList{}): func(c *jwtv3.JwtAuthentication) proto.Message { return c.Rules[0].GetRequires().GetRequiresAny() },
 	}
 	n := 0
 	for msgName, get := range targets {
