@@ -194,9 +194,15 @@ func extractJWT(v string, after int) string {
 	return v[start:end]
 }
 
-func isJWTChar(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
-}
+// jwtChars are base64url's characters and the dot.
+var jwtChars = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") {
+		t[c] = true
+	}
+	return t
+}()
+
+func isJWTChar(c byte) bool { return jwtChars[c] }
 
 // sanitizeHeaders removes the headers the providers write.
 func (e *extractor) sanitizeHeaders(r *http.Request) {

@@ -232,14 +232,30 @@ func (rc *reqCtx) parse(raw string) (*token, Status) {
 	return t, st
 }
 
+// cached is a token p verified before (this request or an earlier one).
+func (rc *reqCtx) cached(raw string, p *provider) *token {
+	t := p.verified.get(raw)
+	if t != nil {
+		rc.tokens = append(rc.tokens, parsedToken{raw: raw, t: t})
+	}
+	return t
+}
+
 func (rc *reqCtx) signature(t *token, p *provider) Status {
 	for i := range rc.sigs {
 		if rc.sigs[i].t == t && rc.sigs[i].p == p {
 			return rc.sigs[i].st
 		}
 	}
+	if p.verified.get(t.raw) == t {
+		return StatusOk
+	}
 	st := verifySignature(t, p.keys)
 	rc.sigs = append(rc.sigs, sigResult{t: t, p: p, st: st})
+	if st == StatusOk {
+		t.jws = nil // not needed any more; cached tokens are read only
+		p.verified.put(t)
+	}
 	return st
 }
 

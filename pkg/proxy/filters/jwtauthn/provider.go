@@ -39,6 +39,9 @@ type provider struct {
 	clockSkew         uint64
 	clearRouteCache   bool
 
+	// verified are the tokens whose signature verified with keys.
+	verified verifiedCache
+
 	// sanitize are the headers this provider writes.
 	sanitize  []string
 	extractor *extractor

@@ -3,6 +3,7 @@ package jwtauthn
 import (
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"strconv"
 	"strings"
 )
@@ -129,7 +130,14 @@ func (a *authenticator) done(st Status) Status {
 
 // one checks one token (startVerify, verifyKey and handleGoodJwt).
 func (a *authenticator) one(rc *reqCtx, loc location) Status {
-	t, st := rc.parse(loc.token)
+	var t *token
+	st := StatusOk
+	if a.provider != nil {
+		t = rc.cached(loc.token, a.provider)
+	}
+	if t == nil {
+		t, st = rc.parse(loc.token)
+	}
 	if st != StatusOk {
 		rc.noteFailure(st, "")
 		return st
@@ -190,6 +198,7 @@ func (a *authenticator) good(rc *reqCtx, t *token, p *provider, loc location) {
 		delete(h, loc.header) // Envoy removes the whole header, never a parameter or cookie
 	}
 	if p.payloadInMetadata != "" {
+		// A copy: the token may be shared with other requests (cache.go).
 		rc.s.Metadata.Set(Name, p.payloadInMetadata, normalizePayload(t.payload, p.spaceDelimited))
 	}
 	// clear_route_cache: when claim headers were added or the payload is
@@ -234,11 +243,12 @@ func claimHeaderValue(payload map[string]any, path []string) string {
 	return ""
 }
 
-// normalizePayload is setPayloadMetadata: each space-delimited claim
-// holding a string becomes the list of its space-separated words (empty
-// words skipped); the payload itself is not changed, a copy is.
+// normalizePayload is setPayloadMetadata on a copy of the payload (the
+// top level; nested values are shared and read only): each
+// space-delimited claim holding a string becomes the list of its
+// space-separated words (empty words skipped).
 func normalizePayload(p map[string]any, claims []string) map[string]any {
-	out, copied := p, false
+	out := maps.Clone(p)
 	for _, c := range claims {
 		s, ok := p[c].(string)
 		if !ok {
@@ -250,16 +260,9 @@ func normalizePayload(p map[string]any, claims []string) map[string]any {
 				list = append(list, w)
 			}
 		}
-		if len(list) == 0 {
-			continue
+		if len(list) > 0 {
+			out[c] = list
 		}
-		if !copied {
-			out, copied = make(map[string]any, len(p)), true
-			for k, v := range p {
-				out[k] = v
-			}
-		}
-		out[c] = list
 	}
 	return out
 }

@@ -286,3 +286,36 @@ func TestTwoTokens(t *testing.T) {
 		t.Error("a bad token beside a good one passed")
 	}
 }
+
+// TestCachedTokenStillChecked: a token whose signature was verified
+// before (verified-token cache) still has its claims checked per
+// requirement and request.
+func TestCachedTokenStillChecked(t *testing.T) {
+	key := newSigner(t, jose.RS256, "k")
+	p := istioProvider(iss, jwks(t, key.jwk()))
+	c := &jwtv3.JwtAuthentication{Providers: map[string]*jwtv3.JwtProvider{"p": p}, Rules: []*jwtv3.RequirementRule{
+		prefixRule("/a", providerReq("p")),
+		prefixRule("/b", &jwtv3.JwtRequirement{RequiresType: &jwtv3.JwtRequirement_ProviderAndAudiences{
+			ProviderAndAudiences: &jwtv3.ProviderWithAudiences{ProviderName: "p", Audiences: []string{"x"}}}}),
+	}}
+	f := compiled(t, c)
+	tok := key.sign(t, claims(iss, "aud", "y"))
+	for i := 0; i < 2; i++ {
+		if res := run(t, f, "/a", map[string]string{"Authorization": "Bearer " + tok}); res.answered {
+			t.Fatalf("/a round %d: %d %q", i, res.code, res.body)
+		}
+	}
+	if f.(*filter).cfg.providers["p"].verified.get(tok) == nil {
+		t.Fatal("the verified token was not cached")
+	}
+	if res := run(t, f, "/b", map[string]string{"Authorization": "Bearer " + tok}); !res.answered || res.code != 403 {
+		t.Errorf("/b with a cached token of another audience: %v %d", res.answered, res.code)
+	}
+	// The metadata of a cached token is the request's own copy.
+	r1 := run(t, f, "/a", map[string]string{"Authorization": "Bearer " + tok})
+	r1.meta[Name]["payload"].(map[string]any)["sub"] = "changed"
+	r2 := run(t, f, "/a", map[string]string{"Authorization": "Bearer " + tok})
+	if r2.meta[Name]["payload"].(map[string]any)["sub"] != "alice" {
+		t.Error("requests share the payload map")
+	}
+}
