@@ -319,3 +319,29 @@ func TestCachedTokenStillChecked(t *testing.T) {
 		t.Error("requests share the payload map")
 	}
 }
+
+// TestConcurrentRequests: one compiled filter serves concurrent requests
+// with shared and distinct tokens (run with -race).
+func TestConcurrentRequests(t *testing.T) {
+	key := newSigner(t, jose.ES256, "k")
+	f := compiled(t, istioConfig(istioProvider(iss, jwks(t, key.jwk()))))
+	toks := []string{key.sign(t, claims(iss)), key.sign(t, claims(iss, "x", 1)), key.sign(t, claims(iss, "x", 2))}
+	done := make(chan string)
+	for g := 0; g < 8; g++ {
+		go func() {
+			msg := ""
+			for i := 0; i < 50 && msg == ""; i++ {
+				res := run(t, f, "/", map[string]string{"Authorization": "Bearer " + toks[(g+i)%len(toks)]})
+				if res.answered || res.meta[Name]["payload"].(map[string]any)["sub"] != "alice" {
+					msg = "request failed"
+				}
+			}
+			done <- msg
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if msg := <-done; msg != "" {
+			t.Error(msg)
+		}
+	}
+}
