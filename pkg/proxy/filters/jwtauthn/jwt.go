@@ -143,8 +143,12 @@ func (t *token) parsePayload() Status {
 	if _, bad = claimString(t.payload, "jti"); bad {
 		return JwtPayloadParseErrorJtiNotString
 	}
-	switch a := t.payload["aud"].(type) {
+	aud, present := t.payload["aud"]
+	switch a := aud.(type) {
 	case nil:
+		if present {
+			return JwtPayloadParseErrorAudNotString // null
+		}
 	case string:
 		t.aud = []string{a}
 	case []any:

@@ -345,3 +345,32 @@ func TestConcurrentRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestParseStatuses: Envoy's parse errors of a token's header and claims.
+func TestParseStatuses(t *testing.T) {
+	key := newSigner(t, jose.RS256, "k")
+	cases := map[string]Status{
+		key.sign(t, claims(iss, "aud", nil)):                StatusOk,
+		key.sign(t, claims(iss, "aud", []any{"a", 1})):      JwtPayloadParseErrorAudNotString,
+		key.sign(t, map[string]any{"iss": iss, "aud": nil}): JwtPayloadParseErrorAudNotString,
+		key.sign(t, claims(iss, "iss", 7)):                  JwtPayloadParseErrorIssNotString,
+		key.sign(t, claims(iss, "sub", true)):               JwtPayloadParseErrorSubNotString,
+		key.sign(t, claims(iss, "iat", "x")):                JwtPayloadParseErrorIatNotInteger,
+		key.sign(t, claims(iss, "nbf", -1)):                 JwtPayloadParseErrorNbfOutOfRange,
+		key.sign(t, claims(iss, "jti", 1)):                  JwtPayloadParseErrorJtiNotString,
+		"a.b":                                               JwtBadFormat,
+		"e30..e30.c2ln":                                     JwtHeaderBadAlg, // empty sections are skipped, as absl::SkipEmpty
+		"a.b.c.d":                                           JwtBadFormat,
+		"e30.e30.c2ln":                                      JwtHeaderBadAlg,
+		"eyJhbGciOiJSUzI1NiIsImtpZCI6MX0.e30.c2ln":          JwtHeaderBadKid,
+		"eyJhbGciOiJSUzI1NiJ9.W10.c2ln":                     JwtPayloadParseErrorBadJSON,
+		"eyJhbGciOiJSUzI1NiJ9.e30.!!":                       JwtSignatureParseErrorBadBase64,
+		"eyJhbGciOiJSUzI1NiJ9.!!.c2ln":                      JwtPayloadParseErrorBadBase64,
+		"!!.e30.c2ln":                                       JwtHeaderParseErrorBadBase64,
+	}
+	for tok, want := range cases {
+		if _, got := parseToken(tok); got != want {
+			t.Errorf("%.40s: %v, want %v", tok, got, want)
+		}
+	}
+}
