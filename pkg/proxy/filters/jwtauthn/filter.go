@@ -65,6 +65,10 @@ type Stats struct {
 	Allowed               atomic.Uint64
 	Denied                atomic.Uint64
 	CORSPreflightBypassed atomic.Uint64
+	// JwtCacheHit and JwtCacheMiss count the lookups of a provider's
+	// verified tokens (cache.go).
+	JwtCacheHit  atomic.Uint64
+	JwtCacheMiss atomic.Uint64
 }
 
 func (factory) NewListenerStats() httpfilter.Stats { return &Stats{} }
@@ -74,6 +78,8 @@ func (s *Stats) WriteText(w io.Writer, prefix string) {
 	fmt.Fprintf(w, "http.%s.jwt_authn.allowed: %d\n", prefix, s.Allowed.Load())
 	fmt.Fprintf(w, "http.%s.jwt_authn.cors_preflight_bypassed: %d\n", prefix, s.CORSPreflightBypassed.Load())
 	fmt.Fprintf(w, "http.%s.jwt_authn.denied: %d\n", prefix, s.Denied.Load())
+	fmt.Fprintf(w, "http.%s.jwt_authn.jwt_cache_hit: %d\n", prefix, s.JwtCacheHit.Load())
+	fmt.Fprintf(w, "http.%s.jwt_authn.jwt_cache_miss: %d\n", prefix, s.JwtCacheMiss.Load())
 }
 
 type filter struct{ cfg *filterConfig }
@@ -109,7 +115,7 @@ func (f *filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 	if v == nil {
 		return allow(s, st, forged)
 	}
-	rc := &reqCtx{s: s, now: uint64(time.Now().Unix())}
+	rc := &reqCtx{s: s, stats: st, now: uint64(time.Now().Unix())}
 	status := v.verify(rc)
 	if status != StatusOk {
 		st.Denied.Add(1)
@@ -201,6 +207,7 @@ func originalURI(r *http.Request) string {
 // every verifier of the tree.
 type reqCtx struct {
 	s          *httpfilter.Stream
+	stats      *Stats
 	now        uint64
 	locs       []location
 	tokens     []parsedToken
@@ -235,9 +242,12 @@ func (rc *reqCtx) parse(raw string) (*token, Status) {
 // cached is a token p verified before (this request or an earlier one).
 func (rc *reqCtx) cached(raw string, p *provider) *token {
 	t := p.verified.get(raw)
-	if t != nil {
-		rc.tokens = append(rc.tokens, parsedToken{raw: raw, t: t})
+	if t == nil {
+		rc.stats.JwtCacheMiss.Add(1)
+		return nil
 	}
+	rc.stats.JwtCacheHit.Add(1)
+	rc.tokens = append(rc.tokens, parsedToken{raw: raw, t: t})
 	return t
 }
 

@@ -308,6 +308,10 @@ func TestCachedTokenStillChecked(t *testing.T) {
 	if f.(*filter).cfg.providers["p"].verified.get(tok) == nil {
 		t.Fatal("the verified token was not cached")
 	}
+	// Each run has fresh counters: the second request was a hit.
+	if res := run(t, f, "/a", map[string]string{"Authorization": "Bearer " + tok}); res.stats.JwtCacheHit.Load() != 1 || res.stats.JwtCacheMiss.Load() != 0 {
+		t.Errorf("cache hit %d miss %d", res.stats.JwtCacheHit.Load(), res.stats.JwtCacheMiss.Load())
+	}
 	if res := run(t, f, "/b", map[string]string{"Authorization": "Bearer " + tok}); !res.answered || res.code != 403 {
 		t.Errorf("/b with a cached token of another audience: %v %d", res.answered, res.code)
 	}
