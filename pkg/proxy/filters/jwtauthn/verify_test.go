@@ -1,6 +1,11 @@
 package jwtauthn
 
 import (
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +381,25 @@ func TestParseStatuses(t *testing.T) {
 		if _, got := parseToken(tok); got != want {
 			t.Errorf("%.40s: %v, want %v", tok, got, want)
 		}
+	}
+}
+
+// TestX509JWKS: Envoy's x509 form of a JWKS (kid -> PEM certificate).
+func TestX509JWKS(t *testing.T) {
+	key := newSigner(t, jose.RS256, "cert-1")
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.pub, key.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	keys, _ := json.Marshal(map[string]string{"cert-1": pemText})
+	f := compiled(t, istioConfig(istioProvider(iss, string(keys))))
+	if res := run(t, f, "/", map[string]string{"Authorization": "Bearer " + key.sign(t, claims(iss))}); res.answered {
+		t.Errorf("x509 JWKS: %d %q", res.code, res.body)
+	}
+	other := newSigner(t, jose.RS256, "cert-1")
+	if res := run(t, f, "/", map[string]string{"Authorization": "Bearer " + other.sign(t, claims(iss))}); !res.answered || res.body != "Jwt verification fails\n" {
+		t.Errorf("x509 JWKS, other key: %v %q", res.answered, res.body)
 	}
 }
