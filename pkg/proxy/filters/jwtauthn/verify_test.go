@@ -403,3 +403,23 @@ func TestX509JWKS(t *testing.T) {
 		t.Errorf("x509 JWKS, other key: %v %q", res.answered, res.body)
 	}
 }
+
+// TestMissingRequired: a required token that is missing is 401 "Jwt is
+// missing" with a WWW-Authenticate naming no error (Envoy's onComplete),
+// the realm being the request's URI (scheme from x-forwarded-proto, path
+// cut at 256 bytes).
+func TestMissingRequired(t *testing.T) {
+	key := newSigner(t, jose.RS256, "k")
+	c := &jwtv3.JwtAuthentication{Providers: map[string]*jwtv3.JwtProvider{"p": istioProvider(iss, jwks(t, key.jwk()))},
+		Rules: []*jwtv3.RequirementRule{prefixRule("/", providerReq("p"))}}
+	f := compiled(t, c)
+	long := "/" + strings.Repeat("a", 300)
+	res := run(t, f, "http://app.test"+long+"?q=1", map[string]string{"X-Forwarded-Proto": "https"})
+	want := `Bearer realm="https://app.test` + long[:256] + `"`
+	if !res.answered || res.code != 401 || res.body != "Jwt is missing\n" || res.header.Get("Www-Authenticate") != want {
+		t.Errorf("%v %d %q %q", res.answered, res.code, res.body, res.header.Get("Www-Authenticate"))
+	}
+	if res.stats.Denied.Load() != 1 {
+		t.Errorf("denied %d", res.stats.Denied.Load())
+	}
+}
