@@ -60,6 +60,13 @@ type Stream struct {
 	// Metadata is the request's dynamic metadata, written by filters
 	// (jwt_authn) for later ones (rbac); nil until one writes.
 	Metadata Metadata
+	// Routes is the route table the request was routed with, and
+	// Authority the authority it was matched on: a filter that changes
+	// what routing reads re-matches the route with them (Envoy's
+	// clearRouteCache: jwt_authn's clear_route_cache). Routes is nil when
+	// the connection manager offers no re-matching.
+	Routes    RouteTable
+	Authority string
 	// Clusters are the runtime's clusters (the router's targets).
 	Clusters map[string]*upstream.Cluster
 	// Internal maps the clusters whose endpoint is an internal listener
@@ -72,6 +79,13 @@ type Stream struct {
 	// Proxy the proxy-wide ones; both live across config pushes.
 	Listener *ListenerScope
 	Proxy    *Scope
+}
+
+// RouteTable is a compiled route table as filters see it.
+type RouteTable interface {
+	// Rematch finds r's route again, on authority and r's current
+	// headers and path; nil when no route matches.
+	Rematch(r *http.Request, authority string) Route
 }
 
 // InternalServer serves connections on the proxy's internal listeners.

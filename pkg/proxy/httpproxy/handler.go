@@ -99,6 +99,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Route, s.Clusters, s.Internal, s.InternalServer = rte, rt.Clusters, rt.Internal, h
+	s.Routes, s.Authority = table, authority
 	s.Listener, s.Proxy = h.stats.Listener(info.StatPrefix), h.stats
 	runFilters(s, chain)
 }

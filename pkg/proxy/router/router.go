@@ -193,6 +193,15 @@ func checkPerFilterConfig(r *route.Route, vh *route.VirtualHost) error {
 // first route whose match holds. It returns nil when nothing matches.
 func (t *Table) Match(r *http.Request) *Route { return t.MatchAuthority(r, r.Host) }
 
+// Rematch is MatchAuthority for a filter re-matching the route after it
+// changed the request (httpfilter.RouteTable); nil when nothing matches.
+func (t *Table) Rematch(r *http.Request, authority string) httpfilter.Route {
+	if rt := t.MatchAuthority(r, authority); rt != nil {
+		return rt
+	}
+	return nil
+}
+
 // MatchAuthority is Match with the authority given (for example with its
 // port stripped, as gateways do).
 func (t *Table) MatchAuthority(r *http.Request, authority string) *Route {
