@@ -5,18 +5,17 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/downstream"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
@@ -58,40 +57,25 @@ type Proxy struct {
 	// listeners, routes and clusters built anew and taken unchanged.
 	compiled, reused compileTotals
 	lastErr          atomic.Pointer[string]
+	// conns are the listeners' connection counters by listener name,
+	// kept across pushes.
+	connsMu sync.Mutex
+	conns   map[string]*downstream.Counters
 }
 
 type activeListener struct {
 	name    string
 	address string
-	// kind is what serves it: "http", "https" or "tcp"; a change of kind
-	// puts a new server on the same socket.
-	kind  string
-	srv   listenerServer
+	srv     listenerServer
 	serve func() error
 	sock  *socket
 	view  *socketView
 }
 
-// listenerServer is an HTTP server or a TCP proxy serving one listener.
+// listenerServer is what serves one listener's connections.
 type listenerServer interface {
 	Shutdown(ctx context.Context)
 	Close()
-}
-
-// httpServer adapts http.Server to listenerServer.
-type httpServer struct{ *http.Server }
-
-func (s httpServer) Shutdown(ctx context.Context) { s.Server.Shutdown(ctx) }
-func (s httpServer) Close()                       { s.Server.Close() }
-
-func listenerKind(l *dataplane.Listener) string {
-	switch {
-	case l.TCP:
-		return "tcp"
-	case l.TLS:
-		return "https"
-	}
-	return "http"
 }
 
 // New prepares a proxy; Run starts it.
@@ -102,6 +86,22 @@ func New(opts Options) *Proxy {
 	p := &Proxy{opts: opts, log: opts.Logger, stats: dataplane.NewStatsStore(), http: httpproxy.NewShared(), listeners: map[string]*activeListener{}}
 	p.rt.Store(&dataplane.Runtime{Listeners: map[string]*dataplane.Listener{}})
 	return p
+}
+
+// connCounters returns the connection counters of a listener, making
+// them on first use.
+func (p *Proxy) connCounters(name string) *downstream.Counters {
+	p.connsMu.Lock()
+	defer p.connsMu.Unlock()
+	if p.conns == nil {
+		p.conns = map[string]*downstream.Counters{}
+	}
+	c := p.conns[name]
+	if c == nil {
+		c = &downstream.Counters{}
+		p.conns[name] = c
+	}
+	return c
 }
 
 // Runtime returns the runtime in force.
@@ -194,24 +194,5 @@ func (p *Proxy) closeRemovedPools(prev, next *dataplane.Runtime) {
 			continue
 		}
 		c.Transport.Close()
-	}
-}
-
-// serverTLS is the TLS config of a listener: it picks the filter chain by
-// the client's SNI from the runtime in force at handshake time, so
-// certificate updates apply to new connections without reopening.
-func (p *Proxy) serverTLS(listenerName string) *tls.Config {
-	return &tls.Config{
-		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			l := p.rt.Load().Listeners[listenerName]
-			if l == nil {
-				return nil, fmt.Errorf("listener %s is gone", listenerName)
-			}
-			c := l.ChainFor(strings.TrimSuffix(hello.ServerName, "."))
-			if c == nil || c.TLS == nil {
-				return nil, fmt.Errorf("listener %s: no filter chain for server name %q", listenerName, hello.ServerName)
-			}
-			return c.TLS.ConfigFor(hello), nil
-		},
 	}
 }
