@@ -67,9 +67,9 @@ type activeListener struct {
 	name    string
 	address string
 	srv     listenerServer
-	serve func() error
-	sock  *socket
-	view  *socketView
+	serve   func() error
+	sock    *socket
+	view    *socketView
 }
 
 // listenerServer is what serves one listener's connections.
