@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +36,25 @@ type Options struct {
 	// identity (MeshConfig.trustDomain; default cluster.local).
 	TrustDomain string
 	Logger      *slog.Logger
+}
+
+// DefaultWorkloadIP is the workload address a proxy assumes without --ip.
+const DefaultWorkloadIP = "127.0.0.1"
+
+// sourceIP is the address a sidecar's upstream connections leave from:
+// its workload address (--ip) when it was given one, so servers see the
+// workload's IP (source.ip, ipBlocks) as a pod's connections show it. A
+// router's, or a sidecar's at the default address, are left to the
+// kernel.
+func sourceIP(id model.Proxy) netip.Addr {
+	if id.Type != model.Sidecar || len(id.IPs) == 0 || id.IPs[0] == DefaultWorkloadIP {
+		return netip.Addr{}
+	}
+	ip, err := netip.ParseAddr(id.IPs[0])
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip
 }
 
 // Proxy is one running proxy.
@@ -116,6 +137,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	admin := &http.Server{Handler: p.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go admin.Serve(adminLis)
+	// Announced (SLUICE_ADMIN_ADDRESS) so `sluice status` can read this
+	// proxy's counters.
+	p.opts.Identity.AdminAddress = adminLis.Addr().String()
 	p.log.Info("proxy starting", "id", p.opts.Identity.NodeID(), "xds", p.opts.XDSAddress, "admin", adminLis.Addr().String())
 	// The workload certificate comes from the control plane's CA, as
 	// istio-agent gets it for Envoy; config needing it waits for it.
@@ -148,7 +172,7 @@ func (p *Proxy) apply(res xdsclient.Resources) (xdsclient.Dependencies, error) {
 	p.applyMu.Lock()
 	defer p.applyMu.Unlock()
 	prev := p.rt.Load()
-	copts := dataplane.CompileOptions{Resources: res, Previous: prev, Stats: p.stats, Hosts: p.opts.Hosts}
+	copts := dataplane.CompileOptions{Resources: res, Previous: prev, Stats: p.stats, Hosts: p.opts.Hosts, SourceIP: sourceIP(p.opts.Identity)}
 	if p.identity != nil {
 		copts.Identity = p.identity
 	}
@@ -190,9 +214,11 @@ func (p *Proxy) reject(err error) error {
 // closeRemovedPools drops idle connections of pools no cluster uses now.
 func (p *Proxy) closeRemovedPools(prev, next *dataplane.Runtime) {
 	for name, c := range prev.Clusters {
-		if nc, ok := next.Clusters[name]; ok && nc.Transport == c.Transport {
-			continue
+		nc := next.Clusters[name]
+		for _, t := range c.Transports {
+			if nc == nil || !slices.Contains(nc.Transports, t) {
+				t.Close()
+			}
 		}
-		c.Transport.Close()
 	}
 }

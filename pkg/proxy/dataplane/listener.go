@@ -180,7 +180,7 @@ func compileFilterChain(fc *listener.FilterChain, id upstream.WorkloadIdentity, 
 	for _, n := range fc.GetFilterChainMatch().GetServerNames() {
 		chain.ServerNames = append(chain.ServerNames, strings.ToLower(n))
 	}
-	if ts := fc.GetTransportSocket(); ts != nil {
+	if ts := fc.GetTransportSocket(); ts != nil && ts.Name != "envoy.transport_sockets.raw_buffer" {
 		t, err := compileServerTLS(ts, id)
 		if err != nil {
 			return nil, err
