@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,8 +39,31 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluice-mesh/sluice/pkg/ca"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 )
+
+// connProbe is an HTTP filter known only to these tests: it records the
+// httpfilter.Conn each request's Stream carries.
+type connProbe struct{}
+
+type probeFilter struct{}
+
+var lastConn atomic.Pointer[httpfilter.Conn]
+
+func (probeFilter) Decode(s *httpfilter.Stream) httpfilter.Status {
+	lastConn.Store(s.Conn)
+	return httpfilter.Continue
+}
+
+func (connProbe) Name() string       { return "test.conn_probe" }
+func (connProbe) ConfigType() string { return "google.protobuf.StringValue" }
+func (connProbe) NewFilter(*anypb.Any) (httpfilter.Filter, error) {
+	return probeFilter{}, nil
+}
+func (connProbe) CompilePerRoute(*httpfilter.PerRouteInput) (any, error) { return nil, nil }
+
+var _ = httpfilter.Register(connProbe{})
 
 // meshCert is a workload certificate for ns/sa signed by the mesh CA, as
 // the proxy's identity gets one (a CSR naming the SPIFFE ID).
@@ -118,7 +142,9 @@ func inboundHCM(t *testing.T) *listener.Filter {
 	m := &hcm.HttpConnectionManager{StatPrefix: "inbound_0.0.0.0_9080",
 		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{RouteConfigName: "inbound|9080",
 			ConfigSource: &core.ConfigSource{ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}}}}},
-		HttpFilters:                 []*hcm.HttpFilter{{Name: "envoy.filters.http.router", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: anyOf(t, &routerv3.Router{})}}},
+		HttpFilters: []*hcm.HttpFilter{
+			{Name: "test.conn_probe", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: anyOf(t, wrapperspb.String("probe"))}},
+			{Name: "envoy.filters.http.router", ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: anyOf(t, &routerv3.Router{})}}},
 		ForwardClientCertDetails:    hcm.HttpConnectionManager_APPEND_FORWARD,
 		SetCurrentClientCertDetails: &hcm.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Dns: true, Uri: true},
 	}
@@ -248,6 +274,25 @@ func TestPermissiveInbound(t *testing.T) {
 	if err != nil || body != "xfcc="+wantXFCC {
 		t.Fatalf("mTLS: %q %v\nwant xfcc=%s", body, err, wantXFCC)
 	}
+	dc := lastConn.Load()
+	if dc == nil || dc.PeerPrincipal != "spiffe://cluster.local/ns/default/sa/productpage" || dc.TLS == nil ||
+		dc.LocalAddr.String() != in || !dc.RemoteAddr.Addr().IsLoopback() {
+		t.Errorf("the filters' connection: %+v", dc)
+	}
+	// One Conn per connection: two requests on one connection see the same.
+	keep := mtlsClient(&cliCert)
+	keep.Transport.(*http.Transport).DisableKeepAlives = false
+	var seen []*httpfilter.Conn
+	for range 2 {
+		if _, err := fetch(keep, "https://"+in+"/", nil); err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, lastConn.Load())
+	}
+	keep.CloseIdleConnections()
+	if seen[0] != seen[1] || seen[0] == dc {
+		t.Errorf("Stream.Conn: same on one connection %v, differs between connections %v", seen[0] == seen[1], seen[0] != dc)
+	}
 	body, err = fetch(mtlsClient(&cliCert), "https://"+in+"/", http.Header{"X-Forwarded-Client-Cert": {"By=upstream"}})
 	if err != nil || body != "xfcc=By=upstream,"+wantXFCC {
 		t.Errorf("mTLS with an XFCC from the peer (APPEND_FORWARD): %q %v", body, err)
@@ -257,8 +302,11 @@ func TestPermissiveInbound(t *testing.T) {
 	if err != nil || body != "xfcc=" {
 		t.Errorf("plaintext on the PERMISSIVE port: %q %v (a forged XFCC must be removed)", body, err)
 	}
+	if dc := lastConn.Load(); dc.TLS != nil || dc.PeerPrincipal != "" || dc.ServerName != "" {
+		t.Errorf("plaintext connection seen as %+v", dc)
+	}
 	stats := statsOf(t, p)
-	for _, want := range []string{"listener.inbound_9080.downstream_cx_mtls: 2\n", "listener.inbound_9080.downstream_cx_plaintext: 1\n"} {
+	for _, want := range []string{"listener.inbound_9080.downstream_cx_mtls: 3\n", "listener.inbound_9080.downstream_cx_plaintext: 1\n"} {
 		if !strings.Contains(stats, want) {
 			t.Errorf("/stats lacks %q:\n%s", want, stats)
 		}
@@ -282,7 +330,7 @@ func TestPermissiveInbound(t *testing.T) {
 		t.Errorf("STRICT served TLS without a client certificate: %q", body)
 	}
 	stats = statsOf(t, p)
-	for _, want := range []string{"listener.inbound_9080.downstream_cx_mtls: 3\n", "listener.inbound_9080.no_filter_chain_match: 1\n"} {
+	for _, want := range []string{"listener.inbound_9080.downstream_cx_mtls: 4\n", "listener.inbound_9080.no_filter_chain_match: 1\n"} {
 		if !strings.Contains(stats, want) {
 			t.Errorf("/stats lacks %q:\n%s", want, stats)
 		}
