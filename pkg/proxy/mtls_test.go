@@ -39,6 +39,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluice-mesh/sluice/pkg/ca"
+	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 )
@@ -390,5 +391,24 @@ func TestTLSTerminatedTCP(t *testing.T) {
 	io.WriteString(pc, "PING\n")
 	if n, err := pc.Read(make([]byte, 8)); err == nil {
 		t.Errorf("plaintext on a STRICT TCP port read %d bytes", n)
+	}
+}
+
+// TestSourceIPRule: only a sidecar given an --ip other than the default
+// binds its upstream connections to it.
+func TestSourceIPRule(t *testing.T) {
+	for _, c := range []struct {
+		typ  model.ProxyType
+		ip   string
+		want string
+	}{
+		{model.Sidecar, DefaultWorkloadIP, "invalid IP"},
+		{model.Sidecar, "127.0.0.2", "127.0.0.2"},
+		{model.Router, "127.0.0.2", "invalid IP"},
+		{model.Sidecar, "not-an-ip", "invalid IP"},
+	} {
+		if got := sourceIP(model.Proxy{Type: c.typ, IPs: []string{c.ip}}).String(); got != c.want {
+			t.Errorf("%s --ip %s: source %s, want %s", c.typ, c.ip, got, c.want)
+		}
 	}
 }
