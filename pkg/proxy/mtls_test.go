@@ -291,6 +291,20 @@ func TestPermissiveInbound(t *testing.T) {
 		seen = append(seen, lastConn.Load())
 	}
 	keep.CloseIdleConnections()
+	// HTTP/2 over the mTLS chain when ALPN picks h2 (net/http is handed the
+	// *tls.Conn itself).
+	h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "istio"}, Certificates: []tls.Certificate{cliCert.pair}}}}
+	resp, err := h2.Get("https://" + in + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	h2.CloseIdleConnections()
+	if resp.ProtoMajor != 2 || string(b) != "xfcc="+wantXFCC {
+		t.Errorf("h2 over mTLS: HTTP/%d %q", resp.ProtoMajor, b)
+	}
 	if seen[0] != seen[1] || seen[0] == dc {
 		t.Errorf("Stream.Conn: same on one connection %v, differs between connections %v", seen[0] == seen[1], seen[0] != dc)
 	}
@@ -307,7 +321,7 @@ func TestPermissiveInbound(t *testing.T) {
 		t.Errorf("plaintext connection seen as %+v", dc)
 	}
 	stats := statsOf(t, p)
-	for _, want := range []string{"listener.inbound_9080.downstream_cx_mtls: 3\n", "listener.inbound_9080.downstream_cx_plaintext: 1\n"} {
+	for _, want := range []string{"listener.inbound_9080.downstream_cx_mtls: 4\n", "listener.inbound_9080.downstream_cx_plaintext: 1\n"} {
 		if !strings.Contains(stats, want) {
 			t.Errorf("/stats lacks %q:\n%s", want, stats)
 		}
@@ -331,7 +345,7 @@ func TestPermissiveInbound(t *testing.T) {
 		t.Errorf("STRICT served TLS without a client certificate: %q", body)
 	}
 	stats = statsOf(t, p)
-	for _, want := range []string{"listener.inbound_9080.downstream_cx_mtls: 4\n", "listener.inbound_9080.no_filter_chain_match: 1\n"} {
+	for _, want := range []string{"listener.inbound_9080.downstream_cx_mtls: 5\n", "listener.inbound_9080.no_filter_chain_match: 1\n"} {
 		if !strings.Contains(stats, want) {
 			t.Errorf("/stats lacks %q:\n%s", want, stats)
 		}

@@ -180,7 +180,7 @@ func (s *Server) handle(raw net.Conn) {
 		served, state, local = tc, st, lc
 	}
 	ci := httpproxy.NewConnInfo(raw, state, local)
-	ci.Match, ci.Chain = in, chain
+	ci.Match, ci.Chain, ci.Listener = in, chain, l
 	switch {
 	case ci.MTLS():
 		s.opts.Counters.MTLS.Add(1)

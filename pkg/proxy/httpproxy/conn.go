@@ -23,8 +23,12 @@ type ConnInfo struct {
 	// chooses again in the runtime in force, so a pushed listener applies
 	// to open connections too.
 	Match dataplane.MatchInput
-	// Chain is the chain chosen at accept.
-	Chain *dataplane.FilterChain
+	// Chain is the chain chosen at accept, in Listener (the listener of the
+	// runtime in force then): while a request's runtime has that same
+	// listener (unchanged listeners are shared across pushes), the chain
+	// holds without matching again.
+	Chain    *dataplane.FilterChain
+	Listener *dataplane.Listener
 	// Local is the certificate the proxy presented (TLS it terminated).
 	Local *x509.Certificate
 	xfcc  xfccCache

@@ -113,6 +113,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // routes apply to open connections), which must terminate TLS exactly
 // when the connection's chain did; nil when there is none.
 func (h *Handler) chainFor(l *dataplane.Listener, ci *ConnInfo) *dataplane.FilterChain {
+	if l == ci.Listener && ci.Chain != nil {
+		return ci.Chain
+	}
 	c := l.Select(&ci.Match)
 	if c == nil || c.TCP != nil || (c.TLS == nil) != (ci.Conn.TLS == nil) {
 		return nil
