@@ -176,6 +176,13 @@ func compileChainMatch(m *listener.FilterChainMatch) (chainKey, error) {
 	k.port = m.GetDestinationPort().GetValue()
 	for _, n := range m.ServerNames {
 		n = strings.ToLower(strings.TrimSuffix(n, "."))
+		if n == "*" {
+			// Istio's sniHosts "*" (any name); Envoy has no such
+			// wildcard, so it is taken as no server_names, as sluice's
+			// SNI matching always did.
+			k.names = nil
+			break
+		}
 		if strings.Contains(n[min(1, len(n)):], "*") || strings.HasPrefix(n, "*") && !strings.HasPrefix(n, "*.") {
 			return k, fmt.Errorf("filter_chain_match: server_names %q: only a leading \"*.\" wildcard is allowed", n)
 		}
