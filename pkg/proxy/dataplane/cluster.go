@@ -47,6 +47,9 @@ func checkCluster(c *cluster.Cluster) (string, error) {
 	if _, err := httpOptions(c); err != nil {
 		return "", err
 	}
+	if c.TransportSocketMatcher != nil {
+		return "", fmt.Errorf("transport_socket_matcher is not supported; use transport_socket_matches")
+	}
 	if c.LoadBalancingPolicy != nil {
 		return "", fmt.Errorf("load_balancing_policy is not supported; use lb_policy")
 	}
@@ -409,7 +412,7 @@ func hostsOf(cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster, matche
 			if weight == 0 {
 				weight = 1
 			}
-			t := matchTransport(matches, lbe.GetMetadata())
+			t := matchTransport(matches, lbe.GetMetadata(), lle.GetMetadata())
 			if h, ok := old[addr]; ok && h.Weight == weight && h.Locality == locality && h.Transport == t {
 				lh.Hosts = append(lh.Hosts, h)
 				continue

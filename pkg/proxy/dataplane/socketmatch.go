@@ -82,15 +82,18 @@ func (s *transportSet) compileMatches(ms []*cluster.Cluster_TransportSocketMatch
 }
 
 // matchTransport is the transport the first matching entry chooses for an
-// endpoint with metadata md; nil when none matches (the cluster's own).
-func matchTransport(ms []socketMatch, md *core.Metadata) *upstream.Transport {
+// endpoint with metadata md, else (as Envoy) for its locality's metadata
+// locality; nil when none matches (the cluster's own).
+func matchTransport(ms []socketMatch, md, locality *core.Metadata) *upstream.Transport {
 	if len(ms) == 0 {
 		return nil
 	}
-	labels := md.GetFilterMetadata()[transportSocketMatchKey].GetFields()
-	for _, m := range ms {
-		if metadataMatches(m.match, labels) {
-			return m.transport
+	for _, src := range [2]*core.Metadata{md, locality} {
+		labels := src.GetFilterMetadata()[transportSocketMatchKey].GetFields()
+		for _, m := range ms {
+			if metadataMatches(m.match, labels) {
+				return m.transport
+			}
 		}
 	}
 	return nil

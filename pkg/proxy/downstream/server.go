@@ -181,6 +181,11 @@ func (s *Server) handle(raw net.Conn) {
 	}
 	ci := httpproxy.NewConnInfo(raw, state, local)
 	ci.Match, ci.Chain, ci.Listener = in, chain, l
+	if ci.Conn.ServerName == "" {
+		// TLS passed through: the SNI the tls_inspector read (Envoy's
+		// requestedServerName, connection.sni).
+		ci.Conn.ServerName = in.ServerName
+	}
 	switch {
 	case ci.MTLS():
 		s.opts.Counters.MTLS.Add(1)
