@@ -95,7 +95,7 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 	f.StringVar(&name, "name", "", "workload (pod) name")
 	f.StringVar(&namespace, "namespace", "default", "workload namespace")
 	f.StringVar(&labels, "labels", "", "workload labels, k=v,k=v")
-	f.StringVar(&ip, "ip", "127.0.0.1", "workload IP")
+	f.StringVar(&ip, "ip", proxy.DefaultWorkloadIP, "workload IP; a sidecar's upstream connections leave from it when set")
 	f.StringVar(&locality, "locality", "", "proxy locality region/zone/subzone")
 	f.StringVar(&xdsAddr, "xds-address", "127.0.0.1:15010", "control plane xDS address")
 	f.StringVar(&outbound, "outbound-address", "127.0.0.1:15001", "where the app sends outbound traffic (sidecar)")

@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/pprof"
@@ -122,7 +123,21 @@ func (p *Proxy) statsText(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "cluster.%s.%s: %d\n", name, kv[0], kv[1])
 		}
 	})
+	p.writeConnStats(w)
 	p.http.Stats.WriteText(w)
+}
+
+// writeConnStats writes each listener's connection counters.
+func (p *Proxy) writeConnStats(w io.Writer) {
+	p.connsMu.Lock()
+	names := slices.Sorted(maps.Keys(p.conns))
+	p.connsMu.Unlock()
+	for _, n := range names {
+		c := p.connCounters(n)
+		fmt.Fprintf(w, "listener.%s.downstream_cx_mtls: %d\n", n, c.MTLS.Load())
+		fmt.Fprintf(w, "listener.%s.downstream_cx_plaintext: %d\n", n, c.Plaintext.Load())
+		fmt.Fprintf(w, "listener.%s.no_filter_chain_match: %d\n", n, c.NoChainMatch.Load())
+	}
 }
 
 // clustersText lists each cluster's circuit breakers and each host as

@@ -2,27 +2,25 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/downstream"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
-	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
 )
 
 // Listener lifecycle. An update never takes a listener down unless it is
 // applied: every socket it needs is bound (or reused) before the runtime
 // is swapped, a failure closes only what the update opened, and the
 // servers it replaces or removes drain gracefully after the swap. A
-// listener whose address is unchanged keeps its socket even when what
-// serves it changes kind (HTTP, HTTPS, TCP): the new server takes over the
-// socket's accepted connections, so the port is never closed.
+// listener whose address is unchanged keeps its socket and its server,
+// whatever its chains become: each connection is served by the chain it
+// matches in the runtime in force when it arrives.
 
 // drainTimeout bounds how long a replaced or removed listener's
 // connections may take to finish.
@@ -154,24 +152,19 @@ func (p *Proxy) prepareListeners(rt *dataplane.Runtime) (*listenerUpdate, error)
 		if l.Internal {
 			continue // served from inside the proxy (dataplane/internal.go)
 		}
-		kind := listenerKind(l)
 		old, ok := p.listeners[name]
-		if ok && old.address == l.Address && old.kind == kind {
+		if ok && old.address == l.Address {
+			// The server picks each connection's chain from the runtime
+			// in force: it serves the new chains, whatever they are.
 			continue
 		}
-		var sock *socket
-		if ok && old.address == l.Address {
-			sock = old.sock // same port, other kind: take over the socket
-		} else {
-			s, err := bindSocket(l.Address)
-			if err != nil {
-				p.abandon(up)
-				return nil, fmt.Errorf("listener %q: %w", name, err)
-			}
-			sock = s
-			up.bound = append(up.bound, s)
+		sock, err := bindSocket(l.Address)
+		if err != nil {
+			p.abandon(up)
+			return nil, fmt.Errorf("listener %q: %w", name, err)
 		}
-		al := p.newServer(name, l.Address, kind, sock)
+		up.bound = append(up.bound, sock)
+		al := p.newServer(name, l.Address, sock)
 		up.prepared = append(up.prepared, al)
 		if ok {
 			up.retired = append(up.retired, old)
@@ -209,7 +202,7 @@ func (p *Proxy) commitListeners(up *listenerUpdate) {
 				p.log.Error("listener stopped", "listener", al.name, "err", err)
 			}
 		}()
-		p.log.Info("listener open", "listener", al.name, "address", al.sock.raw.Addr().String(), "kind", al.kind)
+		p.log.Info("listener open", "listener", al.name, "address", al.sock.raw.Addr().String())
 	}
 	for _, al := range up.retired {
 		closeSocket := retiredSockets[al.sock]
@@ -222,34 +215,20 @@ func (p *Proxy) commitListeners(up *listenerUpdate) {
 			al.view.Close()
 			al.srv.Shutdown(ctx)
 		}()
-		p.log.Info("listener draining", "listener", al.name, "address", al.address, "kind", al.kind)
+		p.log.Info("listener draining", "listener", al.name, "address", al.address)
 	}
 }
 
-// newServer builds the server for one listener on a view of sock.
-func (p *Proxy) newServer(name, address, kind string, sock *socket) *activeListener {
-	al := &activeListener{name: name, address: address, kind: kind, sock: sock, view: sock.attach()}
-	if kind == "tcp" {
-		ts := tcpproxy.New(tcpproxy.Options{Listener: name, Runtime: &p.rt, Logger: p.log})
-		al.srv, al.serve = ts, func() error { return ts.Serve(al.view) }
-		return al
-	}
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	protocols.SetHTTP2(true) // over TLS, when the filter chain's ALPN offers h2
-	hs := &http.Server{
-		Handler:           httpproxy.New(httpproxy.Options{Listener: name, Runtime: &p.rt, Shared: p.http}),
-		Protocols:         protocols,
-		IdleTimeout:       time.Hour,
-		ReadHeaderTimeout: time.Minute,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-	}
-	var lis net.Listener = al.view
-	if kind == "https" {
-		lis = tls.NewListener(lis, p.serverTLS(name))
-	}
-	al.srv, al.serve = httpServer{hs}, func() error { return hs.Serve(lis) }
+// newServer builds the server for one listener on a view of sock: every
+// connection is served by the filter chain it matches, HTTP or TCP,
+// plaintext or TLS (pkg/proxy/downstream).
+func (p *Proxy) newServer(name, address string, sock *socket) *activeListener {
+	al := &activeListener{name: name, address: address, sock: sock, view: sock.attach()}
+	srv := downstream.New(downstream.Options{
+		Listener: name, Runtime: &p.rt, Logger: p.log, Counters: p.connCounters(name),
+		HTTP: httpproxy.New(httpproxy.Options{Listener: name, Runtime: &p.rt, Shared: p.http}),
+	})
+	al.srv, al.serve = srv, func() error { return srv.Serve(al.view) }
 	return al
 }
 

@@ -222,9 +222,9 @@ func TestRemovedListenerDrains(t *testing.T) {
 }
 
 // TestKindChangeKeepsTheSocket: a listener that changes from HTTP to TCP
-// proxying on the same address keeps its socket (no moment without it),
-// its in-flight HTTP request completes, and new connections reach the new
-// server.
+// proxying on the same address keeps its socket and server (no moment
+// without it), its in-flight HTTP request completes, and new connections
+// are served by the new (TCP) chain.
 func TestKindChangeKeepsTheSocket(t *testing.T) {
 	backend := newSlowBackend(t)
 	p := New(Options{})
@@ -241,7 +241,7 @@ func TestKindChangeKeepsTheSocket(t *testing.T) {
 		}
 	}
 	name := rt.ListenerNames()[0]
-	sockBefore := p.listeners[name].sock
+	sockBefore, srvBefore := p.listeners[name].sock, p.listeners[name].srv
 	inflight := asyncGet(a, "/slow")
 	<-backend.started
 
@@ -254,8 +254,8 @@ func TestKindChangeKeepsTheSocket(t *testing.T) {
 	}
 	p.rt.Store(&next)
 	p.commitListeners(up)
-	if al := p.listeners[name]; al.kind != "tcp" || al.sock != sockBefore {
-		t.Fatalf("listener kind %s, same socket %v; want tcp on the same socket", al.kind, al.sock == sockBefore)
+	if al := p.listeners[name]; al.sock != sockBefore || al.srv != srvBefore {
+		t.Fatalf("same socket %v, same server %v; want both kept", al.sock == sockBefore, al.srv == srvBefore)
 	}
 	if body, err := get(a, "/"); err != nil || body != "ok" {
 		t.Fatalf("through the TCP proxy: %q %v", body, err)

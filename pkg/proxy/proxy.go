@@ -5,18 +5,19 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
+	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/downstream"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
@@ -35,6 +36,25 @@ type Options struct {
 	// identity (MeshConfig.trustDomain; default cluster.local).
 	TrustDomain string
 	Logger      *slog.Logger
+}
+
+// DefaultWorkloadIP is the workload address a proxy assumes without --ip.
+const DefaultWorkloadIP = "127.0.0.1"
+
+// sourceIP is the address a sidecar's upstream connections leave from:
+// its workload address (--ip) when it was given one, so servers see the
+// workload's IP (source.ip, ipBlocks) as a pod's connections show it. A
+// router's, or a sidecar's at the default address, are left to the
+// kernel.
+func sourceIP(id model.Proxy) netip.Addr {
+	if id.Type != model.Sidecar || len(id.IPs) == 0 || id.IPs[0] == DefaultWorkloadIP {
+		return netip.Addr{}
+	}
+	ip, err := netip.ParseAddr(id.IPs[0])
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip
 }
 
 // Proxy is one running proxy.
@@ -58,40 +78,25 @@ type Proxy struct {
 	// listeners, routes and clusters built anew and taken unchanged.
 	compiled, reused compileTotals
 	lastErr          atomic.Pointer[string]
+	// conns are the listeners' connection counters by listener name,
+	// kept across pushes.
+	connsMu sync.Mutex
+	conns   map[string]*downstream.Counters
 }
 
 type activeListener struct {
 	name    string
 	address string
-	// kind is what serves it: "http", "https" or "tcp"; a change of kind
-	// puts a new server on the same socket.
-	kind  string
-	srv   listenerServer
-	serve func() error
-	sock  *socket
-	view  *socketView
+	srv     listenerServer
+	serve   func() error
+	sock    *socket
+	view    *socketView
 }
 
-// listenerServer is an HTTP server or a TCP proxy serving one listener.
+// listenerServer is what serves one listener's connections.
 type listenerServer interface {
 	Shutdown(ctx context.Context)
 	Close()
-}
-
-// httpServer adapts http.Server to listenerServer.
-type httpServer struct{ *http.Server }
-
-func (s httpServer) Shutdown(ctx context.Context) { s.Server.Shutdown(ctx) }
-func (s httpServer) Close()                       { s.Server.Close() }
-
-func listenerKind(l *dataplane.Listener) string {
-	switch {
-	case l.TCP:
-		return "tcp"
-	case l.TLS:
-		return "https"
-	}
-	return "http"
 }
 
 // New prepares a proxy; Run starts it.
@@ -102,6 +107,22 @@ func New(opts Options) *Proxy {
 	p := &Proxy{opts: opts, log: opts.Logger, stats: dataplane.NewStatsStore(), http: httpproxy.NewShared(), listeners: map[string]*activeListener{}}
 	p.rt.Store(&dataplane.Runtime{Listeners: map[string]*dataplane.Listener{}})
 	return p
+}
+
+// connCounters returns the connection counters of a listener, making
+// them on first use.
+func (p *Proxy) connCounters(name string) *downstream.Counters {
+	p.connsMu.Lock()
+	defer p.connsMu.Unlock()
+	if p.conns == nil {
+		p.conns = map[string]*downstream.Counters{}
+	}
+	c := p.conns[name]
+	if c == nil {
+		c = &downstream.Counters{}
+		p.conns[name] = c
+	}
+	return c
 }
 
 // Runtime returns the runtime in force.
@@ -116,6 +137,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	admin := &http.Server{Handler: p.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go admin.Serve(adminLis)
+	// Announced (SLUICE_ADMIN_ADDRESS) so `sluice status` can read this
+	// proxy's counters.
+	p.opts.Identity.AdminAddress = adminLis.Addr().String()
 	p.log.Info("proxy starting", "id", p.opts.Identity.NodeID(), "xds", p.opts.XDSAddress, "admin", adminLis.Addr().String())
 	// The workload certificate comes from the control plane's CA, as
 	// istio-agent gets it for Envoy; config needing it waits for it.
@@ -148,7 +172,7 @@ func (p *Proxy) apply(res xdsclient.Resources) (xdsclient.Dependencies, error) {
 	p.applyMu.Lock()
 	defer p.applyMu.Unlock()
 	prev := p.rt.Load()
-	copts := dataplane.CompileOptions{Resources: res, Previous: prev, Stats: p.stats, Hosts: p.opts.Hosts}
+	copts := dataplane.CompileOptions{Resources: res, Previous: prev, Stats: p.stats, Hosts: p.opts.Hosts, SourceIP: sourceIP(p.opts.Identity)}
 	if p.identity != nil {
 		copts.Identity = p.identity
 	}
@@ -190,28 +214,11 @@ func (p *Proxy) reject(err error) error {
 // closeRemovedPools drops idle connections of pools no cluster uses now.
 func (p *Proxy) closeRemovedPools(prev, next *dataplane.Runtime) {
 	for name, c := range prev.Clusters {
-		if nc, ok := next.Clusters[name]; ok && nc.Transport == c.Transport {
-			continue
+		nc := next.Clusters[name]
+		for _, t := range c.Transports {
+			if nc == nil || !slices.Contains(nc.Transports, t) {
+				t.Close()
+			}
 		}
-		c.Transport.Close()
-	}
-}
-
-// serverTLS is the TLS config of a listener: it picks the filter chain by
-// the client's SNI from the runtime in force at handshake time, so
-// certificate updates apply to new connections without reopening.
-func (p *Proxy) serverTLS(listenerName string) *tls.Config {
-	return &tls.Config{
-		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			l := p.rt.Load().Listeners[listenerName]
-			if l == nil {
-				return nil, fmt.Errorf("listener %s is gone", listenerName)
-			}
-			c := l.ChainFor(strings.TrimSuffix(hello.ServerName, "."))
-			if c == nil || c.TLS == nil {
-				return nil, fmt.Errorf("listener %s: no filter chain for server name %q", listenerName, hello.ServerName)
-			}
-			return c.TLS.ConfigFor(hello), nil
-		},
 	}
 }

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"time"
 
@@ -23,9 +24,6 @@ const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolO
 // service name for EDS clusters. Everything it lets through, buildCluster
 // honours.
 func checkCluster(c *cluster.Cluster) (string, error) {
-	if len(c.TransportSocketMatches) > 0 {
-		return "", fmt.Errorf("transport_socket_matches are not supported")
-	}
 	if len(c.HealthChecks) > 0 {
 		return "", fmt.Errorf("health_checks are not supported")
 	}
@@ -48,6 +46,9 @@ func checkCluster(c *cluster.Cluster) (string, error) {
 	}
 	if _, err := httpOptions(c); err != nil {
 		return "", err
+	}
+	if c.TransportSocketMatcher != nil {
+		return "", fmt.Errorf("transport_socket_matcher is not supported; use transport_socket_matches")
 	}
 	if c.LoadBalancingPolicy != nil {
 		return "", fmt.Errorf("load_balancing_policy is not supported; use lb_policy")
@@ -298,6 +299,7 @@ func outlierConfig(od *cluster.OutlierDetection) *upstream.OutlierConfig {
 type clusterEnv struct {
 	hosts    *upstream.Hosts
 	identity upstream.WorkloadIdentity
+	sourceIP netip.Addr
 }
 
 func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster, stats *StatsStore, env clusterEnv) (*upstream.Cluster, error) {
@@ -310,7 +312,7 @@ func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev 
 		return nil, fmt.Errorf("transport_socket: %w", err)
 	}
 	th := thresholds(c.CircuitBreakers)
-	topts := upstream.TransportOptions{ConnectTimeout: c.GetConnectTimeout().AsDuration(), TLS: tlsOpts, Hosts: env.hosts}
+	topts := upstream.TransportOptions{ConnectTimeout: c.GetConnectTimeout().AsDuration(), TLS: tlsOpts, Hosts: env.hosts, SourceIP: env.sourceIP}
 	if tlsOpts.Workload || tlsOpts.MeshPeer {
 		topts.Identity = env.identity
 	}
@@ -347,11 +349,13 @@ func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev 
 		UseDownstreamProtocol: topts.UseDownstreamProtocol, Stats: st, Limits: th,
 		Outlier: outlierConfig(c.OutlierDetection),
 	}
-	if prev != nil && prev.Transport != nil && prev.Transport.Options == topts {
-		uc.Transport = prev.Transport
-	} else {
-		uc.Transport = upstream.NewTransport(topts, st)
+	ts := transportSet{prev: prev, stats: st, identity: env.identity}
+	uc.Transport = ts.get(topts)
+	matches, err := ts.compileMatches(c.TransportSocketMatches, topts)
+	if err != nil {
+		return nil, err
 	}
+	uc.Transports = ts.used
 	if c.GetType() == cluster.Cluster_ORIGINAL_DST {
 		uc.Kind = upstream.OriginalDst
 		uc.OriginalDstHeader = c.GetOriginalDstLbConfig().GetHttpHeaderName()
@@ -371,7 +375,7 @@ func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev 
 		}
 		uc.LB.OverprovisioningFactor = wrappedOr(p.OverprovisioningFactor, upstream.DefaultOverprovisioningFactor)
 	}
-	prios, err := hostsOf(cla, prev)
+	prios, err := hostsOf(cla, prev, matches)
 	if err != nil {
 		return nil, err
 	}
@@ -383,7 +387,7 @@ func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev 
 // hostsOf turns an assignment into priorities of localities of hosts,
 // reusing the previous cluster's host records where address, weight and
 // locality are unchanged (their counters and ejection state carry over).
-func hostsOf(cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster) ([]upstream.PriorityLevel, error) {
+func hostsOf(cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster, matches []socketMatch) ([]upstream.PriorityLevel, error) {
 	old := map[string]*upstream.Host{}
 	if prev != nil {
 		for _, h := range prev.Hosts {
@@ -408,12 +412,13 @@ func hostsOf(cla *endpoint.ClusterLoadAssignment, prev *upstream.Cluster) ([]ups
 			if weight == 0 {
 				weight = 1
 			}
-			if h, ok := old[addr]; ok && h.Weight == weight && h.Locality == locality {
+			t := matchTransport(matches, lbe.GetMetadata(), lle.GetMetadata())
+			if h, ok := old[addr]; ok && h.Weight == weight && h.Locality == locality && h.Transport == t {
 				lh.Hosts = append(lh.Hosts, h)
 				continue
 			}
 			workload := lbe.GetMetadata().GetFilterMetadata()["istio"].GetFields()["workload"].GetStringValue()
-			lh.Hosts = append(lh.Hosts, &upstream.Host{Address: addr, Weight: weight, Locality: locality, Workload: workload})
+			lh.Hosts = append(lh.Hosts, &upstream.Host{Address: addr, Weight: weight, Locality: locality, Workload: workload, Transport: t})
 		}
 		p := int(lle.Priority)
 		for len(prios) <= p {

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"time"
@@ -27,6 +28,9 @@ type CompileOptions struct {
 	Hosts *upstream.Hosts
 	// Identity is the proxy's mesh identity (SDS "default" and "ROOTCA").
 	Identity upstream.WorkloadIdentity
+	// SourceIP, when valid, is the address upstream connections leave
+	// from (a sidecar's workload address, --ip).
+	SourceIP netip.Addr
 }
 
 // Compile builds a runtime. An error means the resources are invalid or use
@@ -181,7 +185,7 @@ func (c *compiler) clusters() error {
 				return fmt.Errorf("endpoints %q: %w", edsName, err)
 			}
 		}
-		uc, err := buildCluster(cl, cla, prev, c.opts.Stats, clusterEnv{hosts: c.opts.Hosts, identity: c.opts.Identity})
+		uc, err := buildCluster(cl, cla, prev, c.opts.Stats, clusterEnv{hosts: c.opts.Hosts, identity: c.opts.Identity, sourceIP: c.opts.SourceIP})
 		if err != nil {
 			return fmt.Errorf("cluster %q: %w", name, err)
 		}

@@ -29,6 +29,7 @@ var hcmFields = map[protoreflect.Name]bool{
 	"stream_idle_timeout": true, "use_remote_address": true, "generate_request_id": true,
 	"preserve_external_request_id": true, "upgrade_configs": true, "normalize_path": true,
 	"merge_slashes": true, "path_with_escaped_slashes_action": true, "strip_any_host_port": true,
+	"forward_client_cert_details": true, "set_current_client_cert_details": true,
 }
 
 // compileHCM compiles an http_connection_manager into chain. Honoured:
@@ -38,7 +39,8 @@ var hcmFields = map[protoreflect.Name]bool{
 // no X-Forwarded-For and trusts none), generate_request_id true,
 // preserve_external_request_id (with use_remote_address false no request is
 // external, so x-request-id is always kept), upgrade_configs, the path
-// normalization fields and strip_any_host_port.
+// normalization fields, strip_any_host_port, forward_client_cert_details
+// and set_current_client_cert_details (xfcc.go).
 func compileHCM(f *listener.Filter, chain *FilterChain, dir core.TrafficDirection) error {
 	var m hcm.HttpConnectionManager
 	if err := f.GetTypedConfig().UnmarshalTo(&m); err != nil {
@@ -58,6 +60,9 @@ func compileHCM(f *listener.Filter, chain *FilterChain, dir core.TrafficDirectio
 		return err
 	}
 	chain.HTTPFilters = filters
+	if chain.XFCC, err = compileXFCC(&m); err != nil {
+		return fmt.Errorf("http_connection_manager: %w", err)
+	}
 	chain.RouteName, chain.StatPrefix = m.GetRds().GetRouteConfigName(), m.StatPrefix
 	chain.StripPort = m.GetStripAnyHostPort()
 	chain.Path = pathnorm.Options{Normalize: m.GetNormalizePath().GetValue(), MergeSlashes: m.MergeSlashes}

@@ -214,3 +214,30 @@ func TestHTTPFiltersFromRegistry(t *testing.T) {
 		})
 	}
 }
+
+// TestXFCCCompile: forward_client_cert_details and
+// set_current_client_cert_details compile to the mode and Envoy's detail
+// order; issuer and a format other than TEXT are NACKed.
+func TestXFCCCompile(t *testing.T) {
+	m := baseHCM()
+	m.ForwardClientCertDetails = hcm.HttpConnectionManager_APPEND_FORWARD
+	m.SetCurrentClientCertDetails = &hcm.HttpConnectionManager_SetCurrentClientCertDetails{Subject: wrapperspb.Bool(true), Dns: true, Uri: true, Cert: true}
+	chain, err := compileHCMForTest(t, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []XFCCDetail{XFCCCert, XFCCSubject, XFCCURI, XFCCDNS}
+	if x := chain.XFCC; x == nil || x.Mode != XFCCAppendForward || !slices.Equal(x.Details, want) {
+		t.Errorf("xfcc %+v, want APPEND_FORWARD %v", chain.XFCC, want)
+	}
+	if chain, err := compileHCMForTest(t, baseHCM()); err != nil || chain.XFCC.Mode != XFCCSanitize {
+		t.Errorf("default: %+v %v, want SANITIZE (Envoy's default)", chain.XFCC, err)
+	}
+	for _, d := range []*hcm.HttpConnectionManager_SetCurrentClientCertDetails{{Issuer: true}, {Format: hcm.HttpConnectionManager_ForwardClientCertFormat(1)}} {
+		m := baseHCM()
+		m.SetCurrentClientCertDetails = d
+		if _, err := compileHCMForTest(t, m); err == nil || !strings.Contains(err.Error(), "issuer, format: not supported") {
+			t.Errorf("%v: err %v", d, err)
+		}
+	}
+}

@@ -20,7 +20,10 @@ import (
 // it takes (by TLS server name), how it terminates TLS, and which route
 // table serves the requests.
 type FilterChain struct {
-	// ServerNames are the SNI names this chain takes; empty takes any.
+	// Name is the chain's name (may be empty).
+	Name string
+	// ServerNames are the SNI names this chain takes; empty takes any
+	// (informational: Listener.Select matches).
 	ServerNames []string
 	// TLS is set when the chain terminates TLS.
 	TLS        *ServerTLS
@@ -45,6 +48,10 @@ type FilterChain struct {
 	// Tracing is what the connection manager's tracing block makes it do
 	// with x-envoy-decorator-operation (TracingOff without one).
 	Tracing Tracing
+	// XFCC is what the connection manager does with
+	// x-forwarded-client-cert (forward_client_cert_details and
+	// set_current_client_cert_details); never nil for HTTP chains.
+	XFCC *XFCC
 }
 
 // Tracing is the part of Envoy's tracing that sluice has: the decorator
@@ -96,9 +103,10 @@ func (t *TCPRoute) PickCluster() string {
 	return t.Weighted[len(t.Weighted)-1].Name
 }
 
-// compileListener accepts a listener whose filter chains each hold one
-// HTTP connection manager taking routes from RDS, in plaintext or behind
-// TLS chosen by SNI.
+// compileListener accepts a listener whose filter chains each hold an
+// HTTP connection manager (routes from RDS) or a tcp_proxy, in plaintext
+// or terminating TLS, chosen per connection by filter_chain_match
+// (chainmatch.go) as Envoy chooses them.
 func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Listener, error) {
 	if err := l.ValidateAll(); err != nil {
 		return nil, err
@@ -110,66 +118,69 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 	if sa == nil {
 		return nil, fmt.Errorf("address: only socket addresses are supported")
 	}
-	for _, lf := range l.ListenerFilters {
-		if lf.Name != "envoy.filters.listener.tls_inspector" {
-			return nil, fmt.Errorf("listener filter %q is not supported", lf.Name)
-		}
-	}
-	if len(l.FilterChains) == 0 {
+	if len(l.FilterChains) == 0 && l.DefaultFilterChain == nil {
 		return nil, fmt.Errorf("no filter chains")
+	}
+	if l.FilterChainMatcher != nil {
+		return nil, fmt.Errorf("filter_chain_matcher: not supported; use filter_chain_match")
 	}
 	out := &Listener{
 		Name:    l.Name,
 		Address: hostport.Join(sa.Address, sa.GetPortValue()),
 		Inbound: l.TrafficDirection == core.TrafficDirection_INBOUND,
 	}
+	keys := make([]chainKey, 0, len(l.FilterChains))
 	for i, fc := range l.FilterChains {
+		k, err := compileChainMatch(fc.GetFilterChainMatch())
+		if err != nil {
+			return nil, fmt.Errorf("filter chain %d: %w", i, err)
+		}
 		chain, err := compileFilterChain(fc, id, l.TrafficDirection)
 		if err != nil {
 			return nil, fmt.Errorf("filter chain %d: %w", i, err)
 		}
+		keys = append(keys, k)
 		out.Chains = append(out.Chains, chain)
-		if chain.TLS != nil {
-			out.TLS = true
-		}
-		if chain.TCP != nil {
-			out.TCP = true
-		}
 	}
-	if out.TCP {
-		for i, c := range out.Chains {
-			if c.TCP == nil {
-				return nil, fmt.Errorf("filter chain %d: HTTP and TCP chains on one listener are not supported", i)
-			}
+	if dfc := l.DefaultFilterChain; dfc != nil {
+		if dfc.FilterChainMatch != nil {
+			return nil, fmt.Errorf("default_filter_chain: filter_chain_match: not allowed")
 		}
-		return out, nil
-	}
-	if out.TLS {
-		for i, c := range out.Chains {
-			if c.TLS == nil {
-				return nil, fmt.Errorf("filter chain %d: plaintext and TLS chains on one listener are not supported", i)
-			}
+		chain, err := compileFilterChain(dfc, id, l.TrafficDirection)
+		if err != nil {
+			return nil, fmt.Errorf("default_filter_chain: %w", err)
 		}
-	} else if len(out.Chains) > 1 {
-		return nil, fmt.Errorf("%d plaintext filter chains: only TLS chains can be told apart (by SNI)", len(out.Chains))
+		out.Default = chain
 	}
-	first := out.Chains[0]
+	tree, err := buildTree(out.Chains, keys)
+	if err != nil {
+		return nil, err
+	}
+	out.tree = tree
+	if out.Inspector, err = compileInspector(l, needsInspector(keys)); err != nil {
+		return nil, err
+	}
+	for _, c := range append(out.Chains[:len(out.Chains):len(out.Chains)], out.Default) {
+		if c == nil {
+			continue
+		}
+		out.TLS = out.TLS || c.TLS != nil
+		out.TCP = out.TCP || c.TCP != nil
+	}
+	first := out.Default
+	if len(out.Chains) > 0 {
+		first = out.Chains[0]
+	}
 	out.RouteName, out.StatPrefix = first.RouteName, first.StatPrefix
 	return out, nil
 }
 
 func compileFilterChain(fc *listener.FilterChain, id upstream.WorkloadIdentity, dir core.TrafficDirection) (*FilterChain, error) {
-	chain := &FilterChain{}
-	if m := fc.GetFilterChainMatch(); m != nil {
-		if m.DestinationPort != nil || len(m.PrefixRanges) > 0 || len(m.SourcePrefixRanges) > 0 || len(m.SourcePorts) > 0 ||
-			len(m.ApplicationProtocols) > 0 || m.TransportProtocol != "" || len(m.DirectSourcePrefixRanges) > 0 {
-			return nil, fmt.Errorf("filter_chain_match: only server_names is supported")
-		}
-		for _, n := range m.ServerNames {
-			chain.ServerNames = append(chain.ServerNames, strings.ToLower(n))
-		}
+	chain := &FilterChain{Name: fc.Name}
+	for _, n := range fc.GetFilterChainMatch().GetServerNames() {
+		chain.ServerNames = append(chain.ServerNames, strings.ToLower(n))
 	}
-	if ts := fc.GetTransportSocket(); ts != nil {
+	if ts := fc.GetTransportSocket(); ts != nil && ts.Name != "envoy.transport_sockets.raw_buffer" {
 		t, err := compileServerTLS(ts, id)
 		if err != nil {
 			return nil, err
@@ -200,34 +211,6 @@ func compileFilterChain(fc *listener.FilterChain, id upstream.WorkloadIdentity, 
 		return nil, err
 	}
 	return chain, nil
-}
-
-// ChainFor picks the chain for a TLS server name: an exact name, then the
-// longest matching "*.suffix" wildcard, then a chain without names.
-func (l *Listener) ChainFor(serverName string) *FilterChain {
-	serverName = strings.ToLower(serverName)
-	var wildcard, fallback *FilterChain
-	best := -1
-	for _, c := range l.Chains {
-		if len(c.ServerNames) == 0 {
-			if fallback == nil {
-				fallback = c
-			}
-			continue
-		}
-		for _, n := range c.ServerNames {
-			switch {
-			case n == serverName:
-				return c
-			case strings.HasPrefix(n, "*") && strings.HasSuffix(serverName, n[1:]) && len(n) > best:
-				wildcard, best = c, len(n)
-			}
-		}
-	}
-	if wildcard != nil {
-		return wildcard
-	}
-	return fallback
 }
 
 func compileTCPProxy(f *listener.Filter) (*TCPRoute, error) {

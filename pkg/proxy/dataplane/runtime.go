@@ -41,18 +41,26 @@ type Listener struct {
 	Address string
 	Inbound bool
 	Chains  []*FilterChain
-	// TLS is true when some chain terminates TLS (chosen by SNI).
+	// Default is the default_filter_chain: connections no chain matches
+	// (nil: they are closed).
+	Default *FilterChain
+	// Inspector is set when connections are inspected for a TLS
+	// ClientHello before a chain is chosen (the tls_inspector, listed or
+	// needed by the chains' matches).
+	Inspector *Inspector
+	// TLS is true when some chain terminates TLS; TCP when some chain
+	// proxies opaque TCP (informational: each connection is served by the
+	// chain it matches, Select).
 	TLS bool
-	// TCP is true when the chains proxy opaque TCP (possibly TLS routed by
-	// SNI without termination) rather than serve HTTP.
 	TCP bool
 	// Internal listeners (Envoy's internal_listener) have no address and
 	// are not bound: the proxy hands them connections itself.
 	Internal bool
-	// RouteName and StatPrefix are the first chain's, for plaintext
-	// listeners, which have exactly one chain.
+	// RouteName and StatPrefix are the first chain's (admin output).
 	RouteName  string
 	StatPrefix string
+	// tree is the compiled filter_chain_match tree (chainmatch.go).
+	tree *chainTree
 }
 
 // Ready reports whether everything referenced has arrived.

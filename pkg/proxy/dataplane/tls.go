@@ -235,3 +235,39 @@ func cipherSuites(names []string) ([]uint16, error) {
 	}
 	return ids, nil
 }
+
+// LocalCertificate is the certificate the proxy presents on a connection
+// this chain terminated for hello (the mesh identity's, or the configured
+// one for the client's server name): what XFCC's By= names.
+func (s *ServerTLS) LocalCertificate(hello *tls.ClientHelloInfo) *x509.Certificate {
+	cfg := s.Config
+	if cfg.GetCertificate != nil {
+		if c, err := cfg.GetCertificate(hello); err == nil && c != nil {
+			return leafOf(c)
+		}
+	}
+	for i := range cfg.Certificates {
+		c := &cfg.Certificates[i]
+		if leaf := leafOf(c); leaf != nil && (len(cfg.Certificates) == 1 || hello == nil || leaf.VerifyHostname(hello.ServerName) == nil) {
+			return leaf
+		}
+	}
+	if len(cfg.Certificates) > 0 {
+		return leafOf(&cfg.Certificates[0])
+	}
+	return nil
+}
+
+func leafOf(c *tls.Certificate) *x509.Certificate {
+	if c.Leaf != nil {
+		return c.Leaf
+	}
+	if len(c.Certificate) == 0 {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return leaf
+}

@@ -16,8 +16,8 @@ import (
 // originates to the cluster's hosts (Istio's DestinationRule tls).
 func upstreamTLS(ts *core.TransportSocket) (upstream.TLSOptions, error) {
 	var o upstream.TLSOptions
-	if ts == nil {
-		return o, nil
+	if ts == nil || ts.Name == "envoy.transport_sockets.raw_buffer" {
+		return o, nil // plaintext
 	}
 	if ts.Name != "envoy.transport_sockets.tls" {
 		return o, fmt.Errorf("%q is not supported", ts.Name)

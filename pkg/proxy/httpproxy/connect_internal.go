@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log"
@@ -8,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 )
 
 // The proxy's internal listeners (Envoy's envoy.bootstrap.internal_listener;
@@ -37,6 +40,11 @@ func (h *Handler) serveInternal(conn net.Conn, ln string) {
 		IdleTimeout:       time.Hour,
 		ReadHeaderTimeout: time.Minute,
 		ErrorLog:          log.New(io.Discard, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			ci := NewConnInfo(c, nil, nil)
+			ci.Match.Transport = dataplane.TransportRawBuffer
+			return WithConn(ctx, ci)
+		},
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			if s == http.StateClosed || s == http.StateHijacked {
 				once.Do(func() { close(done) })

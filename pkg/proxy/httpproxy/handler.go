@@ -56,13 +56,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.localReply(w, info, http.StatusServiceUnavailable, 0, "listener "+h.opts.Listener+" is being removed")
 		return
 	}
-	chain := l.Chains[0]
-	if r.TLS != nil {
-		if c := l.ChainFor(r.TLS.ServerName); c != nil {
-			chain = c
-		}
+	ci := connOf(r)
+	s.Conn = &ci.Conn
+	chain := h.chainFor(l, ci)
+	if chain == nil {
+		// A push left this connection without a chain (its chain was
+		// removed, or became TCP): Envoy drains such connections.
+		w.Header().Set("Connection", "close")
+		h.localReply(w, info, http.StatusServiceUnavailable, 0, "listener "+h.opts.Listener+" no longer has a filter chain for this connection")
+		return
 	}
 	info.StatPrefix = chain.StatPrefix
+	applyXFCC(r, ci, chain.XFCC)
 	switch chain.Tracing {
 	case dataplane.TracingIngress:
 		// Envoy takes an inbound request's decorator operation for its own
@@ -102,6 +107,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.Routes, s.Authority = table, authority
 	s.Listener, s.Proxy = h.stats.Listener(info.StatPrefix), h.stats
 	runFilters(s, chain)
+}
+
+// chainFor is the HTTP chain serving a request of connection ci: the one
+// the connection matches in the runtime in force (so pushed filters and
+// routes apply to open connections), which must terminate TLS exactly
+// when the connection's chain did; nil when there is none.
+func (h *Handler) chainFor(l *dataplane.Listener, ci *ConnInfo) *dataplane.FilterChain {
+	if l == ci.Listener && ci.Chain != nil {
+		return ci.Chain
+	}
+	c := l.Select(&ci.Match)
+	if c == nil || c.TCP != nil || (c.TLS == nil) != (ci.Conn.TLS == nil) {
+		return nil
+	}
+	return c
 }
 
 // finish records a completed request's response flags. It runs deferred,

@@ -81,7 +81,7 @@ func Dial(ctx context.Context, cl *upstream.Cluster, dest string) (*Upstream, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := cl.Transport.Dial(ctx, addr)
+	c, err := cl.TransportFor(h).Dial(ctx, addr)
 	if err != nil {
 		cl.Stats.CxActive.Add(-1)
 		cl.Stats.CxConnectFail.Add(1)

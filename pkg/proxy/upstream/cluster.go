@@ -96,7 +96,10 @@ type Cluster struct {
 	Clock Clock
 
 	Transport *Transport
-	Stats     *Stats
+	// Transports are every transport the cluster's hosts use: Transport
+	// and those its transport_socket_matches chose for some host.
+	Transports []*Transport
+	Stats      *Stats
 
 	live     *live
 	state    atomic.Pointer[lbState]
@@ -151,8 +154,11 @@ func (c *Cluster) Init(prev *Cluster) {
 			l.nextTick.Store(now.Add(c.Outlier.Interval).UnixNano())
 		}
 	}
-	if c.Transport != nil {
-		c.Transport.SetHosts(c.Hosts)
+	if c.Transport != nil && len(c.Transports) == 0 {
+		c.Transports = []*Transport{c.Transport}
+	}
+	for _, t := range c.Transports {
+		t.SetHosts(c.Hosts)
 	}
 	c.storeState(c.live.outlier.gen.Load())
 	c.initDone = true
@@ -236,6 +242,15 @@ func (c *Cluster) Pick(in *PickInput) *Host {
 		c.Stats.LbHealthyPanic.Add(1)
 	}
 	return h
+}
+
+// TransportFor is how host h is reached: the transport its
+// transport_socket_matches entry chose, else the cluster's.
+func (c *Cluster) TransportFor(h *Host) *Transport {
+	if h != nil && h.Transport != nil {
+		return h.Transport
+	}
+	return c.Transport
 }
 
 // PriorityOf returns the priority of the host at index i of Hosts.

@@ -23,6 +23,10 @@ type Host struct {
 	Weight   uint32
 	Locality string
 	Workload string
+	// Transport is how the host is reached when the cluster's
+	// transport_socket_matches chose a transport for it (by its
+	// envoy.transport_socket_match metadata); nil: the cluster's own.
+	Transport *Transport
 
 	// Active is the number of requests in flight to this host: what
 	// least-request balancing compares and /clusters shows as rq_active.

@@ -89,7 +89,7 @@ func (c *Cluster) Admit(ctx context.Context, h *Host, addr string, downstreamH2 
 			return Admission{}, errMaxRequests
 		}
 	} else {
-		pc, err := c.Transport.acquire(ctx, addr, c.UseDownstreamProtocol && downstreamH2)
+		pc, err := c.TransportFor(h).acquire(ctx, addr, c.UseDownstreamProtocol && downstreamH2)
 		if err != nil {
 			return Admission{}, err
 		}
@@ -118,7 +118,7 @@ func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
 	if a.pc == nil {
 		return nil, errors.New("upstream: cluster " + a.c.Name + " has no connection pool")
 	}
-	if a.c.Transport.Options.TLS.Enabled {
+	if a.pc.hp.t.Options.TLS.Enabled {
 		req.URL.Scheme = "https" // the request is the proxy's own copy
 	}
 	resp, err := a.pc.cc.RoundTrip(req)

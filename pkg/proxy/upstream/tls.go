@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -180,7 +181,27 @@ func (t *Transport) dialRaw(ctx context.Context, network, addr string) (net.Conn
 	} else if t.Options.Hosts != nil {
 		target = t.Options.Hosts.Rewrite(addr)
 	}
+	if src := t.Options.SourceIP; src.IsValid() && network != "unix" && sourceReaches(src, target) {
+		d := *t.dialer
+		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+		return d.DialContext(ctx, network, target)
+	}
 	return t.dialer.DialContext(ctx, network, target)
+}
+
+// sourceReaches reports whether a connection bound to src can reach
+// target (host:port): a loopback source reaches only loopback addresses,
+// and a name is not resolved here, so it is dialled unbound from one.
+func sourceReaches(src netip.Addr, target string) bool {
+	if !src.IsLoopback() {
+		return true
+	}
+	host, _, err := net.SplitHostPort(target)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback() && ip.Unmap().Is4() == src.Unmap().Is4()
 }
 
 // handshake originates TLS on c offering alpn. It returns the *tls.Conn

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,12 @@ type TransportOptions struct {
 	// upstream_connection_options.tcp_keepalive): Enabled with the probe
 	// count, idle time and interval, zero meaning the OS default.
 	Keepalive KeepaliveOptions
+	// SourceIP, when valid, is the local address connections are bound
+	// to (port 0): a sidecar's workload address in local mode, so servers
+	// see the workload's IP as a pod's connections show it. A loopback
+	// source is used only towards loopback destinations (the kernel
+	// cannot route it elsewhere).
+	SourceIP netip.Addr
 }
 
 // KeepaliveOptions are TCP keepalive settings.

@@ -1,0 +1,20 @@
+package model
+
+import "testing"
+
+// TestAdminAddressMetadata: a proxy announces its admin address as
+// SLUICE_ADMIN_ADDRESS (for `sluice status`), and the control plane reads
+// it back; a proxy without one announces nothing.
+func TestAdminAddressMetadata(t *testing.T) {
+	n := (&Proxy{Type: Sidecar, Name: "a", Namespace: "default", AdminAddress: "127.0.0.1:15000"}).Node()
+	if got := n.GetMetadata().GetFields()["SLUICE_ADMIN_ADDRESS"].GetStringValue(); got != "127.0.0.1:15000" {
+		t.Errorf("node metadata SLUICE_ADMIN_ADDRESS %q", got)
+	}
+	p, err := ProxyFromNode(n)
+	if err != nil || p.AdminAddress != "127.0.0.1:15000" {
+		t.Errorf("read back %+v %v", p, err)
+	}
+	if _, ok := (&Proxy{Type: Sidecar, Name: "a"}).Node().GetMetadata().GetFields()[MetaAdminAddress]; ok {
+		t.Errorf("an empty admin address is announced")
+	}
+}

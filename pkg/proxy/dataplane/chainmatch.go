@@ -1,0 +1,337 @@
+package dataplane
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tlsinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+)
+
+// Filter chain matching, as Envoy's filter chain manager does it
+// (source/common/listener_manager/filter_chain_manager_impl.cc,
+// findFilterChain and the findFilterChainFor* steps): the chains form a
+// tree keyed, level by level, by destination port, server name, transport
+// protocol and application protocol; at each level the most specific key
+// present wins (an exact port, else port 0; an exact server name, else the
+// longest "*.suffix" wildcard, else no name; the detected transport
+// protocol, else none; the first of the client's ALPN protocols present,
+// else none), and a connection with no chain at the end of that walk is
+// closed (or gets the default_filter_chain). Destination IP ranges and the
+// source criteria are not supported (NACKed by name).
+
+// TransportRawBuffer and TransportTLS are the transport protocols a
+// connection is detected as: "tls" when the tls_inspector found a
+// ClientHello, else "raw_buffer" (Envoy's default).
+const (
+	TransportRawBuffer = "raw_buffer"
+	TransportTLS       = "tls"
+)
+
+// MatchInput is what a connection is matched on: its destination port,
+// and what the tls_inspector read from its ClientHello (nothing for
+// plaintext).
+type MatchInput struct {
+	DestinationPort uint32
+	// ServerName is the SNI, lower case, without a trailing dot.
+	ServerName string
+	// Transport is TransportTLS or TransportRawBuffer.
+	Transport string
+	// ALPN are the client's application protocols, in its order.
+	ALPN []string
+}
+
+// chainTree is the compiled matching tree of one listener.
+type chainTree struct {
+	ports map[uint32]*nameLevel
+}
+
+type nameLevel struct {
+	exact map[string]*transportLevel
+	// wildcard is keyed by the suffix after "*" (".example.com").
+	wildcard map[string]*transportLevel
+	any      *transportLevel
+}
+
+type transportLevel struct {
+	byProto map[string]*alpnLevel
+	any     *alpnLevel
+}
+
+type alpnLevel struct {
+	byProto map[string]*FilterChain
+	any     *FilterChain
+}
+
+// Select returns the chain serving a connection with these properties, or
+// nil when none matches (the connection is then closed, as in Envoy).
+func (l *Listener) Select(in *MatchInput) *FilterChain {
+	if l.tree == nil {
+		if len(l.Chains) > 0 {
+			return l.Chains[0] // built by hand (tests): the first chain
+		}
+		return nil
+	}
+	if c := l.tree.selectPort(in); c != nil {
+		return c
+	}
+	return l.Default
+}
+
+func (t *chainTree) selectPort(in *MatchInput) *FilterChain {
+	if in.DestinationPort != 0 {
+		if nl := t.ports[in.DestinationPort]; nl != nil {
+			if c := nl.selectName(in); c != nil {
+				return c
+			}
+		}
+	}
+	if nl := t.ports[0]; nl != nil {
+		return nl.selectName(in)
+	}
+	return nil
+}
+
+func (n *nameLevel) selectName(in *MatchInput) *FilterChain {
+	sn := in.ServerName
+	if tl := n.exact[sn]; tl != nil {
+		return tl.selectTransport(in)
+	}
+	// "*.example.com" then "*.com" for "www.example.com".
+	if len(n.wildcard) > 0 && len(sn) > 1 {
+		for pos := strings.IndexByte(sn[1:], '.') + 1; pos > 0 && pos < len(sn)-1; {
+			if tl := n.wildcard[sn[pos:]]; tl != nil {
+				return tl.selectTransport(in)
+			}
+			next := strings.IndexByte(sn[pos+1:], '.')
+			if next < 0 {
+				break
+			}
+			pos += next + 1
+		}
+	}
+	if n.any != nil {
+		return n.any.selectTransport(in)
+	}
+	return nil
+}
+
+func (t *transportLevel) selectTransport(in *MatchInput) *FilterChain {
+	if al := t.byProto[in.Transport]; al != nil {
+		return al.selectALPN(in)
+	}
+	if t.any != nil {
+		return t.any.selectALPN(in)
+	}
+	return nil
+}
+
+func (a *alpnLevel) selectALPN(in *MatchInput) *FilterChain {
+	for _, p := range in.ALPN {
+		if c := a.byProto[p]; c != nil {
+			return c
+		}
+	}
+	return a.any
+}
+
+// chainKey is where one chain sits in the tree.
+type chainKey struct {
+	port      uint32
+	names     []string
+	transport string
+	alpn      []string
+}
+
+// compileChainMatch reads a chain's filter_chain_match, NACKing the
+// criteria the proxy does not implement by name.
+func compileChainMatch(m *listener.FilterChainMatch) (chainKey, error) {
+	var k chainKey
+	if m == nil {
+		return k, nil
+	}
+	var bad []string
+	if len(m.PrefixRanges) > 0 {
+		bad = append(bad, "prefix_ranges")
+	}
+	if m.AddressSuffix != "" || m.SuffixLen != nil {
+		bad = append(bad, "address_suffix")
+	}
+	if len(m.DirectSourcePrefixRanges) > 0 {
+		bad = append(bad, "direct_source_prefix_ranges")
+	}
+	if m.SourceType != listener.FilterChainMatch_ANY {
+		bad = append(bad, "source_type")
+	}
+	if len(m.SourcePrefixRanges) > 0 {
+		bad = append(bad, "source_prefix_ranges")
+	}
+	if len(m.SourcePorts) > 0 {
+		bad = append(bad, "source_ports")
+	}
+	if len(bad) > 0 {
+		return k, fmt.Errorf("filter_chain_match: %s: not supported", strings.Join(bad, ", "))
+	}
+	k.port = m.GetDestinationPort().GetValue()
+	for _, n := range m.ServerNames {
+		n = strings.ToLower(strings.TrimSuffix(n, "."))
+		if n == "*" {
+			// Istio's sniHosts "*" (any name); Envoy has no such
+			// wildcard, so it is taken as no server_names, as sluice's
+			// SNI matching always did.
+			k.names = nil
+			break
+		}
+		if strings.Contains(n[min(1, len(n)):], "*") || strings.HasPrefix(n, "*") && !strings.HasPrefix(n, "*.") {
+			return k, fmt.Errorf("filter_chain_match: server_names %q: only a leading \"*.\" wildcard is allowed", n)
+		}
+		k.names = append(k.names, n)
+	}
+	k.transport = m.TransportProtocol
+	k.alpn = m.ApplicationProtocols
+	return k, nil
+}
+
+// buildTree puts every chain in the tree; two chains with the same
+// matching rules are an error, as in Envoy.
+func buildTree(chains []*FilterChain, keys []chainKey) (*chainTree, error) {
+	t := &chainTree{ports: map[uint32]*nameLevel{}}
+	for i, c := range chains {
+		k := keys[i]
+		nl := t.ports[k.port]
+		if nl == nil {
+			nl = &nameLevel{exact: map[string]*transportLevel{}, wildcard: map[string]*transportLevel{}}
+			t.ports[k.port] = nl
+		}
+		names := k.names
+		if len(names) == 0 {
+			names = []string{""}
+		}
+		for _, n := range names {
+			tl := nl.level(n)
+			if err := tl.add(k, c); err != nil {
+				return nil, fmt.Errorf("filter chain %d: %w", i, err)
+			}
+		}
+	}
+	return t, nil
+}
+
+// level returns (making it) the transport level of server name n: "" for
+// chains without names, "*.suffix" for wildcards, else an exact name.
+func (n *nameLevel) level(name string) *transportLevel {
+	m, key := n.exact, name
+	switch {
+	case name == "":
+		if n.any == nil {
+			n.any = &transportLevel{byProto: map[string]*alpnLevel{}}
+		}
+		return n.any
+	case strings.HasPrefix(name, "*."):
+		m, key = n.wildcard, name[1:]
+	}
+	tl := m[key]
+	if tl == nil {
+		tl = &transportLevel{byProto: map[string]*alpnLevel{}}
+		m[key] = tl
+	}
+	return tl
+}
+
+func (t *transportLevel) add(k chainKey, c *FilterChain) error {
+	a := t.any
+	if k.transport != "" {
+		a = t.byProto[k.transport]
+	}
+	if a == nil {
+		a = &alpnLevel{byProto: map[string]*FilterChain{}}
+		if k.transport != "" {
+			t.byProto[k.transport] = a
+		} else {
+			t.any = a
+		}
+	}
+	dup := fmt.Errorf("multiple filter chains with the same matching rules are defined")
+	if len(k.alpn) == 0 {
+		if a.any != nil {
+			return dup
+		}
+		a.any = c
+		return nil
+	}
+	for _, p := range k.alpn {
+		if a.byProto[p] != nil {
+			return dup
+		}
+		a.byProto[p] = c
+	}
+	return nil
+}
+
+// needsInspector is Envoy's rule for injecting the tls_inspector a
+// listener did not list (listener_impl.cc): some chain matches on
+// transport protocol "tls", or on server names or application protocols
+// without a transport protocol.
+func needsInspector(keys []chainKey) bool {
+	for _, k := range keys {
+		if k.transport == TransportTLS || k.transport == "" && (len(k.names) > 0 || len(k.alpn) > 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// Inspector is a compiled envoy.filters.listener.tls_inspector with the
+// listener's listener_filters_timeout.
+type Inspector struct {
+	// Timeout bounds the wait for the ClientHello (Envoy's
+	// listener_filters_timeout, 15 s by default; 0 waits forever);
+	// ContinueOnTimeout then goes on as plaintext instead of closing.
+	Timeout           time.Duration
+	ContinueOnTimeout bool
+	// MaxHelloSize bounds the ClientHello read (16 KiB by default);
+	// CloseOnParseError closes a connection whose ClientHello is too
+	// large or malformed instead of taking it as plaintext.
+	MaxHelloSize      int
+	CloseOnParseError bool
+}
+
+// defaultListenerFiltersTimeout is Envoy's listener_filters_timeout default.
+const defaultListenerFiltersTimeout = 15 * time.Second
+
+// compileInspector reads the listener's listener filters: only the
+// tls_inspector is supported.
+func compileInspector(l *listener.Listener, needed bool) (*Inspector, error) {
+	var in *Inspector
+	for _, lf := range l.ListenerFilters {
+		if lf.Name != "envoy.filters.listener.tls_inspector" {
+			return nil, fmt.Errorf("listener filter %q is not supported", lf.Name)
+		}
+		if lf.FilterDisabled != nil {
+			return nil, fmt.Errorf("listener filter %q: filter_disabled: not supported", lf.Name)
+		}
+		var cfg tlsinspector.TlsInspector
+		if tc := lf.GetTypedConfig(); tc != nil {
+			if err := tc.UnmarshalTo(&cfg); err != nil {
+				return nil, fmt.Errorf("listener filter %q: %w", lf.Name, err)
+			}
+		}
+		if cfg.GetEnableJa3Fingerprinting().GetValue() || cfg.GetEnableJa4Fingerprinting().GetValue() {
+			return nil, fmt.Errorf("listener filter %q: enable_ja3_fingerprinting, enable_ja4_fingerprinting: not supported", lf.Name)
+		}
+		in = &Inspector{MaxHelloSize: 16 << 10, CloseOnParseError: cfg.CloseConnectionOnClientHelloParsingErrors}
+		if v := cfg.GetMaxClientHelloSize(); v != nil {
+			in.MaxHelloSize = int(v.Value)
+		}
+	}
+	if in == nil && needed {
+		in = &Inspector{MaxHelloSize: 16 << 10}
+	}
+	if in == nil {
+		return nil, nil
+	}
+	in.Timeout = durationOr(l.ListenerFiltersTimeout, defaultListenerFiltersTimeout)
+	in.ContinueOnTimeout = l.ContinueOnListenerFiltersTimeout
+	return in, nil
+}

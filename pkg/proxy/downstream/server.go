@@ -1,0 +1,336 @@
+// Package downstream is a listener's connection side, as Envoy's
+// connection handler and filter chain manager: for every accepted
+// connection, the tls_inspector (when the listener has or needs it), the
+// filter chain it matches (dataplane.Listener.Select; none: the
+// connection is closed), the chain's TLS termination, the connection as
+// filters see it (httpfilter.Conn, filled once) and the connection
+// counters; then the chain serves it: its HTTP connection manager (one
+// net/http server per listener, handed the connection with its chain) or
+// its tcp_proxy.
+package downstream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
+	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
+	"github.com/sluice-mesh/sluice/pkg/proxy/tlsinspector"
+)
+
+// handshakeTimeout bounds a downstream TLS handshake.
+const handshakeTimeout = 10 * time.Second
+
+// Counters are a listener's connection counters (/stats
+// listener.<name>.*), kept across config pushes.
+type Counters struct {
+	// MTLS counts connections whose TLS handshake completed with a
+	// verified client certificate (downstream_cx_mtls); Plaintext the
+	// ones served without TLS (downstream_cx_plaintext); NoChainMatch the
+	// ones no filter chain took, closed (no_filter_chain_match).
+	MTLS, Plaintext, NoChainMatch atomic.Uint64
+}
+
+// Options configure a listener's server.
+type Options struct {
+	Listener string
+	Runtime  *atomic.Pointer[dataplane.Runtime]
+	// HTTP is the connection manager serving the HTTP chains' requests.
+	HTTP     http.Handler
+	Counters *Counters
+	Logger   *slog.Logger
+}
+
+// Server serves the connections of one listener.
+type Server struct {
+	opts    Options
+	hs      *http.Server
+	httpLis *chanListener
+
+	mu    sync.Mutex
+	lis   net.Listener
+	conns map[net.Conn]struct{}
+	// closed is set, under mu, when Shutdown or Close begins: no
+	// connection is added to wg after that.
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// New makes the server of one listener.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Counters == nil {
+		opts.Counters = &Counters{}
+	}
+	s := &Server{opts: opts, conns: map[net.Conn]struct{}{}, httpLis: newChanListener()}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	protocols.SetHTTP2(true) // over TLS, when the chain's ALPN offers h2
+	s.hs = &http.Server{
+		Handler:           opts.HTTP,
+		Protocols:         protocols,
+		IdleTimeout:       time.Hour,
+		ReadHeaderTimeout: time.Minute,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+		ConnContext:       connContext,
+	}
+	return s
+}
+
+// connContext hands the connection manager the connection's ConnInfo.
+// net/http serves a *tls.Conn itself (handshake state, h2 by ALPN), so
+// the info rides on the connection under it.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if ic, ok := c.(*infoConn); ok && ic.info != nil {
+		return httpproxy.WithConn(ctx, ic.info)
+	}
+	return ctx
+}
+
+// Serve accepts connections on lis until it is closed.
+func (s *Server) Serve(lis net.Listener) error {
+	s.mu.Lock()
+	s.lis = lis
+	s.mu.Unlock()
+	go s.hs.Serve(s.httpLis)
+	for {
+		conn, err := lis.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		if !s.track(conn, true) {
+			conn.Close()
+			return nil
+		}
+		go func() {
+			defer s.wg.Done()
+			defer s.track(conn, false)
+			s.handle(conn)
+		}()
+	}
+}
+
+// handle takes one connection through the tls_inspector, the chain
+// choice and the chain's TLS, then serves it by its chain.
+func (s *Server) handle(raw net.Conn) {
+	rt := s.opts.Runtime.Load()
+	l := rt.Listeners[s.opts.Listener]
+	if l == nil {
+		raw.Close()
+		return
+	}
+	in := dataplane.MatchInput{Transport: dataplane.TransportRawBuffer}
+	if ta, ok := raw.LocalAddr().(*net.TCPAddr); ok {
+		in.DestinationPort = uint32(ta.Port)
+	}
+	conn := raw
+	if l.Inspector != nil {
+		res, replay, err := tlsinspector.Inspect(raw, l.Inspector)
+		if err != nil {
+			raw.Close()
+			return
+		}
+		conn = replay
+		in.ServerName, in.Transport, in.ALPN = res.ServerName, res.Transport(), res.ALPN
+	}
+	chain := l.Select(&in)
+	if chain == nil {
+		// Envoy closes a connection no filter chain matches (STRICT
+		// refuses plaintext here).
+		s.opts.Counters.NoChainMatch.Add(1)
+		s.opts.Logger.Debug("no filter chain matches the connection", "listener", l.Name,
+			"remote", raw.RemoteAddr().String(), "transport", in.Transport, "sni", in.ServerName, "alpn", in.ALPN)
+		raw.Close()
+		return
+	}
+	ic := &infoConn{Conn: conn}
+	served := net.Conn(ic)
+	var state *tls.ConnectionState
+	var local *x509.Certificate
+	if chain.TLS != nil {
+		tc, st, lc, err := terminate(ic, chain.TLS)
+		if err != nil {
+			s.opts.Logger.Debug("downstream tls handshake failed", "listener", l.Name, "remote", raw.RemoteAddr().String(), "err", err)
+			raw.Close()
+			return
+		}
+		served, state, local = tc, st, lc
+	}
+	ci := httpproxy.NewConnInfo(raw, state, local)
+	ci.Match, ci.Chain, ci.Listener = in, chain, l
+	if ci.Conn.ServerName == "" {
+		// TLS passed through: the SNI the tls_inspector read (Envoy's
+		// requestedServerName, connection.sni).
+		ci.Conn.ServerName = in.ServerName
+	}
+	switch {
+	case ci.MTLS():
+		s.opts.Counters.MTLS.Add(1)
+	case state == nil && in.Transport == dataplane.TransportRawBuffer:
+		s.opts.Counters.Plaintext.Add(1)
+	}
+	if chain.TCP != nil {
+		tcpproxy.Serve(served, chain, rt, &ci.Conn, s.opts.Logger.With("listener", l.Name))
+		return
+	}
+	ci.PrepareXFCC()
+	ic.info = ci
+	if !s.httpLis.deliver(served) {
+		served.Close()
+	}
+}
+
+// terminate completes the chain's TLS handshake on c.
+func terminate(c net.Conn, st *dataplane.ServerTLS) (*tls.Conn, *tls.ConnectionState, *x509.Certificate, error) {
+	var hello *tls.ClientHelloInfo
+	tc := tls.Server(c, &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		hello = h
+		return st.ConfigFor(h), nil
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	state := tc.ConnectionState()
+	return tc, &state, st.LocalCertificate(hello), nil
+}
+
+// track adds c to the open connections (and wg), unless the server is
+// closing, or removes it.
+func (s *Server) track(c net.Conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.conns, c)
+		return true
+	}
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+// Shutdown stops accepting and lets open connections finish until ctx
+// ends (HTTP ones are closed when idle, as net/http's Shutdown does),
+// then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.stop()
+	httpDone := make(chan struct{})
+	go func() { s.hs.Shutdown(ctx); close(httpDone) }()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.Close()
+	}
+	select {
+	case <-httpDone:
+	case <-ctx.Done():
+		s.hs.Close()
+	}
+}
+
+// Close stops accepting and closes every open connection.
+func (s *Server) Close() {
+	s.stop()
+	s.hs.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+func (s *Server) stop() {
+	s.mu.Lock()
+	s.closed = true
+	if s.lis != nil {
+		s.lis.Close()
+	}
+	s.mu.Unlock()
+	s.httpLis.Close()
+}
+
+// infoConn carries a connection's ConnInfo to the HTTP server's
+// ConnContext (under the *tls.Conn for TLS).
+type infoConn struct {
+	net.Conn
+	info *httpproxy.ConnInfo
+}
+
+// CloseWrite half-closes the connection (upgrade tunnels).
+func (c *infoConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// chanListener is the net.Listener the HTTP server accepts from: the
+// connections whose chain is HTTP.
+type chanListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *chanListener) deliver(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.closed:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return listenerAddr{} }
+
+type listenerAddr struct{}
+
+func (listenerAddr) Network() string { return "tcp" }
+func (listenerAddr) String() string  { return "listener" }
