@@ -143,7 +143,7 @@ func (m *Mesh) AddWorkload(o WorkloadOptions) *Workload {
 	for attempt := 1; ; attempt++ {
 		w.InboundAddress, w.OutboundAddress, w.AdminAddress = FreeAddr(), FreeAddr(), FreeAddr()
 		args := []string{"proxy", "--type", "sidecar", "--name", o.Name, "--namespace", o.Namespace,
-			"--labels", labelString(labels), "--xds-address", m.XDSAddress,
+			"--labels", labelString(labels),
 			"--inbound-address", w.InboundAddress, "--app-address", w.EchoAddress,
 			"--outbound-address", w.OutboundAddress, "--admin-address", w.AdminAddress}
 		for i := range w.Ports {
@@ -153,7 +153,7 @@ func (m *Mesh) AddWorkload(o WorkloadOptions) *Workload {
 		if o.Locality != "" {
 			args = append(args, "--locality", o.Locality)
 		}
-		args = append(args, m.opts.ProxyArgs...)
+		args = append(append(args, m.ProxyControlArgs()...), m.opts.ProxyArgs...)
 		w.Sidecar = Start(m.t, "sidecar "+id, args...)
 		err := pollHTTP("http://"+w.AdminAddress+"/ready", 200, StartTimeout, w.Sidecar.Done())
 		if err == nil {

@@ -19,7 +19,6 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/sluice-mesh/sluice/pkg/ca"
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/config/filesource"
 	"github.com/sluice-mesh/sluice/pkg/model"
@@ -34,9 +33,12 @@ type Options struct {
 	XDSAddress  string
 	HTTPAddress string
 	Debounce    DebounceOptions
-	// CADir keeps the mesh CA's root across restarts (empty: in memory).
-	CADir  string
-	Logger *slog.Logger
+	// CADir keeps the mesh CA's files across restarts (empty: in memory);
+	// it is watched, and re-read on SIGHUP, for root rotation.
+	CADir string
+	// Security configures certificate lifetimes, tokens and TLS.
+	Security SecurityOptions
+	Logger   *slog.Logger
 }
 
 // Controller runs the control plane.
@@ -45,6 +47,8 @@ type Controller struct {
 	log    *slog.Logger
 	server *xdsserver.Server
 	source *filesource.Source
+	// security is the CA, the token checks and the trust bundle watch.
+	security *security
 
 	push     atomic.Pointer[pushContext]
 	pushes   atomic.Uint64
@@ -95,14 +99,13 @@ func New(opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	authority, err := ca.New(ca.Options{TrustDomain: opts.Mesh.GetTrustDomain(), Dir: opts.CADir})
+	sec, err := newSecurity(opts)
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64)}
-	certs := &ca.Server{CA: authority}
+	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64), security: sec}
 	c.server = xdsserver.New(xdsserver.Options{Versioned: c.generate, Logger: opts.Logger,
-		Register: []func(*grpc.Server){certs.Register}})
+		Register: []func(*grpc.Server){sec.register}, ServerOptions: sec.serverOptions(opts.XDSAddress)})
 	return c, nil
 }
 
@@ -135,13 +138,14 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	// changed carries the file source's raw change notifications; the
 	// debounce below is the only one between an edit and a push.
 	changed := make(chan struct{}, 1)
 	go func() { errc <- c.server.Serve(ctx, xdsLis) }()
 	go func() { errc <- c.serveHTTP(ctx, httpLis) }()
 	go func() { errc <- c.source.Run(ctx, changed) }()
+	go func() { errc <- c.security.watch(ctx) }()
 	go debounce(ctx, c.requests, c.opts.Debounce, c.rebuild)
 	for {
 		select {
