@@ -46,6 +46,11 @@ with a certificate from the mesh CA; proxies verify it with
 			if err != nil {
 				return err
 			}
+			// An explicit flag or istiod's env wins over MeshConfig's
+			// defaultConfig.proxyMetadata.SECRET_TTL (see controlplane).
+			if !cmd.Flags().Changed("workload-cert-ttl") && os.Getenv("DEFAULT_WORKLOAD_CERT_TTL") == "" {
+				certTTL = 0
+			}
 			c, err := controlplane.New(controlplane.Options{
 				ConfigDir: configDir, Mesh: mesh, XDSAddress: xdsAddr, HTTPAddress: httpAddr, CADir: caDir,
 				Security: controlplane.SecurityOptions{WorkloadCertTTL: certTTL, MaxWorkloadCertTTL: maxCertTTL,
@@ -66,7 +71,7 @@ with a certificate from the mesh CA; proxies verify it with
 	f.StringVar(&caDir, "ca-dir", "", "folder keeping the mesh CA's root certificate and key across restarts (default: a new root in memory); also Istio's plug-in cacerts files; watched for root rotation (sluice ca rotate)")
 	f.StringVar(&stateDir, "state-dir", defaultStateDir(), "folder receiving bootstrap-token, token-signing-key (0600) and root-cert.pem (the trust bundle) for proxies")
 	f.StringVar(&tokenFile, "bootstrap-token-file", "", "where to write the bootstrap token (default <state-dir>/bootstrap-token); kept across restarts")
-	f.DurationVar(&certTTL, "workload-cert-ttl", envDuration("DEFAULT_WORKLOAD_CERT_TTL", ca.DefaultWorkloadTTL), "lifetime of a workload certificate whose request asks for none (env DEFAULT_WORKLOAD_CERT_TTL)")
+	f.DurationVar(&certTTL, "workload-cert-ttl", envDuration("DEFAULT_WORKLOAD_CERT_TTL", ca.DefaultWorkloadTTL), "lifetime of a workload certificate whose request asks for none (env DEFAULT_WORKLOAD_CERT_TTL; else MeshConfig defaultConfig.proxyMetadata.SECRET_TTL)")
 	f.DurationVar(&maxCertTTL, "max-workload-cert-ttl", envDuration("MAX_WORKLOAD_CERT_TTL", ca.MaxWorkloadTTL), "longest lifetime a proxy may ask for; longer requests are refused, as istiod does (env MAX_WORKLOAD_CERT_TTL)")
 	f.BoolVar(&tls, "xds-tls", false, "serve xDS and the CA over TLS with a certificate from the mesh CA (default: on when --xds-address is not loopback)")
 	cmd.MarkFlagRequired("config-dir")

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/ca"
 	"github.com/sluice-mesh/sluice/pkg/model"
@@ -56,6 +57,13 @@ type security struct {
 
 func newSecurity(opts Options) (*security, error) {
 	so := opts.Security
+	if so.WorkloadCertTTL == 0 {
+		ttl, err := meshSecretTTL(opts.Mesh)
+		if err != nil {
+			return nil, err
+		}
+		so.WorkloadCertTTL = ttl
+	}
 	authority, err := ca.New(ca.Options{TrustDomain: opts.Mesh.GetTrustDomain(), Dir: opts.CADir,
 		WorkloadTTL: so.WorkloadCertTTL, MaxWorkloadTTL: so.MaxWorkloadCertTTL})
 	if err != nil {
@@ -84,6 +92,22 @@ func newSecurity(opts Options) (*security, error) {
 		}
 	}
 	return s, nil
+}
+
+// meshSecretTTL is MeshConfig's defaultConfig.proxyMetadata.SECRET_TTL,
+// the lifetime Istio's agents ask for mesh-wide; sluice's proxies ask for
+// none unless --cert-ttl says so, so the CA gives it as its default (0:
+// not set).
+func meshSecretTTL(mesh *meshv1alpha1.MeshConfig) (time.Duration, error) {
+	v, ok := mesh.GetDefaultConfig().GetProxyMetadata()["SECRET_TTL"]
+	if !ok {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("mesh config: defaultConfig.proxyMetadata.SECRET_TTL %q is not a positive duration", v)
+	}
+	return d, nil
 }
 
 // serverOptions are the gRPC server's credentials and token checks.

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"encoding/pem"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sluice-mesh/sluice/pkg/ca"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 )
@@ -135,4 +137,26 @@ func TestCAFolderWatched(t *testing.T) {
 
 func pemOf(der []byte) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// MeshConfig's defaultConfig.proxyMetadata.SECRET_TTL (how Istio sets the
+// agents' certificate lifetime mesh-wide) is the CA's default; an
+// explicit TTL wins; a bad value is an error naming the field.
+func TestMeshSecretTTL(t *testing.T) {
+	mesh, err := meshconfig.Parse([]byte("defaultConfig:\n  proxyMetadata: {SECRET_TTL: 12h}\n"), "mesh.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newSecurity(Options{Mesh: mesh, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil || s.ca.WorkloadTTL() != 12*time.Hour {
+		t.Fatalf("default from SECRET_TTL: %v %v", s, err)
+	}
+	s, err = newSecurity(Options{Mesh: mesh, Security: SecurityOptions{WorkloadCertTTL: time.Hour}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil || s.ca.WorkloadTTL() != time.Hour {
+		t.Fatalf("explicit TTL: %v", err)
+	}
+	bad, _ := meshconfig.Parse([]byte("defaultConfig:\n  proxyMetadata: {SECRET_TTL: soon}\n"), "mesh.yaml")
+	if _, err := newSecurity(Options{Mesh: bad, Logger: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), "proxyMetadata.SECRET_TTL") {
+		t.Errorf("bad SECRET_TTL: %v", err)
+	}
 }

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/ca"
@@ -150,7 +152,7 @@ func (w *Workload) renewLoop(ctx context.Context, client securityv1alpha1.IstioC
 	for {
 		next, err := w.renew(ctx, client)
 		if err != nil {
-			w.opts.Logger.Warn("identity: certificate request failed; retrying", "id", w.ID(), "err", err, "in", backoff)
+			w.logFailure(err, backoff)
 			next, backoff = backoff, min(backoff*2, 30*time.Second)
 		} else {
 			backoff = 200 * time.Millisecond
@@ -164,6 +166,24 @@ func (w *Workload) renewLoop(ctx context.Context, client securityv1alpha1.IstioC
 		case <-w.renewNow:
 			timer.Stop()
 		}
+	}
+}
+
+// logFailure reports a failed certificate request: a refusal (token,
+// identity, TTL) as an error that names its fix, a transport failure as
+// a warning with a hint when TLS may be the cause.
+func (w *Workload) logFailure(err error, retry time.Duration) {
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument:
+		w.opts.Logger.Error("identity: the CA refused the certificate request; retrying", "id", w.ID(), "err", err, "in", retry)
+	case codes.Unavailable:
+		hint := "is the control plane running at this address?"
+		if !w.opts.ControlPlane.TLS {
+			hint += " if it serves TLS (--xds-tls, on by default for a non-loopback address), start the proxy with --xds-tls"
+		}
+		w.opts.Logger.Warn("identity: CA unreachable; retrying", "id", w.ID(), "err", err, "in", retry, "hint", hint)
+	default:
+		w.opts.Logger.Warn("identity: certificate request failed; retrying", "id", w.ID(), "err", err, "in", retry)
 	}
 }
 
