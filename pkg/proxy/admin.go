@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+	"github.com/sluice-mesh/sluice/pkg/xdsredact"
 )
 
 // adminHandler serves Envoy-style admin endpoints.
@@ -103,7 +104,8 @@ func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 	for typ, items := range rt.Source.Items {
 		short := typ[strings.LastIndexByte(typ, '.')+1:]
 		for _, name := range slices.Sorted(maps.Keys(items)) {
-			b, err := protojson.Marshal(items[name])
+			// Private keys (gateway credentials) redacted, as Envoy's config_dump.
+			b, err := protojson.Marshal(xdsredact.Redact(items[name]))
 			if err == nil {
 				out.XDS[short] = append(out.XDS[short], b)
 			}
