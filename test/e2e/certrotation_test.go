@@ -80,7 +80,68 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	gwPort := testenv.FreePort()
 	gw := m.AddGateway(testenv.GatewayOptions{Name: "mesh-gateway", Labels: map[string]string{"istio": "meshgateway"},
 		ServiceAccount: "mesh-gateway-sa"})
-	m.WriteConfig("mtls.yaml", fmt.Sprintf(`apiVersion: v1
+	m.WriteConfig("mtls.yaml", gatewayMTLSConfig(gwPort))
+	c := m.AddClient(testenv.ClientOptions{Name: "load"})
+	m.WaitConverged(func() error {
+		// The FQDN: the gateway's server hosts name it alone, and the
+		// sidecar forwards the Host it was given.
+		if err := allServedBy(c, 3, backendFQDN, "/", nil, "backend", ""); err != nil {
+			return err
+		}
+		if n := statValue(t, "http://"+gw.AdminAddress+"/stats", "cluster.outbound|80||backend.default.svc.cluster.local.upstream_rq_total"); n == 0 {
+			return fmt.Errorf("requests do not pass the gateway")
+		}
+		return nil
+	}, convergeTimeout)
+
+	watches := []*certWatch{{admin: c.AdminAddress, issuerOf: map[string]string{}}, {admin: gw.AdminAddress, issuerOf: map[string]string{}}}
+	stop := make(chan struct{})
+	var pollers sync.WaitGroup
+	pollers.Add(1)
+	go func() {
+		defer pollers.Done()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			for _, w := range watches {
+				w.poll()
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+
+	stopPolling := sync.OnceFunc(func() { close(stop); pollers.Wait() })
+	defer stopPolling()
+	res := runFortioWithRotation(t, fortio, "http://"+c.OutboundAddress+"/", backendFQDN, caDir)
+	stopPolling()
+	total := res.DurationHistogram.Count
+	t.Logf("fortio: %d requests, %.1f qps, codes %v", total, res.ActualQPS, res.RetCodes)
+	if total < 3000 || res.RetCodes["200"] != total {
+		t.Errorf("want every one of at least 3000 requests answered 200, got %d of %d (codes %v)", res.RetCodes["200"], total, res.RetCodes)
+	}
+	// maxRequestsPerConnection 200: the client sidecar opened new mTLS
+	// connections to the gateway all through the run, across renewals and
+	// the rotation.
+	cx := statValue(t, "http://"+c.AdminAddress+"/stats", fmt.Sprintf("cluster.outbound|%d||mesh-gateway.istio-system.svc.cluster.local.upstream_cx_total", gwPort))
+	t.Logf("client sidecar: %d mTLS connections to the gateway", cx)
+	if cx < total/200 {
+		t.Errorf("%d upstream connections for %d requests at 200 per connection: handshakes did not continue through the run", cx, total)
+	}
+	for _, w := range watches {
+		w.check(t)
+	}
+	requireSyncedNoNACK(t, m)
+}
+
+// gatewayMTLSConfig routes the mesh's calls to backend through a gateway
+// serving ISTIO_MUTUAL on gwPort, reached with a DestinationRule
+// ISTIO_MUTUAL, as Istio's mesh-internal gateway setups do.
+func gatewayMTLSConfig(gwPort int) string {
+	return fmt.Sprintf(`apiVersion: v1
 kind: Service
 metadata: {name: mesh-gateway, namespace: istio-system}
 spec:
@@ -124,43 +185,23 @@ spec:
     route: [{destination: {host: mesh-gateway.istio-system.svc.cluster.local, port: {number: %[1]d}}}]
   - match: [{gateways: [mesh-gateway]}]
     route: [{destination: {host: backend.default.svc.cluster.local, port: {number: 80}}}]
-`, gwPort))
-	c := m.AddClient(testenv.ClientOptions{Name: "load"})
-	m.WaitConverged(func() error {
-		// The FQDN: the gateway's server hosts name it alone, and the
-		// sidecar forwards the Host it was given.
-		if err := allServedBy(c, 3, backendFQDN, "/", nil, "backend", ""); err != nil {
-			return err
-		}
-		if n := statValue(t, "http://"+gw.AdminAddress+"/stats", "cluster.outbound|80||backend.default.svc.cluster.local.upstream_rq_total"); n == 0 {
-			return fmt.Errorf("requests do not pass the gateway")
-		}
-		return nil
-	}, convergeTimeout)
+`, gwPort)
+}
 
-	watches := []*certWatch{{admin: c.AdminAddress, issuerOf: map[string]string{}}, {admin: gw.AdminAddress, issuerOf: map[string]string{}}}
-	stop := make(chan struct{})
-	var pollers sync.WaitGroup
-	pollers.Add(1)
-	go func() {
-		defer pollers.Done()
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			for _, w := range watches {
-				w.poll()
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+// fortioResult is what the test reads of fortio's JSON.
+type fortioResult struct {
+	DurationHistogram struct{ Count int }
+	RetCodes          map[string]int
+	ActualQPS         float64
+}
 
+// runFortioWithRotation runs one minute of load on url with Host host and
+// rotates the CA's root in caDir 20s in.
+func runFortioWithRotation(t *testing.T, fortio, url, host, caDir string) fortioResult {
+	t.Helper()
 	result := filepath.Join(t.TempDir(), "fortio.json")
-	load := exec.Command(fortio, "load", "-c", "4", "-qps", "100", "-t", "60s", "-H", "Host: "+backendFQDN,
-		"-json", result, "-quiet", "http://"+c.OutboundAddress+"/")
+	load := exec.Command(fortio, "load", "-c", "4", "-qps", "100", "-t", "60s", "-H", "Host: "+host,
+		"-json", result, "-quiet", url)
 	var loadOut strings.Builder
 	load.Stdout, load.Stderr = &loadOut, &loadOut
 	if err := load.Start(); err != nil {
@@ -171,21 +212,12 @@ spec:
 	if out, err := rotate.CombinedOutput(); err != nil {
 		t.Errorf("sluice ca rotate: %v\n%s", err, out)
 	} else {
-		t.Logf("%s", out)
+		t.Logf("rotated at %s: %s", time.Now().Format(time.TimeOnly), out)
 	}
-	rotatedAt := time.Now()
-	loadErr := load.Wait()
-	close(stop)
-	pollers.Wait()
-	if loadErr != nil {
-		t.Fatalf("fortio: %v\n%s", loadErr, loadOut.String())
+	if err := load.Wait(); err != nil {
+		t.Fatalf("fortio: %v\n%s", err, loadOut.String())
 	}
-
-	var res struct {
-		DurationHistogram struct{ Count int }
-		RetCodes          map[string]int
-		ActualQPS         float64
-	}
+	var res fortioResult
 	b, err := os.ReadFile(result)
 	if err != nil {
 		t.Fatal(err)
@@ -193,35 +225,26 @@ spec:
 	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatal(err)
 	}
-	total := res.DurationHistogram.Count
-	t.Logf("fortio: %d requests, %.1f qps, codes %v; rotation at %s", total, res.ActualQPS, res.RetCodes, rotatedAt.Format(time.TimeOnly))
-	if total < 3000 || res.RetCodes["200"] != total {
-		t.Errorf("want every one of at least 3000 requests answered 200, got %d of %d (codes %v)", res.RetCodes["200"], total, res.RetCodes)
+	return res
+}
+
+// check requires several certificates over the run, from the old and the
+// new root, with both roots trusted at some point.
+func (w *certWatch) check(t *testing.T) {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	issuers := map[string]bool{}
+	for _, s := range w.serials {
+		issuers[w.issuerOf[s]] = true
 	}
-	// maxRequestsPerConnection 200: the client sidecar opened new mTLS
-	// connections to the gateway all through the run, across renewals and
-	// the rotation.
-	cx := statValue(t, "http://"+c.AdminAddress+"/stats", fmt.Sprintf("cluster.outbound|%d||mesh-gateway.istio-system.svc.cluster.local.upstream_cx_total", gwPort))
-	t.Logf("client sidecar: %d mTLS connections to the gateway", cx)
-	if cx < total/200 {
-		t.Errorf("%d upstream connections for %d requests at 200 per connection: handshakes did not continue through the run", cx, total)
+	t.Logf("%s: serials %v, issuers %d, roots trusted %d", w.admin, w.serials, len(issuers), w.maxRoots)
+	// 20s certificates renewed at half life over a minute, plus the
+	// renewal for the new root: at least four certificates.
+	if len(w.serials) < 4 {
+		t.Errorf("%s: %d certificates seen over the run, want the serial to change at least 3 times", w.admin, len(w.serials))
 	}
-	for _, w := range watches {
-		w.mu.Lock()
-		issuers := map[string]bool{}
-		for _, s := range w.serials {
-			issuers[w.issuerOf[s]] = true
-		}
-		t.Logf("%s: serials %v, issuers %d, roots trusted %d", w.admin, w.serials, len(issuers), w.maxRoots)
-		// 20s certificates renewed at half life over a minute, plus the
-		// renewal for the new root: at least four certificates.
-		if len(w.serials) < 4 {
-			t.Errorf("%s: %d certificates seen over the run, want the serial to change at least 3 times", w.admin, len(w.serials))
-		}
-		if len(issuers) != 2 || w.maxRoots != 2 {
-			t.Errorf("%s: certificates from %d roots with %d trusted, want the old and the new root", w.admin, len(issuers), w.maxRoots)
-		}
-		w.mu.Unlock()
+	if len(issuers) != 2 || w.maxRoots != 2 {
+		t.Errorf("%s: certificates from %d roots with %d trusted, want the old and the new root", w.admin, len(issuers), w.maxRoots)
 	}
-	requireSyncedNoNACK(t, m)
 }
