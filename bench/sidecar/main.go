@@ -141,13 +141,15 @@ spec:
 		return err
 	}
 	defer echo.stop()
-	control, err := start(o.sluice, dir, "control", "control", "--config-dir", cfg, "--xds-address", addr(xds), "--http-address", addr(ctl))
+	state := filepath.Join(dir, "state")
+	control, err := start(o.sluice, dir, "control", "control", "--config-dir", cfg, "--xds-address", addr(xds), "--http-address", addr(ctl),
+		"--state-dir", state)
 	if err != nil {
 		return err
 	}
 	defer control.stop()
 	sidecar, err := start(o.sluice, dir, "sidecar", "proxy", "--name", "bench-client", "--xds-address", addr(xds),
-		"--outbound-address", addr(outbound), "--admin-address", addr(admin), "--log-level", "warn")
+		"--token-file", filepath.Join(state, "bootstrap-token"), "--outbound-address", addr(outbound), "--admin-address", addr(admin), "--log-level", "warn")
 	if err != nil {
 		return err
 	}

@@ -3,9 +3,12 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-mesh/sluice/pkg/ca"
 	"github.com/sluice-mesh/sluice/pkg/controlplane"
 	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 )
@@ -15,6 +18,9 @@ func init() { register(newControlCommand) }
 func newControlCommand() *cobra.Command {
 	var (
 		configDir, meshConfig, xdsAddr, httpAddr, caDir, jwksCAFile string
+		stateDir, tokenFile                                         string
+		certTTL, maxCertTTL                                         time.Duration
+		tls                                                         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "control",
@@ -24,7 +30,15 @@ WorkloadEntry, Kubernetes Service) from a folder, watches it, compiles it into
 Envoy xDS v3 for each connected proxy and serves it over ADS.
 
 Status:  GET /ready, /debug/status, /debug/syncz, /debug/configz,
-         /debug/config_dump?proxy=<node id> on --http-address.`,
+         /debug/config_dump?proxy=<node id> on --http-address.
+
+Security: the CA signs a workload certificate only for a proxy that proves it
+may hold the identity: the bootstrap token control writes (0600) to
+<--state-dir>/bootstrap-token (any identity), or a token bound to one service
+account from "sluice control token". xDS requires the same token. With
+--xds-tls (on by default for a non-loopback --xds-address) the port serves TLS
+with a certificate from the mesh CA; proxies verify it with
+<--state-dir>/root-cert.pem. See docs/security.md.`,
 		Example: `  sluice control --config-dir ./mesh
   sluice control --config-dir ./mesh --mesh-config mesh.yaml --xds-address 127.0.0.1:15010`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -38,8 +52,15 @@ Status:  GET /ready, /debug/status, /debug/syncz, /debug/configz,
 					return fmt.Errorf("--jwks-ca-file: %w", err)
 				}
 			}
+			// An explicit flag or istiod's env wins over MeshConfig's
+			// defaultConfig.proxyMetadata.SECRET_TTL (see controlplane).
+			if !cmd.Flags().Changed("workload-cert-ttl") && os.Getenv("DEFAULT_WORKLOAD_CERT_TTL") == "" {
+				certTTL = 0
+			}
 			c, err := controlplane.New(controlplane.Options{
 				ConfigDir: configDir, Mesh: mesh, XDSAddress: xdsAddr, HTTPAddress: httpAddr, CADir: caDir, JwksCAPEM: jwksCA,
+				Security: controlplane.SecurityOptions{WorkloadCertTTL: certTTL, MaxWorkloadCertTTL: maxCertTTL,
+					StateDir: stateDir, BootstrapTokenFile: tokenFile, XDSTLS: xdsTLS(cmd, tls, xdsAddr)},
 				Logger: newLogger(cmd),
 			})
 			if err != nil {
@@ -53,9 +74,57 @@ Status:  GET /ready, /debug/status, /debug/syncz, /debug/configz,
 	f.StringVar(&meshConfig, "mesh-config", "", "Istio MeshConfig YAML file")
 	f.StringVar(&xdsAddr, "xds-address", "127.0.0.1:15010", "address to serve xDS (ADS) on")
 	f.StringVar(&httpAddr, "http-address", "127.0.0.1:15014", "address to serve status and debug on")
-	f.StringVar(&caDir, "ca-dir", "", "folder keeping the mesh CA's root certificate and key across restarts (default: a new root in memory)")
+	f.StringVar(&caDir, "ca-dir", "", "folder keeping the mesh CA's root certificate and key across restarts (default: a new root in memory); also Istio's plug-in cacerts files; watched for root rotation (sluice ca rotate)")
+	f.StringVar(&stateDir, "state-dir", defaultStateDir(), "folder receiving bootstrap-token, token-signing-key (0600) and root-cert.pem (the trust bundle) for proxies")
+	f.StringVar(&tokenFile, "bootstrap-token-file", "", "where to write the bootstrap token (default <state-dir>/bootstrap-token); kept across restarts")
+	f.DurationVar(&certTTL, "workload-cert-ttl", envDuration("DEFAULT_WORKLOAD_CERT_TTL", ca.DefaultWorkloadTTL), "lifetime of a workload certificate whose request asks for none (env DEFAULT_WORKLOAD_CERT_TTL; else MeshConfig defaultConfig.proxyMetadata.SECRET_TTL)")
+	f.DurationVar(&maxCertTTL, "max-workload-cert-ttl", envDuration("MAX_WORKLOAD_CERT_TTL", ca.MaxWorkloadTTL), "longest lifetime a proxy may ask for; longer requests are refused, as istiod does (env MAX_WORKLOAD_CERT_TTL)")
+	f.BoolVar(&tls, "xds-tls", false, "serve xDS and the CA over TLS with a certificate from the mesh CA (default: on when --xds-address is not loopback)")
 	f.StringVar(&jwksCAFile, "jwks-ca-file", "", "PEM CA certificates trusted, besides the system roots, for https jwksUris of RequestAuthentications")
 	cmd.MarkFlagRequired("config-dir")
 	addLogFlags(cmd)
+	cmd.AddCommand(newTokenCommand())
+	return cmd
+}
+
+// newTokenCommand is `sluice control token`: a token that gets one
+// service account's identity only.
+func newTokenCommand() *cobra.Command {
+	var stateDir, ns, sa, out string
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Make a token that lets a proxy get one service account's identity only",
+		Long: `token signs a token bound to --namespace/--service-account with the control
+plane's key (<state-dir>/token-signing-key). A proxy started with
+--token-file FILE holding it gets certificates for that identity only, and xDS
+only as a proxy announcing it. Replacing the key file (then restarting
+control) revokes every bound token.`,
+		Example: `  sluice control token --namespace shop --service-account reviews --out reviews.token
+  sluice proxy --namespace shop --service-account reviews --token-file reviews.token ...`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := ca.MintBoundToken(ca.MintOptions{KeyFile: filepath.Join(stateDir, ca.FileTokenKey),
+				Namespace: ns, ServiceAccount: sa, TTL: ttl})
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				fmt.Fprintln(cmd.OutOrStdout(), tok)
+				return nil
+			}
+			if err := os.WriteFile(out, []byte(tok+"\n"), 0o600); err != nil {
+				return fmt.Errorf("token: %w", err)
+			}
+			return os.Chmod(out, 0o600)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&stateDir, "state-dir", defaultStateDir(), "the control plane's --state-dir (holds token-signing-key)")
+	f.StringVar(&ns, "namespace", "", "namespace of the identity (required)")
+	f.StringVar(&sa, "service-account", "", "service account of the identity (required)")
+	f.StringVar(&out, "out", "", "write the token to this file (0600) instead of stdout")
+	f.DurationVar(&ttl, "ttl", 0, "token lifetime (default: no expiry)")
+	cmd.MarkFlagRequired("namespace")
+	cmd.MarkFlagRequired("service-account")
 	return cmd
 }

@@ -2,13 +2,18 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-mesh/sluice/pkg/ca"
 	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy"
+	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
@@ -21,6 +26,9 @@ func newProxyCommand() *cobra.Command {
 		bind, tcpIP, hostsFile, sa, trustDomain    string
 		inbound, app                               []string
 		portOffset                                 int
+		tokenFile, rootFile                        string
+		certTTL                                    time.Duration
+		tls                                        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -41,7 +49,12 @@ A router (gateway) serves the listeners of the Istio Gateways whose selector
 matches its --labels (e.g. istio=ingressgateway), each Gateway port P on
 P+--port-offset at --bind-address.
 
-Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
+Identity: the proxy gets its workload certificate from the control plane's CA
+with the token in --token-file (the bootstrap token "sluice control" writes, or
+one from "sluice control token"), renews it at half life with jitter, and
+trusts every root of the mesh's trust bundle.
+
+Admin: GET /ready /config_dump /stats /clusters /listeners /certs on --admin-address.`,
 		Example: `  sluice proxy --type sidecar --name reviews-v1 --namespace default \
     --labels app=reviews,version=v1 \
     --inbound-address 127.0.0.1:20001 --app-address 127.0.0.1:30001 \
@@ -84,9 +97,15 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 					return err
 				}
 			}
+			cp := identity.ControlPlane{Address: xdsAddr, TokenFile: tokenFile, TLS: xdsTLS(cmd, tls, xdsAddr), RootFile: rootFile}
+			log := newLogger(cmd)
+			if _, err := os.Stat(tokenFile); err != nil {
+				// The control plane may be starting; the token is read at every call.
+				log.Warn("no token yet; the control plane will refuse this proxy until there is one", "err", err, "fix", ca.TokenFix)
+			}
 			return proxy.New(proxy.Options{
 				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Hosts: hosts, TrustDomain: trustDomain,
-				Logger: newLogger(cmd),
+				ControlPlane: cp, CertTTL: certTTL, Logger: log,
 			}).Run(cmd.Context())
 		},
 	}
@@ -108,6 +127,10 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 	f.StringVar(&trustDomain, "trust-domain", meshconfig.DefaultTrustDomain, "the mesh's SPIFFE trust domain (meshConfig.trustDomain)")
 	f.StringVar(&hostsFile, "hosts-file", "", "names to resolve before DNS, /etc/hosts format (stand-ins for external hosts in a local mesh)")
 	f.StringVar(&tcpIP, "outbound-tcp-ip", "", "sidecar: serve each TCP/TLS service port P at IP:P+--port-offset (how an app reaches TCP services without iptables)")
+	f.StringVar(&tokenFile, "token-file", filepath.Join(defaultStateDir(), ca.FileBootstrapToken), "token proving the proxy may hold its identity, sent to the control plane as authorization: Bearer (sluice control writes the bootstrap token there; see sluice control token)")
+	f.StringVar(&rootFile, "ca-root-file", filepath.Join(defaultStateDir(), ca.FileRootCert), "trust bundle (PEM) to verify the control plane's TLS certificate with (written by sluice control)")
+	f.BoolVar(&tls, "xds-tls", false, "connect to the control plane over TLS (default: on when --xds-address is not loopback)")
+	f.DurationVar(&certTTL, "cert-ttl", envDuration("SECRET_TTL", 0), "workload certificate lifetime to ask for (env SECRET_TTL; default: the control plane's --workload-cert-ttl)")
 	addLogFlags(cmd)
 	return cmd
 }

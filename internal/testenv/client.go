@@ -73,7 +73,7 @@ func (m *Mesh) AddClient(o ClientOptions) *Client {
 	for attempt := 1; ; attempt++ {
 		c.OutboundAddress, c.AdminAddress = FreeAddr(), FreeAddr()
 		args := []string{"proxy", "--type", "sidecar", "--name", o.Name, "--namespace", o.Namespace,
-			"--labels", labelString(labels), "--xds-address", m.XDSAddress,
+			"--labels", labelString(labels),
 			"--outbound-address", c.OutboundAddress, "--admin-address", c.AdminAddress}
 		if o.Locality != "" {
 			args = append(args, "--locality", o.Locality)
@@ -87,7 +87,7 @@ func (m *Mesh) AddClient(o ClientOptions) *Client {
 		if o.ServiceAccount != "" {
 			args = append(args, "--service-account", o.ServiceAccount)
 		}
-		args = append(args, m.opts.ProxyArgs...)
+		args = append(append(args, m.ProxyControlArgs()...), m.opts.ProxyArgs...)
 		c.Sidecar = Start(m.t, "client "+id, args...)
 		err := pollHTTP("http://"+c.AdminAddress+"/ready", 200, StartTimeout, c.Sidecar.Done())
 		if err == nil {

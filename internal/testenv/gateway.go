@@ -48,12 +48,12 @@ func (m *Mesh) AddGateway(o GatewayOptions) *Gateway {
 	for attempt := 1; ; attempt++ {
 		g.AdminAddress = FreeAddr()
 		args := []string{"proxy", "--type", "router", "--name", o.Name, "--namespace", o.Namespace,
-			"--labels", labelString(o.Labels), "--xds-address", m.XDSAddress, "--admin-address", g.AdminAddress,
+			"--labels", labelString(o.Labels), "--admin-address", g.AdminAddress,
 			"--port-offset", strconv.Itoa(o.PortOffset), "--bind-address", o.BindAddress}
 		if o.ServiceAccount != "" {
 			args = append(args, "--service-account", o.ServiceAccount)
 		}
-		args = append(args, m.opts.ProxyArgs...)
+		args = append(append(args, m.ProxyControlArgs()...), m.opts.ProxyArgs...)
 		g.Proxy = Start(m.t, "gateway "+id, args...)
 		err := pollHTTP("http://"+g.AdminAddress+"/", 200, StartTimeout, g.Proxy.Done())
 		if err == nil {

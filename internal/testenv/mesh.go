@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,9 @@ type MeshOptions struct {
 	ControlArgs []string
 	// ProxyArgs are extra arguments for every "sluice proxy" the mesh starts.
 	ProxyArgs []string
+	// XDSTLS serves xDS/CA over TLS (control --xds-tls); proxies verify it
+	// with the root file control writes in StateDir.
+	XDSTLS bool
 }
 
 // Mesh is a running control plane plus the workloads and clients a test
@@ -45,6 +49,9 @@ type Mesh struct {
 	XDSAddress, HTTPAddress string
 	// Control is the control plane process.
 	Control *Process
+	// StateDir is control's --state-dir: the bootstrap token every proxy
+	// the mesh starts presents, the token signing key, root-cert.pem.
+	StateDir string
 
 	stageDir string
 
@@ -66,7 +73,7 @@ type proxyRef struct {
 // answers /ready with 200.
 func NewMesh(t testing.TB, opts MeshOptions) *Mesh {
 	t.Helper()
-	m := &Mesh{t: t, opts: opts, ConfigDir: opts.ConfigDir, stageDir: t.TempDir()}
+	m := &Mesh{t: t, opts: opts, ConfigDir: opts.ConfigDir, stageDir: t.TempDir(), StateDir: filepath.Join(t.TempDir(), "state")}
 	if m.ConfigDir == "" {
 		m.ConfigDir = filepath.Join(t.TempDir(), "config")
 	}
@@ -84,7 +91,8 @@ func NewMesh(t testing.TB, opts MeshOptions) *Mesh {
 	for attempt := 1; ; attempt++ {
 		m.XDSAddress, m.HTTPAddress = FreeAddr(), FreeAddr()
 		args := append([]string{"control", "--config-dir", m.ConfigDir,
-			"--xds-address", m.XDSAddress, "--http-address", m.HTTPAddress}, meshArgs...)
+			"--xds-address", m.XDSAddress, "--http-address", m.HTTPAddress,
+			"--state-dir", m.StateDir, "--xds-tls=" + strconv.FormatBool(opts.XDSTLS)}, meshArgs...)
 		args = append(args, opts.ControlArgs...)
 		m.Control = Start(t, "control", args...)
 		err := pollHTTP(m.URL("/ready"), 200, StartTimeout, m.Control.Done())
@@ -97,6 +105,16 @@ func NewMesh(t testing.TB, opts MeshOptions) *Mesh {
 		}
 		t.Fatalf("testenv: control plane not ready: %v\n%s", err, m.Control.Tail(dumpLines))
 	}
+}
+
+// ProxyControlArgs are the arguments a "sluice proxy" of this mesh needs
+// to reach the control plane: its address, the bootstrap token, TLS and
+// the root file to verify it with.
+func (m *Mesh) ProxyControlArgs() []string {
+	return []string{"--xds-address", m.XDSAddress,
+		"--token-file", filepath.Join(m.StateDir, "bootstrap-token"),
+		"--ca-root-file", filepath.Join(m.StateDir, "root-cert.pem"),
+		"--xds-tls=" + strconv.FormatBool(m.opts.XDSTLS)}
 }
 
 // URL returns the control plane's status URL for path.

@@ -219,7 +219,7 @@ func (m *Mesh) startSidecar(w *Workload, o WorkloadOptions) {
 	for attempt := 1; ; attempt++ {
 		w.InboundAddress, w.OutboundAddress, w.AdminAddress = inbound(o.InboundPort), FreeAddr(), FreeAddr()
 		args := []string{"proxy", "--type", "sidecar", "--name", o.Name, "--namespace", o.Namespace,
-			"--labels", labelString(w.Labels), "--xds-address", m.XDSAddress,
+			"--labels", labelString(w.Labels),
 			"--inbound-address", w.InboundAddress, "--app-address", w.EchoAddress,
 			"--outbound-address", w.OutboundAddress, "--admin-address", w.AdminAddress}
 		for i := range w.Ports {
@@ -235,7 +235,7 @@ func (m *Mesh) startSidecar(w *Workload, o WorkloadOptions) {
 		if o.ServiceAccount != "" {
 			args = append(args, "--service-account", o.ServiceAccount)
 		}
-		args = append(args, m.opts.ProxyArgs...)
+		args = append(append(args, m.ProxyControlArgs()...), m.opts.ProxyArgs...)
 		w.Sidecar = Start(m.t, "sidecar "+id, args...)
 		err := pollHTTP("http://"+w.AdminAddress+"/ready", 200, StartTimeout, w.Sidecar.Done())
 		if err == nil {

@@ -1,31 +1,39 @@
-// Package ca is the mesh's built-in certificate authority: a root (made at
-// first start, or loaded from a folder) that signs workload certificates
-// carrying SPIFFE identities, spiffe://<trust domain>/ns/<ns>/sa/<sa>,
-// from certificate signing requests, as istiod's CA does. Private keys
-// never leave the workloads: proxies send CSRs.
+// Package ca is the mesh's built-in certificate authority: a signing CA
+// (a self-signed root made at first start, or Istio's plug-in CA files)
+// that signs workload certificates carrying SPIFFE identities,
+// spiffe://<trust domain>/ns/<ns>/sa/<sa>, from certificate signing
+// requests, as istiod's CA does, and a trust bundle of every active root.
+// Private keys never leave the workloads: proxies send CSRs.
+//
+// The CA's key material can change while it runs (root rotation, Reload):
+// each signing reads one immutable bundle, so a signature never mixes two
+// generations.
 package ca
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 )
 
-// Limits on what the CA signs.
+// Limits on what the CA signs. The TTLs are istiod's defaults
+// (pilot/pkg/bootstrap/istio_ca.go: DEFAULT_WORKLOAD_CERT_TTL 24h,
+// MAX_WORKLOAD_CERT_TTL 90 days).
 const (
 	DefaultWorkloadTTL = 24 * time.Hour
 	MaxWorkloadTTL     = 90 * 24 * time.Hour
@@ -37,23 +45,43 @@ const (
 type Options struct {
 	// TrustDomain is the SPIFFE trust domain (MeshConfig.trustDomain).
 	TrustDomain string
-	// Dir, when set, keeps the root certificate and key (root-cert.pem,
-	// root-key.pem) across restarts; without it the root lives in memory.
+	// Dir, when set, keeps the CA's files across restarts (see store.go for
+	// the two layouts); without it the root lives in memory.
 	Dir string
-	// WorkloadTTL is the default lifetime of workload certificates.
+	// WorkloadTTL is the lifetime of a certificate whose request asks for
+	// none (istiod's DEFAULT_WORKLOAD_CERT_TTL).
 	WorkloadTTL time.Duration
+	// MaxWorkloadTTL is the longest lifetime a request may ask for
+	// (istiod's MAX_WORKLOAD_CERT_TTL); longer requests are refused.
+	MaxWorkloadTTL time.Duration
 }
 
 // CA signs workload certificates.
 type CA struct {
-	opts    Options
-	root    *x509.Certificate
-	key     crypto.Signer
-	rootPEM []byte
+	opts   Options
+	bundle atomic.Pointer[keyCertBundle]
+	// reloadMu serialises Reload.
+	reloadMu sync.Mutex
 }
 
-// New loads the root from opts.Dir, or makes one (saving it there when Dir
-// is set).
+// keyCertBundle is one generation of the CA's key material, as Istio's
+// keycertbundle.KeyCertBundle: the signing certificate and key, the
+// certificates between a leaf and the roots, and the trust bundle.
+type keyCertBundle struct {
+	signer *x509.Certificate
+	key    crypto.Signer
+	// chainPEM are the certificates from the signer up to (not including)
+	// the roots, PEM, empty when the signer is a root.
+	chainPEM string
+	// rootsPEM is the trust bundle: every active root, PEM.
+	rootsPEM []byte
+	roots    []*x509.Certificate
+	// layout is "self-signed" or "plug-in" (Istio's cacerts).
+	layout string
+}
+
+// New loads the CA's files from opts.Dir, or makes a self-signed root
+// (saving it there when Dir is set).
 func New(opts Options) (*CA, error) {
 	if opts.TrustDomain == "" {
 		opts.TrustDomain = meshconfig.DefaultTrustDomain
@@ -61,105 +89,163 @@ func New(opts Options) (*CA, error) {
 	if opts.WorkloadTTL <= 0 {
 		opts.WorkloadTTL = DefaultWorkloadTTL
 	}
+	if opts.MaxWorkloadTTL <= 0 {
+		opts.MaxWorkloadTTL = MaxWorkloadTTL
+	}
+	if opts.WorkloadTTL > opts.MaxWorkloadTTL {
+		return nil, fmt.Errorf("ca: default workload certificate TTL %s is over the maximum %s", opts.WorkloadTTL, opts.MaxWorkloadTTL)
+	}
 	c := &CA{opts: opts}
 	if opts.Dir != "" {
-		if err := c.load(); err == nil {
+		b, err := loadDir(opts.Dir)
+		if err == nil {
+			c.bundle.Store(b)
 			return c, nil
-		} else if !errors.Is(err, os.ErrNotExist) {
+		}
+		if !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("ca: %w", err)
 		}
 	}
-	if err := c.generate(); err != nil {
+	b, err := newSelfSigned(opts.TrustDomain)
+	if err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
 	if opts.Dir != "" {
-		if err := c.save(); err != nil {
+		if err := saveSelfSigned(opts.Dir, b); err != nil {
 			return nil, fmt.Errorf("ca: %w", err)
 		}
 	}
+	c.bundle.Store(b)
 	return c, nil
 }
 
-// RootPEM is the root certificate every workload trusts.
-func (c *CA) RootPEM() []byte { return c.rootPEM }
+// Reload reads opts.Dir again (after a root rotation or a plug-in CA
+// change) and reports whether the signer or the trust bundle changed. On
+// an error the CA keeps what it had.
+func (c *CA) Reload() (bool, error) {
+	if c.opts.Dir == "" {
+		return false, nil
+	}
+	c.reloadMu.Lock()
+	defer c.reloadMu.Unlock()
+	b, err := loadDir(c.opts.Dir)
+	if err != nil {
+		return false, fmt.Errorf("ca: reload %s: %w", c.opts.Dir, err)
+	}
+	old := c.bundle.Load()
+	if old.signer.Equal(b.signer) && string(old.rootsPEM) == string(b.rootsPEM) && old.chainPEM == b.chainPEM {
+		return false, nil
+	}
+	c.bundle.Store(b)
+	return true, nil
+}
+
+// RootPEM is the trust bundle every workload trusts: every active root.
+func (c *CA) RootPEM() []byte { return c.bundle.Load().rootsPEM }
+
+// SignerPEM is the certificate that signs workload certificates now.
+func (c *CA) SignerPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.bundle.Load().signer.Raw})
+}
+
+// Version names the key material in force: it changes when the signer or
+// the trust bundle does.
+func (c *CA) Version() string {
+	b := c.bundle.Load()
+	h := sha256.New()
+	h.Write(b.signer.Raw)
+	h.Write(b.rootsPEM)
+	h.Write([]byte(b.chainPEM))
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// SignerFingerprint is the hex SHA-256 of the signing certificate, which a
+// workload compares with its certificate's issuer to know it must renew.
+func (c *CA) SignerFingerprint() string {
+	sum := sha256.Sum256(c.bundle.Load().signer.Raw)
+	return hex.EncodeToString(sum[:])
+}
 
 // TrustDomain is the SPIFFE trust domain the CA signs for.
 func (c *CA) TrustDomain() string { return c.opts.TrustDomain }
 
-func (c *CA) generate() error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	serial, err := serialNumber()
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{Organization: []string{c.opts.TrustDomain}, CommonName: "sluice mesh root CA"},
-		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(rootTTL),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	c.root, _ = x509.ParseCertificate(der)
-	c.key = key
-	c.rootPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	return nil
+// WorkloadTTL is the lifetime given when a request asks for none.
+func (c *CA) WorkloadTTL() time.Duration { return c.opts.WorkloadTTL }
+
+// MaxTTL is the longest lifetime a request may ask for.
+func (c *CA) MaxTTL() time.Duration { return c.opts.MaxWorkloadTTL }
+
+// TTLError is a request for a lifetime over the CA's maximum; istiod
+// refuses such a request (security/pkg/pki/ca/ca.go sign, TTLError)
+// rather than shortening it, and so does this CA.
+type TTLError struct{ Requested, Max time.Duration }
+
+func (e *TTLError) Error() string {
+	return fmt.Sprintf("ca: requested TTL %s is greater than the max allowed TTL %s", e.Requested, e.Max)
 }
 
-func (c *CA) save() error {
-	if err := os.MkdirAll(c.opts.Dir, 0o700); err != nil {
-		return err
+// lifetime is the certificate lifetime for a requested one, as istiod's
+// sign: a non-positive request gets the default; one over the maximum is
+// refused.
+func (c *CA) lifetime(requested time.Duration) (time.Duration, error) {
+	if requested <= 0 {
+		return c.opts.WorkloadTTL, nil
 	}
-	kb, err := x509.MarshalPKCS8PrivateKey(c.key)
-	if err != nil {
-		return err
+	if requested > c.opts.MaxWorkloadTTL {
+		return 0, &TTLError{Requested: requested, Max: c.opts.MaxWorkloadTTL}
 	}
-	if err := os.WriteFile(filepath.Join(c.opts.Dir, "root-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(c.opts.Dir, "root-cert.pem"), c.rootPEM, 0o644)
-}
-
-func (c *CA) load() error {
-	certPEM, err := os.ReadFile(filepath.Join(c.opts.Dir, "root-cert.pem"))
-	if err != nil {
-		return err
-	}
-	keyPEM, err := os.ReadFile(filepath.Join(c.opts.Dir, "root-key.pem"))
-	if err != nil {
-		return err
-	}
-	cb, _ := pem.Decode(certPEM)
-	kb, _ := pem.Decode(keyPEM)
-	if cb == nil || kb == nil {
-		return fmt.Errorf("%s: root-cert.pem or root-key.pem holds no PEM block", c.opts.Dir)
-	}
-	cert, err := x509.ParseCertificate(cb.Bytes)
-	if err != nil {
-		return fmt.Errorf("root-cert.pem: %w", err)
-	}
-	key, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
-	if err != nil {
-		return fmt.Errorf("root-key.pem: %w", err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok || !cert.IsCA {
-		return fmt.Errorf("%s: not a CA certificate and signing key", c.opts.Dir)
-	}
-	c.root, c.key, c.rootPEM = cert, signer, certPEM
-	return nil
+	return requested, nil
 }
 
 // Sign issues a workload certificate for a PEM CSR. The CSR must name
 // exactly one SPIFFE identity in this trust domain; the certificate
 // carries that identity and nothing the CSR asks for besides. It returns
-// the chain, leaf first, as PEM.
+// the response chain as istiod's CreateCertificate does: the leaf, the
+// certificates between it and the roots (plug-in CA), then the trust
+// bundle as one PEM element holding every active root.
 func (c *CA) Sign(csrPEM []byte, ttl time.Duration) ([]string, error) {
+	csr, err := parseCSR(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	id := csr.URIs[0]
+	if err := c.checkIdentity(id); err != nil {
+		return nil, err
+	}
+	lifetime, err := c.lifetime(ttl)
+	if err != nil {
+		return nil, err
+	}
+	b := c.bundle.Load()
+	serial, err := serialNumber()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	notAfter := now.Add(lifetime)
+	if notAfter.After(b.signer.NotAfter) {
+		notAfter = b.signer.NotAfter
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{Organization: []string{c.opts.TrustDomain}},
+		URIs:         []*url.URL{id},
+		NotBefore:    now.Add(-5 * time.Minute), NotAfter: notAfter,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, b.signer, csr.PublicKey, b.key)
+	if err != nil {
+		return nil, fmt.Errorf("ca: sign: %w", err)
+	}
+	out := []string{string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
+	if b.chainPEM != "" {
+		out = append(out, b.chainPEM)
+	}
+	return append(out, string(b.rootsPEM)), nil
+}
+
+func parseCSR(csrPEM []byte) (*x509.CertificateRequest, error) {
 	if len(csrPEM) > maxCSRBytes {
 		return nil, fmt.Errorf("ca: CSR of %d bytes is over the limit", len(csrPEM))
 	}
@@ -177,32 +263,20 @@ func (c *CA) Sign(csrPEM []byte, ttl time.Duration) ([]string, error) {
 	if len(csr.URIs) != 1 {
 		return nil, fmt.Errorf("ca: CSR must name one SPIFFE identity, names %d URIs", len(csr.URIs))
 	}
-	id := csr.URIs[0]
-	if err := c.checkIdentity(id); err != nil {
-		return nil, err
-	}
-	if ttl <= 0 {
-		ttl = c.opts.WorkloadTTL
-	}
-	ttl = min(ttl, MaxWorkloadTTL)
-	serial, err := serialNumber()
+	return csr, nil
+}
+
+// CSRIdentity is the one SPIFFE ID a PEM CSR names (checked as Sign does).
+func (c *CA) CSRIdentity(csrPEM []byte) (namespace, serviceAccount string, err error) {
+	csr, err := parseCSR(csrPEM)
 	if err != nil {
-		return nil, err
+		return "", "", err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{Organization: []string{c.opts.TrustDomain}},
-		URIs:         []*url.URL{id},
-		NotBefore:    now.Add(-5 * time.Minute), NotAfter: now.Add(ttl),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	if err := c.checkIdentity(csr.URIs[0]); err != nil {
+		return "", "", err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.root, csr.PublicKey, c.key)
-	if err != nil {
-		return nil, fmt.Errorf("ca: sign: %w", err)
-	}
-	return []string{string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(c.rootPEM)}, nil
+	parts := strings.Split(strings.TrimPrefix(csr.URIs[0].Path, "/"), "/")
+	return parts[1], parts[3], nil
 }
 
 // checkIdentity accepts spiffe://<trust domain>/ns/<ns>/sa/<sa>.

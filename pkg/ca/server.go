@@ -2,6 +2,7 @@ package ca
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"google.golang.org/grpc"
@@ -11,15 +12,13 @@ import (
 )
 
 // Server answers Istio's certificate API (IstioCertificateService, the one
-// istio-agent calls) with certificates from a CA.
-//
-// Local mode trusts its callers: a process that can reach the control
-// plane's loopback address may ask for any identity in the trust domain,
-// as it could read the workloads' files anyway. Kubernetes mode is where
-// callers prove who they are (service account tokens).
+// istio-agent calls) with certificates from a CA, to callers that prove
+// they may hold the identity they ask for (a token: see token.go). As
+// istiod, it signs only the identity the caller is authenticated for.
 type Server struct {
 	securityv1alpha1.UnimplementedIstioCertificateServiceServer
-	CA *CA
+	CA   *CA
+	Auth *Authenticator
 }
 
 // Register adds the certificate service to a gRPC server.
@@ -27,10 +26,27 @@ func (s *Server) Register(g *grpc.Server) {
 	securityv1alpha1.RegisterIstioCertificateServiceServer(g, s)
 }
 
-// CreateCertificate signs the request's CSR.
+// CreateCertificate signs the request's CSR for an authenticated caller.
 func (s *Server) CreateCertificate(ctx context.Context, req *securityv1alpha1.IstioCertificateRequest) (*securityv1alpha1.IstioCertificateResponse, error) {
+	caller, err := s.Auth.Authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ns, sa, err := s.CA.CSRIdentity([]byte(req.Csr))
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if !caller.Permits(ns, sa) {
+		return nil, status.Errorf(codes.PermissionDenied,
+			"%s may not get identity %s: mint one for it with `sluice control token --namespace %s --service-account %s`",
+			caller, Identity(s.CA.TrustDomain(), ns, sa), ns, sa)
+	}
 	chain, err := s.CA.Sign([]byte(req.Csr), time.Duration(req.ValidityDuration)*time.Second)
 	if err != nil {
+		var ttl *TTLError
+		if errors.As(err, &ttl) {
+			return nil, status.Errorf(codes.InvalidArgument, "%v: ask for less (sluice proxy --cert-ttl, SECRET_TTL) or raise the control plane's --max-workload-cert-ttl", err)
+		}
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	return &securityv1alpha1.IstioCertificateResponse{CertChain: chain}, nil

@@ -19,7 +19,6 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/sluice-mesh/sluice/pkg/ca"
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/config/filesource"
 	"github.com/sluice-mesh/sluice/pkg/jwks"
@@ -35,8 +34,11 @@ type Options struct {
 	XDSAddress  string
 	HTTPAddress string
 	Debounce    DebounceOptions
-	// CADir keeps the mesh CA's root across restarts (empty: in memory).
+	// CADir keeps the mesh CA's files across restarts (empty: in memory);
+	// it is watched, and re-read on SIGHUP, for root rotation.
 	CADir string
+	// Security configures certificate lifetimes, tokens and TLS.
+	Security SecurityOptions
 	// JwksCAPEM are CA certificates trusted for https jwksUris of
 	// RequestAuthentications besides the system roots (--jwks-ca-file).
 	JwksCAPEM []byte
@@ -52,6 +54,8 @@ type Controller struct {
 	// jwks fetches RequestAuthentication key sets (as istiod); a change
 	// found by its refresh is a push request.
 	jwks *jwks.Resolver
+	// security is the CA, the token checks and the trust bundle watch.
+	security *security
 
 	push     atomic.Pointer[pushContext]
 	pushes   atomic.Uint64
@@ -102,19 +106,18 @@ func New(opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	authority, err := ca.New(ca.Options{TrustDomain: opts.Mesh.GetTrustDomain(), Dir: opts.CADir})
+	sec, err := newSecurity(opts)
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64)}
+	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64), security: sec}
 	c.jwks, err = jwks.New(jwks.Options{ExtraRootsPEM: opts.JwksCAPEM, Logger: opts.Logger,
 		OnChange: func() { c.requests <- PushRequest{Full: true, Reasons: []string{"jwks"}, Start: time.Now()} }})
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	certs := &ca.Server{CA: authority}
 	c.server = xdsserver.New(xdsserver.Options{Versioned: c.generate, Logger: opts.Logger,
-		Register: []func(*grpc.Server){certs.Register}})
+		Register: []func(*grpc.Server){sec.register}, ServerOptions: sec.serverOptions(opts.XDSAddress)})
 	return c, nil
 }
 
@@ -147,13 +150,14 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	// changed carries the file source's raw change notifications; the
 	// debounce below is the only one between an edit and a push.
 	changed := make(chan struct{}, 1)
 	go func() { errc <- c.server.Serve(ctx, xdsLis) }()
 	go func() { errc <- c.serveHTTP(ctx, httpLis) }()
 	go func() { errc <- c.source.Run(ctx, changed) }()
+	go func() { errc <- c.security.watch(ctx) }()
 	go debounce(ctx, c.requests, c.opts.Debounce, c.rebuild)
 	go c.jwks.Run(ctx)
 	for {

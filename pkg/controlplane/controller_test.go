@@ -112,7 +112,7 @@ func TestPushesOnlyMoveForward(t *testing.T) {
 	r.write(t, "reviews.yaml", vs("reviews", "v1"))
 	r = start(t, dir, DebounceOptions{Quiet: 50 * time.Millisecond, MaxDelay: time.Second})
 	const node = "sidecar~127.0.0.1~web.default~default.svc.cluster.local"
-	keep := openADS(t, r.xds, node)
+	keep := r.openADS(t, node)
 	keep.cds(t)
 
 	for round := 0; round < 20; round++ {
@@ -125,7 +125,7 @@ func TestPushesOnlyMoveForward(t *testing.T) {
 			}()
 			go func() {
 				defer wg.Done()
-				a := openADS(t, r.xds, node)
+				a := r.openADS(t, node)
 				a.cds(t)
 				a.close()
 			}()

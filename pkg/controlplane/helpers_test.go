@@ -19,6 +19,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/pkg/meshconfig"
@@ -60,20 +61,24 @@ type running struct {
 	xds  string
 	log  *logBuffer
 	dir  string
+	// state is the control plane's --state-dir (bootstrap token, roots).
+	state string
 }
 
 func start(t *testing.T, dir string, debounce DebounceOptions) *running {
 	t.Helper()
-	return startWith(t, dir, Options{Debounce: debounce})
+	return startWith(t, Options{ConfigDir: dir, Debounce: debounce})
 }
 
-// startWith runs a controller with opts' Debounce and JwksCAPEM.
-func startWith(t *testing.T, dir string, opts Options) *running {
+// startWith runs a controller with opts, filling in addresses, mesh
+// config, logger and a state folder.
+func startWith(t *testing.T, opts Options) *running {
 	t.Helper()
-	r := &running{http: testenv.FreeAddr(), xds: testenv.FreeAddr(), log: &logBuffer{}, dir: dir}
-	c, err := New(Options{ConfigDir: dir, Mesh: meshconfig.Default(), XDSAddress: r.xds, HTTPAddress: r.http,
-		Debounce: opts.Debounce, JwksCAPEM: opts.JwksCAPEM,
-		Logger: slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	r := &running{http: testenv.FreeAddr(), xds: testenv.FreeAddr(), log: &logBuffer{}, dir: opts.ConfigDir, state: t.TempDir()}
+	opts.Mesh, opts.XDSAddress, opts.HTTPAddress = meshconfig.Default(), r.xds, r.http
+	opts.Security.StateDir = r.state
+	opts.Logger = slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,12 +166,22 @@ type ads struct {
 	close  func()
 }
 
-func openADS(t *testing.T, addr, node string) *ads {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// bootstrapToken is the token the control plane wrote.
+func (r *running) bootstrapToken(t *testing.T) string {
+	b, err := os.ReadFile(filepath.Join(r.state, "bootstrap-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (r *running) openADS(t *testing.T, node string) *ads {
+	conn, err := grpc.NewClient(r.xds, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+r.bootstrapToken(t))
 	s, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
 		t.Fatal(err)

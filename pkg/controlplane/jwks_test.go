@@ -48,7 +48,7 @@ func TestJwksFetchedAndRefreshed(t *testing.T) {
 	dir := t.TempDir()
 	r := &running{dir: dir}
 	r.write(t, "authn.yaml", requestAuthn("jwt", "https://issuer", srv.URL+"/keys"))
-	r = startWith(t, dir, Options{Debounce: DebounceOptions{Quiet: 50 * time.Millisecond, MaxDelay: time.Second}, JwksCAPEM: ca})
+	r = startWith(t, Options{ConfigDir: dir, Debounce: DebounceOptions{Quiet: 50 * time.Millisecond, MaxDelay: time.Second}, JwksCAPEM: ca})
 	if got, err := r.pushedJwks("https://issuer", srv.URL+"/keys"); err != nil || got != keys {
 		t.Fatalf("pushed JWKS %q, %v", got, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/jwks"
+	"github.com/sluice-mesh/sluice/pkg/xdsredact"
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
 )
 
@@ -138,7 +139,8 @@ func dumpSnapshot(snap cachev3.ResourceSnapshot) map[string]any {
 		sort.Strings(names)
 		items := make([]json.RawMessage, 0, len(names))
 		for _, n := range names {
-			b, err := protojson.Marshal(res[n])
+			// Private keys (gateway credentials) redacted, as Envoy's config_dump.
+			b, err := protojson.Marshal(xdsredact.Redact(res[n]))
 			if err != nil {
 				continue
 			}

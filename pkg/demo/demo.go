@@ -63,6 +63,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	cfgDir := filepath.Join(opts.Dir, "config")
 	logDir := filepath.Join(opts.Dir, "logs")
+	// The demo's own control plane state: its bootstrap token (0600) and
+	// trust bundle, which its sidecars present and verify with.
+	stateDir := filepath.Join(opts.Dir, "state")
 	for _, d := range []string{cfgDir, logDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("demo: %w", err)
@@ -80,12 +83,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		name string
 		args []string
 	}{
-		{"control", []string{"control", "--config-dir", cfgDir, "--xds-address", addr(p.XDS), "--http-address", addr(p.ControlHTTP)}},
+		{"control", []string{"control", "--config-dir", cfgDir, "--xds-address", addr(p.XDS), "--http-address", addr(p.ControlHTTP),
+			"--state-dir", stateDir, "--ca-dir", filepath.Join(opts.Dir, "ca")}},
 		{"product-service-v1", []string{"echo", "--address", addr(p.V1App), "--service", "product-service", "--version", "v1", "--pod", "product-service-v1"}},
 		{"product-service-v2", []string{"echo", "--address", addr(p.V2App), "--service", "product-service", "--version", "v2", "--pod", "product-service-v2"}},
-		{"sidecar-product-service-v1", sidecarArgs("product-service-v1", "app=product-service,version=v1", p.XDS, p.V1Admin, 0, p.V1Inbound, p.V1App)},
-		{"sidecar-product-service-v2", sidecarArgs("product-service-v2", "app=product-service,version=v2", p.XDS, p.V2Admin, 0, p.V2Inbound, p.V2App)},
-		{"sidecar-demo-client", sidecarArgs("demo-client", "app=demo-client", p.XDS, p.ClientAdmin, p.ClientOutbound, 0, 0)},
+		{"sidecar-product-service-v1", sidecarArgs("product-service-v1", "app=product-service,version=v1", p.XDS, p.V1Admin, 0, p.V1Inbound, p.V1App, stateDir)},
+		{"sidecar-product-service-v2", sidecarArgs("product-service-v2", "app=product-service,version=v2", p.XDS, p.V2Admin, 0, p.V2Inbound, p.V2App, stateDir)},
+		{"sidecar-demo-client", sidecarArgs("demo-client", "app=demo-client", p.XDS, p.ClientAdmin, p.ClientOutbound, 0, 0, stateDir)},
 	}
 	for _, s := range steps {
 		if err := kids.start(ctx, s.name, s.args...); err != nil {
@@ -163,9 +167,10 @@ func pickPorts() (ports, error) {
 	return p, nil
 }
 
-func sidecarArgs(name, labels string, xds, admin, outbound, inbound, app int) []string {
+func sidecarArgs(name, labels string, xds, admin, outbound, inbound, app int, stateDir string) []string {
 	args := []string{"proxy", "--type", "sidecar", "--name", name, "--namespace", "default", "--labels", labels,
-		"--xds-address", addr(xds), "--admin-address", addr(admin)}
+		"--xds-address", addr(xds), "--admin-address", addr(admin),
+		"--token-file", filepath.Join(stateDir, "bootstrap-token"), "--ca-root-file", filepath.Join(stateDir, "root-cert.pem")}
 	if outbound != 0 {
 		args = append(args, "--outbound-address", addr(outbound))
 	} else {

@@ -13,14 +13,16 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+	"github.com/sluice-mesh/sluice/pkg/xdsredact"
 )
 
 // adminHandler serves Envoy-style admin endpoints.
 func (p *Proxy) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "sluice proxy admin: /ready /config_dump /stats /clusters /listeners /debug/pprof/")
+		fmt.Fprintln(w, "sluice proxy admin: /ready /config_dump /stats /clusters /listeners /certs /debug/pprof/")
 	})
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
 		rt := p.rt.Load()
@@ -34,6 +36,18 @@ func (p *Proxy) adminHandler() http.Handler {
 	mux.HandleFunc("GET /config_dump", p.configDump)
 	mux.HandleFunc("GET /stats", p.statsText)
 	mux.HandleFunc("GET /clusters", p.clustersText)
+	// Envoy's /certs: the workload certificate and trust bundle in force
+	// (serial, SANs, validity), to watch renewals and root rotation.
+	mux.HandleFunc("GET /certs", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if p.identity == nil {
+			enc.Encode(identity.CertsView{Certificates: []identity.CertificatePair{}})
+			return
+		}
+		enc.Encode(p.identity.Certs())
+	})
 	// Go's profiler, as Envoy's admin has /cpuprofiler and /heapprofiler:
 	// go tool pprof http://ADMIN/debug/pprof/profile?seconds=10
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -91,7 +105,8 @@ func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 	for typ, items := range rt.Source.Items {
 		short := typ[strings.LastIndexByte(typ, '.')+1:]
 		for _, name := range slices.Sorted(maps.Keys(items)) {
-			b, err := protojson.Marshal(items[name])
+			// Private keys (gateway credentials) redacted, as Envoy's config_dump.
+			b, err := protojson.Marshal(xdsredact.Redact(items[name]))
 			if err == nil {
 				out.XDS[short] = append(out.XDS[short], b)
 			}

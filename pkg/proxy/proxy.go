@@ -35,7 +35,14 @@ type Options struct {
 	// TrustDomain is the mesh's SPIFFE trust domain for the workload
 	// identity (MeshConfig.trustDomain; default cluster.local).
 	TrustDomain string
-	Logger      *slog.Logger
+	// ControlPlane says how to reach the xDS/CA port: the token proving
+	// the proxy's identity, TLS and the root file to verify it with
+	// (its Address is XDSAddress when empty).
+	ControlPlane identity.ControlPlane
+	// CertTTL is the workload certificate lifetime asked for
+	// (istio-agent's SECRET_TTL; 0: the CA's default).
+	CertTTL time.Duration
+	Logger  *slog.Logger
 }
 
 // DefaultWorkloadIP is the workload address a proxy assumes without --ip.
@@ -131,6 +138,23 @@ func (p *Proxy) Runtime() *dataplane.Runtime { return p.rt.Load() }
 // Run serves until ctx ends.
 func (p *Proxy) Run(ctx context.Context) error {
 	p.ctx = ctx
+	cp := p.opts.ControlPlane
+	if cp.Address == "" {
+		cp.Address = p.opts.XDSAddress
+	}
+	dial, err := cp.DialOptions()
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	// The workload certificate comes from the control plane's CA, as
+	// istio-agent gets it for Envoy; config needing it waits for it.
+	wl, err := identity.New(identity.Options{ControlPlane: cp, TrustDomain: p.opts.TrustDomain,
+		Namespace: p.opts.Identity.Namespace, ServiceAccount: p.opts.Identity.ServiceAccount,
+		TTL: p.opts.CertTTL, Logger: p.log})
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	p.identity = wl
 	adminLis, err := net.Listen("tcp", p.opts.AdminAddress)
 	if err != nil {
 		return fmt.Errorf("proxy: admin listener: %w", err)
@@ -140,21 +164,15 @@ func (p *Proxy) Run(ctx context.Context) error {
 	// Announced (SLUICE_ADMIN_ADDRESS) so `sluice status` can read this
 	// proxy's counters.
 	p.opts.Identity.AdminAddress = adminLis.Addr().String()
-	p.log.Info("proxy starting", "id", p.opts.Identity.NodeID(), "xds", p.opts.XDSAddress, "admin", adminLis.Addr().String())
-	// The workload certificate comes from the control plane's CA, as
-	// istio-agent gets it for Envoy; config needing it waits for it.
-	wl, err := identity.New(identity.Options{CAAddress: p.opts.XDSAddress, TrustDomain: p.opts.TrustDomain,
-		Namespace: p.opts.Identity.Namespace, ServiceAccount: p.opts.Identity.ServiceAccount, Logger: p.log})
-	if err != nil {
-		return fmt.Errorf("proxy: %w", err)
-	}
-	p.identity = wl
+	p.log.Info("proxy starting", "id", p.opts.Identity.NodeID(), "xds", p.opts.XDSAddress, "xds_tls", cp.TLS,
+		"admin", adminLis.Addr().String())
 	go wl.Run(ctx)
 	client := xdsclient.New(xdsclient.Options{
-		Address: p.opts.XDSAddress,
-		Node:    p.opts.Identity.Node(),
-		Apply:   p.apply,
-		Logger:  p.log,
+		Address:     p.opts.XDSAddress,
+		DialOptions: dial,
+		Node:        p.opts.Identity.Node(),
+		Apply:       p.apply,
+		Logger:      p.log,
 	})
 	err = client.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.Background(), 3*time.Second)

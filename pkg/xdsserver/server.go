@@ -38,7 +38,10 @@ type Options struct {
 	Generate func(*model.Proxy) (*xdsgen.Resources, error)
 	// Register adds more services to the gRPC server, such as the CA.
 	Register []func(*grpc.Server)
-	Logger   *slog.Logger
+	// ServerOptions are added to the gRPC server's (credentials, the
+	// token interceptors).
+	ServerOptions []grpc.ServerOption
+	Logger        *slog.Logger
 }
 
 // Server is the ADS endpoint and the book of connected proxies.
@@ -116,11 +119,11 @@ func New(opts Options) *Server {
 // Serve answers ADS on lis until ctx ends.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	xds := serverv3.NewServer(ctx, s.cache, s.callbacks())
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxConcurrentStreams(100000),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}, s.opts.ServerOptions...)...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(s.grpc, xds)
 	for _, register := range s.opts.Register {
 		register(s.grpc)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,10 +17,25 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/ca"
 )
 
-// serveCA runs the real mesh CA's gRPC service on loopback.
-func serveCA(t *testing.T, trustDomain string) (addr string, authority *ca.CA) {
+// testCA is the real mesh CA's gRPC service (certificates and the trust
+// bundle watch) on loopback, behind the real token checks.
+type testCA struct {
+	addr   string
+	ca     *ca.CA
+	bundle *ca.BundleService
+	// cp reaches it with the bootstrap token.
+	cp ControlPlane
+}
+
+// serveCA runs a CA keeping its files in dir ("": in memory).
+func serveCA(t *testing.T, trustDomain, dir string) *testCA {
 	t.Helper()
-	authority, err := ca.New(ca.Options{TrustDomain: trustDomain})
+	authority, err := ca.New(ca.Options{TrustDomain: trustDomain, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	tokens, err := ca.LoadOrCreateTokens(ca.TokenOptions{BootstrapFile: filepath.Join(state, ca.FileBootstrapToken)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,11 +43,16 @@ func serveCA(t *testing.T, trustDomain string) (addr string, authority *ca.CA) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
-	(&ca.Server{CA: authority}).Register(g)
+	auth := &ca.Authenticator{Tokens: tokens}
+	g := grpc.NewServer(grpc.ChainStreamInterceptor(auth.StreamInterceptor(nil)))
+	(&ca.Server{CA: authority, Auth: auth}).Register(g)
+	bundle := &ca.BundleService{CA: authority, Auth: auth}
+	bundle.Register(g)
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)
-	return lis.Addr().String(), authority
+	addr := lis.Addr().String()
+	return &testCA{addr: addr, ca: authority, bundle: bundle,
+		cp: ControlPlane{Address: addr, TokenFile: filepath.Join(state, ca.FileBootstrapToken)}}
 }
 
 // runWorkload makes a workload identity and runs it until the test ends.
@@ -65,8 +86,9 @@ func waitReady(t *testing.T, w *Workload) {
 // certificate for exactly that identity, its key never leaving it, with
 // the mesh root to verify peers.
 func TestCertificateFromCA(t *testing.T) {
-	addr, authority := serveCA(t, "mesh.test")
-	w := runWorkload(t, Options{CAAddress: addr, TrustDomain: "mesh.test", Namespace: "shop", ServiceAccount: "reviews"})
+	tc := serveCA(t, "mesh.test", "")
+	authority := tc.ca
+	w := runWorkload(t, Options{ControlPlane: tc.cp, TrustDomain: "mesh.test", Namespace: "shop", ServiceAccount: "reviews"})
 	waitReady(t, w)
 	cert, err := w.Certificate()
 	if err != nil {
@@ -91,8 +113,8 @@ func TestCertificateFromCA(t *testing.T) {
 // The certificate is renewed at half its lifetime, with a new one the
 // TLS callbacks serve at once.
 func TestRenewal(t *testing.T) {
-	addr, _ := serveCA(t, "cluster.local")
-	w := runWorkload(t, Options{CAAddress: addr, Namespace: "shop", TTL: 2 * time.Second})
+	tc := serveCA(t, "cluster.local", "")
+	w := runWorkload(t, Options{ControlPlane: tc.cp, Namespace: "shop", TTL: 2 * time.Second})
 	waitReady(t, w)
 	first, _ := w.Certificate()
 	if life := time.Until(first.Leaf.NotAfter); life > 3*time.Second {
@@ -120,8 +142,8 @@ func TestRenewal(t *testing.T) {
 // A CA of another trust domain refuses the CSR: no certificate, and the
 // workload keeps asking rather than giving up.
 func TestRefusedByCA(t *testing.T) {
-	addr, _ := serveCA(t, "other.test")
-	w := runWorkload(t, Options{CAAddress: addr, TrustDomain: "mesh.test", Namespace: "shop"})
+	tc := serveCA(t, "other.test", "")
+	w := runWorkload(t, Options{ControlPlane: tc.cp, TrustDomain: "mesh.test", Namespace: "shop"})
 	select {
 	case <-w.Ready():
 		t.Fatal("a certificate was issued for another trust domain")
@@ -138,11 +160,11 @@ func TestRefusedByCA(t *testing.T) {
 // Peers are verified against the mesh roots and, when asked, their SPIFFE
 // IDs, over a real mutual TLS handshake.
 func TestVerifyPeer(t *testing.T) {
-	addr, _ := serveCA(t, "cluster.local")
-	server := runWorkload(t, Options{CAAddress: addr, Namespace: "shop", ServiceAccount: "reviews"})
-	client := runWorkload(t, Options{CAAddress: addr, Namespace: "web", ServiceAccount: "frontend"})
-	otherAddr, _ := serveCA(t, "cluster.local") // another root, same trust domain
-	stranger := runWorkload(t, Options{CAAddress: otherAddr, Namespace: "web", ServiceAccount: "frontend"})
+	tc := serveCA(t, "cluster.local", "")
+	server := runWorkload(t, Options{ControlPlane: tc.cp, Namespace: "shop", ServiceAccount: "reviews"})
+	client := runWorkload(t, Options{ControlPlane: tc.cp, Namespace: "web", ServiceAccount: "frontend"})
+	other := serveCA(t, "cluster.local", "") // another root, same trust domain
+	stranger := runWorkload(t, Options{ControlPlane: other.cp, Namespace: "web", ServiceAccount: "frontend"})
 	for _, w := range []*Workload{server, client, stranger} {
 		waitReady(t, w)
 	}

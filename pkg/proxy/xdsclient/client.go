@@ -62,7 +62,10 @@ type Dependencies struct {
 // Options configure a Client.
 type Options struct {
 	Address string
-	Node    *core.Node
+	// DialOptions dial the control plane (credentials: token, TLS);
+	// empty: plaintext without a token.
+	DialOptions []grpc.DialOption
+	Node        *core.Node
 	// Apply compiles a candidate view. An error rejects the response that
 	// produced it (NACK) and the previous view stays in force.
 	Apply  func(Resources) (Dependencies, error)
@@ -116,7 +119,11 @@ type subscription struct {
 }
 
 func (c *Client) stream(ctx context.Context) error {
-	conn, err := grpc.NewClient(c.opts.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial := c.opts.DialOptions
+	if len(dial) == 0 {
+		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conn, err := grpc.NewClient(c.opts.Address, dial...)
 	if err != nil {
 		return fmt.Errorf("xds: dial %s: %w", c.opts.Address, err)
 	}
