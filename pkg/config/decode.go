@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -55,6 +56,16 @@ var istioSpecs = map[Kind]func() proto.Message{
 
 // istioVersions are the networking.istio.io versions Istio serves.
 var istioVersions = map[string]bool{"v1": true, "v1beta1": true, "v1alpha3": true}
+
+// securitySpecs maps the security.istio.io kinds sluice reads to a
+// constructor of their spec; every served version (v1, v1beta1) shares
+// the v1beta1 Go type, as in Istio.
+var securitySpecs = map[Kind]func() proto.Message{
+	KindPeerAuthentication: func() proto.Message { return &security.PeerAuthentication{} },
+}
+
+// securityVersions are the security.istio.io versions Istio serves.
+var securityVersions = map[string]bool{"v1": true, "v1beta1": true}
 
 type document struct {
 	APIVersion string            `json:"apiVersion"`
@@ -203,6 +214,19 @@ func decodeSpec(r *Resource, d document, group, version string) (ok bool, err er
 		}
 		if !istioVersions[version] {
 			return false, &Error{Field: "apiVersion", Err: fmt.Errorf("%q is not a version Istio serves for %s (use v1, v1beta1 or v1alpha3)", d.APIVersion, d.Kind)}
+		}
+		spec := newSpec()
+		if err := unmarshalSpec(d.Spec, spec); err != nil {
+			return false, err
+		}
+		r.Spec = spec
+	case group == "security.istio.io":
+		newSpec, ok := securitySpecs[r.Kind]
+		if !ok {
+			return false, nil
+		}
+		if !securityVersions[version] {
+			return false, &Error{Field: "apiVersion", Err: fmt.Errorf("%q is not a version Istio serves for %s (use v1 or v1beta1)", d.APIVersion, d.Kind)}
 		}
 		spec := newSpec()
 		if err := unmarshalSpec(d.Spec, spec); err != nil {

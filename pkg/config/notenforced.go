@@ -29,7 +29,6 @@ func (n NotEnforced) String() string {
 var notEnforcedKinds = map[string]map[string]string{
 	"security.istio.io": {
 		"AuthorizationPolicy":   "authorization policies are not applied yet: requests are NOT allowed or denied by it",
-		"PeerAuthentication":    "mutual TLS modes are not applied to sidecars' inbound traffic yet: plaintext is still accepted",
 		"RequestAuthentication": "JWTs are not validated yet: requests are NOT authenticated by it",
 	},
 	"telemetry.istio.io": {

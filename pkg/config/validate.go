@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
 	typev1beta1 "istio.io/api/type/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
@@ -43,6 +44,8 @@ func Validate(r *Resource) Errors {
 		v.workloadEntry("spec", spec, nil, true)
 	case *networking.Sidecar:
 		v.sidecar(spec)
+	case *security.PeerAuthentication:
+		v.peerAuthentication(spec)
 	case *corev1.ServiceSpec:
 		v.service(spec)
 	case *Secret:

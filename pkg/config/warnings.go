@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
 )
 
 // Warnings reports what Istio's validation accepts with a warning: the
@@ -23,6 +24,11 @@ func Warnings(r *Resource) Errors {
 				outlierWarnings(fmt.Sprintf("%s.portLevelSettings[%d]", path, i), pl.GetOutlierDetection(), warn)
 			}
 		})
+	}
+	if pa, ok := r.Spec.(*security.PeerAuthentication); ok && pa.Selector != nil && len(pa.Selector.MatchLabels) == 0 {
+		// Istio's validateWorkloadSelector warns; the policy is then a
+		// namespace (or mesh) level one.
+		warn("spec.selector", "workload selector specified without labels: this is a namespace-level (or, in the root namespace, mesh-level) policy")
 	}
 	return out
 }
