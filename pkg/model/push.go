@@ -6,6 +6,7 @@ import (
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
@@ -50,6 +51,7 @@ type PushContext struct {
 	secrets         map[config.Key]*config.Secret
 	gatewayAPI      *gatewayapi.Status
 	sidecars        []*config.Resource // oldest first
+	peerAuthn       *peerAuthentications
 }
 
 // PushOptions are the inputs of a push.
@@ -69,6 +71,7 @@ func NewPushContext(opts PushOptions) *PushContext {
 		gateways:  map[config.Key]*config.Resource{},
 		secrets:   map[config.Key]*config.Secret{},
 	}
+	var peerAuthns []*config.Resource
 	for _, r := range opts.Resources {
 		switch spec := r.Spec.(type) {
 		case *networking.VirtualService:
@@ -87,8 +90,11 @@ func NewPushContext(opts PushOptions) *PushContext {
 			pc.secrets[r.Key()] = spec
 		case *networking.Sidecar:
 			pc.sidecars = append(pc.sidecars, r)
+		case *security.PeerAuthentication:
+			peerAuthns = append(peerAuthns, r)
 		}
 	}
+	pc.peerAuthn = newPeerAuthentications(pc.RootNamespace(), peerAuthns)
 	// Kubernetes Gateway API resources become Istio Gateways and
 	// VirtualServices, indexed like the ones users write.
 	gw := gatewayapi.Convert(opts.Resources, gatewayapi.Options{Registry: pc.Registry})
