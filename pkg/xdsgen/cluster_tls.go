@@ -61,7 +61,7 @@ func (g *generation) applyUpstreamTLS(b *clusterBuild, t *networking.ClientTLSSe
 		if len(sans) == 0 {
 			sans = g.serviceAccounts(target)
 		}
-		ts, err := g.meshUpstreamTLS(target.port, target.subset, target.host, t.Sni, sans)
+		ts, err := g.meshUpstreamTLS(target.port, target.subset, target.host, t.Sni, sans, b.isHTTP2())
 		if err == nil {
 			b.c.TransportSocket = ts
 		}

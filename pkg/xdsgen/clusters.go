@@ -85,8 +85,10 @@ func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port
 		b.setHTTP2()
 	}
 	g.applyTrafficPolicy(b, policy, &port)
-	g.applyUpstreamTLS(b, policy.GetTls(), dr, tlsTarget{port: port.Number, subset: subsetName, host: svc.Hostname, endpoints: eps,
-		external: svc.Source.Kind == config.KindServiceEntry, sans: svc.SubjectAltNames})
+	target := tlsTarget{port: port.Number, subset: subsetName, host: svc.Hostname, endpoints: eps,
+		external: svc.Source.Kind == config.KindServiceEntry, sans: svc.SubjectAltNames}
+	g.applyUpstreamTLS(b, policy.GetTls(), dr, target)
+	g.applyAutoMTLS(b, autoMTLSTarget{svc: svc, port: port, policy: policy, tls: target, all: all})
 	if c.GetType() == cluster.Cluster_EDS {
 		// PASSTHROUGH on the service's policy turns the cluster into an
 		// ORIGINAL_DST one above; only real EDS clusters get endpoints.
@@ -149,7 +151,9 @@ func loadAssignment(name string, eps []*registry.Endpoint) (*endpoint.ClusterLoa
 }
 
 // endpointMetadata records the workload behind an endpoint under the
-// "istio" filter metadata key, as Istio does, for admin output.
+// "istio" filter metadata key, as Istio does, for admin output, and its
+// tlsMode under "envoy.transport_socket_match" for auto mTLS
+// (util.AppendLbEndpointMetadata).
 func endpointMetadata(ep *registry.Endpoint) *core.Metadata {
 	fields := map[string]any{"workload": ep.Workload}
 	if ep.ServiceAccount != "" {
@@ -159,7 +163,11 @@ func endpointMetadata(ep *registry.Endpoint) *core.Metadata {
 	if err != nil {
 		return nil
 	}
-	return &core.Metadata{FilterMetadata: map[string]*structpbStruct{"istio": s}}
+	md := &core.Metadata{FilterMetadata: map[string]*structpbStruct{"istio": s}}
+	if tsm := transportSocketMatchMetadata(ep); tsm != nil {
+		md.FilterMetadata[TransportSocketMatchKey] = tsm
+	}
+	return md
 }
 
 func staticCluster(name, host string, port uint32) *cluster.Cluster {

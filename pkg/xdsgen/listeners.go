@@ -38,6 +38,8 @@ type listenerOptions struct {
 	// Connect lists CONNECT in upgrade_configs: the sidecar's outbound
 	// listener serves as a forward proxy (connect.go).
 	Connect bool
+	// XFCC is the x-forwarded-client-cert handling (xfcc.go).
+	XFCC xfccRole
 }
 
 // httpListener is a listener with one HTTP connection manager taking its
@@ -118,6 +120,7 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 		manager.UpgradeConfigs = append(manager.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: ConnectUpgrade})
 	}
 	setPathNormalization(manager, opts.Mesh.GetPathNormalization().GetNormalization())
+	applyXFCC(manager, opts.XFCC, opts.Mesh)
 	if opts.Tracing {
 		// Istio's legacy tracing config, without the span settings (sluice
 		// exports no spans): it makes Envoy send a route's decorator
