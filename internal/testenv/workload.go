@@ -45,7 +45,15 @@ type WorkloadOptions struct {
 	// (one more --inbound-address/--app-address pair each), as a pod's
 	// sidecar serves every port of its pod.
 	Ports []WorkloadPort
+	// NoTLSModeLabel leaves out the label security.istio.io/tlsMode: istio
+	// that the WorkloadEntry (and the sidecar's labels) otherwise carry, as
+	// injection labels a pod with a sidecar: clients then talk plaintext to
+	// it (auto mTLS, docs/security.md). A Labels entry for the key wins.
+	NoTLSModeLabel bool
 }
+
+// TLSModeLabel marks a workload with a sidecar as able to take mesh mTLS.
+const TLSModeLabel = "security.istio.io/tlsMode"
 
 // WorkloadPort is one more port of a workload: its own backend and inbound
 // address on the workload's sidecar.
@@ -114,6 +122,9 @@ func (m *Mesh) AddWorkload(o WorkloadOptions) *Workload {
 		}
 	} else {
 		o.Version = labels["version"]
+	}
+	if _, set := labels[TLSModeLabel]; !set && !o.NoTLSModeLabel {
+		labels[TLSModeLabel] = "istio"
 	}
 	if o.Name == "" {
 		o.Name = o.Service

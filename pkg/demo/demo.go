@@ -83,8 +83,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		{"control", []string{"control", "--config-dir", cfgDir, "--xds-address", addr(p.XDS), "--http-address", addr(p.ControlHTTP)}},
 		{"product-service-v1", []string{"echo", "--address", addr(p.V1App), "--service", "product-service", "--version", "v1", "--pod", "product-service-v1"}},
 		{"product-service-v2", []string{"echo", "--address", addr(p.V2App), "--service", "product-service", "--version", "v2", "--pod", "product-service-v2"}},
-		{"sidecar-product-service-v1", sidecarArgs("product-service-v1", "app=product-service,version=v1", p.XDS, p.V1Admin, 0, p.V1Inbound, p.V1App)},
-		{"sidecar-product-service-v2", sidecarArgs("product-service-v2", "app=product-service,version=v2", p.XDS, p.V2Admin, 0, p.V2Inbound, p.V2App)},
+		{"sidecar-product-service-v1", sidecarArgs("product-service-v1", "app=product-service,version=v1,security.istio.io/tlsMode=istio", p.XDS, p.V1Admin, 0, p.V1Inbound, p.V1App)},
+		{"sidecar-product-service-v2", sidecarArgs("product-service-v2", "app=product-service,version=v2,security.istio.io/tlsMode=istio", p.XDS, p.V2Admin, 0, p.V2Inbound, p.V2App)},
 		{"sidecar-demo-client", sidecarArgs("demo-client", "app=demo-client", p.XDS, p.ClientAdmin, p.ClientOutbound, 0, 0)},
 	}
 	for _, s := range steps {
