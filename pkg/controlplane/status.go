@@ -1,15 +1,18 @@
 package controlplane
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"sort"
 	"time"
 
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
 )
 
@@ -31,6 +34,10 @@ type Status struct {
 	// force.
 	ConfigRead time.Time               `json:"config_read"`
 	Proxies    []xdsserver.ProxyStatus `json:"proxies"`
+	// MTLS is, per connected sidecar, the PeerAuthentication mode of each
+	// inbound port and its plaintext and mTLS connection counts
+	// (mtls_status.go).
+	MTLS []WorkloadMTLS `json:"mtls"`
 }
 
 // Status reports the control plane's state.
@@ -55,7 +62,24 @@ func (c *Controller) Status() Status {
 			st.Conflicts[p.ID] = list
 		}
 	}
+	st.MTLS = c.mtlsStatus(context.Background())
 	return st
+}
+
+// mtlsStatus is the mTLS view of the connected sidecars at the newest push.
+func (c *Controller) mtlsStatus(ctx context.Context) []WorkloadMTLS {
+	var pc *model.PushContext
+	if p := c.push.Load(); p != nil {
+		pc = p.PushContext
+	}
+	return mtlsStatus(ctx, mtlsStatusOptions{push: pc, proxies: c.server.Proxies(), stats: fetchStats,
+		listeners: func(id string) []*listener.Listener {
+			snap, err := c.server.Snapshot(id)
+			if err != nil {
+				return nil
+			}
+			return publishedListeners(snap)
+		}})
 }
 
 func (c *Controller) statusHandler() http.Handler {

@@ -44,6 +44,9 @@ const (
 	MetaBindAddress    = "SLUICE_BIND_ADDRESS"
 	MetaOutboundTCPIP  = "SLUICE_OUTBOUND_TCP_IP"
 	MetaServiceAccount = "SERVICE_ACCOUNT"
+	// MetaAdminAddress is the proxy's admin endpoint (host:port), where
+	// `sluice status` reads its connection counters.
+	MetaAdminAddress = "SLUICE_ADMIN_ADDRESS"
 )
 
 // Proxy is one connected proxy, as it announced itself.
@@ -74,6 +77,8 @@ type Proxy struct {
 	OutboundTCPIP string
 	// ServiceAccount names the workload's identity (default "default").
 	ServiceAccount string
+	// AdminAddress is the proxy's admin endpoint, when it announces one.
+	AdminAddress string
 }
 
 // InboundPort is one port of a sidecar's workload: where mesh traffic for
@@ -109,6 +114,9 @@ func (p *Proxy) Node() *core.Node {
 		MetaBindAddress:     p.BindAddress,
 		MetaOutboundTCPIP:   p.OutboundTCPIP,
 		MetaServiceAccount:  p.ServiceAccount,
+	}
+	if p.AdminAddress != "" {
+		fields[MetaAdminAddress] = p.AdminAddress
 	}
 	if len(p.Inbound) > 0 {
 		list := make([]any, len(p.Inbound))
@@ -169,6 +177,7 @@ func ProxyFromNode(n *core.Node) (*Proxy, error) {
 	p.BindAddress = str(MetaBindAddress)
 	p.OutboundTCPIP = str(MetaOutboundTCPIP)
 	p.ServiceAccount = str(MetaServiceAccount)
+	p.AdminAddress = str(MetaAdminAddress)
 	if p.ServiceAccount == "" {
 		p.ServiceAccount = "default"
 	}
