@@ -160,6 +160,10 @@ func printMTLS(w io.Writer, list []controlplane.WorkloadMTLS) {
 		if wl.StatsError != "" {
 			fmt.Fprintf(w, "  %s/%s: connection counts unavailable: %s\n", wl.Namespace, wl.Name, wl.StatsError)
 		}
+		for _, u := range wl.Unlabelled {
+			fmt.Fprintf(w, "  %s/%s serves endpoint %s whose workload lacks security.istio.io/tlsMode: istio: "+
+				"clients send it plaintext, which STRICT refuses\n", wl.Namespace, wl.Name, u)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -33,6 +34,11 @@ type WorkloadMTLS struct {
 	Ports    []PortMTLS `json:"ports"`
 	// StatsError says why the counters could not be read, if they could not.
 	StatsError string `json:"stats_error,omitempty"`
+	// Unlabelled are the endpoints this sidecar serves (an inbound
+	// address equal to the endpoint's) whose workload lacks
+	// security.istio.io/tlsMode: istio: clients send them plaintext, and
+	// under STRICT their calls fail (docs/security.md).
+	Unlabelled []string `json:"unlabelled_endpoints,omitempty"`
 }
 
 // PortMTLS is one inbound port of a workload.
@@ -86,6 +92,7 @@ func mtlsStatus(ctx context.Context, o mtlsStatusOptions) []WorkloadMTLS {
 			w.Ports = append(w.Ports, PortMTLS{Port: port, Listener: l.Name, Mode: pa.ModeForPort(port).String()})
 		}
 		sort.Slice(w.Ports, func(i, j int) bool { return w.Ports[i].Port < w.Ports[j].Port })
+		w.Unlabelled = unlabelledEndpoints(o.push, p)
 		out = append(out, w)
 		admins = append(admins, p.AdminAddress)
 	}
@@ -111,6 +118,45 @@ func mtlsStatus(ctx context.Context, o mtlsStatusOptions) []WorkloadMTLS {
 		}(&out[i], admins[i])
 	}
 	wg.Wait()
+	return out
+}
+
+// unlabelledEndpoints lists, as "<service> <workload> <address>", the
+// endpoints at one of the sidecar's inbound addresses that do not carry
+// the tlsMode label; an inbound address on 0.0.0.0 or :: matches any IP
+// of the proxy's.
+func unlabelledEndpoints(pc *model.PushContext, p *model.Proxy) []string {
+	addrs := map[string]bool{}
+	for _, in := range p.Inbound {
+		host, port, err := net.SplitHostPort(in.Address)
+		if err != nil {
+			continue
+		}
+		addrs[net.JoinHostPort(host, port)] = true
+		if host == "0.0.0.0" || host == "::" {
+			for _, ip := range p.IPs {
+				addrs[net.JoinHostPort(ip, port)] = true
+			}
+		}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, svc := range pc.Services() {
+		for _, port := range svc.Ports {
+			for _, ep := range pc.Endpoints(svc, port.Number) {
+				addr := net.JoinHostPort(ep.Address, strconv.FormatUint(uint64(ep.Port), 10))
+				if !addrs[addr] || ep.Labels[xdsgen.TLSModeLabel] == xdsgen.TLSModeIstio {
+					continue
+				}
+				line := svc.Hostname + " " + ep.Workload + " " + addr
+				if !seen[line] {
+					seen[line] = true
+					out = append(out, line)
+				}
+			}
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 

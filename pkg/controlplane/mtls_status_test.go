@@ -99,11 +99,32 @@ func TestStatusMTLS(t *testing.T) {
 	connectSidecar(t, r.xds, model.Proxy{Type: model.Sidecar, Name: "web-0", Namespace: "web", IPs: []string{"127.0.0.2"},
 		Labels: map[string]string{"app": "web"}, Inbound: []model.InboundPort{{Address: "127.0.0.2:20003", App: "127.0.0.2:30003"}}})
 
+	r.write(t, "web.yaml", `apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: web}
+spec: {selector: {app: web}, ports: [{name: http, port: 80}]}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web-0, namespace: web}
+spec: {address: 127.0.0.2, labels: {app: web}, ports: {http: 20003}}
+`)
+	waitUntil(t, "web's WorkloadEntry in force", func() error {
+		for _, w := range r.status(t).MTLS {
+			if w.Name == "web-0" && len(w.Unlabelled) > 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("not yet")
+	})
 	got := map[string]string{}
 	var web WorkloadMTLS
 	for _, w := range r.status(t).MTLS {
 		if w.Name == "web-0" {
 			web = w
+		}
+		if w.Name == "db-0" && len(w.Unlabelled) != 0 {
+			t.Errorf("db-0 unlabelled %v: its WorkloadEntry has the label", w.Unlabelled)
 		}
 		for _, p := range w.Ports {
 			got[fmt.Sprintf("%s:%d", w.Name, p.Port)] = fmt.Sprintf("%s %s %s %s", p.Mode, show(p.MTLS), show(p.Plaintext), strings.Join(w.Policies, ","))
@@ -116,6 +137,9 @@ func TestStatusMTLS(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("mtls status\n got %v\nwant %v", got, want)
+	}
+	if len(web.Unlabelled) != 1 || web.Unlabelled[0] != "web.web.svc.cluster.local web/web-0 127.0.0.2:20003" {
+		t.Errorf("web-0 unlabelled endpoints %v, want its WorkloadEntry without the tlsMode label", web.Unlabelled)
 	}
 	if !strings.Contains(web.StatsError, model.MetaAdminAddress) {
 		t.Errorf("web-0 stats error %q, want one naming %s", web.StatsError, model.MetaAdminAddress)
