@@ -88,8 +88,9 @@ func mtlsStatus(ctx context.Context, o mtlsStatusOptions) []WorkloadMTLS {
 			if !strings.HasPrefix(l.Name, xdsgen.InboundListenerName+"_") {
 				continue
 			}
-			port := l.GetAddress().GetSocketAddress().GetPortValue()
-			w.Ports = append(w.Ports, PortMTLS{Port: port, Listener: l.Name, Mode: pa.ModeForPort(port).String()})
+			sa := l.GetAddress().GetSocketAddress()
+			mode := pa.ModeForPorts(o.push.WorkloadPorts(sa.GetAddress(), sa.GetPortValue()))
+			w.Ports = append(w.Ports, PortMTLS{Port: sa.GetPortValue(), Listener: l.Name, Mode: mode.String()})
 		}
 		sort.Slice(w.Ports, func(i, j int) bool { return w.Ports[i].Port < w.Ports[j].Port })
 		w.Unlabelled = unlabelledEndpoints(o.push, p)

@@ -65,6 +65,43 @@ func (m MergedPeerAuthentication) ModeForPort(port uint32) MTLSMode {
 	return m.Mode
 }
 
+// ModeForPorts is ModeForPort for an inbound port known by several
+// numbers, most specific first (see WorkloadPorts): the first with a
+// port-level mode decides, else the workload's mode.
+func (m MergedPeerAuthentication) ModeForPorts(ports []uint32) MTLSMode {
+	for _, p := range ports {
+		if mode, ok := m.PerPort[p]; ok {
+			return mode
+		}
+	}
+	return m.Mode
+}
+
+// WorkloadPorts are the numbers portLevelMtls may use for the sidecar
+// inbound port at host:port: the port itself (the endpoint port a
+// WorkloadEntry's port map names, which is how Istio keys a VM's ports),
+// then the targetPort of each service port whose endpoint is there (the
+// container port the inbound port stands in for in local mode, which is
+// how Istio keys a pod's ports), in service order. host 0.0.0.0 or ::
+// matches any endpoint address.
+func (pc *PushContext) WorkloadPorts(host string, port uint32) []uint32 {
+	out := []uint32{port}
+	for _, svc := range pc.Services() {
+		for _, sp := range svc.Ports {
+			if sp.TargetPort == 0 || slices.Contains(out, sp.TargetPort) {
+				continue
+			}
+			for _, ep := range pc.Endpoints(svc, sp.Number) {
+				if ep.Port == port && (ep.Address == host || host == "0.0.0.0" || host == "::") {
+					out = append(out, sp.TargetPort)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
 // peerAuthentications indexes PeerAuthentications by namespace, oldest
 // first, keeping only the oldest policy without selector per namespace
 // as Istio's addPeerAuthentication does; with the mesh-wide and

@@ -117,3 +117,32 @@ func TestNamespaceMTLSMode(t *testing.T) {
 		t.Errorf("mesh policy UNSET: %s, want PERMISSIVE", got)
 	}
 }
+
+func TestWorkloadPorts(t *testing.T) {
+	pc := NewPushContext(PushOptions{Mesh: &meshv1alpha1.MeshConfig{}, Resources: decode(t, `apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: bar}
+spec:
+  selector: {app: httpbin}
+  ports: [{name: http, port: 8000, targetPort: 80}, {name: admin, port: 9000, targetPort: 9090}, {name: plain, port: 7000}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: httpbin, namespace: bar}
+spec: {address: 127.0.0.1, labels: {app: httpbin}, ports: {http: 20001, admin: 20002, plain: 20001}}
+`)})
+	for _, c := range []struct {
+		host string
+		port uint32
+		want string
+	}{
+		{"127.0.0.1", 20001, "[20001 80]"},
+		{"0.0.0.0", 20002, "[20002 9090]"},
+		{"127.0.0.2", 20001, "[20001]"},
+		{"127.0.0.1", 20003, "[20003]"},
+	} {
+		if got := fmt.Sprint(pc.WorkloadPorts(c.host, c.port)); got != c.want {
+			t.Errorf("%s:%d: %s, want %s", c.host, c.port, got, c.want)
+		}
+	}
+}

@@ -47,12 +47,12 @@ func (g *generation) inbound() error {
 	if err != nil {
 		return err
 	}
-	// The workload's PeerAuthentication, keyed by workload port: the
-	// inbound port in local mode, the port a WorkloadEntry's port map
-	// names (Istio keys portLevelMtls by the container port).
+	// The workload's PeerAuthentication; portLevelMtls is keyed by the
+	// workload port: the inbound port (a WorkloadEntry's port), or the
+	// container port (service targetPort) it stands in for.
 	pa := g.push.PeerAuthenticationFor(g.proxy.Namespace, g.proxy.Labels)
 	for _, p := range ports {
-		if err := g.inboundListener(p, pa.ModeForPort(p.port)); err != nil {
+		if err := g.inboundListener(p, pa.ModeForPorts(g.push.WorkloadPorts(p.host, p.port))); err != nil {
 			return fmt.Errorf("inbound port %d: %w", p.port, err)
 		}
 	}

@@ -192,3 +192,37 @@ spec:
 		}
 	}
 }
+
+// portLevelMtls names the container port (the Service's targetPort, as
+// Istio's pages do for pods); the sidecar inbound port standing in for it
+// in local mode takes that mode. A key naming the inbound port itself wins.
+func TestInboundPortLevelByTargetPort(t *testing.T) {
+	const httpbin = `apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: bar}
+spec:
+  selector: {app: httpbin}
+  ports: [{name: http, port: 8000, targetPort: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: httpbin, namespace: bar}
+spec: {address: 127.0.0.1, labels: {app: httpbin}, ports: {http: 20001}}
+`
+	proxy := model.Proxy{Type: model.Sidecar, Name: "httpbin", Namespace: "bar", Labels: map[string]string{"app": "httpbin"},
+		IPs: []string{"127.0.0.1"}, Inbound: []model.InboundPort{{Address: "127.0.0.1:20001", App: "127.0.0.1:30001"}}}
+	for _, c := range []struct{ ports, want string }{
+		{`{"80": {mode: DISABLE}}`, "raw_buffer:http"},
+		{`{"80": {mode: DISABLE}, "20001": {mode: PERMISSIVE}}`, "tls" + mtlsALPNs + "+mtls:http raw_buffer:http"},
+		{`{"8000": {mode: DISABLE}}`, "tls+mtls:http"},
+	} {
+		res := generateYAML(t, httpbin+pa("bar", "httpbin", "{selector: {matchLabels: {app: httpbin}}, mtls: {mode: STRICT}, portLevelMtls: "+c.ports+"}"), proxy, nil)
+		var got []string
+		for _, fc := range listenerNamed(t, res, "virtualInbound_20001").FilterChains {
+			got = append(got, chainView(t, fc))
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("portLevelMtls %s: chains %v, want %s", c.ports, got, c.want)
+		}
+	}
+}
