@@ -2,9 +2,11 @@ package xdsgen
 
 import (
 	"fmt"
+	"strings"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	rawbuffer "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -43,15 +45,107 @@ func endpointTLSMode(ep *registry.Endpoint) string {
 	return TLSModeDisabled
 }
 
-// transportSocketMatchMetadata is the endpoint metadata Istio's
-// util.AppendLbEndpointMetadata writes for an endpoint whose tlsMode is
-// neither empty nor "disabled": {envoy.transport_socket_match: {tlsMode: <mode>}}.
-func transportSocketMatchMetadata(ep *registry.Endpoint) *structpbStruct {
-	mode := endpointTLSMode(ep)
-	if mode == TLSModeDisabled {
+// endpointTLSTarget is the service cluster whose endpoints get their
+// tlsMode metadata.
+type endpointTLSTarget struct {
+	dr     *model.DestinationRule
+	subset string
+	port   registry.Port
+	svc    *registry.Service
+}
+
+// applyEndpointTLSMode writes, on each endpoint of a service cluster that
+// is to get mesh mTLS, Istio's metadata {envoy.transport_socket_match:
+// {tlsMode: <its tlsMode label>}} (util.AppendLbEndpointMetadata), which
+// the cluster's transport_socket_matches select on. groups are the
+// registry endpoints behind cla's, in the same order.
+func (g *generation) applyEndpointTLSMode(cla *endpoint.ClusterLoadAssignment, groups [][]*registry.Endpoint, t endpointTLSTarget) {
+	drMode := drTLSMode(t.dr, t.subset, t.port.Number)
+	for i, loc := range cla.GetEndpoints() {
+		for j, lbEp := range loc.LbEndpoints {
+			ep := groups[i][j]
+			mode := endpointTLSMode(ep)
+			if mode == TLSModeDisabled || !g.endpointMTLSEnabled(drMode, ep, t) {
+				continue
+			}
+			if lbEp.Metadata == nil {
+				lbEp.Metadata = &core.Metadata{FilterMetadata: map[string]*structpbStruct{}}
+			}
+			lbEp.Metadata.FilterMetadata[TransportSocketMatchKey] = &structpb.Struct{
+				Fields: map[string]*structpb.Value{tlsModeKey: structpb.NewStringValue(mode)}}
+		}
+	}
+}
+
+// endpointMTLSEnabled is Istio's mtlsChecker.checkMtlsEnabled
+// (pilot/pkg/xds/endpoints/mtls_checker.go): a DestinationRule tls mode
+// for the cluster decides (ISTIO_MUTUAL or not); otherwise an endpoint
+// with a sidecar takes mTLS unless its workload's PeerAuthentication is
+// DISABLE for its port (the endpoint port, or the service targetPort it
+// stands in for, as on the server side).
+func (g *generation) endpointMTLSEnabled(drMode *networking.ClientTLSSettings_TLSmode, ep *registry.Endpoint, t endpointTLSTarget) bool {
+	if drMode != nil {
+		return *drMode == networking.ClientTLSSettings_ISTIO_MUTUAL
+	}
+	if endpointTLSMode(ep) != TLSModeIstio {
+		return false
+	}
+	ns, _, ok := strings.Cut(ep.Workload, "/")
+	if !ok {
+		ns = t.svc.Namespace
+	}
+	key := ns + "\x00" + ep.Workload + "\x00" + model.LabelString(ep.Labels)
+	pa, ok := g.endpointPeerAuthn[key]
+	if !ok {
+		pa = g.push.PeerAuthenticationFor(ns, ep.Labels)
+		if g.endpointPeerAuthn == nil {
+			g.endpointPeerAuthn = map[string]model.MergedPeerAuthentication{}
+		}
+		g.endpointPeerAuthn[key] = pa
+	}
+	ports := []uint32{ep.Port}
+	if tp := t.port.TargetPort; tp != 0 && tp != ep.Port {
+		ports = append(ports, tp)
+	}
+	return pa.ModeForPorts(ports) != model.MTLSDisable
+}
+
+// drTLSMode is Istio's tlsModeForDestinationRule: the tls mode the
+// subset's traffic policy (its port-level setting for port first) sets,
+// else the rule's (likewise), nil when none sets one.
+func drTLSMode(dr *model.DestinationRule, subset string, port uint32) *networking.ClientTLSSettings_TLSmode {
+	if dr == nil {
 		return nil
 	}
-	return &structpb.Struct{Fields: map[string]*structpb.Value{tlsModeKey: structpb.NewStringValue(mode)}}
+	if subset != "" {
+		for _, ss := range dr.Spec.Subsets {
+			if ss.GetName() == subset {
+				if mode := policyTLSMode(ss.GetTrafficPolicy(), port); mode != nil {
+					return mode
+				}
+				break
+			}
+		}
+	}
+	return policyTLSMode(dr.Spec.GetTrafficPolicy(), port)
+}
+
+// policyTLSMode is Istio's trafficPolicyTLSModeForPort.
+func policyTLSMode(tp *networking.TrafficPolicy, port uint32) *networking.ClientTLSSettings_TLSmode {
+	if tp == nil {
+		return nil
+	}
+	var mode *networking.ClientTLSSettings_TLSmode
+	if tp.Tls != nil {
+		mode = &tp.Tls.Mode
+	}
+	for _, pl := range tp.GetPortLevelSettings() {
+		if pl.GetPort().GetNumber() == port && pl.Tls != nil {
+			mode = &pl.Tls.Mode
+			break
+		}
+	}
+	return mode
 }
 
 // autoMTLSEnabled is MeshConfig enableAutoMtls, true when unset as in

@@ -1,6 +1,7 @@
 package xdsgen_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -174,6 +175,82 @@ func TestAutoMTLSPassthrough(t *testing.T) {
 			cl := clusterNamed(t, res, "outbound|9080||reviews.default.svc.cluster.local")
 			if cl.GetType() != cluster.Cluster_ORIGINAL_DST || len(cl.TransportSocketMatches) != 0 || (cl.TransportSocket != nil) != c.socket {
 				t.Fatalf("type %v socket %v matches %d; want socket %v", cl.GetType(), cl.TransportSocket, len(cl.TransportSocketMatches), c.socket)
+			}
+		})
+	}
+}
+
+// endpointTLSModes maps each endpoint address of a cluster to its tlsMode
+// metadata ("" when absent).
+func endpointTLSModes(res *xdsgen.Resources, clusterName string) map[string]string {
+	out := map[string]string{}
+	for _, cla := range res.Endpoints {
+		if cla.ClusterName != clusterName {
+			continue
+		}
+		for _, loc := range cla.Endpoints {
+			for _, ep := range loc.LbEndpoints {
+				addr := ep.GetEndpoint().GetAddress().GetSocketAddress().GetAddress()
+				out[addr] = ep.GetMetadata().GetFilterMetadata()[xdsgen.TransportSocketMatchKey].GetFields()["tlsMode"].GetStringValue()
+			}
+		}
+	}
+	return out
+}
+
+// Istio's EDS mtlsChecker: a sidecar endpoint whose own PeerAuthentication
+// is DISABLE for its port (by endpoint port or the service targetPort)
+// loses the tlsMode metadata, so clients send it plaintext; a
+// DestinationRule tls mode decides instead when it sets one.
+func TestAutoMTLSEndpointPeerAuthentication(t *testing.T) {
+	const svc = `apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: bar}
+spec:
+  selector: {app: httpbin}
+  ports: [{name: http, port: 8000, targetPort: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: httpbin-a, namespace: bar}
+spec: {address: 127.0.0.11, labels: {app: httpbin, v: a, security.istio.io/tlsMode: istio}, ports: {http: 20001}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: httpbin-b, namespace: bar}
+spec: {address: 127.0.0.12, labels: {app: httpbin, v: b, security.istio.io/tlsMode: istio}, ports: {http: 20002}}
+`
+	const name = "outbound|8000||httpbin.bar.svc.cluster.local"
+	cases := []struct {
+		name, extra string
+		want        map[string]string
+	}{
+		{name: "no policy", want: map[string]string{"127.0.0.11": "istio", "127.0.0.12": "istio"}},
+		{name: "workload a DISABLE",
+			extra: pa("bar", "a", "{selector: {matchLabels: {v: a}}, mtls: {mode: DISABLE}}"),
+			want:  map[string]string{"127.0.0.11": "", "127.0.0.12": "istio"}},
+		{name: "namespace DISABLE, workload b STRICT",
+			extra: pa("bar", "default", "{mtls: {mode: DISABLE}}") + pa("bar", "b", "{selector: {matchLabels: {v: b}}, mtls: {mode: STRICT}}"),
+			want:  map[string]string{"127.0.0.11": "", "127.0.0.12": "istio"}},
+		{name: "port level DISABLE on the container port",
+			extra: pa("bar", "all", `{selector: {matchLabels: {app: httpbin}}, mtls: {mode: STRICT}, portLevelMtls: {"80": {mode: DISABLE}}}`),
+			want:  map[string]string{"127.0.0.11": "", "127.0.0.12": ""}},
+		{name: "port level DISABLE on one endpoint port",
+			extra: pa("bar", "all", `{selector: {matchLabels: {app: httpbin}}, portLevelMtls: {"20002": {mode: DISABLE}}}`),
+			want:  map[string]string{"127.0.0.11": "istio", "127.0.0.12": ""}},
+		{name: "DestinationRule ISTIO_MUTUAL decides",
+			extra: pa("bar", "default", "{mtls: {mode: DISABLE}}") +
+				"---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: httpbin, namespace: bar}\nspec: {host: httpbin.bar.svc.cluster.local, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}\n",
+			want: map[string]string{"127.0.0.11": "istio", "127.0.0.12": "istio"}},
+		{name: "DestinationRule port-level DISABLE decides",
+			extra: "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: httpbin, namespace: bar}\nspec: {host: httpbin.bar.svc.cluster.local, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}, portLevelSettings: [{port: {number: 8000}, tls: {mode: DISABLE}}]}}\n",
+			want:  map[string]string{"127.0.0.11": "", "127.0.0.12": ""}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := generateYAML(t, svc+c.extra, sidecarFor("foo", nil), nil)
+			if got := endpointTLSModes(res, name); fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("endpoint tlsMode %v, want %v", got, c.want)
 			}
 		})
 	}

@@ -77,7 +77,9 @@ func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port
 		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST}
 	case svc.Resolution == registry.ResolutionDNS:
 		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_STRICT_DNS}
-		c.LoadAssignment, _ = loadAssignment(name, eps)
+		var dnsGroups [][]*registry.Endpoint
+		c.LoadAssignment, dnsGroups = loadAssignment(name, eps)
+		g.applyEndpointTLSMode(c.LoadAssignment, dnsGroups, endpointTLSTarget{dr: dr, subset: subsetName, port: port, svc: svc})
 	default:
 		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_EDS}
 	}
@@ -95,6 +97,7 @@ func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port
 		c.EdsClusterConfig = &cluster.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name}
 		var cla *endpoint.ClusterLoadAssignment
 		cla, groups = loadAssignment(name, eps)
+		g.applyEndpointTLSMode(cla, groups, endpointTLSTarget{dr: dr, subset: subsetName, port: port, svc: svc})
 		g.applyEndpointLocality(cla, groups, policy)
 		g.out.Endpoints = append(g.out.Endpoints, cla)
 	}
@@ -151,9 +154,8 @@ func loadAssignment(name string, eps []*registry.Endpoint) (*endpoint.ClusterLoa
 }
 
 // endpointMetadata records the workload behind an endpoint under the
-// "istio" filter metadata key, as Istio does, for admin output, and its
-// tlsMode under "envoy.transport_socket_match" for auto mTLS
-// (util.AppendLbEndpointMetadata).
+// "istio" filter metadata key, as Istio does, for admin output. Service
+// clusters add its tlsMode (applyEndpointTLSMode).
 func endpointMetadata(ep *registry.Endpoint) *core.Metadata {
 	fields := map[string]any{"workload": ep.Workload}
 	if ep.ServiceAccount != "" {
@@ -163,11 +165,7 @@ func endpointMetadata(ep *registry.Endpoint) *core.Metadata {
 	if err != nil {
 		return nil
 	}
-	md := &core.Metadata{FilterMetadata: map[string]*structpbStruct{"istio": s}}
-	if tsm := transportSocketMatchMetadata(ep); tsm != nil {
-		md.FilterMetadata[TransportSocketMatchKey] = tsm
-	}
-	return md
+	return &core.Metadata{FilterMetadata: map[string]*structpbStruct{"istio": s}}
 }
 
 func staticCluster(name, host string, port uint32) *cluster.Cluster {

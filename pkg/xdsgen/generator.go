@@ -65,6 +65,9 @@ type generation struct {
 	// scope is the sidecar's Sidecar resource scope; nil (everything
 	// visible) for routers, which Sidecars do not apply to.
 	scope *model.SidecarScope
+	// endpointPeerAuthn caches endpoint workloads' PeerAuthentication
+	// (auto_mtls.go).
+	endpointPeerAuthn map[string]model.MergedPeerAuthentication
 }
 
 func (g *generation) sidecar() error {
