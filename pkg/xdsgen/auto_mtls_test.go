@@ -255,3 +255,22 @@ spec: {address: 127.0.0.12, labels: {app: httpbin, v: b, security.istio.io/tlsMo
 		})
 	}
 }
+
+// The client checks the server's SPIFFE ID in the trust domain and in each
+// alias, as Istio's ExpandWithTrustDomains.
+func TestAutoMTLSServerIdentityWithAliases(t *testing.T) {
+	mesh := &meshv1alpha1.MeshConfig{TrustDomain: "new.example", TrustDomainAliases: []string{"old.example"}}
+	res := generateYAML(t, autoMTLSMesh, sidecarFor("default", nil), mesh)
+	c := clusterNamed(t, res, "outbound|9080||reviews.default.svc.cluster.local")
+	var ctx tlsv3.UpstreamTlsContext
+	if err := c.TransportSocketMatches[0].TransportSocket.GetTypedConfig().UnmarshalTo(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range ctx.CommonTlsContext.GetCombinedValidationContext().GetDefaultValidationContext().GetMatchTypedSubjectAltNames() {
+		got = append(got, m.Matcher.GetExact())
+	}
+	if strings.Join(got, " ") != "spiffe://new.example/ns/default/sa/reviews spiffe://old.example/ns/default/sa/reviews" {
+		t.Errorf("server SANs %v", got)
+	}
+}
