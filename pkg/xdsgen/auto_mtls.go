@@ -94,7 +94,7 @@ func (g *generation) endpointMTLSEnabled(drMode *networking.ClientTLSSettings_TL
 	if !ok {
 		ns = t.svc.Namespace
 	}
-	key := ns + "\x00" + ep.Workload + "\x00" + model.LabelString(ep.Labels)
+	key := ns + "\x00" + model.LabelString(ep.Labels) // the policy depends on nothing else
 	pa, ok := g.endpointPeerAuthn[key]
 	if !ok {
 		pa = g.push.PeerAuthenticationFor(ns, ep.Labels)
