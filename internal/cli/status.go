@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/controlplane"
 	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
 )
 
@@ -21,19 +24,24 @@ func newStatusCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show what the control plane does not enforce and the Gateway API status it computed",
+		Short: "Show what the control plane does not enforce, each sidecar's mTLS mode and traffic, and the Gateway API status",
 		Long: `status reads /debug/status and /debug/gatewayapi from a running "sluice control".
 It first lists every resource accepted but NOT ENFORCED (a kind sluice does not build
-yet, such as Telemetry), with its file and why, then prints, per
+yet, such as Telemetry), with its file and why; then, per connected sidecar
+and inbound port, the effective PeerAuthentication mode (STRICT, PERMISSIVE, DISABLE),
+the PeerAuthentications it comes from, and how many connections the port took in
+mTLS and in plaintext since the proxy started ("-" when the proxy does not report
+them), so STRICT can be switched on once no plaintext arrives; then, per
 GatewayClass, Gateway, listener and route parent, the conditions the Gateway API
 defines (Accepted, ResolvedRefs, Programmed, ...) with their reasons. It exits 1 when
-a condition is not as it should be. --json prints the Gateway API status with a
-"not_enforced" list added.`,
+a condition is not as it should be. --json prints the Gateway API status with the
+"not_enforced" and "mtls" lists added.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hc := &http.Client{Timeout: 5 * time.Second}
 			var cp struct {
-				NotEnforced []config.NotEnforced `json:"not_enforced"`
+				NotEnforced []config.NotEnforced        `json:"not_enforced"`
+				MTLS        []controlplane.WorkloadMTLS `json:"mtls"`
 			}
 			body, err := getStatus(hc, addr, "/debug/status")
 			if err != nil {
@@ -47,13 +55,14 @@ a condition is not as it should be. --json prints the Gateway API status with a
 				return err
 			}
 			if asJSON {
-				return printStatusJSON(cmd.OutOrStdout(), body, cp.NotEnforced)
+				return printStatusJSON(cmd.OutOrStdout(), body, cp.NotEnforced, cp.MTLS)
 			}
 			var st gatewayapi.Status
 			if err := json.Unmarshal(body, &st); err != nil {
 				return err
 			}
 			printNotEnforced(cmd.OutOrStdout(), cp.NotEnforced)
+			printMTLS(cmd.OutOrStdout(), cp.MTLS)
 			printStatus(cmd.OutOrStdout(), &st)
 			if p := st.Problems(); len(p) > 0 {
 				return fmt.Errorf("%d condition(s) not as they should be", len(p))
@@ -84,8 +93,8 @@ func getStatus(hc *http.Client, addr, path string) ([]byte, error) {
 }
 
 // printStatusJSON prints the Gateway API status object with the
-// not_enforced list added to it.
-func printStatusJSON(w io.Writer, gatewayStatus []byte, notEnforced []config.NotEnforced) error {
+// not_enforced and mtls lists added to it.
+func printStatusJSON(w io.Writer, gatewayStatus []byte, notEnforced []config.NotEnforced, mtls []controlplane.WorkloadMTLS) error {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(gatewayStatus, &obj); err != nil {
 		return err
@@ -98,6 +107,12 @@ func printStatusJSON(w io.Writer, gatewayStatus []byte, notEnforced []config.Not
 		return err
 	}
 	obj["not_enforced"] = ne
+	if mtls == nil {
+		mtls = []controlplane.WorkloadMTLS{}
+	}
+	if obj["mtls"], err = json.Marshal(mtls); err != nil {
+		return err
+	}
 	out, err := json.MarshalIndent(obj, "", "  ")
 	if err != nil {
 		return err
@@ -109,6 +124,46 @@ func printStatusJSON(w io.Writer, gatewayStatus []byte, notEnforced []config.Not
 func printNotEnforced(w io.Writer, list []config.NotEnforced) {
 	for _, n := range list {
 		fmt.Fprintf(w, "NOT ENFORCED %s %s/%s (%s): %s\n", n.Kind, n.Namespace, n.Name, n.File, n.Reason)
+	}
+}
+
+// printMTLS lists, per connected sidecar and inbound port, the effective
+// PeerAuthentication mode and the connections it took in mTLS and in
+// plaintext since the proxy started ("-" where the proxy does not report
+// them), so STRICT can be switched on knowing who still sends plaintext.
+func printMTLS(w io.Writer, list []controlplane.WorkloadMTLS) {
+	if len(list) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKLOAD\tPORT\tMTLS MODE\tMTLS CONNS\tPLAINTEXT CONNS\tPEERAUTHENTICATION")
+	count := func(v *uint64) string {
+		if v == nil {
+			return "-"
+		}
+		return strconv.FormatUint(*v, 10)
+	}
+	for _, wl := range list {
+		policies := strings.Join(wl.Policies, ", ")
+		if policies == "" {
+			policies = "none (default PERMISSIVE)"
+		}
+		for _, p := range wl.Ports {
+			fmt.Fprintf(tw, "%s/%s\t%d\t%s\t%s\t%s\t%s\n", wl.Namespace, wl.Name, p.Port, p.Mode, count(p.MTLS), count(p.Plaintext), policies)
+		}
+		if len(wl.Ports) == 0 {
+			fmt.Fprintf(tw, "%s/%s\t-\t-\t-\t-\t%s\n", wl.Namespace, wl.Name, policies)
+		}
+	}
+	tw.Flush()
+	for _, wl := range list {
+		if wl.StatsError != "" {
+			fmt.Fprintf(w, "  %s/%s: connection counts unavailable: %s\n", wl.Namespace, wl.Name, wl.StatsError)
+		}
+		for _, u := range wl.Unlabelled {
+			fmt.Fprintf(w, "  %s/%s serves endpoint %s whose workload lacks security.istio.io/tlsMode: istio: "+
+				"clients send it plaintext, which STRICT refuses\n", wl.Namespace, wl.Name, u)
+		}
 	}
 }
 

@@ -56,10 +56,19 @@ type WorkloadOptions struct {
 	// ServiceAccount is the workload's service account (its identity);
 	// empty leaves the sidecar's default.
 	ServiceAccount string
-	// NoSidecar runs the app alone, as a pod without injection: the
+	// NoSidecar runs the app alone, as a pod without injection (so without
+	// the tlsMode label): the
 	// WorkloadEntry points at the echo, which gets plaintext from anyone.
 	NoSidecar bool
+	// NoTLSModeLabel leaves out the label security.istio.io/tlsMode: istio
+	// that the WorkloadEntry (and the sidecar's labels) otherwise carry, as
+	// injection labels a pod with a sidecar: clients then talk plaintext to
+	// it (auto mTLS, docs/security.md). A Labels entry for the key wins.
+	NoTLSModeLabel bool
 }
+
+// TLSModeLabel marks a workload with a sidecar as able to take mesh mTLS.
+const TLSModeLabel = "security.istio.io/tlsMode"
 
 // WorkloadPort is one more port of a workload: its own backend and inbound
 // address on the workload's sidecar.
@@ -131,6 +140,9 @@ func (m *Mesh) AddWorkload(o WorkloadOptions) *Workload {
 		}
 	} else {
 		o.Version = labels["version"]
+	}
+	if _, set := labels[TLSModeLabel]; !set && !o.NoTLSModeLabel && !o.NoSidecar {
+		labels[TLSModeLabel] = "istio"
 	}
 	if o.Name == "" {
 		o.Name = o.Service

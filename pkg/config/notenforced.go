@@ -27,9 +27,6 @@ func (n NotEnforced) String() string {
 // what that means for the user. Kinds of other groups (Deployment,
 // ConfigMap, ...) have no meaning for the mesh config and are only noted.
 var notEnforcedKinds = map[string]map[string]string{
-	"security.istio.io": {
-		"PeerAuthentication": "mutual TLS modes are not applied to sidecars' inbound traffic yet: plaintext is still accepted",
-	},
 	"telemetry.istio.io": {
 		"Telemetry": "metrics, tracing and access log settings are not applied yet",
 	},

@@ -21,6 +21,8 @@ const (
 	KindSidecar         Kind = "Sidecar"
 	KindService         Kind = "Service"
 	KindSecret          Kind = "Secret"
+	// KindPeerAuthentication is security.istio.io's (v1, v1beta1).
+	KindPeerAuthentication Kind = "PeerAuthentication"
 )
 
 // Secret is a Kubernetes Secret's payload, as Gateways' credentialName

@@ -16,11 +16,13 @@ const (
 )
 
 // securitySpecs maps the security.istio.io kinds sluice reads to a
-// constructor of their spec; the group's other kinds fall through to the
-// not-enforced table.
+// constructor of their spec (every served version, v1 and v1beta1, shares
+// the v1beta1 Go type, as in Istio); the group's other kinds fall through
+// to the not-enforced table.
 var securitySpecs = map[Kind]func() proto.Message{
 	KindAuthorizationPolicy:   func() proto.Message { return &securityv1beta1.AuthorizationPolicy{} },
 	KindRequestAuthentication: func() proto.Message { return &securityv1beta1.RequestAuthentication{} },
+	KindPeerAuthentication:    func() proto.Message { return &securityv1beta1.PeerAuthentication{} },
 }
 
 // securityVersions are the security.istio.io versions Istio serves.

@@ -48,6 +48,8 @@ func Validate(r *Resource) Errors {
 		v.authorizationPolicy(spec)
 	case *securityv1beta1.RequestAuthentication:
 		v.requestAuthentication(spec)
+	case *securityv1beta1.PeerAuthentication:
+		v.peerAuthentication(spec)
 	case *corev1.ServiceSpec:
 		v.service(spec)
 	case *Secret:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	networking "istio.io/api/networking/v1alpha3"
+	securityv1beta1 "istio.io/api/security/v1beta1"
 )
 
 // Warnings reports what Istio's validation accepts with a warning: the
@@ -25,6 +26,11 @@ func Warnings(r *Resource) Errors {
 		})
 	}
 	securityWarnings(r, warn)
+	if pa, ok := r.Spec.(*securityv1beta1.PeerAuthentication); ok && pa.Selector != nil && len(pa.Selector.MatchLabels) == 0 {
+		// Istio's validateWorkloadSelector warns; the policy is then a
+		// namespace (or mesh) level one.
+		warn("spec.selector", "workload selector specified without labels: this is a namespace-level (or, in the root namespace, mesh-level) policy")
+	}
 	return out
 }
 

@@ -1,16 +1,19 @@
 package controlplane
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"sort"
 	"time"
 
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/jwks"
+	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/xdsredact"
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
 )
@@ -37,6 +40,10 @@ type Status struct {
 	// could not fetch: tokens of those issuers are refused until a
 	// refresh succeeds.
 	JwksFailures []jwks.Failure `json:"jwks_failures,omitempty"`
+	// MTLS is, per connected sidecar, the PeerAuthentication mode of each
+	// inbound port and its plaintext and mTLS connection counts
+	// (mtls_status.go).
+	MTLS []WorkloadMTLS `json:"mtls"`
 }
 
 // Status reports the control plane's state.
@@ -62,7 +69,24 @@ func (c *Controller) Status() Status {
 			st.Conflicts[p.ID] = list
 		}
 	}
+	st.MTLS = c.mtlsStatus(context.Background())
 	return st
+}
+
+// mtlsStatus is the mTLS view of the connected sidecars at the newest push.
+func (c *Controller) mtlsStatus(ctx context.Context) []WorkloadMTLS {
+	var pc *model.PushContext
+	if p := c.push.Load(); p != nil {
+		pc = p.PushContext
+	}
+	return mtlsStatus(ctx, mtlsStatusOptions{push: pc, proxies: c.server.Proxies(), stats: fetchStats,
+		listeners: func(id string) []*listener.Listener {
+			snap, err := c.server.Snapshot(id)
+			if err != nil {
+				return nil
+			}
+			return publishedListeners(snap)
+		}})
 }
 
 func (c *Controller) statusHandler() http.Handler {

@@ -87,8 +87,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			"--state-dir", stateDir, "--ca-dir", filepath.Join(opts.Dir, "ca")}},
 		{"product-service-v1", []string{"echo", "--address", addr(p.V1App), "--service", "product-service", "--version", "v1", "--pod", "product-service-v1"}},
 		{"product-service-v2", []string{"echo", "--address", addr(p.V2App), "--service", "product-service", "--version", "v2", "--pod", "product-service-v2"}},
-		{"sidecar-product-service-v1", sidecarArgs("product-service-v1", "app=product-service,version=v1", p.XDS, p.V1Admin, 0, p.V1Inbound, p.V1App, stateDir)},
-		{"sidecar-product-service-v2", sidecarArgs("product-service-v2", "app=product-service,version=v2", p.XDS, p.V2Admin, 0, p.V2Inbound, p.V2App, stateDir)},
+		{"sidecar-product-service-v1", sidecarArgs("product-service-v1", "app=product-service,version=v1,security.istio.io/tlsMode=istio", p.XDS, p.V1Admin, 0, p.V1Inbound, p.V1App, stateDir)},
+		{"sidecar-product-service-v2", sidecarArgs("product-service-v2", "app=product-service,version=v2,security.istio.io/tlsMode=istio", p.XDS, p.V2Admin, 0, p.V2Inbound, p.V2App, stateDir)},
 		{"sidecar-demo-client", sidecarArgs("demo-client", "app=demo-client", p.XDS, p.ClientAdmin, p.ClientOutbound, 0, 0, stateDir)},
 	}
 	for _, s := range steps {

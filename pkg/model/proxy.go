@@ -44,8 +44,8 @@ const (
 	MetaBindAddress    = "SLUICE_BIND_ADDRESS"
 	MetaOutboundTCPIP  = "SLUICE_OUTBOUND_TCP_IP"
 	MetaServiceAccount = "SERVICE_ACCOUNT"
-	// MetaAdminAddress is the proxy's admin endpoint (its /stats), for
-	// `sluice status`.
+	// MetaAdminAddress is the proxy's admin endpoint (host:port), where
+	// `sluice status` reads its connection counters.
 	MetaAdminAddress = "SLUICE_ADMIN_ADDRESS"
 )
 
@@ -77,7 +77,7 @@ type Proxy struct {
 	OutboundTCPIP string
 	// ServiceAccount names the workload's identity (default "default").
 	ServiceAccount string
-	// AdminAddress is where the proxy's admin endpoint listens.
+	// AdminAddress is the proxy's admin endpoint, when it announces one.
 	AdminAddress string
 }
 

@@ -6,6 +6,7 @@ import (
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
@@ -56,6 +57,7 @@ type PushContext struct {
 	authzPolicies map[string][]*AuthorizationPolicy
 	requestAuthns map[string][]*RequestAuthentication
 	jwks          map[JwksKey]jwksResult
+	peerAuthn     *peerAuthentications
 }
 
 // PushOptions are the inputs of a push.
@@ -80,6 +82,7 @@ func NewPushContext(opts PushOptions) *PushContext {
 		jwks:      map[JwksKey]jwksResult{},
 	}
 	pc.indexSecurity(opts.Resources, opts.Jwks)
+	var peerAuthns []*config.Resource
 	for _, r := range opts.Resources {
 		switch spec := r.Spec.(type) {
 		case *networking.VirtualService:
@@ -98,8 +101,11 @@ func NewPushContext(opts PushOptions) *PushContext {
 			pc.secrets[r.Key()] = spec
 		case *networking.Sidecar:
 			pc.sidecars = append(pc.sidecars, r)
+		case *security.PeerAuthentication:
+			peerAuthns = append(peerAuthns, r)
 		}
 	}
+	pc.peerAuthn = newPeerAuthentications(pc.RootNamespace(), peerAuthns)
 	// Kubernetes Gateway API resources become Istio Gateways and
 	// VirtualServices, indexed like the ones users write.
 	gw := gatewayapi.Convert(opts.Resources, gatewayapi.Options{Registry: pc.Registry})

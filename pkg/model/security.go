@@ -11,10 +11,6 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/registry"
 )
 
-// DefaultRootNamespace is MeshConfig rootNamespace's default: policies in
-// it apply mesh-wide.
-const DefaultRootNamespace = "istio-system"
-
 // AuthorizationPolicy is an AuthorizationPolicy resource with its spec.
 type AuthorizationPolicy struct {
 	*config.Resource
@@ -81,14 +77,6 @@ func (m PolicyMatcher) Attaches(policyNS string, p targetable) bool {
 		}
 	}
 	return false
-}
-
-// RootNamespace is MeshConfig rootNamespace, istio-system by default.
-func (pc *PushContext) RootNamespace() string {
-	if pc.Mesh != nil && pc.Mesh.RootNamespace != "" {
-		return pc.Mesh.RootNamespace
-	}
-	return DefaultRootNamespace
 }
 
 // AuthorizationPoliciesFor lists the AuthorizationPolicies applying to the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -37,12 +38,28 @@ type tlsTarget struct {
 
 // serviceAccounts are Istio's push.ServiceAccounts for the target: the
 // ServiceEntry's subjectAltNames and the SPIFFE IDs of the endpoints'
-// service accounts.
+// service accounts, each SPIFFE ID also in every MeshConfig
+// trustDomainAliases (spiffe.ExpandWithTrustDomains).
 func (g *generation) serviceAccounts(target tlsTarget) []string {
 	out := append([]string(nil), target.sans...)
 	for _, id := range g.serviceIdentities(target.endpoints) {
 		if !slices.Contains(out, id) {
 			out = append(out, id)
+		}
+	}
+	for _, id := range slices.Clone(out) {
+		rest, ok := strings.CutPrefix(id, spiffeURIPrefix)
+		if !ok {
+			continue
+		}
+		_, path, ok := strings.Cut(rest, "/")
+		if !ok {
+			continue
+		}
+		for _, td := range g.push.Mesh.GetTrustDomainAliases() {
+			if alias := spiffeURIPrefix + td + "/" + path; !slices.Contains(out, alias) {
+				out = append(out, alias)
+			}
 		}
 	}
 	sort.Strings(out)
@@ -61,7 +78,7 @@ func (g *generation) applyUpstreamTLS(b *clusterBuild, t *networking.ClientTLSSe
 		if len(sans) == 0 {
 			sans = g.serviceAccounts(target)
 		}
-		ts, err := g.meshUpstreamTLS(target.port, target.subset, target.host, t.Sni, sans)
+		ts, err := g.meshUpstreamTLS(target.port, target.subset, target.host, t.Sni, sans, b.isHTTP2())
 		if err == nil {
 			b.c.TransportSocket = ts
 		}

@@ -77,7 +77,9 @@ func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port
 		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST}
 	case svc.Resolution == registry.ResolutionDNS:
 		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_STRICT_DNS}
-		c.LoadAssignment, _ = loadAssignment(name, eps)
+		var dnsGroups [][]*registry.Endpoint
+		c.LoadAssignment, dnsGroups = loadAssignment(name, eps)
+		g.applyEndpointTLSMode(c.LoadAssignment, dnsGroups, endpointTLSTarget{dr: dr, subset: subsetName, port: port, svc: svc})
 	default:
 		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_EDS}
 	}
@@ -85,14 +87,17 @@ func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port
 		b.setHTTP2()
 	}
 	g.applyTrafficPolicy(b, policy, &port)
-	g.applyUpstreamTLS(b, policy.GetTls(), dr, tlsTarget{port: port.Number, subset: subsetName, host: svc.Hostname, endpoints: eps,
-		external: svc.Source.Kind == config.KindServiceEntry, sans: svc.SubjectAltNames})
+	target := tlsTarget{port: port.Number, subset: subsetName, host: svc.Hostname, endpoints: eps,
+		external: svc.Source.Kind == config.KindServiceEntry, sans: svc.SubjectAltNames}
+	g.applyUpstreamTLS(b, policy.GetTls(), dr, target)
+	g.applyAutoMTLS(b, autoMTLSTarget{svc: svc, port: port, policy: policy, tls: target, all: all})
 	if c.GetType() == cluster.Cluster_EDS {
 		// PASSTHROUGH on the service's policy turns the cluster into an
 		// ORIGINAL_DST one above; only real EDS clusters get endpoints.
 		c.EdsClusterConfig = &cluster.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name}
 		var cla *endpoint.ClusterLoadAssignment
 		cla, groups = loadAssignment(name, eps)
+		g.applyEndpointTLSMode(cla, groups, endpointTLSTarget{dr: dr, subset: subsetName, port: port, svc: svc})
 		g.applyEndpointLocality(cla, groups, policy)
 		g.out.Endpoints = append(g.out.Endpoints, cla)
 	}
@@ -149,7 +154,8 @@ func loadAssignment(name string, eps []*registry.Endpoint) (*endpoint.ClusterLoa
 }
 
 // endpointMetadata records the workload behind an endpoint under the
-// "istio" filter metadata key, as Istio does, for admin output.
+// "istio" filter metadata key, as Istio does, for admin output. Service
+// clusters add its tlsMode (applyEndpointTLSMode).
 func endpointMetadata(ep *registry.Endpoint) *core.Metadata {
 	fields := map[string]any{"workload": ep.Workload}
 	if ep.ServiceAccount != "" {

@@ -62,8 +62,8 @@ func (g *generation) gatewayListener(port uint32, servers []*model.GatewayServer
 				g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("Gateway %s port %d: %v; the server is not served", s.Name, port, err))
 				continue
 			}
-			chain, err := httpFilterChain(listenerOptions{Name: name, Address: addr, StatPrefix: routeName, RouteName: routeName, SecurityFilters: sec,
-				Direction: core.TrafficDirection_OUTBOUND, StripPort: true, Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh})
+			chain, err := httpFilterChain(listenerOptions{Name: name, Address: addr, StatPrefix: routeName, RouteName: routeName,
+				Direction: core.TrafficDirection_OUTBOUND, StripPort: true, Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, XFCC: xfccGateway, SecurityFilters: sec})
 			if err != nil {
 				return nil, err
 			}
@@ -84,8 +84,8 @@ func (g *generation) gatewayListener(port uint32, servers []*model.GatewayServer
 	}
 	if len(plain) > 0 {
 		routeName := fmt.Sprintf("http.%d", port)
-		chain, err := httpFilterChain(listenerOptions{Name: name, Address: addr, StatPrefix: routeName, RouteName: routeName, SecurityFilters: sec,
-			Direction: core.TrafficDirection_OUTBOUND, StripPort: true, Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh})
+		chain, err := httpFilterChain(listenerOptions{Name: name, Address: addr, StatPrefix: routeName, RouteName: routeName,
+			Direction: core.TrafficDirection_OUTBOUND, StripPort: true, Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, XFCC: xfccGateway, SecurityFilters: sec})
 		if err != nil {
 			return nil, err
 		}

@@ -67,6 +67,9 @@ type generation struct {
 	scope *model.SidecarScope
 	// sec memoises the proxy's security filters (security.go).
 	sec *securityFilterSet
+	// endpointPeerAuthn caches endpoint workloads' PeerAuthentication
+	// (auto_mtls.go).
+	endpointPeerAuthn map[string]model.MergedPeerAuthentication
 }
 
 func (g *generation) sidecar() error {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sluice-mesh/sluice/internal/hostport"
+	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/registry"
 )
 
@@ -46,8 +47,12 @@ func (g *generation) inbound() error {
 	if err != nil {
 		return err
 	}
+	// The workload's PeerAuthentication; portLevelMtls is keyed by the
+	// workload port: the inbound port (a WorkloadEntry's port), or the
+	// container port (service targetPort) it stands in for.
+	pa := g.push.PeerAuthenticationFor(g.proxy.Namespace, g.proxy.Labels)
 	for _, p := range ports {
-		if err := g.inboundListener(p); err != nil {
+		if err := g.inboundListener(p, pa.ModeForPorts(g.push.WorkloadPorts(p.host, p.port))); err != nil {
 			return fmt.Errorf("inbound port %d: %w", p.port, err)
 		}
 	}
@@ -199,43 +204,52 @@ func (g *generation) inboundProtocol(host string, port uint32) registry.Protocol
 }
 
 // inboundListener adds the cluster to the app and the listener (HTTP with
-// its route table, or tcp_proxy) for one inbound port.
-func (g *generation) inboundListener(p inboundPort) error {
+// its route table, or tcp_proxy) for one inbound port, with the filter
+// chains of the port's PeerAuthentication mode (inbound_mtls.go). Every
+// chain matches on transport_protocol, so the listener has the
+// tls_inspector.
+func (g *generation) inboundListener(p inboundPort, mode model.MTLSMode) error {
 	clusterName := ClusterName("inbound", p.port, "", "")
 	g.out.Clusters = append(g.out.Clusters, inboundCluster(clusterName, p))
 	name := fmt.Sprintf("%s_%d", InboundListenerName, p.port)
-	if !p.http {
+	build := func() (*listener.FilterChain, error) {
 		chain, err := tcpProxyChain("inbound_tcp", tcpTarget{cluster: clusterName})
+		if err != nil {
+			return nil, err
+		}
+		// Network RBAC before tcp_proxy on every chain (security.go).
+		return chain, g.secureTCPChains(chain)
+	}
+	if p.http {
+		sec, err := g.securityHTTPFilters()
 		if err != nil {
 			return err
 		}
-		if err := g.secureTCPChains(chain); err != nil {
-			return err
+		routeName := fmt.Sprintf("inbound|%d", p.port)
+		opts := listenerOptions{
+			Name: name, StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
+			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, XFCC: xfccSidecarInbound, SecurityFilters: sec,
 		}
-		g.out.Listeners = append(g.out.Listeners, &listener.Listener{
-			Name: name, Address: socketAddress(p.host, p.port),
-			TrafficDirection: core.TrafficDirection_INBOUND, FilterChains: []*listener.FilterChain{chain},
-		})
-		return nil
+		build = func() (*listener.FilterChain, error) { return httpFilterChain(opts) }
+		g.out.Routes = append(g.out.Routes, inboundRoute(routeName, clusterName, p.port))
 	}
-	routeName := fmt.Sprintf("inbound|%d", p.port)
-	sec, err := g.securityHTTPFilters()
+	chains, err := g.inboundChains(mode, p.http, build)
 	if err != nil {
 		return err
 	}
-	l, err := httpListener(listenerOptions{SecurityFilters: sec,
-		Name: name, Address: net.JoinHostPort(p.host, strconv.FormatUint(uint64(p.port), 10)),
-		StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
-		Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh,
+	g.out.Listeners = append(g.out.Listeners, &listener.Listener{
+		Name: name, Address: socketAddress(p.host, p.port), TrafficDirection: core.TrafficDirection_INBOUND,
+		ListenerFilters: []*listener.ListenerFilter{tlsInspector()}, FilterChains: chains,
 	})
-	if err != nil {
-		return err
-	}
-	g.out.Listeners = append(g.out.Listeners, l)
-	g.out.Routes = append(g.out.Routes, &route.RouteConfiguration{
+	return nil
+}
+
+// inboundRoute sends every request of an inbound HTTP port to the app.
+func inboundRoute(routeName, clusterName string, port uint32) *route.RouteConfiguration {
+	return &route.RouteConfiguration{
 		Name: routeName,
 		VirtualHosts: []*route.VirtualHost{{
-			Name:    fmt.Sprintf("inbound|http|%d", p.port),
+			Name:    fmt.Sprintf("inbound|http|%d", port),
 			Domains: []string{"*"},
 			Routes: []*route.Route{{
 				Name:  "default",
@@ -247,8 +261,7 @@ func (g *generation) inboundListener(p inboundPort) error {
 				}},
 			}},
 		}},
-	})
-	return nil
+	}
 }
 
 // inboundCluster is the static cluster to the app: one endpoint, a socket

@@ -41,6 +41,8 @@ type listenerOptions struct {
 	// SecurityFilters start the connection manager's filter chain
 	// (jwt_authn, rbac: security.go), before fault, CORS and the router.
 	SecurityFilters []*hcm.HttpFilter
+	// XFCC is the x-forwarded-client-cert handling (xfcc.go).
+	XFCC xfccRole
 }
 
 // httpListener is a listener with one HTTP connection manager taking its
@@ -121,6 +123,7 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 		manager.UpgradeConfigs = append(manager.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: ConnectUpgrade})
 	}
 	setPathNormalization(manager, opts.Mesh.GetPathNormalization().GetNormalization())
+	applyXFCC(manager, opts.XFCC, opts.Mesh)
 	if opts.Tracing {
 		// Istio's legacy tracing config, without the span settings (sluice
 		// exports no spans): it makes Envoy send a route's decorator

@@ -71,14 +71,19 @@ func meshDownstreamContext(sans []string) *tlsv3.DownstreamTlsContext {
 }
 
 // meshUpstreamTLS originates mesh mTLS to a cluster (DestinationRule
-// ISTIO_MUTUAL), with Istio's SNI outbound_.<port>_.<subset>_.<host> and
-// ALPN, verifying the servers' SPIFFE IDs when their service accounts are
-// known.
-func (g *generation) meshUpstreamTLS(port uint32, subset, host string, sni string, peerIDs []string) (*core.TransportSocket, error) {
+// ISTIO_MUTUAL, or auto mTLS), with Istio's SNI
+// outbound_.<port>_.<subset>_.<host> and ALPN (util.ALPNInMeshWithMxc,
+// and ALPNInMeshH2WithMxc for an HTTP/2 cluster), verifying the servers'
+// SPIFFE IDs when their service accounts are known.
+func (g *generation) meshUpstreamTLS(port uint32, subset, host string, sni string, peerIDs []string, http2 bool) (*core.TransportSocket, error) {
 	if sni == "" {
 		sni = fmt.Sprintf("outbound_.%d_.%s_.%s", port, subset, host)
 	}
-	ctx := &tlsv3.UpstreamTlsContext{Sni: sni, CommonTlsContext: meshCommonTLS(peerIDs, []string{"istio-peer-exchange", "istio"})}
+	alpn := []string{"istio-peer-exchange", "istio"}
+	if http2 {
+		alpn = append(alpn, "h2")
+	}
+	ctx := &tlsv3.UpstreamTlsContext{Sni: sni, CommonTlsContext: meshCommonTLS(peerIDs, alpn)}
 	typed, err := anypb.New(ctx)
 	if err != nil {
 		return nil, err
