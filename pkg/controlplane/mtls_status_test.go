@@ -14,6 +14,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 )
@@ -60,14 +61,15 @@ func adminStats(t *testing.T, body string) string {
 
 // connectSidecar opens an ADS stream announcing p, as a sidecar does, and
 // waits for its first CDS answer (its snapshot is published by then).
-func connectSidecar(t *testing.T, xds string, p model.Proxy) {
+func connectSidecar(t *testing.T, r *running, p model.Proxy) {
 	t.Helper()
 	p.ID = p.NodeID()
-	conn, err := grpc.NewClient(xds, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(r.xds, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+r.bootstrapToken(t))
 	t.Cleanup(func() { cancel(); conn.Close() })
 	s, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
@@ -94,9 +96,9 @@ func TestStatusMTLS(t *testing.T) {
 		"listener.virtualInbound_20001.downstream_cx_mtls: 12\nlistener.virtualInbound_20001.downstream_cx_plaintext: 0\n"+
 		"listener.virtualInbound_20002.downstream_cx_total: 4\nsome.text: value\n")
 	inbound := []model.InboundPort{{Address: "127.0.0.1:20001", App: "127.0.0.1:30001"}, {Address: "127.0.0.1:20002", App: "127.0.0.1:30002"}}
-	connectSidecar(t, r.xds, model.Proxy{Type: model.Sidecar, Name: "db-0", Namespace: "default", IPs: []string{"127.0.0.1"},
+	connectSidecar(t, r, model.Proxy{Type: model.Sidecar, Name: "db-0", Namespace: "default", IPs: []string{"127.0.0.1"},
 		Labels: map[string]string{"app": "db"}, Inbound: inbound, AdminAddress: admin})
-	connectSidecar(t, r.xds, model.Proxy{Type: model.Sidecar, Name: "web-0", Namespace: "web", IPs: []string{"127.0.0.2"},
+	connectSidecar(t, r, model.Proxy{Type: model.Sidecar, Name: "web-0", Namespace: "web", IPs: []string{"127.0.0.2"},
 		Labels: map[string]string{"app": "web"}, Inbound: []model.InboundPort{{Address: "127.0.0.2:20003", App: "127.0.0.2:30003"}}})
 
 	r.write(t, "web.yaml", `apiVersion: v1
