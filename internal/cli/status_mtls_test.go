@@ -10,8 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/ca"
+	"google.golang.org/grpc/metadata"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -37,9 +41,10 @@ spec: {mtls: {mode: STRICT}}
 	if err := os.WriteFile(filepath.Join(dir, "pa.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr, xdsAddr := testenv.FreeAddr(), testenv.FreeAddr()
+	httpAddr, xdsAddr, state := testenv.FreeAddr(), testenv.FreeAddr(), t.TempDir()
 	c, err := controlplane.New(controlplane.Options{ConfigDir: dir, Mesh: meshconfig.Default(),
-		XDSAddress: xdsAddr, HTTPAddress: httpAddr, Logger: slog.New(slog.DiscardHandler)})
+		XDSAddress: xdsAddr, HTTPAddress: httpAddr, Logger: slog.New(slog.DiscardHandler),
+		Security: controlplane.SecurityOptions{StateDir: state}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +74,12 @@ spec: {mtls: {mode: STRICT}}
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	token, err := os.ReadFile(filepath.Join(state, ca.FileBootstrapToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+strings.TrimSpace(string(token)))
+	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
 	if err != nil {
 		t.Fatal(err)
 	}
