@@ -21,6 +21,7 @@ func newProxyCommand() *cobra.Command {
 		bind, tcpIP, hostsFile, sa, trustDomain    string
 		inbound, app                               []string
 		portOffset                                 int
+		authzExplain                               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -41,7 +42,8 @@ A router (gateway) serves the listeners of the Istio Gateways whose selector
 matches its --labels (e.g. istio=ingressgateway), each Gateway port P on
 P+--port-offset at --bind-address.
 
-Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
+Admin: GET /ready /config_dump /stats /clusters /listeners /debug/authz on
+--admin-address.`,
 		Example: `  sluice proxy --type sidecar --name reviews-v1 --namespace default \
     --labels app=reviews,version=v1 \
     --inbound-address 127.0.0.1:20001 --app-address 127.0.0.1:30001 \
@@ -86,7 +88,7 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 			}
 			return proxy.New(proxy.Options{
 				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Hosts: hosts, TrustDomain: trustDomain,
-				Logger: newLogger(cmd),
+				Logger: newLogger(cmd), AuthzExplainHeader: authzExplain,
 			}).Run(cmd.Context())
 		},
 	}
@@ -108,6 +110,7 @@ Admin: GET /ready /config_dump /stats /clusters /listeners on --admin-address.`,
 	f.StringVar(&trustDomain, "trust-domain", meshconfig.DefaultTrustDomain, "the mesh's SPIFFE trust domain (meshConfig.trustDomain)")
 	f.StringVar(&hostsFile, "hosts-file", "", "names to resolve before DNS, /etc/hosts format (stand-ins for external hosts in a local mesh)")
 	f.StringVar(&tcpIP, "outbound-tcp-ip", "", "sidecar: serve each TCP/TLS service port P at IP:P+--port-offset (how an app reaches TCP services without iptables)")
+	f.BoolVar(&authzExplain, "authz-explain-header", false, "name the deciding authorization policy (or \"no ALLOW policy matched\") in an X-Sluice-Authz header of each request the proxy denies (off: policy names stay private; /debug/authz, /stats and the log explain every decision regardless)")
 	addLogFlags(cmd)
 	return cmd
 }

@@ -230,7 +230,7 @@ func (p *Proxy) commitListeners(up *listenerUpdate) {
 func (p *Proxy) newServer(name, address, kind string, sock *socket) *activeListener {
 	al := &activeListener{name: name, address: address, kind: kind, sock: sock, view: sock.attach()}
 	if kind == "tcp" {
-		ts := tcpproxy.New(tcpproxy.Options{Listener: name, Runtime: &p.rt, Logger: p.log})
+		ts := tcpproxy.New(tcpproxy.Options{Listener: name, Runtime: &p.rt, Logger: p.log, Scope: p.http.Stats})
 		al.srv, al.serve = ts, func() error { return ts.Serve(al.view) }
 		return al
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
@@ -35,6 +36,9 @@ type Options struct {
 	// identity (MeshConfig.trustDomain; default cluster.local).
 	TrustDomain string
 	Logger      *slog.Logger
+	// AuthzExplainHeader names the deciding RBAC policy in a response
+	// header of denied requests (--authz-explain-header; off by default).
+	AuthzExplainHeader bool
 }
 
 // Proxy is one running proxy.
@@ -101,6 +105,7 @@ func New(opts Options) *Proxy {
 	}
 	p := &Proxy{opts: opts, log: opts.Logger, stats: dataplane.NewStatsStore(), http: httpproxy.NewShared(), listeners: map[string]*activeListener{}}
 	p.rt.Store(&dataplane.Runtime{Listeners: map[string]*dataplane.Listener{}})
+	rbac.Configure(p.http.Stats, rbac.Options{ExplainHeader: opts.AuthzExplainHeader, Logger: opts.Logger})
 	return p
 }
 

@@ -17,6 +17,7 @@ import (
 	// httpfilter. A new filter is one more import here.
 	_ "github.com/sluice-mesh/sluice/pkg/proxy/filters/cors"
 	_ "github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
+	_ "github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
 	_ "github.com/sluice-mesh/sluice/pkg/proxy/filters/router"
 )
 

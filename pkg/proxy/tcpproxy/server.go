@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpconn"
 )
 
@@ -27,6 +29,9 @@ type Options struct {
 	Listener string
 	Runtime  *atomic.Pointer[dataplane.Runtime]
 	Logger   *slog.Logger
+	// Scope holds the proxy's filter counters and state (the network
+	// filters' counters and decisions); nil makes one for this server.
+	Scope *httpfilter.Scope
 }
 
 // Server proxies the connections of one listener.
@@ -46,6 +51,9 @@ type Server struct {
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Scope == nil {
+		opts.Scope = httpfilter.NewScope()
 	}
 	return &Server{opts: opts, conns: map[net.Conn]struct{}{}}
 }
@@ -136,8 +144,11 @@ func (s *Server) handle(conn net.Conn) {
 		return
 	}
 	chain := l.Chains[0]
+	var sni string // what tls_inspector reads: connection.sni
 	if len(l.Chains) > 1 || len(chain.ServerNames) > 0 || chain.TLS != nil {
-		sni, replay, err := peekServerName(conn, peekTimeout)
+		var replay net.Conn
+		var err error
+		sni, replay, err = peekServerName(conn, peekTimeout)
 		if err != nil {
 			s.opts.Logger.Debug("tcp: no ClientHello", "listener", l.Name, "err", err)
 		}
@@ -160,6 +171,9 @@ func (s *Server) handle(conn net.Conn) {
 			conn = tc
 		}
 	}
+	if !s.allow(conn, chain, sni) {
+		return
+	}
 	route := chain.TCP
 	name := route.PickCluster()
 	cl := rt.Clusters[name]
@@ -175,4 +189,22 @@ func (s *Server) handle(conn net.Conn) {
 		return
 	}
 	up.Pipe(conn, route.IdleTimeout)
+}
+
+// allow runs the chain's network filters (envoy.filters.network.rbac)
+// once on the accepted connection; false: it is to be closed.
+func (s *Server) allow(conn net.Conn, chain *dataplane.FilterChain, sni string) bool {
+	if len(chain.ConnFilters) == 0 {
+		return true
+	}
+	c := rbac.ConnFromNet(conn)
+	if c.ServerName == "" {
+		c.ServerName = sni
+	}
+	for _, f := range chain.ConnFilters {
+		if !f.Allow(&c, s.opts.Scope) {
+			return false
+		}
+	}
+	return true
 }
