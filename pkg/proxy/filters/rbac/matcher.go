@@ -366,7 +366,9 @@ func (n *node) matchAuthenticated(in *Input) bool {
 		}
 	}
 	subject := ""
-	if len(cert.Subject.Names) > 0 {
+	// An empty subject (DER SEQUENCE {}, as in Istio's workload
+	// certificates) needs no formatting.
+	if len(cert.RawSubject) != 2 {
 		subject = cert.Subject.String()
 	}
 	return n.str.Match(subject)

@@ -47,7 +47,7 @@ type Attributes struct {
 
 // Input makes the engine's input for the attributes; tcp leaves the
 // request out (a network filter judges a connection).
-func (a *Attributes) Input(tcp bool) Input {
+func (a Attributes) Input(tcp bool) Input {
 	conn := &httpfilter.Conn{
 		RemoteAddr:    netip.AddrPortFrom(a.SourceIP, 0),
 		LocalAddr:     netip.AddrPortFrom(a.DestinationIP, a.DestinationPort),
