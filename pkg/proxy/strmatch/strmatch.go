@@ -18,6 +18,10 @@ type String struct {
 	value      string
 	re         *regexp.Regexp
 	ignoreCase bool
+	// raw is the value as configured, for ignore_case exact, prefix and
+	// suffix, compared ASCII-case-insensitively as Envoy does
+	// (absl::EqualsIgnoreCase) without lowering the input.
+	raw string
 }
 
 // Compile compiles a StringMatcher.
@@ -42,6 +46,7 @@ func Compile(m *matcher.StringMatcher) (String, error) {
 		return sm, fmt.Errorf("unsupported string matcher %T", p)
 	}
 	if sm.ignoreCase {
+		sm.raw = sm.value
 		sm.value = strings.ToLower(sm.value)
 	}
 	return sm, nil
@@ -63,6 +68,16 @@ func CompileRegex(pattern string, ignoreCase bool) (*regexp.Regexp, error) {
 
 // Match reports whether s matches.
 func (m *String) Match(s string) bool {
+	if m.ignoreCase {
+		switch m.kind {
+		case 'e':
+			return asciiEqualFold(s, m.raw)
+		case 'p':
+			return len(s) >= len(m.raw) && asciiEqualFold(s[:len(m.raw)], m.raw)
+		case 's':
+			return len(s) >= len(m.raw) && asciiEqualFold(s[len(s)-len(m.raw):], m.raw)
+		}
+	}
 	if m.ignoreCase && m.kind != 'r' {
 		s = strings.ToLower(s)
 	}
@@ -79,4 +94,27 @@ func (m *String) Match(s string) bool {
 		return m.re.MatchString(s)
 	}
 	return false
+}
+
+// asciiEqualFold reports whether a and b are equal ignoring ASCII case.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

@@ -98,10 +98,10 @@ func init() {
 
 // Compile compiles an RBAC; where names it in errors ("rules").
 func Compile(r *rbacpb.RBAC, where string) (*Engine, error) {
-	if err := r.ValidateAll(); err != nil {
+	if err := fields.Check(r); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	if err := fields.Check(r); err != nil {
+	if err := r.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	e := &Engine{}

@@ -144,10 +144,12 @@ func (f *filter) Decode(s *httpfilter.Stream) httpfilter.Status {
 		}
 	}
 	conn := s.Conn
-	var fallback httpfilter.Conn
 	if conn == nil {
-		fallback = ConnFromRequest(s.R)
-		conn = &fallback
+		// A connection manager that did not fill Stream.Conn: what the
+		// request says (allocates; the listener fills Conn once per
+		// connection).
+		c := ConnFromRequest(s.R)
+		conn = &c
 	}
 	in := Input{R: s.R, Path: router.RequestPath(s.R), Conn: conn, Metadata: s.Metadata}
 	sh := shared(s.Proxy)

@@ -49,6 +49,11 @@ func mustAny(t testing.TB, m proto.Message) *anypb.Any {
 	return a
 }
 
+func toApp(name, prefix string) *route.Route {
+	return &route.Route{Name: name, Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: prefix}},
+		Action: &route.Route_Route{Route: &route.RouteAction{ClusterSpecifier: &route.RouteAction_Cluster{Cluster: "app"}}}}
+}
+
 func socket(host string, port uint32) *core.Address {
 	return &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
 		Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: port}}}}
@@ -57,6 +62,12 @@ func socket(host string, port uint32) *core.Address {
 // inbound is a runtime with one HTTP listener "inbound" whose connection
 // manager runs filters then the router to the backend at addr.
 func inbound(t testing.TB, addr string, filters ...*rbachttp.RBAC) *dataplane.Runtime {
+	t.Helper()
+	return inboundRoutes(t, addr, nil, filters...)
+}
+
+// inboundRoutes is inbound with routes before the catch-all.
+func inboundRoutes(t testing.TB, addr string, routes []*route.Route, filters ...*rbachttp.RBAC) *dataplane.Runtime {
 	t.Helper()
 	host, portStr, _ := net.SplitHostPort(addr)
 	var port uint32
@@ -78,8 +89,7 @@ func inbound(t testing.TB, addr string, filters ...*rbachttp.RBAC) *dataplane.Ru
 		FilterChains: []*listener.FilterChain{{Filters: []*listener.Filter{{Name: "envoy.filters.network.http_connection_manager",
 			ConfigType: &listener.Filter_TypedConfig{TypedConfig: mustAny(t, m)}}}}}}
 	rc := &route.RouteConfiguration{Name: "inbound", VirtualHosts: []*route.VirtualHost{{Name: "app", Domains: []string{"*"},
-		Routes: []*route.Route{{Name: "default", Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
-			Action: &route.Route_Route{Route: &route.RouteAction{ClusterSpecifier: &route.RouteAction_Cluster{Cluster: "app"}}}}}}}}
+		Routes: append(routes, toApp("default", "/"))}}}
 	c := &cluster.Cluster{Name: "app", ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC}, ConnectTimeout: durationpb.New(1e9),
 		LoadAssignment: &endpoint.ClusterLoadAssignment{ClusterName: "app", Endpoints: []*endpoint.LocalityLbEndpoints{{
 			LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: socket(host, port)}}}}}}}}
@@ -261,6 +271,27 @@ type syncBuffer struct {
 	b  strings.Builder
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
 
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestPerRoute: RBACPerRoute without rbac disables the filters on its
+// route; with rbac it replaces their config there (Envoy's most specific
+// per-route config).
+func TestPerRoute(t *testing.T) {
+	open := toApp("open", "/admin/open")
+	open.TypedPerFilterConfig = map[string]*anypb.Any{rbac.Name: mustAny(t, &rbachttp.RBACPerRoute{})}
+	strict := toApp("strict", "/strict")
+	strict.TypedPerFilterConfig = map[string]*anypb.Any{rbac.Name: mustAny(t, &rbachttp.RBACPerRoute{Rbac: &rbachttp.RBAC{
+		Rules: &rbacpb.RBAC{Action: rbacpb.RBAC_ALLOW}}})}
+	addr, _ := server(t, inboundRoutes(t, backend(t), []*route.Route{open, strict}, denyAdmin()), rbac.Options{})
+	for p, want := range map[string]int{"/admin/open": 200, "/admin/x": 403, "/strict": 403, "/public": 200} {
+		if resp, _ := raw(t, addr, "GET", p); resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", p, resp.StatusCode, want)
+		}
+	}
+}
