@@ -9,6 +9,7 @@ import (
 	rbachttp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbactcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -191,5 +192,27 @@ func TestTraceChain(t *testing.T) {
 	if ct, err = TraceNetworkFilters([]*listener.Filter{&lf}, &conn); err != nil || ct.Allowed ||
 		ct.Decision != "denied: denied by DENY policy ns[foo]-policy[httpbin-deny]-rule[0]" || ct.Filters[0].Rules.Policies[4].Matched {
 		t.Errorf("tcp trace: %+v %v", ct, err)
+	}
+}
+
+// TestTraceListener: a listener's chain for the peer is found (mTLS or
+// plaintext by transport_protocol) and its RBAC filters traced.
+func TestTraceListener(t *testing.T) {
+	var deny rbacpb.RBAC
+	fromYAML(t, exampleDeny, &deny)
+	ra, _ := anypb.New(&rbachttp.RBAC{Rules: &deny})
+	hm, _ := anypb.New(&hcm.HttpConnectionManager{StatPrefix: "s", HttpFilters: []*hcm.HttpFilter{{Name: Name, ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: ra}}}})
+	na, _ := anypb.New(&rbactcp.RBAC{StatPrefix: "tcp.", Rules: &rbacpb.RBAC{Action: rbacpb.RBAC_ALLOW}})
+	l := &listener.Listener{Name: "inbound", FilterChains: []*listener.FilterChain{
+		{FilterChainMatch: &listener.FilterChainMatch{TransportProtocol: "raw_buffer"}, Filters: []*listener.Filter{{Name: NetworkName, ConfigType: &listener.Filter_TypedConfig{TypedConfig: na}}}},
+		{FilterChainMatch: &listener.FilterChainMatch{TransportProtocol: "tls"}, Filters: []*listener.Filter{{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listener.Filter_TypedConfig{TypedConfig: hm}}}},
+	}}
+	dev := with(base("POST", "h", "/"), func(a *Attributes) { a.SourcePrincipal = "spiffe://cluster.local/ns/dev/sa/x" })
+	if ct, err := TraceListener(l, &dev); err != nil || ct.Allowed || ct.Decision != "denied: denied by DENY policy ns[foo]-policy[httpbin]-rule[0]" {
+		t.Errorf("mTLS dev POST: %+v %v", ct, err)
+	}
+	plain := base("POST", "h", "/")
+	if ct, err := TraceListener(l, &plain); err != nil || ct.Allowed || ct.Decision != "denied: no ALLOW policy matched" {
+		t.Errorf("plaintext: %+v %v", ct, err)
 	}
 }

@@ -301,3 +301,37 @@ func (ct *ChainTrace) add(i int, c *Config, in *Input) bool {
 	ct.Decision = "denied: " + ft.Rules.Reason
 	return true
 }
+
+// TraceListener traces a's request (or connection) through a listener
+// as the proxy would serve it: the filter chain an mTLS peer
+// (a.SourcePrincipal set) or a plaintext one would take (by
+// filter_chain_match transport_protocol "tls" / "raw_buffer", else the
+// first chain), then its connection manager's RBAC http_filters, or for
+// a TCP chain its network RBAC filters.
+func TraceListener(l *listener.Listener, a *Attributes) (*ChainTrace, error) {
+	if len(l.GetFilterChains()) == 0 {
+		return nil, fmt.Errorf("listener %q: no filter chains", l.GetName())
+	}
+	want := "raw_buffer"
+	if a.SourcePrincipal != "" {
+		want = "tls"
+	}
+	fc := l.FilterChains[0]
+	for _, c := range l.FilterChains {
+		if tp := c.GetFilterChainMatch().GetTransportProtocol(); tp == want {
+			fc = c
+			break
+		}
+	}
+	for _, f := range fc.Filters {
+		var m hcm.HttpConnectionManager
+		if f.GetTypedConfig() == nil || !f.GetTypedConfig().MessageIs(&m) {
+			continue
+		}
+		if err := f.GetTypedConfig().UnmarshalTo(&m); err != nil {
+			return nil, fmt.Errorf("listener %q: %w", l.GetName(), err)
+		}
+		return TraceHTTPFilters(m.HttpFilters, a)
+	}
+	return TraceNetworkFilters(fc.Filters, a)
+}
