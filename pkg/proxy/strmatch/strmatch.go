@@ -7,6 +7,7 @@ package strmatch
 import (
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -17,6 +18,10 @@ type String struct {
 	kind       byte // 'e'xact, 'p'refix, 's'uffix, 'c'ontains, 'r'egex
 	value      string
 	re         *regexp.Regexp
+	// need are literals every match of re contains: an input lacking one
+	// is rejected without running the regex (Istio's principal regexes,
+	// "spiffe://.+/ns/foo/(.+/|)sa/bar(/.+)?", mostly do not match).
+	need []string
 	ignoreCase bool
 	// raw is the value as configured, for ignore_case exact, prefix and
 	// suffix, compared ASCII-case-insensitively as Envoy does
@@ -41,7 +46,7 @@ func Compile(m *matcher.StringMatcher) (String, error) {
 		if err != nil {
 			return sm, err
 		}
-		sm.kind, sm.re = 'r', re
+		sm.kind, sm.re, sm.need = 'r', re, requiredLiterals(p.SafeRegex.GetRegex())
 	default:
 		return sm, fmt.Errorf("unsupported string matcher %T", p)
 	}
@@ -91,9 +96,34 @@ func (m *String) Match(s string) bool {
 	case 'c':
 		return strings.Contains(s, m.value)
 	case 'r':
+		for _, lit := range m.need {
+			if !strings.Contains(s, lit) {
+				return false
+			}
+		}
 		return m.re.MatchString(s)
 	}
 	return false
+}
+
+// requiredLiterals are the case-sensitive literal pieces of a regex's
+// top-level concatenation: every match contains each of them.
+func requiredLiterals(pattern string) []string {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	parts := []*syntax.Regexp{re}
+	if re.Op == syntax.OpConcat {
+		parts = re.Sub
+	}
+	var out []string
+	for _, p := range parts {
+		if p.Op == syntax.OpLiteral && p.Flags&syntax.FoldCase == 0 && len(p.Rune) > 0 {
+			out = append(out, string(p.Rune))
+		}
+	}
+	return out
 }
 
 // asciiEqualFold reports whether a and b are equal ignoring ASCII case.
