@@ -15,13 +15,13 @@ import (
 
 // String is a compiled Envoy StringMatcher.
 type String struct {
-	kind       byte // 'e'xact, 'p'refix, 's'uffix, 'c'ontains, 'r'egex
-	value      string
-	re         *regexp.Regexp
+	kind  byte // 'e'xact, 'p'refix, 's'uffix, 'c'ontains, 'r'egex
+	value string
+	re    *regexp.Regexp
 	// need are literals every match of re contains: an input lacking one
 	// is rejected without running the regex (Istio's principal regexes,
 	// "spiffe://.+/ns/foo/(.+/|)sa/bar(/.+)?", mostly do not match).
-	need []string
+	need       []string
 	ignoreCase bool
 	// raw is the value as configured, for ignore_case exact, prefix and
 	// suffix, compared ASCII-case-insensitively as Envoy does
