@@ -182,8 +182,8 @@ func TestTraceChain(t *testing.T) {
 	fromYAML(t, string(b), &lf)
 	conn := Attributes{SourceIP: ip("10.0.0.1"), DestinationIP: ip("10.0.0.2"), DestinationPort: 80, SourcePrincipal: "spiffe://td/ns/ns-1/sa/x"}
 	ct, err = TraceNetworkFilters([]*listener.Filter{&lf}, &conn)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || ct.Allowed || !ct.Filters[0].Rules.Policies[4].Matched {
+		t.Fatalf("tcp trace, port 80 from ns-1 (rule[4]: port 80): %+v %v", ct, err)
 	}
 	// Istio widens a DENY rule with HTTP-only fields to match every
 	// connection on TCP (rule[0] becomes any/any), so every connection is
