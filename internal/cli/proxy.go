@@ -29,6 +29,7 @@ func newProxyCommand() *cobra.Command {
 		tokenFile, rootFile                        string
 		certTTL                                    time.Duration
 		tls                                        bool
+		authzExplain                               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -54,7 +55,8 @@ with the token in --token-file (the bootstrap token "sluice control" writes, or
 one from "sluice control token"), renews it at half life with jitter, and
 trusts every root of the mesh's trust bundle.
 
-Admin: GET /ready /config_dump /stats /clusters /listeners /certs on --admin-address.`,
+Admin: GET /ready /config_dump /stats /clusters /listeners /certs /debug/authz
+on --admin-address.`,
 		Example: `  sluice proxy --type sidecar --name reviews-v1 --namespace default \
     --labels app=reviews,version=v1 \
     --inbound-address 127.0.0.1:20001 --app-address 127.0.0.1:30001 \
@@ -105,7 +107,7 @@ Admin: GET /ready /config_dump /stats /clusters /listeners /certs on --admin-add
 			}
 			return proxy.New(proxy.Options{
 				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Hosts: hosts, TrustDomain: trustDomain,
-				ControlPlane: cp, CertTTL: certTTL, Logger: log,
+				ControlPlane: cp, CertTTL: certTTL, Logger: log, AuthzExplainHeader: authzExplain,
 			}).Run(cmd.Context())
 		},
 	}
@@ -131,6 +133,7 @@ Admin: GET /ready /config_dump /stats /clusters /listeners /certs on --admin-add
 	f.StringVar(&rootFile, "ca-root-file", filepath.Join(defaultStateDir(), ca.FileRootCert), "trust bundle (PEM) to verify the control plane's TLS certificate with (written by sluice control)")
 	f.BoolVar(&tls, "xds-tls", false, "connect to the control plane over TLS (default: on when --xds-address is not loopback)")
 	f.DurationVar(&certTTL, "cert-ttl", envDuration("SECRET_TTL", 0), "workload certificate lifetime to ask for (env SECRET_TTL; default: the control plane's --workload-cert-ttl)")
+	f.BoolVar(&authzExplain, "authz-explain-header", false, "name the deciding authorization policy (or \"no ALLOW policy matched\") in an X-Sluice-Authz header of each request the proxy denies (off: policy names stay private; /debug/authz, /stats and the log explain every decision regardless)")
 	addLogFlags(cmd)
 	return cmd
 }

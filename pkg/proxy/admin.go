@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 	"github.com/sluice-mesh/sluice/pkg/xdsredact"
@@ -22,7 +23,7 @@ import (
 func (p *Proxy) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "sluice proxy admin: /ready /config_dump /stats /clusters /listeners /certs /debug/pprof/")
+		fmt.Fprintln(w, "sluice proxy admin: /ready /config_dump /stats /clusters /listeners /certs /debug/authz /debug/pprof/")
 	})
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
 		rt := p.rt.Load()
@@ -47,6 +48,17 @@ func (p *Proxy) adminHandler() http.Handler {
 			return
 		}
 		enc.Encode(p.identity.Certs())
+	})
+	// The recent RBAC decisions, newest first, each with the policy that
+	// decided (or "no ALLOW policy matched"); ?format=json for JSON.
+	mux.HandleFunc("GET /debug/authz", func(w http.ResponseWriter, r *http.Request) {
+		asJSON := r.URL.Query().Get("format") == "json"
+		if asJSON {
+			w.Header().Set("Content-Type", "application/json")
+		} else {
+			w.Header().Set("Content-Type", "text/plain")
+		}
+		rbac.WriteDebug(w, p.http.Stats, asJSON)
 	})
 	// Go's profiler, as Envoy's admin has /cpuprofiler and /heapprofiler:
 	// go tool pprof http://ADMIN/debug/pprof/profile?seconds=10

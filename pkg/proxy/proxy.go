@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/downstream"
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
@@ -43,6 +44,9 @@ type Options struct {
 	// (istio-agent's SECRET_TTL; 0: the CA's default).
 	CertTTL time.Duration
 	Logger  *slog.Logger
+	// AuthzExplainHeader names the deciding RBAC policy in a response
+	// header of denied requests (--authz-explain-header; off by default).
+	AuthzExplainHeader bool
 }
 
 // DefaultWorkloadIP is the workload address a proxy assumes without --ip.
@@ -113,6 +117,7 @@ func New(opts Options) *Proxy {
 	}
 	p := &Proxy{opts: opts, log: opts.Logger, stats: dataplane.NewStatsStore(), http: httpproxy.NewShared(), listeners: map[string]*activeListener{}}
 	p.rt.Store(&dataplane.Runtime{Listeners: map[string]*dataplane.Listener{}})
+	rbac.Configure(p.http.Stats, rbac.Options{ExplainHeader: opts.AuthzExplainHeader, Logger: opts.Logger})
 	return p
 }
 

@@ -18,6 +18,7 @@ import (
 	_ "github.com/sluice-mesh/sluice/pkg/proxy/filters/cors"
 	_ "github.com/sluice-mesh/sluice/pkg/proxy/filters/fault"
 	_ "github.com/sluice-mesh/sluice/pkg/proxy/filters/jwtauthn"
+	_ "github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
 	_ "github.com/sluice-mesh/sluice/pkg/proxy/filters/router"
 )
 

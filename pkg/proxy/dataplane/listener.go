@@ -11,6 +11,7 @@ import (
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
 	"github.com/sluice-mesh/sluice/internal/hostport"
+	"github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
@@ -45,6 +46,10 @@ type FilterChain struct {
 	// TCP is set for chains that proxy opaque TCP (tcp_proxy) instead of
 	// serving HTTP; RouteName is then empty.
 	TCP *TCPRoute
+	// ConnFilters are the network filters before tcp_proxy
+	// (envoy.filters.network.rbac), in order: each judges a connection
+	// once, after it (and any TLS) is accepted; one refusing closes it.
+	ConnFilters []ConnFilter
 	// Tracing is what the connection manager's tracing block makes it do
 	// with x-envoy-decorator-operation (TracingOff without one).
 	Tracing Tracing
@@ -71,6 +76,12 @@ const (
 	// is false); the header is removed from responses.
 	TracingEgress
 )
+
+// ConnFilter is a compiled network filter run once per connection before
+// tcp_proxy; sc holds the proxy's filter counters and state.
+type ConnFilter interface {
+	Allow(c *httpfilter.Conn, sc *httpfilter.Scope) bool
+}
 
 // TCPRoute is a compiled tcp_proxy: where connections go.
 type TCPRoute struct {
@@ -188,6 +199,19 @@ func compileFilterChain(fc *listener.FilterChain, id upstream.WorkloadIdentity, 
 		chain.TLS = t
 	}
 	fs := fc.Filters
+	// [envoy.filters.network.rbac..., tcp_proxy]: Istio's TCP chains with
+	// authorization policies (pilot/pkg/security/authz/builder BuildTCP).
+	for len(fs) > 1 && fs[0].Name == rbac.NetworkName {
+		nf, err := rbac.CompileNetwork(fs[0].GetTypedConfig())
+		if err != nil {
+			return nil, fmt.Errorf("network filter %s: %w", fs[0].Name, err)
+		}
+		chain.ConnFilters = append(chain.ConnFilters, nf)
+		fs = fs[1:]
+	}
+	if len(chain.ConnFilters) > 0 && fs[0].Name != "envoy.filters.network.tcp_proxy" {
+		return nil, fmt.Errorf("network filter %s: only before envoy.filters.network.tcp_proxy is supported", rbac.NetworkName)
+	}
 	if len(fs) != 1 {
 		names := make([]string, len(fs))
 		for i, f := range fs {

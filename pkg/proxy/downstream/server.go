@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tlsinspector"
@@ -47,7 +48,10 @@ type Options struct {
 	// HTTP is the connection manager serving the HTTP chains' requests.
 	HTTP     http.Handler
 	Counters *Counters
-	Logger   *slog.Logger
+	// Scope holds the proxy's filter counters and decisions (the TCP
+	// chains' network filters count and record there).
+	Scope  *httpfilter.Scope
+	Logger *slog.Logger
 }
 
 // Server serves the connections of one listener.
@@ -72,6 +76,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Counters == nil {
 		opts.Counters = &Counters{}
+	}
+	if opts.Scope == nil {
+		opts.Scope = httpfilter.NewScope()
 	}
 	s := &Server{opts: opts, conns: map[net.Conn]struct{}{}, httpLis: newChanListener()}
 	protocols := new(http.Protocols)
@@ -193,7 +200,8 @@ func (s *Server) handle(raw net.Conn) {
 		s.opts.Counters.Plaintext.Add(1)
 	}
 	if chain.TCP != nil {
-		tcpproxy.Serve(served, chain, rt, &ci.Conn, s.opts.Logger.With("listener", l.Name))
+		tcpproxy.Serve(served, tcpproxy.Connection{Chain: chain, Runtime: rt, Conn: &ci.Conn, Scope: s.opts.Scope,
+			Logger: s.opts.Logger.With("listener", l.Name)})
 		return
 	}
 	ci.PrepareXFCC()

@@ -7,6 +7,7 @@ package strmatch
 import (
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -14,10 +15,18 @@ import (
 
 // String is a compiled Envoy StringMatcher.
 type String struct {
-	kind       byte // 'e'xact, 'p'refix, 's'uffix, 'c'ontains, 'r'egex
-	value      string
-	re         *regexp.Regexp
+	kind  byte // 'e'xact, 'p'refix, 's'uffix, 'c'ontains, 'r'egex
+	value string
+	re    *regexp.Regexp
+	// need are literals every match of re contains: an input lacking one
+	// is rejected without running the regex (Istio's principal regexes,
+	// "spiffe://.+/ns/foo/(.+/|)sa/bar(/.+)?", mostly do not match).
+	need       []string
 	ignoreCase bool
+	// raw is the value as configured, for ignore_case exact, prefix and
+	// suffix, compared ASCII-case-insensitively as Envoy does
+	// (absl::EqualsIgnoreCase) without lowering the input.
+	raw string
 }
 
 // Compile compiles a StringMatcher.
@@ -37,11 +46,12 @@ func Compile(m *matcher.StringMatcher) (String, error) {
 		if err != nil {
 			return sm, err
 		}
-		sm.kind, sm.re = 'r', re
+		sm.kind, sm.re, sm.need = 'r', re, requiredLiterals(p.SafeRegex.GetRegex())
 	default:
 		return sm, fmt.Errorf("unsupported string matcher %T", p)
 	}
 	if sm.ignoreCase {
+		sm.raw = sm.value
 		sm.value = strings.ToLower(sm.value)
 	}
 	return sm, nil
@@ -63,6 +73,16 @@ func CompileRegex(pattern string, ignoreCase bool) (*regexp.Regexp, error) {
 
 // Match reports whether s matches.
 func (m *String) Match(s string) bool {
+	if m.ignoreCase {
+		switch m.kind {
+		case 'e':
+			return asciiEqualFold(s, m.raw)
+		case 'p':
+			return len(s) >= len(m.raw) && asciiEqualFold(s[:len(m.raw)], m.raw)
+		case 's':
+			return len(s) >= len(m.raw) && asciiEqualFold(s[len(s)-len(m.raw):], m.raw)
+		}
+	}
 	if m.ignoreCase && m.kind != 'r' {
 		s = strings.ToLower(s)
 	}
@@ -76,7 +96,55 @@ func (m *String) Match(s string) bool {
 	case 'c':
 		return strings.Contains(s, m.value)
 	case 'r':
+		for _, lit := range m.need {
+			if !strings.Contains(s, lit) {
+				return false
+			}
+		}
 		return m.re.MatchString(s)
 	}
 	return false
+}
+
+// requiredLiterals are the case-sensitive literal pieces of a regex's
+// top-level concatenation: every match contains each of them.
+func requiredLiterals(pattern string) []string {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	parts := []*syntax.Regexp{re}
+	if re.Op == syntax.OpConcat {
+		parts = re.Sub
+	}
+	var out []string
+	for _, p := range parts {
+		if p.Op == syntax.OpLiteral && p.Flags&syntax.FoldCase == 0 && len(p.Rune) > 0 {
+			out = append(out, string(p.Rune))
+		}
+	}
+	return out
+}
+
+// asciiEqualFold reports whether a and b are equal ignoring ASCII case.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

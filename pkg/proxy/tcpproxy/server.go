@@ -1,8 +1,9 @@
 // Package tcpproxy serves the connections of filter chains that proxy
 // opaque TCP (Envoy's tcp_proxy): the listener (pkg/proxy/downstream) has
-// chosen the chain and terminated any TLS; a cluster and a host are picked
-// and bytes are copied both ways until either side closes or the
-// connection is idle too long.
+// chosen the chain and terminated any TLS; the chain's network filters
+// (envoy.filters.network.rbac) judge the connection, then a cluster and a
+// host are picked and bytes are copied both ways until either side closes
+// or the connection is idle too long.
 package tcpproxy
 
 import (
@@ -15,33 +16,40 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpconn"
 )
 
-// Serve proxies one downstream connection for chain (a TCP chain) and
-// closes it. dc is the connection as network filters see it, filled once
-// by the listener.
-func Serve(conn net.Conn, chain *dataplane.FilterChain, rt *dataplane.Runtime, dc *httpfilter.Conn, log *slog.Logger) {
+// Connection is one downstream connection of a TCP chain.
+type Connection struct {
+	Chain   *dataplane.FilterChain
+	Runtime *dataplane.Runtime
+	// Conn is the connection as network filters see it, filled once by
+	// the listener.
+	Conn *httpfilter.Conn
+	// Scope holds the proxy's filter counters and decisions, which live
+	// across config pushes.
+	Scope  *httpfilter.Scope
+	Logger *slog.Logger
+}
+
+// Serve proxies conn as c says and closes it. A network filter refusing
+// the connection (an RBAC denial) closes it before any upstream is dialled.
+func Serve(conn net.Conn, c Connection) {
 	defer conn.Close()
-	// NETWORK FILTERS: the chain's network filters before tcp_proxy
-	// (envoy.filters.network.rbac, helper rbacfilter's
-	// dataplane.FilterChain.ConnFilters) run here, once per connection,
-	// with dc; a filter refusing the connection closes it:
-	//	for _, f := range chain.ConnFilters {
-	//		if !f.Allow(dc) {
-	//			return
-	//		}
-	//	}
-	_ = dc
-	route := chain.TCP
+	for _, f := range c.Chain.ConnFilters {
+		if !f.Allow(c.Conn, c.Scope) {
+			return
+		}
+	}
+	route := c.Chain.TCP
 	name := route.PickCluster()
-	cl := rt.Clusters[name]
+	cl := c.Runtime.Clusters[name]
 	if cl == nil {
-		log.Warn("tcp: cluster not found", "cluster", name)
+		c.Logger.Warn("tcp: cluster not found", "cluster", name)
 		return
 	}
 	// Raw TCP in local mode carries no original destination, so a
 	// passthrough cluster has nothing to go to (Dial refuses it).
 	up, err := tcpconn.Dial(context.Background(), cl, "")
 	if err != nil {
-		log.Debug("tcp: upstream connect failed", "cluster", name, "err", err)
+		c.Logger.Debug("tcp: upstream connect failed", "cluster", name, "err", err)
 		return
 	}
 	up.Pipe(conn, route.IdleTimeout)
