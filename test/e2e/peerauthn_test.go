@@ -45,8 +45,19 @@ spec: {mtls: {mode: STRICT}}
 	if err := meshCallWithIdentity(c); err != nil {
 		t.Fatalf("STRICT: mesh client: %v", err)
 	}
+	// Plaintext sent before STRICT arrived was served; from now on none is.
+	var plainBefore uint64
+	if err := portCounts(m, w.Name, "STRICT", func(_, plain uint64) bool { plainBefore = plain; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := plaintextGet(w.InboundAddress); err == nil {
+		t.Fatalf("STRICT: plaintext answered %s", r.Status)
+	}
 	m.WaitConverged(func() error {
-		return portCounts(m, w.Name, "STRICT", func(mtls, _ uint64) bool { return mtls >= 2 })
+		// The client sidecar may keep using its pooled mTLS connection, so
+		// the mTLS count need not grow; refused plaintext is never counted
+		// as served plaintext.
+		return portCounts(m, w.Name, "STRICT", func(mtls, plain uint64) bool { return mtls >= 1 && plain == plainBefore })
 	}, convergeTimeout)
 	requireSyncedNoNACK(t, m)
 }
@@ -101,9 +112,20 @@ func portCounts(m *testenv.Mesh, name, mode string, ok func(mtls, plain uint64) 
 		}
 		if len(w.Ports) != 1 || w.Ports[0].Mode != mode || w.Ports[0].MTLS == nil || w.Ports[0].Plaintext == nil ||
 			!ok(*w.Ports[0].MTLS, *w.Ports[0].Plaintext) {
-			return fmt.Errorf("mtls status of %s: %+v (stats error %q)", name, w.Ports, w.StatsError)
+			var got []string
+			for _, p := range w.Ports {
+				got = append(got, fmt.Sprintf("port %d %s mtls=%s plaintext=%s", p.Port, p.Mode, count(p.MTLS), count(p.Plaintext)))
+			}
+			return fmt.Errorf("mtls status of %s: %v (stats error %q)", name, got, w.StatsError)
 		}
 		return nil
 	}
 	return fmt.Errorf("no mtls status for %s: %+v", name, st.MTLS)
+}
+
+func count(n *uint64) string {
+	if n == nil {
+		return "-"
+	}
+	return fmt.Sprint(*n)
 }
