@@ -484,11 +484,28 @@ func (e *istioEnv) startGateways(t *testing.T, c *Case) {
 			continue
 		}
 		key := selectorKey(ig.Selector)
+		labels, sa := ingressLabels(ig.Selector)
 		e.gateways[key] = e.mesh.AddGateway(testenv.GatewayOptions{
-			Name: "gateway-" + sanitizeName(key), Namespace: "istio-system", Labels: ig.Selector,
+			Name: "gateway-" + sanitizeName(key), Namespace: "istio-system", Labels: labels, ServiceAccount: sa,
 			PortOffset: freeOffset(t, ports[key]),
 		})
 	}
+}
+
+// ingressLabels are the labels and service account of the gateway
+// workload a selector enters by: the selector's labels, and for Istio's
+// default ingress gateway (istio=ingressgateway) the rest of what
+// `istioctl install` gives its pods (app=istio-ingressgateway, which
+// policies select it by, and its service account).
+func ingressLabels(sel map[string]string) (map[string]string, string) {
+	labels := maps.Clone(sel)
+	if sel["istio"] != "ingressgateway" {
+		return labels, ""
+	}
+	if _, ok := labels["app"]; !ok {
+		labels["app"] = "istio-ingressgateway"
+	}
+	return labels, "istio-ingressgateway-service-account"
 }
 
 func selectorKey(sel map[string]string) string {
