@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,6 +102,9 @@ on --admin-address.`,
 			}
 			cp := identity.ControlPlane{Address: xdsAddr, TokenFile: tokenFile, TLS: xdsTLS(cmd, tls, xdsAddr), RootFile: rootFile}
 			log := newLogger(cmd)
+			// Filters (jwt_authn, rbac) log through slog's default, so
+			// their lines honour --log-level and --log-json too.
+			slog.SetDefault(log)
 			if _, err := os.Stat(tokenFile); err != nil {
 				// The control plane may be starting; the token is read at every call.
 				log.Warn("no token yet; the control plane will refuse this proxy until there is one", "err", err, "fix", ca.TokenFix)
