@@ -180,13 +180,14 @@ var supportTable = rows(
 	gatewayAPIRejections(),
 
 	securityRows(),
-	unclaimed(notConformance, rows(
+	// Exercised by ../shared/conformance/istio-security (claimed).
+	rows(
 		supported("PeerAuthentication", "", "spec.selector", "spec.mtls"),
 		supported("PeerAuthentication", "mesh (root namespace, no selector), namespace and workload (selector) level; "+
 			"the most specific wins, UNSET inherits, the oldest wins a tie, as Istio (docs/security.md)", "spec.mtls.mode"),
 		supported("PeerAuthentication", "keyed by the workload port: the sidecar's inbound port (a WorkloadEntry's port) "+
 			"or the Service targetPort (container port) it stands in for; requires a selector", "spec.portLevelMtls"),
-		supported("PeerAuthentication", "", "spec.portLevelMtls[].mode"))),
+		supported("PeerAuthentication", "", "spec.portLevelMtls[].mode")),
 
 	supported("Sidecar", "", "spec.workloadSelector", "spec.egress[].hosts", "spec.egress[].port", "spec.egress[].bind",
 		"spec.egress[].captureMode", "spec.ingress[].port", "spec.ingress[].bind", "spec.ingress[].defaultEndpoint",
