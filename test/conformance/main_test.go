@@ -9,7 +9,7 @@
 // fortio installed, ...) is skipped with the reason, never counted as
 // passed. Every run ends with a summary line such as "conformance
 // istio-tasks: 12 passed, 0 failed, 20 skipped"; the groups without a
-// runner yet get "conformance istio-security: not run ..." (TestCorpusGroups).
+// runner yet get "conformance istio-telemetry: not run ..." (TestCorpusGroups).
 //
 // With CI=true the corpus must be present and every group's passed count
 // must reach its floor in floors.yaml; elsewhere an absent corpus skips.
