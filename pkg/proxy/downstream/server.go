@@ -170,6 +170,13 @@ func (s *Server) handle(raw net.Conn) {
 		s.opts.Counters.NoChainMatch.Add(1)
 		s.opts.Logger.Debug("no filter chain matches the connection", "listener", l.Name,
 			"remote", raw.RemoteAddr().String(), "transport", in.Transport, "sni", in.ServerName, "alpn", in.ALPN)
+		// Envoy's close leaves the client's unread bytes in the socket, so
+		// the kernel resets the connection (curl: 56, "Connection reset
+		// by peer", as Istio's STRICT pages show); the inspector read
+		// them, so reset it the same way.
+		if tc, ok := raw.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
 		raw.Close()
 		return
 	}
