@@ -15,7 +15,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -226,9 +225,12 @@ func (c *CA) Sign(csrPEM []byte, ttl time.Duration) ([]string, error) {
 	if notAfter.After(b.signer.NotAfter) {
 		notAfter = b.signer.NotAfter
 	}
+	// An empty subject, as istiod's CA signs workload certificates
+	// (security/pkg/pki/util/generate_cert.go genCertTemplateFromCSR):
+	// the identity is the URI SAN alone (marked critical, RFC 5280), and
+	// XFCC shows Subject="" as on Istio's pages.
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{Organization: []string{c.opts.TrustDomain}},
 		URIs:         []*url.URL{id},
 		NotBefore:    now.Add(-5 * time.Minute), NotAfter: notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -424,5 +425,41 @@ func TestSourceIPRule(t *testing.T) {
 		if got := sourceIP(model.Proxy{Type: c.typ, IPs: []string{c.ip}}).String(); got != c.want {
 			t.Errorf("%s --ip %s: source %s, want %s", c.typ, c.ip, got, c.want)
 		}
+	}
+}
+
+// TestWrongTrustDomainRefused: a client certificate from the mesh's own
+// root but for another trust domain (spiffe://evil.local/...) is refused
+// by the inbound mTLS chain's SPIFFE prefix check, as Envoy's SAN matchers
+// refuse it; the mesh's own trust domain still gets through.
+func TestWrongTrustDomainRefused(t *testing.T) {
+	dir := t.TempDir()
+	c, err := ca.New(ca.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same root and key, signing for another trust domain.
+	evil, err := ca.New(ca.Options{Dir: dir, TrustDomain: "evil.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCert, good, bad := issueMeshCert(t, c, "default", "reviews"), issueMeshCert(t, c, "default", "productpage"),
+		issueMeshCert(t, evil, "default", "productpage")
+	if !strings.HasPrefix(bad.leaf.URIs[0].String(), "spiffe://evil.local/") || !bytes.Equal(bad.leaf.RawIssuer, good.leaf.RawIssuer) {
+		t.Fatalf("the test needs a certificate of another trust domain from the same root: %v", bad.leaf.URIs)
+	}
+	app, in := xfccApp(t), freeAddr(t)
+	p := New(Options{})
+	defer p.shutdownListeners(t.Context())
+	res := resourcesOf([]*listener.Listener{inboundListener(t, "inbound_9080", in, srvCert, c, false, func() *listener.Filter { return inboundHCM(t) })},
+		[]*route.RouteConfiguration{inboundRoutes("app")}, []*cluster.Cluster{staticCluster(t, "app", app)})
+	if _, err := p.apply(res); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fetch(mtlsClient(&good), "https://"+in+"/", nil); err != nil {
+		t.Fatalf("the mesh's trust domain: %v", err)
+	}
+	if body, err := fetch(mtlsClient(&bad), "https://"+in+"/", nil); err == nil {
+		t.Fatalf("a certificate of trust domain evil.local was served: %q", body)
 	}
 }

@@ -10,8 +10,8 @@ import (
 type xfccRole int
 
 const (
-	// xfccNone leaves Envoy's default (SANITIZE): outbound listeners.
-	xfccNone xfccRole = iota
+	// The zero role leaves Envoy's default (SANITIZE): outbound listeners.
+	_ xfccRole = iota
 	// xfccSidecarInbound is Istio's sidecar inbound connection manager
 	// (buildSidecarInboundHTTPOpts, pilot/pkg/networking/core/
 	// listener_inbound.go): APPEND_FORWARD, unless meshConfig

@@ -140,10 +140,7 @@ func sanitizeAudience(a string) string {
 	} else if s, ok := strings.CutPrefix(a, "https://"); ok {
 		a = s
 	}
-	if strings.HasSuffix(a, "/") {
-		a = a[:len(a)-1]
-	}
-	return a
+	return strings.TrimSuffix(a, "/")
 }
 
 func (as audiences) allowed(tokenAud []string) bool {

@@ -352,8 +352,11 @@ func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, 
 		var fail failure
 		var flag Flags
 		would := false
-		if res.err == nil && fired {
-			// The timeout won the race with the response headers.
+		if res.err == nil && (fired || errors.Is(ctx.Err(), context.DeadlineExceeded)) {
+			// A timeout (per try, or the route's) won the race with the
+			// response headers: Envoy's timer answers 504 UT, whatever
+			// the upstream sends after it (here possibly the answer to
+			// the cancellation itself).
 			res.resp.Body.Close()
 			res.resp, res.err = nil, context.DeadlineExceeded
 		}
