@@ -11,6 +11,7 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/strmatch"
 )
 
@@ -32,14 +33,14 @@ func legacyMatch(m *matcher.StringMatcher) stringMatch {
 
 // headerMatch is a compiled HeaderMatcher.
 type headerMatch struct {
-	name    string // lower case; ":method" and friends are pseudo-headers
+	name    string // httpfilter.HeaderKey: a pseudo-header or a canonical key
 	present bool   // match on presence only
 	str     stringMatch
 	invert  bool
 }
 
 func compileHeaderMatch(h *route.HeaderMatcher) (headerMatch, error) {
-	hm := headerMatch{name: strings.ToLower(h.Name), invert: h.InvertMatch}
+	hm := headerMatch{name: httpfilter.HeaderKey(h.Name), invert: h.InvertMatch}
 	switch s := h.HeaderMatchSpecifier.(type) {
 	case *route.HeaderMatcher_StringMatch:
 		sm, err := compileStringMatch(s.StringMatch)
@@ -72,34 +73,8 @@ func compileHeaderMatch(h *route.HeaderMatcher) (headerMatch, error) {
 	return hm, nil
 }
 
-// headerValue reads a header or pseudo-header from r. Several values of
-// one header are joined with "," as Envoy joins them for matching.
-func headerValue(r *http.Request, name string) (string, bool) {
-	switch name {
-	case ":method":
-		return r.Method, true
-	case ":authority", "host":
-		return r.Host, true
-	case ":path":
-		return r.RequestURI, true
-	case ":scheme":
-		if r.TLS != nil {
-			return "https", true
-		}
-		return "http", true
-	}
-	vals := r.Header.Values(name)
-	switch len(vals) {
-	case 0:
-		return "", false
-	case 1:
-		return vals[0], true
-	}
-	return strings.Join(vals, ","), true
-}
-
 func (h *headerMatch) match(r *http.Request) bool {
-	v, ok := headerValue(r, h.name)
+	v, ok := httpfilter.HeaderValue(r, h.name, r.RequestURI)
 	var res bool
 	if h.present {
 		res = ok

@@ -2,13 +2,13 @@ package rbac
 
 import (
 	"fmt"
-	"net/textproto"
 	"strconv"
 	"strings"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/strmatch"
 )
 
@@ -34,17 +34,12 @@ type headerMatch struct {
 func compileHeaderNode(h *route.HeaderMatcher, where string) (node, error) {
 	hm := &headerMatch{invert: h.InvertMatch, missingAsEmpty: h.TreatMissingHeaderAsEmpty}
 	name := strings.ToLower(h.Name)
-	switch name {
-	case ":method", ":authority", ":path", ":scheme":
-		hm.key = name
-	case "host":
-		hm.key = ":authority" // HTTP/1.1 Host is HTTP/2's :authority
-	default:
-		if strings.HasPrefix(name, ":") {
-			return node{}, fmt.Errorf("%s.name %q: pseudo-header not supported", where, h.Name)
-		}
-		hm.key = textproto.CanonicalMIMEHeaderKey(h.Name)
+	switch {
+	case name == ":method", name == ":authority", name == ":path", name == ":scheme":
+	case strings.HasPrefix(name, ":"):
+		return node{}, fmt.Errorf("%s.name %q: pseudo-header not supported", where, h.Name)
 	}
+	hm.key = httpfilter.HeaderKey(h.Name) // "host" is HTTP/2's :authority
 	desc := fmt.Sprintf("header %s", name)
 	var sm *matcher.StringMatcher
 	switch s := h.HeaderMatchSpecifier.(type) {
@@ -95,27 +90,7 @@ func (h *headerMatch) value(in *Input) (string, bool) {
 	if r == nil {
 		return "", false
 	}
-	switch h.key {
-	case ":method":
-		return r.Method, true
-	case ":authority":
-		return r.Host, true
-	case ":path":
-		return in.fullPath(), true
-	case ":scheme":
-		if r.TLS != nil {
-			return "https", true
-		}
-		return "http", true
-	}
-	vals := r.Header[h.key]
-	switch len(vals) {
-	case 0:
-		return "", false
-	case 1:
-		return vals[0], true
-	}
-	return strings.Join(vals, ","), true
+	return httpfilter.HeaderValue(r, h.key, in.fullPath())
 }
 
 func (h *headerMatch) match(in *Input) bool {
