@@ -12,6 +12,8 @@ package ca
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -296,6 +298,20 @@ func (c *CA) checkIdentity(u *url.URL) error {
 // Identity is a workload's SPIFFE ID.
 func Identity(trustDomain, namespace, serviceAccount string) string {
 	return "spiffe://" + trustDomain + "/ns/" + namespace + "/sa/" + serviceAccount
+}
+
+// newKeySerial makes a P-256 key and a serial number for a certificate
+// the CA makes for itself (a root, its serving certificate).
+func newKeySerial() (*ecdsa.PrivateKey, *big.Int, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := serialNumber()
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, serial, nil
 }
 
 func serialNumber() (*big.Int, error) {

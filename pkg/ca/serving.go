@@ -1,8 +1,6 @@
 package ca
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -64,11 +62,7 @@ func (s *ServingCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, er
 
 func (c *CA) issueServing(hosts []string) (*tls.Certificate, error) {
 	b := c.bundle.Load()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := serialNumber()
+	key, serial, err := newKeySerial()
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,6 @@ package ca
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -137,11 +135,7 @@ func (b *keyCertBundle) verifySigner() error {
 
 // newSelfSigned makes a root with a new key.
 func newSelfSigned(trustDomain string) (*keyCertBundle, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := serialNumber()
+	key, serial, err := newKeySerial()
 	if err != nil {
 		return nil, err
 	}
