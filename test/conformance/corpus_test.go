@@ -122,6 +122,22 @@ type Request struct {
 	URL string `json:"url"`
 }
 
+// methodOrGET is the request's method, GET when the data names none.
+func (r Request) methodOrGET() string {
+	if r.Method == "" {
+		return "GET"
+	}
+	return r.Method
+}
+
+// pathOrRoot is the request's path, / when the data names none.
+func (r Request) pathOrRoot() string {
+	if r.Path == "" {
+		return "/"
+	}
+	return r.Path
+}
+
 // Expect is what every response (or, for fractions, all of them together)
 // must satisfy.
 type Expect struct {

@@ -705,14 +705,7 @@ func (e *gwEnv) Send(ch *Check) (*testenv.Response, error) {
 // sendWithID sends one request of ch, carrying id in requestIDHeader when
 // it is not empty.
 func (e *gwEnv) sendWithID(ch *Check, id string) (*testenv.Response, error) {
-	method := ch.Request.Method
-	if method == "" {
-		method = "GET"
-	}
-	path := ch.Request.Path
-	if path == "" {
-		path = "/"
-	}
+	method, path := ch.Request.methodOrGET(), ch.Request.pathOrRoot()
 	headers := map[string]string{}
 	for k, v := range ch.Request.Headers {
 		headers[k] = v
@@ -821,10 +814,7 @@ func (e *gwEnv) FractionKey(r *testenv.Response) string {
 }
 
 func (e *gwEnv) Describe(ch *Check) string {
-	method := ch.Request.Method
-	if method == "" {
-		method = "GET"
-	}
+	method := ch.Request.methodOrGET()
 	var where string
 	if mc := ch.Via.MeshClient; mc != nil {
 		where = fmt.Sprintf("from %s/%s, Host %s", mc.Namespace, mc.Workload, e.expandHost(strOr(ch.Request.Host)))

@@ -300,10 +300,7 @@ func (e *istioEnv) sendURL(ch *Check) (*testenv.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	method := ch.Request.Method
-	if method == "" {
-		method = "GET"
-	}
+	method := ch.Request.methodOrGET()
 	if u.Scheme == "http" {
 		req, err := http.NewRequest(method, u.String(), nil)
 		if err != nil {

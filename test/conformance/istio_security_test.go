@@ -152,14 +152,7 @@ func (e *istioEnv) sendSecurity(ch *Check) (*testenv.Response, error) {
 		}
 		return tcpExchangeFrom(s.ip, addr, *ch.Request.TCPSend, ch.Request.HoldOpen)
 	}
-	method := ch.Request.Method
-	if method == "" {
-		method = "GET"
-	}
-	path := ch.Request.Path
-	if path == "" {
-		path = "/"
-	}
+	method, path := ch.Request.methodOrGET(), ch.Request.pathOrRoot()
 	if s.client != nil {
 		return s.client.Request(method, hostHeader(ch), path, ch.Request.Headers, nil)
 	}

@@ -723,14 +723,7 @@ func (e *istioEnv) Send(ch *Check) (*testenv.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	method := ch.Request.Method
-	if method == "" {
-		method = "GET"
-	}
-	path := ch.Request.Path
-	if path == "" {
-		path = "/"
-	}
+	method, path := ch.Request.methodOrGET(), ch.Request.pathOrRoot()
 	return c.Request(method, hostHeader(ch), path, ch.Request.Headers, nil)
 }
 
@@ -769,14 +762,7 @@ func (e *istioEnv) sendIngress(ch *Check, ig *IngressGateway) (*testenv.Response
 	if ch.Request.TCPSend != nil {
 		return tcpExchange(addr, *ch.Request.TCPSend, ch.Request.HoldOpen)
 	}
-	method := ch.Request.Method
-	if method == "" {
-		method = "GET"
-	}
-	path := ch.Request.Path
-	if path == "" {
-		path = "/"
-	}
+	method, path := ch.Request.methodOrGET(), ch.Request.pathOrRoot()
 	req, err := http.NewRequest(method, "http://"+addr+path, nil)
 	if err != nil {
 		return nil, err
@@ -835,10 +821,7 @@ func (e *istioEnv) Describe(ch *Check) string {
 		return fmt.Sprintf("%s to ingress %v port %d, Host %s, %d times", what, ig.Selector, ig.Port, host, max(ch.Repeat, 1))
 	}
 	mc := ch.Via.MeshClient
-	method := ch.Request.Method
-	if method == "" {
-		method = "GET"
-	}
+	method := ch.Request.methodOrGET()
 	var s string
 	if ch.Request.URL != "" {
 		how := "through its sidecar as an HTTP proxy"

@@ -279,10 +279,7 @@ func (d *istioCase) bodyUnsupported(ch *Check) string {
 	if b == nil || b.Service == "" {
 		return why + " and the check names no backend whose described behaviour could give it"
 	}
-	method := ch.Request.Method
-	if method == "" {
-		method = "GET"
-	}
+	method := ch.Request.methodOrGET()
 	path, _, _ := strings.Cut(ch.Request.Path, "?")
 	ref := workloadRef{service: b.Service, version: b.Version, namespace: b.Namespace}
 	ws := d.Backends.workloadsOf(ref)
