@@ -284,8 +284,14 @@ func tcpExchangeFrom(ip, addr, data, hold string) (*testenv.Response, error) {
 			buf = append(buf, one[0])
 		}
 		if err != nil {
+			var ne net.Error
+			if len(buf) == 0 && errors.As(err, &ne) && ne.Timeout() {
+				// Held open without an answer: not the rejection (a close
+				// by the server's sidecar) the pages mean.
+				return nil, fmt.Errorf("tcp %s: no answer, and the connection was not closed: %w", addr, err)
+			}
 			if len(buf) == 0 {
-				return nil, classifyConnError(fmt.Errorf("tcp %s: no answer: %w", addr, err))
+				return nil, classifyConnError(fmt.Errorf("tcp %s: closed without an answer: %w", addr, err))
 			}
 			break
 		}
