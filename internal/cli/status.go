@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/controlplane"
 	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
+	"github.com/sluice-mesh/sluice/pkg/jwks"
 )
 
 func init() { register(newStatusCommand) }
@@ -27,7 +28,8 @@ func newStatusCommand() *cobra.Command {
 		Short: "Show what the control plane does not enforce, each sidecar's mTLS mode and traffic, and the Gateway API status",
 		Long: `status reads /debug/status and /debug/gatewayapi from a running "sluice control".
 It first lists every resource accepted but NOT ENFORCED (a kind sluice does not build
-yet, such as Telemetry), with its file and why; then, per connected sidecar
+yet, such as Telemetry), with its file and why, and any RequestAuthentication key set
+the control plane could not fetch (its tokens are refused); then, per connected sidecar
 and inbound port, the effective PeerAuthentication mode (STRICT, PERMISSIVE, DISABLE),
 the PeerAuthentications it comes from, and how many connections the port took in
 mTLS and in plaintext since the proxy started ("-" when the proxy does not report
@@ -42,6 +44,7 @@ a condition is not as it should be. --json prints the Gateway API status with th
 			var cp struct {
 				NotEnforced []config.NotEnforced        `json:"not_enforced"`
 				MTLS        []controlplane.WorkloadMTLS `json:"mtls"`
+				Jwks        []jwks.Failure              `json:"jwks_failures"`
 			}
 			body, err := getStatus(hc, addr, "/debug/status")
 			if err != nil {
@@ -62,6 +65,7 @@ a condition is not as it should be. --json prints the Gateway API status with th
 				return err
 			}
 			printNotEnforced(cmd.OutOrStdout(), cp.NotEnforced)
+			printJwksFailures(cmd.OutOrStdout(), cp.Jwks)
 			printMTLS(cmd.OutOrStdout(), cp.MTLS)
 			printStatus(cmd.OutOrStdout(), &st)
 			if p := st.Problems(); len(p) > 0 {
@@ -73,6 +77,18 @@ a condition is not as it should be. --json prints the Gateway API status with th
 	cmd.Flags().StringVar(&addr, "address", "127.0.0.1:15014", "the control plane's --http-address")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	return cmd
+}
+
+// printJwksFailures names the RequestAuthentication key sets the control
+// plane could not fetch: tokens of those issuers are refused (fail closed).
+func printJwksFailures(w io.Writer, list []jwks.Failure) {
+	for _, f := range list {
+		fmt.Fprintf(w, "JWKS UNAVAILABLE  issuer %s  %s: %s (since %s); its tokens are refused\n",
+			f.Issuer, f.JwksURI, f.Error, f.Since.Format(time.RFC3339))
+	}
+	if len(list) > 0 {
+		fmt.Fprintln(w)
+	}
 }
 
 // getStatus GETs one of the control plane's status pages.

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/controlplane"
+	"github.com/sluice-mesh/sluice/pkg/jwks"
 	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 )
 
@@ -76,5 +77,17 @@ spec: {accessLogging: [{}]}
 	if len(st.NotEnforced) != 1 || st.NotEnforced[0].Kind != "telemetry.istio.io/Telemetry" ||
 		st.NotEnforced[0].Name != "deny-all" || !strings.Contains(st.NotEnforced[0].File, "policy.yaml") {
 		t.Errorf("--json not_enforced: %+v", st.NotEnforced)
+	}
+}
+
+// A key set the control plane could not fetch is named, with its issuer
+// and error, so users know why that issuer's tokens are refused.
+func TestStatusPrintsJwksFailures(t *testing.T) {
+	var b strings.Builder
+	printJwksFailures(&b, []jwks.Failure{{Issuer: "https://issuer.example", JwksURI: "https://issuer.example/jwks",
+		Error: "connection refused", Since: time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)}})
+	want := "JWKS UNAVAILABLE  issuer https://issuer.example  https://issuer.example/jwks: connection refused (since 2026-12-03T14:00:00Z); its tokens are refused\n"
+	if !strings.HasPrefix(b.String(), want) {
+		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }
