@@ -1,6 +1,7 @@
 // Package downstream is a listener's connection side, as Envoy's
 // connection handler and filter chain manager: for every accepted
-// connection, the tls_inspector (when the listener has or needs it), the
+// connection, the listener filters (the tls_inspector when the listener has
+// or needs it, the http_inspector when it has it; inspect.go), the
 // filter chain it matches (dataplane.Listener.Select; none: the
 // connection is closed), the chain's TLS termination, the connection as
 // filters see it (httpfilter.Conn, filled once) and the connection
@@ -25,7 +26,6 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
-	"github.com/sluice-mesh/sluice/pkg/proxy/tlsinspector"
 )
 
 // handshakeTimeout bounds a downstream TLS handshake.
@@ -153,15 +153,10 @@ func (s *Server) handle(raw net.Conn) {
 	if ta, ok := raw.LocalAddr().(*net.TCPAddr); ok {
 		in.DestinationPort = uint32(ta.Port)
 	}
-	conn := raw
-	if l.Inspector != nil {
-		res, replay, err := tlsinspector.Inspect(raw, l.Inspector)
-		if err != nil {
-			raw.Close()
-			return
-		}
-		conn = replay
-		in.ServerName, in.Transport, in.ALPN = res.ServerName, res.Transport(), res.ALPN
+	conn, ok := inspect(raw, l, &in)
+	if !ok {
+		raw.Close()
+		return
 	}
 	chain := l.Select(&in)
 	if chain == nil {
