@@ -118,28 +118,28 @@ func Detect(data []byte) (string, State) {
 	if end >= 0 {
 		line = data[:end]
 	}
-	version, st := requestLine(line, end >= 0)
+	is11, st := requestLine(line, end >= 0)
 	switch {
 	case st != Done:
 		return "", st
-	case version == "HTTP/1.1":
+	case is11:
 		return HTTP11, Done
 	}
 	return HTTP10, Done
 }
 
 // requestLine checks line (complete: the line ended) as http_parser's
-// request line states do, returning its version ("" for HTTP/0.9).
-func requestLine(line []byte, complete bool) (string, State) {
+// request line states do, saying whether its version is HTTP/1.1.
+func requestLine(line []byte, complete bool) (bool, State) {
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 0 {
-		if !complete && methodPrefix(string(line)) {
-			return "", Continue
+		if !complete && methodPrefix(line) {
+			return false, Continue
 		}
-		return "", NotHTTP
+		return false, NotHTTP
 	}
-	if !knownMethod(string(line[:sp])) {
-		return "", NotHTTP
+	if !knownMethod(line[:sp]) {
+		return false, NotHTTP
 	}
 	rest := line[sp+1:]
 	sp = bytes.IndexByte(rest, ' ')
@@ -148,13 +148,13 @@ func requestLine(line []byte, complete bool) (string, State) {
 		target = rest[:sp]
 	}
 	if !validTarget(target, sp >= 0 || complete) {
-		return "", NotHTTP
+		return false, NotHTTP
 	}
 	if sp < 0 {
 		if complete {
-			return "", Done // "GET /": HTTP/0.9
+			return false, Done // "GET /": HTTP/0.9
 		}
-		return "", Continue
+		return false, Continue
 	}
 	return version(rest[sp+1:], complete)
 }
@@ -173,22 +173,23 @@ func validTarget(t []byte, ended bool) bool {
 	return true
 }
 
-// version checks "HTTP/d.d" (or a prefix of it while the line goes on).
-func version(v []byte, complete bool) (string, State) {
+// version checks "HTTP/d.d" (or a prefix of it while the line goes on),
+// saying whether it is HTTP/1.1.
+func version(v []byte, complete bool) (bool, State) {
 	const form = "HTTP/d.d"
 	if len(v) > len(form) || complete && len(v) != len(form) {
-		return "", NotHTTP
+		return false, NotHTTP
 	}
 	for i, c := range v {
 		want := form[i]
 		if want == 'd' && (c < '0' || c > '9') || want != 'd' && c != want {
-			return "", NotHTTP
+			return false, NotHTTP
 		}
 	}
 	if !complete {
-		return "", Continue
+		return false, Continue
 	}
-	return string(v), Done
+	return string(v) == "HTTP/1.1", Done
 }
 
 // methods are the methods http_parser knows (http_parser.h HTTP_METHOD_MAP).
@@ -200,9 +201,9 @@ var methods = []string{
 	"LINK", "UNLINK", "SOURCE",
 }
 
-func knownMethod(m string) bool {
+func knownMethod(m []byte) bool {
 	for _, k := range methods {
-		if m == k {
+		if string(m) == k {
 			return true
 		}
 	}
@@ -210,9 +211,9 @@ func knownMethod(m string) bool {
 }
 
 // methodPrefix: m could still become a known method.
-func methodPrefix(m string) bool {
+func methodPrefix(m []byte) bool {
 	for _, k := range methods {
-		if len(m) <= len(k) && k[:len(m)] == m {
+		if len(m) <= len(k) && k[:len(m)] == string(m) {
 			return true
 		}
 	}
