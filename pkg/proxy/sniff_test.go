@@ -195,6 +195,14 @@ func TestSniffedInbound(t *testing.T) {
 		t.Errorf("mTLS TCP (ALPN istio-peer-exchange): %q %v, want the TCP chain", got, err)
 	}
 
+	stats := statsOf(t, p)
+	for _, want := range []string{"http_inspector.http11_found: 1\n", "http_inspector.http2_found: 1\n", "http_inspector.http10_found: 1\n",
+		"http_inspector.http_not_found: 1\n", "downstream_pre_cx_timeout: 0\n"} {
+		if !strings.Contains(stats, "listener.virtualInbound_9002."+want) {
+			t.Errorf("/stats lacks listener.virtualInbound_9002.%s", want)
+		}
+	}
+
 	// STRICT: plaintext, HTTP or not, matches no chain and is closed.
 	apply(sniffOpts{strict: true})
 	if body, err := fetch(plain, "http://"+in+"/", nil); err == nil {
@@ -288,5 +296,8 @@ func TestSniffTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d < timeout-20*time.Millisecond || d > 3*time.Second {
 		t.Errorf("closed after %v, want about the listener_filters_timeout %v", d, timeout)
+	}
+	if stats := statsOf(t, p); !strings.Contains(stats, "listener.virtualInbound_9002.downstream_pre_cx_timeout: 3\n") {
+		t.Errorf("/stats: want 3 listener filter timeouts:\n%s", stats)
 	}
 }

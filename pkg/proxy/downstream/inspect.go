@@ -19,7 +19,7 @@ import (
 // TLS on, the application protocol it sniffed ("http/1.1", "http/1.0",
 // "h2c"). It returns the connection replaying what was read, or ok false
 // when the connection must be closed.
-func inspect(raw net.Conn, l *dataplane.Listener, in *dataplane.MatchInput) (net.Conn, bool) {
+func inspect(raw net.Conn, l *dataplane.Listener, in *dataplane.MatchInput, c *Counters) (net.Conn, bool) {
 	if l.Inspector == nil && l.HTTPInspector == nil {
 		return raw, true
 	}
@@ -40,16 +40,26 @@ func inspect(raw net.Conn, l *dataplane.Listener, in *dataplane.MatchInput) (net
 		}
 		proto, replay, err := httpinspector.Inspect(conn, deadline)
 		switch {
-		case errors.Is(err, httpinspector.ErrTimeout) && cont:
+		case errors.Is(err, httpinspector.ErrTimeout):
+			c.PreCxTimeout.Add(1)
 			conn = replay
-			return true
+			return cont
 		case err != nil:
 			return false
 		}
 		conn = replay
-		if proto != "" {
-			in.ALPN = []string{proto}
+		switch proto {
+		case httpinspector.HTTP10:
+			c.HTTP10.Add(1)
+		case httpinspector.HTTP11:
+			c.HTTP11.Add(1)
+		case httpinspector.H2C:
+			c.HTTP2.Add(1)
+		default:
+			c.NotHTTP.Add(1)
+			return true
 		}
+		in.ALPN = alpnOf[proto]
 		return true
 	}
 	if l.HTTPInspector != nil && l.HTTPInspector.BeforeTLS && !sniffHTTP() {
@@ -58,6 +68,9 @@ func inspect(raw net.Conn, l *dataplane.Listener, in *dataplane.MatchInput) (net
 	if l.Inspector != nil {
 		res, replay, err := tlsinspector.InspectUntil(conn, l.Inspector, deadline)
 		if err != nil {
+			if !deadline.IsZero() && !time.Now().Before(deadline) {
+				c.PreCxTimeout.Add(1)
+			}
 			return nil, false
 		}
 		conn = replay
@@ -70,4 +83,12 @@ func inspect(raw net.Conn, l *dataplane.Listener, in *dataplane.MatchInput) (net
 		return nil, false
 	}
 	return conn, true
+}
+
+// alpnOf holds the one-element ALPN lists the http_inspector sets, made
+// once (no allocation per connection).
+var alpnOf = map[string][]string{
+	httpinspector.HTTP10: {httpinspector.HTTP10},
+	httpinspector.HTTP11: {httpinspector.HTTP11},
+	httpinspector.H2C:    {httpinspector.H2C},
 }

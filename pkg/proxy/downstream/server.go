@@ -39,6 +39,11 @@ type Counters struct {
 	// ones served without TLS (downstream_cx_plaintext); NoChainMatch the
 	// ones no filter chain took, closed (no_filter_chain_match).
 	MTLS, Plaintext, NoChainMatch atomic.Uint64
+	// PreCxTimeout counts connections whose listener filters timed out
+	// (downstream_pre_cx_timeout); HTTP10, HTTP11, HTTP2 and NotHTTP the
+	// http_inspector's verdicts (http_inspector.http10_found,
+	// http11_found, http2_found, http_not_found).
+	PreCxTimeout, HTTP10, HTTP11, HTTP2, NotHTTP atomic.Uint64
 }
 
 // Options configure a listener's server.
@@ -153,7 +158,7 @@ func (s *Server) handle(raw net.Conn) {
 	if ta, ok := raw.LocalAddr().(*net.TCPAddr); ok {
 		in.DestinationPort = uint32(ta.Port)
 	}
-	conn, ok := inspect(raw, l, &in)
+	conn, ok := inspect(raw, l, &in, s.opts.Counters)
 	if !ok {
 		raw.Close()
 		return
