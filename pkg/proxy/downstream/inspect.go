@@ -73,6 +73,9 @@ func inspect(raw net.Conn, l *dataplane.Listener, in *dataplane.MatchInput, c *C
 			}
 			return nil, false
 		}
+		if !res.TLS && l.HTTPInspector == nil && !deadline.IsZero() && !time.Now().Before(deadline) {
+			c.PreCxTimeout.Add(1) // continued on its timeout
+		}
 		conn = replay
 		in.ServerName, in.Transport = res.ServerName, res.Transport()
 		if res.TLS {
