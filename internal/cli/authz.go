@@ -151,6 +151,10 @@ func (a *authzCheck) run() (*authzResult, error) {
 	}
 	res := &authzResult{Workload: ns + "/" + name, Protocol: string(proto), Labels: labels, Notes: filters.Notes, Allowed: true,
 		Request: a.describe(attrs, proto)}
+	if proto == registry.ProtocolUnknown {
+		res.Notes = append(res.Notes, fmt.Sprintf("port %d has no known protocol, so the sidecar sniffs it: this traces an HTTP request; "+
+			"a connection that is not HTTP/1.1 or h2c is judged by the TCP (network RBAC) filters instead", a.port))
+	}
 	if proto.IsHTTP() {
 		if a.jwtFile != "" && !a.verifyJWT(filters, attrs, res) {
 			res.Allowed = false
@@ -237,7 +241,8 @@ func workloadProtocol(push *model.PushContext, resources []*config.Resource, ns,
 			}
 		}
 	}
-	return registry.ProtocolHTTP
+	// No service port declares it: the sidecar sniffs it.
+	return registry.ProtocolUnknown
 }
 
 // attributes are the request the flags describe.

@@ -116,6 +116,12 @@ func TestAuthzCheck(t *testing.T) {
 	if err != nil || !strings.Contains(out, "DECISION: DENIED (403 RBAC: access denied): denied by DENY policy ns[foo]-policy[deny-method-get]-rule[0]") {
 		t.Errorf("text output: %v\n%s", err, out)
 	}
+	// Port 9002: no service port declares it, so the sidecar sniffs it.
+	out, err = run(t, "authz", "check", "--config-dir", dir, "--to", "foo/httpbin", "--from", "foo/sleep", "--path", "/ip",
+		"--header", "x-token=admin", "--port", "9002")
+	if err != nil || !strings.Contains(out, "port 9002 has no known protocol, so the sidecar sniffs it") {
+		t.Errorf("undeclared port: %v\n%s", err, out)
+	}
 	if _, err := run(t, "authz", "check", "--config-dir", dir, "--to", "foo/nope"); err == nil || !strings.Contains(err.Error(), "foo/httpbin") {
 		t.Errorf("an unknown workload must be an error naming the known ones: %v", err)
 	}

@@ -159,11 +159,22 @@ func (p *Proxy) writeConnStats(w io.Writer) {
 	p.connsMu.Lock()
 	names := slices.Sorted(maps.Keys(p.conns))
 	p.connsMu.Unlock()
+	rt := p.rt.Load()
 	for _, n := range names {
 		c := p.connCounters(n)
 		fmt.Fprintf(w, "listener.%s.downstream_cx_mtls: %d\n", n, c.MTLS.Load())
 		fmt.Fprintf(w, "listener.%s.downstream_cx_plaintext: %d\n", n, c.Plaintext.Load())
 		fmt.Fprintf(w, "listener.%s.no_filter_chain_match: %d\n", n, c.NoChainMatch.Load())
+		fmt.Fprintf(w, "listener.%s.downstream_pre_cx_timeout: %d\n", n, c.PreCxTimeout.Load())
+		if rt == nil {
+			continue
+		}
+		if l := rt.Listeners[n]; l != nil && l.HTTPInspector != nil {
+			fmt.Fprintf(w, "listener.%s.http_inspector.http10_found: %d\n", n, c.HTTP10.Load())
+			fmt.Fprintf(w, "listener.%s.http_inspector.http11_found: %d\n", n, c.HTTP11.Load())
+			fmt.Fprintf(w, "listener.%s.http_inspector.http2_found: %d\n", n, c.HTTP2.Load())
+			fmt.Fprintf(w, "listener.%s.http_inspector.http_not_found: %d\n", n, c.NotHTTP.Load())
+		}
 	}
 }
 

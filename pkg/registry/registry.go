@@ -22,7 +22,9 @@ const (
 	ProtocolTLS   Protocol = "TLS"
 	ProtocolTCP   Protocol = "TCP"
 	// ProtocolUnknown is a port whose protocol could not be told from its
-	// name or appProtocol; Istio sniffs such ports, sluice treats them as HTTP.
+	// name or appProtocol. Clients route it as HTTP; a sidecar's inbound
+	// port of this protocol is sniffed per connection, as Istio's
+	// (xdsgen/inbound_sniff.go).
 	ProtocolUnknown Protocol = "UNKNOWN"
 )
 

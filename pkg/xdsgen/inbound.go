@@ -36,6 +36,18 @@ type inboundPort struct {
 	// http says the port carries HTTP (routed per request); otherwise its
 	// connections are proxied to the app as they are.
 	http bool
+	// sniff says the port's protocol is not known (no service port
+	// declares it, or its protocol is UNKNOWN): each connection is sniffed
+	// and served by an HTTP or a TCP chain (inbound_sniff.go), as Istio's
+	// ListenerProtocolAuto.
+	sniff bool
+}
+
+// setProtocol records a port's protocol: HTTP-family, UNKNOWN (sniffed)
+// or opaque.
+func (p *inboundPort) setProtocol(proto registry.Protocol) {
+	p.sniff = proto == registry.ProtocolUnknown
+	p.http = !p.sniff && proto.IsHTTP()
 }
 
 // inbound adds, for every port the sidecar serves, the listener, route and
@@ -79,7 +91,8 @@ func (g *generation) inboundPorts() ([]inboundPort, error) {
 			continue
 		}
 		seen[port] = in.Address
-		p := inboundPort{host: host, port: port, http: g.inboundProtocol(host, port).IsHTTP()}
+		p := inboundPort{host: host, port: port}
+		p.setProtocol(g.inboundProtocol(host, port))
 		if err := g.setApp(&p, in.App); err != nil {
 			return nil, fmt.Errorf("app address of %s: %w", in.Address, err)
 		}
@@ -106,8 +119,8 @@ func (g *generation) ingressPorts() ([]inboundPort, error) {
 	var out []inboundPort
 	for i, in := range g.scope.Ingress() {
 		field := fmt.Sprintf("Sidecar %s spec.ingress[%d]", name, i)
-		p := inboundPort{host: in.Bind, port: in.Port.GetNumber(),
-			http: registry.ProtocolFromPort(in.Port.GetProtocol(), in.Port.GetName()).IsHTTP()}
+		p := inboundPort{host: in.Bind, port: in.Port.GetNumber()}
+		p.setProtocol(registry.ProtocolFromPort(in.Port.GetProtocol(), in.Port.GetName()))
 		pair, hasPair := byPort[p.port]
 		if p.host == "" && hasPair {
 			p.host, _, _ = hostport.ParseAddr(g.proxy.Inbound[pair].Address)
@@ -180,39 +193,43 @@ func (g *generation) instanceIP() string {
 
 // inboundProtocol is the protocol of the service port whose endpoint is
 // host:port (the WorkloadEntry's port map points at the inbound address):
-// HTTP if any such port is HTTP, TCP if all are opaque, HTTP when none is
-// known (the app's port is served as HTTP until a service names it).
+// HTTP if any such port is HTTP-family, TCP if all are opaque, UNKNOWN
+// (sniffed, as Istio's inbound passthrough and auto ports) when no service
+// port declares it or one declares it without a known protocol.
 func (g *generation) inboundProtocol(host string, port uint32) registry.Protocol {
-	found := false
+	found, unknown := false, false
 	for _, svc := range g.push.Services() {
 		for _, p := range svc.Ports {
 			for _, ep := range g.push.Endpoints(svc, p.Number) {
 				if ep.Port != port || (ep.Address != host && host != "0.0.0.0" && host != "::") {
 					continue
 				}
-				if p.Protocol.IsHTTP() {
+				switch {
+				case p.Protocol == registry.ProtocolUnknown:
+					unknown = true
+				case p.Protocol.IsHTTP():
 					return p.Protocol
 				}
 				found = true
 			}
 		}
 	}
-	if found {
+	if found && !unknown {
 		return registry.ProtocolTCP
 	}
-	return registry.ProtocolHTTP
+	return registry.ProtocolUnknown
 }
 
 // inboundListener adds the cluster to the app and the listener (HTTP with
-// its route table, or tcp_proxy) for one inbound port, with the filter
-// chains of the port's PeerAuthentication mode (inbound_mtls.go). Every
-// chain matches on transport_protocol, so the listener has the
-// tls_inspector.
+// its route table, or tcp_proxy, or both on a sniffed port) for one
+// inbound port, with the filter chains of the port's PeerAuthentication
+// mode (inbound_mtls.go, inbound_sniff.go). Every chain of a known port
+// matches on transport_protocol, so its listener has the tls_inspector.
 func (g *generation) inboundListener(p inboundPort, mode model.MTLSMode) error {
 	clusterName := ClusterName("inbound", p.port, "", "")
 	g.out.Clusters = append(g.out.Clusters, inboundCluster(clusterName, p))
 	name := fmt.Sprintf("%s_%d", InboundListenerName, p.port)
-	build := func() (*listener.FilterChain, error) {
+	buildTCP := func() (*listener.FilterChain, error) {
 		chain, err := tcpProxyChain("inbound_tcp", tcpTarget{cluster: clusterName})
 		if err != nil {
 			return nil, err
@@ -220,7 +237,9 @@ func (g *generation) inboundListener(p inboundPort, mode model.MTLSMode) error {
 		// Network RBAC before tcp_proxy on every chain (security.go).
 		return chain, g.secureTCPChains(chain)
 	}
-	if p.http {
+	build := buildTCP
+	var buildHTTP inboundChainBuilder
+	if p.http || p.sniff {
 		sec, err := g.securityHTTPFilters()
 		if err != nil {
 			return err
@@ -230,8 +249,17 @@ func (g *generation) inboundListener(p inboundPort, mode model.MTLSMode) error {
 			Name: name, StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
 			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, XFCC: xfccSidecarInbound, SecurityFilters: sec,
 		}
-		build = func() (*listener.FilterChain, error) { return httpFilterChain(opts) }
+		buildHTTP = func() (*listener.FilterChain, error) { return httpFilterChain(opts) }
+		build = buildHTTP
 		g.out.Routes = append(g.out.Routes, inboundRoute(routeName, clusterName, p.port))
+	}
+	if p.sniff {
+		l, err := g.sniffedInboundListener(name, p, mode, buildHTTP, buildTCP)
+		if err != nil {
+			return err
+		}
+		g.out.Listeners = append(g.out.Listeners, l)
+		return nil
 	}
 	chains, err := g.inboundChains(mode, p.http, build)
 	if err != nil {

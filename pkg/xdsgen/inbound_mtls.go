@@ -42,6 +42,9 @@ type inboundChainMatch struct {
 	transport string
 	// tls says the chain terminates mesh mTLS.
 	tls bool
+	// http says the chain serves HTTP (a connection manager; its mTLS
+	// context is Istio's mtls.HTTP), else TCP (mtls.TCP).
+	http bool
 }
 
 // inboundChainMatches are Istio's getFilterChainMatchOptions for an HTTP or
@@ -52,11 +55,11 @@ type inboundChainMatch struct {
 func inboundChainMatches(mode model.MTLSMode, http bool) []inboundChainMatch {
 	switch {
 	case mode == model.MTLSStrict:
-		return []inboundChainMatch{{transport: TLSTransportProtocol, tls: true}}
+		return []inboundChainMatch{{transport: TLSTransportProtocol, tls: true, http: http}}
 	case mode == model.MTLSPermissive && http:
 		return []inboundChainMatch{
-			{alpn: allIstioMtlsALPNs, transport: TLSTransportProtocol, tls: true},
-			{transport: RawBufferTransportProtocol},
+			{alpn: allIstioMtlsALPNs, transport: TLSTransportProtocol, tls: true, http: true},
+			{transport: RawBufferTransportProtocol, http: true},
 		}
 	case mode == model.MTLSPermissive:
 		return []inboundChainMatch{
@@ -65,28 +68,39 @@ func inboundChainMatches(mode model.MTLSMode, http bool) []inboundChainMatch {
 			{transport: RawBufferTransportProtocol},
 		}
 	}
-	return []inboundChainMatch{{transport: RawBufferTransportProtocol}}
+	return []inboundChainMatch{{transport: RawBufferTransportProtocol, http: http}}
 }
 
 // inboundChains builds the filter chains of an inbound port in mode.
 func (g *generation) inboundChains(mode model.MTLSMode, http bool, build inboundChainBuilder) ([]*listener.FilterChain, error) {
 	var out []*listener.FilterChain
 	for _, m := range inboundChainMatches(mode, http) {
-		chain, err := build()
+		chain, err := g.inboundChain(m, build)
 		if err != nil {
 			return nil, err
-		}
-		chain.FilterChainMatch = &listener.FilterChainMatch{TransportProtocol: m.transport, ApplicationProtocols: m.alpn}
-		if m.tls {
-			ts, err := g.inboundTLS(http)
-			if err != nil {
-				return nil, err
-			}
-			chain.TransportSocket = ts
 		}
 		out = append(out, chain)
 	}
 	return out, nil
+}
+
+// inboundChain builds one chain with its match and, for an mTLS match,
+// the DownstreamTlsContext of its protocol (Istio's
+// FilterChainMatchOptions.ToTransportSocket).
+func (g *generation) inboundChain(m inboundChainMatch, build inboundChainBuilder) (*listener.FilterChain, error) {
+	chain, err := build()
+	if err != nil {
+		return nil, err
+	}
+	chain.FilterChainMatch = &listener.FilterChainMatch{TransportProtocol: m.transport, ApplicationProtocols: m.alpn}
+	if m.tls {
+		ts, err := g.inboundTLS(m.http)
+		if err != nil {
+			return nil, err
+		}
+		chain.TransportSocket = ts
+	}
+	return chain, nil
 }
 
 // istioSupportedCiphers are Istio's SupportedCiphers for inbound mTLS

@@ -15,7 +15,7 @@ import (
 )
 
 // chainView is one inbound filter chain: its match, whether it terminates
-// mTLS, and its first filter.
+// mTLS, and its terminal filter.
 func chainView(t *testing.T, fc *listener.FilterChain) string {
 	t.Helper()
 	m := fc.GetFilterChainMatch()
@@ -26,7 +26,7 @@ func chainView(t *testing.T, fc *listener.FilterChain) string {
 	if fc.TransportSocket != nil {
 		s += "+mtls"
 	}
-	switch fc.Filters[0].Name {
+	switch fc.Filters[len(fc.Filters)-1].Name {
 	case xdsgen.TCPProxyFilter:
 		s += ":tcp"
 	case xdsgen.HTTPConnectionManagerFilter:

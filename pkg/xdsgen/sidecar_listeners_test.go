@@ -40,10 +40,18 @@ func inboundOf(res *xdsgen.Resources) map[string]inboundView {
 			continue
 		}
 		sa := l.Address.GetSocketAddress()
-		v := inboundView{address: sa.Address + ":" + itoa(int(sa.GetPortValue())), kind: "http"}
-		f := l.FilterChains[0].Filters[0]
-		if f.Name == xdsgen.TCPProxyFilter {
+		v := inboundView{address: sa.Address + ":" + itoa(int(sa.GetPortValue()))}
+		kinds := map[string]bool{}
+		for _, fc := range l.FilterChains {
+			kinds[fc.Filters[len(fc.Filters)-1].Name] = true
+		}
+		switch {
+		case len(kinds) > 1:
+			v.kind = "sniff" // HTTP and TCP chains: protocol sniffed
+		case kinds[xdsgen.TCPProxyFilter]:
 			v.kind = "tcp"
+		default:
+			v.kind = "http"
 		}
 		c := clusters["inbound|"+itoa(int(sa.GetPortValue()))+"||"]
 		ep := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress()
@@ -96,9 +104,9 @@ func TestInboundPorts(t *testing.T) {
 			"virtualInbound_20002": {"127.0.0.1:20002", "tcp", "127.0.0.1:30002"},
 		},
 	}, {
-		name: "unknown port is HTTP", yaml: twoPortWorkload,
+		name: "undeclared port is sniffed", yaml: twoPortWorkload,
 		inbound: []model.InboundPort{{Address: "127.0.0.1:20003", App: "127.0.0.1:30003"}},
-		want:    map[string]inboundView{"virtualInbound_20003": {"127.0.0.1:20003", "http", "127.0.0.1:30003"}},
+		want:    map[string]inboundView{"virtualInbound_20003": {"127.0.0.1:20003", "sniff", "127.0.0.1:30003"}},
 	}, {
 		name: "app on a unix socket", yaml: twoPortWorkload,
 		inbound: []model.InboundPort{{Address: "127.0.0.1:20001", App: "unix:///run/app.sock"}},
@@ -116,11 +124,13 @@ spec:
   - {port: {number: 20005, protocol: TCP, name: tcp}, defaultEndpoint: "0.0.0.0:7000"}
   - {port: {number: 20006, protocol: HTTP, name: http-admin}, bind: 127.0.0.9, defaultEndpoint: "127.0.0.1:7001"}
   - {port: {number: 20007, protocol: HTTP, name: http-nothing}}
+  - {port: {number: 20008, name: custom}, defaultEndpoint: "127.0.0.1:7002"}
 `,
 		want: map[string]inboundView{
 			"virtualInbound_20001": {"127.0.0.1:20001", "http", "unix:///run/db.sock"},
 			"virtualInbound_20005": {"127.0.0.1:20005", "tcp", "127.0.0.1:7000"},
 			"virtualInbound_20006": {"127.0.0.9:20006", "http", "127.0.0.1:7001"},
+			"virtualInbound_20008": {"127.0.0.1:20008", "sniff", "127.0.0.1:7002"},
 		},
 		conflicts: []string{"spec.ingress[3]: port 20007 has no defaultEndpoint", "inbound address 127.0.0.1:20002: not served"},
 	}, {

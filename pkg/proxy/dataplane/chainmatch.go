@@ -6,6 +6,7 @@ import (
 	"time"
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	httpinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
 	tlsinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 )
 
@@ -300,38 +301,108 @@ type Inspector struct {
 // defaultListenerFiltersTimeout is Envoy's listener_filters_timeout default.
 const defaultListenerFiltersTimeout = 15 * time.Second
 
-// compileInspector reads the listener's listener filters: only the
-// tls_inspector is supported.
-func compileInspector(l *listener.Listener, needed bool) (*Inspector, error) {
+// Listener filter names sluice implements.
+const (
+	TLSInspectorName  = "envoy.filters.listener.tls_inspector"
+	HTTPInspectorName = "envoy.filters.listener.http_inspector"
+)
+
+// HTTPInspector is a compiled envoy.filters.listener.http_inspector
+// (pkg/proxy/httpinspector): plaintext connections are sniffed for an
+// HTTP/1.x request line or the h2c preface, which become the connection's
+// application protocols for chain matching.
+type HTTPInspector struct {
+	// BeforeTLS is set when it is listed before the tls_inspector; it then
+	// sees a ClientHello (not HTTP) and the tls_inspector runs after it.
+	BeforeTLS bool
+	// Timeout and ContinueOnTimeout are the listener's, as the
+	// Inspector's: listener_filters_timeout bounds the listener filters
+	// together.
+	Timeout           time.Duration
+	ContinueOnTimeout bool
+}
+
+// compileInspector reads the listener's listener filters, in order: the
+// tls_inspector and the http_inspector are supported (each at most once);
+// anything else, and any field of theirs sluice does not honour, is NACKed.
+func compileInspector(l *listener.Listener, needed bool) (*Inspector, *HTTPInspector, error) {
 	var in *Inspector
+	var hi *HTTPInspector
 	for _, lf := range l.ListenerFilters {
-		if lf.Name != "envoy.filters.listener.tls_inspector" {
-			return nil, fmt.Errorf("listener filter %q is not supported", lf.Name)
-		}
 		if lf.FilterDisabled != nil {
-			return nil, fmt.Errorf("listener filter %q: filter_disabled: not supported", lf.Name)
+			return nil, nil, fmt.Errorf("listener filter %q: filter_disabled: not supported", lf.Name)
 		}
-		var cfg tlsinspector.TlsInspector
-		if tc := lf.GetTypedConfig(); tc != nil {
-			if err := tc.UnmarshalTo(&cfg); err != nil {
-				return nil, fmt.Errorf("listener filter %q: %w", lf.Name, err)
+		if lf.GetConfigDiscovery() != nil {
+			return nil, nil, fmt.Errorf("listener filter %q: config_discovery: not supported", lf.Name)
+		}
+		switch {
+		case lf.Name == TLSInspectorName && in == nil:
+			var err error
+			if in, err = compileTLSInspector(lf); err != nil {
+				return nil, nil, err
 			}
-		}
-		if cfg.GetEnableJa3Fingerprinting().GetValue() || cfg.GetEnableJa4Fingerprinting().GetValue() {
-			return nil, fmt.Errorf("listener filter %q: enable_ja3_fingerprinting, enable_ja4_fingerprinting: not supported", lf.Name)
-		}
-		in = &Inspector{MaxHelloSize: 16 << 10, CloseOnParseError: cfg.CloseConnectionOnClientHelloParsingErrors}
-		if v := cfg.GetMaxClientHelloSize(); v != nil {
-			in.MaxHelloSize = int(v.Value)
+		case lf.Name == HTTPInspectorName && hi == nil:
+			if err := checkHTTPInspector(lf); err != nil {
+				return nil, nil, err
+			}
+			hi = &HTTPInspector{BeforeTLS: in == nil}
+		case lf.Name == TLSInspectorName || lf.Name == HTTPInspectorName:
+			return nil, nil, fmt.Errorf("listener filter %q: listed twice: not supported", lf.Name)
+		default:
+			return nil, nil, fmt.Errorf("listener filter %q is not supported", lf.Name)
 		}
 	}
 	if in == nil && needed {
 		in = &Inspector{MaxHelloSize: 16 << 10}
+		if hi != nil {
+			// The injected tls_inspector runs first. Order changes no
+			// outcome: a ClientHello's first byte is no method and a
+			// request's first byte no TLS record, so each inspector
+			// gives up on the other's bytes at once.
+			hi.BeforeTLS = false
+		}
 	}
-	if in == nil {
-		return nil, nil
+	timeout := durationOr(l.ListenerFiltersTimeout, defaultListenerFiltersTimeout)
+	if in != nil {
+		in.Timeout, in.ContinueOnTimeout = timeout, l.ContinueOnListenerFiltersTimeout
 	}
-	in.Timeout = durationOr(l.ListenerFiltersTimeout, defaultListenerFiltersTimeout)
-	in.ContinueOnTimeout = l.ContinueOnListenerFiltersTimeout
+	if hi != nil {
+		hi.Timeout, hi.ContinueOnTimeout = timeout, l.ContinueOnListenerFiltersTimeout
+	}
+	return in, hi, nil
+}
+
+func compileTLSInspector(lf *listener.ListenerFilter) (*Inspector, error) {
+	var cfg tlsinspector.TlsInspector
+	if tc := lf.GetTypedConfig(); tc != nil {
+		if err := tc.UnmarshalTo(&cfg); err != nil {
+			return nil, fmt.Errorf("listener filter %q: %w", lf.Name, err)
+		}
+	}
+	if cfg.GetEnableJa3Fingerprinting().GetValue() || cfg.GetEnableJa4Fingerprinting().GetValue() {
+		return nil, fmt.Errorf("listener filter %q: enable_ja3_fingerprinting, enable_ja4_fingerprinting: not supported", lf.Name)
+	}
+	in := &Inspector{MaxHelloSize: 16 << 10, CloseOnParseError: cfg.CloseConnectionOnClientHelloParsingErrors}
+	if v := cfg.GetMaxClientHelloSize(); v != nil {
+		in.MaxHelloSize = int(v.Value)
+	}
 	return in, nil
+}
+
+// checkHTTPInspector accepts the http_inspector's config: HttpInspector
+// has no fields; a typed_config of another type, or carrying fields this
+// version does not know, is refused.
+func checkHTTPInspector(lf *listener.ListenerFilter) error {
+	tc := lf.GetTypedConfig()
+	if tc == nil {
+		return nil
+	}
+	var cfg httpinspector.HttpInspector
+	if err := tc.UnmarshalTo(&cfg); err != nil {
+		return fmt.Errorf("listener filter %q: %w", lf.Name, err)
+	}
+	if len(cfg.ProtoReflect().GetUnknown()) > 0 {
+		return fmt.Errorf("listener filter %q: typed_config: fields unknown to envoy.extensions.filters.listener.http_inspector.v3.HttpInspector: not supported", lf.Name)
+	}
+	return nil
 }

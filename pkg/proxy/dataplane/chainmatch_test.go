@@ -109,7 +109,7 @@ func TestSelectAsEnvoy(t *testing.T) {
 func TestChainMatchNACK(t *testing.T) {
 	plain := func(id string) *listener.FilterChain { return namedChain(t, id, nil) }
 	withFilters := matchListener(namedChain(t, "a", &listener.FilterChainMatch{TransportProtocol: "tls"}))
-	withFilters.ListenerFilters = []*listener.ListenerFilter{{Name: "envoy.filters.listener.http_inspector"}}
+	withFilters.ListenerFilters = []*listener.ListenerFilter{{Name: "envoy.filters.listener.original_dst"}}
 	timeout := matchListener(namedChain(t, "a", &listener.FilterChainMatch{TransportProtocol: "tls"}))
 	timeout.ListenerFiltersTimeout = durationpb.New(time.Second)
 	timeout.ContinueOnListenerFiltersTimeout = true
@@ -124,7 +124,7 @@ func TestChainMatchNACK(t *testing.T) {
 		{matchListener(plain("a"), plain("b")), "multiple filter chains with the same matching rules"},
 		{matchListener(namedChain(t, "a", &listener.FilterChainMatch{ApplicationProtocols: []string{"x"}}),
 			namedChain(t, "b", &listener.FilterChainMatch{ApplicationProtocols: []string{"y", "x"}})), "multiple filter chains with the same matching rules"},
-		{withFilters, `listener filter "envoy.filters.listener.http_inspector" is not supported`},
+		{withFilters, `listener filter "envoy.filters.listener.original_dst" is not supported`},
 	} {
 		_, err := compileListener(c.l, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -168,7 +168,7 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 		return nil, err
 	}
 	out.tree = tree
-	if out.Inspector, err = compileInspector(l, needsInspector(keys)); err != nil {
+	if out.Inspector, out.HTTPInspector, err = compileInspector(l, needsInspector(keys)); err != nil {
 		return nil, err
 	}
 	for _, c := range append(out.Chains[:len(out.Chains):len(out.Chains)], out.Default) {

@@ -48,6 +48,9 @@ type Listener struct {
 	// ClientHello before a chain is chosen (the tls_inspector, listed or
 	// needed by the chains' matches).
 	Inspector *Inspector
+	// HTTPInspector is set when plaintext connections are sniffed for
+	// HTTP (the http_inspector listed).
+	HTTPInspector *HTTPInspector
 	// TLS is true when some chain terminates TLS; TCP when some chain
 	// proxies opaque TCP (informational: each connection is served by the
 	// chain it matches, Select).

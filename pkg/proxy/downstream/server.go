@@ -1,6 +1,7 @@
 // Package downstream is a listener's connection side, as Envoy's
 // connection handler and filter chain manager: for every accepted
-// connection, the tls_inspector (when the listener has or needs it), the
+// connection, the listener filters (the tls_inspector when the listener has
+// or needs it, the http_inspector when it has it; inspect.go), the
 // filter chain it matches (dataplane.Listener.Select; none: the
 // connection is closed), the chain's TLS termination, the connection as
 // filters see it (httpfilter.Conn, filled once) and the connection
@@ -25,7 +26,6 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
-	"github.com/sluice-mesh/sluice/pkg/proxy/tlsinspector"
 )
 
 // handshakeTimeout bounds a downstream TLS handshake.
@@ -39,6 +39,11 @@ type Counters struct {
 	// ones served without TLS (downstream_cx_plaintext); NoChainMatch the
 	// ones no filter chain took, closed (no_filter_chain_match).
 	MTLS, Plaintext, NoChainMatch atomic.Uint64
+	// PreCxTimeout counts connections whose listener filters timed out
+	// (downstream_pre_cx_timeout); HTTP10, HTTP11, HTTP2 and NotHTTP the
+	// http_inspector's verdicts (http_inspector.http10_found,
+	// http11_found, http2_found, http_not_found).
+	PreCxTimeout, HTTP10, HTTP11, HTTP2, NotHTTP atomic.Uint64
 }
 
 // Options configure a listener's server.
@@ -153,15 +158,10 @@ func (s *Server) handle(raw net.Conn) {
 	if ta, ok := raw.LocalAddr().(*net.TCPAddr); ok {
 		in.DestinationPort = uint32(ta.Port)
 	}
-	conn := raw
-	if l.Inspector != nil {
-		res, replay, err := tlsinspector.Inspect(raw, l.Inspector)
-		if err != nil {
-			raw.Close()
-			return
-		}
-		conn = replay
-		in.ServerName, in.Transport, in.ALPN = res.ServerName, res.Transport(), res.ALPN
+	conn, ok := inspect(raw, l, &in, s.opts.Counters)
+	if !ok {
+		raw.Close()
+		return
 	}
 	chain := l.Select(&in)
 	if chain == nil {

@@ -56,10 +56,19 @@ const recordTypeHandshake = 0x16
 // bytes read. Nothing is written to the client. Plain text (the first
 // byte is not a TLS handshake record) is detected at once, as Envoy does.
 func Inspect(conn net.Conn, cfg *dataplane.Inspector) (Result, net.Conn, error) {
-	var buf bytes.Buffer
+	var deadline time.Time
 	if cfg.Timeout > 0 {
-		conn.SetReadDeadline(time.Now().Add(cfg.Timeout))
+		deadline = time.Now().Add(cfg.Timeout)
 	}
+	return InspectUntil(conn, cfg, deadline)
+}
+
+// InspectUntil is Inspect with the listener filters' deadline (zero: none)
+// given: Envoy's listener_filters_timeout bounds all of a listener's
+// filters together.
+func InspectUntil(conn net.Conn, cfg *dataplane.Inspector, deadline time.Time) (Result, net.Conn, error) {
+	var buf bytes.Buffer
+	conn.SetReadDeadline(deadline)
 	limit := cfg.MaxHelloSize
 	if limit <= 0 {
 		limit = 16 << 10
