@@ -188,7 +188,7 @@ func (g *generation) applyAutoMTLS(b *clusterBuild, t autoMTLSTarget) {
 	if g.push.NamespaceMTLSMode(t.svc.Namespace) == model.MTLSDisable {
 		return
 	}
-	ts, err := g.meshUpstreamTLS(t.tls.port, t.tls.subset, t.tls.host, "", g.serviceAccounts(t.tls), b.isHTTP2())
+	ts, err := g.meshUpstreamTLS(t.tls, "", g.serviceAccounts(t.tls), meshALPN(b, t.port.Protocol))
 	if err != nil {
 		g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("cluster %s: auto mTLS: %v; sent in plaintext", b.c.Name, err))
 		return

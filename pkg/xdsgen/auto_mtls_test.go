@@ -84,7 +84,8 @@ func TestAutoMTLSClusterAndEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ctx.Sni != "outbound_.9080_._.reviews.default.svc.cluster.local" ||
-		strings.Join(ctx.CommonTlsContext.AlpnProtocols, ",") != "istio-peer-exchange,istio" {
+		// An HTTP/1.1 port: what Istio's istio.alpn filter sends.
+		strings.Join(ctx.CommonTlsContext.AlpnProtocols, ",") != "istio-http/1.1,istio,http/1.1" {
 		t.Errorf("SNI %q ALPN %v", ctx.Sni, ctx.CommonTlsContext.AlpnProtocols)
 	}
 	cvc := ctx.CommonTlsContext.GetCombinedValidationContext()

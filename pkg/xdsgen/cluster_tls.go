@@ -28,6 +28,7 @@ const SystemCABundle = "/etc/ssl/certs/ca-certificates.crt"
 // tlsTarget is the cluster a DestinationRule's tls applies to.
 type tlsTarget struct {
 	port         uint32
+	protocol     registry.Protocol
 	subset, host string
 	endpoints    []*registry.Endpoint
 	// external: the service comes from a ServiceEntry, whose
@@ -78,7 +79,7 @@ func (g *generation) applyUpstreamTLS(b *clusterBuild, t *networking.ClientTLSSe
 		if len(sans) == 0 {
 			sans = g.serviceAccounts(target)
 		}
-		ts, err := g.meshUpstreamTLS(target.port, target.subset, target.host, t.Sni, sans, b.isHTTP2())
+		ts, err := g.meshUpstreamTLS(target, t.Sni, sans, meshALPN(b, target.protocol))
 		if err == nil {
 			b.c.TransportSocket = ts
 		}

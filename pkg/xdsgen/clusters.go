@@ -87,7 +87,7 @@ func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port
 		b.setHTTP2()
 	}
 	g.applyTrafficPolicy(b, policy, &port)
-	target := tlsTarget{port: port.Number, subset: subsetName, host: svc.Hostname, endpoints: eps,
+	target := tlsTarget{port: port.Number, protocol: port.Protocol, subset: subsetName, host: svc.Hostname, endpoints: eps,
 		external: svc.Source.Kind == config.KindServiceEntry, sans: svc.SubjectAltNames}
 	g.applyUpstreamTLS(b, policy.GetTls(), dr, target)
 	g.applyAutoMTLS(b, autoMTLSTarget{svc: svc, port: port, policy: policy, tls: target, all: all})

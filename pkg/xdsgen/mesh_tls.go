@@ -70,18 +70,40 @@ func meshDownstreamContext(sans []string) *tlsv3.DownstreamTlsContext {
 	return ctx
 }
 
+// Mesh mTLS ALPNs a client sidecar offers: Istio's util.ALPNInMeshWithMxc
+// (TCP), and what its istio.alpn filter puts on the wire for an HTTP/1.1
+// or HTTP/2 upstream (pilot/pkg/xds/filters/filters.go mtlsHTTP11ALPN,
+// mtlsHTTP2ALPN), so a server sidecar sniffing the port finds its HTTP
+// chain and the TLS handshake still negotiates http/1.1 or h2.
+var (
+	alpnMeshTCP   = []string{"istio-peer-exchange", "istio"}
+	alpnMeshHTTP1 = []string{"istio-http/1.1", "istio", "http/1.1"}
+	alpnMeshHTTP2 = []string{"istio-h2", "istio", "h2"}
+)
+
+// meshALPN is the ALPN of a cluster's mesh mTLS: by its upstream protocol
+// for an HTTP service port, as Istio's per-request istio.alpn override
+// makes it; ALPNInMeshWithMxc for TCP and for a cluster speaking each
+// request's downstream protocol (useClientProtocol), which one list
+// cannot say (Istio overrides it per request; sluice offers the TCP
+// list, so a server sniffing the port takes such connections as TCP).
+func meshALPN(b *clusterBuild, proto registry.Protocol) []string {
+	switch {
+	case !proto.IsHTTP(), b.http.GetUseDownstreamProtocolConfig() != nil:
+		return alpnMeshTCP
+	case b.isHTTP2():
+		return alpnMeshHTTP2
+	}
+	return alpnMeshHTTP1
+}
+
 // meshUpstreamTLS originates mesh mTLS to a cluster (DestinationRule
 // ISTIO_MUTUAL, or auto mTLS), with Istio's SNI
-// outbound_.<port>_.<subset>_.<host> and ALPN (util.ALPNInMeshWithMxc,
-// and ALPNInMeshH2WithMxc for an HTTP/2 cluster), verifying the servers'
-// SPIFFE IDs when their service accounts are known.
-func (g *generation) meshUpstreamTLS(port uint32, subset, host string, sni string, peerIDs []string, http2 bool) (*core.TransportSocket, error) {
+// outbound_.<port>_.<subset>_.<host> (unless sni is given) and alpn,
+// verifying the servers' SPIFFE IDs when their service accounts are known.
+func (g *generation) meshUpstreamTLS(t tlsTarget, sni string, peerIDs []string, alpn []string) (*core.TransportSocket, error) {
 	if sni == "" {
-		sni = fmt.Sprintf("outbound_.%d_.%s_.%s", port, subset, host)
-	}
-	alpn := []string{"istio-peer-exchange", "istio"}
-	if http2 {
-		alpn = append(alpn, "h2")
+		sni = fmt.Sprintf("outbound_.%d_.%s_.%s", t.port, t.subset, t.host)
 	}
 	ctx := &tlsv3.UpstreamTlsContext{Sni: sni, CommonTlsContext: meshCommonTLS(peerIDs, alpn)}
 	typed, err := anypb.New(ctx)

@@ -129,3 +129,16 @@ func count(n *uint64) string {
 	}
 	return fmt.Sprint(*n)
 }
+
+// A service port whose protocol is not known (named "web") is sniffed by
+// the server's sidecar; the client's sidecar offers Istio's HTTP mesh ALPN
+// (istio-http/1.1), so the mTLS connection lands on the HTTP chain: the app
+// sees the caller's identity in XFCC, as on a port named http.
+func TestAutoMTLSToSniffedPort(t *testing.T) {
+	m := testenv.NewMesh(t, testenv.MeshOptions{})
+	m.WriteConfig("db.yaml", testenv.ServiceYAML("db", "default", map[string]string{"app": "db"}, map[string]int{"web": 8080}))
+	m.AddWorkload(testenv.WorkloadOptions{Service: "db", PortName: "web"})
+	c := m.AddClient(testenv.ClientOptions{Name: "client"})
+	m.WaitConverged(func() error { return meshCallWithIdentity(c) }, convergeTimeout)
+	requireSyncedNoNACK(t, m)
+}
