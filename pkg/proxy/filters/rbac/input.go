@@ -89,11 +89,12 @@ func lastAddressFromXFF(vals []string, skip uint32) (netip.Addr, bool) {
 		}
 		xff = xff[:i]
 	}
-	if i := strings.LastIndexByte(xff, ','); i >= 0 && i+1 < len(xff) {
-		xff = xff[i+1:]
+	if i := strings.LastIndexByte(xff, ','); i >= 0 {
+		xff = xff[i+1:] // "a," ends in an empty, invalid entry
 	}
+	// Envoy parses the entry with inet_pton: no IPv6 zone (%eth0).
 	a, err := netip.ParseAddr(strings.TrimSpace(xff))
-	if err != nil {
+	if err != nil || a.Zone() != "" {
 		return netip.Addr{}, false
 	}
 	return a, true
