@@ -27,7 +27,7 @@ func newProxyCommand() *cobra.Command {
 		bind, tcpIP, hostsFile, sa, trustDomain    string
 		inbound, app                               []string
 		portOffset                                 int
-		tokenFile, rootFile                        string
+		tokenFile, rootFile, metricsAddr           string
 		certTTL                                    time.Duration
 		tls                                        bool
 		authzExplain                               bool
@@ -112,6 +112,7 @@ on --admin-address.`,
 			return proxy.New(proxy.Options{
 				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Hosts: hosts, TrustDomain: trustDomain,
 				ControlPlane: cp, CertTTL: certTTL, Logger: log, AuthzExplainHeader: authzExplain,
+				MetricsAddress: metricsAddr,
 			}).Run(cmd.Context())
 		},
 	}
@@ -137,6 +138,7 @@ on --admin-address.`,
 	f.StringVar(&rootFile, "ca-root-file", filepath.Join(defaultStateDir(), ca.FileRootCert), "trust bundle (PEM) to verify the control plane's TLS certificate with (written by sluice control)")
 	f.BoolVar(&tls, "xds-tls", false, "connect to the control plane over TLS (default: on when --xds-address is not loopback)")
 	f.DurationVar(&certTTL, "cert-ttl", envDuration("SECRET_TTL", 0), "workload certificate lifetime to ask for (env SECRET_TTL; default: the control plane's --workload-cert-ttl)")
+	f.StringVar(&metricsAddr, "metrics-address", "", "also serve Istio's standard metrics at <address>/stats/prometheus (Istio's :15090; off by default in local mode, where many proxies share one machine; always on the admin endpoint's /stats/prometheus)")
 	f.BoolVar(&authzExplain, "authz-explain-header", false, "name the deciding authorization policy (or \"no ALLOW policy matched\") in an X-Sluice-Authz header of each request the proxy denies (off: policy names stay private; /debug/authz, /stats and the log explain every decision regardless)")
 	addLogFlags(cmd)
 	return cmd

@@ -23,7 +23,7 @@ import (
 func (p *Proxy) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "sluice proxy admin: /ready /config_dump /stats /clusters /listeners /certs /debug/authz /debug/pprof/")
+		fmt.Fprintln(w, "sluice proxy admin: /ready /config_dump /stats /stats/prometheus /clusters /listeners /certs /debug/authz /debug/pprof/")
 	})
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
 		rt := p.rt.Load()
@@ -36,6 +36,16 @@ func (p *Proxy) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /config_dump", p.configDump)
 	mux.HandleFunc("GET /stats", p.statsText)
+	// Istio's standard metrics in Prometheus' text format, as Envoy's
+	// admin serves its stats at /stats/prometheus.
+	mux.HandleFunc("GET /stats/prometheus", func(w http.ResponseWriter, r *http.Request) {
+		m := p.http.Metrics
+		if m == nil {
+			http.Error(w, "metrics not started", http.StatusServiceUnavailable)
+			return
+		}
+		m.Handler().ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /clusters", p.clustersText)
 	// Envoy's /certs: the workload certificate and trust bundle in force
 	// (serial, SANs, validity), to watch renewals and root rotation.

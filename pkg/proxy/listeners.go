@@ -225,7 +225,7 @@ func (p *Proxy) commitListeners(up *listenerUpdate) {
 func (p *Proxy) newServer(name, address string, sock *socket) *activeListener {
 	al := &activeListener{name: name, address: address, sock: sock, view: sock.attach()}
 	srv := downstream.New(downstream.Options{
-		Listener: name, Runtime: &p.rt, Logger: p.log, Counters: p.connCounters(name), Scope: p.http.Stats,
+		Listener: name, Runtime: &p.rt, Logger: p.log, Counters: p.connCounters(name), Scope: p.http.Stats, Metrics: p.http.Metrics,
 		HTTP: httpproxy.New(httpproxy.Options{Listener: name, Runtime: &p.rt, Shared: p.http}),
 	})
 	al.srv, al.serve = srv, func() error { return srv.Serve(al.view) }

@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
+	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 )
@@ -47,6 +48,10 @@ type Options struct {
 	// AuthzExplainHeader names the deciding RBAC policy in a response
 	// header of denied requests (--authz-explain-header; off by default).
 	AuthzExplainHeader bool
+	// MetricsAddress, when set, serves Istio's standard metrics at
+	// <address>/stats/prometheus (Istio's :15090); they are always on the
+	// admin endpoint's /stats/prometheus too.
+	MetricsAddress string
 }
 
 // DefaultWorkloadIP is the workload address a proxy assumes without --ip.
@@ -160,6 +165,18 @@ func (p *Proxy) Run(ctx context.Context) error {
 		return fmt.Errorf("proxy: %w", err)
 	}
 	p.identity = wl
+	metrics, err := istiometrics.New(istiometrics.Options{Self: p.opts.Identity, TrustDomain: p.opts.TrustDomain})
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	p.http.Metrics = metrics
+	if p.opts.MetricsAddress != "" {
+		stop, err := serveMetrics(p.opts.MetricsAddress, metrics)
+		if err != nil {
+			return fmt.Errorf("proxy: metrics listener: %w", err)
+		}
+		defer stop()
+	}
 	adminLis, err := net.Listen("tcp", p.opts.AdminAddress)
 	if err != nil {
 		return fmt.Errorf("proxy: admin listener: %w", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
+	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
 )
 
@@ -57,6 +58,8 @@ type Options struct {
 	// chains' network filters count and record there).
 	Scope  *httpfilter.Scope
 	Logger *slog.Logger
+	// Metrics are the proxy's standard metrics for TCP chains (nil: none).
+	Metrics *istiometrics.Metrics
 }
 
 // Server serves the connections of one listener.
@@ -208,7 +211,7 @@ func (s *Server) handle(raw net.Conn) {
 	}
 	if chain.TCP != nil {
 		tcpproxy.Serve(served, tcpproxy.Connection{Chain: chain, Runtime: rt, Conn: &ci.Conn, Scope: s.opts.Scope,
-			Logger: s.opts.Logger.With("listener", l.Name)})
+			Logger: s.opts.Logger.With("listener", l.Name), Metrics: s.opts.Metrics, Inbound: l.Inbound})
 		return
 	}
 	ci.PrepareXFCC()

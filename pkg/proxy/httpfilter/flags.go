@@ -9,6 +9,7 @@ package httpfilter
 
 import (
 	"strings"
+	"time"
 )
 
 // Flags are Envoy's response flags for one request: why the proxy
@@ -114,4 +115,20 @@ type RequestInfo struct {
 	// Upgrade is the protocol an allowed HTTP/1.1 upgrade asks for; ""
 	// for ordinary requests.
 	Upgrade string
+
+	// Start is when the request arrived.
+	Start time.Time
+	// BytesReceived are the request body bytes read from the client,
+	// BytesSent the response body bytes written to it.
+	BytesReceived uint64
+	BytesSent     uint64
+
+	// PeerMetadata is the other sidecar's x-envoy-peer-metadata (Istio's
+	// metadata exchange): read from the request on a server sidecar, from
+	// the upstream's response on a client sidecar ("" when none).
+	PeerMetadata string
+	// TakeUpstreamPeer: the router takes the metadata exchange headers
+	// out of the upstream's response into PeerMetadata (a client
+	// sidecar's or gateway's outbound request).
+	TakeUpstreamPeer bool
 }

@@ -18,7 +18,8 @@ func LocalReply(w http.ResponseWriter, info *RequestInfo, code int, flag Flags, 
 		hdr.Set(ResponseFlagsHeader, info.Flags.String())
 	}
 	w.WriteHeader(code)
-	io.WriteString(w, body+"\n")
+	n, _ := io.WriteString(w, body+"\n")
+	info.BytesSent += uint64(n)
 }
 
 // FirstHeader is a header's first value; name must be canonical (no

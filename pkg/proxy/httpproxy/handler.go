@@ -5,12 +5,15 @@
 package httpproxy
 
 import (
+	"io"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-mesh/sluice/internal/hostport"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
+	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
 
@@ -47,9 +50,15 @@ func New(opts Options) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The request's one allocation of its own: it goes through the
 	// filters' Decode and so to the heap.
-	s := &httpfilter.Stream{W: w, R: r}
+	req := &request{Stream: httpfilter.Stream{W: w, R: r}}
+	s := &req.Stream
 	info := &s.Info
-	defer h.finish(info)
+	info.Start = time.Now()
+	if r.Body != nil && r.Body != http.NoBody {
+		req.body = countingBody{rc: r.Body, n: &info.BytesReceived}
+		r.Body = &req.body
+	}
+	defer h.finish(req)
 	rt := h.opts.Runtime.Load()
 	l := rt.Listeners[h.opts.Listener]
 	if l == nil {
@@ -58,6 +67,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ci := connOf(r)
 	s.Conn = &ci.Conn
+	req.inbound = l.Inbound
+	h.exchangePeers(req)
 	chain := h.chainFor(l, ci)
 	if chain == nil {
 		// A push left this connection without a chain (its chain was
@@ -124,12 +135,60 @@ func (h *Handler) chainFor(l *dataplane.Listener, ci *ConnInfo) *dataplane.Filte
 	return c
 }
 
-// finish records a completed request's response flags. It runs deferred,
-// so a request whose response was cut short (a panic aborting the stream)
-// is counted too.
-func (h *Handler) finish(info *httpfilter.RequestInfo) {
+// request is what the connection manager keeps per request, in one
+// allocation: the filters' Stream, the counted request body, and whether
+// the request arrived on an inbound listener.
+type request struct {
+	httpfilter.Stream
+	body    countingBody
+	inbound bool
+}
+
+// countingBody counts the request body bytes read (RequestInfo's
+// BytesReceived).
+type countingBody struct {
+	rc io.ReadCloser
+	n  *uint64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	*b.n += uint64(n)
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.rc.Close() }
+
+// exchangePeers is Istio's HTTP metadata exchange: a server sidecar takes
+// the client's identity out of the request and names itself in the
+// answer; a client sidecar (or gateway) names itself in the request and
+// has the router take the server's identity out of the answer.
+func (h *Handler) exchangePeers(req *request) {
+	m := h.shared.Metrics
+	if m == nil {
+		return
+	}
+	if req.inbound {
+		req.Info.PeerMetadata = istiometrics.TakePeer(req.R.Header)
+		m.SetPeerHeaders(req.W.Header())
+		return
+	}
+	m.SetPeerHeaders(req.R.Header)
+	req.Info.TakeUpstreamPeer = true
+}
+
+// finish records a completed request's response flags and its standard
+// metrics. It runs deferred, so a request whose response was cut short (a
+// panic aborting the stream) is counted too.
+func (h *Handler) finish(req *request) {
+	info := &req.Info
 	if info.Flags != 0 {
 		h.stats.Listener(info.StatPrefix).CountFlags(info.Flags)
+	}
+	if m := h.shared.Metrics; m != nil {
+		r := req.R
+		m.RecordHTTP(&istiometrics.HTTPRequest{Info: info, Conn: req.Conn, Inbound: req.inbound,
+			Authority: r.Host, GRPC: isGRPC(r), GRPCStatus: firstHeader(req.W.Header(), "Grpc-Status")})
 	}
 }
 

@@ -3,6 +3,7 @@ package httpproxy
 import (
 	routerfilter "github.com/sluice-mesh/sluice/pkg/proxy/filters/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
+	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 )
 
 // Stats are the request path's counters that belong to no cluster:
@@ -19,6 +20,9 @@ func NewStats() *Stats { return httpfilter.NewScope() }
 // Shared is the state every listener's handler of one proxy shares.
 type Shared struct {
 	Stats *Stats
+	// Metrics are Istio's standard metrics (nil: none recorded, no
+	// metadata exchange).
+	Metrics *istiometrics.Metrics
 }
 
 // NewShared makes the shared state.

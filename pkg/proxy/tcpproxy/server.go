@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
+	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpconn"
 )
 
@@ -27,6 +28,10 @@ type Connection struct {
 	// across config pushes.
 	Scope  *httpfilter.Scope
 	Logger *slog.Logger
+	// Metrics are the proxy's standard metrics (nil: none), and Inbound
+	// says the listener is inbound (reporter=destination).
+	Metrics *istiometrics.Metrics
+	Inbound bool
 }
 
 // Serve proxies conn as c says and closes it. A network filter refusing
@@ -51,6 +56,13 @@ func Serve(conn net.Conn, c Connection) {
 	if err != nil {
 		c.Logger.Debug("tcp: upstream connect failed", "cluster", name, "err", err)
 		return
+	}
+	if c.Metrics != nil {
+		// Opened once the upstream is connected, as Envoy's tcp_proxy
+		// reports; bytes counted as they pass; closed when the pipe ends.
+		ctr := c.Metrics.OpenTCP(istiometrics.TCPConn{Conn: c.Conn, Inbound: c.Inbound, Cluster: name})
+		defer ctr.Closed()
+		conn = ctr.Conn(conn)
 	}
 	up.Pipe(conn, route.IdleTimeout)
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
+	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 	routes "github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
@@ -121,6 +122,11 @@ func writeResponse(w http.ResponseWriter, r *http.Request, ctx context.Context, 
 	defer resp.Body.Close()
 	hdr := w.Header()
 	copyResponseHeaders(hdr, resp.Header)
+	if info.TakeUpstreamPeer {
+		// Istio's metadata exchange: the server sidecar named itself in
+		// the answer; the client sidecar reads and strips it.
+		info.PeerMetadata = istiometrics.TakePeer(hdr)
+	}
 	hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(res.took.Milliseconds(), 10))
 	if cfg.AttemptCountInResponse {
 		hdr["X-Envoy-Attempt-Count"] = attemptCountValue(info.Attempts)
@@ -149,7 +155,7 @@ func writeResponse(w http.ResponseWriter, r *http.Request, ctx context.Context, 
 			panic(p)
 		}
 	}()
-	copyBody(w, resp)
+	info.BytesSent = copyBody(w, resp)
 	writeTrailers(hdr, resp.Trailer)
 }
 

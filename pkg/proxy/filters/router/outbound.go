@@ -129,8 +129,9 @@ func writeTrailers(h http.Header, trailer http.Header) {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // copyBody streams the response body; bodies of unknown length (streams,
-// server-sent events, gRPC) are flushed as they arrive.
-func copyBody(w http.ResponseWriter, resp *http.Response) {
+// server-sent events, gRPC) are flushed as they arrive. It returns the
+// bytes written to the client.
+func copyBody(w http.ResponseWriter, resp *http.Response) (total uint64) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -139,8 +140,10 @@ func copyBody(w http.ResponseWriter, resp *http.Response) {
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
+			wn, werr := w.Write(buf[:n])
+			total += uint64(wn)
+			if werr != nil {
+				return total
 			}
 			if flush {
 				rc.Flush()
@@ -152,7 +155,7 @@ func copyBody(w http.ResponseWriter, resp *http.Response) {
 				// response, as it would through Envoy.
 				panic(http.ErrAbortHandler)
 			}
-			return
+			return total
 		}
 	}
 }
