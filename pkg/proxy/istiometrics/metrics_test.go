@@ -1,0 +1,172 @@
+package istiometrics
+
+import (
+	"crypto/tls"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
+)
+
+func newTest(t testing.TB, name string, labels map[string]string) *Metrics {
+	t.Helper()
+	m, err := New(Options{Self: model.Proxy{Type: model.Sidecar, Name: name, Namespace: "default", Labels: labels,
+		ServiceAccount: name, IPs: []string{"127.0.0.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// labelsOf finds the one series of family name whose labels include want.
+func labelsOf(t *testing.T, m *Metrics, name string, want map[string]string) (map[string]string, *dto.Metric) {
+	t.Helper()
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, mt := range f.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range mt.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range want {
+				if got[k] != v {
+					continue next
+				}
+			}
+			return got, mt
+		}
+	}
+	t.Fatalf("no %s series with %v", name, want)
+	return nil, nil
+}
+
+// TestExchangeFillsBothSides: the client's metadata, carried in the
+// request headers, labels the server's source side, and the server's,
+// carried back, labels the client's destination side.
+func TestExchangeFillsBothSides(t *testing.T) {
+	client := newTest(t, "sleep", map[string]string{"app": "sleep", "version": "v1"})
+	server := newTest(t, "httpbin-v1", map[string]string{"app": "httpbin", "version": "v1",
+		"service.istio.io/canonical-name": "httpbin-canon"})
+	reqHdr := http.Header{}
+	client.SetPeerHeaders(reqHdr)
+	if got := reqHdr[HeaderPeerMetadataID][0]; !strings.HasPrefix(got, "sidecar~127.0.0.1~sleep.default~") {
+		t.Fatalf("peer id %q is not the node ID", got)
+	}
+	in := &httpfilter.RequestInfo{Status: 200, Start: time.Now(), PeerMetadata: TakePeer(reqHdr)}
+	if len(reqHdr) != 0 {
+		t.Fatalf("headers left after TakePeer: %v", reqHdr)
+	}
+	conn := &httpfilter.Conn{TLS: &tls.ConnectionState{}, PeerPrincipal: "spiffe://cluster.local/ns/default/sa/sleep"}
+	server.RecordHTTP(&HTTPRequest{Info: in, Conn: conn, Inbound: true, Authority: "httpbin:8000"})
+	got, _ := labelsOf(t, server, "istio_requests_total", map[string]string{"reporter": "destination"})
+	for k, v := range map[string]string{"source_workload": "sleep", "source_app": "sleep", "source_version": "v1",
+		"source_canonical_service": "sleep", "source_principal": "spiffe://cluster.local/ns/default/sa/sleep",
+		"destination_workload": "httpbin-v1", "destination_canonical_service": "httpbin-canon",
+		"destination_canonical_revision": "v1", "destination_principal": "spiffe://cluster.local/ns/default/sa/httpbin-v1",
+		"destination_service": "httpbin.default.svc.cluster.local", "destination_service_name": "httpbin",
+		"destination_service_namespace": "default", "connection_security_policy": "mutual_tls",
+		"response_code": "200", "response_flags": "-", "request_protocol": "http", "source_cluster": "Kubernetes"} {
+		if got[k] != v {
+			t.Errorf("destination reporter: %s = %q, want %q", k, got[k], v)
+		}
+	}
+
+	respHdr := http.Header{}
+	server.SetPeerHeaders(respHdr)
+	out := &httpfilter.RequestInfo{Status: 503, Flags: httpfilter.FlagUH, Start: time.Now(),
+		Cluster: "outbound|8000|v1|httpbin.default.svc.cluster.local", PeerMetadata: TakePeer(respHdr)}
+	client.RecordHTTP(&HTTPRequest{Info: out, Authority: "httpbin:8000"})
+	got, _ = labelsOf(t, client, "istio_requests_total", map[string]string{"reporter": "source"})
+	for k, v := range map[string]string{"source_workload": "sleep", "destination_workload": "httpbin-v1",
+		"destination_app": "httpbin", "destination_service": "httpbin.default.svc.cluster.local",
+		"connection_security_policy": "unknown", "response_code": "503", "response_flags": "UH"} {
+		if got[k] != v {
+			t.Errorf("source reporter: %s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// TestPlaintextAndUnknownPeer: no metadata and no mTLS leave the peer
+// unknown and the policy none.
+func TestPlaintextAndUnknownPeer(t *testing.T) {
+	server := newTest(t, "web", map[string]string{"app": "web"})
+	server.RecordHTTP(&HTTPRequest{Info: &httpfilter.RequestInfo{Status: 404, Flags: httpfilter.FlagNR},
+		Conn: &httpfilter.Conn{}, Inbound: true, Authority: "web.default"})
+	got, _ := labelsOf(t, server, "istio_requests_total", map[string]string{"reporter": "destination"})
+	for k, v := range map[string]string{"source_workload": "unknown", "connection_security_policy": "none",
+		"destination_principal": "unknown", "destination_service": "web.default.svc.cluster.local",
+		"response_flags": "NR", "destination_canonical_revision": "latest"} {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if p := server.peer("not base64!"); p != unknownPeer {
+		t.Errorf("garbage metadata gave %+v", p)
+	}
+}
+
+// TestHistogramsAndTCP: the histograms observe duration and body sizes
+// with Envoy's default buckets; TCP connections are counted with their
+// bytes.
+func TestHistogramsAndTCP(t *testing.T) {
+	m := newTest(t, "sleep", nil)
+	m.RecordHTTP(&HTTPRequest{Info: &httpfilter.RequestInfo{Status: 200, Start: time.Now().Add(-30 * time.Millisecond),
+		BytesReceived: 10, BytesSent: 1024, Cluster: "outbound|80||web.default.svc.cluster.local"}})
+	_, d := labelsOf(t, m, "istio_request_duration_milliseconds", map[string]string{"reporter": "source"})
+	h := d.GetHistogram()
+	if h.GetSampleCount() != 1 || h.GetSampleSum() < 30 || len(h.GetBucket()) != len(DurationBuckets) {
+		t.Errorf("duration histogram: count %d sum %v buckets %d", h.GetSampleCount(), h.GetSampleSum(), len(h.GetBucket()))
+	}
+	_, rb := labelsOf(t, m, "istio_response_bytes", nil)
+	if rb.GetHistogram().GetSampleSum() != 1024 {
+		t.Errorf("response bytes sum %v", rb.GetHistogram().GetSampleSum())
+	}
+	ctr := m.OpenTCP(TCPConn{Cluster: "outbound|9000||tcp-echo.default.svc.cluster.local"})
+	ctr.received.Add(5)
+	ctr.Closed()
+	got, mt := labelsOf(t, m, "istio_tcp_connections_opened_total", map[string]string{"reporter": "source"})
+	if mt.GetCounter().GetValue() != 1 || got["destination_service"] != "tcp-echo.default.svc.cluster.local" ||
+		got["request_protocol"] != "tcp" {
+		t.Errorf("tcp opened: %v %v", mt.GetCounter().GetValue(), got)
+	}
+	if _, ok := got["response_code"]; ok {
+		t.Error("tcp metrics carry response_code")
+	}
+}
+
+// TestRecordHTTPAllocs: a request whose label combination was seen
+// before resolves its labels without allocating.
+func TestRecordHTTPAllocs(t *testing.T) {
+	m := newTest(t, "sleep", map[string]string{"app": "sleep"})
+	hdr := http.Header{}
+	newTest(t, "web", nil).SetPeerHeaders(hdr)
+	info := &httpfilter.RequestInfo{Status: 200, Start: time.Now(), Cluster: "outbound|80||web.default.svc.cluster.local",
+		PeerMetadata: hdr[HeaderPeerMetadata][0]}
+	r := &HTTPRequest{Info: info, Authority: "web"}
+	m.RecordHTTP(r)
+	if n := testing.AllocsPerRun(100, func() { m.RecordHTTP(r) }); n != 0 {
+		t.Errorf("RecordHTTP allocates %v times per request", n)
+	}
+}
+
+func BenchmarkRecordHTTP(b *testing.B) {
+	m := newTest(b, "sleep", map[string]string{"app": "sleep"})
+	info := &httpfilter.RequestInfo{Status: 200, Start: time.Now(), Cluster: "outbound|80||web.default.svc.cluster.local"}
+	r := &HTTPRequest{Info: info, Authority: "web"}
+	b.ReportAllocs()
+	for range b.N {
+		m.RecordHTTP(r)
+	}
+}
