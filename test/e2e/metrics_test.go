@@ -95,10 +95,10 @@ spec:
 	server := scrape(t, srv.AdminAddress)
 	requireSeries(t, server, "istio_requests_total", 3, map[string]string{
 		"reporter": "destination", "source_workload": "sleep", "source_app": "sleep", "source_version": "v1",
-		"source_principal": "spiffe://cluster.local/ns/default/sa/default",
+		"source_principal":     "spiffe://cluster.local/ns/default/sa/default",
 		"destination_workload": srv.Name, "destination_app": "httpbin",
 		"destination_principal": "spiffe://cluster.local/ns/default/sa/default",
-		"destination_service": "httpbin.default.svc.cluster.local", "response_code": "200",
+		"destination_service":   "httpbin.default.svc.cluster.local", "response_code": "200",
 		"connection_security_policy": "mutual_tls",
 	})
 	plainServer := scrape(t, plain.AdminAddress)
@@ -132,6 +132,13 @@ func scrape(t *testing.T, admin string) map[string]*dto.MetricFamily {
 // want whose count (counter value, histogram sample count) is at least min.
 func requireSeries(t *testing.T, fams map[string]*dto.MetricFamily, name string, min float64, want map[string]string) {
 	t.Helper()
+	if err := hasSeries(fams, name, min, want); err != nil {
+		t.Error(err)
+	}
+}
+
+// hasSeries is requireSeries' check.
+func hasSeries(fams map[string]*dto.MetricFamily, name string, min float64, want map[string]string) error {
 	var seen []string
 	for _, mt := range fams[name].GetMetric() {
 		got := map[string]string{}
@@ -149,9 +156,54 @@ func requireSeries(t *testing.T, fams map[string]*dto.MetricFamily, name string,
 			n = float64(h.GetSampleCount())
 		}
 		if match && n >= min {
-			return
+			return nil
 		}
 		seen = append(seen, fmt.Sprintf("%v=%v", got, n))
 	}
-	t.Errorf("%s: no series with %v and count >= %v; have:\n%v", name, want, min, seen)
+	return fmt.Errorf("%s: no series with %v and count >= %v; have:\n%v", name, want, min, seen)
+}
+
+// TestIstioTCPMetrics: connections through a client sidecar's outbound
+// TCP listener to a tcp-echo workload are counted opened and closed, with
+// their bytes, by both proxies: reporter=source with the destination
+// service from the cluster, reporter=destination with mutual_tls and the
+// client's principal.
+func TestIstioTCPMetrics(t *testing.T) {
+	m := testenv.NewMesh(t, testenv.MeshOptions{})
+	m.WriteConfig("tcp-echo.yaml", tcpEchoConfig)
+	srv := m.AddWorkload(testenv.WorkloadOptions{Service: "tcp-echo", Version: "v1", PortName: "tcp", TCPPrefix: "one"})
+	ip := testenv.LoopbackIP()
+	c := m.AddClient(testenv.ClientOptions{Name: "sleep", OutboundTCPIP: ip})
+	addr := ip + ":9000"
+	m.WaitConverged(func() error { _, err := tcpLine(addr, "probe"); return err }, convergeTimeout)
+	for range 3 {
+		if _, err := tcpLine(addr, "hello"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := "tcp-echo.default.svc.cluster.local"
+	source := map[string]string{"reporter": "source", "source_workload": "sleep", "destination_service": svc,
+		"destination_service_name": "tcp-echo", "request_protocol": "tcp", "connection_security_policy": "unknown"}
+	dest := map[string]string{"reporter": "destination", "destination_workload": srv.Name,
+		"source_principal": "spiffe://cluster.local/ns/default/sa/default", "connection_security_policy": "mutual_tls"}
+	m.WaitConverged(func() error {
+		cf, sf := scrape(t, c.AdminAddress), scrape(t, srv.AdminAddress)
+		for _, chk := range []struct {
+			fams map[string]*dto.MetricFamily
+			name string
+			min  float64
+			want map[string]string
+		}{
+			{cf, "istio_tcp_connections_opened_total", 4, source}, {cf, "istio_tcp_connections_closed_total", 4, source},
+			{cf, "istio_tcp_received_bytes_total", float64(4 * len("hello\n")), source},
+			{cf, "istio_tcp_sent_bytes_total", float64(4 * len("one hello\n")), source},
+			{sf, "istio_tcp_connections_opened_total", 4, dest}, {sf, "istio_tcp_connections_closed_total", 4, dest},
+			{sf, "istio_tcp_received_bytes_total", float64(4 * len("hello\n")), dest},
+		} {
+			if err := hasSeries(chk.fams, chk.name, chk.min, chk.want); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, convergeTimeout)
 }
