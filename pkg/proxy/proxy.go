@@ -171,11 +171,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	p.http.Metrics = metrics
 	if p.opts.MetricsAddress != "" {
-		stop, err := serveMetrics(p.opts.MetricsAddress, metrics)
+		bound, stop, err := serveMetrics(p.opts.MetricsAddress, metrics)
 		if err != nil {
 			return fmt.Errorf("proxy: metrics listener: %w", err)
 		}
 		defer stop()
+		p.log.Info("serving Istio's standard metrics", "address", "http://"+bound+"/stats/prometheus")
 	}
 	adminLis, err := net.Listen("tcp", p.opts.AdminAddress)
 	if err != nil {
