@@ -14,7 +14,7 @@ import (
 
 // TestIstioMetrics: a client sidecar calls a workload with auto mTLS, one
 // without the tlsMode label (plaintext), a service with no endpoints (503
-// UH) and a path no route matches (404 NR). Both proxies' /stats/prometheus,
+// UH), a path no route matches (404 NR) and an injected abort (FI). Both proxies' /stats/prometheus,
 // parsed with Prometheus' text parser, report each request with Istio's
 // labels: reporter=source on the client (destination side filled from the
 // server's metadata exchange), reporter=destination on the server (source
@@ -32,6 +32,9 @@ spec:
   hosts: [httpbin]
   http:
   - match: [{uri: {prefix: /get}}]
+    route: [{destination: {host: httpbin}}]
+  - match: [{uri: {prefix: /fault}}]
+    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
     route: [{destination: {host: httpbin}}]
 `)
 	srv := m.AddWorkload(testenv.WorkloadOptions{Service: "httpbin", Version: "v1"})
@@ -66,7 +69,7 @@ spec:
 	for _, req := range []struct {
 		host, path string
 		code       int
-	}{{"empty:8000", "/", 503}, {"httpbin:8000", "/nope", 404}} {
+	}{{"empty:8000", "/", 503}, {"httpbin:8000", "/nope", 404}, {"httpbin:8000", "/fault", 418}} {
 		r, err := c.Get(req.host, req.path, nil)
 		if err != nil || r.Status != req.code {
 			t.Fatalf("%s%s: want %d, got %v %v", req.host, req.path, req.code, r, err)
@@ -91,6 +94,9 @@ spec:
 		"response_flags": "UH", "destination_workload": "unknown"})
 	requireSeries(t, client, "istio_requests_total", 1, map[string]string{
 		"reporter": "source", "response_code": "404", "response_flags": "NR"})
+	requireSeries(t, client, "istio_requests_total", 1, map[string]string{
+		"reporter": "source", "destination_service": "httpbin.default.svc.cluster.local", "response_code": "418",
+		"response_flags": "FI"})
 
 	server := scrape(t, srv.AdminAddress)
 	requireSeries(t, server, "istio_requests_total", 3, map[string]string{

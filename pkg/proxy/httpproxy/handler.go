@@ -188,8 +188,27 @@ func (h *Handler) finish(req *request) {
 	if m := h.shared.Metrics; m != nil {
 		r := req.R
 		m.RecordHTTP(&istiometrics.HTTPRequest{Info: info, Conn: req.Conn, Inbound: req.inbound,
-			Authority: r.Host, GRPC: isGRPC(r), GRPCStatus: firstHeader(req.W.Header(), "Grpc-Status")})
+			Authority: r.Host, GRPC: isGRPC(r), GRPCStatus: firstHeader(req.W.Header(), "Grpc-Status"),
+			RouteCluster: routeCluster(req.Route)})
 	}
+}
+
+// routeCluster is the cluster the matched route names (the first of a
+// weighted split: they share the service host), for a request answered
+// before the router picked one (a fault abort, RBAC): Istio's stats take
+// the destination service from the route entry's cluster.
+func routeCluster(rt httpfilter.Route) string {
+	rte, ok := rt.(*router.Route)
+	if !ok || rte == nil || rte.Action.Kind != router.Forward {
+		return ""
+	}
+	if rte.Action.Cluster != "" {
+		return rte.Action.Cluster
+	}
+	if len(rte.Action.Weighted) > 0 {
+		return rte.Action.Weighted[0].Name
+	}
+	return ""
 }
 
 // localReply is an answer the proxy makes itself: a one-line plain-text

@@ -26,6 +26,9 @@ type HTTPRequest struct {
 	// its answer's grpc-status ("" when none).
 	GRPC       bool
 	GRPCStatus string
+	// RouteCluster is the matched route's cluster, used when the request
+	// was answered before the router picked one (Info.Cluster empty).
+	RouteCluster string
 }
 
 // httpKey is what an HTTP request's label values depend on: one pre-bound
@@ -61,6 +64,9 @@ func (m *Metrics) RecordHTTP(r *HTTPRequest) {
 		}
 	} else {
 		k.service = info.Cluster
+		if k.service == "" {
+			k.service = r.RouteCluster
+		}
 		if k.service == "" || !strings.HasPrefix(k.service, "outbound|") {
 			k.service = r.Authority
 		}
