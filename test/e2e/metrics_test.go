@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -212,4 +213,51 @@ func TestIstioTCPMetrics(t *testing.T) {
 		}
 		return nil
 	}, convergeTimeout)
+}
+
+// TestIstioGatewayMetrics: an ingress gateway reports its requests as
+// reporter=source, as Istio's gateways do, with itself as the source and
+// the backend's sidecar (through the metadata exchange) as the
+// destination; the backend's sidecar reports the gateway as the source.
+func TestIstioGatewayMetrics(t *testing.T) {
+	m := testenv.NewMesh(t, testenv.MeshOptions{})
+	m.WriteConfig("svc.yaml", testenv.ServiceYAML("web", "default", map[string]string{"app": "web"}, map[string]int{"http": 80})+`---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web-gateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [web]
+  http:
+  - route: [{destination: {host: web}}]
+`)
+	srv := m.AddWorkload(testenv.WorkloadOptions{Service: "web", Version: "v2"})
+	offset := testenv.FreePort() - 80
+	gw := m.AddGateway(testenv.GatewayOptions{Name: "web-gateway", Namespace: "default",
+		Labels: map[string]string{"app": "web-gateway"}, PortOffset: offset})
+	hc := &http.Client{Timeout: 5 * time.Second}
+	m.WaitConverged(func() error {
+		req, _ := http.NewRequest("GET", "http://"+gw.Address(80)+"/", nil)
+		r, err := testenv.Send(hc, req)
+		if err != nil {
+			return err
+		}
+		return servedBy(r, "web", "v2")
+	}, convergeTimeout)
+	requireSeries(t, scrape(t, gw.AdminAddress), "istio_requests_total", 1, map[string]string{
+		"reporter": "source", "source_workload": "web-gateway", "source_app": "web-gateway",
+		"destination_workload": srv.Name, "destination_version": "v2",
+		"destination_service": "web.default.svc.cluster.local", "response_code": "200"})
+	requireSeries(t, scrape(t, srv.AdminAddress), "istio_requests_total", 1, map[string]string{
+		"reporter": "destination", "source_workload": "web-gateway", "destination_workload": srv.Name,
+		"connection_security_policy": "mutual_tls"})
 }

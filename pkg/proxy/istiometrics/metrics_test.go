@@ -112,6 +112,12 @@ func TestPlaintextAndUnknownPeer(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
+	server.RecordHTTP(&HTTPRequest{Info: &httpfilter.RequestInfo{Status: 200}, Inbound: true, Authority: "web",
+		GRPC: true, GRPCStatus: "14"})
+	got, _ = labelsOf(t, server, "istio_requests_total", map[string]string{"request_protocol": "grpc"})
+	if got["grpc_response_status"] != "14" || got["destination_service"] != "web.default.svc.cluster.local" {
+		t.Errorf("grpc request: %v", got)
+	}
 	if p := server.peer("not base64!"); p != unknownPeer {
 		t.Errorf("garbage metadata gave %+v", p)
 	}
