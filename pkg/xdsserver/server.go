@@ -106,7 +106,9 @@ type ProxyStatus struct {
 	Name      string            `json:"name"`
 	Namespace string            `json:"namespace"`
 	Labels    map[string]string `json:"labels,omitempty"`
-	Connected time.Time         `json:"connected"`
+	// AdminAddress is the proxy's admin endpoint, when it announces one.
+	AdminAddress string    `json:"admin_address,omitempty"`
+	Connected    time.Time `json:"connected"`
 	// PushVersion is the push context version of the snapshot published
 	// to it.
 	PushVersion uint64       `json:"push_version"`
@@ -404,7 +406,8 @@ func (s *Server) Status() []ProxyStatus {
 	out := make([]ProxyStatus, 0, len(s.proxies))
 	for _, st := range s.proxies {
 		ps := ProxyStatus{ID: st.proxy.ID, Type: string(st.proxy.Type), Name: st.proxy.Name,
-			Namespace: st.proxy.Namespace, Labels: st.proxy.Labels, Connected: st.connected, PushVersion: st.pushed}
+			Namespace: st.proxy.Namespace, Labels: st.proxy.Labels, AdminAddress: st.proxy.AdminAddress,
+			Connected: st.connected, PushVersion: st.pushed}
 		for _, t := range typeOrder {
 			if ts := st.types[t]; ts != nil {
 				ps.Types = append(ps.Types, *ts)
