@@ -67,7 +67,9 @@ func listenerAddress(l *listener.Listener) string {
 	return l.GetAddress().GetPipe().GetPath()
 }
 
-func listenerPort(l *listener.Listener) uint32 { return l.GetAddress().GetSocketAddress().GetPortValue() }
+func listenerPort(l *listener.Listener) uint32 {
+	return l.GetAddress().GetSocketAddress().GetPortValue()
+}
 
 // listenerType is HTTP, TCP, HTTP+TCP or UNKNOWN by the chains' filters
 // (a tcp_proxy to the BlackHoleCluster does not count).
