@@ -16,6 +16,7 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 
 	"github.com/sluice-mesh/sluice/pkg/ca"
+	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 )
 
@@ -77,6 +78,18 @@ spec:
   resolution: STATIC
   endpoints: [{address: 127.0.0.9}]
 `, host, host)
+}
+
+func tcpServiceEntry(name string) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: %s}
+spec:
+  hosts: [%s.example.com]
+  ports: [{number: 9000, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.9}]
+`, name, name)
 }
 
 // want waits until every metric named has its value.
@@ -160,7 +173,21 @@ func TestControlPlaneMetrics(t *testing.T) {
 	r.write(t, "bad.yaml", vs("bad", "v1"))
 	r.want(t, "the fix", map[string]float64{"sluice_config_errors": 0})
 
-	// The proxy leaves.
+	// A sidecar with two inbound addresses on one port, seeing two TCP
+	// services on one port with no VIPs: one conflict of each kind
+	// istiod counts, while it is connected.
+	r.write(t, "tcp.yaml", tcpServiceEntry("tcp-a")+"---\n"+tcpServiceEntry("tcp-b"))
+	r.want(t, "the TCP services", map[string]float64{"pilot_services": 4})
+	c := r.openADSNode(t, (&model.Proxy{Type: model.Sidecar, Name: "c", Namespace: "default", IPs: []string{"127.0.0.1"},
+		OutboundTCPIP: "127.0.0.1", Inbound: []model.InboundPort{{Address: "127.0.0.1:20001", App: "127.0.0.1:30001"},
+			{Address: "127.0.0.2:20001", App: "127.0.0.1:30002"}}}).Node())
+	c.cds(t)
+	r.want(t, "the conflicts", map[string]float64{"pilot_xds": 2, "pilot_conflict_inbound_listener": 1,
+		"pilot_conflict_outbound_listener_tcp_over_current_tcp": 1})
+	c.close()
+
+	// The proxies leave.
 	a.close()
-	r.want(t, "the disconnection", map[string]float64{"pilot_xds": 0})
+	r.want(t, "the disconnection", map[string]float64{"pilot_xds": 0, "pilot_conflict_inbound_listener": 0,
+		"pilot_conflict_outbound_listener_tcp_over_current_tcp": 0})
 }
