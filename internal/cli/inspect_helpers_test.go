@@ -40,7 +40,11 @@ kind: DestinationRule
 metadata: {name: reviews, namespace: default}
 spec:
   host: reviews.example.com
-  subsets: [{name: v1, labels: {version: v1}}]
+  subsets:
+  - name: v1
+    labels: {version: v1}
+    trafficPolicy:
+      outlierDetection: {consecutive5xxErrors: 1, interval: 10s, baseEjectionTime: 5m, maxEjectionPercent: 100}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -59,6 +60,22 @@ func TestProxyConfig(t *testing.T) {
 	out = pc("endpoints", "productpage")
 	hasRow(t, out, `^ENDPOINT\s+STATUS\s+OUTLIER CHECK\s+CLUSTER$`)
 	hasRow(t, out, `^127\.0\.0\.9:80\s+HEALTHY\s+OK\s+outbound\|80\|v1\|reviews\.example\.com$`)
+	// Nothing listens at the endpoint: one request through the sidecar
+	// fails to connect, and outlier detection (consecutive5xxErrors 1)
+	// ejects the host from the v1 subset's cluster only.
+	req, _ := http.NewRequest("GET", "http://"+m.sidecar.OutboundAddress+"/api", nil)
+	req.Host = "reviews.example.com"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("request to a dead endpoint: %s", resp.Status)
+	}
+	out = pc("endpoints", "productpage")
+	hasRow(t, out, `^127\.0\.0\.9:80\s+HEALTHY\s+FAILED\s+outbound\|80\|v1\|reviews\.example\.com$`)
+	hasRow(t, out, `^127\.0\.0\.9:80\s+HEALTHY\s+OK\s+outbound\|80\|\|reviews\.example\.com$`)
 
 	// The trust bundle's root is the control plane's.
 	rootPEM, err := os.ReadFile(filepath.Join(m.state, ca.FileRootCert))
