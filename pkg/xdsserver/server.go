@@ -334,7 +334,6 @@ func (s *Server) PushChange(p *model.Proxy, changeStart time.Time) error {
 }
 
 func (s *Server) push(p *model.Proxy, changeStart time.Time) error {
-	start := time.Now()
 	s.mu.Lock()
 	st := s.proxies[p.ID]
 	s.mu.Unlock()
@@ -343,6 +342,7 @@ func (s *Server) push(p *model.Proxy, changeStart time.Time) error {
 	}
 	st.pushMu.Lock()
 	defer st.pushMu.Unlock()
+	start := time.Now() // generation starts
 	res, version, err := s.opts.Versioned(p)
 	if err != nil {
 		return err
