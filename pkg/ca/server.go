@@ -19,6 +19,8 @@ type Server struct {
 	securityv1alpha1.UnimplementedIstioCertificateServiceServer
 	CA   *CA
 	Auth *Authenticator
+	// Metrics count requests and issued certificates (nil: not counted).
+	Metrics *Metrics
 }
 
 // Register adds the certificate service to a gRPC server.
@@ -28,6 +30,9 @@ func (s *Server) Register(g *grpc.Server) {
 
 // CreateCertificate signs the request's CSR for an authenticated caller.
 func (s *Server) CreateCertificate(ctx context.Context, req *securityv1alpha1.IstioCertificateRequest) (*securityv1alpha1.IstioCertificateResponse, error) {
+	if s.Metrics != nil {
+		s.Metrics.csr.Inc()
+	}
 	caller, err := s.Auth.Authenticate(ctx)
 	if err != nil {
 		return nil, err
@@ -48,6 +53,9 @@ func (s *Server) CreateCertificate(ctx context.Context, req *securityv1alpha1.Is
 			return nil, status.Errorf(codes.InvalidArgument, "%v: ask for less (sluice proxy --cert-ttl, SECRET_TTL) or raise the control plane's --max-workload-cert-ttl", err)
 		}
 		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if s.Metrics != nil {
+		s.Metrics.success.Inc()
 	}
 	return &securityv1alpha1.IstioCertificateResponse{CertChain: chain}, nil
 }

@@ -69,7 +69,11 @@ type Controller struct {
 	configRead time.Time
 	// conflicts are generation's reports per proxy ID.
 	conflicts map[string][]string
-	ready     atomic.Bool
+	// conflictCounts are, per proxy ID, the conflicts of the kinds istiod
+	// counts in its pilot_conflict_* gauges.
+	conflictCounts map[string]conflictCounts
+	ready          atomic.Bool
+	metrics        *metrics
 }
 
 // pushContext is a push context with its version as a number, which
@@ -111,12 +115,14 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("control: %w", err)
 	}
 	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64), security: sec}
+	c.metrics = newMetrics(c)
+	sec.metrics = c.metrics.ca
 	c.jwks, err = jwks.New(jwks.Options{ExtraRootsPEM: opts.JwksCAPEM, Logger: opts.Logger,
 		OnChange: func() { c.requests <- PushRequest{Full: true, Reasons: []string{"jwks"}, Start: time.Now()} }})
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	c.server = xdsserver.New(xdsserver.Options{Versioned: c.generate, Logger: opts.Logger,
+	c.server = xdsserver.New(xdsserver.Options{Versioned: c.generate, Logger: opts.Logger, Metrics: c.metrics.xds,
 		Register: []func(*grpc.Server){sec.register}, ServerOptions: sec.serverOptions(opts.XDSAddress)})
 	return c, nil
 }
@@ -184,6 +190,7 @@ func (c *Controller) applySnapshot(s filesource.Snapshot) {
 	c.mu.Lock()
 	c.current = s
 	c.mu.Unlock()
+	c.metrics.configErrors.Set(float64(len(s.Errors)))
 	for _, e := range s.Errors {
 		c.log.Error("config rejected; last good config stays in force", "error", e.Error())
 	}
@@ -232,9 +239,10 @@ func (c *Controller) rebuild(req PushRequest) {
 		Version: strconv.FormatUint(n, 10), Mesh: c.opts.Mesh, Resources: resources, Jwks: c.jwks,
 	})}
 	c.storePush(pc)
+	c.metrics.services.Set(float64(len(pc.Services())))
 	proxies := c.server.Proxies()
 	for _, p := range proxies {
-		if err := c.server.Push(p); err != nil {
+		if err := c.server.PushChange(p, req.Start); err != nil {
 			c.log.Error("push failed", "proxy", p.ID, "err", err)
 		}
 	}
@@ -279,18 +287,21 @@ func (c *Controller) generate(p *model.Proxy) (*xdsgen.Resources, uint64, error)
 	if err := xdsgen.Validate(res); err != nil {
 		return nil, 0, fmt.Errorf("generated config is invalid (a sluice bug): %w", err)
 	}
-	c.recordConflicts(p.ID, res.Conflicts)
+	c.recordConflicts(p.ID, res)
 	return res, pc.n, nil
 }
 
 // recordConflicts keeps the config conflicts generation found for a proxy
 // (shown at /debug/status) and logs each one once.
-func (c *Controller) recordConflicts(proxyID string, conflicts []string) {
+func (c *Controller) recordConflicts(proxyID string, res *xdsgen.Resources) {
+	conflicts := res.Conflicts
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conflicts == nil {
 		c.conflicts = map[string][]string{}
+		c.conflictCounts = map[string]conflictCounts{}
 	}
+	c.conflictCounts[proxyID] = conflictCounts{outboundTCP: res.OutboundTCPConflicts, inbound: res.InboundListenerConflicts}
 	old := map[string]bool{}
 	for _, x := range c.conflicts[proxyID] {
 		old[x] = true

@@ -176,6 +176,11 @@ func (r *running) bootstrapToken(t *testing.T) string {
 }
 
 func (r *running) openADS(t *testing.T, node string) *ads {
+	return r.openADSNode(t, &core.Node{Id: node})
+}
+
+// openADSNode opens an ADS stream announcing node and asks for CDS.
+func (r *running) openADSNode(t *testing.T, node *core.Node) *ads {
 	conn, err := grpc.NewClient(r.xds, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +191,7 @@ func (r *running) openADS(t *testing.T, node string) *ads {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Send(&discovery.DiscoveryRequest{Node: &core.Node{Id: node}, TypeUrl: resourcev3.ClusterType}); err != nil {
+	if err := s.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType}); err != nil {
 		t.Fatal(err)
 	}
 	a := &ads{stream: s, close: func() { cancel(); conn.Close() }}

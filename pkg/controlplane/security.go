@@ -53,6 +53,8 @@ type security struct {
 	auth     *ca.Authenticator
 	bundle   *ca.BundleService
 	rootFile string
+	// metrics count certificate requests (citadel_server_*).
+	metrics *ca.Metrics
 }
 
 func newSecurity(opts Options) (*security, error) {
@@ -125,7 +127,7 @@ func (s *security) serverOptions(xdsAddress string) []grpc.ServerOption {
 }
 
 func (s *security) register(g *grpc.Server) {
-	(&ca.Server{CA: s.ca, Auth: s.auth}).Register(g)
+	(&ca.Server{CA: s.ca, Auth: s.auth, Metrics: s.metrics}).Register(g)
 	s.bundle.Register(g)
 }
 

@@ -98,6 +98,8 @@ func (c *Controller) statusHandler() http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
+	// /metrics is istiod's control plane metrics (metrics.go).
+	mux.Handle("GET /metrics", c.metrics.handler())
 	mux.HandleFunc("GET /debug/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.Status())
 	})

@@ -27,6 +27,11 @@ type Resources struct {
 	// server clashing with another, a missing credential); what they name
 	// is left out and the rest is served.
 	Conflicts []string
+	// OutboundTCPConflicts and InboundListenerConflicts count the
+	// conflicts istiod counts in pilot_conflict_outbound_listener_tcp_over_current_tcp
+	// (two TCP services on one outbound port) and
+	// pilot_conflict_inbound_listener (two inbound listeners on one port).
+	OutboundTCPConflicts, InboundListenerConflicts int
 }
 
 // Well-known names, matching Istio's where Istio has them.

@@ -88,6 +88,7 @@ func (g *generation) inboundPorts() ([]inboundPort, error) {
 		}
 		if prev, dup := seen[port]; dup {
 			g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("inbound address %s: port %d is already served at %s; inbound ports are told apart by port, as Istio's are", in.Address, port, prev))
+			g.out.InboundListenerConflicts++
 			continue
 		}
 		seen[port] = in.Address

@@ -90,6 +90,7 @@ func (g *generation) tcpPortListener(name, ip string, listenPort, port uint32, s
 		if plain != nil {
 			g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("outbound TCP port %d: %s and %s both use it; without VIPs only %s is reachable",
 				port, plain.Hostname, svc.Hostname, plain.Hostname))
+			g.out.OutboundTCPConflicts++
 			continue
 		}
 		plain = svc

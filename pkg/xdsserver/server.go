@@ -41,7 +41,9 @@ type Options struct {
 	// ServerOptions are added to the gRPC server's (credentials, the
 	// token interceptors).
 	ServerOptions []grpc.ServerOption
-	Logger        *slog.Logger
+	// Metrics are istiod's xDS metrics (nil: kept but not registered).
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 // Server is the ADS endpoint and the book of connected proxies.
@@ -53,6 +55,9 @@ type Server struct {
 	mu      sync.Mutex
 	proxies map[string]*proxyState
 	streams map[int64]string
+	// streamVersion is the version label each stream is counted under in
+	// pilot_xds.
+	streamVersion map[int64]string
 }
 
 type proxyState struct {
@@ -67,6 +72,16 @@ type proxyState struct {
 	// pushed is the push context version of the published snapshot
 	// (guarded by Server.mu).
 	pushed uint64
+	// pushStart is when the published snapshot's generation began; a
+	// response's pilot_xds_push_time starts there or at the proxy's
+	// request for that type, whichever is later (guarded by Server.mu).
+	pushStart time.Time
+	// converging are the types a rebuild-path push changed and has not
+	// sent yet, with their new versions, and changeStart the first change
+	// merged into that push: when the last is sent, the time since
+	// changeStart is pilot_proxy_convergence_time (guarded by Server.mu).
+	converging  map[string]string
+	changeStart time.Time
 }
 
 // TypeStatus is what one proxy last said about one resource type.
@@ -80,6 +95,8 @@ type TypeStatus struct {
 	Nack        string    `json:"nack,omitempty"`
 	NackVersion string    `json:"nack_version,omitempty"`
 	NackTime    time.Time `json:"nack_time,omitzero"`
+	// requested is when the proxy last asked for this type.
+	requested time.Time
 }
 
 // ProxyStatus describes one connected proxy.
@@ -89,7 +106,9 @@ type ProxyStatus struct {
 	Name      string            `json:"name"`
 	Namespace string            `json:"namespace"`
 	Labels    map[string]string `json:"labels,omitempty"`
-	Connected time.Time         `json:"connected"`
+	// AdminAddress is the proxy's admin endpoint, when it announces one.
+	AdminAddress string    `json:"admin_address,omitempty"`
+	Connected    time.Time `json:"connected"`
 	// PushVersion is the push context version of the snapshot published
 	// to it.
 	PushVersion uint64       `json:"push_version"`
@@ -111,7 +130,10 @@ func New(opts Options) *Server {
 			return res, 0, err
 		}
 	}
-	s := &Server{opts: opts, proxies: map[string]*proxyState{}, streams: map[int64]string{}}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	s := &Server{opts: opts, proxies: map[string]*proxyState{}, streams: map[int64]string{}, streamVersion: map[int64]string{}}
 	s.cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)
 	return s
 }
@@ -168,6 +190,9 @@ func (s *Server) streamRequest(id int64, req *discovery.DiscoveryRequest) error 
 		}
 		nodeID = p.ID
 		s.streams[id] = nodeID
+		version := proxyVersion(req.Node)
+		s.streamVersion[id] = version
+		s.opts.Metrics.connected(version, 1)
 		st := s.proxies[nodeID]
 		if st == nil {
 			st = &proxyState{proxy: p, types: map[string]*TypeStatus{}}
@@ -184,9 +209,13 @@ func (s *Server) streamRequest(id int64, req *discovery.DiscoveryRequest) error 
 		s.mu.Lock()
 	}
 	st := s.proxies[nodeID]
+	if st != nil {
+		st.status(req.TypeUrl).requested = time.Now()
+	}
 	if st != nil && req.ResponseNonce != "" {
 		ts := st.status(req.TypeUrl)
 		if req.ErrorDetail != nil {
+			s.opts.Metrics.rejected(req.TypeUrl)
 			ts.Nack = req.ErrorDetail.GetMessage()
 			ts.NackVersion = ts.SentVersion
 			ts.NackTime = time.Now()
@@ -218,12 +247,39 @@ func (st *proxyState) status(typeURL string) *TypeStatus {
 	return ts
 }
 
+// recordSent notes a response about to be sent: its version, istiod's
+// pilot_xds_pushes and pilot_xds_push_time, and, when it is the last type
+// a push changed, pilot_proxy_convergence_time.
 func (s *Server) recordSent(id int64, resp *discovery.DiscoveryResponse) {
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st := s.proxies[s.streams[id]]; st != nil {
-		st.status(resp.TypeUrl).SentVersion = resp.VersionInfo
+	st := s.proxies[s.streams[id]]
+	if st == nil {
+		return
 	}
+	ts := st.status(resp.TypeUrl)
+	ts.SentVersion = resp.VersionInfo
+	start := st.pushStart
+	if ts.requested.After(start) {
+		start = ts.requested
+	}
+	s.opts.Metrics.sent(resp.TypeUrl, now.Sub(start))
+	if v, ok := st.converging[resp.TypeUrl]; ok && v == resp.VersionInfo {
+		delete(st.converging, resp.TypeUrl)
+		if len(st.converging) == 0 {
+			s.opts.Metrics.convergence.Observe(now.Sub(st.changeStart).Seconds())
+		}
+	}
+}
+
+// proxyVersion is the version a proxy announces, as istiod reads it
+// (node metadata ISTIO_VERSION), else its user agent version.
+func proxyVersion(n *core.Node) string {
+	if v := n.GetMetadata().GetFields()["ISTIO_VERSION"].GetStringValue(); v != "" {
+		return v
+	}
+	return n.GetUserAgentVersion()
 }
 
 func (s *Server) streamClosed(id int64) {
@@ -234,6 +290,8 @@ func (s *Server) streamClosed(id int64) {
 		return
 	}
 	delete(s.streams, id)
+	s.opts.Metrics.connected(s.streamVersion[id], -1)
+	delete(s.streamVersion, id)
 	st := s.proxies[nodeID]
 	if st == nil {
 		return
@@ -265,7 +323,17 @@ func (s *Server) Proxies() []*model.Proxy {
 // or EDS name referenced and not served, go-control-plane's
 // Snapshot.Consistent) is not published: the proxy keeps its previous
 // config, never half of a push.
-func (s *Server) Push(p *model.Proxy) error {
+func (s *Server) Push(p *model.Proxy) error { return s.push(p, time.Time{}) }
+
+// PushChange is Push for a config change first seen at changeStart: once
+// every type the push changes for the proxy is sent, the time since
+// changeStart is recorded in pilot_proxy_convergence_time (as istiod's
+// pushConnection records its push request's Start).
+func (s *Server) PushChange(p *model.Proxy, changeStart time.Time) error {
+	return s.push(p, changeStart)
+}
+
+func (s *Server) push(p *model.Proxy, changeStart time.Time) error {
 	s.mu.Lock()
 	st := s.proxies[p.ID]
 	s.mu.Unlock()
@@ -274,6 +342,7 @@ func (s *Server) Push(p *model.Proxy) error {
 	}
 	st.pushMu.Lock()
 	defer st.pushMu.Unlock()
+	start := time.Now() // generation starts
 	res, version, err := s.opts.Versioned(p)
 	if err != nil {
 		return err
@@ -295,6 +364,21 @@ func (s *Server) Push(p *model.Proxy) error {
 	if version < st.pushed {
 		s.opts.Logger.Debug("older push dropped", "proxy", p.ID, "version", version, "published", st.pushed)
 		return nil
+	}
+	// Set before SetSnapshot: the responses it triggers are recorded by
+	// recordSent, which waits for s.mu.
+	st.pushStart = start
+	st.converging = nil
+	if !changeStart.IsZero() {
+		st.changeStart = changeStart
+		for t, ts := range st.types {
+			if v := snap.GetVersion(t); ts.SentVersion != "" && v != ts.SentVersion {
+				if st.converging == nil {
+					st.converging = map[string]string{}
+				}
+				st.converging[t] = v
+			}
+		}
 	}
 	if err := s.cache.SetSnapshot(context.Background(), p.ID, snap); err != nil {
 		return fmt.Errorf("set snapshot for %s: %w", p.ID, err)
@@ -322,7 +406,8 @@ func (s *Server) Status() []ProxyStatus {
 	out := make([]ProxyStatus, 0, len(s.proxies))
 	for _, st := range s.proxies {
 		ps := ProxyStatus{ID: st.proxy.ID, Type: string(st.proxy.Type), Name: st.proxy.Name,
-			Namespace: st.proxy.Namespace, Labels: st.proxy.Labels, Connected: st.connected, PushVersion: st.pushed}
+			Namespace: st.proxy.Namespace, Labels: st.proxy.Labels, AdminAddress: st.proxy.AdminAddress,
+			Connected: st.connected, PushVersion: st.pushed}
 		for _, t := range typeOrder {
 			if ts := st.types[t]; ts != nil {
 				ps.Types = append(ps.Types, *ts)
