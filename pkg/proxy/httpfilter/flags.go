@@ -9,6 +9,7 @@ package httpfilter
 
 import (
 	"strings"
+	"time"
 )
 
 // Flags are Envoy's response flags for one request: why the proxy
@@ -92,10 +93,21 @@ const ResponseFlagsHeader = "X-Sluice-Response-Flags"
 
 // RequestInfo is what the request path learned about one request, after
 // Envoy's StreamInfo: the response flags, the route and cluster, how many
-// attempts were made and the last upstream host. It lives on the handler's
-// stack for the request; the access log (a later issue) will read it when
-// the request completes.
+// attempts were made and the last upstream host, the byte counts and the
+// details. It lives with the request's Stream; the access log
+// (pkg/proxy/accesslog) reads it when the request completes.
 type RequestInfo struct {
+	// Start is when the request started (Envoy's start time).
+	Start time.Time
+	// BytesReceived is the request body bytes read from the client;
+	// BytesSent the response body bytes written to it.
+	BytesReceived uint64
+	BytesSent     uint64
+	// Details is why the response is what it is (Envoy's
+	// %RESPONSE_CODE_DETAILS%): "via_upstream" for an upstream's answer,
+	// the proxy's one-line reason for its own answers.
+	Details string
+
 	Flags    Flags
 	Route    string
 	Cluster  string

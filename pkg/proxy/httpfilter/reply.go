@@ -11,6 +11,7 @@ import (
 func LocalReply(w http.ResponseWriter, info *RequestInfo, code int, flag Flags, reason, body string) {
 	info.Flags |= flag
 	info.Status = code
+	info.Details = reason
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/plain")
 	hdr.Set("X-Sluice-Reason", reason)

@@ -7,8 +7,10 @@ package httpproxy
 import (
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-mesh/sluice/internal/hostport"
+	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
@@ -44,12 +46,20 @@ func New(opts Options) *Handler {
 // the chain's path normalization, matches the route once, refuses upgrades
 // the config does not allow, and runs the chain's http_filters in order
 // (filters.go); any filter may answer, and the router filter is last.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// The request's one allocation of its own: it goes through the
 	// filters' Decode and so to the heap.
-	s := &httpfilter.Stream{W: w, R: r}
-	info := &s.Info
-	defer h.finish(info)
+	q := &request{}
+	s, info := &q.s, &q.s.Info
+	info.Start = time.Now()
+	q.w = meteredWriter{ResponseWriter: rw, info: info}
+	var w http.ResponseWriter = &q.w
+	if r.Body != nil && r.Body != http.NoBody {
+		q.body = meteredBody{ReadCloser: r.Body, info: info}
+		r.Body = &q.body
+	}
+	s.W, s.R = w, r
+	defer h.finish(q)
 	rt := h.opts.Runtime.Load()
 	l := rt.Listeners[h.opts.Listener]
 	if l == nil {
@@ -66,6 +76,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.localReply(w, info, http.StatusServiceUnavailable, 0, "listener "+h.opts.Listener+" no longer has a filter chain for this connection")
 		return
 	}
+	q.chain = chain
 	info.StatPrefix = chain.StatPrefix
 	applyXFCC(r, ci, chain.XFCC)
 	switch chain.Tracing {
@@ -94,7 +105,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Envoy answers 404 with no body (response flag NR).
 		info.Flags |= httpfilter.FlagNR
 		info.Status = http.StatusNotFound
-		w.Header().Set("X-Sluice-Reason", "no route matched")
+		info.Details = "no route matched"
+		w.Header().Set("X-Sluice-Reason", info.Details)
 		w.Header().Set(httpfilter.ResponseFlagsHeader, info.Flags.String())
 		w.WriteHeader(http.StatusNotFound)
 		return
@@ -124,12 +136,17 @@ func (h *Handler) chainFor(l *dataplane.Listener, ci *ConnInfo) *dataplane.Filte
 	return c
 }
 
-// finish records a completed request's response flags. It runs deferred,
-// so a request whose response was cut short (a panic aborting the stream)
-// is counted too.
-func (h *Handler) finish(info *httpfilter.RequestInfo) {
+// finish records a completed request's response flags and writes the
+// chain's access log. It runs deferred, so a request whose response was
+// cut short (a panic aborting the stream) is counted and logged too.
+func (h *Handler) finish(q *request) {
+	info := &q.s.Info
 	if info.Flags != 0 {
 		h.stats.Listener(info.StatPrefix).CountFlags(info.Flags)
+	}
+	if c := q.chain; c != nil && len(c.AccessLog) > 0 {
+		q.entry = accesslog.Entry{Info: info, Conn: q.s.Conn, Req: q.s.R, RespHeader: q.w.Header(), End: time.Now()}
+		c.AccessLog.Log(&q.entry)
 	}
 }
 
