@@ -103,13 +103,11 @@ func parseTemplate(s string) (template, error) {
 			i++
 			continue
 		}
-		end := strings.IndexByte(s[i+1:], '%')
+		end := commandEnd(s, i+1)
 		if end < 0 {
 			return nil, fmt.Errorf("format %q: '%%' at position %d starts no command", s, i)
 		}
 		cmd := s[i+1 : i+1+end]
-		// A '(' argument may hold '%'? Envoy's regex forbids ')' only;
-		// the arguments Istio uses hold none.
 		seg, err := parseCommand(cmd)
 		if err != nil {
 			return nil, fmt.Errorf("format %q: %w", s, err)
@@ -125,6 +123,28 @@ func parseTemplate(s string) (template, error) {
 		t = append(t, segment{op: opLiteral, literal: lit.String()})
 	}
 	return t, nil
+}
+
+// commandEnd is the length of the command starting at s[from:] up to its
+// closing '%', or -1: Envoy's ^%([A-Z]|[0-9]|_)+(\([^\)]*\))?(:[0-9]+)?%
+// (an argument may hold '%', as START_TIME(%Y) does).
+func commandEnd(s string, from int) int {
+	j := from
+	for j < len(s) && (s[j] >= 'A' && s[j] <= 'Z' || s[j] >= '0' && s[j] <= '9' || s[j] == '_') {
+		j++
+	}
+	if j < len(s) && s[j] == '(' {
+		k := strings.IndexByte(s[j:], ')')
+		if k < 0 {
+			return -1
+		}
+		j += k + 1
+	}
+	k := strings.IndexByte(s[j:], '%')
+	if k < 0 {
+		return -1
+	}
+	return j + k - from
 }
 
 func parseCommand(cmd string) (segment, error) {
