@@ -89,7 +89,7 @@ func testEntry() *Entry {
 		Upstream: "10.0.0.1:80", Cluster: "outbound|80||web", Route: "default"}
 	return &Entry{Info: info, Req: r, RespHeader: http.Header{"X-Envoy-Upstream-Service-Time": {"4"}},
 		Conn: &httpfilter.Conn{RemoteAddr: netip.MustParseAddrPort("10.1.1.1:5555"), LocalAddr: netip.MustParseAddrPort("10.1.1.2:80")},
-		End: info.Start.Add(42 * time.Millisecond)}
+		End:  info.Start.Add(42 * time.Millisecond)}
 }
 
 func TestTextValues(t *testing.T) {
