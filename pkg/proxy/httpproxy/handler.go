@@ -145,6 +145,11 @@ func (h *Handler) finish(q *request) {
 		h.stats.Listener(info.StatPrefix).CountFlags(info.Flags)
 	}
 	if c := q.chain; c != nil && len(c.AccessLog) > 0 {
+		if info.Details == "" {
+			// An answer a filter made without LocalReply (a CORS
+			// preflight, a gRPC fault abort) says why in its reason header.
+			info.Details = httpfilter.FirstHeader(q.w.Header(), "X-Sluice-Reason")
+		}
 		q.entry = accesslog.Entry{Info: info, Conn: q.s.Conn, Req: q.s.R, RespHeader: q.w.Header(), End: time.Now()}
 		c.AccessLog.Log(&q.entry)
 	}
