@@ -84,7 +84,7 @@ func testEntry() *Entry {
 	r := httptest.NewRequest("GET", "http://web:8080/a%20b?x=1", nil)
 	r.Header.Set("X-Envoy-Original-Path", "/orig")
 	r.Header.Set("User-Agent", strings.Repeat("u", 40))
-	info := &httpfilter.RequestInfo{Start: time.Date(2024, 5, 6, 7, 8, 9, 123e6, time.UTC), Status: 503,
+	info := &httpfilter.RequestInfo{Start: time.Date(2024, 5, 6, 7, 8, 9, 123e6, time.UTC), Status: 503, UpstreamLocal: netip.MustParseAddrPort("10.1.1.2:40000"),
 		Flags: httpfilter.FlagUF | httpfilter.FlagURX, Details: "upstream connect error: refused", BytesReceived: 7, BytesSent: 11,
 		Upstream: "10.0.0.1:80", Cluster: "outbound|80||web", Route: "default"}
 	return &Entry{Info: info, Req: r, RespHeader: http.Header{"X-Envoy-Upstream-Service-Time": {"4"}},
@@ -101,7 +101,7 @@ func TestTextValues(t *testing.T) {
 	}
 	got := string(f.appendLine(nil, testEntry()))
 	want := "[2024-05-06T07:08:09.123Z] /orig /a%20b?x=1 uuuuu 503 UF,URX upstream_connect_error:_refused 7 11 42 4 10.0.0.1:80 " +
-		"outbound|80||web 10.1.1.1:5555 10.1.1.2 - - default\n"
+		"outbound|80||web 10.1.1.1:5555 10.1.1.2 - 10.1.1.2:40000 default\n"
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}

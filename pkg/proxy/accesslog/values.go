@@ -21,9 +21,6 @@ type Entry struct {
 	Req *http.Request
 	// RespHeader is the response's headers; nil for TCP.
 	RespHeader http.Header
-	// UpstreamLocal is the upstream connection's local address, when the
-	// caller knows it (TCP); the zero value logs "-".
-	UpstreamLocal netip.AddrPort
 	// End is when the request or connection completed.
 	End time.Time
 }
@@ -85,7 +82,7 @@ func appendValue(dst []byte, seg *segment, e *Entry) ([]byte, bool) {
 	case opRouteName:
 		return appendString(dst, info.Route)
 	case opUpstreamLocalAddress:
-		return appendAddrPort(dst, e.UpstreamLocal, true)
+		return appendAddrPort(dst, info.UpstreamLocal, true)
 	}
 	return appendConnValue(dst, seg.op, e.Conn)
 }

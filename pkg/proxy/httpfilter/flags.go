@@ -8,6 +8,7 @@
 package httpfilter
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -107,6 +108,9 @@ type RequestInfo struct {
 	// %RESPONSE_CODE_DETAILS%): "via_upstream" for an upstream's answer,
 	// the proxy's one-line reason for its own answers.
 	Details string
+	// UpstreamLocal is the local address of the last attempt's upstream
+	// connection (%UPSTREAM_LOCAL_ADDRESS%).
+	UpstreamLocal netip.AddrPort
 
 	Flags    Flags
 	Route    string

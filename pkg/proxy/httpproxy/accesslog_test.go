@@ -91,8 +91,8 @@ spec:
 	if _, err := strconv.Atoi(g[13]); err != nil {
 		t.Errorf("upstream service time %q is not a number", g[13])
 	}
-	if !strings.HasPrefix(g[21], "127.0.0.1:") || !strings.HasPrefix(g[22], "127.0.0.1:") {
-		t.Errorf("downstream addresses %q %q", g[21], g[22])
+	if !strings.HasPrefix(g[20], "127.0.0.1:") || !strings.HasPrefix(g[21], "127.0.0.1:") || !strings.HasPrefix(g[22], "127.0.0.1:") {
+		t.Errorf("upstream local, downstream local and remote addresses %q %q %q", g[20], g[21], g[22])
 	}
 	if g[24] == "-" {
 		t.Errorf("route name missing: %s", lines[0])
@@ -139,6 +139,9 @@ func TestAccessLogJSON(t *testing.T) {
 		if up[k] != v {
 			t.Errorf("%s = %#v, want %#v", k, up[k], v)
 		}
+	}
+	if a, _ := up["upstream_local_address"].(string); !strings.HasPrefix(a, "127.0.0.1:") {
+		t.Errorf("upstream_local_address %v", up["upstream_local_address"])
 	}
 	if d, ok := up["duration"].(float64); !ok || d < 0 || d > 5000 {
 		t.Errorf("duration %v", up["duration"])

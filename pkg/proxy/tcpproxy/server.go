@@ -11,7 +11,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/netip"
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
@@ -40,10 +39,9 @@ func Serve(conn net.Conn, c Connection) {
 	defer conn.Close()
 	route := c.Chain.TCP
 	info := httpfilter.RequestInfo{Start: time.Now()}
-	var upLocal netip.AddrPort
 	if len(route.AccessLog) > 0 {
 		defer func() {
-			e := accesslog.Entry{Info: &info, Conn: c.Conn, UpstreamLocal: upLocal, End: time.Now()}
+			e := accesslog.Entry{Info: &info, Conn: c.Conn, End: time.Now()}
 			route.AccessLog.Log(&e)
 		}()
 	}
@@ -75,7 +73,7 @@ func Serve(conn net.Conn, c Connection) {
 		info.Upstream = h.Address
 	}
 	if a, ok := up.LocalAddr().(*net.TCPAddr); ok {
-		upLocal = a.AddrPort()
+		info.UpstreamLocal = a.AddrPort()
 	}
 	info.BytesReceived, info.BytesSent = up.Pipe(conn, route.IdleTimeout)
 }
