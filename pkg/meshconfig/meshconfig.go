@@ -94,6 +94,9 @@ func Parse(data []byte, file string) (*meshv1alpha1.MeshConfig, error) {
 	if !tracingGiven {
 		mc.EnableTracing = true
 	}
+	if err := checkAccessLog(mc); err != nil {
+		return nil, fmt.Errorf("mesh config %s: %w", file, err)
+	}
 	applyDefaults(mc)
 	return mc, nil
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/downstream"
 	"github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
@@ -202,6 +203,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 	defer cancel()
 	admin.Shutdown(shutdown)
 	p.shutdownListeners(shutdown)
+	// The drained requests' access log lines are written before exit.
+	accesslog.FlushAll()
 	return err
 }
 

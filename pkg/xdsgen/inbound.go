@@ -231,7 +231,7 @@ func (g *generation) inboundListener(p inboundPort, mode model.MTLSMode) error {
 	g.out.Clusters = append(g.out.Clusters, inboundCluster(clusterName, p))
 	name := fmt.Sprintf("%s_%d", InboundListenerName, p.port)
 	buildTCP := func() (*listener.FilterChain, error) {
-		chain, err := tcpProxyChain("inbound_tcp", tcpTarget{cluster: clusterName})
+		chain, err := tcpProxyChain("inbound_tcp", tcpTarget{cluster: clusterName}, g.push.Mesh)
 		if err != nil {
 			return nil, err
 		}

@@ -123,6 +123,9 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 		manager.UpgradeConfigs = append(manager.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: ConnectUpgrade})
 	}
 	setPathNormalization(manager, opts.Mesh.GetPathNormalization().GetNormalization())
+	if manager.AccessLog, err = meshAccessLog(opts.Mesh); err != nil {
+		return nil, err
+	}
 	applyXFCC(manager, opts.XFCC, opts.Mesh)
 	if opts.Tracing {
 		// Istio's legacy tracing config, without the span settings (sluice

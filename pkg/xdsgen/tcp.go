@@ -9,6 +9,7 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
@@ -26,8 +27,15 @@ type tcpTarget struct {
 }
 
 // tcpProxyChain is a filter chain holding only a tcp_proxy to target.
-func tcpProxyChain(statPrefix string, target tcpTarget) (*listener.FilterChain, error) {
+// mesh's accessLogFile adds the access log (accesslog.go), as on every
+// Istio tcp_proxy.
+func tcpProxyChain(statPrefix string, target tcpTarget, mesh *meshv1alpha1.MeshConfig) (*listener.FilterChain, error) {
 	tp := &tcpproxy.TcpProxy{StatPrefix: statPrefix}
+	als, err := meshAccessLog(mesh)
+	if err != nil {
+		return nil, err
+	}
+	tp.AccessLog = als
 	if len(target.weighted) > 0 {
 		tp.ClusterSpecifier = &tcpproxy.TcpProxy_WeightedClusters{WeightedClusters: &tcpproxy.TcpProxy_WeightedCluster{Clusters: target.weighted}}
 	} else {
@@ -175,7 +183,7 @@ func (g *generation) tlsRouteTargets(vsList []*model.VirtualService, mc tcpMatch
 func (g *generation) tlsChains(vsList []*model.VirtualService, mc tcpMatchContext, statPrefix string, admit func(vs *model.VirtualService, sni string) (string, bool)) ([]*listener.FilterChain, error) {
 	var chains []*listener.FilterChain
 	for _, st := range g.tlsRouteTargets(vsList, mc, admit) {
-		chain, err := tcpProxyChain(statPrefix, st.target)
+		chain, err := tcpProxyChain(statPrefix, st.target, g.push.Mesh)
 		if err != nil {
 			return nil, err
 		}
@@ -206,7 +214,7 @@ func (g *generation) gatewayL4Chains(port uint32, s *model.GatewayServer) ([]*li
 		g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("Gateway %s port %d: no VirtualService tcp route applies; connections are refused", s.Name, port))
 		return nil, nil
 	}
-	chain, err := tcpProxyChain(stat, target)
+	chain, err := tcpProxyChain(stat, target, g.push.Mesh)
 	if err != nil {
 		return nil, err
 	}

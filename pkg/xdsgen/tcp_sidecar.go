@@ -77,7 +77,7 @@ func (g *generation) tcpPortListener(name, ip string, listenPort, port uint32, s
 				}
 			}
 			if len(sniChains) == 0 {
-				c, err := tcpProxyChain(stat, tcpTarget{cluster: ClusterName("outbound", port, "", svc.Hostname)})
+				c, err := tcpProxyChain(stat, tcpTarget{cluster: ClusterName("outbound", port, "", svc.Hostname)}, g.push.Mesh)
 				if err != nil {
 					return nil, err
 				}
@@ -100,7 +100,7 @@ func (g *generation) tcpPortListener(name, ip string, listenPort, port uint32, s
 				target = t
 			}
 		}
-		c, err := tcpProxyChain(stat, target)
+		c, err := tcpProxyChain(stat, target, g.push.Mesh)
 		if err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
@@ -31,6 +32,7 @@ var hcmFields = map[protoreflect.Name]bool{
 	"preserve_external_request_id": true, "upgrade_configs": true, "normalize_path": true,
 	"merge_slashes": true, "path_with_escaped_slashes_action": true, "strip_any_host_port": true,
 	"forward_client_cert_details": true, "set_current_client_cert_details": true,
+	"access_log": true,
 }
 
 // compileHCM compiles an http_connection_manager into chain. Honoured:
@@ -41,7 +43,8 @@ var hcmFields = map[protoreflect.Name]bool{
 // preserve_external_request_id (with use_remote_address false no request is
 // external, so x-request-id is always kept), upgrade_configs, the path
 // normalization fields, strip_any_host_port, forward_client_cert_details
-// and set_current_client_cert_details (xfcc.go).
+// and set_current_client_cert_details (xfcc.go), access_log (the file
+// logger, pkg/proxy/accesslog).
 func compileHCM(f *listener.Filter, chain *FilterChain, dir core.TrafficDirection) error {
 	var m hcm.HttpConnectionManager
 	if err := f.GetTypedConfig().UnmarshalTo(&m); err != nil {
@@ -61,6 +64,9 @@ func compileHCM(f *listener.Filter, chain *FilterChain, dir core.TrafficDirectio
 		return err
 	}
 	chain.HTTPFilters = filters
+	if chain.AccessLog, err = accesslog.Compile(m.AccessLog); err != nil {
+		return fmt.Errorf("http_connection_manager: %w", err)
+	}
 	if chain.XFCC, err = compileXFCC(&m); err != nil {
 		return fmt.Errorf("http_connection_manager: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
 	"github.com/sluice-mesh/sluice/internal/hostport"
+	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
@@ -57,6 +58,9 @@ type FilterChain struct {
 	// x-forwarded-client-cert (forward_client_cert_details and
 	// set_current_client_cert_details); never nil for HTTP chains.
 	XFCC *XFCC
+	// AccessLog is the connection manager's access_log, written when
+	// each request completes.
+	AccessLog accesslog.Loggers
 }
 
 // Tracing is the part of Envoy's tracing that sluice has: the decorator
@@ -91,6 +95,9 @@ type TCPRoute struct {
 	total      uint64
 	// IdleTimeout closes a connection idle for that long (Envoy's default 1h).
 	IdleTimeout time.Duration
+	// AccessLog is tcp_proxy's access_log, written when a connection
+	// closes.
+	AccessLog accesslog.Loggers
 }
 
 // WeightedTCP is one arm of a weighted TCP split.
@@ -245,10 +252,17 @@ func compileTCPProxy(f *listener.Filter) (*TCPRoute, error) {
 	if err := tp.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("tcp_proxy: %w", err)
 	}
-	if len(tp.AccessLog) > 0 || tp.TunnelingConfig != nil || tp.HashPolicy != nil || tp.MetadataMatch != nil {
-		return nil, fmt.Errorf("tcp_proxy: access_log, tunneling_config, hash_policy and metadata_match are not supported")
+	if tp.TunnelingConfig != nil || tp.HashPolicy != nil || tp.MetadataMatch != nil {
+		return nil, fmt.Errorf("tcp_proxy: tunneling_config, hash_policy and metadata_match are not supported")
 	}
-	t := &TCPRoute{StatPrefix: tp.StatPrefix, IdleTimeout: time.Hour}
+	if tp.AccessLogOptions != nil || tp.AccessLogFlushInterval != nil || tp.FlushAccessLogOnConnected {
+		return nil, fmt.Errorf("tcp_proxy: access_log_options, access_log_flush_interval and flush_access_log_on_connected are not supported (a connection is logged when it closes)")
+	}
+	logs, err := accesslog.Compile(tp.AccessLog)
+	if err != nil {
+		return nil, fmt.Errorf("tcp_proxy: %w", err)
+	}
+	t := &TCPRoute{StatPrefix: tp.StatPrefix, IdleTimeout: time.Hour, AccessLog: logs}
 	if d := tp.GetIdleTimeout(); d != nil {
 		t.IdleTimeout = d.AsDuration()
 	}

@@ -8,6 +8,7 @@
 package httpfilter
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -93,10 +94,25 @@ const ResponseFlagsHeader = "X-Sluice-Response-Flags"
 
 // RequestInfo is what the request path learned about one request, after
 // Envoy's StreamInfo: the response flags, the route and cluster, how many
-// attempts were made and the last upstream host. It lives on the handler's
-// stack for the request; the access log (a later issue) will read it when
-// the request completes.
+// attempts were made and the last upstream host, the byte counts and the
+// details. It lives with the request's Stream; the access log
+// (pkg/proxy/accesslog) and the standard metrics (pkg/proxy/istiometrics)
+// read it when the request completes.
 type RequestInfo struct {
+	// Start is when the request started (Envoy's start time).
+	Start time.Time
+	// BytesReceived is the request body bytes read from the client;
+	// BytesSent the response body bytes written to it.
+	BytesReceived uint64
+	BytesSent     uint64
+	// Details is why the response is what it is (Envoy's
+	// %RESPONSE_CODE_DETAILS%): "via_upstream" for an upstream's answer,
+	// the proxy's one-line reason for its own answers.
+	Details string
+	// UpstreamLocal is the local address of the last attempt's upstream
+	// connection (%UPSTREAM_LOCAL_ADDRESS%).
+	UpstreamLocal netip.AddrPort
+
 	Flags    Flags
 	Route    string
 	Cluster  string
@@ -115,13 +131,6 @@ type RequestInfo struct {
 	// Upgrade is the protocol an allowed HTTP/1.1 upgrade asks for; ""
 	// for ordinary requests.
 	Upgrade string
-
-	// Start is when the request arrived.
-	Start time.Time
-	// BytesReceived are the request body bytes read from the client,
-	// BytesSent the response body bytes written to it.
-	BytesReceived uint64
-	BytesSent     uint64
 
 	// PeerMetadata is the other sidecar's x-envoy-peer-metadata (Istio's
 	// metadata exchange): read from the request on a server sidecar, from

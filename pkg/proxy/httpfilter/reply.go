@@ -11,6 +11,7 @@ import (
 func LocalReply(w http.ResponseWriter, info *RequestInfo, code int, flag Flags, reason, body string) {
 	info.Flags |= flag
 	info.Status = code
+	info.Details = reason
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/plain")
 	hdr.Set("X-Sluice-Reason", reason)
@@ -18,8 +19,7 @@ func LocalReply(w http.ResponseWriter, info *RequestInfo, code int, flag Flags, 
 		hdr.Set(ResponseFlagsHeader, info.Flags.String())
 	}
 	w.WriteHeader(code)
-	n, _ := io.WriteString(w, body+"\n")
-	info.BytesSent += uint64(n)
+	io.WriteString(w, body+"\n") // counted by the connection manager's writer (BytesSent)
 }
 
 // FirstHeader is a header's first value; name must be canonical (no

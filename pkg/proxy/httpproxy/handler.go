@@ -5,12 +5,12 @@
 package httpproxy
 
 import (
-	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluice-mesh/sluice/internal/hostport"
+	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
@@ -47,18 +47,20 @@ func New(opts Options) *Handler {
 // the chain's path normalization, matches the route once, refuses upgrades
 // the config does not allow, and runs the chain's http_filters in order
 // (filters.go); any filter may answer, and the router filter is last.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// The request's one allocation of its own: it goes through the
 	// filters' Decode and so to the heap.
-	req := &request{Stream: httpfilter.Stream{W: w, R: r}}
-	s := &req.Stream
-	info := &s.Info
+	q := &request{}
+	s, info := &q.s, &q.s.Info
 	info.Start = time.Now()
+	q.w = meteredWriter{ResponseWriter: rw, info: info}
+	var w http.ResponseWriter = &q.w
 	if r.Body != nil && r.Body != http.NoBody {
-		req.body = countingBody{rc: r.Body, n: &info.BytesReceived}
-		r.Body = &req.body
+		q.body = meteredBody{ReadCloser: r.Body, info: info}
+		r.Body = &q.body
 	}
-	defer h.finish(req)
+	s.W, s.R = w, r
+	defer h.finish(q)
 	rt := h.opts.Runtime.Load()
 	l := rt.Listeners[h.opts.Listener]
 	if l == nil {
@@ -67,8 +69,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ci := connOf(r)
 	s.Conn = &ci.Conn
-	req.inbound = l.Inbound
-	h.exchangePeers(req)
+	q.inbound = l.Inbound
+	h.exchangePeers(q)
 	chain := h.chainFor(l, ci)
 	if chain == nil {
 		// A push left this connection without a chain (its chain was
@@ -77,6 +79,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.localReply(w, info, http.StatusServiceUnavailable, 0, "listener "+h.opts.Listener+" no longer has a filter chain for this connection")
 		return
 	}
+	q.chain = chain
 	info.StatPrefix = chain.StatPrefix
 	applyXFCC(r, ci, chain.XFCC)
 	switch chain.Tracing {
@@ -105,7 +108,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Envoy answers 404 with no body (response flag NR).
 		info.Flags |= httpfilter.FlagNR
 		info.Status = http.StatusNotFound
-		w.Header().Set("X-Sluice-Reason", "no route matched")
+		info.Details = "no route matched"
+		w.Header().Set("X-Sluice-Reason", info.Details)
 		w.Header().Set(httpfilter.ResponseFlagsHeader, info.Flags.String())
 		w.WriteHeader(http.StatusNotFound)
 		return
@@ -135,61 +139,46 @@ func (h *Handler) chainFor(l *dataplane.Listener, ci *ConnInfo) *dataplane.Filte
 	return c
 }
 
-// request is what the connection manager keeps per request, in one
-// allocation: the filters' Stream, the counted request body, and whether
-// the request arrived on an inbound listener.
-type request struct {
-	httpfilter.Stream
-	body    countingBody
-	inbound bool
-}
-
-// countingBody counts the request body bytes read (RequestInfo's
-// BytesReceived).
-type countingBody struct {
-	rc io.ReadCloser
-	n  *uint64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	*b.n += uint64(n)
-	return n, err
-}
-
-func (b *countingBody) Close() error { return b.rc.Close() }
-
 // exchangePeers is Istio's HTTP metadata exchange: a server sidecar takes
 // the client's identity out of the request and names itself in the
 // answer; a client sidecar (or gateway) names itself in the request and
 // has the router take the server's identity out of the answer.
-func (h *Handler) exchangePeers(req *request) {
+func (h *Handler) exchangePeers(q *request) {
 	m := h.shared.Metrics
 	if m == nil {
 		return
 	}
-	if req.inbound {
-		req.Info.PeerMetadata = istiometrics.TakePeer(req.R.Header)
-		m.SetPeerHeaders(req.W.Header())
+	if q.inbound {
+		q.s.Info.PeerMetadata = istiometrics.TakePeer(q.s.R.Header)
+		m.SetPeerHeaders(q.w.Header())
 		return
 	}
-	m.SetPeerHeaders(req.R.Header)
-	req.Info.TakeUpstreamPeer = true
+	m.SetPeerHeaders(q.s.R.Header)
+	q.s.Info.TakeUpstreamPeer = true
 }
 
-// finish records a completed request's response flags and its standard
-// metrics. It runs deferred, so a request whose response was cut short (a
-// panic aborting the stream) is counted too.
-func (h *Handler) finish(req *request) {
-	info := &req.Info
+// finish records a completed request's response flags, writes the
+// chain's access log and records its standard metrics. It runs deferred, so a request whose response was
+// cut short (a panic aborting the stream) is counted and logged too.
+func (h *Handler) finish(q *request) {
+	info := &q.s.Info
 	if info.Flags != 0 {
 		h.stats.Listener(info.StatPrefix).CountFlags(info.Flags)
 	}
+	if c := q.chain; c != nil && len(c.AccessLog) > 0 {
+		if info.Details == "" {
+			// An answer a filter made without LocalReply (a CORS
+			// preflight, a gRPC fault abort) says why in its reason header.
+			info.Details = httpfilter.FirstHeader(q.w.Header(), "X-Sluice-Reason")
+		}
+		q.entry = accesslog.Entry{Info: info, Conn: q.s.Conn, Req: q.s.R, RespHeader: q.w.Header(), End: time.Now()}
+		c.AccessLog.Log(&q.entry)
+	}
 	if m := h.shared.Metrics; m != nil {
-		r := req.R
-		m.RecordHTTP(&istiometrics.HTTPRequest{Info: info, Conn: req.Conn, Inbound: req.inbound,
-			Authority: r.Host, GRPC: isGRPC(r), GRPCStatus: firstHeader(req.W.Header(), "Grpc-Status"),
-			RouteCluster: routeCluster(req.Route)})
+		r := q.s.R
+		m.RecordHTTP(&istiometrics.HTTPRequest{Info: info, Conn: q.s.Conn, Inbound: q.inbound,
+			Authority: r.Host, GRPC: isGRPC(r), GRPCStatus: firstHeader(q.w.Header(), "Grpc-Status"),
+			RouteCluster: routeCluster(q.s.Route)})
 	}
 }
 
@@ -211,6 +200,9 @@ func routeCluster(rt httpfilter.Route) string {
 	return ""
 }
 
+// localReply is an answer the proxy makes itself: a one-line plain-text
+// body, the same line in X-Sluice-Reason, and the response flags (flag is
+// added to the request's) in X-Sluice-Response-Flags.
 // localReply is an answer the proxy makes itself: a one-line plain-text
 // body, the same line in X-Sluice-Reason, and the response flags (flag is
 // added to the request's) in X-Sluice-Response-Flags.

@@ -114,10 +114,11 @@ func (u *Upstream) Close() error {
 }
 
 // Pipe copies bytes between down and u both ways (see pipe) and closes u
-// when both directions are done or the connection was idle for idle.
-func (u *Upstream) Pipe(down net.Conn, idle time.Duration) {
+// when both directions are done or the connection was idle for idle. It
+// returns the bytes read from down and the bytes written to it.
+func (u *Upstream) Pipe(down net.Conn, idle time.Duration) (received, sent uint64) {
 	defer u.Close()
-	pipe(down, u.Conn, idle)
+	return pipe(down, u.Conn, idle)
 }
 
 // Buffered is conn reading first what br (a hijacked HTTP connection's
@@ -141,17 +142,20 @@ func Prefixed(conn net.Conn, prefix []byte) net.Conn {
 // pipe copies both ways. When one side finishes sending, the other is
 // half-closed so it sees EOF; the connection ends when both directions are
 // done, or when no byte moved for idle.
-func pipe(a, b net.Conn, idle time.Duration) {
+// It returns the bytes copied from a to b and from b to a.
+func pipe(a, b net.Conn, idle time.Duration) (aToB, bToA uint64) {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
+	cp := func(dst, src net.Conn, count *uint64) {
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := src.Read(buf)
 			if n > 0 {
 				last.Store(time.Now().UnixNano())
-				if _, werr := dst.Write(buf[:n]); werr != nil {
+				w, werr := dst.Write(buf[:n])
+				*count += uint64(w)
+				if werr != nil {
 					break
 				}
 			}
@@ -166,12 +170,12 @@ func pipe(a, b net.Conn, idle time.Duration) {
 		}
 		done <- struct{}{}
 	}
-	go cp(b, a)
-	go cp(a, b)
+	go cp(b, a, &aToB)
+	go cp(a, b, &bToA)
 	if idle <= 0 {
 		<-done
 		<-done
-		return
+		return aToB, bToA
 	}
 	ticker := time.NewTicker(min(idle/4+time.Millisecond, time.Minute))
 	defer ticker.Stop()
@@ -187,6 +191,7 @@ func pipe(a, b net.Conn, idle time.Duration) {
 			}
 		}
 	}
+	return aToB, bToA
 }
 
 // prefixConn replays prefix before reading from the connection.

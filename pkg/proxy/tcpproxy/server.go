@@ -8,9 +8,12 @@ package tcpproxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
+	"time"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
@@ -36,17 +39,29 @@ type Connection struct {
 
 // Serve proxies conn as c says and closes it. A network filter refusing
 // the connection (an RBAC denial) closes it before any upstream is dialled.
+// The chain's access log gets one line when the connection closes; the
+// standard metrics count it from the upstream connect to the close.
 func Serve(conn net.Conn, c Connection) {
 	defer conn.Close()
+	route := c.Chain.TCP
+	info := httpfilter.RequestInfo{Start: time.Now()}
+	if len(route.AccessLog) > 0 {
+		defer func() {
+			e := accesslog.Entry{Info: &info, Conn: c.Conn, End: time.Now()}
+			route.AccessLog.Log(&e)
+		}()
+	}
 	for _, f := range c.Chain.ConnFilters {
 		if !f.Allow(c.Conn, c.Scope) {
+			info.Details = "connection denied by a network filter"
 			return
 		}
 	}
-	route := c.Chain.TCP
 	name := route.PickCluster()
+	info.Cluster = name
 	cl := c.Runtime.Clusters[name]
 	if cl == nil {
+		info.Flags |= httpfilter.FlagNC
 		c.Logger.Warn("tcp: cluster not found", "cluster", name)
 		return
 	}
@@ -54,8 +69,17 @@ func Serve(conn net.Conn, c Connection) {
 	// passthrough cluster has nothing to go to (Dial refuses it).
 	up, err := tcpconn.Dial(context.Background(), cl, "")
 	if err != nil {
+		info.Flags |= dialFlag(err)
+		info.Details = err.Error()
 		c.Logger.Debug("tcp: upstream connect failed", "cluster", name, "err", err)
 		return
+	}
+	info.Upstream = up.RemoteAddr().String()
+	if h := up.Host(); h != nil {
+		info.Upstream = h.Address
+	}
+	if a, ok := up.LocalAddr().(*net.TCPAddr); ok {
+		info.UpstreamLocal = a.AddrPort()
 	}
 	if c.Metrics != nil {
 		// Opened once the upstream is connected, as Envoy's tcp_proxy
@@ -64,5 +88,17 @@ func Serve(conn net.Conn, c Connection) {
 		defer ctr.Closed()
 		conn = ctr.Conn(conn)
 	}
-	up.Pipe(conn, route.IdleTimeout)
+	info.BytesReceived, info.BytesSent = up.Pipe(conn, route.IdleTimeout)
+}
+
+// dialFlag is the response flag of a failed upstream connection, as
+// Envoy's tcp_proxy sets them: UO overflow, UH no healthy host, else UF.
+func dialFlag(err error) httpfilter.Flags {
+	switch {
+	case errors.Is(err, tcpconn.ErrOverflow):
+		return httpfilter.FlagUO
+	case errors.Is(err, tcpconn.ErrNoHealthyHost):
+		return httpfilter.FlagUH
+	}
+	return httpfilter.FlagUF
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 )
 
@@ -181,6 +182,15 @@ func replayable(req *http.Request) bool {
 		return true
 	}
 	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+}
+
+// LocalAddr is the local address of the connection the request was given
+// (Envoy's upstream local address); invalid when there is none.
+func (a *Admission) LocalAddr() netip.AddrPort {
+	if a.pc == nil {
+		return netip.AddrPort{}
+	}
+	return a.pc.local
 }
 
 // Release ends an admitted request; its connection goes back to the pool

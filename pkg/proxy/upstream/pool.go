@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,7 +97,12 @@ type hostPool struct {
 // dialCounted marks a pool dial whose connection was already counted in
 // upstream_cx_active when the pool decided to dial; h2 records that TLS
 // negotiated h2 by ALPN.
-type dialCounted struct{ started, h2 atomic.Bool }
+type dialCounted struct {
+	started, h2 atomic.Bool
+	// local is the connection's local address (%UPSTREAM_LOCAL_ADDRESS%),
+	// set by the dial NewClientConn runs before it returns.
+	local netip.AddrPort
+}
 
 type dialCountedKey struct{}
 
@@ -384,7 +390,7 @@ func (hp *hostPool) dial() {
 		return
 	}
 	now := time.Now()
-	pc := &poolConn{cc: cc, hp: hp, h2: hp.set.h2c || dc.h2.Load(), opened: now, idleSince: now, limit: 1}
+	pc := &poolConn{cc: cc, hp: hp, h2: hp.set.h2c || dc.h2.Load(), opened: now, idleSince: now, limit: 1, local: dc.local}
 	if pc.h2 {
 		pc.limit = max(cc.Available()+cc.InFlight(), 1)
 		t.stats.CxHTTP2Total.Add(1)

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 )
@@ -12,6 +13,7 @@ import (
 // pool's lock.
 type poolConn struct {
 	cc        *http.ClientConn
+	local     netip.AddrPort // the connection's local address
 	hp        *hostPool
 	h2        bool
 	state     connState

@@ -216,6 +216,11 @@ func (t *Transport) dialCounted(ctx context.Context, network, addr string, alpn 
 		return fail(err)
 	}
 	tc := &trackedConn{Conn: c, t: t, host: h}
+	if dc, ok := ctx.Value(dialCountedKey{}).(*dialCounted); ok {
+		if la, ok := c.LocalAddr().(*net.TCPAddr); ok {
+			dc.local = la.AddrPort()
+		}
+	}
 	if alpn == nil {
 		return tc, nil
 	}

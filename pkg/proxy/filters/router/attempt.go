@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,8 @@ type attemptResult struct {
 	host *upstream.Host
 	addr string
 	took time.Duration
+	// local is the upstream connection's local address.
+	local netip.AddrPort
 }
 
 var errNoHost = errors.New("no healthy upstream")
@@ -124,6 +127,7 @@ func attempt(a *attemptRequest) *attemptResult {
 	start := time.Now()
 	res.resp, res.err = adm.RoundTrip(out)
 	res.took = time.Since(start)
+	res.local = adm.LocalAddr()
 	if res.err != nil {
 		finishAttempt(res.host, &adm)
 		recordError(a, cl, res.host, res.err)

@@ -15,6 +15,13 @@ import (
 type RequestInfo = httpfilter.RequestInfo
 
 // localReply is an answer the proxy makes itself (httpfilter.LocalReply).
+// Envoy's response code details for answers the proxy did not make up
+// (ResponseCodeDetailValues in envoy/stream_info/stream_info.h).
+const (
+	DetailsViaUpstream    = "via_upstream"
+	DetailsDirectResponse = "direct_response"
+)
+
 func localReply(w http.ResponseWriter, info *RequestInfo, code int, flag httpfilter.Flags, reason string) {
 	httpfilter.LocalReply(w, info, code, flag, reason, reason)
 }
@@ -34,7 +41,7 @@ func redirect(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 	w.Header().Set("Location", rte.Location(s.R))
 	cfg.RespOps.Apply(w.Header())
 	stripDecorator(w.Header(), info)
-	info.Status = rte.RedirectCode()
+	info.Status, info.Details = rte.RedirectCode(), DetailsDirectResponse
 	w.WriteHeader(info.Status)
 }
 
@@ -49,7 +56,7 @@ func directResponse(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 		}
 		w.Header().Set("Content-Length", strconv.Itoa(len(rte.Action.Body)))
 	}
-	info.Status = rte.Action.Status
+	info.Status, info.Details = rte.Action.Status, DetailsDirectResponse
 	w.WriteHeader(rte.Action.Status)
 	w.Write(rte.Action.Body)
 }
@@ -140,7 +147,7 @@ func writeResponse(w http.ResponseWriter, r *http.Request, ctx context.Context, 
 	}
 	stripDecorator(hdr, info)
 	announceTrailers(hdr, resp.Trailer)
-	info.Status = resp.StatusCode
+	info.Status, info.Details = resp.StatusCode, DetailsViaUpstream
 	w.WriteHeader(resp.StatusCode)
 	defer func() {
 		if p := recover(); p != nil {
@@ -155,7 +162,7 @@ func writeResponse(w http.ResponseWriter, r *http.Request, ctx context.Context, 
 			panic(p)
 		}
 	}()
-	info.BytesSent = copyBody(w, resp)
+	copyBody(w, resp)
 	writeTrailers(hdr, resp.Trailer)
 }
 
@@ -172,7 +179,7 @@ func upstreamError(w http.ResponseWriter, info *RequestInfo, cl *upstream.Cluste
 	switch res.fail {
 	case failClient:
 		// The client went away (Envoy's DC); nobody reads an answer.
-		info.Status = 499
+		info.Status, info.Details = 499, "client disconnected before the response"
 		w.WriteHeader(499)
 	case failTimeout:
 		cl.Stats.RqTimeout.Add(1)

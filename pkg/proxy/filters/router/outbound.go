@@ -129,9 +129,9 @@ func writeTrailers(h http.Header, trailer http.Header) {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // copyBody streams the response body; bodies of unknown length (streams,
-// server-sent events, gRPC) are flushed as they arrive. It returns the
-// bytes written to the client.
-func copyBody(w http.ResponseWriter, resp *http.Response) (total uint64) {
+// server-sent events, gRPC) are flushed as they arrive. The connection
+// manager's writer counts the bytes (RequestInfo.BytesSent).
+func copyBody(w http.ResponseWriter, resp *http.Response) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -140,10 +140,8 @@ func copyBody(w http.ResponseWriter, resp *http.Response) (total uint64) {
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
-			wn, werr := w.Write(buf[:n])
-			total += uint64(wn)
-			if werr != nil {
-				return total
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
 			}
 			if flush {
 				rc.Flush()
@@ -155,7 +153,7 @@ func copyBody(w http.ResponseWriter, resp *http.Response) (total uint64) {
 				// response, as it would through Envoy.
 				panic(http.ErrAbortHandler)
 			}
-			return total
+			return
 		}
 	}
 }

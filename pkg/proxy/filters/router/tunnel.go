@@ -49,7 +49,7 @@ func tunnel(w http.ResponseWriter, ctx context.Context, res *attemptResult, cfg 
 	hdr := resp.Header.Clone()
 	cfg.RespOps.Apply(hdr)
 	stripDecorator(hdr, info)
-	info.Status = http.StatusSwitchingProtocols
+	info.Status, info.Details = http.StatusSwitchingProtocols, DetailsViaUpstream
 	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
 	hdr.Write(brw)
 	brw.WriteString("\r\n")
