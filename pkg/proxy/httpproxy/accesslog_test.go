@@ -102,6 +102,11 @@ spec:
 	if g[5] != "404" || g[6] != "NR" || g[7] != "no_route_matched" || g[18] != "-" || g[19] != "-" || g[11] != "0" {
 		t.Errorf("no route: %s", lines[1])
 	}
+	// A request without an x-request-id gets one from the connection
+	// manager before anything logs it (Envoy's generate_request_id).
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$`).MatchString(g[16]) {
+		t.Errorf("generated request id %q is not a UUID v4: %s", g[16], lines[1])
+	}
 	g = parse(lines[2])
 	if g[5] != "503" || g[6] != "UH" || !strings.HasPrefix(g[7], "no_healthy_upstream:_cluster_outbound|8080||empty.default") {
 		t.Errorf("no healthy upstream: %s", lines[2])

@@ -81,6 +81,12 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	q.chain = chain
 	info.StatPrefix = chain.StatPrefix
+	// Envoy's connection manager gives a request without one an
+	// x-request-id before any filter runs (generate_request_id), so the
+	// filters, the access log and the upstream all see the same id.
+	if _, ok := r.Header["X-Request-Id"]; !ok {
+		r.Header["X-Request-Id"] = []string{httpfilter.RequestID()}
+	}
 	applyXFCC(r, ci, chain.XFCC)
 	switch chain.Tracing {
 	case dataplane.TracingIngress:

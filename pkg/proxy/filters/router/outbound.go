@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	routes "github.com/sluice-mesh/sluice/pkg/proxy/router"
 )
 
@@ -67,7 +67,7 @@ func outboundRequest(ctx context.Context, r *http.Request, addr string, rte *rou
 		}
 	}
 	if _, ok := tmpl.Header["X-Request-Id"]; !ok {
-		tmpl.Header["X-Request-Id"] = []string{requestID()}
+		tmpl.Header["X-Request-Id"] = []string{httpfilter.RequestID()}
 	}
 	return tmpl.WithContext(ctx)
 }
@@ -175,35 +175,4 @@ func rootCause(err error) string {
 		}
 		err = next
 	}
-}
-
-const hexDigits = "0123456789abcdef"
-
-// requestID makes an x-request-id in UUID v4 form.
-func requestID() string {
-	var b [36]byte
-	a, c := rand.Uint64(), rand.Uint64()
-	j := 0
-	for i := 0; i < 36; i++ {
-		switch i {
-		case 8, 13, 18, 23:
-			b[i] = '-'
-			continue
-		case 14:
-			b[i] = '4'
-			continue
-		}
-		var nib uint64
-		if j < 16 {
-			nib = (a >> (4 * j)) & 0xf
-		} else {
-			nib = (c >> (4 * (j - 16))) & 0xf
-		}
-		if i == 19 {
-			nib = 8 | (nib & 3)
-		}
-		b[i] = hexDigits[nib]
-		j++
-	}
-	return string(b[:])
 }
