@@ -51,6 +51,8 @@ func parseControls(r *http.Request) (controls, error) {
 			return c, fmt.Errorf("echo: invalid %s %q: 101 Switching Protocols cannot be faked", from, v)
 		}
 		c.status = n
+	} else if code, ok := httpbinStatus(r); ok {
+		c.status = code
 	}
 	if v, from, ok := lookup(r, query, DelayParam, DelayHeader); ok {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
@@ -114,4 +116,19 @@ func applySetHeaders(h http.Header, list string) {
 			h[name] = []string{value}
 		}
 	}
+}
+
+// httpbinStatus reads httpbin's /status/<code> path (the Istio samples'
+// httpbin answers /status/418 with 418), for a status from 200 to 599;
+// the echo still reports the request.
+func httpbinStatus(r *http.Request) (int, bool) {
+	code, ok := strings.CutPrefix(r.URL.Path, "/status/")
+	if !ok || len(code) != 3 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(code)
+	if err != nil || n < 200 || n > 599 {
+		return 0, false
+	}
+	return n, true
 }

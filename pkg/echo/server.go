@@ -39,7 +39,8 @@
 // A request can steer the answer with a query parameter or a request header;
 // when both are given the query parameter wins:
 //
-//	status   ?status=503   X-Echo-Status: 503    answer with this status (100-599)
+//	status   ?status=503   X-Echo-Status: 503    answer with this status (100-599); without
+//	                                             either, httpbin's path /status/<code> (200-599)
 //	delay    ?delay=250ms  X-Echo-Delay: 250ms   wait first (Go duration, capped at MaxDelay)
 //	size     ?size=1024    X-Echo-Size: 1024     body is exactly this many 'x' bytes,
 //	                                             application/octet-stream, no JSON (capped at MaxSizeBytes)

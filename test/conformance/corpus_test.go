@@ -280,7 +280,9 @@ var (
 		"status_set", "min_count", "observed_upstream", "proxy_stat",
 		// Known; a group runs them only if its Unsupported allows (the
 		// istio-tasks group observes mirrored_to and not_received_by).
-		"mirrored_to", "not_received_by", "requires", "connection_error", "client_exit_code")
+		"mirrored_to", "not_received_by", "requires", "connection_error", "client_exit_code",
+		// istio-telemetry (istio_telemetry_test.go).
+		"metrics", "access_log", "traces")
 	backendFields    = set("service", "version", "service_prefix", "namespace")
 	backendSawFields = set("path", "host", "method", "headers", "absent_headers", "headers_contain")
 	redirectFields   = set("scheme", "host", "port", "path")

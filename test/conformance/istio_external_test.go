@@ -110,7 +110,7 @@ func (d *istioCase) urlUnsupported(ch *Check) string {
 	if r.URL == "" {
 		// Security cases send plain requests whose failure to connect
 		// is classified as curl's (classifyConnError).
-		if (e.ConnectionError || e.ClientExitCode != 0) && !d.security {
+		if (e.ConnectionError || e.ClientExitCode != 0) && !d.pods {
 			return "expect.connection_error/client_exit_code without request.url: only a TLS client of request.url can fail to connect here"
 		}
 		return ""

@@ -41,12 +41,13 @@ func TestIstioSecurity(t *testing.T) { runGroup(t, istioTasks{security: true}) }
 // podHostRE is a host naming a pod's address: {POD_IP_OF:<ns>/<workload>}.
 var podHostRE = regexp.MustCompile(`^\{POD_IP_OF:([^/}]+)/([^}]+)\}$`)
 
-// hasSidecar reports whether a backends.yaml sidecar field means injected.
+// hasSidecar reports whether a backends.yaml workload has a sidecar: unless
+// it says sidecar: false.
 func hasSidecar(b *Backends, sidecar *bool) bool {
 	if sidecar != nil {
 		return *sidecar
 	}
-	return b.ServerSidecars == "" || b.ServerSidecars == "all"
+	return true // server_sidecars all or naming workloads: all have one
 }
 
 // podOptions makes a security case's workload replica a pod: its own IP,

@@ -31,13 +31,18 @@ import (
 // istioTasks is the istio-tasks group: Istio configuration from the
 // traffic-management tasks, Bookinfo-style services behind echo backends,
 // requests sent from in-mesh clients (via.mesh_client).
-// With security set it is the istio-security group: the same cases' form,
-// with pods of their own (istio_security_test.go).
-type istioTasks struct{ security bool }
+// With security set it is the istio-security group, with telemetry the
+// istio-telemetry group: the same cases' form, with pods of their own
+// (istio_security_test.go) and, for telemetry, metrics and access logs
+// observed (istio_telemetry_test.go).
+type istioTasks struct{ security, telemetry bool }
 
 func (g istioTasks) Name() string {
-	if g.security {
+	switch {
+	case g.security:
 		return "istio-security"
+	case g.telemetry:
+		return "istio-telemetry"
 	}
 	return "istio-tasks"
 }
@@ -56,9 +61,9 @@ type istioCase struct {
 	// Incomplete is why the case's config cannot give any check's result
 	// (a route to a subset nothing defines); every check is skipped for it.
 	Incomplete string
-	// security: an istio-security case (pods of their own, see
-	// istio_security_test.go).
-	security bool
+	// pods: an istio-security or istio-telemetry case (pods of their
+	// own, see istio_security_test.go).
+	pods bool
 }
 
 // Backends is backends.yaml.
@@ -66,9 +71,10 @@ type Backends struct {
 	Namespace string          `json:"namespace"`
 	Services  []BackendSvc    `json:"services"`
 	Clients   []BackendClient `json:"clients"`
-	// ServerSidecars is "all" when every workload has a sidecar unless it
-	// says sidecar: false (istio-security).
-	ServerSidecars string `json:"server_sidecars"`
+	// ServerSidecars is "all", or the workloads that must have one
+	// (istio-telemetry): workloads have a sidecar unless they say
+	// sidecar: false.
+	ServerSidecars serverSidecars `json:"server_sidecars"`
 	// Ingress describes the ingress gateway pod: the selector checks
 	// enter by and the pod's labels (istio-security).
 	Ingress *struct {
@@ -104,6 +110,28 @@ type BackendWorkload struct {
 	ContainerPort  int    `json:"container_port"`
 	ContainerPorts []int  `json:"container_ports"`
 	ServiceAccount string `json:"service_account"`
+}
+
+// serverSidecars is backends.yaml's server_sidecars: "all" or a list of
+// workload names; either way a workload without sidecar: false has one.
+type serverSidecars struct {
+	All   bool
+	Names []string
+}
+
+func (s *serverSidecars) UnmarshalJSON(data []byte) error {
+	if len(data) > 0 && data[0] == '"' {
+		var v string
+		if err := json.Unmarshal(data, &v); err != nil {
+			return err
+		}
+		if v != "all" {
+			return fmt.Errorf("server_sidecars %q: want all or a list of workloads", v)
+		}
+		s.All = true
+		return nil
+	}
+	return json.Unmarshal(data, &s.Names)
 }
 
 // behaviour is a workload's behaviour: a sentence (istio-tasks) or fields
@@ -171,7 +199,7 @@ var (
 )
 
 func (g istioTasks) Load(c *Case) error {
-	d := &istioCase{security: g.security}
+	d := &istioCase{pods: g.security || g.telemetry}
 	c.Data = d
 	if err := readYAML(filepath.Join(c.Dir, "backends.yaml"), &d.Backends); err != nil {
 		return err
@@ -411,6 +439,9 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 	if d.Unapplicable != "" {
 		return d.Unapplicable
 	}
+	if r := telemetryUnsupported(ch); r != "" {
+		return r
+	}
 	if d.Incomplete != "" {
 		return d.Incomplete
 	}
@@ -432,7 +463,7 @@ func (istioTasks) Unsupported(c *Case, ch *Check) string {
 	if ch.Expect.ResponsePrefix != nil && ch.Request.TCPSend == nil {
 		return "expect.response_prefix on an HTTP check: needs the application's own reply"
 	}
-	if ch.Request.TCPSend != nil && ch.Via.IngressGateway == nil && !d.security {
+	if ch.Request.TCPSend != nil && ch.Via.IngressGateway == nil && !d.pods {
 		return "request.tcp_send from a mesh client: needs the client's outbound TCP address, not run yet"
 	}
 	if f := ch.Request.FollowRedirects; f != nil && *f {
@@ -619,7 +650,7 @@ func (istioTasks) Setup(t *testing.T, c *Case) Env {
 		ext: ext, tcpIPs: map[*testenv.Client]string{}, proxyClients: map[*testenv.Client]*http.Client{},
 		senders: map[string]*sender{}, ingressHTTP: ingressHTTP}
 	config := d.Config
-	if d.security {
+	if d.pods {
 		// Ingress requests leave from an address of their own, which
 		// $CLIENT_IP in the config names.
 		env.ingressIP = testenv.LoopbackIP()
@@ -656,7 +687,7 @@ func (istioTasks) Setup(t *testing.T, c *Case) Env {
 					Labels: w.Labels, Version: w.Labels["version"], Locality: w.Locality,
 					PortName: portNames[0], PortNames: portNames[1:], TCPPrefix: w.Behaviour.tcpPrefix(),
 				}
-				if d.security {
+				if d.pods {
 					podOptions(&opts, b, &s, &w)
 				}
 				// An HTTP app with a described behaviour, or one whose
@@ -671,11 +702,11 @@ func (istioTasks) Setup(t *testing.T, c *Case) Env {
 		}
 	}
 	env.startGateways(t, c)
-	if d.security {
+	if d.pods {
 		env.startSecurityClients(t, c)
 	}
 	for j, cl := range b.Clients {
-		if d.security {
+		if d.pods {
 			break
 		}
 		ns := b.ns(cl.Namespace)
@@ -716,7 +747,7 @@ func (e *istioEnv) Send(ch *Check) (*testenv.Response, error) {
 	if ch.Request.URL != "" {
 		return e.sendURL(ch)
 	}
-	if e.data.security {
+	if e.data.pods {
 		return e.sendSecurity(ch)
 	}
 	c, err := e.client(ch)
@@ -774,7 +805,7 @@ func (e *istioEnv) sendIngress(ch *Check, ig *IngressGateway) (*testenv.Response
 		req.Header.Set(k, v)
 	}
 	r, err := testenv.Send(e.ingressHTTP, req)
-	if err != nil && e.data.security {
+	if err != nil && e.data.pods {
 		return nil, classifyConnError(err)
 	}
 	return r, err

@@ -499,6 +499,9 @@ const mirrorSettle = 300 * time.Millisecond
 // check's requests. A mirror target's app runs in the test process and
 // records the copies, so their method, path and Host are checked too.
 func (e *istioEnv) Observe(ch *Check) []string {
+	if p := e.observeTelemetry(ch); len(p) > 0 {
+		return p
+	}
 	mirrors, absent := mirrorExpects(ch), notReceivedRefs(ch)
 	if len(mirrors) == 0 && len(absent) == 0 {
 		return nil

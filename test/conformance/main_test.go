@@ -9,7 +9,7 @@
 // fortio installed, ...) is skipped with the reason, never counted as
 // passed. Every run ends with a summary line such as "conformance
 // istio-tasks: 12 passed, 0 failed, 20 skipped"; the groups without a
-// runner yet get "conformance istio-telemetry: not run ..." (TestCorpusGroups).
+// runner yet get "conformance istio-analyzers: not run ..." (TestCorpusGroups).
 //
 // With CI=true the corpus must be present and every group's passed count
 // must reach its floor in floors.yaml; elsewhere an absent corpus skips.
@@ -25,7 +25,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // runners are the groups this package runs, one Test function each.
-var runners = []Group{istioTasks{}, istioTasks{security: true}, gatewayAPIGroup{}, gatewayAPIGroup{mesh: true}}
+var runners = []Group{istioTasks{}, istioTasks{security: true}, istioTasks{telemetry: true}, gatewayAPIGroup{}, gatewayAPIGroup{mesh: true}}
 
 func hasRunner(group string) bool {
 	for _, g := range runners {
