@@ -66,6 +66,12 @@ type ExpectFile struct {
 		MeshConfig string `json:"mesh_config"`
 	} `json:"setup"`
 	Checks []json.RawMessage `json:"checks"`
+	// Variants (istio-telemetry) each apply one more file over the case
+	// and have checks of their own.
+	Variants []struct {
+		Name   string            `json:"name"`
+		Checks []json.RawMessage `json:"checks"`
+	} `json:"variants"`
 }
 
 // Check is one entry of expect.yaml's checks, typed, plus its raw form so
@@ -83,6 +89,9 @@ type Check struct {
 	Expect             Expect           `json:"expect"`
 
 	Raw map[string]any `json:"-"`
+	// Variant names the expect.yaml variant the check belongs to ("" for
+	// the case's own checks).
+	Variant string `json:"-"`
 }
 
 // Via says where a check's requests enter.
@@ -240,15 +249,26 @@ func loadCase(dir string) (*Case, error) {
 	if err := readYAML(filepath.Join(dir, "expect.yaml"), &c.Expect); err != nil {
 		return nil, err
 	}
-	for i, raw := range c.Expect.Checks {
-		ch := &Check{}
-		if err := json.Unmarshal(raw, ch); err != nil {
-			return nil, fmt.Errorf("%s: expect.yaml checks[%d]: %w", c.Name, i, err)
+	add := func(where string, raws []json.RawMessage, variant string) error {
+		for i, raw := range raws {
+			ch := &Check{Variant: variant}
+			if err := json.Unmarshal(raw, ch); err != nil {
+				return fmt.Errorf("%s: expect.yaml %s[%d]: %w", c.Name, where, i, err)
+			}
+			if err := json.Unmarshal(raw, &ch.Raw); err != nil {
+				return fmt.Errorf("%s: expect.yaml %s[%d]: %w", c.Name, where, i, err)
+			}
+			c.Checks = append(c.Checks, ch)
 		}
-		if err := json.Unmarshal(raw, &ch.Raw); err != nil {
-			return nil, fmt.Errorf("%s: expect.yaml checks[%d]: %w", c.Name, i, err)
+		return nil
+	}
+	if err := add("checks", c.Expect.Checks, ""); err != nil {
+		return nil, err
+	}
+	for i, v := range c.Expect.Variants {
+		if err := add(fmt.Sprintf("variants[%d].checks", i), v.Checks, v.Name); err != nil {
+			return nil, err
 		}
-		c.Checks = append(c.Checks, ch)
 	}
 	return c, nil
 }

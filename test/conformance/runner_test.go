@@ -198,6 +198,9 @@ func checkName(ch *Check) string {
 	if len(name) > 60 {
 		name = name[:60]
 	}
+	if ch.Variant != "" {
+		return fmt.Sprintf("%s-%d-%s", ch.Variant, ch.ID, name)
+	}
 	return fmt.Sprintf("%d-%s", ch.ID, name)
 }
 
