@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -221,15 +222,16 @@ func (e *istioEnv) observeTelemetry(ch *Check) []string {
 		// Envoy does); only what this observation sends is counted.
 		time.Sleep(1200 * time.Millisecond)
 	}
-	before := map[string]map[string][]promSample{}
+	// The runner's earlier sends of this check may still be counted (a
+	// TCP connection is counted closed when the proxy sees it close): the
+	// "before" look is taken once two looks in a row agree.
+	before, err := settledScrape(proxies)
+	if err != nil {
+		return []string{err.Error()}
+	}
 	marks := map[*testenv.Process]int{}
 	for _, hs := range proxies {
 		for _, h := range hs {
-			s, err := scrape(h.admin)
-			if err != nil {
-				return []string{err.Error()}
-			}
-			before[h.admin] = s
 			marks[h.proc] = len(h.proc.Log())
 		}
 	}
@@ -247,15 +249,9 @@ func (e *istioEnv) observeTelemetry(ch *Check) []string {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		problems = nil
-		after := map[string]map[string][]promSample{}
-		for _, hs := range proxies {
-			for _, h := range hs {
-				s, err := scrape(h.admin)
-				if err != nil {
-					return []string{err.Error()}
-				}
-				after[h.admin] = s
-			}
+		after, err := scrapeAll(proxies)
+		if err != nil {
+			return []string{err.Error()}
 		}
 		for _, m := range metrics {
 			key := e.proxyKey(ch, m)
@@ -282,6 +278,42 @@ func pick(all map[string]map[string][]promSample, hs []proxyHandle) map[string]m
 		out[h.admin] = all[h.admin]
 	}
 	return out
+}
+
+// scrapeAll reads every proxy's metrics, by admin address.
+func scrapeAll(proxies map[string][]proxyHandle) (map[string]map[string][]promSample, error) {
+	out := map[string]map[string][]promSample{}
+	for _, hs := range proxies {
+		for _, h := range hs {
+			s, err := scrape(h.admin)
+			if err != nil {
+				return nil, err
+			}
+			out[h.admin] = s
+		}
+	}
+	return out, nil
+}
+
+// settledScrape is scrapeAll once two looks 300ms apart agree (at most
+// about 3s).
+func settledScrape(proxies map[string][]proxyHandle) (map[string]map[string][]promSample, error) {
+	prev, err := scrapeAll(proxies)
+	if err != nil {
+		return nil, err
+	}
+	for range 10 {
+		time.Sleep(300 * time.Millisecond)
+		cur, err := scrapeAll(proxies)
+		if err != nil {
+			return nil, err
+		}
+		if reflect.DeepEqual(prev, cur) {
+			return cur, nil
+		}
+		prev = cur
+	}
+	return prev, nil
 }
 
 // evalMetric judges one expect.metrics entry: the rise, over all proxies,
