@@ -172,10 +172,9 @@ spec:
 
 // TestGatewayPortOffset serves Gateway port 80 on 80+offset, as a user
 // without root does locally.
-func TestGatewayPortOffset(t *testing.T) {
-	m := testenv.NewMesh(t, testenv.MeshOptions{})
-	service(t, m, "web", map[string]int{"http": 80})
-	m.WriteConfig("gateway.yaml", `apiVersion: networking.istio.io/v1
+// webGatewayYAML is a Gateway on port 80 for the router labelled
+// app=web-gateway, routing every host to the web service.
+const webGatewayYAML = `apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: web, namespace: default}
 spec:
@@ -192,7 +191,12 @@ spec:
   gateways: [web]
   http:
   - route: [{destination: {host: web}}]
-`)
+`
+
+func TestGatewayPortOffset(t *testing.T) {
+	m := testenv.NewMesh(t, testenv.MeshOptions{})
+	service(t, m, "web", map[string]int{"http": 80})
+	m.WriteConfig("gateway.yaml", webGatewayYAML)
 	offset := testenv.FreePort() - 80
 	gw := m.AddGateway(testenv.GatewayOptions{Name: "web-gateway", Namespace: "default", Labels: map[string]string{"app": "web-gateway"}, PortOffset: offset})
 	hc := &http.Client{Timeout: 5 * time.Second}

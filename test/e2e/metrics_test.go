@@ -221,25 +221,7 @@ func TestIstioTCPMetrics(t *testing.T) {
 // destination; the backend's sidecar reports the gateway as the source.
 func TestIstioGatewayMetrics(t *testing.T) {
 	m := testenv.NewMesh(t, testenv.MeshOptions{})
-	m.WriteConfig("svc.yaml", testenv.ServiceYAML("web", "default", map[string]string{"app": "web"}, map[string]int{"http": 80})+`---
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: web, namespace: default}
-spec:
-  selector: {app: web-gateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: web, namespace: default}
-spec:
-  hosts: ["*"]
-  gateways: [web]
-  http:
-  - route: [{destination: {host: web}}]
-`)
+	m.WriteConfig("svc.yaml", testenv.ServiceYAML("web", "default", map[string]string{"app": "web"}, map[string]int{"http": 80})+"---\n"+webGatewayYAML)
 	srv := m.AddWorkload(testenv.WorkloadOptions{Service: "web", Version: "v2"})
 	offset := testenv.FreePort() - 80
 	gw := m.AddGateway(testenv.GatewayOptions{Name: "web-gateway", Namespace: "default",
