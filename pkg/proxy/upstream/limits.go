@@ -104,9 +104,9 @@ func (c *Cluster) Admit(ctx context.Context, h *Host, addr string, downstreamH2 
 
 // RoundTrip sends the admitted request on its connection.
 //
-// A request is sent once more on another connection of the pool, as
-// net/http's Transport does (persistConn.shouldRetryRequest, http2
-// canRetryError), when the server cannot have acted on it:
+// A request is sent again (at most maxResends times) on a connection of
+// the pool, as net/http's Transport does (persistConn.shouldRetryRequest,
+// http2 canRetryError), when the server cannot have acted on it:
 //   - HTTP/1.1: a replayable request (idempotent method, no body) that
 //     fails on a reused connection before any answer: the server most
 //     likely closed the idle connection as it was taken;
@@ -122,29 +122,41 @@ func (a *Admission) RoundTrip(req *http.Request) (*http.Response, error) {
 	if a.pc.hp.t.Options.TLS.Enabled {
 		req.URL.Scheme = "https" // the request is the proxy's own copy
 	}
-	resp, err := a.pc.cc.RoundTrip(req)
-	if err == nil {
-		a.pc.answered()
-		return resp, nil
+	var first error
+	for sent := 0; ; sent++ {
+		resp, err := a.pc.cc.RoundTrip(req)
+		if err == nil {
+			a.pc.answered()
+			return resp, nil
+		}
+		if first == nil {
+			first = err // the first failure says what happened
+		}
+		if req.Context().Err() != nil || sent == maxResends {
+			return nil, err
+		}
+		again, drain := a.resend(req, err)
+		if !again {
+			return resp, err
+		}
+		old, hp := a.pc, a.pc.hp
+		a.pc, a.active = nil, false
+		a.c.Stats.RqActive.Add(-1)
+		hp.release(old, !drain)
+		pc, aerr := hp.t.acquire(req.Context(), hp.addr, hp.set == hp.t.h2pools)
+		if aerr != nil {
+			return nil, first
+		}
+		a.pc, a.active = pc, true
 	}
-	if req.Context().Err() != nil {
-		return nil, err
-	}
-	again, drain := a.resend(req, err)
-	if !again {
-		return resp, err
-	}
-	old, hp := a.pc, a.pc.hp
-	a.pc, a.active = nil, false
-	a.c.Stats.RqActive.Add(-1)
-	hp.release(old, !drain)
-	pc, aerr := hp.t.acquire(req.Context(), hp.addr, hp.set == hp.t.h2pools)
-	if aerr != nil {
-		return nil, err // the first failure says what happened
-	}
-	a.pc, a.active = pc, true
-	return pc.cc.RoundTrip(req)
 }
+
+// maxResends bounds how often one request is sent again on another stream
+// (net/http's HTTP/2 transport retries refused streams with backoff until
+// the context ends): a server with a lower stream limit than the pool has
+// learnt may refuse the streams of the next new connection too, before its
+// SETTINGS arrive.
+const maxResends = 3
 
 // resend reports whether req, which failed with err on its connection,
 // may be sent on another (see RoundTrip), and whether that connection

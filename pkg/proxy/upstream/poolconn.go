@@ -78,6 +78,12 @@ func (pc *poolConn) hasCapacity() bool {
 		return pc.streams == 0
 	}
 	avail, inFlight := pc.cc.Available(), pc.cc.InFlight()
+	if avail == 0 && inFlight == 0 {
+		// Go's two counts are read under two locks: streams that ended
+		// between the reads look like a connection taking nothing. With
+		// nothing in flight a usable connection has room, so read again.
+		avail = pc.cc.Available()
+	}
 	switch {
 	case avail > 0:
 		// Also when the pool has as many streams as the limit it knew:
@@ -91,6 +97,21 @@ func (pc *poolConn) hasCapacity() bool {
 			pc.limit = min(pc.limit, pc.hp.peerLimit)
 		}
 		return pc.streams < pc.limit
+	case inFlight > 0 && pc.settled.Load():
+		// Full for Go after the server's SETTINGS: its limit is at most
+		// what Go has in flight (a new connection's streams over it were
+		// refused). Learn that bound now, so the connections dialled next
+		// do not take more streams than the server allows before their
+		// own SETTINGS arrive. (A connection that took a GOAWAY also
+		// reads full; it drains, and the next one to settle says the
+		// real limit.)
+		if inFlight < pc.limit {
+			pc.limit = inFlight
+			pc.hp.peerLimit = inFlight
+		}
+		// As below: with no stream of the pool open, Go is still counting
+		// ended ones, and sends the stream when it frees the slot.
+		return pc.streams == 0
 	case pc.streams >= pc.limit:
 		return false
 	case inFlight == 0:
