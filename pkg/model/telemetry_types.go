@@ -39,3 +39,47 @@ type LoggingConfig struct {
 	Provider *meshv1alpha1.MeshConfig_ExtensionProvider
 	Filter   *tpb.AccessLogging_Filter
 }
+
+// MetricsConfig is the metrics of one proxy (Istio's metricsConfig):
+// ClientMetrics for outbound listeners and gateways, ServerMetrics for
+// inbound ones. Provider is the metrics provider in effect (prometheus);
+// nil: no provider applies and no stats filter is generated.
+type MetricsConfig struct {
+	Provider      *meshv1alpha1.MeshConfig_ExtensionProvider
+	ClientMetrics MetricConfig
+	ServerMetrics MetricConfig
+}
+
+// MetricConfig is one direction's metrics: Disabled leaves the stats
+// filter out; Overrides edit single metrics, in order.
+type MetricConfig struct {
+	Disabled  bool
+	Overrides []MetricsOverride
+}
+
+// MetricsOverride is one Telemetry metrics override resolved to one
+// metric (Istio's metricsOverride): Name is the Istio stats name without
+// the istio_ prefix (requests_total, request_duration_milliseconds, ...).
+type MetricsOverride struct {
+	Name     string
+	Disabled bool
+	Tags     []TagOverride
+}
+
+// TagOverride removes a label (Remove) or sets it to an expression's value.
+type TagOverride struct {
+	Name   string
+	Remove bool
+	Value  string
+}
+
+// ListenerClass is which of a proxy's listeners a setting is for (Istio's
+// networking.ListenerClass): it picks the CLIENT or SERVER mode of a
+// Telemetry match.
+type ListenerClass int
+
+const (
+	ListenerClassSidecarOutbound ListenerClass = iota
+	ListenerClassSidecarInbound
+	ListenerClassGateway
+)
