@@ -56,3 +56,10 @@ func notEnforcedReason(apiVersion, kind string) (string, bool) {
 	reason, ok := notEnforcedKinds[strings.ToLower(group)][kind]
 	return reason, ok
 }
+
+// KindNotEnforced reports whether apiVersion/kind is accepted but not
+// enforced yet (so a test corpus cannot count on it).
+func KindNotEnforced(apiVersion, kind string) bool {
+	_, ok := notEnforcedReason(apiVersion, kind)
+	return ok
+}

@@ -56,6 +56,10 @@ type Case struct {
 	Checks []*Check
 	// Data is what the group loaded for itself (backends, config).
 	Data any
+	// Variant, when set, is the variant this case stands for: its checks
+	// are the variant's, and the group's Load applies its file and mesh
+	// config (see variantCases).
+	Variant *Variant
 }
 
 // ExpectFile is the part of expect.yaml the runner uses.
@@ -68,10 +72,17 @@ type ExpectFile struct {
 	Checks []json.RawMessage `json:"checks"`
 	// Variants (istio-telemetry) each apply one more file over the case
 	// and have checks of their own.
-	Variants []struct {
-		Name   string            `json:"name"`
-		Checks []json.RawMessage `json:"checks"`
-	} `json:"variants"`
+	Variants []Variant `json:"variants"`
+}
+
+// Variant is one expect.yaml variant: the case's config with one more file
+// applied over it (a document with the same kind, namespace and name
+// replaces the case's), and MeshConfig, when given, instead of the case's.
+type Variant struct {
+	Name       string            `json:"name"`
+	Apply      string            `json:"apply"`
+	MeshConfig string            `json:"mesh_config"`
+	Checks     []json.RawMessage `json:"checks"`
 }
 
 // Check is one entry of expect.yaml's checks, typed, plus its raw form so
@@ -273,6 +284,30 @@ func loadCase(dir string) (*Case, error) {
 	return c, nil
 }
 
+// variantCases splits c: c keeps its own checks, and each variant becomes
+// a case of its own, with the variant's checks, started afresh from the
+// case's state (variants are independent of each other).
+func variantCases(c *Case) []*Case {
+	var own []*Check
+	byName := map[string][]*Check{}
+	for _, ch := range c.Checks {
+		if ch.Variant == "" {
+			own = append(own, ch)
+		} else {
+			byName[ch.Variant] = append(byName[ch.Variant], ch)
+		}
+	}
+	c.Checks = own
+	var out []*Case
+	for i := range c.Expect.Variants {
+		v := &c.Expect.Variants[i]
+		vc := *c
+		vc.Checks, vc.Data, vc.Variant = byName[v.Name], nil, v
+		out = append(out, &vc)
+	}
+	return out
+}
+
 // readYAML decodes a YAML file into v (through JSON, so json tags apply).
 func readYAML(path string, v any) error {
 	data, err := os.ReadFile(path)
@@ -302,7 +337,7 @@ var (
 		// istio-tasks group observes mirrored_to and not_received_by).
 		"mirrored_to", "not_received_by", "requires", "connection_error", "client_exit_code",
 		// istio-telemetry (istio_telemetry_test.go).
-		"metrics", "access_log", "traces")
+		"metrics", "access_log", "traces", "propagation", "settle")
 	backendFields    = set("service", "version", "service_prefix", "namespace")
 	backendSawFields = set("path", "host", "method", "headers", "absent_headers", "headers_contain")
 	redirectFields   = set("scheme", "host", "port", "path")

@@ -259,3 +259,7 @@ var istioDeviations = map[string]string{
 	// cluster's metadata.
 	"querying-metrics#0": "the server sidecar's destination_service is the request's authority, which behind a gateway is not productpage's service (Istio reads the inbound cluster's service metadata; open in issue #9)",
 }
+
+// enforced reports whether sluice enforces apiVersion/kind (not listed as
+// accepted but not enforced).
+func enforced(apiVersion, kind string) bool { return !config.KindNotEnforced(apiVersion, kind) }

@@ -110,6 +110,9 @@ type BackendWorkload struct {
 	ContainerPort  int    `json:"container_port"`
 	ContainerPorts []int  `json:"container_ports"`
 	ServiceAccount string `json:"service_account"`
+	// Collector: the workload is a tracing backend the runner runs
+	// itself (zipkin, sink; istio-telemetry).
+	Collector string `json:"collector"`
 }
 
 // serverSidecars is backends.yaml's server_sidecars: "all" or a list of
@@ -215,6 +218,20 @@ func (g istioTasks) Load(c *Case) error {
 	if err != nil {
 		return err
 	}
+	meshName := c.Expect.Setup.MeshConfig
+	if v := c.Variant; v != nil {
+		if v.Apply != "" {
+			more, err := os.ReadFile(filepath.Join(c.Dir, v.Apply))
+			if err != nil {
+				return fmt.Errorf("variant %s: %w", v.Name, err)
+			}
+			raw = append(append(raw, "\n---\n"...), more...)
+			cfgName += " + " + v.Apply
+		}
+		if v.MeshConfig != "" {
+			meshName = v.MeshConfig
+		}
+	}
 	var unclaimed []string
 	if d.Config, d.Unapplicable, unclaimed, err = finalConfig(raw, &d.Backends); err != nil {
 		return fmt.Errorf("%s: %w", cfgName, err)
@@ -229,13 +246,13 @@ func (g istioTasks) Load(c *Case) error {
 			"the corpus case lacks the rule that defines them, and no implementation can serve such a route",
 			cfgName, strings.Join(undefined, "; "))
 	}
-	meshName := c.Expect.Setup.MeshConfig
+	given := meshName != ""
 	if meshName == "" {
 		meshName = "mesh-config.yaml"
 	}
 	if b, err := os.ReadFile(filepath.Join(c.Dir, meshName)); err == nil {
 		d.MeshConfig = string(b)
-	} else if c.Expect.Setup.MeshConfig != "" {
+	} else if given {
 		return err
 	}
 	return nil
@@ -300,6 +317,8 @@ func finalConfig(raw []byte, b *Backends) (config, unapplicable string, unclaime
 			}
 		case group == "networking.istio.io" && istioKinds[meta.Kind]:
 		case group == "security.istio.io" && securityKinds[meta.Kind]:
+		case group == "telemetry.istio.io" && meta.Kind == "Telemetry" && enforced(meta.APIVersion, meta.Kind):
+			// Applied once sluice enforces it.
 		default:
 			cannot = append(cannot, fmt.Sprintf("%s %s %s", meta.APIVersion, meta.Kind, meta.Metadata.Name))
 			continue
@@ -380,9 +399,6 @@ var (
 )
 
 func (istioTasks) Unsupported(c *Case, ch *Check) string {
-	if ch.Variant != "" {
-		return "variant " + ch.Variant + ": variants (one more file applied over the case) are not run by this runner yet"
-	}
 	if r, ok := istioDeviations[fmt.Sprintf("%s#%d", c.Name, ch.ID)]; ok {
 		return "known deviation, not claimed: " + r
 	}
@@ -523,6 +539,9 @@ type istioEnv struct {
 	senders     map[string]*sender
 	ingressIP   string
 	ingressHTTP *http.Client
+	// collectors are the Zipkin collectors of the case's tracing
+	// backends (istio_collector_test.go).
+	collectors []*zipkinCollector
 }
 
 // linePrefix reads the word a line echo answers with from a workload's
@@ -692,6 +711,9 @@ func (istioTasks) Setup(t *testing.T, c *Case) Env {
 				}
 				if d.pods {
 					podOptions(&opts, b, &s, &w)
+				}
+				if w.Collector != "" {
+					env.collectorOptions(t, &opts, &w)
 				}
 				// An HTTP app with a described behaviour, or one whose
 				// mirrored copies are inspected, runs in this process.

@@ -31,8 +31,9 @@ import (
 //     proxy's output (the client's sidecar, or proxy.workload's), counted
 //     by the fields they must show.
 //
-// Tracing (expect.traces) and the Telemetry API are not built yet, so
-// checks needing them are skipped with the reason.
+// expect.traces (spans a Zipkin collector run by the runner received) and
+// expect.propagation (the trace headers the backend saw) are judged in
+// istio_traces_test.go.
 
 // TestIstioTelemetry runs the istio-telemetry group.
 func TestIstioTelemetry(t *testing.T) { runGroup(t, istioTasks{telemetry: true}) }
@@ -46,10 +47,7 @@ var (
 
 // telemetryUnsupported says why a telemetry check cannot run, or "".
 func telemetryUnsupported(ch *Check) string {
-	if _, ok := rawField(ch.Raw, "expect", "traces"); ok {
-		return "expect.traces: tracing is not built yet (issue #9)"
-	}
-	var unknown []string
+	unknown := tracesUnknown(ch.Raw)
 	unknown = append(unknown, entryFieldsUnknown(ch.Raw, "metrics", metricFields)...)
 	unknown = append(unknown, entryFieldsUnknown(ch.Raw, "access_log", accessLogFields)...)
 	for i, l := range listOf(ch.Raw, "access_log") {
@@ -212,8 +210,14 @@ func (e *istioEnv) proxyKey(ch *Check, entry map[string]any) string {
 // seconds (access logs are flushed each second, as Envoy's).
 func (e *istioEnv) observeTelemetry(ch *Check) []string {
 	metrics, logs := listOf(ch.Raw, "metrics"), listOf(ch.Raw, "access_log")
-	if len(metrics) == 0 && len(logs) == 0 {
+	traces, _ := rawField(ch.Raw, "expect", "traces")
+	tracesSpec, _ := traces.(map[string]any)
+	props := listOf(ch.Raw, "propagation")
+	if len(metrics) == 0 && len(logs) == 0 && tracesSpec == nil && len(props) == 0 {
 		return nil
+	}
+	if tracesSpec != nil && len(e.collectors) == 0 {
+		return []string{"expect.traces: the case runs no Zipkin collector (backends.yaml collector: zipkin)"}
 	}
 	proxies := e.telemetryProxies()
 	if len(logs) > 0 {
@@ -236,19 +240,41 @@ func (e *istioEnv) observeTelemetry(ch *Check) []string {
 		}
 	}
 	var ids []string
+	var xs []exchange
+	start := time.Now()
 	for i := 0; i < max(ch.Repeat, 1); i++ {
 		r, err := e.Send(ch)
 		if p := evalResponse(ch, r, err); len(p) > 0 {
 			return p
 		}
+		x := exchange{sent: http.Header{}}
+		for k, v := range ch.Request.Headers {
+			x.sent.Set(k, v)
+		}
 		if r != nil && r.Echo != nil {
 			ids = append(ids, r.Echo.Request.Headers.Get("X-Request-Id"))
+			x.saw = r.Echo.Request.Headers
 		}
+		xs = append(xs, x)
 	}
+	if p := evalPropagation(props, xs); len(p) > 0 {
+		return p
+	}
+	sent := time.Now()
 	var problems []string
 	deadline := time.Now().Add(5 * time.Second)
+	if tracesSpec != nil {
+		deadline = time.Now().Add(settleOf(ch.Raw))
+	}
 	for {
 		problems = nil
+		if tracesSpec != nil {
+			problems = append(problems, e.judgeTraces(ch, tracesSpec, xs, start)...)
+			if len(problems) == 0 && allowsNone(tracesSpec) && time.Since(sent) < spanFlush {
+				// Spans still to come could break an upper bound.
+				problems = append(problems, "waiting for a span flush")
+			}
+		}
 		after, err := scrapeAll(proxies)
 		if err != nil {
 			return []string{err.Error()}

@@ -109,13 +109,19 @@ func runGroup(t *testing.T, g Group) {
 	}
 	total := &Tally{}
 	for _, c := range cases {
+		variants := variantCases(c)
 		t.Run(c.Name, func(t *testing.T) {
 			ct := &Tally{}
 			defer func() {
 				t.Logf("case %s: %s", c.Name, ct)
 				total.add(ct.passed, ct.failed, ct.skipped)
 			}()
-			runCase(t, g, c, ct)
+			if len(c.Checks) > 0 {
+				runCase(t, g, c, ct)
+			}
+			for _, vc := range variants {
+				t.Run("variant-"+vc.Variant.Name, func(t *testing.T) { runCase(t, g, vc, ct) })
+			}
 		})
 	}
 	summary := fmt.Sprintf("conformance %s: %s", g.Name(), total)
