@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 )
 
 // telemetryMesh has the providers of istiod's telemetry tests
@@ -351,4 +353,59 @@ func metricsString(m *MetricsConfig) string {
 		return name + "[" + strings.Join(parts, " ") + "]"
 	}
 	return m.Provider.GetName() + " " + side("client", m.ClientMetrics) + " " + side("server", m.ServerMetrics)
+}
+
+// TestAccessLoggingConformanceVariants: the Telemetry resources of
+// ../shared/conformance/istio-telemetry/access-log-telemetry-filters
+// (Istio's "Configure access logs with Telemetry API" task) resolve, for
+// sleep's outbound and httpbin's inbound listeners, to what the task
+// says each proxy logs. Entries are "provider" or "provider:filter";
+// "off" is a disabled provider, "" none.
+func TestAccessLoggingConformanceVariants(t *testing.T) {
+	const dir = "../../../shared/conformance/istio-telemetry/access-log-telemetry-filters/"
+	exception := "response.code >= 400 || xds.cluster_name == 'BlackHoleCluster' ||  xds.cluster_name == 'PassthroughCluster' "
+	health := `!has(request.useragent) || !(request.useragent.startsWith("Amazon-Route53-Health-Check-Service"))`
+	cases := map[string]struct{ sleep, httpbin string }{
+		"variant-mesh-logging-default.yaml":        {"envoy", "envoy"},
+		"variant-disable-sleep-logging.yaml":       {"off", "envoy"},
+		"variant-disable-httpbin-logging.yaml":     {"envoy", "off"},
+		"variant-filter-sleep-logging.yaml":        {"envoy:response.code >= 500", "envoy"},
+		"variant-default-exception-logging.yaml":   {"envoy:" + exception, "envoy:" + exception},
+		"variant-filter-health-check-logging.yaml": {"envoy:" + health, "envoy:" + health},
+	}
+	sleep := &Proxy{Type: Sidecar, Namespace: "default", Labels: map[string]string{"app": "sleep"}}
+	httpbin := &Proxy{Type: Sidecar, Namespace: "default", Labels: map[string]string{"app": "httpbin", "version": "v1"}}
+	describe := func(cfgs []LoggingConfig) string {
+		var out []string
+		for _, c := range cfgs {
+			switch {
+			case c.Disabled:
+				out = append(out, "off")
+			case c.Filter != nil:
+				out = append(out, c.Provider.GetName()+":"+c.Filter.GetExpression())
+			default:
+				out = append(out, c.Provider.GetName())
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	for file, want := range cases {
+		data, err := os.ReadFile(dir + file)
+		if os.IsNotExist(err) {
+			t.Skip("conformance cases not found next to the worktree")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc := NewPushContext(PushOptions{Mesh: meshconfig.Default(), Resources: decode(t, string(data))})
+		if len(pc.TelemetryErrors()) > 0 {
+			t.Errorf("%s: %v", file, pc.TelemetryErrors())
+		}
+		if got := describe(pc.AccessLogging(sleep, ListenerClassSidecarOutbound)); got != want.sleep {
+			t.Errorf("%s: sleep outbound %q, want %q", file, got, want.sleep)
+		}
+		if got := describe(pc.AccessLogging(httpbin, ListenerClassSidecarInbound)); got != want.httpbin {
+			t.Errorf("%s: httpbin inbound %q, want %q", file, got, want.httpbin)
+		}
+	}
 }
