@@ -147,3 +147,16 @@ func BenchmarkLogFiltered(b *testing.B) {
 		ls.Log(e)
 	}
 }
+
+// A request the filter drops costs no allocation once the pools are warm.
+func TestFilterAllocs(t *testing.T) {
+	ls, err := Compile([]*accesslogv3.AccessLog{celLog(t, t.TempDir()+"/a", "response.code >= 400 && request.method == 'GET'", nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := testEntry()
+	e.Info.Status = 200
+	if n := testing.AllocsPerRun(100, func() { ls.Log(e) }); n > 0 {
+		t.Errorf("%v allocations per filtered-out entry", n)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/cel-go/cel"
 	celast "github.com/google/cel-go/common/ast"
@@ -152,7 +153,10 @@ func (f *Filter) Expression() string { return f.expr }
 // Match evaluates the filter for src: true logs. An error or a non-bool
 // result is false, as in Envoy.
 func (f *Filter) Match(src Source) bool {
-	out, _, err := f.prg.Eval(activation{src: src})
+	a := activations.Get().(*activation)
+	a.src = src
+	out, _, err := f.prg.Eval(a)
+	a.release()
 	if err != nil {
 		return false
 	}
@@ -226,15 +230,37 @@ func supportedList() string {
 	return strings.Join(out, ", ")
 }
 
-// activation resolves the attribute roots to lazy maps over src.
-type activation struct{ src Source }
+// activation resolves the attribute roots to lazy maps over src. It is
+// pooled with its maps, so an evaluation allocates none of them; the
+// result (a bool) never refers to them.
+type activation struct {
+	src   Source
+	roots map[string]*rootMap
+}
 
-func (a activation) ResolveName(name string) (any, bool) {
-	fields, ok := attrs[name]
+var activations = sync.Pool{New: func() any {
+	a := &activation{roots: make(map[string]*rootMap, len(attrs))}
+	for name, fields := range attrs {
+		a.roots[name] = &rootMap{fields: fields}
+	}
+	return a
+}}
+
+func (a *activation) ResolveName(name string) (any, bool) {
+	m, ok := a.roots[name]
 	if !ok {
 		return nil, false
 	}
-	return &rootMap{src: a.src, fields: fields}, true
+	m.src = a.src
+	return m, true
 }
 
-func (a activation) Parent() interpreter.Activation { return nil }
+func (a *activation) Parent() interpreter.Activation { return nil }
+
+func (a *activation) release() {
+	a.src = nil
+	for _, m := range a.roots {
+		m.src = nil
+	}
+	activations.Put(a)
+}
