@@ -77,7 +77,26 @@ const CELFilterName = "envoy.access_loggers.extension_filters.cel"
 // from the Telemetry API's resolution (push.AccessLogging) when it names
 // any provider, one access_log per enabled provider sorted by name, with
 // its filter; else from MeshConfig accessLogFile.
+// accessLogMemo is a generation's access_log per listener class: every
+// connection manager and tcp_proxy of a class shares it.
+type accessLogMemo map[model.ListenerClass][]*accesslogv3.AccessLog
+
 func (g *generation) accessLog(class model.ListenerClass) ([]*accesslogv3.AccessLog, error) {
+	if al, ok := g.accessLogs[class]; ok {
+		return al, nil
+	}
+	al, err := g.buildAccessLog(class)
+	if err != nil {
+		return nil, err
+	}
+	if g.accessLogs == nil {
+		g.accessLogs = accessLogMemo{}
+	}
+	g.accessLogs[class] = al
+	return al, nil
+}
+
+func (g *generation) buildAccessLog(class model.ListenerClass) ([]*accesslogv3.AccessLog, error) {
 	cfgs := g.push.AccessLogging(g.proxy, class)
 	if len(cfgs) == 0 {
 		return meshAccessLog(g.push.Mesh)

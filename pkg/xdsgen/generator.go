@@ -75,6 +75,8 @@ type generation struct {
 	// endpointPeerAuthn caches endpoint workloads' PeerAuthentication
 	// (auto_mtls.go).
 	endpointPeerAuthn map[string]model.MergedPeerAuthentication
+	// accessLogs memoises the access_log per listener class (accesslog.go).
+	accessLogs accessLogMemo
 }
 
 func (g *generation) sidecar() error {
