@@ -89,7 +89,7 @@ func TestProvidersRejected(t *testing.T) {
 		"zipkin bad port": {"extensionProviders: [{name: z, zipkin: {service: a.b, port: 0}}]", "zipkin.port"},
 		"otel grpc and http": {"extensionProviders: [{name: o, opentelemetry: {service: a.b, port: 1, grpc: {}, http: {}}}]",
 			"both grpc and http"},
-		"bad service": {"extensionProviders: [{name: z, zipkin: {service: 'not a host!', port: 1}}]", "invalid service"},
+		"bad service":  {"extensionProviders: [{name: z, zipkin: {service: 'not a host!', port: 1}}]", "invalid service"},
 		"file no path": {"extensionProviders: [{name: f, envoyFileAccessLog: {}}]", "envoyFileAccessLog.path"},
 		"file omit empty": {"extensionProviders: [{name: f, envoyFileAccessLog: {path: /a, omitEmptyValues: true}}]",
 			"omitEmptyValues"},
