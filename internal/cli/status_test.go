@@ -35,8 +35,8 @@ func runStatus(t *testing.T, addr string, args ...string) (string, error) {
 // enforce, read over HTTP from a real control plane.
 func TestStatusListsNotEnforced(t *testing.T) {
 	dir := t.TempDir()
-	policy := `apiVersion: telemetry.istio.io/v1
-kind: Telemetry
+	policy := `apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
 metadata: {name: deny-all, namespace: shop}
 spec: {accessLogging: [{}]}
 `
@@ -59,8 +59,8 @@ spec: {accessLogging: [{}]}
 	if err != nil {
 		t.Fatalf("sluice status: %v\n%s", err, out)
 	}
-	want := "NOT ENFORCED telemetry.istio.io/Telemetry shop/deny-all (" + filepath.Join(dir, "policy.yaml")
-	if !strings.Contains(out, want) || !strings.Contains(out, "access log settings are not applied") {
+	want := "NOT ENFORCED extensions.istio.io/WasmPlugin shop/deny-all (" + filepath.Join(dir, "policy.yaml")
+	if !strings.Contains(out, want) || !strings.Contains(out, "Wasm plugins are not run") {
 		t.Errorf("output lacks %q and its reason:\n%s", want, out)
 	}
 
@@ -74,7 +74,7 @@ spec: {accessLogging: [{}]}
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, out)
 	}
-	if len(st.NotEnforced) != 1 || st.NotEnforced[0].Kind != "telemetry.istio.io/Telemetry" ||
+	if len(st.NotEnforced) != 1 || st.NotEnforced[0].Kind != "extensions.istio.io/WasmPlugin" ||
 		st.NotEnforced[0].Name != "deny-all" || !strings.Contains(st.NotEnforced[0].File, "policy.yaml") {
 		t.Errorf("--json not_enforced: %+v", st.NotEnforced)
 	}

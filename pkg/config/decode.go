@@ -218,6 +218,10 @@ func decodeSpec(r *Resource, d document, group, version string) (ok bool, err er
 			return false, err
 		}
 		r.Spec = spec
+	case group == TelemetryGroup && r.Kind == KindTelemetry:
+		if err := decodeTelemetry(r, d, version); err != nil {
+			return false, err
+		}
 	case group == "" && version == "v1" && r.Kind == KindService:
 		var svc corev1.ServiceSpec
 		if len(d.Spec) > 0 {

@@ -8,7 +8,7 @@ import "strings"
 // and `sluice status` (DEVELOPERS.md: nothing accepted is silently
 // ignored).
 type NotEnforced struct {
-	// Kind is group/Kind, e.g. telemetry.istio.io/Telemetry.
+	// Kind is group/Kind, e.g. extensions.istio.io/WasmPlugin.
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name"`
@@ -27,9 +27,6 @@ func (n NotEnforced) String() string {
 // what that means for the user. Kinds of other groups (Deployment,
 // ConfigMap, ...) have no meaning for the mesh config and are only noted.
 var notEnforcedKinds = map[string]map[string]string{
-	"telemetry.istio.io": {
-		"Telemetry": "metrics, tracing and access log settings are not applied yet",
-	},
 	"extensions.istio.io": {
 		"WasmPlugin": "Wasm plugins are not run: sluice has no Wasm runtime yet",
 	},

@@ -180,6 +180,7 @@ var supportTable = rows(
 	gatewayAPIRejections(),
 
 	securityRows(),
+	telemetryRows(),
 	// Exercised by ../shared/conformance/istio-security (claimed).
 	rows(
 		supported("PeerAuthentication", "", "spec.selector", "spec.mtls"),

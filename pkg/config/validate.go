@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	networking "istio.io/api/networking/v1alpha3"
 	securityv1beta1 "istio.io/api/security/v1beta1"
+	tpb "istio.io/api/telemetry/v1alpha1"
 	typev1beta1 "istio.io/api/type/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
@@ -50,6 +51,8 @@ func Validate(r *Resource) Errors {
 		v.requestAuthentication(spec)
 	case *securityv1beta1.PeerAuthentication:
 		v.peerAuthentication(spec)
+	case *tpb.Telemetry:
+		v.telemetry(spec)
 	case *corev1.ServiceSpec:
 		v.service(spec)
 	case *Secret:

@@ -764,8 +764,8 @@ func TestHeaderSubstitutionRejected(t *testing.T) {
 }
 
 func TestDecodeReportsNotEnforcedKinds(t *testing.T) {
-	res := Decode([]byte(`apiVersion: telemetry.istio.io/v1
-kind: Telemetry
+	res := Decode([]byte(`apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
 metadata: {name: deny-all, namespace: prod}
 spec: {accessLogging: [{}]}
 ---
@@ -776,7 +776,7 @@ metadata: {name: app}
 	if len(res.Errors) != 0 || len(res.Resources) != 0 {
 		t.Fatalf("errors %v resources %v", res.Errors, res.Resources)
 	}
-	if len(res.NotEnforced) != 1 || res.NotEnforced[0].Kind != "telemetry.istio.io/Telemetry" ||
+	if len(res.NotEnforced) != 1 || res.NotEnforced[0].Kind != "extensions.istio.io/WasmPlugin" ||
 		res.NotEnforced[0].Namespace != "prod" || res.NotEnforced[0].Name != "deny-all" || res.NotEnforced[0].File != "p.yaml (document 1)" {
 		t.Fatalf("not enforced = %+v", res.NotEnforced)
 	}

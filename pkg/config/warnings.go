@@ -26,6 +26,7 @@ func Warnings(r *Resource) Errors {
 		})
 	}
 	securityWarnings(r, warn)
+	telemetryWarnings(r, warn)
 	if pa, ok := r.Spec.(*securityv1beta1.PeerAuthentication); ok && pa.Selector != nil && len(pa.Selector.MatchLabels) == 0 {
 		// Istio's validateWorkloadSelector warns; the policy is then a
 		// namespace (or mesh) level one.

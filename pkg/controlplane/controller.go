@@ -239,6 +239,11 @@ func (c *Controller) rebuild(req PushRequest) {
 		Version: strconv.FormatUint(n, 10), Mesh: c.opts.Mesh, Resources: resources, Jwks: c.jwks,
 	})}
 	c.storePush(pc)
+	if req.Config || n == 1 {
+		for _, e := range pc.TelemetryErrors() {
+			c.log.Error("Telemetry provider not usable; that provider is skipped", "error", e.Error())
+		}
+	}
 	c.metrics.services.Set(float64(len(pc.Services())))
 	proxies := c.server.Proxies()
 	for _, p := range proxies {

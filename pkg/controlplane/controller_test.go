@@ -22,15 +22,15 @@ func TestNotEnforcedReported(t *testing.T) {
 		t.Fatalf("not_enforced: %+v", st.NotEnforced)
 	}
 	ne := st.NotEnforced[0]
-	if ne.Kind != "telemetry.istio.io/Telemetry" || ne.Namespace != "shop" || ne.Name != "deny-all" ||
-		!strings.Contains(ne.File, "policy.yaml") || !strings.Contains(ne.Reason, "not applied") {
+	if ne.Kind != "extensions.istio.io/WasmPlugin" || ne.Namespace != "shop" || ne.Name != "deny-all" ||
+		!strings.Contains(ne.File, "policy.yaml") || !strings.Contains(ne.Reason, "not run") {
 		t.Errorf("not_enforced entry: %+v", ne)
 	}
 	if st.Resources != 1 || len(st.ConfigErrors) != 0 {
 		t.Errorf("resources %d, errors %v", st.Resources, st.ConfigErrors)
 	}
 	warn := func() int {
-		return len(r.log.lines("level=WARN", "NOT ENFORCED", "telemetry.istio.io/Telemetry", "shop/deny-all", "policy.yaml"))
+		return len(r.log.lines("level=WARN", "NOT ENFORCED", "extensions.istio.io/WasmPlugin", "shop/deny-all", "policy.yaml"))
 	}
 	if n := warn(); n != 1 {
 		t.Errorf("%d WARN lines at startup, want 1:\n%s", n, strings.Join(r.log.lines("NOT ENFORCED"), "\n"))

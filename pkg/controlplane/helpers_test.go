@@ -137,11 +137,11 @@ spec:
 `, name, name, name, subset)
 }
 
-const authz = `apiVersion: telemetry.istio.io/v1
-kind: Telemetry
+const authz = `apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
 metadata: {name: deny-all, namespace: shop}
 spec:
-  accessLogging: [{}]
+  url: oci://example/plugin
 `
 
 // configState is what the controller holds now.

@@ -59,6 +59,13 @@ func (c *Controller) Status() Status {
 		conflicts[id] = append([]string(nil), list...)
 	}
 	c.mu.Unlock()
+	if p := c.push.Load(); p != nil {
+		// Telemetry provider references the push cannot honour (model
+		// TelemetryErrors): the provider is skipped, as istiod skips it.
+		for _, e := range p.TelemetryErrors() {
+			st.ConfigErrors = append(st.ConfigErrors, e.Error())
+		}
+	}
 	st.Proxies = c.server.Status()
 	st.JwksFailures = c.jwks.Failures()
 	for _, p := range st.Proxies { // only proxies still connected

@@ -36,7 +36,7 @@ const maxFileBytes = 4 << 20
 // Default returns the mesh config used when no file is given: Istio's
 // defaults for the fields sluice applies, everything else unset.
 func Default() *meshv1alpha1.MeshConfig {
-	mc := &meshv1alpha1.MeshConfig{EnableTracing: true}
+	mc := &meshv1alpha1.MeshConfig{EnableTracing: true, DefaultProviders: defaultProviders()}
 	applyDefaults(mc)
 	return mc
 }
@@ -75,7 +75,7 @@ func Parse(data []byte, file string) (*meshv1alpha1.MeshConfig, error) {
 	mc := &meshv1alpha1.MeshConfig{}
 	// enableTracing is a plain bool whose unset value reads false; Istio's
 	// default is true, so it is false only when the file says so.
-	tracingGiven := false
+	tracingGiven, defaultProvidersGiven := false, false
 	if s := strings.TrimSpace(string(js)); s != "null" && s != "" {
 		if !strings.HasPrefix(s, "{") {
 			return nil, fmt.Errorf("mesh config %s: expected a mapping of MeshConfig fields, such as \"rootNamespace: istio-system\"", file)
@@ -90,6 +90,9 @@ func Parse(data []byte, file string) (*meshv1alpha1.MeshConfig, error) {
 		_, camel := top["enableTracing"]
 		_, snake := top["enable_tracing"]
 		tracingGiven = camel || snake
+		_, dpCamel := top["defaultProviders"]
+		_, dpSnake := top["default_providers"]
+		defaultProvidersGiven = dpCamel || dpSnake
 	}
 	if !tracingGiven {
 		mc.EnableTracing = true
@@ -97,8 +100,25 @@ func Parse(data []byte, file string) (*meshv1alpha1.MeshConfig, error) {
 	if err := checkAccessLog(mc); err != nil {
 		return nil, fmt.Errorf("mesh config %s: %w", file, err)
 	}
+	if err := checkProviders(mc); err != nil {
+		return nil, fmt.Errorf("mesh config %s: %w", file, err)
+	}
 	applyDefaults(mc)
+	if !defaultProvidersGiven {
+		mc.DefaultProviders = defaultProviders()
+	}
+	if err := checkDefaultProviders(mc); err != nil {
+		return nil, fmt.Errorf("mesh config %s: %w", file, err)
+	}
 	return mc, nil
+}
+
+// defaultProviders is what an Istio install's istiod ConfigMap sets when
+// the mesh config does not (manifests/charts/istio-control/istio-discovery/
+// templates/configmap.yaml: telemetry.v2.prometheus.enabled, on by
+// default, gives defaultProviders.metrics [prometheus]).
+func defaultProviders() *meshv1alpha1.MeshConfig_DefaultProviders {
+	return &meshv1alpha1.MeshConfig_DefaultProviders{Metrics: []string{PrometheusProvider}}
 }
 
 // jsonPosition matches the "(line 1:19): " protojson puts before its
@@ -132,4 +152,5 @@ func applyDefaults(mc *meshv1alpha1.MeshConfig) {
 	if mc.DefaultConfig.DiscoveryAddress == "" {
 		mc.DefaultConfig.DiscoveryAddress = DefaultDiscoveryAddress
 	}
+	mergeProviders(mc)
 }

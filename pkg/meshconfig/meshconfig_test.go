@@ -142,11 +142,6 @@ extensionProviders:
   opentelemetry:
     service: opentelemetry-collector.observability.svc.cluster.local
     port: 4317
-- name: ext-authz-http
-  envoyExtAuthzHttp:
-    service: ext-authz.foo.svc.cluster.local
-    port: 8000
-    includeRequestHeadersInCheck: ["x-ext-authz"]
 defaultProviders:
   tracing: [otel]
 `
@@ -163,9 +158,12 @@ defaultProviders:
 	if got := mc.GetDefaultConfig().GetProxyMetadata()["ISTIO_META_DNS_CAPTURE"]; got != "true" {
 		t.Errorf("proxyMetadata = %q", got)
 	}
-	if len(mc.ExtensionProviders) != 2 || mc.ExtensionProviders[0].GetOpentelemetry().GetPort() != 4317 ||
-		mc.ExtensionProviders[1].GetEnvoyExtAuthzHttp().GetService() != "ext-authz.foo.svc.cluster.local" {
+	// Istio's built-in providers first, the file's appended.
+	if len(mc.ExtensionProviders) != 3 || mc.ExtensionProviders[2].GetOpentelemetry().GetPort() != 4317 {
 		t.Errorf("extensionProviders = %v", mc.ExtensionProviders)
+	}
+	if got := mc.GetDefaultProviders(); len(got.GetTracing()) != 1 || len(got.GetMetrics()) != 0 {
+		t.Errorf("defaultProviders given by the file are kept as written: %v", got)
 	}
 	// Defaults still fill what the file left out.
 	if mc.RootNamespace != DefaultRootNamespace ||

@@ -58,6 +58,9 @@ type PushContext struct {
 	requestAuthns map[string][]*RequestAuthentication
 	jwks          map[JwksKey]jwksResult
 	peerAuthn     *peerAuthentications
+
+	// Telemetry resources by namespace (telemetry.go).
+	telemetry *telemetries
 }
 
 // PushOptions are the inputs of a push.
@@ -82,6 +85,7 @@ func NewPushContext(opts PushOptions) *PushContext {
 		jwks:      map[JwksKey]jwksResult{},
 	}
 	pc.indexSecurity(opts.Resources, opts.Jwks)
+	pc.indexTelemetry(opts.Resources)
 	var peerAuthns []*config.Resource
 	for _, r := range opts.Resources {
 		switch spec := r.Spec.(type) {

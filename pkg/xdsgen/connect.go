@@ -52,9 +52,13 @@ const (
 // connectHTTP adds the internal listener that serves CONNECT tunnels to
 // HTTP ports as HTTP with the outbound route table, and its cluster.
 func (g *generation) connectHTTP() error {
+	als, err := g.accessLog(model.ListenerClassSidecarOutbound)
+	if err != nil {
+		return err
+	}
 	l, err := internalHTTPListener(listenerOptions{
 		Name: ConnectHTTPListener, StatPrefix: "outbound_connect", RouteName: OutboundRouteName,
-		Direction: core.TrafficDirection_OUTBOUND, Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh,
+		Direction: core.TrafficDirection_OUTBOUND, Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, AccessLog: als,
 		// The same route table, so the same upgrades: Envoy takes an
 		// upgrade only when the connection manager lists its type.
 		Connect: true,

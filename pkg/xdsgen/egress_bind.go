@@ -39,10 +39,14 @@ func (g *generation) boundEgress() error {
 			continue
 		}
 		routeName := strconv.FormatUint(uint64(b.Port), 10)
+		als, err := g.accessLog(model.ListenerClassSidecarOutbound)
+		if err != nil {
+			return err
+		}
 		l, err := httpListener(listenerOptions{
 			Name: name, Address: net.JoinHostPort(b.Bind, routeName),
 			StatPrefix: "outbound_" + name, RouteName: routeName, Direction: core.TrafficDirection_OUTBOUND,
-			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh,
+			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, AccessLog: als,
 		})
 		if err != nil {
 			return fmt.Errorf("egress listener %s: %w", name, err)

@@ -75,15 +75,21 @@ type generation struct {
 	// endpointPeerAuthn caches endpoint workloads' PeerAuthentication
 	// (auto_mtls.go).
 	endpointPeerAuthn map[string]model.MergedPeerAuthentication
+	// accessLogs memoises the access_log per listener class (accesslog.go).
+	accessLogs accessLogMemo
 }
 
 func (g *generation) sidecar() error {
 	g.clusters()
 	if g.proxy.OutboundAddress != "" {
+		als, err := g.accessLog(model.ListenerClassSidecarOutbound)
+		if err != nil {
+			return err
+		}
 		l, err := httpListener(listenerOptions{
 			Name: OutboundListenerName, Address: g.proxy.OutboundAddress,
 			StatPrefix: "outbound", RouteName: OutboundRouteName, Direction: core.TrafficDirection_OUTBOUND,
-			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, Connect: true,
+			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, Connect: true, AccessLog: als,
 		})
 		if err != nil {
 			return err

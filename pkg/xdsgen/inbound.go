@@ -230,8 +230,12 @@ func (g *generation) inboundListener(p inboundPort, mode model.MTLSMode) error {
 	clusterName := ClusterName("inbound", p.port, "", "")
 	g.out.Clusters = append(g.out.Clusters, inboundCluster(clusterName, p))
 	name := fmt.Sprintf("%s_%d", InboundListenerName, p.port)
+	als, err := g.accessLog(model.ListenerClassSidecarInbound)
+	if err != nil {
+		return err
+	}
 	buildTCP := func() (*listener.FilterChain, error) {
-		chain, err := tcpProxyChain("inbound_tcp", tcpTarget{cluster: clusterName}, g.push.Mesh)
+		chain, err := tcpProxyChain("inbound_tcp", tcpTarget{cluster: clusterName}, als)
 		if err != nil {
 			return nil, err
 		}
@@ -249,6 +253,7 @@ func (g *generation) inboundListener(p inboundPort, mode model.MTLSMode) error {
 		opts := listenerOptions{
 			Name: name, StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
 			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, XFCC: xfccSidecarInbound, SecurityFilters: sec,
+			AccessLog: als,
 		}
 		buildHTTP = func() (*listener.FilterChain, error) { return httpFilterChain(opts) }
 		build = buildHTTP

@@ -3,6 +3,7 @@ package xdsgen
 import (
 	"fmt"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
@@ -43,6 +44,9 @@ type listenerOptions struct {
 	SecurityFilters []*hcm.HttpFilter
 	// XFCC is the x-forwarded-client-cert handling (xfcc.go).
 	XFCC xfccRole
+	// AccessLog is the connection manager's access_log
+	// (generation.accessLog, accesslog.go).
+	AccessLog []*accesslogv3.AccessLog
 }
 
 // httpListener is a listener with one HTTP connection manager taking its
@@ -123,9 +127,7 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 		manager.UpgradeConfigs = append(manager.UpgradeConfigs, &hcm.HttpConnectionManager_UpgradeConfig{UpgradeType: ConnectUpgrade})
 	}
 	setPathNormalization(manager, opts.Mesh.GetPathNormalization().GetNormalization())
-	if manager.AccessLog, err = meshAccessLog(opts.Mesh); err != nil {
-		return nil, err
-	}
+	manager.AccessLog = opts.AccessLog
 	applyXFCC(manager, opts.XFCC, opts.Mesh)
 	if opts.Tracing {
 		// Istio's legacy tracing config, without the span settings (sluice

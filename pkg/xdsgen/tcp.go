@@ -6,10 +6,10 @@ import (
 	"sort"
 	"strings"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/protobuf/types/known/anypb"
-	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
@@ -26,16 +26,11 @@ type tcpTarget struct {
 	weighted []*tcpproxy.TcpProxy_WeightedCluster_ClusterWeight
 }
 
-// tcpProxyChain is a filter chain holding only a tcp_proxy to target.
-// mesh's accessLogFile adds the access log (accesslog.go), as on every
+// tcpProxyChain is a filter chain holding only a tcp_proxy to target,
+// with access log als (generation.accessLog, accesslog.go), as on every
 // Istio tcp_proxy.
-func tcpProxyChain(statPrefix string, target tcpTarget, mesh *meshv1alpha1.MeshConfig) (*listener.FilterChain, error) {
-	tp := &tcpproxy.TcpProxy{StatPrefix: statPrefix}
-	als, err := meshAccessLog(mesh)
-	if err != nil {
-		return nil, err
-	}
-	tp.AccessLog = als
+func tcpProxyChain(statPrefix string, target tcpTarget, als []*accesslogv3.AccessLog) (*listener.FilterChain, error) {
+	tp := &tcpproxy.TcpProxy{StatPrefix: statPrefix, AccessLog: als}
 	if len(target.weighted) > 0 {
 		tp.ClusterSpecifier = &tcpproxy.TcpProxy_WeightedClusters{WeightedClusters: &tcpproxy.TcpProxy_WeightedCluster{Clusters: target.weighted}}
 	} else {
@@ -182,8 +177,12 @@ func (g *generation) tlsRouteTargets(vsList []*model.VirtualService, mc tcpMatch
 // server name.
 func (g *generation) tlsChains(vsList []*model.VirtualService, mc tcpMatchContext, statPrefix string, admit func(vs *model.VirtualService, sni string) (string, bool)) ([]*listener.FilterChain, error) {
 	var chains []*listener.FilterChain
+	als, err := g.accessLog(g.outboundClass())
+	if err != nil {
+		return nil, err
+	}
 	for _, st := range g.tlsRouteTargets(vsList, mc, admit) {
-		chain, err := tcpProxyChain(statPrefix, st.target, g.push.Mesh)
+		chain, err := tcpProxyChain(statPrefix, st.target, als)
 		if err != nil {
 			return nil, err
 		}
@@ -214,7 +213,11 @@ func (g *generation) gatewayL4Chains(port uint32, s *model.GatewayServer) ([]*li
 		g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("Gateway %s port %d: no VirtualService tcp route applies; connections are refused", s.Name, port))
 		return nil, nil
 	}
-	chain, err := tcpProxyChain(stat, target, g.push.Mesh)
+	als, err := g.accessLog(model.ListenerClassGateway)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := tcpProxyChain(stat, target, als)
 	if err != nil {
 		return nil, err
 	}

@@ -77,7 +77,11 @@ func (g *generation) tcpPortListener(name, ip string, listenPort, port uint32, s
 				}
 			}
 			if len(sniChains) == 0 {
-				c, err := tcpProxyChain(stat, tcpTarget{cluster: ClusterName("outbound", port, "", svc.Hostname)}, g.push.Mesh)
+				als, err := g.accessLog(model.ListenerClassSidecarOutbound)
+				if err != nil {
+					return nil, err
+				}
+				c, err := tcpProxyChain(stat, tcpTarget{cluster: ClusterName("outbound", port, "", svc.Hostname)}, als)
 				if err != nil {
 					return nil, err
 				}
@@ -100,7 +104,11 @@ func (g *generation) tcpPortListener(name, ip string, listenPort, port uint32, s
 				target = t
 			}
 		}
-		c, err := tcpProxyChain(stat, target, g.push.Mesh)
+		als, err := g.accessLog(model.ListenerClassSidecarOutbound)
+		if err != nil {
+			return nil, err
+		}
+		c, err := tcpProxyChain(stat, target, als)
 		if err != nil {
 			return nil, err
 		}

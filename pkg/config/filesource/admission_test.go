@@ -27,8 +27,8 @@ spec:
 `
 }
 
-const authz = `apiVersion: telemetry.istio.io/v1
-kind: Telemetry
+const authz = `apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
 metadata: {name: deny-all, namespace: shop}
 spec: {}
 `
@@ -143,7 +143,7 @@ func TestNotEnforcedCarried(t *testing.T) {
 		t.Fatalf("not enforced: %v", snap.NotEnforced)
 	}
 	ne := snap.NotEnforced[0]
-	if ne.Kind != "telemetry.istio.io/Telemetry" || ne.Namespace != "shop" || ne.Name != "deny-all" ||
+	if ne.Kind != "extensions.istio.io/WasmPlugin" || ne.Namespace != "shop" || ne.Name != "deny-all" ||
 		!strings.Contains(ne.File, "policy.yaml") || ne.Reason == "" {
 		t.Errorf("not enforced entry: %+v", ne)
 	}

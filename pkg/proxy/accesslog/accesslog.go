@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog/celfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 )
 
@@ -34,6 +35,9 @@ const DefaultFormat = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PAT
 type Logger struct {
 	format formatter
 	sink   *Sink
+	// filter, when set, decides per entry whether a line is written
+	// (Envoy's CEL access log filter, filter.go).
+	filter *celfilter.Filter
 }
 
 // Loggers are a connection manager's or tcp_proxy's access_log, in order.
@@ -50,6 +54,9 @@ var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 
 // Log formats e into a pooled buffer and appends it to the sink.
 func (l *Logger) Log(e *Entry) {
+	if l.filter != nil && !l.filter.Match((*entrySource)(e)) {
+		return
+	}
 	bp := linePool.Get().(*[]byte)
 	line := l.format.appendLine((*bp)[:0], e)
 	l.sink.write(line)
@@ -70,8 +77,9 @@ var formatFields = map[protoreflect.Name]bool{
 	"text_format": true, "text_format_source": true, "json_format": true, "json_format_options": true,
 }
 
-// Compile compiles an access_log list. Only the file logger exists; a
-// filter, another logger or any field or command operator the proxy does
+// Compile compiles an access_log list. Only the file logger exists, with
+// Envoy's CEL extension filter as its only filter; another filter or
+// logger or any field or command operator the proxy does
 // not implement is an error naming it. Files are opened once and shared
 // (Open): a push keeping a path keeps its file.
 func Compile(als []*accesslogv3.AccessLog) (Loggers, error) {
@@ -87,8 +95,12 @@ func Compile(als []*accesslogv3.AccessLog) (Loggers, error) {
 }
 
 func compileOne(al *accesslogv3.AccessLog) (*Logger, error) {
-	if al.GetFilter() != nil {
-		return nil, fmt.Errorf("filter: not supported")
+	var filter *celfilter.Filter
+	if f := al.GetFilter(); f != nil {
+		var err error
+		if filter, err = compileFilter(f); err != nil {
+			return nil, err
+		}
 	}
 	tc := al.GetTypedConfig()
 	if tc == nil {
@@ -112,7 +124,7 @@ func compileOne(al *accesslogv3.AccessLog) (*Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Logger{format: f, sink: sink}, nil
+	return &Logger{format: f, sink: sink, filter: filter}, nil
 }
 
 func compileFormat(fl *filev3.FileAccessLog) (formatter, error) {
