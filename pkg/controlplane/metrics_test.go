@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/ca"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
+	"github.com/sluice-mesh/sluice/pkg/version"
 )
 
 // scrape GETs /metrics and parses it as Prometheus does.
@@ -182,12 +183,18 @@ func TestControlPlaneMetrics(t *testing.T) {
 		OutboundTCPIP: "127.0.0.1", Inbound: []model.InboundPort{{Address: "127.0.0.1:20001", App: "127.0.0.1:30001"},
 			{Address: "127.0.0.2:20001", App: "127.0.0.1:30002"}}}).Node())
 	c.cds(t)
-	r.want(t, "the conflicts", map[string]float64{"pilot_xds": 2, "pilot_conflict_inbound_listener": 1,
+	r.want(t, "the conflicts", map[string]float64{"pilot_conflict_inbound_listener": 1,
 		"pilot_conflict_outbound_listener_tcp_over_current_tcp": 1})
+	// pilot_xds counts proxies by the version they announce: c, a real
+	// proxy's node, announces sluice's (ISTIO_VERSION); a announced none.
+	r.want(t, "c by its version", map[string]float64{"pilot_xds": 1}, "version", version.Get())
+	r.want(t, "a without a version", map[string]float64{"pilot_xds": 1}, "version", "")
 	c.close()
+	r.want(t, "c gone", map[string]float64{"pilot_xds": 0}, "version", version.Get())
 
 	// The proxies leave.
 	a.close()
-	r.want(t, "the disconnection", map[string]float64{"pilot_xds": 0, "pilot_conflict_inbound_listener": 0,
+	r.want(t, "the disconnection", map[string]float64{"pilot_xds": 0}, "version", "")
+	r.want(t, "the conflicts' end", map[string]float64{"pilot_conflict_inbound_listener": 0,
 		"pilot_conflict_outbound_listener_tcp_over_current_tcp": 0})
 }
