@@ -131,12 +131,21 @@ func TestControlPlaneMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want 0", name, v)
 		}
 	}
+	// The per-type series exist before any push or NACK, at zero.
+	for _, typ := range []string{"cds", "eds", "lds", "rds"} {
+		for _, name := range []string{"pilot_xds_pushes", "pilot_total_xds_rejects"} {
+			if v := value(fams, name, "type", typ); v != 0 {
+				t.Errorf("%s{type=%q} = %v, want 0", name, typ, v)
+			}
+		}
+	}
 
 	// A proxy connects and is sent CDS.
 	a := r.openADS(t, "sidecar~127.0.0.1~w.default~default.svc.cluster.local")
 	cds := a.cds(t)
 	r.want(t, "the connection and the CDS push", map[string]float64{"pilot_xds": 1})
 	r.want(t, "the CDS push", map[string]float64{"pilot_xds_pushes": 1, "pilot_xds_push_time": 1}, "type", "cds")
+	r.want(t, "the CDS push's size", map[string]float64{"pilot_xds_config_size_bytes": 1}, "type", resourcev3.ClusterType)
 
 	// It NACKs it.
 	if err := a.stream.Send(&discovery.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: cds.Nonce,
