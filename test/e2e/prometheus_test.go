@@ -129,15 +129,33 @@ func (pm *promMesh) round(failures bool) error {
 	binOut := &testenv.Client{OutboundAddress: pm.httpbin.OutboundAddress, HTTP: hc}
 	steps := []func() error{
 		// sleep → httpbin over mTLS (auto mTLS), 200.
-		func() error { r, err := pm.sleep.Get("httpbin:8000", "/get", nil); return check("sleep→httpbin", r, err, 200) },
+		func() error {
+			r, err := pm.sleep.Get("httpbin:8000", "/get", nil)
+			return check("sleep→httpbin", r, err, 200)
+		},
 		// sleep → plain in plaintext.
-		func() error { r, err := pm.sleep.Get("plain:8000", "/", nil); return check("sleep→plain", r, err, 200) },
+		func() error {
+			r, err := pm.sleep.Get("plain:8000", "/", nil)
+			return check("sleep→plain", r, err, 200)
+		},
 		// No route: 404 NR; no endpoints: 503 UH.
-		func() error { r, err := pm.sleep.Get("httpbin:8000", "/nope", nil); return check("sleep→httpbin/nope", r, err, 404) },
-		func() error { r, err := pm.sleep.Get("empty:8000", "/", nil); return check("sleep→empty", r, err, 503) },
+		func() error {
+			r, err := pm.sleep.Get("httpbin:8000", "/nope", nil)
+			return check("sleep→httpbin/nope", r, err, 404)
+		},
+		func() error {
+			r, err := pm.sleep.Get("empty:8000", "/", nil)
+			return check("sleep→empty", r, err, 503)
+		},
 		// The gateway: routed to httpbin, and a host it has no route for.
-		func() error { r, err := direct(gw, "web.example.com", "/get"); return check("gateway→httpbin", r, err, 200) },
-		func() error { r, err := direct(gw, "other.example.com", "/"); return check("gateway→nothing", r, err, 404) },
+		func() error {
+			r, err := direct(gw, "web.example.com", "/get")
+			return check("gateway→httpbin", r, err, 200)
+		},
+		func() error {
+			r, err := direct(gw, "other.example.com", "/")
+			return check("gateway→nothing", r, err, 404)
+		},
 		// A client without a sidecar straight to httpbin's inbound
 		// (PERMISSIVE): plaintext.
 		func() error {
@@ -145,8 +163,14 @@ func (pm *promMesh) round(failures bool) error {
 			return check("plaintext→httpbin", r, err, 200)
 		},
 		// httpbin's app calls out: plain over its own sidecar.
-		func() error { r, err := binOut.Get("plain:8000", "/", nil); return check("httpbin→plain", r, err, 200) },
-		func() error { r, err := binOut.Get("httpbin:8000", "/get", nil); return check("httpbin→httpbin", r, err, 200) },
+		func() error {
+			r, err := binOut.Get("plain:8000", "/", nil)
+			return check("httpbin→plain", r, err, 200)
+		},
+		func() error {
+			r, err := binOut.Get("httpbin:8000", "/get", nil)
+			return check("httpbin→httpbin", r, err, 200)
+		},
 		// TCP: sleep and httpbin to httpbin:9000 through their sidecars
 		// (mTLS), and plaintext straight to httpbin's TCP inbound.
 		func() error { _, err := tcpLine(pm.sleepTCP, "hello"); return wrap("sleep→httpbin:9000", err) },
