@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -53,6 +54,7 @@ type promMesh struct {
 	sleepTCP, binTCP string // the outbound TCP listeners for httpbin:9000
 	churned          time.Time
 	churns           int
+	hc               *http.Client
 }
 
 // startPromMesh starts the control plane, httpbin (HTTP and TCP, with its
@@ -65,7 +67,7 @@ func startPromMesh(t *testing.T) *promMesh {
 		"---\n"+testenv.ServiceYAML("plain", "default", map[string]string{"app": "plain"}, map[string]int{"http": 8000})+
 		"---\n"+testenv.ServiceYAML("empty", "default", map[string]string{"app": "empty"}, map[string]int{"http": 8000})+
 		"---\n"+promMeshConfig)
-	pm := &promMesh{m: m}
+	pm := &promMesh{m: m, hc: &http.Client{Timeout: 5 * time.Second}}
 	sleepIP, binIP := testenv.LoopbackIP(), testenv.LoopbackIP()
 	pm.httpbin = m.AddWorkload(testenv.WorkloadOptions{Service: "httpbin", Version: "v1", OutboundTCPIP: binIP,
 		Ports: []testenv.WorkloadPort{{Names: []string{"tcp"}, TCPPrefix: "bin"}}})
@@ -99,101 +101,69 @@ spec:
 `, 8000+pm.churns))
 }
 
+// httpStep is one request of a round: sent to a sidecar's outbound
+// address (or straight to an address), with a Host, expecting a status.
+type httpStep struct {
+	what, addr, host, path string
+	code                   int
+}
+
 // round sends one request of each kind the dashboards show; with
 // failures false it stops at the first one that does not answer as it
 // should (used to wait for convergence).
 func (pm *promMesh) round(failures bool) error {
-	check := func(what string, r *testenv.Response, err error, code int) error {
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		if r.Status != code {
-			return fmt.Errorf("%s: status %d, want %d: %v", what, r.Status, code, r)
-		}
-		return nil
-	}
-	var errs []string
-	add := func(err error) bool {
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-		return err != nil && !failures
-	}
-	hc := &http.Client{Timeout: 5 * time.Second}
-	direct := func(addr, host, path string) (*testenv.Response, error) {
-		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-		req.Host = host
-		return testenv.Send(hc, req)
-	}
-	gw := pm.gw.Address(80)
-	binOut := &testenv.Client{OutboundAddress: pm.httpbin.OutboundAddress, HTTP: hc}
-	steps := []func() error{
-		// sleep → httpbin over mTLS (auto mTLS), 200.
-		func() error {
-			r, err := pm.sleep.Get("httpbin:8000", "/get", nil)
-			return check("sleep→httpbin", r, err, 200)
-		},
-		// sleep → plain in plaintext.
-		func() error {
-			r, err := pm.sleep.Get("plain:8000", "/", nil)
-			return check("sleep→plain", r, err, 200)
-		},
+	gw, bin := pm.gw.Address(80), pm.httpbin.OutboundAddress
+	steps := []httpStep{
+		// sleep → httpbin over mTLS (auto mTLS); sleep → plain in plaintext.
+		{"sleep→httpbin", pm.sleep.OutboundAddress, "httpbin:8000", "/get", 200},
+		{"sleep→plain", pm.sleep.OutboundAddress, "plain:8000", "/", 200},
 		// No route: 404 NR; no endpoints: 503 UH.
-		func() error {
-			r, err := pm.sleep.Get("httpbin:8000", "/nope", nil)
-			return check("sleep→httpbin/nope", r, err, 404)
-		},
-		func() error {
-			r, err := pm.sleep.Get("empty:8000", "/", nil)
-			return check("sleep→empty", r, err, 503)
-		},
+		{"sleep→httpbin/nope", pm.sleep.OutboundAddress, "httpbin:8000", "/nope", 404},
+		{"sleep→empty", pm.sleep.OutboundAddress, "empty:8000", "/", 503},
 		// The gateway: routed to httpbin, and a host it has no route for.
-		func() error {
-			r, err := direct(gw, "web.example.com", "/get")
-			return check("gateway→httpbin", r, err, 200)
-		},
-		func() error {
-			r, err := direct(gw, "other.example.com", "/")
-			return check("gateway→nothing", r, err, 404)
-		},
+		{"gateway→httpbin", gw, "web.example.com", "/get", 200},
+		{"gateway→nothing", gw, "other.example.com", "/", 404},
 		// A client without a sidecar straight to httpbin's inbound
 		// (PERMISSIVE): plaintext.
-		func() error {
-			r, err := direct(pm.httpbin.InboundAddress, "httpbin.default.svc.cluster.local:8000", "/get")
-			return check("plaintext→httpbin", r, err, 200)
-		},
-		// httpbin's app calls out: plain over its own sidecar.
-		func() error {
-			r, err := binOut.Get("plain:8000", "/", nil)
-			return check("httpbin→plain", r, err, 200)
-		},
-		func() error {
-			r, err := binOut.Get("httpbin:8000", "/get", nil)
-			return check("httpbin→httpbin", r, err, 200)
-		},
-		// TCP: sleep and httpbin to httpbin:9000 through their sidecars
-		// (mTLS), and plaintext straight to httpbin's TCP inbound.
-		func() error { _, err := tcpLine(pm.sleepTCP, "hello"); return wrap("sleep→httpbin:9000", err) },
-		func() error { _, err := tcpLine(pm.binTCP, "hello"); return wrap("httpbin→httpbin:9000", err) },
-		func() error {
-			_, err := tcpLine(pm.httpbin.Ports[0].InboundAddress, "hello")
-			return wrap("plaintext→httpbin:9000", err)
-		},
+		{"plaintext→httpbin", pm.httpbin.InboundAddress, "httpbin.default.svc.cluster.local:8000", "/get", 200},
+		// httpbin's app calls out over its own sidecar.
+		{"httpbin→plain", bin, "plain:8000", "/", 200},
+		{"httpbin→httpbin", bin, "httpbin:8000", "/get", 200},
 	}
-	for _, step := range steps {
-		if add(step()) {
-			break
+	var errs []string
+	for _, st := range steps {
+		if err := pm.send(st); err != nil {
+			if errs = append(errs, err.Error()); !failures {
+				return err
+			}
+		}
+	}
+	// TCP: sleep and httpbin to httpbin:9000 through their sidecars
+	// (mTLS), and plaintext straight to httpbin's TCP inbound.
+	for what, addr := range map[string]string{"sleep→httpbin:9000": pm.sleepTCP, "httpbin→httpbin:9000": pm.binTCP,
+		"plaintext→httpbin:9000": pm.httpbin.Ports[0].InboundAddress} {
+		if _, err := tcpLine(addr, "hello"); err != nil {
+			if errs = append(errs, what+": "+err.Error()); !failures {
+				return errors.New(errs[0])
+			}
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
+		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
 }
 
-func wrap(what string, err error) error {
+// send makes one step's request.
+func (pm *promMesh) send(st httpStep) error {
+	req, _ := http.NewRequest("GET", "http://"+st.addr+st.path, nil)
+	req.Host = st.host
+	r, err := testenv.Send(pm.hc, req)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("%s: %w", st.what, err)
+	}
+	if r.Status != st.code {
+		return fmt.Errorf("%s: status %d, want %d: %v", st.what, r.Status, st.code, r)
 	}
 	return nil
 }
