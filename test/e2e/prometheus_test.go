@@ -240,8 +240,11 @@ func TestPrometheusGrafana(t *testing.T) {
 	}
 	for file, d := range dashboards {
 		t.Run(strings.TrimSuffix(file, ".json"), func(t *testing.T) {
-			vars := newGrafanaVars(prom, chosen[file])
-			waitProm(t, file+" variables", func() error { return vars.resolve(d) })
+			var vars *grafanaVars
+			waitProm(t, file+" variables", func() error {
+				vars = newGrafanaVars(prom, chosen[file])
+				return vars.resolve(d)
+			})
 			queries := d.queries()
 			pending := map[int]error{}
 			for i := range queries {
