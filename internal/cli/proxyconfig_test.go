@@ -49,12 +49,14 @@ func TestProxyConfig(t *testing.T) {
 
 	out = pc("routes", "productpage.default")
 	hasRow(t, out, `^NAME\s+VHOST NAME\s+DOMAINS\s+MATCH\s+VIRTUAL SERVICE$`)
-	hasRow(t, out, `^outbound\s+reviews\.example\.com:80\s+reviews\.example\.com\s+/api\*$`)
+	// The route names its VirtualService (name.namespace), from the
+	// istio config metadata the generator sets and the proxy accepted.
+	hasRow(t, out, `^outbound\s+reviews\.example\.com:80\s+reviews\.example\.com\s+/api\*\s+reviews\.default$`)
 
 	out = pc("clusters", m.sidecar.NodeID())
 	hasRow(t, out, `^SERVICE FQDN\s+PORT\s+SUBSET\s+DIRECTION\s+TYPE\s+DESTINATION RULE$`)
-	hasRow(t, out, `^reviews\.example\.com\s+80\s+v1\s+outbound\s+EDS$`)
-	hasRow(t, out, `^reviews\.example\.com\s+80\s+-\s+outbound\s+EDS$`)
+	hasRow(t, out, `^reviews\.example\.com\s+80\s+v1\s+outbound\s+EDS\s+reviews\.default$`)
+	hasRow(t, out, `^reviews\.example\.com\s+80\s+-\s+outbound\s+EDS\s+reviews\.default$`)
 	hasRow(t, out, `^PassthroughCluster\s+-\s+-\s+-\s+ORIGINAL_DST$`)
 
 	out = pc("endpoints", "productpage")

@@ -60,6 +60,10 @@ type WorkloadOptions struct {
 	// the tlsMode label): the
 	// WorkloadEntry points at the echo, which gets plaintext from anyone.
 	NoSidecar bool
+	// OutboundTCPIP gives the workload's sidecar outbound TCP listeners
+	// at that IP (one per TCP service port), as ClientOptions': the app's
+	// own TCP calls. Use a 127.x address of the test's own.
+	OutboundTCPIP string
 	// NoTLSModeLabel leaves out the label security.istio.io/tlsMode: istio
 	// that the WorkloadEntry (and the sidecar's labels) otherwise carry, as
 	// injection labels a pod with a sidecar: clients then talk plaintext to
@@ -246,6 +250,9 @@ func (m *Mesh) startSidecar(w *Workload, o WorkloadOptions) {
 		}
 		if o.ServiceAccount != "" {
 			args = append(args, "--service-account", o.ServiceAccount)
+		}
+		if o.OutboundTCPIP != "" {
+			args = append(args, "--outbound-tcp-ip", o.OutboundTCPIP)
 		}
 		args = append(append(args, m.ProxyControlArgs()...), m.opts.ProxyArgs...)
 		w.Sidecar = Start(m.t, "sidecar "+id, args...)

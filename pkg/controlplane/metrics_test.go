@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/ca"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
+	"github.com/sluice-mesh/sluice/pkg/version"
 )
 
 // scrape GETs /metrics and parses it as Prometheus does.
@@ -130,12 +131,21 @@ func TestControlPlaneMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want 0", name, v)
 		}
 	}
+	// The per-type series exist before any push or NACK, at zero.
+	for _, typ := range []string{"cds", "eds", "lds", "rds"} {
+		for _, name := range []string{"pilot_xds_pushes", "pilot_total_xds_rejects"} {
+			if v := value(fams, name, "type", typ); v != 0 {
+				t.Errorf("%s{type=%q} = %v, want 0", name, typ, v)
+			}
+		}
+	}
 
 	// A proxy connects and is sent CDS.
 	a := r.openADS(t, "sidecar~127.0.0.1~w.default~default.svc.cluster.local")
 	cds := a.cds(t)
 	r.want(t, "the connection and the CDS push", map[string]float64{"pilot_xds": 1})
 	r.want(t, "the CDS push", map[string]float64{"pilot_xds_pushes": 1, "pilot_xds_push_time": 1}, "type", "cds")
+	r.want(t, "the CDS push's size", map[string]float64{"pilot_xds_config_size_bytes": 1}, "type", resourcev3.ClusterType)
 
 	// It NACKs it.
 	if err := a.stream.Send(&discovery.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: cds.Nonce,
@@ -182,12 +192,18 @@ func TestControlPlaneMetrics(t *testing.T) {
 		OutboundTCPIP: "127.0.0.1", Inbound: []model.InboundPort{{Address: "127.0.0.1:20001", App: "127.0.0.1:30001"},
 			{Address: "127.0.0.2:20001", App: "127.0.0.1:30002"}}}).Node())
 	c.cds(t)
-	r.want(t, "the conflicts", map[string]float64{"pilot_xds": 2, "pilot_conflict_inbound_listener": 1,
+	r.want(t, "the conflicts", map[string]float64{"pilot_conflict_inbound_listener": 1,
 		"pilot_conflict_outbound_listener_tcp_over_current_tcp": 1})
+	// pilot_xds counts proxies by the version they announce: c, a real
+	// proxy's node, announces sluice's (ISTIO_VERSION); a announced none.
+	r.want(t, "c by its version", map[string]float64{"pilot_xds": 1}, "version", version.Get())
+	r.want(t, "a without a version", map[string]float64{"pilot_xds": 1}, "version", "")
 	c.close()
+	r.want(t, "c gone", map[string]float64{"pilot_xds": 0}, "version", version.Get())
 
 	// The proxies leave.
 	a.close()
-	r.want(t, "the disconnection", map[string]float64{"pilot_xds": 0, "pilot_conflict_inbound_listener": 0,
+	r.want(t, "the disconnection", map[string]float64{"pilot_xds": 0}, "version", "")
+	r.want(t, "the conflicts' end", map[string]float64{"pilot_conflict_inbound_listener": 0,
 		"pilot_conflict_outbound_listener_tcp_over_current_tcp": 0})
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sluice-mesh/sluice/pkg/meshconfig"
+	"github.com/sluice-mesh/sluice/pkg/version"
 )
 
 // ProxyType is the role of a proxy, as Istio encodes it in the node ID.
@@ -47,6 +48,10 @@ const (
 	// MetaAdminAddress is the proxy's admin endpoint (host:port), where
 	// `sluice status` reads its connection counters.
 	MetaAdminAddress = "SLUICE_ADMIN_ADDRESS"
+	// MetaIstioVersion is the proxy's version, as Istio's agent announces
+	// it (pilot/pkg/model/context.go NodeMetadata.IstioVersion): istiod's
+	// pilot_xds{version} and istioctl proxy-status's VERSION read it.
+	MetaIstioVersion = "ISTIO_VERSION"
 )
 
 // Proxy is one connected proxy, as it announced itself.
@@ -79,6 +84,9 @@ type Proxy struct {
 	ServiceAccount string
 	// AdminAddress is the proxy's admin endpoint, when it announces one.
 	AdminAddress string
+	// IstioVersion is the version the proxy announces (ISTIO_VERSION);
+	// Node sends sluice's own (version.Get) when it is empty.
+	IstioVersion string
 }
 
 // InboundPort is one port of a sidecar's workload: where mesh traffic for
@@ -114,6 +122,10 @@ func (p *Proxy) Node() *core.Node {
 		MetaBindAddress:     p.BindAddress,
 		MetaOutboundTCPIP:   p.OutboundTCPIP,
 		MetaServiceAccount:  p.ServiceAccount,
+		MetaIstioVersion:    p.IstioVersion,
+	}
+	if p.IstioVersion == "" {
+		fields[MetaIstioVersion] = version.Get()
 	}
 	if p.AdminAddress != "" {
 		fields[MetaAdminAddress] = p.AdminAddress
@@ -178,6 +190,7 @@ func ProxyFromNode(n *core.Node) (*Proxy, error) {
 	p.OutboundTCPIP = str(MetaOutboundTCPIP)
 	p.ServiceAccount = str(MetaServiceAccount)
 	p.AdminAddress = str(MetaAdminAddress)
+	p.IstioVersion = str(MetaIstioVersion)
 	if p.ServiceAccount == "" {
 		p.ServiceAccount = "default"
 	}

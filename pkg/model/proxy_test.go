@@ -1,6 +1,10 @@
 package model
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/sluice-mesh/sluice/pkg/version"
+)
 
 // TestAdminAddressMetadata: a proxy announces its admin address as
 // SLUICE_ADMIN_ADDRESS (for `sluice status`), and the control plane reads
@@ -16,5 +20,23 @@ func TestAdminAddressMetadata(t *testing.T) {
 	}
 	if _, ok := (&Proxy{Type: Sidecar, Name: "a"}).Node().GetMetadata().GetFields()[MetaAdminAddress]; ok {
 		t.Errorf("an empty admin address is announced")
+	}
+}
+
+// TestIstioVersionMetadata: a proxy announces sluice's version as
+// ISTIO_VERSION, as Istio's agent does, and the control plane reads it.
+func TestIstioVersionMetadata(t *testing.T) {
+	n := (&Proxy{Type: Sidecar, Name: "a", Namespace: "default"}).Node()
+	got := n.GetMetadata().GetFields()[MetaIstioVersion].GetStringValue()
+	if got == "" || got != version.Get() {
+		t.Errorf("node metadata ISTIO_VERSION %q, want %q", got, version.Get())
+	}
+	p, err := ProxyFromNode(n)
+	if err != nil || p.IstioVersion != got {
+		t.Errorf("read back %+v %v", p, err)
+	}
+	n = (&Proxy{Type: Sidecar, Name: "a", IstioVersion: "1.24.0"}).Node()
+	if got := n.GetMetadata().GetFields()[MetaIstioVersion].GetStringValue(); got != "1.24.0" {
+		t.Errorf("an explicit version is announced as %q", got)
 	}
 }

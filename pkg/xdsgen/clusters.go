@@ -91,6 +91,10 @@ func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port
 		external: svc.Source.Kind == config.KindServiceEntry, sans: svc.SubjectAltNames}
 	g.applyUpstreamTLS(b, policy.GetTls(), dr, target)
 	g.applyAutoMTLS(b, autoMTLSTarget{svc: svc, port: port, policy: policy, tls: target, all: all})
+	if dr != nil {
+		c.Metadata = addConfigInfoMetadata(c.Metadata, dr.Resource)
+		addSubsetToMetadata(c.Metadata, subsetName)
+	}
 	if c.GetType() == cluster.Cluster_EDS {
 		// PASSTHROUGH on the service's policy turns the cluster into an
 		// ORIGINAL_DST one above; only real EDS clusters get endpoints.

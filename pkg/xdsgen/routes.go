@@ -41,7 +41,10 @@ func (g *generation) virtualServiceRoutes(vs *model.VirtualService, rc routeCont
 		}
 		action := g.routeAction(hr.route, hr.owner.Namespace, rc)
 		for _, m := range matches {
-			r := &route.Route{Name: name, Match: translateMatch(m)}
+			// The root VirtualService, also for a delegate's routes: Istio
+			// merges delegates into their root (mergeVirtualServicesIfNeeded)
+			// and names the root (route.go translateRoute).
+			r := &route.Route{Name: name, Match: translateMatch(m), Metadata: addConfigInfoMetadata(nil, vs.Resource)}
 			setAction(r, action)
 			gatewayAPIRoute(r, hr.owner, hr.route)
 			r.Decorator = &route.Decorator{Operation: routeOperation(r, hr.route, vs.Name, rc.port)}

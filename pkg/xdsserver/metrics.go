@@ -3,6 +3,7 @@ package xdsserver
 import (
 	"time"
 
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,7 +27,16 @@ type Metrics struct {
 	// change merged into a push to a connected proxy being sent every
 	// type that push changed for it.
 	convergence prometheus.Histogram
+	// configSize is pilot_xds_config_size_bytes: the resources' bytes of
+	// each response, by type URL (istiod's xdsgen.go ResourceSize, labelled
+	// with w.TypeUrl).
+	configSize *prometheus.HistogramVec
 }
+
+// metricTypes are the types istiod labels its per-type xDS metrics with;
+// their series exist from the start at zero, so a dashboard shows "no
+// rejects" rather than nothing.
+var metricTypes = []string{"cds", "eds", "lds", "rds"}
 
 // NewMetrics makes the metrics and registers them on reg (nil: not
 // registered, as in tests of the server alone).
@@ -44,9 +54,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		convergence: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pilot_proxy_convergence_time",
 			Help:    "Delay in seconds between config change and a proxy receiving all required configuration.",
 			Buckets: []float64{.1, .5, 1, 3, 5, 10, 20, 30}}),
+		configSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pilot_xds_config_size_bytes",
+			Help:    "Distribution of configuration sizes pushed to clients",
+			Buckets: []float64{1, 10000, 1000000, 4000000, 10000000, 40000000}}, []string{"type"}),
+	}
+	for _, t := range metricTypes {
+		m.pushes.WithLabelValues(t)
+		m.rejects.WithLabelValues(t)
 	}
 	if reg != nil {
-		reg.MustRegister(m.clients, m.pushes, m.pushTime, m.rejects, m.convergence)
+		reg.MustRegister(m.clients, m.pushes, m.pushTime, m.rejects, m.convergence, m.configSize)
 	}
 	return m
 }
@@ -55,10 +72,15 @@ func (m *Metrics) connected(version string, delta float64) {
 	m.clients.WithLabelValues(version).Add(delta)
 }
 
-func (m *Metrics) sent(typeURL string, took time.Duration) {
-	t := metricType(typeURL)
+func (m *Metrics) sent(resp *discovery.DiscoveryResponse, took time.Duration) {
+	t := metricType(resp.TypeUrl)
 	m.pushes.WithLabelValues(t).Inc()
 	m.pushTime.WithLabelValues(t).Observe(took.Seconds())
+	size := 0
+	for _, r := range resp.Resources {
+		size += len(r.GetValue())
+	}
+	m.configSize.WithLabelValues(resp.TypeUrl).Observe(float64(size))
 }
 
 func (m *Metrics) rejected(typeURL string) { m.rejects.WithLabelValues(metricType(typeURL)).Inc() }

@@ -264,7 +264,7 @@ func (s *Server) recordSent(id int64, resp *discovery.DiscoveryResponse) {
 	if ts.requested.After(start) {
 		start = ts.requested
 	}
-	s.opts.Metrics.sent(resp.TypeUrl, now.Sub(start))
+	s.opts.Metrics.sent(resp, now.Sub(start))
 	if v, ok := st.converging[resp.TypeUrl]; ok && v == resp.VersionInfo {
 		delete(st.converging, resp.TypeUrl)
 		if len(st.converging) == 0 {

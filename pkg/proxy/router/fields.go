@@ -33,9 +33,12 @@ var fields = xdsfields.Table{
 		"request_headers_to_add", "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove",
 		"cors", "typed_per_filter_config", "include_request_attempt_count", "include_attempt_count_in_response",
 		"retry_policy", "per_request_buffer_limit_bytes", "request_body_buffer_limit", "request_mirror_policies"),
+	// metadata: descriptive only in what the proxy reads (Istio's istio
+	// filter_metadata names the VirtualService a route came from, for
+	// proxy-config); no filter here matches on route metadata.
 	name(&route.Route{}): set("name", "match", "route", "redirect", "direct_response", "decorator", "typed_per_filter_config",
 		"request_headers_to_add", "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove",
-		"per_request_buffer_limit_bytes", "request_body_buffer_limit"),
+		"per_request_buffer_limit_bytes", "request_body_buffer_limit", "metadata"),
 	name(&route.RouteMatch{}): set("prefix", "path", "safe_regex", "connect_matcher", "path_separated_prefix",
 		"case_sensitive", "headers", "query_parameters"),
 	name(&route.RouteMatch_ConnectMatcher{}): set(),
