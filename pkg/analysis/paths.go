@@ -1,5 +1,7 @@
 package analysis
 
+import "fmt"
+
 // Field paths messages point at, as Istio's analyzers name them
 // (pkg/config/analysis/analyzers/util/find_errorline_utils.go).
 const (
@@ -16,3 +18,5 @@ const (
 	pathDRTLSCert         = "{.spec.trafficPolicy.tls.caCertificates}"
 	pathDRTLSPortLevelCrt = "{.spec.trafficPolicy.portLevelSettings[%d].tls.caCertificates}"
 )
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
