@@ -46,14 +46,15 @@ func (m analyzerMessage) key() string {
 	if m.Namespace != nil {
 		ns = *m.Namespace
 	}
-	return fmt.Sprintf("%s %s %s %s/%s", m.Code, m.Level, m.Kind, ns, m.Name)
+	return fmt.Sprintf("%s %s %s %s %s/%s", m.Code, m.Type, m.Level, m.Kind, ns, m.Name)
 }
 
 // TestIstioAnalyzers runs each istio-analyzers case through pkg/analysis:
 // the case's config (and mesh config) loaded as istioctl loads files, with
 // no default namespace, the one analyzer the case names run alone, and its
 // messages compared with the expected ones as a multiset of {code, level,
-// kind, namespace, name}. A case whose analyzer is not ported is skipped
+// kind, namespace, name} (and the message type's name, which the code
+// implies). A case whose analyzer is not ported is skipped
 // with that reason.
 func TestIstioAnalyzers(t *testing.T) {
 	dir := filepath.Join(corpusDir(t), analyzersGroup)
@@ -133,7 +134,7 @@ func runAnalyzerCase(t *testing.T, dir string) error {
 }
 
 func messageKey(m analysis.Message) string {
-	am := analyzerMessage{Code: m.Code(), Level: m.Level().String(), Kind: m.Resource.Kind, Name: m.Resource.Name}
+	am := analyzerMessage{Code: m.Code(), Type: m.Type.Name, Level: m.Level().String(), Kind: m.Resource.Kind, Name: m.Resource.Name}
 	if m.Resource.Namespace != "" {
 		am.Namespace = &m.Resource.Namespace
 	}
