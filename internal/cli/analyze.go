@@ -189,7 +189,11 @@ func (o *analyzeOptions) target(run analysis.RunOptions) string {
 func noIssues(files []string, parseErrors int) string {
 	switch {
 	case parseErrors > 0:
-		return fmt.Sprintf("No validation issues found when analyzing %s (but %d could not be parsed).", strings.Join(files, ", "), parseErrors)
+		docs := "documents"
+		if parseErrors == 1 {
+			docs = "document"
+		}
+		return fmt.Sprintf("No validation issues found when analyzing %s (but %d %s could not be parsed).", strings.Join(files, ", "), parseErrors, docs)
 	case len(files) > 1:
 		return "\u2714 No validation issues found when analyzing:\n  - " + strings.Join(files, "\n  - ")
 	}
