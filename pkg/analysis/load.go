@@ -255,12 +255,12 @@ func (l *loader) document(file string, line int, data []byte, node *yamlv3.Node)
 				l.fail(file, line+item.Line-1, err)
 				continue
 			}
-			// Lines stay relative to the List's document.
-			l.object(file, line, raw, item)
+			// Field lines stay relative to the List's document.
+			l.object(file, line+item.Line-1, line, raw, item)
 		}
 		return
 	}
-	l.object(file, line, data, node)
+	l.object(file, line, line, data, node)
 }
 
 func listItems(node *yamlv3.Node) []*yamlv3.Node {
@@ -274,8 +274,10 @@ func listItems(node *yamlv3.Node) []*yamlv3.Node {
 
 // object decodes one resource: the Kubernetes kinds analysis reads itself,
 // everything else through pkg/config as the control plane reads it.
-func (l *loader) object(file string, docLine int, data []byte, node *yamlv3.Node) {
-	line := docLine + node.Line - 1
+//
+// line is where the object starts; docLine is where its document starts,
+// the line field lines are counted from.
+func (l *loader) object(file string, line, docLine int, data []byte, node *yamlv3.Node) {
 	var h header
 	if err := yaml.Unmarshal(data, &h); err != nil {
 		l.fail(file, line, fmt.Errorf("not a Kubernetes-style object: %w", err))
@@ -362,8 +364,9 @@ const separator = "---"
 
 // splitDocuments splits YAML at "---" lines, recording the line each
 // document starts on (its first line that is neither empty nor a
-// separator), as Istio's kubeyaml.YAMLReader.Read does for istioctl's
-// file:line references.
+// separator, comments included), as Istio's kubeyaml.YAMLReader.Read does
+// for istioctl's file:line references. A document's data starts at that
+// line, so YAML node lines count from it (Istio trims the chunk).
 func splitDocuments(data []byte) ([]chunk, error) {
 	var chunks []chunk
 	var buf bytes.Buffer
@@ -383,7 +386,10 @@ func splitDocuments(data []byte) ([]chunk, error) {
 			flush()
 			continue
 		}
-		if !found && text != "" {
+		if !found {
+			if text == "" {
+				continue // lines before the document's first do not count
+			}
 			start, found = n, true
 		}
 		buf.WriteString(text)
