@@ -49,15 +49,16 @@ type analyzeOptions struct {
 func newAnalyzeCommand() *cobra.Command {
 	var o analyzeOptions
 	cmd := &cobra.Command{
-		Use:   "analyze [FILE|DIR ...]",
+		Use:   "analyze [FILE|DIR|- ...]",
 		Short: "Find mistakes across resources, as istioctl analyze does, with Istio's message codes",
-		Long: `analyze reads the YAML files and folders given (every .yaml, .yml and .json file
-under a folder) and runs Istio's configuration analyzers over them: it reports the
-cross-resource mistakes no single resource's validation sees (a VirtualService
-naming a Gateway or subset that does not exist, conflicting Gateways, Services
-whose port names Istio cannot read, ...), with Istio's message codes, levels and
-texts (istio.io/latest/docs/reference/config/analysis). Kubernetes Pods,
-Deployments, Services, Namespaces and Secrets in the input are read too.
+		Long: `analyze reads the YAML files and folders given (every .yaml, .yml and .json
+file under a folder; "-" is standard input) and runs Istio's configuration
+analyzers over them: it reports the cross-resource mistakes no single resource's
+validation sees (a VirtualService naming a Gateway or subset that does not exist,
+conflicting Gateways, Services whose port names Istio cannot read, ...), with
+Istio's message codes, levels and texts
+(istio.io/latest/docs/reference/config/analysis). Kubernetes Pods, Deployments,
+Nodes, Services, Namespaces and Secrets in the input are read too.
 
 As with istioctl analyze on files, an istio-ingressgateway Pod and Service in
 istio-system are assumed unless the input defines them, resources without a
@@ -72,7 +73,7 @@ Error), 65 when a document could not be read, 0 otherwise.`,
   sluice analyze --analyzer virtualservice.DestinationRuleAnalyzer ./mesh
   sluice analyze --suppress "IST0118=Service default/*" ./mesh`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd.OutOrStdout(), cmd.ErrOrStderr(), args)
+			return o.run(cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args)
 		},
 	}
 	f := cmd.Flags()
@@ -89,7 +90,7 @@ Error), 65 when a document could not be read, 0 otherwise.`,
 	return cmd
 }
 
-func (o *analyzeOptions) run(stdout, stderr io.Writer, args []string) error {
+func (o *analyzeOptions) run(stdin io.Reader, stdout, stderr io.Writer, args []string) error {
 	if o.listAnalyzers {
 		for _, a := range analysis.Analyzers() {
 			fmt.Fprintf(stdout, "* %s:\n    %s (%s)\n", a.Name, a.Description, strings.Join(a.Codes, ", "))
@@ -100,9 +101,12 @@ func (o *analyzeOptions) run(stdout, stderr io.Writer, args []string) error {
 	if err != nil {
 		return &exitError{code: exitIncorrectUsage, err: err}
 	}
-	snap, err := analysis.Load(args, analysis.LoadOptions{DefaultNamespace: run.Namespace, MeshConfigFile: o.meshConfigFile})
+	snap, err := analysis.Load(args, analysis.LoadOptions{DefaultNamespace: run.Namespace, MeshConfigFile: o.meshConfigFile, Stdin: stdin})
 	if err != nil {
 		return err
+	}
+	for _, f := range snap.SkippedFiles {
+		fmt.Fprintf(stderr, "Skipping file %v, recognized file extensions are: %v\n", f, analysis.FileExtensions)
 	}
 	for _, e := range snap.Errors {
 		fmt.Fprintf(stderr, "Error(s) adding files: %v\n", e)

@@ -75,7 +75,13 @@ type analyzeRun struct {
 
 func runAnalyze(t *testing.T, args ...string) analyzeRun {
 	t.Helper()
+	return runAnalyzeStdin(t, "", args...)
+}
+
+func runAnalyzeStdin(t *testing.T, stdin string, args ...string) analyzeRun {
+	t.Helper()
 	cmd := exec.Command(testenv.Binary(t), append([]string{"analyze"}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -116,6 +122,17 @@ func TestAnalyzeFolderText(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "analyzers found issues when analyzing namespace: default") {
 		t.Errorf("stderr %q does not say why the status is non-zero", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "Skipping file "+filepath.Join(dir, "notes.txt")+", recognized file extensions are: [.json .yaml .yml]") {
+		t.Errorf("stderr %q does not name the skipped file", r.stderr)
+	}
+}
+
+func TestAnalyzeStdin(t *testing.T) {
+	r := runAnalyzeStdin(t, analyzeBadVS, "--output-threshold", "Error", "-")
+	want := `Error [IST0101] (VirtualService default/reviews -:9) Referenced gateway not found: "missing-gw"` + "\n"
+	if r.code != exitAnalyzerFoundIssues || r.stdout != want {
+		t.Errorf("exit %d, stdout %q; want %d, %q", r.code, r.stdout, exitAnalyzerFoundIssues, want)
 	}
 }
 

@@ -33,6 +33,8 @@ type LoadOptions struct {
 	// IstioNamespace is the control plane's namespace, where the default
 	// ingress gateway is assumed; "istio-system" when empty.
 	IstioNamespace string
+	// Stdin is read for the path "-".
+	Stdin io.Reader
 }
 
 // defaultIngressGateway is the ingress gateway Pod and Service istioctl
@@ -98,11 +100,12 @@ func (l *loader) defaults(mesh *meshv1alpha1.MeshConfig, istioNamespace string) 
 	l.file("internal-ingress", []byte(fmt.Sprintf(defaultIngressGateway, svc, istioNamespace)))
 }
 
-// fileExtensions are the files a directory walk reads, as istioctl's.
-var fileExtensions = []string{".json", ".yaml", ".yml"}
+// FileExtensions are the files analysis reads, as istioctl's.
+var FileExtensions = []string{".json", ".yaml", ".yml"}
 
-// Load reads the files, and every .yaml/.yml/.json file under the
-// directories, into a snapshot. A path that cannot be read is an error; a
+// Load reads the files ("-": opts.Stdin), and every .yaml/.yml/.json
+// file under the directories, into a snapshot; files of other extensions
+// are listed in Snapshot.SkippedFiles. A path that cannot be read is an error; a
 // document that cannot be decoded is recorded in Snapshot.Errors and the
 // rest are still read.
 func Load(paths []string, opts LoadOptions) (*Snapshot, error) {
@@ -112,11 +115,24 @@ func Load(paths []string, opts LoadOptions) (*Snapshot, error) {
 	}
 	var l loader
 	l.opts = opts
+	var skippedFiles []string
 	for _, p := range paths {
-		files, err := expand(p)
+		if p == "-" {
+			if opts.Stdin == nil {
+				return nil, errors.New("analyze: \"-\" given but no standard input")
+			}
+			data, err := readAllLimited(opts.Stdin, p)
+			if err != nil {
+				return nil, err
+			}
+			l.file(p, data)
+			continue
+		}
+		files, skipped, err := expand(p)
 		if err != nil {
 			return nil, err
 		}
+		skippedFiles = append(skippedFiles, skipped...)
 		for _, f := range files {
 			data, err := readLimited(f)
 			if err != nil {
@@ -127,7 +143,7 @@ func Load(paths []string, opts LoadOptions) (*Snapshot, error) {
 	}
 	l.defaults(mesh, opts.IstioNamespace)
 	s := NewSnapshot(l.objects, mesh)
-	s.Errors, s.Skipped = l.errors, l.skipped
+	s.Errors, s.Skipped, s.SkippedFiles = l.errors, l.skipped, skippedFiles
 	return s, nil
 }
 
@@ -144,32 +160,39 @@ func LoadBytes(name string, data []byte, opts LoadOptions) *Snapshot {
 	return s
 }
 
-func expand(p string) ([]string, error) {
+// expand lists the files to read under p (p itself when it is a file)
+// and those skipped for their extension, as istioctl's gatherFiles.
+func expand(p string) (files, skipped []string, err error) {
 	st, err := os.Stat(p)
 	if err != nil {
-		return nil, fmt.Errorf("analyze: %w", err)
+		return nil, nil, fmt.Errorf("analyze: %w", err)
 	}
 	if !st.IsDir() {
-		return []string{p}, nil
-	}
-	var files []string
-	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+		if !hasExtension(p) {
+			return nil, []string{p}, nil
 		}
-		if !d.IsDir() && hasExtension(path) {
+		return []string{p}, nil, nil
+	}
+	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir():
+		case hasExtension(path):
 			files = append(files, path)
+		default:
+			skipped = append(skipped, path)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("analyze: %w", err)
+		return nil, nil, fmt.Errorf("analyze: %w", err)
 	}
-	return files, nil
+	return files, skipped, nil
 }
 
 func hasExtension(path string) bool {
-	for _, ext := range fileExtensions {
+	for _, ext := range FileExtensions {
 		if strings.HasSuffix(path, ext) {
 			return true
 		}
@@ -183,12 +206,16 @@ func readLimited(path string) ([]byte, error) {
 		return nil, fmt.Errorf("analyze: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, config.MaxFileBytes+1))
+	return readAllLimited(f, path)
+}
+
+func readAllLimited(r io.Reader, name string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, config.MaxFileBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("analyze: %s: %w", path, err)
+		return nil, fmt.Errorf("analyze: %s: %w", name, err)
 	}
 	if len(data) > config.MaxFileBytes {
-		return nil, fmt.Errorf("analyze: %s: more than %d bytes", path, config.MaxFileBytes)
+		return nil, fmt.Errorf("analyze: %s: more than %d bytes", name, config.MaxFileBytes)
 	}
 	return data, nil
 }

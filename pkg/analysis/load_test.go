@@ -142,8 +142,15 @@ func TestLoadFolder(t *testing.T) {
 			t.Errorf("Service %s not loaded", n)
 		}
 	}
-	if s.Find(config.KindService, "default", "d") != nil {
-		t.Error("a .txt file was read")
+	if s.Find(config.KindService, "default", "d") != nil || len(s.SkippedFiles) != 1 || s.SkippedFiles[0] != filepath.Join(dir, "notes.txt") {
+		t.Errorf("a .txt file was read, or not listed as skipped: %v", s.SkippedFiles)
+	}
+	s, err = Load([]string{"-"}, LoadOptions{DefaultNamespace: "default", Stdin: strings.NewReader(files["a.yaml"])})
+	if err != nil || s.Find(config.KindService, "default", "a") == nil || s.Find(config.KindService, "default", "a").Origin.File != "-" {
+		t.Errorf("standard input not read as \"-\": %v", err)
+	}
+	if _, err := Load([]string{"-"}, LoadOptions{}); err == nil {
+		t.Error("\"-\" without standard input was accepted")
 	}
 	if _, err := Load([]string{filepath.Join(dir, "missing")}, LoadOptions{}); err == nil {
 		t.Error("a missing path was accepted")

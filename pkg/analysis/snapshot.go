@@ -48,6 +48,8 @@ type Snapshot struct {
 	Errors config.Errors
 	// Skipped describes documents of kinds analysis does not read.
 	Skipped []string
+	// SkippedFiles are the files not read for their extension.
+	SkippedFiles []string
 }
 
 // NewSnapshot indexes objects, in the order given.
