@@ -101,8 +101,12 @@ func runAnalyzerCase(t *testing.T, dir string) error {
 	if c.Match != "multiset" {
 		return fmt.Errorf("match %q: this runner compares multisets only", c.Match)
 	}
-	if _, ok := analysis.AnalyzerByName(c.Analyzer); !ok {
+	a, ok := analysis.AnalyzerByName(c.Analyzer)
+	if !ok {
 		return fmt.Errorf("%s: %w", c.Analyzer, errNotPorted)
+	}
+	if missing, _ := multisetDiff(c.CodesInScope, a.Codes); len(missing) > 0 {
+		return fmt.Errorf("analyzer %s: codes %v in scope upstream are not among the codes it declares, %v", c.Analyzer, missing, a.Codes)
 	}
 	opts := analysis.LoadOptions{IstioNamespace: c.IstioNamespace}
 	if c.MeshConfig != "" {
