@@ -42,7 +42,9 @@ type Snapshot struct {
 	// Mesh is the mesh config (Default when none was given).
 	Mesh *meshv1alpha1.MeshConfig
 	// Registry is the service registry pkg/registry builds from the
-	// snapshot's mesh resources, as the control plane's push does.
+	// snapshot's mesh resources, as the control plane's push does. The
+	// Istio ports look services up as Istio's analyzers do
+	// (serviceEntryHosts); sluice's own checks read the registry.
 	Registry *registry.Registry
 	// Errors are the documents that could not be read.
 	Errors config.Errors
@@ -58,7 +60,7 @@ func NewSnapshot(objects []*Object, mesh *meshv1alpha1.MeshConfig) *Snapshot {
 	var resources []*config.Resource
 	for _, o := range objects {
 		if _, dup := s.byKey[o.Key()]; dup {
-			continue // the first definition wins, as in a kube source
+			continue // a second definition of one resource is ignored
 		}
 		s.objects = append(s.objects, o)
 		s.byKind[o.Kind] = append(s.byKind[o.Kind], o)
