@@ -67,12 +67,14 @@ func conflictingGateway(c *Context, o *Object, m gatewaysBySelectorPort) {
 	for _, srv := range gw.Servers {
 		port := strconv.Itoa(int(srv.GetPort().GetNumber()))
 		var conflicts []string
-		for key, gateways := range hits {
+		// Istio walks these maps in random order; sorted, the result (which
+		// checkDuplicates' side effect can depend on) is the same every run.
+		for _, key := range sortedKeys(hits) {
 			if _, p, _ := strings.Cut(key, "~"); p != port {
 				continue
 			}
-			for name, known := range gateways {
-				if name != o.FullName() && len(checkDuplicates(srv.GetHosts(), srv.GetBind(), known)) > 0 {
+			for _, name := range sortedKeys(hits[key]) {
+				if name != o.FullName() && len(checkDuplicates(srv.GetHosts(), srv.GetBind(), hits[key][name])) > 0 {
 					conflicts = append(conflicts, name)
 				}
 			}

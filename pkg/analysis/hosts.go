@@ -135,7 +135,8 @@ func destinationHost(sourceNS string, exportTo []string, host string, hosts map[
 			return se
 		}
 	}
-	for key, se := range hosts {
+	for _, key := range sortedScopedKeys(hosts) { // Istio: map order
+		se := hosts[key]
 		scope, seHost := key.scopeAndFqdn()
 		if !strings.HasPrefix(seHost, "*") || scope != exportToAllNamespaces && scope != sourceNS {
 			continue

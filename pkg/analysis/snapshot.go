@@ -44,7 +44,8 @@ type Snapshot struct {
 	// Registry is the service registry pkg/registry builds from the
 	// snapshot's mesh resources, as the control plane's push does. The
 	// Istio ports look services up as Istio's analyzers do
-	// (serviceEntryHosts); sluice's own checks read the registry.
+	// (serviceEntryHosts); it is there for sluice's own checks (issue 13,
+	// point 2).
 	Registry *registry.Registry
 	// Errors are the documents that could not be read.
 	Errors config.Errors
