@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -39,5 +40,23 @@ func TestK8sGatewaySelectorAnalyzer(t *testing.T) {
 		}},
 		{"targetRef", gwPod + authzPolicy("p", "default", "  targetRef: {kind: Gateway, group: gateway.networking.k8s.io, name: web-gw}\n"), nil},
 		{"other pods", gwPod + authzPolicy("p", "default", "  selector: {matchLabels: {app: web}}\n"), nil},
+	})
+}
+
+func TestMultiServiceAnalyzer(t *testing.T) {
+	deploy := "\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web, sidecar.istio.io/inject: 'true'}}\n    spec:\n      containers: [{name: app, image: web}]\n"
+	svc := func(name, ports string) string {
+		return "\n---\napiVersion: v1\nkind: Service\nmetadata: {name: " + name + ", namespace: default}\nspec:\n  selector: {app: web}\n  ports: [" + ports + "]\n"
+	}
+	runAnalyzerTable(t, "deployment.MultiServiceAnalyzer", []analyzerCase{
+		{"one service", deploy + svc("a", "{name: http, port: 80}"), nil},
+		{"one port, two protocols", deploy + svc("a", "{name: http, port: 53}") + svc("b", "{name: dns, port: 53, protocol: UDP}"), []string{
+			"IST0116 Deployment default/web: This deployment web is associated with multiple services using port 53 but different protocols: [default/a default/b]",
+		}},
+		{"one targetPort, two ports", deploy + svc("a", "{name: http, port: 80, targetPort: 8080}") + svc("b", "{name: http, port: 81, targetPort: 8080}"), []string{
+			`IST0137 Deployment default/web: This deployment web is associated with multiple services [default/a default/b] using targetPort "8080" but different ports: [80 81].`,
+		}},
+		{"not in the mesh", strings.Replace(deploy, "sidecar.istio.io/inject: 'true'", "sidecar.istio.io/inject: 'false'", 1) +
+			svc("a", "{name: http, port: 53}") + svc("b", "{name: dns, port: 53, protocol: UDP}"), nil},
 	})
 }
