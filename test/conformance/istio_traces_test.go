@@ -300,8 +300,7 @@ func maxLinkedProxies(spans []*zipkinSpan) int {
 	for _, s := range spans {
 		parent[s.ID] = s.ID
 	}
-	var find func(string) string
-	find = func(x string) string {
+	find := func(x string) string {
 		for parent[x] != x {
 			parent[x] = parent[parent[x]]
 			x = parent[x]
