@@ -23,6 +23,12 @@ func newTest(t testing.TB, name string, labels map[string]string) *Metrics {
 	return m
 }
 
+// reqTo is a request whose authority is host.
+func reqTo(host string) *http.Request {
+	r, _ := http.NewRequest("GET", "http://"+host+"/", nil)
+	return r
+}
+
 // labelsOf finds the one series of family name whose labels include want.
 func labelsOf(t *testing.T, m *Metrics, name string, want map[string]string) (map[string]string, *dto.Metric) {
 	t.Helper()
@@ -69,7 +75,7 @@ func TestExchangeFillsBothSides(t *testing.T) {
 		t.Fatalf("headers left after TakePeer: %v", reqHdr)
 	}
 	conn := &httpfilter.Conn{TLS: &tls.ConnectionState{}, PeerPrincipal: "spiffe://cluster.local/ns/default/sa/sleep"}
-	server.RecordHTTP(&HTTPRequest{Info: in, Conn: conn, Inbound: true, Authority: "httpbin:8000"})
+	server.RecordHTTP(&HTTPRequest{Info: in, Conn: conn, Inbound: true, Request: reqTo("httpbin:8000")})
 	got, _ := labelsOf(t, server, "istio_requests_total", map[string]string{"reporter": "destination"})
 	for k, v := range map[string]string{"source_workload": "sleep", "source_app": "sleep", "source_version": "v1",
 		"source_canonical_service": "sleep", "source_principal": "spiffe://cluster.local/ns/default/sa/sleep",
@@ -87,7 +93,7 @@ func TestExchangeFillsBothSides(t *testing.T) {
 	server.SetPeerHeaders(respHdr)
 	out := &httpfilter.RequestInfo{Status: 503, Flags: httpfilter.FlagUH, Start: time.Now(),
 		Cluster: "outbound|8000|v1|httpbin.default.svc.cluster.local", PeerMetadata: TakePeer(respHdr)}
-	client.RecordHTTP(&HTTPRequest{Info: out, Authority: "httpbin:8000"})
+	client.RecordHTTP(&HTTPRequest{Info: out, Request: reqTo("httpbin:8000")})
 	got, _ = labelsOf(t, client, "istio_requests_total", map[string]string{"reporter": "source"})
 	for k, v := range map[string]string{"source_workload": "sleep", "destination_workload": "httpbin-v1",
 		"destination_app": "httpbin", "destination_service": "httpbin.default.svc.cluster.local",
@@ -103,7 +109,7 @@ func TestExchangeFillsBothSides(t *testing.T) {
 func TestPlaintextAndUnknownPeer(t *testing.T) {
 	server := newTest(t, "web", map[string]string{"app": "web"})
 	server.RecordHTTP(&HTTPRequest{Info: &httpfilter.RequestInfo{Status: 404, Flags: httpfilter.FlagNR},
-		Conn: &httpfilter.Conn{}, Inbound: true, Authority: "web.default"})
+		Conn: &httpfilter.Conn{}, Inbound: true, Request: reqTo("web.default")})
 	got, _ := labelsOf(t, server, "istio_requests_total", map[string]string{"reporter": "destination"})
 	for k, v := range map[string]string{"source_workload": "unknown", "connection_security_policy": "none",
 		"destination_principal": "unknown", "destination_service": "web.default.svc.cluster.local",
@@ -112,7 +118,7 @@ func TestPlaintextAndUnknownPeer(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	server.RecordHTTP(&HTTPRequest{Info: &httpfilter.RequestInfo{Status: 200}, Inbound: true, Authority: "web",
+	server.RecordHTTP(&HTTPRequest{Info: &httpfilter.RequestInfo{Status: 200}, Inbound: true, Request: reqTo("web"),
 		GRPC: true, GRPCStatus: "14"})
 	got, _ = labelsOf(t, server, "istio_requests_total", map[string]string{"request_protocol": "grpc"})
 	if got["grpc_response_status"] != "14" || got["destination_service"] != "web.default.svc.cluster.local" {
@@ -160,7 +166,7 @@ func TestRecordHTTPAllocs(t *testing.T) {
 	newTest(t, "web", nil).SetPeerHeaders(hdr)
 	info := &httpfilter.RequestInfo{Status: 200, Start: time.Now(), Cluster: "outbound|80||web.default.svc.cluster.local",
 		PeerMetadata: hdr[HeaderPeerMetadata][0]}
-	r := &HTTPRequest{Info: info, Authority: "web"}
+	r := &HTTPRequest{Info: info, Request: reqTo("web")}
 	m.RecordHTTP(r)
 	if n := testing.AllocsPerRun(100, func() { m.RecordHTTP(r) }); n != 0 {
 		t.Errorf("RecordHTTP allocates %v times per request", n)
@@ -170,7 +176,7 @@ func TestRecordHTTPAllocs(t *testing.T) {
 func BenchmarkRecordHTTP(b *testing.B) {
 	m := newTest(b, "sleep", map[string]string{"app": "sleep"})
 	info := &httpfilter.RequestInfo{Status: 200, Start: time.Now(), Cluster: "outbound|80||web.default.svc.cluster.local"}
-	r := &HTTPRequest{Info: info, Authority: "web"}
+	r := &HTTPRequest{Info: info, Request: reqTo("web")}
 	b.ReportAllocs()
 	for range b.N {
 		m.RecordHTTP(r)
