@@ -228,7 +228,9 @@ func (g *generation) inboundProtocol(host string, port uint32) registry.Protocol
 // matches on transport_protocol, so its listener has the tls_inspector.
 func (g *generation) inboundListener(p inboundPort, mode model.MTLSMode) error {
 	clusterName := ClusterName("inbound", p.port, "", "")
-	g.out.Clusters = append(g.out.Clusters, inboundCluster(clusterName, p))
+	c := inboundCluster(clusterName, p)
+	g.setInboundServices(c, p.host, p.port) // stats.go
+	g.out.Clusters = append(g.out.Clusters, c)
 	name := fmt.Sprintf("%s_%d", InboundListenerName, p.port)
 	buildTCP := func() (*listener.FilterChain, error) {
 		chain, err := tcpProxyChain("inbound_tcp", tcpTarget{cluster: clusterName}, g.push.Mesh)

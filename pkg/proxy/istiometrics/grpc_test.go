@@ -23,13 +23,13 @@ func TestGRPCMessages(t *testing.T) {
 			g.Feed(p[:n])
 			p = p[n:]
 		}
-		if g.Count != 5 {
-			t.Errorf("chunks of %d: %d messages, want 5", chunk, g.Count)
+		if g.Count() != 5 {
+			t.Errorf("chunks of %d: %d messages, want 5", chunk, g.Count())
 		}
 	}
 	var g GRPCMessages
 	g.Feed(frame(10)[:8]) // a message begun, not finished
-	if g.Count != 1 {
-		t.Errorf("partial message: %d", g.Count)
+	if g.Count() != 1 {
+		t.Errorf("partial message: %d", g.Count())
 	}
 }

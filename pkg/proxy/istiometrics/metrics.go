@@ -69,6 +69,7 @@ type Metrics struct {
 	// in force (schema.go); mu serializes Configure.
 	fams atomic.Pointer[families]
 	mu   sync.Mutex
+	cfgs []*Config // the configs in force (under mu)
 
 	self       *Peer
 	selfMTLS   *Peer // self with its principal, for the destination side of an mTLS connection

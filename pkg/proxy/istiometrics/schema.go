@@ -59,13 +59,39 @@ func (m *Metrics) Configure(cfgs []*Config) {
 		next.f[id] = newFamily(id, labels)
 	}
 	if !changed {
+		if sameConfigs(m.cfgs, cfgs) {
+			return // the same chains' configs: the caches stay warm
+		}
 		next.reg = old.reg
 	} else {
 		for _, f := range next.f {
 			next.reg.MustRegister(f.collector())
 		}
 	}
+	m.cfgs = slices.Clone(cfgs)
 	m.fams.Store(next)
+}
+
+// sameConfigs reports whether a and b hold the same configs (as sets).
+func sameConfigs(a, b []*Config) bool {
+	sa, sb := uniq(a), uniq(b)
+	if len(sa) != len(sb) {
+		return false
+	}
+	for c := range sb {
+		if !sa[c] {
+			return false
+		}
+	}
+	return true
+}
+
+func uniq(cs []*Config) map[*Config]bool {
+	set := map[*Config]bool{}
+	for _, c := range cs {
+		set[c] = true
+	}
+	return set
 }
 
 // schemaLabels is the union label set of metric id over cfgs.
