@@ -5,8 +5,10 @@ import (
 	"sort"
 	"strings"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
 	stats "istio.io/api/envoy/extensions/stats"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 	"github.com/sluice-mesh/sluice/pkg/telemetryexpr"
 )
 
@@ -94,6 +96,18 @@ var DefaultConfig = &Config{}
 // a Config with more is resolved on every request (correct, slower).
 const maxKeyExprs = 4
 
+// pluginFields and metricFields are the PluginConfig and MetricConfig
+// fields Compile reads; any other field set (one a newer istio.io/api
+// adds) is refused by name.
+var (
+	pluginFields = map[protoreflect.Name]bool{"debug": true, "max_peer_cache_size": true, "stat_prefix": true,
+		"field_separator": true, "value_separator": true, "disable_host_header_fallback": true,
+		"tcp_reporting_duration": true, "metrics": true, "definitions": true, "reporter": true,
+		"rotation_interval": true, "graceful_deletion_interval": true}
+	metricFields = map[protoreflect.Name]bool{"dimensions": true, "name": true, "tags_to_remove": true,
+		"match": true, "drop": true}
+)
+
 // Compile compiles an istio.stats filter's config. What the proxy cannot
 // honour is an error naming the field: metric definitions (custom
 // metrics), an override's match, a metric name that is not a standard
@@ -104,6 +118,14 @@ const maxKeyExprs = 4
 // has; tcp_reporting_duration bounds how late TCP bytes are reported, and
 // they are counted as they pass.
 func Compile(pc *stats.PluginConfig) (*Config, error) {
+	if bad := xdsfields.Unsupported(pc, pluginFields); len(bad) > 0 {
+		return nil, fmt.Errorf("%s: not supported", strings.Join(bad, ", "))
+	}
+	for i, mc := range pc.GetMetrics() {
+		if bad := xdsfields.Unsupported(mc, metricFields); len(bad) > 0 {
+			return nil, fmt.Errorf("metrics[%d]: %s: not supported", i, strings.Join(bad, ", "))
+		}
+	}
 	if len(pc.GetDefinitions()) > 0 {
 		return nil, fmt.Errorf("definitions (custom metrics): not supported")
 	}

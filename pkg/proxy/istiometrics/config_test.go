@@ -10,6 +10,7 @@ import (
 	stats "istio.io/api/envoy/extensions/stats"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
+	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 )
 
 func mustCompile(t testing.TB, pc *stats.PluginConfig) *Config {
@@ -224,5 +225,27 @@ func BenchmarkRecordHTTPOverrides(b *testing.B) {
 	b.ReportAllocs()
 	for range b.N {
 		m.RecordHTTP(r)
+	}
+}
+
+// TestPluginConfigFields: every PluginConfig field is either taken (the
+// config compiles with it set) or refused naming it; the table is the
+// proto, so a field a newer istio.io/api adds is covered.
+func TestPluginConfigFields(t *testing.T) {
+	// rotation_interval 0 is "no rotation", what the proxy does.
+	refused := map[string]bool{"definitions": true, "reporter": true,
+		"graceful_deletion_interval": true, "stat_prefix": true}
+	fields := (&stats.PluginConfig{}).ProtoReflect().Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		pc := &stats.PluginConfig{}
+		xdsfields.SetSomething(pc.ProtoReflect(), fd)
+		_, err := Compile(pc)
+		switch {
+		case refused[string(fd.Name())] && (err == nil || !strings.Contains(err.Error(), string(fd.Name()))):
+			t.Errorf("%s set: err = %v, want a refusal naming it", fd.Name(), err)
+		case !refused[string(fd.Name())] && err != nil:
+			t.Errorf("%s set: %v", fd.Name(), err)
+		}
 	}
 }
