@@ -36,6 +36,9 @@ type inboundPort struct {
 	// http says the port carries HTTP (routed per request); otherwise its
 	// connections are proxied to the app as they are.
 	http bool
+	// h2 says the port is HTTP/2 or gRPC: the app is spoken to in h2c
+	// (Istio's setUpstreamProtocol on the inbound cluster).
+	h2 bool
 	// sniff says the port's protocol is not known (no service port
 	// declares it, or its protocol is UNKNOWN): each connection is sniffed
 	// and served by an HTTP or a TCP chain (inbound_sniff.go), as Istio's
@@ -48,6 +51,7 @@ type inboundPort struct {
 func (p *inboundPort) setProtocol(proto registry.Protocol) {
 	p.sniff = proto == registry.ProtocolUnknown
 	p.http = !p.sniff && proto.IsHTTP()
+	p.h2 = proto == registry.ProtocolHTTP2 || proto == registry.ProtocolGRPC
 }
 
 // inbound adds, for every port the sidecar serves, the listener, route and
@@ -298,6 +302,12 @@ func inboundRoute(routeName, clusterName string, port uint32) *route.RouteConfig
 // inboundCluster is the static cluster to the app: one endpoint, a socket
 // address or a unix socket (Envoy's pipe address).
 func inboundCluster(name string, p inboundPort) *cluster.Cluster {
+	if p.h2 {
+		p.h2 = false
+		b := &clusterBuild{c: inboundCluster(name, p)}
+		b.setHTTP2()
+		return b.finish()
+	}
 	if p.pipe == "" {
 		return staticCluster(name, p.appHost, p.appPort)
 	}

@@ -195,10 +195,19 @@ func (h *Handler) finish(q *request) {
 			cl = rc
 		}
 		m.RecordHTTP(&istiometrics.HTTPRequest{Info: info, Config: q.chain.Stats, Conn: q.s.Conn, Inbound: q.inbound,
-			Request: r, ResponseHeader: q.w.Header(), GRPC: isGRPC(r), GRPCStatus: firstHeader(q.w.Header(), "Grpc-Status"),
+			Request: r, ResponseHeader: q.w.Header(), GRPC: isGRPC(r), GRPCStatus: grpcStatus(q.w.Header()),
 			RequestMessages: q.reqMsgs.Count(), ResponseMessages: q.respMsgs.Count(),
 			RouteCluster: rc, Service: q.services[cl]})
 	}
+}
+
+// grpcStatus is the answer's grpc-status: in its headers (a
+// trailers-only answer) or its trailers.
+func grpcStatus(h http.Header) string {
+	if v := firstHeader(h, "Grpc-Status"); v != "" {
+		return v
+	}
+	return firstHeader(h, http.TrailerPrefix+"Grpc-Status")
 }
 
 // routeCluster is the cluster the matched route names (the first of a
