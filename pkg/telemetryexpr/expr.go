@@ -78,7 +78,7 @@ func Compile(expr string) (*Expr, error) {
 			return out, nil
 		}
 	}
-	if get := accessor(root); get != nil {
+	if get := direct(a.NativeRep(), root); get != nil {
 		out.get = get
 		return out, nil
 	}
@@ -199,6 +199,68 @@ func supported(root string) string {
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
+}
+
+// direct is a reader for an expression made of attributes, headers and
+// string literals joined by string concatenation ('v-' + request.method),
+// evaluated without cel-go (one string built per request); nil for
+// anything else. A concatenation is taken only where the checker typed
+// it string, so 1 + 2 stays arithmetic.
+func direct(checked *celast.AST, e celast.Expr) func(*Attrs) (string, bool) {
+	if get := accessor(e); get != nil {
+		return get
+	}
+	if e.Kind() == celast.LiteralKind {
+		if s, ok := e.AsLiteral().(types.String); ok {
+			v := string(s)
+			return func(*Attrs) (string, bool) { return v, true }
+		}
+		return nil
+	}
+	if e.Kind() != celast.CallKind || e.AsCall().FunctionName() != "_+_" || len(e.AsCall().Args()) != 2 ||
+		checked.GetType(e.ID()) != types.StringType {
+		return nil
+	}
+	args := e.AsCall().Args()
+	if !isString(args[0]) || !isString(args[1]) {
+		return nil // CEL refuses string + int at run time: leave it to cel-go
+	}
+	l, r := direct(checked, args[0]), direct(checked, args[1])
+	if l == nil || r == nil {
+		return nil
+	}
+	return func(a *Attrs) (string, bool) {
+		x, ok := l(a)
+		if !ok {
+			return "", false
+		}
+		y, ok := r(a)
+		if !ok {
+			return "", false
+		}
+		return x + y, true
+	}
+}
+
+// nonString are the attributes whose CEL value is not a string.
+var nonString = map[[2]string]bool{{"response", "code"}: true, {"source", "port"}: true,
+	{"destination", "port"}: true, {"connection", "mtls"}: true}
+
+// isString reports whether e, an operand of a concatenation, is a string
+// for CEL: a string literal, an attribute of string value, a header, or
+// another concatenation.
+func isString(e celast.Expr) bool {
+	switch e.Kind() {
+	case celast.LiteralKind:
+		_, ok := e.AsLiteral().(types.String)
+		return ok
+	case celast.SelectKind:
+		root, field, ok := rootField(e)
+		return ok && !nonString[[2]string{root, field}]
+	case celast.CallKind:
+		return e.AsCall().FunctionName() == "_[_]" || e.AsCall().FunctionName() == "_+_"
+	}
+	return false
 }
 
 // accessor is a direct reader for an expression that is one attribute
