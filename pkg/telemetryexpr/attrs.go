@@ -24,6 +24,8 @@ import (
 type Peer struct {
 	Name, Namespace, Workload, App, Version string
 	Service, Revision, Cluster, Type        string
+	// Labels are the workload's labels, read as labels['k'].value.
+	Labels map[string]string
 }
 
 // field is the Peer field an attribute name reads; false for none.
@@ -95,4 +97,4 @@ var attributes = map[string]map[string]bool{
 }
 
 var peerFields = map[string]bool{"app": true, "version": true, "service": true, "revision": true, "name": true,
-	"namespace": true, "type": true, "workload": true, "cluster": true}
+	"namespace": true, "type": true, "workload": true, "cluster": true, "labels": true}

@@ -255,6 +255,9 @@ func isString(e celast.Expr) bool {
 		_, ok := e.AsLiteral().(types.String)
 		return ok
 	case celast.SelectKind:
+		if peerLabelAccessor(e) != nil {
+			return true
+		}
 		root, field, ok := rootField(e)
 		return ok && !nonString[[2]string{root, field}]
 	case celast.CallKind:
@@ -271,6 +274,9 @@ func accessor(e celast.Expr) func(*Attrs) (string, bool) {
 	case celast.SelectKind:
 		if e.AsSelect().IsTestOnly() {
 			return nil
+		}
+		if get := peerLabelAccessor(e); get != nil {
+			return get
 		}
 		root, field, ok := rootField(e)
 		if !ok {
@@ -297,6 +303,37 @@ func accessor(e celast.Expr) func(*Attrs) (string, bool) {
 		return headerAccessor(root, http.CanonicalHeaderKey(string(k)))
 	}
 	return nil
+}
+
+// peerLabelAccessor reads upstream_peer.labels['k'].value (or
+// downstream_peer's); nil for any other expression.
+func peerLabelAccessor(e celast.Expr) func(*Attrs) (string, bool) {
+	s := e.AsSelect()
+	if s.FieldName() != "value" || s.Operand().Kind() != celast.CallKind {
+		return nil
+	}
+	c := s.Operand().AsCall()
+	if c.FunctionName() != "_[_]" || len(c.Args()) != 2 || c.Args()[0].Kind() != celast.SelectKind ||
+		c.Args()[1].Kind() != celast.LiteralKind {
+		return nil
+	}
+	k, ok := c.Args()[1].AsLiteral().(types.String)
+	root, field, isAttr := rootField(c.Args()[0])
+	if !ok || !isAttr || field != "labels" || (root != "upstream_peer" && root != "downstream_peer") {
+		return nil
+	}
+	key := string(k)
+	return func(a *Attrs) (string, bool) {
+		p := a.Upstream
+		if root == "downstream_peer" {
+			p = a.Downstream
+		}
+		if p == nil {
+			return "", false
+		}
+		v, ok := p.Labels[key]
+		return v, ok
+	}
 }
 
 func headerAccessor(root, key string) func(*Attrs) (string, bool) {

@@ -14,7 +14,7 @@ func testAttrs() *Attrs {
 	r.Header.Set("User-Agent", "curl/8")
 	return &Attrs{Request: r, ResponseCode: 503, ResponseHeader: http.Header{"Grpc-Status": {"14"}},
 		Source: netip.MustParseAddrPort("10.0.0.1:5555"), Destination: netip.MustParseAddrPort("10.0.0.2:8080"),
-		MTLS: true, Upstream: &Peer{App: "web", Workload: "web-v1", Namespace: "default"}}
+		MTLS: true, Upstream: &Peer{App: "web", Workload: "web-v1", Namespace: "default", Labels: map[string]string{"app": "web-app"}}}
 }
 
 func TestEval(t *testing.T) {
@@ -91,7 +91,7 @@ func TestTCPAttrs(t *testing.T) {
 func TestCheckRefuses(t *testing.T) {
 	for expr, want := range map[string]string{
 		"request.size":               "attribute request.size is not supported",
-		"upstream_peer.labels":       "attribute upstream_peer.labels is not supported",
+		"upstream_peer.pod":          "attribute upstream_peer.pod is not supported",
 		"filter_state.wasm":          "filter_state.wasm is not supported",
 		"node.metadata['NAMESPACE']": "undeclared reference to 'node'",
 		"request.host +":             "Syntax error",
@@ -110,6 +110,7 @@ func TestConstantAndDirect(t *testing.T) {
 		t.Errorf("literal: %q %v", v, ok)
 	}
 	for _, expr := range []string{"request.headers['x-user']", "request.host", "upstream_peer.app", "response.code",
+		"upstream_peer.labels['app'].value",
 		"'v-' + request.method", "request.method + ':' + request.headers['x-user']"} {
 		x, _ := Compile(expr)
 		if x.get == nil {

@@ -165,6 +165,16 @@ func (v *activation) ResolveName(name string) (any, bool) {
 			}
 			continue
 		}
+		if f == "labels" {
+			if p := v.peer(name); p != nil {
+				labels := make(map[string]any, len(p.Labels))
+				for k, lv := range p.Labels {
+					labels[k] = map[string]any{"value": lv}
+				}
+				m[f] = labels
+			}
+			continue
+		}
 		get := fieldAccessor(name, f)
 		if get == nil {
 			continue
@@ -184,6 +194,13 @@ func (v *activation) ResolveName(name string) (any, bool) {
 		}
 	}
 	return m, true
+}
+
+func (v *activation) peer(root string) *Peer {
+	if root == "upstream_peer" {
+		return v.a.Upstream
+	}
+	return v.a.Downstream
 }
 
 func (v *activation) headers(root string) (map[string]string, bool) {

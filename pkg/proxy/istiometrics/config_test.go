@@ -53,7 +53,7 @@ func TestOverrides(t *testing.T) {
 		{TagsToRemove: []string{"response_flags", "source_principal"}},
 		{Name: "requests_total", Dimensions: map[string]string{
 			"user": "request.headers['x-user']", "mesh": "'prod'", "request_protocol": "request.method",
-			"peer_app": "upstream_peer.app",
+			"peer_app": "upstream_peer.app", "peer_label": "upstream_peer.labels['app'].value",
 		}},
 	}})
 	m.Configure([]*Config{cfg})
@@ -69,7 +69,7 @@ func TestOverrides(t *testing.T) {
 	if mt.GetCounter().GetValue() != 2 {
 		t.Errorf("requests_total = %v, want 2", mt.GetCounter().GetValue())
 	}
-	for k, v := range map[string]string{"user": "alice", "mesh": "prod", "request_protocol": "GET", "peer_app": "web",
+	for k, v := range map[string]string{"user": "alice", "mesh": "prod", "request_protocol": "GET", "peer_app": "web", "peer_label": "web",
 		"destination_workload": "web", "destination_service": "web.default.svc.cluster.local"} {
 		if got[k] != v {
 			t.Errorf("requests_total %s = %q, want %q", k, got[k], v)

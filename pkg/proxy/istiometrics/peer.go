@@ -49,7 +49,8 @@ var unknownPeer = &Peer{Peer: telemetryexpr.Peer{Workload: "unknown", Namespace:
 // else "latest").
 func newPeer(name, workload, namespace, cluster string, labels map[string]string) *Peer {
 	p := &Peer{Peer: telemetryexpr.Peer{Name: name, Workload: orUnknown(workload), Namespace: orUnknown(namespace),
-		Cluster: orUnknown(cluster), App: orUnknown(labels["app"]), Version: orUnknown(labels["version"])}, Principal: "unknown"}
+		Cluster: orUnknown(cluster), App: orUnknown(labels["app"]), Version: orUnknown(labels["version"]), Labels: labels},
+		Principal: "unknown"}
 	p.Service = firstOf(labels["service.istio.io/canonical-name"], labels["app.kubernetes.io/name"], labels["app"], workload)
 	p.Revision = firstOf(labels["service.istio.io/canonical-revision"], labels["app.kubernetes.io/version"], labels["version"], "latest")
 	return p
