@@ -249,3 +249,40 @@ func TestPluginConfigFields(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigureWhileRecording: requests recorded while pushes change the
+// label schema are counted under the families in force, without a race
+// (run with -race) or a panic.
+func TestConfigureWhileRecording(t *testing.T) {
+	m := newTest(t, "web", nil)
+	a := mustCompile(t, &stats.PluginConfig{Metrics: []*stats.MetricConfig{
+		{Name: "requests_total", Dimensions: map[string]string{"host": "request.host"}}}})
+	b := mustCompile(t, &stats.PluginConfig{Metrics: []*stats.MetricConfig{{TagsToRemove: []string{"source_app"}}}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			if i%2 == 0 {
+				m.Configure([]*Config{a})
+			} else {
+				m.Configure([]*Config{b})
+			}
+		}
+	}()
+	for i := 0; ; i++ {
+		c := a
+		if i%3 == 0 {
+			c = b
+		}
+		m.RecordHTTP(&HTTPRequest{Config: c, Request: reqTo("web"), Info: &httpfilter.RequestInfo{Status: 200}})
+		m.OpenTCP(TCPConn{Config: c, Cluster: "outbound|9000||db.default.svc.cluster.local"}).Closed()
+		select {
+		case <-done:
+			if _, err := m.Registry().Gather(); err != nil {
+				t.Fatal(err)
+			}
+			return
+		default:
+		}
+	}
+}
