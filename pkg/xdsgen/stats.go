@@ -168,41 +168,47 @@ func addChainStats(fc *listener.FilterChain, cfg *anypb.Any) error {
 
 // setInboundServices records in an inbound cluster's metadata the
 // services the port serves (those with an endpoint at host:port), as
-// istiod's addTelemetryMetadata does (filter_metadata "istio" "services":
-// host, name, namespace, one entry per host): the server side's stats
-// take destination_service from the first. A port no service names, or
-// whose first service is mesh-external, gets none.
+// istiod's addTelemetryMetadata does for inbound clusters: the server
+// side's stats take destination_service from the first. A port no
+// service names, or whose first service is mesh-external, gets none.
 func (g *generation) setInboundServices(c *cluster.Cluster, host string, port uint32) {
-	var list []*structpb.Value
+	var svcs []*registry.Service
 	seen := map[string]bool{}
 	for _, svc := range g.push.Services() {
 		if seen[svc.Hostname] {
 			continue
 		}
 		for _, p := range svc.Ports {
-			if !g.endpointAt(svc, p.Number, host, port) {
-				continue
+			if g.endpointAt(svc, p.Number, host, port) {
+				svcs = append(svcs, svc)
+				seen[svc.Hostname] = true
+				break
 			}
-			if len(list) == 0 && svc.MeshExternal {
-				return
-			}
-			// Istio's service attributes: a Kubernetes Service's name, a
-			// ServiceEntry host's own hostname (serviceentry conversion).
-			name := svc.Hostname
-			if svc.Source.Kind == config.KindService {
-				name = svc.Source.Name
-			}
-			ns := svc.Namespace
-			list = append(list, structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-				"host": structpb.NewStringValue(svc.Hostname), "name": structpb.NewStringValue(name),
-				"namespace": structpb.NewStringValue(ns),
-			}}))
-			seen[svc.Hostname] = true
-			break
 		}
 	}
-	if len(list) == 0 {
+	if len(svcs) == 0 || svcs[0].MeshExternal {
 		return
+	}
+	setClusterServices(c, svcs)
+}
+
+// setClusterServices writes svcs in c's metadata, filter_metadata
+// "istio" "services" (host, name, namespace each), as istiod's
+// addTelemetryMetadata: an outbound cluster names the service it is
+// built for. The name is Istio's service attribute name: a Kubernetes
+// Service's name, a ServiceEntry host's own hostname (serviceentry
+// conversion); the namespace the resource's.
+func setClusterServices(c *cluster.Cluster, svcs []*registry.Service) {
+	list := make([]*structpb.Value, 0, len(svcs))
+	for _, svc := range svcs {
+		name := svc.Hostname
+		if svc.Source.Kind == config.KindService {
+			name = svc.Source.Name
+		}
+		list = append(list, structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"host": structpb.NewStringValue(svc.Hostname), "name": structpb.NewStringValue(name),
+			"namespace": structpb.NewStringValue(svc.Namespace),
+		}}))
 	}
 	if c.Metadata == nil {
 		c.Metadata = &core.Metadata{}

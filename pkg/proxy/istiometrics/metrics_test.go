@@ -8,6 +8,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	stats "istio.io/api/envoy/extensions/stats"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
@@ -180,5 +181,39 @@ func BenchmarkRecordHTTP(b *testing.B) {
 	b.ReportAllocs()
 	for range b.N {
 		m.RecordHTTP(r)
+	}
+}
+
+// TestDestinationService: the cluster's service metadata names the
+// destination service; else an outbound cluster's host; else the
+// authority, unless the config disables that fallback (inbound and
+// gateway listeners), which leaves it unknown.
+func TestDestinationService(t *testing.T) {
+	noFallback, err := Compile(&stats.PluginConfig{DisableHostHeaderFallback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	se := &Service{Host: "api.example.com", Name: "api.example.com", Namespace: "egress"}
+	for _, c := range []struct {
+		name    string
+		r       HTTPRequest
+		svc, ns string
+	}{
+		{"metadata", HTTPRequest{Service: se, Info: &httpfilter.RequestInfo{Cluster: "outbound|443||api.example.com"}}, "api.example.com", "egress"},
+		{"outbound cluster", HTTPRequest{Info: &httpfilter.RequestInfo{Cluster: "outbound|80||web.shop.svc.cluster.local"}}, "web.shop.svc.cluster.local", "shop"},
+		{"authority", HTTPRequest{Request: reqTo("other:8080"), Info: &httpfilter.RequestInfo{Cluster: "PassthroughCluster"}}, "other", "unknown"},
+		{"inbound authority", HTTPRequest{Inbound: true, Request: reqTo("web:8080"), Info: &httpfilter.RequestInfo{Cluster: "inbound|8080||"}}, "web.default.svc.cluster.local", "default"},
+		{"no fallback", HTTPRequest{Config: noFallback, Inbound: true, Request: reqTo("web:8080"), Info: &httpfilter.RequestInfo{Cluster: "inbound|8080||"}}, "unknown", "unknown"},
+		{"inbound metadata", HTTPRequest{Config: noFallback, Inbound: true, Service: &Service{Host: "web.default.svc.cluster.local", Name: "web", Namespace: "default"},
+			Request: reqTo("1.2.3.4:8080"), Info: &httpfilter.RequestInfo{Cluster: "inbound|8080||"}}, "web.default.svc.cluster.local", "default"},
+	} {
+		m := newTest(t, "web", nil)
+		c.r.Info.Status = 200
+		m.RecordHTTP(&c.r)
+		got, _ := labelsOf(t, m, "istio_requests_total", nil)
+		if got["destination_service"] != c.svc || got["destination_service_namespace"] != c.ns {
+			t.Errorf("%s: destination_service %q namespace %q, want %q %q", c.name, got["destination_service"],
+				got["destination_service_namespace"], c.svc, c.ns)
+		}
 	}
 }
