@@ -300,14 +300,19 @@ func inboundRoute(routeName, clusterName string, port uint32) *route.RouteConfig
 }
 
 // inboundCluster is the static cluster to the app: one endpoint, a socket
-// address or a unix socket (Envoy's pipe address).
+// address or a unix socket (Envoy's pipe address), spoken to in h2c on an
+// HTTP/2 or gRPC port.
 func inboundCluster(name string, p inboundPort) *cluster.Cluster {
-	if p.h2 {
-		p.h2 = false
-		b := &clusterBuild{c: inboundCluster(name, p)}
-		b.setHTTP2()
-		return b.finish()
+	c := appCluster(name, p)
+	if !p.h2 {
+		return c
 	}
+	b := &clusterBuild{c: c}
+	b.setHTTP2()
+	return b.finish()
+}
+
+func appCluster(name string, p inboundPort) *cluster.Cluster {
 	if p.pipe == "" {
 		return staticCluster(name, p.appHost, p.appPort)
 	}
