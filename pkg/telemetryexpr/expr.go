@@ -57,6 +57,34 @@ func Check(expr string) error {
 	return err
 }
 
+// CheckTag reports whether a tagOverride (a metric label set to expr) is
+// one the proxy can honour: name a Prometheus label name, expr a value
+// expression Check accepts.
+func CheckTag(name, expr string) error {
+	if !ValidLabel(name) {
+		return fmt.Errorf("tag %q: not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", name)
+	}
+	if err := Check(expr); err != nil {
+		return fmt.Errorf("tag %q: %w", name, err)
+	}
+	return nil
+}
+
+// ValidLabel reports whether n is a Prometheus label name
+// ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __).
+func ValidLabel(n string) bool {
+	if n == "" || strings.HasPrefix(n, "__") {
+		return false
+	}
+	for i, r := range n {
+		if r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (i > 0 && r >= '0' && r <= '9') {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
 // Compile parses, checks and compiles expr.
 func Compile(expr string) (*Expr, error) {
 	e, err := celEnv()

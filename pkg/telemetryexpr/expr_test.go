@@ -126,3 +126,14 @@ func TestConstantAndDirect(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckTag(t *testing.T) {
+	if err := CheckTag("request_host", "request.host"); err != nil {
+		t.Error(err)
+	}
+	for name, expr := range map[string]string{"a-b": "'v'", "__x": "'v'", "1x": "'v'", "ok": "request.nope"} {
+		if err := CheckTag(name, expr); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("CheckTag(%q, %q) = %v, want an error naming the tag", name, expr, err)
+		}
+	}
+}

@@ -172,7 +172,7 @@ func (c *Config) apply(mc *stats.MetricConfig, exprIndex map[string]int) error {
 	dims := map[string]dim{}
 	for _, n := range names {
 		src := mc.GetDimensions()[n]
-		if !validLabel(n) {
+		if !telemetryexpr.ValidLabel(n) {
 			return fmt.Errorf("dimensions[%q]: not a valid label name", n)
 		}
 		x, err := telemetryexpr.Compile(src)
@@ -220,19 +220,4 @@ func metricNames() string {
 		out = append(out, d.name)
 	}
 	return strings.Join(out, ", ")
-}
-
-// validLabel reports whether n is a Prometheus label name
-// ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __).
-func validLabel(n string) bool {
-	if n == "" || strings.HasPrefix(n, "__") {
-		return false
-	}
-	for i, r := range n {
-		if r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (i > 0 && r >= '0' && r <= '9') {
-			continue
-		}
-		return false
-	}
-	return true
 }
