@@ -139,26 +139,37 @@ func TestNoStatsFilterNoMetrics(t *testing.T) {
 	}
 }
 
-// BenchmarkIstioMetricsOverrides is BenchmarkIstioMetrics' request with
-// a stats config that adds a header dimension and removes a tag.
+// BenchmarkIstioMetricsOverrides is BenchmarkIstioMetrics' request
+// (with an X-User header) through a connection manager whose stats
+// config has no overrides, and through one that adds a header dimension
+// and removes a tag: the difference is what the overrides cost.
 func BenchmarkIstioMetricsOverrides(b *testing.B) {
 	web := newBackend(b, "web", func(_ int64, w http.ResponseWriter, _ *http.Request) {
 		w.Write(bytes.Repeat([]byte("x"), 1024))
 	})
-	m := newMeshEdited(b, service("web", web)+vs("  - route: [{destination: {host: web}}]\n"), withStats(b, &stats.PluginConfig{
-		Metrics: []*stats.MetricConfig{{Dimensions: map[string]string{"user": "request.headers['x-user']"},
-			TagsToRemove: []string{"response_flags"}}}}))
-	withMetrics(b, m)
-	w := &discard{h: http.Header{}}
-	req := httptest.NewRequest("GET", "http://web:8080/", nil)
-	req.Header.Set("X-User", "alice")
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		clear(w.h)
-		m.handler.ServeHTTP(w, req)
-		if w.code != 200 {
-			b.Fatalf("status %d", w.code)
-		}
+	for _, bc := range []struct {
+		name string
+		pc   *stats.PluginConfig
+	}{
+		{"no-overrides", &stats.PluginConfig{}},
+		{"header-dimension", &stats.PluginConfig{Metrics: []*stats.MetricConfig{{
+			Dimensions: map[string]string{"user": "request.headers['x-user']"}, TagsToRemove: []string{"response_flags"}}}}},
+	} {
+		m := newMeshEdited(b, service("web", web)+vs("  - route: [{destination: {host: web}}]\n"), withStats(b, bc.pc))
+		withMetrics(b, m)
+		b.Run(bc.name, func(b *testing.B) {
+			w := &discard{h: http.Header{}}
+			req := httptest.NewRequest("GET", "http://web:8080/", nil)
+			req.Header.Set("X-User", "alice")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				clear(w.h)
+				m.handler.ServeHTTP(w, req)
+				if w.code != 200 {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+		})
 	}
 }
