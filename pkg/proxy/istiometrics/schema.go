@@ -99,12 +99,12 @@ func schemaLabels(id metricID, cfgs []*Config) []string {
 	std := metricDefs[id].standardLabels()
 	keep := map[string]bool{}
 	extra := map[string]bool{}
-	any := false
+	recorded := false
 	for _, c := range cfgs {
 		if c == nil || c.plans[id].drop {
 			continue
 		}
-		any = true
+		recorded = true
 		p := &c.plans[id]
 		for _, l := range std {
 			if !p.removed[l] {
@@ -118,7 +118,7 @@ func schemaLabels(id metricID, cfgs []*Config) []string {
 			}
 		}
 	}
-	if !any {
+	if !recorded {
 		// Nothing records the metric: keep Istio's standard labels.
 		return std
 	}
