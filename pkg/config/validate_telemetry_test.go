@@ -72,7 +72,7 @@ func TestTelemetryValidation(t *testing.T) {
 		"remove with value": {`  metrics: [{overrides: [{tagOverrides: {a: {operation: REMOVE, value: x}}}]}]`,
 			`spec.metrics[0].overrides[0].tagOverrides["a"].value`, "only be set"},
 		"upsert bad expression": {`  metrics: [{overrides: [{tagOverrides: {a: {value: "request.("}}}]}]`,
-			`spec.metrics[0].overrides[0].tagOverrides["a"].value`, "CEL"},
+			`spec.metrics[0].overrides[0].tagOverrides["a"].value`, "Syntax error"},
 		"empty custom metric": {`  metrics: [{overrides: [{match: {customMetric: ""}}]}]`, "spec.metrics[0].overrides[0].match.customMetric", "may not be empty"},
 		"reportingInterval":   {`  metrics: [{reportingInterval: 5s}]`, "spec.metrics[0].reportingInterval", "not implemented"},
 	}

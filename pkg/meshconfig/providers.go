@@ -196,3 +196,15 @@ func findProvider(mc *meshv1alpha1.MeshConfig, name string) *meshv1alpha1.MeshCo
 	}
 	return nil
 }
+
+// WithTelemetryDefaults gives a mesh config built in code (tests, tools)
+// what loading one from a file gives it: the built-in providers, and
+// defaultProviders.metrics [prometheus] when it names no default
+// providers. It returns mc.
+func WithTelemetryDefaults(mc *meshv1alpha1.MeshConfig) *meshv1alpha1.MeshConfig {
+	if mc.DefaultProviders == nil {
+		mc.DefaultProviders = defaultProviders()
+	}
+	mergeProviders(mc)
+	return mc
+}

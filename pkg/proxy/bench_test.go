@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/echo"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
@@ -50,7 +51,7 @@ spec:
     route: [{destination: {host: bench}}]
   - route: [{destination: {host: bench}}]
 `, appPort)), config.DecodeOptions{File: "bench.yaml"})
-	push := model.NewPushContext(model.PushOptions{Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+	push := model.NewPushContext(model.PushOptions{Mesh: meshconfig.WithTelemetryDefaults(&meshv1alpha1.MeshConfig{}), Resources: dec.Resources})
 	srv := xdsserver.New(xdsserver.Options{Generate: func(p *model.Proxy) (*xdsgen.Resources, error) { return xdsgen.Generate(push, p) }})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
@@ -73,7 +74,7 @@ spec:
 	if len(dec.Errors) > 0 {
 		t.Fatal(dec.Errors)
 	}
-	return model.NewPushContext(model.PushOptions{Version: "1", Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+	return model.NewPushContext(model.PushOptions{Version: "1", Mesh: meshconfig.WithTelemetryDefaults(&meshv1alpha1.MeshConfig{}), Resources: dec.Resources})
 }
 
 // sidecarResources is the xDS a sidecar with its outbound listener at

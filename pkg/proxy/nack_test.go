@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/echo"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
@@ -170,7 +171,7 @@ kind: WorkloadEntry
 metadata: {name: reviews-v1}
 spec: {address: 127.0.0.1, labels: {app: reviews}, ports: {http: %s}}
 `, appPort)), config.DecodeOptions{File: "test.yaml"})
-	push := model.NewPushContext(model.PushOptions{Version: "1", Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+	push := model.NewPushContext(model.PushOptions{Version: "1", Mesh: meshconfig.WithTelemetryDefaults(&meshv1alpha1.MeshConfig{}), Resources: dec.Resources})
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -228,6 +228,11 @@ func (p *Proxy) apply(res xdsclient.Resources) (xdsclient.Dependencies, error) {
 	if err != nil {
 		return deps, p.reject(err)
 	}
+	if m := p.http.Metrics; m != nil {
+		// The metric families take the label names of the new chains'
+		// stats filters before any request records with them.
+		m.Configure(next.StatsConfigs())
+	}
 	p.rt.Store(next)
 	p.commitListeners(up)
 	p.closeRemovedPools(prev, next)

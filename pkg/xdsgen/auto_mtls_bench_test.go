@@ -8,6 +8,7 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 )
@@ -32,7 +33,7 @@ func BenchmarkGenerateWithPeerAuthentication(b *testing.B) {
 	if len(dec.Errors) > 0 {
 		b.Fatal(dec.Errors)
 	}
-	pc := model.NewPushContext(model.PushOptions{Version: "1", Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+	pc := model.NewPushContext(model.PushOptions{Version: "1", Mesh: meshconfig.WithTelemetryDefaults(&meshv1alpha1.MeshConfig{}), Resources: dec.Resources})
 	p := sidecarFor("ns0", map[string]string{"app": "svc0"})
 	p.Inbound = []model.InboundPort{{Address: "10.0.0.1:8080", App: "127.0.0.1:9080"}}
 	p.ID = p.NodeID()

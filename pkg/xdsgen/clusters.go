@@ -105,6 +105,7 @@ func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port
 		g.applyEndpointLocality(cla, groups, policy)
 		g.out.Endpoints = append(g.out.Endpoints, cla)
 	}
+	setClusterServices(c, []*registry.Service{svc}) // stats.go
 	g.out.Clusters = append(g.out.Clusters, b.finish())
 }
 

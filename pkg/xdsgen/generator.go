@@ -59,6 +59,9 @@ func Generate(push *model.PushContext, proxy *model.Proxy) (*Resources, error) {
 	default:
 		return nil, fmt.Errorf("generate for %s: unknown proxy type %q", proxy.ID, proxy.Type)
 	}
+	if err := g.addStatsFilters(); err != nil {
+		return nil, fmt.Errorf("generate for %s: %w", proxy.ID, err)
+	}
 	return g.out, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
@@ -112,6 +113,9 @@ func generate(t *testing.T, file string, proxy model.Proxy, mesh *meshv1alpha1.M
 	if mesh == nil {
 		mesh = &meshv1alpha1.MeshConfig{}
 	}
+	// Metrics as an installed mesh has them (the golden files show the
+	// stats filter).
+	mesh = meshconfig.WithTelemetryDefaults(proto.Clone(mesh).(*meshv1alpha1.MeshConfig))
 	pc := model.NewPushContext(model.PushOptions{Version: "1", Mesh: mesh, Resources: dec.Resources})
 	p := proxy
 	p.ID = p.NodeID()

@@ -36,6 +36,9 @@ type inboundPort struct {
 	// http says the port carries HTTP (routed per request); otherwise its
 	// connections are proxied to the app as they are.
 	http bool
+	// h2 says the port is HTTP/2 or gRPC: the app is spoken to in h2c
+	// (Istio's setUpstreamProtocol on the inbound cluster).
+	h2 bool
 	// sniff says the port's protocol is not known (no service port
 	// declares it, or its protocol is UNKNOWN): each connection is sniffed
 	// and served by an HTTP or a TCP chain (inbound_sniff.go), as Istio's
@@ -48,6 +51,7 @@ type inboundPort struct {
 func (p *inboundPort) setProtocol(proto registry.Protocol) {
 	p.sniff = proto == registry.ProtocolUnknown
 	p.http = !p.sniff && proto.IsHTTP()
+	p.h2 = proto == registry.ProtocolHTTP2 || proto == registry.ProtocolGRPC
 }
 
 // inbound adds, for every port the sidecar serves, the listener, route and
@@ -228,7 +232,9 @@ func (g *generation) inboundProtocol(host string, port uint32) registry.Protocol
 // matches on transport_protocol, so its listener has the tls_inspector.
 func (g *generation) inboundListener(p inboundPort, mode model.MTLSMode) error {
 	clusterName := ClusterName("inbound", p.port, "", "")
-	g.out.Clusters = append(g.out.Clusters, inboundCluster(clusterName, p))
+	c := inboundCluster(clusterName, p)
+	g.setInboundServices(c, p.host, p.port) // stats.go
+	g.out.Clusters = append(g.out.Clusters, c)
 	name := fmt.Sprintf("%s_%d", InboundListenerName, p.port)
 	als, err := g.accessLog(model.ListenerClassSidecarInbound)
 	if err != nil {
@@ -299,8 +305,19 @@ func inboundRoute(routeName, clusterName string, port uint32) *route.RouteConfig
 }
 
 // inboundCluster is the static cluster to the app: one endpoint, a socket
-// address or a unix socket (Envoy's pipe address).
+// address or a unix socket (Envoy's pipe address), spoken to in h2c on an
+// HTTP/2 or gRPC port.
 func inboundCluster(name string, p inboundPort) *cluster.Cluster {
+	c := appCluster(name, p)
+	if !p.h2 {
+		return c
+	}
+	b := &clusterBuild{c: c}
+	b.setHTTP2()
+	return b.finish()
+}
+
+func appCluster(name string, p inboundPort) *cluster.Cluster {
 	if p.pipe == "" {
 		return staticCluster(name, p.appHost, p.appPort)
 	}

@@ -91,7 +91,7 @@ func TestSecurityFiltersInListeners(t *testing.T) {
 		switch l.Name {
 		case xdsgen.InboundListenerName + "_20001":
 			names, m := httpFilterNames(t, f[0])
-			want := "envoy.filters.http.jwt_authn,envoy.filters.http.rbac,envoy.filters.http.rbac,envoy.filters.http.fault,envoy.filters.http.cors,envoy.filters.http.router"
+			want := "envoy.filters.http.jwt_authn,envoy.filters.http.rbac,envoy.filters.http.rbac,envoy.filters.http.fault,envoy.filters.http.cors,istio.stats,envoy.filters.http.router"
 			if got := strings.Join(names, ","); got != want {
 				t.Errorf("inbound HTTP filters %s, want %s", got, want)
 			}
@@ -113,7 +113,7 @@ func TestSecurityFiltersInListeners(t *testing.T) {
 			for _, x := range f {
 				names = append(names, x.Name)
 			}
-			if got := strings.Join(names, ","); got != "envoy.filters.network.rbac,envoy.filters.network.rbac,envoy.filters.network.tcp_proxy" {
+			if got := strings.Join(names, ","); got != "envoy.filters.network.rbac,envoy.filters.network.rbac,istio.stats,envoy.filters.network.tcp_proxy" {
 				t.Errorf("inbound TCP filters %s", got)
 			}
 			r := &rbactcp.RBAC{}
@@ -147,7 +147,7 @@ func TestSecurityFiltersInListeners(t *testing.T) {
 			if c.Filters[0].Name == xdsgen.HTTPConnectionManagerFilter {
 				httpChains++
 				names, _ := httpFilterNames(t, c.Filters[0])
-				if names[0] != "envoy.filters.http.rbac" || len(names) != 4 {
+				if names[0] != "envoy.filters.http.rbac" || len(names) != 5 {
 					t.Errorf("gateway HTTP filters %v: want the root namespace's ALLOW rbac first (no jwt: the RequestAuthentication selects app=db)", names)
 				}
 			} else if c.Filters[0].Name != "envoy.filters.network.rbac" {

@@ -300,7 +300,7 @@ spec:
 	byName := map[string]string{}
 	for _, l := range res.Listeners {
 		kind := "http"
-		if l.FilterChains[0].Filters[0].Name == xdsgen.TCPProxyFilter {
+		if fs := l.FilterChains[0].Filters; fs[len(fs)-1].Name == xdsgen.TCPProxyFilter {
 			kind = "tcp"
 		}
 		sa := l.Address.GetSocketAddress()

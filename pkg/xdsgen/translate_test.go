@@ -28,6 +28,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 )
 
@@ -160,7 +161,7 @@ spec:
 			t.Fatalf("validate: %v", errs)
 		}
 	}
-	return model.NewPushContext(model.PushOptions{Version: "1", Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+	return model.NewPushContext(model.PushOptions{Version: "1", Mesh: meshconfig.WithTelemetryDefaults(&meshv1alpha1.MeshConfig{}), Resources: dec.Resources})
 }
 
 func dest(host, subset string, port uint32, weight int32) *networking.HTTPRouteDestination {
@@ -373,7 +374,7 @@ func TestApplyConnectionPoolTable(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			mesh := c.mesh
 			if mesh == nil {
-				mesh = &meshv1alpha1.MeshConfig{}
+				mesh = meshconfig.WithTelemetryDefaults(&meshv1alpha1.MeshConfig{})
 			}
 			g := &generation{push: model.NewPushContext(model.PushOptions{Version: "1", Mesh: mesh}), out: &Resources{}}
 			b := &clusterBuild{c: tableCluster()}

@@ -252,13 +252,7 @@ func undefinedSubsets(config string) ([]string, error) {
 // connection pools work the other way, as the leeway the task page
 // mentions: a worker's pool with no connection may open one over
 // maxConnections, so more requests get through than with one pool.
-var istioDeviations = map[string]string{
-	// Open in issue #9: a server sidecar takes destination_service from
-	// the request's authority; behind a gateway that is the gateway's
-	// own address, where Istio reads the service from the inbound
-	// cluster's metadata.
-	"querying-metrics#0": "the server sidecar's destination_service is the request's authority, which behind a gateway is not productpage's service (Istio reads the inbound cluster's service metadata; open in issue #9)",
-}
+var istioDeviations = map[string]string{}
 
 // enforced reports whether sluice enforces apiVersion/kind (not listed as
 // accepted but not enforced).

@@ -191,7 +191,10 @@ func TestIstioTCPMetrics(t *testing.T) {
 	svc := "tcp-echo.default.svc.cluster.local"
 	source := map[string]string{"reporter": "source", "source_workload": "sleep", "destination_service": svc,
 		"destination_service_name": "tcp-echo", "request_protocol": "tcp", "connection_security_policy": "unknown"}
-	dest := map[string]string{"reporter": "destination", "destination_workload": srv.Name,
+	// The server side names the service from its inbound cluster's
+	// metadata, as Istio's stats filter does.
+	dest := map[string]string{"reporter": "destination", "destination_workload": srv.Name, "destination_service": svc,
+		"destination_service_name": "tcp-echo", "destination_service_namespace": "default",
 		"source_principal": "spiffe://cluster.local/ns/default/sa/default", "connection_security_policy": "mutual_tls"}
 	m.WaitConverged(func() error {
 		cf, sf := scrape(t, c.AdminAddress), scrape(t, srv.AdminAddress)

@@ -17,6 +17,7 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
@@ -35,7 +36,7 @@ func compileGolden(t *testing.T, prev *Runtime, stats *StatsStore) *Runtime {
 	if len(dec.Errors) > 0 {
 		t.Fatal(dec.Errors)
 	}
-	push := model.NewPushContext(model.PushOptions{Version: "1", Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+	push := model.NewPushContext(model.PushOptions{Version: "1", Mesh: meshconfig.WithTelemetryDefaults(&meshv1alpha1.MeshConfig{}), Resources: dec.Resources})
 	p := &model.Proxy{Type: model.Sidecar, Name: "client", Namespace: "default", Labels: map[string]string{"app": "client", "tier": "gold"},
 		IPs: []string{"127.0.0.1"}, Locality: "us-east/zone-a/rack-1", OutboundAddress: "127.0.0.1:15001"}
 	p.ID = p.NodeID()

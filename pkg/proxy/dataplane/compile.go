@@ -155,6 +155,7 @@ func (c *compiler) clusters() error {
 			c.rt.Internal[name] = ln
 			continue
 		}
+		c.setClusterService(name, cl)
 		edsName := edsServiceName(cl)
 		var cla *endpoint.ClusterLoadAssignment
 		if edsName != "" {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
@@ -46,7 +47,7 @@ spec:
 			t.Fatal(errs)
 		}
 	}
-	push := model.NewPushContext(model.PushOptions{Version: "1", Mesh: &meshv1alpha1.MeshConfig{}, Resources: dec.Resources})
+	push := model.NewPushContext(model.PushOptions{Version: "1", Mesh: meshconfig.WithTelemetryDefaults(&meshv1alpha1.MeshConfig{}), Resources: dec.Resources})
 	p := &model.Proxy{Type: model.Router, Name: "ingress", Namespace: "istio-system", Labels: map[string]string{"istio": "ingressgateway"}, IPs: []string{"127.0.0.1"}}
 	p.ID = p.NodeID()
 	res, err := xdsgen.Generate(push, p)

@@ -63,7 +63,9 @@ func compileHCM(f *listener.Filter, chain *FilterChain, dir core.TrafficDirectio
 	if err != nil {
 		return err
 	}
-	chain.HTTPFilters = filters
+	if chain.HTTPFilters, chain.Stats, err = takeStats(filters); err != nil {
+		return err
+	}
 	if chain.AccessLog, err = accesslog.Compile(m.AccessLog); err != nil {
 		return fmt.Errorf("http_connection_manager: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
+	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
@@ -61,6 +62,10 @@ type FilterChain struct {
 	// AccessLog is the connection manager's access_log, written when
 	// each request completes.
 	AccessLog accesslog.Loggers
+	// Stats is the chain's istio.stats filter config (HTTP filter or
+	// network filter before tcp_proxy, stats.go); nil: the chain records
+	// no standard metrics.
+	Stats *istiometrics.Config
 }
 
 // Tracing is the part of Envoy's tracing that sluice has: the decorator
@@ -215,6 +220,18 @@ func compileFilterChain(fc *listener.FilterChain, id upstream.WorkloadIdentity, 
 		}
 		chain.ConnFilters = append(chain.ConnFilters, nf)
 		fs = fs[1:]
+	}
+	if len(fs) > 1 && fs[0].Name == StatsFilterName {
+		// [rbac..., istio.stats, tcp_proxy]: Istio's TCP filter stack
+		// (pilot/pkg/networking/core networkfilter.go).
+		st, err := compileStatsNetwork(fs[0])
+		if err != nil {
+			return nil, err
+		}
+		chain.Stats, fs = st, fs[1:]
+		if fs[0].Name != "envoy.filters.network.tcp_proxy" {
+			return nil, fmt.Errorf("network filter %s: only before envoy.filters.network.tcp_proxy is supported", StatsFilterName)
+		}
 	}
 	if len(chain.ConnFilters) > 0 && fs[0].Name != "envoy.filters.network.tcp_proxy" {
 		return nil, fmt.Errorf("network filter %s: only before envoy.filters.network.tcp_proxy is supported", rbac.NetworkName)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
@@ -24,6 +25,9 @@ type Runtime struct {
 	// Internal maps the clusters that send to an internal listener
 	// (internal.go) to that listener's name; they are not in Clusters.
 	Internal map[string]string
+	// Services are the destination services of the clusters whose
+	// metadata names one (stats.go), for the standard metrics.
+	Services map[string]*istiometrics.Service
 	// Warming lists resources referenced but not received yet.
 	Warming []string
 	// Source is the xDS the runtime was built from, for /config_dump.

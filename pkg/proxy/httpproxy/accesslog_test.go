@@ -15,6 +15,7 @@ import (
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 )
 
@@ -167,7 +168,7 @@ func BenchmarkAccessLog(b *testing.B) {
 		name string
 		mc   *meshv1alpha1.MeshConfig
 	}{
-		{"off", &meshv1alpha1.MeshConfig{}},
+		{"off", meshconfig.WithTelemetryDefaults(&meshv1alpha1.MeshConfig{})},
 		{"text", &meshv1alpha1.MeshConfig{AccessLogFile: dir + "/text.log"}},
 		{"json", &meshv1alpha1.MeshConfig{AccessLogFile: dir + "/json.log", AccessLogEncoding: meshv1alpha1.MeshConfig_JSON}},
 	} {

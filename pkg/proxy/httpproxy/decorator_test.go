@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 )
 
@@ -114,7 +115,7 @@ func TestDecoratorNotPropagated(t *testing.T) {
 // ordinary one both ways, as in Envoy.
 func TestDecoratorWithoutTracing(t *testing.T) {
 	web := newBackend(t, "web", sawDecorator)
-	m := newMeshConfigured(t, &meshv1alpha1.MeshConfig{}, service("web", web)+vs(decoratorRoutes), nil)
+	m := newMeshConfigured(t, meshconfig.WithTelemetryDefaults(&meshv1alpha1.MeshConfig{}), service("web", web)+vs(decoratorRoutes), nil)
 	a := m.get("web", "/api")
 	if a.header.Get("X-Saw-Present") != "" {
 		t.Errorf("backend saw a decorator %q without tracing", a.header.Get("X-Saw"))

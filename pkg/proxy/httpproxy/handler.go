@@ -81,6 +81,12 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	q.chain = chain
 	info.StatPrefix = chain.StatPrefix
+	if chain.Stats != nil && h.shared.Metrics != nil {
+		q.services = rt.Services
+		if isGRPC(r) {
+			q.w.msgs, q.body.msgs = &q.respMsgs, &q.reqMsgs
+		}
+	}
 	// Envoy's connection manager gives a request without one an
 	// x-request-id before any filter runs (generate_request_id), so the
 	// filters, the access log and the upstream all see the same id.
@@ -180,12 +186,28 @@ func (h *Handler) finish(q *request) {
 		q.entry = accesslog.Entry{Info: info, Conn: q.s.Conn, Req: q.s.R, RespHeader: q.w.Header(), End: time.Now()}
 		c.AccessLog.Log(&q.entry)
 	}
-	if m := h.shared.Metrics; m != nil {
-		r := q.s.R
-		m.RecordHTTP(&istiometrics.HTTPRequest{Info: info, Conn: q.s.Conn, Inbound: q.inbound,
-			Authority: r.Host, GRPC: isGRPC(r), GRPCStatus: firstHeader(q.w.Header(), "Grpc-Status"),
-			RouteCluster: routeCluster(q.s.Route)})
+	if m := h.shared.Metrics; m != nil && q.chain != nil && q.chain.Stats != nil {
+		// Only a chain with the istio.stats filter records (the filter's
+		// config: dataplane/stats.go).
+		r, rc := q.s.R, routeCluster(q.s.Route)
+		cl := info.Cluster
+		if cl == "" {
+			cl = rc
+		}
+		m.RecordHTTP(&istiometrics.HTTPRequest{Info: info, Config: q.chain.Stats, Conn: q.s.Conn, Inbound: q.inbound,
+			Request: r, ResponseHeader: q.w.Header(), GRPC: isGRPC(r), GRPCStatus: grpcStatus(q.w.Header()),
+			RequestMessages: q.reqMsgs.Count(), ResponseMessages: q.respMsgs.Count(),
+			RouteCluster: rc, Service: q.services[cl]})
 	}
+}
+
+// grpcStatus is the answer's grpc-status: in its headers (a
+// trailers-only answer) or its trailers.
+func grpcStatus(h http.Header) string {
+	if v := firstHeader(h, "Grpc-Status"); v != "" {
+		return v
+	}
+	return firstHeader(h, http.TrailerPrefix+"Grpc-Status")
 }
 
 // routeCluster is the cluster the matched route names (the first of a

@@ -8,6 +8,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
+	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 )
 
 // request is everything the connection manager keeps for one request, in
@@ -22,6 +23,11 @@ type request struct {
 	// inbound: the request arrived on an inbound listener (the metrics'
 	// destination reporter).
 	inbound bool
+	// reqMsgs and respMsgs count a gRPC request's messages each way when
+	// its chain records metrics (the body and writer feed them), and
+	// services are the runtime's cluster services.
+	reqMsgs, respMsgs istiometrics.GRPCMessages
+	services          map[string]*istiometrics.Service
 }
 
 // meteredWriter counts the response body bytes written to the client
@@ -30,11 +36,15 @@ type request struct {
 type meteredWriter struct {
 	http.ResponseWriter
 	info *httpfilter.RequestInfo
+	msgs *istiometrics.GRPCMessages // nil: not counted
 }
 
 func (m *meteredWriter) Write(p []byte) (int, error) {
 	n, err := m.ResponseWriter.Write(p)
 	m.info.BytesSent += uint64(n)
+	if m.msgs != nil {
+		m.msgs.Feed(p[:n])
+	}
 	return n, err
 }
 
@@ -46,11 +56,15 @@ func (m *meteredWriter) Unwrap() http.ResponseWriter { return m.ResponseWriter }
 type meteredBody struct {
 	io.ReadCloser
 	info *httpfilter.RequestInfo
+	msgs *istiometrics.GRPCMessages // nil: not counted
 }
 
 func (m *meteredBody) Read(p []byte) (int, error) {
 	n, err := m.ReadCloser.Read(p)
 	// The upstream transport may read the body on its own goroutine.
 	atomic.AddUint64(&m.info.BytesReceived, uint64(n))
+	if m.msgs != nil {
+		m.msgs.Feed(p[:n])
+	}
 	return n, err
 }

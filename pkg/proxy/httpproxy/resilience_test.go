@@ -24,6 +24,7 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
@@ -136,7 +137,7 @@ func newMesh(t testing.TB, yaml string) *mesh {
 // compiles it (edit may be nil).
 func newMeshEdited(t testing.TB, yaml string, edit func(*xdsgen.Resources)) *mesh {
 	t.Helper()
-	return newMeshConfigured(t, &meshv1alpha1.MeshConfig{}, yaml, edit)
+	return newMeshConfigured(t, meshconfig.WithTelemetryDefaults(&meshv1alpha1.MeshConfig{}), yaml, edit)
 }
 
 // newMeshConfigured is newMeshEdited with the given mesh config.

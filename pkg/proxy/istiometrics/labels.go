@@ -17,20 +17,79 @@ type labelSet struct {
 	flags                       string
 }
 
-// values are the label values in Labels' order; http false leaves out
-// the response's labels (the TCP metrics' set).
-func (l *labelSet) values(http bool) []string {
-	v := make([]string, 0, len(Labels))
-	v = append(v, l.reporter,
-		l.src.Workload, l.src.Namespace, l.srcPrincipal, l.src.App, l.src.Version, l.src.Cluster,
-		l.dst.Workload, l.dst.Namespace, l.dstPrincipal, l.dst.App, l.dst.Version,
-		l.service, l.serviceName, l.svcNS, l.dst.Cluster, l.protocol)
-	if http {
-		v = append(v, l.responseCode, l.grpcStatus)
+// value is the standard value of label name; "" for a name that is not
+// a standard label.
+func (l *labelSet) value(name string) string {
+	switch name {
+	case "reporter":
+		return l.reporter
+	case "source_workload":
+		return l.src.Workload
+	case "source_workload_namespace":
+		return l.src.Namespace
+	case "source_principal":
+		return l.srcPrincipal
+	case "source_app":
+		return l.src.App
+	case "source_version":
+		return l.src.Version
+	case "source_cluster":
+		return l.src.Cluster
+	case "source_canonical_service":
+		return l.src.Service
+	case "source_canonical_revision":
+		return l.src.Revision
+	case "destination_workload":
+		return l.dst.Workload
+	case "destination_workload_namespace":
+		return l.dst.Namespace
+	case "destination_principal":
+		return l.dstPrincipal
+	case "destination_app":
+		return l.dst.App
+	case "destination_version":
+		return l.dst.Version
+	case "destination_cluster":
+		return l.dst.Cluster
+	case "destination_canonical_service":
+		return l.dst.Service
+	case "destination_canonical_revision":
+		return l.dst.Revision
+	case "destination_service":
+		return l.service
+	case "destination_service_name":
+		return l.serviceName
+	case "destination_service_namespace":
+		return l.svcNS
+	case "request_protocol":
+		return l.protocol
+	case "response_code":
+		return l.responseCode
+	case "grpc_response_status":
+		return l.grpcStatus
+	case "response_flags":
+		return l.flags
+	case "connection_security_policy":
+		return l.policy
 	}
-	v = append(v, l.flags, l.policy,
-		l.src.CanonicalService, l.dst.CanonicalService, l.src.CanonicalRevision, l.dst.CanonicalRevision)
-	return v
+	return ""
+}
+
+// Service is a destination service as istiod describes it in a cluster's
+// metadata (filter_metadata istio "services": host, name, namespace;
+// pilot/pkg/networking/core cluster_builder.go addTelemetryMetadata).
+type Service struct {
+	Host, Name, Namespace string
+}
+
+// destination is where a request or connection went, as the stats filter
+// names its service: the first service of its cluster's metadata, else
+// the host of an outbound|port|subset|host cluster, else (unless the
+// config disables the fallback) the request's authority.
+type destination struct {
+	svc       *Service
+	cluster   string
+	authority string
 }
 
 // resolve fills both sides, the destination service and the security
@@ -44,7 +103,7 @@ func (l *labelSet) values(http bool) []string {
 //     request named, destination the proxy itself; with mTLS the policy
 //     is mutual_tls, source_principal the client's verified identity and
 //     destination_principal the proxy's own; without, none.
-func (m *Metrics) resolve(inbound bool, peerRaw, principal string, mtls bool, service, protocol string) *labelSet {
+func (m *Metrics) resolve(inbound bool, peerRaw, principal string, mtls bool, d destination, protocol string) *labelSet {
 	peer := m.peer(peerRaw)
 	ls := &labelSet{protocol: protocol, flags: "-", srcPrincipal: "unknown", dstPrincipal: "unknown"}
 	if inbound {
@@ -52,14 +111,24 @@ func (m *Metrics) resolve(inbound bool, peerRaw, principal string, mtls bool, se
 		if mtls {
 			ls.policy, ls.srcPrincipal, ls.dstPrincipal = "mutual_tls", principal, m.selfMTLS.Principal
 		}
-		ls.service = qualify(hostport.StripPort(service), m.self.Namespace)
 	} else {
 		ls.reporter, ls.src, ls.dst, ls.policy = "source", m.self, peer, "unknown"
-		ls.service = clusterHost(service)
 	}
-	ls.serviceName, ls.svcNS = serviceNameNamespace(ls.service)
+	switch {
+	case d.svc != nil:
+		ls.service, ls.serviceName, ls.svcNS = d.svc.Host, orUnknown(d.svc.Name), orUnknown(d.svc.Namespace)
+	case strings.HasPrefix(d.cluster, "outbound|"):
+		ls.service = clusterHost(d.cluster)
+		ls.serviceName, ls.svcNS = serviceNameNamespace(ls.service)
+	case d.authority != "":
+		ls.service = hostport.StripPort(d.authority)
+		if inbound {
+			ls.service = qualify(ls.service, m.self.Namespace)
+		}
+		ls.serviceName, ls.svcNS = serviceNameNamespace(ls.service)
+	}
 	if ls.service == "" {
-		ls.service = "unknown"
+		ls.service, ls.serviceName, ls.svcNS = "unknown", "unknown", "unknown"
 	}
 	return ls
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 )
@@ -64,25 +65,22 @@ type Options struct {
 
 // Metrics is one proxy's standard metrics.
 type Metrics struct {
-	reg *prometheus.Registry
-
-	requests                      *prometheus.CounterVec
-	duration, reqBytes, respBytes *prometheus.HistogramVec
-	tcpSent, tcpReceived          *prometheus.CounterVec
-	tcpOpened, tcpClosed          *prometheus.CounterVec
+	// fams are the families under the label names of the stats configs
+	// in force (schema.go); mu serializes Configure.
+	fams atomic.Pointer[families]
+	mu   sync.Mutex
+	cfgs []*Config // the configs in force (under mu)
 
 	self       *Peer
 	selfMTLS   *Peer // self with its principal, for the destination side of an mTLS connection
 	selfHeader []string
 	selfID     []string
-	gateway    bool
 
 	peers cowMap[string, *Peer]
-	http  cowMap[httpKey, *httpObservers]
-	tcp   cowMap[tcpKey, *TCPCounters]
 }
 
-// New makes a proxy's metrics and its own peer metadata.
+// New makes a proxy's metrics and its own peer metadata, configured with
+// DefaultConfig until Configure says otherwise.
 func New(opts Options) (*Metrics, error) {
 	cluster := opts.Cluster
 	if cluster == "" {
@@ -96,8 +94,8 @@ func New(opts Options) (*Metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Metrics{reg: prometheus.NewRegistry(), self: newPeer(workload, id.Namespace, cluster, id.Labels),
-		selfHeader: []string{hdr}, selfID: []string{id.NodeID()}, gateway: id.Type == model.Router}
+	m := &Metrics{self: newPeer(id.Name, workload, id.Namespace, cluster, id.Labels),
+		selfHeader: []string{hdr}, selfID: []string{id.NodeID()}}
 	mtls := *m.self
 	td := opts.TrustDomain
 	if td == "" {
@@ -109,39 +107,21 @@ func New(opts Options) (*Metrics, error) {
 	}
 	mtls.Principal = "spiffe://" + td + "/ns/" + id.Namespace + "/sa/" + sa
 	m.selfMTLS = &mtls
-	m.register()
+	m.Configure([]*Config{DefaultConfig})
 	return m, nil
-}
-
-func (m *Metrics) register() {
-	counter := func(name, help string, labels []string) *prometheus.CounterVec {
-		v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
-		m.reg.MustRegister(v)
-		return v
-	}
-	histogram := func(name, help string) *prometheus.HistogramVec {
-		v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: DurationBuckets}, Labels)
-		m.reg.MustRegister(v)
-		return v
-	}
-	m.requests = counter("istio_requests_total", "Requests handled by the proxy.", Labels)
-	m.duration = histogram("istio_request_duration_milliseconds", "Duration of requests in milliseconds.")
-	m.reqBytes = histogram("istio_request_bytes", "Request body sizes in bytes.")
-	m.respBytes = histogram("istio_response_bytes", "Response body sizes in bytes.")
-	m.tcpSent = counter("istio_tcp_sent_bytes_total", "Bytes sent to the downstream of TCP connections.", tcpLabels)
-	m.tcpReceived = counter("istio_tcp_received_bytes_total", "Bytes received from the downstream of TCP connections.", tcpLabels)
-	m.tcpOpened = counter("istio_tcp_connections_opened_total", "TCP connections opened.", tcpLabels)
-	m.tcpClosed = counter("istio_tcp_connections_closed_total", "TCP connections closed.", tcpLabels)
 }
 
 // Handler serves the metrics in Prometheus' text format (Envoy admin's
 // /stats/prometheus, Istio's :15090/stats/prometheus).
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{})
 }
 
-// Registry is the metrics' registry (tests gather from it).
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+// Registry gathers the metrics from the families in force (tests gather
+// from it).
+func (m *Metrics) Registry() prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return m.fams.Load().reg.Gather() })
+}
 
 // SetPeerHeaders puts the proxy's own identity in h: on the outbound
 // request of a client sidecar, on the response of a server sidecar. The

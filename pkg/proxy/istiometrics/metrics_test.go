@@ -8,6 +8,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	stats "istio.io/api/envoy/extensions/stats"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
@@ -21,6 +22,12 @@ func newTest(t testing.TB, name string, labels map[string]string) *Metrics {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// reqTo is a request whose authority is host.
+func reqTo(host string) *http.Request {
+	r, _ := http.NewRequest("GET", "http://"+host+"/", nil)
+	return r
 }
 
 // labelsOf finds the one series of family name whose labels include want.
@@ -69,7 +76,7 @@ func TestExchangeFillsBothSides(t *testing.T) {
 		t.Fatalf("headers left after TakePeer: %v", reqHdr)
 	}
 	conn := &httpfilter.Conn{TLS: &tls.ConnectionState{}, PeerPrincipal: "spiffe://cluster.local/ns/default/sa/sleep"}
-	server.RecordHTTP(&HTTPRequest{Info: in, Conn: conn, Inbound: true, Authority: "httpbin:8000"})
+	server.RecordHTTP(&HTTPRequest{Info: in, Conn: conn, Inbound: true, Request: reqTo("httpbin:8000")})
 	got, _ := labelsOf(t, server, "istio_requests_total", map[string]string{"reporter": "destination"})
 	for k, v := range map[string]string{"source_workload": "sleep", "source_app": "sleep", "source_version": "v1",
 		"source_canonical_service": "sleep", "source_principal": "spiffe://cluster.local/ns/default/sa/sleep",
@@ -87,7 +94,7 @@ func TestExchangeFillsBothSides(t *testing.T) {
 	server.SetPeerHeaders(respHdr)
 	out := &httpfilter.RequestInfo{Status: 503, Flags: httpfilter.FlagUH, Start: time.Now(),
 		Cluster: "outbound|8000|v1|httpbin.default.svc.cluster.local", PeerMetadata: TakePeer(respHdr)}
-	client.RecordHTTP(&HTTPRequest{Info: out, Authority: "httpbin:8000"})
+	client.RecordHTTP(&HTTPRequest{Info: out, Request: reqTo("httpbin:8000")})
 	got, _ = labelsOf(t, client, "istio_requests_total", map[string]string{"reporter": "source"})
 	for k, v := range map[string]string{"source_workload": "sleep", "destination_workload": "httpbin-v1",
 		"destination_app": "httpbin", "destination_service": "httpbin.default.svc.cluster.local",
@@ -103,7 +110,7 @@ func TestExchangeFillsBothSides(t *testing.T) {
 func TestPlaintextAndUnknownPeer(t *testing.T) {
 	server := newTest(t, "web", map[string]string{"app": "web"})
 	server.RecordHTTP(&HTTPRequest{Info: &httpfilter.RequestInfo{Status: 404, Flags: httpfilter.FlagNR},
-		Conn: &httpfilter.Conn{}, Inbound: true, Authority: "web.default"})
+		Conn: &httpfilter.Conn{}, Inbound: true, Request: reqTo("web.default")})
 	got, _ := labelsOf(t, server, "istio_requests_total", map[string]string{"reporter": "destination"})
 	for k, v := range map[string]string{"source_workload": "unknown", "connection_security_policy": "none",
 		"destination_principal": "unknown", "destination_service": "web.default.svc.cluster.local",
@@ -112,7 +119,7 @@ func TestPlaintextAndUnknownPeer(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
 	}
-	server.RecordHTTP(&HTTPRequest{Info: &httpfilter.RequestInfo{Status: 200}, Inbound: true, Authority: "web",
+	server.RecordHTTP(&HTTPRequest{Info: &httpfilter.RequestInfo{Status: 200}, Inbound: true, Request: reqTo("web"),
 		GRPC: true, GRPCStatus: "14"})
 	got, _ = labelsOf(t, server, "istio_requests_total", map[string]string{"request_protocol": "grpc"})
 	if got["grpc_response_status"] != "14" || got["destination_service"] != "web.default.svc.cluster.local" {
@@ -160,7 +167,7 @@ func TestRecordHTTPAllocs(t *testing.T) {
 	newTest(t, "web", nil).SetPeerHeaders(hdr)
 	info := &httpfilter.RequestInfo{Status: 200, Start: time.Now(), Cluster: "outbound|80||web.default.svc.cluster.local",
 		PeerMetadata: hdr[HeaderPeerMetadata][0]}
-	r := &HTTPRequest{Info: info, Authority: "web"}
+	r := &HTTPRequest{Info: info, Request: reqTo("web")}
 	m.RecordHTTP(r)
 	if n := testing.AllocsPerRun(100, func() { m.RecordHTTP(r) }); n != 0 {
 		t.Errorf("RecordHTTP allocates %v times per request", n)
@@ -170,9 +177,43 @@ func TestRecordHTTPAllocs(t *testing.T) {
 func BenchmarkRecordHTTP(b *testing.B) {
 	m := newTest(b, "sleep", map[string]string{"app": "sleep"})
 	info := &httpfilter.RequestInfo{Status: 200, Start: time.Now(), Cluster: "outbound|80||web.default.svc.cluster.local"}
-	r := &HTTPRequest{Info: info, Authority: "web"}
+	r := &HTTPRequest{Info: info, Request: reqTo("web")}
 	b.ReportAllocs()
 	for range b.N {
 		m.RecordHTTP(r)
+	}
+}
+
+// TestDestinationService: the cluster's service metadata names the
+// destination service; else an outbound cluster's host; else the
+// authority, unless the config disables that fallback (inbound and
+// gateway listeners), which leaves it unknown.
+func TestDestinationService(t *testing.T) {
+	noFallback, err := Compile(&stats.PluginConfig{DisableHostHeaderFallback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	se := &Service{Host: "api.example.com", Name: "api.example.com", Namespace: "egress"}
+	for _, c := range []struct {
+		name    string
+		r       HTTPRequest
+		svc, ns string
+	}{
+		{"metadata", HTTPRequest{Service: se, Info: &httpfilter.RequestInfo{Cluster: "outbound|443||api.example.com"}}, "api.example.com", "egress"},
+		{"outbound cluster", HTTPRequest{Info: &httpfilter.RequestInfo{Cluster: "outbound|80||web.shop.svc.cluster.local"}}, "web.shop.svc.cluster.local", "shop"},
+		{"authority", HTTPRequest{Request: reqTo("other:8080"), Info: &httpfilter.RequestInfo{Cluster: "PassthroughCluster"}}, "other", "unknown"},
+		{"inbound authority", HTTPRequest{Inbound: true, Request: reqTo("web:8080"), Info: &httpfilter.RequestInfo{Cluster: "inbound|8080||"}}, "web.default.svc.cluster.local", "default"},
+		{"no fallback", HTTPRequest{Config: noFallback, Inbound: true, Request: reqTo("web:8080"), Info: &httpfilter.RequestInfo{Cluster: "inbound|8080||"}}, "unknown", "unknown"},
+		{"inbound metadata", HTTPRequest{Config: noFallback, Inbound: true, Service: &Service{Host: "web.default.svc.cluster.local", Name: "web", Namespace: "default"},
+			Request: reqTo("1.2.3.4:8080"), Info: &httpfilter.RequestInfo{Cluster: "inbound|8080||"}}, "web.default.svc.cluster.local", "default"},
+	} {
+		m := newTest(t, "web", nil)
+		c.r.Info.Status = 200
+		m.RecordHTTP(&c.r)
+		got, _ := labelsOf(t, m, "istio_requests_total", nil)
+		if got["destination_service"] != c.svc || got["destination_service_namespace"] != c.ns {
+			t.Errorf("%s: destination_service %q namespace %q, want %q %q", c.name, got["destination_service"],
+				got["destination_service_namespace"], c.svc, c.ns)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/telemetryexpr"
 )
 
 // The headers of Istio's HTTP metadata exchange (istio/proxy
@@ -26,16 +27,18 @@ const DefaultClusterID = "Kubernetes"
 
 // Peer is one workload's identity as the standard metrics label it: its
 // own (source on a client sidecar, destination on a server sidecar) or
-// the other side's, read from the metadata exchange.
+// the other side's, read from the metadata exchange. Its fields are what
+// the peer attributes of value expressions read (upstream_peer.app,
+// downstream_peer.workload; Service and Revision are the canonical
+// service and revision).
 type Peer struct {
-	Workload, Namespace, App, Version   string
-	CanonicalService, CanonicalRevision string
-	Cluster, Principal                  string
+	telemetryexpr.Peer
+	Principal string
 }
 
 // unknownPeer is a side nothing is known of.
-var unknownPeer = &Peer{Workload: "unknown", Namespace: "unknown", App: "unknown", Version: "unknown",
-	CanonicalService: "unknown", CanonicalRevision: "latest", Cluster: "unknown", Principal: "unknown"}
+var unknownPeer = &Peer{Peer: telemetryexpr.Peer{Workload: "unknown", Namespace: "unknown", App: "unknown",
+	Version: "unknown", Service: "unknown", Revision: "latest", Cluster: "unknown"}, Principal: "unknown"}
 
 // newPeer fills the labelled identity from what Istio's node metadata
 // carries: canonical service and revision as Istio derives them
@@ -44,11 +47,12 @@ var unknownPeer = &Peer{Workload: "unknown", Namespace: "unknown", App: "unknown
 // app.kubernetes.io/name, then app, then the workload name; revision from
 // service.istio.io/canonical-revision, app.kubernetes.io/version, version,
 // else "latest").
-func newPeer(workload, namespace, cluster string, labels map[string]string) *Peer {
-	p := &Peer{Workload: orUnknown(workload), Namespace: orUnknown(namespace), Cluster: orUnknown(cluster),
-		App: orUnknown(labels["app"]), Version: orUnknown(labels["version"]), Principal: "unknown"}
-	p.CanonicalService = firstOf(labels["service.istio.io/canonical-name"], labels["app.kubernetes.io/name"], labels["app"], workload)
-	p.CanonicalRevision = firstOf(labels["service.istio.io/canonical-revision"], labels["app.kubernetes.io/version"], labels["version"], "latest")
+func newPeer(name, workload, namespace, cluster string, labels map[string]string) *Peer {
+	p := &Peer{Peer: telemetryexpr.Peer{Name: name, Workload: orUnknown(workload), Namespace: orUnknown(namespace),
+		Cluster: orUnknown(cluster), App: orUnknown(labels["app"]), Version: orUnknown(labels["version"]), Labels: labels},
+		Principal: "unknown"}
+	p.Service = firstOf(labels["service.istio.io/canonical-name"], labels["app.kubernetes.io/name"], labels["app"], workload)
+	p.Revision = firstOf(labels["service.istio.io/canonical-revision"], labels["app.kubernetes.io/version"], labels["version"], "latest")
 	return p
 }
 
@@ -113,7 +117,7 @@ func decodePeer(v string) (*Peer, error) {
 		labels[k] = lv.GetStringValue()
 	}
 	workload := firstOf(str("WORKLOAD_NAME"), str("NAME"))
-	return newPeer(workload, str("NAMESPACE"), str("CLUSTER_ID"), labels), nil
+	return newPeer(str("NAME"), workload, str("NAMESPACE"), str("CLUSTER_ID"), labels), nil
 }
 
 // TakePeer removes the metadata exchange headers from h (a request the

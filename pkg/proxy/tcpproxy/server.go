@@ -81,10 +81,12 @@ func Serve(conn net.Conn, c Connection) {
 	if a, ok := up.LocalAddr().(*net.TCPAddr); ok {
 		info.UpstreamLocal = a.AddrPort()
 	}
-	if c.Metrics != nil {
+	if c.Metrics != nil && c.Chain.Stats != nil {
+		// Only a chain with the istio.stats network filter records.
 		// Opened once the upstream is connected, as Envoy's tcp_proxy
 		// reports; bytes counted as they pass; closed when the pipe ends.
-		ctr := c.Metrics.OpenTCP(istiometrics.TCPConn{Conn: c.Conn, Inbound: c.Inbound, Cluster: name})
+		ctr := c.Metrics.OpenTCP(istiometrics.TCPConn{Conn: c.Conn, Config: c.Chain.Stats, Inbound: c.Inbound,
+			Cluster: name, Service: c.Runtime.Services[name]})
 		defer ctr.Closed()
 		conn = ctr.Conn(conn)
 	}

@@ -120,9 +120,12 @@ func announceTrailers(h http.Header, trailer http.Header) {
 	h["Trailer"] = []string{strings.Join(names, ", ")}
 }
 
+// writeTrailers sends the upstream's trailers. They go under
+// http.TrailerPrefix: an upstream need not announce its trailers (grpc-go
+// does not), and Go's server sends only announced keys or prefixed ones.
 func writeTrailers(h http.Header, trailer http.Header) {
 	for k, v := range trailer {
-		h[k] = v
+		h[http.TrailerPrefix+k] = v
 	}
 }
 
