@@ -72,6 +72,8 @@ type generation struct {
 	scope *model.SidecarScope
 	// sec memoises the proxy's security filters (security.go).
 	sec *securityFilterSet
+	// tracingMemo memoises the tracing block per listener class (tracing.go).
+	tracingMemo *tracingSet
 	// endpointPeerAuthn caches endpoint workloads' PeerAuthentication
 	// (auto_mtls.go).
 	endpointPeerAuthn map[string]model.MergedPeerAuthentication
@@ -83,7 +85,7 @@ func (g *generation) sidecar() error {
 		l, err := httpListener(listenerOptions{
 			Name: OutboundListenerName, Address: g.proxy.OutboundAddress,
 			StatPrefix: "outbound", RouteName: OutboundRouteName, Direction: core.TrafficDirection_OUTBOUND,
-			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, Connect: true,
+			Tracing: g.tracing(model.ListenerClassSidecarOutbound), Mesh: g.push.Mesh, Connect: true,
 		})
 		if err != nil {
 			return err

@@ -248,7 +248,7 @@ func (g *generation) inboundListener(p inboundPort, mode model.MTLSMode) error {
 		routeName := fmt.Sprintf("inbound|%d", p.port)
 		opts := listenerOptions{
 			Name: name, StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
-			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, XFCC: xfccSidecarInbound, SecurityFilters: sec,
+			Tracing: g.tracing(model.ListenerClassSidecarInbound), Mesh: g.push.Mesh, XFCC: xfccSidecarInbound, SecurityFilters: sec,
 		}
 		buildHTTP = func() (*listener.FilterChain, error) { return httpFilterChain(opts) }
 		build = buildHTTP
