@@ -298,7 +298,7 @@ func (g *generation) otelConfig(o *meshv1alpha1.MeshConfig_ExtensionProvider_Ope
 	if rd := o.GetResourceDetectors(); rd.GetDynatrace() != nil {
 		return nil, fmt.Errorf("opentelemetry resourceDetectors.dynatrace is not supported")
 	}
-	oc := &tracecfg.OpenTelemetryConfig{ServiceName: ServiceCluster(g.proxy)}
+	oc := &tracecfg.OpenTelemetryConfig{ServiceName: g.proxy.ServiceCluster()}
 	if h := o.GetHttp(); h != nil {
 		uri, err := url.JoinPath(host, h.GetPath())
 		if err != nil {
@@ -511,22 +511,6 @@ func CanonicalService(p *model.Proxy) (service, revision string) {
 	l := p.Labels
 	return firstNonEmpty(l["service.istio.io/canonical-name"], l["app.kubernetes.io/name"], l["app"], p.Name, "unknown"),
 		firstNonEmpty(l["service.istio.io/canonical-revision"], l["app.kubernetes.io/version"], l["version"], "latest")
-}
-
-// ServiceCluster is the name a proxy reports its spans under: Istio's
-// bootstrap service cluster for the default tracingServiceName
-// APP_LABEL_AND_NAMESPACE (pkg/bootstrap/config.go serviceClusterOrDefault):
-// "<app>.<namespace>", else "<workload>.<namespace>".
-func ServiceCluster(p *model.Proxy) string {
-	ns := firstNonEmpty(p.Namespace, "default")
-	app := firstNonEmpty(p.Labels["app"], p.Labels["app.kubernetes.io/name"])
-	if app != "" {
-		return app + "." + ns
-	}
-	if p.Name != "" {
-		return p.Name + "." + ns
-	}
-	return "istio-proxy." + ns
 }
 
 func firstNonEmpty(vs ...string) string {

@@ -178,7 +178,7 @@ func TestServiceCluster(t *testing.T) {
 		{model.Proxy{Name: "db-0", Namespace: "data"}, "db-0.data"},
 	}
 	for _, c := range cases {
-		if got := xdsgen.ServiceCluster(&c.p); got != c.want {
+		if got := c.p.ServiceCluster(); got != c.want {
 			t.Errorf("ServiceCluster(%v) = %q, want %q", c.p, got, c.want)
 		}
 	}

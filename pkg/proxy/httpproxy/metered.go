@@ -8,6 +8,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
+	"github.com/sluice-mesh/sluice/pkg/proxy/tracing"
 )
 
 // request is everything the connection manager keeps for one request, in
@@ -22,6 +23,10 @@ type request struct {
 	// inbound: the request arrived on an inbound listener (the metrics'
 	// destination reporter).
 	inbound bool
+	// span is the request's tracing (tracing.go); spanNamed: its name came
+	// from the client's x-envoy-decorator-operation.
+	span      tracing.Span
+	spanNamed bool
 }
 
 // meteredWriter counts the response body bytes written to the client
