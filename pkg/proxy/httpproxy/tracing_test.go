@@ -74,7 +74,7 @@ func (s *spanSink) waitTrace(t *testing.T, traceID string, n int) []zipkinSpan {
 
 // zipkinCollector is a Zipkin v2 collector (POST /api/v2/spans, JSON)
 // filling sink, as a backend for service().
-func zipkinCollector(t *testing.T, sink *spanSink) *backend {
+func zipkinCollector(t testing.TB, sink *spanSink) *backend {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var spans []zipkinSpan
 		if r.Method != "POST" || r.URL.Path != "/api/v2/spans" || r.Header.Get("Content-Type") != "application/json" ||
