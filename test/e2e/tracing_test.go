@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-mesh/sluice/internal/testenv"
+)
+
+// zipkinSpan is a Zipkin v2 JSON span as the collector receives it.
+type zipkinSpan struct {
+	TraceID       string                       `json:"traceId"`
+	ID            string                       `json:"id"`
+	ParentID      string                       `json:"parentId"`
+	Name          string                       `json:"name"`
+	Kind          string                       `json:"kind"`
+	LocalEndpoint struct{ ServiceName string } `json:"localEndpoint"`
+	Tags          map[string]string            `json:"tags"`
+}
+
+// zipkinCollector is a Zipkin v2 collector run by the test: it accepts
+// POST /api/v2/spans (JSON) and keeps the spans.
+type zipkinCollector struct {
+	mu    sync.Mutex
+	spans []zipkinSpan
+	port  int
+}
+
+func newZipkinCollector(t *testing.T) *zipkinCollector {
+	c := &zipkinCollector{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var spans []zipkinSpan
+		if r.Method != "POST" || r.URL.Path != "/api/v2/spans" || json.NewDecoder(r.Body).Decode(&spans) != nil {
+			http.Error(w, "not a zipkin v2 post", 400)
+			return
+		}
+		c.mu.Lock()
+		c.spans = append(c.spans, spans...)
+		c.mu.Unlock()
+		w.WriteHeader(202)
+	}))
+	t.Cleanup(srv.Close)
+	c.port = srv.Listener.Addr().(*net.TCPAddr).Port
+	return c
+}
+
+func (c *zipkinCollector) trace(id string) []zipkinSpan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []zipkinSpan
+	for _, s := range c.spans {
+		if s.TraceID == id {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// waitTrace waits until trace id has n spans.
+func (c *zipkinCollector) waitTrace(t *testing.T, id string, n int) []zipkinSpan {
+	t.Helper()
+	var got []zipkinSpan
+	err := testenv.Eventually(func() error {
+		if got = c.trace(id); len(got) < n {
+			return fmt.Errorf("trace %s: %d spans, want %d: %+v", id, len(got), n, got)
+		}
+		return nil
+	}, 15*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// zipkinServiceEntry is the collector as the mesh sees it: Istio's
+// zipkin Service (samples/addons/extras/zipkin.yaml), its endpoint the
+// test's collector.
+func zipkinServiceEntry(port int) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: zipkin, namespace: istio-system}
+spec:
+  hosts: [zipkin.istio-system.svc.cluster.local]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 9411, name: http-query, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http-query: %d}}]
+`, port)
+}
+
+// tracingMeshConfig is Istio's MeshConfig tracing (the conformance case
+// tracing-mesh-config-sampling, at 100%).
+const tracingMeshConfig = `enableTracing: true
+defaultConfig:
+  tracing:
+    sampling: 100
+    custom_tags:
+      my_tag:
+        literal: {value: e2e}
+    zipkin:
+      address: zipkin.istio-system:9411
+`
+
+func echoHeader(r *testenv.Response, name string) string {
+	if r.Echo == nil {
+		return ""
+	}
+	return r.Echo.Request.Headers.Get(name)
+}
+
+// spanOf is the span of trace spans reported by service with kind.
+func spanOf(t *testing.T, spans []zipkinSpan, service, kind string) zipkinSpan {
+	t.Helper()
+	for _, s := range spans {
+		if s.LocalEndpoint.ServiceName == service && s.Kind == kind {
+			return s
+		}
+	}
+	t.Fatalf("no %s span of %s in %+v", kind, service, spans)
+	return zipkinSpan{}
+}
+
+// TestTracingZipkin: with MeshConfig tracing to a zipkin collector, a
+// request from a client sidecar to a server sidecar is one trace: the
+// client's CLIENT span (sleep.default) is the parent of the server's
+// SERVER span (ratings.default), whose context reaches the app in B3
+// headers; through the ingress gateway the gateway's SERVER span, its
+// upstream CLIENT span and the server sidecar's span are one trace. An
+// incoming not-sampled decision is passed on and nothing is reported.
+func TestTracingZipkin(t *testing.T) {
+	t.Parallel()
+	col := newZipkinCollector(t)
+	m := testenv.NewMesh(t, testenv.MeshOptions{MeshConfigYAML: tracingMeshConfig})
+	gwPort := testenv.FreePort()
+	m.WriteConfig("zipkin.yaml", zipkinServiceEntry(col.port))
+	m.WriteConfig("gateway.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: %d, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings-ingress, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [ingress]
+  http: [{route: [{destination: {host: ratings, port: {number: 9080}}}]}]
+`, gwPort))
+	service(t, m, "ratings", map[string]int{"http": 9080}, "v1")
+	c := m.AddClient(testenv.ClientOptions{Name: "sleep"})
+	gw := m.AddGateway(testenv.GatewayOptions{Name: "istio-ingressgateway",
+		Labels: map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}})
+	m.WaitReady()
+	m.WaitSynced(convergeTimeout)
+	m.WaitConverged(func() error { return allServedBy(c, 1, "ratings:9080", "/", nil, "ratings", "v1") }, convergeTimeout)
+	requireSyncedNoNACK(t, m)
+
+	t.Run("client sidecar to server sidecar", func(t *testing.T) {
+		r := get(t, c, "ratings:9080", "/traced", map[string]string{"X-Request-Id": "trace-e2e-1"})
+		tid, sid := echoHeader(r, "X-B3-Traceid"), echoHeader(r, "X-B3-Spanid")
+		if r.Status != 200 || len(tid) != 32 || len(sid) != 16 || echoHeader(r, "X-B3-Sampled") != "1" || echoHeader(r, "X-B3-Parentspanid") == "" {
+			t.Fatalf("the app saw %v", r.Echo)
+		}
+		spans := col.waitTrace(t, tid, 2)
+		client := spanOf(t, spans, "sleep.default", "CLIENT")
+		server := spanOf(t, spans, "ratings.default", "SERVER")
+		if server.ParentID != client.ID || server.ID != sid || client.ParentID != "" || echoHeader(r, "X-B3-Parentspanid") != client.ID {
+			t.Errorf("links: client %+v, server %+v, app saw span %s parent %s", client, server, sid, echoHeader(r, "X-B3-Parentspanid"))
+		}
+		if want := "ratings.default.svc.cluster.local:9080/*"; client.Name != want || server.Name != want {
+			t.Errorf("span names %q, %q, want the route's decorator %q", client.Name, server.Name, want)
+		}
+		for _, s := range []zipkinSpan{client, server} {
+			for k, v := range map[string]string{"component": "proxy", "http.status_code": "200", "guid:x-request-id": "trace-e2e-1",
+				"my_tag": "e2e", "istio.namespace": "default", "http.method": "GET"} {
+				if s.Tags[k] != v {
+					t.Errorf("%s span: tag %s = %q, want %q (%v)", s.LocalEndpoint.ServiceName, k, s.Tags[k], v, s.Tags)
+				}
+			}
+		}
+		if client.Tags["upstream_cluster"] != "outbound|9080||ratings.default.svc.cluster.local" || client.Tags["istio.canonical_service"] != "sleep" ||
+			server.Tags["istio.canonical_service"] != "ratings" || !strings.HasPrefix(server.Tags["node_id"], "sidecar~") ||
+			!strings.HasPrefix(server.Tags["upstream_cluster"], "inbound|") {
+			t.Errorf("tags: client %v, server %v", client.Tags, server.Tags)
+		}
+	})
+
+	t.Run("gateway to sidecar", func(t *testing.T) {
+		var r *testenv.Response
+		m.WaitConverged(func() error {
+			req, _ := http.NewRequest("GET", "http://"+gw.Address(gwPort)+"/productpage", nil)
+			req.Host = "bookinfo.example.com"
+			var err error
+			if r, err = testenv.Send(&http.Client{Timeout: 5 * time.Second}, req); err != nil {
+				return err
+			}
+			return servedBy(r, "ratings", "")
+		}, convergeTimeout)
+		tid := echoHeader(r, "X-B3-Traceid")
+		spans := col.waitTrace(t, tid, 3)
+		gwServer := spanOf(t, spans, "istio-ingressgateway.istio-system", "SERVER")
+		gwClient := spanOf(t, spans, "istio-ingressgateway.istio-system", "CLIENT")
+		server := spanOf(t, spans, "ratings.default", "SERVER")
+		if gwServer.ParentID != "" || gwClient.ParentID != gwServer.ID || server.ParentID != gwClient.ID || server.ID != echoHeader(r, "X-B3-Spanid") {
+			t.Errorf("links: gateway %+v / %+v, sidecar %+v", gwServer, gwClient, server)
+		}
+	})
+
+	t.Run("not sampled upstream decision", func(t *testing.T) {
+		const trace = "80f198ee56343ba864fe8b2a57d3eff7"
+		r := get(t, c, "ratings:9080", "/unsampled", map[string]string{"X-B3-Traceid": trace, "X-B3-Spanid": "e457b5a2e4d86bd1", "X-B3-Sampled": "0"})
+		if echoHeader(r, "X-B3-Traceid") != trace || echoHeader(r, "X-B3-Sampled") != "0" {
+			t.Fatalf("the app saw %v", r.Echo)
+		}
+		// A sampled request after it is reported, so the exporters ran.
+		r2 := get(t, c, "ratings:9080", "/sampled", nil)
+		col.waitTrace(t, echoHeader(r2, "X-B3-Traceid"), 2)
+		if got := col.trace(trace); len(got) != 0 {
+			t.Errorf("a not-sampled trace was reported: %+v", got)
+		}
+	})
+}
