@@ -97,6 +97,9 @@ func Parse(data []byte, file string) (*meshv1alpha1.MeshConfig, error) {
 	if err := checkAccessLog(mc); err != nil {
 		return nil, fmt.Errorf("mesh config %s: %w", file, err)
 	}
+	if err := checkTracing(mc); err != nil {
+		return nil, fmt.Errorf("mesh config %s: %w", file, err)
+	}
 	applyDefaults(mc)
 	return mc, nil
 }
