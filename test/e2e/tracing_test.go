@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +13,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
@@ -228,4 +236,181 @@ spec:
 			t.Errorf("a not-sampled trace was reported: %+v", got)
 		}
 	})
+}
+
+// otlpCollector is an OTLP trace receiver run by the test, over gRPC or
+// HTTP (protobuf): it keeps the spans with their resource's service.name.
+type otlpCollector struct {
+	coltrace.UnimplementedTraceServiceServer
+	mu    sync.Mutex
+	spans map[string][]otlpSpan // by trace id
+	port  int
+}
+
+type otlpSpan struct {
+	service      string
+	id, parentID string
+	kind         tracev1.Span_SpanKind
+}
+
+func (o *otlpCollector) Export(_ context.Context, req *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
+	o.add(req)
+	return &coltrace.ExportTraceServiceResponse{}, nil
+}
+
+func (o *otlpCollector) add(req *coltrace.ExportTraceServiceRequest) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, rs := range req.ResourceSpans {
+		var svc string
+		for _, kv := range rs.GetResource().GetAttributes() {
+			if kv.Key == "service.name" {
+				svc = kv.GetValue().GetStringValue()
+			}
+		}
+		for _, ss := range rs.ScopeSpans {
+			for _, sp := range ss.Spans {
+				tid := hex.EncodeToString(sp.TraceId)
+				o.spans[tid] = append(o.spans[tid], otlpSpan{service: svc, id: hex.EncodeToString(sp.SpanId),
+					parentID: hex.EncodeToString(sp.ParentSpanId), kind: sp.Kind})
+			}
+		}
+	}
+}
+
+func newOTLPCollector(t *testing.T, viaHTTP bool) *otlpCollector {
+	o := &otlpCollector{spans: map[string][]otlpSpan{}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.port = lis.Addr().(*net.TCPAddr).Port
+	if !viaHTTP {
+		gs := grpc.NewServer()
+		coltrace.RegisterTraceServiceServer(gs, o)
+		go gs.Serve(lis)
+		t.Cleanup(gs.Stop)
+		return o
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req coltrace.ExportTraceServiceRequest
+		if r.Method != "POST" || r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
+			http.Error(w, "not an OTLP/HTTP export", 400)
+			return
+		}
+		o.add(&req)
+		out, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+	})}
+	go srv.Serve(lis)
+	t.Cleanup(func() { srv.Close() })
+	return o
+}
+
+func (o *otlpCollector) waitTrace(t *testing.T, id string, n int) []otlpSpan {
+	t.Helper()
+	var got []otlpSpan
+	err := testenv.Eventually(func() error {
+		o.mu.Lock()
+		got = append([]otlpSpan(nil), o.spans[id]...)
+		o.mu.Unlock()
+		if len(got) < n {
+			return fmt.Errorf("trace %s: %d spans, want %d: %+v", id, len(got), n, got)
+		}
+		return nil
+	}, 15*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// telemetryEnforced reports whether the control plane applies Telemetry
+// resources (the Telemetry resolution, issue 9's TELEMETRY part).
+func telemetryEnforced(t *testing.T, m *testenv.Mesh) bool {
+	resp, err := http.Get(m.URL("/debug/status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		NotEnforced []struct{ Kind string } `json:"not_enforced"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.NotEnforced {
+		if n.Kind == "telemetry.istio.io/Telemetry" {
+			return false
+		}
+	}
+	return true
+}
+
+// TestTracingOpenTelemetry: the opentelemetry extension provider (the
+// conformance case tracing-sampling-opentelemetry's shape, over gRPC and
+// over HTTP) chosen by a mesh-wide Telemetry: a client sidecar to server
+// sidecar request is one trace at the OTLP collector (the server's SERVER
+// span child of the client's CLIENT span, service names curl.default and
+// httpbin.default), and W3C traceparent reaches the app.
+func TestTracingOpenTelemetry(t *testing.T) {
+	t.Parallel()
+	for _, viaHTTP := range []bool{false, true} {
+		name := map[bool]string{false: "grpc", true: "http"}[viaHTTP]
+		t.Run(name, func(t *testing.T) {
+			col := newOTLPCollector(t, viaHTTP)
+			provider := "    port: 4317\n"
+			if viaHTTP {
+				provider = "    port: 4318\n    http:\n      path: /v1/traces\n"
+			}
+			m := testenv.NewMesh(t, testenv.MeshOptions{MeshConfigYAML: "enableTracing: true\nextensionProviders:\n- name: otel-tracing\n  opentelemetry:\n" +
+				provider + "    service: opentelemetry-collector.observability.svc.cluster.local\n    resource_detectors:\n      environment: {}\n"})
+			m.WriteConfig("collector.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: opentelemetry-collector, namespace: observability}
+spec:
+  hosts: [opentelemetry-collector.observability.svc.cluster.local]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 4317, name: grpc-otlp, protocol: GRPC}, {number: 4318, name: http-otlp, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {grpc-otlp: %[1]d, http-otlp: %[1]d}}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  tracing:
+  - providers: [{name: otel-tracing}]
+    randomSamplingPercentage: 100
+`, col.port))
+			service(t, m, "httpbin", map[string]int{"http": 8000}, "v1")
+			c := m.AddClient(testenv.ClientOptions{Name: "curl"})
+			m.WaitReady()
+			m.WaitSynced(convergeTimeout)
+			if !telemetryEnforced(t, m) {
+				t.Skip("Telemetry resources are not applied on this branch (the Telemetry resolution fills PushContext.Tracing)")
+			}
+			m.WaitConverged(func() error { return allServedBy(c, 1, "httpbin:8000", "/", nil, "httpbin", "v1") }, convergeTimeout)
+			r := get(t, c, "httpbin:8000", "/get", nil)
+			p := strings.Split(echoHeader(r, "Traceparent"), "-")
+			if r.Status != 200 || len(p) != 4 || len(p[1]) != 32 || p[3] != "01" || echoHeader(r, "X-B3-Traceid") != "" {
+				t.Fatalf("the app saw %v", r.Echo)
+			}
+			spans := col.waitTrace(t, p[1], 2)
+			var client, server otlpSpan
+			for _, s := range spans {
+				switch {
+				case s.service == "curl.default" && s.kind == tracev1.Span_SPAN_KIND_CLIENT:
+					client = s
+				case s.service == "httpbin.default" && s.kind == tracev1.Span_SPAN_KIND_SERVER:
+					server = s
+				}
+			}
+			if client.id == "" || server.parentID != client.id || server.id != p[2] {
+				t.Errorf("spans %+v (app saw span %s)", spans, p[2])
+			}
+		})
+	}
 }
