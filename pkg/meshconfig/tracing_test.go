@@ -21,7 +21,7 @@ func TestTracingSettings(t *testing.T) {
 	bad := map[string]string{
 		"defaultConfig:\n  tracing:\n    datadog:\n      address: dd:8126\n":                                                           "defaultConfig.tracing",
 		"defaultConfig:\n  tracing:\n    zipkin:\n      address: zipkin\n":                                                             "zipkin.address",
-		"defaultConfig:\n  tracing:\n    sampling: -1\n":                                                                              "sampling -1",
+		"defaultConfig:\n  tracing:\n    sampling: -1\n":                                                                               "sampling -1",
 		"defaultConfig:\n  tracing:\n    tlsSettings: {mode: SIMPLE}\n":                                                                "tlsSettings",
 		"extensionProviders:\n- name: o\n  opentelemetry:\n    service: c\n    port: 1\n    resourceDetectors:\n      dynatrace: {}\n": "extensionProviders[0] (o): opentelemetry.resourceDetectors.dynatrace",
 	}

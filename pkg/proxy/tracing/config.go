@@ -81,8 +81,10 @@ type Config struct {
 	Tags []Tag
 	// Exporter is where spans go.
 	Exporter ExporterSpec
-	// x is the proxy's pipeline for Exporter, found on first use.
-	x atomic.Pointer[Exporter]
+	// x is the proxy's pipeline for Exporter, found on first use; failed
+	// is set when it could not be made.
+	x      atomic.Pointer[Exporter]
+	failed atomic.Bool
 }
 
 // ExporterSpec is one collector as xDS names it. Equal specs share one
@@ -256,6 +258,9 @@ func (c *Config) zipkin(zc *tracecfg.ZipkinConfig) error {
 	e.Cluster, e.Path, e.Host = zc.CollectorCluster, zc.CollectorEndpoint, zc.CollectorHostname
 	if e.Host == "" {
 		e.Host = zc.CollectorCluster // Envoy's default Host header
+	}
+	if u, err := url.Parse("http://" + e.Host + e.Path); err != nil || u.Host != e.Host || !strings.HasPrefix(e.Path, "/") {
+		return fmt.Errorf("collector_hostname %q with collector_endpoint %q is not a URL", e.Host, e.Path)
 	}
 	return nil
 }

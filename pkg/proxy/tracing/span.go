@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -55,6 +56,8 @@ func (s *Span) Active() bool { return s.span != nil }
 
 type decisionKey struct{}
 
+var errExporter = errors.New("tracing: no exporter")
+
 // decisionSampler samples as the connection manager decided (Envoy's
 // tracing decision, or the incoming context's sampled flag), carried in
 // the context the span starts with.
@@ -103,8 +106,16 @@ func (c *Config) exporter(env *Env) (*Exporter, error) {
 	if x := c.x.Load(); x != nil {
 		return x, nil
 	}
+	if c.failed.Load() {
+		return nil, errExporter
+	}
 	x, err := env.Exporter(c.Exporter)
 	if err != nil {
+		// Not retried per request: the spec does not change until a push
+		// replaces the config.
+		if c.failed.CompareAndSwap(false, true) {
+			env.opts.Logger.Warn("tracing: no exporter; spans of this connection manager are not reported", "cluster", c.Exporter.Cluster, "error", err)
+		}
 		return nil, err
 	}
 	c.x.Store(x)
