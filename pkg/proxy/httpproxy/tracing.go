@@ -21,7 +21,8 @@ import (
 // removed, and writes the trace context into the request for upstream.
 func (h *Handler) startSpan(q *request, chain *dataplane.FilterChain) {
 	r := q.s.R
-	name := r.Host + r.URL.Path
+	// Named by the route (nameSpan), else when it finishes (finishSpan).
+	name := ""
 	if chain.Tracing == dataplane.TracingIngress {
 		if op := r.Header.Get(router.DecoratorHeader); op != "" {
 			name, q.spanNamed = op, true
@@ -38,14 +39,26 @@ func nameSpan(q *request, rte *router.Route) {
 	}
 	if rte.Operation != "" && !q.spanNamed {
 		q.span.SetName(rte.Operation)
+		q.spanNamed = true
 	}
-	q.span.StartUpstream(q.s.R.Header, rte.Operation)
+	if q.span.SpawnsUpstream() {
+		name := rte.Operation
+		if name == "" {
+			name = q.s.R.Host + q.s.R.URL.Path
+		}
+		q.span.StartUpstream(q.s.R.Header, name)
+	}
 }
 
 // finishSpan tags and ends q's spans.
 func finishSpan(q *request) {
 	if !q.span.Active() {
 		return
+	}
+	if !q.spanNamed && q.span.Recording() {
+		// No decorator (no route matched): Envoy's default,
+		// <authority><path>.
+		q.span.SetName(q.s.R.Host + q.s.R.URL.Path)
 	}
 	q.span.Finish(&tracing.FinishInput{Info: &q.s.Info, Req: q.s.R, Conn: q.s.Conn, Metadata: q.s.Metadata, End: time.Now()})
 }

@@ -21,6 +21,7 @@ import (
 	resourcedetectors "github.com/envoyproxy/go-control-plane/envoy/extensions/tracers/opentelemetry/resource_detectors/v3"
 	metadatav3 "github.com/envoyproxy/go-control-plane/envoy/type/metadata/v3"
 	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
@@ -85,6 +86,8 @@ type Config struct {
 	// is set when it could not be made.
 	x      atomic.Pointer[Exporter]
 	failed atomic.Bool
+	// kind is the span kind option, made once.
+	kind trace.SpanStartOption
 }
 
 // ExporterSpec is one collector as xDS names it. Equal specs share one
@@ -155,6 +158,10 @@ func Compile(t *hcm.HttpConnectionManager_Tracing, outbound bool) (*Config, erro
 		NoPropagation: t.NoContextPropagation,
 	}
 	c.Server = !outbound || c.SpawnUpstream
+	c.kind = trace.WithSpanKind(trace.SpanKindClient)
+	if c.Server {
+		c.kind = trace.WithSpanKind(trace.SpanKindServer)
+	}
 	if v := t.GetMaxPathTagLength(); v != nil {
 		c.MaxPathTag = int(v.Value)
 	}

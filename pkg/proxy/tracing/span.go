@@ -87,12 +87,8 @@ func (c *Config) Start(env *Env, r *http.Request, start time.Time, name string) 
 		return Span{}
 	}
 	ctx, sampled := c.extract(r.Header)
-	kind := trace.SpanKindClient
-	if c.Server {
-		kind = trace.SpanKindServer
-	}
 	ctx = context.WithValue(ctx, decisionKey{}, sampled)
-	_, sp := x.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithTimestamp(start))
+	_, sp := x.tracer.Start(ctx, name, c.kind, trace.WithTimestamp(start))
 	s := Span{cfg: c, span: sp}
 	if !c.SpawnUpstream {
 		s.inject(r.Header, sp, trace.SpanContextFromContext(ctx).SpanID())
@@ -219,6 +215,14 @@ func (s *Span) SetName(name string) {
 		s.span.SetName(name)
 	}
 }
+
+// SpawnsUpstream reports whether the upstream request gets its own span
+// (StartUpstream).
+func (s *Span) SpawnsUpstream() bool { return s.span != nil && s.cfg.SpawnUpstream && s.up == nil }
+
+// Recording reports whether the span is sampled (its name and tags are
+// reported).
+func (s *Span) Recording() bool { return s.span != nil && s.span.IsRecording() }
 
 // StartUpstream begins the upstream request's span, child of the
 // connection manager's (spawn_upstream_span), and passes its context
