@@ -183,7 +183,9 @@ func (e *Env) grpcExporter(spec ExporterSpec) (sdktrace.SpanExporter, error) {
 }
 
 // dialer connects to a host of cluster, picked by the cluster's load
-// balancer in the runtime in force when the connection is made.
+// balancer in the runtime in force when the connection is made, as the
+// cluster reaches its hosts (upstream.Transport.Dial: host overrides, the
+// sidecar's source address, TLS/mTLS when the cluster originates it).
 func (e *Env) dialer(cluster string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	var d net.Dialer
 	return func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -197,6 +199,9 @@ func (e *Env) dialer(cluster string) func(ctx context.Context, network, addr str
 		h := cl.Pick(nil)
 		if h == nil {
 			return nil, fmt.Errorf("collector cluster %s: no healthy host", cluster)
+		}
+		if tr := cl.TransportFor(h); tr != nil {
+			return tr.Dial(ctx, h.Address)
 		}
 		return d.DialContext(ctx, network, h.Address)
 	}
