@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/tracing"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 )
 
@@ -153,6 +155,9 @@ func TestZipkinSpans(t *testing.T) {
 	}
 	if _, ok := sp.Tags["error"]; ok {
 		t.Errorf("error tag on a 200: %v", sp.Tags)
+	}
+	if st := m.shared.Tracing.Stats(tracing.Zipkin); st.SpansSent.Load() == 0 || st.ReportsSent.Load() == 0 || st.ReportsFailed.Load() != 0 {
+		t.Errorf("tracing.zipkin stats: sent %d spans in %d reports, %d failed", st.SpansSent.Load(), st.ReportsSent.Load(), st.ReportsFailed.Load())
 	}
 
 	// An incoming sampled B3 context is continued: same trace, the
@@ -364,5 +369,38 @@ func TestOpenTelemetrySpans(t *testing.T) {
 				t.Errorf("continued span's parent %x", sp.ParentSpanId)
 			}
 		})
+	}
+}
+
+// TestZipkinCollectorMissing: spans for a collector cluster the proxy does
+// not have are dropped off the request path and counted
+// (tracing.zipkin.reports_skipped_no_cluster); requests are unaffected.
+func TestZipkinCollectorMissing(t *testing.T) {
+	web := newBackend(t, "web", sawTrace)
+	mc := &meshv1alpha1.MeshConfig{EnableTracing: true, DefaultConfig: &meshv1alpha1.ProxyConfig{Tracing: &meshv1alpha1.Tracing{
+		Sampling: 100, Tracer: &meshv1alpha1.Tracing_Zipkin_{Zipkin: &meshv1alpha1.Tracing_Zipkin{Address: "web.default:8080"}},
+	}}}
+	m := newMeshConfigured(t, mc, service("web", web), func(res *xdsgen.Resources) {
+		editTracing(t, res, func(tr *hcm.HttpConnectionManager_Tracing) {
+			var zc tracecfg.ZipkinConfig
+			if err := tr.GetProvider().GetTypedConfig().UnmarshalTo(&zc); err != nil {
+				t.Fatal(err)
+			}
+			zc.CollectorCluster = "outbound|9411||gone.example.com"
+			a, _ := anypb.New(&zc)
+			tr.GetProvider().ConfigType = &tracecfg.Tracing_Http_TypedConfig{TypedConfig: a}
+		})
+	})
+	if a := m.do("GET", "web:8080", "/x", nil, nil); a.status != 200 || a.header.Get("Saw-X-B3-Sampled") != "1" {
+		t.Fatalf("status %d, app saw %v", a.status, a.header)
+	}
+	m.shared.Tracing.ForceFlush(context.Background())
+	if st := m.shared.Tracing.Stats(tracing.Zipkin); st.ReportsSkippedNoCluster.Load() == 0 || st.SpansSent.Load() != 0 {
+		t.Errorf("skipped %d, sent %d", st.ReportsSkippedNoCluster.Load(), st.SpansSent.Load())
+	}
+	var b strings.Builder
+	m.shared.Tracing.WriteText(&b)
+	if !strings.Contains(b.String(), "tracing.zipkin.reports_skipped_no_cluster: ") {
+		t.Errorf("stats text:\n%s", b.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -51,6 +52,15 @@ type Env struct {
 	opts EnvOptions
 	mu   sync.Mutex
 	exps map[ExporterSpec]*Exporter
+	// stats are the tracers' counters by kind ("zipkin", "opentelemetry").
+	stats map[string]*Stats
+}
+
+// Stats are a tracer kind's counters, as Envoy's tracing.<tracer>.*:
+// spans sent, batches (reports) sent and failed, and batches not sent
+// because the collector cluster was missing or had no host.
+type Stats struct {
+	SpansSent, ReportsSent, ReportsFailed, ReportsSkippedNoCluster atomic.Uint64
 }
 
 // NewEnv returns the tracing of one proxy.
@@ -58,8 +68,30 @@ func NewEnv(opts EnvOptions) *Env {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Env{opts: opts, exps: map[ExporterSpec]*Exporter{}}
+	return &Env{opts: opts, exps: map[ExporterSpec]*Exporter{},
+		stats: map[string]*Stats{Zipkin: {}, OpenTelemetry: {}}}
 }
+
+// statPrefix is Envoy's stats prefix of a tracer.
+var statPrefix = map[string]string{Zipkin: "tracing.zipkin.", OpenTelemetry: "tracing.opentelemetry."}
+
+// WriteText writes the counters of the tracers in use, as the admin's
+// /stats lines.
+func (e *Env) WriteText(w io.Writer) {
+	for _, kind := range []string{OpenTelemetry, Zipkin} {
+		st, p := e.stats[kind], statPrefix[kind]
+		if st.ReportsSent.Load()+st.ReportsFailed.Load()+st.ReportsSkippedNoCluster.Load() == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "%sspans_sent: %d\n", p, st.SpansSent.Load())
+		fmt.Fprintf(w, "%sreports_sent: %d\n", p, st.ReportsSent.Load())
+		fmt.Fprintf(w, "%sreports_failed: %d\n", p, st.ReportsFailed.Load())
+		fmt.Fprintf(w, "%sreports_skipped_no_cluster: %d\n", p, st.ReportsSkippedNoCluster.Load())
+	}
+}
+
+// Stats are the counters of tracer kind (Zipkin, OpenTelemetry).
+func (e *Env) Stats(kind string) *Stats { return e.stats[kind] }
 
 // NodeID is the proxy's node id.
 func (e *Env) NodeID() string { return e.opts.NodeID }
@@ -69,8 +101,6 @@ type Exporter struct {
 	nodeID string
 	tp     *sdktrace.TracerProvider
 	tracer trace.Tracer
-	// Failed counts batches that could not be sent.
-	Failed atomic.Uint64
 }
 
 // Exporter returns the pipeline of spec, making it on first use.
@@ -116,7 +146,7 @@ func (e *Env) newExporter(spec ExporterSpec) (*Exporter, error) {
 	x := &Exporter{nodeID: e.opts.NodeID}
 	var exp sdktrace.SpanExporter
 	var err error
-	client := &http.Client{Transport: &http.Transport{DialContext: e.dialer(spec.Cluster), MaxIdleConnsPerHost: 2}, Timeout: spec.Timeout}
+	client := &http.Client{Transport: &http.Transport{DialContext: e.dialer(spec), MaxIdleConnsPerHost: 2}, Timeout: spec.Timeout}
 	switch {
 	case spec.Kind == Zipkin:
 		opts := []zipkin.Option{zipkin.WithClient(client)}
@@ -151,7 +181,8 @@ func (e *Env) newExporter(spec ExporterSpec) (*Exporter, error) {
 		}
 	}
 	opts := []sdktrace.TracerProviderOption{
-		sdktrace.WithBatcher(&countingExporter{SpanExporter: exp, x: x, log: e.opts.Logger, cluster: spec.Cluster}, sdktrace.WithBatchTimeout(BatchTimeout)),
+		sdktrace.WithBatcher(&countingExporter{SpanExporter: exp, log: e.opts.Logger, cluster: spec.Cluster, stats: e.stats[spec.Kind]},
+			sdktrace.WithBatchTimeout(BatchTimeout)),
 		sdktrace.WithResource(res), sdktrace.WithSampler(decisionSampler{}),
 	}
 	if spec.TraceID64 {
@@ -165,7 +196,7 @@ func (e *Env) newExporter(spec ExporterSpec) (*Exporter, error) {
 // grpcExporter is OTLP over gRPC to the cluster, plaintext, with the
 // authority of the xDS envoy_grpc.
 func (e *Env) grpcExporter(spec ExporterSpec) (sdktrace.SpanExporter, error) {
-	dial := e.dialer(spec.Cluster)
+	dial := e.dialer(spec)
 	conn, err := grpc.NewClient("passthrough:///"+spec.Host,
 		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority(spec.Host),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return dial(ctx, "tcp", spec.Host) }))
@@ -186,18 +217,21 @@ func (e *Env) grpcExporter(spec ExporterSpec) (sdktrace.SpanExporter, error) {
 // balancer in the runtime in force when the connection is made, as the
 // cluster reaches its hosts (upstream.Transport.Dial: host overrides, the
 // sidecar's source address, TLS/mTLS when the cluster originates it).
-func (e *Env) dialer(cluster string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func (e *Env) dialer(spec ExporterSpec) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	var d net.Dialer
+	cluster, st := spec.Cluster, e.stats[spec.Kind]
 	return func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var cl *upstream.Cluster
 		if e.opts.Clusters != nil {
 			cl = e.opts.Clusters(cluster)
 		}
 		if cl == nil {
+			st.ReportsSkippedNoCluster.Add(1)
 			return nil, fmt.Errorf("collector cluster %s: not in the proxy's config", cluster)
 		}
 		h := cl.Pick(nil)
 		if h == nil {
+			st.ReportsSkippedNoCluster.Add(1)
 			return nil, fmt.Errorf("collector cluster %s: no healthy host", cluster)
 		}
 		if tr := cl.TransportFor(h); tr != nil {
@@ -210,15 +244,18 @@ func (e *Env) dialer(cluster string) func(ctx context.Context, network, addr str
 // countingExporter counts and logs failed exports.
 type countingExporter struct {
 	sdktrace.SpanExporter
-	x       *Exporter
 	log     *slog.Logger
 	cluster string
+	stats   *Stats
 }
 
 func (c *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	err := c.SpanExporter.ExportSpans(ctx, spans)
-	if err != nil {
-		c.x.Failed.Add(1)
+	if err == nil {
+		c.stats.ReportsSent.Add(1)
+		c.stats.SpansSent.Add(uint64(len(spans)))
+	} else {
+		c.stats.ReportsFailed.Add(1)
 		c.log.Warn("tracing: spans not sent", "cluster", c.cluster, "spans", len(spans), "error", strings.TrimSpace(err.Error()))
 	}
 	return err
