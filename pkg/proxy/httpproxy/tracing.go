@@ -60,7 +60,8 @@ func finishSpan(q *request) {
 		// <authority><path>.
 		q.span.SetName(q.s.R.Host + q.s.R.URL.Path)
 	}
-	q.span.Finish(&tracing.FinishInput{Info: &q.s.Info, Req: q.s.R, Conn: q.s.Conn, Metadata: q.s.Metadata, End: time.Now()})
+	q.span.Finish(&tracing.FinishInput{Info: &q.s.Info, Req: q.s.R, RespHeader: q.w.Header(), Conn: q.s.Conn,
+		Metadata: q.s.Metadata, End: time.Now()})
 }
 
 // ClustersOf finds a cluster of the runtime in force in rt (what a

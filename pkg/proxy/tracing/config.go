@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 )
 
@@ -123,6 +124,9 @@ const (
 	TagLiteral TagKind = iota
 	TagHeader
 	TagMetadata
+	// TagFormat is a `value` tag: an Envoy format string rendered when
+	// the request completes.
+	TagFormat
 )
 
 // Tag is one compiled custom tag.
@@ -137,6 +141,8 @@ type Tag struct {
 	// Filter and Path locate a request metadata value.
 	Filter string
 	Path   []string
+	// Format is a value tag's compiled format string.
+	Format *accesslog.Text
 }
 
 // Compile compiles a connection manager's tracing block. It returns nil
@@ -231,6 +237,12 @@ func compileTag(ct *tracingv3.CustomTag) (Tag, error) {
 			}
 			t.Path = append(t.Path, k.Key)
 		}
+	case *tracingv3.CustomTag_Value:
+		f, err := accesslog.CompileText(v.Value)
+		if err != nil {
+			return t, fmt.Errorf("value %q: %w", v.Value, err)
+		}
+		t.Kind, t.Format = TagFormat, f
 	default:
 		return t, fmt.Errorf("tag type %T: not supported", v)
 	}

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 )
 
 func provider(t *testing.T, name string, m proto.Message) *tracecfg.Tracing_Http {
@@ -47,13 +49,14 @@ func TestCompile(t *testing.T) {
 				Kind:        &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Request_{Request: &metadatav3.MetadataKind_Request{}}},
 				MetadataKey: &metadatav3.MetadataKey{Key: "f", Path: []*metadatav3.MetadataKey_PathSegment{{Segment: &metadatav3.MetadataKey_PathSegment_Key{Key: "k"}}}},
 			}}},
+			{Tag: "fmt", Type: &tracingv3.CustomTag_Value{Value: "%REQ(x-fmt)%/%RESPONSE_CODE%"}},
 		},
 	}
 	c, err := Compile(tr, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server || !c.B3 || c.W3C || c.Random != 125_000 || c.Client != 1_000_000 || c.MaxPathTag != 64 || len(c.Tags) != 4 {
+	if c.Server || !c.B3 || c.W3C || c.Random != 125_000 || c.Client != 1_000_000 || c.MaxPathTag != 64 || len(c.Tags) != 5 {
 		t.Errorf("compiled %+v", c)
 	}
 	if e := c.Exporter; e.Kind != Zipkin || e.Cluster != "outbound|9411||zipkin.istio-system.svc.cluster.local" || e.Path != "/api/v2/spans" ||
@@ -61,13 +64,14 @@ func TestCompile(t *testing.T) {
 		t.Errorf("exporter %+v", e)
 	}
 	r, _ := http.NewRequest("GET", "http://x/", nil)
-	md := map[string]map[string]any{"f": {"k": "from-md"}}
-	for i, want := range []string{"v", "dflt", "none", "from-md"} {
-		if got, ok := c.Tags[i].value(r, md); !ok || got != want {
+	r.Header.Set("X-Fmt", "formatted")
+	in := &FinishInput{Req: r, Info: &httpfilter.RequestInfo{Status: 201}, Metadata: map[string]map[string]any{"f": {"k": "from-md"}}}
+	for i, want := range []string{"v", "dflt", "none", "from-md", "formatted/201"} {
+		if got, ok := c.Tags[i].value(in); !ok || got != want {
 			t.Errorf("tag %s = %q, %v; want %q", c.Tags[i].Name, got, ok, want)
 		}
 	}
-	if _, ok := c.Tags[3].value(r, nil); ok {
+	if _, ok := c.Tags[3].value(&FinishInput{Req: r}); ok {
 		t.Error("a metadata tag without metadata has a value")
 	}
 	if in, _ := Compile(tr, false); !in.Server {
@@ -107,8 +111,8 @@ func TestCompile(t *testing.T) {
 			t.CustomTags = []*tracingv3.CustomTag{{Tag: "m", Type: &tracingv3.CustomTag_Metadata_{Metadata: &tracingv3.CustomTag_Metadata{
 				Kind: &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Route_{Route: &metadatav3.MetadataKind_Route{}}}, MetadataKey: &metadatav3.MetadataKey{Key: "f"}}}}}
 		},
-		"tag type": func(t *hcm.HttpConnectionManager_Tracing) {
-			t.CustomTags = []*tracingv3.CustomTag{{Tag: "f", Type: &tracingv3.CustomTag_Value{Value: "%REQ(x)%"}}}
+		"value": func(t *hcm.HttpConnectionManager_Tracing) {
+			t.CustomTags = []*tracingv3.CustomTag{{Tag: "f", Type: &tracingv3.CustomTag_Value{Value: "%NO_SUCH_OPERATOR%"}}}
 		},
 	}
 	for want, edit := range refuse {

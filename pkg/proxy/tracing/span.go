@@ -17,6 +17,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 )
 
@@ -239,11 +240,12 @@ func (s *Span) StartUpstream(h http.Header, name string) {
 
 // FinishInput is what the finished request's tags are read from.
 type FinishInput struct {
-	Info     *httpfilter.RequestInfo
-	Req      *http.Request
-	Conn     *httpfilter.Conn
-	Metadata httpfilter.Metadata
-	End      time.Time
+	Info       *httpfilter.RequestInfo
+	Req        *http.Request
+	RespHeader http.Header
+	Conn       *httpfilter.Conn
+	Metadata   httpfilter.Metadata
+	End        time.Time
 }
 
 // Finish tags and ends the request's spans (Envoy's
@@ -306,7 +308,7 @@ func (s *Span) downstreamTags(in *FinishInput) []attribute.KeyValue {
 		tags = append(tags, attribute.String("upstream_address", info.Upstream))
 	}
 	for i := range s.cfg.Tags {
-		if v, ok := s.cfg.Tags[i].value(r, in.Metadata); ok {
+		if v, ok := s.cfg.Tags[i].value(in); ok {
 			tags = append(tags, attribute.String(s.cfg.Tags[i].Name, v))
 		}
 	}
@@ -328,7 +330,7 @@ func (s *Span) upstreamTags(in *FinishInput) []attribute.KeyValue {
 		tags = append(tags, attribute.String("upstream_address", info.Upstream), attribute.String("peer.address", info.Upstream))
 	}
 	for i := range s.cfg.Tags {
-		if v, ok := s.cfg.Tags[i].value(in.Req, in.Metadata); ok {
+		if v, ok := s.cfg.Tags[i].value(in); ok {
 			tags = append(tags, attribute.String(s.cfg.Tags[i].Name, v))
 		}
 	}
@@ -344,8 +346,12 @@ func nodeID(s *Span) string {
 
 // value is the tag's value for a request; false when it has none (a
 // metadata tag whose value is absent).
-func (t *Tag) value(r *http.Request, md httpfilter.Metadata) (string, bool) {
+func (t *Tag) value(in *FinishInput) (string, bool) {
+	r, md := in.Req, in.Metadata
 	switch t.Kind {
+	case TagFormat:
+		e := accesslog.Entry{Info: in.Info, Conn: in.Conn, Req: r, RespHeader: in.RespHeader, End: in.End}
+		return string(t.Format.Append(nil, &e)), true
 	case TagHeader:
 		if v := r.Header.Get(t.Header); v != "" {
 			return v, true
