@@ -126,15 +126,15 @@ func (c *Config) exporter(env *Env) (*Exporter, error) {
 // sampling; then overall sampling).
 func (c *Config) extract(h http.Header) (context.Context, bool) {
 	ctx := context.Background()
-	carrier := propagation.HeaderCarrier(h)
+	carrier := headerCarrier(h)
 	var sc trace.SpanContext
 	decided, sampled := false, false
-	if c.B3 {
+	if c.B3 && (h[hdrB3Single] != nil || h["X-B3-Traceid"] != nil || h[hdrB3Sampled] != nil || h[hdrB3Flags] != nil) {
 		ctx = b3Multi.Extract(ctx, carrier)
 		sc = trace.SpanContextFromContext(ctx)
 		decided, sampled = b3Decision(h, sc)
 	}
-	if !sc.IsValid() && c.W3C {
+	if !sc.IsValid() && c.W3C && h["Traceparent"] != nil {
 		ctx = w3c.Extract(context.Background(), carrier)
 		if sc = trace.SpanContextFromContext(ctx); sc.IsValid() {
 			decided, sampled = true, sc.IsSampled()
@@ -156,6 +156,37 @@ func (c *Config) extract(h http.Header) (context.Context, bool) {
 	}
 	return ctx, sampled && sample(c.Overall)
 }
+
+// headerCarrier is propagation.HeaderCarrier without its per-call key
+// canonicalization for the propagators' own (lower-case) header names:
+// those are looked up in canonical form directly, so reading and writing
+// the trace context allocates only the values.
+type headerCarrier http.Header
+
+var canonicalTraceHeaders = map[string]string{
+	"b3": "B3", "x-b3-traceid": "X-B3-Traceid", "x-b3-spanid": "X-B3-Spanid", "x-b3-parentspanid": "X-B3-Parentspanid",
+	"x-b3-sampled": "X-B3-Sampled", "x-b3-flags": "X-B3-Flags", "traceparent": "Traceparent", "tracestate": "Tracestate",
+}
+
+func (c headerCarrier) Get(key string) string {
+	if k, ok := canonicalTraceHeaders[key]; ok {
+		if v := c[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	return http.Header(c).Get(key)
+}
+
+func (c headerCarrier) Set(key, value string) {
+	if k, ok := canonicalTraceHeaders[key]; ok {
+		c[k] = []string{value}
+		return
+	}
+	http.Header(c).Set(key, value)
+}
+
+func (c headerCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
 
 // b3Decision is the sampling decision a B3 context carries, if any.
 func b3Decision(h http.Header, sc trace.SpanContext) (decided, sampled bool) {
@@ -194,7 +225,7 @@ func (s *Span) inject(h http.Header, sp trace.Span, parent trace.SpanID) {
 		return
 	}
 	ctx := trace.ContextWithSpan(context.Background(), sp)
-	carrier := propagation.HeaderCarrier(h)
+	carrier := headerCarrier(h)
 	if s.cfg.B3 {
 		delete(h, hdrB3Single)
 		delete(h, hdrB3Flags)
