@@ -71,6 +71,9 @@ func TestCompile(t *testing.T) {
 			t.Errorf("tag %s = %q, %v; want %q", c.Tags[i].Name, got, ok, want)
 		}
 	}
+	if v := requestHeader(r, ":authority"); v != "x" || requestHeader(r, "host") != "" || requestHeader(r, ":path") != "/" {
+		t.Errorf("pseudo-headers: :authority %q", v)
+	}
 	if _, ok := c.Tags[3].value(&FinishInput{Req: r}); ok {
 		t.Error("a metadata tag without metadata has a value")
 	}

@@ -384,7 +384,7 @@ func (t *Tag) value(in *FinishInput) (string, bool) {
 		e := accesslog.Entry{Info: in.Info, Conn: in.Conn, Req: r, RespHeader: in.RespHeader, End: in.End}
 		return string(t.Format.Append(nil, &e)), true
 	case TagHeader:
-		if v := r.Header.Get(t.Header); v != "" {
+		if v := requestHeader(r, t.Header); v != "" {
 			return v, true
 		}
 		return t.Value, t.Value != ""
@@ -408,6 +408,27 @@ func (t *Tag) value(in *FinishInput) (string, bool) {
 		return fmt.Sprint(cur), true
 	}
 	return t.Value, true
+}
+
+// requestHeader is a request header as Envoy's header map has it: the
+// HTTP/2 pseudo-headers :authority, :path, :method and :scheme are the
+// request's (Envoy keeps HTTP/1.1's Host as :authority, so "host" itself
+// is absent, as here).
+func requestHeader(r *http.Request, name string) string {
+	switch strings.ToLower(name) {
+	case ":authority":
+		return r.Host
+	case ":path":
+		return r.URL.RequestURI()
+	case ":method":
+		return r.Method
+	case ":scheme":
+		if r.TLS != nil {
+			return "https"
+		}
+		return "http"
+	}
+	return r.Header.Get(name)
 }
 
 // requestURL is Envoy's http.url tag: scheme (x-forwarded-proto), host
