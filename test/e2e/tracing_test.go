@@ -414,3 +414,85 @@ spec:
 		})
 	}
 }
+
+// TestTracingZipkinTelemetryAPI: the Telemetry-API task's shape (the
+// conformance case tracing-zipkin-telemetry-api): a zipkin extension
+// provider, `defaultConfig.tracing: {}`, and a mesh-wide Telemetry with
+// 100% sampling and a literal tag; requests through the ingress gateway to
+// productpage are one trace of the gateway's spans and productpage's
+// (serviceName productpage.default), each with the tag.
+func TestTracingZipkinTelemetryAPI(t *testing.T) {
+	t.Parallel()
+	col := newZipkinCollector(t)
+	m := testenv.NewMesh(t, testenv.MeshOptions{MeshConfigYAML: `enableTracing: true
+defaultConfig:
+  tracing: {}
+extensionProviders:
+- name: zipkin
+  zipkin:
+    service: zipkin.istio-system.svc.cluster.local
+    port: 9411
+`})
+	gwPort := testenv.FreePort()
+	m.WriteConfig("zipkin.yaml", zipkinServiceEntry(col.port))
+	m.WriteConfig("bookinfo.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bookinfo-gateway, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: %d, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bookinfo, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [bookinfo-gateway]
+  http:
+  - match: [{uri: {exact: /productpage}}]
+    route: [{destination: {host: productpage, port: {number: 9080}}}]
+---
+apiVersion: telemetry.istio.io/v1alpha1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  tracing:
+  - providers: [{name: zipkin}]
+    randomSamplingPercentage: 100.00
+    customTags:
+      provider: {literal: {value: zipkin}}
+`, gwPort))
+	service(t, m, "productpage", map[string]int{"http": 9080}, "v1")
+	gw := m.AddGateway(testenv.GatewayOptions{Name: "istio-ingressgateway",
+		Labels: map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}})
+	m.WaitReady()
+	m.WaitSynced(convergeTimeout)
+	if !telemetryEnforced(t, m) {
+		t.Skip("Telemetry resources are not applied on this branch (the Telemetry resolution fills PushContext.Tracing)")
+	}
+	requireSyncedNoNACK(t, m)
+	var r *testenv.Response
+	m.WaitConverged(func() error {
+		req, _ := http.NewRequest("GET", "http://"+gw.Address(gwPort)+"/productpage", nil)
+		var err error
+		if r, err = testenv.Send(&http.Client{Timeout: 5 * time.Second}, req); err != nil {
+			return err
+		}
+		return servedBy(r, "productpage", "")
+	}, convergeTimeout)
+	tid := echoHeader(r, "X-B3-Traceid")
+	if echoHeader(r, "X-B3-Sampled") != "1" {
+		t.Fatalf("the app saw %v", r.Echo)
+	}
+	spans := col.waitTrace(t, tid, 3)
+	gwClient := spanOf(t, spans, "istio-ingressgateway.istio-system", "CLIENT")
+	server := spanOf(t, spans, "productpage.default", "SERVER")
+	if server.ParentID != gwClient.ID || server.ID != echoHeader(r, "X-B3-Spanid") {
+		t.Errorf("links: gateway %+v, productpage %+v", gwClient, server)
+	}
+	for _, s := range spans {
+		if s.Tags["provider"] != "zipkin" {
+			t.Errorf("%s %s span without the literal tag: %v", s.LocalEndpoint.ServiceName, s.Kind, s.Tags)
+		}
+	}
+}
