@@ -103,6 +103,9 @@ func Parse(data []byte, file string) (*meshv1alpha1.MeshConfig, error) {
 	if err := checkProviders(mc); err != nil {
 		return nil, fmt.Errorf("mesh config %s: %w", file, err)
 	}
+	if err := checkTracing(mc); err != nil {
+		return nil, fmt.Errorf("mesh config %s: %w", file, err)
+	}
 	applyDefaults(mc)
 	if !defaultProvidersGiven {
 		mc.DefaultProviders = defaultProviders()

@@ -162,6 +162,7 @@ func (p *Proxy) statsText(w http.ResponseWriter, r *http.Request) {
 	})
 	p.writeConnStats(w)
 	p.http.Stats.WriteText(w)
+	p.http.Tracing.WriteText(w)
 }
 
 // writeConnStats writes each listener's connection counters.

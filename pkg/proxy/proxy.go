@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
+	"github.com/sluice-mesh/sluice/pkg/proxy/tracing"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 )
@@ -123,6 +124,10 @@ func New(opts Options) *Proxy {
 	}
 	p := &Proxy{opts: opts, log: opts.Logger, stats: dataplane.NewStatsStore(), http: httpproxy.NewShared(), listeners: map[string]*activeListener{}}
 	p.rt.Store(&dataplane.Runtime{Listeners: map[string]*dataplane.Listener{}})
+	// Spans name the proxy by its node id and Istio's service cluster,
+	// and reach their collector through the runtime's clusters.
+	p.http.Tracing = tracing.NewEnv(tracing.EnvOptions{NodeID: opts.Identity.NodeID(), ServiceCluster: opts.Identity.ServiceCluster(),
+		Clusters: httpproxy.ClustersOf(&p.rt), Logger: opts.Logger})
 	rbac.Configure(p.http.Stats, rbac.Options{ExplainHeader: opts.AuthzExplainHeader, Logger: opts.Logger})
 	return p
 }
@@ -205,6 +210,10 @@ func (p *Proxy) Run(ctx context.Context) error {
 	p.shutdownListeners(shutdown)
 	// The drained requests' access log lines are written before exit.
 	accesslog.FlushAll()
+	// So are the spans of the last requests.
+	if err := p.http.Tracing.Shutdown(shutdown); err != nil {
+		p.log.Warn("tracing: spans not sent at shutdown", "error", err)
+	}
 	return err
 }
 

@@ -58,7 +58,7 @@ func (g *generation) connectHTTP() error {
 	}
 	l, err := internalHTTPListener(listenerOptions{
 		Name: ConnectHTTPListener, StatPrefix: "outbound_connect", RouteName: OutboundRouteName,
-		Direction: core.TrafficDirection_OUTBOUND, Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, AccessLog: als,
+		Direction: core.TrafficDirection_OUTBOUND, Tracing: g.tracing(model.ListenerClassSidecarOutbound), Mesh: g.push.Mesh, AccessLog: als,
 		// The same route table, so the same upgrades: Envoy takes an
 		// upgrade only when the connection manager lists its type.
 		Connect: true,

@@ -46,7 +46,7 @@ func (g *generation) boundEgress() error {
 		l, err := httpListener(listenerOptions{
 			Name: name, Address: net.JoinHostPort(b.Bind, routeName),
 			StatPrefix: "outbound_" + name, RouteName: routeName, Direction: core.TrafficDirection_OUTBOUND,
-			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, AccessLog: als,
+			Tracing: g.tracing(model.ListenerClassSidecarOutbound), Mesh: g.push.Mesh, AccessLog: als,
 		})
 		if err != nil {
 			return fmt.Errorf("egress listener %s: %w", name, err)

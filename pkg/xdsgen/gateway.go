@@ -67,7 +67,7 @@ func (g *generation) gatewayListener(port uint32, servers []*model.GatewayServer
 				continue
 			}
 			chain, err := httpFilterChain(listenerOptions{Name: name, Address: addr, StatPrefix: routeName, RouteName: routeName,
-				Direction: core.TrafficDirection_OUTBOUND, StripPort: true, Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, XFCC: xfccGateway, SecurityFilters: sec,
+				Direction: core.TrafficDirection_OUTBOUND, StripPort: true, Tracing: g.tracing(model.ListenerClassGateway), Mesh: g.push.Mesh, XFCC: xfccGateway, SecurityFilters: sec,
 				AccessLog: als})
 			if err != nil {
 				return nil, err
@@ -90,7 +90,7 @@ func (g *generation) gatewayListener(port uint32, servers []*model.GatewayServer
 	if len(plain) > 0 {
 		routeName := fmt.Sprintf("http.%d", port)
 		chain, err := httpFilterChain(listenerOptions{Name: name, Address: addr, StatPrefix: routeName, RouteName: routeName,
-			Direction: core.TrafficDirection_OUTBOUND, StripPort: true, Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, XFCC: xfccGateway, SecurityFilters: sec,
+			Direction: core.TrafficDirection_OUTBOUND, StripPort: true, Tracing: g.tracing(model.ListenerClassGateway), Mesh: g.push.Mesh, XFCC: xfccGateway, SecurityFilters: sec,
 			AccessLog: als})
 		if err != nil {
 			return nil, err

@@ -75,6 +75,8 @@ type generation struct {
 	scope *model.SidecarScope
 	// sec memoises the proxy's security filters (security.go).
 	sec *securityFilterSet
+	// tracingMemo memoises the tracing block per listener class (tracing.go).
+	tracingMemo *tracingSet
 	// endpointPeerAuthn caches endpoint workloads' PeerAuthentication
 	// (auto_mtls.go).
 	endpointPeerAuthn map[string]model.MergedPeerAuthentication
@@ -92,7 +94,7 @@ func (g *generation) sidecar() error {
 		l, err := httpListener(listenerOptions{
 			Name: OutboundListenerName, Address: g.proxy.OutboundAddress,
 			StatPrefix: "outbound", RouteName: OutboundRouteName, Direction: core.TrafficDirection_OUTBOUND,
-			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, Connect: true, AccessLog: als,
+			Tracing: g.tracing(model.ListenerClassSidecarOutbound), Mesh: g.push.Mesh, Connect: true, AccessLog: als,
 		})
 		if err != nil {
 			return err

@@ -258,8 +258,7 @@ func (g *generation) inboundListener(p inboundPort, mode model.MTLSMode) error {
 		routeName := fmt.Sprintf("inbound|%d", p.port)
 		opts := listenerOptions{
 			Name: name, StatPrefix: "inbound", RouteName: routeName, Direction: core.TrafficDirection_INBOUND,
-			Tracing: g.push.Mesh.GetEnableTracing(), Mesh: g.push.Mesh, XFCC: xfccSidecarInbound, SecurityFilters: sec,
-			AccessLog: als,
+			Tracing: g.tracing(model.ListenerClassSidecarInbound), Mesh: g.push.Mesh, XFCC: xfccSidecarInbound, SecurityFilters: sec, AccessLog: als,
 		}
 		buildHTTP = func() (*listener.FilterChain, error) { return httpFilterChain(opts) }
 		build = buildHTTP

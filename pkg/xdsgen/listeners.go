@@ -30,9 +30,9 @@ type listenerOptions struct {
 	// StripPort makes the connection manager drop any port from the
 	// authority before choosing a virtual host (gateways, as Istio does).
 	StripPort bool
-	// Tracing gives the connection manager a tracing block
-	// (meshConfig.enableTracing, as Istio without Telemetry resources).
-	Tracing bool
+	// Tracing is the connection manager's tracing block (tracing.go:
+	// Telemetry, else meshConfig enableTracing); nil for none.
+	Tracing *hcm.HttpConnectionManager_Tracing
 	// Mesh is the mesh config (pathNormalization); nil reads as Istio's
 	// defaults.
 	Mesh *meshv1alpha1.MeshConfig
@@ -129,13 +129,11 @@ func httpFilterChain(opts listenerOptions) (*listener.FilterChain, error) {
 	setPathNormalization(manager, opts.Mesh.GetPathNormalization().GetNormalization())
 	manager.AccessLog = opts.AccessLog
 	applyXFCC(manager, opts.XFCC, opts.Mesh)
-	if opts.Tracing {
-		// Istio's legacy tracing config, without the span settings (sluice
-		// exports no spans): it makes Envoy send a route's decorator
-		// operation upstream as x-envoy-decorator-operation on outbound
-		// listeners and strip that header on inbound ones.
-		manager.Tracing = &hcm.HttpConnectionManager_Tracing{}
-	}
+	// With a tracing block the proxy reports spans to its provider and
+	// passes a route's decorator operation upstream as
+	// x-envoy-decorator-operation on outbound listeners (stripping it on
+	// inbound ones).
+	manager.Tracing = opts.Tracing
 	if opts.StripPort {
 		manager.StripPortMode = &hcm.HttpConnectionManager_StripAnyHostPort{StripAnyHostPort: true}
 	}

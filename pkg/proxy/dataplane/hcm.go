@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
+	"github.com/sluice-mesh/sluice/pkg/proxy/tracing"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 
 	// The HTTP filters the proxy has: each registers its factory with
@@ -37,7 +38,7 @@ var hcmFields = map[protoreflect.Name]bool{
 
 // compileHCM compiles an http_connection_manager into chain. Honoured:
 // codec_type AUTO (HTTP/1.1 and h2c on one port), RDS routes, http_filters
-// (compiled by the registered filter factories, in their order), tracing (decorator only),
+// (compiled by the registered filter factories, in their order), tracing (the decorator; spans with a provider),
 // stream_idle_timeout 0 (off), use_remote_address false (the proxy appends
 // no X-Forwarded-For and trusts none), generate_request_id true,
 // preserve_external_request_id (with use_remote_address false no request is
@@ -101,11 +102,13 @@ func compileHCM(f *listener.Filter, chain *FilterChain, dir core.TrafficDirectio
 		chain.Upgrades[strings.ToLower(u.UpgradeType)] = u.Enabled == nil || u.Enabled.Value
 	}
 	if tr := m.GetTracing(); tr != nil {
-		// Sampling, custom tags, verbose and the like only shape spans;
-		// without a provider Envoy makes none that leave the proxy, and
-		// neither does sluice. A provider would have to export them.
-		if tr.GetProvider() != nil {
-			return fmt.Errorf("http_connection_manager: tracing.provider %q: sluice exports no spans", tr.GetProvider().GetName())
+		// With a provider the chain reports spans (pkg/proxy/tracing, every
+		// field honoured or refused there). Without one, sampling, custom
+		// tags and the like only shape spans that Envoy makes none of that
+		// leave the proxy, and neither does sluice: the decorator is all.
+		var err error
+		if chain.Tracer, err = tracing.Compile(tr, dir == core.TrafficDirection_OUTBOUND); err != nil {
+			return fmt.Errorf("http_connection_manager: %w", err)
 		}
 		chain.Tracing = TracingIngress
 		if dir == core.TrafficDirection_OUTBOUND {

@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
+	"github.com/sluice-mesh/sluice/pkg/proxy/tracing"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
@@ -55,6 +56,9 @@ type FilterChain struct {
 	// Tracing is what the connection manager's tracing block makes it do
 	// with x-envoy-decorator-operation (TracingOff without one).
 	Tracing Tracing
+	// Tracer is the tracing block's provider compiled: the chain reports
+	// a span per request (nil: no provider, no spans).
+	Tracer *tracing.Config
 	// XFCC is what the connection manager does with
 	// x-forwarded-client-cert (forward_client_cert_details and
 	// set_current_client_cert_details); never nil for HTTP chains.

@@ -53,11 +53,21 @@ func TestTracingDirection(t *testing.T) {
 			t.Errorf("%v %v: tracing %v, want %v", tc.dir, tc.tr, got, tc.want)
 		}
 	}
-	zipkin, _ := anypb.New(&tracev3.ZipkinConfig{CollectorCluster: "zipkin", CollectorEndpoint: "/api/v2/spans"})
+	zipkin, _ := anypb.New(&tracev3.ZipkinConfig{CollectorCluster: "zipkin", CollectorEndpoint: "/api/v2/spans",
+		CollectorEndpointVersion: tracev3.ZipkinConfig_HTTP_JSON, TraceId_128Bit: true})
 	withProvider := &hcm.HttpConnectionManager_Tracing{Provider: &tracev3.Tracing_Http{Name: "envoy.tracers.zipkin",
 		ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: zipkin}}}
+	l, err := compileListener(hcmListener(t, core.TrafficDirection_OUTBOUND, withProvider), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := l.Chains[0].Tracer; tr == nil || tr.Server || tr.Exporter.Cluster != "zipkin" || !tr.B3 {
+		t.Errorf("outbound zipkin tracer %+v", tr)
+	}
+	// Span settings sluice does not honour are refused with a provider.
+	withProvider.Verbose = true
 	if _, err := compileListener(hcmListener(t, core.TrafficDirection_OUTBOUND, withProvider), nil); err == nil ||
-		!strings.Contains(err.Error(), "tracing.provider") {
-		t.Errorf("a tracing provider was accepted (err %v); sluice cannot export its spans", err)
+		!strings.Contains(err.Error(), "verbose") {
+		t.Errorf("verbose accepted (err %v)", err)
 	}
 }

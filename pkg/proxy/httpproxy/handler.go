@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
+	"github.com/sluice-mesh/sluice/pkg/proxy/tracing"
 )
 
 // Options configure a listener's handler.
@@ -39,6 +40,9 @@ type Handler struct {
 func New(opts Options) *Handler {
 	if opts.Shared == nil {
 		opts.Shared = NewShared()
+	}
+	if opts.Shared.Tracing == nil {
+		opts.Shared.Tracing = tracing.NewEnv(tracing.EnvOptions{NodeID: "sluice", ServiceCluster: "sluice", Clusters: ClustersOf(opts.Runtime)})
 	}
 	return &Handler{opts: opts, shared: opts.Shared, stats: opts.Shared.Stats}
 }
@@ -94,6 +98,9 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		r.Header["X-Request-Id"] = []string{httpfilter.RequestID()}
 	}
 	applyXFCC(r, ci, chain.XFCC)
+	if chain.Tracer != nil {
+		h.startSpan(q, chain)
+	}
 	switch chain.Tracing {
 	case dataplane.TracingIngress:
 		// Envoy takes an inbound request's decorator operation for its own
@@ -127,6 +134,7 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.Route = rte.Name
+	nameSpan(q, rte)
 	if !h.checkUpgrade(w, r, chain, rte, info) {
 		return
 	}
@@ -174,6 +182,7 @@ func (h *Handler) exchangePeers(q *request) {
 // cut short (a panic aborting the stream) is counted and logged too.
 func (h *Handler) finish(q *request) {
 	info := &q.s.Info
+	finishSpan(q)
 	if info.Flags != 0 {
 		h.stats.Listener(info.StatPrefix).CountFlags(info.Flags)
 	}

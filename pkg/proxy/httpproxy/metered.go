@@ -9,6 +9,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
+	"github.com/sluice-mesh/sluice/pkg/proxy/tracing"
 )
 
 // request is everything the connection manager keeps for one request, in
@@ -28,6 +29,10 @@ type request struct {
 	// services are the runtime's cluster services.
 	reqMsgs, respMsgs istiometrics.GRPCMessages
 	services          map[string]*istiometrics.Service
+	// span is the request's tracing (tracing.go); spanNamed: its name came
+	// from the client's x-envoy-decorator-operation.
+	span      tracing.Span
+	spanNamed bool
 }
 
 // meteredWriter counts the response body bytes written to the client

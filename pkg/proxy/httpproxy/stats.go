@@ -4,6 +4,7 @@ import (
 	routerfilter "github.com/sluice-mesh/sluice/pkg/proxy/filters/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
+	"github.com/sluice-mesh/sluice/pkg/proxy/tracing"
 )
 
 // Stats are the request path's counters that belong to no cluster:
@@ -23,6 +24,9 @@ type Shared struct {
 	// Metrics are Istio's standard metrics (nil: none recorded, no
 	// metadata exchange).
 	Metrics *istiometrics.Metrics
+	// Tracing is the proxy's span exporters (nil: New makes one reaching
+	// collectors through the handler's runtime).
+	Tracing *tracing.Env
 }
 
 // NewShared makes the shared state.

@@ -58,6 +58,9 @@ type Route struct {
 	// operation, made once here; nil without a decorator or when its
 	// propagate is false. Callers must not change it.
 	Decorator []string
+	// Operation is the decorator's operation, the name of the request's
+	// span ("" without a decorator).
+	Operation string
 }
 
 // RouteName is the route's name (httpfilter.Route).
@@ -161,6 +164,7 @@ func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
 	if err := checkConnectRoute(cr); err != nil {
 		return nil, err
 	}
+	cr.Operation = r.GetDecorator().GetOperation()
 	if d := r.GetDecorator(); d != nil && d.Operation != "" && (d.Propagate == nil || d.Propagate.Value) {
 		cr.Decorator = []string{d.Operation}
 	}
