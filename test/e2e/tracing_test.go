@@ -327,28 +327,6 @@ func (o *otlpCollector) waitTrace(t *testing.T, id string, n int) []otlpSpan {
 	return got
 }
 
-// telemetryEnforced reports whether the control plane applies Telemetry
-// resources (the Telemetry resolution, issue 9's TELEMETRY part).
-func telemetryEnforced(t *testing.T, m *testenv.Mesh) bool {
-	resp, err := http.Get(m.URL("/debug/status"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st struct {
-		NotEnforced []struct{ Kind string } `json:"not_enforced"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range st.NotEnforced {
-		if n.Kind == "telemetry.istio.io/Telemetry" {
-			return false
-		}
-	}
-	return true
-}
-
 // TestTracingOpenTelemetry: the opentelemetry extension provider (the
 // conformance case tracing-sampling-opentelemetry's shape, over gRPC and
 // over HTTP) chosen by a mesh-wide Telemetry: a client sidecar to server
@@ -389,9 +367,6 @@ spec:
 			c := m.AddClient(testenv.ClientOptions{Name: "curl"})
 			m.WaitReady()
 			m.WaitSynced(convergeTimeout)
-			if !telemetryEnforced(t, m) {
-				t.Skip("Telemetry resources are not applied on this branch (the Telemetry resolution fills PushContext.Tracing)")
-			}
 			m.WaitConverged(func() error { return allServedBy(c, 1, "httpbin:8000", "/", nil, "httpbin", "v1") }, convergeTimeout)
 			r := get(t, c, "httpbin:8000", "/get", nil)
 			p := strings.Split(echoHeader(r, "Traceparent"), "-")
@@ -467,9 +442,6 @@ spec:
 		Labels: map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}})
 	m.WaitReady()
 	m.WaitSynced(convergeTimeout)
-	if !telemetryEnforced(t, m) {
-		t.Skip("Telemetry resources are not applied on this branch (the Telemetry resolution fills PushContext.Tracing)")
-	}
 	requireSyncedNoNACK(t, m)
 	var r *testenv.Response
 	m.WaitConverged(func() error {
