@@ -71,7 +71,7 @@ type Bucket struct {
 type Counts struct {
 	Requests float64
 	// Buckets are istio_request_duration_milliseconds' cumulative buckets.
-	Buckets                          []Bucket
+	Buckets                         []Bucket
 	TCPSent, TCPReceived, TCPOpened float64
 }
 
