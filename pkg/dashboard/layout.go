@@ -4,7 +4,7 @@ import "sort"
 
 // Layout spacing, in SVG units.
 const (
-	layerWidth = 240
+	layerWidth = 320
 	rowHeight  = 90
 	marginX    = 90
 	marginY    = 50

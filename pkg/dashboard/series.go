@@ -181,8 +181,12 @@ func parseFamilies(fams map[string]*dto.MetricFamily, maxSeries int) (out map[Ke
 				c.TCPOpened += m.GetCounter().GetValue()
 			case metricDuration:
 				h := m.GetHistogram()
+				// The +Inf bucket is the sample count, whether or not
+				// the exposition listed it.
 				for _, b := range h.GetBucket() {
-					c.addBucket(b.GetUpperBound(), float64(b.GetCumulativeCount()))
+					if !math.IsInf(b.GetUpperBound(), 1) {
+						c.addBucket(b.GetUpperBound(), float64(b.GetCumulativeCount()))
+					}
 				}
 				c.addBucket(math.Inf(1), float64(h.GetSampleCount()))
 			}

@@ -97,10 +97,13 @@
       const x1 = a.x + dx / len * R, y1 = a.y + dy / len * R, x2 = b.x - dx / len * (R + 2), y2 = b.y - dy / len * (R + 2);
       const bend = dx < 0 ? 40 : 0; // a call back to an earlier layer curves away
       const mx = (x1 + x2) / 2 - dy / len * bend, my = (y1 + y2) / 2 + dx / len * bend;
+      // Labels sit 60% along, where edges fanning out of one node have
+      // drifted apart.
+      const lx = 0.16 * x1 + 0.48 * mx + 0.36 * x2, ly = 0.16 * y1 + 0.48 * my + 0.36 * y2;
       out += '<g class="edge ' + esc(e.health) + '" data-edge-id="' + esc(e.id) + '" data-health="' + esc(e.health) + '" data-mtls="' + esc(e.mtls) + '" data-rps="' + esc(e.rps) + '">' +
         '<path d="M ' + x1 + " " + y1 + " Q " + mx + " " + my + " " + x2 + " " + y2 + '" marker-end="url(#arrow-' + esc(e.health) + ')"/>' +
-        '<text x="' + mx + '" y="' + (my - 6) + '" text-anchor="middle">' + esc(edgeLabel(e)) + "</text>" +
-        (e.mtls === "mutual_tls" || e.mtls === "partial" ? '<text class="lock" x="' + mx + '" y="' + (my + 12) + '" text-anchor="middle">' + (e.mtls === "partial" ? "mTLS (partial)" : "mTLS") + "</text>" : "") +
+        '<text x="' + lx + '" y="' + (ly - 6) + '" text-anchor="middle">' + esc(edgeLabel(e)) + "</text>" +
+        (e.mtls === "mutual_tls" || e.mtls === "partial" ? '<text class="lock" x="' + lx + '" y="' + (ly + 12) + '" text-anchor="middle">' + (e.mtls === "partial" ? "mTLS (partial)" : "mTLS") + "</text>" : "") +
         "<title>" + esc(e.source + " → " + e.target + "\n" + edgeLabel(e) + "\nmTLS: " + e.mtls) + "</title></g>";
     });
     g.nodes.forEach((n) => {
