@@ -21,6 +21,7 @@ const Prefix = "/dashboard/"
 //	GET /dashboard/api/config                        every resource with its messages
 //	GET /dashboard/api/proxies                       proxies and their sync state
 //	GET /dashboard/api/bounds                        the scraper's memory use
+//	GET /dashboard/api/info                          where the metrics come from
 func (d *Dashboard) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(assets, "assets")
@@ -34,6 +35,9 @@ func (d *Dashboard) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET "+Prefix+"api/proxies", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"proxies": inspect.StatusRows(d.opts.ControlPlane.Proxies(), d.opts.Istiod)})
+	})
+	mux.HandleFunc("GET "+Prefix+"api/info", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.Info())
 	})
 	mux.HandleFunc("GET "+Prefix+"api/bounds", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, d.Bounds())

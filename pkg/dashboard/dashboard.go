@@ -94,3 +94,17 @@ func (d *Dashboard) Bounds() Bounds {
 	}
 	return d.scraper.Bounds()
 }
+
+// Info says where the dashboard's metrics come from.
+type Info struct {
+	MetricsSource     string `json:"metrics_source"`
+	PrometheusAddress string `json:"prometheus_address,omitempty"`
+}
+
+// Info is the dashboard's metrics source.
+func (d *Dashboard) Info() Info {
+	if d.scraper != nil {
+		return Info{MetricsSource: SourceProxies}
+	}
+	return Info{MetricsSource: SourcePrometheus, PrometheusAddress: d.opts.PrometheusAddress}
+}
