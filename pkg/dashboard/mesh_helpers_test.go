@@ -93,6 +93,9 @@ spec:
 			return nil
 		}, 30*time.Second)
 	}
+	// Every proxy has ACKed the last push before any counted traffic: a
+	// request racing a push can meet a cluster with no host yet (503 UH).
+	m.WaitSynced(30 * time.Second)
 	return tm
 }
 

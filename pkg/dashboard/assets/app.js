@@ -210,6 +210,11 @@
     }
     document.body.dataset.page = r.page;
     document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
+    // Chromium's live JS heap (with --enable-precise-memory-info, after a
+    // full GC when --js-flags=--expose-gc exposes one), for the browser
+    // test's leak check.
+    if (typeof window.gc === "function") window.gc();
+    if (performance.memory) document.body.dataset.heap = String(performance.memory.usedJSHeapSize);
   }
   function refresh() {
     clearTimeout(timer);
