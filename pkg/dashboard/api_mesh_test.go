@@ -76,7 +76,9 @@ type detailAnswer struct {
 }
 
 // waitGraph polls the control plane's graph until every service node has
-// the health wanted.
+// the health wanted and the client's edges to them the mTLS mark
+// (metrics reach the control plane scrape by scrape, the server side's
+// possibly after the client's).
 func waitGraph(t *testing.T, m *testenv.Mesh, want map[string]string) dashboard.Graph {
 	t.Helper()
 	var g graphAnswer
@@ -101,12 +103,34 @@ func waitGraph(t *testing.T, m *testenv.Mesh, want map[string]string) dashboard.
 				return fmt.Errorf("no node %s yet (source %s, errors %v)", id, g.Source, g.Errors)
 			}
 		}
+		client := dashboard.WorkloadID("default", "demo-client")
+		for id, mtls := range wantMTLS {
+			found := false
+			for _, e := range g.Data.Edges {
+				if e.Source == client && e.Target == id {
+					found = true
+					if e.MTLS != mtls {
+						return fmt.Errorf("edge to %s: mTLS %s, want %s", id, e.MTLS, mtls)
+					}
+				}
+			}
+			if !found {
+				return fmt.Errorf("no edge from the client to %s yet", id)
+			}
+		}
 		return nil
 	}, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return g.Data
+}
+
+// wantMTLS are the mTLS marks of the client's edges to the services.
+var wantMTLS = map[string]string{
+	dashboard.ServiceID(productHost): "mutual_tls",
+	dashboard.ServiceID(reviewsHost): "mutual_tls",
+	dashboard.ServiceID(ratingsHost): "none",
 }
 
 var wantHealth = map[string]string{

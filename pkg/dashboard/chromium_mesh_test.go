@@ -140,8 +140,11 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	t.Logf("an hour of virtual time: %v refreshes, DOM %d bytes (first load %d)", refreshes, len(hour), len(dom))
 
-	page := runChromium(t, bin, tm.URL("/dashboard/#/service/"+productHost), "--dump-dom")
+	// The service page, also for an hour: its traffic chart keeps its
+	// last 120 points.
+	page := runChromium(t, bin, tm.URL("/dashboard/#/service/"+productHost), "--dump-dom", "--virtual-time-budget=3600000")
 	for _, want := range []string{`id="detail" data-kind="service" data-health="degraded"`, `href="#/workload/default/demo-client"`,
+		`id="history" width="600" height="80" viewBox="0 0 600 80" data-points="120"`,
 		`href="#/workload/default/` + tm.v1.Name + `"`, "VirtualService", "DestinationRule", "routes (mesh)", "<td>503</td>"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("service page: no %q in the DOM:\n%s", want, page)

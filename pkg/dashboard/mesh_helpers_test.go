@@ -81,6 +81,10 @@ spec:
 	tm.rev = m.AddWorkload(testenv.WorkloadOptions{Service: "reviews", Version: "v1"})
 	tm.ratings = m.AddWorkload(testenv.WorkloadOptions{Service: "ratings", Version: "v1", NoTLSModeLabel: true})
 	tm.client = m.AddClient(testenv.ClientOptions{Name: "demo-client"})
+	// Every proxy has ACKed the last push before the first request: one
+	// sent earlier can meet a service whose WorkloadEntry has not reached
+	// the client yet (503 UH), and would count in the dashboard's window.
+	m.WaitSynced(30 * time.Second)
 	for _, svc := range []string{"product-service", "reviews", "ratings"} {
 		m.WaitConverged(func() error {
 			r, err := tm.client.Get(svc+":9080", "/", nil)
@@ -93,9 +97,6 @@ spec:
 			return nil
 		}, 30*time.Second)
 	}
-	// Every proxy has ACKed the last push before any counted traffic: a
-	// request racing a push can meet a cluster with no host yet (503 UH).
-	m.WaitSynced(30 * time.Second)
 	return tm
 }
 

@@ -160,11 +160,32 @@
         "<td>" + esc(r.version) + "</td></tr>").join("") + "</table>" +
       rows.flatMap((r) => r.types.filter((t) => t.nack).map((t) => '<p class="errors">' + esc(r.name + " " + t.type + " NACK: " + t.nack) + "</p>")).join("");
   }
+  // history is the requests/s of the page shown, one point per refresh,
+  // at most HISTORY points (10 min), reset when another page is shown.
+  const HISTORY = 120;
+  let history = { id: "", rps: [], err: [] };
+  function record(d) {
+    if (history.id !== d.id) history = { id: d.id, rps: [], err: [] };
+    history.rps.push(d.inbound.rps || d.outbound.rps || 0);
+    history.err.push((d.inbound.error_ratio || 0) * (d.inbound.rps || 0));
+    if (history.rps.length > HISTORY) { history.rps.shift(); history.err.shift(); }
+  }
+  function sparkline() {
+    const w = 600, h = 80, n = history.rps.length;
+    if (n < 2) return '<p class="empty">The chart fills in as the page refreshes.</p>';
+    const top = Math.max(...history.rps, 0.001);
+    const pts = (list) => list.map((v, i) => (i * w / (HISTORY - 1)).toFixed(1) + "," + (h - v / top * (h - 4)).toFixed(1)).join(" ");
+    return '<svg class="spark" id="history" width="' + w + '" height="' + h + '" viewBox="0 0 ' + w + " " + h + '" data-points="' + n + '">' +
+      '<polyline class="rps" points="' + pts(history.rps) + '"/><polyline class="err" points="' + pts(history.err) + '"/>' +
+      '<text x="4" y="12">' + esc(num(top)) + " rps</text></svg>" +
+      '<p class="legend"><span><i style="background:#1f6fb2"></i>requests/s</span><span><i style="background:var(--failure)"></i>5xx/s</span><span>one point per refresh (' + POLL_MS / 1000 + " s), last " + HISTORY * POLL_MS / 60000 + " min while the page is open</span></p>";
+  }
   function renderDetail(env) {
     const d = env.data;
+    record(d);
     let html = '<p><a href="#/graph">← graph</a></p><h1 id="detail" data-kind="' + esc(d.kind) + '" data-health="' + esc(d.health) + '">' +
       esc(d.kind) + " " + esc(d.namespace && d.kind === "workload" ? d.namespace + "/" + d.name : d.name) + " " + badge(d.health) + "</h1>";
-    html += cards(d.inbound, "Inbound traffic") + "<h2>Response codes</h2>" + codes(d.inbound);
+    html += cards(d.inbound, "Inbound traffic") + "<h2>Traffic</h2>" + sparkline() + "<h2>Response codes</h2>" + codes(d.inbound);
     if (d.kind === "workload") html += cards(d.outbound, "Outbound traffic");
     html += "<h2>Inbound neighbours</h2>" + neighbours(d.callers, "callers") + "<h2>Outbound neighbours</h2>" + neighbours(d.callees, "callees");
     html += "<h2>Config that applies</h2>" + configRefs(d.config);
