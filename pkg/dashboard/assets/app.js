@@ -144,7 +144,7 @@
   function neighbours(list, cls) {
     if (!list.length) return '<p class="empty">None.</p>';
     return '<table class="' + cls + '"><tr><th></th><th>name</th><th>requests/s</th><th>5xx</th><th>p99</th><th>mTLS</th></tr>' +
-      list.map((n) => "<tr><td>" + badge(n.edge.health) + '</td><td><a href="' + esc(nodeHref(n)) + '">' + esc(n.kind + " " + (n.namespace ? n.namespace + "/" : "") + n.name) + "</a></td><td>" +
+      list.map((n) => "<tr><td>" + badge(n.edge.health) + '</td><td><a href="' + esc(nodeHref(n)) + '">' + esc(n.kind + " " + (n.namespace && n.kind === "workload" ? n.namespace + "/" : "") + n.name) + "</a></td><td>" +
         num(n.edge.rps) + "</td><td>" + pct(n.edge.error_ratio) + "</td><td>" + ms(n.edge.p99_ms) + "</td><td>" + esc(n.edge.mtls) + "</td></tr>").join("") + "</table>";
   }
   function configRefs(list) {
@@ -166,19 +166,23 @@
   let history = { id: "", rps: [], err: [] };
   function record(d) {
     if (history.id !== d.id) history = { id: d.id, rps: [], err: [] };
-    history.rps.push(d.inbound.rps || d.outbound.rps || 0);
-    history.err.push((d.inbound.error_ratio || 0) * (d.inbound.rps || 0));
+    // A workload that receives nothing (a client) is charted by what it sends.
+    const s = d.inbound.rps > 0 || d.kind === "service" ? d.inbound : d.outbound;
+    history.dir = s === d.inbound ? "inbound" : "outbound";
+    history.rps.push(s.rps || 0);
+    history.err.push((s.error_ratio || 0) * (s.rps || 0));
     if (history.rps.length > HISTORY) { history.rps.shift(); history.err.shift(); }
   }
   function sparkline() {
     const w = 600, h = 80, n = history.rps.length;
     if (n < 2) return '<p class="empty">The chart fills in as the page refreshes.</p>';
-    const top = Math.max(...history.rps, 0.001);
-    const pts = (list) => list.map((v, i) => (i * w / (HISTORY - 1)).toFixed(1) + "," + (h - v / top * (h - 4)).toFixed(1)).join(" ");
+    const top = Math.max(...history.rps, 0.001) * 1.2;
+    // Newest at the right edge.
+    const pts = (list) => list.map((v, i) => (w - (n - 1 - i) * w / (HISTORY - 1)).toFixed(1) + "," + (h - 2 - v / top * (h - 4)).toFixed(1)).join(" ");
     return '<svg class="spark" id="history" width="' + w + '" height="' + h + '" viewBox="0 0 ' + w + " " + h + '" data-points="' + n + '">' +
       '<polyline class="rps" points="' + pts(history.rps) + '"/><polyline class="err" points="' + pts(history.err) + '"/>' +
       '<text x="4" y="12">' + esc(num(top)) + " rps</text></svg>" +
-      '<p class="legend"><span><i style="background:#1f6fb2"></i>requests/s</span><span><i style="background:var(--failure)"></i>5xx/s</span><span>one point per refresh (' + POLL_MS / 1000 + " s), last " + HISTORY * POLL_MS / 60000 + " min while the page is open</span></p>";
+      '<p class="legend"><span><i style="background:#1f6fb2"></i>' + esc(history.dir) + ' requests/s</span><span><i style="background:var(--failure)"></i>5xx/s</span><span>one point per refresh (' + POLL_MS / 1000 + " s), last " + HISTORY * POLL_MS / 60000 + " min while the page is open</span></p>";
   }
   function renderDetail(env) {
     const d = env.data;
