@@ -102,7 +102,7 @@ func (a *agg) add(k Key, c *Counts) {
 }
 
 func (a *agg) stats() Stats {
-	s := Stats{RPS: a.req, TCPBytes: a.tcp, Health: healthOf(a.req, a.errs), Codes: a.codes}
+	s := Stats{RPS: a.req, TCPBytes: a.tcp, Health: healthOfCodes(a.req, a.codes), Codes: a.codes}
 	if a.req > 0 {
 		s.ErrorRatio = a.errs / a.req
 	}

@@ -72,8 +72,8 @@ func TestRingBoundedAndWindowed(t *testing.T) {
 	}
 }
 
-// TestHealthThresholds: Kiali's defaults, 5xx above 0.1% degraded and
-// above 10% failure; 4xx are not errors.
+// TestHealthThresholds: 5xx above 0.1% degraded and above 10% failure;
+// 4xx are not in the error ratio.
 func TestHealthThresholds(t *testing.T) {
 	for _, c := range []struct {
 		req, errs float64
@@ -85,6 +85,27 @@ func TestHealthThresholds(t *testing.T) {
 	}
 	if isError("404") || !isError("503") || isError("0") {
 		t.Error("isError: only 5xx")
+	}
+	// Kiali's other default tolerances: 4xx degraded above 10% and
+	// failing above 20%; no response ("0") failing above 10%.
+	for _, c := range []struct {
+		codes map[string]float64
+		want  string
+	}{
+		{map[string]float64{"200": 90, "404": 10}, Healthy},
+		{map[string]float64{"200": 89, "404": 11}, Degraded},
+		{map[string]float64{"200": 79, "403": 21}, Failure},
+		{map[string]float64{"200": 90, "0": 10}, Healthy},
+		{map[string]float64{"200": 89, "0": 11}, Failure},
+		{map[string]float64{"200": 85, "404": 12, "503": 3}, Degraded},
+	} {
+		total := 0.0
+		for _, v := range c.codes {
+			total += v
+		}
+		if got := healthOfCodes(total, c.codes); got != c.want {
+			t.Errorf("%v: want %s, got %s", c.codes, c.want, got)
+		}
 	}
 }
 

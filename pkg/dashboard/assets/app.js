@@ -115,7 +115,7 @@
     return out + "</svg>";
   }
   function legend() {
-    return '<div class="legend">' + [["healthy", "healthy (5xx ≤ 0.1%)"], ["degraded", "degraded (> 0.1%)"], ["failure", "failure (> 10%)"], ["idle", "no requests"]]
+    return '<div class="legend">' + [["healthy", "healthy"], ["degraded", "degraded (5xx > 0.1%, 4xx > 10%)"], ["failure", "failure (5xx > 10%, 4xx > 20%, no answer > 10%)"], ["idle", "no requests"]]
       .map((p) => '<span><i style="background:var(--' + p[0] + ')"></i>' + p[1] + "</span>").join("") +
       "<span>○ workload · △ service · □ unknown</span></div>";
   }
