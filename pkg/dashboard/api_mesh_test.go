@@ -154,6 +154,29 @@ spec:
   http:
   - route: [{destination: {host: reviews}, weight: -1}]
 `)
+	// Policies that apply to product-service-v1 (and, for the Sidecar and
+	// the PeerAuthentication, to every workload of the namespace).
+	tm.WriteConfig("policies.yaml", `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: scope, namespace: default}
+spec:
+  egress: [{hosts: ["./*"]}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: strict, namespace: default}
+spec:
+  mtls: {mode: PERMISSIVE}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: v1-only, namespace: default}
+spec:
+  selector: {matchLabels: {version: v1, app: product-service}}
+  action: ALLOW
+  rules: [{}]
+`)
+	tm.WaitSynced(30 * time.Second)
 	tm.background(t)
 	g := waitGraph(t, tm.Mesh, wantHealth)
 	client := dashboard.WorkloadID("default", "demo-client")
@@ -179,6 +202,11 @@ spec:
 
 	var wl detailAnswer
 	getJSON(t, tm.URL("/dashboard/api/workload?namespace=default&name="+tm.v1.Name), &wl)
+	if got := fmt.Sprint(wl.Data.Config); !strings.Contains(got, "Sidecar default scope sidecar scope") ||
+		!strings.Contains(got, "AuthorizationPolicy default v1-only authorization ALLOW") ||
+		!strings.Contains(got, "PeerAuthentication default strict mTLS (namespace)") {
+		t.Errorf("product-service-v1 config: %s", got)
+	}
 	if d := wl.Data; len(d.Proxies) != 1 || d.Labels["version"] != "v1" || len(d.Callers) != 1 || d.Callers[0].ID != dashboard.ServiceID(productHost) {
 		t.Errorf("workload page: %+v", d)
 	} else {

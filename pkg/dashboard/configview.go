@@ -127,12 +127,15 @@ func serviceConfig(pc *model.PushContext, host string) []ConfigRef {
 }
 
 // workloadConfig is what applies to a workload (namespace and labels):
-// its PeerAuthentications (as composed), RequestAuthentications and
-// AuthorizationPolicies by action.
+// the Sidecar its sidecar is scoped by, its PeerAuthentications (as
+// composed), RequestAuthentications and AuthorizationPolicies by action.
 func workloadConfig(pc *model.PushContext, ns string, labels map[string]string) []ConfigRef {
 	out := []ConfigRef{}
 	if pc == nil {
 		return out
+	}
+	if sc := pc.SidecarScope(&model.Proxy{Type: model.Sidecar, Namespace: ns, Labels: labels}); sc != nil && sc.Resource != nil {
+		out = append(out, ref(sc.Resource, "sidecar scope"))
 	}
 	for _, from := range pc.PeerAuthenticationFor(ns, labels).From {
 		level, name, _ := strings.Cut(from, " ")
