@@ -133,6 +133,29 @@ var wantMTLS = map[string]string{
 	dashboard.ServiceID(ratingsHost): "none",
 }
 
+// policiesYAML: a Sidecar and a PeerAuthentication for the namespace,
+// an AuthorizationPolicy for product-service-v1.
+const policiesYAML = `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: scope, namespace: default}
+spec:
+  egress: [{hosts: ["./*"]}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: strict, namespace: default}
+spec:
+  mtls: {mode: PERMISSIVE}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: v1-only, namespace: default}
+spec:
+  selector: {matchLabels: {version: v1, app: product-service}}
+  action: ALLOW
+  rules: [{}]
+`
+
 var wantHealth = map[string]string{
 	dashboard.ServiceID(productHost): dashboard.Degraded,
 	dashboard.ServiceID(reviewsHost): dashboard.Failure,
@@ -154,28 +177,7 @@ spec:
   http:
   - route: [{destination: {host: reviews}, weight: -1}]
 `)
-	// Policies that apply to product-service-v1 (and, for the Sidecar and
-	// the PeerAuthentication, to every workload of the namespace).
-	tm.WriteConfig("policies.yaml", `apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: scope, namespace: default}
-spec:
-  egress: [{hosts: ["./*"]}]
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: strict, namespace: default}
-spec:
-  mtls: {mode: PERMISSIVE}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: v1-only, namespace: default}
-spec:
-  selector: {matchLabels: {version: v1, app: product-service}}
-  action: ALLOW
-  rules: [{}]
-`)
+	tm.WriteConfig("policies.yaml", policiesYAML)
 	tm.WaitSynced(30 * time.Second)
 	tm.background(t)
 	g := waitGraph(t, tm.Mesh, wantHealth)
@@ -217,10 +219,25 @@ spec:
 		}
 	}
 
+	checkConfigAPI(t, tm.Mesh)
+
+	var px struct{ Proxies []json.RawMessage }
+	getJSON(t, tm.URL("/dashboard/api/proxies"), &px)
+	var b dashboard.Bounds
+	getJSON(t, tm.URL("/dashboard/api/bounds"), &b)
+	if len(px.Proxies) != 5 || b.Proxies != 5 || b.Slots > 5*b.SlotsPerProxy {
+		t.Errorf("proxies %d, bounds %+v", len(px.Proxies), b)
+	}
+}
+
+// checkConfigAPI: the rejected VirtualService is listed as an error
+// naming its field, product-service's as valid.
+func checkConfigAPI(t *testing.T, m *testenv.Mesh) {
+	t.Helper()
 	var cfg struct{ Entries []dashboard.ConfigEntry }
 	err := testenv.Eventually(func() error {
 		cfg.Entries = nil
-		if err := tryJSON(tm.URL("/dashboard/api/config"), &cfg); err != nil {
+		if err := tryJSON(m.URL("/dashboard/api/config"), &cfg); err != nil {
 			return err
 		}
 		for _, e := range cfg.Entries {
@@ -237,13 +254,5 @@ spec:
 		if e.Name == "product-service" && e.Kind == "VirtualService" && e.Status != dashboard.StatusValid {
 			t.Errorf("product-service VirtualService: %+v", e)
 		}
-	}
-
-	var px struct{ Proxies []json.RawMessage }
-	getJSON(t, tm.URL("/dashboard/api/proxies"), &px)
-	var b dashboard.Bounds
-	getJSON(t, tm.URL("/dashboard/api/bounds"), &b)
-	if len(px.Proxies) != 5 || b.Proxies != 5 || b.Slots > 5*b.SlotsPerProxy {
-		t.Errorf("proxies %d, bounds %+v", len(px.Proxies), b)
 	}
 }

@@ -109,36 +109,7 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("edge labels (rps, mTLS mark) missing from the DOM")
 	}
 
-	// An hour of the page's (virtual) time: 720 refreshes later the DOM
-	// holds one graph, the same nodes and edges, nothing appended, and
-	// the heap has not grown.
-	// The live heap after a full GC (the page calls gc() when exposed)
-	// grows by less than 256 KiB from the first minute to the hour: a
-	// leak of even 400 bytes a refresh would show.
-	heap := func(budget string) (string, int) {
-		dom := runChromium(t, bin, tm.URL("/dashboard/#/graph"), "--dump-dom", "--virtual-time-budget="+budget,
-			"--enable-precise-memory-info", "--js-flags=--expose-gc")
-		m := regexp.MustCompile(`data-heap="(\d+)"`).FindStringSubmatch(dom)
-		if m == nil {
-			t.Fatalf("no data-heap in the DOM after %s ms", budget)
-		}
-		n, _ := strconv.Atoi(m[1])
-		return dom, n
-	}
-	_, minute := heap("60000")
-	hour, hourHeap := heap("3600000")
-	t.Logf("live JS heap: %d bytes after a minute, %d after an hour", minute, hourHeap)
-	if hourHeap > minute+256<<10 {
-		t.Errorf("the page's heap grew from %d to %d bytes in an hour", minute, hourHeap)
-	}
-	refreshes := regexp.MustCompile(`data-refreshes="(\d+)"`).FindStringSubmatch(hour)
-	if refreshes == nil || len(refreshes[1]) < 3 {
-		t.Errorf("an hour of virtual time: refreshes %v, want hundreds", refreshes)
-	}
-	if n, e := len(nodeRE.FindAllString(hour, -1)), len(edgeRE.FindAllString(hour, -1)); strings.Count(hour, "<svg") != 1 || n != len(nodes) || e != len(edges) {
-		t.Errorf("after an hour: %d svg, %d nodes, %d edges; want 1, %d, %d", strings.Count(hour, "<svg"), n, e, len(nodes), len(edges))
-	}
-	t.Logf("an hour of virtual time: %v refreshes, DOM %d bytes (first load %d)", refreshes, len(hour), len(dom))
+	checkAnHour(t, bin, tm, len(dom), len(nodes), len(edges))
 
 	// The service page, also for an hour: its traffic chart keeps its
 	// last 120 points.
@@ -171,4 +142,38 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 		fmt.Println("screenshot written to", path)
 	}
+}
+
+// checkAnHour runs the graph page for an hour of its (virtual) time: 720
+// refreshes later the DOM holds one graph with the same nodes and edges,
+// nothing appended, and the heap has not grown.
+func checkAnHour(t *testing.T, bin string, tm *testMesh, firstDOM, nodes, edges int) {
+	t.Helper()
+	// The live heap after a full GC (the page calls gc() when exposed)
+	// grows by less than 256 KiB from the first minute to the hour: a
+	// leak of even 400 bytes a refresh would show.
+	heap := func(budget string) (string, int) {
+		dom := runChromium(t, bin, tm.URL("/dashboard/#/graph"), "--dump-dom", "--virtual-time-budget="+budget,
+			"--enable-precise-memory-info", "--js-flags=--expose-gc")
+		m := regexp.MustCompile(`data-heap="(\d+)"`).FindStringSubmatch(dom)
+		if m == nil {
+			t.Fatalf("no data-heap in the DOM after %s ms", budget)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return dom, n
+	}
+	_, minute := heap("60000")
+	hour, hourHeap := heap("3600000")
+	t.Logf("live JS heap: %d bytes after a minute, %d after an hour", minute, hourHeap)
+	if hourHeap > minute+256<<10 {
+		t.Errorf("the page's heap grew from %d to %d bytes in an hour", minute, hourHeap)
+	}
+	refreshes := regexp.MustCompile(`data-refreshes="(\d+)"`).FindStringSubmatch(hour)
+	if refreshes == nil || len(refreshes[1]) < 3 {
+		t.Errorf("an hour of virtual time: refreshes %v, want hundreds", refreshes)
+	}
+	if n, e := len(nodeRE.FindAllString(hour, -1)), len(edgeRE.FindAllString(hour, -1)); strings.Count(hour, "<svg") != 1 || n != nodes || e != edges {
+		t.Errorf("after an hour: %d svg, %d nodes, %d edges; want 1, %d, %d", strings.Count(hour, "<svg"), n, e, nodes, edges)
+	}
+	t.Logf("an hour of virtual time: %v refreshes, DOM %d bytes (first load %d)", refreshes, len(hour), firstDOM)
 }
