@@ -19,6 +19,7 @@ func newControlCommand() *cobra.Command {
 	var (
 		configDir, meshConfig, xdsAddr, httpAddr, caDir, jwksCAFile string
 		stateDir, tokenFile                                         string
+		dash                                                        controlplane.DashboardOptions
 		certTTL, maxCertTTL                                         time.Duration
 		tls                                                         bool
 	)
@@ -31,6 +32,10 @@ Envoy xDS v3 for each connected proxy and serves it over ADS.
 
 Status:  GET /ready, /debug/status, /debug/syncz, /debug/configz,
          /debug/config_dump?proxy=<node id> on --http-address.
+Dashboard: /dashboard/ on --http-address: the service graph, service and
+         workload pages, config and proxies; its metrics from
+         --prometheus-address, or scraped from the proxies' admin
+         /stats/prometheus every --dashboard-scrape-interval.
 
 Security: the CA signs a workload certificate only for a proxy that proves it
 may hold the identity: the bootstrap token control writes (0600) to
@@ -61,7 +66,8 @@ with a certificate from the mesh CA; proxies verify it with
 				ConfigDir: configDir, Mesh: mesh, XDSAddress: xdsAddr, HTTPAddress: httpAddr, CADir: caDir, JwksCAPEM: jwksCA,
 				Security: controlplane.SecurityOptions{WorkloadCertTTL: certTTL, MaxWorkloadCertTTL: maxCertTTL,
 					StateDir: stateDir, BootstrapTokenFile: tokenFile, XDSTLS: xdsTLS(cmd, tls, xdsAddr)},
-				Logger: newLogger(cmd),
+				Dashboard: dash,
+				Logger:    newLogger(cmd),
 			})
 			if err != nil {
 				return err
@@ -81,6 +87,8 @@ with a certificate from the mesh CA; proxies verify it with
 	f.DurationVar(&maxCertTTL, "max-workload-cert-ttl", envDuration("MAX_WORKLOAD_CERT_TTL", ca.MaxWorkloadTTL), "longest lifetime a proxy may ask for; longer requests are refused, as istiod does (env MAX_WORKLOAD_CERT_TTL)")
 	f.BoolVar(&tls, "xds-tls", false, "serve xDS and the CA over TLS with a certificate from the mesh CA (default: on when --xds-address is not loopback)")
 	f.StringVar(&jwksCAFile, "jwks-ca-file", "", "PEM CA certificates trusted, besides the system roots, for https jwksUris of RequestAuthentications")
+	f.StringVar(&dash.PrometheusAddress, "prometheus-address", os.Getenv("SLUICE_PROMETHEUS_ADDRESS"), "Prometheus (http://host:port) the dashboard queries for Istio's metrics (env SLUICE_PROMETHEUS_ADDRESS; default: scrape the proxies)")
+	f.DurationVar(&dash.ScrapeInterval, "dashboard-scrape-interval", 5*time.Second, "how often the dashboard scrapes the proxies' /stats/prometheus when there is no --prometheus-address")
 	cmd.MarkFlagRequired("config-dir")
 	addLogFlags(cmd)
 	cmd.AddCommand(newTokenCommand())

@@ -17,6 +17,7 @@ func newDemoCommand() *cobra.Command {
 		dir      string
 		requests int
 		noWait   bool
+		rate     int
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -24,7 +25,9 @@ func newDemoCommand() *cobra.Command {
 		Long: `demo starts a mesh on this machine, no cluster and no root: the control plane,
 product-service v1 and v2 (echo apps with sidecars) and a client sidecar, configured
 by an Istio VirtualService (v1 90% / v2 10%, user-group: beta-testers -> v2). It
-sends requests, prints the split it observed, then keeps running until Ctrl-C.`,
+prints the mesh dashboard's URL, sends requests, prints the split it observed,
+then keeps running until Ctrl-C with live traffic (--traffic-rps) for the
+dashboard's service graph.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bin, err := os.Executable()
 			if err != nil {
@@ -34,7 +37,7 @@ sends requests, prints the split it observed, then keeps running until Ctrl-C.`,
 				dir = filepath.Join(os.TempDir(), "sluice-demo")
 			}
 			res, err := demo.Run(cmd.Context(), demo.Options{
-				Binary: bin, Dir: dir, Requests: requests, Wait: !noWait, Out: cmd.OutOrStdout(),
+				Binary: bin, Dir: dir, Requests: requests, Wait: !noWait, TrafficRate: rate, Out: cmd.OutOrStdout(),
 			})
 			if err != nil {
 				return err
@@ -48,5 +51,6 @@ sends requests, prints the split it observed, then keeps running until Ctrl-C.`,
 	cmd.Flags().StringVar(&dir, "dir", "", "folder for the demo's config and logs (default $TMPDIR/sluice-demo)")
 	cmd.Flags().IntVar(&requests, "requests", 1000, "requests to send to measure the split")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "exit after measuring instead of running until Ctrl-C")
+	cmd.Flags().IntVar(&rate, "traffic-rps", 5, "requests per second the client keeps sending while the demo runs, for the dashboard (0: none)")
 	return cmd
 }

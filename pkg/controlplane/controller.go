@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/config/filesource"
+	"github.com/sluice-mesh/sluice/pkg/dashboard"
 	"github.com/sluice-mesh/sluice/pkg/jwks"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
@@ -42,6 +43,8 @@ type Options struct {
 	// JwksCAPEM are CA certificates trusted for https jwksUris of
 	// RequestAuthentications besides the system roots (--jwks-ca-file).
 	JwksCAPEM []byte
+	// Dashboard configures the mesh dashboard served at /dashboard/.
+	Dashboard DashboardOptions
 	Logger    *slog.Logger
 }
 
@@ -74,6 +77,8 @@ type Controller struct {
 	conflictCounts map[string]conflictCounts
 	ready          atomic.Bool
 	metrics        *metrics
+	// dashboard is the mesh dashboard at /dashboard/ (status.go).
+	dashboard *dashboard.Dashboard
 }
 
 // pushContext is a push context with its version as a number, which
@@ -124,6 +129,9 @@ func New(opts Options) (*Controller, error) {
 	}
 	c.server = xdsserver.New(xdsserver.Options{Versioned: c.generate, Logger: opts.Logger, Metrics: c.metrics.xds,
 		Register: []func(*grpc.Server){sec.register}, ServerOptions: sec.serverOptions(opts.XDSAddress)})
+	if c.dashboard, err = newDashboard(c); err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
 	return c, nil
 }
 
@@ -166,6 +174,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	go func() { errc <- c.security.watch(ctx) }()
 	go debounce(ctx, c.requests, c.opts.Debounce, c.rebuild)
 	go c.jwks.Run(ctx)
+	go c.dashboard.Run(ctx)
 	for {
 		select {
 		case <-ctx.Done():

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/dashboard"
 	"github.com/sluice-mesh/sluice/pkg/jwks"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/xdsredact"
@@ -120,6 +121,9 @@ func (c *Controller) statusHandler() http.Handler {
 		}
 		writeJSON(w, pc.GatewayAPIStatus())
 	})
+	// /dashboard/ is the mesh dashboard and its API (pkg/dashboard).
+	mux.Handle(dashboard.Prefix, c.dashboard.Handler())
+	mux.Handle("GET /dashboard", http.RedirectHandler(dashboard.Prefix, http.StatusMovedPermanently))
 	mux.HandleFunc("GET /debug/syncz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.server.Status())
 	})
@@ -153,6 +157,39 @@ func (c *Controller) statusHandler() http.Handler {
 		writeJSON(w, dumpSnapshot(snap))
 	})
 	return mux
+}
+
+// DashboardOptions configure the mesh dashboard.
+type DashboardOptions struct {
+	// PrometheusAddress, when set, is the Prometheus (http://host:port)
+	// the dashboard queries; otherwise it scrapes every proxy's admin
+	// /stats/prometheus itself.
+	PrometheusAddress string
+	// ScrapeInterval is how often proxies are scraped (default 5s).
+	ScrapeInterval time.Duration
+}
+
+func newDashboard(c *Controller) (*dashboard.Dashboard, error) {
+	return dashboard.New(dashboard.Options{ControlPlane: dashboardSource{c}, PrometheusAddress: c.opts.Dashboard.PrometheusAddress,
+		Scrape: dashboard.ScrapeOptions{Interval: c.opts.Dashboard.ScrapeInterval}, Istiod: c.opts.HTTPAddress, Logger: c.log})
+}
+
+// dashboardSource is what the dashboard reads of the controller.
+type dashboardSource struct{ c *Controller }
+
+func (d dashboardSource) Proxies() []xdsserver.ProxyStatus { return d.c.server.Status() }
+
+func (d dashboardSource) Config() dashboard.ConfigInput {
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	return dashboard.ConfigInput{Resources: d.c.current.Resources, Errors: d.c.current.Errors, NotEnforced: d.c.current.NotEnforced}
+}
+
+func (d dashboardSource) Push() *model.PushContext {
+	if p := d.c.push.Load(); p != nil {
+		return p.PushContext
+	}
+	return nil
 }
 
 // dumpSnapshot renders a snapshot as JSON-ready maps, per type URL.

@@ -35,7 +35,11 @@ type Options struct {
 	Requests int
 	// Wait keeps the mesh running after the measurement until ctx ends.
 	Wait bool
-	Out  io.Writer
+	// TrafficRate is how many requests per second the client keeps
+	// sending while the demo waits, so the dashboard shows live traffic
+	// (0: none).
+	TrafficRate int
+	Out         io.Writer
 }
 
 // ports the demo uses; each falls back to a free port when taken.
@@ -111,6 +115,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := waitRouted(ctx, client, target, 20*time.Second); err != nil {
 		return nil, fmt.Errorf("demo: %w (logs in %s)", err, logDir)
 	}
+	fmt.Fprintf(out, "\nMesh dashboard (service graph, services, workloads, config, proxies): %s\n", dashboardURL(p))
 	fmt.Fprintf(out, "\nSending %d requests to product-service through the client's sidecar:\n", opts.Requests)
 	res := &Result{Counts: map[string]int{}, Beta: map[string]int{}}
 	bar := newProgress(out, opts.Requests)
@@ -142,6 +147,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if !opts.Wait {
 		return res, nil
+	}
+	if opts.TrafficRate > 0 {
+		go liveTraffic(ctx, client, target, opts.TrafficRate)
+		fmt.Fprintf(out, "\nLive traffic: %d requests/s from demo-client to product-service (1 in 10 as a beta tester).\n", opts.TrafficRate)
 	}
 	printTry(out, p, cfgDir, logDir)
 	<-ctx.Done()
@@ -293,4 +302,27 @@ func call(c *http.Client, target string, headers map[string]string) (string, err
 		return "", errors.New("answer is not from an echo backend")
 	}
 	return er.Version, nil
+}
+
+// dashboardURL is the control plane's mesh dashboard.
+func dashboardURL(p ports) string { return "http://" + addr(p.ControlHTTP) + "/dashboard/" }
+
+// liveTraffic sends rate requests a second for product-service until ctx
+// ends, every tenth as a beta tester, so the dashboard has something to
+// show; failures are what the dashboard is for, so they are not printed.
+func liveTraffic(ctx context.Context, c *http.Client, target string, rate int) {
+	t := time.NewTicker(time.Second / time.Duration(rate))
+	defer t.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var headers map[string]string
+		if i%10 == 9 {
+			headers = map[string]string{"user-group": "beta-testers"}
+		}
+		call(c, target, headers)
+	}
 }

@@ -65,11 +65,14 @@ The mesh keeps running; press Ctrl-C to stop it. Things to try:
   # edit the canary weights and save; the change applies without a restart
   $EDITOR %[2]s/canary.yaml
 
+  # the mesh dashboard: live service graph, per service and workload pages
+  sluice dashboard --address %[4]s      # prints %[6]s (--browser opens it)
+
   # what the proxies run
   curl -s http://%[3]s/config_dump | less      # client sidecar: runtime + xDS
   curl -s http://%[3]s/stats                   # counters per cluster
   curl -s http://%[4]s/debug/status            # control plane: pushes, proxies, ACK/NACK, config errors
 
 Logs: %[5]s
-`, client, cfgDir, addr(p.ClientAdmin), addr(p.ControlHTTP), logDir)
+`, client, cfgDir, addr(p.ClientAdmin), addr(p.ControlHTTP), logDir, dashboardURL(p))
 }
