@@ -1,0 +1,67 @@
+package analysis
+
+import (
+	"sort"
+	"strings"
+
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
+)
+
+// sluice's own check (issue 13): one host on one gateway in several
+// VirtualServices.
+func init() {
+	register(&Analyzer{
+		Name:        "sluice.DuplicateGatewayHostAnalyzer",
+		Description: "Checks for a host bound to one gateway by several VirtualServices, whose routes Istio merges in an undefined order.",
+		Codes:       []string{"SLU0002"},
+		run:         analyzeDuplicateGatewayHosts,
+	})
+}
+
+// analyzeDuplicateGatewayHosts groups VirtualServices by (gateway, host)
+// and reports each group of two or more. The mesh gateway is left to
+// IST0109 (ConflictingMeshGatewayVirtualServiceHosts); hosts are compared
+// exactly after short names are qualified, so overlapping wildcards are
+// not reported.
+func analyzeDuplicateGatewayHosts(c *Context) {
+	type key struct{ gateway, host string }
+	groups := map[key][]*Object{}
+	var order []key
+	for _, o := range c.Objects(config.KindVirtualService) {
+		vs := o.Spec.(*networking.VirtualService)
+		seen := map[key]bool{}
+		for _, g := range vs.GetGateways() {
+			if g == "mesh" {
+				continue
+			}
+			ns, name := shortOrFullName(o.Namespace, g)
+			for _, h := range vs.GetHosts() {
+				k := key{ns + "/" + name, convertHostToFQDN(o.Namespace, h)}
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				if groups[k] == nil {
+					order = append(order, k)
+				}
+				groups[k] = append(groups[k], o)
+			}
+		}
+	}
+	for _, k := range order {
+		list := groups[k]
+		if len(list) < 2 {
+			continue
+		}
+		names := make([]string, 0, len(list))
+		for _, o := range list {
+			names = append(names, o.FullName())
+		}
+		sort.Strings(names)
+		for _, o := range list {
+			c.report(DuplicateGatewayVirtualServiceHost, o, pathMetadataName, strings.Join(names, ","), k.host, k.gateway)
+		}
+	}
+}
