@@ -104,3 +104,98 @@ func TestRetryTimeoutAnalyzer(t *testing.T) {
 		{"retries off", vs("r", route("    timeout: 1s\n    retries: {attempts: 0, perTryTimeout: 2s}\n")), nil},
 	})
 }
+
+func workloadEntry(name, labels string) string {
+	return fmt.Sprintf("\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: %s, namespace: default}\nspec:\n  address: 10.0.0.%d\n  labels: {%s}\n", name, len(name), labels)
+}
+
+func TestSubsetEndpointsAnalyzer(t *testing.T) {
+	svc := service("reviews", "default", "{name: http, port: 80}")
+	dr := destinationRule("reviews", "  host: reviews\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n")
+	v2Missing := func(n int) []string {
+		return []string{fmt.Sprintf("SLU0004 DestinationRule default/reviews: Subset v2 (labels version=v2) selects none of the %d endpoint(s) of reviews.default.svc.cluster.local: requests routed to it fail with 503 (no healthy upstream). Label a workload version=v2, or fix the subset's labels.", n)}
+	}
+	runAnalyzerTable(t, "sluice.SubsetEndpointsAnalyzer", []analyzerCase{
+		{"WorkloadEntries for both subsets", svc + dr + workloadEntry("r1", "app: reviews, version: v1") + workloadEntry("r2", "app: reviews, version: v2"), nil},
+		{"no WorkloadEntry for v2", svc + dr + workloadEntry("r1", "app: reviews, version: v1"), v2Missing(1)},
+		{"a pod for v2", svc + dr + workloadEntry("r1", "app: reviews, version: v1") + pod("p2", "app: reviews, version: v2"), nil},
+		{"WorkloadEntry of another service does not count", svc + dr + workloadEntry("r1", "app: reviews, version: v1") + workloadEntry("o2", "app: other, version: v2"), v2Missing(1)},
+		{"ServiceEntry endpoints", serviceEntry("ext", "  hosts: [api.example.com]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: STATIC\n  endpoints: [{address: 10.1.1.1, labels: {version: v1}}]\n") +
+			destinationRule("api", "  host: api.example.com\n  subsets: [{name: v2, labels: {version: v2}}]\n"), []string{
+			"SLU0004 DestinationRule default/api: Subset v2 (labels version=v2) selects none of the 1 endpoint(s) of api.example.com: requests routed to it fail with 503 (no healthy upstream). Label a workload version=v2, or fix the subset's labels.",
+		}},
+		{"DNS ServiceEntry without endpoints is skipped", serviceEntry("ext", "  hosts: [api.example.com]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: DNS\n") +
+			destinationRule("api", "  host: api.example.com\n  subsets: [{name: v2, labels: {version: v2}}]\n"), nil},
+		{"unknown host is IST0174's", dr, nil},
+	})
+}
+
+func TestPolicyProtocolAnalyzer(t *testing.T) {
+	db := service("db", "default", "{name: tcp-pg, port: 5432}")
+	web := service("db", "default", "{name: http-web, port: 80}")
+	mixed := service("db", "default", "{name: tcp-pg, port: 5432}, {name: http-web, port: 80}")
+	text := func(field, ports, proto string) string {
+		return fmt.Sprintf("SLU0005 DestinationRule default/db: %s applies to HTTP only, but %s of db.default.svc.cluster.local is %s: it has no effect there. Remove it, or declare the port's protocol HTTP (port name http-*, appProtocol http).", field, ports, proto)
+	}
+	hashOnHeader := destinationRule("db", "  host: db\n  trafficPolicy:\n    loadBalancer: {consistentHash: {httpHeaderName: x-user}}\n")
+	runAnalyzerTable(t, "sluice.PolicyProtocolAnalyzer", []analyzerCase{
+		{"header hash on TCP", db + hashOnHeader, []string{text("trafficPolicy.loadBalancer.consistentHash.httpHeaderName", "port 5432", "TCP")}},
+		{"header hash on HTTP", web + hashOnHeader, nil},
+		{"header hash with one HTTP port", mixed + hashOnHeader, nil},
+		{"source IP hash on TCP", db + destinationRule("db", "  host: db\n  trafficPolicy:\n    loadBalancer: {consistentHash: {useSourceIp: true}}\n"), nil},
+		{"http pool settings on TCP port level", mixed + destinationRule("db", "  host: db\n  trafficPolicy:\n    portLevelSettings:\n    - port: {number: 5432}\n      connectionPool: {http: {idleTimeout: 30s, http1MaxPendingRequests: 10}}\n    - port: {number: 80}\n      connectionPool: {http: {idleTimeout: 30s}}\n"),
+			[]string{text("trafficPolicy.portLevelSettings[0].connectionPool.http.idleTimeout", "port 5432", "TCP")}},
+		{"subset policy on TCP", db + destinationRule("db", "  host: db\n  subsets:\n  - name: v1\n    labels: {version: v1}\n    trafficPolicy: {connectionPool: {http: {maxRequestsPerConnection: 1}}}\n"),
+			[]string{text("subsets[0].trafficPolicy.connectionPool.http.maxRequestsPerConnection", "port 5432", "TCP")}},
+		{"outlier detection on TCP applies", db + destinationRule("db", "  host: db\n  trafficPolicy:\n    outlierDetection: {consecutive5xxErrors: 3}\n"), nil},
+		{"unknown protocol may be HTTP", service("db", "default", "{name: pg, port: 5432}") + hashOnHeader, nil},
+	})
+}
+
+func egressSidecar(hosts string) string {
+	return "\n---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: default}\nspec:\n  egress:\n  - hosts: [" + hosts + "]\n"
+}
+
+func TestSidecarEgressHostAnalyzer(t *testing.T) {
+	backend := service("backend", "default", "{name: http, port: 80}")
+	runAnalyzerTable(t, "sluice.SidecarEgressHostAnalyzer", []analyzerCase{
+		{"short name", backend + egressSidecar(`"default/backend"`), []string{
+			`SLU0007 Sidecar default/default: Egress host "default/backend" matches no service visible to namespace default, so the workloads lose access to it. Did you mean "default/backend.default.svc.cluster.local"? Egress hosts take the namespace that declares the service and its fully qualified name.`,
+		}},
+		{"fully qualified", backend + egressSidecar(`"default/backend.default.svc.cluster.local"`), nil},
+		{"dot namespace", backend + egressSidecar(`"./backend.default.svc.cluster.local"`), nil},
+		{"wrong namespace", backend + egressSidecar(`"prod/backend.default.svc.cluster.local"`), []string{
+			`SLU0007 Sidecar default/default: Egress host "prod/backend.default.svc.cluster.local" matches no service visible to namespace default, so the workloads lose access to it. Did you mean "default/backend.default.svc.cluster.local"? Egress hosts take the namespace that declares the service and its fully qualified name.`,
+		}},
+		{"wildcards", backend + egressSidecar(`"./*", "istio-system/*", "*/*.default.svc.cluster.local"`), nil},
+		{"nothing like it", egressSidecar(`"default/nothing.example.com"`), []string{
+			`SLU0007 Sidecar default/default: Egress host "default/nothing.example.com" matches no service visible to namespace default, so the workloads lose access to it. Egress hosts take the namespace that declares the service and its fully qualified name (e.g. "default/backend.default.svc.cluster.local"); declare an external host with a ServiceEntry.`,
+		}},
+		{"a ServiceEntry host", serviceEntry("ext", "  hosts: [api.example.com]\n  ports: [{number: 443, name: tls, protocol: TLS}]\n  resolution: DNS\n") + egressSidecar(`"default/api.example.com"`), nil},
+	})
+}
+
+func TestStrictMTLSCallerAnalyzer(t *testing.T) {
+	backend := service("backend", "default", "{name: http, port: 80}") + workloadEntry("backend-1", "app: backend")
+	legacyWE := "\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: legacy, namespace: default, labels: {sidecar.istio.io/inject: \"false\"}}\nspec:\n  address: 10.9.9.9\n  labels: {app: legacy}\n"
+	legacyPod := "\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: legacy, namespace: default, labels: {app: legacy}, annotations: {sidecar.istio.io/inject: \"false\"}}\nspec:\n  containers: [{name: app, image: app}]\n"
+	route := vs("to-backend", "  hosts: [backend]\n  http:\n  - match: [{sourceLabels: {app: legacy}}]\n    route: [{destination: {host: backend}}]\n")
+	pa := func(name, ns, spec string) string {
+		return fmt.Sprintf("\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: %s, namespace: %s}\nspec:\n%s", name, ns, spec)
+	}
+	strict := pa("strict", "default", "  mtls: {mode: STRICT}\n")
+	want := func(paName, caller string) []string {
+		return []string{fmt.Sprintf(`SLU0008 PeerAuthentication %s: STRICT mTLS is required on the workload app=backend of backend.default.svc.cluster.local, but %s routes to it (VirtualService default/to-backend) and has no sidecar (sidecar.istio.io/inject: "false"): its plaintext requests are refused. Give the caller a sidecar, or set mode PERMISSIVE for that workload or port.`, paName, caller)}
+	}
+	runAnalyzerTable(t, "sluice.StrictMTLSCallerAnalyzer", []analyzerCase{
+		{"sidecarless WorkloadEntry", backend + legacyWE + route + strict, want("default/strict", "WorkloadEntry default/legacy")},
+		{"sidecarless pod, mesh-wide STRICT", backend + legacyPod + route + pa("mesh", "istio-system", "  mtls: {mode: STRICT}\n"), want("istio-system/mesh", "Pod default/legacy")},
+		{"PERMISSIVE", backend + legacyWE + route + pa("p", "default", "  mtls: {mode: PERMISSIVE}\n"), nil},
+		{"workload PERMISSIVE overrides namespace STRICT", backend + legacyWE + route + strict +
+			pa("backend", "default", "  selector: {matchLabels: {app: backend}}\n  mtls: {mode: PERMISSIVE}\n"), nil},
+		{"port-level exception", backend + legacyWE + route +
+			pa("backend", "default", "  selector: {matchLabels: {app: backend}}\n  mtls: {mode: STRICT}\n  portLevelMtls: {\"80\": {mode: PERMISSIVE}}\n"), nil},
+		{"caller has a sidecar", backend + workloadEntry("legacy", "app: legacy") + route + strict, nil},
+		{"no route from the caller", backend + legacyWE + strict, nil},
+	})
+}

@@ -73,7 +73,7 @@ func egressHint(c *Context, sidecarNS, ns, name string) string {
 	var best *registry.Service
 	for _, svc := range c.Registry.Services() {
 		first, _, _ := strings.Cut(svc.Hostname, ".")
-		if first != short || !svc.VisibleTo(sidecarNS) || svc.Hostname == name {
+		if first != short || !svc.VisibleTo(sidecarNS) {
 			continue
 		}
 		if best == nil || svc.Namespace == ns && best.Namespace != ns {
