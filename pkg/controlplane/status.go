@@ -44,6 +44,9 @@ type Status struct {
 	// inbound port and its plaintext and mTLS connection counts
 	// (mtls_status.go).
 	MTLS []WorkloadMTLS `json:"mtls"`
+	// Analysis is what the analyzers found in the config last pushed,
+	// per resource (analysis.go); full detail at /debug/analysis.
+	Analysis AnalysisSummary `json:"analysis"`
 }
 
 // Status reports the control plane's state.
@@ -77,6 +80,7 @@ func (c *Controller) Status() Status {
 		}
 	}
 	st.MTLS = c.mtlsStatus(context.Background())
+	st.Analysis = c.analysisSummary()
 	return st
 }
 
@@ -120,6 +124,7 @@ func (c *Controller) statusHandler() http.Handler {
 		}
 		writeJSON(w, pc.GatewayAPIStatus())
 	})
+	c.mountAnalysis(mux)
 	mux.HandleFunc("GET /debug/syncz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.server.Status())
 	})

@@ -1,0 +1,119 @@
+package controlplane
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+const analysisMesh = `apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v1, namespace: default}
+spec: {address: 10.0.0.1, labels: {app: reviews, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v2, namespace: default}
+spec: {address: 10.0.0.2, labels: {app: reviews, version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+`
+
+func splitVS(w1, w2 int) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: split, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - {destination: {host: reviews, subset: v1}, weight: %d}
+    - {destination: {host: reviews, subset: v2}, weight: %d}
+`, w1, w2)
+}
+
+// debugAnalysis GETs /debug/analysis.
+func (r *running) analysis(t *testing.T) AnalysisStatus {
+	t.Helper()
+	resp, err := http.Get("http://" + r.http + "/debug/analysis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st AnalysisStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// A config edit is pushed and then analyzed: the analyzers' messages show
+// at /debug/status and /debug/analysis per resource, and go away when the
+// config is fixed. Analyzers needing pods do not run (the subsets have
+// WorkloadEntries, no pods: IST0173 would be wrong here).
+func TestContinuousAnalysis(t *testing.T) {
+	dir := t.TempDir()
+	r := &running{dir: dir}
+	r.write(t, "mesh.yaml", analysisMesh)
+	r.write(t, "split.yaml", splitVS(90, 20))
+	r = start(t, dir, DebounceOptions{Quiet: 50 * time.Millisecond, MaxDelay: time.Second})
+
+	const res = "VirtualService default/split"
+	waitUntil(t, "the startup config to be analyzed", func() error {
+		if st := r.status(t); len(st.Analysis.ByResource[res]) == 0 {
+			return fmt.Errorf("analysis in /debug/status: %+v", st.Analysis)
+		}
+		return nil
+	})
+	st := r.status(t)
+	if len(st.Analysis.ByResource) != 1 || len(st.Analysis.ByResource[res]) != 1 {
+		t.Fatalf("want one message, on %s: %+v", res, st.Analysis.ByResource)
+	}
+	m := st.Analysis.ByResource[res][0]
+	if m.Code != "SLU0003" || m.Level != "Warning" || !strings.Contains(m.Message, "add up to 110") || !strings.HasSuffix(m.Origin, "split.yaml") {
+		t.Errorf("message: %+v", m)
+	}
+	a := r.analysis(t)
+	if a.Error != "" || len(a.Messages) != 1 || a.Messages[0] != m || a.PushVersion == "" || a.ConfigVersion != st.Analysis.ConfigVersion {
+		t.Errorf("/debug/analysis: %+v", a)
+	}
+	for _, name := range a.Analyzers {
+		if name == "destinationrule.SubsetSelectPodAnalyzer" {
+			t.Errorf("an analyzer needing pods ran in the control plane")
+		}
+	}
+	if len(a.Analyzers) < 20 {
+		t.Errorf("only %d analyzers ran", len(a.Analyzers))
+	}
+
+	// The fix is pushed and analyzed: the message clears.
+	before := a.ConfigVersion
+	r.write(t, "split.yaml", splitVS(80, 20))
+	waitUntil(t, "the fix to be analyzed", func() error {
+		a := r.analysis(t)
+		if a.ConfigVersion == before || len(a.Messages) != 0 {
+			return fmt.Errorf("config version %d, messages %+v", a.ConfigVersion, a.Messages)
+		}
+		return nil
+	})
+	if st := r.status(t); len(st.Analysis.ByResource) != 0 || st.LastPush.Version == "1" {
+		t.Errorf("after the fix: analysis %+v, last push %s", st.Analysis, st.LastPush.Version)
+	}
+}
