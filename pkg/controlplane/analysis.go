@@ -57,6 +57,8 @@ type analyzer struct {
 	mesh    *meshv1alpha1.MeshConfig
 	log     *slog.Logger
 	timeout time.Duration
+	// analyze is analyze; tests slow it down.
+	analyze func(analysisJob, *meshv1alpha1.MeshConfig) AnalysisStatus
 
 	mu      sync.Mutex
 	pending *analysisJob
@@ -65,7 +67,7 @@ type analyzer struct {
 }
 
 func newAnalyzer(mesh *meshv1alpha1.MeshConfig, log *slog.Logger) *analyzer {
-	return &analyzer{mesh: mesh, log: log, timeout: analysisTimeout,
+	return &analyzer{mesh: mesh, log: log, timeout: analysisTimeout, analyze: analyze,
 		last: AnalysisStatus{Messages: []analysis.Finding{}, ByResource: map[string][]analysis.Finding{}, Error: "not analyzed yet"}}
 }
 
@@ -99,7 +101,7 @@ func (a *analyzer) work() {
 func (a *analyzer) run(job analysisJob) {
 	start := time.Now()
 	done := make(chan AnalysisStatus, 1)
-	go func() { done <- analyze(job, a.mesh) }()
+	go func() { done <- a.analyze(job, a.mesh) }()
 	var st AnalysisStatus
 	select {
 	case st = <-done:

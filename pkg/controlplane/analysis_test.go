@@ -3,10 +3,16 @@ package controlplane
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
+	"github.com/sluice-mesh/sluice/pkg/analysis"
 )
 
 const analysisMesh = `apiVersion: v1
@@ -49,7 +55,7 @@ spec:
 `, w1, w2)
 }
 
-// debugAnalysis GETs /debug/analysis.
+// analysis GETs /debug/analysis.
 func (r *running) analysis(t *testing.T) AnalysisStatus {
 	t.Helper()
 	resp, err := http.Get("http://" + r.http + "/debug/analysis")
@@ -115,5 +121,58 @@ func TestContinuousAnalysis(t *testing.T) {
 	})
 	if st := r.status(t); len(st.Analysis.ByResource) != 0 || st.LastPush.Version == "1" {
 		t.Errorf("after the fix: analysis %+v, last push %s", st.Analysis, st.LastPush.Version)
+	}
+}
+
+// The analysis worker never blocks its caller (the push): a slow run is
+// reported as late at once, and configs arriving meanwhile are merged so
+// only the newest is analyzed next.
+func TestAnalysisWorkerNeverBlocks(t *testing.T) {
+	a := newAnalyzer(nil, slog.New(slog.DiscardHandler))
+	a.timeout = 50 * time.Millisecond
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var ran []uint64
+	a.analyze = func(job analysisJob, _ *meshv1alpha1.MeshConfig) AnalysisStatus {
+		mu.Lock()
+		ran = append(ran, job.configVersion)
+		mu.Unlock()
+		if job.configVersion == 1 {
+			<-release
+		}
+		return AnalysisStatus{ConfigVersion: job.configVersion, Messages: []analysis.Finding{}}
+	}
+	a.schedule(analysisJob{configVersion: 1})
+	waitUntil(t, "config 1 to be taken up", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(ran) == 0 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	a.schedule(analysisJob{configVersion: 2})
+	a.schedule(analysisJob{configVersion: 3})
+	if d := time.Since(start); d > 20*time.Millisecond {
+		t.Errorf("schedule blocked for %s", d)
+	}
+	waitUntil(t, "the slow run to be reported", func() error {
+		if st := a.status(); !strings.Contains(st.Error, "config version 1 still running after 50ms") {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	close(release)
+	waitUntil(t, "the newest config to be analyzed", func() error {
+		if st := a.status(); st.ConfigVersion != 3 || st.Error != "" {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(ran) != "[1 3]" {
+		t.Errorf("analyzed config versions %v, want [1 3] (2 superseded by 3)", ran)
 	}
 }
