@@ -25,9 +25,12 @@ func TestShadowedRouteAnalyzer(t *testing.T) {
 		return []string{fmt.Sprintf("SLU0001 VirtualService default/r: HTTP route %s can never match: route %s before it matches every request it would. Move it above that route, or narrow the earlier route's match.", later, earlier)}
 	}
 	runAnalyzerTable(t, a, []analyzerCase{
-		{"catch-all first", vs("r", httpRoutes(catchAll, match("{uri: {prefix: /api}}"))), shadowed("http[1]", "http[0]")},
+		{"catch-all first is IST0130's", vs("r", httpRoutes(catchAll, match("{uri: {prefix: /api}}"))), nil},
+		{"empty match first", vs("r", httpRoutes(match("{}"), match("{uri: {prefix: /api}}"))), shadowed("http[1]", "http[0]")},
 		{"catch-all last", vs("r", httpRoutes(match("{uri: {prefix: /api}}"), catchAll)), nil},
-		{"prefix covers longer prefix", vs("r", httpRoutes(match("{uri: {prefix: /api}}"), match("{uri: {prefix: /api/v2}}"))), shadowed("http[1]", "http[0]")},
+		{"prefix covers longer prefix is IST0131's", vs("r", httpRoutes(match("{uri: {prefix: /api}}"), match("{uri: {prefix: /api/v2}}"))), nil},
+		{"prefix without method covers longer prefix with one", vs("r", httpRoutes(match("{uri: {prefix: /api}}"), match("{uri: {prefix: /api/v2}, method: {exact: POST}}"))), shadowed("http[1]", "http[0]")},
+		{"identical match is IST0130's", vs("r", httpRoutes(match("{uri: {exact: /a}}"), match("{uri: {exact: /a}}"))), nil},
 		{"prefix covers exact", vs("r", httpRoutes(match("{uri: {prefix: /api}}"), match("{uri: {exact: /api/users}}"))), shadowed("http[1]", "http[0]")},
 		{"longer prefix first", vs("r", httpRoutes(match("{uri: {prefix: /api/v2}}"), match("{uri: {prefix: /api}}"))), nil},
 		{"different exact", vs("r", httpRoutes(match("{uri: {exact: /a}}"), match("{uri: {exact: /b}}"))), nil},
@@ -47,8 +50,8 @@ func TestShadowedRouteAnalyzer(t *testing.T) {
 			match("{uri: {prefix: /API}, ignoreUriCase: true}"), match("{uri: {prefix: /api/v2}}"))), shadowed("http[1]", "http[0]")},
 		{"header presence covered by exact", vs("r", httpRoutes(match("{headers: {x-a: {}}}"), match("{headers: {x-a: {exact: b}}}"))), shadowed("http[1]", "http[0]")},
 		{"without_headers in earlier only", vs("r", httpRoutes(match("{withoutHeaders: {x-a: {}}}"), match("{uri: {prefix: /}}"))), nil},
-		{"named routes", vs("r", httpRoutes("  - name: all\n    route: [{destination: {host: reviews}}]\n",
-			"  - name: api\n    match: [{uri: {prefix: /api}}]\n    route: [{destination: {host: reviews}}]\n")),
+		{"named routes", vs("r", httpRoutes("  - name: all\n    match: [{uri: {prefix: /}}]\n    route: [{destination: {host: reviews}}]\n",
+			"  - name: api\n    match: [{uri: {exact: /api/users}}]\n    route: [{destination: {host: reviews}}]\n")),
 			shadowed(`http[1] ("api")`, `http[0] ("all")`)},
 		{"port differs", vs("r", httpRoutes(match("{port: 80}"), match("{port: 8080}"))), nil},
 	})

@@ -24,11 +24,23 @@ func init() {
 // provably matches every request it matches: Istio (and Envoy) take the
 // first route whose match holds (VirtualService http: "the first rule
 // matching an incoming request is used"). It is conservative: a match it
-// cannot compare (regex against prefix, for one) shadows nothing.
+// cannot compare (regex against prefix, for one) shadows nothing. Routes
+// Istio's own checks already report are left to them: IST0130 (after a
+// route without match, or every match repeated) and IST0131 on every
+// match (a repeated match, a prefix an earlier prefix covers).
 func analyzeShadowedRoutes(c *Context) {
 	for _, o := range c.Objects(config.KindVirtualService) {
 		routes := o.Spec.(*networking.VirtualService).GetHttp()
+		istio := map[string]int{} // route name: unused (-1) or matches found ineffective
+		unreachableHTTPRules(routes, func(rule, _ string) { istio[rule] = -1 }, func(rule, _, _ string) {
+			if istio[rule] >= 0 {
+				istio[rule]++
+			}
+		})
 		for j := 1; j < len(routes); j++ {
+			if n := istio[httpRouteName(routes[j], j)]; n < 0 || n > 0 && n >= len(routes[j].GetMatch()) {
+				continue
+			}
 			for i := 0; i < j; i++ {
 				if routeCovers(routes[i], routes[j]) {
 					c.report(ShadowedRoute, o, "", routeLabel(routes[j], j), routeLabel(routes[i], i))
