@@ -118,7 +118,14 @@ func (a *analyzer) run(job analysisJob) {
 	if st.Error != "" {
 		a.log.Error("config analysis failed; pushes are not affected", "config_version", job.configVersion, "error", st.Error)
 	}
-	a.publish(func(last *AnalysisStatus) { *last = st })
+	var fresh []analysis.Finding
+	a.publish(func(last *AnalysisStatus) {
+		fresh = newFindings(last.Messages, st.Messages)
+		*last = st
+	})
+	for _, f := range fresh {
+		a.log.Warn("config analysis", "code", f.Code, "level", f.Level, "resource", f.Resource, "origin", f.Origin, "message", f.Message)
+	}
 	a.log.Info("config analyzed", "config_version", job.configVersion, "messages", len(st.Messages),
 		"took", time.Duration(st.Duration).Round(time.Microsecond))
 }
@@ -144,6 +151,22 @@ func analyze(job analysisJob, mesh *meshv1alpha1.MeshConfig) (st AnalysisStatus)
 		st.ByResource[f.Resource] = append(st.ByResource[f.Resource], f)
 	}
 	return st
+}
+
+// newFindings are the findings of now not in before: each message is
+// logged once, when it first appears.
+func newFindings(before, now []analysis.Finding) []analysis.Finding {
+	old := make(map[analysis.Finding]bool, len(before))
+	for _, f := range before {
+		old[f] = true
+	}
+	var out []analysis.Finding
+	for _, f := range now {
+		if !old[f] {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func (a *analyzer) publish(change func(*AnalysisStatus)) {

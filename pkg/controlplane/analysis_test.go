@@ -96,6 +96,9 @@ func TestContinuousAnalysis(t *testing.T) {
 	if m.Code != "SLU0003" || m.Level != "Warning" || !strings.Contains(m.Message, "add up to 110") || !strings.HasSuffix(m.Origin, "split.yaml") {
 		t.Errorf("message: %+v", m)
 	}
+	if n := len(r.log.lines("level=WARN", "config analysis", "code=SLU0003", `resource="VirtualService default/split"`)); n != 1 {
+		t.Errorf("%d WARN lines for the new message, want 1:\n%s", n, strings.Join(r.log.lines("config analysis"), "\n"))
+	}
 	a := r.analysis(t)
 	if a.Error != "" || len(a.Messages) != 1 || a.Messages[0] != m || a.PushVersion == "" || a.ConfigVersion != st.Analysis.ConfigVersion {
 		t.Errorf("/debug/analysis: %+v", a)
