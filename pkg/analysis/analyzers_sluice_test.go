@@ -130,6 +130,7 @@ func TestSubsetEndpointsAnalyzer(t *testing.T) {
 		{"DNS ServiceEntry without endpoints is skipped", serviceEntry("ext", "  hosts: [api.example.com]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: DNS\n") +
 			destinationRule("api", "  host: api.example.com\n  subsets: [{name: v2, labels: {version: v2}}]\n"), nil},
 		{"unknown host is IST0174's", dr, nil},
+		{"no endpoint at all", svc + dr, nil},
 	})
 }
 

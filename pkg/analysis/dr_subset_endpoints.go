@@ -20,9 +20,9 @@ func init() {
 // endpoints its host has now, as the registry the control plane pushes
 // from sees them (a subset cluster is the service's endpoints filtered by
 // the subset's labels). Hosts whose endpoints carry no labels (DNS
-// names, the original destination, Services without selector) and hosts
-// no service declares (IST0174) are skipped; so are subsets without
-// labels.
+// names, the original destination, Services without selector), hosts
+// with no endpoint at all (analysis input without workloads) and hosts no
+// service declares (IST0174) are skipped; so are subsets without labels.
 func analyzeSubsetEndpoints(c *Context) {
 	for _, o := range c.Objects(config.KindDestinationRule) {
 		dr := o.Spec.(*networking.DestinationRule)
@@ -40,8 +40,8 @@ func analyzeSubsetEndpoints(c *Context) {
 			}
 			all = append(all, labels...)
 		}
-		if services == nil {
-			continue
+		if services == nil || len(all) == 0 {
+			continue // no endpoint at all: the host is down, not the subset wrong
 		}
 		for _, ss := range dr.GetSubsets() {
 			if len(ss.GetLabels()) == 0 || anySelected(ss.GetLabels(), all) {

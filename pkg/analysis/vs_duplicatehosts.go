@@ -38,7 +38,11 @@ func analyzeDuplicateGatewayHosts(c *Context) {
 			}
 			ns, name := shortOrFullName(o.Namespace, g)
 			for _, h := range vs.GetHosts() {
-				k := key{ns + "/" + name, convertHostToFQDN(o.Namespace, h)}
+				gw := name
+				if ns != "" {
+					gw = ns + "/" + name
+				}
+				k := key{gw, convertHostToFQDN(o.Namespace, h)}
 				if seen[k] {
 					continue
 				}

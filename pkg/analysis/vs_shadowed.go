@@ -63,7 +63,7 @@ func routeLabel(r *networking.HTTPRoute, i int) string {
 // matches too. A delegating route covers nothing: requests its delegate
 // does not match go on to the next routes.
 func routeCovers(earlier, later *networking.HTTPRoute) bool {
-	if earlier.GetDelegate() != nil {
+	if earlier == nil || later == nil || earlier.GetDelegate() != nil || slices.Contains(earlier.GetMatch(), nil) {
 		return false
 	}
 	if len(earlier.GetMatch()) == 0 {
