@@ -61,18 +61,27 @@ func TestDuplicateGatewayHostAnalyzer(t *testing.T) {
 	gwVS := func(name, gateways, hosts string) string {
 		return vs(name, "  hosts: ["+hosts+"]\n  gateways: ["+gateways+"]\n  http:\n  - route: [{destination: {host: reviews}}]\n")
 	}
+	gw := func(name, ns, hosts string) string {
+		return fmt.Sprintf("\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: %s, namespace: %s}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [%s]\n", name, ns, hosts)
+	}
+	ingress := gw("ingress", "gw", `"*"`)
 	const text = "SLU0002 VirtualService default/%s: The VirtualServices default/a,default/b define the same host %s on gateway %s: their routes are merged in an undefined order. Merge them into one VirtualService, or give each its own host."
 	runAnalyzerTable(t, "sluice.DuplicateGatewayHostAnalyzer", []analyzerCase{
-		{"same host, same gateway", gwVS("a", "gw/ingress", "shop.example.com") + gwVS("b", "gw/ingress", "shop.example.com"), []string{
+		{"same host, same gateway", ingress + gwVS("a", "gw/ingress", "shop.example.com") + gwVS("b", "gw/ingress", "shop.example.com"), []string{
 			fmt.Sprintf(text, "a", "shop.example.com", "gw/ingress"), fmt.Sprintf(text, "b", "shop.example.com", "gw/ingress"),
 		}},
-		{"short gateway name and namespaced one agree", gwVS("a", "ingress", "shop.example.com") + gwVS("b", "default/ingress", "shop.example.com"), []string{
+		{"short gateway name and namespaced one agree", gw("ingress", "default", `"default/*.example.com"`) +
+			gwVS("a", "ingress", "shop.example.com") + gwVS("b", "default/ingress", "shop.example.com"), []string{
 			fmt.Sprintf(text, "a", "shop.example.com", "default/ingress"), fmt.Sprintf(text, "b", "shop.example.com", "default/ingress"),
 		}},
-		{"same host, other gateways", gwVS("a", "gw/one", "shop.example.com") + gwVS("b", "gw/two", "shop.example.com"), nil},
-		{"other hosts, same gateway", gwVS("a", "gw/ingress", "shop.example.com") + gwVS("b", "gw/ingress", "api.example.com"), nil},
+		{"same host, other gateways", ingress + gw("two", "gw", `"*"`) + gwVS("a", "gw/ingress", "shop.example.com") + gwVS("b", "gw/two", "shop.example.com"), nil},
+		{"other hosts, same gateway", ingress + gwVS("a", "gw/ingress", "shop.example.com") + gwVS("b", "gw/ingress", "api.example.com"), nil},
 		{"mesh gateway is IST0109's", gwVS("a", "mesh", "shop.example.com") + gwVS("b", "mesh", "shop.example.com"), nil},
-		{"one VirtualService", gwVS("a", "gw/ingress", "shop.example.com"), nil},
+		{"one VirtualService", ingress + gwVS("a", "gw/ingress", "shop.example.com"), nil},
+		{"one not exported to the gateway's namespace", ingress + gwVS("a", "gw/ingress", "shop.example.com") +
+			strings.Replace(gwVS("b", "gw/ingress", "shop.example.com"), "spec:\n", "spec:\n  exportTo: [.]\n", 1), nil},
+		{"gateway admits only its own namespace", gw("ingress", "gw", `"./*"`) + gwVS("a", "gw/ingress", "shop.example.com") + gwVS("b", "gw/ingress", "shop.example.com"), nil},
+		{"gateway missing is IST0101's", gwVS("a", "gw/ingress", "shop.example.com") + gwVS("b", "gw/ingress", "shop.example.com"), nil},
 	})
 }
 

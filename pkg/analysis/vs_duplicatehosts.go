@@ -24,7 +24,8 @@ func init() {
 // and reports each group of two or more. The mesh gateway is left to
 // IST0109 (ConflictingMeshGatewayVirtualServiceHosts); hosts are compared
 // exactly after short names are qualified, so overlapping wildcards are
-// not reported.
+// not reported. A VirtualService not exported to the gateway's namespace
+// is not bound to it, nor is a host no server of the Gateway admits.
 func analyzeDuplicateGatewayHosts(c *Context) {
 	type key struct{ gateway, host string }
 	groups := map[key][]*Object{}
@@ -37,7 +38,14 @@ func analyzeDuplicateGatewayHosts(c *Context) {
 				continue
 			}
 			ns, name := shortOrFullName(o.Namespace, g)
+			if !exportedTo(vs.GetExportTo(), o.Namespace, ns) {
+				continue // the gateway does not see it
+			}
+			gwObj := c.Find(config.KindGateway, ns, name)
 			for _, h := range vs.GetHosts() {
+				if gwObj == nil || !gatewayAdmits(gwObj, o.Namespace, convertHostToFQDN(o.Namespace, h)) {
+					continue // not bound: IST0101 or IST0132 says so
+				}
 				gw := name
 				if ns != "" {
 					gw = ns + "/" + name
@@ -68,4 +76,38 @@ func analyzeDuplicateGatewayHosts(c *Context) {
 			c.report(DuplicateGatewayVirtualServiceHost, o, pathMetadataName, strings.Join(names, ","), k.host, k.gateway)
 		}
 	}
+}
+
+// exportedTo reports whether a VirtualService of namespace own, exported
+// to exportTo, is visible in namespace ns (empty or "*": everywhere; "."
+// its own namespace).
+func exportedTo(exportTo []string, own, ns string) bool {
+	if len(exportTo) == 0 {
+		return true
+	}
+	for _, e := range exportTo {
+		if e == "*" || e == ns || e == "." && own == ns {
+			return true
+		}
+	}
+	return false
+}
+
+// gatewayAdmits reports whether a server of Gateway gw takes host from a
+// VirtualService of namespace ns: a server host "[ns/]dnsName" whose
+// namespace is "*" (or absent), ns, or "." with ns the Gateway's own, and
+// whose dnsName matches host.
+func gatewayAdmits(gw *Object, ns, host string) bool {
+	for _, srv := range gw.Spec.(*networking.Gateway).GetServers() {
+		for _, sh := range srv.GetHosts() {
+			hns, name, ok := strings.Cut(sh, "/")
+			if !ok {
+				hns, name = "*", sh
+			}
+			if (hns == "*" || hns == ns || hns == "." && ns == gw.Namespace) && hostMatches(name, host) {
+				return true
+			}
+		}
+	}
+	return false
 }
