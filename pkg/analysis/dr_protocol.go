@@ -145,8 +145,10 @@ func portsProtocol(services []*registry.Service, n uint32) (string, string) {
 	}
 	sort.Ints(numbers)
 	var nums, names []string
-	for _, x := range numbers {
-		nums = append(nums, strconv.Itoa(x))
+	for i, x := range numbers {
+		if i == 0 || x != numbers[i-1] { // several namespaces may declare the host
+			nums = append(nums, strconv.Itoa(x))
+		}
 	}
 	for p := range protos {
 		names = append(names, p)
