@@ -45,6 +45,9 @@ type Status struct {
 	// inbound port and its plaintext and mTLS connection counts
 	// (mtls_status.go).
 	MTLS []WorkloadMTLS `json:"mtls"`
+	// Analysis is what the analyzers found in the config last pushed,
+	// per resource (analysis.go); full detail at /debug/analysis.
+	Analysis AnalysisSummary `json:"analysis"`
 }
 
 // Status reports the control plane's state.
@@ -78,6 +81,7 @@ func (c *Controller) Status() Status {
 		}
 	}
 	st.MTLS = c.mtlsStatus(context.Background())
+	st.Analysis = c.analysisSummary()
 	return st
 }
 
@@ -124,6 +128,7 @@ func (c *Controller) statusHandler() http.Handler {
 	// /dashboard/ is the mesh dashboard and its API (pkg/dashboard).
 	mux.Handle(dashboard.Prefix, c.dashboard.Handler())
 	mux.Handle("GET /dashboard", http.RedirectHandler(dashboard.Prefix, http.StatusMovedPermanently))
+	c.mountAnalysis(mux)
 	mux.HandleFunc("GET /debug/syncz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.server.Status())
 	})
