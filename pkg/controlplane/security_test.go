@@ -127,9 +127,13 @@ func TestCAFolderWatched(t *testing.T) {
 	newOnly := filepath.Join(t.TempDir(), "new.pem")
 	os.WriteFile(newOnly, []byte(pemOf(signer.Raw)), 0o644)
 	cp := identity.ControlPlane{Address: r.xds, TLS: true, RootFile: newOnly, TokenFile: filepath.Join(r.state, ca.FileBootstrapToken)}
-	if _, err := firstCDS(t, cp, "a", "b"); err != nil {
-		t.Errorf("serving certificate not from the new root: %v", err)
-	}
+	// The control plane may have loaded the folder while Rotate was
+	// writing it (the root file then already holds both roots); the
+	// reload that follows moves the serving certificate to the new root.
+	waitUntil(t, "serving certificate from the new root", func() error {
+		_, err := firstCDS(t, cp, "a", "b")
+		return err
+	})
 	if len(r.log.lines("trust bundle pushed")) == 0 {
 		t.Error("the change was not logged")
 	}
