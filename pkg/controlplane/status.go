@@ -124,6 +124,9 @@ func (c *Controller) statusHandler() http.Handler {
 	// /dashboard/ is the mesh dashboard and its API (pkg/dashboard).
 	mux.Handle(dashboard.Prefix, c.dashboard.Handler())
 	mux.Handle("GET /dashboard", http.RedirectHandler(dashboard.Prefix, http.StatusMovedPermanently))
+	// /api/v2/ is the dashboard's Zipkin collector and query API
+	// (pkg/tracestore): proxies' zipkin tracers can report here.
+	mux.Handle("/api/v2/", c.dashboard.Traces().Handler())
 	mux.HandleFunc("GET /debug/syncz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.server.Status())
 	})
