@@ -32,7 +32,7 @@
 
   // route parses location.hash: #/graph, #/service/<host>,
   // #/workload/<ns>/<name>, #/config, #/proxies, #/traces[/<service>],
-  // #/trace/<id>.
+  // #/trace/<id>[/<span id>].
   function route() {
     const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
     switch (parts[0]) {
@@ -41,7 +41,7 @@
       case "config": return { page: "config" };
       case "proxies": return { page: "proxies" };
       case "traces": return { page: "traces", service: parts.slice(1).join("/") };
-      case "trace": return { page: "trace", id: parts[1] || "" };
+      case "trace": return { page: "trace", id: parts[1] || "", span: parts[2] || "" };
       default: return { page: "graph" };
     }
   }
@@ -246,37 +246,30 @@
         '</td><td><div class="dbar"><i style="width:' + (t.duration_us / top * 100).toFixed(1) + '%"></i></div></td><td>' + esc(new Date(t.start).toLocaleTimeString()) + "</td></tr>").join("") + "</table>";
     replace(html);
   }
-  // selectedSpan is the span whose tags the trace page shows.
-  let selectedSpan = "";
-  function renderTrace(body) {
+  function renderTrace(r, body) {
+    const selectedSpan = r.span;
     const s = body.summary, total = Math.max(s.duration_us, 1);
     let html = '<p><a href="#/traces">← traces</a></p><h1 id="trace" data-trace-id="' + esc(s.trace_id) + '">Trace ' + esc(s.trace_id) + "</h1>" +
       "<p>" + esc(s.root_service + ": " + s.root) + " · " + esc(us(s.duration_us)) + " · " + esc(s.spans) + " spans · " + esc(s.services.join(", ")) +
       (s.errors ? " " + badge("failure", s.errors + " error(s)") : "") + "</p>";
     html += '<div id="waterfall" class="waterfall">' + body.spans.map((sp) => {
       const left = sp.offset_us / total * 100, width = Math.max(sp.duration_us / total * 100, 0.3);
-      return '<div class="span-row' + (sp.id === selectedSpan ? " selected" : "") + (sp.error ? " error" : "") + '" data-span-id="' + esc(sp.id) + '" data-parent-id="' + esc(sp.parent_id || "") +
-        '" data-depth="' + esc(sp.depth) + '"><div class="span-label" style="padding-left:' + (sp.depth * 16 + 4) + 'px">' + esc(sp.service) + " <b>" + esc(sp.name) + "</b> " +
+      return '<a class="span-row' + (sp.id === selectedSpan ? " selected" : "") + (sp.error ? " error" : "") + '" data-span-id="' + esc(sp.id) + '" data-parent-id="' + esc(sp.parent_id || "") +
+        '" data-depth="' + esc(sp.depth) + '" href="#/trace/' + esc(s.trace_id + "/" + sp.id) + '"><div class="span-label" style="padding-left:' + (sp.depth * 16 + 4) + 'px">' + esc(sp.service) + " <b>" + esc(sp.name) + "</b> " +
         '<span class="note">' + esc(sp.kind) + '</span></div><div class="span-track"><i style="left:' + left.toFixed(2) + "%;width:" + Math.min(width, 100 - left).toFixed(2) + '%"></i><span>' +
-        esc(us(sp.duration_us)) + "</span></div></div>";
+        esc(us(sp.duration_us)) + "</span></div></a>";
     }).join("") + "</div>";
     const sel = body.spans.find((sp) => sp.id === selectedSpan);
     if (sel) {
-      html += '<h2>Span ' + esc(sel.id) + "</h2>" + '<table id="span-tags"><tr><th>tag</th><th>value</th></tr>' +
+      html += '<h2>Span ' + esc(sel.service + " " + sel.name) + "</h2>" + '<table id="span-tags"><tr><th>tag</th><th>value</th></tr>' +
         Object.keys(sel.tags).sort().map((k) => "<tr><td>" + esc(k) + "</td><td>" + esc(sel.tags[k]) + "</td></tr>").join("") + "</table>";
     } else {
       html += '<p class="empty">Click a span for its tags.</p>';
     }
     replace(html);
   }
-  // One listener each for the pages' controls (the DOM under main is
-  // replaced; these stay).
-  main.addEventListener("click", (ev) => {
-    const row = ev.target.closest && ev.target.closest("[data-span-id]");
-    if (!row) return;
-    selectedSpan = row.dataset.spanId;
-    refresh();
-  });
+  // One listener for the service filter (the DOM under main is replaced;
+  // it stays).
   main.addEventListener("change", (ev) => {
     if (ev.target.id === "trace-service") location.hash = "#/traces/" + encodeURIComponent(ev.target.value);
   });
@@ -300,7 +293,7 @@
       case "config": renderConfig(body); setStatus(null); break;
       case "proxies": renderProxies(body); setStatus(null); break;
       case "traces": renderTraces(r, body); setStatus(null); break;
-      case "trace": renderTrace(body); setStatus(null); break;
+      case "trace": renderTrace(r, body); setStatus(null); break;
       default: renderGraph(body); setStatus(body);
     }
     document.body.dataset.page = r.page;
@@ -316,7 +309,7 @@
     if (inflight) inflight.abort();
     const gen = ++generation;
     const r = route();
-    document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.route === r.page));
+    document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.route === (r.page === "trace" ? "traces" : r.page)));
     const ctl = new AbortController();
     inflight = ctl;
     fetch(apiURL(r), { signal: ctl.signal, cache: "no-store" })
