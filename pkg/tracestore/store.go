@@ -26,9 +26,9 @@ type Options struct {
 	MaxSpansPerTrace int
 }
 
-// Store is a bounded, concurrency-safe ring of recent traces. Adding
-// holds its lock only to link the spans in: it never waits on a reader's
-// encoding or the network.
+// Store is a bounded, concurrency-safe ring of recent traces. Its lock
+// is held only to link spans in or copy them out, never while decoding,
+// encoding or writing to the network.
 type Store struct {
 	opts Options
 
