@@ -256,8 +256,8 @@
       const left = sp.offset_us / total * 100, width = Math.max(sp.duration_us / total * 100, 0.3);
       return '<a class="span-row' + (sp.id === selectedSpan ? " selected" : "") + (sp.error ? " error" : "") + '" data-span-id="' + esc(sp.id) + '" data-parent-id="' + esc(sp.parent_id || "") +
         '" data-depth="' + esc(sp.depth) + '" href="#/trace/' + esc(s.trace_id + "/" + sp.id) + '"><div class="span-label" style="padding-left:' + (sp.depth * 16 + 4) + 'px">' + esc(sp.service) + " <b>" + esc(sp.name) + "</b> " +
-        '<span class="note">' + esc(sp.kind) + '</span></div><div class="span-track"><i style="left:' + left.toFixed(2) + "%;width:" + Math.min(width, 100 - left).toFixed(2) + '%"></i><span>' +
-        esc(us(sp.duration_us)) + "</span></div></a>";
+        '<span class="note">' + esc(sp.kind) + '</span></div><div class="span-track"><i style="left:' + left.toFixed(2) + "%;width:" + Math.min(width, 100 - left).toFixed(2) + '%"></i></div><span class="span-dur">' +
+        esc(us(sp.duration_us)) + "</span></a>";
     }).join("") + "</div>";
     const sel = body.spans.find((sp) => sp.id === selectedSpan);
     if (sel) {
