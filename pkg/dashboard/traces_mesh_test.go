@@ -131,6 +131,20 @@ func TestTracesFromProxies(t *testing.T) {
 	if err := getJSONInto(t, m.URL("/api/v2/trace/"+tid), &zipkin); err != nil || len(zipkin) != 2 || zipkin[1]["parentId"] != zipkin[0]["id"] {
 		t.Errorf("zipkin /api/v2/trace/%s: %v %v", tid, err, zipkin)
 	}
+	// Bad ids and bodies on the real control plane: refused with a reason.
+	for url, want := range map[string]int{m.URL("/dashboard/api/trace?id=zz"): 400, m.URL("/dashboard/api/trace?id=00000000000000000000000000000abc"): 404,
+		m.URL("/api/v2/trace/xyz"): 400, m.URL("/api/v2/traces?limit=0"): 400} {
+		if resp, err := http.Get(url); err != nil || resp.StatusCode != want {
+			t.Errorf("%s: %v %v, want %d", url, err, resp, want)
+		} else {
+			resp.Body.Close()
+		}
+	}
+	if resp, err := http.Post(m.URL("/api/v2/spans"), "application/json", strings.NewReader(`{"not":"a list"}`)); err != nil || resp.StatusCode != 400 {
+		t.Errorf("a bad post to the control plane's collector: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
 	if err := m.CheckNoNACK(); err != nil {
 		t.Error(err)
 	}
