@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -36,15 +37,19 @@ mTLS and in plaintext since the proxy started ("-" when the proxy does not repor
 them), so STRICT can be switched on once no plaintext arrives; then, per
 GatewayClass, Gateway, listener and route parent, the conditions the Gateway API
 defines (Accepted, ResolvedRefs, Programmed, ...) with their reasons. It exits 1 when
-a condition is not as it should be. --json prints the Gateway API status with the
-"not_enforced" and "mtls" lists added.`,
+a condition is not as it should be. Before the mTLS table, ANALYSIS lists what the
+analyzers (as "sluice analyze", run by the control plane after each config change)
+found in the config in force, per resource; they are advice and do not change the
+exit status. --json prints the Gateway API status with the "not_enforced", "mtls"
+and "analysis" entries added.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hc := &http.Client{Timeout: 5 * time.Second}
 			var cp struct {
-				NotEnforced []config.NotEnforced        `json:"not_enforced"`
-				MTLS        []controlplane.WorkloadMTLS `json:"mtls"`
-				Jwks        []jwks.Failure              `json:"jwks_failures"`
+				NotEnforced []config.NotEnforced         `json:"not_enforced"`
+				MTLS        []controlplane.WorkloadMTLS  `json:"mtls"`
+				Jwks        []jwks.Failure               `json:"jwks_failures"`
+				Analysis    controlplane.AnalysisSummary `json:"analysis"`
 			}
 			body, err := getStatus(hc, addr, "/debug/status")
 			if err != nil {
@@ -58,7 +63,7 @@ a condition is not as it should be. --json prints the Gateway API status with th
 				return err
 			}
 			if asJSON {
-				return printStatusJSON(cmd.OutOrStdout(), body, cp.NotEnforced, cp.MTLS)
+				return printStatusJSON(cmd.OutOrStdout(), body, cp.NotEnforced, cp.MTLS, cp.Analysis)
 			}
 			var st gatewayapi.Status
 			if err := json.Unmarshal(body, &st); err != nil {
@@ -66,6 +71,7 @@ a condition is not as it should be. --json prints the Gateway API status with th
 			}
 			printNotEnforced(cmd.OutOrStdout(), cp.NotEnforced)
 			printJwksFailures(cmd.OutOrStdout(), cp.Jwks)
+			printAnalysis(cmd.OutOrStdout(), cp.Analysis)
 			printMTLS(cmd.OutOrStdout(), cp.MTLS)
 			printStatus(cmd.OutOrStdout(), &st)
 			if p := st.Problems(); len(p) > 0 {
@@ -109,8 +115,9 @@ func getStatus(hc *http.Client, addr, path string) ([]byte, error) {
 }
 
 // printStatusJSON prints the Gateway API status object with the
-// not_enforced and mtls lists added to it.
-func printStatusJSON(w io.Writer, gatewayStatus []byte, notEnforced []config.NotEnforced, mtls []controlplane.WorkloadMTLS) error {
+// not_enforced and mtls lists and the analysis added to it.
+func printStatusJSON(w io.Writer, gatewayStatus []byte, notEnforced []config.NotEnforced, mtls []controlplane.WorkloadMTLS,
+	analysis controlplane.AnalysisSummary) error {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(gatewayStatus, &obj); err != nil {
 		return err
@@ -129,12 +136,48 @@ func printStatusJSON(w io.Writer, gatewayStatus []byte, notEnforced []config.Not
 	if obj["mtls"], err = json.Marshal(mtls); err != nil {
 		return err
 	}
+	if obj["analysis"], err = json.Marshal(analysis); err != nil {
+		return err
+	}
 	out, err := json.MarshalIndent(obj, "", "  ")
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(w, "%s\n", out)
 	return err
+}
+
+// printAnalysis lists the control plane's analysis of the config in
+// force, per resource, as `sluice analyze` prints messages.
+func printAnalysis(w io.Writer, a controlplane.AnalysisSummary) {
+	if a.Error != "" {
+		fmt.Fprintf(w, "ANALYSIS: %s\n", a.Error)
+	}
+	resources := make([]string, 0, len(a.ByResource))
+	n := 0
+	for r, list := range a.ByResource {
+		resources = append(resources, r)
+		n += len(list)
+	}
+	if n == 0 {
+		if a.Error == "" {
+			fmt.Fprintf(w, "ANALYSIS (config version %d): no problems found\n\n", a.ConfigVersion)
+		}
+		return
+	}
+	sort.Strings(resources)
+	fmt.Fprintf(w, "ANALYSIS (config version %d): %d message(s) on %d resource(s)\n", a.ConfigVersion, n, len(resources))
+	for _, r := range resources {
+		fmt.Fprintf(w, "  %s\n", r)
+		for _, m := range a.ByResource[r] {
+			origin := ""
+			if m.Origin != "" {
+				origin = " (" + m.Origin + ")"
+			}
+			fmt.Fprintf(w, "    %s [%s]%s %s\n", m.Level, m.Code, origin, m.Message)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 func printNotEnforced(w io.Writer, list []config.NotEnforced) {

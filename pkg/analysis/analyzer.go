@@ -18,7 +18,12 @@ type Analyzer struct {
 	Description string
 	// Codes are the message codes the analyzer can report.
 	Codes []string
-	run   func(c *Context)
+	// Workloads marks an analyzer that needs Kubernetes workload objects
+	// (Pods, Deployments, Nodes) to say anything true: `sluice control`'s
+	// config folder holds none, so the control plane's continuous
+	// analysis skips it (ControlPlaneAnalyzers).
+	Workloads bool
+	run       func(c *Context)
 }
 
 // Context is what an analyzer reads and reports to.
@@ -51,6 +56,18 @@ func register(a *Analyzer) { analyzers = append(analyzers, a) }
 func Analyzers() []*Analyzer {
 	out := append([]*Analyzer(nil), analyzers...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// ControlPlaneAnalyzers names the analyzers the control plane runs on
+// every config change: all but those needing workload objects.
+func ControlPlaneAnalyzers() []string {
+	var out []string
+	for _, a := range Analyzers() {
+		if !a.Workloads {
+			out = append(out, a.Name)
+		}
+	}
 	return out
 }
 

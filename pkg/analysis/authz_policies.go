@@ -12,6 +12,7 @@ import (
 func init() {
 	register(&Analyzer{
 		Name:        "auth.AuthorizationPoliciesAnalyzer",
+		Workloads:   true,
 		Aliases:     []string{"authz.AuthorizationPoliciesAnalyzer"},
 		Description: "Checks the validity of authorization policies",
 		Codes:       []string{"IST0101", "IST0127"},

@@ -14,6 +14,7 @@ import (
 func init() {
 	register(&Analyzer{
 		Name:        "deployment.MultiServiceAnalyzer",
+		Workloads:   true,
 		Aliases:     []string{"deployment.ServiceAssociationAnalyzer"},
 		Description: "Checks association between services and pods",
 		Codes:       []string{"IST0116", "IST0137"},

@@ -11,6 +11,7 @@ import (
 func init() {
 	register(&Analyzer{
 		Name:        "destinationrule.SubsetSelectPodAnalyzer",
+		Workloads:   true,
 		Aliases:     []string{"destinationrule.PodNotSelectedAnalyzer"},
 		Description: "Checks if pods are selected by subsets in destination rules.",
 		Codes:       []string{"IST0173", "IST0174"},

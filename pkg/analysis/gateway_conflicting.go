@@ -15,6 +15,7 @@ import (
 func init() {
 	register(&Analyzer{
 		Name:        "gateway.ConflictingGatewayAnalyzer",
+		Workloads:   true,
 		Description: "Checks a gateway's selector, port number and hosts",
 		Codes:       []string{"IST0101", "IST0145"},
 		run:         analyzeConflictingGateways,

@@ -13,6 +13,7 @@ import (
 func init() {
 	register(&Analyzer{
 		Name:        "gateway.IngressGatewayPortAnalyzer",
+		Workloads:   true,
 		Description: "Checks a gateway's ports against the gateway's Kubernetes service ports",
 		Codes:       []string{"IST0101", "IST0162"},
 		run: func(c *Context) {

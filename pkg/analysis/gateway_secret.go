@@ -17,6 +17,7 @@ import (
 func init() {
 	register(&Analyzer{
 		Name:        "gateway.SecretAnalyzer",
+		Workloads:   true,
 		Description: "Checks a gateway's referenced secrets for correctness",
 		Codes:       []string{"IST0101", "IST0161"},
 		run: func(c *Context) {

@@ -13,6 +13,7 @@ import (
 func init() {
 	register(&Analyzer{
 		Name:        "k8sgateway.SelectorAnalyzer",
+		Workloads:   true,
 		Description: "Check that selectors are effective for Kubernetes gateway",
 		Codes:       []string{"IST0166"},
 		run:         analyzeGatewayPolicySelectors,

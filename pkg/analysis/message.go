@@ -51,9 +51,10 @@ type MessageType struct {
 // MessageTypes returns every message type Istio defines, in code order.
 func MessageTypes() []*MessageType { return messageTypes }
 
-// MessageTypeByCode returns the message type with the code, if any.
+// MessageTypeByCode returns the message type with the code (Istio's or
+// sluice's own), if any.
 func MessageTypeByCode(code string) (*MessageType, bool) {
-	for _, t := range messageTypes {
+	for _, t := range append(messageTypes[:len(messageTypes):len(messageTypes)], sluiceMessageTypes...) {
 		if t.Code == code {
 			return t, true
 		}

@@ -162,3 +162,46 @@ func TestAnalyzersRegistered(t *testing.T) {
 		}
 	}
 }
+
+// TestSluiceCodes checks sluice's own codes: in the SLU range, never an
+// Istio code, each reported by one sluice.* analyzer, and documented in
+// docs/cli.md.
+func TestSluiceCodes(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reporters := map[string][]string{}
+	for _, a := range Analyzers() {
+		for _, c := range a.Codes {
+			if strings.HasPrefix(c, "SLU") != strings.HasPrefix(a.Name, "sluice.") {
+				t.Errorf("%s reports %s: SLU codes belong to sluice.* analyzers only", a.Name, c)
+			}
+			reporters[c] = append(reporters[c], a.Name)
+		}
+		if strings.HasPrefix(a.Name, "sluice.") && !strings.Contains(string(doc), "`"+a.Name+"`") {
+			t.Errorf("docs/cli.md does not list analyzer %s", a.Name)
+		}
+	}
+	seen := map[string]bool{}
+	for _, mt := range SluiceMessageTypes() {
+		if !strings.HasPrefix(mt.Code, "SLU") || seen[mt.Code] {
+			t.Errorf("%s: code %s not in the SLU range or repeated", mt.Name, mt.Code)
+		}
+		seen[mt.Code] = true
+		for _, ist := range MessageTypes() {
+			if ist.Code == mt.Code || ist.Name == mt.Name {
+				t.Errorf("%s %s reuses Istio's %s %s", mt.Code, mt.Name, ist.Code, ist.Name)
+			}
+		}
+		if len(reporters[mt.Code]) != 1 {
+			t.Errorf("%s is reported by %v, want one analyzer", mt.Code, reporters[mt.Code])
+		}
+		if !strings.Contains(string(doc), mt.Code+" "+mt.Name) {
+			t.Errorf("docs/cli.md does not document %s %s", mt.Code, mt.Name)
+		}
+		if strings.Count(mt.Template, "%") != len(mt.Args) {
+			t.Errorf("%s: template has %d verbs, %d args", mt.Code, strings.Count(mt.Template, "%"), len(mt.Args))
+		}
+	}
+}

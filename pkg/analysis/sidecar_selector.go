@@ -11,7 +11,8 @@ import (
 // Ported from istio/istio pkg/config/analysis/analyzers/sidecar/selector.go.
 func init() {
 	register(&Analyzer{
-		Name: "sidecar.SelectorAnalyzer",
+		Name:      "sidecar.SelectorAnalyzer",
+		Workloads: true,
 		Description: "Validates that sidecars that define a workload selector " +
 			"match at least one pod, and that there aren't multiple sidecar resources that select overlapping pods",
 		Codes: []string{"IST0101", "IST0110", "IST0111", "IST0167"},

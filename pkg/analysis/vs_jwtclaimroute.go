@@ -14,6 +14,7 @@ import (
 func init() {
 	register(&Analyzer{
 		Name:        "virtualservice.JWTClaimRouteAnalyzer",
+		Workloads:   true,
 		Description: "Checks the VirtualService using JWT claim based routing has corresponding RequestAuthentication",
 		Codes:       []string{"IST0149"},
 		run:         analyzeJWTClaimRoutes,

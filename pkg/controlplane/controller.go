@@ -79,6 +79,8 @@ type Controller struct {
 	metrics        *metrics
 	// dashboard is the mesh dashboard at /dashboard/ (status.go).
 	dashboard *dashboard.Dashboard
+	// analysis runs the analyzers after each config push (analysis.go).
+	analysis *analyzer
 }
 
 // pushContext is a push context with its version as a number, which
@@ -121,6 +123,7 @@ func New(opts Options) (*Controller, error) {
 	}
 	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64), security: sec}
 	c.metrics = newMetrics(c)
+	c.analysis = newAnalyzer(opts.Mesh, opts.Logger)
 	sec.metrics = c.metrics.ca
 	c.jwks, err = jwks.New(jwks.Options{ExtraRootsPEM: opts.JwksCAPEM, Logger: opts.Logger,
 		OnChange: func() { c.requests <- PushRequest{Full: true, Reasons: []string{"jwks"}, Start: time.Now()} }})
@@ -241,7 +244,7 @@ func (c *Controller) rebuild(req PushRequest) {
 	}
 	start := time.Now()
 	c.mu.Lock()
-	resources := c.current.Resources
+	resources, configVersion := c.current.Resources, c.current.Version
 	c.mu.Unlock()
 	n := c.pushes.Add(1)
 	pc := &pushContext{n: n, PushContext: model.NewPushContext(model.PushOptions{
@@ -259,6 +262,10 @@ func (c *Controller) rebuild(req PushRequest) {
 		if err := c.server.PushChange(p, req.Start); err != nil {
 			c.log.Error("push failed", "proxy", p.ID, "err", err)
 		}
+	}
+	if req.Config || n == 1 {
+		// Off the push path: analysis runs in its own goroutine.
+		c.analysis.schedule(analysisJob{configVersion: configVersion, pushVersion: pc.Version, resources: resources})
 	}
 	rec := pushRecord{Version: pc.Version, Time: time.Now(), Duration: time.Since(start), Proxies: len(proxies),
 		Reasons: req.Reasons, ChangeStart: req.Start}

@@ -45,6 +45,9 @@ type Status struct {
 	// inbound port and its plaintext and mTLS connection counts
 	// (mtls_status.go).
 	MTLS []WorkloadMTLS `json:"mtls"`
+	// Analysis is what the analyzers found in the config last pushed,
+	// per resource (analysis.go); full detail at /debug/analysis.
+	Analysis AnalysisSummary `json:"analysis"`
 }
 
 // Status reports the control plane's state.
@@ -78,6 +81,7 @@ func (c *Controller) Status() Status {
 		}
 	}
 	st.MTLS = c.mtlsStatus(context.Background())
+	st.Analysis = c.analysisSummary()
 	return st
 }
 
@@ -127,6 +131,7 @@ func (c *Controller) statusHandler() http.Handler {
 	// /api/v2/ is the dashboard's Zipkin collector and query API
 	// (pkg/tracestore): proxies' zipkin tracers can report here.
 	mux.Handle("/api/v2/", c.dashboard.Traces().Handler())
+	c.mountAnalysis(mux)
 	mux.HandleFunc("GET /debug/syncz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.server.Status())
 	})

@@ -39,8 +39,9 @@ func tcpLine(addr, line string) error {
 // listener, each sending "hello\n" (6 bytes) and reading "one hello\n"
 // (10), scraped 10 s apart: the client's edge to the service carries
 // 20*16/10 bytes a second as the client reported it; the server side,
-// which knows its peer only by principal, is an edge from unknown to the
-// workload with the same bytes and the mTLS mark. TCP is never an error.
+// which knows its service but its peer only by principal, is an edge
+// from unknown to the service with the same bytes and the mTLS mark, and
+// one from the service to the workload. TCP is never an error.
 func TestScraperTCP(t *testing.T) {
 	m := testenv.NewMesh(t, testenv.MeshOptions{})
 	m.WriteConfig("tcp-echo.yaml", testenv.ServiceYAML("tcp-echo", "default", map[string]string{"app": "tcp-echo"}, map[string]int{"tcp": 9000}))
@@ -77,8 +78,14 @@ func TestScraperTCP(t *testing.T) {
 	if e.Protocol != "tcp" || !near(e.TCPBytes, 20*16/10.0) || e.RPS != 0 || e.Health != dashboard.Healthy {
 		t.Errorf("client -> tcp-echo: want tcp, 32 B/s, healthy; got %s %+v", e.Protocol, e.Stats)
 	}
-	in := edge(t, g, dashboard.KindUnknown, dashboard.WorkloadID("default", srv.Name))
+	// The server side knows its service (the inbound cluster's metadata)
+	// but not its TCP peer's workload (no metadata exchange over TCP):
+	// unknown -> service over mTLS, then service -> the workload.
+	in := edge(t, g, dashboard.KindUnknown, svc)
 	if !near(in.TCPBytes, 20*16/10.0) || in.MTLS != "mutual_tls" || in.Health != dashboard.Healthy {
-		t.Errorf("unknown -> tcp-echo-v1: want 32 B/s over mTLS, healthy; got %+v", in.Stats)
+		t.Errorf("unknown -> tcp-echo: want 32 B/s over mTLS, healthy; got %+v", in.Stats)
+	}
+	if w := edge(t, g, svc, dashboard.WorkloadID("default", srv.Name)); !near(w.TCPBytes, 20*16/10.0) {
+		t.Errorf("tcp-echo -> tcp-echo-v1: want 32 B/s; got %+v", w.Stats)
 	}
 }

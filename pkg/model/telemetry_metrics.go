@@ -24,6 +24,16 @@ var metricNames = map[string]string{
 	"GRPC_RESPONSE_MESSAGES": "response_messages_total",
 }
 
+// PrometheusMetricName is the stats filter's name of a Telemetry metric
+// enum name (istiod's metricToPrometheusMetric); a name already written
+// the stats way (requests_total) is returned as it is.
+func PrometheusMetricName(name string) string {
+	if n, ok := metricNames[name]; ok {
+		return n
+	}
+	return name
+}
+
 // allMetrics is every Istio metric enum name but ALL_METRICS, sorted.
 var allMetrics = func() []string {
 	var out []string

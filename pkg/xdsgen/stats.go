@@ -29,22 +29,6 @@ func (g *generation) metricsConfig() *model.MetricsConfig {
 	return g.push.Metrics(g.proxy)
 }
 
-// metricToPrometheus maps Telemetry's metric enum names to the stats
-// filter's metric names (istiod's metricToPrometheusMetric); an override
-// already named the stats way passes as it is.
-var metricToPrometheus = map[string]string{
-	"REQUEST_COUNT":          "requests_total",
-	"REQUEST_DURATION":       "request_duration_milliseconds",
-	"REQUEST_SIZE":           "request_bytes",
-	"RESPONSE_SIZE":          "response_bytes",
-	"TCP_OPENED_CONNECTIONS": "tcp_connections_opened_total",
-	"TCP_CLOSED_CONNECTIONS": "tcp_connections_closed_total",
-	"TCP_SENT_BYTES":         "tcp_sent_bytes_total",
-	"TCP_RECEIVED_BYTES":     "tcp_received_bytes_total",
-	"GRPC_REQUEST_MESSAGES":  "request_messages_total",
-	"GRPC_RESPONSE_MESSAGES": "response_messages_total",
-}
-
 // statsConfig is the stats filter's typed_config for listeners of class,
 // as istiod's generateStatsConfig builds it; nil when the class records
 // no metrics (no prometheus provider, or metrics disabled for the
@@ -66,10 +50,7 @@ func statsConfig(mc *model.MetricsConfig, class model.ListenerClass) (*anypb.Any
 		DisableHostHeaderFallback: class == model.ListenerClassSidecarInbound || class == model.ListenerClassGateway,
 	}
 	for _, o := range mcfg.Overrides {
-		name, ok := metricToPrometheus[o.Name]
-		if !ok {
-			name = o.Name
-		}
+		name := model.PrometheusMetricName(o.Name)
 		m := &stats.MetricConfig{Name: name, Drop: o.Disabled, Dimensions: map[string]string{}}
 		for _, t := range o.Tags {
 			if t.Remove {

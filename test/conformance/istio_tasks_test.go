@@ -541,7 +541,7 @@ type istioEnv struct {
 	ingressHTTP *http.Client
 	// collectors are the Zipkin collectors of the case's tracing
 	// backends (istio_collector_test.go).
-	collectors []*zipkinCollector
+	collectors []*testenv.ZipkinCollector
 }
 
 // linePrefix reads the word a line echo answers with from a workload's

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
 // expect.traces and expect.propagation of istio-telemetry checks (the
@@ -234,13 +236,13 @@ func normTraceID(id string) string {
 // checkSpans picks the spans of window that belong to the check: by trace
 // id or request id; when no request reached a backend, by http.url
 // containing path.
-func checkSpans(window []*zipkinSpan, xs []exchange, path string) []*zipkinSpan {
+func checkSpans(window []*testenv.ZipkinSpan, xs []exchange, path string) []*testenv.ZipkinSpan {
 	traces, requests := traceIDs(xs)
 	reached := false
 	for _, x := range xs {
 		reached = reached || x.saw != nil
 	}
-	var out []*zipkinSpan
+	var out []*testenv.ZipkinSpan
 	for _, s := range window {
 		switch {
 		case traces[normTraceID(s.TraceID)], requests[s.Tags["guid:x-request-id"]]:
@@ -254,14 +256,14 @@ func checkSpans(window []*zipkinSpan, xs []exchange, path string) []*zipkinSpan 
 
 // evalTraces judges expect.traces on the spans of the check (mine) and
 // every span received during it (window).
-func evalTraces(spec map[string]any, mine, window []*zipkinSpan) []string {
+func evalTraces(spec map[string]any, mine, window []*testenv.ZipkinSpan) []string {
 	var p []string
 	inRange := func(what string, n int, v any) {
 		if lo, hi := countRange(v); float64(n) < lo || float64(n) > hi {
 			p = append(p, fmt.Sprintf("traces: %s %d, want %v to %v", what, n, lo, hi))
 		}
 	}
-	byTrace := map[string][]*zipkinSpan{}
+	byTrace := map[string][]*testenv.ZipkinSpan{}
 	for _, s := range mine {
 		byTrace[normTraceID(s.TraceID)] = append(byTrace[normTraceID(s.TraceID)], s)
 	}
@@ -295,7 +297,7 @@ func evalTraces(spec map[string]any, mine, window []*zipkinSpan) []string {
 
 // maxLinkedProxies is the most proxies whose spans one tree of parent
 // links joins within a trace.
-func maxLinkedProxies(spans []*zipkinSpan) int {
+func maxLinkedProxies(spans []*testenv.ZipkinSpan) int {
 	parent := map[string]string{}
 	for _, s := range spans {
 		parent[s.ID] = s.ID
@@ -319,15 +321,15 @@ func maxLinkedProxies(spans []*zipkinSpan) int {
 		if proxies[root] == nil {
 			proxies[root] = map[string]bool{}
 		}
-		proxies[root][s.proxyID()] = true
+		proxies[root][spanProxy(s)] = true
 		best = max(best, len(proxies[root]))
 	}
 	return best
 }
 
-func evalSpanCheck(i int, sc map[string]any, spans []*zipkinSpan) []string {
+func evalSpanCheck(i int, sc map[string]any, spans []*testenv.ZipkinSpan) []string {
 	where, _ := sc["where"].(map[string]any)
-	var selected []*zipkinSpan
+	var selected []*testenv.ZipkinSpan
 	for _, s := range spans {
 		if spanMatches(s, where) {
 			selected = append(selected, s)
@@ -364,11 +366,11 @@ func evalSpanCheck(i int, sc map[string]any, spans []*zipkinSpan) []string {
 	return p
 }
 
-func spanMatches(s *zipkinSpan, where map[string]any) bool {
+func spanMatches(s *testenv.ZipkinSpan, where map[string]any) bool {
 	for k, w := range where {
 		switch k {
 		case "service_name":
-			if !valueMatches(s.serviceName(), true, map[string]any{"regex": w}) {
+			if !valueMatches(s.ServiceName(), true, map[string]any{"regex": w}) {
 				return false
 			}
 		case "name":
@@ -439,9 +441,9 @@ func settleOf(raw map[string]any) time.Duration {
 // judgeTraces evaluates expect.traces on what the case's collectors
 // received since start.
 func (e *istioEnv) judgeTraces(ch *Check, spec map[string]any, xs []exchange, start time.Time) []string {
-	var window []*zipkinSpan
+	var window []*testenv.ZipkinSpan
 	for _, c := range e.collectors {
-		spans, errs := c.since(start)
+		spans, errs := c.Since(start)
 		if len(errs) > 0 {
 			return []string{"zipkin collector: " + strings.Join(errs, "; ")}
 		}

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
 // The judges of expect.traces and expect.propagation, on hand-made spans
@@ -55,14 +57,14 @@ func TestEvalPropagation(t *testing.T) {
 }
 
 func TestEvalTracesLinks(t *testing.T) {
-	span := func(trace, id, parent, node string) *zipkinSpan {
-		return &zipkinSpan{TraceID: trace, ID: id, ParentID: parent, Tags: map[string]string{"node_id": node},
-			LocalEndpoint: &zipkinEndpoint{ServiceName: node + ".default"}}
+	span := func(trace, id, parent, node string) *testenv.ZipkinSpan {
+		return &testenv.ZipkinSpan{TraceID: trace, ID: id, ParentID: parent, Tags: map[string]string{"node_id": node},
+			LocalEndpoint: &testenv.ZipkinEndpoint{ServiceName: node + ".default"}}
 	}
-	linked := []*zipkinSpan{span("t1", "a", "", "gw"), span("t1", "b", "a", "web")}
-	apart := []*zipkinSpan{span("t2", "c", "", "gw"), span("t2", "d", "zz", "web")}
+	linked := []*testenv.ZipkinSpan{span("t1", "a", "", "gw"), span("t1", "b", "a", "web")}
+	apart := []*testenv.ZipkinSpan{span("t2", "c", "", "gw"), span("t2", "d", "zz", "web")}
 	spec := map[string]any{"traces": []any{2.0, 2.0}, "linked_proxies": 2.0, "linked_traces": []any{2.0, 2.0}}
-	all := append(append([]*zipkinSpan{}, linked...), apart...)
+	all := append(append([]*testenv.ZipkinSpan{}, linked...), apart...)
 	if p := evalTraces(spec, all, all); len(p) != 1 || !strings.Contains(p[0], "joining") {
 		t.Errorf("a trace whose spans are not joined counted as linked: %v", p)
 	}

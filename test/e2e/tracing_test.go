@@ -3,12 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -21,71 +19,6 @@ import (
 
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
-
-// zipkinSpan is a Zipkin v2 JSON span as the collector receives it.
-type zipkinSpan struct {
-	TraceID       string                       `json:"traceId"`
-	ID            string                       `json:"id"`
-	ParentID      string                       `json:"parentId"`
-	Name          string                       `json:"name"`
-	Kind          string                       `json:"kind"`
-	LocalEndpoint struct{ ServiceName string } `json:"localEndpoint"`
-	Tags          map[string]string            `json:"tags"`
-}
-
-// zipkinCollector is a Zipkin v2 collector run by the test: it accepts
-// POST /api/v2/spans (JSON) and keeps the spans.
-type zipkinCollector struct {
-	mu    sync.Mutex
-	spans []zipkinSpan
-	port  int
-}
-
-func newZipkinCollector(t *testing.T) *zipkinCollector {
-	c := &zipkinCollector{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var spans []zipkinSpan
-		if r.Method != "POST" || r.URL.Path != "/api/v2/spans" || json.NewDecoder(r.Body).Decode(&spans) != nil {
-			http.Error(w, "not a zipkin v2 post", 400)
-			return
-		}
-		c.mu.Lock()
-		c.spans = append(c.spans, spans...)
-		c.mu.Unlock()
-		w.WriteHeader(202)
-	}))
-	t.Cleanup(srv.Close)
-	c.port = srv.Listener.Addr().(*net.TCPAddr).Port
-	return c
-}
-
-func (c *zipkinCollector) trace(id string) []zipkinSpan {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []zipkinSpan
-	for _, s := range c.spans {
-		if s.TraceID == id {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// waitTrace waits until trace id has n spans.
-func (c *zipkinCollector) waitTrace(t *testing.T, id string, n int) []zipkinSpan {
-	t.Helper()
-	var got []zipkinSpan
-	err := testenv.Eventually(func() error {
-		if got = c.trace(id); len(got) < n {
-			return fmt.Errorf("trace %s: %d spans, want %d: %+v", id, len(got), n, got)
-		}
-		return nil
-	}, 15*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
 
 // zipkinServiceEntry is the collector as the mesh sees it: Istio's
 // zipkin Service (samples/addons/extras/zipkin.yaml), its endpoint the
@@ -124,15 +57,15 @@ func echoHeader(r *testenv.Response, name string) string {
 }
 
 // spanOf is the span of trace spans reported by service with kind.
-func spanOf(t *testing.T, spans []zipkinSpan, service, kind string) zipkinSpan {
+func spanOf(t *testing.T, spans []*testenv.ZipkinSpan, service, kind string) *testenv.ZipkinSpan {
 	t.Helper()
 	for _, s := range spans {
-		if s.LocalEndpoint.ServiceName == service && s.Kind == kind {
+		if s.ServiceName() == service && s.Kind == kind {
 			return s
 		}
 	}
 	t.Fatalf("no %s span of %s in %+v", kind, service, spans)
-	return zipkinSpan{}
+	return nil
 }
 
 // TestTracingZipkin: with MeshConfig tracing to a zipkin collector, a
@@ -144,10 +77,10 @@ func spanOf(t *testing.T, spans []zipkinSpan, service, kind string) zipkinSpan {
 // incoming not-sampled decision is passed on and nothing is reported.
 func TestTracingZipkin(t *testing.T) {
 	t.Parallel()
-	col := newZipkinCollector(t)
+	col := testenv.StartZipkin(t, "")
 	m := testenv.NewMesh(t, testenv.MeshOptions{MeshConfigYAML: tracingMeshConfig})
 	gwPort := testenv.FreePort()
-	m.WriteConfig("zipkin.yaml", zipkinServiceEntry(col.port))
+	m.WriteConfig("zipkin.yaml", zipkinServiceEntry(col.Port))
 	m.WriteConfig("gateway.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: ingress, namespace: default}
@@ -178,7 +111,7 @@ spec:
 		if r.Status != 200 || len(tid) != 32 || len(sid) != 16 || echoHeader(r, "X-B3-Sampled") != "1" || echoHeader(r, "X-B3-Parentspanid") == "" {
 			t.Fatalf("the app saw %v", r.Echo)
 		}
-		spans := col.waitTrace(t, tid, 2)
+		spans := col.WaitTrace(t, tid, 2)
 		client := spanOf(t, spans, "sleep.default", "CLIENT")
 		server := spanOf(t, spans, "ratings.default", "SERVER")
 		if server.ParentID != client.ID || server.ID != sid || client.ParentID != "" || echoHeader(r, "X-B3-Parentspanid") != client.ID {
@@ -187,7 +120,7 @@ spec:
 		if want := "ratings.default.svc.cluster.local:9080/*"; client.Name != want || server.Name != want {
 			t.Errorf("span names %q, %q, want the route's decorator %q", client.Name, server.Name, want)
 		}
-		for _, s := range []zipkinSpan{client, server} {
+		for _, s := range []*testenv.ZipkinSpan{client, server} {
 			for k, v := range map[string]string{"component": "proxy", "http.status_code": "200", "guid:x-request-id": "trace-e2e-1",
 				"my_tag": "e2e", "istio.namespace": "default", "http.method": "GET"} {
 				if s.Tags[k] != v {
@@ -214,7 +147,7 @@ spec:
 			return servedBy(r, "ratings", "")
 		}, convergeTimeout)
 		tid := echoHeader(r, "X-B3-Traceid")
-		spans := col.waitTrace(t, tid, 3)
+		spans := col.WaitTrace(t, tid, 3)
 		gwServer := spanOf(t, spans, "istio-ingressgateway.istio-system", "SERVER")
 		gwClient := spanOf(t, spans, "istio-ingressgateway.istio-system", "CLIENT")
 		server := spanOf(t, spans, "ratings.default", "SERVER")
@@ -231,8 +164,8 @@ spec:
 		}
 		// A sampled request after it is reported, so the exporters ran.
 		r2 := get(t, c, "ratings:9080", "/sampled", nil)
-		col.waitTrace(t, echoHeader(r2, "X-B3-Traceid"), 2)
-		if got := col.trace(trace); len(got) != 0 {
+		col.WaitTrace(t, echoHeader(r2, "X-B3-Traceid"), 2)
+		if got := col.Trace(trace); len(got) != 0 {
 			t.Errorf("a not-sampled trace was reported: %+v", got)
 		}
 	})
@@ -398,7 +331,7 @@ spec:
 // (serviceName productpage.default), each with the tag.
 func TestTracingZipkinTelemetryAPI(t *testing.T) {
 	t.Parallel()
-	col := newZipkinCollector(t)
+	col := testenv.StartZipkin(t, "")
 	m := testenv.NewMesh(t, testenv.MeshOptions{MeshConfigYAML: `enableTracing: true
 defaultConfig:
   tracing: {}
@@ -409,7 +342,7 @@ extensionProviders:
     port: 9411
 `})
 	gwPort := testenv.FreePort()
-	m.WriteConfig("zipkin.yaml", zipkinServiceEntry(col.port))
+	m.WriteConfig("zipkin.yaml", zipkinServiceEntry(col.Port))
 	m.WriteConfig("bookinfo.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: bookinfo-gateway, namespace: default}
@@ -456,7 +389,7 @@ spec:
 	if echoHeader(r, "X-B3-Sampled") != "1" {
 		t.Fatalf("the app saw %v", r.Echo)
 	}
-	spans := col.waitTrace(t, tid, 3)
+	spans := col.WaitTrace(t, tid, 3)
 	gwClient := spanOf(t, spans, "istio-ingressgateway.istio-system", "CLIENT")
 	server := spanOf(t, spans, "productpage.default", "SERVER")
 	if server.ParentID != gwClient.ID || server.ID != echoHeader(r, "X-B3-Spanid") {

@@ -256,11 +256,9 @@ func (o *otlpReceiver) add(req *coltrace.ExportTraceServiceRequest) {
 	o.sink.posts++
 	for _, rs := range req.ResourceSpans {
 		for _, ss := range rs.ScopeSpans {
-			for _, sp := range ss.Spans {
-				// The resource's service.name rides along as an attribute.
-				o.sink.otlp = append(o.sink.otlp, sp)
-			}
+			o.sink.otlp = append(o.sink.otlp, ss.Spans...)
 		}
+		// The resource's service.name is kept as a span of its own.
 		for _, kv := range rs.GetResource().GetAttributes() {
 			if kv.Key == "service.name" {
 				o.sink.spans = append(o.sink.spans, zipkinSpan{Name: "resource", LocalEndpoint: struct{ ServiceName string }{kv.GetValue().GetStringValue()}})
