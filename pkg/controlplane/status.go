@@ -188,9 +188,11 @@ type dashboardSource struct{ c *Controller }
 func (d dashboardSource) Proxies() []xdsserver.ProxyStatus { return d.c.server.Status() }
 
 func (d dashboardSource) Config() dashboard.ConfigInput {
+	byResource := d.c.analysisSummary().ByResource
 	d.c.mu.Lock()
 	defer d.c.mu.Unlock()
-	return dashboard.ConfigInput{Resources: d.c.current.Resources, Errors: d.c.current.Errors, NotEnforced: d.c.current.NotEnforced}
+	return dashboard.ConfigInput{Resources: d.c.current.Resources, Errors: d.c.current.Errors, NotEnforced: d.c.current.NotEnforced,
+		Analysis: byResource}
 }
 
 func (d dashboardSource) Push() *model.PushContext {
