@@ -25,9 +25,10 @@ func newDemoCommand() *cobra.Command {
 		Long: `demo starts a mesh on this machine, no cluster and no root: the control plane,
 product-service v1 and v2 (echo apps with sidecars) and a client sidecar, configured
 by an Istio VirtualService (v1 90% / v2 10%, user-group: beta-testers -> v2). It
-prints the mesh dashboard's URL, sends requests, prints the split it observed,
-then keeps running until Ctrl-C with live traffic (--traffic-rps) for the
-dashboard's service graph.`,
+prints the mesh dashboard's URL, sends requests, prints the split it observed
+and the dashboard link of one request's trace (every request is traced to the
+control plane's built-in Zipkin collector), then keeps running until Ctrl-C
+with live traffic (--traffic-rps) for the dashboard's service graph and traces.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bin, err := os.Executable()
 			if err != nil {

@@ -128,6 +128,9 @@ func (c *Controller) statusHandler() http.Handler {
 	// /dashboard/ is the mesh dashboard and its API (pkg/dashboard).
 	mux.Handle(dashboard.Prefix, c.dashboard.Handler())
 	mux.Handle("GET /dashboard", http.RedirectHandler(dashboard.Prefix, http.StatusMovedPermanently))
+	// /api/v2/ is the dashboard's Zipkin collector and query API
+	// (pkg/tracestore): proxies' zipkin tracers can report here.
+	mux.Handle("/api/v2/", c.dashboard.Traces().Handler())
 	c.mountAnalysis(mux)
 	mux.HandleFunc("GET /debug/syncz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.server.Status())
@@ -185,9 +188,11 @@ type dashboardSource struct{ c *Controller }
 func (d dashboardSource) Proxies() []xdsserver.ProxyStatus { return d.c.server.Status() }
 
 func (d dashboardSource) Config() dashboard.ConfigInput {
+	byResource := d.c.analysisSummary().ByResource
 	d.c.mu.Lock()
 	defer d.c.mu.Unlock()
-	return dashboard.ConfigInput{Resources: d.c.current.Resources, Errors: d.c.current.Errors, NotEnforced: d.c.current.NotEnforced}
+	return dashboard.ConfigInput{Resources: d.c.current.Resources, Errors: d.c.current.Errors, NotEnforced: d.c.current.NotEnforced,
+		Analysis: byResource}
 }
 
 func (d dashboardSource) Push() *model.PushContext {

@@ -22,6 +22,8 @@ const Prefix = "/dashboard/"
 //	GET /dashboard/api/proxies                       proxies and their sync state
 //	GET /dashboard/api/bounds                        the scraper's memory use
 //	GET /dashboard/api/info                          where the metrics come from
+//	GET /dashboard/api/traces?service=S&limit=N      recent traces (traces.go)
+//	GET /dashboard/api/trace?id=T                    one trace's waterfall
 func (d *Dashboard) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(assets, "assets")
@@ -42,6 +44,8 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET "+Prefix+"api/bounds", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, d.Bounds())
 	})
+	mux.HandleFunc("GET "+Prefix+"api/traces", d.traces)
+	mux.HandleFunc("GET "+Prefix+"api/trace", d.trace)
 	return mux
 }
 

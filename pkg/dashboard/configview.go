@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sluice-mesh/sluice/pkg/analysis"
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/model"
 )
@@ -22,6 +23,9 @@ type ConfigInput struct {
 	Resources   []*config.Resource
 	Errors      config.Errors
 	NotEnforced []config.NotEnforced
+	// Analysis is the control plane's newest analysis (sluice analyze's
+	// analyzers), by resource ("Kind ns/name").
+	Analysis map[string][]analysis.Finding
 }
 
 // ConfigEntry is one resource with its validation messages.
@@ -37,7 +41,9 @@ type ConfigEntry struct {
 // ConfigEntries lists every resource with its messages: Istio's
 // validation warnings for admitted ones, the error for rejected ones (an
 // admitted resource with an error is the last good version of an invalid
-// edit), the reason for not-enforced ones. Sorted by kind, namespace,
+// edit), the reason for not-enforced ones, and the analysis' messages
+// ("Warning [IST0101] ...": a valid resource with a Warning or Error one is
+// shown as a warning, being in force). Sorted by kind, namespace,
 // name; errors that name no resource come last.
 func ConfigEntries(in ConfigInput) []ConfigEntry {
 	byKey := map[config.Key]*ConfigEntry{}
@@ -72,6 +78,7 @@ func ConfigEntries(in ConfigInput) []ConfigEntry {
 		out = append(out, &ConfigEntry{Kind: ne.Kind, Namespace: ne.Namespace, Name: ne.Name, File: ne.File,
 			Status: StatusNotEnforced, Messages: []string{ne.Reason}})
 	}
+	addAnalysis(out, in.Analysis)
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Kind != b.Kind {
@@ -87,6 +94,22 @@ func ConfigEntries(in ConfigInput) []ConfigEntry {
 		res = append(res, *e)
 	}
 	return res
+}
+
+// addAnalysis appends each entry's analysis messages.
+func addAnalysis(entries []*ConfigEntry, byResource map[string][]analysis.Finding) {
+	if len(byResource) == 0 {
+		return
+	}
+	for _, e := range entries {
+		ref := analysis.ResourceRef{Kind: e.Kind, Namespace: e.Namespace, Name: e.Name}
+		for _, f := range byResource[ref.String()] {
+			e.Messages = append(e.Messages, f.Level+" ["+f.Code+"] "+f.Message)
+			if e.Status == StatusValid && f.Level != analysis.LevelInfo.String() {
+				e.Status = StatusWarning
+			}
+		}
+	}
 }
 
 // ConfigRef names a resource that applies to a service or workload, and

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/tracestore"
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
 )
 
@@ -31,6 +32,9 @@ type Options struct {
 	Scrape ScrapeOptions
 	// Window is the default rate window (default 1m).
 	Window time.Duration
+	// Traces is the Zipkin collector the Traces pages read (default: a
+	// tracestore with its default bounds).
+	Traces *tracestore.Store
 	// Istiod names the control plane in the proxies table (its address).
 	Istiod string
 	Logger *slog.Logger
@@ -54,6 +58,9 @@ func New(opts Options) (*Dashboard, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Traces == nil {
+		opts.Traces = tracestore.New(tracestore.Options{})
 	}
 	d := &Dashboard{opts: opts}
 	if opts.PrometheusAddress != "" {

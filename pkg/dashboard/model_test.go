@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-mesh/sluice/pkg/analysis"
 	"github.com/sluice-mesh/sluice/pkg/config"
 )
 
@@ -128,24 +129,34 @@ func TestChosenReporter(t *testing.T) {
 func TestConfigEntries(t *testing.T) {
 	vs := &config.Resource{Kind: config.KindVirtualService, Meta: config.Meta{Name: "r", Namespace: "default"}, Source: config.Source{File: "a.yaml", Doc: 1}}
 	key := vs.Key()
+	dr := &config.Resource{Kind: config.KindDestinationRule, Meta: config.Meta{Name: "ok", Namespace: "default"}, Source: config.Source{File: "e.yaml", Doc: 1}}
 	entries := ConfigEntries(ConfigInput{
-		Resources: []*config.Resource{vs},
+		Resources: []*config.Resource{vs, dr},
 		Errors: config.Errors{
 			{Source: config.Source{File: "a.yaml", Doc: 1}, Key: key, Field: "spec.http[0]", Err: errString("bad")},
 			{Source: config.Source{File: "b.yaml", Doc: 2}, Key: config.Key{Kind: config.KindDestinationRule, Namespace: "default", Name: "x"}, Err: errString("worse")},
 			{Source: config.Source{File: "c.yaml"}, Err: errString("not yaml")},
 		},
 		NotEnforced: []config.NotEnforced{{Kind: "telemetry.istio.io/Telemetry", Name: "t", File: "d.yaml", Reason: "later"}},
+		Analysis: map[string][]analysis.Finding{
+			"VirtualService default/r":   {{Code: "IST0101", Level: "Error", Message: "Referenced host not found"}},
+			"DestinationRule default/ok": {{Code: "SLU0004", Level: "Warning", Message: "no endpoint"}},
+			"Gateway default/nobody":     {{Code: "IST0101", Level: "Error", Message: "not an entry"}},
+		},
 	})
-	if len(entries) != 4 {
-		t.Fatalf("want 4 entries, got %+v", entries)
+	if len(entries) != 5 {
+		t.Fatalf("want 5 entries, got %+v", entries)
 	}
 	byName := map[string]ConfigEntry{}
 	for _, e := range entries {
 		byName[e.Name] = e
 	}
-	if e := byName["r"]; e.Status != StatusError || len(e.Messages) != 2 || e.Messages[0] != "the last valid version is in force" {
-		t.Errorf("rejected edit of an admitted resource: %+v", e)
+	if e := byName["r"]; e.Status != StatusError || len(e.Messages) != 3 || e.Messages[0] != "the last valid version is in force" ||
+		e.Messages[2] != "Error [IST0101] Referenced host not found" {
+		t.Errorf("rejected edit of an admitted resource, with an analysis message: %+v", e)
+	}
+	if e := byName["ok"]; e.Status != StatusWarning || len(e.Messages) != 1 || e.Messages[0] != "Warning [SLU0004] no endpoint" {
+		t.Errorf("a valid resource the analysis warns about: %+v", e)
 	}
 	if e := byName["x"]; e.Status != StatusError || e.Kind != "DestinationRule" {
 		t.Errorf("rejected resource: %+v", e)

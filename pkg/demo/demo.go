@@ -54,6 +54,10 @@ type Result struct {
 	Counts   map[string]int
 	Beta     map[string]int
 	Failures int
+	// TraceURL is the dashboard page of a traced request, printed by the
+	// demo; TraceErr says why there is none.
+	TraceURL string
+	TraceErr error
 }
 
 // Run starts the mesh, measures, and (with Wait) serves until ctx ends.
@@ -78,6 +82,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := writeConfig(cfgDir, p); err != nil {
 		return nil, err
 	}
+	meshFile, err := writeMeshConfig(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
 	out := opts.Out
 	kids := &children{bin: opts.Binary, logDir: logDir}
 	defer kids.stopAll()
@@ -88,7 +96,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		args []string
 	}{
 		{"control", []string{"control", "--config-dir", cfgDir, "--xds-address", addr(p.XDS), "--http-address", addr(p.ControlHTTP),
-			"--state-dir", stateDir, "--ca-dir", filepath.Join(opts.Dir, "ca")}},
+			"--state-dir", stateDir, "--ca-dir", filepath.Join(opts.Dir, "ca"), "--mesh-config", meshFile}},
 		{"product-service-v1", []string{"echo", "--address", addr(p.V1App), "--service", "product-service", "--version", "v1", "--pod", "product-service-v1"}},
 		{"product-service-v2", []string{"echo", "--address", addr(p.V2App), "--service", "product-service", "--version", "v2", "--pod", "product-service-v2"}},
 		{"sidecar-product-service-v1", sidecarArgs("product-service-v1", "app=product-service,version=v1,security.istio.io/tlsMode=istio", p.XDS, p.V1Admin, 0, p.V1Inbound, p.V1App, stateDir)},
@@ -115,7 +123,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := waitRouted(ctx, client, target, 20*time.Second); err != nil {
 		return nil, fmt.Errorf("demo: %w (logs in %s)", err, logDir)
 	}
-	fmt.Fprintf(out, "\nMesh dashboard (service graph, services, workloads, config, proxies): %s\n", dashboardURL(p))
+	fmt.Fprintf(out, "\nMesh dashboard (service graph, services, workloads, config, proxies, traces): %s\n", dashboardURL(p))
 	fmt.Fprintf(out, "\nSending %d requests to product-service through the client's sidecar:\n", opts.Requests)
 	res := &Result{Counts: map[string]int{}, Beta: map[string]int{}}
 	bar := newProgress(out, opts.Requests)
@@ -144,6 +152,15 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	fmt.Fprintf(out, "\nWith header user-group: beta-testers (20 requests): %s\n", formatCounts(res.Beta))
 	if res.Failures > 0 {
 		fmt.Fprintf(out, "%d requests failed; see %s\n", res.Failures, logDir)
+	}
+	// Every request was traced (config/tracing.yaml) into the control
+	// plane's collector.
+	if link, err := recentTrace(ctx, p, 5*time.Second); err != nil {
+		res.TraceErr = err
+		fmt.Fprintf(out, "\nTraces: %s (%v; see %s)\n", tracesURL(p), err, logDir)
+	} else {
+		res.TraceURL = link
+		fmt.Fprintf(out, "\nTrace of a request (client sidecar -> product-service): %s\nAll recent traces: %s\n", link, tracesURL(p))
 	}
 	if !opts.Wait {
 		return res, nil

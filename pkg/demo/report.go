@@ -67,6 +67,8 @@ The mesh keeps running; press Ctrl-C to stop it. Things to try:
 
   # the mesh dashboard: live service graph, per service and workload pages
   sluice dashboard --address %[4]s      # prints %[6]s (--browser opens it)
+  # traces of every request (the control plane is the zipkin collector)
+  open %[6]s#/traces      # Zipkin API: curl -s http://%[4]s/api/v2/services
 
   # what the proxies run
   curl -s http://%[3]s/config_dump | less      # client sidecar: runtime + xDS

@@ -31,7 +31,8 @@
   function badge(cls, text) { return '<span class="badge ' + esc(String(cls).replace(/ /g, "_")) + '">' + esc(text || cls) + "</span>"; }
 
   // route parses location.hash: #/graph, #/service/<host>,
-  // #/workload/<ns>/<name>, #/config, #/proxies.
+  // #/workload/<ns>/<name>, #/config, #/proxies, #/traces[/<service>],
+  // #/trace/<id>[/<span id>].
   function route() {
     const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
     switch (parts[0]) {
@@ -39,6 +40,8 @@
       case "workload": return { page: "workload", ns: parts[1], name: parts.slice(2).join("/") };
       case "config": return { page: "config" };
       case "proxies": return { page: "proxies" };
+      case "traces": return { page: "traces", service: parts.slice(1).join("/") };
+      case "trace": return { page: "trace", id: parts[1] || "", span: parts[2] || "" };
       default: return { page: "graph" };
     }
   }
@@ -193,6 +196,7 @@
     if (d.kind === "workload") html += cards(d.outbound, "Outbound traffic");
     html += "<h2>Inbound neighbours</h2>" + neighbours(d.callers, "callers") + "<h2>Outbound neighbours</h2>" + neighbours(d.callees, "callees");
     html += "<h2>Config that applies</h2>" + configRefs(d.config);
+    html += '<p><a id="recent-traces" href="' + esc(tracesHref(d)) + '">Recent traces of ' + esc(traceService(d)) + " →</a></p>";
     if (d.kind === "workload") {
       if (d.labels) html += "<h2>Labels</h2><p>" + Object.keys(d.labels).sort().map((k) => esc(k + "=" + d.labels[k])).join(", ") + "</p>";
       html += "<h2>Proxies</h2>" + syncTable(d.proxies);
@@ -215,6 +219,61 @@
     replace("<h1>Proxies</h1>" + syncTable(body.proxies));
   }
 
+  // ---- traces ----
+  // traceService is the service name a page's spans carry: Istio's
+  // service cluster, <app label>.<namespace> (docs/observability.md).
+  function traceService(d) {
+    if (d.kind === "service") return d.name.split(".").slice(0, 2).join(".");
+    return ((d.labels && d.labels.app) || d.name) + "." + d.namespace;
+  }
+  function tracesHref(d) { return "#/traces/" + encodeURIComponent(traceService(d)); }
+  function us(v) { return v == null ? "–" : v >= 1000 ? ms(v / 1000) : v + " µs"; }
+  function renderTraces(r, body) {
+    const opts = ['<option value="">all services</option>'].concat(body.services.map((s) =>
+      '<option value="' + esc(s) + '"' + (s === r.service ? " selected" : "") + ">" + esc(s) + "</option>"));
+    let html = "<h1>Traces</h1><p>service <select id=\"trace-service\">" + opts.join("") + "</select> " +
+      '<span class="note">' + esc(body.stats.traces + " traces, " + body.stats.spans + " spans kept (at most " + body.stats.max_traces + " / " + body.stats.max_spans + "); Zipkin API at /api/v2/") + "</span></p>";
+    if (!body.traces.length) {
+      replace(html + '<p class="empty" id="traces-empty">No traces' + (r.service ? " of " + esc(r.service) : "") +
+        " yet. Proxies report spans here when a zipkin provider's service is this control plane's HTTP address (docs/observability.md).</p>");
+      return;
+    }
+    const top = Math.max(...body.traces.map((t) => t.duration_us), 1);
+    html += '<table id="traces"><tr><th></th><th>root operation</th><th>services</th><th>spans</th><th>duration</th><th></th><th>started</th></tr>' +
+      body.traces.map((t) => '<tr data-trace-id="' + esc(t.trace_id) + '" data-spans="' + esc(t.spans) + '" data-errors="' + esc(t.errors) + '"><td>' +
+        (t.errors ? badge("failure", t.errors + " error" + (t.errors > 1 ? "s" : "")) : badge("healthy", "ok")) + '</td><td><a href="#/trace/' + esc(t.trace_id) + '">' +
+        esc(t.root_service + ": " + t.root) + "</a></td><td>" + esc(t.services.join(", ")) + "</td><td>" + esc(t.spans) + "</td><td>" + esc(us(t.duration_us)) +
+        '</td><td><div class="dbar"><i style="width:' + (t.duration_us / top * 100).toFixed(1) + '%"></i></div></td><td>' + esc(new Date(t.start).toLocaleTimeString()) + "</td></tr>").join("") + "</table>";
+    replace(html);
+  }
+  function renderTrace(r, body) {
+    const selectedSpan = r.span;
+    const s = body.summary, total = Math.max(s.duration_us, 1);
+    let html = '<p><a href="#/traces">← traces</a></p><h1 id="trace" data-trace-id="' + esc(s.trace_id) + '">Trace ' + esc(s.trace_id) + "</h1>" +
+      "<p>" + esc(s.root_service + ": " + s.root) + " · " + esc(us(s.duration_us)) + " · " + esc(s.spans) + " spans · " + esc(s.services.join(", ")) +
+      (s.errors ? " " + badge("failure", s.errors + " error(s)") : "") + "</p>";
+    html += '<div id="waterfall" class="waterfall">' + body.spans.map((sp) => {
+      const left = sp.offset_us / total * 100, width = Math.max(sp.duration_us / total * 100, 0.3);
+      return '<a class="span-row' + (sp.id === selectedSpan ? " selected" : "") + (sp.error ? " error" : "") + '" data-span-id="' + esc(sp.id) + '" data-parent-id="' + esc(sp.parent_id || "") +
+        '" data-depth="' + esc(sp.depth) + '" href="#/trace/' + esc(s.trace_id + "/" + sp.id) + '"><div class="span-label" style="padding-left:' + (sp.depth * 16 + 4) + 'px">' + esc(sp.service) + " <b>" + esc(sp.name) + "</b> " +
+        '<span class="note">' + esc(sp.kind) + '</span></div><div class="span-track"><i style="left:' + left.toFixed(2) + "%;width:" + Math.min(width, 100 - left).toFixed(2) + '%"></i></div><span class="span-dur">' +
+        esc(us(sp.duration_us)) + "</span></a>";
+    }).join("") + "</div>";
+    const sel = body.spans.find((sp) => sp.id === selectedSpan);
+    if (sel) {
+      html += '<h2>Span ' + esc(sel.service + " " + sel.name) + "</h2>" + '<table id="span-tags"><tr><th>tag</th><th>value</th></tr>' +
+        Object.keys(sel.tags).sort().map((k) => "<tr><td>" + esc(k) + "</td><td>" + esc(sel.tags[k]) + "</td></tr>").join("") + "</table>";
+    } else {
+      html += '<p class="empty">Click a span for its tags.</p>';
+    }
+    replace(html);
+  }
+  // One listener for the service filter (the DOM under main is replaced;
+  // it stays).
+  main.addEventListener("change", (ev) => {
+    if (ev.target.id === "trace-service") location.hash = "#/traces/" + encodeURIComponent(ev.target.value);
+  });
+
   // ---- polling ----
   function apiURL(r) {
     const w = "window=" + encodeURIComponent(windowSel.value);
@@ -223,6 +282,8 @@
       case "workload": return API + "workload?namespace=" + encodeURIComponent(r.ns) + "&name=" + encodeURIComponent(r.name) + "&" + w;
       case "config": return API + "config";
       case "proxies": return API + "proxies";
+      case "traces": return API + "traces?service=" + encodeURIComponent(r.service || "");
+      case "trace": return API + "trace?id=" + encodeURIComponent(r.id);
       default: return API + "graph?" + w;
     }
   }
@@ -231,6 +292,8 @@
       case "service": case "workload": renderDetail(body); setStatus(body); break;
       case "config": renderConfig(body); setStatus(null); break;
       case "proxies": renderProxies(body); setStatus(null); break;
+      case "traces": renderTraces(r, body); setStatus(null); break;
+      case "trace": renderTrace(r, body); setStatus(null); break;
       default: renderGraph(body); setStatus(body);
     }
     document.body.dataset.page = r.page;
@@ -246,7 +309,7 @@
     if (inflight) inflight.abort();
     const gen = ++generation;
     const r = route();
-    document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.route === r.page));
+    document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.route === (r.page === "trace" ? "traces" : r.page)));
     const ctl = new AbortController();
     inflight = ctl;
     fetch(apiURL(r), { signal: ctl.signal, cache: "no-store" })
