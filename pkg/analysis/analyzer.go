@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -134,6 +135,12 @@ func Run(s *Snapshot, opts RunOptions) ([]Message, error) {
 			}
 			selected = append(selected, a)
 		}
+	}
+	if len(opts.Analyzers) == 0 && !s.HasWorkloads() {
+		// Without Pods or Deployments in the input (a local mesh's folder)
+		// the analyzers that read them would call every selector empty;
+		// they run when the input has some, or when named.
+		selected = slices.DeleteFunc(slices.Clone(selected), func(a *Analyzer) bool { return a.Workloads })
 	}
 	c := &Context{Snapshot: s, IstioNamespace: opts.IstioNamespace}
 	if c.IstioNamespace == "" {

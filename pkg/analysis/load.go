@@ -97,8 +97,11 @@ func (l *loader) defaults(mesh *meshv1alpha1.MeshConfig, istioNamespace string) 
 	if svc == "" {
 		svc = "istio-ingressgateway"
 	}
-	l.file("internal-ingress", []byte(fmt.Sprintf(defaultIngressGateway, svc, istioNamespace)))
+	l.file(internalIngressFile, []byte(fmt.Sprintf(defaultIngressGateway, svc, istioNamespace)))
 }
+
+// internalIngressFile is the origin of the default ingress gateway.
+const internalIngressFile = "internal-ingress"
 
 // FileExtensions are the files analysis reads, as istioctl's.
 var FileExtensions = []string{".json", ".yaml", ".yml"}

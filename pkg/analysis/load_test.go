@@ -159,3 +159,34 @@ func TestLoadFolder(t *testing.T) {
 		t.Error("a mesh config that is not one was accepted")
 	}
 }
+
+// TestLocalMeshSkipsWorkloadAnalyzers: a local mesh's folder (workloads
+// as WorkloadEntries, no Pods) is analysed without the analyzers that
+// read Pods, which would call its subsets empty (IST0173); they run when
+// named, and on input that has Pods.
+func TestLocalMeshSkipsWorkloadAnalyzers(t *testing.T) {
+	s, err := Load([]string{filepath.Join("..", "xdsgen", "testdata", "canary.yaml")}, LoadOptions{DefaultNamespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.HasWorkloads() {
+		t.Fatal("canary.yaml has no Pods, but HasWorkloads says it has")
+	}
+	codes := func(opts RunOptions) map[string]int {
+		msgs, err := Run(s, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, m := range msgs {
+			out[m.Code()]++
+		}
+		return out
+	}
+	if n := codes(RunOptions{})["IST0173"]; n != 0 {
+		t.Errorf("all analyzers on a local mesh: %d IST0173, want none", n)
+	}
+	if n := codes(RunOptions{Analyzers: []string{"destinationrule.SubsetSelectPodAnalyzer"}})["IST0173"]; n == 0 {
+		t.Error("the subset analyzer named explicitly did not run")
+	}
+}

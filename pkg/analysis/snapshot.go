@@ -55,6 +55,20 @@ type Snapshot struct {
 	SkippedFiles []string
 }
 
+// HasWorkloads reports whether the input holds Kubernetes workload objects
+// (Pods, Deployments) besides the default ingress gateway: sluice's local
+// mode has none, its workloads being WorkloadEntries.
+func (s *Snapshot) HasWorkloads() bool {
+	for _, kind := range []config.Kind{KindPod, KindDeployment} {
+		for _, o := range s.byKind[kind] {
+			if o.Origin.File != internalIngressFile {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // NewSnapshot indexes objects, in the order given.
 func NewSnapshot(objects []*Object, mesh *meshv1alpha1.MeshConfig) *Snapshot {
 	s := &Snapshot{byKind: map[config.Kind][]*Object{}, byKey: map[config.Key]*Object{}, Mesh: mesh}
