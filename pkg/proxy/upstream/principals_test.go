@@ -146,4 +146,3 @@ func TestFirstURISANWithoutLeaf(t *testing.T) {
 		t.Errorf("no certificate sent: %+v", p)
 	}
 }
-
