@@ -80,6 +80,26 @@ next:
 	return flagFilter(want), nil
 }
 
+// OnlyFlagged reports whether l writes only entries carrying one of the
+// flags f: its filter is a response flag filter naming no other flag, or
+// an and_filter with one. A listener's access log must be (see
+// dataplane.Listener.AccessLog).
+func (l *Logger) OnlyFlagged(f httpfilter.Flags) bool { return onlyFlagged(l.filter, f) }
+
+func onlyFlagged(ef entryFilter, f httpfilter.Flags) bool {
+	switch x := ef.(type) {
+	case flagFilter:
+		return x != 0 && httpfilter.Flags(x)&^f == 0
+	case andFilter:
+		for _, sub := range x {
+			if onlyFlagged(sub, f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 type celEntryFilter struct{ f *celfilter.Filter }
 
 func (c celEntryFilter) match(e *Entry) bool { return c.f.Match((*entrySource)(e)) }
