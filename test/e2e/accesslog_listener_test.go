@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,4 +75,17 @@ spec: {mtls: {mode: STRICT}}
 	if err := meshCallWithIdentity(c); err != nil {
 		t.Fatalf("STRICT: mesh client: %v", err)
 	}
+	// The sidecar's /stats counts the lines its access log file took.
+	resp, err := http.Get("http://" + w.AdminAddress + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if name, v, _ := strings.Cut(line, ": "); name == "filesystem.write_buffered" && v != "0" {
+			return
+		}
+	}
+	t.Errorf("/stats has no filesystem.write_buffered above 0:\n%s", body)
 }
