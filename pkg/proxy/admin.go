@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
@@ -163,6 +164,7 @@ func (p *Proxy) statsText(w http.ResponseWriter, r *http.Request) {
 	p.writeConnStats(w)
 	p.http.Stats.WriteText(w)
 	p.http.Tracing.WriteText(w)
+	accesslog.WriteStats(w)
 }
 
 // writeConnStats writes each listener's connection counters.

@@ -62,6 +62,9 @@ func Generate(push *model.PushContext, proxy *model.Proxy) (*Resources, error) {
 	if err := g.addStatsFilters(); err != nil {
 		return nil, fmt.Errorf("generate for %s: %w", proxy.ID, err)
 	}
+	if err := g.addListenerAccessLogs(); err != nil {
+		return nil, fmt.Errorf("generate for %s: %w", proxy.ID, err)
+	}
 	return g.out, nil
 }
 

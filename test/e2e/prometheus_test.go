@@ -282,6 +282,12 @@ func TestPrometheusGrafana(t *testing.T) {
 		`istio_requests_total{reporter="destination", source_workload="unknown", destination_workload="httpbin-v1", connection_security_policy="none"}`,
 		`istio_tcp_sent_bytes_total{reporter="destination", destination_workload="httpbin-v1", connection_security_policy="mutual_tls", source_principal="spiffe://cluster.local/ns/default/sa/default"}`,
 		`istio_tcp_received_bytes_total{reporter="destination", destination_workload="httpbin-v1", connection_security_policy="none"}`,
+		// The client side names both identities of its upstream mTLS
+		// connection (HTTP and TCP), keeps the policy unknown, and
+		// leaves plaintext's unknown.
+		`istio_requests_total{reporter="source", source_workload="sleep", destination_workload="httpbin-v1", connection_security_policy="unknown", source_principal="spiffe://cluster.local/ns/default/sa/default", destination_principal="spiffe://cluster.local/ns/default/sa/default"}`,
+		`istio_tcp_sent_bytes_total{reporter="source", source_workload="sleep", source_principal="spiffe://cluster.local/ns/default/sa/default", destination_principal="spiffe://cluster.local/ns/default/sa/default"}`,
+		`istio_requests_total{reporter="source", source_workload="sleep", destination_workload="plain-v1", source_principal="unknown", destination_principal="unknown"}`,
 		// The proxies' own answers with their flags.
 		`istio_requests_total{reporter="source", source_workload="sleep", response_code="404", response_flags="NR"}`,
 		`istio_requests_total{reporter="source", source_workload="istio-ingressgateway", response_code="404", response_flags="NR"}`,

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog/celfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 )
 
@@ -36,8 +35,8 @@ type Logger struct {
 	format formatter
 	sink   *Sink
 	// filter, when set, decides per entry whether a line is written
-	// (Envoy's CEL access log filter, filter.go).
-	filter *celfilter.Filter
+	// (Envoy's access log filters, filter.go).
+	filter entryFilter
 }
 
 // Loggers are a connection manager's or tcp_proxy's access_log, in order.
@@ -54,7 +53,7 @@ var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 
 // Log formats e into a pooled buffer and appends it to the sink.
 func (l *Logger) Log(e *Entry) {
-	if l.filter != nil && !l.filter.Match((*entrySource)(e)) {
+	if l.filter != nil && !l.filter.match(e) {
 		return
 	}
 	bp := linePool.Get().(*[]byte)
@@ -78,7 +77,8 @@ var formatFields = map[protoreflect.Name]bool{
 }
 
 // Compile compiles an access_log list. Only the file logger exists, with
-// Envoy's CEL extension filter as its only filter; another filter or
+// Envoy's CEL extension filter, the response flag filter and an
+// and_filter of those as its filters (filter.go); another filter or
 // logger or any field or command operator the proxy does
 // not implement is an error naming it. Files are opened once and shared
 // (Open): a push keeping a path keeps its file.
@@ -95,7 +95,7 @@ func Compile(als []*accesslogv3.AccessLog) (Loggers, error) {
 }
 
 func compileOne(al *accesslogv3.AccessLog) (*Logger, error) {
-	var filter *celfilter.Filter
+	var filter entryFilter
 	if f := al.GetFilter(); f != nil {
 		var err error
 		if filter, err = compileFilter(f); err != nil {

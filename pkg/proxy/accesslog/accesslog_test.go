@@ -37,7 +37,7 @@ func TestCompileNACK(t *testing.T) {
 	dir := t.TempDir()
 	stream, _ := anypb.New(&streamv3.StdoutAccessLog{})
 	withFilter := fileLog(t, &filev3.FileAccessLog{Path: dir + "/a"})
-	withFilter.Filter = &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{}}}
+	withFilter.Filter = &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_NotHealthCheckFilter{NotHealthCheckFilter: &accesslogv3.NotHealthCheckFilter{}}}
 	omit := text("%RESPONSE_CODE%")
 	omit.LogFormat.OmitEmptyValues = true
 	cases := []struct {
@@ -48,7 +48,7 @@ func TestCompileNACK(t *testing.T) {
 		{"unknown operator", fileLog(t, &filev3.FileAccessLog{Path: dir + "/a", AccessLogFormat: text("%RESPONSE_CODE% %UPSTREAM_PEER_SUBJECT%\n")}), "%UPSTREAM_PEER_SUBJECT% is not supported"},
 		{"operator argument", fileLog(t, &filev3.FileAccessLog{Path: dir + "/a", AccessLogFormat: text("%START_TIME(%s)%\n")}), "%START_TIME(%s)%: arguments are not supported"},
 		{"stray percent", fileLog(t, &filev3.FileAccessLog{Path: dir + "/a", AccessLogFormat: text("100% done\n")}), "starts no command"},
-		{"response flag filter", withFilter, "filter: only the extension filter envoy.access_loggers.extension_filters.cel"},
+		{"not_health_check filter", withFilter, "filter: only the extension filter envoy.access_loggers.extension_filters.cel"},
 		{"other logger", &accesslogv3.AccessLog{Name: "envoy.access_loggers.stdout", ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: stream}}, "only envoy.access_loggers.file"},
 		{"omit_empty_values", fileLog(t, &filev3.FileAccessLog{Path: dir + "/a", AccessLogFormat: omit}), "omit_empty_values: not supported"},
 		{"json list", fileLog(t, &filev3.FileAccessLog{Path: dir + "/a", AccessLogFormat: &filev3.FileAccessLog_LogFormat{LogFormat: &core.SubstitutionFormatString{

@@ -8,16 +8,39 @@ import (
 	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog/celfilter"
+	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 )
 
-// compileFilter compiles an access log's filter. Only Envoy's CEL
-// extension filter (ExpressionFilter, which Istio generates from a
-// Telemetry filter.expression) is implemented; any other filter, and a
-// cel_config, is an error naming it.
-func compileFilter(f *accesslogv3.AccessLogFilter) (*celfilter.Filter, error) {
+// entryFilter decides per entry whether a line is written.
+type entryFilter interface {
+	match(e *Entry) bool
+}
+
+// compileFilter compiles an access log's filter: Envoy's CEL extension
+// filter (ExpressionFilter, which Istio generates from a Telemetry
+// filter.expression), the response flag filter (Istio's listener access
+// log keeps NR connections only: pilot/pkg/networking/core/accesslog.go
+// listenerAccessLogFilter) and an and_filter of those (Istio's
+// buildAccessLogFilter, when a Telemetry filter joins it). Any other
+// filter, and a cel_config, is an error naming it.
+func compileFilter(f *accesslogv3.AccessLogFilter) (entryFilter, error) {
+	switch {
+	case f.GetResponseFlagFilter() != nil:
+		return compileFlagFilter(f.GetResponseFlagFilter())
+	case f.GetAndFilter() != nil:
+		var and andFilter
+		for i, sub := range f.GetAndFilter().GetFilters() {
+			m, err := compileFilter(sub)
+			if err != nil {
+				return nil, fmt.Errorf("and_filter.filters[%d]: %w", i, err)
+			}
+			and = append(and, m)
+		}
+		return and, nil
+	}
 	ext := f.GetExtensionFilter()
 	if ext == nil {
-		return nil, fmt.Errorf("filter: only the extension filter %s is supported", celfilter.Name)
+		return nil, fmt.Errorf("filter: only the extension filter %s, response_flag_filter and and_filter are supported", celfilter.Name)
 	}
 	tc := ext.GetTypedConfig()
 	var ef celv3.ExpressionFilter
@@ -34,7 +57,76 @@ func compileFilter(f *accesslogv3.AccessLogFilter) (*celfilter.Filter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filter.extension_filter.expression: %w", err)
 	}
-	return cf, nil
+	return celEntryFilter{cf}, nil
+}
+
+// compileFlagFilter is Envoy's ResponseFlagFilter
+// (source/common/access_log/access_log_impl.cc): an entry with any of
+// the flags passes; with no flags listed, an entry with any flag. A flag
+// this proxy never sets is an error naming it, rather than a filter that
+// can never pass.
+func compileFlagFilter(rf *accesslogv3.ResponseFlagFilter) (entryFilter, error) {
+	var want httpfilter.Flags
+next:
+	for _, name := range rf.GetFlags() {
+		for i := 0; i < httpfilter.NumFlags; i++ {
+			if httpfilter.FlagName(i) == name {
+				want |= 1 << i
+				continue next
+			}
+		}
+		return nil, fmt.Errorf("response_flag_filter: flag %q is not one this proxy sets", name)
+	}
+	return flagFilter(want), nil
+}
+
+// OnlyFlagged reports whether l writes only entries carrying one of the
+// flags f: its filter is a response flag filter naming no other flag, or
+// an and_filter with one. A listener's access log must be (see
+// dataplane.Listener.AccessLog).
+func (l *Logger) OnlyFlagged(f httpfilter.Flags) bool { return onlyFlagged(l.filter, f) }
+
+func onlyFlagged(ef entryFilter, f httpfilter.Flags) bool {
+	switch x := ef.(type) {
+	case flagFilter:
+		return x != 0 && httpfilter.Flags(x)&^f == 0
+	case andFilter:
+		for _, sub := range x {
+			if onlyFlagged(sub, f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type celEntryFilter struct{ f *celfilter.Filter }
+
+func (c celEntryFilter) match(e *Entry) bool { return c.f.Match((*entrySource)(e)) }
+
+// flagFilter passes an entry with one of its flags (0: with any flag).
+type flagFilter httpfilter.Flags
+
+func (f flagFilter) match(e *Entry) bool {
+	if e.Info == nil {
+		return false
+	}
+	if f == 0 {
+		return e.Info.Flags != 0
+	}
+	return e.Info.Flags&httpfilter.Flags(f) != 0
+}
+
+// andFilter passes an entry every one of its filters passes.
+type andFilter []entryFilter
+
+func (a andFilter) match(e *Entry) bool {
+	for _, f := range a {
+		if !f.match(e) {
+			return false
+		}
+	}
+	return true
 }
 
 // entrySource is an Entry as the CEL filter reads it: Envoy's attributes

@@ -75,7 +75,7 @@ func TestFilterAttributes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.expr, err)
 		}
-		if got := ls[0].filter.Match((*entrySource)(c.entry)); got != c.want {
+		if got := ls[0].filter.match(c.entry); got != c.want {
 			t.Errorf("%s: %v, want %v", c.expr, got, c.want)
 		}
 	}
@@ -161,5 +161,57 @@ func TestFilterAllocs(t *testing.T) {
 	e.Info.Status = 200
 	if n := testing.AllocsPerRun(100, func() { ls.Log(e) }); n > 0 {
 		t.Errorf("%v allocations per filtered-out entry", n)
+	}
+}
+
+// TestFlagAndFilters: the response flag filter passes an entry with one
+// of its flags (any flag when it lists none), and an and_filter of it and
+// a CEL filter (Istio's listener access log with a Telemetry filter)
+// passes what both pass; a flag the proxy never sets is refused.
+func TestFlagAndFilters(t *testing.T) {
+	nr := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{
+		ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: []string{"NR"}}}}
+	anyFlag := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{
+		ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{}}}
+	cel := celLog(t, t.TempDir()+"/a", "connection.requested_server_name == 'x'", nil)
+	and := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{
+		AndFilter: &accesslogv3.AndFilter{Filters: []*accesslogv3.AccessLogFilter{nr, cel.Filter}}}}
+	entry := func(f httpfilter.Flags, sni string) *Entry {
+		return &Entry{Info: &httpfilter.RequestInfo{Flags: f}, Conn: &httpfilter.Conn{ServerName: sni}}
+	}
+	for _, c := range []struct {
+		name   string
+		filter *accesslogv3.AccessLogFilter
+		e      *Entry
+		want   bool
+	}{
+		{"NR with NR", nr, entry(httpfilter.FlagNR, ""), true},
+		{"NR with UF,NR", nr, entry(httpfilter.FlagUF|httpfilter.FlagNR, ""), true},
+		{"NR with UF", nr, entry(httpfilter.FlagUF, ""), false},
+		{"NR with none", nr, entry(0, ""), false},
+		{"any with UF", anyFlag, entry(httpfilter.FlagUF, ""), true},
+		{"any with none", anyFlag, entry(0, ""), false},
+		{"and: both", and, entry(httpfilter.FlagNR, "x"), true},
+		{"and: NR only", and, entry(httpfilter.FlagNR, "y"), false},
+		{"and: CEL only", and, entry(0, "x"), false},
+	} {
+		f, err := compileFilter(c.filter)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := f.match(c.e); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	bad := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ResponseFlagFilter{
+		ResponseFlagFilter: &accesslogv3.ResponseFlagFilter{Flags: []string{"NR", "UAEX2"}}}}
+	badAnd := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_AndFilter{
+		AndFilter: &accesslogv3.AndFilter{Filters: []*accesslogv3.AccessLogFilter{nr, bad}}}}
+	if _, err := compileFilter(badAnd); err == nil || !strings.Contains(err.Error(), `and_filter.filters[1]: response_flag_filter: flag "UAEX2"`) {
+		t.Errorf("unknown flag: %v", err)
+	}
+	or := &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_OrFilter{OrFilter: &accesslogv3.OrFilter{}}}
+	if _, err := compileFilter(or); err == nil || !strings.Contains(err.Error(), "response_flag_filter and and_filter") {
+		t.Errorf("or_filter: %v", err)
 	}
 }

@@ -78,11 +78,14 @@ func (s *Sink) write(line []byte) {
 	if len(s.buf)+len(line) > maxBuffered {
 		s.mu.Unlock()
 		s.dropped.Add(1)
+		fileStats.linesDropped.Add(1)
 		return
 	}
 	s.buf = append(s.buf, line...)
 	full := len(s.buf) >= FlushSize
 	s.mu.Unlock()
+	fileStats.writeBuffered.Add(1)
+	fileStats.totalBuffered.Add(int64(len(line)))
 	if full {
 		select {
 		case s.kick <- struct{}{}:
@@ -97,6 +100,9 @@ func (s *Sink) run() {
 	for {
 		select {
 		case <-t.C:
+			// Envoy counts every firing of the flush timer
+			// (AccessLogFileImpl::createFlushStructures).
+			fileStats.flushedByTimer.Add(1)
 		case <-s.kick:
 		}
 		s.Flush()
@@ -112,10 +118,14 @@ func (s *Sink) Flush() {
 	s.buf = s.spare[:0]
 	s.mu.Unlock()
 	if len(out) > 0 {
+		fileStats.totalBuffered.Add(-int64(len(out)))
 		// A failed write loses those lines, as in Envoy; there is no
 		// better place to report it than the count.
 		if _, err := s.w.Write(out); err != nil {
 			s.dropped.Add(1)
+			fileStats.writeFailed.Add(1)
+		} else {
+			fileStats.writeCompleted.Add(1)
 		}
 	}
 	s.spare = out[:0]

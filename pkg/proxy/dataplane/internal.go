@@ -32,6 +32,9 @@ func compileInternalListener(l *listener.Listener, id upstream.WorkloadIdentity)
 	if len(l.ListenerFilters) > 0 {
 		return nil, fmt.Errorf("internal_listener: listener filters are not supported")
 	}
+	if len(l.AccessLog) > 0 {
+		return nil, fmt.Errorf("internal_listener: access_log is not supported")
+	}
 	if len(l.FilterChains) != 1 || l.FilterChains[0].FilterChainMatch != nil || l.FilterChains[0].TransportSocket != nil {
 		return nil, fmt.Errorf("internal_listener: exactly one filter chain, without match or transport socket, is supported")
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -156,6 +157,11 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 		Address: hostport.Join(sa.Address, sa.GetPortValue()),
 		Inbound: l.TrafficDirection == core.TrafficDirection_INBOUND,
 	}
+	logs, err := compileListenerAccessLog(l.AccessLog)
+	if err != nil {
+		return nil, err
+	}
+	out.AccessLog = logs
 	keys := make([]chainKey, 0, len(l.FilterChains))
 	for i, fc := range l.FilterChains {
 		k, err := compileChainMatch(fc.GetFilterChainMatch())
@@ -200,6 +206,26 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 	}
 	out.RouteName, out.StatPrefix = first.RouteName, first.StatPrefix
 	return out, nil
+}
+
+// compileListenerAccessLog compiles a listener's access_log. Envoy
+// writes it for a connection no filter chain takes (NR) and for every
+// served connection when it closes; the proxy writes the first only, so
+// each log must be filtered to NR connections, as Istio's are
+// (pilot/pkg/networking/core/accesslog.go listenerAccessLogFilter, alone
+// or in an and_filter with a Telemetry filter); another is refused.
+func compileListenerAccessLog(als []*accesslogv3.AccessLog) (accesslog.Loggers, error) {
+	logs, err := accesslog.Compile(als)
+	if err != nil {
+		return nil, err
+	}
+	for i, lg := range logs {
+		if !lg.OnlyFlagged(httpfilter.FlagNR) {
+			return nil, fmt.Errorf("access_log[%d]: a listener access log must be filtered to NR (response_flag_filter {flags: [NR]}): "+
+				"only connections no filter chain takes are logged here", i)
+		}
+	}
+	return logs, nil
 }
 
 func compileFilterChain(fc *listener.FilterChain, id upstream.WorkloadIdentity, dir core.TrafficDirection) (*FilterChain, error) {

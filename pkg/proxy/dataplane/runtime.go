@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
@@ -66,6 +67,12 @@ type Listener struct {
 	// RouteName and StatPrefix are the first chain's (admin output).
 	RouteName  string
 	StatPrefix string
+	// AccessLog is the listener's access_log (Envoy's listener access
+	// logs, ActiveStreamListenerBase::emitLogs): written for a connection
+	// no filter chain takes (flag NR, details filter_chain_not_found)
+	// and for every served connection when it closes. Istio's carry an
+	// NR response flag filter, so only refused connections are logged.
+	AccessLog accesslog.Loggers
 	// tree is the compiled filter_chain_match tree (chainmatch.go).
 	tree *chainTree
 }

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
@@ -151,6 +152,7 @@ func (s *Server) Serve(lis net.Listener) error {
 // handle takes one connection through the tls_inspector, the chain
 // choice and the chain's TLS, then serves it by its chain.
 func (s *Server) handle(raw net.Conn) {
+	start := time.Now()
 	rt := s.opts.Runtime.Load()
 	l := rt.Listeners[s.opts.Listener]
 	if l == nil {
@@ -173,6 +175,9 @@ func (s *Server) handle(raw net.Conn) {
 		s.opts.Counters.NoChainMatch.Add(1)
 		s.opts.Logger.Debug("no filter chain matches the connection", "listener", l.Name,
 			"remote", raw.RemoteAddr().String(), "transport", in.Transport, "sni", in.ServerName, "alpn", in.ALPN)
+		if len(l.AccessLog) > 0 {
+			logNoChain(l, raw, &in, start)
+		}
 		// Envoy's close leaves the client's unread bytes in the socket, so
 		// the kernel resets the connection (curl: 56, "Connection reset
 		// by peer", as Istio's STRICT pages show); the inspector read
@@ -219,6 +224,22 @@ func (s *Server) handle(raw net.Conn) {
 	if !s.httpLis.deliver(served) {
 		served.Close()
 	}
+}
+
+// logNoChain writes the listener's access log for a connection no filter
+// chain takes, as Envoy's ActiveStreamListenerBase::newConnection does:
+// response flag NR, details filter_chain_not_found, the connection's
+// addresses and the SNI the tls_inspector read.
+func logNoChain(l *dataplane.Listener, c net.Conn, in *dataplane.MatchInput, start time.Time) {
+	info := httpfilter.RequestInfo{Start: start, Flags: httpfilter.FlagNR, Details: "filter_chain_not_found"}
+	conn := httpfilter.Conn{ServerName: in.ServerName}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		conn.RemoteAddr = a.AddrPort()
+	}
+	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		conn.LocalAddr = a.AddrPort()
+	}
+	l.AccessLog.Log(&accesslog.Entry{Info: &info, Conn: &conn, End: time.Now()})
 }
 
 // terminate completes the chain's TLS handshake on c.

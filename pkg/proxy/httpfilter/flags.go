@@ -112,6 +112,11 @@ type RequestInfo struct {
 	// UpstreamLocal is the local address of the last attempt's upstream
 	// connection (%UPSTREAM_LOCAL_ADDRESS%).
 	UpstreamLocal netip.AddrPort
+	// UpstreamLocalPrincipal and UpstreamPeerPrincipal are the first URI
+	// SANs of the certificates of the last attempt's upstream TLS
+	// connection: the one this proxy sent and the server's ("" for
+	// plaintext or none). Worked out once per connection.
+	UpstreamLocalPrincipal, UpstreamPeerPrincipal string
 
 	Flags    Flags
 	Route    string

@@ -48,7 +48,8 @@ type httpKey struct {
 	cfg        *Config
 	svc        *Service
 	peer       string // the other side's raw x-envoy-peer-metadata
-	principal  string // the downstream's verified principal (inbound mTLS)
+	principal  string // the other side's verified principal (see sides)
+	local      string // this proxy's upstream principal (outbound TLS)
 	cluster    string
 	authority  string // only when the destination service falls back to it
 	grpcStatus string
@@ -85,6 +86,8 @@ func (m *Metrics) RecordHTTP(r *HTTPRequest) {
 		if c := r.Conn; c != nil && c.TLS != nil && c.PeerPrincipal != "" {
 			k.mtls, k.principal = true, c.PeerPrincipal
 		}
+	} else {
+		k.principal, k.local = info.UpstreamPeerPrincipal, info.UpstreamLocalPrincipal
 	}
 	if k.svc == nil && !cfg.noHostFallback && !isOutboundCluster(k.cluster) && r.Request != nil {
 		k.authority = r.Request.Host
@@ -176,7 +179,8 @@ func (m *Metrics) bindHTTP(fams *families, k *httpKey, exprVals []string) *httpO
 	if k.grpc {
 		proto = "grpc"
 	}
-	ls := m.resolve(k.inbound, k.peer, k.principal, k.mtls, destination{svc: k.svc, cluster: k.cluster, authority: k.authority}, proto)
+	ls := m.resolve(sides{inbound: k.inbound, peerRaw: k.peer, principal: k.principal, local: k.local, mtls: k.mtls},
+		destination{svc: k.svc, cluster: k.cluster, authority: k.authority}, proto)
 	ls.responseCode, ls.grpcStatus, ls.flags = strconv.Itoa(k.code), k.grpcStatus, k.flags.String()
 	c := k.cfg
 	counter := func(id metricID) prometheus.Counter {

@@ -92,27 +92,55 @@ type destination struct {
 	authority string
 }
 
+// sides is what a key knows of the two ends of a request or connection.
+type sides struct {
+	inbound bool
+	peerRaw string // the other side's raw x-envoy-peer-metadata
+	// principal is the other side's verified identity: the downstream's
+	// (inbound mTLS, with mtls set) or the upstream server's (outbound
+	// TLS); local the identity this proxy presented upstream.
+	principal, local string
+	mtls             bool
+}
+
 // resolve fills both sides, the destination service and the security
 // policy as Istio's stats filter does
-// (istio/proxy source/extensions/filters/http/istio_stats):
+// (istio/proxy source/extensions/filters/http/istio_stats/istio_stats.cc,
+// populatePeerInfo and populateFlagsAndConnectionSecurity):
 //   - reporter=source (client sidecar, gateway): source is the proxy
 //     itself, destination the peer the upstream's answer named;
-//     connection_security_policy "unknown" and principals "unknown" (the
-//     client side does not report its upstream TLS);
+//     source_principal the first URI SAN of the certificate this proxy
+//     sent upstream, destination_principal the server's
+//     (uriSanLocalCertificate / uriSanPeerCertificate of the upstream
+//     connection; "unknown" for plaintext), the destination's workload
+//     namespace the one its principal names (Istio prefers the SAN's);
+//     connection_security_policy stays "unknown" (Istio sets it only
+//     on the server side);
 //   - reporter=destination (server sidecar): source is the peer the
 //     request named, destination the proxy itself; with mTLS the policy
 //     is mutual_tls, source_principal the client's verified identity and
 //     destination_principal the proxy's own; without, none.
-func (m *Metrics) resolve(inbound bool, peerRaw, principal string, mtls bool, d destination, protocol string) *labelSet {
-	peer := m.peer(peerRaw)
+func (m *Metrics) resolve(s sides, d destination, protocol string) *labelSet {
+	peer := m.peer(s.peerRaw)
 	ls := &labelSet{protocol: protocol, flags: "-", srcPrincipal: "unknown", dstPrincipal: "unknown"}
-	if inbound {
+	if s.inbound {
 		ls.reporter, ls.src, ls.dst, ls.policy = "destination", peer, m.self, "none"
-		if mtls {
-			ls.policy, ls.srcPrincipal, ls.dstPrincipal = "mutual_tls", principal, m.selfMTLS.Principal
+		if s.mtls {
+			ls.policy, ls.srcPrincipal, ls.dstPrincipal = "mutual_tls", s.principal, m.selfMTLS.Principal
 		}
 	} else {
 		ls.reporter, ls.src, ls.dst, ls.policy = "source", m.self, peer, "unknown"
+		if s.local != "" {
+			ls.srcPrincipal = s.local
+		}
+		if s.principal != "" {
+			ls.dstPrincipal = s.principal
+			if ns, ok := principalNamespace(s.principal); ok && ns != peer.Namespace {
+				dst := *peer
+				dst.Namespace = ns
+				ls.dst = &dst
+			}
+		}
 	}
 	switch {
 	case d.svc != nil:
@@ -122,7 +150,7 @@ func (m *Metrics) resolve(inbound bool, peerRaw, principal string, mtls bool, d 
 		ls.serviceName, ls.svcNS = serviceNameNamespace(ls.service)
 	case d.authority != "":
 		ls.service = hostport.StripPort(d.authority)
-		if inbound {
+		if s.inbound {
 			ls.service = qualify(ls.service, m.self.Namespace)
 		}
 		ls.serviceName, ls.svcNS = serviceNameNamespace(ls.service)
@@ -174,4 +202,16 @@ func serviceNameNamespace(host string) (string, string) {
 		return parts[0], parts[1]
 	}
 	return host, "unknown"
+}
+
+// principalNamespace is the namespace a SPIFFE principal names
+// (<trust domain>/ns/<namespace>/sa/<service account>), as istio_stats.cc
+// getNamespace reads it.
+func principalNamespace(principal string) (string, bool) {
+	_, rest, ok := strings.Cut(principal, "/ns/")
+	if !ok {
+		return "", false
+	}
+	ns, _, _ := strings.Cut(rest, "/")
+	return ns, ns != ""
 }

@@ -22,14 +22,17 @@ type TCPConn struct {
 	// destination service of its metadata (nil when it has none).
 	Cluster string
 	Service *Service
+	// UpstreamLocalPrincipal and UpstreamPeerPrincipal are the upstream
+	// TLS connection's identities (outbound; "" for plaintext).
+	UpstreamLocalPrincipal, UpstreamPeerPrincipal string
 }
 
 type tcpKey struct {
-	cfg                *Config
-	svc                *Service
-	principal, cluster string
-	inbound, mtls      bool
-	exprs              [maxKeyExprs]string
+	cfg                       *Config
+	svc                       *Service
+	principal, local, cluster string
+	inbound, mtls             bool
+	exprs                     [maxKeyExprs]string
 }
 
 // TCPCounters are one connection's bound counters (nil: dropped).
@@ -40,7 +43,8 @@ type TCPCounters struct {
 // OpenTCP counts a proxied TCP connection opened and returns its
 // counters. There is no metadata exchange on TCP here (Istio's is
 // ALPN-negotiated in the TLS handshake), so the peer's side is unknown
-// but for its verified principal; the request attributes of value
+// but for its verified principal (the downstream's inbound, the
+// upstream server's outbound); the request attributes of value
 // expressions are absent.
 func (m *Metrics) OpenTCP(c TCPConn) *TCPCounters {
 	cfg := c.Config
@@ -50,6 +54,8 @@ func (m *Metrics) OpenTCP(c TCPConn) *TCPCounters {
 	k := tcpKey{cfg: cfg, svc: c.Service, cluster: c.Cluster, inbound: c.Inbound}
 	if c.Inbound && c.Conn != nil && c.Conn.TLS != nil && c.Conn.PeerPrincipal != "" {
 		k.mtls, k.principal = true, c.Conn.PeerPrincipal
+	} else if !c.Inbound {
+		k.principal, k.local = c.UpstreamPeerPrincipal, c.UpstreamLocalPrincipal
 	}
 	fams := m.fams.Load()
 	var vals []string
@@ -76,7 +82,8 @@ func (m *Metrics) OpenTCP(c TCPConn) *TCPCounters {
 }
 
 func (m *Metrics) bindTCP(fams *families, k *tcpKey, exprVals []string) *TCPCounters {
-	ls := m.resolve(k.inbound, "", k.principal, k.mtls, destination{svc: k.svc, cluster: k.cluster}, "tcp")
+	ls := m.resolve(sides{inbound: k.inbound, principal: k.principal, local: k.local, mtls: k.mtls},
+		destination{svc: k.svc, cluster: k.cluster}, "tcp")
 	counter := func(id metricID) prometheus.Counter {
 		if k.cfg.plans[id].drop {
 			return nil

@@ -41,7 +41,13 @@ type Upstream struct {
 	cl       *upstream.Cluster
 	host     *upstream.Host
 	released atomic.Bool
+	// principals are the connection's TLS identities (zero: plaintext).
+	principals upstream.Principals
 }
+
+// Principals are the TLS identities of the connection (zero for
+// plaintext): the certificate this proxy sent and the server's.
+func (u *Upstream) Principals() upstream.Principals { return u.principals }
 
 // Host is the cluster host the connection went to (nil for passthrough).
 func (u *Upstream) Host() *upstream.Host { return u.host }
@@ -81,7 +87,7 @@ func Dial(ctx context.Context, cl *upstream.Cluster, dest string) (*Upstream, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := cl.TransportFor(h).Dial(ctx, addr)
+	c, principals, err := cl.TransportFor(h).DialPrincipals(ctx, addr)
 	if err != nil {
 		cl.Stats.CxActive.Add(-1)
 		cl.Stats.CxConnectFail.Add(1)
@@ -97,7 +103,7 @@ func Dial(ctx context.Context, cl *upstream.Cluster, dest string) (*Upstream, er
 		h.Active.Add(1)
 		cl.Record(h, upstream.OutcomeResponse, 200)
 	}
-	return &Upstream{Conn: c, cl: cl, host: h}, nil
+	return &Upstream{Conn: c, cl: cl, host: h, principals: principals}, nil
 }
 
 // Close closes the connection and releases its slot and the host's

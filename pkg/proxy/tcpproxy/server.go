@@ -81,12 +81,15 @@ func Serve(conn net.Conn, c Connection) {
 	if a, ok := up.LocalAddr().(*net.TCPAddr); ok {
 		info.UpstreamLocal = a.AddrPort()
 	}
+	pr := up.Principals()
+	info.UpstreamLocalPrincipal, info.UpstreamPeerPrincipal = pr.Local, pr.Peer
 	if c.Metrics != nil && c.Chain.Stats != nil {
 		// Only a chain with the istio.stats network filter records.
 		// Opened once the upstream is connected, as Envoy's tcp_proxy
 		// reports; bytes counted as they pass; closed when the pipe ends.
 		ctr := c.Metrics.OpenTCP(istiometrics.TCPConn{Conn: c.Conn, Config: c.Chain.Stats, Inbound: c.Inbound,
-			Cluster: name, Service: c.Runtime.Services[name]})
+			Cluster: name, Service: c.Runtime.Services[name],
+			UpstreamLocalPrincipal: pr.Local, UpstreamPeerPrincipal: pr.Peer})
 		defer ctr.Closed()
 		conn = ctr.Conn(conn)
 	}

@@ -205,6 +205,15 @@ func (a *Admission) LocalAddr() netip.AddrPort {
 	return a.pc.local
 }
 
+// Principals are the TLS identities of the request's connection (zero
+// for plaintext or when it has none).
+func (a *Admission) Principals() Principals {
+	if a.pc == nil {
+		return Principals{}
+	}
+	return a.pc.principals
+}
+
 // Release ends an admitted request; its connection goes back to the pool
 // (or closes). It is safe to call twice.
 func (a *Admission) Release() {

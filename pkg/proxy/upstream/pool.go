@@ -102,6 +102,8 @@ type dialCounted struct {
 	// local is the connection's local address (%UPSTREAM_LOCAL_ADDRESS%),
 	// set by the dial NewClientConn runs before it returns.
 	local netip.AddrPort
+	// principals are its TLS identities, set by the same dial.
+	principals Principals
 }
 
 type dialCountedKey struct{}
@@ -390,7 +392,8 @@ func (hp *hostPool) dial() {
 		return
 	}
 	now := time.Now()
-	pc := &poolConn{cc: cc, hp: hp, h2: hp.set.h2c || dc.h2.Load(), opened: now, idleSince: now, limit: 1, local: dc.local}
+	pc := &poolConn{cc: cc, hp: hp, h2: hp.set.h2c || dc.h2.Load(), opened: now, idleSince: now, limit: 1, local: dc.local,
+		principals: dc.principals}
 	if pc.h2 {
 		pc.limit = max(cc.Available()+cc.InFlight(), 1)
 		t.stats.CxHTTP2Total.Add(1)

@@ -12,13 +12,15 @@ import (
 // SETTINGS_MAX_CONCURRENT_STREAMS). Its fields are guarded by its host
 // pool's lock.
 type poolConn struct {
-	cc        *http.ClientConn
-	local     netip.AddrPort // the connection's local address
-	hp        *hostPool
-	h2        bool
-	state     connState
-	opened    time.Time
-	idleSince time.Time
+	cc    *http.ClientConn
+	local netip.AddrPort // the connection's local address
+	// principals are the connection's TLS identities (zero: plaintext).
+	principals Principals
+	hp         *hostPool
+	h2         bool
+	state      connState
+	opened     time.Time
+	idleSince  time.Time
 	// requests is the streams attached over the connection's life
 	// (max_requests_per_connection); streams those not yet ended.
 	requests uint32

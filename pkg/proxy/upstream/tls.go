@@ -150,27 +150,26 @@ func (o *TLSOptions) clientConfig(addr string, id WorkloadIdentity) (*tls.Config
 // proxy's host overrides, with TLS when the cluster originates it (offering
 // the cluster's ALPN). tcp_proxy counts these connections itself.
 func (t *Transport) Dial(ctx context.Context, addr string) (net.Conn, error) {
-	var alpn []string
-	if t.Options.TLS.Enabled {
-		alpn = []string{}
-		if t.Options.TLS.ALPN != "" {
-			alpn = strings.Split(t.Options.TLS.ALPN, ",")
-		}
-	}
-	return t.dial(ctx, "tcp", addr, alpn)
+	c, _, err := t.DialPrincipals(ctx, addr)
+	return c, err
 }
 
-// dial connects to addr, originating TLS offering alpn when alpn is not nil.
-func (t *Transport) dial(ctx context.Context, network, addr string, alpn []string) (net.Conn, error) {
-	c, err := t.dialRaw(ctx, network, addr)
-	if err != nil || alpn == nil {
-		return c, err
+// DialPrincipals is Dial also returning the TLS connection's identities
+// (zero for plaintext), for the TCP proxy's standard metrics.
+func (t *Transport) DialPrincipals(ctx context.Context, addr string) (net.Conn, Principals, error) {
+	c, err := t.dialRaw(ctx, "tcp", addr)
+	if err != nil || !t.Options.TLS.Enabled {
+		return c, Principals{}, err
 	}
-	tc, err := t.handshake(ctx, c, addr, alpn)
+	alpn := []string{}
+	if t.Options.TLS.ALPN != "" {
+		alpn = strings.Split(t.Options.TLS.ALPN, ",")
+	}
+	tc, p, err := t.handshake(ctx, c, addr, alpn)
 	if err != nil {
-		return nil, err // not a typed nil *tls.Conn in the interface
+		return nil, Principals{}, err // not a typed nil *tls.Conn in the interface
 	}
-	return tc, nil
+	return tc, p, nil
 }
 
 // dialRaw opens the TCP connection to addr, through the host overrides.
@@ -205,18 +204,22 @@ func sourceReaches(src netip.Addr, target string) bool {
 }
 
 // handshake originates TLS on c offering alpn. It returns the *tls.Conn
-// itself: net/http reads the negotiated protocol from it.
-func (t *Transport) handshake(ctx context.Context, c net.Conn, addr string, alpn []string) (*tls.Conn, error) {
+// itself (net/http reads the negotiated protocol from it) and the
+// connection's identities.
+func (t *Transport) handshake(ctx context.Context, c net.Conn, addr string, alpn []string) (*tls.Conn, Principals, error) {
 	cfg, err := t.Options.TLS.clientConfig(addr, t.Options.Identity)
 	if err != nil {
 		c.Close()
-		return nil, err
+		return nil, Principals{}, err
 	}
 	cfg.NextProtos = alpn
+	var sent *tls.Certificate
+	recordClientCert(cfg, &sent)
 	tc := tls.Client(c, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("upstream tls handshake with %s: %w", addr, err)
+		return nil, Principals{}, fmt.Errorf("upstream tls handshake with %s: %w", addr, err)
 	}
-	return tc, nil
+	cs := tc.ConnectionState()
+	return tc, principalsOf(&cs, sent), nil
 }

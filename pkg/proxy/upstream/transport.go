@@ -226,7 +226,7 @@ func (t *Transport) dialCounted(ctx context.Context, network, addr string, alpn 
 	}
 	// TLS over the counted connection: its close is counted, and net/http
 	// gets the *tls.Conn whose negotiated protocol picks h2.
-	sc, err := t.handshake(ctx, tc, addr, alpn)
+	sc, principals, err := t.handshake(ctx, tc, addr, alpn)
 	if err != nil {
 		// handshake closed tc, which took it out of upstream_cx_active.
 		t.stats.CxConnectFail.Add(1)
@@ -237,6 +237,7 @@ func (t *Transport) dialCounted(ctx context.Context, network, addr string, alpn 
 	}
 	if dc, ok := ctx.Value(dialCountedKey{}).(*dialCounted); ok {
 		dc.h2.Store(sc.ConnectionState().NegotiatedProtocol == "h2")
+		dc.principals = principals
 	}
 	return sc, nil
 }

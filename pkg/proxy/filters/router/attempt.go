@@ -55,8 +55,10 @@ type attemptResult struct {
 	host *upstream.Host
 	addr string
 	took time.Duration
-	// local is the upstream connection's local address.
-	local netip.AddrPort
+	// local is the upstream connection's local address, principals its
+	// TLS identities.
+	local      netip.AddrPort
+	principals upstream.Principals
 }
 
 var errNoHost = errors.New("no healthy upstream")
@@ -127,7 +129,7 @@ func attempt(a *attemptRequest) *attemptResult {
 	start := time.Now()
 	res.resp, res.err = adm.RoundTrip(out)
 	res.took = time.Since(start)
-	res.local = adm.LocalAddr()
+	res.local, res.principals = adm.LocalAddr(), adm.Principals()
 	if res.err != nil {
 		finishAttempt(res.host, &adm)
 		recordError(a, cl, res.host, res.err)

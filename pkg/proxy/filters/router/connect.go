@@ -52,6 +52,8 @@ func connect(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 		localReply(w, info, status, flag, "CONNECT "+r.Host+": cluster "+name+": "+err.Error())
 		return
 	}
+	pr := up.Principals()
+	info.UpstreamLocalPrincipal, info.UpstreamPeerPrincipal = pr.Local, pr.Peer
 	tunnel, ok := openTunnel(s, cfg)
 	if !ok {
 		up.Close()

@@ -338,6 +338,7 @@ func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, 
 		res := attempt(&req)
 		fired := pt != nil && !pt.headers()
 		info.UpstreamLocal = res.local
+		info.UpstreamLocalPrincipal, info.UpstreamPeerPrincipal = res.principals.Local, res.principals.Peer
 		if res.host != nil {
 			info.Upstream = res.host.Address
 			if pol != nil && (pol.PreviousHosts || pol.PriorityUpdateFrequency > 0) {
