@@ -241,3 +241,29 @@ func TestXFCCCompile(t *testing.T) {
 		}
 	}
 }
+
+// TestListenerUnsupportedFieldsNACK: every Listener field a socket
+// listener does not honour (socket options, transparent, connection
+// balancing, buffer limits, bind_to_port, ...) is NACKed by name, never
+// ignored. The table is the proto itself.
+func TestListenerUnsupportedFieldsNACK(t *testing.T) {
+	fields := (&listener.Listener{}).ProtoReflect().Descriptor().Fields()
+	n := 0
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if listenerFields[fd.Name()] || fd.Name() == "internal_listener" {
+			continue // internal listeners are checked by internal.go
+		}
+		n++
+		l := &listener.Listener{Name: "l", Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
+			Address: "127.0.0.1", PortSpecifier: &core.SocketAddress_PortValue{PortValue: 1}}}}}
+		xdsfields.SetSomething(l.ProtoReflect(), fd)
+		_, err := compileListener(l, nil)
+		if err == nil || !strings.Contains(err.Error(), string(fd.Name())) {
+			t.Errorf("%s set: err = %v, want a NACK naming the field", fd.Name(), err)
+		}
+	}
+	if n < 15 {
+		t.Errorf("only %d unsupported fields tried", n)
+	}
+}

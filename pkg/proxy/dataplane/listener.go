@@ -10,6 +10,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/sluice-mesh/sluice/internal/hostport"
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
@@ -19,6 +20,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/pathnorm"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tracing"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+	"github.com/sluice-mesh/sluice/pkg/proxy/xdsfields"
 )
 
 // FilterChain is one way a listener serves connections: which connections
@@ -135,12 +137,29 @@ func (t *TCPRoute) PickCluster() string {
 // HTTP connection manager (routes from RDS) or a tcp_proxy, in plaintext
 // or terminating TLS, chosen per connection by filter_chain_match
 // (chainmatch.go) as Envoy chooses them.
+// listenerFields are the Listener fields a socket listener honours (an
+// internal listener has its own check, internal.go): the rest — socket
+// options, transparent/freebind, connection balancing, per-connection
+// buffer limits, bind_to_port false, ... — are refused by name rather
+// than ignored. filter_chain_matcher is refused below with a hint.
+var listenerFields = map[protoreflect.Name]bool{
+	"name": true, "address": true, "filter_chains": true, "default_filter_chain": true, "filter_chain_matcher": true,
+	"listener_filters": true, "listener_filters_timeout": true, "continue_on_listener_filters_timeout": true,
+	"traffic_direction": true, "access_log": true,
+}
+
 func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Listener, error) {
+	if l.GetInternalListener() != nil {
+		if err := l.ValidateAll(); err != nil {
+			return nil, err
+		}
+		return compileInternalListener(l, id)
+	}
+	if bad := xdsfields.Unsupported(l, listenerFields); len(bad) > 0 {
+		return nil, fmt.Errorf("%s: not supported", strings.Join(bad, ", "))
+	}
 	if err := l.ValidateAll(); err != nil {
 		return nil, err
-	}
-	if l.GetInternalListener() != nil {
-		return compileInternalListener(l, id)
 	}
 	sa := l.GetAddress().GetSocketAddress()
 	if sa == nil {
