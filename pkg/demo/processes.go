@@ -18,7 +18,14 @@ type children struct {
 	bin    string
 	logDir string
 	mu     sync.Mutex
-	procs  []*exec.Cmd
+	procs  []child
+}
+
+// child is one started process; done closes when it has exited (its
+// Wait returned: only that goroutine touches the Cmd's state).
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
 }
 
 func (c *children) start(ctx context.Context, name string, args ...string) error {
@@ -33,9 +40,10 @@ func (c *children) start(ctx context.Context, name string, args ...string) error
 		logFile.Close()
 		return fmt.Errorf("demo: start %s: %w", name, err)
 	}
-	go func() { cmd.Wait(); logFile.Close() }()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); logFile.Close(); close(done) }()
 	c.mu.Lock()
-	c.procs = append(c.procs, cmd)
+	c.procs = append(c.procs, child{cmd: cmd, done: done})
 	c.mu.Unlock()
 	return nil
 }
@@ -47,17 +55,22 @@ func (c *children) stopAll() {
 	c.procs = nil
 	c.mu.Unlock()
 	for _, p := range procs {
-		p.Process.Signal(syscall.SIGTERM)
+		p.cmd.Process.Signal(syscall.SIGTERM)
 	}
-	deadline := time.Now().Add(3 * time.Second)
+	timer := time.NewTimer(3 * time.Second)
+	defer timer.Stop()
+	expired := false
 	for _, p := range procs {
-		for p.ProcessState == nil && time.Now().Before(deadline) {
-			if err := p.Process.Signal(syscall.Signal(0)); err != nil {
-				break
+		if !expired {
+			select {
+			case <-p.done:
+				continue
+			case <-timer.C:
+				expired = true
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
-		p.Process.Kill()
+		p.cmd.Process.Kill()
+		<-p.done
 	}
 }
 
