@@ -70,25 +70,15 @@ type ruleMatches struct {
 	present bool
 }
 
-func tcpMatches(routes []*networking.TCPRoute) []*ruleMatches {
+// l4Matches is a tcp or tls rule list's matches; matches reads one
+// rule's (TCPRoute.Match, TLSRoute.Match).
+func l4Matches[R interface{ comparable }, M proto.Message](routes []R, matches func(R) []M) []*ruleMatches {
+	var zero R
 	out := make([]*ruleMatches, len(routes))
 	for i, r := range routes {
-		if r != nil {
+		if r != zero {
 			out[i] = &ruleMatches{present: true}
-			for _, m := range r.Match {
-				out[i].matches = append(out[i].matches, matchJSON(m))
-			}
-		}
-	}
-	return out
-}
-
-func tlsMatches(routes []*networking.TLSRoute) []*ruleMatches {
-	out := make([]*ruleMatches, len(routes))
-	for i, r := range routes {
-		if r != nil {
-			out[i] = &ruleMatches{present: true}
-			for _, m := range r.Match {
+			for _, m := range matches(r) {
 				out[i].matches = append(out[i].matches, matchJSON(m))
 			}
 		}

@@ -48,8 +48,8 @@ func validateKind(c *Context, kind config.Kind) {
 				c.report(VirtualServiceIneffectiveMatch, o, "", rule, match, dup)
 			}
 			unreachableHTTPRules(vs.Http, unused, ineffective)
-			unreachableRules(tcpMatches(vs.Tcp), unused, ineffective)
-			unreachableRules(tlsMatches(vs.Tls), unused, ineffective)
+			unreachableRules(l4Matches(vs.Tcp, (*networking.TCPRoute).GetMatch), unused, ineffective)
+			unreachableRules(l4Matches(vs.Tls, (*networking.TLSRoute).GetMatch), unused, ineffective)
 		}
 	}
 }
