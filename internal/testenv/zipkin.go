@@ -176,3 +176,20 @@ func (c *ZipkinCollector) Posts() int {
 	defer c.mu.Unlock()
 	return c.posts
 }
+
+// ZipkinServiceEntry is a Zipkin collector on 127.0.0.1:port as the mesh
+// sees it: Istio's zipkin Service (samples/addons/extras/zipkin.yaml,
+// zipkin.istio-system:9411) as a ServiceEntry, so proxies reach it through
+// its outbound cluster like any collector.
+func ZipkinServiceEntry(port int) string {
+	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: zipkin, namespace: istio-system}
+spec:
+  hosts: [zipkin.istio-system.svc.cluster.local]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 9411, name: http-query, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, ports: {http-query: %d}}]
+`, port)
+}

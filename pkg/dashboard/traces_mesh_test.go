@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,18 +26,9 @@ const tracingMesh = `extensionProviders:
 
 func tracingConfig(controlHTTP string) string {
 	_, port, _ := net.SplitHostPort(controlHTTP)
+	p, _ := strconv.Atoi(port)
 	return testenv.ServiceYAML("product-service", "default", map[string]string{"app": "product-service"}, map[string]int{"http": 9080}) +
-		fmt.Sprintf(`---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: zipkin, namespace: istio-system}
-spec:
-  hosts: [zipkin.istio-system.svc.cluster.local]
-  location: MESH_EXTERNAL
-  resolution: STATIC
-  ports: [{number: 9411, name: http-zipkin, protocol: HTTP}]
-  endpoints: [{address: 127.0.0.1, ports: {http-zipkin: %s}}]
----
+		"---\n" + testenv.ZipkinServiceEntry(p) + `---
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
 metadata: {name: mesh-default, namespace: istio-system}
@@ -44,7 +36,7 @@ spec:
   tracing:
   - providers: [{name: zipkin}]
     randomSamplingPercentage: 100
-`, port)
+`
 }
 
 func getJSONInto(t *testing.T, url string, v any) error {

@@ -20,22 +20,6 @@ import (
 	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
-// zipkinServiceEntry is the collector as the mesh sees it: Istio's
-// zipkin Service (samples/addons/extras/zipkin.yaml), its endpoint the
-// test's collector.
-func zipkinServiceEntry(port int) string {
-	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: zipkin, namespace: istio-system}
-spec:
-  hosts: [zipkin.istio-system.svc.cluster.local]
-  location: MESH_EXTERNAL
-  resolution: STATIC
-  ports: [{number: 9411, name: http-query, protocol: HTTP}]
-  endpoints: [{address: 127.0.0.1, ports: {http-query: %d}}]
-`, port)
-}
-
 // tracingMeshConfig is Istio's MeshConfig tracing (the conformance case
 // tracing-mesh-config-sampling, at 100%).
 const tracingMeshConfig = `enableTracing: true
@@ -80,7 +64,7 @@ func TestTracingZipkin(t *testing.T) {
 	col := testenv.StartZipkin(t, "")
 	m := testenv.NewMesh(t, testenv.MeshOptions{MeshConfigYAML: tracingMeshConfig})
 	gwPort := testenv.FreePort()
-	m.WriteConfig("zipkin.yaml", zipkinServiceEntry(col.Port))
+	m.WriteConfig("zipkin.yaml", testenv.ZipkinServiceEntry(col.Port))
 	m.WriteConfig("gateway.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: ingress, namespace: default}
@@ -342,7 +326,7 @@ extensionProviders:
     port: 9411
 `})
 	gwPort := testenv.FreePort()
-	m.WriteConfig("zipkin.yaml", zipkinServiceEntry(col.Port))
+	m.WriteConfig("zipkin.yaml", testenv.ZipkinServiceEntry(col.Port))
 	m.WriteConfig("bookinfo.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: bookinfo-gateway, namespace: default}
