@@ -42,6 +42,10 @@ func telemetryRows() []Feature {
 			{Kind: k, Field: "spec.tracing[].customTags[].formatter", Support: Rejected,
 				Reason: "formatter custom tags (Envoy substitution formatters) are not implemented; use literal, environment or header",
 				find:   formatterTags},
+			{Kind: k, Field: "spec.tracing[].useRequestIdForTraceSampling", Support: Rejected,
+				Reason: "true (Envoy's request_id_extension keeping the sampling decision in x-request-id) is not implemented: " +
+					"sluice samples each request at random; false is what it does",
+				find: requestIDSampling},
 			{Kind: k, Field: "spec.metrics[].reportingInterval", Support: Rejected,
 				Reason: "reportingInterval (the stats filter's periodic TCP reporting) is not implemented: sluice records TCP metrics when a connection ends",
 				find:   reportingIntervals},
@@ -62,6 +66,16 @@ func formatterTags(r *Resource) []string {
 			if tr.GetCustomTags()[name].GetFormatter() != nil {
 				out = append(out, mapKey(fmt.Sprintf("spec.tracing[%d].customTags", i), name)+".formatter")
 			}
+		}
+	}
+	return out
+}
+
+func requestIDSampling(r *Resource) []string {
+	var out []string
+	for i, tr := range telemetrySpec(r).GetTracing() {
+		if tr.GetUseRequestIdForTraceSampling().GetValue() {
+			out = append(out, fmt.Sprintf("spec.tracing[%d].useRequestIdForTraceSampling", i))
 		}
 	}
 	return out

@@ -30,7 +30,7 @@ func TestTelemetryValidation(t *testing.T) {
   - providers: [{name: zipkin}]
     randomSamplingPercentage: 100
     disableSpanReporting: false
-    useRequestIdForTraceSampling: true
+    useRequestIdForTraceSampling: false
     match: {mode: CLIENT}
     customTags:
       lit: {literal: {value: x}}
@@ -53,6 +53,8 @@ func TestTelemetryValidation(t *testing.T) {
 		}
 	}
 	bad := map[string]struct{ spec, field, msg string }{
+		"sampling kept in x-request-id": {`  tracing: [{providers: [{name: zipkin}], useRequestIdForTraceSampling: true}]`,
+			"spec.tracing[0].useRequestIdForTraceSampling", "samples each request at random"},
 		"selector and targetRefs": {`  selector: {matchLabels: {a: b}}
   targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]`, "spec", "only one of"},
 		"service targetRef (waypoint)": {`  targetRefs: [{kind: Service, name: s}]`, "spec.targetRefs[0]", "waypoint"},
