@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,12 +21,12 @@ import (
 // port is released before it is returned, so another process can take it
 // first; the helpers that start servers retry on "address already in use".
 func FreePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	_, port, err := net.SplitHostPort(FreeAddrOn("127.0.0.1"))
 	if err != nil {
-		panic(fmt.Sprintf("testenv: no free port: %v", err))
+		panic(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 // FreeAddr returns "127.0.0.1:N" for a port from FreePort.
@@ -114,13 +117,82 @@ func pollTCP(addr string, timeout time.Duration, exited <-chan struct{}) error {
 }
 
 // FreeAddrOn returns "ip:N" for a port that was free on ip a moment ago.
+// N is below the kernel's ephemeral range (ip_local_port_range): a port
+// from that range (what binding ":0" gives) can be taken between the check
+// and the server's bind by the source port of any outgoing connection on the
+// machine, which made gateway listeners fail with "address already in use".
 func FreeAddrOn(ip string) string {
+	lo, hi := quietPorts()
+	for try := 0; try < 100; try++ {
+		addr := net.JoinHostPort(ip, strconv.Itoa(lo+rand.IntN(hi-lo)))
+		if portFree(addr) {
+			return addr
+		}
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		panic(fmt.Sprintf("testenv: no free port on %s: %v", ip, err))
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// FreeOffset returns an offset that makes every port+offset free on
+// 127.0.0.1, for a gateway's --port-offset. It keeps them below the
+// ephemeral range when the ports' spread allows it.
+func FreeOffset(t testing.TB, ports []int) int {
+	t.Helper()
+	if len(ports) == 0 {
+		return FreePort()
+	}
+	minP, maxP := slices.Min(ports), slices.Max(ports)
+	lo, hi := quietPorts()
+	first, last := lo-minP, hi-1-maxP // offsets keeping every port in [lo, hi)
+	if first > last {
+		first, last = 20000, 65535-maxP // the spread is too wide: anywhere
+	}
+	for try := 0; try < 100 && last >= first; try++ {
+		offset := first + rand.IntN(last-first+1)
+		ok := true
+		for _, p := range ports {
+			if !portFree(net.JoinHostPort("127.0.0.1", strconv.Itoa(p+offset))) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return offset
+		}
+	}
+	t.Fatalf("testenv: no port offset leaves Gateway ports %v free", ports)
+	return 0
+}
+
+// portFree tells whether addr can be listened on now.
+func portFree(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
+// quietPorts is the range [lo, hi) FreeAddrOn picks from: from 10000 up to
+// the start of the ephemeral range, or 20000..30000 when that cannot be read.
+func quietPorts() (lo, hi int) {
+	lo, hi = 10000, 30000
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 2 {
+		if start, err := strconv.Atoi(f[0]); err == nil && start > lo+1000 {
+			hi = start
+		}
+	}
+	return lo, hi
 }
 
 // loopbackNext numbers the addresses LoopbackIP hands out.

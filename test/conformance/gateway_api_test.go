@@ -576,7 +576,7 @@ func (g gatewayAPIGroup) Setup(t *testing.T, c *Case) Env {
 			ns, name, _ := strings.Cut(key, "/")
 			env.gateways[key] = m.AddGateway(testenv.GatewayOptions{
 				Name: "gw-" + name, Namespace: ns, Labels: map[string]string{gatewayapi.GatewayNameLabel: name},
-				PortOffset: freeOffset(t, d.gateways[key].ports),
+				PortOffset: testenv.FreeOffset(t, d.gateways[key].ports),
 			})
 		}
 		if mc := ch.Via.MeshClient; mc != nil {

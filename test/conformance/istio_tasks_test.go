@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -578,7 +577,7 @@ func (e *istioEnv) startGateways(t *testing.T, c *Case) {
 		}
 		e.gateways[key] = e.mesh.AddGateway(testenv.GatewayOptions{
 			Name: "gateway-" + sanitizeName(key), Namespace: "istio-system", Labels: labels, ServiceAccount: sa,
-			PortOffset: freeOffset(t, ports[key]),
+			PortOffset: testenv.FreeOffset(t, ports[key]),
 		})
 	}
 }
@@ -614,31 +613,6 @@ func sanitizeName(s string) string {
 		}
 		return '-'
 	}, strings.ToLower(s))
-}
-
-// freeOffset finds an offset that makes every port+offset free on loopback.
-func freeOffset(t *testing.T, ports []int) int {
-	for try := 0; try < 50; try++ {
-		offset := 20000 + rand.IntN(20000)
-		ok := true
-		for _, p := range ports {
-			if p+offset > 65535 {
-				ok = false
-				break
-			}
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+offset))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return offset
-		}
-	}
-	t.Fatalf("no port offset leaves Gateway ports %v free", ports)
-	return 0
 }
 
 // Setup builds the case in local mode: a Kubernetes Service per service,
