@@ -257,17 +257,14 @@ func (c *Controller) rebuild(req PushRequest) {
 		}
 	}
 	c.metrics.services.Set(float64(len(pc.Services())))
-	proxies := c.server.Proxies()
-	for _, p := range proxies {
-		if err := c.server.PushChange(p, req.Start); err != nil {
-			c.log.Error("push failed", "proxy", p.ID, "err", err)
-		}
-	}
+	// The server's queue generates and sends, on a bounded pool of
+	// workers; the log line below is when the push was handed over.
+	proxies := c.server.PushAll(xdsserver.PushRequest{Start: req.Start}, nil)
 	if req.Config || n == 1 {
 		// Off the push path: analysis runs in its own goroutine.
 		c.analysis.schedule(analysisJob{configVersion: configVersion, pushVersion: pc.Version, resources: resources})
 	}
-	rec := pushRecord{Version: pc.Version, Time: time.Now(), Duration: time.Since(start), Proxies: len(proxies),
+	rec := pushRecord{Version: pc.Version, Time: time.Now(), Duration: time.Since(start), Proxies: proxies,
 		Reasons: req.Reasons, ChangeStart: req.Start}
 	c.mu.Lock()
 	c.last = rec
@@ -275,7 +272,7 @@ func (c *Controller) rebuild(req PushRequest) {
 		c.configRead = readAt
 	}
 	c.mu.Unlock()
-	c.log.Info("push", "version", pc.Version, "proxies", len(proxies), "reasons", req.Reasons,
+	c.log.Info("push", "version", pc.Version, "proxies", proxies, "reasons", req.Reasons,
 		"took", time.Since(start).Round(time.Microsecond), "since_change", time.Since(req.Start).Round(time.Millisecond))
 }
 

@@ -13,11 +13,11 @@ import (
 	"time"
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
+	"github.com/sluice-mesh/sluice/pkg/xdsserver"
 )
 
 // WorkloadMTLS is, for one connected sidecar, the effective
@@ -212,7 +212,7 @@ func parseStats(r io.Reader) (map[string]uint64, error) {
 }
 
 // publishedListeners are the listeners in a proxy's last snapshot.
-func publishedListeners(snap cachev3.ResourceSnapshot) []*listener.Listener {
+func publishedListeners(snap *xdsserver.Snapshot) []*listener.Listener {
 	if snap == nil {
 		return nil
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
@@ -203,7 +202,7 @@ func (d dashboardSource) Push() *model.PushContext {
 }
 
 // dumpSnapshot renders a snapshot as JSON-ready maps, per type URL.
-func dumpSnapshot(snap cachev3.ResourceSnapshot) map[string]any {
+func dumpSnapshot(snap *xdsserver.Snapshot) map[string]any {
 	out := map[string]any{}
 	for _, t := range []string{
 		"type.googleapis.com/envoy.config.cluster.v3.Cluster",

@@ -3,7 +3,6 @@ package xdsserver
 import (
 	"time"
 
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -72,15 +71,11 @@ func (m *Metrics) connected(version string, delta float64) {
 	m.clients.WithLabelValues(version).Add(delta)
 }
 
-func (m *Metrics) sent(resp *discovery.DiscoveryResponse, took time.Duration) {
-	t := metricType(resp.TypeUrl)
+func (m *Metrics) sent(typeURL string, size int, took time.Duration) {
+	t := metricType(typeURL)
 	m.pushes.WithLabelValues(t).Inc()
 	m.pushTime.WithLabelValues(t).Observe(took.Seconds())
-	size := 0
-	for _, r := range resp.Resources {
-		size += len(r.GetValue())
-	}
-	m.configSize.WithLabelValues(resp.TypeUrl).Observe(float64(size))
+	m.configSize.WithLabelValues(typeURL).Observe(float64(size))
 }
 
 func (m *Metrics) rejected(typeURL string) { m.rejects.WithLabelValues(metricType(typeURL)).Inc() }

@@ -1,9 +1,15 @@
 // Package xdsserver serves generated config to proxies over Envoy's
-// aggregated discovery service (ADS, xDS v3 state of the world), using
-// go-control-plane's snapshot cache, and records what each proxy ACKed or
-// NACKed. A proxy's pushes are serialised and versioned so they only move
-// forward, and every snapshot is checked for consistency before it is
-// published.
+// aggregated discovery service (ADS, xDS v3), both state of the world and
+// delta (incremental), and records what each proxy ACKed or NACKed.
+//
+// It is istiod's shape (pilot/pkg/xds: DiscoveryServer, Connection,
+// PushQueue): pushes go through a queue drained by a bounded pool of
+// workers; a proxy's pushes are serialised and versioned so they only move
+// forward; each proxy's config is a Snapshot of shared, pre-marshalled
+// resources, so a resource many proxies hold is serialized once; a stream
+// sends a proxy only what changed for it (delta: only the changed
+// resources); an endpoint-only push regenerates and sends only the EDS
+// resources of the changed services, to the proxies that hold them.
 package xdsserver
 
 import (
@@ -12,14 +18,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
@@ -36,6 +41,14 @@ type Options struct {
 	Versioned func(*model.Proxy) (*xdsgen.Resources, uint64, error)
 	// Generate builds the config for a proxy (see Versioned).
 	Generate func(*model.Proxy) (*xdsgen.Resources, error)
+	// Endpoints builds, from the newest push context, the endpoint
+	// assignments of the named clusters as the proxy sees them, and
+	// returns that push context's version: an endpoint-only push. When
+	// nil, endpoint-only pushes are full pushes.
+	Endpoints func(p *model.Proxy, clusters []string) ([]*endpoint.ClusterLoadAssignment, uint64, error)
+	// PushWorkers bounds how many proxies' configs are generated at once
+	// (istiod's PILOT_PUSH_THROTTLE); 0: the number of CPUs.
+	PushWorkers int
 	// Register adds more services to the gRPC server, such as the CA.
 	Register []func(*grpc.Server)
 	// ServerOptions are added to the gRPC server's (credentials, the
@@ -48,36 +61,37 @@ type Options struct {
 
 // Server is the ADS endpoint and the book of connected proxies.
 type Server struct {
-	opts  Options
-	cache cachev3.SnapshotCache
-	grpc  *grpc.Server
+	discovery.UnimplementedAggregatedDiscoveryServiceServer
+
+	opts    Options
+	grpc    *grpc.Server
+	marshal *marshalCache
+	queue   *pushQueue
 
 	mu      sync.Mutex
 	proxies map[string]*proxyState
-	streams map[int64]string
-	// streamVersion is the version label each stream is counted under in
-	// pilot_xds.
-	streamVersion map[int64]string
+	nonce   uint64
 }
 
 type proxyState struct {
 	proxy     *model.Proxy
 	connected time.Time
-	streams   int
+	conns     map[*conn]struct{}
 	types     map[string]*TypeStatus
 
 	// pushMu serialises generating and publishing this proxy's config,
-	// from the connect path and the rebuild path alike.
+	// from the queue's workers and Push alike.
 	pushMu sync.Mutex
-	// pushed is the push context version of the published snapshot
-	// (guarded by Server.mu).
+	// snap is the published config and pushed the push context version
+	// it was made from (both guarded by Server.mu).
+	snap   *Snapshot
 	pushed uint64
 	// pushStart is when the published snapshot's generation began; a
 	// response's pilot_xds_push_time starts there or at the proxy's
 	// request for that type, whichever is later (guarded by Server.mu).
 	pushStart time.Time
-	// converging are the types a rebuild-path push changed and has not
-	// sent yet, with their new versions, and changeStart the first change
+	// converging are the types a change's push changed and has not sent
+	// yet, with their new versions, and changeStart the first change
 	// merged into that push: when the last is sent, the time since
 	// changeStart is pilot_proxy_convergence_time (guarded by Server.mu).
 	converging  map[string]string
@@ -109,6 +123,8 @@ type ProxyStatus struct {
 	// AdminAddress is the proxy's admin endpoint, when it announces one.
 	AdminAddress string    `json:"admin_address,omitempty"`
 	Connected    time.Time `json:"connected"`
+	// Protocol is "delta" or "sotw", the ADS flavour of its stream.
+	Protocol string `json:"protocol,omitempty"`
 	// PushVersion is the push context version of the snapshot published
 	// to it.
 	PushVersion uint64       `json:"push_version"`
@@ -133,174 +149,71 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	s := &Server{opts: opts, proxies: map[string]*proxyState{}, streams: map[int64]string{}, streamVersion: map[int64]string{}}
-	s.cache = cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)
+	if opts.PushWorkers <= 0 {
+		opts.PushWorkers = runtime.GOMAXPROCS(0)
+	}
+	s := &Server{opts: opts, proxies: map[string]*proxyState{}, marshal: newMarshalCache()}
+	s.queue = newPushQueue(s.process)
 	return s
 }
 
 // Serve answers ADS on lis until ctx ends.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	xds := serverv3.NewServer(ctx, s.cache, s.callbacks())
 	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxConcurrentStreams(100000),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}, s.opts.ServerOptions...)...)
-	discovery.RegisterAggregatedDiscoveryServiceServer(s.grpc, xds)
+	discovery.RegisterAggregatedDiscoveryServiceServer(s.grpc, s)
 	for _, register := range s.opts.Register {
 		register(s.grpc)
 	}
+	workers := s.queue.run(ctx, s.opts.PushWorkers)
 	go func() {
 		<-ctx.Done()
 		s.grpc.Stop()
 	}()
-	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+	err := s.grpc.Serve(lis)
+	workers.Wait()
+	if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("xds server: %w", err)
 	}
 	return nil
 }
 
-func (s *Server) callbacks() serverv3.Callbacks {
-	return serverv3.CallbackFuncs{
-		StreamOpenFunc: func(ctx context.Context, id int64, typ string) error { return nil },
-		StreamClosedFunc: func(id int64, node *core.Node) {
-			s.streamClosed(id)
-		},
-		StreamRequestFunc: s.streamRequest,
-		StreamResponseFunc: func(ctx context.Context, id int64, req *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
-			s.recordSent(id, resp)
-		},
-	}
-}
-
-// streamRequest runs before the cache answers a request: a proxy's first
-// request registers it and generates its config, so the answer is ready.
-func (s *Server) streamRequest(id int64, req *discovery.DiscoveryRequest) error {
+// connect registers a new stream of a proxy and queues its first push
+// (through the same queue as every other push: istiod's initial pushes
+// are throttled alike).
+func (s *Server) connect(p *model.Proxy, c *conn) {
 	s.mu.Lock()
-	nodeID, known := s.streams[id]
-	if !known {
-		if req.Node == nil {
-			s.mu.Unlock()
-			return errors.New("first request on a stream carries no node")
-		}
-		p, err := model.ProxyFromNode(req.Node)
-		if err != nil {
-			s.mu.Unlock()
-			return err
-		}
-		nodeID = p.ID
-		s.streams[id] = nodeID
-		version := proxyVersion(req.Node)
-		s.streamVersion[id] = version
-		s.opts.Metrics.connected(version, 1)
-		st := s.proxies[nodeID]
-		if st == nil {
-			st = &proxyState{proxy: p, types: map[string]*TypeStatus{}}
-			s.proxies[nodeID] = st
-		}
-		st.proxy = p
-		st.streams++
-		st.connected = time.Now()
-		s.mu.Unlock()
-		s.opts.Logger.Info("proxy connected", "id", p.ID)
-		if err := s.Push(p); err != nil {
-			s.opts.Logger.Error("generate config for new proxy", "id", p.ID, "err", err)
-		}
-		s.mu.Lock()
+	st := s.proxies[p.ID]
+	if st == nil {
+		st = &proxyState{types: map[string]*TypeStatus{}, conns: map[*conn]struct{}{}}
+		s.proxies[p.ID] = st
 	}
-	st := s.proxies[nodeID]
-	if st != nil {
-		st.status(req.TypeUrl).requested = time.Now()
-	}
-	if st != nil && req.ResponseNonce != "" {
-		ts := st.status(req.TypeUrl)
-		if req.ErrorDetail != nil {
-			s.opts.Metrics.rejected(req.TypeUrl)
-			ts.Nack = req.ErrorDetail.GetMessage()
-			ts.NackVersion = ts.SentVersion
-			ts.NackTime = time.Now()
-			// A NACK carries the last version the proxy accepted. The
-			// snapshot cache would answer it at once with the version just
-			// rejected, forever. Like Istio, wait for the next change
-			// instead: tell the cache the proxy has seen the sent version.
-			req.VersionInfo = ts.SentVersion
-			s.opts.Logger.Warn("proxy rejected config (NACK)", "id", nodeID, "type", shortType(req.TypeUrl),
-				"version", ts.SentVersion, "error", ts.Nack)
-		} else {
-			ts.AckedVersion = req.VersionInfo
-			ts.AckTime = time.Now()
-			if ts.NackVersion != "" && ts.NackVersion != req.VersionInfo {
-				ts.Nack, ts.NackVersion = "", ""
-			}
-		}
-	}
+	st.proxy = p
+	st.conns[c] = struct{}{}
+	st.connected = time.Now()
+	c.st = st
 	s.mu.Unlock()
-	return nil
+	s.opts.Metrics.connected(c.version, 1)
+	s.opts.Logger.Info("proxy connected", "id", p.ID, "protocol", c.protocol())
+	s.queue.enqueue(p, PushRequest{})
 }
 
-func (st *proxyState) status(typeURL string) *TypeStatus {
-	ts := st.types[typeURL]
-	if ts == nil {
-		ts = &TypeStatus{TypeURL: typeURL}
-		st.types[typeURL] = ts
+// disconnect forgets a stream; the proxy is forgotten with its last one.
+func (s *Server) disconnect(c *conn) {
+	if c.st == nil {
+		return
 	}
-	return ts
-}
-
-// recordSent notes a response about to be sent: its version, istiod's
-// pilot_xds_pushes and pilot_xds_push_time, and, when it is the last type
-// a push changed, pilot_proxy_convergence_time.
-func (s *Server) recordSent(id int64, resp *discovery.DiscoveryResponse) {
-	now := time.Now()
+	s.opts.Metrics.connected(c.version, -1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.proxies[s.streams[id]]
-	if st == nil {
-		return
-	}
-	ts := st.status(resp.TypeUrl)
-	ts.SentVersion = resp.VersionInfo
-	start := st.pushStart
-	if ts.requested.After(start) {
-		start = ts.requested
-	}
-	s.opts.Metrics.sent(resp, now.Sub(start))
-	if v, ok := st.converging[resp.TypeUrl]; ok && v == resp.VersionInfo {
-		delete(st.converging, resp.TypeUrl)
-		if len(st.converging) == 0 {
-			s.opts.Metrics.convergence.Observe(now.Sub(st.changeStart).Seconds())
-		}
-	}
-}
-
-// proxyVersion is the version a proxy announces, as istiod reads it
-// (node metadata ISTIO_VERSION), else its user agent version.
-func proxyVersion(n *core.Node) string {
-	if v := n.GetMetadata().GetFields()["ISTIO_VERSION"].GetStringValue(); v != "" {
-		return v
-	}
-	return n.GetUserAgentVersion()
-}
-
-func (s *Server) streamClosed(id int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	nodeID, ok := s.streams[id]
-	if !ok {
-		return
-	}
-	delete(s.streams, id)
-	s.opts.Metrics.connected(s.streamVersion[id], -1)
-	delete(s.streamVersion, id)
-	st := s.proxies[nodeID]
-	if st == nil {
-		return
-	}
-	st.streams--
-	if st.streams <= 0 {
-		delete(s.proxies, nodeID)
-		s.cache.ClearSnapshot(nodeID)
-		s.opts.Logger.Info("proxy disconnected", "id", nodeID)
+	st := c.st
+	delete(st.conns, c)
+	if len(st.conns) == 0 && s.proxies[st.proxy.ID] == st {
+		delete(s.proxies, st.proxy.ID)
+		s.opts.Logger.Info("proxy disconnected", "id", st.proxy.ID)
 	}
 }
 
@@ -315,78 +228,6 @@ func (s *Server) Proxies() []*model.Proxy {
 	return out
 }
 
-// Push generates and publishes the config of one connected proxy (a
-// proxy not connected is skipped). Pushes for one proxy are serialised,
-// so the connect path and the rebuild path cannot interleave, and a
-// snapshot made from an older push context never replaces a newer one:
-// versions only move forward. A snapshot that is not consistent (an RDS
-// or EDS name referenced and not served, go-control-plane's
-// Snapshot.Consistent) is not published: the proxy keeps its previous
-// config, never half of a push.
-func (s *Server) Push(p *model.Proxy) error { return s.push(p, time.Time{}) }
-
-// PushChange is Push for a config change first seen at changeStart: once
-// every type the push changes for the proxy is sent, the time since
-// changeStart is recorded in pilot_proxy_convergence_time (as istiod's
-// pushConnection records its push request's Start).
-func (s *Server) PushChange(p *model.Proxy, changeStart time.Time) error {
-	return s.push(p, changeStart)
-}
-
-func (s *Server) push(p *model.Proxy, changeStart time.Time) error {
-	s.mu.Lock()
-	st := s.proxies[p.ID]
-	s.mu.Unlock()
-	if st == nil {
-		return nil
-	}
-	st.pushMu.Lock()
-	defer st.pushMu.Unlock()
-	start := time.Now() // generation starts
-	res, version, err := s.opts.Versioned(p)
-	if err != nil {
-		return err
-	}
-	snap, err := NewSnapshot(res)
-	if err != nil {
-		return err
-	}
-	if err := snap.Consistent(); err != nil {
-		s.opts.Logger.Error("generated config is inconsistent (a sluice bug); the proxy keeps its previous config",
-			"proxy", p.ID, "version", version, "err", err)
-		return fmt.Errorf("push %d to %s: inconsistent snapshot, not published: %w", version, p.ID, err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proxies[p.ID] != st {
-		return nil // disconnected meanwhile
-	}
-	if version < st.pushed {
-		s.opts.Logger.Debug("older push dropped", "proxy", p.ID, "version", version, "published", st.pushed)
-		return nil
-	}
-	// Set before SetSnapshot: the responses it triggers are recorded by
-	// recordSent, which waits for s.mu.
-	st.pushStart = start
-	st.converging = nil
-	if !changeStart.IsZero() {
-		st.changeStart = changeStart
-		for t, ts := range st.types {
-			if v := snap.GetVersion(t); ts.SentVersion != "" && v != ts.SentVersion {
-				if st.converging == nil {
-					st.converging = map[string]string{}
-				}
-				st.converging[t] = v
-			}
-		}
-	}
-	if err := s.cache.SetSnapshot(context.Background(), p.ID, snap); err != nil {
-		return fmt.Errorf("set snapshot for %s: %w", p.ID, err)
-	}
-	st.pushed = version
-	return nil
-}
-
 // PushedVersion is the push context version of the snapshot published for
 // a connected proxy.
 func (s *Server) PushedVersion(nodeID string) (uint64, bool) {
@@ -399,6 +240,17 @@ func (s *Server) PushedVersion(nodeID string) (uint64, bool) {
 	return st.pushed, true
 }
 
+// Snapshot returns the config last published for a proxy.
+func (s *Server) Snapshot(nodeID string) (*Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.proxies[nodeID]
+	if st == nil || st.snap == nil {
+		return nil, fmt.Errorf("no snapshot for %q", nodeID)
+	}
+	return st.snap, nil
+}
+
 // Status reports every connected proxy and its ACK/NACK state.
 func (s *Server) Status() []ProxyStatus {
 	s.mu.Lock()
@@ -408,6 +260,9 @@ func (s *Server) Status() []ProxyStatus {
 		ps := ProxyStatus{ID: st.proxy.ID, Type: string(st.proxy.Type), Name: st.proxy.Name,
 			Namespace: st.proxy.Namespace, Labels: st.proxy.Labels, AdminAddress: st.proxy.AdminAddress,
 			Connected: st.connected, PushVersion: st.pushed}
+		for c := range st.conns {
+			ps.Protocol = c.protocol()
+		}
 		for _, t := range typeOrder {
 			if ts := st.types[t]; ts != nil {
 				ps.Types = append(ps.Types, *ts)
@@ -419,12 +274,22 @@ func (s *Server) Status() []ProxyStatus {
 	return out
 }
 
-// Snapshot returns the config last published for a proxy.
-func (s *Server) Snapshot(nodeID string) (cachev3.ResourceSnapshot, error) {
-	return s.cache.GetSnapshot(nodeID)
+func (st *proxyState) status(typeURL string) *TypeStatus {
+	ts := st.types[typeURL]
+	if ts == nil {
+		ts = &TypeStatus{TypeURL: typeURL}
+		st.types[typeURL] = ts
+	}
+	return ts
 }
 
-var typeOrder = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType}
+// nextNonce names a response.
+func (s *Server) nextNonce() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nonce++
+	return fmt.Sprintf("%x", s.nonce)
+}
 
 func shortType(t string) string {
 	switch t {

@@ -1,0 +1,100 @@
+package xdsserver
+
+import (
+	"slices"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// StreamAggregatedResources serves a state-of-the-world ADS stream: each
+// response carries the whole list of a type the proxy asked for (all of
+// CDS and LDS; the named EDS and RDS resources), sent when that list's
+// content changed.
+func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	c := &conn{s: s, wakeup: make(chan struct{}, 1)}
+	return c.serve(stream.Context(),
+		func() (any, error) { return stream.Recv() },
+		func(req any) error { return c.onSotw(stream, req.(*discovery.DiscoveryRequest)) },
+		func() error {
+			snap := c.snapshot()
+			for idx := range numTypes {
+				if err := c.sendSotw(stream, idx, snap, false); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+}
+
+// onSotw handles one request: an ACK or NACK of the last response, and
+// the (possibly changed) names the proxy wants. A stream's first request
+// of a type is answered even when the proxy already holds that version;
+// a stale nonce is ignored, as Envoy's protocol says.
+func (c *conn) onSotw(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer, req *discovery.DiscoveryRequest) error {
+	if err := c.register(req.Node); err != nil {
+		return err
+	}
+	idx := typeIndex(req.TypeUrl)
+	if idx < 0 {
+		c.s.opts.Logger.Debug("request for a type not served", "id", c.st.proxy.ID, "type", req.TypeUrl)
+		return nil
+	}
+	w := &c.watches[idx]
+	c.requested(req.TypeUrl)
+	if req.ResponseNonce != "" {
+		if req.ResponseNonce != w.nonce {
+			return nil
+		}
+		if req.ErrorDetail != nil {
+			c.nacked(req.TypeUrl, req.ErrorDetail.GetMessage())
+			return nil
+		}
+		c.acked(req.TypeUrl, req.VersionInfo)
+	}
+	snap := c.snapshot()
+	var t *typeResources
+	if snap != nil {
+		t = &snap.types[idx]
+	}
+	wildcard := ((idx == cdsIdx || idx == ldsIdx) && len(req.ResourceNames) == 0) || slices.Contains(req.ResourceNames, "*")
+	var names []string
+	if !wildcard {
+		names = intern(req.ResourceNames, t)
+	}
+	changed := !w.requested || wildcard != w.wildcard || !sameSorted(names, w.names)
+	w.requested, w.wildcard, w.names = true, wildcard, names
+	if req.ResponseNonce != "" && !changed {
+		return nil // an ACK of what the proxy wants
+	}
+	return c.sendSotw(stream, idx, snap, true)
+}
+
+// sendSotw sends a type's list when it differs from the last sent (or
+// always, with force).
+func (c *conn) sendSotw(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer, idx int, snap *Snapshot, force bool) error {
+	w := &c.watches[idx]
+	if snap == nil || !w.requested {
+		return nil
+	}
+	t := &snap.types[idx]
+	items := w.wanted(t.items)
+	version := t.version
+	if !w.wildcard {
+		version = listVersion(items)
+	}
+	if !force && version == w.sent {
+		return nil
+	}
+	resp := &discovery.DiscoveryResponse{VersionInfo: version, TypeUrl: typeOrder[idx], Nonce: c.s.nextNonce(),
+		Resources: make([]*anypb.Any, len(items))}
+	size := 0
+	for i, r := range items {
+		resp.Resources[i] = r.Any
+		size += r.size()
+	}
+	// Booked before the send: the proxy's ACK may be handled right after.
+	w.sent, w.nonce = version, resp.Nonce
+	c.recordSent(resp.TypeUrl, version, t.version, size)
+	return stream.Send(resp)
+}
