@@ -194,3 +194,5 @@ func typeStatus(s *Server, typeURL string) (TypeStatus, error) {
 	}
 	return TypeStatus{}, fmt.Errorf("proxy %s not connected", testNode)
 }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
