@@ -257,9 +257,10 @@ func (c *Controller) rebuild(req PushRequest) {
 		}
 	}
 	c.metrics.services.Set(float64(len(pc.Services())))
-	// The server's queue generates and sends, on a bounded pool of
-	// workers; the log line below is when the push was handed over.
-	proxies := c.server.PushAll(xdsserver.PushRequest{Start: req.Start}, nil)
+	// The server's queue generates and publishes on a bounded pool of
+	// workers; the next push waits for this one, as istiod's debounce does.
+	proxies, wait := c.server.PushAll(xdsserver.PushRequest{Start: req.Start}, nil)
+	wait()
 	if req.Config || n == 1 {
 		// Off the push path: analysis runs in its own goroutine.
 		c.analysis.schedule(analysisJob{configVersion: configVersion, pushVersion: pc.Version, resources: resources})

@@ -46,8 +46,11 @@ func (a PushRequest) merge(b PushRequest) PushRequest {
 }
 
 // PushAll queues a push for every connected proxy that want accepts (nil:
-// all) and returns how many were queued.
-func (s *Server) PushAll(req PushRequest, want func(*model.Proxy) bool) int {
+// all). It returns how many were queued and a wait that returns once each
+// of them was generated and published (or dropped), so a caller can hold
+// the next push back until this one is done, as istiod's debounce waits
+// for the push in progress.
+func (s *Server) PushAll(req PushRequest, want func(*model.Proxy) bool) (int, func()) {
 	s.mu.Lock()
 	proxies := make([]*model.Proxy, 0, len(s.proxies))
 	for _, st := range s.proxies {
@@ -56,10 +59,12 @@ func (s *Server) PushAll(req PushRequest, want func(*model.Proxy) bool) int {
 		}
 	}
 	s.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Add(len(proxies))
 	for _, p := range proxies {
-		s.queue.enqueue(p, req)
+		s.queue.enqueue(p, req, wg.Done)
 	}
-	return len(proxies)
+	return len(proxies), wg.Wait
 }
 
 // Push generates and publishes the config of one connected proxy now, in
@@ -204,6 +209,8 @@ type pushQueue struct {
 type queued struct {
 	proxy *model.Proxy
 	req   PushRequest
+	// done are called once the push is over.
+	done []func()
 }
 
 func newPushQueue(do func(*model.Proxy, PushRequest)) *pushQueue {
@@ -212,16 +219,30 @@ func newPushQueue(do func(*model.Proxy, PushRequest)) *pushQueue {
 	return q
 }
 
-// enqueue adds a push for p, merged with one already waiting.
-func (q *pushQueue) enqueue(p *model.Proxy, req PushRequest) {
+// enqueue adds a push for p, merged with one already waiting; done (if
+// not nil) is called once that push is over.
+func (q *pushQueue) enqueue(p *model.Proxy, req PushRequest, done func()) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.closed {
+		if done != nil {
+			done()
+		}
+		return
+	}
 	if w := q.pending[p.ID]; w != nil {
 		w.req = w.req.merge(req)
 		w.proxy = p
+		if done != nil {
+			w.done = append(w.done, done)
+		}
 		return
 	}
-	q.pending[p.ID] = &queued{proxy: p, req: req}
+	w := &queued{proxy: p, req: req}
+	if done != nil {
+		w.done = append(w.done, done)
+	}
+	q.pending[p.ID] = w
 	if !q.inProgress[p.ID] {
 		q.order = append(q.order, p.ID)
 		q.cond.Signal()
@@ -270,6 +291,9 @@ func (q *pushQueue) run(ctx context.Context, n int) *sync.WaitGroup {
 				}
 				q.do(w.proxy, w.req)
 				q.done(w.proxy.ID)
+				for _, f := range w.done {
+					f()
+				}
 			}
 		})
 	}
@@ -278,7 +302,15 @@ func (q *pushQueue) run(ctx context.Context, n int) *sync.WaitGroup {
 		q.mu.Lock()
 		q.closed = true
 		q.cond.Broadcast()
+		var waiting []func()
+		for _, w := range q.pending {
+			waiting = append(waiting, w.done...)
+		}
+		q.pending = map[string]*queued{}
 		q.mu.Unlock()
+		for _, f := range waiting {
+			f() // nobody waits for a push that will not happen
+		}
 	}()
 	return &wg
 }

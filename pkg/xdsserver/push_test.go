@@ -71,7 +71,7 @@ func TestEndpointOnlyPushReachesOnlyHolders(t *testing.T) {
 	subscribeAll(t, db, []string{name(2)})
 
 	port.Store(9001)
-	if n := s.PushAll(PushRequest{Start: time.Now(), EndpointsOnly: true, Hosts: map[string]struct{}{host(1): {}}}, nil); n != 2 {
+	if n, _ := s.PushAll(PushRequest{Start: time.Now(), EndpointsOnly: true, Hosts: map[string]struct{}{host(1): {}}}, nil); n != 2 {
 		t.Fatalf("queued %d proxies, want 2 (the server filters by what they hold)", n)
 	}
 	resp := web.next("EDS of svc1")
@@ -161,10 +161,10 @@ func TestPushQueueBoundedAndMerged(t *testing.T) {
 	}
 	done.Add(len(proxies))
 	for _, p := range proxies {
-		q.enqueue(p, PushRequest{EndpointsOnly: true, Hosts: map[string]struct{}{"a": {}}})
+		q.enqueue(p, PushRequest{EndpointsOnly: true, Hosts: map[string]struct{}{"a": {}}}, nil)
 	}
 	// A second request for a waiting proxy merges; a full one wins.
-	q.enqueue(proxies[9], PushRequest{})
+	q.enqueue(proxies[9], PushRequest{}, nil)
 	q.mu.Lock()
 	merged := q.pending[proxies[9].ID].req
 	q.mu.Unlock()

@@ -198,7 +198,7 @@ func (s *Server) connect(p *model.Proxy, c *conn) {
 	s.mu.Unlock()
 	s.opts.Metrics.connected(c.version, 1)
 	s.opts.Logger.Info("proxy connected", "id", p.ID, "protocol", c.protocol())
-	s.queue.enqueue(p, PushRequest{})
+	s.queue.enqueue(p, PushRequest{}, nil)
 }
 
 // disconnect forgets a stream; the proxy is forgotten with its last one.
