@@ -87,8 +87,8 @@ type routeKey struct {
 
 // keyProxy is the proxy a shared resource is built for: only the fields
 // its key holds.
-func keyProxy(p *model.Proxy, namespace, locality string, labels map[string]string) *model.Proxy {
-	return &model.Proxy{ID: p.ID, Type: p.Type, Namespace: namespace, Locality: locality, Labels: labels}
+func keyProxy(typ model.ProxyType, namespace, locality string, labels map[string]string) *model.Proxy {
+	return &model.Proxy{Type: typ, Namespace: namespace, Locality: locality, Labels: labels}
 }
 
 // serviceCluster is the cluster for t, from the Generator's cache when
@@ -102,7 +102,7 @@ func (g *generation) serviceCluster(t serviceClusterOf) (*sharedCluster, error) 
 		k.locality = g.proxy.Locality
 	}
 	build := func() (*sharedCluster, error) {
-		b := g.sub(keyProxy(g.proxy, k.namespace, k.locality, nil), nil)
+		b := g.sub(keyProxy("", k.namespace, k.locality, nil), nil)
 		c := b.buildServiceCluster(t)
 		if err := validateCluster(c); err != nil {
 			return nil, err
@@ -136,7 +136,7 @@ func (g *generation) serviceEndpoints(t serviceClusterOf) (*endpoint.ClusterLoad
 		}
 	}
 	build := func() (*sharedEndpoints, error) {
-		b := g.sub(keyProxy(g.proxy, "", k.locality, labels), nil)
+		b := g.sub(keyProxy("", "", k.locality, labels), nil)
 		cla := b.buildServiceEndpoints(t)
 		if err := validateEndpoints(cla); err != nil {
 			return nil, err
@@ -169,7 +169,7 @@ func (g *generation) sharedRouteTable(name string, onlyPort uint32) (*route.Rout
 	build := func() (*sharedRoute, error) {
 		// Labels stay: the proxies of one key differ in labels only where
 		// no sourceLabels selector looks.
-		b := g.sub(keyProxy(g.proxy, k.namespace, "", g.proxy.Labels), g.scope)
+		b := g.sub(keyProxy(k.proxyType, k.namespace, "", g.proxy.Labels), g.scope)
 		rc := b.outboundRouteTable(name, onlyPort)
 		if err := validateRoute(rc); err != nil {
 			return nil, err
