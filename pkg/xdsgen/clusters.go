@@ -29,7 +29,7 @@ func (g *generation) clusters() error {
 		if !svc.VisibleTo(g.proxy.Namespace) || !g.scope.ServiceVisible(svc) {
 			continue
 		}
-		dr := g.push.DestinationRule(g.proxy.Namespace, svc.Hostname, svc.Namespace)
+		dr := g.serviceDestinationRule(svc)
 		for _, port := range svc.Ports {
 			// A Sidecar egress listener imports a service on its own port
 			// only (Istio's serviceMatchingListenerPort): no cluster for
@@ -88,7 +88,7 @@ func (g *generation) addServiceCluster(t serviceClusterOf) error {
 		return err
 	}
 	g.out.Conflicts = append(g.out.Conflicts, c.conflicts...)
-	g.out.Clusters = append(g.out.Clusters, c.cluster)
+	g.addSharedCluster(c.cluster)
 	if c.cluster.GetType() != cluster.Cluster_EDS {
 		// PASSTHROUGH on the service's policy turns the cluster into an
 		// ORIGINAL_DST one; only real EDS clusters get endpoints.
@@ -98,7 +98,7 @@ func (g *generation) addServiceCluster(t serviceClusterOf) error {
 	if err != nil {
 		return err
 	}
-	g.out.Endpoints = append(g.out.Endpoints, cla)
+	g.addSharedEndpoints(cla)
 	return nil
 }
 

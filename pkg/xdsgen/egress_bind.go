@@ -56,7 +56,7 @@ func (g *generation) boundEgress() error {
 			return fmt.Errorf("egress listener %s: %w", name, err)
 		}
 		g.out.Listeners = append(g.out.Listeners, l)
-		g.out.Routes = append(g.out.Routes, rc)
+		g.addSharedRoute(rc)
 	}
 	return nil
 }

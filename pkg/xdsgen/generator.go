@@ -86,7 +86,7 @@ type generation struct {
 	// (shared.go); nil builds everything for this proxy alone.
 	gen *Generator
 	// shared are the resources of out that came from gen's caches.
-	shared map[any]struct{}
+	shared sharedIndex
 }
 
 func (g *generation) sidecar() error {
@@ -111,7 +111,7 @@ func (g *generation) sidecar() error {
 		if err != nil {
 			return err
 		}
-		g.out.Routes = append(g.out.Routes, rc)
+		g.addSharedRoute(rc)
 		if err := g.connectHTTP(); err != nil {
 			return err
 		}

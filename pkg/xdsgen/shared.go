@@ -9,6 +9,7 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/registry"
 )
 
 // Generator is generation for one push context, shared by every proxy
@@ -26,6 +27,10 @@ type Generator struct {
 	clusters  flightCache[clusterKey, *sharedCluster]
 	endpoints flightCache[endpointKey, *sharedEndpoints]
 	routes    flightCache[routeKey, *sharedRoute]
+	// destRules are, per proxy namespace, the DestinationRule each
+	// service resolves to (push.DestinationRule), services without one
+	// left out.
+	destRules flightCache[string, map[*registry.Service]*model.DestinationRule]
 	// peerAuthn memoises endpoint workloads' PeerAuthentication by
 	// namespace and labels (auto_mtls.go endpointMTLSEnabled).
 	peerAuthn sync.Map
@@ -117,58 +122,121 @@ type flight[V any] struct {
 	err  error
 }
 
-// flightCache maps keys to values built once.
-type flightCache[K comparable, V any] struct{ m sync.Map }
+// flightCache maps keys to values built once. A read-locked map, not a
+// sync.Map: the keys are structs, which a sync.Map would box on every
+// lookup.
+type flightCache[K comparable, V any] struct {
+	mu sync.RWMutex
+	m  map[K]*flight[V]
+}
 
 // get returns the value for k, building it with build the first time.
 // A build error is cached too: every proxy with that key gets it.
 func (c *flightCache[K, V]) get(k K, build func() (V, error)) (V, error) {
-	e, ok := c.m.Load(k)
-	if !ok {
-		e, _ = c.m.LoadOrStore(k, &flight[V]{})
+	c.mu.RLock()
+	f := c.m[k]
+	c.mu.RUnlock()
+	if f == nil {
+		c.mu.Lock()
+		if f = c.m[k]; f == nil {
+			if c.m == nil {
+				c.m = map[K]*flight[V]{}
+			}
+			f = &flight[V]{}
+			c.m[k] = f
+		}
+		c.mu.Unlock()
 	}
-	f := e.(*flight[V])
 	f.once.Do(func() { f.v, f.err = build() })
 	return f.v, f.err
 }
 
-// markShared records a resource that came from the Generator's caches:
-// it was validated when built, so validateOwn skips it.
-func (g *generation) markShared(r any) {
-	if g.shared == nil {
-		g.shared = map[any]struct{}{}
+// sharedIndex records which entries of a generation's Resources lists
+// came from the Generator's caches (validated when built), by position.
+type sharedIndex struct{ routes, clusters, endpoints []int }
+
+// isShared reports whether position i is next in the ascending list
+// idx, advancing it.
+func isShared(idx *[]int, i int) bool {
+	if len(*idx) > 0 && (*idx)[0] == i {
+		*idx = (*idx)[1:]
+		return true
 	}
-	g.shared[r] = struct{}{}
+	return false
+}
+
+// addSharedRoute, addSharedCluster and addSharedEndpoints append a
+// resource that came from the Generator's caches (or, without one, was
+// built for this proxy alone and is validated with the rest).
+func (g *generation) addSharedRoute(r *route.RouteConfiguration) {
+	if g.gen != nil {
+		g.shared.routes = append(g.shared.routes, len(g.out.Routes))
+	}
+	g.out.Routes = append(g.out.Routes, r)
+}
+
+func (g *generation) addSharedCluster(c *cluster.Cluster) {
+	if g.gen != nil {
+		g.shared.clusters = append(g.shared.clusters, len(g.out.Clusters))
+	}
+	g.out.Clusters = append(g.out.Clusters, c)
+}
+
+func (g *generation) addSharedEndpoints(e *endpoint.ClusterLoadAssignment) {
+	if g.gen != nil {
+		g.shared.endpoints = append(g.shared.endpoints, len(g.out.Endpoints))
+	}
+	g.out.Endpoints = append(g.out.Endpoints, e)
 }
 
 // validateOwn validates the resources built for this proxy alone.
 func (g *generation) validateOwn() error {
-	own := func(r any) bool { _, ok := g.shared[r]; return !ok }
+	idx := g.shared
 	for _, l := range g.out.Listeners {
 		if err := validateListener(l); err != nil {
 			return err
 		}
 	}
-	for _, r := range g.out.Routes {
-		if own(r) {
+	for i, r := range g.out.Routes {
+		if !isShared(&idx.routes, i) {
 			if err := validateRoute(r); err != nil {
 				return err
 			}
 		}
 	}
-	for _, c := range g.out.Clusters {
-		if own(c) {
+	for i, c := range g.out.Clusters {
+		if !isShared(&idx.clusters, i) {
 			if err := validateCluster(c); err != nil {
 				return err
 			}
 		}
 	}
-	for _, e := range g.out.Endpoints {
-		if own(e) {
+	for i, e := range g.out.Endpoints {
+		if !isShared(&idx.endpoints, i) {
 			if err := validateEndpoints(e); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// serviceDestinationRule is the DestinationRule the proxy's namespace
+// resolves for svc: push.DestinationRule, looked up once per namespace
+// and service when there is a Generator.
+func (g *generation) serviceDestinationRule(svc *registry.Service) *model.DestinationRule {
+	if g.gen == nil {
+		return g.push.DestinationRule(g.proxy.Namespace, svc.Hostname, svc.Namespace)
+	}
+	ns := g.proxy.Namespace
+	m, _ := g.gen.destRules.get(ns, func() (map[*registry.Service]*model.DestinationRule, error) {
+		m := map[*registry.Service]*model.DestinationRule{}
+		for _, svc := range g.push.Services() {
+			if dr := g.push.DestinationRule(ns, svc.Hostname, svc.Namespace); dr != nil {
+				m[svc] = dr
+			}
+		}
+		return m, nil
+	})
+	return m[svc]
 }

@@ -112,11 +112,7 @@ func (g *generation) serviceCluster(t serviceClusterOf) (*sharedCluster, error) 
 	if g.gen == nil {
 		return build()
 	}
-	sc, err := g.gen.clusters.get(k, build)
-	if err == nil {
-		g.markShared(sc.cluster)
-	}
-	return sc, err
+	return g.gen.clusters.get(k, build)
 }
 
 // serviceEndpoints is the ClusterLoadAssignment for t, from the
@@ -154,7 +150,6 @@ func (g *generation) serviceEndpoints(t serviceClusterOf) (*endpoint.ClusterLoad
 	if err != nil {
 		return nil, err
 	}
-	g.markShared(se.cla)
 	return se.cla, nil
 }
 
@@ -185,9 +180,6 @@ func (g *generation) sharedRouteTable(name string, onlyPort uint32) (*route.Rout
 	}
 	if err != nil {
 		return nil, err
-	}
-	if g.gen != nil {
-		g.markShared(sr.rc)
 	}
 	g.out.Conflicts = append(g.out.Conflicts, sr.conflicts...)
 	return sr.rc, nil
@@ -308,7 +300,7 @@ func (g *generation) serviceClusterNamed(name string) (serviceClusterOf, bool) {
 		if !ok {
 			continue
 		}
-		t := serviceClusterOf{svc: svc, port: port, dr: g.push.DestinationRule(g.proxy.Namespace, svc.Hostname, svc.Namespace)}
+		t := serviceClusterOf{svc: svc, port: port, dr: g.serviceDestinationRule(svc)}
 		if subset == "" {
 			return t, true
 		}
