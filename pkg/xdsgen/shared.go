@@ -147,7 +147,16 @@ func (c *flightCache[K, V]) get(k K, build func() (V, error)) (V, error) {
 		}
 		c.mu.Unlock()
 	}
-	f.once.Do(func() { f.v, f.err = build() })
+	f.once.Do(func() {
+		// A panic would leave the entry empty for every later proxy:
+		// it becomes the entry's error instead.
+		defer func() {
+			if r := recover(); r != nil {
+				f.err = fmt.Errorf("generation panicked (a sluice bug): %v", r)
+			}
+		}()
+		f.v, f.err = build()
+	})
 	return f.v, f.err
 }
 
