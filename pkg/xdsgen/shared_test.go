@@ -292,6 +292,13 @@ func TestSharedGenerationMatchesFresh(t *testing.T) {
 			}
 		}
 	}
+	for _, r := range []model.Proxy{
+		{Type: model.Router, Name: "ingress", Namespace: "istio-system", Labels: map[string]string{"istio": "ingressgateway"}, IPs: []string{"127.0.0.1"}, PortOffset: 8000},
+		{Type: model.Router, Name: "web-gateway", Namespace: "infra", Labels: map[string]string{"gateway.networking.k8s.io/gateway-name": "web"}, IPs: []string{"127.0.0.1"}, PortOffset: 8000},
+	} {
+		r.ID = r.NodeID()
+		proxies = append(proxies, &r)
+	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			data, err := os.ReadFile(file)
