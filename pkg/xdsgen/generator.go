@@ -59,6 +59,9 @@ func (g *generation) generate() error {
 	default:
 		return fmt.Errorf("unknown proxy type %q", g.proxy.Type)
 	}
+	// The post-passes edit listeners only, which are this proxy's own;
+	// clusters, endpoints and outbound route tables may be shared with
+	// other proxies (shared.go) and are never edited once built.
 	if err := g.addStatsFilters(); err != nil {
 		return err
 	}

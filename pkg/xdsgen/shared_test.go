@@ -179,6 +179,51 @@ const (
 	extDNS    = "outbound|443||api.example.com"
 )
 
+// credentialConfig: a DestinationRule in the root namespace whose tls
+// names a Secret that namespace a has and b does not (Istio looks in the
+// proxy's namespace first, then the rule's).
+const credentialConfig = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: secure, namespace: istio-system}
+spec: {hosts: [secure.example.com], location: MESH_EXTERNAL, resolution: STATIC, ports: [{number: 443, name: tls, protocol: TLS}], endpoints: [{address: 10.9.0.1}]}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: client-credential, namespace: a}
+type: kubernetes.io/tls
+stringData: {tls.crt: A-CERT, tls.key: A-KEY, ca.crt: A-CA}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: secure, namespace: istio-system}
+spec:
+  host: secure.example.com
+  trafficPolicy:
+    tls: {mode: MUTUAL, credentialName: client-credential}
+`
+
+// TestGeneratorCredentialByNamespace: a rule naming a credentialName
+// gives each proxy namespace its own cluster (its own Secret, or the
+// conflict of having none).
+func TestGeneratorCredentialByNamespace(t *testing.T) {
+	pc := sharingPush(t, credentialConfig)
+	gen := xdsgen.NewGenerator(pc)
+	a1 := genFor(t, gen, proxyIn("a1", "a", "", nil))
+	a2 := genFor(t, gen, proxyIn("a2", "a", "", map[string]string{"app": "y"}))
+	b := genFor(t, gen, proxyIn("b1", "b", "", nil))
+	const name = "outbound|443||secure.example.com"
+	if findCluster(a1, name) != findCluster(a2, name) {
+		t.Error("one namespace, one credential: clusters not shared")
+	}
+	if findCluster(a1, name).GetTransportSocket() == nil {
+		t.Error("namespace a has the Secret: want a transport socket")
+	}
+	if findCluster(b, name).GetTransportSocket() != nil || len(b.Conflicts) == 0 || len(a1.Conflicts) != 0 {
+		t.Errorf("namespace b has no Secret: want plaintext and a conflict (a: %q, b: %q)", a1.Conflicts, b.Conflicts)
+	}
+}
+
 // TestGeneratorSharesByKey: proxies whose keys agree get the same
 // pointers; proxies whose keys differ get their own, different content.
 func TestGeneratorSharesByKey(t *testing.T) {
