@@ -353,26 +353,34 @@ func TestSharedGenerationMatchesFresh(t *testing.T) {
 			pc := sharingPush(t, string(data))
 			gen := xdsgen.NewGenerator(pc)
 			var wg sync.WaitGroup
-			for _, p := range proxies {
+			shared := make([]*xdsgen.Resources, len(proxies))
+			for i, p := range proxies {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					shared, err := gen.Generate(p)
+					res, err := gen.Generate(p)
 					if err != nil {
 						t.Error(err)
 						return
 					}
-					fresh, err := xdsgen.Generate(pc, p)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if d := resourcesDiff(shared, fresh); d != "" {
-						t.Errorf("proxy %s: shared generation differs from fresh: %s", p.ID, d)
-					}
+					shared[i] = res
 				}()
 			}
 			wg.Wait()
+			// Compared once every proxy is done: a generation that edited
+			// a shared resource after handing it out shows here too.
+			for i, p := range proxies {
+				fresh, err := xdsgen.Generate(pc, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if shared[i] == nil {
+					continue
+				}
+				if d := resourcesDiff(shared[i], fresh); d != "" {
+					t.Errorf("proxy %s: shared generation differs from fresh: %s", p.ID, d)
+				}
+			}
 		})
 	}
 }
