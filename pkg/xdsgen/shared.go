@@ -31,6 +31,9 @@ type Generator struct {
 	// service resolves to (push.DestinationRule), services without one
 	// left out.
 	destRules flightCache[string, map[*registry.Service]*model.DestinationRule]
+	// inbound indexes endpoints by address for inbound ports
+	// (inbound_index.go); one entry.
+	inbound flightCache[struct{}, *endpointIndex]
 	// peerAuthn memoises endpoint workloads' PeerAuthentication by
 	// namespace and labels (auto_mtls.go endpointMTLSEnabled).
 	peerAuthn sync.Map
