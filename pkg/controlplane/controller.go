@@ -88,6 +88,9 @@ type Controller struct {
 type pushContext struct {
 	*model.PushContext
 	n uint64
+	// gen generates every proxy's config from this push, sharing what
+	// proxies have in common (xdsgen.Generator).
+	gen *xdsgen.Generator
 }
 
 type pushRecord struct {
@@ -250,6 +253,7 @@ func (c *Controller) rebuild(req PushRequest) {
 	pc := &pushContext{n: n, PushContext: model.NewPushContext(model.PushOptions{
 		Version: strconv.FormatUint(n, 10), Mesh: c.opts.Mesh, Resources: resources, Jwks: c.jwks,
 	})}
+	pc.gen = xdsgen.NewGenerator(pc.PushContext)
 	c.storePush(pc)
 	if req.Config || n == 1 {
 		for _, e := range pc.TelemetryErrors() {
@@ -299,12 +303,10 @@ func (c *Controller) generate(p *model.Proxy) (*xdsgen.Resources, uint64, error)
 	if pc == nil {
 		return nil, 0, errors.New("no config loaded yet")
 	}
-	res, err := xdsgen.Generate(pc.PushContext, p)
+	// Generate validates what it returns (shared resources once per push).
+	res, err := pc.gen.Generate(p)
 	if err != nil {
 		return nil, 0, err
-	}
-	if err := xdsgen.Validate(res); err != nil {
-		return nil, 0, fmt.Errorf("generated config is invalid (a sluice bug): %w", err)
 	}
 	c.recordConflicts(p.ID, res)
 	return res, pc.n, nil

@@ -94,20 +94,35 @@ func (g *generation) endpointMTLSEnabled(drMode *networking.ClientTLSSettings_TL
 	if !ok {
 		ns = t.svc.Namespace
 	}
-	key := ns + "\x00" + model.LabelString(ep.Labels) // the policy depends on nothing else
-	pa, ok := g.endpointPeerAuthn[key]
-	if !ok {
-		pa = g.push.PeerAuthenticationFor(ns, ep.Labels)
-		if g.endpointPeerAuthn == nil {
-			g.endpointPeerAuthn = map[string]model.MergedPeerAuthentication{}
-		}
-		g.endpointPeerAuthn[key] = pa
-	}
+	pa := g.workloadPeerAuthn(ns, ep.Labels)
 	ports := []uint32{ep.Port}
 	if tp := t.port.TargetPort; tp != 0 && tp != ep.Port {
 		ports = append(ports, tp)
 	}
 	return pa.ModeForPorts(ports) != model.MTLSDisable
+}
+
+// workloadPeerAuthn is the PeerAuthentication of a workload in ns with
+// labels, memoised for the push (Generator) or the generation.
+func (g *generation) workloadPeerAuthn(ns string, labels map[string]string) model.MergedPeerAuthentication {
+	key := ns + "\x00" + model.LabelString(labels) // the policy depends on nothing else
+	if g.gen != nil {
+		if pa, ok := g.gen.peerAuthn.Load(key); ok {
+			return pa.(model.MergedPeerAuthentication)
+		}
+		pa := g.push.PeerAuthenticationFor(ns, labels)
+		g.gen.peerAuthn.Store(key, pa)
+		return pa
+	}
+	pa, ok := g.endpointPeerAuthn[key]
+	if !ok {
+		pa = g.push.PeerAuthenticationFor(ns, labels)
+		if g.endpointPeerAuthn == nil {
+			g.endpointPeerAuthn = map[string]model.MergedPeerAuthentication{}
+		}
+		g.endpointPeerAuthn[key] = pa
+	}
+	return pa
 }
 
 // drTLSMode is Istio's tlsModeForDestinationRule: the tls mode the

@@ -24,12 +24,12 @@ const defaultConnectTimeout = 10 * time.Second
 
 // clusters adds an outbound cluster per visible service port and subset,
 // with its endpoints, plus the passthrough and black-hole clusters.
-func (g *generation) clusters() {
+func (g *generation) clusters() error {
 	for _, svc := range g.push.Services() {
 		if !svc.VisibleTo(g.proxy.Namespace) || !g.scope.ServiceVisible(svc) {
 			continue
 		}
-		dr := g.push.DestinationRule(g.proxy.Namespace, svc.Hostname, svc.Namespace)
+		dr := g.serviceDestinationRule(svc)
 		for _, port := range svc.Ports {
 			// A Sidecar egress listener imports a service on its own port
 			// only (Istio's serviceMatchingListenerPort): no cluster for
@@ -37,32 +37,79 @@ func (g *generation) clusters() {
 			if !g.scope.ServicePortVisible(svc, port.Number) {
 				continue
 			}
-			eps := g.push.Endpoints(svc, port.Number)
-			g.addServiceCluster(svc, port, dr, nil, eps)
+			if err := g.addServiceCluster(serviceClusterOf{svc: svc, port: port, dr: dr}); err != nil {
+				return err
+			}
 			if dr == nil {
 				continue
 			}
 			for _, subset := range dr.Spec.Subsets {
-				g.addServiceCluster(svc, port, dr, subset, eps)
+				if err := g.addServiceCluster(serviceClusterOf{svc: svc, port: port, dr: dr, subset: subset}); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	g.out.Clusters = append(g.out.Clusters, g.passthroughCluster(), blackHoleCluster())
+	return nil
 }
 
-// addServiceCluster adds the cluster outbound|port|subset|host (subset nil
-// for the service's own) with the DestinationRule's traffic policy for that
-// port and subset, and, for EDS clusters, its endpoints as this proxy sees
-// them (locality priorities and weights).
-func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port, dr *model.DestinationRule, subset *networking.Subset, all []*registry.Endpoint) {
-	subsetName := subset.GetName()
-	name := ClusterName("outbound", port.Number, subsetName, svc.Hostname)
-	var eps []*registry.Endpoint
+// serviceClusterOf names an outbound service cluster: the service, its
+// port, the DestinationRule the proxy resolves for it and the subset
+// (nil for the service's own cluster).
+type serviceClusterOf struct {
+	svc    *registry.Service
+	port   registry.Port
+	dr     *model.DestinationRule
+	subset *networking.Subset
+}
+
+func (t serviceClusterOf) name() string {
+	return ClusterName("outbound", t.port.Number, t.subset.GetName(), t.svc.Hostname)
+}
+
+// endpoints are the endpoints of the service port the subset selects.
+func (t serviceClusterOf) endpoints(push *model.PushContext) (all, eps []*registry.Endpoint) {
+	all = push.Endpoints(t.svc, t.port.Number)
 	for _, ep := range all {
-		if registry.LabelsMatch(subset.GetLabels(), ep.Labels) {
+		if registry.LabelsMatch(t.subset.GetLabels(), ep.Labels) {
 			eps = append(eps, ep)
 		}
 	}
+	return all, eps
+}
+
+// addServiceCluster adds the cluster outbound|port|subset|host and, for
+// an EDS cluster, its endpoints as this proxy sees them; both shared with
+// the other proxies of the push that see them the same (shared_keys.go).
+func (g *generation) addServiceCluster(t serviceClusterOf) error {
+	c, err := g.serviceCluster(t)
+	if err != nil {
+		return err
+	}
+	g.out.Conflicts = append(g.out.Conflicts, c.conflicts...)
+	g.addSharedCluster(c.cluster)
+	if c.cluster.GetType() != cluster.Cluster_EDS {
+		// PASSTHROUGH on the service's policy turns the cluster into an
+		// ORIGINAL_DST one; only real EDS clusters get endpoints.
+		return nil
+	}
+	cla, err := g.serviceEndpoints(t)
+	if err != nil {
+		return err
+	}
+	g.addSharedEndpoints(cla)
+	return nil
+}
+
+// buildServiceCluster builds the cluster outbound|port|subset|host with
+// the DestinationRule's traffic policy for that port and subset. Its
+// endpoints, for EDS clusters, are buildServiceEndpoints'.
+func (g *generation) buildServiceCluster(t serviceClusterOf) *cluster.Cluster {
+	svc, port, dr, subset := t.svc, t.port, t.dr, t.subset
+	subsetName := subset.GetName()
+	name := t.name()
+	all, eps := t.endpoints(g.push)
 	policy := mergedPolicy(dr, port.Number, subsetName)
 	b := &clusterBuild{c: &cluster.Cluster{
 		Name:           name,
@@ -70,7 +117,6 @@ func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port
 		CommonLbConfig: &cluster.Cluster_CommonLbConfig{},
 	}}
 	c := b.c
-	var groups [][]*registry.Endpoint
 	passthrough := subset.GetTrafficPolicy().GetLoadBalancer().GetSimple() == networking.LoadBalancerSettings_PASSTHROUGH
 	switch {
 	case svc.Resolution == registry.ResolutionNone || passthrough:
@@ -96,17 +142,21 @@ func (g *generation) addServiceCluster(svc *registry.Service, port registry.Port
 		addSubsetToMetadata(c.Metadata, subsetName)
 	}
 	if c.GetType() == cluster.Cluster_EDS {
-		// PASSTHROUGH on the service's policy turns the cluster into an
-		// ORIGINAL_DST one above; only real EDS clusters get endpoints.
 		c.EdsClusterConfig = &cluster.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name}
-		var cla *endpoint.ClusterLoadAssignment
-		cla, groups = loadAssignment(name, eps)
-		g.applyEndpointTLSMode(cla, groups, endpointTLSTarget{dr: dr, subset: subsetName, port: port, svc: svc})
-		g.applyEndpointLocality(cla, groups, policy)
-		g.out.Endpoints = append(g.out.Endpoints, cla)
 	}
 	setClusterServices(c, []*registry.Service{svc}) // stats.go
-	g.out.Clusters = append(g.out.Clusters, b.finish())
+	return b.finish()
+}
+
+// buildServiceEndpoints builds an EDS service cluster's endpoints as this
+// proxy sees them (locality priorities and weights).
+func (g *generation) buildServiceEndpoints(t serviceClusterOf) *endpoint.ClusterLoadAssignment {
+	subsetName := t.subset.GetName()
+	_, eps := t.endpoints(g.push)
+	cla, groups := loadAssignment(t.name(), eps)
+	g.applyEndpointTLSMode(cla, groups, endpointTLSTarget{dr: t.dr, subset: subsetName, port: t.port, svc: t.svc})
+	g.applyEndpointLocality(cla, groups, mergedPolicy(t.dr, t.port.Number, subsetName))
+	return cla
 }
 
 func (g *generation) connectTimeout() *durationpb.Duration {

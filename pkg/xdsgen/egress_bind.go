@@ -51,8 +51,12 @@ func (g *generation) boundEgress() error {
 		if err != nil {
 			return fmt.Errorf("egress listener %s: %w", name, err)
 		}
+		rc, err := g.sharedRouteTable(routeName, b.Port)
+		if err != nil {
+			return fmt.Errorf("egress listener %s: %w", name, err)
+		}
 		g.out.Listeners = append(g.out.Listeners, l)
-		g.out.Routes = append(g.out.Routes, g.outboundRouteTable(routeName, b.Port))
+		g.addSharedRoute(rc)
 	}
 	return nil
 }

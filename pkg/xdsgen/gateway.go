@@ -18,7 +18,9 @@ import (
 // a port share one filter chain and route table; each TLS-terminating
 // server gets its own chain, matched by SNI, and route table.
 func (g *generation) router() error {
-	g.clusters()
+	if err := g.clusters(); err != nil {
+		return err
+	}
 	mg := model.MergeGateways(g.push.GatewaysForProxy(g.proxy.Labels, g.proxy.Namespace))
 	g.out.Conflicts = append(g.out.Conflicts, mg.Conflicts...)
 	for _, port := range mg.Ports {

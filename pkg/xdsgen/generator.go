@@ -1,6 +1,7 @@
 // Package xdsgen compiles a push context into the Envoy xDS v3 resources
 // one proxy needs: listeners, route configurations, clusters and endpoint
-// assignments. Generation is a pure function of (push, proxy).
+// assignments. Generation is a pure function of (push, proxy); a
+// Generator shares what several proxies of one push have in common.
 package xdsgen
 
 import (
@@ -43,29 +44,28 @@ const (
 	BlackHoleCluster     = "BlackHoleCluster"
 )
 
-// Generate builds the resources for proxy from push.
-func Generate(push *model.PushContext, proxy *model.Proxy) (*Resources, error) {
-	g := &generation{push: push, proxy: proxy, out: &Resources{}}
-	switch proxy.Type {
+// generate fills g.out for g.proxy.
+func (g *generation) generate() error {
+	switch g.proxy.Type {
 	case model.Sidecar:
-		g.scope = push.SidecarScope(proxy)
+		g.scope = g.push.SidecarScope(g.proxy)
 		if err := g.sidecar(); err != nil {
-			return nil, fmt.Errorf("generate for %s: %w", proxy.ID, err)
+			return err
 		}
 	case model.Router:
 		if err := g.router(); err != nil {
-			return nil, fmt.Errorf("generate for %s: %w", proxy.ID, err)
+			return err
 		}
 	default:
-		return nil, fmt.Errorf("generate for %s: unknown proxy type %q", proxy.ID, proxy.Type)
+		return fmt.Errorf("unknown proxy type %q", g.proxy.Type)
 	}
+	// The post-passes edit listeners only, which are this proxy's own;
+	// clusters, endpoints and outbound route tables may be shared with
+	// other proxies (shared.go) and are never edited once built.
 	if err := g.addStatsFilters(); err != nil {
-		return nil, fmt.Errorf("generate for %s: %w", proxy.ID, err)
+		return err
 	}
-	if err := g.addListenerAccessLogs(); err != nil {
-		return nil, fmt.Errorf("generate for %s: %w", proxy.ID, err)
-	}
-	return g.out, nil
+	return g.addListenerAccessLogs()
 }
 
 // generation carries the inputs of one Generate call.
@@ -85,10 +85,17 @@ type generation struct {
 	endpointPeerAuthn map[string]model.MergedPeerAuthentication
 	// accessLogs memoises the access_log per listener class (accesslog.go).
 	accessLogs accessLogMemo
+	// gen holds the resources shared between proxies of one push
+	// (shared.go); nil builds everything for this proxy alone.
+	gen *Generator
+	// shared are the resources of out that came from gen's caches.
+	shared sharedIndex
 }
 
 func (g *generation) sidecar() error {
-	g.clusters()
+	if err := g.clusters(); err != nil {
+		return err
+	}
 	if g.proxy.OutboundAddress != "" {
 		als, err := g.accessLog(model.ListenerClassSidecarOutbound)
 		if err != nil {
@@ -103,7 +110,11 @@ func (g *generation) sidecar() error {
 			return err
 		}
 		g.out.Listeners = append(g.out.Listeners, l)
-		g.out.Routes = append(g.out.Routes, g.outboundRoutes())
+		rc, err := g.outboundRoutes()
+		if err != nil {
+			return err
+		}
+		g.addSharedRoute(rc)
 		if err := g.connectHTTP(); err != nil {
 			return err
 		}

@@ -203,21 +203,14 @@ func (g *generation) instanceIP() string {
 // port declares it or one declares it without a known protocol.
 func (g *generation) inboundProtocol(host string, port uint32) registry.Protocol {
 	found, unknown := false, false
-	for _, svc := range g.push.Services() {
-		for _, p := range svc.Ports {
-			for _, ep := range g.push.Endpoints(svc, p.Number) {
-				if ep.Port != port || (ep.Address != host && host != "0.0.0.0" && host != "::") {
-					continue
-				}
-				switch {
-				case p.Protocol == registry.ProtocolUnknown:
-					unknown = true
-				case p.Protocol.IsHTTP():
-					return p.Protocol
-				}
-				found = true
-			}
+	for _, h := range g.endpointHits(host, port) {
+		switch {
+		case h.port.Protocol == registry.ProtocolUnknown:
+			unknown = true
+		case h.port.Protocol.IsHTTP():
+			return h.port.Protocol
 		}
+		found = true
 	}
 	if found && !unknown {
 		return registry.ProtocolTCP

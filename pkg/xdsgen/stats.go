@@ -144,16 +144,10 @@ func addChainStats(fc *listener.FilterChain, cfg *anypb.Any) error {
 func (g *generation) setInboundServices(c *cluster.Cluster, host string, port uint32) {
 	var svcs []*registry.Service
 	seen := map[string]bool{}
-	for _, svc := range g.push.Services() {
-		if seen[svc.Hostname] {
-			continue
-		}
-		for _, p := range svc.Ports {
-			if g.endpointAt(svc, p.Number, host, port) {
-				svcs = append(svcs, svc)
-				seen[svc.Hostname] = true
-				break
-			}
+	for _, h := range g.endpointHits(host, port) {
+		if !seen[h.svc.Hostname] {
+			svcs = append(svcs, h.svc)
+			seen[h.svc.Hostname] = true
 		}
 	}
 	if len(svcs) == 0 || svcs[0].MeshExternal {
@@ -192,15 +186,4 @@ func setClusterServices(c *cluster.Cluster, svcs []*registry.Service) {
 		c.Metadata.FilterMetadata["istio"] = im
 	}
 	im.Fields["services"] = structpb.NewListValue(&structpb.ListValue{Values: list})
-}
-
-// endpointAt reports whether svc's port has an endpoint at host:port (a
-// wildcard host takes any address), as inboundProtocol matches them.
-func (g *generation) endpointAt(svc *registry.Service, svcPort uint32, host string, port uint32) bool {
-	for _, ep := range g.push.Endpoints(svc, svcPort) {
-		if ep.Port == port && (ep.Address == host || host == "0.0.0.0" || host == "::") {
-			return true
-		}
-	}
-	return false
 }

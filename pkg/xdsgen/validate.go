@@ -3,6 +3,11 @@ package xdsgen
 import (
 	"fmt"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -10,50 +15,73 @@ type validator interface{ ValidateAll() error }
 
 // Validate runs Envoy's generated validation (protoc-gen-validate rules)
 // over every resource, so what sluice serves is config Envoy would accept.
+// Generate already did (Generator.Generate validates what it builds).
 func Validate(res *Resources) error {
-	check := func(kind, name string, v validator) error {
-		if err := v.ValidateAll(); err != nil {
-			return fmt.Errorf("%s %q: %w", kind, name, err)
-		}
-		return nil
-	}
 	for _, l := range res.Listeners {
-		if err := check("listener", l.Name, l); err != nil {
+		if err := validateListener(l); err != nil {
 			return err
-		}
-		for _, fc := range l.FilterChains {
-			for _, f := range fc.Filters {
-				if err := validateAny(f.GetTypedConfig()); err != nil {
-					return fmt.Errorf("listener %q: filter %s: %w", l.Name, f.Name, err)
-				}
-				if err := validateHTTPFilters(f.GetTypedConfig()); err != nil {
-					return fmt.Errorf("listener %q: filter %s: %w", l.Name, f.Name, err)
-				}
-			}
 		}
 	}
 	for _, r := range res.Routes {
-		if err := check("route", r.Name, r); err != nil {
+		if err := validateRoute(r); err != nil {
 			return err
-		}
-		if err := validateRouteExtensions(r); err != nil {
-			return fmt.Errorf("route %q: %w", r.Name, err)
 		}
 	}
 	for _, c := range res.Clusters {
-		if err := check("cluster", c.Name, c); err != nil {
+		if err := validateCluster(c); err != nil {
 			return err
-		}
-		for key, opts := range c.TypedExtensionProtocolOptions {
-			if err := validateAny(opts); err != nil {
-				return fmt.Errorf("cluster %q: %s: %w", c.Name, key, err)
-			}
 		}
 	}
 	for _, e := range res.Endpoints {
-		if err := check("endpoints", e.ClusterName, e); err != nil {
+		if err := validateEndpoints(e); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func validateListener(l *listener.Listener) error {
+	if err := l.ValidateAll(); err != nil {
+		return fmt.Errorf("listener %q: %w", l.Name, err)
+	}
+	for _, fc := range l.FilterChains {
+		for _, f := range fc.Filters {
+			if err := validateAny(f.GetTypedConfig()); err != nil {
+				return fmt.Errorf("listener %q: filter %s: %w", l.Name, f.Name, err)
+			}
+			if err := validateHTTPFilters(f.GetTypedConfig()); err != nil {
+				return fmt.Errorf("listener %q: filter %s: %w", l.Name, f.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func validateRoute(r *route.RouteConfiguration) error {
+	if err := r.ValidateAll(); err != nil {
+		return fmt.Errorf("route %q: %w", r.Name, err)
+	}
+	if err := validateRouteExtensions(r); err != nil {
+		return fmt.Errorf("route %q: %w", r.Name, err)
+	}
+	return nil
+}
+
+func validateCluster(c *cluster.Cluster) error {
+	if err := c.ValidateAll(); err != nil {
+		return fmt.Errorf("cluster %q: %w", c.Name, err)
+	}
+	for key, opts := range c.TypedExtensionProtocolOptions {
+		if err := validateAny(opts); err != nil {
+			return fmt.Errorf("cluster %q: %s: %w", c.Name, key, err)
+		}
+	}
+	return nil
+}
+
+func validateEndpoints(e *endpoint.ClusterLoadAssignment) error {
+	if err := e.ValidateAll(); err != nil {
+		return fmt.Errorf("endpoints %q: %w", e.ClusterName, err)
 	}
 	return nil
 }

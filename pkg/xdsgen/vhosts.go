@@ -16,8 +16,8 @@ import (
 // outboundRoutes builds the sidecar's outbound route table: one virtual
 // host per (service, HTTP port), routed by the VirtualService bound to
 // "mesh" for that host, then a catch-all for unknown hosts.
-func (g *generation) outboundRoutes() *route.RouteConfiguration {
-	return g.outboundRouteTable(OutboundRouteName, 0)
+func (g *generation) outboundRoutes() (*route.RouteConfiguration, error) {
+	return g.sharedRouteTable(OutboundRouteName, 0)
 }
 
 // outboundRouteTable is the outbound route table named name, for every
