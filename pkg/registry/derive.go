@@ -19,7 +19,7 @@ func Derive(prev *Registry, resources []*config.Resource, changed map[config.Key
 	if prev == nil || prev.sources == nil {
 		return Build(resources, BuildOptions{})
 	}
-	wi := newWorkloadIndex(resources)
+	wi := deriveWorkloadIndex(prev.workloads, resources, changed)
 	touched, structural := prev.touched(changed, wi)
 	if !structural {
 		return prev.deriveEndpoints(wi, touched)
@@ -68,7 +68,7 @@ func (prev *Registry) touched(changed map[config.Key]struct{}, wi *workloadIndex
 			touched[key] = true
 			structural = true
 		case config.KindWorkloadEntry:
-			for _, w := range []*workload{prev.workloads.byKey[key], wi.byKey[key]} {
+			for _, w := range []*workload{prev.workloads.get(key.Namespace, key.Name), wi.get(key.Namespace, key.Name)} {
 				if w == nil {
 					continue
 				}

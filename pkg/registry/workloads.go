@@ -13,47 +13,108 @@ type workload struct {
 	res    *config.Resource
 	spec   *networking.WorkloadEntry
 	labels map[string]string
-	// pos is the entry's place in its namespace, in resource order: the
-	// order Build has always added endpoints in.
-	pos int
+	// postingKeys are its labels as posting list keys.
+	postingKeys []string
 }
 
 // workloadIndex indexes WorkloadEntries by namespace, then by label pair,
 // so a selector finds its entries by intersecting posting lists instead of
 // testing every entry (Istio keeps the same index per namespace in its
-// serviceentry controller's workloadInstancesIndex).
+// serviceentry controller's workloadInstancesIndex). Namespaces are
+// immutable once built: a derived index shares the ones no change touched.
 type workloadIndex struct {
-	byNS  map[string]*nsWorkloads
-	byKey map[config.Key]*workload
+	byNS map[string]*nsWorkloads
 }
 
 type nsWorkloads struct {
-	all []*workload
+	byName map[string]*workload
 	// postings lists, per "key\x00value", the entries with that label, in
-	// pos order.
+	// resource order (the order Build has always added endpoints in).
 	postings map[string][]*workload
 }
 
+func newWorkload(res *config.Resource, spec *networking.WorkloadEntry) *workload {
+	w := &workload{res: res, spec: spec, labels: mergedLabels(res.Labels, spec.Labels)}
+	w.postingKeys = make([]string, 0, len(w.labels))
+	for k, v := range w.labels {
+		w.postingKeys = append(w.postingKeys, k+"\x00"+v)
+	}
+	return w
+}
+
+func workloadEntry(res *config.Resource) (*networking.WorkloadEntry, bool) {
+	spec, ok := res.Spec.(*networking.WorkloadEntry)
+	return spec, ok && res.Kind == config.KindWorkloadEntry
+}
+
 func newWorkloadIndex(resources []*config.Resource) *workloadIndex {
-	wi := &workloadIndex{byNS: map[string]*nsWorkloads{}, byKey: map[config.Key]*workload{}}
+	wi := &workloadIndex{byNS: map[string]*nsWorkloads{}}
 	for _, res := range resources {
-		spec, ok := res.Spec.(*networking.WorkloadEntry)
-		if !ok || res.Kind != config.KindWorkloadEntry {
-			continue
+		if spec, ok := workloadEntry(res); ok {
+			wi.namespace(res.Namespace).add(newWorkload(res, spec))
 		}
-		ns := wi.byNS[res.Namespace]
-		if ns == nil {
-			ns = &nsWorkloads{postings: map[string][]*workload{}}
-			wi.byNS[res.Namespace] = ns
-		}
-		w := &workload{res: res, spec: spec, labels: mergedLabels(res.Labels, spec.Labels), pos: len(ns.all)}
-		ns.all = append(ns.all, w)
-		for k, v := range w.labels {
-			ns.postings[k+"\x00"+v] = append(ns.postings[k+"\x00"+v], w)
-		}
-		wi.byKey[res.Key()] = w
 	}
 	return wi
+}
+
+// deriveWorkloadIndex is newWorkloadIndex(resources) sharing prev's
+// namespaces without a changed WorkloadEntry, and prev's entries that did
+// not change.
+func deriveWorkloadIndex(prev *workloadIndex, resources []*config.Resource, changed map[config.Key]struct{}) *workloadIndex {
+	dirty := map[string]bool{}
+	for k := range changed {
+		if k.Kind == config.KindWorkloadEntry {
+			dirty[k.Namespace] = true
+		}
+	}
+	wi := &workloadIndex{byNS: make(map[string]*nsWorkloads, len(prev.byNS))}
+	for ns, nw := range prev.byNS {
+		if !dirty[ns] {
+			wi.byNS[ns] = nw
+		}
+	}
+	if len(dirty) == 0 {
+		return wi
+	}
+	for _, res := range resources {
+		if !dirty[res.Namespace] {
+			continue
+		}
+		spec, ok := workloadEntry(res)
+		if !ok {
+			continue
+		}
+		w := prev.get(res.Namespace, res.Name)
+		if _, edited := changed[res.Key()]; edited || w == nil {
+			w = newWorkload(res, spec)
+		}
+		wi.namespace(res.Namespace).add(w)
+	}
+	return wi
+}
+
+func (wi *workloadIndex) namespace(ns string) *nsWorkloads {
+	nw := wi.byNS[ns]
+	if nw == nil {
+		nw = &nsWorkloads{byName: map[string]*workload{}, postings: map[string][]*workload{}}
+		wi.byNS[ns] = nw
+	}
+	return nw
+}
+
+func (nw *nsWorkloads) add(w *workload) {
+	nw.byName[w.res.Name] = w
+	for _, k := range w.postingKeys {
+		nw.postings[k] = append(nw.postings[k], w)
+	}
+}
+
+// get returns the WorkloadEntry ns/name, or nil.
+func (wi *workloadIndex) get(ns, name string) *workload {
+	if nw := wi.byNS[ns]; nw != nil {
+		return nw.byName[name]
+	}
+	return nil
 }
 
 // selected returns the entries of namespace ns whose labels contain every
