@@ -53,6 +53,8 @@ type previous struct {
 	meshGatewayAPI bool
 	// gatewayAPI: it had Gateway API routes.
 	gatewayAPI bool
+	// referenced are its referencedHosts.
+	referenced map[string]bool
 }
 
 // newRegistry builds this push's registry: derived from the previous

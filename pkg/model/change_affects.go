@@ -206,7 +206,7 @@ func (a *affectsCheck) destinationRule(versions []*config.Resource) bool {
 // endpoints (InboundDependsOn); Gateway API backends are resolved against
 // services, so routers and mesh routes too when there are any.
 func (a *affectsCheck) services(key ConfigKey, old, cur *config.Resource) bool {
-	if key.Kind != config.KindWorkloadEntry && a.gatewayAPIReadsServices() {
+	if key.Kind != config.KindWorkloadEntry && (a.gatewayAPIReadsServices() || a.referenced(key, old, cur)) {
 		return true
 	}
 	for _, v := range []struct {
@@ -229,6 +229,27 @@ func (a *affectsCheck) services(key ConfigKey, old, cur *config.Resource) bool {
 		}
 	}
 	return a.p.Type == Sidecar && (endpointsAtInbound(a.pc.prev.registry, old, a.p) || endpointsAtInbound(a.pc.Registry, cur, a.p))
+}
+
+// referenced says a service the Service or ServiceEntry declared, before
+// or after, has a hostname generation looks up for every proxy
+// (referencedHosts): conservatively, everyone is affected.
+func (a *affectsCheck) referenced(key ConfigKey, old, cur *config.Resource) bool {
+	for _, v := range []struct {
+		reg  *registry.Registry
+		res  *config.Resource
+		refs map[string]bool
+	}{{a.pc.prev.registry, old, a.pc.prev.referenced}, {a.pc.Registry, cur, a.pc.referencedHosts()}} {
+		if v.res == nil {
+			continue
+		}
+		for _, svc := range v.reg.ServicesOf(key) {
+			if v.refs[svc.Hostname] || a.pc.providerService(svc.Hostname) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // gatewayAPIReadsServices: Gateway API routes resolve their backends

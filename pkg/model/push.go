@@ -3,6 +3,7 @@ package model
 import (
 	"sort"
 	"strings"
+	"sync"
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
@@ -66,6 +67,8 @@ type PushContext struct {
 	// of the push it was derived from (change.go).
 	resources map[ConfigKey]*config.Resource
 	prev      *previous
+	refsOnce  sync.Once
+	refs      map[string]bool
 }
 
 // PushOptions are the inputs of a push.
@@ -141,7 +144,7 @@ func NewPushContext(opts PushOptions) *PushContext {
 		return config.OlderThan(pc.virtualServices[i].Resource, pc.virtualServices[j].Resource)
 	})
 	if p := opts.Previous; p != nil {
-		pc.prev = &previous{resources: p.resources, registry: p.Registry, meshGatewayAPI: p.hasMeshGatewayAPI(),
+		pc.prev = &previous{resources: p.resources, registry: p.Registry, meshGatewayAPI: p.hasMeshGatewayAPI(), referenced: p.referencedHosts(),
 			gatewayAPI: p.hasGatewayAPI()}
 	}
 	return pc
