@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/config/filesource"
+	"github.com/sluice-mesh/sluice/pkg/registry"
 )
 
 // changeBase is the mesh the change tests edit, one document per name.
@@ -234,4 +236,143 @@ func sortedResources(pc *PushContext) []*config.Resource {
 	}
 	config.SortResources(out)
 	return out
+}
+
+func TestEndpointsOnly(t *testing.T) {
+	dnsEntry := `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dns, namespace: shop}
+spec:
+  hosts: [dns.example.com]
+  ports: [{name: http, number: 80, protocol: HTTP}]
+  resolution: DNS
+  workloadSelector: {labels: {app: dnsbacked}}`
+	inline := `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: inline, namespace: shop}
+spec:
+  hosts: [inline.example.com]
+  ports: [{name: http, number: 80, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.1.0.1}]`
+	n1 := `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: n1, namespace: shop}
+spec: {address: 10.0.0.5, labels: {app: ratings}}`
+	base := edited(map[string]string{"dns": dnsEntry, "inline": inline, "n1": n1})
+	prev := changePush(t, base, nil)
+	r1 := changeBase["r1"]
+	cases := []struct {
+		name  string
+		edits map[string]string
+		hosts string // "" with ok false means not endpoint-only
+		ok    bool
+	}{
+		{"WorkloadEntry address", map[string]string{"r1": strings.Replace(r1, "10.0.0.1", "10.0.0.9", 1)}, "reviews.shop.svc.cluster.local", true},
+		{"WorkloadEntry added with an identity the service has", map[string]string{"r2": strings.Replace(strings.Replace(r1, "r1", "r2", 1), "10.0.0.1", "10.0.0.2", 1)}, "reviews.shop.svc.cluster.local", true},
+		{"WorkloadEntry without identity moving from one service to another", map[string]string{"n1": strings.Replace(n1, "app: ratings", "app: reviews", 1)},
+			"ratings.shop.svc.cluster.local reviews.shop.svc.cluster.local", true},
+		{"WorkloadEntry taking its service's only identity away", map[string]string{"r1": strings.Replace(r1, "app: reviews", "app: ratings", 1)}, "", false},
+		{"WorkloadEntry removed", map[string]string{"r1": ""}, "", false}, // the service loses the identity reviews
+		{"service account changed (cluster SANs)", map[string]string{"r1": strings.Replace(r1, "serviceAccount: reviews", "serviceAccount: other", 1)}, "", false},
+		{"labels changed under the same identity (subsets filter by labels)", map[string]string{"r1": strings.Replace(r1, "{app: reviews}", "{app: reviews, version: v1}", 1)}, "", false},
+		{"WorkloadEntry of a DNS ServiceEntry (endpoints in CDS)", map[string]string{"d1": `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: d1, namespace: shop}
+spec: {address: 10.2.0.1, labels: {app: dnsbacked}}`}, "", false},
+		{"ServiceEntry endpoints only", map[string]string{"inline": strings.Replace(inline, "10.1.0.1", "10.1.0.2", 1)}, "inline.example.com", true},
+		{"ServiceEntry port", map[string]string{"inline": strings.Replace(inline, "number: 80", "number: 81", 1)}, "", false},
+		{"VirtualService", map[string]string{"reviews-vs": strings.Replace(changeBase["reviews-vs"], "{host: reviews}", "{host: reviews, subset: v1}", 1)}, "", false},
+		{"PASSTHROUGH subset (ORIGINAL_DST cluster reads every endpoint)", nil, "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			from, to := prev, (*PushContext)(nil)
+			if c.edits == nil {
+				withDR := map[string]string{}
+				for k, v := range base {
+					withDR[k] = v
+				}
+				withDR["reviews-dr"] = strings.Replace(changeBase["reviews-dr"], "labels: {version: v1}}", "labels: {version: v1}, trafficPolicy: {loadBalancer: {simple: PASSTHROUGH}}}", 1)
+				from = changePush(t, withDR, nil)
+				withDR["r1"] = strings.Replace(r1, "10.0.0.1", "10.0.0.9", 1)
+				to = changePush(t, withDR, from)
+			} else {
+				next := map[string]string{}
+				for k, v := range base {
+					next[k] = v
+				}
+				for k, v := range c.edits {
+					if v == "" {
+						delete(next, k)
+					} else {
+						next[k] = v
+					}
+				}
+				to = changePush(t, next, from)
+			}
+			ch := Change{Configs: filesource.ChangedResources(sortedResources(from), sortedResources(to))}
+			hosts, ok := to.EndpointsOnly(ch, from)
+			if ok != c.ok || strings.Join(hosts, " ") != c.hosts {
+				t.Errorf("EndpointsOnly = %v %v, want %q %v (change %v)", hosts, ok, c.hosts, c.ok, ch.Configs)
+			}
+		})
+	}
+	if _, ok := prev.EndpointsOnly(FullChange, prev); ok {
+		t.Errorf("a full change is endpoint-only")
+	}
+}
+
+func TestInboundDependsOn(t *testing.T) {
+	prev := changePush(t, changeBase, nil)
+	moved := changePush(t, edited(map[string]string{"r1": strings.Replace(changeBase["r1"], "10.0.0.1", "10.0.0.9", 1)}), prev)
+	ch := Change{Configs: filesource.ChangedResources(sortedResources(prev), sortedResources(moved))}
+	for _, p := range changeProxies {
+		want := p.ID == "reviews-1" // its inbound address is r1's old endpoint
+		if got := moved.InboundDependsOn(p, ch, prev); got != want {
+			t.Errorf("%s: InboundDependsOn = %v, want %v", p.ID, got, want)
+		}
+	}
+	wildcard := &Proxy{ID: "any", Type: Sidecar, Namespace: "shop", Inbound: []InboundPort{{Address: "0.0.0.0:9080"}}}
+	if !moved.InboundDependsOn(wildcard, ch, prev) {
+		t.Errorf("a sidecar listening on 0.0.0.0:9080 does not depend on r1")
+	}
+	other := &Proxy{ID: "port", Type: Sidecar, Namespace: "shop", Inbound: []InboundPort{{Address: "10.0.0.1:9081"}}}
+	if moved.InboundDependsOn(other, ch, prev) {
+		t.Errorf("a sidecar on another port depends on r1")
+	}
+}
+
+// TestPushContextFromPrevious: a push context derived from the previous
+// one (registry.Derive) has the endpoints of a fresh one.
+func TestPushContextFromPrevious(t *testing.T) {
+	prev := changePush(t, changeBase, nil)
+	docs := edited(map[string]string{
+		"r1": strings.Replace(changeBase["r1"], "10.0.0.1", "10.0.0.9", 1),
+		"r2": strings.Replace(strings.Replace(changeBase["r1"], "r1", "r2", 1), "app: reviews", "app: ratings", 1),
+	})
+	derived, fresh := changePush(t, docs, prev), changePush(t, docs, nil)
+	if derived.prev == nil || len(derived.Services()) != len(fresh.Services()) {
+		t.Fatalf("derived push: %d services, fresh %d", len(derived.Services()), len(fresh.Services()))
+	}
+	for i, svc := range fresh.Services() {
+		d := derived.Services()[i]
+		for _, port := range svc.Ports {
+			a, b := endpointList(fresh.Endpoints(svc, port.Number)), endpointList(derived.Endpoints(d, port.Number))
+			if a != b {
+				t.Errorf("%s:%d: derived %s, fresh %s", svc.Hostname, port.Number, b, a)
+			}
+		}
+	}
+	if got := endpointList(derived.Endpoints(derived.ServicesForHost("ratings.shop.svc.cluster.local")[0], 9080)); got != "10.0.0.1:9080" {
+		t.Errorf("ratings endpoints %s", got)
+	}
+}
+
+func endpointList(eps []*registry.Endpoint) string {
+	var out []string
+	for _, e := range eps {
+		out = append(out, fmt.Sprintf("%s:%d", e.Address, e.Port))
+	}
+	return strings.Join(out, ",")
 }
