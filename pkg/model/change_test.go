@@ -186,6 +186,18 @@ spec: {action: DENY, rules: [{}]}`}, allProxies},
 kind: Telemetry
 metadata: {name: t, namespace: other}
 spec: {tracing: [{randomSamplingPercentage: 10}]}`}, "other"},
+		{"Gateway API route to a Gateway: routers", map[string]string{"route": `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: shop}
+spec:
+  parentRefs: [{name: gw, namespace: istio-system}]
+  rules: [{backendRefs: [{name: reviews, port: 9080}]}]`}, "egress ingress"},
+		{"Gateway API mesh route (Service parent): everyone", map[string]string{"route": `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: shop}
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews, port: 9080}]
+  rules: [{backendRefs: [{name: ratings, port: 9080}]}]`}, allProxies},
 		{"PeerAuthentication: everyone (auto mTLS reads every namespace's)", map[string]string{"pa": `apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: default, namespace: other}
