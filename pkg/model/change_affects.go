@@ -1,6 +1,8 @@
 package model
 
 import (
+	"strings"
+
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
 	tpb "istio.io/api/telemetry/v1alpha1"
@@ -190,7 +192,11 @@ func (a *affectsCheck) destinationRule(versions []*config.Resource) bool {
 		}
 		host := config.ResolveHost(spec.Host, r.Namespace, "")
 		for _, reg := range []*registry.Registry{a.pc.prev.registry, a.pc.Registry} {
-			for _, svc := range reg.Services() {
+			candidates := reg.ServicesForHost(host)
+			if strings.HasPrefix(host, "*") {
+				candidates = reg.Services()
+			}
+			for _, svc := range candidates {
 				if config.HostMatches(host, svc.Hostname) && a.serviceVisible(svc) {
 					return true
 				}

@@ -388,3 +388,16 @@ func endpointList(eps []*registry.Endpoint) string {
 	}
 	return strings.Join(out, ",")
 }
+
+func TestChangeMerge(t *testing.T) {
+	a := ConfigKey{Kind: config.KindWorkloadEntry, Namespace: "shop", Name: "r1"}
+	b := ConfigKey{Kind: config.KindService, Namespace: "shop", Name: "reviews"}
+	one, two := Change{Configs: map[ConfigKey]struct{}{a: {}}}, Change{Configs: map[ConfigKey]struct{}{b: {}}}
+	m := one.Merge(two)
+	if m.Full || len(m.Configs) != 2 || len(one.Configs) != 1 {
+		t.Errorf("merge: %+v (inputs %+v %+v)", m, one, two)
+	}
+	if !one.Merge(FullChange).Full || !(Change{}).Merge(one).Full {
+		t.Errorf("merging a full (or unknown) change is not full")
+	}
+}
