@@ -1,6 +1,9 @@
 package registry
 
 import (
+	"maps"
+	"sort"
+
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
@@ -58,26 +61,107 @@ func newWorkloadIndex(resources []*config.Resource) *workloadIndex {
 }
 
 // deriveWorkloadIndex is newWorkloadIndex(resources) sharing prev's
-// namespaces without a changed WorkloadEntry, and prev's entries that did
-// not change.
+// namespaces without a changed WorkloadEntry. A namespace with one is
+// copied and edited: the changed entries leave and re-enter the posting
+// lists of their old and new labels, every other list shared. Posting
+// lists keep resource order, which for resources sorted by
+// config.SortResources (as filesource gives them) is name order within a
+// namespace; unsorted resources rebuild the namespaces with changes.
 func deriveWorkloadIndex(prev *workloadIndex, resources []*config.Resource, changed map[config.Key]struct{}) *workloadIndex {
-	dirty := map[string]bool{}
+	dirty := map[string][]string{} // namespace -> changed entry names
 	for k := range changed {
 		if k.Kind == config.KindWorkloadEntry {
-			dirty[k.Namespace] = true
+			dirty[k.Namespace] = append(dirty[k.Namespace], k.Name)
 		}
 	}
 	wi := &workloadIndex{byNS: make(map[string]*nsWorkloads, len(prev.byNS))}
 	for ns, nw := range prev.byNS {
-		if !dirty[ns] {
+		if dirty[ns] == nil {
 			wi.byNS[ns] = nw
 		}
 	}
 	if len(dirty) == 0 {
 		return wi
 	}
+	cur, sorted := changedEntries(resources, changed)
+	if !sorted {
+		rebuildNamespaces(wi, prev, resources, changed, dirty)
+		return wi
+	}
+	for ns, names := range dirty {
+		nw := &nsWorkloads{byName: map[string]*workload{}, postings: map[string][]*workload{}}
+		if old := prev.byNS[ns]; old != nil {
+			nw.byName, nw.postings = maps.Clone(old.byName), maps.Clone(old.postings)
+		}
+		for _, name := range names {
+			nw.replace(name, cur[config.Key{Kind: config.KindWorkloadEntry, Namespace: ns, Name: name}])
+		}
+		if len(nw.byName) > 0 {
+			wi.byNS[ns] = nw
+		}
+	}
+	return wi
+}
+
+// changedEntries finds the current version of each changed WorkloadEntry,
+// and reports whether the WorkloadEntries are in (namespace, name) order.
+func changedEntries(resources []*config.Resource, changed map[config.Key]struct{}) (map[config.Key]*workload, bool) {
+	cur := map[config.Key]*workload{}
+	sorted := true
+	var last *config.Resource
 	for _, res := range resources {
-		if !dirty[res.Namespace] {
+		spec, ok := workloadEntry(res)
+		if !ok {
+			continue
+		}
+		if last != nil && (res.Namespace < last.Namespace || (res.Namespace == last.Namespace && res.Name <= last.Name)) {
+			sorted = false
+		}
+		last = res
+		if _, ok := changed[res.Key()]; ok {
+			cur[res.Key()] = newWorkload(res, spec)
+		}
+	}
+	return cur, sorted
+}
+
+// replace takes entry name out of the namespace's index and puts w (nil:
+// none) in, copying the posting lists it edits (they may be shared).
+func (nw *nsWorkloads) replace(name string, w *workload) {
+	if old := nw.byName[name]; old != nil {
+		delete(nw.byName, name)
+		for _, k := range old.postingKeys {
+			list := make([]*workload, 0, len(nw.postings[k]))
+			for _, o := range nw.postings[k] {
+				if o != old {
+					list = append(list, o)
+				}
+			}
+			if len(list) == 0 {
+				delete(nw.postings, k)
+			} else {
+				nw.postings[k] = list
+			}
+		}
+	}
+	if w == nil {
+		return
+	}
+	nw.byName[name] = w
+	for _, k := range w.postingKeys {
+		old := nw.postings[k]
+		i := sort.Search(len(old), func(i int) bool { return old[i].res.Name > name })
+		list := make([]*workload, 0, len(old)+1)
+		list = append(append(append(list, old[:i]...), w), old[i:]...)
+		nw.postings[k] = list
+	}
+}
+
+// rebuildNamespaces indexes the dirty namespaces from resources, reusing
+// prev's entries that did not change.
+func rebuildNamespaces(wi, prev *workloadIndex, resources []*config.Resource, changed map[config.Key]struct{}, dirty map[string][]string) {
+	for _, res := range resources {
+		if dirty[res.Namespace] == nil {
 			continue
 		}
 		spec, ok := workloadEntry(res)
@@ -90,7 +174,6 @@ func deriveWorkloadIndex(prev *workloadIndex, resources []*config.Resource, chan
 		}
 		wi.namespace(res.Namespace).add(w)
 	}
-	return wi
 }
 
 func (wi *workloadIndex) namespace(ns string) *nsWorkloads {
