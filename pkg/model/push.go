@@ -3,6 +3,7 @@ package model
 import (
 	"sort"
 	"strings"
+	"sync"
 
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
@@ -61,6 +62,13 @@ type PushContext struct {
 
 	// Telemetry resources by namespace (telemetry.go).
 	telemetry *telemetries
+
+	// resources are this push's configs by key, and prev what it keeps
+	// of the push it was derived from (change.go).
+	resources map[ConfigKey]*config.Resource
+	prev      *previous
+	refsOnce  sync.Once
+	refs      map[string]bool
 }
 
 // PushOptions are the inputs of a push.
@@ -71,6 +79,12 @@ type PushOptions struct {
 	// Jwks fetches the JWKS of RequestAuthentication jwtRules that name
 	// a jwksUri (or only an issuer); nil: those fail closed.
 	Jwks JwksSource
+	// Previous is the push context of the last push, and Change what
+	// changed since (change.go): the registry is then derived from the
+	// previous one, and AffectsProxy can tell old versions of changed
+	// configs. Both optional.
+	Previous *PushContext
+	Change   Change
 }
 
 // NewPushContext indexes resources for generation.
@@ -78,8 +92,9 @@ func NewPushContext(opts PushOptions) *PushContext {
 	pc := &PushContext{
 		Version:   opts.Version,
 		Mesh:      opts.Mesh,
-		Registry:  registry.Build(opts.Resources, registry.BuildOptions{}),
+		Registry:  newRegistry(opts),
 		delegates: map[config.Key]*VirtualService{},
+		resources: make(map[ConfigKey]*config.Resource, len(opts.Resources)),
 		gateways:  map[config.Key]*config.Resource{},
 		secrets:   map[config.Key]*config.Secret{},
 		jwks:      map[JwksKey]jwksResult{},
@@ -88,6 +103,7 @@ func NewPushContext(opts PushOptions) *PushContext {
 	pc.indexTelemetry(opts.Resources)
 	var peerAuthns []*config.Resource
 	for _, r := range opts.Resources {
+		pc.resources[r.Key()] = r
 		switch spec := r.Spec.(type) {
 		case *networking.VirtualService:
 			vs := resolveVirtualService(r, spec)
@@ -127,6 +143,10 @@ func NewPushContext(opts PushOptions) *PushContext {
 	sort.SliceStable(pc.virtualServices, func(i, j int) bool {
 		return config.OlderThan(pc.virtualServices[i].Resource, pc.virtualServices[j].Resource)
 	})
+	if p := opts.Previous; p != nil {
+		pc.prev = &previous{resources: p.resources, registry: p.Registry, meshGatewayAPI: p.hasMeshGatewayAPI(), referenced: p.referencedHosts(),
+			gatewayAPI: p.hasGatewayAPI()}
+	}
 	return pc
 }
 

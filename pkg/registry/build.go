@@ -2,6 +2,7 @@ package registry
 
 import (
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -19,29 +20,117 @@ type BuildOptions struct {
 
 // Build indexes the services declared by resources. Resources are expected
 // to be valid (see config.Validate); anything unusable is skipped.
+// WorkloadEntries are indexed by namespace and label (workloads.go), so a
+// selector costs its matches, not every entry of the mesh.
 func Build(resources []*config.Resource, opts BuildOptions) *Registry {
-	r := &Registry{byHost: map[string][]*Service{}, endpoints: map[endpointKey][]*Endpoint{}}
-	var entries []*config.Resource
+	r := newRegistry(opts, newWorkloadIndex(resources))
 	for _, res := range resources {
-		if res.Kind == config.KindWorkloadEntry {
-			entries = append(entries, res)
+		if src := newSource(res, r.workloads, opts); src != nil {
+			r.addSource(src)
 		}
 	}
-	for _, res := range resources {
-		switch spec := res.Spec.(type) {
-		case *corev1.ServiceSpec:
-			if res.Kind == config.KindService {
-				addKubeService(r, res, spec, entries, opts)
-			}
-		case *networking.ServiceEntry:
-			addServiceEntry(r, res, spec, entries)
-		}
-	}
+	r.mergeEndpoints(nil, nil)
 	r.finish()
 	return r
 }
 
-func addKubeService(r *Registry, res *config.Resource, spec *corev1.ServiceSpec, entries []*config.Resource, opts BuildOptions) {
+// source is one Service or ServiceEntry as the registry read it: the
+// services it declares (a ServiceEntry one per host) and, per service, its
+// own endpoints per port, before they merge with other sources' of the
+// same hostname and namespace.
+type source struct {
+	res      *config.Resource
+	services []*Service
+	eps      []map[uint32][]*Endpoint
+	// selector selects the WorkloadEntries of res's namespace it takes
+	// endpoints from; empty when it selects none.
+	selector map[string]string
+}
+
+// sourcePart is service i of the source with key key.
+type sourcePart struct {
+	key config.Key
+	i   int
+}
+
+func newRegistry(opts BuildOptions, wi *workloadIndex) *Registry {
+	return &Registry{byHost: map[string][]*Service{}, endpoints: map[endpointKey][]*Endpoint{},
+		opts: opts, workloads: wi, sources: map[config.Key]*source{},
+		hostSources: map[hostNS][]sourcePart{}, selectors: map[string][]config.Key{}}
+}
+
+// newSource reads res if it declares services, else returns nil.
+func newSource(res *config.Resource, wi *workloadIndex, opts BuildOptions) *source {
+	switch spec := res.Spec.(type) {
+	case *corev1.ServiceSpec:
+		if res.Kind == config.KindService {
+			return kubeService(res, spec, wi, opts)
+		}
+	case *networking.ServiceEntry:
+		return serviceEntry(res, spec, wi)
+	}
+	return nil
+}
+
+// addSource adds src's services, in resource order.
+func (r *Registry) addSource(src *source) {
+	key := src.res.Key()
+	r.sources[key] = src
+	if len(src.selector) > 0 {
+		r.selectors[src.res.Namespace] = append(r.selectors[src.res.Namespace], key)
+	}
+	for i, svc := range src.services {
+		r.services = append(r.services, svc)
+		r.byHost[svc.Hostname] = append(r.byHost[svc.Hostname], svc)
+		k := hostNS{host: svc.Hostname, namespace: svc.Namespace}
+		r.hostSources[k] = append(r.hostSources[k], sourcePart{key: key, i: i})
+	}
+}
+
+// mergeEndpoints fills r.endpoints from its sources: a hostname and
+// namespace in dirty (all of them when prev is nil) gets its sources'
+// endpoints concatenated in resource order and sorted by address and port;
+// the others share prev's lists.
+func (r *Registry) mergeEndpoints(prev *Registry, dirty map[hostNS]bool) {
+	for k, parts := range r.hostSources {
+		if prev != nil && !dirty[k] {
+			for _, part := range parts {
+				for port := range r.sources[part.key].eps[part.i] {
+					ek := endpointKey{host: k.host, namespace: k.namespace, port: port}
+					r.endpoints[ek] = prev.endpoints[ek]
+				}
+			}
+			continue
+		}
+		r.mergeHost(k, parts)
+	}
+}
+
+// mergeHost builds the endpoint lists of one hostname and namespace.
+func (r *Registry) mergeHost(k hostNS, parts []sourcePart) {
+	var keys []endpointKey
+	for _, part := range parts {
+		for port, list := range r.sources[part.key].eps[part.i] {
+			ek := endpointKey{host: k.host, namespace: k.namespace, port: port}
+			if _, seen := r.endpoints[ek]; !seen {
+				keys = append(keys, ek)
+			}
+			r.endpoints[ek] = append(r.endpoints[ek], list...)
+		}
+	}
+	for _, ek := range keys {
+		sortEndpoints(r.endpoints[ek])
+	}
+}
+
+func (r *Registry) finish() {
+	sortServices(r.services)
+	for _, list := range r.byHost {
+		sort.SliceStable(list, func(i, j int) bool { return list[i].Namespace < list[j].Namespace })
+	}
+}
+
+func kubeService(res *config.Resource, spec *corev1.ServiceSpec, wi *workloadIndex, opts BuildOptions) *source {
 	svc := &Service{
 		Hostname:  config.ServiceHostname(res.Name, res.Namespace, opts.DomainSuffix),
 		Namespace: res.Namespace,
@@ -66,34 +155,24 @@ func addKubeService(r *Registry, res *config.Resource, spec *corev1.ServiceSpec,
 		svc.Ports = append(svc.Ports, port)
 	}
 	eps := map[uint32][]*Endpoint{}
-	if len(spec.Selector) > 0 {
-		for _, we := range entries {
-			if we.Namespace != res.Namespace {
-				continue
-			}
-			addWorkload(eps, svc, we, spec.Selector)
-		}
+	for _, w := range wi.selected(res.Namespace, spec.Selector) {
+		addWorkload(eps, svc, w)
 	}
-	r.add(svc, eps)
+	return &source{res: res, services: []*Service{svc}, eps: []map[uint32][]*Endpoint{eps}, selector: spec.Selector}
 }
 
-// addWorkload adds WorkloadEntry we as an endpoint of every port of svc if
-// its labels match selector.
-func addWorkload(eps map[uint32][]*Endpoint, svc *Service, we *config.Resource, selector map[string]string) {
-	spec := we.Spec.(*networking.WorkloadEntry)
-	labels := mergedLabels(we.Labels, spec.Labels)
-	if !LabelsMatch(selector, labels) {
-		return
-	}
+// addWorkload adds WorkloadEntry w as an endpoint of every port of svc.
+func addWorkload(eps map[uint32][]*Endpoint, svc *Service, w *workload) {
+	spec := w.spec
 	for _, port := range svc.Ports {
 		eps[port.Number] = append(eps[port.Number], &Endpoint{
 			Address:        spec.Address,
 			Port:           workloadPort(spec.Ports, port),
-			Labels:         labels,
+			Labels:         w.labels,
 			Locality:       spec.Locality,
 			Weight:         spec.Weight,
 			ServiceAccount: spec.ServiceAccount,
-			Workload:       we.Namespace + "/" + we.Name,
+			Workload:       w.res.Namespace + "/" + w.res.Name,
 		})
 	}
 }
@@ -122,7 +201,7 @@ func mergedLabels(meta, spec map[string]string) map[string]string {
 	return out
 }
 
-func addServiceEntry(r *Registry, res *config.Resource, spec *networking.ServiceEntry, entries []*config.Resource) {
+func serviceEntry(res *config.Resource, spec *networking.ServiceEntry, wi *workloadIndex) *source {
 	resolution := ResolutionNone
 	switch spec.Resolution {
 	case networking.ServiceEntry_STATIC:
@@ -136,6 +215,8 @@ func addServiceEntry(r *Registry, res *config.Resource, spec *networking.Service
 			Protocol: ProtocolFromPort(p.Protocol, p.Name)})
 	}
 	export := exportToList(spec.ExportTo, res.Namespace)
+	src := &source{res: res, selector: spec.WorkloadSelector.GetLabels()}
+	selected := wi.selected(res.Namespace, src.selector)
 	for _, host := range spec.Hosts {
 		svc := &Service{
 			Hostname:     host,
@@ -150,35 +231,41 @@ func addServiceEntry(r *Registry, res *config.Resource, spec *networking.Service
 			// (serviceentry/conversion.go convertServices).
 			SubjectAltNames: spec.SubjectAltNames,
 		}
-		eps := map[uint32][]*Endpoint{}
-		for i, we := range spec.Endpoints {
-			for _, port := range ports {
-				eps[port.Number] = append(eps[port.Number], &Endpoint{
-					Address:        we.Address,
-					Port:           workloadPort(we.Ports, port),
-					Labels:         we.Labels,
-					Locality:       we.Locality,
-					Weight:         we.Weight,
-					ServiceAccount: we.ServiceAccount,
-					Workload:       res.Namespace + "/" + res.Name + "/endpoints[" + strconv.Itoa(i) + "]",
-				})
-			}
-		}
-		if sel := spec.WorkloadSelector.GetLabels(); len(sel) > 0 {
-			for _, we := range entries {
-				if we.Namespace == res.Namespace {
-					addWorkload(eps, svc, we, sel)
-				}
-			}
-		}
-		if resolution == ResolutionDNS && len(spec.Endpoints) == 0 && len(eps) == 0 && !strings.HasPrefix(host, "*") {
-			// A DNS service without endpoints resolves its own host name.
-			for _, port := range ports {
-				eps[port.Number] = []*Endpoint{{Address: host, Port: workloadPort(nil, port), Workload: res.Namespace + "/" + res.Name}}
-			}
-		}
-		r.add(svc, eps)
+		src.services = append(src.services, svc)
+		src.eps = append(src.eps, serviceEntryEndpoints(res, spec, svc, selected))
 	}
+	return src
+}
+
+// serviceEntryEndpoints are the endpoints of one host of a ServiceEntry:
+// its inline endpoints, then the WorkloadEntries it selects; a DNS host
+// with neither resolves its own name.
+func serviceEntryEndpoints(res *config.Resource, spec *networking.ServiceEntry, svc *Service, selected []*workload) map[uint32][]*Endpoint {
+	eps := map[uint32][]*Endpoint{}
+	for i, we := range spec.Endpoints {
+		for _, port := range svc.Ports {
+			eps[port.Number] = append(eps[port.Number], &Endpoint{
+				Address:        we.Address,
+				Port:           workloadPort(we.Ports, port),
+				Labels:         we.Labels,
+				Locality:       we.Locality,
+				Weight:         we.Weight,
+				ServiceAccount: we.ServiceAccount,
+				Workload:       res.Namespace + "/" + res.Name + "/endpoints[" + strconv.Itoa(i) + "]",
+			})
+		}
+	}
+	for _, w := range selected {
+		addWorkload(eps, svc, w)
+	}
+	host := svc.Hostname
+	if svc.Resolution == ResolutionDNS && len(spec.Endpoints) == 0 && len(eps) == 0 && !strings.HasPrefix(host, "*") {
+		// A DNS service without endpoints resolves its own host name.
+		for _, port := range svc.Ports {
+			eps[port.Number] = []*Endpoint{{Address: host, Port: workloadPort(nil, port), Workload: res.Namespace + "/" + res.Name}}
+		}
+	}
+	return eps
 }
 
 func exportTo(annotation, ns string) []string {

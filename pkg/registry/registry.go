@@ -132,7 +132,22 @@ type Registry struct {
 	services  []*Service
 	byHost    map[string][]*Service
 	endpoints map[endpointKey][]*Endpoint
+
+	// What Derive needs to build the next registry from this one
+	// (derive.go): the options, the WorkloadEntry index, and per Service
+	// or ServiceEntry the services it declared with their own endpoints.
+	opts      BuildOptions
+	workloads *workloadIndex
+	sources   map[config.Key]*source
+	// hostSources lists, per hostname and namespace, the sources
+	// declaring it, in resource order (their endpoints merge).
+	hostSources map[hostNS][]sourcePart
+	// selectors lists, per namespace, the sources with a workload
+	// selector, in resource order.
+	selectors map[string][]config.Key
 }
+
+type hostNS struct{ host, namespace string }
 
 type endpointKey struct {
 	host      string
@@ -162,34 +177,23 @@ func LabelsMatch(selector, labels map[string]string) bool {
 	return true
 }
 
-func (r *Registry) add(svc *Service, eps map[uint32][]*Endpoint) {
-	r.services = append(r.services, svc)
-	r.byHost[svc.Hostname] = append(r.byHost[svc.Hostname], svc)
-	for port, list := range eps {
-		k := endpointKey{host: svc.Hostname, namespace: svc.Namespace, port: port}
-		r.endpoints[k] = append(r.endpoints[k], list...)
-	}
-}
-
-func (r *Registry) finish() {
-	sort.SliceStable(r.services, func(i, j int) bool {
-		a, b := r.services[i], r.services[j]
+func sortServices(services []*Service) {
+	sort.SliceStable(services, func(i, j int) bool {
+		a, b := services[i], services[j]
 		if a.Hostname != b.Hostname {
 			return a.Hostname < b.Hostname
 		}
 		return a.Namespace < b.Namespace
 	})
-	for _, list := range r.byHost {
-		sort.SliceStable(list, func(i, j int) bool { return list[i].Namespace < list[j].Namespace })
-	}
-	for _, list := range r.endpoints {
-		sort.SliceStable(list, func(i, j int) bool {
-			if list[i].Address != list[j].Address {
-				return list[i].Address < list[j].Address
-			}
-			return list[i].Port < list[j].Port
-		})
-	}
+}
+
+func sortEndpoints(list []*Endpoint) {
+	sort.SliceStable(list, func(i, j int) bool {
+		if list[i].Address != list[j].Address {
+			return list[i].Address < list[j].Address
+		}
+		return list[i].Port < list[j].Port
+	})
 }
 
 // ProtocolFromPort infers a port's protocol the way Istio does: an explicit
