@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"google.golang.org/grpc"
@@ -91,6 +92,9 @@ type pushContext struct {
 	// gen generates every proxy's config from this push, sharing what
 	// proxies have in common (xdsgen.Generator).
 	gen *xdsgen.Generator
+	// resources are the config it was made from: the next push's change
+	// set is computed against them.
+	resources []*config.Resource
 }
 
 type pushRecord struct {
@@ -133,7 +137,7 @@ func New(opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	c.server = xdsserver.New(xdsserver.Options{Versioned: c.generate, Logger: opts.Logger, Metrics: c.metrics.xds,
+	c.server = xdsserver.New(xdsserver.Options{Versioned: c.generate, Endpoints: c.endpoints, Logger: opts.Logger, Metrics: c.metrics.xds,
 		Register: []func(*grpc.Server){sec.register}, ServerOptions: sec.serverOptions(opts.XDSAddress)})
 	if c.dashboard, err = newDashboard(c); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
@@ -249,10 +253,19 @@ func (c *Controller) rebuild(req PushRequest) {
 	c.mu.Lock()
 	resources, configVersion := c.current.Resources, c.current.Version
 	c.mu.Unlock()
+	prev := c.push.Load()
+	change := model.FullChange
+	if prev != nil && req.onlyConfig() {
+		// Istio's ConfigsUpdated: what the edit added, removed or changed.
+		change = model.Change{Configs: filesource.ChangedResources(prev.resources, resources)}
+	}
 	n := c.pushes.Add(1)
-	pc := &pushContext{n: n, PushContext: model.NewPushContext(model.PushOptions{
-		Version: strconv.FormatUint(n, 10), Mesh: c.opts.Mesh, Resources: resources, Jwks: c.jwks,
-	})}
+	opts := model.PushOptions{Version: strconv.FormatUint(n, 10), Mesh: c.opts.Mesh, Resources: resources,
+		Jwks: c.jwks, Change: change}
+	if prev != nil {
+		opts.Previous = prev.PushContext
+	}
+	pc := &pushContext{n: n, PushContext: model.NewPushContext(opts), resources: resources}
 	pc.gen = xdsgen.NewGenerator(pc.PushContext)
 	c.storePush(pc)
 	if req.Config || n == 1 {
@@ -261,10 +274,7 @@ func (c *Controller) rebuild(req PushRequest) {
 		}
 	}
 	c.metrics.services.Set(float64(len(pc.Services())))
-	// The server's queue generates and publishes on a bounded pool of
-	// workers; the next push waits for this one, as istiod's debounce does.
-	proxies, wait := c.server.PushAll(xdsserver.PushRequest{Start: req.Start}, nil)
-	wait()
+	proxies, kind := c.pushChange(pc, prev, change, req.Start)
 	if req.Config || n == 1 {
 		// Off the push path: analysis runs in its own goroutine.
 		c.analysis.schedule(analysisJob{configVersion: configVersion, pushVersion: pc.Version, resources: resources})
@@ -277,8 +287,51 @@ func (c *Controller) rebuild(req PushRequest) {
 		c.configRead = readAt
 	}
 	c.mu.Unlock()
-	c.log.Info("push", "version", pc.Version, "proxies", proxies, "reasons", req.Reasons,
+	c.log.Info("push", "version", pc.Version, "kind", kind, "proxies", proxies, "reasons", req.Reasons,
 		"took", time.Since(start).Round(time.Microsecond), "since_change", time.Since(req.Start).Round(time.Millisecond))
+}
+
+// pushChange hands a push to the server's queue and waits for it: the
+// next push waits for this one, as istiod's debounce does. An
+// endpoint-only change sends the changed services' EDS to the proxies
+// holding their clusters (and a full push to the sidecars whose own
+// inbound reads a moved endpoint); any other change regenerates only the
+// proxies it can affect (istiod's ProxyNeedsPush).
+func (c *Controller) pushChange(pc, prev *pushContext, change model.Change, start time.Time) (int, string) {
+	var prevPC *model.PushContext
+	if prev != nil {
+		prevPC = prev.PushContext
+	}
+	if hosts, ok := pc.EndpointsOnly(change, prevPC); ok {
+		set := make(map[string]struct{}, len(hosts))
+		for _, h := range hosts {
+			set[h] = struct{}{}
+		}
+		full, waitFull := c.server.PushAll(xdsserver.PushRequest{Start: start},
+			func(p *model.Proxy) bool { return pc.InboundDependsOn(p, change, prevPC) })
+		eds, waitEDS := c.server.PushAll(xdsserver.PushRequest{Start: start, EndpointsOnly: true, Hosts: set}, nil)
+		waitFull()
+		waitEDS()
+		return max(full, eds), "eds"
+	}
+	n, wait := c.server.PushAll(xdsserver.PushRequest{Start: start},
+		func(p *model.Proxy) bool { return pc.AffectsProxy(p, change) })
+	wait()
+	if change.Full {
+		return n, "full"
+	}
+	return n, "scoped"
+}
+
+// endpoints builds endpoint assignments from the newest push context for
+// an endpoint-only push.
+func (c *Controller) endpoints(p *model.Proxy, clusters []string) ([]*endpoint.ClusterLoadAssignment, uint64, error) {
+	pc := c.push.Load()
+	if pc == nil {
+		return nil, 0, errors.New("no config loaded yet")
+	}
+	clas, err := pc.gen.Endpoints(p, clusters)
+	return clas, pc.n, err
 }
 
 // storePush makes pc the newest push context unless a newer one is
