@@ -147,7 +147,8 @@ func FreeOffset(t testing.TB, ports []int) int {
 	}
 	minP, maxP := slices.Min(ports), slices.Max(ports)
 	lo, hi := quietPorts()
-	first, last := lo-minP, hi-1-maxP // offsets keeping every port in [lo, hi)
+	// Offsets keeping every port in [lo, hi); --port-offset is never negative.
+	first, last := max(lo-minP, 0), hi-1-maxP
 	if first > last {
 		first, last = 20000, 65535-maxP // the spread is too wide: anywhere
 	}
