@@ -1,9 +1,6 @@
 package xdsgen
 
 import (
-	"net"
-	"strconv"
-
 	"github.com/sluice-mesh/sluice/pkg/registry"
 )
 
@@ -20,15 +17,23 @@ type endpointHit struct {
 // address and port.
 type endpointIndex struct {
 	byPort map[uint32][]endpointHit
-	byAddr map[string][]endpointHit
+	byAddr map[addrPort][]endpointHit
+}
+
+type addrPort struct {
+	addr string
+	port uint32
 }
 
 // endpointHits are the service ports with an endpoint at host:port (a
 // wildcard host takes any address), in scan order: from the Generator's
-// index, built once per push, or by a scan without a Generator.
+// index, built once per push, or by a scan (no Generator, or its first
+// proxy).
 func (g *generation) endpointHits(host string, port uint32) []endpointHit {
 	wildcard := host == "0.0.0.0" || host == "::"
-	if g.gen == nil {
+	// The index costs a pass over every endpoint: worth it from the
+	// second proxy of a push on.
+	if g.gen == nil || g.gen.generated.Load() < 2 {
 		var out []endpointHit
 		for _, svc := range g.push.Services() {
 			for _, p := range svc.Ports {
@@ -42,13 +47,13 @@ func (g *generation) endpointHits(host string, port uint32) []endpointHit {
 		return out
 	}
 	idx, _ := g.gen.inbound.get(struct{}{}, func() (*endpointIndex, error) {
-		idx := &endpointIndex{byPort: map[uint32][]endpointHit{}, byAddr: map[string][]endpointHit{}}
+		idx := &endpointIndex{byPort: map[uint32][]endpointHit{}, byAddr: map[addrPort][]endpointHit{}}
 		for _, svc := range g.push.Services() {
 			for _, p := range svc.Ports {
 				for _, ep := range g.push.Endpoints(svc, p.Number) {
 					h := endpointHit{svc: svc, port: p, addr: ep.Address}
 					idx.byPort[ep.Port] = append(idx.byPort[ep.Port], h)
-					k := addrKey(ep.Address, ep.Port)
+					k := addrPort{ep.Address, ep.Port}
 					idx.byAddr[k] = append(idx.byAddr[k], h)
 				}
 			}
@@ -58,9 +63,5 @@ func (g *generation) endpointHits(host string, port uint32) []endpointHit {
 	if wildcard {
 		return idx.byPort[port]
 	}
-	return idx.byAddr[addrKey(host, port)]
-}
-
-func addrKey(host string, port uint32) string {
-	return net.JoinHostPort(host, strconv.FormatUint(uint64(port), 10))
+	return idx.byAddr[addrPort{host, port}]
 }

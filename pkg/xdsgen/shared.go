@@ -3,6 +3,7 @@ package xdsgen
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -34,6 +35,8 @@ type Generator struct {
 	// inbound indexes endpoints by address for inbound ports
 	// (inbound_index.go); one entry.
 	inbound flightCache[struct{}, *endpointIndex]
+	// generated counts Generate calls.
+	generated atomic.Int32
 	// peerAuthn memoises endpoint workloads' PeerAuthentication by
 	// namespace and labels (auto_mtls.go endpointMTLSEnabled).
 	peerAuthn sync.Map
@@ -57,6 +60,7 @@ func Generate(push *model.PushContext, proxy *model.Proxy) (*Resources, error) {
 // when built). The caller may change the Resources lists but not the
 // resources they hold.
 func (gen *Generator) Generate(proxy *model.Proxy) (*Resources, error) {
+	gen.generated.Add(1)
 	g := &generation{push: gen.push, proxy: proxy, out: &Resources{}, gen: gen}
 	if err := g.generate(); err != nil {
 		return nil, fmt.Errorf("generate for %s: %w", proxy.ID, err)
