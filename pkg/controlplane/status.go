@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"time"
 
@@ -153,6 +154,12 @@ func (c *Controller) statusHandler() http.Handler {
 		}
 		writeJSON(w, out)
 	})
+	// Go's profiler, as istiod serves /debug/pprof on its monitoring port:
+	// go tool pprof http://HTTP_ADDRESS/debug/pprof/heap
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	// /debug/config_dump?proxy=ID is the xDS last published for a proxy.
 	mux.HandleFunc("GET /debug/config_dump", func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("proxy")

@@ -20,6 +20,7 @@ import (
 // snapshot is published, sends what changed; a second one only reads.
 type conn struct {
 	s       *Server
+	ctx     context.Context
 	st      *proxyState
 	delta   bool
 	version string // the proxy's version, for pilot_xds
@@ -66,6 +67,7 @@ func (c *conn) wake() {
 // (registering the proxy from the first), flush sends every type whose
 // content changed since it was last sent.
 func (c *conn) serve(ctx context.Context, recv func() (any, error), handle func(any) error, flush func() error) error {
+	c.ctx = ctx
 	reqs := make(chan any, 1)
 	errc := make(chan error, 1)
 	go func() {
@@ -184,6 +186,16 @@ func (c *conn) recordSent(typeURL, version, snapVersion string, size int) {
 			c.s.opts.Metrics.convergence.Observe(now.Sub(st.changeStart).Seconds())
 		}
 	}
+}
+
+// send sends one response of size bytes within the server's send budget.
+func (c *conn) send(size int, send func() error) error {
+	n := min(int64(size)+1, c.s.opts.MaxSendBytes)
+	if err := c.s.sending.Acquire(c.ctx, n); err != nil {
+		return err
+	}
+	defer c.s.sending.Release(n)
+	return send()
 }
 
 // wanted is the part of a type's list the watch asks for.

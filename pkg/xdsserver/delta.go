@@ -155,7 +155,7 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 	}
 	w.have, w.sent, w.nonce = want, version, resp.Nonce
 	c.recordSent(resp.TypeUrl, version, t.version, size)
-	return stream.Send(resp)
+	return c.send(size, func() error { return stream.Send(resp) })
 }
 
 // diff compares two name-sorted lists: the resources of want that have

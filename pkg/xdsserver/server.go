@@ -27,6 +27,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
@@ -49,6 +50,13 @@ type Options struct {
 	// PushWorkers bounds how many proxies' configs are generated at once
 	// (istiod's PILOT_PUSH_THROTTLE); 0: the number of CPUs.
 	PushWorkers int
+	// MaxSendBytes bounds the bytes of responses being sent at once, over
+	// all streams (0: 64 MiB). A response is serialized whole before it is
+	// written, and a slow reader holds it until it has read it: without a
+	// bound, a thousand proxies connecting at once to a large mesh hold a
+	// thousand serialized configs (istiod bounds concurrent pushes for the
+	// same reason). A response larger than the bound is sent alone.
+	MaxSendBytes int64
 	// Register adds more services to the gRPC server, such as the CA.
 	Register []func(*grpc.Server)
 	// ServerOptions are added to the gRPC server's (credentials, the
@@ -67,6 +75,8 @@ type Server struct {
 	grpc    *grpc.Server
 	marshal *marshalCache
 	queue   *pushQueue
+	// sending is the byte budget of responses being sent (MaxSendBytes).
+	sending *semaphore.Weighted
 
 	mu      sync.Mutex
 	proxies map[string]*proxyState
@@ -152,7 +162,11 @@ func New(opts Options) *Server {
 	if opts.PushWorkers <= 0 {
 		opts.PushWorkers = runtime.GOMAXPROCS(0)
 	}
-	s := &Server{opts: opts, proxies: map[string]*proxyState{}, marshal: newMarshalCache()}
+	if opts.MaxSendBytes <= 0 {
+		opts.MaxSendBytes = 64 << 20
+	}
+	s := &Server{opts: opts, proxies: map[string]*proxyState{}, marshal: newMarshalCache(),
+		sending: semaphore.NewWeighted(opts.MaxSendBytes)}
 	s.queue = newPushQueue(s.process)
 	return s
 }

@@ -96,5 +96,5 @@ func (c *conn) sendSotw(stream discovery.AggregatedDiscoveryService_StreamAggreg
 	// Booked before the send: the proxy's ACK may be handled right after.
 	w.sent, w.nonce = version, resp.Nonce
 	c.recordSent(resp.TypeUrl, version, t.version, size)
-	return stream.Send(resp)
+	return c.send(size, func() error { return stream.Send(resp) })
 }
