@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -27,6 +28,18 @@ type conn struct {
 	// wakeup is signalled when a snapshot is published for the proxy.
 	wakeup  chan struct{}
 	watches [numTypes]watch
+
+	// flights are the responses sent and not yet ACKed or NACKed, with the
+	// share of the server's send budget each holds (guarded by flightMu:
+	// the receiving goroutine releases them).
+	flightMu sync.Mutex
+	flights  map[string]flight
+}
+
+// flight is one unanswered response: its type and budget bytes.
+type flight struct {
+	idx int
+	n   int64
 }
 
 // watch is what the proxy asked of one type on this stream and what it
@@ -38,6 +51,9 @@ type watch struct {
 	// names, sorted, interned to the snapshot's strings where possible.
 	wildcard bool
 	names    []string
+	// interned: names share the snapshot's strings (false when they came
+	// before the proxy's first snapshot; wanted interns them then).
+	interned bool
 	// nonce of the last response; requests with another nonce are stale.
 	nonce string
 	// sent is the version of the last response (SotW: of the list sent;
@@ -68,8 +84,11 @@ func (c *conn) wake() {
 // content changed since it was last sent.
 func (c *conn) serve(ctx context.Context, recv func() (any, error), handle func(any) error, flush func() error) error {
 	c.ctx = ctx
-	reqs := make(chan any, 1)
+	in := &mailbox{ready: make(chan struct{}, 1)}
 	errc := make(chan error, 1)
+	defer c.settle(func(flight) bool { return true })
+	// The reader never blocks on the handler: an answer must release its
+	// send budget even while this stream waits for budget to send.
 	go func() {
 		for {
 			req, err := recv()
@@ -77,11 +96,10 @@ func (c *conn) serve(ctx context.Context, recv func() (any, error), handle func(
 				errc <- err
 				return
 			}
-			select {
-			case reqs <- req:
-			case <-ctx.Done():
-				return
+			if r, ok := req.(interface{ GetResponseNonce() string }); ok && r.GetResponseNonce() != "" {
+				c.answered(r.GetResponseNonce())
 			}
+			in.put(req)
 		}
 	}()
 	defer c.s.disconnect(c)
@@ -94,9 +112,11 @@ func (c *conn) serve(ctx context.Context, recv func() (any, error), handle func(
 				return nil
 			}
 			return err
-		case req := <-reqs:
-			if err := handle(req); err != nil {
-				return err
+		case <-in.ready:
+			for _, req := range in.take() {
+				if err := handle(req); err != nil {
+					return err
+				}
 			}
 		case <-c.wakeup:
 			if err := flush(); err != nil {
@@ -104,6 +124,32 @@ func (c *conn) serve(ctx context.Context, recv func() (any, error), handle func(
 			}
 		}
 	}
+}
+
+// mailbox is an unbounded queue of a stream's requests. A proxy sends a
+// few requests per response it gets, so it stays short.
+type mailbox struct {
+	mu    sync.Mutex
+	items []any
+	ready chan struct{}
+}
+
+func (m *mailbox) put(v any) {
+	m.mu.Lock()
+	m.items = append(m.items, v)
+	m.mu.Unlock()
+	select {
+	case m.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (m *mailbox) take() []any {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := m.items
+	m.items = nil
+	return out
 }
 
 // register makes the proxy known on its stream's first request.
@@ -188,20 +234,63 @@ func (c *conn) recordSent(typeURL, version, snapVersion string, size int) {
 	}
 }
 
-// send sends one response of size bytes within the server's send budget.
-func (c *conn) send(size int, send func() error) error {
+// send sends one response within the server's send budget. The budget a
+// response takes is held until the proxy answers it (ACK or NACK), or a
+// newer response of the type is sent, or the stream ends: a serialized
+// response stays in memory until the proxy has read it, and its answer is
+// the sign that it has (istiod's flow control waits for the ACK alike).
+// The answer is noticed by the stream's reading goroutine, so a stream
+// waiting for budget still frees what its own proxy answers.
+func (c *conn) send(idx int, nonce string, size int, send func() error) error {
+	c.settle(func(f flight) bool { return f.idx == idx })
 	n := min(int64(size)+1, c.s.opts.MaxSendBytes)
 	if err := c.s.sending.Acquire(c.ctx, n); err != nil {
 		return err
 	}
-	defer c.s.sending.Release(n)
+	c.flightMu.Lock()
+	if c.flights == nil {
+		c.flights = map[string]flight{}
+	}
+	c.flights[nonce] = flight{idx: idx, n: n}
+	c.flightMu.Unlock()
 	return send()
 }
 
+// answered releases the budget of the response a request answers.
+func (c *conn) answered(nonce string) {
+	c.flightMu.Lock()
+	f, ok := c.flights[nonce]
+	delete(c.flights, nonce)
+	c.flightMu.Unlock()
+	if ok {
+		c.s.sending.Release(f.n)
+	}
+}
+
+// settle releases the budget of every flight match accepts.
+func (c *conn) settle(match func(flight) bool) {
+	c.flightMu.Lock()
+	var n int64
+	for nonce, f := range c.flights {
+		if match(f) {
+			n += f.n
+			delete(c.flights, nonce)
+		}
+	}
+	c.flightMu.Unlock()
+	if n > 0 {
+		c.s.sending.Release(n)
+	}
+}
+
 // wanted is the part of a type's list the watch asks for.
-func (w *watch) wanted(all []*Resource) []*Resource {
+func (w *watch) wanted(t *typeResources) []*Resource {
+	all := t.items
 	if w.wildcard {
 		return all
+	}
+	if !w.interned {
+		w.names, w.interned = intern(w.names, t), true
 	}
 	out := make([]*Resource, 0, len(w.names))
 	i := 0

@@ -93,7 +93,7 @@ func (w *watch) subscribe(add, remove []string, t *typeResources) {
 		names = slices.DeleteFunc(names, func(x string) bool { return x == n })
 		w.have = dropName(w.have, n)
 	}
-	w.names = intern(names, t)
+	w.names, w.interned = intern(names, t), t != nil
 }
 
 // dropName returns have without the named resource (a new slice: have
@@ -136,7 +136,7 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 		return nil
 	}
 	t := &snap.types[idx]
-	want := w.wanted(t.items)
+	want := w.wanted(t)
 	version := t.version
 	if !w.wildcard {
 		version = listVersion(want)
@@ -146,16 +146,23 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 		w.have, w.sent = want, version
 		return nil
 	}
-	resp := &discovery.DeltaDiscoveryResponse{SystemVersionInfo: version, TypeUrl: typeOrder[idx],
-		Nonce: c.s.nextNonce(), RemovedResources: removed, Resources: make([]*discovery.Resource, len(updated))}
 	size := 0
-	for i, r := range updated {
-		resp.Resources[i] = &discovery.Resource{Name: r.Name, Version: r.Version, Resource: r.Any}
+	for _, r := range updated {
 		size += r.size()
 	}
-	w.have, w.sent, w.nonce = want, version, resp.Nonce
-	c.recordSent(resp.TypeUrl, version, t.version, size)
-	return c.send(size, func() error { return stream.Send(resp) })
+	nonce := c.s.nextNonce()
+	return c.send(idx, nonce, size, func() error {
+		// Built once the budget is granted: a stream waiting for budget
+		// holds no response.
+		resp := &discovery.DeltaDiscoveryResponse{SystemVersionInfo: version, TypeUrl: typeOrder[idx],
+			Nonce: nonce, RemovedResources: removed, Resources: make([]*discovery.Resource, len(updated))}
+		for i, r := range updated {
+			resp.Resources[i] = &discovery.Resource{Name: r.Name, Version: r.Version, Resource: r.Any}
+		}
+		w.have, w.sent, w.nonce = want, version, nonce
+		c.recordSent(resp.TypeUrl, version, t.version, size)
+		return stream.Send(resp)
+	})
 }
 
 // diff compares two name-sorted lists: the resources of want that have

@@ -25,9 +25,9 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
@@ -50,12 +50,13 @@ type Options struct {
 	// PushWorkers bounds how many proxies' configs are generated at once
 	// (istiod's PILOT_PUSH_THROTTLE); 0: the number of CPUs.
 	PushWorkers int
-	// MaxSendBytes bounds the bytes of responses being sent at once, over
-	// all streams (0: 64 MiB). A response is serialized whole before it is
-	// written, and a slow reader holds it until it has read it: without a
-	// bound, a thousand proxies connecting at once to a large mesh hold a
-	// thousand serialized configs (istiod bounds concurrent pushes for the
-	// same reason). A response larger than the bound is sent alone.
+	// MaxSendBytes bounds the bytes of responses sent and not yet answered
+	// (ACK or NACK), over all streams (0: 64 MiB). A response is serialized
+	// whole before it is written and stays in memory until the proxy has
+	// read it: without a bound, a thousand proxies connecting at once to a
+	// large mesh hold a thousand serialized configs (istiod bounds
+	// concurrent pushes for the same reason). A response larger than the
+	// bound is sent alone.
 	MaxSendBytes int64
 	// Register adds more services to the gRPC server, such as the CA.
 	Register []func(*grpc.Server)

@@ -63,7 +63,7 @@ func (c *conn) onSotw(stream discovery.AggregatedDiscoveryService_StreamAggregat
 		names = intern(req.ResourceNames, t)
 	}
 	changed := !w.requested || wildcard != w.wildcard || !sameSorted(names, w.names)
-	w.requested, w.wildcard, w.names = true, wildcard, names
+	w.requested, w.wildcard, w.names, w.interned = true, wildcard, names, t != nil
 	if req.ResponseNonce != "" && !changed {
 		return nil // an ACK of what the proxy wants
 	}
@@ -78,7 +78,7 @@ func (c *conn) sendSotw(stream discovery.AggregatedDiscoveryService_StreamAggreg
 		return nil
 	}
 	t := &snap.types[idx]
-	items := w.wanted(t.items)
+	items := w.wanted(t)
 	version := t.version
 	if !w.wildcard {
 		version = listVersion(items)
@@ -86,15 +86,20 @@ func (c *conn) sendSotw(stream discovery.AggregatedDiscoveryService_StreamAggreg
 	if !force && version == w.sent {
 		return nil
 	}
-	resp := &discovery.DiscoveryResponse{VersionInfo: version, TypeUrl: typeOrder[idx], Nonce: c.s.nextNonce(),
-		Resources: make([]*anypb.Any, len(items))}
 	size := 0
-	for i, r := range items {
-		resp.Resources[i] = r.Any
+	for _, r := range items {
 		size += r.size()
 	}
-	// Booked before the send: the proxy's ACK may be handled right after.
-	w.sent, w.nonce = version, resp.Nonce
-	c.recordSent(resp.TypeUrl, version, t.version, size)
-	return c.send(size, func() error { return stream.Send(resp) })
+	nonce := c.s.nextNonce()
+	return c.send(idx, nonce, size, func() error {
+		resp := &discovery.DiscoveryResponse{VersionInfo: version, TypeUrl: typeOrder[idx], Nonce: nonce,
+			Resources: make([]*anypb.Any, len(items))}
+		for i, r := range items {
+			resp.Resources[i] = r.Any
+		}
+		// Booked before the send: the proxy's ACK may be handled right after.
+		w.sent, w.nonce = version, nonce
+		c.recordSent(resp.TypeUrl, version, t.version, size)
+		return stream.Send(resp)
+	})
 }
