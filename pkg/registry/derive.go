@@ -72,10 +72,8 @@ func (prev *Registry) touched(changed map[config.Key]struct{}, wi *workloadIndex
 				if w == nil {
 					continue
 				}
-				for _, sk := range prev.selectors[key.Namespace] {
-					if LabelsMatch(prev.sources[sk].selector, w.labels) {
-						touched[sk] = true
-					}
+				for _, sk := range prev.sourcesSelecting(key.Namespace, w.labels) {
+					touched[sk] = true
 				}
 			}
 		}
