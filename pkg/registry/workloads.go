@@ -22,10 +22,10 @@ type workload struct {
 
 // workloadIndex indexes WorkloadEntries by namespace, then by label pair,
 // so a selector finds its entries by intersecting posting lists instead of
-// testing every entry (Istio keeps the same index per namespace in its
-// serviceentry controller's krt namespace index of workloads,
-// controller.go buildCollections). Namespaces are
-// immutable once built: a derived index shares the ones no change touched.
+// testing every entry (Istio's serviceentry controller indexes workloads
+// by namespace, controller.go buildCollections; the label postings are
+// sluice's). Namespaces are immutable once built: a derived index shares
+// the ones no change touched.
 type workloadIndex struct {
 	byNS map[string]*nsWorkloads
 }
