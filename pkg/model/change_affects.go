@@ -12,9 +12,9 @@ import (
 )
 
 // AffectsProxy reports whether proxy p's config can differ after ch, as
-// Istio's ProxyNeedsPush (pilot/pkg/xds/proxy_dependencies.go:
-// checkProxyDependencies, configKindAffectedProxyTypes) and
-// SidecarScope.DependsOnConfig decide, for sluice's kinds. It is
+// Istio's DefaultProxyNeedsPush (pilot/pkg/xds/proxy_dependencies.go:
+// filterRelevantUpdates, proxyDependentOnConfig) and
+// SidecarScope.DependsOnConfig (pilot/pkg/model/sidecar.go) decide, for sluice's kinds. It is
 // conservative: a kind it does not know, or a config whose old version it
 // cannot tell (no PushOptions.Previous), affects everyone.
 func (pc *PushContext) AffectsProxy(p *Proxy, ch Change) bool {

@@ -20,12 +20,14 @@ import (
 // a new service or changed service accounts). prev is the push context
 // ch is relative to. The changes that qualify: WorkloadEntries added,
 // removed or changed, and ServiceEntries whose inline endpoints are all
-// that changed (Istio's serviceentry controller servicesDiff); the
+// that changed (Istio's serviceentry controller.go pushServiceUpdates
+// skips a config push when only instances changed); the
 // services are those selecting an entry's old or new labels in its
 // namespace. Not endpoint-only, because sluice puts endpoints into other
 // config for them (pkg/xdsgen):
 //   - a service not resolved STATIC: DNS clusters carry their endpoints in
-//     CDS (clusters.go addServiceCluster, STRICT_DNS load_assignment);
+//     CDS (clusters.go addServiceCluster, STRICT_DNS load_assignment; Istio's
+//     pushServiceEndpointUpdates asks a config push for those too);
 //     NONE (and DestinationRule subsets with loadBalancer PASSTHROUGH)
 //     are ORIGINAL_DST clusters whose auto mTLS transport depends on
 //     every endpoint's tlsMode label (auto_mtls.go allIstioTLSMode);

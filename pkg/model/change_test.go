@@ -401,3 +401,27 @@ func TestChangeMerge(t *testing.T) {
 		t.Errorf("merging a full (or unknown) change is not full")
 	}
 }
+
+// TestAffectsProxyConcurrent: the push server asks from several workers at
+// once (run with -race).
+func TestAffectsProxyConcurrent(t *testing.T) {
+	prev := changePush(t, changeBase, nil)
+	pc := changePush(t, edited(map[string]string{"backend": strings.Replace(changeBase["backend"], "port: 80", "port: 81", 1)}), prev)
+	ch := Change{Configs: filesource.ChangedResources(sortedResources(prev), sortedResources(pc))}
+	done := make(chan string)
+	for i := 0; i < 4; i++ {
+		go func() {
+			got := affected(pc, ch)
+			pc.EndpointsOnly(ch, prev)
+			for _, p := range changeProxies {
+				pc.InboundDependsOn(p, ch, prev)
+			}
+			done <- got
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if got := <-done; got != allProxies {
+			t.Errorf("affected = %q", got)
+		}
+	}
+}

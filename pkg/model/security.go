@@ -132,7 +132,15 @@ func dedupe(a, b string) []string {
 func (pc *PushContext) indexSecurity(resources []*config.Resource, jwks JwksSource) {
 	pc.authzPolicies = map[string][]*AuthorizationPolicy{}
 	pc.requestAuthns = map[string][]*RequestAuthentication{}
-	sorted := append([]*config.Resource(nil), resources...)
+	// Only the policies are sorted (a stable sort of a subsequence keeps
+	// its order): sorting every resource was most of a push's indexing.
+	var sorted []*config.Resource
+	for _, r := range resources {
+		switch r.Spec.(type) {
+		case *securityv1beta1.AuthorizationPolicy, *securityv1beta1.RequestAuthentication:
+			sorted = append(sorted, r)
+		}
+	}
 	config.SortByCreation(sorted)
 	for _, r := range sorted {
 		switch spec := r.Spec.(type) {

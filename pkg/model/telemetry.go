@@ -33,7 +33,12 @@ type telemetries struct {
 
 func (pc *PushContext) indexTelemetry(resources []*config.Resource) {
 	pc.telemetry = &telemetries{byNamespace: map[string][]*Telemetry{}}
-	sorted := append([]*config.Resource(nil), resources...)
+	var sorted []*config.Resource
+	for _, r := range resources {
+		if _, ok := r.Spec.(*tpb.Telemetry); ok {
+			sorted = append(sorted, r)
+		}
+	}
 	config.SortByCreation(sorted)
 	for _, r := range sorted {
 		if spec, ok := r.Spec.(*tpb.Telemetry); ok {

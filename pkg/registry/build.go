@@ -56,7 +56,7 @@ type sourcePart struct {
 func newRegistry(opts BuildOptions, wi *workloadIndex) *Registry {
 	return &Registry{byHost: map[string][]*Service{}, endpoints: map[endpointKey][]*Endpoint{},
 		opts: opts, workloads: wi, sources: map[config.Key]*source{},
-		hostSources: map[hostNS][]sourcePart{}, selectors: map[string][]config.Key{}}
+		hostSources: map[hostNS][]sourcePart{}, selectors: map[string]map[string][]config.Key{}}
 }
 
 // newSource reads res if it declares services, else returns nil.
@@ -77,7 +77,13 @@ func (r *Registry) addSource(src *source) {
 	key := src.res.Key()
 	r.sources[key] = src
 	if len(src.selector) > 0 {
-		r.selectors[src.res.Namespace] = append(r.selectors[src.res.Namespace], key)
+		byPair := r.selectors[src.res.Namespace]
+		if byPair == nil {
+			byPair = map[string][]config.Key{}
+			r.selectors[src.res.Namespace] = byPair
+		}
+		pair := selectorPair(src.selector)
+		byPair[pair] = append(byPair[pair], key)
 	}
 	for i, svc := range src.services {
 		r.services = append(r.services, svc)

@@ -1,6 +1,9 @@
 package registry
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/sluice-mesh/sluice/pkg/config"
 )
 
@@ -19,10 +22,11 @@ func Derive(prev *Registry, resources []*config.Resource, changed map[config.Key
 	if prev == nil || prev.sources == nil {
 		return Build(resources, BuildOptions{})
 	}
-	wi := deriveWorkloadIndex(prev.workloads, resources, changed)
-	touched, structural := prev.touched(changed, wi)
-	if !structural {
-		return prev.deriveEndpoints(wi, touched)
+	cur := findChanged(resources, changed)
+	wi := deriveWorkloadIndex(prev.workloads, resources, changed, cur)
+	touched := prev.touched(changed, wi)
+	if r, ok := prev.derivePatched(wi, touched, changed, cur); ok {
+		return r
 	}
 	r := newRegistry(prev.opts, wi)
 	dirty := map[hostNS]bool{}
@@ -57,53 +61,67 @@ func Derive(prev *Registry, resources []*config.Resource, changed map[config.Key
 // touched lists the sources a change makes the registry read again: the
 // changed Services and ServiceEntries, and those selecting a changed
 // WorkloadEntry by its old labels (in prev) or its new ones (in wi).
-// structural reports a Service or ServiceEntry among the changes: the
-// service list itself may differ.
-func (prev *Registry) touched(changed map[config.Key]struct{}, wi *workloadIndex) (map[config.Key]bool, bool) {
+func (prev *Registry) touched(changed map[config.Key]struct{}, wi *workloadIndex) map[config.Key]bool {
 	touched := map[config.Key]bool{}
-	structural := false
 	for key := range changed {
 		switch key.Kind {
 		case config.KindService, config.KindServiceEntry:
 			touched[key] = true
-			structural = true
 		case config.KindWorkloadEntry:
 			for _, w := range []*workload{prev.workloads.get(key.Namespace, key.Name), wi.get(key.Namespace, key.Name)} {
 				if w == nil {
 					continue
 				}
-				for _, sk := range prev.selectors[key.Namespace] {
-					if LabelsMatch(prev.sources[sk].selector, w.labels) {
-						touched[sk] = true
-					}
+				for _, sk := range prev.sourcesSelecting(key.Namespace, w.labels) {
+					touched[sk] = true
 				}
 			}
 		}
 	}
-	return touched, structural
+	return touched
 }
 
-// deriveEndpoints is Derive when only WorkloadEntries changed: the service
-// list, hostname index and every other endpoint list stay prev's.
-func (prev *Registry) deriveEndpoints(wi *workloadIndex, touched map[config.Key]bool) *Registry {
+// derivePatched is Derive when every touched source existed and still
+// declares the same hostnames (WorkloadEntries moved, or a Service or
+// ServiceEntry changed ports, selector, addresses...): the service list
+// keeps its order with the changed services swapped in, and only the
+// endpoint lists of touched hostnames are merged again. ok is false when
+// a source was added, removed or changed its hostnames.
+func (prev *Registry) derivePatched(wi *workloadIndex, touched map[config.Key]bool, changed map[config.Key]struct{}, cur changedSet) (*Registry, bool) {
 	r := &Registry{services: prev.services, byHost: prev.byHost, opts: prev.opts, workloads: wi,
-		hostSources: prev.hostSources, selectors: prev.selectors,
-		sources:   make(map[config.Key]*source, len(prev.sources)),
-		endpoints: make(map[endpointKey][]*Endpoint, len(prev.endpoints))}
-	for k, src := range prev.sources {
-		r.sources[k] = src
-	}
-	for k, list := range prev.endpoints {
-		r.endpoints[k] = list
-	}
+		hostSources: prev.hostSources, selectors: prev.selectors, sources: maps.Clone(prev.sources)}
+	replaced := map[*Service]*Service{}
 	dirty := map[hostNS]bool{}
 	for key := range touched {
-		old := prev.sources[key]
-		src := newSource(old.res, wi, prev.opts)
-		src.services = old.services
+		old, res := prev.sources[key], cur.res[key]
+		_, edited := changed[key]
+		if old == nil || (edited && res == nil) {
+			return nil, false
+		}
+		if !edited {
+			res = old.res
+		}
+		src := newSource(res, wi, prev.opts)
+		if src == nil || !sameHosts(old, src) {
+			return nil, false
+		}
+		if edited {
+			for i, svc := range src.services {
+				replaced[old.services[i]] = svc
+			}
+			if !maps.Equal(old.selector, src.selector) {
+				r.moveSelector(key, old.selector, src.selector)
+			}
+		} else {
+			src.services = old.services
+		}
 		r.sources[key] = src
 		markDirty(dirty, src)
 	}
+	if len(replaced) > 0 {
+		r.swapServices(replaced, dirty)
+	}
+	r.endpoints = maps.Clone(prev.endpoints)
 	for k := range dirty {
 		for _, svc := range prev.byHost[k.host] {
 			if svc.Namespace != k.namespace {
@@ -115,7 +133,68 @@ func (prev *Registry) deriveEndpoints(wi *workloadIndex, touched map[config.Key]
 		}
 		r.mergeHost(k, r.hostSources[k])
 	}
-	return r
+	return r, true
+}
+
+// sameHosts says two versions of a source declare the same hostnames in
+// the same order (the namespace is the key's).
+func sameHosts(a, b *source) bool {
+	if len(a.services) != len(b.services) {
+		return false
+	}
+	for i := range a.services {
+		if a.services[i].Hostname != b.services[i].Hostname {
+			return false
+		}
+	}
+	return true
+}
+
+// swapServices replaces services in r's service list and hostname index,
+// copying what it edits (prev's are shared). Hostnames and namespaces are
+// the same, so both orders hold.
+func (r *Registry) swapServices(replaced map[*Service]*Service, dirty map[hostNS]bool) {
+	r.services = slices.Clone(r.services)
+	for i, svc := range r.services {
+		if n, ok := replaced[svc]; ok {
+			r.services[i] = n
+		}
+	}
+	r.byHost = maps.Clone(r.byHost)
+	for k := range dirty {
+		list := slices.Clone(r.byHost[k.host])
+		for i, svc := range list {
+			if n, ok := replaced[svc]; ok {
+				list[i] = n
+			}
+		}
+		r.byHost[k.host] = list
+	}
+}
+
+// moveSelector re-indexes source key from its old selector to its new
+// one, copying the namespace's index (prev's is shared).
+func (r *Registry) moveSelector(key config.Key, old, sel map[string]string) {
+	selectors := maps.Clone(r.selectors)
+	byPair := maps.Clone(selectors[key.Namespace])
+	if byPair == nil {
+		byPair = map[string][]config.Key{}
+	}
+	if len(old) > 0 {
+		pair := selectorPair(old)
+		list := slices.DeleteFunc(slices.Clone(byPair[pair]), func(k config.Key) bool { return k == key })
+		if len(list) == 0 {
+			delete(byPair, pair)
+		} else {
+			byPair[pair] = list
+		}
+	}
+	if len(sel) > 0 {
+		pair := selectorPair(sel)
+		byPair[pair] = append(slices.Clone(byPair[pair]), key)
+	}
+	selectors[key.Namespace] = byPair
+	r.selectors = selectors
 }
 
 func markDirty(dirty map[hostNS]bool, src *source) {

@@ -17,15 +17,44 @@ func (r *Registry) ServicesOf(key config.Key) []*Service {
 
 // ServicesSelecting returns the services whose workload selector (a
 // Kubernetes Service's selector, a ServiceEntry's workloadSelector) takes
-// a WorkloadEntry of namespace ns with labels, in resource order.
+// a WorkloadEntry of namespace ns with labels, in no particular order.
 func (r *Registry) ServicesSelecting(ns string, labels map[string]string) []*Service {
 	var out []*Service
-	for _, key := range r.selectors[ns] {
-		if src := r.sources[key]; LabelsMatch(src.selector, labels) {
-			out = append(out, src.services...)
+	for _, key := range r.sourcesSelecting(ns, labels) {
+		out = append(out, r.sources[key].services...)
+	}
+	return out
+}
+
+// sourcesSelecting are the sources of namespace ns whose selector matches
+// labels: the candidates indexed under one of labels' pairs, checked.
+func (r *Registry) sourcesSelecting(ns string, labels map[string]string) []config.Key {
+	byPair := r.selectors[ns]
+	if byPair == nil {
+		return nil
+	}
+	var out []config.Key
+	for k, v := range labels {
+		for _, key := range byPair[k+"\x00"+v] {
+			if LabelsMatch(r.sources[key].selector, labels) {
+				out = append(out, key)
+			}
 		}
 	}
 	return out
+}
+
+// selectorPair is the pair a selector is indexed under: its smallest key
+// with its value. A workload it matches has that pair, so each matching
+// selector is found exactly once.
+func selectorPair(sel map[string]string) string {
+	first := ""
+	for k := range sel {
+		if first == "" || k < first {
+			first = k
+		}
+	}
+	return first + "\x00" + sel[first]
 }
 
 // WorkloadLabels are the labels selectors see on a WorkloadEntry: its

@@ -142,9 +142,10 @@ type Registry struct {
 	// hostSources lists, per hostname and namespace, the sources
 	// declaring it, in resource order (their endpoints merge).
 	hostSources map[hostNS][]sourcePart
-	// selectors lists, per namespace, the sources with a workload
-	// selector, in resource order.
-	selectors map[string][]config.Key
+	// selectors index, per namespace, the sources with a workload
+	// selector by one label pair of it (the smallest key's): a workload's
+	// labels find their candidate selectors in len(labels) lookups.
+	selectors map[string]map[string][]config.Key
 }
 
 type hostNS struct{ host, namespace string }

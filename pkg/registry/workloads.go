@@ -22,9 +22,10 @@ type workload struct {
 
 // workloadIndex indexes WorkloadEntries by namespace, then by label pair,
 // so a selector finds its entries by intersecting posting lists instead of
-// testing every entry (Istio keeps the same index per namespace in its
-// serviceentry controller's workloadInstancesIndex). Namespaces are
-// immutable once built: a derived index shares the ones no change touched.
+// testing every entry (Istio's serviceentry controller indexes workloads
+// by namespace, controller.go buildCollections; the label postings are
+// sluice's). Namespaces are immutable once built: a derived index shares
+// the ones no change touched.
 type workloadIndex struct {
 	byNS map[string]*nsWorkloads
 }
@@ -67,7 +68,7 @@ func newWorkloadIndex(resources []*config.Resource) *workloadIndex {
 // lists keep resource order, which for resources sorted by
 // config.SortResources (as filesource gives them) is name order within a
 // namespace; unsorted resources rebuild the namespaces with changes.
-func deriveWorkloadIndex(prev *workloadIndex, resources []*config.Resource, changed map[config.Key]struct{}) *workloadIndex {
+func deriveWorkloadIndex(prev *workloadIndex, resources []*config.Resource, changed map[config.Key]struct{}, cur changedSet) *workloadIndex {
 	dirty := map[string][]string{} // namespace -> changed entry names
 	for k := range changed {
 		if k.Kind == config.KindWorkloadEntry {
@@ -83,8 +84,7 @@ func deriveWorkloadIndex(prev *workloadIndex, resources []*config.Resource, chan
 	if len(dirty) == 0 {
 		return wi
 	}
-	cur, sorted := changedEntries(resources, changed)
-	if !sorted {
+	if !cur.sorted {
 		rebuildNamespaces(wi, prev, resources, changed, dirty)
 		return wi
 	}
@@ -94,7 +94,13 @@ func deriveWorkloadIndex(prev *workloadIndex, resources []*config.Resource, chan
 			nw.byName, nw.postings = maps.Clone(old.byName), maps.Clone(old.postings)
 		}
 		for _, name := range names {
-			nw.replace(name, cur[config.Key{Kind: config.KindWorkloadEntry, Namespace: ns, Name: name}])
+			var w *workload
+			if res := cur.res[config.Key{Kind: config.KindWorkloadEntry, Namespace: ns, Name: name}]; res != nil {
+				if spec, ok := workloadEntry(res); ok {
+					w = newWorkload(res, spec)
+				}
+			}
+			nw.replace(name, w)
 		}
 		if len(nw.byName) > 0 {
 			wi.byNS[ns] = nw
@@ -103,26 +109,33 @@ func deriveWorkloadIndex(prev *workloadIndex, resources []*config.Resource, chan
 	return wi
 }
 
-// changedEntries finds the current version of each changed WorkloadEntry,
-// and reports whether the WorkloadEntries are in (namespace, name) order.
-func changedEntries(resources []*config.Resource, changed map[config.Key]struct{}) (map[config.Key]*workload, bool) {
-	cur := map[config.Key]*workload{}
-	sorted := true
+// changedSet are the current versions of the changed resources (absent:
+// removed), and whether the WorkloadEntries are in (namespace, name)
+// order, as config.SortResources leaves them.
+type changedSet struct {
+	res    map[config.Key]*config.Resource
+	sorted bool
+}
+
+func findChanged(resources []*config.Resource, changed map[config.Key]struct{}) changedSet {
+	cs := changedSet{res: make(map[config.Key]*config.Resource, len(changed)), sorted: true}
 	var last *config.Resource
 	for _, res := range resources {
-		spec, ok := workloadEntry(res)
-		if !ok {
+		switch res.Kind {
+		case config.KindWorkloadEntry:
+			if last != nil && (res.Namespace < last.Namespace || (res.Namespace == last.Namespace && res.Name <= last.Name)) {
+				cs.sorted = false
+			}
+			last = res
+		case config.KindService, config.KindServiceEntry:
+		default:
 			continue
 		}
-		if last != nil && (res.Namespace < last.Namespace || (res.Namespace == last.Namespace && res.Name <= last.Name)) {
-			sorted = false
-		}
-		last = res
 		if _, ok := changed[res.Key()]; ok {
-			cur[res.Key()] = newWorkload(res, spec)
+			cs.res[res.Key()] = res
 		}
 	}
-	return cur, sorted
+	return cs
 }
 
 // replace takes entry name out of the namespace's index and puts w (nil:
