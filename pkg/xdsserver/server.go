@@ -170,7 +170,34 @@ func (s *Server) callbacks() serverv3.Callbacks {
 		StreamResponseFunc: func(ctx context.Context, id int64, req *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
 			s.recordSent(id, resp)
 		},
+		// Delta streams are booked as SotW ones (go-control-plane numbers
+		// delta streams apart, from 1 too: deltaStreamID keeps them apart).
+		DeltaStreamClosedFunc: func(id int64, node *core.Node) { s.streamClosed(deltaStreamID(id)) },
+		StreamDeltaRequestFunc: func(id int64, req *discovery.DeltaDiscoveryRequest) error {
+			return s.streamRequest(deltaStreamID(id), s.deltaAsSotW(deltaStreamID(id), req))
+		},
+		StreamDeltaResponseFunc: func(id int64, req *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
+			out := &discovery.DiscoveryResponse{TypeUrl: resp.TypeUrl, VersionInfo: resp.SystemVersionInfo, Nonce: resp.Nonce}
+			for _, r := range resp.Resources {
+				out.Resources = append(out.Resources, r.Resource)
+			}
+			s.recordSent(deltaStreamID(id), out)
+		},
 	}
+}
+
+func deltaStreamID(id int64) int64 { return id + 1<<40 }
+
+// deltaAsSotW is a Delta request as streamRequest books it: an ACK
+// acknowledges the version last sent of its type.
+func (s *Server) deltaAsSotW(id int64, req *discovery.DeltaDiscoveryRequest) *discovery.DiscoveryRequest {
+	out := &discovery.DiscoveryRequest{Node: req.Node, TypeUrl: req.TypeUrl, ResponseNonce: req.ResponseNonce, ErrorDetail: req.ErrorDetail}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.proxies[s.streams[id]]; st != nil && req.ResponseNonce != "" {
+		out.VersionInfo = st.status(req.TypeUrl).SentVersion
+	}
+	return out
 }
 
 // streamRequest runs before the cache answers a request: a proxy's first
