@@ -62,7 +62,10 @@ func (c *Client) deltaStream(ctx context.Context, conn *grpc.ClientConn) error {
 		if err != nil {
 			return d.streamErr("receive", err)
 		}
-		d.received = true
+		if !d.received {
+			c.opts.Logger.Info("xds stream up", "address", c.opts.Address, "protocol", string(ProtocolDelta))
+			d.received = true
+		}
 		if err := d.respond(resp); err != nil {
 			return d.streamErr("ack", err)
 		}

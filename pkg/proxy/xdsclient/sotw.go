@@ -60,10 +60,13 @@ func (c *Client) sotwStream(ctx context.Context, conn *grpc.ClientConn) error {
 			}
 		}
 	}
-	for {
+	for received := false; ; received = true {
 		resp, err := ads.Recv()
 		if err != nil {
 			return fmt.Errorf("xds: receive: %w", err)
+		}
+		if !received {
+			c.opts.Logger.Info("xds stream up", "address", c.opts.Address, "protocol", string(ProtocolSotW))
 		}
 		s, ok := subs[resp.TypeUrl]
 		if !ok {
