@@ -180,10 +180,14 @@ func (d *deltaSession) follow() error {
 func (c *Client) handleDelta(resp *discovery.DeltaDiscoveryResponse, s *deltaSub) error {
 	t := resp.TypeUrl
 	held := c.accepted.Items[t]
-	items := make(map[string]proto.Message, len(held)+len(resp.Resources))
-	maps.Copy(items, held)
-	versions := make(map[string]string, len(held)+len(resp.Resources))
-	maps.Copy(versions, c.versions[t])
+	// maps.Clone copies the table as it is, without rehashing each key.
+	items, versions := maps.Clone(held), maps.Clone(c.versions[t])
+	if items == nil {
+		items = make(map[string]proto.Message, len(resp.Resources))
+	}
+	if versions == nil {
+		versions = make(map[string]string, len(resp.Resources))
+	}
 	seen := make(map[string]struct{}, len(resp.Resources)+len(resp.RemovedResources))
 	for _, r := range resp.Resources {
 		name, msg, err := decodeDelta(t, r)
