@@ -209,3 +209,31 @@ func TestDeltaReconnectSendsInitialVersions(t *testing.T) {
 		}
 	}
 }
+
+// A listener naming another route config and a new cluster: the client
+// subscribes to the new names and unsubscribes from the old one in one
+// request per type, and its view holds only what is subscribed.
+func TestDeltaFollowsNewNames(t *testing.T) {
+	cp := startControlPlane(t, "127.0.0.1:0", world{route: "r1", clusters: map[string]uint32{"svc": 8080}}, serverOpts{})
+	p, _ := startClient(t, Options{Address: cp.addr})
+	wantView(t, p, "the first full view", "routes=r1 svc=one:8080")
+	cp.allAcked(t)
+	n := len(cp.requests())
+
+	cp.set(twoClusters("r2", 8080, 8081))
+	wantView(t, p, "the new route and cluster", "routes=r2 svc=one:8080 svc2=one:8081")
+	cp.allAcked(t)
+	var rds, eds bool
+	for _, r := range cp.requests()[n:] {
+		switch {
+		case r.TypeUrl == RouteType && slices.Equal(r.ResourceNamesSubscribe, []string{"r2"}) &&
+			slices.Equal(r.ResourceNamesUnsubscribe, []string{"r1"}):
+			rds = true
+		case r.TypeUrl == EndpointType && slices.Equal(r.ResourceNamesSubscribe, []string{"svc2"}) && len(r.ResourceNamesUnsubscribe) == 0:
+			eds = true
+		}
+	}
+	if !rds || !eds {
+		t.Errorf("subscription changes: RDS r1->r2 %v, EDS +svc2 %v", rds, eds)
+	}
+}
