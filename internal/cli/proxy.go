@@ -59,6 +59,9 @@ with the token in --token-file (the bootstrap token "sluice control" writes, or
 one from "sluice control token"), renews it at half life with jitter, and
 trusts every root of the mesh's trust bundle.
 
+xDS: Delta (incremental) ADS by default, falling back to state of the world
+ADS when the control plane does not implement Delta (--xds-protocol).
+
 Admin: GET /ready /config_dump /stats /clusters /listeners /certs /debug/authz
 on --admin-address.`,
 		Example: `  sluice proxy --type sidecar --name reviews-v1 --namespace default \
