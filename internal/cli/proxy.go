@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 )
 
 func init() { register(newProxyCommand) }
@@ -31,6 +32,8 @@ func newProxyCommand() *cobra.Command {
 		certTTL                                    time.Duration
 		tls                                        bool
 		authzExplain                               bool
+		xdsProtocol                                string
+		xdsMaxMessageBytes                         int
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -55,6 +58,9 @@ Identity: the proxy gets its workload certificate from the control plane's CA
 with the token in --token-file (the bootstrap token "sluice control" writes, or
 one from "sluice control token"), renews it at half life with jitter, and
 trusts every root of the mesh's trust bundle.
+
+xDS: Delta (incremental) ADS by default, falling back to state of the world
+ADS when the control plane does not implement Delta (--xds-protocol).
 
 Admin: GET /ready /config_dump /stats /clusters /listeners /certs /debug/authz
 on --admin-address.`,
@@ -85,6 +91,13 @@ on --admin-address.`,
 			if typ == string(model.Router) {
 				outbound = ""
 			}
+			protocol, err := xdsclient.ParseProtocol(xdsProtocol)
+			if err != nil {
+				return fmt.Errorf("--xds-protocol: %w", err)
+			}
+			if xdsMaxMessageBytes <= 0 {
+				return fmt.Errorf("--xds-max-message-bytes %d: must be positive", xdsMaxMessageBytes)
+			}
 			if portOffset < 0 || portOffset > 65535 {
 				return fmt.Errorf("--port-offset %d: must be 0..65535", portOffset)
 			}
@@ -112,7 +125,7 @@ on --admin-address.`,
 			return proxy.New(proxy.Options{
 				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Hosts: hosts, TrustDomain: trustDomain,
 				ControlPlane: cp, CertTTL: certTTL, Logger: log, AuthzExplainHeader: authzExplain,
-				MetricsAddress: metricsAddr,
+				MetricsAddress: metricsAddr, XDSProtocol: protocol, XDSMaxMessageBytes: xdsMaxMessageBytes,
 			}).Run(cmd.Context())
 		},
 	}
@@ -136,6 +149,8 @@ on --admin-address.`,
 	f.StringVar(&tcpIP, "outbound-tcp-ip", "", "sidecar: serve each TCP/TLS service port P at IP:P+--port-offset (how an app reaches TCP services without iptables)")
 	f.StringVar(&tokenFile, "token-file", filepath.Join(defaultStateDir(), ca.FileBootstrapToken), "token proving the proxy may hold its identity, sent to the control plane as authorization: Bearer (sluice control writes the bootstrap token there; see sluice control token)")
 	f.StringVar(&rootFile, "ca-root-file", filepath.Join(defaultStateDir(), ca.FileRootCert), "trust bundle (PEM) to verify the control plane's TLS certificate with (written by sluice control)")
+	f.StringVar(&xdsProtocol, "xds-protocol", string(xdsclient.ProtocolAuto), "xDS variant: delta (incremental ADS), sotw (state of the world ADS) or auto (delta, and sotw for the rest of the process's life if the control plane does not implement delta)")
+	f.IntVar(&xdsMaxMessageBytes, "xds-max-message-bytes", xdsclient.DefaultMaxMessageBytes, "largest xDS response accepted from the control plane, in bytes")
 	f.BoolVar(&tls, "xds-tls", false, "connect to the control plane over TLS (default: on when --xds-address is not loopback)")
 	f.DurationVar(&certTTL, "cert-ttl", envDuration("SECRET_TTL", 0), "workload certificate lifetime to ask for (env SECRET_TTL; default: the control plane's --workload-cert-ttl)")
 	f.StringVar(&metricsAddr, "metrics-address", "", "also serve Istio's standard metrics at <address>/stats/prometheus (Istio's :15090; off by default in local mode, where many proxies share one machine; always on the admin endpoint's /stats/prometheus)")

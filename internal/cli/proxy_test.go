@@ -49,3 +49,23 @@ func TestInboundPairs(t *testing.T) {
 		})
 	}
 }
+
+// Bad --xds-protocol and --xds-max-message-bytes values are refused by
+// name before the proxy starts.
+func TestProxyXDSFlagsChecked(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--xds-protocol", "incremental"}, `--xds-protocol: xds protocol "incremental": must be delta, sotw or auto`},
+		{[]string{"--xds-max-message-bytes", "0"}, "--xds-max-message-bytes 0: must be positive"},
+	} {
+		cmd := newProxyCommand()
+		cmd.SetArgs(append([]string{"--name", "web"}, tc.args...))
+		cmd.SilenceUsage, cmd.SilenceErrors = true, true
+		err := cmd.Execute()
+		if err == nil || err.Error() != tc.wantErr {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.wantErr)
+		}
+	}
+}

@@ -113,6 +113,9 @@ func (p *Process) Exited() (bool, error) {
 	}
 }
 
+// PID is the process's id (for measurements such as its RSS).
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // Log returns everything the process has written so far.
 func (p *Process) Log() string { return p.log.String() }
 

@@ -54,6 +54,11 @@ type Options struct {
 	// <address>/stats/prometheus (Istio's :15090); they are always on the
 	// admin endpoint's /stats/prometheus too.
 	MetricsAddress string
+	// XDSProtocol is the ADS variant (--xds-protocol; empty: auto).
+	XDSProtocol xdsclient.Protocol
+	// XDSMaxMessageBytes is the largest xDS response accepted
+	// (--xds-max-message-bytes; 0: xdsclient.DefaultMaxMessageBytes).
+	XDSMaxMessageBytes int
 }
 
 // DefaultWorkloadIP is the workload address a proxy assumes without --ip.
@@ -197,11 +202,13 @@ func (p *Proxy) Run(ctx context.Context) error {
 		"admin", adminLis.Addr().String())
 	go wl.Run(ctx)
 	client := xdsclient.New(xdsclient.Options{
-		Address:     p.opts.XDSAddress,
-		DialOptions: dial,
-		Node:        p.opts.Identity.Node(),
-		Apply:       p.apply,
-		Logger:      p.log,
+		Address:         p.opts.XDSAddress,
+		DialOptions:     dial,
+		Node:            p.opts.Identity.Node(),
+		Apply:           p.apply,
+		Logger:          p.log,
+		Protocol:        p.opts.XDSProtocol,
+		MaxMessageBytes: p.opts.XDSMaxMessageBytes,
 	})
 	err = client.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.Background(), 3*time.Second)

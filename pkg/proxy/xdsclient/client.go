@@ -2,6 +2,11 @@
 // and listeners, follows them to the endpoints and routes they name, hands
 // every candidate config to a compiler and answers each response with an
 // ACK, or a NACK carrying the compiler's reason.
+//
+// It speaks Delta (incremental) xDS by default and State of the World
+// xDS when asked to, or when the control plane does not implement Delta
+// (Protocol). Delta xDS is specified in Envoy's "xDS REST and gRPC
+// protocol" (docs/root/api-docs/xds_protocol.rst, "Incremental xDS").
 package xdsclient
 
 import (
@@ -10,14 +15,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
@@ -30,27 +33,33 @@ var (
 	RouteType    = resourcev3.RouteType
 )
 
-// Resources is one consistent view of everything received: for each type,
-// the resources by name and the version they came with.
-type Resources struct {
-	Items    map[string]map[string]proto.Message
-	Versions map[string]string
+// Protocol is the ADS variant the client speaks.
+type Protocol string
+
+const (
+	// ProtocolAuto speaks Delta, and SotW for the rest of the process's
+	// life once a control plane answers Delta with Unimplemented.
+	ProtocolAuto Protocol = "auto"
+	// ProtocolDelta speaks Delta xDS only (DeltaAggregatedResources).
+	ProtocolDelta Protocol = "delta"
+	// ProtocolSotW speaks State of the World xDS only
+	// (StreamAggregatedResources).
+	ProtocolSotW Protocol = "sotw"
+)
+
+// ParseProtocol checks a --xds-protocol value.
+func ParseProtocol(s string) (Protocol, error) {
+	switch p := Protocol(s); p {
+	case ProtocolAuto, ProtocolDelta, ProtocolSotW:
+		return p, nil
+	}
+	return "", fmt.Errorf("xds protocol %q: must be delta, sotw or auto", s)
 }
 
-func (r Resources) clone() Resources {
-	out := Resources{Items: map[string]map[string]proto.Message{}, Versions: map[string]string{}}
-	for t, m := range r.Items {
-		cp := make(map[string]proto.Message, len(m))
-		for k, v := range m {
-			cp[k] = v
-		}
-		out.Items[t] = cp
-	}
-	for t, v := range r.Versions {
-		out.Versions[t] = v
-	}
-	return out
-}
+// DefaultMaxMessageBytes is the largest xDS response the client accepts
+// by default (grpc-go's own default, 4 MiB, is too small for a large
+// mesh's SotW responses).
+const DefaultMaxMessageBytes = 256 << 20
 
 // Dependencies names what accepted resources refer to: the EDS and RDS
 // resources the client must subscribe to next.
@@ -68,15 +77,24 @@ type Options struct {
 	Node        *core.Node
 	// Apply compiles a candidate view. An error rejects the response that
 	// produced it (NACK) and the previous view stays in force.
-	Apply  func(Resources) (Dependencies, error)
-	Logger *slog.Logger
+	Apply func(Resources) (Dependencies, error)
+	// Protocol is the ADS variant; empty means ProtocolAuto.
+	Protocol Protocol
+	// MaxMessageBytes is the largest response accepted (gRPC's
+	// MaxCallRecvMsgSize); 0 means DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	Logger          *slog.Logger
 }
 
 // Client keeps one ADS stream open, reconnecting with backoff.
 type Client struct {
 	opts     Options
 	accepted Resources
+	// versions are the accepted resources' Delta versions.
+	versions resourceVersions
 	deps     Dependencies
+	// sotw is set once an auto client fell back to SotW.
+	sotw atomic.Bool
 }
 
 // New makes a client; Run connects it.
@@ -84,8 +102,18 @@ func New(opts Options) *Client {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Client{opts: opts, accepted: Resources{Items: map[string]map[string]proto.Message{}, Versions: map[string]string{}}}
+	if opts.Protocol == "" {
+		opts.Protocol = ProtocolAuto
+	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	return &Client{opts: opts, accepted: emptyResources(), versions: resourceVersions{}}
 }
+
+// errDeltaUnimplemented: the control plane answered Delta ADS with
+// codes.Unimplemented before sending anything.
+var errDeltaUnimplemented = errors.New("the control plane does not implement Delta xDS")
 
 // Run keeps the stream up until ctx ends. Config accepted before a
 // disconnect stays in force while reconnecting.
@@ -93,9 +121,15 @@ func (c *Client) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for {
 		start := time.Now()
-		err := c.stream(ctx)
+		err := c.connect(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errDeltaUnimplemented) && c.opts.Protocol == ProtocolAuto {
+			c.sotw.Store(true)
+			c.opts.Logger.Warn("control plane does not implement Delta xDS; using State of the World xDS from now on",
+				"address", c.opts.Address)
+			continue
 		}
 		if time.Since(start) > 10*time.Second {
 			backoff = 100 * time.Millisecond
@@ -110,19 +144,21 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 }
 
-// subscription is the client's state for one type on one stream.
-type subscription struct {
-	names   []string // nil means wildcard
-	nonce   string
-	version string
-	sent    bool
+// Protocol is the ADS variant the client speaks now.
+func (c *Client) Protocol() Protocol {
+	if c.opts.Protocol == ProtocolSotW || c.sotw.Load() {
+		return ProtocolSotW
+	}
+	return ProtocolDelta
 }
 
-func (c *Client) stream(ctx context.Context) error {
+// connect runs one stream of the protocol in use.
+func (c *Client) connect(ctx context.Context) error {
 	dial := c.opts.DialOptions
 	if len(dial) == 0 {
 		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
+	dial = append(dial[:len(dial):len(dial)], grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.opts.MaxMessageBytes)))
 	conn, err := grpc.NewClient(c.opts.Address, dial...)
 	if err != nil {
 		return fmt.Errorf("xds: dial %s: %w", c.opts.Address, err)
@@ -130,105 +166,17 @@ func (c *Client) stream(ctx context.Context) error {
 	defer conn.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ads, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
-	if err != nil {
-		return fmt.Errorf("xds: open stream: %w", err)
+	if c.Protocol() == ProtocolSotW {
+		return c.sotwStream(ctx, conn)
 	}
-	subs := map[string]*subscription{
-		ClusterType:  {version: c.accepted.Versions[ClusterType]},
-		ListenerType: {version: c.accepted.Versions[ListenerType]},
-		EndpointType: {names: c.deps.Endpoints, version: c.accepted.Versions[EndpointType]},
-		RouteType:    {names: c.deps.Routes, version: c.accepted.Versions[RouteType]},
-	}
-	first := true
-	send := func(typeURL string, nack error) error {
-		s := subs[typeURL]
-		req := &discovery.DiscoveryRequest{TypeUrl: typeURL, VersionInfo: s.version, ResponseNonce: s.nonce, ResourceNames: s.names}
-		if first {
-			req.Node = c.opts.Node
-			first = false
-		}
-		if nack != nil {
-			req.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: nack.Error()}
-		}
-		s.sent = true
-		return ads.Send(req)
-	}
-	for _, t := range []string{ClusterType, ListenerType} {
-		if err := send(t, nil); err != nil {
-			return fmt.Errorf("xds: subscribe: %w", err)
-		}
-	}
-	// Resubscribe to what earlier streams followed, so a reconnect does not
-	// wait for CDS/LDS before endpoints and routes come back.
-	for _, t := range []string{EndpointType, RouteType} {
-		if len(subs[t].names) > 0 {
-			if err := send(t, nil); err != nil {
-				return fmt.Errorf("xds: subscribe: %w", err)
-			}
-		}
-	}
-	for {
-		resp, err := ads.Recv()
-		if err != nil {
-			return fmt.Errorf("xds: receive: %w", err)
-		}
-		s, ok := subs[resp.TypeUrl]
-		if !ok {
-			continue
-		}
-		s.nonce = resp.Nonce
-		applyErr := c.handle(resp)
-		if applyErr == nil {
-			s.version = resp.VersionInfo
-		} else {
-			c.opts.Logger.Warn("rejected config (NACK)", "type", resp.TypeUrl, "version", resp.VersionInfo, "err", applyErr)
-		}
-		if err := send(resp.TypeUrl, applyErr); err != nil {
-			return fmt.Errorf("xds: ack: %w", err)
-		}
-		// Follow what accepted clusters and listeners now refer to.
-		for t, names := range map[string][]string{EndpointType: c.deps.Endpoints, RouteType: c.deps.Routes} {
-			if !sameNames(subs[t].names, names) || (!subs[t].sent && len(names) > 0) {
-				subs[t].names = names
-				if err := send(t, nil); err != nil {
-					return fmt.Errorf("xds: subscribe: %w", err)
-				}
-			}
-		}
-	}
+	return c.deltaStream(ctx, conn)
 }
 
-// handle decodes one response into a candidate view and applies it.
-func (c *Client) handle(resp *discovery.DiscoveryResponse) error {
-	items := make(map[string]proto.Message, len(resp.Resources))
-	for _, a := range resp.Resources {
-		msg, err := a.UnmarshalNew()
-		if err != nil {
-			return fmt.Errorf("decode %s: %w", a.TypeUrl, err)
-		}
-		if a.TypeUrl != resp.TypeUrl {
-			return fmt.Errorf("resource of type %s in a %s response", a.TypeUrl, resp.TypeUrl)
-		}
-		name := resourceName(msg)
-		if name == "" {
-			return errors.New("resource without a name")
-		}
-		if _, dup := items[name]; dup {
-			return fmt.Errorf("duplicate resource %q", name)
-		}
-		items[name] = msg
-	}
-	candidate := c.accepted.clone()
-	candidate.Items[resp.TypeUrl] = items
-	candidate.Versions[resp.TypeUrl] = resp.VersionInfo
-	deps, err := c.opts.Apply(candidate)
-	if err != nil {
-		return err
-	}
+// accept makes a candidate the view in force after Apply took it.
+func (c *Client) accept(candidate Resources, versions resourceVersions, deps Dependencies) {
 	c.accepted = candidate
+	c.versions = versions
 	c.deps = deps
-	return nil
 }
 
 func resourceName(m proto.Message) string {
