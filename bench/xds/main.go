@@ -56,6 +56,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.vsEvery, "vs-every", 50, "a VirtualService (two weighted subsets) and DestinationRule on every n-th service")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "how long each phase (ready, each change) may take")
 	fs.BoolVar(&o.realSidecar, "real-sidecar", true, "measure a real sluice sidecar's RSS at each point and in a 10-service mesh")
+	fs.Float64Var(&o.maxRSS, "max-control-rss", defaultMaxRSS(), "MiB of control plane RSS at which a point is stopped and reported as not completed (default: half the memory available)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (configs, logs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

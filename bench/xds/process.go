@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -21,6 +23,8 @@ type process struct {
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
+	// lastCPU is the last CPU time read, returned once the process is gone.
+	lastCPU atomic.Uint64 // float64 bits
 }
 
 func startProcess(bin, logDir, name string, args ...string) (*process, error) {
@@ -93,8 +97,16 @@ func (p *process) waitReady(url string, timeout time.Duration) error {
 }
 
 // cpuSeconds is the process's user+system CPU time so far
-// (/proc/PID/stat utime and stime, in clock ticks of 1/100 s).
+// (/proc/PID/stat utime and stime, in clock ticks of 1/100 s); once the
+// process is gone, the last value read.
 func (p *process) cpuSeconds() float64 {
+	if v := p.readCPU(); v > 0 {
+		p.lastCPU.Store(math.Float64bits(v))
+	}
+	return math.Float64frombits(p.lastCPU.Load())
+}
+
+func (p *process) readCPU() float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
 	if err != nil {
 		return 0

@@ -32,6 +32,7 @@ type options struct {
 	namespaces  int
 	vsEvery     int
 	timeout     time.Duration // per phase
+	maxRSS      float64       // MiB of control plane RSS that stops a point
 	realSidecar bool
 	workDir     string // where run puts each point's folder
 	keep        bool   // keep the work folder
@@ -61,6 +62,7 @@ type result struct {
 	rssIdle      float64
 	rssK         float64
 	hwm          float64
+	aborted      string
 	sidecarRSS   float64
 	proxyFailure []string
 }
@@ -78,7 +80,10 @@ type runner struct {
 	control *process
 	watch   atomic.Pointer[watch]
 	active  atomic.Int64
+	simsMu  sync.Mutex
 	sims    []*simProxy
+	aborted atomic.Value  // string: why the point was stopped
+	peak    atomic.Uint64 // control plane VmHWM in KiB, as the guard last read it
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -92,40 +97,72 @@ func runPoint(ctx context.Context, o options, pt point) (*result, error) {
 	if err := r.startControl(); err != nil {
 		return nil, err
 	}
+	stopGuard := make(chan struct{})
+	defer close(stopGuard)
+	go r.guard(stopGuard)
 	time.Sleep(time.Second)
 	res.cpuStart = r.control.cpuSeconds()
 	res.rssIdle, _ = r.control.memMiB()
 	if pt.proxies > 0 {
-		proto, err := r.chooseProtocol(ctx)
-		if err != nil {
+		if err := r.measureProxies(ctx, res); err != nil {
 			return nil, err
 		}
-		res.protocol = proto
-		o.logf("%s: connecting %d proxies (%s)", pt, pt.proxies, proto)
-		r.connect(ctx, proto)
-		res.ready, res.notReady = r.waitReady(o.timeout)
-		res.cpuConnect = r.control.cpuSeconds() - res.cpuStart
-		time.Sleep(time.Second)
-		res.rssK, _ = r.control.memMiB()
-		o.logf("%s: %d ready, %d not; measuring an endpoint change", pt, len(res.ready), res.notReady)
-		res.ep = r.endpointChange(ctx)
-		o.logf("%s: measuring a route weight change", pt)
-		res.cfg = r.configChange(ctx)
 	}
-	if o.realSidecar {
+	if o.realSidecar && r.abortReason() == "" {
 		o.logf("%s: starting a real sidecar", pt)
 		var err error
 		if res.sidecarRSS, err = r.realSidecarRSS(); err != nil {
 			return nil, err
 		}
 	}
-	_, res.hwm = r.control.memMiB()
+	if _, res.hwm = r.peakMiBNow(); res.hwm == 0 {
+		res.hwm = r.peakMiB()
+	}
+	res.aborted = r.abortReason()
 	for _, s := range r.sims {
 		if err := s.failure(); err != nil && len(res.proxyFailure) < 3 {
 			res.proxyFailure = append(res.proxyFailure, err.Error())
 		}
 	}
 	return res, nil
+}
+
+// measureProxies connects the simulated proxies, waits until they are
+// ready, and measures both changes; an abort (see guard) ends it early.
+func (r *runner) measureProxies(ctx context.Context, res *result) error {
+	proto, err := r.chooseProtocol(ctx)
+	if err != nil {
+		return err
+	}
+	res.protocol = proto
+	r.o.logf("%s: connecting %d proxies (%s)", r.pt, r.pt.proxies, proto)
+	r.connect(ctx, proto)
+	res.ready, res.notReady = r.waitReady(r.o.timeout)
+	res.cpuConnect = r.control.cpuSeconds() - res.cpuStart
+	time.Sleep(time.Second)
+	res.rssK, _ = r.control.memMiB()
+	if r.abortReason() != "" {
+		return nil
+	}
+	r.o.logf("%s: %d ready, %d not; measuring an endpoint change", r.pt, len(res.ready), res.notReady)
+	res.ep = r.endpointChange(ctx)
+	if r.abortReason() != "" {
+		return nil
+	}
+	r.o.logf("%s: measuring a route weight change", r.pt)
+	res.cfg = r.configChange(ctx)
+	return nil
+}
+
+func (r *runner) abortReason() string {
+	s, _ := r.aborted.Load().(string)
+	return s
+}
+
+func (r *runner) simList() []*simProxy {
+	r.simsMu.Lock()
+	defer r.simsMu.Unlock()
+	return r.sims
 }
 
 func (r *runner) startControl() error {
@@ -241,7 +278,9 @@ func (r *runner) connect(ctx context.Context, proto string) {
 			panic(err) // only a missing TLS root file fails, and TLS is off
 		}
 		s := newSim(so)
+		r.simsMu.Lock()
 		r.sims = append(r.sims, s)
+		r.simsMu.Unlock()
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
@@ -266,7 +305,7 @@ func (r *runner) waitReady(timeout time.Duration) (ready []time.Duration, notRea
 				}
 			}
 		}
-		if notReady == failed || time.Now().After(deadline) {
+		if notReady == failed || time.Now().After(deadline) || r.abortReason() != "" {
 			return ready, notReady
 		}
 		time.Sleep(50 * time.Millisecond)
