@@ -41,6 +41,7 @@ type options struct {
 
 // changeResult is one change's propagation.
 type changeResult struct {
+	measured  bool
 	latencies []time.Duration // per holding proxy that got it
 	holders   int             // proxies holding the changed service's cluster
 	missing   int             // holders that did not get it in time
@@ -326,7 +327,7 @@ func (r *runner) measureChange(cluster string, w *watch, change func() error) ch
 			holders = append(holders, s)
 		}
 	}
-	res.holders = len(holders)
+	res.holders, res.measured = len(holders), true
 	cpu0 := r.control.cpuSeconds()
 	w.start = time.Now()
 	r.watch.Store(w)

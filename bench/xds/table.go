@@ -89,6 +89,14 @@ func printTable(w io.Writer, results []*result, baseline map[int]float64) {
 	}
 }
 
+// changeColumns are a change's four columns, "-" when it was not measured.
+func changeColumns(c changeResult) []string {
+	if !c.measured {
+		return []string{"-", "-", "-", "-"}
+	}
+	return []string{spread(c.latencies, true), touched(c), bytesString(c.bytes), fmt.Sprintf("%.2f", c.cpu)}
+}
+
 func row(r *result, base float64) []string {
 	scope := "off"
 	if r.scope {
@@ -109,11 +117,13 @@ func row(r *result, base float64) []string {
 			sidecar += fmt.Sprintf(" (%.1f, x%.2f)", base, r.sidecarRSS/base)
 		}
 	}
-	return []string{
-		r.point.String(), scope, r.protocol, ready,
-		spread(r.ep.latencies, true), touched(r.ep), bytesString(r.ep.bytes), fmt.Sprintf("%.2f", r.ep.cpu),
-		spread(r.cfg.latencies, true), touched(r.cfg), bytesString(r.cfg.bytes), fmt.Sprintf("%.2f", r.cfg.cpu),
-		fmt.Sprintf("%.2f / %.2f", r.cpuStart, r.cpuConnect),
-		fmt.Sprintf("%.0f / %.0f / %.0f", r.rssIdle, r.rssK, r.hwm), perProxy, sidecar,
+	rssK := "-"
+	if r.rssK > 0 {
+		rssK = fmt.Sprintf("%.0f", r.rssK)
 	}
+	cols := []string{r.point.String(), scope, r.protocol, ready}
+	cols = append(cols, changeColumns(r.ep)...)
+	cols = append(cols, changeColumns(r.cfg)...)
+	return append(cols, fmt.Sprintf("%.2f / %.2f", r.cpuStart, r.cpuConnect),
+		fmt.Sprintf("%.0f / %s / %.0f", r.rssIdle, rssK, r.hwm), perProxy, sidecar)
 }
