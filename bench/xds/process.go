@@ -72,7 +72,7 @@ func (p *process) tail() string {
 
 // waitReady polls url until it answers 200, the process exits or the
 // timeout passes.
-func (p *process) waitReady(url string, timeout time.Duration) error {
+func (p *process) waitReady(ctx context.Context, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
@@ -89,6 +89,8 @@ func (p *process) waitReady(url string, timeout time.Duration) error {
 			return fmt.Errorf("%s: %s not ready after %v: %v\n%s", p.name, url, timeout, err, p.tail())
 		}
 		select {
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-p.done:
 			return fmt.Errorf("%s exited before %s was ready:\n%s", p.name, url, p.tail())
 		case <-time.After(50 * time.Millisecond):

@@ -95,7 +95,7 @@ func runPoint(ctx context.Context, o options, pt point) (*result, error) {
 		namespaces: o.namespaces, vsEvery: o.vsEvery, sidecarScope: o.sidecarScope}}
 	defer r.close()
 	res := &result{point: pt, scope: o.sidecarScope}
-	if err := r.startControl(); err != nil {
+	if err := r.startControl(ctx); err != nil {
 		return nil, err
 	}
 	stopGuard := make(chan struct{})
@@ -109,10 +109,13 @@ func runPoint(ctx context.Context, o options, pt point) (*result, error) {
 			return nil, err
 		}
 	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	if o.realSidecar && r.abortReason() == "" {
 		o.logf("%s: starting a real sidecar", pt)
 		var err error
-		if res.sidecarRSS, err = r.realSidecarRSS(); err != nil {
+		if res.sidecarRSS, err = r.realSidecarRSS(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -138,16 +141,16 @@ func (r *runner) measureProxies(ctx context.Context, res *result) error {
 	res.protocol = proto
 	r.o.logf("%s: connecting %d proxies (%s)", r.pt, r.pt.proxies, proto)
 	r.connect(ctx, proto)
-	res.ready, res.notReady = r.waitReady(r.o.timeout)
+	res.ready, res.notReady = r.waitReady(ctx, r.o.timeout)
 	res.cpuConnect = r.control.cpuSeconds() - res.cpuStart
 	time.Sleep(time.Second)
 	res.rssK, _ = r.control.memMiB()
-	if r.abortReason() != "" {
+	if r.abortReason() != "" || ctx.Err() != nil {
 		return nil
 	}
 	r.o.logf("%s: %d ready, %d not; measuring an endpoint change", r.pt, len(res.ready), res.notReady)
 	res.ep = r.endpointChange(ctx)
-	if r.abortReason() != "" {
+	if r.abortReason() != "" || ctx.Err() != nil {
 		return nil
 	}
 	r.o.logf("%s: measuring a route weight change", r.pt)
@@ -166,7 +169,7 @@ func (r *runner) simList() []*simProxy {
 	return r.sims
 }
 
-func (r *runner) startControl() error {
+func (r *runner) startControl(ctx context.Context) error {
 	var err error
 	if r.dir, err = os.MkdirTemp(r.o.workDir, "point-"+r.pt.String()+"-"); err != nil {
 		return err
@@ -185,7 +188,7 @@ func (r *runner) startControl() error {
 		return err
 	}
 	r.o.logf("%s: control plane starting (logs: %s)", r.pt, r.control.log)
-	return r.control.waitReady("http://"+r.http+"/ready", 5*time.Minute)
+	return r.control.waitReady(ctx, "http://"+r.http+"/ready", 5*time.Minute)
 }
 
 // close stops the proxies and the control plane.
@@ -291,7 +294,7 @@ func (r *runner) connect(ctx context.Context, proto string) {
 }
 
 // waitReady waits until every proxy is ready or failed, or timeout.
-func (r *runner) waitReady(timeout time.Duration) (ready []time.Duration, notReady int) {
+func (r *runner) waitReady(ctx context.Context, timeout time.Duration) (ready []time.Duration, notReady int) {
 	deadline := time.Now().Add(timeout)
 	for {
 		ready, notReady = ready[:0], 0
@@ -306,7 +309,7 @@ func (r *runner) waitReady(timeout time.Duration) (ready []time.Duration, notRea
 				}
 			}
 		}
-		if notReady == failed || time.Now().After(deadline) || r.abortReason() != "" {
+		if notReady == failed || time.Now().After(deadline) || r.abortReason() != "" || ctx.Err() != nil {
 			return ready, notReady
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -319,7 +322,7 @@ var errNoHolder = errors.New("no proxy holds the cluster")
 // measureChange arms w, makes the change, waits until every proxy holding
 // cluster got what w matches (or the timeout), then until responses stop
 // for a second, and collects what the proxies saw.
-func (r *runner) measureChange(cluster string, w *watch, change func() error) changeResult {
+func (r *runner) measureChange(ctx context.Context, cluster string, w *watch, change func() error) changeResult {
 	var res changeResult
 	var holders []*simProxy
 	for _, s := range r.sims {
@@ -338,7 +341,7 @@ func (r *runner) measureChange(cluster string, w *watch, change func() error) ch
 		return res
 	}
 	deadline := w.start.Add(r.o.timeout)
-	for time.Now().Before(deadline) {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
 		got := 0
 		for _, s := range holders {
 			if !s.stats(w).got.IsZero() {
@@ -352,7 +355,7 @@ func (r *runner) measureChange(cluster string, w *watch, change func() error) ch
 	}
 	// Settle: pushes to proxies that do not hold the cluster may still be
 	// under way; wait until no proxy received anything for a second.
-	for settle := time.Now().Add(30 * time.Second); time.Now().Before(settle); time.Sleep(50 * time.Millisecond) {
+	for settle := time.Now().Add(30 * time.Second); time.Now().Before(settle) && ctx.Err() == nil; time.Sleep(50 * time.Millisecond) {
 		if time.Since(time.Unix(0, r.active.Load())) > time.Second {
 			break
 		}
@@ -381,7 +384,7 @@ const changedService = 0
 
 // endpointChange adds one WorkloadEntry to the changed service and waits
 // for EDS updates of its cluster that list the new address.
-func (r *runner) endpointChange(context.Context) changeResult {
+func (r *runner) endpointChange(ctx context.Context) changeResult {
 	const ip = "10.200.0.1"
 	cluster := r.mesh.cluster(changedService, "")
 	w := &watch{typeURL: endpointType, match: func(name string, b []byte) (bool, error) {
@@ -390,7 +393,7 @@ func (r *runner) endpointChange(context.Context) changeResult {
 		}
 		return hasEndpoint(b, ip)
 	}}
-	return r.measureChange(cluster, w, func() error {
+	return r.measureChange(ctx, cluster, w, func() error {
 		return writeAtomic(r.config, "added-endpoint.yaml",
 			workloadEntryYAML(r.mesh, changedService, r.mesh.service(changedService)+"-added", ip, "v1"))
 	})
@@ -398,14 +401,14 @@ func (r *runner) endpointChange(context.Context) changeResult {
 
 // configChange moves the changed service's VirtualService from 90/10 to
 // 63/37 and waits for RDS updates carrying the new weight.
-func (r *runner) configChange(context.Context) changeResult {
+func (r *runner) configChange(ctx context.Context) changeResult {
 	const weight = 63
 	host := r.mesh.host(changedService)
 	subset := r.mesh.cluster(changedService, "v1")
 	w := &watch{typeURL: routeType, match: func(_ string, b []byte) (bool, error) {
 		return hasWeight(b, host, subset, weight)
 	}}
-	return r.measureChange(r.mesh.cluster(changedService, ""), w, func() error {
+	return r.measureChange(ctx, r.mesh.cluster(changedService, ""), w, func() error {
 		return writeAtomic(r.config, r.mesh.routeFile(changedService), r.mesh.routeYAML(changedService, weight))
 	})
 }
@@ -413,7 +416,7 @@ func (r *runner) configChange(context.Context) changeResult {
 // realSidecarRSS starts one real sluice sidecar in namespace ns-0 (under
 // its Sidecar scope when scoping is on), waits until it is ready and
 // returns its RSS.
-func (r *runner) realSidecarRSS() (float64, error) {
+func (r *runner) realSidecarRSS(ctx context.Context) (float64, error) {
 	admin := testenv.FreeAddr()
 	p, err := startProcess(r.o.sluice, r.dir, "sidecar", "proxy", "--type", "sidecar", "--name", "bench-sidecar",
 		"--namespace", r.mesh.namespace(0), "--labels", "app=bench-sidecar",
@@ -424,7 +427,7 @@ func (r *runner) realSidecarRSS() (float64, error) {
 		return 0, err
 	}
 	defer p.stop()
-	if err := p.waitReady("http://"+admin+"/ready", r.o.timeout); err != nil {
+	if err := p.waitReady(ctx, "http://"+admin+"/ready", r.o.timeout); err != nil {
 		return 0, err
 	}
 	time.Sleep(2 * time.Second)
