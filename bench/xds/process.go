@@ -169,3 +169,13 @@ func raiseFileLimit() {
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 }
+
+// selfCPU is the bench process's own user+system CPU seconds: the
+// simulated proxies' cost, which shares the machine with the control plane.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}

@@ -64,6 +64,7 @@ type result struct {
 	rssK         float64
 	hwm          float64
 	aborted      string
+	benchCPU     float64 // the bench process's own CPU seconds for the point
 	sidecarRSS   float64
 	proxyFailure []string
 }
@@ -95,6 +96,8 @@ func runPoint(ctx context.Context, o options, pt point) (*result, error) {
 		namespaces: o.namespaces, vsEvery: o.vsEvery, sidecarScope: o.sidecarScope}}
 	defer r.close()
 	res := &result{point: pt, scope: o.sidecarScope}
+	cpu0 := selfCPU()
+	defer func() { res.benchCPU = selfCPU() - cpu0 }()
 	if err := r.startControl(ctx); err != nil {
 		return nil, err
 	}

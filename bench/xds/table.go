@@ -77,6 +77,7 @@ func printTable(w io.Writer, results []*result, baseline map[int]float64) {
 	fmt.Fprintln(w, "Propagation: from the file write to the proxy's receipt; it includes the folder watch and the control plane's debounce (100 ms quiet, at most 1 s).")
 	fmt.Fprintln(w, "Holding: proxies whose CDS has the changed service's cluster; touched: proxies that received any response for the change.")
 	for _, r := range results {
+		fmt.Fprintf(w, "%s: the bench process's own CPU (simulated proxies): %.2f s.\n", r.point, r.benchCPU)
 		if r.aborted != "" {
 			fmt.Fprintf(w, "%s: NOT COMPLETED: %s.\n", r.point, r.aborted)
 		}
