@@ -63,6 +63,3 @@ func (r *runner) guard(stop <-chan struct{}) {
 
 // peakMiB is the last VmHWM the guard read, for when the process is gone.
 func (r *runner) peakMiB() float64 { return float64(r.peak.Load()) / 1024 }
-
-// peakMiBNow reads RSS and VmHWM now (zero when the process is gone).
-func (r *runner) peakMiBNow() (float64, float64) { return r.control.memMiB() }

@@ -122,7 +122,7 @@ func runPoint(ctx context.Context, o options, pt point) (*result, error) {
 			return nil, err
 		}
 	}
-	if _, res.hwm = r.peakMiBNow(); res.hwm == 0 {
+	if _, res.hwm = r.control.memMiB(); res.hwm == 0 {
 		res.hwm = r.peakMiB()
 	}
 	res.aborted = r.abortReason()
@@ -390,8 +390,17 @@ const changedService = 0
 func (r *runner) endpointChange(ctx context.Context) changeResult {
 	const ip = "10.200.0.1"
 	cluster := r.mesh.cluster(changedService, "")
+	// The EDS resource is named by the cluster's eds_cluster_config
+	// service_name, as the proxies' CDS view says (sluice: the cluster name).
+	eds := cluster
+	for _, s := range r.simList() {
+		if n, ok := s.edsName(cluster); ok && n != "" {
+			eds = n
+			break
+		}
+	}
 	w := &watch{typeURL: endpointType, match: func(name string, b []byte) (bool, error) {
-		if name != cluster {
+		if name != eds {
 			return false, nil
 		}
 		return hasEndpoint(b, ip)

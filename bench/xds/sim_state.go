@@ -156,6 +156,14 @@ func (p *simProxy) readiness() (time.Duration, bool) {
 	return p.ready.Sub(p.start), true
 }
 
+// edsName is the EDS resource name of a cluster in the proxy's view.
+func (p *simProxy) edsName(cluster string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, ok := p.clusters[cluster]
+	return n, ok
+}
+
 // holdsCluster reports whether the proxy's CDS view has the cluster.
 func (p *simProxy) holdsCluster(name string) bool {
 	p.mu.Lock()
