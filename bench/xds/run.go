@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -319,9 +317,6 @@ func (r *runner) waitReady(ctx context.Context, timeout time.Duration) (ready []
 	}
 }
 
-// errNoHolder: no proxy holds the changed service's cluster.
-var errNoHolder = errors.New("no proxy holds the cluster")
-
 // measureChange arms w, makes the change, waits until every proxy holding
 // cluster got what w matches (or the timeout), then until responses stop
 // for a second, and collects what the proxies saw.
@@ -446,5 +441,3 @@ func (r *runner) realSidecarRSS(ctx context.Context) (float64, error) {
 	rss, _ := p.memMiB()
 	return rss, nil
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
