@@ -45,7 +45,7 @@ func main() {
 }
 
 func parseFlags(args []string) (options, error) {
-	var o options
+	o := options{probeTimeout: defaultProbeTimeout}
 	var points string
 	fs := flag.NewFlagSet("xds", flag.ContinueOnError)
 	fs.StringVar(&points, "points", "100x10x10,1000x10x100", "scale points: services x endpoints per service x proxies, comma-separated")

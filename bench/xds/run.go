@@ -26,15 +26,17 @@ type options struct {
 	sidecarScope bool
 	protocol     string // auto, delta or sotw
 	// chosen is what auto resolved to at the first point, for the rest.
-	chosen      *string
-	namespaces  int
-	vsEvery     int
-	timeout     time.Duration // per phase
-	maxRSS      float64       // MiB of control plane RSS that stops a point
-	realSidecar bool
-	workDir     string // where run puts each point's folder
-	keep        bool   // keep the work folder
-	logf        func(format string, args ...any)
+	chosen     *string
+	namespaces int
+	vsEvery    int
+	timeout    time.Duration // per phase
+	maxRSS     float64       // MiB of control plane RSS that stops a point
+	// probeTimeout bounds the Delta probe of -protocol auto.
+	probeTimeout time.Duration
+	realSidecar  bool
+	workDir      string // where run puts each point's folder
+	keep         bool   // keep the work folder
+	logf         func(format string, args ...any)
 }
 
 // changeResult is one change's propagation.
@@ -223,8 +225,8 @@ func (r *runner) simOptions(name string, i int, proto string) (simOptions, error
 
 // chooseProtocol resolves -protocol auto, once per run: one probe proxy
 // tries Delta; Unimplemented, or no config within probeTimeout, means
-// SotW (today's go-control-plane server serves Delta but never answers a
-// proxy it only met on a Delta stream).
+// SotW (the go-control-plane based server before issue 10 serves Delta
+// but never answers a proxy it only met on a Delta stream).
 func (r *runner) chooseProtocol(ctx context.Context) (string, error) {
 	if r.o.protocol != "auto" {
 		return r.o.protocol, nil
@@ -239,14 +241,15 @@ func (r *runner) chooseProtocol(ctx context.Context) (string, error) {
 	return proto, err
 }
 
-const probeTimeout = 5 * time.Second
+// defaultProbeTimeout is how long a Delta probe may wait for config.
+const defaultProbeTimeout = 5 * time.Second
 
 func (r *runner) probe(ctx context.Context) (string, error) {
 	so, err := r.simOptions("probe", 0, protoDelta)
 	if err != nil {
 		return "", err
 	}
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.o.probeTimeout)
 	defer cancel()
 	p := newSim(so)
 	errc := make(chan error, 1)
@@ -264,7 +267,7 @@ func (r *runner) probe(ctx context.Context) (string, error) {
 				return protoSotW, nil
 			}
 			if err == nil {
-				r.o.logf("%s: delta ADS gave no config in %v; using SotW", r.pt, probeTimeout)
+				r.o.logf("%s: delta ADS gave no config in %v; using SotW", r.pt, r.o.probeTimeout)
 				return protoSotW, nil
 			}
 			return "", fmt.Errorf("delta probe: %w", err)

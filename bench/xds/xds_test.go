@@ -26,6 +26,7 @@ func TestSmallestPointEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.sluice = testenv.Binary(t)
+	o.probeTimeout = 2 * time.Second
 	o.logf = t.Logf
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
