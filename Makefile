@@ -16,7 +16,7 @@ CONFORMANCE_TEST = bin/conformance.test
 # How long `make fuzz` runs each fuzz test (bench/fuzz.sh runs longer).
 FUZZTIME ?= 3s
 
-.PHONY: build demo test checks tidy-check fmt-check vet staticcheck lint fuzz bench golden
+.PHONY: build demo test checks tidy-check fmt-check vet staticcheck lint fuzz bench bench-xds golden
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -65,3 +65,9 @@ golden:
 
 bench: build
 	./bench/sidecar.sh
+
+# The control-plane scale benchmark (bench/README.md); flags in
+# BENCH_XDS_FLAGS, e.g. make bench-xds BENCH_XDS_FLAGS="-points 1000x10x1000 -sidecar-scope".
+BENCH_XDS_FLAGS ?=
+bench-xds: build
+	$(GO) run ./bench/xds -sluice bin/sluice $(BENCH_XDS_FLAGS)
