@@ -292,6 +292,9 @@ func (w *watch) wanted(t *typeResources) []*Resource {
 	if !w.interned {
 		w.names, w.interned = intern(w.names, t), true
 	}
+	if len(w.names) == len(all) && slices.EqualFunc(w.names, all, func(n string, r *Resource) bool { return n == r.Name }) {
+		return all // the usual case: the proxy wants every EDS/RDS resource there is
+	}
 	out := make([]*Resource, 0, len(w.names))
 	i := 0
 	for _, n := range w.names { // both sorted: a merge walk

@@ -3,13 +3,13 @@ package xdsserver
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
-	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 )
 
 // PushRequest says what a push of one proxy is for. Requests for a proxy
@@ -108,6 +108,7 @@ func (s *Server) push(p *model.Proxy, req PushRequest) error {
 	if req.EndpointsOnly && snap != nil && s.opts.Endpoints != nil {
 		return s.pushEndpoints(st, snap, req, start)
 	}
+	s.opts.Metrics.generations.WithLabelValues("full").Inc()
 	res, version, err := s.opts.Versioned(p)
 	if err != nil {
 		return err
@@ -131,8 +132,10 @@ func (s *Server) push(p *model.Proxy, req PushRequest) error {
 func (s *Server) pushEndpoints(st *proxyState, snap *Snapshot, req PushRequest, start time.Time) error {
 	var names []string
 	for _, r := range snap.types[edsIdx].items {
-		if _, _, _, host, ok := xdsgen.ParseClusterName(r.Name); ok {
-			if _, hit := req.Hosts[host]; hit {
+		// The host is what follows the last '|' of outbound|port|subset|host
+		// (xdsgen.ClusterName); no parse, no allocation per name.
+		if i := strings.LastIndexByte(r.Name, '|'); i >= 0 {
+			if _, hit := req.Hosts[r.Name[i+1:]]; hit {
 				names = append(names, r.Name)
 			}
 		}
@@ -140,6 +143,7 @@ func (s *Server) pushEndpoints(st *proxyState, snap *Snapshot, req PushRequest, 
 	if len(names) == 0 {
 		return nil
 	}
+	s.opts.Metrics.generations.WithLabelValues("eds").Inc()
 	clas, version, err := s.opts.Endpoints(st.proxy, names)
 	if err != nil {
 		return fmt.Errorf("endpoint push %d to %s: %w", version, st.proxy.ID, err)
@@ -204,11 +208,14 @@ type pushQueue struct {
 	inProgress map[string]bool
 	closed     bool
 	do         func(*model.Proxy, PushRequest)
+	// waited, if set, is told how long each proxy waited in the queue.
+	waited func(time.Duration)
 }
 
 type queued struct {
 	proxy *model.Proxy
 	req   PushRequest
+	since time.Time
 	// done are called once the push is over.
 	done []func()
 }
@@ -238,7 +245,7 @@ func (q *pushQueue) enqueue(p *model.Proxy, req PushRequest, done func()) {
 		}
 		return
 	}
-	w := &queued{proxy: p, req: req}
+	w := &queued{proxy: p, req: req, since: time.Now()}
 	if done != nil {
 		w.done = append(w.done, done)
 	}
@@ -288,6 +295,9 @@ func (q *pushQueue) run(ctx context.Context, n int) *sync.WaitGroup {
 				w, ok := q.next()
 				if !ok {
 					return
+				}
+				if q.waited != nil {
+					q.waited(time.Since(w.since))
 				}
 				q.do(w.proxy, w.req)
 				q.done(w.proxy.ID)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"sync"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -24,6 +25,10 @@ type Resource struct {
 	Any     *anypb.Any
 	// Msg is the generated message (for debug dumps); never mutated.
 	Msg types.Resource
+	// id mixes name and content hashes into 64 bits; a list's version is
+	// the sum of its members' ids (listVersion), so it costs an addition
+	// per member, and swapping one member costs two.
+	id uint64
 }
 
 // size is the serialized size of the resource's content.
@@ -90,8 +95,17 @@ func newResource(msg types.Resource) (*Resource, error) {
 		return nil, fmt.Errorf("marshal %s: %w", name, err)
 	}
 	sum := sha256.Sum256(b)
-	return &Resource{Name: name, Version: hex.EncodeToString(sum[:8]), Msg: msg,
+	return &Resource{Name: name, Version: hex.EncodeToString(sum[:8]), Msg: msg, id: resourceID(name, sum[:8]),
 		Any: &anypb.Any{TypeUrl: typeURLOf(msg), Value: b}}, nil
+}
+
+// resourceID mixes a resource's name and content hash.
+func resourceID(name string, content []byte) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	h.Write(content)
+	return h.Sum64()
 }
 
 // typeURLOf is the type URL of a message, as anypb.New writes it.

@@ -169,6 +169,7 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, proxies: map[string]*proxyState{}, marshal: newMarshalCache(),
 		sending: semaphore.NewWeighted(opts.MaxSendBytes)}
 	s.queue = newPushQueue(s.process)
+	s.queue.waited = func(d time.Duration) { opts.Metrics.queueTime.Observe(d.Seconds()) }
 	return s
 }
 

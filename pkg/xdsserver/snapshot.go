@@ -1,10 +1,9 @@
 package xdsserver
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -25,6 +24,7 @@ type Snapshot struct {
 type typeResources struct {
 	items   []*Resource // sorted by name
 	version string
+	sum     uint64 // listVersion's sum of items
 }
 
 // The types served, in the order a push sends them (CDS before EDS, LDS
@@ -103,21 +103,37 @@ func (t *typeResources) seal() error {
 			return fmt.Errorf("two resources named %q", t.items[i].Name)
 		}
 	}
-	t.version = listVersion(t.items)
+	for _, r := range t.items {
+		t.sum += r.key()
+	}
+	t.version = versionString(t.sum, len(t.items))
 	return nil
 }
 
-// listVersion hashes the names and versions of a sorted list: equal lists
-// have equal versions, and nothing is marshalled again to compute it.
+// listVersion names the content of a sorted list: the sum of its
+// members' ids (name and content), so equal lists have equal versions,
+// nothing is hashed again to compute it, and an endpoint-only push
+// updates it by the members it swaps (withEndpoints). A resource without
+// an id (what a reconnecting proxy says it holds) counts by its name and
+// version.
 func listVersion(items []*Resource) string {
-	h := sha256.New()
+	var sum uint64
 	for _, r := range items {
-		h.Write([]byte(r.Name))
-		h.Write([]byte{0})
-		h.Write([]byte(r.Version))
-		h.Write([]byte{0})
+		sum += r.key()
 	}
-	return hex.EncodeToString(h.Sum(nil)[:8])
+	return versionString(sum, len(items))
+}
+
+// key is the resource's id, computed from name and version when unset.
+func (r *Resource) key() uint64 {
+	if r.id != 0 {
+		return r.id
+	}
+	return resourceID(r.Name, []byte(r.Version))
+}
+
+func versionString(sum uint64, n int) string {
+	return strconv.FormatUint(sum, 16) + "-" + strconv.Itoa(n)
 }
 
 // GetVersion is the version of a type's whole list.
@@ -198,11 +214,14 @@ func sameNames(what string, want map[string]bool, have []*Resource) error {
 // are ignored), sharing everything else.
 func (s *Snapshot) withEndpoints(updated []*Resource) (*Snapshot, bool) {
 	out := *s
-	items := slices.Clone(s.types[edsIdx].items)
+	old := &s.types[edsIdx]
+	items := slices.Clone(old.items)
+	sum := old.sum
 	changed := false
 	for _, r := range updated {
 		i, ok := slices.BinarySearchFunc(items, r.Name, func(x *Resource, n string) int { return strings.Compare(x.Name, n) })
 		if ok && items[i].Version != r.Version {
+			sum += r.key() - items[i].key()
 			items[i] = r
 			changed = true
 		}
@@ -210,6 +229,6 @@ func (s *Snapshot) withEndpoints(updated []*Resource) (*Snapshot, bool) {
 	if !changed {
 		return s, false
 	}
-	out.types[edsIdx] = typeResources{items: items, version: listVersion(items)}
+	out.types[edsIdx] = typeResources{items: items, sum: sum, version: versionString(sum, len(items))}
 	return &out, true
 }
