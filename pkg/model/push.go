@@ -309,3 +309,35 @@ func SortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// UsesFailoverPriority reports whether any DestinationRule, or the mesh's
+// localityLbSetting, names a failoverPriority: only then do a proxy's
+// labels shape the endpoints it is sent (xdsgen applyFailoverPriorities).
+func (pc *PushContext) UsesFailoverPriority() bool {
+	if len(pc.Mesh.GetLocalityLbSetting().GetFailoverPriority()) > 0 {
+		return true
+	}
+	for _, dr := range pc.destRules {
+		tp := dr.Spec.GetTrafficPolicy()
+		if len(tp.GetLoadBalancer().GetLocalityLbSetting().GetFailoverPriority()) > 0 {
+			return true
+		}
+		for _, pp := range tp.GetPortLevelSettings() {
+			if len(pp.GetLoadBalancer().GetLocalityLbSetting().GetFailoverPriority()) > 0 {
+				return true
+			}
+		}
+		for _, ss := range dr.Spec.GetSubsets() {
+			stp := ss.GetTrafficPolicy()
+			if len(stp.GetLoadBalancer().GetLocalityLbSetting().GetFailoverPriority()) > 0 {
+				return true
+			}
+			for _, pp := range stp.GetPortLevelSettings() {
+				if len(pp.GetLoadBalancer().GetLocalityLbSetting().GetFailoverPriority()) > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

@@ -18,7 +18,7 @@ import (
 // a port share one filter chain and route table; each TLS-terminating
 // server gets its own chain, matched by SNI, and route table.
 func (g *generation) router() error {
-	if err := g.clusters(); err != nil {
+	if err := g.sharedClusters(); err != nil {
 		return err
 	}
 	mg := model.MergeGateways(g.push.GatewaysForProxy(g.proxy.Labels, g.proxy.Namespace))

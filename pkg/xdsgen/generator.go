@@ -33,6 +33,11 @@ type Resources struct {
 	// (two TCP services on one outbound port) and
 	// pilot_conflict_inbound_listener (two inbound listeners on one port).
 	OutboundTCPConflicts, InboundListenerConflicts int
+	// ViewClusters and ViewEndpoints count the leading Clusters and
+	// Endpoints that are a list shared, as one list, by every proxy with
+	// the same view of the mesh (shared_view.go); a server can process
+	// that list once for all of them.
+	ViewClusters, ViewEndpoints int
 }
 
 // Well-known names, matching Istio's where Istio has them.
@@ -93,7 +98,7 @@ type generation struct {
 }
 
 func (g *generation) sidecar() error {
-	if err := g.clusters(); err != nil {
+	if err := g.sharedClusters(); err != nil {
 		return err
 	}
 	if g.proxy.OutboundAddress != "" {

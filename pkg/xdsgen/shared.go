@@ -28,6 +28,11 @@ type Generator struct {
 	clusters  flightCache[clusterKey, *sharedCluster]
 	endpoints flightCache[endpointKey, *sharedEndpoints]
 	routes    flightCache[routeKey, *sharedRoute]
+	// views are the cluster loop's output per proxy view (shared_view.go).
+	views flightCache[viewKey, *outboundView]
+	// failover: some failoverPriority reads proxy labels (computed once).
+	failoverOnce sync.Once
+	failover     bool
 	// destRules are, per proxy namespace, the DestinationRule each
 	// service resolves to (push.DestinationRule), services without one
 	// left out.

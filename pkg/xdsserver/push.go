@@ -113,7 +113,8 @@ func (s *Server) push(p *model.Proxy, req PushRequest) error {
 	if err != nil {
 		return err
 	}
-	next, err := buildSnapshot(res, func(m types.Resource) (*Resource, error) { return s.marshal.get(m, version) })
+	s.lists.rotate(version)
+	next, err := buildSnapshot(res, func(m types.Resource) (*Resource, error) { return s.marshal.get(m, version) }, s.lists)
 	if err != nil {
 		return fmt.Errorf("push %d to %s: %w", version, p.ID, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -179,5 +180,59 @@ func TestPushQueueBoundedAndMerged(t *testing.T) {
 	done.Wait()
 	if p := peak.Load(); p > 3 {
 		t.Errorf("peak %d pushes at once with 3 workers", p)
+	}
+}
+
+// Proxies whose generated lists start with the same shared view share
+// one sorted list of Resources for it; a proxy's own entries after the
+// view are merged in by name.
+func TestViewListsShared(t *testing.T) {
+	view := meshResources(t, []uint32{8000, 8001, 8002, 8003, 8004, 8005, 8006, 8007, 8008, 8009})
+	s := New(Options{Versioned: func(p *model.Proxy) (*xdsgen.Resources, uint64, error) {
+		res := meshResources(t, nil)
+		res.Clusters = append(res.Clusters, view.Clusters...)
+		res.Endpoints = append(res.Endpoints, view.Endpoints...)
+		res.ViewClusters, res.ViewEndpoints = len(view.Clusters), len(view.Endpoints)
+		if p.ID == otherNode { // an inbound cluster of its own, sorting first
+			own := testResources(t, "own", false).Clusters[0]
+			own.Name = "inbound|9080||"
+			own.ClusterDiscoveryType = nil
+			res.Clusters = append(res.Clusters, own)
+		}
+		return res, 1, nil
+	}})
+	addr := serve(t, s)
+	for _, node := range []string{testNode, otherNode} {
+		st := openDelta(t, addr, node)
+		st.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType})
+		st.next("CDS")
+	}
+	eventually(t, "both snapshots", func() error {
+		for _, n := range []string{testNode, otherNode} {
+			if _, err := s.Snapshot(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	a, _ := s.Snapshot(testNode)
+	b, _ := s.Snapshot(otherNode)
+	if &a.types[edsIdx].items[0] != &b.types[edsIdx].items[0] {
+		t.Errorf("the EDS lists of one view are not one list")
+	}
+	if n := len(b.types[cdsIdx].items); n != len(view.Clusters)+1 || b.types[cdsIdx].items[0].Name != "inbound|9080||" {
+		t.Fatalf("the own cluster is not merged in first: %d clusters, first %s", n, b.types[cdsIdx].items[0].Name)
+	}
+	for i, r := range a.types[cdsIdx].items {
+		if b.types[cdsIdx].items[i+1] != r {
+			t.Errorf("cluster %s: not the shared Resource", r.Name)
+		}
+	}
+	want, err := NewSnapshot(&xdsgen.Resources{Clusters: append(append([]*cluster.Cluster{}, view.Clusters...)), Endpoints: view.Endpoints})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.GetVersion(resourcev3.ClusterType) != want.GetVersion(resourcev3.ClusterType) {
+		t.Errorf("a shared list's version differs from the same list built alone")
 	}
 }

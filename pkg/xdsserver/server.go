@@ -51,7 +51,7 @@ type Options struct {
 	// (istiod's PILOT_PUSH_THROTTLE); 0: the number of CPUs.
 	PushWorkers int
 	// MaxSendBytes bounds the bytes of responses sent and not yet answered
-	// (ACK or NACK), over all streams (0: 64 MiB). A response is serialized
+	// (ACK or NACK), over all streams (0: 32 MiB). A response is serialized
 	// whole before it is written and stays in memory until the proxy has
 	// read it: without a bound, a thousand proxies connecting at once to a
 	// large mesh hold a thousand serialized configs (istiod bounds
@@ -75,6 +75,7 @@ type Server struct {
 	opts    Options
 	grpc    *grpc.Server
 	marshal *marshalCache
+	lists   *listCache
 	queue   *pushQueue
 	// sending is the byte budget of responses being sent (MaxSendBytes).
 	sending *semaphore.Weighted
@@ -164,9 +165,9 @@ func New(opts Options) *Server {
 		opts.PushWorkers = runtime.GOMAXPROCS(0)
 	}
 	if opts.MaxSendBytes <= 0 {
-		opts.MaxSendBytes = 64 << 20
+		opts.MaxSendBytes = 32 << 20
 	}
-	s := &Server{opts: opts, proxies: map[string]*proxyState{}, marshal: newMarshalCache(),
+	s := &Server{opts: opts, proxies: map[string]*proxyState{}, marshal: newMarshalCache(), lists: newListCache(),
 		sending: semaphore.NewWeighted(opts.MaxSendBytes)}
 	s.queue = newPushQueue(s.process)
 	s.queue.waited = func(d time.Duration) { opts.Metrics.queueTime.Observe(d.Seconds()) }
@@ -177,6 +178,9 @@ func New(opts Options) *Server {
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxConcurrentStreams(100000),
+		// A connection's write buffer is returned to a shared pool once
+		// flushed: a thousand idle proxies do not each keep one.
+		grpc.SharedWriteBuffer(true),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}, s.opts.ServerOptions...)...)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -53,45 +54,170 @@ func typeIndex(typeURL string) int {
 // message (tests and tools; the server shares marshalled messages through
 // its cache).
 func NewSnapshot(res *xdsgen.Resources) (*Snapshot, error) {
-	return buildSnapshot(res, func(m types.Resource) (*Resource, error) { return newResource(m) })
+	return buildSnapshot(res, func(m types.Resource) (*Resource, error) { return newResource(m) }, nil)
 }
 
-func buildSnapshot(res *xdsgen.Resources, resource func(types.Resource) (*Resource, error)) (*Snapshot, error) {
+// buildSnapshot packs generated resources, each made a Resource by
+// resource. lists, when not nil, shares whole lists: proxies of one view
+// get the very same list of shared messages from xdsgen, and then share
+// one sorted list of Resources instead of each marshalling, sorting and
+// holding its own.
+func buildSnapshot(res *xdsgen.Resources, resource func(types.Resource) (*Resource, error), lists *listCache) (*Snapshot, error) {
 	s := &Snapshot{}
-	add := func(idx int, msg types.Resource) error {
-		r, err := resource(msg)
-		if err != nil {
-			return fmt.Errorf("snapshot: %s: %w", shortType(typeOrder[idx]), err)
-		}
-		s.types[idx].items = append(s.types[idx].items, r)
-		return nil
+	var err error
+	if s.types[cdsIdx], err = buildViewType(res.Clusters, res.ViewClusters, resource, lists); err != nil {
+		return nil, fmt.Errorf("snapshot: CDS: %w", err)
 	}
-	for _, r := range res.Clusters {
-		if err := add(cdsIdx, r); err != nil {
-			return nil, err
-		}
+	if s.types[edsIdx], err = buildViewType(res.Endpoints, res.ViewEndpoints, resource, lists); err != nil {
+		return nil, fmt.Errorf("snapshot: EDS: %w", err)
 	}
-	for _, r := range res.Endpoints {
-		if err := add(edsIdx, r); err != nil {
-			return nil, err
-		}
+	if s.types[ldsIdx], err = buildType(res.Listeners, resource, nil); err != nil {
+		return nil, fmt.Errorf("snapshot: LDS: %w", err)
 	}
-	for _, r := range res.Listeners {
-		if err := add(ldsIdx, r); err != nil {
-			return nil, err
-		}
-	}
-	for _, r := range res.Routes {
-		if err := add(rdsIdx, r); err != nil {
-			return nil, err
-		}
-	}
-	for i := range s.types {
-		if err := s.types[i].seal(); err != nil {
-			return nil, fmt.Errorf("snapshot: %s: %w", shortType(typeOrder[i]), err)
-		}
+	if s.types[rdsIdx], err = buildType(res.Routes, resource, lists); err != nil {
+		return nil, fmt.Errorf("snapshot: RDS: %w", err)
 	}
 	return s, nil
+}
+
+// buildViewType builds a list whose first view entries are a list shared
+// by many proxies: that part once (lists), the rest for this proxy, then
+// both merged by name.
+func buildViewType[T types.Resource](msgs []T, view int, resource func(types.Resource) (*Resource, error), lists *listCache) (typeResources, error) {
+	if view <= 0 || view > len(msgs) || lists == nil {
+		return buildType(msgs, resource, lists)
+	}
+	shared, err := buildType(msgs[:view], resource, lists)
+	if err != nil || view == len(msgs) {
+		return shared, err
+	}
+	own, err := buildType(msgs[view:], resource, nil)
+	if err != nil {
+		return typeResources{}, err
+	}
+	t := typeResources{items: make([]*Resource, 0, len(msgs)), sum: shared.sum + own.sum}
+	i, j := 0, 0
+	for i < len(shared.items) || j < len(own.items) {
+		switch {
+		case j == len(own.items) || (i < len(shared.items) && shared.items[i].Name < own.items[j].Name):
+			t.items = append(t.items, shared.items[i])
+			i++
+		case i == len(shared.items) || own.items[j].Name < shared.items[i].Name:
+			t.items = append(t.items, own.items[j])
+			j++
+		default:
+			return typeResources{}, fmt.Errorf("two resources named %q", own.items[j].Name)
+		}
+	}
+	t.version = versionString(t.sum, len(t.items))
+	return t, nil
+}
+
+func buildType[T types.Resource](msgs []T, resource func(types.Resource) (*Resource, error), lists *listCache) (typeResources, error) {
+	if hit, ok := findList(lists, msgs); ok {
+		return hit, nil
+	}
+	t := typeResources{items: make([]*Resource, 0, len(msgs))}
+	for _, m := range msgs {
+		r, err := resource(m)
+		if err != nil {
+			return typeResources{}, err
+		}
+		t.items = append(t.items, r)
+	}
+	if err := t.seal(); err != nil {
+		return typeResources{}, err
+	}
+	addList(lists, msgs, t)
+	return t, nil
+}
+
+// listCache remembers, for the lists of messages seen in the current
+// and the previous push, their sealed Resources.
+type listCache struct {
+	mu      sync.Mutex
+	version uint64
+	cur     map[listKey][]*listEntry
+	prev    map[listKey][]*listEntry
+}
+
+// listKey finds candidate lists cheaply; a candidate is then compared
+// message by message (pointers).
+type listKey struct {
+	first, last types.Resource
+	n           int
+}
+
+type listEntry struct {
+	msgs []types.Resource
+	t    typeResources
+}
+
+func newListCache() *listCache {
+	return &listCache{cur: map[listKey][]*listEntry{}, prev: map[listKey][]*listEntry{}}
+}
+
+// rotate starts the cache of push version v, keeping the previous one.
+func (c *listCache) rotate(v uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v > c.version {
+		c.prev, c.cur, c.version = c.cur, map[listKey][]*listEntry{}, v
+	}
+}
+
+// minShared is the length under which a list is not worth remembering.
+const minShared = 8
+
+// findList returns the sealed list of a list of messages seen before in
+// this push or the previous one.
+func findList[T types.Resource](c *listCache, msgs []T) (typeResources, bool) {
+	if c == nil || len(msgs) < minShared {
+		return typeResources{}, false
+	}
+	k := listKey{first: msgs[0], last: msgs[len(msgs)-1], n: len(msgs)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range []map[listKey][]*listEntry{c.cur, c.prev} {
+		for _, e := range m[k] {
+			if sameMsgs(e.msgs, msgs) {
+				if m := c.cur; m[k] == nil || !slices.Contains(m[k], e) {
+					m[k] = append(m[k], e)
+				}
+				return e.t, true
+			}
+		}
+	}
+	return typeResources{}, false
+}
+
+// addList remembers a sealed list of messages.
+func addList[T types.Resource](c *listCache, msgs []T, t typeResources) {
+	if c == nil || len(msgs) < minShared {
+		return
+	}
+	k := listKey{first: msgs[0], last: msgs[len(msgs)-1], n: len(msgs)}
+	e := &listEntry{msgs: make([]types.Resource, len(msgs)), t: t}
+	for i, m := range msgs {
+		e.msgs[i] = m
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.cur[k]) < 4 { // a few candidates per key at most
+		c.cur[k] = append(c.cur[k], e)
+	}
+}
+
+func sameMsgs[T types.Resource](a []types.Resource, b []T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != types.Resource(b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // seal sorts the resources, refuses duplicate names and computes the
@@ -170,7 +296,7 @@ func (t *typeResources) find(name string) *Resource {
 // listener's RDS name its route configuration, and that nothing else is
 // served under those types (go-control-plane's Snapshot.Consistent).
 func (s *Snapshot) Consistent() error {
-	edsNames := map[string]bool{}
+	edsNames := make([]string, 0, len(s.types[edsIdx].items))
 	for _, r := range s.types[cdsIdx].items {
 		c, ok := r.Msg.(*cluster.Cluster)
 		if !ok || c.GetType() != cluster.Cluster_EDS {
@@ -178,32 +304,66 @@ func (s *Snapshot) Consistent() error {
 		}
 		name := c.GetEdsClusterConfig().GetServiceName()
 		if name == "" {
-			name = c.GetName()
+			name = r.Name
 		}
-		edsNames[name] = true
+		edsNames = append(edsNames, name)
 	}
-	listeners := make(map[string]types.ResourceWithTTL, len(s.types[ldsIdx].items))
-	for _, r := range s.types[ldsIdx].items {
-		listeners[r.Name] = types.ResourceWithTTL{Resource: r.Msg}
-	}
-	routeNames := cachev3.GetResourceReferences(listeners)[resourcev3.RouteType]
+	slices.Sort(edsNames) // sorted already unless a service_name differs
+	edsNames = slices.Compact(edsNames)
 	if err := sameNames("endpoints", edsNames, s.types[edsIdx].items); err != nil {
 		return err
 	}
-	return sameNames("route configurations", routeNames, s.types[rdsIdx].items)
+	var routeNames []string
+	for _, r := range s.types[ldsIdx].items {
+		routeNames = append(routeNames, routeRefs(r)...)
+	}
+	slices.Sort(routeNames)
+	return sameNames("route configurations", slices.Compact(routeNames), s.types[rdsIdx].items)
 }
 
-func sameNames(what string, want map[string]bool, have []*Resource) error {
-	for _, r := range have {
-		if !want[r.Name] {
-			return fmt.Errorf("%s %q served but nothing refers to them", what, r.Name)
-		}
+// routeRefs are the route configuration names a listener's HTTP
+// connection managers name (go-control-plane's GetResourceReferences),
+// remembered by listener content: reading them means decoding every
+// filter's typed config, and a listener is mostly unchanged across pushes.
+func routeRefs(r *Resource) []string {
+	routeRefCache.Lock()
+	refs, ok := routeRefCache.m[r.Version]
+	routeRefCache.Unlock()
+	if ok {
+		return refs
 	}
-	if len(have) != len(want) {
-		for n := range want {
-			if (&typeResources{items: have}).find(n) == nil {
-				return fmt.Errorf("%s %q referred to but not served", what, n)
-			}
+	for name := range cachev3.GetResourceReferences(map[string]types.ResourceWithTTL{r.Name: {Resource: r.Msg}})[resourcev3.RouteType] {
+		refs = append(refs, name)
+	}
+	routeRefCache.Lock()
+	if len(routeRefCache.m) >= maxRouteRefs {
+		clear(routeRefCache.m) // bounded: start over rather than grow
+	}
+	routeRefCache.m[r.Version] = refs
+	routeRefCache.Unlock()
+	return refs
+}
+
+// maxRouteRefs bounds routeRefCache: a few listeners per proxy.
+const maxRouteRefs = 1 << 16
+
+var routeRefCache = struct {
+	sync.Mutex
+	m map[string][]string
+}{m: map[string][]string{}}
+
+// sameNames checks that have (sorted by name) serves exactly want (sorted).
+func sameNames(what string, want []string, have []*Resource) error {
+	i, j := 0, 0
+	for i < len(want) || j < len(have) {
+		switch {
+		case j == len(have) || (i < len(want) && want[i] < have[j].Name):
+			return fmt.Errorf("%s %q referred to but not served", what, want[i])
+		case i == len(want) || want[i] > have[j].Name:
+			return fmt.Errorf("%s %q served but nothing refers to them", what, have[j].Name)
+		default:
+			i++
+			j++
 		}
 	}
 	return nil
