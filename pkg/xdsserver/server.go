@@ -177,6 +177,7 @@ func New(opts Options) *Server {
 // Serve answers ADS on lis until ctx ends.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
+		grpc.ForceServerCodecV2(codec{}),
 		grpc.MaxConcurrentStreams(100000),
 		// A connection's write buffer is returned to a shared pool once
 		// flushed: a thousand idle proxies do not each keep one.
