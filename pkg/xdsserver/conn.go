@@ -169,6 +169,32 @@ func (c *conn) register(node *core.Node) error {
 	return nil
 }
 
+// begin registers the proxy on its stream's first request and finds the
+// watch of the type a request is about; ok is false for a type not served.
+func (c *conn) begin(node *core.Node, typeURL string) (idx int, ok bool, err error) {
+	if err := c.register(node); err != nil {
+		return 0, false, err
+	}
+	idx = typeIndex(typeURL)
+	if idx < 0 {
+		c.s.opts.Logger.Debug("request for a type not served", "id", c.st.proxy.ID, "type", typeURL)
+		return 0, false, nil
+	}
+	c.requested(typeURL)
+	return idx, true, nil
+}
+
+// flushAll sends, type by type in push order, what changed since sent.
+func (c *conn) flushAll(send func(idx int, snap *Snapshot) error) error {
+	snap := c.snapshot()
+	for idx := range numTypes {
+		if err := send(idx, snap); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // snapshot is the proxy's published config (nil before its first push).
 func (c *conn) snapshot() *Snapshot {
 	c.s.mu.Lock()

@@ -18,13 +18,7 @@ func (s *Server) DeltaAggregatedResources(stream discovery.AggregatedDiscoverySe
 		func() (any, error) { return stream.Recv() },
 		func(req any) error { return c.onDelta(stream, req.(*discovery.DeltaDiscoveryRequest)) },
 		func() error {
-			snap := c.snapshot()
-			for idx := range numTypes {
-				if err := c.sendDelta(stream, idx, snap); err != nil {
-					return err
-				}
-			}
-			return nil
+			return c.flushAll(func(idx int, snap *Snapshot) error { return c.sendDelta(stream, idx, snap) })
 		})
 }
 
@@ -34,16 +28,11 @@ func (s *Server) DeltaAggregatedResources(stream discovery.AggregatedDiscoverySe
 // tell what the proxy already holds (after a reconnect), so only what
 // differs is sent.
 func (c *conn) onDelta(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer, req *discovery.DeltaDiscoveryRequest) error {
-	if err := c.register(req.Node); err != nil {
+	idx, ok, err := c.begin(req.Node, req.TypeUrl)
+	if !ok || err != nil {
 		return err
 	}
-	idx := typeIndex(req.TypeUrl)
-	if idx < 0 {
-		c.s.opts.Logger.Debug("request for a type not served", "id", c.st.proxy.ID, "type", req.TypeUrl)
-		return nil
-	}
 	w := &c.watches[idx]
-	c.requested(req.TypeUrl)
 	snap := c.snapshot()
 	var t *typeResources
 	if snap != nil {

@@ -1,7 +1,6 @@
 package xdsserver
 
 import (
-	"context"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -13,83 +12,10 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 )
-
-// deltaStream is one delta ADS stream, as a proxy opens it.
-type deltaStream struct {
-	t      *testing.T
-	ads    discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
-	node   string
-	first  bool
-	cancel func()
-	recv   chan *discovery.DeltaDiscoveryResponse
-}
-
-func openDelta(t *testing.T, addr, node string) *deltaStream {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ads, err := discovery.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &deltaStream{t: t, ads: ads, node: node, first: true, recv: make(chan *discovery.DeltaDiscoveryResponse, 16)}
-	st.cancel = func() { cancel(); conn.Close() }
-	t.Cleanup(st.cancel)
-	go func() {
-		defer close(st.recv)
-		for {
-			resp, err := ads.Recv()
-			if err != nil {
-				return
-			}
-			st.recv <- resp
-		}
-	}()
-	return st
-}
-
-func (s *deltaStream) send(req *discovery.DeltaDiscoveryRequest) {
-	s.t.Helper()
-	if s.first {
-		req.Node = &core.Node{Id: s.node}
-		s.first = false
-	}
-	if err := s.ads.Send(req); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-func (s *deltaStream) next(what string) *discovery.DeltaDiscoveryResponse {
-	s.t.Helper()
-	select {
-	case resp, ok := <-s.recv:
-		if !ok {
-			s.t.Fatalf("stream closed waiting for %s", what)
-		}
-		return resp
-	case <-time.After(10 * time.Second):
-		s.t.Fatalf("no response: %s", what)
-	}
-	return nil
-}
-
-func (s *deltaStream) quiet(d time.Duration, what string) {
-	s.t.Helper()
-	select {
-	case resp := <-s.recv:
-		s.t.Errorf("%s: got a response %s with %d resources, %d removed", what, resp.TypeUrl, len(resp.Resources), len(resp.RemovedResources))
-	case <-time.After(d):
-	}
-}
 
 func names(resp *discovery.DeltaDiscoveryResponse) []string {
 	var out []string

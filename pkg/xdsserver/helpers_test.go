@@ -92,27 +92,47 @@ func serve(t *testing.T, s *Server) string {
 	return lis.Addr().String()
 }
 
-// stream is one ADS stream, as a proxy opens it.
-type stream struct {
+// adsStream is one ADS stream, state of the world or delta, as a proxy
+// opens it: requests Req with a node on the first, responses Resp.
+type adsStream[Req, Resp any] struct {
 	t      *testing.T
-	ads    discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-	cancel func()
+	ads    grpc.BidiStreamingClient[Req, Resp]
+	node   string
 	first  bool
-	recv   chan *discovery.DiscoveryResponse
+	cancel func()
+	recv   chan *Resp
 }
 
+// stream is a state-of-the-world stream of the test proxy.
+type stream = adsStream[discovery.DiscoveryRequest, discovery.DiscoveryResponse]
+
+// deltaStream is a delta stream.
+type deltaStream = adsStream[discovery.DeltaDiscoveryRequest, discovery.DeltaDiscoveryResponse]
+
 func openStream(t *testing.T, addr string) *stream {
+	return openADS(t, addr, testNode, func(ctx context.Context, c discovery.AggregatedDiscoveryServiceClient) (grpc.BidiStreamingClient[discovery.DiscoveryRequest, discovery.DiscoveryResponse], error) {
+		return c.StreamAggregatedResources(ctx)
+	})
+}
+
+func openDelta(t *testing.T, addr, node string) *deltaStream {
+	return openADS(t, addr, node, func(ctx context.Context, c discovery.AggregatedDiscoveryServiceClient) (grpc.BidiStreamingClient[discovery.DeltaDiscoveryRequest, discovery.DeltaDiscoveryResponse], error) {
+		return c.DeltaAggregatedResources(ctx)
+	})
+}
+
+func openADS[Req, Resp any](t *testing.T, addr, node string, open func(context.Context, discovery.AggregatedDiscoveryServiceClient) (grpc.BidiStreamingClient[Req, Resp], error)) *adsStream[Req, Resp] {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ads, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	ads, err := open(ctx, discovery.NewAggregatedDiscoveryServiceClient(conn))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &stream{t: t, ads: ads, first: true, recv: make(chan *discovery.DiscoveryResponse, 16)}
+	st := &adsStream[Req, Resp]{t: t, ads: ads, node: node, first: true, recv: make(chan *Resp, 16)}
 	st.cancel = func() { cancel(); conn.Close() }
 	t.Cleanup(st.cancel)
 	go func() {
@@ -129,10 +149,15 @@ func openStream(t *testing.T, addr string) *stream {
 }
 
 // send sends a request; the first carries the node.
-func (s *stream) send(req *discovery.DiscoveryRequest) {
+func (s *adsStream[Req, Resp]) send(req *Req) {
 	s.t.Helper()
 	if s.first {
-		req.Node = &core.Node{Id: testNode}
+		switch r := any(req).(type) {
+		case *discovery.DiscoveryRequest:
+			r.Node = &core.Node{Id: s.node}
+		case *discovery.DeltaDiscoveryRequest:
+			r.Node = &core.Node{Id: s.node}
+		}
 		s.first = false
 	}
 	if err := s.ads.Send(req); err != nil {
@@ -141,7 +166,7 @@ func (s *stream) send(req *discovery.DiscoveryRequest) {
 }
 
 // next waits for the next response.
-func (s *stream) next(what string) *discovery.DiscoveryResponse {
+func (s *adsStream[Req, Resp]) next(what string) *Resp {
 	s.t.Helper()
 	select {
 	case resp, ok := <-s.recv:
@@ -156,11 +181,11 @@ func (s *stream) next(what string) *discovery.DiscoveryResponse {
 }
 
 // quiet reports an unexpected response within d.
-func (s *stream) quiet(d time.Duration, what string) {
+func (s *adsStream[Req, Resp]) quiet(d time.Duration, what string) {
 	s.t.Helper()
 	select {
 	case resp := <-s.recv:
-		s.t.Errorf("%s: got a response %s version %s", what, resp.TypeUrl, resp.VersionInfo)
+		s.t.Errorf("%s: got a response %v", what, resp)
 	case <-time.After(d):
 	}
 }

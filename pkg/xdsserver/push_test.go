@@ -2,6 +2,7 @@ package xdsserver
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,20 +101,8 @@ func TestSharedMessagesMarshalledOnce(t *testing.T) {
 		own.Clusters, own.Endpoints, own.Routes = shared.Clusters, shared.Endpoints, shared.Routes
 		return own, 1, nil
 	}})
-	addr := serve(t, s)
-	for _, node := range []string{testNode, otherNode} {
-		st := openDelta(t, addr, node)
-		st.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType})
-		st.next("CDS")
-	}
-	eventually(t, "both snapshots", func() error {
-		for _, n := range []string{testNode, otherNode} {
-			if _, err := s.Snapshot(n); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	connectBoth(t, s)
+	waitSnapshots(t, s, testNode, otherNode)
 	a, _ := s.Snapshot(testNode)
 	b, _ := s.Snapshot(otherNode)
 	for i := range a.types[cdsIdx].items {
@@ -200,20 +189,8 @@ func TestViewListsShared(t *testing.T) {
 		}
 		return res, 1, nil
 	}})
-	addr := serve(t, s)
-	for _, node := range []string{testNode, otherNode} {
-		st := openDelta(t, addr, node)
-		st.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType})
-		st.next("CDS")
-	}
-	eventually(t, "both snapshots", func() error {
-		for _, n := range []string{testNode, otherNode} {
-			if _, err := s.Snapshot(n); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	connectBoth(t, s)
+	waitSnapshots(t, s, testNode, otherNode)
 	a, _ := s.Snapshot(testNode)
 	b, _ := s.Snapshot(otherNode)
 	if &a.types[edsIdx].items[0] != &b.types[edsIdx].items[0] {
@@ -234,4 +211,29 @@ func TestViewListsShared(t *testing.T) {
 	if a.GetVersion(resourcev3.ClusterType) != want.GetVersion(resourcev3.ClusterType) {
 		t.Errorf("a shared list's version differs from the same list built alone")
 	}
+}
+
+// connectBoth connects the test proxy and another on delta streams, each
+// with its first CDS answered.
+func connectBoth(t *testing.T, s *Server) {
+	t.Helper()
+	addr := serve(t, s)
+	for _, node := range []string{testNode, otherNode} {
+		st := openDelta(t, addr, node)
+		st.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType})
+		st.next("CDS")
+	}
+}
+
+// waitSnapshots waits until every node has a published snapshot.
+func waitSnapshots(t *testing.T, s *Server, nodes ...string) {
+	t.Helper()
+	eventually(t, "snapshots of "+strings.Join(nodes, ", "), func() error {
+		for _, n := range nodes {
+			if _, err := s.Snapshot(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

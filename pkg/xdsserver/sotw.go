@@ -17,13 +17,7 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 		func() (any, error) { return stream.Recv() },
 		func(req any) error { return c.onSotw(stream, req.(*discovery.DiscoveryRequest)) },
 		func() error {
-			snap := c.snapshot()
-			for idx := range numTypes {
-				if err := c.sendSotw(stream, idx, snap, false); err != nil {
-					return err
-				}
-			}
-			return nil
+			return c.flushAll(func(idx int, snap *Snapshot) error { return c.sendSotw(stream, idx, snap, false) })
 		})
 }
 
@@ -32,16 +26,11 @@ func (s *Server) StreamAggregatedResources(stream discovery.AggregatedDiscoveryS
 // of a type is answered even when the proxy already holds that version;
 // a stale nonce is ignored, as Envoy's protocol says.
 func (c *conn) onSotw(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesServer, req *discovery.DiscoveryRequest) error {
-	if err := c.register(req.Node); err != nil {
+	idx, ok, err := c.begin(req.Node, req.TypeUrl)
+	if !ok || err != nil {
 		return err
 	}
-	idx := typeIndex(req.TypeUrl)
-	if idx < 0 {
-		c.s.opts.Logger.Debug("request for a type not served", "id", c.st.proxy.ID, "type", req.TypeUrl)
-		return nil
-	}
 	w := &c.watches[idx]
-	c.requested(req.TypeUrl)
 	if req.ResponseNonce != "" {
 		if req.ResponseNonce != w.nonce {
 			return nil
