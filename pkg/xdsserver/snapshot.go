@@ -3,7 +3,6 @@ package xdsserver
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -259,7 +258,9 @@ func (r *Resource) key() uint64 {
 }
 
 func versionString(sum uint64, n int) string {
-	return strconv.FormatUint(sum, 16) + "-" + strconv.Itoa(n)
+	// 16 hex digits, as content-hash versions look; n (the list's length)
+	// is mixed in so an empty list and a list summing to 0 differ.
+	return fmt.Sprintf("%016x", sum^uint64(n)*0x9e3779b97f4a7c15)
 }
 
 // GetVersion is the version of a type's whole list.
