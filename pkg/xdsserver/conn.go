@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -350,11 +349,6 @@ func intern(names []string, t *typeResources) []string {
 		}
 	}
 	return out
-}
-
-// sortedNames reports whether two sorted lists are equal.
-func sameSorted(a, b []string) bool {
-	return slices.EqualFunc(a, b, func(x, y string) bool { return strings.Compare(x, y) == 0 })
 }
 
 // proxyVersion is the version a proxy announces, as istiod reads it

@@ -51,7 +51,7 @@ func (c *conn) onSotw(stream discovery.AggregatedDiscoveryService_StreamAggregat
 	if !wildcard {
 		names = intern(req.ResourceNames, t)
 	}
-	changed := !w.requested || wildcard != w.wildcard || !sameSorted(names, w.names)
+	changed := !w.requested || wildcard != w.wildcard || !slices.Equal(names, w.names)
 	w.requested, w.wildcard, w.names, w.interned = true, wildcard, names, t != nil
 	if req.ResponseNonce != "" && !changed {
 		return nil // an ACK of what the proxy wants
