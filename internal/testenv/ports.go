@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -124,8 +125,9 @@ func pollTCP(addr string, timeout time.Duration, exited <-chan struct{}) error {
 func FreeAddrOn(ip string) string {
 	lo, hi := quietPorts()
 	for try := 0; try < 100; try++ {
-		addr := net.JoinHostPort(ip, strconv.Itoa(lo+rand.IntN(hi-lo)))
-		if portFree(addr) {
+		port := lo + rand.IntN(hi-lo)
+		addr := net.JoinHostPort(ip, strconv.Itoa(port))
+		if reserve(port) && portFree(addr) {
 			return addr
 		}
 	}
@@ -145,6 +147,7 @@ func FreeOffset(t testing.TB, ports []int) int {
 	if len(ports) == 0 {
 		return FreePort()
 	}
+	ports = slices.Compact(slices.Sorted(slices.Values(ports))) // each port once
 	minP, maxP := slices.Min(ports), slices.Max(ports)
 	lo, hi := quietPorts()
 	// Offsets keeping every port in [lo, hi); --port-offset is never negative.
@@ -156,7 +159,7 @@ func FreeOffset(t testing.TB, ports []int) int {
 		offset := first + rand.IntN(last-first+1)
 		ok := true
 		for _, p := range ports {
-			if !portFree(net.JoinHostPort("127.0.0.1", strconv.Itoa(p+offset))) {
+			if !reserve(p+offset) || !portFree(net.JoinHostPort("127.0.0.1", strconv.Itoa(p+offset))) {
 				ok = false
 				break
 			}
@@ -167,6 +170,26 @@ func FreeOffset(t testing.TB, ports []int) int {
 	}
 	t.Fatalf("testenv: no port offset leaves Gateway ports %v free", ports)
 	return 0
+}
+
+// handedOut are the ports this process gave out: a port is free between
+// the check and the server's bind, and was handed twice (a gateway's
+// port offset, then a control plane's HTTP address: "404 page not found"
+// from the wrong server). Never hand a port out twice.
+var handedOut = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// reserve marks port handed out, reporting false if it already was.
+func reserve(port int) bool {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.m[port] {
+		return false
+	}
+	handedOut.m[port] = true
+	return true
 }
 
 // portFree tells whether addr can be listened on now.
