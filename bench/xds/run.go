@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -36,6 +38,7 @@ type options struct {
 	realSidecar  bool
 	workDir      string // where run puts each point's folder
 	keep         bool   // keep the work folder
+	heapProfile  string // folder to save the control plane's heap profile in, once all proxies are ready
 	logf         func(format string, args ...any)
 }
 
@@ -148,6 +151,11 @@ func (r *runner) measureProxies(ctx context.Context, res *result) error {
 	res.cpuConnect = r.control.cpuSeconds() - res.cpuStart
 	time.Sleep(time.Second)
 	res.rssK, _ = r.control.memMiB()
+	if r.o.heapProfile != "" {
+		if err := r.saveHeapProfile(ctx); err != nil {
+			r.o.logf("%s: heap profile: %v", r.pt, err)
+		}
+	}
 	if r.abortReason() != "" || ctx.Err() != nil {
 		return nil
 	}
@@ -443,4 +451,36 @@ func (r *runner) realSidecarRSS(ctx context.Context) (float64, error) {
 	time.Sleep(2 * time.Second)
 	rss, _ := p.memMiB()
 	return rss, nil
+}
+
+// saveHeapProfile saves the control plane's heap profile (/debug/pprof/heap)
+// as heap-<point>.pb.gz in the -heap-profile folder: what the RSS per
+// proxy is made of (go tool pprof -sample_index=inuse_space).
+func (r *runner) saveHeapProfile(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.http+"/debug/pprof/heap", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/heap: %s", resp.Status)
+	}
+	path := filepath.Join(r.o.heapProfile, "heap-"+r.pt.String()+".pb.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	r.o.logf("%s: heap profile saved: %s", r.pt, path)
+	return nil
 }
