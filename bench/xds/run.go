@@ -405,7 +405,7 @@ func (r *runner) endpointChange(ctx context.Context) changeResult {
 			break
 		}
 	}
-	w := &watch{typeURL: endpointType, match: func(name string, b []byte) (bool, error) {
+	w := &watch{typeURL: endpointType, match: func(_, name string, b []byte) (bool, error) {
 		if name != eds {
 			return false, nil
 		}
@@ -418,12 +418,16 @@ func (r *runner) endpointChange(ctx context.Context) changeResult {
 }
 
 // configChange moves the changed service's VirtualService from 90/10 to
-// 63/37 and waits for RDS updates carrying the new weight.
+// 63/37 and waits for RDS (or, with VHDS, virtual host) updates carrying
+// the new weight.
 func (r *runner) configChange(ctx context.Context) changeResult {
 	const weight = 63
 	host := r.mesh.host(changedService)
 	subset := r.mesh.cluster(changedService, "v1")
-	w := &watch{typeURL: routeType, match: func(_ string, b []byte) (bool, error) {
+	w := &watch{typeURL: routeType, alsoVHDS: true, match: func(typeURL, _ string, b []byte) (bool, error) {
+		if typeURL == vhostType {
+			return vhostHasWeight(b, host, subset, weight)
+		}
 		return hasWeight(b, host, subset, weight)
 	}}
 	return r.measureChange(ctx, r.mesh.cluster(changedService, ""), w, func() error {

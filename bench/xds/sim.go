@@ -32,7 +32,10 @@ const maxMessageBytes = 256 << 20
 type watch struct {
 	start   time.Time
 	typeURL string
-	match   func(name string, b []byte) (bool, error)
+	// alsoVHDS: virtual host (VHDS) responses count as well (a route
+	// change reaches a delta proxy as its virtual host alone).
+	alsoVHDS bool
+	match    func(typeURL, name string, b []byte) (bool, error)
 }
 
 // phaseStats is what one proxy saw during one watch.
@@ -71,11 +74,18 @@ type simProxy struct {
 	held      map[string]map[string]bool
 	acked     map[string]bool
 	phase     phaseStats
+	// vhds are the route configurations held whose virtual hosts come by
+	// VHDS; vhdsAsked the VHDS names subscribed, and vhdsAnswered those a
+	// VHDS response came after.
+	vhds         map[string]bool
+	vhdsAsked    []string
+	vhdsAnswered map[string]bool
 }
 
 func newSim(o simOptions) *simProxy {
 	return &simProxy{opts: o, clusters: map[string]string{}, listeners: map[string][]string{},
-		held: map[string]map[string]bool{endpointType: {}, routeType: {}}, acked: map[string]bool{}}
+		held: map[string]map[string]bool{endpointType: {}, routeType: {}, vhostType: {}}, acked: map[string]bool{},
+		vhds: map[string]bool{}, vhdsAnswered: map[string]bool{}}
 }
 
 // item is one resource of a response: its name (empty in SotW, where it
@@ -176,6 +186,12 @@ func (p *simProxy) runSotW(ctx context.Context, ads discovery.AggregatedDiscover
 		}
 		p.markAcked(resp.TypeUrl)
 		for t, names := range deps {
+			if subs[t] == nil { // VHDS: never over SotW
+				if len(names) > 0 {
+					return fmt.Errorf("sotw: route configurations %v want VHDS, which needs delta xDS", names)
+				}
+				continue
+			}
 			if !slices.Equal(subs[t].names, names) {
 				subs[t].names = names
 				if err := send(t, nil); err != nil {
@@ -242,6 +258,11 @@ func (p *simProxy) runDelta(ctx context.Context, ads discovery.AggregatedDiscove
 				continue
 			}
 			subscribed[t] = names
+			if t == vhostType {
+				p.mu.Lock()
+				p.vhdsAsked = names
+				p.mu.Unlock()
+			}
 			req := &discovery.DeltaDiscoveryRequest{TypeUrl: t, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: del}
 			if err := send(req); err != nil {
 				return fmt.Errorf("delta: subscribe: %w", err)

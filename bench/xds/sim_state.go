@@ -8,7 +8,7 @@ import (
 )
 
 func knownType(t string) bool {
-	return t == clusterType || t == listenerType || t == endpointType || t == routeType
+	return t == clusterType || t == listenerType || t == endpointType || t == routeType || t == vhostType
 }
 
 // handle applies one response to the proxy's view (SotW: the response is
@@ -41,8 +41,8 @@ func (p *simProxy) handle(typeURL string, items []item, removed []string, sotw b
 		if it.name != "" && it.name != name {
 			return nil, fmt.Errorf("%s: resource %q sent under the name %q", typeURL, name, it.name)
 		}
-		if w != nil && p.phase.got.IsZero() && typeURL == w.typeURL {
-			ok, err := w.match(name, it.value)
+		if w != nil && p.phase.got.IsZero() && (typeURL == w.typeURL || (w.alsoVHDS && typeURL == vhostType)) {
+			ok, err := w.match(typeURL, name, it.value)
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", typeURL, name, err)
 			}
@@ -57,6 +57,9 @@ func (p *simProxy) handle(typeURL string, items []item, removed []string, sotw b
 			delete(p.clusters, name)
 		case listenerType:
 			delete(p.listeners, name)
+		case routeType:
+			delete(p.held[typeURL], name)
+			delete(p.vhds, name)
 		default:
 			delete(p.held[typeURL], name)
 		}
@@ -66,6 +69,12 @@ func (p *simProxy) handle(typeURL string, items []item, removed []string, sotw b
 		return map[string][]string{endpointType: p.wanted(endpointType)}, nil
 	case listenerType:
 		return map[string][]string{routeType: p.wanted(routeType)}, nil
+	case routeType:
+		return map[string][]string{vhostType: p.wanted(vhostType)}, nil
+	case vhostType:
+		for _, n := range p.vhdsAsked {
+			p.vhdsAnswered[n] = true
+		}
 	}
 	return nil, nil
 }
@@ -76,6 +85,9 @@ func (p *simProxy) reset(typeURL string) {
 		clear(p.clusters)
 	case listenerType:
 		clear(p.listeners)
+	case routeType:
+		clear(p.held[typeURL])
+		clear(p.vhds)
 	default:
 		clear(p.held[typeURL])
 	}
@@ -96,6 +108,17 @@ func (p *simProxy) apply(typeURL string, b []byte) (string, error) {
 			p.listeners[name] = routes
 		}
 		return name, err
+	case routeType:
+		name, vhds, err := routeVHDS(b)
+		if err == nil {
+			p.held[typeURL][name] = true
+			if vhds {
+				p.vhds[name] = true
+			} else {
+				delete(p.vhds, name)
+			}
+		}
+		return name, err
 	default:
 		name, err := resourceName(b)
 		if err == nil {
@@ -105,9 +128,13 @@ func (p *simProxy) apply(typeURL string, b []byte) (string, error) {
 	}
 }
 
-// wanted lists, sorted, the EDS or RDS names the view refers to.
+// wanted lists, sorted, the EDS, RDS or VHDS names the view refers to
+// (VHDS: the route configurations whose virtual hosts come by VHDS).
 func (p *simProxy) wanted(typeURL string) []string {
 	set := map[string]bool{}
+	if typeURL == vhostType {
+		return slices.Sorted(maps.Keys(p.vhds))
+	}
 	if typeURL == endpointType {
 		for _, eds := range p.clusters {
 			if eds != "" {
@@ -141,6 +168,11 @@ func (p *simProxy) checkReady() {
 			if !p.held[t][n] {
 				return
 			}
+		}
+	}
+	for n := range p.vhds {
+		if !p.vhdsAnswered[n] {
+			return
 		}
 	}
 	p.ready = time.Now()

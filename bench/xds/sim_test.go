@@ -125,7 +125,7 @@ func TestSimProxyFollowsAndMeasures(t *testing.T) {
 				t.Fatalf("EDS eds-a held %v, RDS 80 held %v", heldEDS, heldRDS)
 			}
 
-			ep := &watch{start: time.Now(), typeURL: endpointType, match: func(name string, b []byte) (bool, error) {
+			ep := &watch{start: time.Now(), typeURL: endpointType, match: func(_, name string, b []byte) (bool, error) {
 				if name != "eds-a" {
 					return false, nil
 				}
@@ -140,7 +140,7 @@ func TestSimProxyFollowsAndMeasures(t *testing.T) {
 				t.Fatalf("endpoint phase stats: %+v", st)
 			}
 
-			rt := &watch{start: time.Now(), typeURL: routeType, match: func(_ string, b []byte) (bool, error) {
+			rt := &watch{start: time.Now(), typeURL: routeType, match: func(_, _ string, b []byte) (bool, error) {
 				return hasWeight(b, "a.ns.svc.cluster.local", "outbound|80|v1|a.ns.svc.cluster.local", 63)
 			}}
 			w.Store(rt)

@@ -37,6 +37,7 @@ var (
 	endpointType = "type.googleapis.com/" + string((&endpoint.ClusterLoadAssignment{}).ProtoReflect().Descriptor().FullName())
 	listenerType = "type.googleapis.com/" + string((&listener.Listener{}).ProtoReflect().Descriptor().FullName())
 	routeType    = "type.googleapis.com/" + string((&route.RouteConfiguration{}).ProtoReflect().Descriptor().FullName())
+	vhostType    = "type.googleapis.com/" + string((&route.VirtualHost{}).ProtoReflect().Descriptor().FullName())
 	hcmType      = "type.googleapis.com/" + string((&hcm.HttpConnectionManager{}).ProtoReflect().Descriptor().FullName())
 )
 
@@ -172,25 +173,52 @@ func hasWeight(b []byte, host, cluster string, weight uint32) (bool, error) {
 	var vhErr error
 	err := scanFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) {
 		const fieldVirtualHosts = 2 // RouteConfiguration.virtual_hosts
-		if found || vhErr != nil || num != fieldVirtualHosts || typ != protowire.BytesType || !bytes.Contains(v, []byte(host)) {
+		if found || vhErr != nil || num != fieldVirtualHosts || typ != protowire.BytesType {
 			return
 		}
-		var vh route.VirtualHost
-		if vhErr = proto.Unmarshal(v, &vh); vhErr != nil {
-			return
-		}
-		for _, r := range vh.Routes {
-			for _, c := range r.GetRoute().GetWeightedClusters().GetClusters() {
-				if c.Name == cluster && c.GetWeight().GetValue() == weight {
-					found = true
-				}
-			}
-		}
+		found, vhErr = vhostHasWeight(v, host, cluster, weight)
 	})
 	if err == nil {
 		err = vhErr
 	}
 	return found, err
+}
+
+// vhostHasWeight is hasWeight for one VirtualHost (a VHDS resource).
+func vhostHasWeight(b []byte, host, cluster string, weight uint32) (bool, error) {
+	if !bytes.Contains(b, []byte(host)) {
+		return false, nil
+	}
+	var vh route.VirtualHost
+	if err := proto.Unmarshal(b, &vh); err != nil {
+		return false, err
+	}
+	for _, r := range vh.Routes {
+		for _, c := range r.GetRoute().GetWeightedClusters().GetClusters() {
+			if c.Name == cluster && c.GetWeight().GetValue() == weight {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// routeVHDS reads a RouteConfiguration's name and whether its virtual
+// hosts come by VHDS (its vhds field is set).
+func routeVHDS(b []byte) (name string, vhds bool, err error) {
+	const fieldVhds = 9 // RouteConfiguration.vhds
+	err = scanFields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) {
+		switch {
+		case num == fieldName && typ == protowire.BytesType:
+			name = string(v)
+		case num == fieldVhds && typ == protowire.BytesType:
+			vhds = true
+		}
+	})
+	if err == nil && name == "" {
+		err = errors.New("route configuration without a name")
+	}
+	return name, vhds, err
 }
 
 // checkAny checks that a resource is of the response's type.

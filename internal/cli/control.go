@@ -21,7 +21,7 @@ func newControlCommand() *cobra.Command {
 		stateDir, tokenFile                                         string
 		dash                                                        controlplane.DashboardOptions
 		certTTL, maxCertTTL                                         time.Duration
-		tls                                                         bool
+		tls, vhds                                                   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "control",
@@ -66,8 +66,9 @@ with a certificate from the mesh CA; proxies verify it with
 				ConfigDir: configDir, Mesh: mesh, XDSAddress: xdsAddr, HTTPAddress: httpAddr, CADir: caDir, JwksCAPEM: jwksCA,
 				Security: controlplane.SecurityOptions{WorkloadCertTTL: certTTL, MaxWorkloadCertTTL: maxCertTTL,
 					StateDir: stateDir, BootstrapTokenFile: tokenFile, XDSTLS: xdsTLS(cmd, tls, xdsAddr)},
-				Dashboard: dash,
-				Logger:    newLogger(cmd),
+				Dashboard:   dash,
+				DisableVHDS: !vhds,
+				Logger:      newLogger(cmd),
 			})
 			if err != nil {
 				return err
@@ -86,6 +87,7 @@ with a certificate from the mesh CA; proxies verify it with
 	f.DurationVar(&certTTL, "workload-cert-ttl", envDuration("DEFAULT_WORKLOAD_CERT_TTL", ca.DefaultWorkloadTTL), "lifetime of a workload certificate whose request asks for none (env DEFAULT_WORKLOAD_CERT_TTL; else MeshConfig defaultConfig.proxyMetadata.SECRET_TTL)")
 	f.DurationVar(&maxCertTTL, "max-workload-cert-ttl", envDuration("MAX_WORKLOAD_CERT_TTL", ca.MaxWorkloadTTL), "longest lifetime a proxy may ask for; longer requests are refused, as istiod does (env MAX_WORKLOAD_CERT_TTL)")
 	f.BoolVar(&tls, "xds-tls", false, "serve xDS and the CA over TLS with a certificate from the mesh CA (default: on when --xds-address is not loopback)")
+	f.BoolVar(&vhds, "vhds", true, "send proxies on delta xDS each route configuration's virtual hosts as VHDS resources, so a change to one service's routes sends that virtual host only (SotW proxies always get whole route configurations)")
 	f.StringVar(&jwksCAFile, "jwks-ca-file", "", "PEM CA certificates trusted, besides the system roots, for https jwksUris of RequestAuthentications")
 	f.StringVar(&dash.PrometheusAddress, "prometheus-address", os.Getenv("SLUICE_PROMETHEUS_ADDRESS"), "Prometheus (http://host:port) the dashboard queries for Istio's metrics (env SLUICE_PROMETHEUS_ADDRESS; default: scrape the proxies)")
 	f.DurationVar(&dash.ScrapeInterval, "dashboard-scrape-interval", 5*time.Second, "how often the dashboard scrapes the proxies' /stats/prometheus when there is no --prometheus-address")

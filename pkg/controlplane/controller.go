@@ -46,7 +46,10 @@ type Options struct {
 	JwksCAPEM []byte
 	// Dashboard configures the mesh dashboard served at /dashboard/.
 	Dashboard DashboardOptions
-	Logger    *slog.Logger
+	// DisableVHDS sends delta xDS streams whole route configurations
+	// instead of their virtual hosts as VHDS resources (--vhds=false).
+	DisableVHDS bool
+	Logger      *slog.Logger
 }
 
 // Controller runs the control plane.
@@ -138,7 +141,8 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("control: %w", err)
 	}
 	c.server = xdsserver.New(xdsserver.Options{Versioned: c.generate, Endpoints: c.endpoints, Logger: opts.Logger, Metrics: c.metrics.xds,
-		Register: []func(*grpc.Server){sec.register}, ServerOptions: sec.serverOptions(opts.XDSAddress)})
+		DisableVHDS: opts.DisableVHDS,
+		Register:    []func(*grpc.Server){sec.register}, ServerOptions: sec.serverOptions(opts.XDSAddress)})
 	if c.dashboard, err = newDashboard(c); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
@@ -88,5 +89,22 @@ func TestTypeSync(t *testing.T) {
 		if (got.Status == Synced || got.Status == Nack) && !got.Since.Equal(at) {
 			t.Errorf("%+v: since %v", c.ts, got.Since)
 		}
+	}
+}
+
+// A proxy on VHDS: a rejected virtual host update shows in its RDS column.
+func TestProxyStatusFoldsVirtualHosts(t *testing.T) {
+	synced := xdsserver.TypeStatus{SentVersion: "a", AckedVersion: "a"}
+	rows := StatusRows([]xdsserver.ProxyStatus{{Name: "web", Namespace: "default", Types: []xdsserver.TypeStatus{
+		{TypeURL: resourcev3.RouteType, SentVersion: "r", AckedVersion: "r"},
+		{TypeURL: resourcev3.VirtualHostType, SentVersion: "v2", AckedVersion: "v1", Nack: "bad vhost", NackVersion: "v2"},
+		func() xdsserver.TypeStatus { s := synced; s.TypeURL = resourcev3.ClusterType; return s }(),
+	}}}, "")
+	rds := rows[0].Types[3]
+	if rds.Type != "RDS" || rds.Status != Nack || rds.Nack != "virtual hosts (VHDS): bad vhost" {
+		t.Fatalf("RDS column: %+v", rds)
+	}
+	if withVirtualHosts(TypeSync{Type: "RDS", Status: Stale}, synced).Status != Stale {
+		t.Fatal("synced virtual hosts hid an unanswered route configuration")
 	}
 }

@@ -67,7 +67,11 @@ func StatusRows(list []xdsserver.ProxyStatus, istiod string) []ProxyRow {
 			byURL[ts.TypeURL] = ts
 		}
 		for _, t := range statusTypes {
-			row.Types = append(row.Types, typeSync(t.short, byURL[t.url]))
+			ts := typeSync(t.short, byURL[t.url])
+			if t.url == resourcev3.RouteType {
+				ts = withVirtualHosts(ts, byURL[resourcev3.VirtualHostType])
+			}
+			row.Types = append(row.Types, ts)
 		}
 		rows = append(rows, row)
 	}
@@ -78,6 +82,22 @@ func StatusRows(list []xdsserver.ProxyStatus, istiod string) []ProxyRow {
 		return rows[i].ID < rows[j].ID
 	})
 	return rows
+}
+
+// withVirtualHosts folds the VHDS state of a proxy on delta xDS, whose
+// route configurations' virtual hosts come as VirtualHost resources, into
+// its RDS column: a rejected or unanswered virtual host update is the
+// route tables' state (istioctl has no VHDS column; Istio uses no VHDS).
+func withVirtualHosts(rds TypeSync, vhds xdsserver.TypeStatus) TypeSync {
+	vh := typeSync(rds.Type, vhds)
+	rank := map[string]int{NotSent: 0, Synced: 1, Stale: 2, Nack: 3}
+	if vh.Status == NotSent || rank[vh.Status] <= rank[rds.Status] {
+		return rds
+	}
+	if vh.Nack != "" {
+		vh.Nack = "virtual hosts (VHDS): " + vh.Nack
+	}
+	return vh
 }
 
 // typeSync is SYNCED when the proxy ACKed the version last sent, NACK

@@ -19,10 +19,13 @@ import (
 // goroutine owns it: it handles the proxy's requests and, when a new
 // snapshot is published, sends what changed; a second one only reads.
 type conn struct {
-	s       *Server
-	ctx     context.Context
-	st      *proxyState
-	delta   bool
+	s     *Server
+	ctx   context.Context
+	st    *proxyState
+	delta bool
+	// vhds: route configurations are sent in VHDS form (a delta stream
+	// of a server that splits them; vhds.go).
+	vhds    bool
 	version string // the proxy's version, for pilot_xds
 	// wakeup is signalled when a snapshot is published for the proxy.
 	wakeup  chan struct{}
@@ -50,6 +53,12 @@ type watch struct {
 	// names, sorted, interned to the snapshot's strings where possible.
 	wildcard bool
 	names    []string
+	// namespaces: names are route configuration names under which every
+	// virtual host is wanted (VHDS).
+	namespaces bool
+	// answer: a name was subscribed since the last response, which is
+	// then sent even when nothing changed (the proxy waits for it).
+	answer bool
 	// interned: names share the snapshot's strings (false when they came
 	// before the proxy's first snapshot; wanted interns them then).
 	interned bool
@@ -175,7 +184,7 @@ func (c *conn) begin(node *core.Node, typeURL string) (idx int, ok bool, err err
 		return 0, false, err
 	}
 	idx = typeIndex(typeURL)
-	if idx < 0 {
+	if idx < 0 || (idx == vhdsIdx && !c.vhds) {
 		c.s.opts.Logger.Debug("request for a type not served", "id", c.st.proxy.ID, "type", typeURL)
 		return 0, false, nil
 	}
@@ -313,6 +322,24 @@ func (w *watch) wanted(t *typeResources) []*Resource {
 	all := t.items
 	if w.wildcard {
 		return all
+	}
+	if w.namespaces {
+		n := 0
+		for _, r := range all {
+			if inNamespace(r.Name, w.names) {
+				n++
+			}
+		}
+		if n == len(all) {
+			return all // the usual case: every route configuration's hosts
+		}
+		out := make([]*Resource, 0, n)
+		for _, r := range all {
+			if inNamespace(r.Name, w.names) {
+				out = append(out, r)
+			}
+		}
+		return out
 	}
 	if !w.interned {
 		w.names, w.interned = intern(w.names, t), true

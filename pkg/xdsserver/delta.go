@@ -13,7 +13,7 @@ import (
 // ClusterLoadAssignment, not all of them (the xDS protocol's "incremental
 // xDS"; istiod's pilot/pkg/xds/delta.go).
 func (s *Server) DeltaAggregatedResources(stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
-	c := &conn{s: s, delta: true, wakeup: make(chan struct{}, 1)}
+	c := &conn{s: s, delta: true, vhds: s.vhds != nil, wakeup: make(chan struct{}, 1)}
 	return c.serve(stream.Context(),
 		func() (any, error) { return stream.Recv() },
 		func(req any) error { return c.onDelta(stream, req.(*discovery.DeltaDiscoveryRequest)) },
@@ -36,12 +36,13 @@ func (c *conn) onDelta(stream discovery.AggregatedDiscoveryService_DeltaAggregat
 	snap := c.snapshot()
 	var t *typeResources
 	if snap != nil {
-		t = &snap.types[idx]
+		t = snap.list(idx, c.vhds)
 	}
 	changed := false
 	if !w.requested {
 		w.requested, changed = true, true
 		w.wildcard = (idx == cdsIdx || idx == ldsIdx) && len(req.ResourceNamesSubscribe) == 0
+		w.namespaces = idx == vhdsIdx
 		w.have = initialHave(req.InitialResourceVersions, t)
 	}
 	if len(req.ResourceNamesSubscribe) > 0 || len(req.ResourceNamesUnsubscribe) > 0 {
@@ -73,6 +74,7 @@ func (w *watch) subscribe(add, remove []string, t *typeResources) {
 		}
 		names = append(names, n)
 		w.have = dropName(w.have, n)
+		w.answer = true
 	}
 	for _, n := range remove {
 		if n == "*" {
@@ -124,14 +126,14 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 	if snap == nil || !w.requested {
 		return nil
 	}
-	t := &snap.types[idx]
+	t := snap.list(idx, c.vhds)
 	want := w.wanted(t)
 	version := t.version
 	if !w.wildcard {
 		version = listVersion(want)
 	}
 	updated, removed := diff(want, w.have)
-	if len(updated) == 0 && len(removed) == 0 && w.nonce != "" {
+	if len(updated) == 0 && len(removed) == 0 && w.nonce != "" && !w.answer {
 		w.have, w.sent = want, version
 		return nil
 	}
@@ -148,7 +150,7 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 		for i, r := range updated {
 			resp.Resources[i] = &discovery.Resource{Name: r.Name, Version: r.Version, Resource: r.Any}
 		}
-		w.have, w.sent, w.nonce = want, version, nonce
+		w.have, w.sent, w.nonce, w.answer = want, version, nonce, false
 		c.recordSent(resp.TypeUrl, version, t.version, size)
 		return stream.Send(resp)
 	})

@@ -114,7 +114,10 @@ func (s *Server) push(p *model.Proxy, req PushRequest) error {
 		return err
 	}
 	s.lists.rotate(version)
-	next, err := buildSnapshot(res, func(m types.Resource) (*Resource, error) { return s.marshal.get(m, version) }, s.lists)
+	next, err := buildSnapshot(res, snapshotOptions{
+		resource: func(m types.Resource) (*Resource, error) { return s.marshal.get(m, version) },
+		lists:    s.lists, vhds: s.vhds, version: version,
+	})
 	if err != nil {
 		return fmt.Errorf("push %d to %s: %w", version, p.ID, err)
 	}
@@ -181,8 +184,12 @@ func (s *Server) publish(st *proxyState, next *Snapshot, version uint64, req Pus
 	st.converging = nil
 	if !req.Start.IsZero() {
 		st.changeStart = req.Start
+		vhds := false
+		for c := range st.conns {
+			vhds = vhds || c.vhds
+		}
 		for t, ts := range st.types {
-			if v := next.GetVersion(t); ts.SentVersion != "" && st.snap != nil && v != st.snap.GetVersion(t) {
+			if v := next.viewVersion(t, vhds); ts.SentVersion != "" && st.snap != nil && v != st.snap.viewVersion(t, vhds) {
 				if st.converging == nil {
 					st.converging = map[string]string{}
 				}

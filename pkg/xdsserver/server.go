@@ -51,13 +51,17 @@ type Options struct {
 	// (istiod's PILOT_PUSH_THROTTLE); 0: the number of CPUs.
 	PushWorkers int
 	// MaxSendBytes bounds the bytes of responses sent and not yet answered
-	// (ACK or NACK), over all streams (0: 32 MiB). A response is serialized
-	// whole before it is written and stays in memory until the proxy has
-	// read it: without a bound, a thousand proxies connecting at once to a
-	// large mesh hold a thousand serialized configs (istiod bounds
-	// concurrent pushes for the same reason). A response larger than the
-	// bound is sent alone.
+	// (ACK or NACK), over all streams (0: 32 MiB). A response's resources
+	// are shared (codec.go), but what the transport buffers for a slow
+	// proxy is its own: without a bound, a thousand proxies connecting at
+	// once to a large mesh are written a thousand configs at once (istiod
+	// bounds concurrent pushes for the same reason). A response larger
+	// than the bound is sent alone.
 	MaxSendBytes int64
+	// DisableVHDS sends delta streams their route configurations whole,
+	// as SotW streams are, instead of with their virtual hosts as VHDS
+	// resources (vhds.go).
+	DisableVHDS bool
 	// Register adds more services to the gRPC server, such as the CA.
 	Register []func(*grpc.Server)
 	// ServerOptions are added to the gRPC server's (credentials, the
@@ -76,6 +80,7 @@ type Server struct {
 	grpc    *grpc.Server
 	marshal *marshalCache
 	lists   *listCache
+	vhds    *vhdsCache // nil with DisableVHDS
 	queue   *pushQueue
 	// sending is the byte budget of responses being sent (MaxSendBytes).
 	sending *semaphore.Weighted
@@ -169,6 +174,9 @@ func New(opts Options) *Server {
 	}
 	s := &Server{opts: opts, proxies: map[string]*proxyState{}, marshal: newMarshalCache(), lists: newListCache(),
 		sending: semaphore.NewWeighted(opts.MaxSendBytes)}
+	if !opts.DisableVHDS {
+		s.vhds = newVHDSCache()
+	}
 	s.queue = newPushQueue(s.process)
 	s.queue.waited = func(d time.Duration) { opts.Metrics.queueTime.Observe(d.Seconds()) }
 	return s

@@ -19,6 +19,11 @@ import (
 // resources are shared with other proxies' snapshots.
 type Snapshot struct {
 	types [numTypes]typeResources
+	// vhdsRoutes are the route configurations in VHDS form (vhds.go) when
+	// the server splits them (types[vhdsIdx] then holds the virtual hosts):
+	// what a delta stream is sent as RDS.
+	vhdsRoutes typeResources
+	hasVHDS    bool
 }
 
 type typeResources struct {
@@ -28,16 +33,20 @@ type typeResources struct {
 }
 
 // The types served, in the order a push sends them (CDS before EDS, LDS
-// before RDS, as istiod's PushOrder: pilot/pkg/xds/ads.go).
+// before RDS, as istiod's PushOrder: pilot/pkg/xds/ads.go; a route
+// configuration's virtual hosts after it). VHDS is served on delta
+// streams only.
 const (
 	cdsIdx = iota
 	edsIdx
 	ldsIdx
 	rdsIdx
+	vhdsIdx
 	numTypes
 )
 
-var typeOrder = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType}
+var typeOrder = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType,
+	resourcev3.VirtualHostType}
 
 // typeIndex is the index of a served type URL, or -1.
 func typeIndex(typeURL string) int {
@@ -53,16 +62,28 @@ func typeIndex(typeURL string) int {
 // message (tests and tools; the server shares marshalled messages through
 // its cache).
 func NewSnapshot(res *xdsgen.Resources) (*Snapshot, error) {
-	return buildSnapshot(res, func(m types.Resource) (*Resource, error) { return newResource(m) }, nil)
+	return buildSnapshot(res, snapshotOptions{resource: func(m types.Resource) (*Resource, error) { return newResource(m) }})
 }
 
-// buildSnapshot packs generated resources, each made a Resource by
-// resource. lists, when not nil, shares whole lists: proxies of one view
-// get the very same list of shared messages from xdsgen, and then share
-// one sorted list of Resources instead of each marshalling, sorting and
-// holding its own.
-func buildSnapshot(res *xdsgen.Resources, resource func(types.Resource) (*Resource, error), lists *listCache) (*Snapshot, error) {
+// snapshotOptions are how buildSnapshot makes and shares Resources.
+type snapshotOptions struct {
+	// resource makes a generated message a Resource.
+	resource func(types.Resource) (*Resource, error)
+	// lists, when not nil, shares whole lists: proxies of one view get the
+	// very same list of shared messages from xdsgen, and then share one
+	// sorted list of Resources instead of each marshalling, sorting and
+	// holding its own.
+	lists *listCache
+	// vhds, when not nil, adds the route configurations' VHDS form.
+	vhds *vhdsCache
+	// version is the push context version the resources come from.
+	version uint64
+}
+
+// buildSnapshot packs generated resources.
+func buildSnapshot(res *xdsgen.Resources, o snapshotOptions) (*Snapshot, error) {
 	s := &Snapshot{}
+	resource, lists := o.resource, o.lists
 	var err error
 	if s.types[cdsIdx], err = buildViewType(res.Clusters, res.ViewClusters, resource, lists); err != nil {
 		return nil, fmt.Errorf("snapshot: CDS: %w", err)
@@ -76,7 +97,32 @@ func buildSnapshot(res *xdsgen.Resources, resource func(types.Resource) (*Resour
 	if s.types[rdsIdx], err = buildType(res.Routes, resource, lists); err != nil {
 		return nil, fmt.Errorf("snapshot: RDS: %w", err)
 	}
+	if o.vhds != nil {
+		split, err := o.vhds.split(&s.types[rdsIdx], o.version)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		s.vhdsRoutes, s.types[vhdsIdx], s.hasVHDS = split.routes, split.vhosts, true
+	}
 	return s, nil
+}
+
+// list is the list of type idx a stream is sent: with vhds (a delta
+// stream of a server that splits route configurations), the route
+// configurations in VHDS form.
+func (s *Snapshot) list(idx int, vhds bool) *typeResources {
+	if idx == rdsIdx && vhds && s.hasVHDS {
+		return &s.vhdsRoutes
+	}
+	return &s.types[idx]
+}
+
+// viewVersion is the version of a type's list as a stream sees it (list).
+func (s *Snapshot) viewVersion(typeURL string, vhds bool) string {
+	if i := typeIndex(typeURL); i >= 0 {
+		return s.list(i, vhds).version
+	}
+	return ""
 }
 
 // buildViewType builds a list whose first view entries are a list shared
