@@ -58,7 +58,8 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.realSidecar, "real-sidecar", true, "measure a real sluice sidecar's RSS at each point and in a 10-service mesh")
 	fs.Float64Var(&o.maxRSS, "max-control-rss", defaultMaxRSS(), "MiB of control plane RSS at which a point is stopped and reported as not completed (default: half the memory available)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (configs, logs)")
-	fs.StringVar(&o.heapProfile, "heap-profile", "", "folder to save the control plane's heap profile in (heap-NxMxK.pb.gz), taken when all proxies are ready")
+	fs.StringVar(&o.profileDir, "profile", "", "folder to save the control plane's profiles in: cpu-NxMxK.pb.gz while the proxies connect (-profile-seconds), heap-NxMxK.pb.gz once all are ready")
+	fs.IntVar(&o.profileSeconds, "profile-seconds", 10, "how long the -profile CPU profile runs from the moment the proxies start connecting")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

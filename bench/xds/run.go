@@ -34,12 +34,13 @@ type options struct {
 	timeout    time.Duration // per phase
 	maxRSS     float64       // MiB of control plane RSS that stops a point
 	// probeTimeout bounds the Delta probe of -protocol auto.
-	probeTimeout time.Duration
-	realSidecar  bool
-	workDir      string // where run puts each point's folder
-	keep         bool   // keep the work folder
-	heapProfile  string // folder to save the control plane's heap profile in, once all proxies are ready
-	logf         func(format string, args ...any)
+	probeTimeout   time.Duration
+	realSidecar    bool
+	workDir        string // where run puts each point's folder
+	keep           bool   // keep the work folder
+	profileDir     string // folder to save the control plane's CPU profile (connecting) and heap profile (all ready) in
+	profileSeconds int    // how long the CPU profile runs
+	logf           func(format string, args ...any)
 }
 
 // changeResult is one change's propagation.
@@ -146,13 +147,15 @@ func (r *runner) measureProxies(ctx context.Context, res *result) error {
 	}
 	res.protocol = proto
 	r.o.logf("%s: connecting %d proxies (%s)", r.pt, r.pt.proxies, proto)
+	stopCPU := r.startCPUProfile(ctx)
 	r.connect(ctx, proto)
 	res.ready, res.notReady = r.waitReady(ctx, r.o.timeout)
+	stopCPU()
 	res.cpuConnect = r.control.cpuSeconds() - res.cpuStart
 	time.Sleep(time.Second)
 	res.rssK, _ = r.control.memMiB()
-	if r.o.heapProfile != "" {
-		if err := r.saveHeapProfile(ctx); err != nil {
+	if r.o.profileDir != "" {
+		if err := r.saveProfile(ctx, "heap", "/debug/pprof/heap"); err != nil {
 			r.o.logf("%s: heap profile: %v", r.pt, err)
 		}
 	}
@@ -457,11 +460,29 @@ func (r *runner) realSidecarRSS(ctx context.Context) (float64, error) {
 	return rss, nil
 }
 
-// saveHeapProfile saves the control plane's heap profile (/debug/pprof/heap)
-// as heap-<point>.pb.gz in the -heap-profile folder: what the RSS per
-// proxy is made of (go tool pprof -sample_index=inuse_space).
-func (r *runner) saveHeapProfile(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.http+"/debug/pprof/heap", nil)
+// startCPUProfile profiles the control plane's CPU for -profile-seconds
+// from now (the proxies connecting), into cpu-<point>.pb.gz in the
+// -profile folder; the returned wait waits for it to be saved.
+func (r *runner) startCPUProfile(ctx context.Context) (wait func()) {
+	if r.o.profileDir == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// net/http/pprof writes the profile only once its time is up.
+		path := fmt.Sprintf("/debug/pprof/profile?seconds=%d", r.o.profileSeconds)
+		if err := r.saveProfile(ctx, "cpu", path); err != nil {
+			r.o.logf("%s: cpu profile: %v", r.pt, err)
+		}
+	}()
+	return func() { <-done }
+}
+
+// saveProfile saves the control plane's profile at path (/debug/pprof/...)
+// as <kind>-<point>.pb.gz in the -profile folder.
+func (r *runner) saveProfile(ctx context.Context, kind, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.http+path, nil)
 	if err != nil {
 		return err
 	}
@@ -471,10 +492,10 @@ func (r *runner) saveHeapProfile(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /debug/pprof/heap: %s", resp.Status)
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
-	path := filepath.Join(r.o.heapProfile, "heap-"+r.pt.String()+".pb.gz")
-	f, err := os.Create(path)
+	file := filepath.Join(r.o.profileDir, kind+"-"+r.pt.String()+".pb.gz")
+	f, err := os.Create(file)
 	if err != nil {
 		return err
 	}
@@ -485,6 +506,6 @@ func (r *runner) saveHeapProfile(ctx context.Context) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	r.o.logf("%s: heap profile saved: %s", r.pt, path)
+	r.o.logf("%s: %s profile saved: %s", r.pt, kind, file)
 	return nil
 }

@@ -145,14 +145,12 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 	return c.send(idx, nonce, size, func() error {
 		// Built once the budget is granted: a stream waiting for budget
 		// holds no response.
-		resp := &discovery.DeltaDiscoveryResponse{SystemVersionInfo: version, TypeUrl: typeOrder[idx],
-			Nonce: nonce, RemovedResources: removed, Resources: make([]*discovery.Resource, len(updated))}
-		for i, r := range updated {
-			resp.Resources[i] = &discovery.Resource{Name: r.Name, Version: r.Version, Resource: r.Any}
-		}
+		head := &discovery.DeltaDiscoveryResponse{SystemVersionInfo: version, TypeUrl: typeOrder[idx],
+			Nonce: nonce, RemovedResources: removed}
 		w.have, w.sent, w.nonce, w.answer = want, version, nonce, false
-		c.recordSent(resp.TypeUrl, version, t.version, size)
-		return stream.Send(resp)
+		c.recordSent(head.TypeUrl, version, t.version, size)
+		// The codec sends the resources' shared encodings (codec.go).
+		return stream.SendMsg(&deltaResponse{head: head, items: updated})
 	})
 }
 

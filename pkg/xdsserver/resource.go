@@ -9,6 +9,7 @@ import (
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -25,6 +26,8 @@ type Resource struct {
 	Any     *anypb.Any
 	// Msg is the generated message (for debug dumps); never mutated.
 	Msg types.Resource
+	// wire is its encoding as an entry of a response (codec.go).
+	wire wireEntries
 	// id mixes name and content hashes into 64 bits; a list's version is
 	// the sum of its members' ids (listVersion), so it costs an addition
 	// per member, and swapping one member costs two.
@@ -95,8 +98,26 @@ func newResource(msg types.Resource) (*Resource, error) {
 		return nil, fmt.Errorf("marshal %s: %w", name, err)
 	}
 	sum := sha256.Sum256(b)
-	return &Resource{Name: name, Version: hex.EncodeToString(sum[:8]), Msg: msg, id: resourceID(name, sum[:8]),
-		Any: &anypb.Any{TypeUrl: typeURLOf(msg), Value: b}}, nil
+	r := &Resource{Name: name, Version: hex.EncodeToString(sum[:8]), Msg: msg, id: resourceID(name, sum[:8]),
+		Any: &anypb.Any{TypeUrl: typeURLOf(msg), Value: b}}
+	r.wire = encodeEntries(r.Name, r.Version, r.Any.TypeUrl, b)
+	return r, nil
+}
+
+// deltaEntry is the resource as an entry of a DeltaDiscoveryResponse's
+// resources; sotwEntry as one of a DiscoveryResponse's.
+func (r *Resource) deltaEntry() mem.BufferSlice {
+	if r.wire.delta == nil { // not made by newResource
+		return encodeEntries(r.Name, r.Version, r.Any.GetTypeUrl(), r.Any.GetValue()).delta
+	}
+	return r.wire.delta
+}
+
+func (r *Resource) sotwEntry() mem.BufferSlice {
+	if r.wire.sotw == nil {
+		return encodeEntries(r.Name, r.Version, r.Any.GetTypeUrl(), r.Any.GetValue()).sotw
+	}
+	return r.wire.sotw
 }
 
 // resourceID mixes a resource's name and content hash.

@@ -4,7 +4,6 @@ import (
 	"slices"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // StreamAggregatedResources serves a state-of-the-world ADS stream: each
@@ -81,14 +80,11 @@ func (c *conn) sendSotw(stream discovery.AggregatedDiscoveryService_StreamAggreg
 	}
 	nonce := c.s.nextNonce()
 	return c.send(idx, nonce, size, func() error {
-		resp := &discovery.DiscoveryResponse{VersionInfo: version, TypeUrl: typeOrder[idx], Nonce: nonce,
-			Resources: make([]*anypb.Any, len(items))}
-		for i, r := range items {
-			resp.Resources[i] = r.Any
-		}
+		head := &discovery.DiscoveryResponse{VersionInfo: version, TypeUrl: typeOrder[idx], Nonce: nonce}
 		// Booked before the send: the proxy's ACK may be handled right after.
 		w.sent, w.nonce = version, nonce
-		c.recordSent(resp.TypeUrl, version, t.version, size)
-		return stream.Send(resp)
+		c.recordSent(head.TypeUrl, version, t.version, size)
+		// The codec sends the resources' shared encodings (codec.go).
+		return stream.SendMsg(&sotwResponse{head: head, items: items})
 	})
 }
