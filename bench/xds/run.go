@@ -155,7 +155,7 @@ func (r *runner) measureProxies(ctx context.Context, res *result) error {
 	time.Sleep(time.Second)
 	res.rssK, _ = r.control.memMiB()
 	if r.o.profileDir != "" {
-		if err := r.saveProfile(ctx, "heap", "/debug/pprof/heap"); err != nil {
+		if err := r.saveProfile(ctx, "heap", "/debug/pprof/heap?gc=1"); err != nil {
 			r.o.logf("%s: heap profile: %v", r.pt, err)
 		}
 	}
