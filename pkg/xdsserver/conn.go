@@ -3,6 +3,7 @@ package xdsserver
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"io"
 	"slices"
 	"sync"
@@ -375,8 +376,41 @@ func intern(names []string, t *typeResources) []string {
 			out[i] = r.Name
 		}
 	}
-	return out
+	return sharedNames(out)
 }
+
+// sharedNames returns a list equal to names that other watches may hold
+// too: the proxies of one view subscribe the same thousand EDS names, and
+// need not each keep the list (nobody changes a watch's names in place).
+func sharedNames(names []string) []string {
+	if len(names) < minShared {
+		return names
+	}
+	h := fnv.New64a()
+	for _, n := range names {
+		h.Write([]byte(n))
+		h.Write([]byte{0})
+	}
+	k := h.Sum64()
+	nameLists.Lock()
+	defer nameLists.Unlock()
+	if have, ok := nameLists.m[k]; ok && slices.Equal(have, names) {
+		return have
+	}
+	if len(nameLists.m) >= maxNameLists {
+		clear(nameLists.m) // bounded: start over rather than grow
+	}
+	nameLists.m[k] = names
+	return names
+}
+
+// maxNameLists bounds nameLists: a few lists per view.
+const maxNameLists = 1 << 14
+
+var nameLists = struct {
+	sync.Mutex
+	m map[uint64][]string
+}{m: map[uint64][]string{}}
 
 // proxyVersion is the version a proxy announces, as istiod reads it
 // (node metadata ISTIO_VERSION), else its user agent version.

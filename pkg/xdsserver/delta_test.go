@@ -144,3 +144,21 @@ func TestDeltaReconnectSendsOnlyTheDifference(t *testing.T) {
 		t.Fatalf("after reconnect: sent %v, removed %v", names(resp), resp.RemovedResources)
 	}
 }
+
+// Proxies subscribing the same names share one interned list.
+func TestSubscriptionNamesShared(t *testing.T) {
+	var names []string
+	for i := range 50 {
+		names = append(names, xdsgen.ClusterName("outbound", 80, "", "svc"+strconv.Itoa(i)+".default.svc.cluster.local"))
+	}
+	var a, b watch
+	a.subscribe(slices.Clone(names), nil, nil)
+	b.subscribe(slices.Clone(names), nil, nil)
+	if &a.names[0] != &b.names[0] {
+		t.Fatal("two watches with the same names hold separate lists")
+	}
+	b.subscribe([]string{"extra"}, nil, nil)
+	if len(a.names) != 50 || slices.Contains(a.names, "extra") {
+		t.Fatal("a subscription change of one watch changed another's names")
+	}
+}
