@@ -369,7 +369,7 @@ func intern(names []string, t *typeResources) []string {
 	slices.Sort(out)
 	out = slices.Compact(out)
 	if t == nil {
-		return out
+		return sharedNames(out)
 	}
 	for i, n := range out {
 		if r := t.find(n); r != nil {
