@@ -66,6 +66,7 @@ func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
 	}
 	sort.Strings(c.deps.Endpoints)
 	sort.Strings(c.deps.Routes)
+	sort.Strings(c.deps.VirtualHosts)
 	sort.Strings(c.rt.Warming)
 	return c.rt, c.deps, nil
 }
@@ -76,6 +77,9 @@ type CompileCounts struct {
 	ListenersCompiled, ListenersReused int
 	RoutesCompiled, RoutesReused       int
 	ClustersCompiled, ClustersReused   int
+	// The virtual hosts of the route tables compiled or reused (a table
+	// compiled reuses the virtual hosts that did not change).
+	VirtualHostsCompiled, VirtualHostsReused int
 }
 
 // compiler is one Compile run.
@@ -119,28 +123,59 @@ func (c *compiler) listeners() error {
 }
 
 func (c *compiler) routes() error {
+	var vhds map[string][]*route.VirtualHost // grouped once, when a configuration has vhds
 	for _, name := range c.deps.Routes {
 		msg, ok := c.opts.Resources.Items[xdsclient.RouteType][name]
 		if !ok {
 			c.rt.Warming = append(c.rt.Warming, "route "+name)
 			continue
 		}
-		if t := c.prev.Routes[name]; t != nil && c.unchanged(xdsclient.RouteType, name, msg) {
-			c.rt.Routes[name] = t
-			c.rt.Counts.RoutesReused++
-			continue
-		}
 		rc := msg.(*route.RouteConfiguration)
-		if err := rc.ValidateAll(); err != nil {
-			return fmt.Errorf("route %q: %w", name, err)
+		if rc.Vhds != nil && vhds == nil {
+			vhds = c.opts.Resources.VirtualHostsByConfig()
 		}
-		t, err := router.Compile(rc)
-		if err != nil {
+		if err := c.route(name, rc, vhds[name]); err != nil {
 			return err
 		}
-		c.rt.Routes[name] = t
-		c.rt.Counts.RoutesCompiled++
 	}
+	return nil
+}
+
+// route compiles one route configuration, with its VHDS virtual hosts
+// when it has vhds, or takes it from the previous runtime when neither
+// changed. A configuration with vhds whose first VHDS answer has not come
+// is checked but not served: it warms (Envoy's VhdsSubscription init
+// target), as a route configuration not received yet does.
+func (c *compiler) route(name string, rc *route.RouteConfiguration, vhosts []*route.VirtualHost) error {
+	prev := c.prev.Routes[name]
+	answered := true
+	if rc.Vhds == nil {
+		vhosts = nil // VHDS names in its namespace are no longer followed
+	} else {
+		c.deps.VirtualHosts = append(c.deps.VirtualHosts, name)
+		answered = c.opts.Resources.VHDSAnswered[name]
+	}
+	if prev != nil && answered && c.unchanged(xdsclient.RouteType, name, rc) && prev.SameVHDS(vhosts) {
+		c.rt.Routes[name] = prev
+		c.rt.Counts.RoutesReused++
+		c.rt.Counts.VirtualHostsReused += prev.Len()
+		return nil
+	}
+	if err := rc.ValidateAll(); err != nil {
+		return fmt.Errorf("route %q: %w", name, err)
+	}
+	t, err := router.CompileWith(router.CompileOptions{Config: rc, VHDSResolved: rc.Vhds != nil, VHDS: vhosts, Previous: prev})
+	if err != nil {
+		return err
+	}
+	c.rt.Counts.VirtualHostsCompiled += t.VirtualHostsCompiled
+	c.rt.Counts.VirtualHostsReused += t.VirtualHostsReused
+	if !answered {
+		c.rt.Warming = append(c.rt.Warming, "virtual hosts "+name)
+		return nil
+	}
+	c.rt.Routes[name] = t
+	c.rt.Counts.RoutesCompiled++
 	return nil
 }
 
