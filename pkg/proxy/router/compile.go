@@ -164,3 +164,13 @@ func (t *Table) SameVHDS(vhosts []*route.VirtualHost) bool {
 
 // Len is the number of virtual hosts in the table.
 func (t *Table) Len() int { return len(t.sources) }
+
+// VirtualHostNames are the table's virtual hosts in order: the route
+// configuration's own, then its VHDS ones.
+func (t *Table) VirtualHostNames() []string {
+	out := make([]string, len(t.sources))
+	for i, s := range t.sources {
+		out[i] = s.vh.Name
+	}
+	return out
+}
