@@ -148,6 +148,9 @@ func (c *compiler) routes() error {
 // target), as a route configuration not received yet does.
 func (c *compiler) route(name string, rc *route.RouteConfiguration, vhosts []*route.VirtualHost) error {
 	prev := c.prev.Routes[name]
+	if prev == nil {
+		prev = c.prev.warmingRoutes[name] // checked while it waited for VHDS
+	}
 	answered := true
 	if rc.Vhds == nil {
 		vhosts = nil // VHDS names in its namespace are no longer followed
@@ -172,6 +175,10 @@ func (c *compiler) route(name string, rc *route.RouteConfiguration, vhosts []*ro
 	c.rt.Counts.VirtualHostsReused += t.VirtualHostsReused
 	if !answered {
 		c.rt.Warming = append(c.rt.Warming, "virtual hosts "+name)
+		if c.rt.warmingRoutes == nil {
+			c.rt.warmingRoutes = map[string]*router.Table{}
+		}
+		c.rt.warmingRoutes[name] = t
 		return nil
 	}
 	c.rt.Routes[name] = t

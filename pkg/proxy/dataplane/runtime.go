@@ -31,6 +31,9 @@ type Runtime struct {
 	Services map[string]*istiometrics.Service
 	// Warming lists resources referenced but not received yet.
 	Warming []string
+	// warmingRoutes are the route tables checked but not served, as their
+	// first VHDS answer has not come; the next compile starts from them.
+	warmingRoutes map[string]*router.Table
 	// Source is the xDS the runtime was built from, for /config_dump.
 	Source xdsclient.Resources
 	Built  time.Time

@@ -90,6 +90,10 @@ func TestCompileVHDS(t *testing.T) {
 	if tb == nil || !rt2.Ready() {
 		t.Fatalf("after the answer: table served %v, warming %v", tb != nil, rt2.Warming)
 	}
+	// The table checked while warming is served as it is.
+	if c := rt2.Counts; c.VirtualHostsCompiled != 0 || c.RoutesReused == 0 {
+		t.Errorf("after an answer that changed nothing: counts %+v, want the warming table reused", c)
+	}
 	rc := res.Items[xdsclient.RouteType][name].(*route.RouteConfiguration)
 	want := []string{rc.VirtualHosts[0].Name}
 	want = append(want, slices.Sorted(maps.Keys(res.Items[xdsclient.VirtualHostType]))...)
