@@ -27,9 +27,15 @@ import (
 //   - The view holds the virtual hosts by resource name (the message's own
 //     name equals it, decodeDelta); removals come by name.
 //   - A VirtualHost response answers every namespace subscribed when it
-//     arrives (Envoy's delta WatchMap hands each watch an update, an
-//     empty one when nothing is for it, and VhdsSubscription::onConfigUpdate
-//     marks its init target ready): Resources.VHDSAnswered.
+//     arrives: Resources.VHDSAnswered. Envoy's route configuration is
+//     initialised on its VhdsSubscription's first update (vhds.cc,
+//     init_target_); the control plane answers every new VirtualHost
+//     subscription, with an empty response when it has no virtual host for
+//     it (issue 10's contract). A Delta response does not say which
+//     subscription it answers, so one that was on its way before a
+//     subscription answers it too. (Envoy's delta WatchMap hands a
+//     namespace watch only updates in its namespace, so an Envoy with none
+//     waits for initial_fetch_timeout; sluice does not wait.)
 //   - A route configuration unsubscribed from, or that lost its vhds,
 //     is unsubscribed from on VHDS too, and its virtual hosts forgotten.
 //   - Over SotW a route configuration with vhds is NACKed (vhds.cc:
