@@ -272,7 +272,7 @@ func decodeDelta(typeURL string, r *discovery.Resource) (string, proto.Message, 
 		return "", nil, fmt.Errorf("resource %q: ttl is not supported (resources do not expire)", name)
 	}
 	if len(r.Aliases) > 0 {
-		return "", nil, fmt.Errorf("resource %q: aliases are not supported (VHDS only)", name)
+		return "", nil, fmt.Errorf("resource %q: aliases are not supported (on-demand VHDS is not followed)", name)
 	}
 	if r.Resource == nil {
 		return name, nil, nil
