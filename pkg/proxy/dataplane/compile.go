@@ -3,6 +3,7 @@ package dataplane
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sort"
 	"time"
@@ -123,7 +124,7 @@ func (c *compiler) listeners() error {
 }
 
 func (c *compiler) routes() error {
-	var vhds map[string][]*route.VirtualHost // grouped once, when a configuration has vhds
+	var vhds map[string][]*route.VirtualHost // grouped when a configuration has vhds
 	for _, name := range c.deps.Routes {
 		msg, ok := c.opts.Resources.Items[xdsclient.RouteType][name]
 		if !ok {
@@ -132,13 +133,31 @@ func (c *compiler) routes() error {
 		}
 		rc := msg.(*route.RouteConfiguration)
 		if rc.Vhds != nil && vhds == nil {
-			vhds = c.opts.Resources.VirtualHostsByConfig()
+			vhds = c.vhdsGroups()
 		}
 		if err := c.route(name, rc, vhds[name]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// vhdsGroups are the view's VHDS virtual hosts by route configuration,
+// taken from the previous runtime when the view's VirtualHost map is the
+// one it grouped (the xDS client shares a type's map between views until
+// a response of that type comes), so an EDS or CDS update does not
+// regroup and sort every virtual host.
+func (c *compiler) vhdsGroups() map[string][]*route.VirtualHost {
+	items := c.opts.Resources.Items[xdsclient.VirtualHostType]
+	if c.prev.vhds.groups != nil && reflect.ValueOf(c.prev.vhds.items).UnsafePointer() == reflect.ValueOf(items).UnsafePointer() {
+		c.rt.vhds = c.prev.vhds
+	} else {
+		c.rt.vhds = vhdsGrouping{items: items, groups: c.opts.Resources.VirtualHostsByConfig()}
+		if c.rt.vhds.groups == nil {
+			c.rt.vhds.groups = map[string][]*route.VirtualHost{}
+		}
+	}
+	return c.rt.vhds.groups
 }
 
 // route compiles one route configuration, with its VHDS virtual hosts

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -132,6 +133,9 @@ func TestCompileVHDS(t *testing.T) {
 	}
 	if rt4.Routes[name] != rt3.Routes[name] || rt4.Counts.RoutesCompiled != 0 {
 		t.Errorf("unchanged VHDS view: table reused %v, counts %+v", rt4.Routes[name] == rt3.Routes[name], rt4.Counts)
+	}
+	if reflect.ValueOf(rt4.vhds.groups).UnsafePointer() != reflect.ValueOf(rt3.vhds.groups).UnsafePointer() {
+		t.Error("the same VirtualHost map was grouped again")
 	}
 
 	// A VHDS virtual host that breaks a rule is an error naming it.
