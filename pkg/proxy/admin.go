@@ -11,12 +11,14 @@ import (
 	"strings"
 	"sync/atomic"
 
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/filters/rbac"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
+	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 	"github.com/sluice-mesh/sluice/pkg/xdsredact"
 )
 
@@ -125,11 +127,18 @@ func (p *Proxy) configDump(w http.ResponseWriter, r *http.Request) {
 	if e := p.lastErr.Load(); e != nil {
 		out.Runtime["last_rejection"] = *e
 	}
+	vhds := rt.Source.VirtualHostsByConfig()
 	for typ, items := range rt.Source.Items {
 		short := typ[strings.LastIndexByte(typ, '.')+1:]
 		for _, name := range slices.Sorted(maps.Keys(items)) {
+			m := items[name]
+			if rc, ok := m.(*route.RouteConfiguration); ok && rc.Vhds != nil {
+				// As Envoy's, the route configuration in use: its
+				// virtual hosts and those VHDS gave it.
+				m = xdsclient.MergedRouteConfig(rc, vhds[name])
+			}
 			// Private keys (gateway credentials) redacted, as Envoy's config_dump.
-			b, err := protojson.Marshal(xdsredact.Redact(items[name]))
+			b, err := protojson.Marshal(xdsredact.Redact(m))
 			if err == nil {
 				out.XDS[short] = append(out.XDS[short], b)
 			}

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sort"
 	"time"
@@ -66,6 +67,7 @@ func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
 	}
 	sort.Strings(c.deps.Endpoints)
 	sort.Strings(c.deps.Routes)
+	sort.Strings(c.deps.VirtualHosts)
 	sort.Strings(c.rt.Warming)
 	return c.rt, c.deps, nil
 }
@@ -76,6 +78,9 @@ type CompileCounts struct {
 	ListenersCompiled, ListenersReused int
 	RoutesCompiled, RoutesReused       int
 	ClustersCompiled, ClustersReused   int
+	// The virtual hosts of the route tables compiled or reused (a table
+	// compiled reuses the virtual hosts that did not change).
+	VirtualHostsCompiled, VirtualHostsReused int
 }
 
 // compiler is one Compile run.
@@ -119,28 +124,84 @@ func (c *compiler) listeners() error {
 }
 
 func (c *compiler) routes() error {
+	var vhds map[string][]*route.VirtualHost // grouped when a configuration has vhds
 	for _, name := range c.deps.Routes {
 		msg, ok := c.opts.Resources.Items[xdsclient.RouteType][name]
 		if !ok {
 			c.rt.Warming = append(c.rt.Warming, "route "+name)
 			continue
 		}
-		if t := c.prev.Routes[name]; t != nil && c.unchanged(xdsclient.RouteType, name, msg) {
-			c.rt.Routes[name] = t
-			c.rt.Counts.RoutesReused++
-			continue
-		}
 		rc := msg.(*route.RouteConfiguration)
-		if err := rc.ValidateAll(); err != nil {
-			return fmt.Errorf("route %q: %w", name, err)
+		if rc.Vhds != nil && vhds == nil {
+			vhds = c.vhdsGroups()
 		}
-		t, err := router.Compile(rc)
-		if err != nil {
+		if err := c.route(name, rc, vhds[name]); err != nil {
 			return err
 		}
-		c.rt.Routes[name] = t
-		c.rt.Counts.RoutesCompiled++
 	}
+	return nil
+}
+
+// vhdsGroups are the view's VHDS virtual hosts by route configuration,
+// taken from the previous runtime when the view's VirtualHost map is the
+// one it grouped (the xDS client shares a type's map between views until
+// a response of that type comes), so an EDS or CDS update does not
+// regroup and sort every virtual host.
+func (c *compiler) vhdsGroups() map[string][]*route.VirtualHost {
+	items := c.opts.Resources.Items[xdsclient.VirtualHostType]
+	if c.prev.vhds.groups != nil && reflect.ValueOf(c.prev.vhds.items).UnsafePointer() == reflect.ValueOf(items).UnsafePointer() {
+		c.rt.vhds = c.prev.vhds
+	} else {
+		c.rt.vhds = vhdsGrouping{items: items, groups: c.opts.Resources.VirtualHostsByConfig()}
+		if c.rt.vhds.groups == nil {
+			c.rt.vhds.groups = map[string][]*route.VirtualHost{}
+		}
+	}
+	return c.rt.vhds.groups
+}
+
+// route compiles one route configuration, with its VHDS virtual hosts
+// when it has vhds, or takes it from the previous runtime when neither
+// changed. A configuration with vhds whose first VHDS answer has not come
+// is checked but not served: it warms (Envoy's VhdsSubscription init
+// target), as a route configuration not received yet does.
+func (c *compiler) route(name string, rc *route.RouteConfiguration, vhosts []*route.VirtualHost) error {
+	prev := c.prev.Routes[name]
+	if prev == nil {
+		prev = c.prev.warmingRoutes[name] // checked while it waited for VHDS
+	}
+	answered := true
+	if rc.Vhds == nil {
+		vhosts = nil // VHDS names in its namespace are no longer followed
+	} else {
+		c.deps.VirtualHosts = append(c.deps.VirtualHosts, name)
+		answered = c.opts.Resources.VHDSAnswered[name]
+	}
+	if prev != nil && answered && c.unchanged(xdsclient.RouteType, name, rc) && prev.SameVHDS(vhosts) {
+		c.rt.Routes[name] = prev
+		c.rt.Counts.RoutesReused++
+		c.rt.Counts.VirtualHostsReused += prev.Len()
+		return nil
+	}
+	if err := rc.ValidateAll(); err != nil {
+		return fmt.Errorf("route %q: %w", name, err)
+	}
+	t, err := router.CompileWith(router.CompileOptions{Config: rc, VHDSResolved: rc.Vhds != nil, VHDS: vhosts, Previous: prev})
+	if err != nil {
+		return err
+	}
+	c.rt.Counts.VirtualHostsCompiled += t.VirtualHostsCompiled
+	c.rt.Counts.VirtualHostsReused += t.VirtualHostsReused
+	if !answered {
+		c.rt.Warming = append(c.rt.Warming, "virtual hosts "+name)
+		if c.rt.warmingRoutes == nil {
+			c.rt.warmingRoutes = map[string]*router.Table{}
+		}
+		c.rt.warmingRoutes[name] = t
+		return nil
+	}
+	c.rt.Routes[name] = t
+	c.rt.Counts.RoutesCompiled++
 	return nil
 }
 

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 	"github.com/sluice-mesh/sluice/pkg/proxy/router"
@@ -31,6 +34,12 @@ type Runtime struct {
 	Services map[string]*istiometrics.Service
 	// Warming lists resources referenced but not received yet.
 	Warming []string
+	// warmingRoutes are the route tables checked but not served, as their
+	// first VHDS answer has not come; the next compile starts from them.
+	warmingRoutes map[string]*router.Table
+	// vhds are the VHDS virtual hosts grouped by route configuration
+	// (compile.go vhdsGroups), with the map they were grouped from.
+	vhds vhdsGrouping
 	// Source is the xDS the runtime was built from, for /config_dump.
 	Source xdsclient.Resources
 	Built  time.Time
@@ -112,4 +121,10 @@ func (s *StatsStore) Each(f func(name string, st *upstream.Stats)) {
 	for _, n := range names {
 		f(n, s.Cluster(n))
 	}
+}
+
+// vhdsGrouping is a view's VirtualHost map grouped by route configuration.
+type vhdsGrouping struct {
+	items  map[string]proto.Message
+	groups map[string][]*route.VirtualHost
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"maps"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -90,6 +91,21 @@ var fields = xdsfields.Table{
 	name(&core.HeaderValue{}):       set("key", "value", "raw_value"),
 }
 
+// vhdsFields is fields with the route configuration's vhds, for a
+// configuration whose vhds the caller resolved (CompileOptions.VHDSResolved):
+// its config_source is ads (the one ADS stream, Delta), checked by
+// checkRouteConfig.
+var vhdsFields = func() xdsfields.Table {
+	t := maps.Clone(fields)
+	rc := maps.Clone(fields[name(&route.RouteConfiguration{})])
+	rc["vhds"] = true
+	t[name(&route.RouteConfiguration{})] = rc
+	t[name(&route.Vhds{})] = set("config_source")
+	t[name(&core.ConfigSource{})] = set("ads", "resource_api_version")
+	t[name(&core.AggregatedConfigSource{})] = set()
+	return t
+}()
+
 func name(m proto.Message) protoreflect.FullName { return m.ProtoReflect().Descriptor().FullName() }
 
 func set(names ...protoreflect.Name) map[protoreflect.Name]bool {
@@ -107,9 +123,18 @@ var (
 
 // checkRouteConfig checks the route configuration's own fields; its
 // virtual hosts are checked as they are compiled.
-func checkRouteConfig(rc *route.RouteConfiguration) error {
-	if err := fields.Check(rc, virtualHostType); err != nil {
+func checkRouteConfig(rc *route.RouteConfiguration, vhdsResolved bool) error {
+	// Without the caller's resolution, vhds is not on the allow-list.
+	tbl := fields
+	if vhdsResolved {
+		tbl = vhdsFields
+	}
+	if err := tbl.Check(rc, virtualHostType); err != nil {
 		return err
+	}
+	// The proxy follows VHDS over its one ADS stream.
+	if rc.Vhds != nil && rc.Vhds.GetConfigSource().GetAds() == nil {
+		return fmt.Errorf("vhds.config_source: only ads is supported")
 	}
 	if rc.GetValidateClusters().GetValue() {
 		return fmt.Errorf("validate_clusters true: not supported (a missing cluster answers cluster_not_found_response_code)")

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -26,6 +25,15 @@ type Table struct {
 	suffixes []wildcard // "*.example.com", longest first
 	prefixes []wildcard // "example.*", longest first
 	any      *VirtualHost
+	// sources are the virtual hosts compiled, in order, each with the
+	// message it was built from, for the next compile to reuse
+	// (compile.go).
+	sources []source
+	// vhdsCount: the last vhdsCount sources came from VHDS.
+	vhdsCount int
+	// VirtualHostsCompiled and VirtualHostsReused say how many virtual
+	// hosts building the table compiled and took from the previous one.
+	VirtualHostsCompiled, VirtualHostsReused int
 }
 
 type wildcard struct {
@@ -78,60 +86,6 @@ func (rt *Route) FilterConfig(slot httpfilter.Slot) any {
 // DecoratorHeader is the header that carries a route's decorator
 // operation upstream (Envoy's x-envoy-decorator-operation).
 const DecoratorHeader = "X-Envoy-Decorator-Operation"
-
-// Compile builds a Table; any route it cannot honour is an error, so the
-// proxy NACKs config it would otherwise silently ignore.
-func Compile(rc *route.RouteConfiguration) (*Table, error) {
-	t := &Table{Name: rc.Name, exact: map[string]*VirtualHost{}}
-	if err := checkRouteConfig(rc); err != nil {
-		return nil, fmt.Errorf("route config %q: %w", rc.Name, err)
-	}
-	for _, vh := range rc.VirtualHosts {
-		if err := checkVirtualHost(vh); err != nil {
-			return nil, fmt.Errorf("route config %q: virtual host %q: %w", rc.Name, vh.Name, err)
-		}
-		cvh := &VirtualHost{Name: vh.Name}
-		switch vh.RequireTls {
-		case route.VirtualHost_NONE:
-		case route.VirtualHost_ALL:
-			cvh.tlsRedirect = &Route{Name: "require_tls", VHost: vh.Name, path: pathMatch{kind: 'p', value: "/", caseSensitive: true},
-				Action: Action{Kind: Redirect, Redirect: &RedirectAction{Scheme: "https", Code: 301}}}
-		default:
-			// EXTERNAL_ONLY exempts requests Envoy deems internal
-			// (x-envoy-internal), which the proxy does not track.
-			return nil, fmt.Errorf("route config %q: virtual host %q: require_tls %v: only ALL is supported", rc.Name, vh.Name, vh.RequireTls)
-		}
-		for i, r := range vh.Routes {
-			cr, err := compileRoute(r, vh)
-			if err != nil {
-				return nil, fmt.Errorf("route config %q: virtual host %q: route %d (%q): %w", rc.Name, vh.Name, i, r.Name, err)
-			}
-			cvh.Routes = append(cvh.Routes, cr)
-		}
-		for _, d := range vh.Domains {
-			d = strings.ToLower(d)
-			switch {
-			case d == "*":
-				if t.any != nil {
-					return nil, fmt.Errorf("route config %q: domain \"*\" in two virtual hosts", rc.Name)
-				}
-				t.any = cvh
-			case strings.HasPrefix(d, "*"):
-				t.suffixes = append(t.suffixes, wildcard{part: d[1:], vh: cvh})
-			case strings.HasSuffix(d, "*"):
-				t.prefixes = append(t.prefixes, wildcard{part: d[:len(d)-1], vh: cvh})
-			default:
-				if _, dup := t.exact[d]; dup {
-					return nil, fmt.Errorf("route config %q: domain %q in two virtual hosts", rc.Name, d)
-				}
-				t.exact[d] = cvh
-			}
-		}
-	}
-	sort.SliceStable(t.suffixes, func(i, j int) bool { return len(t.suffixes[i].part) > len(t.suffixes[j].part) })
-	sort.SliceStable(t.prefixes, func(i, j int) bool { return len(t.prefixes[i].part) > len(t.prefixes[j].part) })
-	return t, nil
-}
 
 func compileRoute(r *route.Route, vh *route.VirtualHost) (*Route, error) {
 	if err := checkRoute(r); err != nil {

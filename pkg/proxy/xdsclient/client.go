@@ -31,6 +31,8 @@ var (
 	EndpointType = resourcev3.EndpointType
 	ListenerType = resourcev3.ListenerType
 	RouteType    = resourcev3.RouteType
+	// VirtualHostType is VHDS (vhds.go): Delta only.
+	VirtualHostType = resourcev3.VirtualHostType
 )
 
 // Protocol is the ADS variant the client speaks.
@@ -62,10 +64,13 @@ func ParseProtocol(s string) (Protocol, error) {
 const DefaultMaxMessageBytes = 256 << 20
 
 // Dependencies names what accepted resources refer to: the EDS and RDS
-// resources the client must subscribe to next.
+// resources the client must subscribe to next, and the route
+// configurations whose virtual hosts come from VHDS (their names are the
+// VHDS subscriptions, vhds.go).
 type Dependencies struct {
-	Endpoints []string
-	Routes    []string
+	Endpoints    []string
+	Routes       []string
+	VirtualHosts []string
 }
 
 // Options configure a Client.

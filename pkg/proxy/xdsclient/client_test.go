@@ -43,6 +43,8 @@ type world struct {
 	clusters map[string]uint32
 	tags     map[string]string
 	padding  int
+	// vhds: the route configuration has VHDS over ADS.
+	vhds bool
 }
 
 func anyOf(t testing.TB, m proto.Message) *anypb.Any {
@@ -78,6 +80,9 @@ func (w world) snapshot(t testing.TB, version int) *cachev3.Snapshot {
 			Name: "vh", Domains: []string{"*"},
 			Routes: []*route.Route{{Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
 				Action: &route.Route_Route{Route: &route.RouteAction{ClusterSpecifier: &route.RouteAction_Cluster{Cluster: "svc"}}}}}}}}},
+	}
+	if w.vhds {
+		res[resourcev3.RouteType][0].(*route.RouteConfiguration).Vhds = &route.Vhds{ConfigSource: adsSource()}
 	}
 	for name, port := range w.clusters {
 		tag := w.tags[name]
@@ -217,6 +222,12 @@ func (cp *controlPlane) sentSince(n int) []sent {
 	return append([]sent(nil), cp.deltaSent[n:]...)
 }
 
+func (cp *controlPlane) sotwRequests() []*discovery.DiscoveryRequest {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return append([]*discovery.DiscoveryRequest(nil), cp.sotwReqs...)
+}
+
 func (cp *controlPlane) requests() []*discovery.DeltaDiscoveryRequest {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
@@ -331,8 +342,13 @@ func describe(r Resources) string {
 
 func startClient(t *testing.T, opts Options) (*proxy, *Client) {
 	p := &proxy{}
+	return p, startClientWith(t, opts, p.apply)
+}
+
+// startClientWith runs a client compiling with apply until the test ends.
+func startClientWith(t *testing.T, opts Options, apply func(Resources) (Dependencies, error)) *Client {
 	opts.Node = &core.Node{Id: testNode}
-	opts.Apply = p.apply
+	opts.Apply = apply
 	c := New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -341,7 +357,7 @@ func startClient(t *testing.T, opts Options) (*proxy, *Client) {
 		c.Run(ctx)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	return p, c
+	return c
 }
 
 func eventually(t *testing.T, what string, check func() error) {

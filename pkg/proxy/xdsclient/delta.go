@@ -21,8 +21,12 @@ type deltaSub struct {
 	// wildcard: CDS and LDS, subscribed with an empty first request
 	// (the protocol's legacy wildcard, as Envoy subscribes to them).
 	wildcard bool
-	// names are the EDS/RDS resources subscribed to.
+	// names are the EDS/RDS resources subscribed to; for VHDS, the
+	// namespaces (route configuration names, vhds.go).
 	names map[string]struct{}
+	// namespaced: names are namespaces (VHDS), each covering every
+	// resource named "<namespace>/<any>".
+	namespaced bool
 	// opened: a request for the type went out on this stream. A
 	// non-wildcard type is opened only with names, as an empty first
 	// request would be a wildcard subscription.
@@ -53,6 +57,8 @@ func (c *Client) deltaStream(ctx context.Context, conn *grpc.ClientConn) error {
 		ListenerType: {wildcard: true},
 		EndpointType: {names: nameSet(c.deps.Endpoints)},
 		RouteType:    {names: nameSet(c.deps.Routes)},
+		// Delta only: over SotW route configurations with vhds are NACKed.
+		VirtualHostType: {names: nameSet(c.deps.VirtualHosts), namespaced: true},
 	}}
 	if err := d.open(); err != nil {
 		return d.streamErr("subscribe", err)
@@ -96,12 +102,12 @@ func (d *deltaSession) send(req *discovery.DeltaDiscoveryRequest) error {
 	return d.ads.Send(req)
 }
 
-// open sends each type's first request: wildcard CDS and LDS, the EDS and
-// RDS names earlier streams followed (so a reconnect does not wait for
+// open sends each type's first request: wildcard CDS and LDS, the EDS,
+// RDS and VHDS names earlier streams followed (so a reconnect does not wait for
 // CDS/LDS before endpoints and routes), each with the versions the client
 // holds, so the control plane sends only what changed since.
 func (d *deltaSession) open() error {
-	for _, t := range []string{ClusterType, ListenerType, EndpointType, RouteType} {
+	for _, t := range []string{ClusterType, ListenerType, EndpointType, RouteType, VirtualHostType} {
 		s := d.subs[t]
 		if !s.wildcard && len(s.names) == 0 {
 			continue
@@ -132,13 +138,19 @@ func (d *deltaSession) respond(resp *discovery.DeltaDiscoveryResponse) error {
 	return d.send(req)
 }
 
-// follow subscribes to the EDS and RDS names accepted clusters and
-// listeners now refer to and unsubscribes from those they no longer do.
+// follow subscribes to the EDS, RDS and VHDS names accepted clusters,
+// listeners and route configurations now refer to and unsubscribes from
+// those they no longer do.
 func (d *deltaSession) follow() error {
-	for _, t := range []string{EndpointType, RouteType} {
-		want := d.c.deps.Endpoints
-		if t == RouteType {
+	for _, t := range []string{EndpointType, RouteType, VirtualHostType} {
+		var want []string
+		switch t {
+		case EndpointType:
+			want = d.c.deps.Endpoints
+		case RouteType:
 			want = d.c.deps.Routes
+		case VirtualHostType:
+			want = d.c.deps.VirtualHosts
 		}
 		s := d.subs[t]
 		wantSet := nameSet(want)
@@ -159,7 +171,7 @@ func (d *deltaSession) follow() error {
 		s.names = wantSet
 		// Like Envoy, forget what is unsubscribed: the control plane will
 		// not say when it goes away.
-		d.c.forget(t, unsub)
+		d.c.forget(t, unsub, s.namespaced)
 		if !s.opened && len(sub) == 0 {
 			continue
 		}
@@ -198,10 +210,8 @@ func (c *Client) handleDelta(resp *discovery.DeltaDiscoveryResponse, s *deltaSub
 			return fmt.Errorf("resource %q twice in one response", name)
 		}
 		seen[name] = struct{}{}
-		if !s.wildcard {
-			if _, ok := s.names[name]; !ok {
-				continue // not subscribed to: Envoy ignores it too
-			}
+		if !s.covers(name) {
+			continue // not subscribed to: Envoy ignores it too
 		}
 		if msg == nil {
 			// No body: a heartbeat of a resource held (TTL refresh), or
@@ -231,6 +241,9 @@ func (c *Client) handleDelta(resp *discovery.DeltaDiscoveryResponse, s *deltaSub
 			"name", re.GetResourceName().GetName(), "err", re.GetErrorDetail().GetMessage())
 	}
 	candidate := c.accepted.withType(t, items, resp.SystemVersionInfo)
+	if s.namespaced {
+		candidate.VHDSAnswered = answeredBy(candidate.VHDSAnswered, s)
+	}
 	deps, err := c.opts.Apply(candidate)
 	if err != nil {
 		return err
@@ -259,7 +272,7 @@ func decodeDelta(typeURL string, r *discovery.Resource) (string, proto.Message, 
 		return "", nil, fmt.Errorf("resource %q: ttl is not supported (resources do not expire)", name)
 	}
 	if len(r.Aliases) > 0 {
-		return "", nil, fmt.Errorf("resource %q: aliases are not supported (VHDS only)", name)
+		return "", nil, fmt.Errorf("resource %q: aliases are not supported (on-demand VHDS is not followed)", name)
 	}
 	if r.Resource == nil {
 		return name, nil, nil
@@ -290,13 +303,25 @@ func removedNames(resp *discovery.DeltaDiscoveryResponse) ([]string, error) {
 	return out, nil
 }
 
-// forget drops resources the client unsubscribed from from its view.
-func (c *Client) forget(typeURL string, names []string) {
+// forget drops resources the client unsubscribed from from its view;
+// namespaced (VHDS): every resource in the namespaces named, which are
+// no longer answered either.
+func (c *Client) forget(typeURL string, names []string, namespaced bool) {
 	held := c.accepted.Items[typeURL]
 	var drop []string
-	for _, n := range names {
-		if _, ok := held[n]; ok {
-			drop = append(drop, n)
+	if namespaced {
+		gone := nameSet(names)
+		for n := range held {
+			if _, ok := gone[VirtualHostConfig(n)]; ok {
+				drop = append(drop, n)
+			}
+		}
+		c.forgetAnswered(names)
+	} else {
+		for _, n := range names {
+			if _, ok := held[n]; ok {
+				drop = append(drop, n)
+			}
 		}
 	}
 	if len(drop) == 0 {
@@ -327,4 +352,22 @@ func sortedNames(set map[string]struct{}) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// forgetAnswered drops VHDS namespaces unsubscribed from from the answered
+// ones: subscribed again, they wait for a new answer.
+func (c *Client) forgetAnswered(names []string) {
+	answered := c.accepted.VHDSAnswered
+	var out map[string]bool
+	for _, n := range names {
+		if answered[n] {
+			if out == nil {
+				out = maps.Clone(answered)
+			}
+			delete(out, n)
+		}
+	}
+	if out != nil {
+		c.accepted.VHDSAnswered = out
+	}
 }

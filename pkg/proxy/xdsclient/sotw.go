@@ -115,6 +115,11 @@ func (c *Client) handleSotW(resp *discovery.DiscoveryResponse) error {
 		}
 		items[name] = msg
 	}
+	if resp.TypeUrl == RouteType {
+		if err := checkNoVHDS(items); err != nil {
+			return err
+		}
+	}
 	candidate := c.accepted.withType(resp.TypeUrl, items, resp.VersionInfo)
 	deps, err := c.opts.Apply(candidate)
 	if err != nil {

@@ -12,11 +12,17 @@ import "google.golang.org/protobuf/proto"
 type Resources struct {
 	Items    map[string]map[string]proto.Message
 	Versions map[string]string
+	// VHDSAnswered holds the route configurations subscribed to over
+	// VHDS that a VirtualHost response has answered since (vhds.go):
+	// until then their virtual hosts are not known, and the route
+	// configuration is not complete (Envoy's VhdsSubscription init
+	// target). Shared between views like Items; never changed.
+	VHDSAnswered map[string]bool
 }
 
 // emptyResources is the view before anything was accepted.
 func emptyResources() Resources {
-	return Resources{Items: map[string]map[string]proto.Message{}, Versions: map[string]string{}}
+	return Resources{Items: map[string]map[string]proto.Message{}, Versions: map[string]string{}, VHDSAnswered: map[string]bool{}}
 }
 
 // withType is r with the resources of one type replaced by items at
@@ -25,8 +31,9 @@ func emptyResources() Resources {
 // view).
 func (r Resources) withType(typeURL string, items map[string]proto.Message, version string) Resources {
 	out := Resources{
-		Items:    make(map[string]map[string]proto.Message, len(r.Items)+1),
-		Versions: make(map[string]string, len(r.Versions)+1),
+		Items:        make(map[string]map[string]proto.Message, len(r.Items)+1),
+		Versions:     make(map[string]string, len(r.Versions)+1),
+		VHDSAnswered: r.VHDSAnswered,
 	}
 	for t, m := range r.Items {
 		out.Items[t] = m
