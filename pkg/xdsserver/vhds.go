@@ -175,6 +175,12 @@ func (c *vhdsCache) buildSplit(rc *route.RouteConfiguration) (*splitRoute, error
 		return nil, err
 	}
 	for _, vh := range rc.GetVirtualHosts() {
+		// A proxy finds a VHDS host's route configuration before the
+		// name's last '/' (Envoy's rule): a '/' in the host's own name
+		// would file it under another configuration.
+		if strings.Contains(vh.GetName(), "/") {
+			return nil, fmt.Errorf("virtual host %q: a '/' in its name cannot be a VHDS resource name", vh.GetName())
+		}
 		named := &route.VirtualHost{}
 		copyFieldsExcept(vh.ProtoReflect(), named.ProtoReflect(), c.vhostName)
 		named.Name = VHDSName(rc.GetName(), vh.GetName())
