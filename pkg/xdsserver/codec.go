@@ -66,7 +66,7 @@ func marshalWithEntries(head proto.Message, items []*Resource, entry func(*Resou
 	if err != nil {
 		return nil, fmt.Errorf("xds codec: response: %w", err)
 	}
-	out := make(mem.BufferSlice, 0, 1+2*len(items))
+	out := make(mem.BufferSlice, 0, 1+len(items))
 	out = append(out, mem.SliceBuffer(b))
 	for _, r := range items {
 		out = append(out, entry(r)...)
@@ -99,17 +99,20 @@ const (
 )
 
 // wireEntries are a resource's encodings as an entry of a response's
-// resources field, sharing the marshalled content: the DeltaDiscovery-
-// Response entry (a discovery.Resource: version, name, the Any) and the
-// DiscoveryResponse entry (the Any), each a prefix and the content.
+// resources field: the DeltaDiscoveryResponse entry (a discovery.Resource:
+// version, name, the Any), one buffer holding the content itself, and the
+// DiscoveryResponse entry (the Any), a prefix and the same content. A
+// response's pieces are few (grpc's transport gathers a frame's pieces
+// into a cached list of 64; more are allocated per frame).
 type wireEntries struct {
 	delta, sotw mem.BufferSlice
 }
 
 // encodeEntries builds them for a resource named name at version whose
-// content is the message value of type typeURL. Empty strings and bytes
-// are left out, as proto.Marshal does.
-func encodeEntries(name, version, typeURL string, value []byte) wireEntries {
+// content is the message value of type typeURL, and returns the copy of
+// value inside the delta entry (the resource keeps that one; value is
+// garbage). Empty strings and bytes are left out, as proto.Marshal does.
+func encodeEntries(name, version, typeURL string, value []byte) (wireEntries, []byte) {
 	anyBody := 0
 	if typeURL != "" {
 		anyBody += protowire.SizeTag(fieldAnyTypeURL) + protowire.SizeBytes(len(typeURL))
@@ -135,7 +138,9 @@ func encodeEntries(name, version, typeURL string, value []byte) wireEntries {
 	if name != "" {
 		resBody += protowire.SizeTag(fieldResourceName) + protowire.SizeBytes(len(name))
 	}
-	d := protowire.AppendTag(nil, fieldResponseResources, protowire.BytesType)
+	size := protowire.SizeTag(fieldResponseResources) + protowire.SizeBytes(resBody)
+	d := make([]byte, 0, size)
+	d = protowire.AppendTag(d, fieldResponseResources, protowire.BytesType)
 	d = protowire.AppendVarint(d, uint64(resBody))
 	if version != "" {
 		d = protowire.AppendTag(d, fieldResourceVersion, protowire.BytesType)
@@ -148,18 +153,17 @@ func encodeEntries(name, version, typeURL string, value []byte) wireEntries {
 	d = protowire.AppendTag(d, fieldResourceAny, protowire.BytesType)
 	d = protowire.AppendVarint(d, uint64(anyBody))
 	d = anyHead(d)
+	at := len(d)
+	d = append(d, value...)
+	kept := d[at:len(d):len(d)]
 
 	s := protowire.AppendTag(nil, fieldResponseResources, protowire.BytesType)
 	s = protowire.AppendVarint(s, uint64(anyBody))
 	s = anyHead(s)
 
-	var e wireEntries
-	e.delta = mem.BufferSlice{mem.SliceBuffer(d)}
-	e.sotw = mem.BufferSlice{mem.SliceBuffer(s)}
-	if len(value) > 0 {
-		var v mem.Buffer = mem.SliceBuffer(value) // boxed once, shared by every response
-		e.delta = append(e.delta, v)
-		e.sotw = append(e.sotw, v)
+	e := wireEntries{delta: mem.BufferSlice{mem.SliceBuffer(d)}, sotw: mem.BufferSlice{mem.SliceBuffer(s)}}
+	if len(kept) > 0 {
+		e.sotw = append(e.sotw, mem.SliceBuffer(kept))
 	}
-	return e
+	return e, kept
 }

@@ -35,7 +35,7 @@ func randomResource(rng *rand.Rand, i int) *Resource {
 			r.Any.Value[i] = byte(rng.IntN(256))
 		}
 	}
-	r.wire = encodeEntries(r.Name, r.Version, r.Any.TypeUrl, r.Any.Value)
+	r.wire, r.Any.Value = encodeEntries(r.Name, r.Version, r.Any.TypeUrl, r.Any.Value)
 	return r
 }
 
@@ -47,17 +47,27 @@ func decodeSliced(t *testing.T, b mem.BufferSlice, into proto.Message) {
 	}
 }
 
-// borrowedAll reports whether every resource's content is one of the
-// buffers of b itself, not a copy.
+// borrowedAll reports whether every resource's content is inside one of
+// the buffers of b itself, not a copy.
 func borrowedAll(b mem.BufferSlice, items []*Resource) bool {
-	pieces := map[*byte]bool{}
-	for _, buf := range b {
-		if d := buf.ReadOnlyData(); len(d) > 0 {
-			pieces[unsafe.SliceData(d)] = true
-		}
-	}
 	for _, r := range items {
-		if v := r.Any.GetValue(); len(v) > 0 && !pieces[unsafe.SliceData(v)] {
+		v := r.Any.GetValue()
+		if len(v) == 0 {
+			continue
+		}
+		inside := false
+		for _, buf := range b {
+			d := buf.ReadOnlyData()
+			if len(d) == 0 {
+				continue
+			}
+			lo, hi := uintptr(unsafe.Pointer(unsafe.SliceData(d))), uintptr(unsafe.Pointer(unsafe.SliceData(d)))+uintptr(len(d))
+			if p := uintptr(unsafe.Pointer(unsafe.SliceData(v))); p >= lo && p+uintptr(len(v)) <= hi {
+				inside = true
+				break
+			}
+		}
+		if !inside {
 			return false
 		}
 	}
@@ -130,7 +140,7 @@ func BenchmarkCodecDeltaResponse(b *testing.B) {
 	for i := range 1000 {
 		r := &Resource{Name: fmt.Sprintf("outbound|80||svc-%d.ns.svc.cluster.local", i), Version: "0123456789abcdef",
 			Any: &anypb.Any{TypeUrl: resourcev3.ClusterType, Value: make([]byte, 600)}}
-		r.wire = encodeEntries(r.Name, r.Version, r.Any.TypeUrl, r.Any.Value)
+		r.wire, r.Any.Value = encodeEntries(r.Name, r.Version, r.Any.TypeUrl, r.Any.Value)
 		items = append(items, r)
 		whole.Resources = append(whole.Resources, &discovery.Resource{Name: r.Name, Version: r.Version, Resource: r.Any})
 	}

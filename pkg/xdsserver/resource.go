@@ -100,7 +100,8 @@ func newResource(msg types.Resource) (*Resource, error) {
 	sum := sha256.Sum256(b)
 	r := &Resource{Name: name, Version: hex.EncodeToString(sum[:8]), Msg: msg, id: resourceID(name, sum[:8]),
 		Any: &anypb.Any{TypeUrl: typeURLOf(msg), Value: b}}
-	r.wire = encodeEntries(r.Name, r.Version, r.Any.TypeUrl, b)
+	// The content is kept once, inside its delta response entry.
+	r.wire, r.Any.Value = encodeEntries(r.Name, r.Version, r.Any.TypeUrl, b)
 	return r, nil
 }
 
@@ -108,14 +109,16 @@ func newResource(msg types.Resource) (*Resource, error) {
 // resources; sotwEntry as one of a DiscoveryResponse's.
 func (r *Resource) deltaEntry() mem.BufferSlice {
 	if r.wire.delta == nil { // not made by newResource
-		return encodeEntries(r.Name, r.Version, r.Any.GetTypeUrl(), r.Any.GetValue()).delta
+		e, _ := encodeEntries(r.Name, r.Version, r.Any.GetTypeUrl(), r.Any.GetValue())
+		return e.delta
 	}
 	return r.wire.delta
 }
 
 func (r *Resource) sotwEntry() mem.BufferSlice {
 	if r.wire.sotw == nil {
-		return encodeEntries(r.Name, r.Version, r.Any.GetTypeUrl(), r.Any.GetValue()).sotw
+		e, _ := encodeEntries(r.Name, r.Version, r.Any.GetTypeUrl(), r.Any.GetValue())
+		return e.sotw
 	}
 	return r.wire.sotw
 }
