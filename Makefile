@@ -16,7 +16,7 @@ CONFORMANCE_TEST = bin/conformance.test
 # How long `make fuzz` runs each fuzz test (bench/fuzz.sh runs longer).
 FUZZTIME ?= 3s
 
-.PHONY: build demo test checks tidy-check fmt-check vet staticcheck lint fuzz bench bench-xds golden
+.PHONY: build demo test checks tidy-check fmt-check vet staticcheck lint fuzz bench bench-xds golden kube-apiserver
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -59,6 +59,13 @@ lint: staticcheck
 # Every Fuzz* test of the module, each for $(FUZZTIME) (see bench/fuzz.sh).
 fuzz:
 	GO=$(GO) ./bench/fuzz.sh $(FUZZTIME)
+
+# The kube-apiserver that internal/kubetest runs, built from k8s.io/kubernetes
+# with the Go module proxy into ~/.cache/sluice/kube/VERSION (once per
+# version; .ci/run runs it; the tests run it too when the binary is missing
+# and CI is not true).
+kube-apiserver:
+	GO=$(GO) nice -n 10 ./hack/build-kube-apiserver.sh
 
 golden:
 	$(GO) test ./pkg/xdsgen -update
