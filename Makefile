@@ -16,7 +16,7 @@ CONFORMANCE_TEST = bin/conformance.test
 # How long `make fuzz` runs each fuzz test (bench/fuzz.sh runs longer).
 FUZZTIME ?= 3s
 
-.PHONY: build demo test checks tidy-check fmt-check vet staticcheck lint fuzz bench bench-xds golden kube-apiserver
+.PHONY: build demo test checks tidy-check fmt-check vet staticcheck lint fuzz bench bench-xds golden kube-binaries
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -60,11 +60,12 @@ lint: staticcheck
 fuzz:
 	GO=$(GO) ./bench/fuzz.sh $(FUZZTIME)
 
-# The kube-apiserver that internal/kubetest runs, built from k8s.io/kubernetes
-# with the Go module proxy into ~/.cache/sluice/kube/VERSION (once per
-# version; .ci/run runs it; the tests run it too when the binary is missing
-# and CI is not true).
-kube-apiserver:
+# The etcd and kube-apiserver that internal/kubetest runs, built from their
+# modules with the Go module proxy into ~/.cache/sluice/kube (once per
+# version; .ci/run runs this; the tests build a missing one themselves
+# unless CI=true).
+kube-binaries:
+	GO=$(GO) nice -n 10 ./hack/build-etcd.sh
 	GO=$(GO) nice -n 10 ./hack/build-kube-apiserver.sh
 
 golden:

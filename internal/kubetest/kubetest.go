@@ -1,6 +1,6 @@
-// Package kubetest runs a real Kubernetes API server for tests: Debian's
-// etcd and kube-apiserver built from k8s.io/kubernetes (see
-// hack/build-kube-apiserver.sh), on loopback with free ports, serving TLS,
+// Package kubetest runs a real Kubernetes API server for tests: etcd and
+// kube-apiserver built from their modules (hack/build-etcd.sh,
+// hack/build-kube-apiserver.sh; cached by version), on loopback with free ports, serving TLS,
 // authenticating an admin by client certificate, authorizing with RBAC,
 // running the default admission plugins (so mutating and validating
 // webhooks on 127.0.0.1 are called), signing service account tokens
@@ -29,6 +29,8 @@ type Options struct {
 	// Version is the Kubernetes release of kube-apiserver (default
 	// DefaultVersion).
 	Version string
+	// EtcdVersion is the etcd release (default DefaultEtcdVersion).
+	EtcdVersion string
 	// APIServerArgs are extra kube-apiserver flags, appended after the
 	// defaults (a later flag wins), e.g. "--feature-gates=...".
 	APIServerArgs []string
@@ -71,11 +73,14 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.Version == "" {
 		opts.Version = DefaultVersion
 	}
+	if opts.EtcdVersion == "" {
+		opts.EtcdVersion = DefaultEtcdVersion
+	}
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 2 * time.Minute
 	}
-	etcdBin := etcdBinary(t)
-	apiBin := apiServerBinary(t, opts.Version)
+	etcdBin := binary(t, etcdSpec(opts.EtcdVersion))
+	apiBin := binary(t, apiServerSpec(opts.Version))
 	dir, err := os.MkdirTemp("", "kubetest-")
 	if err != nil {
 		t.Fatalf("kubetest: %v", err)

@@ -38,6 +38,7 @@ func TestCluster(t *testing.T) {
 	t.Run("CRD", func(t *testing.T) { testCRD(t, c) })
 	t.Run("Webhook", func(t *testing.T) { testWebhook(t, c) })
 	t.Run("Informer", func(t *testing.T) { testInformer(t, c) })
+	t.Run("WatchList", func(t *testing.T) { testWatchList(t, c) })
 }
 
 // testKubeconfig loads Cluster.Kubeconfig as a client would and asks the
