@@ -9,8 +9,9 @@
 // There is no kube-controller-manager, scheduler or kubelet: objects are
 // stored and admitted as in a cluster, but nothing reconciles them. So a
 // namespace has no "default" ServiceAccount unless the test makes one
-// (Cluster.CreateNamespace does), deleted namespaces stay Terminating,
-// Services get no EndpointSlices and Pods are never scheduled.
+// (Cluster.CreateNamespace does) nor kube-root-ca.crt ConfigMap, deleted
+// namespaces stay Terminating, nothing is garbage-collected, Services get
+// no EndpointSlices (tests write them) and Pods are never scheduled.
 package kubetest
 
 import (

@@ -36,6 +36,7 @@ func TestCluster(t *testing.T) {
 	t.Run("TokenReview", func(t *testing.T) { testTokenReview(t, c) })
 	t.Run("RBAC", func(t *testing.T) { testRBAC(t, c) })
 	t.Run("CRD", func(t *testing.T) { testCRD(t, c) })
+	t.Run("Workload", func(t *testing.T) { testWorkload(t, c) })
 	t.Run("Webhook", func(t *testing.T) { testWebhook(t, c) })
 	t.Run("Informer", func(t *testing.T) { testInformer(t, c) })
 	t.Run("WatchList", func(t *testing.T) { testWatchList(t, c) })
