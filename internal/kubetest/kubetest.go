@@ -63,6 +63,12 @@ type Cluster struct {
 	pki       *pki
 	etcd      *process
 	apiserver *process
+
+	// How kube-apiserver was started, for RestartAPIServer.
+	apiBin       string
+	apiArgs      []string
+	startTimeout time.Duration
+	restarts     int
 }
 
 // Start runs etcd and kube-apiserver for the test, waits until the API

@@ -40,6 +40,7 @@ func TestCluster(t *testing.T) {
 	t.Run("Webhook", func(t *testing.T) { testWebhook(t, c) })
 	t.Run("Informer", func(t *testing.T) { testInformer(t, c) })
 	t.Run("WatchList", func(t *testing.T) { testWatchList(t, c) })
+	t.Run("Restart", func(t *testing.T) { testRestart(t, c) }) // last: it restarts the API server
 }
 
 // testKubeconfig loads Cluster.Kubeconfig as a client would and asks the
