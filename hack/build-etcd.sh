@@ -40,7 +40,7 @@ trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
 echo "build-etcd: building etcd $ETCD_VERSION into $OUT" >&2
 
-smod="$(cd "$work" && GOFLAGS=-mod=mod "$GO" mod download -json "go.etcd.io/etcd/server/v3@$ETCD_VERSION" |
+smod="$(cd "$work" && GOFLAGS="-mod=mod -buildvcs=false" "$GO" mod download -json "go.etcd.io/etcd/server/v3@$ETCD_VERSION" |
   sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
 if [ ! -f "$smod" ]; then
   echo "build-etcd: go mod download go.etcd.io/etcd/server/v3@$ETCD_VERSION gave no go.mod" >&2
@@ -66,8 +66,8 @@ import (
 func main() { etcdmain.Main(os.Args) }
 GO
 cd "$work"
-GOFLAGS=-mod=mod "$GO" mod tidy
-CGO_ENABLED=0 GOFLAGS=-mod=mod "$GO" build -trimpath -ldflags "-s -w" -o "$work/etcd" .
+GOFLAGS="-mod=mod -buildvcs=false" "$GO" mod tidy
+CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" "$GO" build -trimpath -ldflags "-s -w" -o "$work/etcd" .
 "$work/etcd" --version >&2
 mv -f "$work/etcd" "$OUT.tmp.$$"
 mv -f "$OUT.tmp.$$" "$OUT"

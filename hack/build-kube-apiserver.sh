@@ -45,7 +45,7 @@ start=$(date +%s)
 echo "build-kube-apiserver: building kube-apiserver $KUBE_VERSION (staging modules $STAGING_VERSION) into $OUT; this takes minutes" >&2
 
 # Kubernetes' own go.mod, from the module proxy.
-kmod="$(cd "$work" && GOFLAGS=-mod=mod "$GO" mod download -json "k8s.io/kubernetes@$KUBE_VERSION" |
+kmod="$(cd "$work" && GOFLAGS="-mod=mod -buildvcs=false" "$GO" mod download -json "k8s.io/kubernetes@$KUBE_VERSION" |
   sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
 if [ ! -f "$kmod" ]; then
   echo "build-kube-apiserver: go mod download k8s.io/kubernetes@$KUBE_VERSION gave no go.mod" >&2
@@ -92,8 +92,8 @@ cd "$work"
 # go mod tidy resolves the graph and writes go.sum (checked against the
 # checksum database like any download); -e: test-only imports of far-away
 # packages do not stop it.
-GOFLAGS=-mod=mod "$GO" mod tidy -e
-CGO_ENABLED=0 GOFLAGS=-mod=mod "$GO" build -trimpath -ldflags "$ldflags" \
+GOFLAGS="-mod=mod -buildvcs=false" "$GO" mod tidy -e
+CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" "$GO" build -trimpath -ldflags "$ldflags" \
   -o "$work/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
 "$work/kube-apiserver" --version >&2
 mv -f "$work/kube-apiserver" "$OUT.tmp.$$"
