@@ -16,7 +16,7 @@ CONFORMANCE_TEST = bin/conformance.test
 # How long `make fuzz` runs each fuzz test (bench/fuzz.sh runs longer).
 FUZZTIME ?= 3s
 
-.PHONY: build demo test checks tidy-check fmt-check vet staticcheck lint fuzz bench bench-xds golden
+.PHONY: build demo test checks tidy-check fmt-check vet staticcheck lint fuzz bench bench-xds golden kube-binaries
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -59,6 +59,14 @@ lint: staticcheck
 # Every Fuzz* test of the module, each for $(FUZZTIME) (see bench/fuzz.sh).
 fuzz:
 	GO=$(GO) ./bench/fuzz.sh $(FUZZTIME)
+
+# The etcd and kube-apiserver that internal/kubetest runs, built from their
+# modules with the Go module proxy into ~/.cache/sluice/kube (once per
+# version; .ci/run runs this; the tests build a missing one themselves
+# unless CI=true).
+kube-binaries:
+	GO=$(GO) nice -n 10 ./hack/build-etcd.sh
+	GO=$(GO) nice -n 10 ./hack/build-kube-apiserver.sh
 
 golden:
 	$(GO) test ./pkg/xdsgen -update

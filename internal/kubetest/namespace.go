@@ -1,0 +1,29 @@
+package kubetest
+
+import (
+	"context"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// CreateNamespace creates namespace name with labels, and its "default"
+// ServiceAccount, which kube-controller-manager's serviceaccounts
+// controller would create and without which the ServiceAccount admission
+// plugin rejects Pods that name no service account. An existing namespace
+// or ServiceAccount is left as it is.
+func (c *Cluster) CreateNamespace(t testing.TB, name string, labels map[string]string) {
+	t.Helper()
+	cs := c.Client(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("kubetest: create namespace %s: %v", name, err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: name}}
+	if _, err := cs.CoreV1().ServiceAccounts(name).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("kubetest: create serviceaccount %s/default: %v", name, err)
+	}
+}
