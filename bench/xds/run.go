@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,20 +59,24 @@ type changeResult struct {
 // result is one point's row.
 type result struct {
 	point
-	scope        bool
-	protocol     string
-	ready        []time.Duration
-	notReady     int
-	ep, cfg      changeResult
-	cpuStart     float64 // CPU to load the config and idle (0 proxies)
-	cpuConnect   float64 // CPU to serve K proxies to readiness
-	rssIdle      float64
-	rssK         float64
-	hwm          float64
-	aborted      string
-	benchCPU     float64 // the bench process's own CPU seconds for the point
-	sidecarRSS   float64
-	proxyFailure []string
+	scope      bool
+	protocol   string
+	ready      []time.Duration
+	notReady   int
+	ep, cfg    changeResult
+	cpuStart   float64 // CPU to load the config and idle (0 proxies)
+	cpuConnect float64 // CPU to serve K proxies to readiness
+	rssIdle    float64
+	rssK       float64
+	// heapIdle and heapK are the control plane's live heap (MiB, after a
+	// forced GC) with no proxies and with K: what the proxies cost beyond
+	// garbage the collector has not returned yet.
+	heapIdle, heapK float64
+	hwm             float64
+	aborted         string
+	benchCPU        float64 // the bench process's own CPU seconds for the point
+	sidecarRSS      float64
+	proxyFailure    []string
 }
 
 // runner is one running control plane with its simulated proxies.
@@ -111,6 +117,7 @@ func runPoint(ctx context.Context, o options, pt point) (*result, error) {
 	time.Sleep(time.Second)
 	res.cpuStart = r.control.cpuSeconds()
 	res.rssIdle, _ = r.control.memMiB()
+	res.heapIdle = r.liveHeapMiB(ctx)
 	if pt.proxies > 0 {
 		if err := r.measureProxies(ctx, res); err != nil {
 			return nil, err
@@ -154,6 +161,7 @@ func (r *runner) measureProxies(ctx context.Context, res *result) error {
 	res.cpuConnect = r.control.cpuSeconds() - res.cpuStart
 	time.Sleep(time.Second)
 	res.rssK, _ = r.control.memMiB()
+	res.heapK = r.liveHeapMiB(ctx)
 	if r.o.profileDir != "" {
 		if err := r.saveProfile(ctx, "heap", "/debug/pprof/heap?gc=1"); err != nil {
 			r.o.logf("%s: heap profile: %v", r.pt, err)
@@ -508,4 +516,44 @@ func (r *runner) saveProfile(ctx context.Context, kind, path string) error {
 	}
 	r.o.logf("%s: %s profile saved: %s", r.pt, kind, file)
 	return nil
+}
+
+// liveHeapMiB forces a GC in the control plane (/debug/pprof/heap?gc=1)
+// and reads its heap in use (go_memstats_heap_alloc_bytes of /metrics);
+// 0 when either fails.
+func (r *runner) liveHeapMiB(ctx context.Context) float64 {
+	get := func(path string) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.http+path, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	}
+	if _, err := get("/debug/pprof/heap?gc=1"); err != nil {
+		r.o.logf("%s: live heap: %v", r.pt, err)
+		return 0
+	}
+	body, err := get("/metrics")
+	if err != nil {
+		r.o.logf("%s: live heap: %v", r.pt, err)
+		return 0
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "go_memstats_heap_alloc_bytes "); ok {
+			b, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return b / (1 << 20)
+			}
+		}
+	}
+	r.o.logf("%s: live heap: no go_memstats_heap_alloc_bytes in /metrics", r.pt)
+	return 0
 }

@@ -63,7 +63,8 @@ var columns = []string{
 	"N x M x K", "scope", "xDS", "ready ms p50 / p99",
 	"EDS change ms p50 / p99 / max", "EDS touched / holding", "EDS bytes", "EDS CPU s",
 	"RDS change ms p50 / p99 / max", "RDS touched / holding", "RDS bytes", "RDS CPU s",
-	"CPU s load / connect", "RSS MiB idle / K / peak", "RSS per proxy KiB", "sidecar RSS MiB (10 svc, x)",
+	"CPU s load / connect", "RSS MiB idle / K / peak", "RSS per proxy KiB", "live heap MiB idle / K (KiB per proxy)",
+	"sidecar RSS MiB (10 svc, x)",
 }
 
 // printTable writes the results as a markdown table, then notes.
@@ -125,6 +126,10 @@ func row(r *result, base float64) []string {
 	cols := []string{r.point.String(), scope, r.protocol, ready}
 	cols = append(cols, changeColumns(r.ep)...)
 	cols = append(cols, changeColumns(r.cfg)...)
+	heap := "-"
+	if r.heapK > 0 && r.proxies > 0 {
+		heap = fmt.Sprintf("%.0f / %.0f (%.0f)", r.heapIdle, r.heapK, (r.heapK-r.heapIdle)*1024/float64(r.proxies))
+	}
 	return append(cols, fmt.Sprintf("%.2f / %.2f", r.cpuStart, r.cpuConnect),
-		fmt.Sprintf("%.0f / %s / %.0f", r.rssIdle, rssK, r.hwm), perProxy, sidecar)
+		fmt.Sprintf("%.0f / %s / %.0f", r.rssIdle, rssK, r.hwm), perProxy, heap, sidecar)
 }

@@ -159,6 +159,13 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 func diff(want, have []*Resource) (updated []*Resource, removed []string) {
 	i, j := 0, 0
 	for i < len(want) || j < len(have) {
+		// The same Resource on both sides (the usual case: most of a
+		// proxy's list is unchanged) needs no name compared.
+		if i < len(want) && j < len(have) && want[i] == have[j] {
+			i++
+			j++
+			continue
+		}
 		switch {
 		case j == len(have) || (i < len(want) && want[i].Name < have[j].Name):
 			updated = append(updated, want[i])

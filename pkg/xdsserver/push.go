@@ -3,7 +3,6 @@ package xdsserver
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -134,16 +133,7 @@ func (s *Server) push(p *model.Proxy, req PushRequest) error {
 // that belong to req.Hosts and publishes the snapshot with them swapped
 // in; a proxy holding none of them is not touched.
 func (s *Server) pushEndpoints(st *proxyState, snap *Snapshot, req PushRequest, start time.Time) error {
-	var names []string
-	for _, r := range snap.types[edsIdx].items {
-		// The host is what follows the last '|' of outbound|port|subset|host
-		// (xdsgen.ClusterName); no parse, no allocation per name.
-		if i := strings.LastIndexByte(r.Name, '|'); i >= 0 {
-			if _, hit := req.Hosts[r.Name[i+1:]]; hit {
-				names = append(names, r.Name)
-			}
-		}
-	}
+	names := snap.types[edsIdx].namesOf(req.Hosts)
 	if len(names) == 0 {
 		return nil
 	}

@@ -30,6 +30,41 @@ type typeResources struct {
 	items   []*Resource // sorted by name
 	version string
 	sum     uint64 // listVersion's sum of items
+	// hosts indexes EDS names by service host, built on first use and
+	// shared by every snapshot sharing the list (withEndpoints keeps the
+	// names, so it keeps the index).
+	hosts *hostIndex
+}
+
+// hostIndex maps a service host to the EDS resource names of its
+// clusters (outbound|port|subset|host, xdsgen.ClusterName): an
+// endpoint-only push finds a proxy's clusters of the changed hosts
+// without scanning its thousand names.
+type hostIndex struct {
+	once sync.Once
+	m    map[string][]string
+}
+
+// namesOf returns the names of the list's resources of the given hosts.
+func (t *typeResources) namesOf(hosts map[string]struct{}) []string {
+	idx := t.hosts
+	if idx == nil { // a list not sealed here (tests): scan
+		idx = &hostIndex{}
+	}
+	idx.once.Do(func() {
+		idx.m = map[string][]string{}
+		for _, r := range t.items {
+			if i := strings.LastIndexByte(r.Name, '|'); i >= 0 {
+				h := r.Name[i+1:]
+				idx.m[h] = append(idx.m[h], r.Name)
+			}
+		}
+	})
+	var out []string
+	for h := range hosts {
+		out = append(out, idx.m[h]...)
+	}
+	return out
 }
 
 // The types served, in the order a push sends them (CDS before EDS, LDS
@@ -140,7 +175,7 @@ func buildViewType[T types.Resource](msgs []T, view int, resource func(types.Res
 	if err != nil {
 		return typeResources{}, err
 	}
-	t := typeResources{items: make([]*Resource, 0, len(msgs)), sum: shared.sum + own.sum}
+	t := typeResources{items: make([]*Resource, 0, len(msgs)), sum: shared.sum + own.sum, hosts: &hostIndex{}}
 	i, j := 0, 0
 	for i < len(shared.items) || j < len(own.items) {
 		switch {
@@ -278,6 +313,7 @@ func (t *typeResources) seal() error {
 		t.sum += r.key()
 	}
 	t.version = versionString(t.sum, len(t.items))
+	t.hosts = &hostIndex{}
 	return nil
 }
 
@@ -436,6 +472,6 @@ func (s *Snapshot) withEndpoints(updated []*Resource) (*Snapshot, bool) {
 	if !changed {
 		return s, false
 	}
-	out.types[edsIdx] = typeResources{items: items, sum: sum, version: versionString(sum, len(items))}
+	out.types[edsIdx] = typeResources{items: items, sum: sum, version: versionString(sum, len(items)), hosts: old.hosts}
 	return &out, true
 }
