@@ -490,58 +490,44 @@ func (r *runner) startCPUProfile(ctx context.Context) (wait func()) {
 // saveProfile saves the control plane's profile at path (/debug/pprof/...)
 // as <kind>-<point>.pb.gz in the -profile folder.
 func (r *runner) saveProfile(ctx context.Context, kind, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.http+path, nil)
+	body, err := r.controlGet(ctx, path)
 	if err != nil {
 		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	file := filepath.Join(r.o.profileDir, kind+"-"+r.pt.String()+".pb.gz")
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := os.WriteFile(file, body, 0o644); err != nil {
 		return err
 	}
 	r.o.logf("%s: %s profile saved: %s", r.pt, kind, file)
 	return nil
 }
 
+// controlGet reads one of the control plane's HTTP endpoints (at most 64 MiB).
+func (r *runner) controlGet(ctx context.Context, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.http+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+}
+
 // liveHeapMiB forces a GC in the control plane (/debug/pprof/heap?gc=1)
 // and reads its heap in use (go_memstats_heap_alloc_bytes of /metrics);
 // 0 when either fails.
 func (r *runner) liveHeapMiB(ctx context.Context) float64 {
-	get := func(path string) ([]byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.http+path, nil)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
-		}
-		return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	}
-	if _, err := get("/debug/pprof/heap?gc=1"); err != nil {
+	if _, err := r.controlGet(ctx, "/debug/pprof/heap?gc=1"); err != nil {
 		r.o.logf("%s: live heap: %v", r.pt, err)
 		return 0
 	}
-	body, err := get("/metrics")
+	body, err := r.controlGet(ctx, "/metrics")
 	if err != nil {
 		r.o.logf("%s: live heap: %v", r.pt, err)
 		return 0
