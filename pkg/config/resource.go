@@ -3,7 +3,9 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -90,17 +92,12 @@ func (r *Resource) Key() Key { return Key{Kind: r.Kind, Namespace: r.Namespace, 
 // SortResources orders resources by kind, namespace and name, the order
 // every generator iterates in so output is deterministic.
 func SortResources(rs []*Resource) {
-	sort.Slice(rs, func(i, j int) bool { return lessKey(rs[i].Key(), rs[j].Key()) })
+	slices.SortFunc(rs, func(a, b *Resource) int { return CompareKeys(a.Key(), b.Key()) })
 }
 
-func lessKey(a, b Key) bool {
-	if a.Kind != b.Kind {
-		return a.Kind < b.Kind
-	}
-	if a.Namespace != b.Namespace {
-		return a.Namespace < b.Namespace
-	}
-	return a.Name < b.Name
+// CompareKeys orders keys by kind, namespace, then name.
+func CompareKeys(a, b Key) int {
+	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 }
 
 // SortByCreation orders resources oldest first, as Istio breaks conflicts

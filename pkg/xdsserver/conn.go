@@ -71,6 +71,10 @@ type watch struct {
 	// have is, for delta, what the proxy holds after the responses sent:
 	// sorted by name. For a wildcard type it is the snapshot's own slice.
 	have []*Resource
+	// from is, for delta, the snapshot list have was last computed from
+	// (the same slice: lists are shared and never changed); a flush that
+	// finds the same list and no subscription change has nothing to do.
+	from []*Resource
 }
 
 func (c *conn) protocol() string {

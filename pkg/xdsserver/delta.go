@@ -76,6 +76,7 @@ func (w *watch) subscribe(add, remove []string, t *typeResources) {
 		w.have = dropName(w.have, n)
 		w.answer = true
 	}
+	w.from = nil // the wanted part changes
 	for _, n := range remove {
 		if n == "*" {
 			w.wildcard = false
@@ -127,6 +128,10 @@ func (c *conn) sendDelta(stream discovery.AggregatedDiscoveryService_DeltaAggreg
 		return nil
 	}
 	t := snap.list(idx, c.vhds)
+	if w.nonce != "" && !w.answer && sameSlice(w.from, t.items) {
+		return nil // nothing changed for this type since it was last looked at
+	}
+	w.from = t.items
 	want := w.wanted(t)
 	version := t.version
 	if !w.wildcard {
@@ -182,4 +187,9 @@ func diff(want, have []*Resource) (updated []*Resource, removed []string) {
 		}
 	}
 	return updated, removed
+}
+
+// sameSlice reports whether a and b are the same slice (not merely equal).
+func sameSlice(a, b []*Resource) bool {
+	return len(a) == len(b) && (len(a) == 0 && a != nil && b != nil || len(a) > 0 && &a[0] == &b[0])
 }

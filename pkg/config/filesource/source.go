@@ -21,6 +21,7 @@ package filesource
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -572,11 +574,8 @@ func inDocumentOrder(m map[config.Key]*config.Resource) []*config.Resource {
 	for _, r := range m {
 		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Source.Doc != out[j].Source.Doc {
-			return out[i].Source.Doc < out[j].Source.Doc
-		}
-		return out[i].Key().String() < out[j].Key().String()
+	slices.SortFunc(out, func(a, b *config.Resource) int {
+		return cmp.Or(cmp.Compare(a.Source.Doc, b.Source.Doc), config.CompareKeys(a.Key(), b.Key()))
 	})
 	return out
 }
