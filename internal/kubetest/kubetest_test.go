@@ -102,7 +102,7 @@ func testTokenReview(t *testing.T, c *Cluster) {
 	ctx := context.Background()
 	cs := c.Client(t)
 	c.CreateNamespace(t, "kubetest-sa", nil)
-	token := serviceAccountToken(t, cs, "kubetest-sa", "productpage", []string{"istio-ca"})
+	token := c.ServiceAccountToken(t, "kubetest-sa", "productpage", []string{"istio-ca"})
 	review := func(token string, audiences ...string) authnv1.TokenReviewStatus {
 		t.Helper()
 		r, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authnv1.TokenReview{
@@ -136,28 +136,6 @@ func testTokenReview(t *testing.T, c *Cluster) {
 	}
 }
 
-// serviceAccountToken creates ServiceAccount ns/name if needed and returns
-// a token for it from TokenRequest.
-func serviceAccountToken(t *testing.T, cs kubernetes.Interface, ns, name string, audiences []string) string {
-	t.Helper()
-	ctx := context.Background()
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
-	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("create serviceaccount: %v", err)
-	}
-	expiry := int64(3600)
-	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authnv1.TokenRequest{
-		Spec: authnv1.TokenRequestSpec{Audiences: audiences, ExpirationSeconds: &expiry},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("token request for %s/%s: %v", ns, name, err)
-	}
-	if len(strings.Split(tr.Status.Token, ".")) != 3 {
-		t.Fatalf("token request gave %q, not a JWT", tr.Status.Token)
-	}
-	return tr.Status.Token
-}
-
 // testRBAC checks that authorization is RBAC: a service account with no
 // bindings is authenticated by its token but may not read Secrets, until
 // a RoleBinding grants it.
@@ -165,7 +143,7 @@ func testRBAC(t *testing.T, c *Cluster) {
 	ctx := context.Background()
 	admin := c.Client(t)
 	c.CreateNamespace(t, "kubetest-rbac", nil)
-	token := serviceAccountToken(t, admin, "kubetest-rbac", "reader", nil) // the API server's own audience
+	token := c.ServiceAccountToken(t, "kubetest-rbac", "reader", nil) // the API server's own audience
 	cfg := &rest.Config{Host: c.Host, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: c.CACertPEM}}
 	reader := kubernetes.NewForConfigOrDie(cfg)
 	_, err := reader.CoreV1().Secrets("kubetest-rbac").List(ctx, metav1.ListOptions{})

@@ -2,6 +2,7 @@ package ca
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 
@@ -20,6 +21,10 @@ const TokenFix = "pass --token-file with the bootstrap token that `sluice contro
 // reads the caller's JWT (security/pkg/server/ca/authenticate).
 type Authenticator struct {
 	Tokens *Tokens
+	// Kube, when set, also accepts Kubernetes service account tokens,
+	// checked with TokenReview (kubetoken.go): a token that is neither
+	// the bootstrap token nor a bound token is reviewed by the API server.
+	Kube *KubeTokens
 }
 
 type callerKey struct{}
@@ -30,7 +35,7 @@ func (a *Authenticator) Authenticate(ctx context.Context) (Caller, error) {
 	if c, ok := ctx.Value(callerKey{}).(Caller); ok {
 		return c, nil
 	}
-	if a == nil || a.Tokens == nil {
+	if a == nil || (a.Tokens == nil && a.Kube == nil) {
 		return Caller{}, status.Error(codes.Unauthenticated, "the control plane has no token authority; it accepts no caller")
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -42,11 +47,22 @@ func (a *Authenticator) Authenticate(ctx context.Context) (Caller, error) {
 	if !ok {
 		return Caller{}, status.Error(codes.Unauthenticated, "authorization metadata is not \"Bearer <token>\"; "+TokenFix)
 	}
-	c, err := a.Tokens.Check(strings.TrimSpace(token))
-	if err != nil {
-		return Caller{}, status.Errorf(codes.Unauthenticated, "token refused: %v; %s", err, TokenFix)
+	token = strings.TrimSpace(token)
+	var err error
+	if a.Tokens != nil {
+		var c Caller
+		if c, err = a.Tokens.Check(token); err == nil {
+			return c, nil
+		}
 	}
-	return c, nil
+	if a.Kube != nil {
+		c, kerr := a.Kube.Review(ctx, token)
+		if kerr == nil {
+			return c, nil
+		}
+		err = errors.Join(err, kerr)
+	}
+	return Caller{}, status.Errorf(codes.Unauthenticated, "token refused: %v; %s", err, TokenFix)
 }
 
 // MessageCheck judges a message a caller sends on a stream (the xDS node

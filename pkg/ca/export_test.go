@@ -1,0 +1,4 @@
+package ca
+
+// ReviewResult is reviewResult for the external tests.
+var ReviewResult = reviewResult
