@@ -11,6 +11,7 @@
 package ca
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -55,6 +56,9 @@ type Options struct {
 	// MaxWorkloadTTL is the longest lifetime a request may ask for
 	// (istiod's MAX_WORKLOAD_CERT_TTL); longer requests are refused.
 	MaxWorkloadTTL time.Duration
+	// Kube, instead of Dir, keeps the CA in Secrets on Kubernetes
+	// (kubestore.go: cacerts, else istio-ca-secret).
+	Kube *KubeStore
 }
 
 // CA signs workload certificates.
@@ -97,6 +101,17 @@ func New(opts Options) (*CA, error) {
 		return nil, fmt.Errorf("ca: default workload certificate TTL %s is over the maximum %s", opts.WorkloadTTL, opts.MaxWorkloadTTL)
 	}
 	c := &CA{opts: opts}
+	if opts.Kube != nil {
+		if opts.Dir != "" {
+			return nil, fmt.Errorf("ca: the CA is kept either in a folder (%s) or in Secrets of namespace %s, not both", opts.Dir, opts.Kube.Namespace)
+		}
+		b, err := opts.Kube.load(opts.TrustDomain)
+		if err != nil {
+			return nil, fmt.Errorf("ca: %w", err)
+		}
+		c.bundle.Store(b)
+		return c, nil
+	}
 	if opts.Dir != "" {
 		b, err := loadDir(opts.Dir)
 		if err == nil {
@@ -124,14 +139,22 @@ func New(opts Options) (*CA, error) {
 // change) and reports whether the signer or the trust bundle changed. On
 // an error the CA keeps what it had.
 func (c *CA) Reload() (bool, error) {
-	if c.opts.Dir == "" {
+	if c.opts.Dir == "" && c.opts.Kube == nil {
 		return false, nil
 	}
 	c.reloadMu.Lock()
 	defer c.reloadMu.Unlock()
-	b, err := loadDir(c.opts.Dir)
+	var b *keyCertBundle
+	var err error
+	if c.opts.Kube != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), kubeStoreTimeout)
+		b, err = c.opts.Kube.read(ctx)
+		cancel()
+	} else {
+		b, err = loadDir(c.opts.Dir)
+	}
 	if err != nil {
-		return false, fmt.Errorf("ca: reload %s: %w", c.opts.Dir, err)
+		return false, fmt.Errorf("ca: reload: %w", err)
 	}
 	old := c.bundle.Load()
 	if old.signer.Equal(b.signer) && string(old.rootsPEM) == string(b.rootsPEM) && old.chainPEM == b.chainPEM {

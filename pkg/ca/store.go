@@ -32,21 +32,34 @@ const (
 	FileCertChain = "cert-chain.pem"
 )
 
+// caFiles reads one of the CA's files by name (os.ErrNotExist when it
+// is not there): from the CA folder, or from a Secret's data (kubestore.go).
+type caFiles func(name string) ([]byte, error)
+
+func dirFiles(dir string) caFiles {
+	return func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }
+}
+
 // loadDir reads the CA folder in either layout; os.ErrNotExist when it
 // holds neither.
 func loadDir(dir string) (*keyCertBundle, error) {
-	if _, err := os.Stat(filepath.Join(dir, FileCAKey)); err == nil {
-		return loadPlugin(dir)
-	}
-	return loadSelfSigned(dir)
+	return loadFiles(dirFiles(dir))
 }
 
-func loadSelfSigned(dir string) (*keyCertBundle, error) {
-	rootsPEM, err := os.ReadFile(filepath.Join(dir, FileRootCert))
+// loadFiles reads either layout.
+func loadFiles(files caFiles) (*keyCertBundle, error) {
+	if _, err := files(FileCAKey); err == nil {
+		return loadPlugin(files)
+	}
+	return loadSelfSigned(files)
+}
+
+func loadSelfSigned(files caFiles) (*keyCertBundle, error) {
+	rootsPEM, err := files(FileRootCert)
 	if err != nil {
 		return nil, err
 	}
-	key, err := readKey(filepath.Join(dir, FileRootKey))
+	key, err := readKey(files, FileRootKey)
 	if err != nil {
 		return nil, err
 	}
@@ -69,16 +82,16 @@ func loadSelfSigned(dir string) (*keyCertBundle, error) {
 	return b, nil
 }
 
-func loadPlugin(dir string) (*keyCertBundle, error) {
-	certPEM, err := os.ReadFile(filepath.Join(dir, FileCACert))
+func loadPlugin(files caFiles) (*keyCertBundle, error) {
+	certPEM, err := files(FileCACert)
 	if err != nil {
 		return nil, fmt.Errorf("plug-in CA: %w", err)
 	}
-	key, err := readKey(filepath.Join(dir, FileCAKey))
+	key, err := readKey(files, FileCAKey)
 	if err != nil {
 		return nil, fmt.Errorf("plug-in CA: %w", err)
 	}
-	rootsPEM, err := os.ReadFile(filepath.Join(dir, FileRootCert))
+	rootsPEM, err := files(FileRootCert)
 	if err != nil {
 		return nil, fmt.Errorf("plug-in CA: %w", err)
 	}
@@ -95,9 +108,9 @@ func loadPlugin(dir string) (*keyCertBundle, error) {
 		return nil, fmt.Errorf("plug-in CA: %s is not a CA certificate for the key in %s", FileCACert, FileCAKey)
 	}
 	chainPEM := ""
-	if b, err := os.ReadFile(filepath.Join(dir, FileCertChain)); err == nil {
+	if b, err := files(FileCertChain); err == nil && len(b) > 0 {
 		chainPEM = string(b)
-	} else if !errors.Is(err, os.ErrNotExist) {
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("plug-in CA: %w", err)
 	} else if !isSelfSigned(signer) {
 		chainPEM = string(certPEM)
@@ -247,14 +260,14 @@ func firstOrg(c *x509.Certificate) string {
 	return ""
 }
 
-func readKey(path string) (crypto.Signer, error) {
-	b, err := os.ReadFile(path)
+func readKey(files caFiles, name string) (crypto.Signer, error) {
+	b, err := files(name)
 	if err != nil {
 		return nil, err
 	}
 	block, _ := pem.Decode(b)
 	if block == nil {
-		return nil, fmt.Errorf("%s holds no PEM block", filepath.Base(path))
+		return nil, fmt.Errorf("%s holds no PEM block", name)
 	}
 	var key any
 	switch block.Type {
@@ -266,11 +279,11 @@ func readKey(path string) (crypto.Signer, error) {
 		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	s, ok := key.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("%s: not a signing key", filepath.Base(path))
+		return nil, fmt.Errorf("%s: not a signing key", name)
 	}
 	return s, nil
 }
