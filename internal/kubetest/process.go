@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluice-mesh/sluice/internal/testenv"
 )
 
 // stopGrace is how long etcd and kube-apiserver get after SIGTERM before
@@ -79,20 +81,7 @@ func (p *process) exited() (bool, error) {
 // Stop ends the process: SIGTERM, then SIGKILL after stopGrace. It waits for
 // the exit and is safe to call more than once.
 func (p *process) Stop() {
-	p.stop.Do(func() {
-		select {
-		case <-p.done:
-			return
-		default:
-		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(stopGrace):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p.stop.Do(func() { testenv.Terminate(p.cmd.Process, p.done, stopGrace) })
 }
 
 // tail returns the last n lines of the process's log.

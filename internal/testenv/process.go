@@ -84,20 +84,24 @@ func Start(t testing.TB, name string, args ...string) *Process {
 // Stop ends the process: SIGTERM, then SIGKILL if it has not exited after
 // StopGrace. It waits for the exit and is safe to call more than once.
 func (p *Process) Stop() {
-	p.stopOnce.Do(func() {
-		select {
-		case <-p.done:
-			return
-		default:
-		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(StopGrace):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p.stopOnce.Do(func() { Terminate(p.cmd.Process, p.done, StopGrace) })
+}
+
+// Terminate ends a started process whose exit closes done: SIGTERM, then
+// SIGKILL if it has not exited after grace; it waits for the exit.
+func Terminate(proc *os.Process, done <-chan struct{}, grace time.Duration) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	proc.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		proc.Kill()
+		<-done
+	}
 }
 
 // Done is closed when the process has exited.
