@@ -62,7 +62,7 @@ func (c *converter) bind(ri *routeInfo) []*attachment {
 		if ref.Namespace != nil {
 			ns = string(*ref.Namespace)
 		}
-		ps := &RouteParentStatus{ParentRef: describeParentRef(ref, ri.res.Namespace), ControllerName: ControllerName}
+		ps := &RouteParentStatus{ParentRef: describeParentRef(ref, ri.res.Namespace), ControllerName: ControllerName, Ref: ref}
 		switch {
 		case group == "" && kind == "Service":
 			if !ri.meshAllowed {

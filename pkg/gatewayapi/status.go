@@ -73,6 +73,9 @@ type RouteParentStatus struct {
 	// Attached lists the listeners (Gateway parents) the route is bound
 	// to, or the Service host (mesh parents).
 	Attached []string `json:"attached,omitempty"`
+	// Ref is the parent reference as written, for the status written
+	// back to a cluster (pkg/kube/gwstatus).
+	Ref gwv1.ParentReference `json:"-"`
 }
 
 func cond(typ string, ok bool, reason, msg string, args ...any) Condition {
