@@ -1,0 +1,167 @@
+package inject
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	jsonpatch "gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Status is the sidecar.istio.io/status annotation's JSON (Istio's
+// SidecarInjectionStatus), naming what injection added so it can be
+// recognised and removed.
+type Status struct {
+	InitContainers   []string `json:"initContainers"`
+	Containers       []string `json:"containers"`
+	Volumes          []string `json:"volumes"`
+	ImagePullSecrets []string `json:"imagePullSecrets"`
+	Revision         string   `json:"revision"`
+	// CaptureArgs are the istio-iptables arguments the capture init
+	// container will take (CaptureArgs); sluice has no capture yet.
+	CaptureArgs []string `json:"captureArgs,omitempty"`
+}
+
+// Labels injection adds (Istio's: the mTLS mode peers use for auto mTLS
+// and the canonical service).
+const (
+	LabelTLSMode           = "security.istio.io/tlsMode"
+	LabelCanonicalName     = "service.istio.io/canonical-name"
+	LabelCanonicalRevision = "service.istio.io/canonical-revision"
+)
+
+// Inject returns the pod with the sidecar: a mutated deep copy, the
+// input untouched. namespace is the pod's (an admitted pod's object may
+// not carry it yet). An annotation it cannot honour is an error naming
+// it, never ignored.
+func Inject(in *corev1.Pod, namespace string, cfg Config) (*corev1.Pod, error) {
+	pod := in.DeepCopy()
+	if err := checkCaptureAnnotations(pod); err != nil {
+		return nil, err
+	}
+	probers, err := rewriteProbes(pod)
+	if err != nil {
+		return nil, err
+	}
+	sc := cfg.sidecar(pod, probers)
+	status := Status{Revision: cfg.revision(), CaptureArgs: CaptureArgs(pod)}
+	if cfg.NativeSidecar {
+		// First, so the app's init containers run with the proxy up,
+		// as Istio places its native sidecar.
+		pod.Spec.InitContainers = append([]corev1.Container{sc}, pod.Spec.InitContainers...)
+		status.InitContainers = []string{ProxyContainerName}
+	} else {
+		pod.Spec.Containers = append(pod.Spec.Containers, sc)
+		status.Containers = []string{ProxyContainerName}
+	}
+	for _, v := range volumes() {
+		pod.Spec.Volumes = append(pod.Spec.Volumes, v)
+		status.Volumes = append(status.Volumes, v.Name)
+	}
+	b, err := json.Marshal(status)
+	if err != nil {
+		return nil, err
+	}
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[AnnotationStatus] = string(b)
+	prometheusAnnotations(pod.Annotations)
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Labels[LabelTLSMode] = "istio"
+	name, rev := canonicalService(pod)
+	pod.Labels[LabelCanonicalName], pod.Labels[LabelCanonicalRevision] = name, rev
+	if pod.Namespace == "" {
+		pod.Namespace = namespace
+	}
+	return pod, nil
+}
+
+// prometheusAnnotations are Istio's prometheus.io/* scrape annotations
+// without the metrics merge (the agent does not merge the app's metrics
+// into its own): the proxy's metrics port is announced unless the pod
+// has its own scrape annotations, which are left as they are (Istio
+// keeps them too, for its merge; here they win), and "false" keeps the
+// pod unscraped.
+func prometheusAnnotations(a map[string]string) {
+	if _, ok := a["prometheus.io/scrape"]; ok {
+		return
+	}
+	a["prometheus.io/scrape"] = "true"
+	a["prometheus.io/port"] = fmt.Sprint(MetricsPort)
+	a["prometheus.io/path"] = "/stats/prometheus"
+}
+
+// canonicalService is Istio's labels.CanonicalService: the name from
+// service.istio.io/canonical-name, app.kubernetes.io/name, app, else the
+// workload name (generateName without the ReplicaSet hashes is the
+// owner's; the pod name otherwise); the revision from
+// service.istio.io/canonical-revision, app.kubernetes.io/version,
+// version, else "latest".
+func canonicalService(pod *corev1.Pod) (name, rev string) {
+	name = first(pod.Labels, LabelCanonicalName, "app.kubernetes.io/name", "app")
+	if name == "" {
+		name = workloadName(pod)
+	}
+	rev = first(pod.Labels, LabelCanonicalRevision, "app.kubernetes.io/version", "version")
+	if rev == "" {
+		rev = "latest"
+	}
+	return name, rev
+}
+
+func first(l map[string]string, keys ...string) string {
+	for _, k := range keys {
+		if v := l[k]; v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// workloadName: a Deployment's pod is named <deployment>-<rs hash>-<pod
+// hash>, its generateName <deployment>-<rs hash>-; other controllers'
+// <owner>-. As Istio's kube.WorkloadNameFromWorkloadEntry/GetDeployMetaFromPod,
+// the ReplicaSet's owner is read from the pod-template-hash label.
+func workloadName(pod *corev1.Pod) string {
+	gen := strings.TrimSuffix(pod.GenerateName, "-")
+	if gen == "" {
+		return pod.Name
+	}
+	if h := pod.Labels["pod-template-hash"]; h != "" {
+		return strings.TrimSuffix(gen, "-"+h)
+	}
+	return gen
+}
+
+// Patch is the JSON patch (RFC 6902) turning original into mutated, as
+// Istio's webhook computes it (jsonpatch.CreatePatch over the two pods'
+// JSON).
+func Patch(original, mutated *corev1.Pod) ([]byte, error) {
+	a, err := json.Marshal(original)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(mutated)
+	if err != nil {
+		return nil, err
+	}
+	ops, err := jsonpatch.CreatePatch(a, b)
+	if err != nil {
+		return nil, fmt.Errorf("json patch: %w", err)
+	}
+	return json.Marshal(ops)
+}
+
+func checkCIDRs(v string) error {
+	for _, c := range strings.Split(v, ",") {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(c)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
