@@ -350,7 +350,7 @@ func TestInjectTemplate(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantCapture := "-p 15001 -z 15006 -u 1337 -m REDIRECT -i * -o 3306 -b * -d 15090,15020"
-		if st.Revision != "default" || len(st.Volumes) != 3 || strings.Join(st.CaptureArgs, " ") != wantCapture {
+		if st.Revision != "default" || len(st.Volumes) != 2 || strings.Join(st.CaptureArgs, " ") != wantCapture {
 			t.Errorf("status %+v", st)
 		}
 		if out.Annotations["prometheus.io/port"] != "15090" || out.Labels[LabelTLSMode] != "istio" ||

@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/sluice-mesh/sluice/pkg/version"
 )
 
 // Names the template gives, as Istio's injection-template.yaml.
@@ -17,7 +19,6 @@ const (
 	ProxyUID           = int64(1337)
 	VolumeToken        = "istio-token"
 	VolumeRootCert     = "istiod-ca-cert"
-	VolumeProxyState   = "istio-envoy"
 	TokenAudience      = "istio-ca"
 	TokenPath          = "/var/run/secrets/tokens"
 	RootCertPath       = "/var/run/secrets/istio"
@@ -26,6 +27,12 @@ const (
 	RootCertConfigMap = "istio-ca-root-cert"
 	MetricsPort       = 15090
 )
+
+// DefaultXDSAddress is istiod's xDS/CA port as pods reach it.
+const DefaultXDSAddress = "istiod.istio-system.svc:15012"
+
+// DefaultImage is the sluice image of this build.
+func DefaultImage() string { return "ghcr.io/sluice-mesh/sluice:" + version.Get() }
 
 // Config is what the template needs besides the pod (Istio's sidecar
 // injector values: global.proxy, the discovery address, the revision).
@@ -86,8 +93,8 @@ func fieldEnv(name, path string) corev1.EnvVar {
 }
 
 // sidecar is the istio-proxy container of Istio's template: uid/gid
-// 1337, no privilege, read-only root, the token, root certificate and a
-// writable state directory mounted, ready when the proxy has its config.
+// 1337, no privilege, read-only root, the token and root certificate
+// mounted, ready when the proxy has its config.
 func (c Config) sidecar(pod *corev1.Pod, probers string) corev1.Container {
 	uid, yes, no := ProxyUID, true, false
 	ready := &corev1.Probe{
@@ -102,7 +109,6 @@ func (c Config) sidecar(pod *corev1.Pod, probers string) corev1.Container {
 		Env: []corev1.EnvVar{
 			fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 			fieldEnv("INSTANCE_IP", "status.podIP"), fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
-			{Name: "ISTIO_META_CLUSTER_ID", Value: "Kubernetes"},
 		},
 		ReadinessProbe: ready,
 		SecurityContext: &corev1.SecurityContext{
@@ -113,7 +119,6 @@ func (c Config) sidecar(pod *corev1.Pod, probers string) corev1.Container {
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: VolumeToken, MountPath: TokenPath},
 			{Name: VolumeRootCert, MountPath: RootCertPath},
-			{Name: VolumeProxyState, MountPath: "/etc/istio/proxy"},
 		},
 		Resources: corev1.ResourceRequirements{},
 	}
@@ -135,7 +140,7 @@ func (c Config) sidecar(pod *corev1.Pod, probers string) corev1.Container {
 
 // volumes are the template's: the projected service account token for
 // audience istio-ca (what the CA checks), the root certificate
-// ConfigMap, the proxy's writable state.
+// ConfigMap (the proxy writes nothing to disk: no writable volume).
 func volumes() []corev1.Volume {
 	exp := int64(43200)
 	return []corev1.Volume{
@@ -144,7 +149,6 @@ func volumes() []corev1.Volume {
 				Audience: TokenAudience, ExpirationSeconds: &exp, Path: VolumeToken}}}}}},
 		{Name: VolumeRootCert, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: RootCertConfigMap}}}},
-		{Name: VolumeProxyState, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
 	}
 }
 
