@@ -6,7 +6,9 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/sluice-mesh/sluice/pkg/controlplane"
 	"github.com/sluice-mesh/sluice/pkg/kube/inject"
 	"github.com/sluice-mesh/sluice/pkg/meshconfig"
 )
@@ -65,4 +67,15 @@ pods already injected are left alone. -f - reads standard input.`,
 	f.StringVar(&cfg.Revision, "revision", "", "control plane revision (istio.io/rev; empty: default)")
 	f.BoolVar(&cfg.NativeSidecar, "native-sidecar", true, "run the proxy as a Kubernetes sidecar container (an init container with restartPolicy Always; Kubernetes 1.29+); false: a regular container")
 	return cmd
+}
+
+// addInjectionFlags are sluice control's flags for the injection webhook
+// it serves when it has a Kubernetes client.
+func addInjectionFlags(f *pflag.FlagSet, o *controlplane.InjectionOptions) {
+	f.StringVar(&o.Address, "injection-address", inject.DefaultWebhookAddress, "where the sidecar injection webhook listens (HTTPS, certificate from the mesh CA) when the control plane has a Kubernetes client")
+	f.StringVar(&o.URL, "injection-url", "", "URL the API server calls the injection webhook at (a control plane outside the cluster; default: the Service istiod[-<revision>] in --injection-namespace, port 443, path /inject)")
+	f.StringVar(&o.Namespace, "injection-namespace", "istio-system", "the control plane's namespace (its webhook Service's; the MutatingWebhookConfiguration is named as Istio's for it)")
+	f.StringVar(&o.Revision, "revision", "", "control plane revision (istio.io/rev): injects namespaces and pods labelled with it; empty: the default revision, which also owns istio-injection=enabled")
+	f.StringVar(&o.Image, "sidecar-image", inject.DefaultImage(), "the sluice image injected pods run")
+	f.StringVar(&o.XDSAddress, "injection-xds-address", inject.DefaultXDSAddress, "the control plane's xDS/CA address as injected proxies reach it")
 }
