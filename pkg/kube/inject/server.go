@@ -53,7 +53,9 @@ type ServerOptions struct {
 // Run serves the webhook over TLS with a certificate from the mesh CA
 // for the webhook Service's names (and the listen host), creates the
 // MutatingWebhookConfiguration if absent and keeps its caBundle equal to
-// the CA's roots (as istiod's webhook patcher), until ctx ends.
+// the CA's roots (as istiod's webhook patcher), and keeps the
+// istio-ca-root-cert ConfigMap injected pods mount in every namespace
+// (rootcert.go), until ctx ends.
 func Run(ctx context.Context, o ServerOptions) error {
 	if o.Address == "" {
 		o.Address = DefaultWebhookAddress
@@ -88,6 +90,10 @@ func Run(ctx context.Context, o ServerOptions) error {
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}
+	rc := &rootCerts{client: client, ca: o.CA, checkEvery: o.CheckEvery, report: func(ns string, err error) {
+		o.Logger.Warn("mesh root certificate ConfigMap", "namespace", ns, "err", err)
+	}}
+	go rc.run(ctx)
 	return (&patcher{client: client, opts: o}).run(ctx)
 }
 

@@ -57,6 +57,16 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 
 	cluster.CreateNamespace(t, "enabled", map[string]string{LabelInjection: "enabled"})
 	cluster.CreateNamespace(t, "plain", nil)
+	waitRootCert(t, cs, "enabled", authority.RootPEM())
+	waitRootCert(t, cs, "plain", authority.RootPEM())
+	if _, err := cs.CoreV1().ConfigMaps("kube-public").Get(context.Background(), RootCertConfigMap, metav1.GetOptions{}); err == nil {
+		t.Errorf("root certificate ConfigMap written in kube-public, which Istio skips")
+	}
+	// Deleted, it comes back.
+	if err := cs.CoreV1().ConfigMaps("plain").Delete(context.Background(), RootCertConfigMap, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitRootCert(t, cs, "plain", authority.RootPEM())
 	// The API server reads webhook configurations through its own
 	// informer: wait for the first injected pod.
 	var got *corev1.Pod
@@ -127,6 +137,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		t.Fatalf("CA reload after rotation: %v %v", changed, err)
 	}
 	waitBundle(t, cs, authority.RootPEM())
+	waitRootCert(t, cs, "enabled", authority.RootPEM())
 	n = 0
 	if err := testenv.Eventually(func() error {
 		n++
@@ -155,6 +166,23 @@ func waitBundle(t *testing.T, cs kubernetes.Interface, want []byte) {
 			if !bytes.Equal(w.ClientConfig.CABundle, want) {
 				return fmt.Errorf("webhook %s: caBundle not the CA's roots", w.Name)
 			}
+		}
+		return nil
+	}, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitRootCert waits until ns's istio-ca-root-cert holds want.
+func waitRootCert(t *testing.T, cs kubernetes.Interface, ns string, want []byte) {
+	t.Helper()
+	if err := testenv.Eventually(func() error {
+		cm, err := cs.CoreV1().ConfigMaps(ns).Get(context.Background(), RootCertConfigMap, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cm.Data[RootCertKey] != string(want) {
+			return fmt.Errorf("ConfigMap %s/%s: root-cert.pem is not the CA's roots", ns, RootCertConfigMap)
 		}
 		return nil
 	}, 20*time.Second); err != nil {
