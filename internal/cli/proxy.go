@@ -64,7 +64,11 @@ xDS: Delta (incremental) ADS by default, falling back to state of the world
 ADS when the control plane does not implement Delta (--xds-protocol).
 
 Admin: GET /ready /config_dump /stats /clusters /listeners /certs /debug/authz
-on --admin-address.`,
+on --admin-address.
+
+Agent (--agent-address, istio-agent's :15020 on Kubernetes): /healthz/ready
+and the app probes the injector rewrote (--app-probers, env
+ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
 		Example: `  sluice proxy --type sidecar --name reviews-v1 --namespace default \
     --labels app=reviews,version=v1 \
     --inbound-address 127.0.0.1:20001 --app-address 127.0.0.1:30001 \

@@ -14,6 +14,7 @@ import (
 	evanjsonpatch "gopkg.in/evanphx/json-patch.v4"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -419,3 +420,36 @@ func TestPrometheusAnnotationsKept(t *testing.T) {
 }
 
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
+
+// TestProbeRewriteKinds: a gRPC probe and a probe already aimed at the
+// agent port (no Istio input has them), and the opt-out annotation.
+func TestProbeRewriteKinds(t *testing.T) {
+	svc := "ready"
+	p := testPod()
+	p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 9090, Service: &svc}}, TimeoutSeconds: 4}
+	p.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/x", Port: intstr.FromInt(AgentPort)}}}
+	out, err := Inject(p, "bookinfo", testConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := out.Spec.Containers[0]
+	if g := app.ReadinessProbe; g.GRPC != nil || g.HTTPGet == nil || g.HTTPGet.Path != "/app-health/app/readyz" || g.HTTPGet.Port.IntVal != AgentPort || g.TimeoutSeconds != 4 {
+		t.Errorf("grpc probe rewritten to %+v", g)
+	}
+	want := `{"/app-health/app/readyz":{"grpc":{"port":9090,"service":"ready"},"timeoutSeconds":4}}`
+	if got := env(&out.Spec.InitContainers[0], EnvAppProbers); !jsonEqual(got, want) {
+		t.Errorf("%s = %s, want %s (the probe on the agent port is not recorded)", EnvAppProbers, got, want)
+	}
+	p.Annotations[AnnotationRewriteProbers] = "false"
+	out, err = Inject(p, "bookinfo", testConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Spec.Containers[0].ReadinessProbe.GRPC == nil || env(&out.Spec.InitContainers[0], EnvAppProbers) != "" {
+		t.Errorf("rewriteAppHTTPProbers=false still rewrote")
+	}
+	p.Annotations[AnnotationRewriteProbers] = "maybe"
+	if _, err := Inject(p, "bookinfo", testConfig); err == nil || !strings.Contains(err.Error(), AnnotationRewriteProbers) {
+		t.Errorf("bad %s: %v", AnnotationRewriteProbers, err)
+	}
+}
