@@ -49,7 +49,7 @@ func (c *Controller) runInjection(ctx context.Context) error {
 		o.XDSAddress = inject.DefaultXDSAddress
 	}
 	err := inject.Run(ctx, inject.ServerOptions{
-		RESTConfig: o.Kube, CA: c.security.ca, Address: o.Address, Logger: c.log,
+		RESTConfig: o.Kube, CA: c.security.ca, Address: o.Address, Logger: c.log, Metrics: inject.NewMetrics(c.metrics.reg),
 		Webhook:  inject.WebhookOptions{Revision: o.Revision, Namespace: o.Namespace, URL: o.URL},
 		Template: inject.Config{Image: o.Image, XDSAddress: o.XDSAddress, TrustDomain: c.opts.Mesh.GetTrustDomain(), Revision: o.Revision},
 	})

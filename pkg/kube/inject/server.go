@@ -46,6 +46,8 @@ type ServerOptions struct {
 	// caBundle (besides every change of the configuration; default 5s).
 	CheckEvery time.Duration
 	Logger     *slog.Logger
+	// Metrics, if set, count the webhook's requests.
+	Metrics *Metrics
 	// Ready, if set, is called with the bound address once serving.
 	Ready func(addr string)
 }
@@ -81,8 +83,9 @@ func Run(ctx context.Context, o ServerOptions) error {
 		return fmt.Errorf("injection webhook: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/inject", &Handler{Config: func() Config { return tmpl }, Logger: o.Logger})
-	mux.Handle("/inject/", &Handler{Config: func() Config { return tmpl }, Logger: o.Logger})
+	h := &Handler{Config: func() Config { return tmpl }, Logger: o.Logger, Metrics: o.Metrics}
+	mux.Handle("/inject", h)
+	mux.Handle("/inject/", h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()

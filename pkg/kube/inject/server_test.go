@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -45,6 +47,7 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 		Template:   Config{Image: "sluice:test", XDSAddress: DefaultXDSAddress, TrustDomain: "cluster.local"},
 		CheckEvery: 200 * time.Millisecond,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics:    NewMetrics(prometheus.NewRegistry()),
 	}
 	go func() { done <- Run(ctx, opts) }()
 	t.Cleanup(func() {
@@ -112,6 +115,15 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("enabled").Create(context.Background(), bad, metav1.CreateOptions{}); err == nil ||
 		!strings.Contains(err.Error(), "traffic.sidecar.istio.io/excludeOutboundPorts") {
 		t.Errorf("pod with a bad annotation: %v, want denied naming the annotation", err)
+	}
+
+	// Counted as istiod counts: the opted-out and unlabelled pods never
+	// reached the webhook (the API server's selectors); the host-network
+	// pod was skipped, the bad annotation failed.
+	m := opts.Metrics
+	ok, skip, fail, reqs := counter(m.Success), counter(m.Skip), counter(m.Failure), counter(m.Requests)
+	if skip != 1 || fail != 1 || ok < 2 || reqs != ok+skip+fail {
+		t.Errorf("metrics: requests %v success %v skip %v failure %v", reqs, ok, skip, fail)
 	}
 
 	// A caBundle changed behind our back is patched back.
@@ -214,3 +226,11 @@ func createPod(t *testing.T, cs kubernetes.Interface, ns, name string, mut func(
 }
 
 func intOrString(n int) intstr.IntOrString { return intstr.FromInt(n) }
+
+func counter(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +29,8 @@ type Handler struct {
 	// sidecar choice follows the cluster's version).
 	Config func() Config
 	Logger *slog.Logger
+	// Metrics, if set, count the requests as istiod's.
+	Metrics *Metrics
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -58,11 +61,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// admit counts as istiod's webhook: a request per pod reviewed, then a
+// skip, a success or a failure.
 func (h *Handler) admit(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
 	allow := &admissionv1.AdmissionResponse{Allowed: true}
 	if req.Kind.Kind != "Pod" || req.Operation != admissionv1.Create {
 		return allow
 	}
+	if m := h.Metrics; m != nil {
+		m.Requests.Inc()
+		start := time.Now()
+		defer func() { m.Time.Observe(time.Since(start).Seconds()) }()
+	}
+	resp := h.mutate(req)
+	if m := h.Metrics; m != nil {
+		switch {
+		case !resp.Allowed:
+			m.Failure.Inc()
+		case resp.Patch == nil:
+			m.Skip.Inc()
+		default:
+			m.Success.Inc()
+		}
+	}
+	return resp
+}
+
+func (h *Handler) mutate(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	allow := &admissionv1.AdmissionResponse{Allowed: true}
 	var pod corev1.Pod
 	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
 		return deny(fmt.Errorf("pod %s/%s: %w", req.Namespace, req.Name, err))
