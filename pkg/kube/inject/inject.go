@@ -45,6 +45,15 @@ func Inject(in *corev1.Pod, namespace string, cfg Config) (*corev1.Pod, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The labels first: the proxy announces the pod's labels as stored.
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	if pod.Labels[LabelTLSMode] == "" { // the template's `| default "istio"`
+		pod.Labels[LabelTLSMode] = "istio"
+	}
+	name, rev := canonicalService(pod)
+	pod.Labels[LabelCanonicalName], pod.Labels[LabelCanonicalRevision] = name, rev
 	sc := cfg.sidecar(pod, probers)
 	status := Status{Revision: cfg.revision(), CaptureArgs: CaptureArgs(pod)}
 	if cfg.NativeSidecar {
@@ -69,12 +78,6 @@ func Inject(in *corev1.Pod, namespace string, cfg Config) (*corev1.Pod, error) {
 	}
 	pod.Annotations[AnnotationStatus] = string(b)
 	prometheusAnnotations(pod.Annotations)
-	if pod.Labels == nil {
-		pod.Labels = map[string]string{}
-	}
-	pod.Labels[LabelTLSMode] = "istio"
-	name, rev := canonicalService(pod)
-	pod.Labels[LabelCanonicalName], pod.Labels[LabelCanonicalRevision] = name, rev
 	if pod.Namespace == "" {
 		pod.Namespace = namespace
 	}

@@ -331,7 +331,7 @@ func TestInjectTemplate(t *testing.T) {
 		}
 		args := strings.Join(sc.Args, " ")
 		for _, want := range []string{"proxy --type sidecar", "--name $(POD_NAME)", "--namespace $(POD_NAMESPACE)",
-			"--service-account $(SERVICE_ACCOUNT)", "--labels app=reviews,pod-template-hash=5d8f9c,version=v1",
+			"--service-account $(SERVICE_ACCOUNT)", "--labels app=reviews,pod-template-hash=5d8f9c,security.istio.io/tlsMode=istio,service.istio.io/canonical-name=reviews,service.istio.io/canonical-revision=v1,version=v1",
 			"--xds-address istiod.istio-system.svc:15012", "--token-file /var/run/secrets/tokens/istio-token", "--agent-address 0.0.0.0:15020"} {
 			if !strings.Contains(args, want) {
 				t.Errorf("args %q lack %q", args, want)
