@@ -8,6 +8,7 @@ import (
 
 	jsonpatch "gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
 )
 
 // Status is the sidecar.istio.io/status annotation's JSON (Istio's
@@ -54,7 +55,10 @@ func Inject(in *corev1.Pod, namespace string, cfg Config) (*corev1.Pod, error) {
 	}
 	name, rev := canonicalService(pod)
 	pod.Labels[LabelCanonicalName], pod.Labels[LabelCanonicalRevision] = name, rev
-	sc := cfg.sidecar(pod, probers)
+	sc, err := mergeOverride(pod, cfg.sidecar(pod, probers))
+	if err != nil {
+		return nil, err
+	}
 	status := Status{Revision: cfg.revision(), CaptureArgs: CaptureArgs(pod)}
 	if cfg.NativeSidecar {
 		// First, so the app's init containers run with the proxy up,
@@ -139,6 +143,46 @@ func workloadName(pod *corev1.Pod) string {
 		return strings.TrimSuffix(gen, "-"+h)
 	}
 	return gen
+}
+
+// mergeOverride: a container named istio-proxy in the pod is the user's
+// override of the template's, as Istio's (reinsertOverrides and
+// applyOverlay in pkg/kube/inject): it is merged over the template's
+// container with Kubernetes' strategic merge (its fields win; env,
+// ports and mounts merged by name) and removed from its list, the
+// merged container taking the proxy's place.
+func mergeOverride(pod *corev1.Pod, tmpl corev1.Container) (corev1.Container, error) {
+	var user *corev1.Container
+	for _, list := range []*[]corev1.Container{&pod.Spec.Containers, &pod.Spec.InitContainers} {
+		for i := range *list {
+			if (*list)[i].Name == ProxyContainerName {
+				c := (*list)[i]
+				user = &c
+				*list = append((*list)[:i:i], (*list)[i+1:]...)
+				break
+			}
+		}
+	}
+	if user == nil {
+		return tmpl, nil
+	}
+	base, err := json.Marshal(tmpl)
+	if err != nil {
+		return tmpl, err
+	}
+	over, err := json.Marshal(user)
+	if err != nil {
+		return tmpl, err
+	}
+	merged, err := strategicpatch.StrategicMergePatch(base, over, corev1.Container{})
+	if err != nil {
+		return tmpl, fmt.Errorf("container %s (the pod's override of the proxy): %w", ProxyContainerName, err)
+	}
+	var out corev1.Container
+	if err := json.Unmarshal(merged, &out); err != nil {
+		return tmpl, err
+	}
+	return out, nil
 }
 
 // Patch is the JSON patch (RFC 6902) turning original into mutated, as

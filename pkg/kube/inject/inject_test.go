@@ -13,6 +13,7 @@ import (
 
 	evanjsonpatch "gopkg.in/evanphx/json-patch.v4"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -451,5 +452,44 @@ func TestProbeRewriteKinds(t *testing.T) {
 	p.Annotations[AnnotationRewriteProbers] = "maybe"
 	if _, err := Inject(p, "bookinfo", testConfig); err == nil || !strings.Contains(err.Error(), AnnotationRewriteProbers) {
 		t.Errorf("bad %s: %v", AnnotationRewriteProbers, err)
+	}
+}
+
+// TestProxyOverride: the pod's own istio-proxy container overrides the
+// template's fields, as Istio's (proxy-override.yaml).
+func TestProxyOverride(t *testing.T) {
+	p := testPod()
+	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{
+		Name: ProxyContainerName, Image: "sluice:custom",
+		Env: []corev1.EnvVar{{Name: "EXTRA", Value: "1"}},
+		Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{
+			corev1.ResourceMemory: resource.MustParse("256Mi")}},
+	})
+	out, err := Inject(p, "bookinfo", testConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, list := range [][]corev1.Container{out.Spec.InitContainers, out.Spec.Containers} {
+		for _, c := range list {
+			if c.Name == ProxyContainerName {
+				n++
+			}
+		}
+	}
+	sc := out.Spec.InitContainers[0]
+	if n != 1 || sc.Name != ProxyContainerName || len(out.Spec.Containers) != 1 {
+		t.Fatalf("%d istio-proxy containers; init %v", n, out.Spec.InitContainers)
+	}
+	if sc.Image != "sluice:custom" || sc.Resources.Limits.Memory().String() != "256Mi" || env(&sc, "EXTRA") != "1" ||
+		len(sc.Args) == 0 || sc.Args[0] != "proxy" || sc.RestartPolicy == nil {
+		t.Errorf("merged proxy container: %+v", sc)
+	}
+	names := map[string]bool{}
+	for _, e := range sc.Env {
+		names[e.Name] = true
+	}
+	if !names["POD_NAME"] || !names["SERVICE_ACCOUNT"] || len(sc.Env) != 5 {
+		t.Errorf("template env not merged with the override's: %v", names)
 	}
 }
