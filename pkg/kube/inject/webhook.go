@@ -91,7 +91,11 @@ func (h *Handler) mutate(req *admissionv1.AdmissionRequest) *admissionv1.Admissi
 	allow := &admissionv1.AdmissionResponse{Allowed: true}
 	var pod corev1.Pod
 	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
-		return deny(fmt.Errorf("pod %s/%s: %w", req.Namespace, req.Name, err))
+		name := req.Name
+		if name == "" {
+			name = "(unnamed)"
+		}
+		return deny(fmt.Errorf("pod %s/%s: %w", req.Namespace, name, err))
 	}
 	name := req.Namespace + "/" + podName(&pod)
 	if d := Required(&pod, req.Namespace); !d.Inject {
