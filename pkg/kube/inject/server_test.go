@@ -13,10 +13,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-mesh/sluice/internal/kubetest"
 	"github.com/sluice-mesh/sluice/internal/testenv"
@@ -124,6 +126,22 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 	ok, skip, fail, reqs := counter(m.Success), counter(m.Skip), counter(m.Failure), counter(m.Requests)
 	if skip != 1 || fail != 1 || ok < 2 || reqs != ok+skip+fail {
 		t.Errorf("metrics: requests %v success %v skip %v failure %v", reqs, ok, skip, fail)
+	}
+
+	// kube-inject's output passes the API server's validation.
+	in, _ := istioCase(t, "hello-probes")
+	native := opts.Template
+	native.NativeSidecar = true
+	offline, err := InjectYAML(bytes.NewReader(in), "plain", native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dep appsv1.Deployment
+	if err := yaml.Unmarshal(offline, &dep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.AppsV1().Deployments("plain").Create(context.Background(), &dep, metav1.CreateOptions{}); err != nil {
+		t.Errorf("kube-inject output of Istio's hello-probes.yaml refused by the API server: %v", err)
 	}
 
 	// A caBundle changed behind our back is patched back.
