@@ -22,6 +22,7 @@ func newControlCommand() *cobra.Command {
 		dash                                                        controlplane.DashboardOptions
 		certTTL, maxCertTTL                                         time.Duration
 		tls, vhds                                                   bool
+		injection                                                   controlplane.InjectionOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "control",
@@ -68,7 +69,10 @@ with a certificate from the mesh CA; proxies verify it with
 					StateDir: stateDir, BootstrapTokenFile: tokenFile, XDSTLS: xdsTLS(cmd, tls, xdsAddr)},
 				Dashboard:   dash,
 				DisableVHDS: !vhds,
-				Logger:      newLogger(cmd),
+				// Injection.Kube is the cluster's client config, set with
+				// the Kubernetes config source's flags.
+				Injection: injection,
+				Logger:    newLogger(cmd),
 			})
 			if err != nil {
 				return err
@@ -77,6 +81,7 @@ with a certificate from the mesh CA; proxies verify it with
 		},
 	}
 	f := cmd.Flags()
+	addInjectionFlags(f, &injection)
 	f.StringVar(&configDir, "config-dir", "", "folder of YAML config and registry (required)")
 	f.StringVar(&meshConfig, "mesh-config", "", "Istio MeshConfig YAML file")
 	f.StringVar(&xdsAddr, "xds-address", "127.0.0.1:15010", "address to serve xDS (ADS) on")

@@ -34,6 +34,7 @@ func newProxyCommand() *cobra.Command {
 		authzExplain                               bool
 		xdsProtocol                                string
 		xdsMaxMessageBytes                         int
+		agentAddr, appProbers                      string
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -63,7 +64,11 @@ xDS: Delta (incremental) ADS by default, falling back to state of the world
 ADS when the control plane does not implement Delta (--xds-protocol).
 
 Admin: GET /ready /config_dump /stats /clusters /listeners /certs /debug/authz
-on --admin-address.`,
+on --admin-address.
+
+Agent (--agent-address, istio-agent's :15020 on Kubernetes): /healthz/ready
+and the app probes the injector rewrote (--app-probers, env
+ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
 		Example: `  sluice proxy --type sidecar --name reviews-v1 --namespace default \
     --labels app=reviews,version=v1 \
     --inbound-address 127.0.0.1:20001 --app-address 127.0.0.1:30001 \
@@ -126,6 +131,7 @@ on --admin-address.`,
 				Identity: id, XDSAddress: xdsAddr, AdminAddress: admin, Hosts: hosts, TrustDomain: trustDomain,
 				ControlPlane: cp, CertTTL: certTTL, Logger: log, AuthzExplainHeader: authzExplain,
 				MetricsAddress: metricsAddr, XDSProtocol: protocol, XDSMaxMessageBytes: xdsMaxMessageBytes,
+				AgentAddress: agentAddr, AppProbers: appProbers,
 			}).Run(cmd.Context())
 		},
 	}
@@ -155,6 +161,8 @@ on --admin-address.`,
 	f.DurationVar(&certTTL, "cert-ttl", envDuration("SECRET_TTL", 0), "workload certificate lifetime to ask for (env SECRET_TTL; default: the control plane's --workload-cert-ttl)")
 	f.StringVar(&metricsAddr, "metrics-address", "", "also serve Istio's standard metrics at <address>/stats/prometheus (Istio's :15090; off by default in local mode, where many proxies share one machine; always on the admin endpoint's /stats/prometheus)")
 	f.BoolVar(&authzExplain, "authz-explain-header", false, "name the deciding authorization policy (or \"no ALLOW policy matched\") in an X-Sluice-Authz header of each request the proxy denies (off: policy names stay private; /debug/authz, /stats and the log explain every decision regardless)")
+	f.StringVar(&agentAddr, "agent-address", "", "serve the agent port (istio-agent's :15020): /healthz/ready and the app probes sluice kube-inject and the injection webhook rewrite to /app-health/<container>/livez|readyz|startupz (off by default in local mode, where many proxies share one machine; the injected sidecar sets 0.0.0.0:15020)")
+	f.StringVar(&appProbers, "app-probers", os.Getenv("ISTIO_KUBE_APP_PROBERS"), "the app's original probes by agent path, JSON as the injector writes it (env ISTIO_KUBE_APP_PROBERS); needs --agent-address")
 	addLogFlags(cmd)
 	return cmd
 }

@@ -49,7 +49,10 @@ type Options struct {
 	// DisableVHDS sends delta xDS streams whole route configurations
 	// instead of their virtual hosts as VHDS resources (--vhds=false).
 	DisableVHDS bool
-	Logger      *slog.Logger
+	// Injection serves the sidecar injection webhook when it has a
+	// Kubernetes client (injection.go).
+	Injection InjectionOptions
+	Logger    *slog.Logger
 }
 
 // Controller runs the control plane.
@@ -178,7 +181,7 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	// changed carries the file source's raw change notifications; the
 	// debounce below is the only one between an edit and a push.
 	changed := make(chan struct{}, 1)
@@ -186,6 +189,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	go func() { errc <- c.serveHTTP(ctx, httpLis) }()
 	go func() { errc <- c.source.Run(ctx, changed) }()
 	go func() { errc <- c.security.watch(ctx) }()
+	go func() { errc <- c.runInjection(ctx) }()
 	go debounce(ctx, c.requests, c.opts.Debounce, c.rebuild)
 	go c.jwks.Run(ctx)
 	go c.dashboard.Run(ctx)

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-mesh/sluice/pkg/kube/inject"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
@@ -59,6 +60,12 @@ type Options struct {
 	// XDSMaxMessageBytes is the largest xDS response accepted
 	// (--xds-max-message-bytes; 0: xdsclient.DefaultMaxMessageBytes).
 	XDSMaxMessageBytes int
+	// AgentAddress, when set, serves the agent port (istio-agent's
+	// 15020): /healthz/ready and the app probes of AppProbers (agent.go).
+	AgentAddress string
+	// AppProbers is ISTIO_KUBE_APP_PROBERS: the app's original probes by
+	// agent path, as the injector wrote them.
+	AppProbers string
 }
 
 // DefaultWorkloadIP is the workload address a proxy assumes without --ip.
@@ -188,6 +195,16 @@ func (p *Proxy) Run(ctx context.Context) error {
 		}
 		defer stop()
 		p.log.Info("serving Istio's standard metrics", "address", "http://"+bound+"/stats/prometheus")
+	}
+	if p.opts.AgentAddress != "" {
+		bound, stop, err := p.serveAgent(p.opts.AgentAddress, p.opts.AppProbers)
+		if err != nil {
+			return fmt.Errorf("proxy: agent: %w", err)
+		}
+		defer stop()
+		p.log.Info("serving the agent port", "address", bound)
+	} else if p.opts.AppProbers != "" {
+		return fmt.Errorf("proxy: app probers given (%s) but no agent address to serve them on", inject.EnvAppProbers)
 	}
 	adminLis, err := net.Listen("tcp", p.opts.AdminAddress)
 	if err != nil {

@@ -1,0 +1,60 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/sluice-mesh/sluice/pkg/kube/inject"
+)
+
+// InjectionOptions configure the sidecar injection webhook
+// (pkg/kube/inject), served when the control plane has a Kubernetes
+// client (Kube).
+type InjectionOptions struct {
+	// Kube is the cluster; nil: no webhook.
+	Kube *rest.Config
+	// Address is where the webhook listens (default :15017, istiod's).
+	Address string
+	// URL, when set, is how the API server reaches the webhook (a control
+	// plane outside the cluster); else the Service istiod[-<rev>] in
+	// Namespace.
+	URL string
+	// Revision is the control plane's revision (istio.io/rev; "" default).
+	Revision string
+	// Namespace is the control plane's (default istio-system).
+	Namespace string
+	// Image is the sluice image injected pods run (default this build's).
+	Image string
+	// XDSAddress is the xDS/CA address as pods reach it (default
+	// istiod.istio-system.svc:15012).
+	XDSAddress string
+}
+
+// runInjection serves the webhook until ctx ends; nil at once without a
+// cluster.
+func (c *Controller) runInjection(ctx context.Context) error {
+	o := c.opts.Injection
+	if o.Kube == nil {
+		return nil
+	}
+	if o.Namespace == "" {
+		o.Namespace = "istio-system"
+	}
+	if o.Image == "" {
+		o.Image = inject.DefaultImage()
+	}
+	if o.XDSAddress == "" {
+		o.XDSAddress = inject.DefaultXDSAddress
+	}
+	err := inject.Run(ctx, inject.ServerOptions{
+		RESTConfig: o.Kube, CA: c.security.ca, Address: o.Address, Logger: c.log, Metrics: inject.NewMetrics(c.metrics.reg),
+		Webhook:  inject.WebhookOptions{Revision: o.Revision, Namespace: o.Namespace, URL: o.URL},
+		Template: inject.Config{Image: o.Image, XDSAddress: o.XDSAddress, TrustDomain: c.opts.Mesh.GetTrustDomain(), Revision: o.Revision},
+	})
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	return nil
+}
