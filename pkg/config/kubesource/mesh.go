@@ -50,12 +50,12 @@ func (s *Source) meshChanged(obj any) {
 	err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &cm)
 	var mc *meshv1alpha1.MeshConfig
 	if err == nil {
-		mc, err = meshconfig.Parse([]byte(cm.Data[MeshKey]), SourceName+" "+name)
+		mc, err = meshconfig.Parse([]byte(cm.Data[MeshKey]), name)
 	}
 	s.mu.Lock()
 	s.mesh.rv = u.GetResourceVersion()
 	if err != nil {
-		s.mesh.err = &config.Error{Source: config.Source{File: SourceName}, Err: fmt.Errorf("%s rejected; the last good MeshConfig stays in force: %w", name, err)}
+		s.mesh.err = &config.Error{Source: config.Source{File: SourceName}, Err: fmt.Errorf("%w; the last good MeshConfig stays in force", err)}
 		s.opts.Logf("config: %v", s.mesh.err)
 	} else {
 		s.mesh.good, s.mesh.err = mc, nil
