@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"sort"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 )
@@ -22,20 +24,21 @@ type watched struct {
 // kinds are what the source watches: every kind pkg/config decodes or
 // reports as not enforced (support_table.go, notenforced.go), the
 // Kubernetes registry kinds (Services, EndpointSlices, Pods, Nodes,
-// Namespaces; pkg/registry reads them) and the Secrets a Gateway's
-// credentialName can name. Istio's credentials controller reads
-// kubernetes.io/tls and generic (Opaque) Secrets
-// (pilot/pkg/credentials/kube/secrets.go, extractCertInfo), so only those
-// two types are listed: service account tokens, docker configs and the
-// like never enter the control plane's memory.
+// Namespaces; pkg/registry reads them) and the Secrets a Gateway's or
+// DestinationRule's credentialName can name. Those are selected as
+// istiod's credentials controller selects them
+// (pilot/pkg/credentials/kube/secrets.go, SecretsFieldSelector): every
+// type but Helm releases and service account tokens, which can never hold
+// a credential and would only fill the control plane's memory; the
+// credential code then reads kubernetes.io/tls and generic (Opaque)
+// layouts.
 var kinds = []watched{
 	{group: "", resource: "services"},
 	{group: "", resource: "namespaces"},
 	{group: "", resource: "pods"},
 	{group: "", resource: "nodes"},
 	{group: "discovery.k8s.io", resource: "endpointslices"},
-	{group: "", resource: "secrets", fieldSelector: "type=kubernetes.io/tls", name: "secrets(kubernetes.io/tls)"},
-	{group: "", resource: "secrets", fieldSelector: "type=Opaque", name: "secrets(Opaque)"},
+	{group: "", resource: "secrets", fieldSelector: secretsFieldSelector},
 
 	{group: "networking.istio.io", resource: "virtualservices"},
 	{group: "networking.istio.io", resource: "destinationrules"},
@@ -65,6 +68,11 @@ var kinds = []watched{
 	{group: "gateway.networking.x-k8s.io", resource: "xlistenersets"},
 	{group: "gateway.networking.x-k8s.io", resource: "xbackendtrafficpolicies"},
 }
+
+// secretsFieldSelector is istiod's SecretsFieldSelector.
+var secretsFieldSelector = fields.AndSelectors(
+	fields.OneTermNotEqualSelector("type", "helm.sh/release.v1"),
+	fields.OneTermNotEqualSelector("type", string(corev1.SecretTypeServiceAccountToken))).String()
 
 // resolved is a watched kind with the version the API server serves it at.
 type resolved struct {

@@ -65,6 +65,8 @@ func gvr(u *unstructured.Unstructured) schema.GroupVersionResource {
 		res = "serviceentries"
 	case "ConfigMap":
 		res = "configmaps"
+	case "Secret":
+		res = "secrets"
 	}
 	return gv.WithResource(res)
 }
@@ -302,6 +304,33 @@ data:
 		})
 		if s.Mesh.GetTrustDomain() != "example.org" {
 			t.Errorf("last good MeshConfig not kept: %v", s.Mesh)
+		}
+	})
+	t.Run("secrets", func(t *testing.T) {
+		f.apply(`
+apiVersion: v1
+kind: Secret
+metadata: {name: web-cert, namespace: shop}
+type: kubernetes.io/tls
+stringData: {tls.crt: CERT, tls.key: KEY}
+`)
+		// A service account token can hold no credential: not watched,
+		// as istiod's SecretsFieldSelector.
+		f.apply(`
+apiVersion: v1
+kind: Secret
+metadata: {name: sa-token, namespace: shop, annotations: {kubernetes.io/service-account.name: default}}
+type: kubernetes.io/service-account-token
+`)
+		f.apply(strings.Replace(seYAML, "name: ext", "name: marker", 1))
+		s, _ := f.waitFor("TLS secret", 2*time.Second, func(s filesource.Snapshot) error {
+			if err := has(config.KindSecret, "shop", "web-cert")(s); err != nil {
+				return err
+			}
+			return has(config.KindServiceEntry, "shop", "marker")(s)
+		})
+		if find(s, config.KindSecret, "shop", "sa-token") != nil {
+			t.Error("a service account token Secret is in the snapshot")
 		}
 	})
 	t.Run("API server restart", func(t *testing.T) {
