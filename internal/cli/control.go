@@ -30,8 +30,10 @@ func newControlCommand() *cobra.Command {
 		Use:   "control",
 		Short: "Run the control plane: read config, serve xDS to proxies",
 		Long: `control reads Istio configuration and the service registry (ServiceEntry,
-WorkloadEntry, Kubernetes Service) from a folder, watches it, compiles it into
-Envoy xDS v3 for each connected proxy and serves it over ADS.
+WorkloadEntry, Kubernetes Service) from a folder, from a Kubernetes API server
+(--kubeconfig; in a pod, the in-cluster config), or both (the folder adds to the
+cluster), watches them, compiles them into Envoy xDS v3 for each connected proxy
+and serves it over ADS. See docs/kubernetes.md for what is read from a cluster.
 
 Status:  GET /ready, /debug/status, /debug/syncz, /debug/configz,
          /debug/config_dump?proxy=<node id> on --http-address.
@@ -48,6 +50,7 @@ account from "sluice control token". xDS requires the same token. With
 with a certificate from the mesh CA; proxies verify it with
 <--state-dir>/root-cert.pem. See docs/security.md.`,
 		Example: `  sluice control --config-dir ./mesh
+  sluice control --kubeconfig ~/.kube/config [--config-dir ./extra]
   sluice control --config-dir ./mesh --mesh-config mesh.yaml --xds-address 127.0.0.1:15010`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kube, err := kubeRESTConfig(kubeconfig, configDir)
