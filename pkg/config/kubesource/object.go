@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/config/filesource"
 )
 
 // objKey names one object of one informer.
@@ -88,9 +89,15 @@ func (s *Source) objectChanged(informer string) func(any) {
 		st := s.convert(u, prev)
 		s.mu.Lock()
 		s.objects[key] = st
-		s.dirty = true
+		// An object that configures the mesh as before (a Pod's status
+		// beat while Pods are not read, an edit of an ignored field)
+		// makes no new snapshot and no push.
+		changed := !sameState(prev, st)
+		s.dirty = s.dirty || changed
 		s.mu.Unlock()
-		s.signal()
+		if changed {
+			s.signal()
+		}
 	}
 }
 
@@ -105,8 +112,9 @@ func (s *Source) objectDeleted(informer string) func(any) {
 		}
 		key := objKey{informer: informer, namespace: u.GetNamespace(), name: u.GetName()}
 		s.mu.Lock()
-		_, had := s.objects[key]
+		prev := s.objects[key]
 		delete(s.objects, key)
+		had := !sameState(prev, nil)
 		s.dirty = s.dirty || had
 		s.mu.Unlock()
 		if had {
@@ -162,4 +170,33 @@ func (s *Source) convert(u *unstructured.Unstructured, prev *objState) *objState
 		s.opts.Logf("config: kubernetes: %s %s/%s: problems:\n%v", u.GetKind(), u.GetNamespace(), u.GetName(), st.errs)
 	}
 	return st
+}
+
+// sameState reports whether two states of an object (nil: absent)
+// contribute the same to a snapshot: the same resources by content
+// (filesource.SameResource), errors and not-enforced reports.
+func sameState(a, b *objState) bool {
+	if a == nil {
+		a = &objState{}
+	}
+	if b == nil {
+		b = &objState{}
+	}
+	if len(a.good) != len(b.good) || len(a.errs) != len(b.errs) || len(a.notEnforced) != len(b.notEnforced) {
+		return false
+	}
+	if len(filesource.ChangedResources(a.good, b.good)) > 0 {
+		return false
+	}
+	for i := range a.errs {
+		if a.errs[i].Error() != b.errs[i].Error() {
+			return false
+		}
+	}
+	for i := range a.notEnforced {
+		if a.notEnforced[i] != b.notEnforced[i] {
+			return false
+		}
+	}
+	return true
 }

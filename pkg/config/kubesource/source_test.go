@@ -306,6 +306,18 @@ data:
 			t.Errorf("last good MeshConfig not kept: %v", s.Mesh)
 		}
 	})
+	t.Run("no-op change makes no new snapshot", func(t *testing.T) {
+		before, _ := f.src.Load()
+		// A finalizer is not config: the VirtualService configures the
+		// mesh as before. The marker comes after it on the same watch.
+		f.apply(strings.Replace(vsYAML, "metadata: {name: reviews, namespace: shop}",
+			"metadata: {name: reviews, namespace: shop, finalizers: [example.com/keep]}", 1))
+		f.apply(strings.Replace(vsYAML, "name: reviews,", "name: marker,", 1))
+		after, _ := f.waitFor("marker", 2*time.Second, has(config.KindVirtualService, "shop", "marker"))
+		if after.Version != before.Version+1 {
+			t.Errorf("version %d -> %d: the finalizer made a snapshot of its own", before.Version, after.Version)
+		}
+	})
 	t.Run("secrets", func(t *testing.T) {
 		f.apply(`
 apiVersion: v1
