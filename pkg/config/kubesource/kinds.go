@@ -2,7 +2,6 @@ package kubesource
 
 import (
 	"fmt"
-	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -83,8 +82,9 @@ type resolved struct {
 // resolve asks the API server which of kinds it serves, and at which
 // version: the group's preferred version when it serves the resource,
 // else the first version that does. missing lists the kinds not served
-// (CRDs not installed), which are logged and not watched.
-func resolve(dc discovery.DiscoveryInterface) (found []resolved, missing []string, err error) {
+// (CRDs not installed), which are logged and watched once their CRD is
+// installed (watchCRDs).
+func resolve(dc discovery.DiscoveryInterface) (found []resolved, missing []watched, err error) {
 	groups, err := dc.ServerGroups()
 	if err != nil {
 		return nil, nil, fmt.Errorf("discover API groups: %w", err)
@@ -96,7 +96,7 @@ func resolve(dc discovery.DiscoveryInterface) (found []resolved, missing []strin
 			return nil, nil, err
 		}
 		if v == "" {
-			missing = append(missing, groupResource(k))
+			missing = append(missing, k)
 			continue
 		}
 		if k.name == "" {
@@ -104,7 +104,6 @@ func resolve(dc discovery.DiscoveryInterface) (found []resolved, missing []strin
 		}
 		found = append(found, resolved{watched: k, gvr: schema.GroupVersionResource{Group: k.group, Version: v, Resource: k.resource}})
 	}
-	sort.Strings(missing)
 	return found, missing, nil
 }
 

@@ -192,7 +192,11 @@ func (s *Source) startInformers() error {
 		return fmt.Errorf("kubesource: %w", err)
 	}
 	if len(missing) > 0 {
-		s.opts.Logf("config: kubernetes: not watched, the API server does not serve them (CRDs not installed): %v", missing)
+		names := make([]string, len(missing))
+		for i, k := range missing {
+			names[i] = groupResource(k)
+		}
+		s.opts.Logf("config: kubernetes: not served by the API server (CRDs not installed), watched once installed: %v", names)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
@@ -203,6 +207,7 @@ func (s *Source) startInformers() error {
 		s.synced = append(s.synced, inf.HasSynced)
 		go inf.Run(ctx.Done())
 	}
+	s.watchCRDs(ctx, missing)
 	mesh := s.newMeshInformer()
 	s.synced = append(s.synced, mesh.HasSynced)
 	go mesh.Run(ctx.Done())

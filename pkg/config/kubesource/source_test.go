@@ -30,9 +30,17 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
+	return newFixtureWith(t, true)
+}
+
+// newFixtureWith installs Gateway API's CRDs before the source starts
+// only when gatewayAPI is set.
+func newFixtureWith(t *testing.T, gatewayAPI bool) *fixture {
 	c := kubetest.Start(t, kubetest.Options{})
 	c.InstallIstioCRDs(t)
-	c.InstallGatewayAPICRDs(t)
+	if gatewayAPI {
+		c.InstallGatewayAPICRDs(t)
+	}
 	c.CreateNamespace(t, "shop", nil)
 	c.CreateNamespace(t, "istio-system", nil)
 	dyn, err := dynamic.NewForConfig(c.RESTConfig())
@@ -360,4 +368,17 @@ type: kubernetes.io/service-account-token
 			t.Errorf("VirtualService lost after restart")
 		}
 	})
+}
+
+// TestCRDInstalledLater installs Gateway API's CRDs after the source
+// started: their kinds are watched from then on, as istiod does.
+func TestCRDInstalledLater(t *testing.T) {
+	f := newFixtureWith(t, false)
+	if _, err := f.src.Load(); err != nil {
+		t.Fatal(err)
+	}
+	f.cluster.InstallGatewayAPICRDs(t)
+	f.apply(routeYAML)
+	_, took := f.waitFor("HTTPRoute", 20*time.Second, has(config.KindHTTPRoute, "shop", "web"))
+	t.Logf("HTTPRoute seen %v after its creation", took)
 }
