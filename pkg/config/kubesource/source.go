@@ -187,7 +187,15 @@ func (s *Source) start() error {
 }
 
 func (s *Source) startInformers() error {
+	// Discovery is retried for SyncTimeout: an API server still starting
+	// (or briefly away) is waited for, as the informers' first lists are.
+	deadline := time.Now().Add(s.opts.SyncTimeout)
 	found, missing, err := resolve(s.dc)
+	for err != nil && time.Now().Before(deadline) {
+		s.opts.Logf("config: kubernetes: %v; retrying", err)
+		time.Sleep(time.Second)
+		found, missing, err = resolve(s.dc)
+	}
 	if err != nil {
 		return fmt.Errorf("kubesource: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-mesh/sluice/internal/kubetest"
@@ -381,4 +382,21 @@ func TestCRDInstalledLater(t *testing.T) {
 	f.apply(routeYAML)
 	_, took := f.waitFor("HTTPRoute", 20*time.Second, has(config.KindHTTPRoute, "shop", "web"))
 	t.Logf("HTTPRoute seen %v after its creation", took)
+}
+
+// TestUnreachable: an API server that never answers is an error from
+// Load once SyncTimeout has passed, not a hang.
+func TestUnreachable(t *testing.T) {
+	src, err := kubesource.New(kubesource.Options{RESTConfig: &rest.Config{Host: "https://127.0.0.1:1", Timeout: time.Second},
+		SyncTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := src.Load(); err == nil || !strings.Contains(err.Error(), "kubesource") {
+		t.Fatalf("Load: %v, want an error", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Load took %v", took)
+	}
 }
