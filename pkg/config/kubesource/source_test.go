@@ -364,7 +364,7 @@ type: kubernetes.io/service-account-token
 		// The watches resume: a new object arrives.
 		f.apply(strings.Replace(seYAML, "name: ext", "name: ext2", 1))
 		_, took := f.waitFor("ServiceEntry after restart", 30*time.Second, has(config.KindServiceEntry, "shop", "ext2"))
-		t.Logf("new object seen %v after the restart", took)
+		t.Logf("new object seen in Load %v after its creation, after the restart", took)
 		if s, _ := f.src.Load(); find(s, config.KindVirtualService, "shop", "reviews") == nil {
 			t.Errorf("VirtualService lost after restart")
 		}
