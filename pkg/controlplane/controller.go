@@ -299,7 +299,7 @@ func (c *Controller) rebuild(req PushRequest) {
 	proxies, kind := c.pushChange(pc, prev, change, req.Start)
 	if req.Config || n == 1 {
 		// Off the push path: analysis runs in its own goroutine.
-		c.analysis.schedule(analysisJob{configVersion: configVersion, pushVersion: pc.Version, resources: resources})
+		c.analysis.schedule(analysisJob{configVersion: configVersion, pushVersion: pc.Version, resources: resources, mesh: mesh})
 	}
 	rec := pushRecord{Version: pc.Version, Time: time.Now(), Duration: time.Since(start), Proxies: proxies,
 		Reasons: req.Reasons, ChangeStart: req.Start}
