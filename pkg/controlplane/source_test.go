@@ -36,6 +36,9 @@ func TestKubeSourceMeshConfig(t *testing.T) {
 	r.write(t, "vs.yaml", vs("reviews", "v1"))
 	r = startWith(t, Options{ConfigDir: dir, Kube: cluster.RESTConfig()})
 
+	if st := r.status(t); st.Kubernetes != cluster.Host || st.ConfigDir != dir {
+		t.Errorf("/debug/status kubernetes %q config_dir %q, want %q and %q", st.Kubernetes, st.ConfigDir, cluster.Host, dir)
+	}
 	if got := r.c.opts.Mesh.GetTrustDomain(); got != "td.example" {
 		t.Errorf("trust domain at start %q, want the ConfigMap's td.example", got)
 	}
