@@ -131,8 +131,9 @@ func (s *Source) Load() (filesource.Snapshot, error) {
 	return s.snap, nil
 }
 
-// Run sends on changed, without blocking, after every informer event (the
-// caller debounces and calls Load), and once when it starts. It returns
+// Run sends on changed, without blocking, after every informer event that
+// changes what an object contributes (config, errors, not-enforced
+// reports; the caller debounces and calls Load), and once when it starts. It returns
 // nil when ctx ends, which also stops the informers.
 func (s *Source) Run(ctx context.Context, changed chan<- struct{}) error {
 	if err := s.start(); err != nil {
