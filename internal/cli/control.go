@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/sluice-mesh/sluice/pkg/ca"
 	"github.com/sluice-mesh/sluice/pkg/controlplane"
@@ -18,7 +21,7 @@ func init() { register(newControlCommand) }
 func newControlCommand() *cobra.Command {
 	var (
 		configDir, meshConfig, xdsAddr, httpAddr, caDir, jwksCAFile string
-		stateDir, tokenFile                                         string
+		stateDir, tokenFile, kubeconfig                             string
 		dash                                                        controlplane.DashboardOptions
 		certTTL, maxCertTTL                                         time.Duration
 		tls, vhds                                                   bool
@@ -28,8 +31,10 @@ func newControlCommand() *cobra.Command {
 		Use:   "control",
 		Short: "Run the control plane: read config, serve xDS to proxies",
 		Long: `control reads Istio configuration and the service registry (ServiceEntry,
-WorkloadEntry, Kubernetes Service) from a folder, watches it, compiles it into
-Envoy xDS v3 for each connected proxy and serves it over ADS.
+WorkloadEntry, Kubernetes Service) from a folder, from a Kubernetes API server
+(--kubeconfig; in a pod, the in-cluster config), or both (the folder adds to the
+cluster), watches them, compiles them into Envoy xDS v3 for each connected proxy
+and serves it over ADS. See docs/kubernetes.md for what is read from a cluster.
 
 Status:  GET /ready, /debug/status, /debug/syncz, /debug/configz,
          /debug/config_dump?proxy=<node id> on --http-address.
@@ -46,8 +51,13 @@ account from "sluice control token". xDS requires the same token. With
 with a certificate from the mesh CA; proxies verify it with
 <--state-dir>/root-cert.pem. See docs/security.md.`,
 		Example: `  sluice control --config-dir ./mesh
+  sluice control --kubeconfig ~/.kube/config [--config-dir ./extra]
   sluice control --config-dir ./mesh --mesh-config mesh.yaml --xds-address 127.0.0.1:15010`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			kube, err := kubeRESTConfig(kubeconfig, configDir)
+			if err != nil {
+				return err
+			}
 			mesh, err := meshconfig.Load(meshConfig)
 			if err != nil {
 				return err
@@ -63,14 +73,21 @@ with a certificate from the mesh CA; proxies verify it with
 			if !cmd.Flags().Changed("workload-cert-ttl") && os.Getenv("DEFAULT_WORKLOAD_CERT_TTL") == "" {
 				certTTL = 0
 			}
+			// The injection webhook registers itself with the cluster: only in
+			// a pod (the Service istiod[-rev] reaches it), or when told where
+			// it listens or how the API server reaches it; a control plane
+			// run from a laptop with --kubeconfig does not take over the
+			// cluster's pod admission.
+			if kube != nil && (os.Getenv("KUBERNETES_SERVICE_HOST") != "" ||
+				cmd.Flags().Changed("injection-url") || cmd.Flags().Changed("injection-address")) {
+				injection.Kube = kube
+			}
 			c, err := controlplane.New(controlplane.Options{
-				ConfigDir: configDir, Mesh: mesh, XDSAddress: xdsAddr, HTTPAddress: httpAddr, CADir: caDir, JwksCAPEM: jwksCA,
+				ConfigDir: configDir, Kube: kube, Mesh: mesh, XDSAddress: xdsAddr, HTTPAddress: httpAddr, CADir: caDir, JwksCAPEM: jwksCA,
 				Security: controlplane.SecurityOptions{WorkloadCertTTL: certTTL, MaxWorkloadCertTTL: maxCertTTL,
 					StateDir: stateDir, BootstrapTokenFile: tokenFile, XDSTLS: xdsTLS(cmd, tls, xdsAddr)},
 				Dashboard:   dash,
 				DisableVHDS: !vhds,
-				// Injection.Kube is the cluster's client config, set with
-				// the Kubernetes config source's flags.
 				Injection: injection,
 				Logger:    newLogger(cmd),
 			})
@@ -82,7 +99,8 @@ with a certificate from the mesh CA; proxies verify it with
 	}
 	f := cmd.Flags()
 	addInjectionFlags(f, &injection)
-	f.StringVar(&configDir, "config-dir", "", "folder of YAML config and registry (required)")
+	f.StringVar(&configDir, "config-dir", "", "folder of YAML config and registry (required unless --kubeconfig or in a pod); with --kubeconfig it adds to the cluster's config, the cluster winning a resource both define")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the Kubernetes API server to read config, registry and MeshConfig (ConfigMap istio-system/istio) from; in a pod (KUBERNETES_SERVICE_HOST set) with neither this nor --config-dir, the in-cluster config")
 	f.StringVar(&meshConfig, "mesh-config", "", "Istio MeshConfig YAML file")
 	f.StringVar(&xdsAddr, "xds-address", "127.0.0.1:15010", "address to serve xDS (ADS) on")
 	f.StringVar(&httpAddr, "http-address", "127.0.0.1:15014", "address to serve status and debug on")
@@ -96,7 +114,6 @@ with a certificate from the mesh CA; proxies verify it with
 	f.StringVar(&jwksCAFile, "jwks-ca-file", "", "PEM CA certificates trusted, besides the system roots, for https jwksUris of RequestAuthentications")
 	f.StringVar(&dash.PrometheusAddress, "prometheus-address", os.Getenv("SLUICE_PROMETHEUS_ADDRESS"), "Prometheus (http://host:port) the dashboard queries for Istio's metrics (env SLUICE_PROMETHEUS_ADDRESS; default: scrape the proxies)")
 	f.DurationVar(&dash.ScrapeInterval, "dashboard-scrape-interval", 5*time.Second, "how often the dashboard scrapes the proxies' /stats/prometheus when there is no --prometheus-address")
-	cmd.MarkFlagRequired("config-dir")
 	addLogFlags(cmd)
 	cmd.AddCommand(newTokenCommand())
 	return cmd
@@ -142,4 +159,27 @@ control) revokes every bound token.`,
 	cmd.MarkFlagRequired("namespace")
 	cmd.MarkFlagRequired("service-account")
 	return cmd
+}
+
+// kubeRESTConfig is the API server control reads from: --kubeconfig's,
+// else the in-cluster one when running in a pod with no --config-dir,
+// else none (nil).
+func kubeRESTConfig(kubeconfig, configDir string) (*rest.Config, error) {
+	switch {
+	case kubeconfig != "":
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", kubeconfig, err)
+		}
+		return cfg, nil
+	case configDir == "" && os.Getenv("KUBERNETES_SERVICE_HOST") != "":
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster Kubernetes config: %w", err)
+		}
+		return cfg, nil
+	case configDir == "":
+		return nil, errors.New("give --config-dir, --kubeconfig or both (or run in a pod for the in-cluster config)")
+	}
+	return nil, nil
 }

@@ -35,6 +35,10 @@ type MeshOptions struct {
 	// XDSTLS serves xDS/CA over TLS (control --xds-tls); proxies verify it
 	// with the root file control writes in StateDir.
 	XDSTLS bool
+	// Kubeconfig, when set, is passed as control's --kubeconfig: config
+	// comes from that API server. The folder is then passed too only when
+	// ConfigDir is set (the folder adds to the cluster).
+	Kubeconfig string
 }
 
 // Mesh is a running control plane plus the workloads and clients a test
@@ -90,9 +94,15 @@ func NewMesh(t testing.TB, opts MeshOptions) *Mesh {
 	}
 	for attempt := 1; ; attempt++ {
 		m.XDSAddress, m.HTTPAddress = FreeAddr(), FreeAddr()
-		args := append([]string{"control", "--config-dir", m.ConfigDir,
+		args := append([]string{"control",
 			"--xds-address", m.XDSAddress, "--http-address", m.HTTPAddress,
 			"--state-dir", m.StateDir, "--xds-tls=" + strconv.FormatBool(opts.XDSTLS)}, meshArgs...)
+		if opts.Kubeconfig != "" {
+			args = append(args, "--kubeconfig", opts.Kubeconfig)
+		}
+		if opts.Kubeconfig == "" || opts.ConfigDir != "" {
+			args = append(args, "--config-dir", m.ConfigDir)
+		}
 		args = append(args, opts.ControlArgs...)
 		m.Control = Start(t, "control", args...)
 		err := pollHTTP(m.URL("/ready"), 200, StartTimeout, m.Control.Done())

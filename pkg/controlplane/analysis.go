@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -49,6 +50,9 @@ type analysisJob struct {
 	configVersion uint64
 	pushVersion   string
 	resources     []*config.Resource
+	// mesh is the push's MeshConfig (the cluster's may change); nil: the
+	// analyzer's own.
+	mesh *meshv1alpha1.MeshConfig
 }
 
 // analyzer runs analysis jobs one at a time, newest first: a job that
@@ -101,7 +105,7 @@ func (a *analyzer) work() {
 func (a *analyzer) run(job analysisJob) {
 	start := time.Now()
 	done := make(chan AnalysisStatus, 1)
-	go func() { done <- a.analyze(job, a.mesh) }()
+	go func() { done <- a.analyze(job, cmp.Or(job.mesh, a.mesh)) }()
 	var st AnalysisStatus
 	select {
 	case st = <-done:

@@ -17,11 +17,13 @@ import (
 
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	"k8s.io/client-go/rest"
 
 	"google.golang.org/grpc"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/config/filesource"
+	"github.com/sluice-mesh/sluice/pkg/config/mergesource"
 	"github.com/sluice-mesh/sluice/pkg/dashboard"
 	"github.com/sluice-mesh/sluice/pkg/jwks"
 	"github.com/sluice-mesh/sluice/pkg/model"
@@ -31,7 +33,12 @@ import (
 
 // Options configure the control plane.
 type Options struct {
-	ConfigDir   string
+	// ConfigDir is a folder of config; with Kube it adds to the cluster's.
+	ConfigDir string
+	// Kube, when set, is the API server config is read from (kubesource),
+	// MeshConfig included (ConfigMap istio-system/istio, which then wins
+	// over Mesh).
+	Kube        *rest.Config
 	Mesh        *meshv1alpha1.MeshConfig
 	XDSAddress  string
 	HTTPAddress string
@@ -60,7 +67,13 @@ type Controller struct {
 	opts   Options
 	log    *slog.Logger
 	server *xdsserver.Server
-	source *filesource.Source
+	source mergesource.Source
+	// mesh is the MeshConfig in force: the source's (the cluster's
+	// ConfigMap) when it has one, else opts.Mesh.
+	mesh atomic.Pointer[meshv1alpha1.MeshConfig]
+	// baseMesh is --mesh-config's (or the default): in force when the
+	// source has none.
+	baseMesh *meshv1alpha1.MeshConfig
 	// jwks fetches RequestAuthentication key sets (as istiod); a change
 	// found by its refresh is a push request.
 	jwks *jwks.Resolver
@@ -101,6 +114,8 @@ type pushContext struct {
 	// resources are the config it was made from: the next push's change
 	// set is computed against them.
 	resources []*config.Resource
+	// mesh is the MeshConfig it was made from: a new one is a full push.
+	mesh *meshv1alpha1.MeshConfig
 }
 
 type pushRecord struct {
@@ -124,9 +139,8 @@ func New(opts Options) (*Controller, error) {
 	if opts.Debounce.Quiet == 0 {
 		opts.Debounce = DebounceOptions{Quiet: 100 * time.Millisecond, MaxDelay: time.Second}
 	}
-	src, err := filesource.New(filesource.Options{Dir: opts.ConfigDir, DefaultNamespace: "default",
-		Logf:  func(f string, a ...any) { opts.Logger.Info(fmt.Sprintf(f, a...)) },
-		Warnf: func(f string, a ...any) { opts.Logger.Warn(fmt.Sprintf(f, a...)) }})
+	baseMesh := opts.Mesh
+	src, err := newSource(&opts)
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
@@ -135,6 +149,8 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("control: %w", err)
 	}
 	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64), security: sec}
+	c.mesh.Store(opts.Mesh)
+	c.baseMesh = baseMesh
 	c.metrics = newMetrics(c)
 	c.analysis = newAnalyzer(opts.Mesh, opts.Logger)
 	sec.metrics = c.metrics.ca
@@ -158,7 +174,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	readAt := time.Now()
 	snap, err := c.source.Load()
 	if err != nil {
-		return fmt.Errorf("control: load %s: %w", c.opts.ConfigDir, err)
+		return fmt.Errorf("control: load %s: %w", c.sourceName(), err)
 	}
 	c.applySnapshot(snap)
 	c.rebuild(PushRequest{Full: true, Reasons: []string{"startup"}, Start: time.Now()})
@@ -177,7 +193,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("control: http listener: %w", err)
 	}
 	c.log.Info("control plane serving", "xds", xdsLis.Addr().String(), "http", httpLis.Addr().String(),
-		"config", c.opts.ConfigDir, "resources", len(snap.Resources), "errors", len(snap.Errors))
+		"config", c.sourceName(), "resources", len(snap.Resources), "errors", len(snap.Errors))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -217,6 +233,7 @@ func (c *Controller) applySnapshot(s filesource.Snapshot) {
 	c.mu.Lock()
 	c.current = s
 	c.mu.Unlock()
+	c.applyMesh(s.Mesh)
 	c.metrics.configErrors.Set(float64(len(s.Errors)))
 	for _, e := range s.Errors {
 		c.log.Error("config rejected; last good config stays in force", "error", e.Error())
@@ -232,7 +249,7 @@ func (c *Controller) applySnapshot(s filesource.Snapshot) {
 func (c *Controller) reload() bool {
 	snap, err := c.source.Load()
 	if err != nil {
-		c.log.Error("config folder unreadable; last good config stays in force", "dir", c.opts.ConfigDir, "err", err)
+		c.log.Error("config source unreadable; last good config stays in force", "source", c.sourceName(), "err", err)
 		return false
 	}
 	c.mu.Lock()
@@ -262,18 +279,19 @@ func (c *Controller) rebuild(req PushRequest) {
 	resources, configVersion := c.current.Resources, c.current.Version
 	c.mu.Unlock()
 	prev := c.push.Load()
+	mesh := c.mesh.Load()
 	change := model.FullChange
-	if prev != nil && req.onlyConfig() {
+	if prev != nil && req.onlyConfig() && prev.mesh == mesh {
 		// Istio's ConfigsUpdated: what the edit added, removed or changed.
 		change = model.Change{Configs: filesource.ChangedResources(prev.resources, resources)}
 	}
 	n := c.pushes.Add(1)
-	opts := model.PushOptions{Version: strconv.FormatUint(n, 10), Mesh: c.opts.Mesh, Resources: resources,
+	opts := model.PushOptions{Version: strconv.FormatUint(n, 10), Mesh: mesh, Resources: resources,
 		Jwks: c.jwks, Change: change}
 	if prev != nil {
 		opts.Previous = prev.PushContext
 	}
-	pc := &pushContext{n: n, PushContext: model.NewPushContext(opts), resources: resources}
+	pc := &pushContext{n: n, PushContext: model.NewPushContext(opts), resources: resources, mesh: mesh}
 	pc.gen = xdsgen.NewGenerator(pc.PushContext)
 	c.storePush(pc)
 	if req.Config || n == 1 {
@@ -285,7 +303,7 @@ func (c *Controller) rebuild(req PushRequest) {
 	proxies, kind := c.pushChange(pc, prev, change, req.Start)
 	if req.Config || n == 1 {
 		// Off the push path: analysis runs in its own goroutine.
-		c.analysis.schedule(analysisJob{configVersion: configVersion, pushVersion: pc.Version, resources: resources})
+		c.analysis.schedule(analysisJob{configVersion: configVersion, pushVersion: pc.Version, resources: resources, mesh: mesh})
 	}
 	rec := pushRecord{Version: pc.Version, Time: time.Now(), Duration: time.Since(start), Proxies: proxies,
 		Reasons: req.Reasons, ChangeStart: req.Start}

@@ -21,8 +21,10 @@ import (
 
 // Status is the control plane's state, served as JSON at /debug/status.
 type Status struct {
-	Ready        bool     `json:"ready"`
-	ConfigDir    string   `json:"config_dir"`
+	Ready     bool   `json:"ready"`
+	ConfigDir string `json:"config_dir"`
+	// Kubernetes is the API server config is read from, if any.
+	Kubernetes   string   `json:"kubernetes,omitempty"`
 	Resources    int      `json:"resources"`
 	ConfigErrors []string `json:"config_errors"`
 	// NotEnforced are resources accepted but not enforced yet (kinds
@@ -54,6 +56,9 @@ type Status struct {
 func (c *Controller) Status() Status {
 	c.mu.Lock()
 	st := Status{Ready: c.ready.Load(), ConfigDir: c.opts.ConfigDir, Resources: len(c.current.Resources), LastPush: c.last, ConfigRead: c.configRead}
+	if c.opts.Kube != nil {
+		st.Kubernetes = c.opts.Kube.Host
+	}
 	for _, e := range c.current.Errors {
 		st.ConfigErrors = append(st.ConfigErrors, e.Error())
 	}

@@ -100,6 +100,11 @@ func Parse(data []byte, file string) (*meshv1alpha1.MeshConfig, error) {
 	if err := checkAccessLog(mc); err != nil {
 		return nil, fmt.Errorf("mesh config %s: %w", file, err)
 	}
+	if len(mc.GetDiscoverySelectors()) > 0 {
+		// Istio limits what istiod watches to the namespaces these select;
+		// sluice's Kubernetes source watches every namespace.
+		return nil, fmt.Errorf("mesh config %s: discoverySelectors: not supported (sluice reads every namespace)", file)
+	}
 	if err := checkProviders(mc); err != nil {
 		return nil, fmt.Errorf("mesh config %s: %w", file, err)
 	}

@@ -211,3 +211,10 @@ func TestParsePathNormalization(t *testing.T) {
 		t.Errorf("default level %v, want DEFAULT (BASE)", got)
 	}
 }
+
+func TestDiscoverySelectorsRejected(t *testing.T) {
+	_, err := Parse([]byte("discoverySelectors:\n- matchLabels: {istio-discovery: enabled}\n"), "mesh.yaml")
+	if err == nil || !strings.Contains(err.Error(), "mesh.yaml: discoverySelectors: not supported") {
+		t.Fatalf("err = %v, want discoverySelectors rejected naming the file", err)
+	}
+}

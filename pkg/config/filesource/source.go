@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 )
@@ -72,6 +73,9 @@ type Snapshot struct {
 	Errors config.Errors
 	// Version increases with every new snapshot.
 	Version uint64
+	// Mesh is the MeshConfig the source holds (the kube source's istio
+	// ConfigMap), nil when it holds none; the file source never sets it.
+	Mesh *meshv1alpha1.MeshConfig
 }
 
 // Source follows a folder of configuration files.
