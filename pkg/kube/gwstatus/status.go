@@ -115,6 +115,14 @@ func applyRoute(obj *unstructured.Unstructured, r *gatewayapi.RouteStatus) error
 		if err != nil {
 			return fmt.Errorf("parent %s: %w", p.ParentRef, err)
 		}
+		// The CRD's defaults, as the API server stores them, so an
+		// unchanged status compares equal.
+		if _, ok := ref["group"]; !ok {
+			ref["group"] = Group
+		}
+		if _, ok := ref["kind"]; !ok {
+			ref["kind"] = "Gateway"
+		}
 		var prev any
 		for _, it := range existing {
 			if m, ok := it.(map[string]any); ok && m["controllerName"] == p.ControllerName && sameRef(m["parentRef"], ref) {
