@@ -101,6 +101,9 @@ type Controller struct {
 	dashboard *dashboard.Dashboard
 	// analysis runs the analyzers after each config push (analysis.go).
 	analysis *analyzer
+	// statusWake tells the Gateway API status writer of a new push
+	// (kubestatus.go).
+	statusWake chan struct{}
 }
 
 // pushContext is a push context with its version as a number, which
@@ -148,7 +151,8 @@ func New(opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64), security: sec}
+	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64), security: sec,
+		statusWake: make(chan struct{}, 1)}
 	c.mesh.Store(opts.Mesh)
 	c.baseMesh = baseMesh
 	c.metrics = newMetrics(c)
@@ -197,7 +201,7 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 	// changed carries the file source's raw change notifications; the
 	// debounce below is the only one between an edit and a push.
 	changed := make(chan struct{}, 1)
@@ -206,6 +210,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	go func() { errc <- c.source.Run(ctx, changed) }()
 	go func() { errc <- c.security.watch(ctx) }()
 	go func() { errc <- c.runInjection(ctx) }()
+	go func() { errc <- c.runGatewayStatus(ctx) }()
 	go debounce(ctx, c.requests, c.opts.Debounce, c.rebuild)
 	go c.jwks.Run(ctx)
 	go c.dashboard.Run(ctx)
@@ -294,6 +299,7 @@ func (c *Controller) rebuild(req PushRequest) {
 	pc := &pushContext{n: n, PushContext: model.NewPushContext(opts), resources: resources, mesh: mesh}
 	pc.gen = xdsgen.NewGenerator(pc.PushContext)
 	c.storePush(pc)
+	c.wakeStatus()
 	if req.Config || n == 1 {
 		for _, e := range pc.TelemetryErrors() {
 			c.log.Error("Telemetry provider not usable; that provider is skipped", "error", e.Error())

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluice-mesh/sluice/pkg/ca"
 	"github.com/sluice-mesh/sluice/pkg/model"
@@ -66,9 +67,24 @@ func newSecurity(opts Options) (*security, error) {
 		}
 		so.WorkloadCertTTL = ttl
 	}
-	authority, err := ca.New(ca.Options{TrustDomain: opts.Mesh.GetTrustDomain(), Dir: opts.CADir,
-		WorkloadTTL: so.WorkloadCertTTL, MaxWorkloadTTL: so.MaxWorkloadCertTTL})
+	caOpts := ca.Options{TrustDomain: opts.Mesh.GetTrustDomain(), Dir: opts.CADir,
+		WorkloadTTL: so.WorkloadCertTTL, MaxWorkloadTTL: so.MaxWorkloadCertTTL}
+	var kube kubernetes.Interface
+	if opts.Kube != nil {
+		var err error
+		if kube, err = kubernetes.NewForConfig(opts.Kube); err != nil {
+			return nil, fmt.Errorf("control: kubernetes client: %w", err)
+		}
+		if opts.CADir == "" {
+			// On Kubernetes the CA lives in Secrets, as istiod's.
+			caOpts.Kube = &ca.KubeStore{Client: kube, Namespace: opts.controlNamespace()}
+		}
+	}
+	authority, err := ca.New(caOpts)
 	if err != nil {
+		if caOpts.Kube != nil {
+			return nil, fmt.Errorf("%w (the CA is kept in Secrets of namespace %s: create it, or give --ca-dir)", err, caOpts.Kube.Namespace)
+		}
 		return nil, err
 	}
 	tokOpts := ca.TokenOptions{BootstrapFile: so.BootstrapTokenFile}
@@ -83,6 +99,10 @@ func newSecurity(opts Options) (*security, error) {
 		return nil, err
 	}
 	auth := &ca.Authenticator{Tokens: tokens}
+	if kube != nil {
+		// Pods' projected service account tokens, checked by TokenReview.
+		auth.Kube = &ca.KubeTokens{Client: kube}
+	}
 	opts.Logger.Info("proxies prove their identity with a token", "bootstrap_token_file", tokOpts.BootstrapFile,
 		"xds_tls", so.XDSTLS, "workload_cert_ttl", authority.WorkloadTTL(), "max_workload_cert_ttl", authority.MaxTTL())
 	s := &security{opts: so, caDir: opts.CADir, log: opts.Logger, ca: authority, auth: auth,

@@ -1,0 +1,98 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/sluice-mesh/sluice/pkg/kube/gwstatus"
+	"github.com/sluice-mesh/sluice/pkg/kube/leader"
+)
+
+// gatewayStatusLease is the Lease whose holder writes Gateway API status
+// (istiod: istio-gateway-status-leader, pilot/pkg/leaderelection).
+const gatewayStatusLease = "sluice-gateway-status-leader"
+
+// statusRetry is how soon a failed status write is tried again.
+const statusRetry = 5 * time.Second
+
+// controlNamespace is the control plane's namespace on Kubernetes
+// (istiod's POD_NAMESPACE): the injection webhook's, the CA Secrets', the
+// leader Leases'.
+func (o Options) controlNamespace() string {
+	if o.Injection.Namespace != "" {
+		return o.Injection.Namespace
+	}
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "istio-system"
+}
+
+// wakeStatus tells the status writer a new push context is there.
+func (c *Controller) wakeStatus() {
+	select {
+	case c.statusWake <- struct{}{}:
+	default:
+	}
+}
+
+// runGatewayStatus writes the Gateway API status of each push to the
+// cluster while this replica holds the status Lease, and creates Istio's
+// default GatewayClasses when it becomes the leader; nil at once without
+// a cluster.
+func (c *Controller) runGatewayStatus(ctx context.Context) error {
+	if c.opts.Kube == nil {
+		return nil
+	}
+	client, err := kubernetes.NewForConfig(c.opts.Kube)
+	if err != nil {
+		return fmt.Errorf("control: gateway status: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(c.opts.Kube)
+	if err != nil {
+		return fmt.Errorf("control: gateway status: %w", err)
+	}
+	w := &gwstatus.Writer{Client: dyn, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))}
+	host, _ := os.Hostname()
+	return leader.Run(ctx, leader.Options{Client: client, Namespace: c.opts.controlNamespace(), Name: gatewayStatusLease,
+		Identity: fmt.Sprintf("%s-%d", host, os.Getpid())}, func(ctx context.Context) {
+		c.log.Info("leading Gateway API status writes", "lease", c.opts.controlNamespace()+"/"+gatewayStatusLease)
+		if created, err := w.EnsureDefaultClasses(ctx); err != nil {
+			c.log.Warn("default GatewayClasses", "err", err)
+		} else if len(created) > 0 {
+			c.log.Info("created Istio's default GatewayClasses", "classes", created)
+		}
+		c.writeStatusWhileLeading(ctx, w)
+	})
+}
+
+// writeStatusWhileLeading writes the newest push's status now and after
+// every push, retrying a failed write, until ctx ends.
+func (c *Controller) writeStatusWhileLeading(ctx context.Context, w *gwstatus.Writer) {
+	var retry <-chan time.Time
+	for {
+		if pc := c.push.Load(); pc != nil {
+			res, err := w.Write(ctx, pc.GatewayAPIStatus())
+			retry = nil
+			if err != nil && ctx.Err() == nil {
+				c.log.Warn("Gateway API status not written; trying again", "err", err, "in", statusRetry)
+				retry = time.After(statusRetry)
+			} else if res.Updated > 0 {
+				c.log.Info("Gateway API status written", "version", pc.Version, "updated", res.Updated, "unchanged", res.Unchanged)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.statusWake:
+		case <-retry:
+		}
+	}
+}
