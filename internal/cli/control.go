@@ -88,8 +88,8 @@ with a certificate from the mesh CA; proxies verify it with
 					StateDir: stateDir, BootstrapTokenFile: tokenFile, XDSTLS: xdsTLS(cmd, tls, xdsAddr)},
 				Dashboard:   dash,
 				DisableVHDS: !vhds,
-				Injection: injection,
-				Logger:    newLogger(cmd),
+				Injection:   injection,
+				Logger:      newLogger(cmd),
 			})
 			if err != nil {
 				return err
