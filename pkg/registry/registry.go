@@ -138,6 +138,7 @@ type Registry struct {
 	// or ServiceEntry the services it declared with their own endpoints.
 	opts      BuildOptions
 	workloads *workloadIndex
+	kube      *kubeIndex
 	sources   map[config.Key]*source
 	// hostSources lists, per hostname and namespace, the sources
 	// declaring it, in resource order (their endpoints merge).

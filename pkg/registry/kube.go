@@ -1,0 +1,230 @@
+package registry
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
+)
+
+// nsName names a namespaced object.
+type nsName struct{ namespace, name string }
+
+// kubeIndex holds the Kubernetes objects a Service's endpoints are read
+// from, as Istio's kube controller holds its informers: EndpointSlices by
+// the Service they belong to (label kubernetes.io/service-name), Pods and
+// Nodes by name, and the reverse edges Derive follows (the Services whose
+// slices name a Pod, the Pods on a Node). Immutable once built.
+type kubeIndex struct {
+	slices      map[nsName][]*discoveryv1.EndpointSlice
+	sliceOwner  map[nsName]string
+	pods        map[nsName]*corev1.Pod
+	nodes       map[string]*corev1.Node
+	podServices map[nsName][]string
+	nodePods    map[string][]nsName
+}
+
+// isKubeKind reports whether the index reads kind k.
+func isKubeKind(k config.Kind) bool {
+	return k == config.KindEndpointSlice || k == config.KindPod || k == config.KindNode
+}
+
+func newKubeIndex(resources []*config.Resource) *kubeIndex {
+	ki := &kubeIndex{slices: map[nsName][]*discoveryv1.EndpointSlice{}, pods: map[nsName]*corev1.Pod{},
+		nodes: map[string]*corev1.Node{}, sliceOwner: map[nsName]string{}, podServices: map[nsName][]string{}, nodePods: map[string][]nsName{}}
+	for _, res := range resources {
+		switch spec := res.Spec.(type) {
+		case *discoveryv1.EndpointSlice:
+			svc := res.Labels[config.LabelServiceName]
+			if svc == "" {
+				continue
+			}
+			ki.slices[nsName{res.Namespace, svc}] = append(ki.slices[nsName{res.Namespace, svc}], spec)
+			ki.sliceOwner[nsName{res.Namespace, res.Name}] = svc
+			for _, e := range spec.Endpoints {
+				if ref := e.TargetRef; ref != nil && ref.Kind == string(config.KindPod) {
+					pk := nsName{res.Namespace, ref.Name}
+					ki.podServices[pk] = append(ki.podServices[pk], svc)
+				}
+			}
+		case *corev1.Pod:
+			if res.Kind != config.KindPod {
+				continue
+			}
+			ki.pods[nsName{res.Namespace, res.Name}] = spec
+			if n := spec.Spec.NodeName; n != "" {
+				ki.nodePods[n] = append(ki.nodePods[n], nsName{res.Namespace, res.Name})
+			}
+		case *corev1.Node:
+			if res.Kind == config.KindNode {
+				ki.nodes[res.Name] = spec
+			}
+		}
+	}
+	return ki
+}
+
+// servicesNaming returns the Services (as keys) whose endpoints a change
+// of the Kubernetes object key may move, by ki's edges.
+func (ki *kubeIndex) servicesNaming(key config.Key) []config.Key {
+	if ki == nil {
+		return nil
+	}
+	var out []config.Key
+	svcKey := func(ns, name string) config.Key {
+		return config.Key{Kind: config.KindService, Namespace: ns, Name: name}
+	}
+	switch key.Kind {
+	case config.KindEndpointSlice:
+		if svc := ki.sliceOwner[nsName{key.Namespace, key.Name}]; svc != "" {
+			out = append(out, svcKey(key.Namespace, svc))
+		}
+	case config.KindPod:
+		for _, s := range ki.podServices[nsName{key.Namespace, key.Name}] {
+			out = append(out, svcKey(key.Namespace, s))
+		}
+	case config.KindNode:
+		for _, p := range ki.nodePods[key.Name] {
+			for _, s := range ki.podServices[p] {
+				out = append(out, svcKey(p.namespace, s))
+			}
+		}
+	}
+	return out
+}
+
+// sliceEndpoints adds the endpoints of Service svc (ns/name) from its
+// EndpointSlices, as Istio's endpointslice.go updateEndpointCacheForSlice:
+// only ready endpoints (conditions.ready unset or true: Istio's
+// endpointHealthStatus Healthy; not-ready ones are UnHealthy and
+// terminating ones Terminating, neither sent without
+// PILOT_SEND_UNHEALTHY_ENDPOINTS and persistent sessions, which sluice
+// does not have: endpoint_builder.go filterIstioEndpoint); an endpoint
+// whose targetRef names a Pod that does not exist is skipped (getPod);
+// each slice port maps to the Service port of the same name; an address
+// and port seen in an earlier slice is not repeated (endpointSliceCache.get).
+func (ki *kubeIndex) sliceEndpoints(eps map[uint32][]*Endpoint, svc *Service, spec *corev1.ServiceSpec, ns, name string) {
+	type seenKey struct {
+		addr string
+		port uint32
+	}
+	seen := map[seenKey]bool{}
+	for _, slice := range ki.slices[nsName{ns, name}] {
+		for _, e := range slice.Endpoints {
+			if e.Conditions.Ready != nil && !*e.Conditions.Ready {
+				continue
+			}
+			var pod *corev1.Pod
+			if ref := e.TargetRef; ref != nil && ref.Kind == string(config.KindPod) {
+				if pod = ki.pods[nsName{ns, ref.Name}]; pod == nil {
+					continue
+				}
+			}
+			base := ki.podEndpoint(ns, slice.Name, pod)
+			for _, addr := range e.Addresses {
+				for _, sp := range slice.Ports {
+					port, ok := svc.portNamed(sp.Name)
+					if !ok {
+						continue
+					}
+					num, ok := slicePortNumber(sp, spec, port, pod)
+					if !ok || seen[seenKey{addr, num}] {
+						continue
+					}
+					seen[seenKey{addr, num}] = true
+					ep := *base
+					ep.Address, ep.Port = addr, num
+					eps[port.Number] = append(eps[port.Number], &ep)
+				}
+			}
+		}
+	}
+}
+
+// podEndpoint is what an endpoint takes from its Pod (Istio's
+// NewEndpointBuilder): labels, service account (the workload identity
+// spiffe://<trust domain>/ns/<ns>/sa/<sa>) and the locality of the Pod's
+// Node (topology.kubernetes.io/region, zone, topology.istio.io/subzone:
+// model.GetLocalityLabel / getNodeLocality).
+func (ki *kubeIndex) podEndpoint(ns, slice string, pod *corev1.Pod) *Endpoint {
+	if pod == nil {
+		return &Endpoint{Workload: ns + "/" + slice}
+	}
+	ep := &Endpoint{Labels: pod.Labels, Workload: ns + "/" + pod.Name,
+		ServiceAccount: pod.Spec.ServiceAccountName}
+	if ep.ServiceAccount == "" {
+		// The ServiceAccount admission plugin sets "default" on every
+		// Pod the API server admits; a Pod written in a file may omit it.
+		ep.ServiceAccount = "default"
+	}
+	if node := ki.nodes[pod.Spec.NodeName]; node != nil && pod.Spec.NodeName != "" {
+		ep.Locality = nodeLocality(node.Labels)
+	}
+	return ep
+}
+
+func nodeLocality(labels map[string]string) string {
+	region, zone, subzone := labels[config.LabelRegion], labels[config.LabelZone], labels[config.LabelSubzone]
+	switch {
+	case region == "" && zone == "" && subzone == "":
+		return ""
+	case subzone != "":
+		return region + "/" + zone + "/" + subzone
+	case zone != "":
+		return region + "/" + zone
+	}
+	return region
+}
+
+// portNamed finds the service port a slice port belongs to by name (a
+// slice's ports are named as the Service's; unnamed matches unnamed).
+func (s *Service) portNamed(name *string) (Port, bool) {
+	n := ""
+	if name != nil {
+		n = *name
+	}
+	for _, p := range s.Ports {
+		if p.Name == n {
+			return p, true
+		}
+	}
+	return Port{}, false
+}
+
+// slicePortNumber is the port on the endpoint: the slice's, else the
+// Service's targetPort, a name resolved against the Pod's container
+// ports (Istio's FindPort).
+func slicePortNumber(sp discoveryv1.EndpointPort, spec *corev1.ServiceSpec, port Port, pod *corev1.Pod) (uint32, bool) {
+	if sp.Port != nil {
+		return uint32(*sp.Port), *sp.Port > 0
+	}
+	for _, p := range spec.Ports {
+		if p.Name != port.Name {
+			continue
+		}
+		if p.TargetPort.Type == intstr.String {
+			return namedContainerPort(pod, p.TargetPort.StrVal)
+		}
+		if p.TargetPort.IntVal > 0 {
+			return uint32(p.TargetPort.IntVal), true
+		}
+		return port.Number, true
+	}
+	return 0, false
+}
+
+// namedContainerPort finds a container port by name in pod.
+func namedContainerPort(pod *corev1.Pod, name string) (uint32, bool) {
+	if pod == nil {
+		return 0, false
+	}
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == name {
+				return uint32(p.ContainerPort), true
+			}
+		}
+	}
+	return 0, false
+}
