@@ -2,9 +2,16 @@ package registry
 
 import (
 	"fmt"
+	"math/rand"
 	"os"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
 )
 
 func readTestdata(t *testing.T, name string) string {
@@ -71,5 +78,111 @@ func TestKubeSliceWithoutPortNumber(t *testing.T) {
 	// reviews-1 and -2 name the port web; the Pod-less endpoint has no Pod to ask.
 	if got := endpoints(r, svc, 80); got != "10.1.0.1:9080(shop/reviews-1) 10.1.0.2:9080(shop/reviews-2) fd00::1:9080(shop/reviews-1)" {
 		t.Errorf("reviews:80 endpoints = %s", got)
+	}
+}
+
+// kubeStep changes one Pod, Node or EndpointSlice of namespace "a" (or
+// removes it) and returns its key.
+func (m *mesh) kubeStep() config.Key {
+	var r *config.Resource
+	switch m.rnd.Intn(3) {
+	case 0:
+		n := m.rnd.Intn(4)
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pod%d", n), Namespace: "a",
+			Labels: map[string]string{"app": m.pick(testApps), "version": m.pick([]string{"v1", "v2"})}},
+			Spec: corev1.PodSpec{NodeName: m.pick([]string{"n1", "n2", ""}), ServiceAccountName: m.pick([]string{"", "sa1", "sa2"}),
+				Containers: []corev1.Container{{Name: "c", Ports: []corev1.ContainerPort{{Name: "web", ContainerPort: int32(8080 + m.rnd.Intn(2))}}}}}}
+		r = &config.Resource{Kind: config.KindPod, Meta: config.Meta{Name: pod.Name, Namespace: "a", Labels: pod.Labels}, Spec: pod}
+	case 1:
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: m.pick([]string{"n1", "n2"}),
+			Labels: map[string]string{config.LabelRegion: m.pick([]string{"eu", "us"}), config.LabelZone: m.pick([]string{"", "z1"})}}}
+		r = &config.Resource{Kind: config.KindNode, Meta: config.Meta{Name: node.Name, Labels: node.Labels}, Spec: node}
+	default:
+		name := fmt.Sprintf("slice%d", m.rnd.Intn(4))
+		svc := fmt.Sprintf("svc%d", m.rnd.Intn(5))
+		slice := &discoveryv1.EndpointSlice{AddressType: discoveryv1.AddressTypeIPv4}
+		for i := m.rnd.Intn(4); i > 0; i-- {
+			e := discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.9.0.%d", m.rnd.Intn(6))}}
+			if m.rnd.Intn(4) != 0 {
+				e.TargetRef = &corev1.ObjectReference{Kind: "Pod", Name: fmt.Sprintf("pod%d", m.rnd.Intn(5))}
+			}
+			if m.rnd.Intn(4) == 0 {
+				e.Conditions.Ready = new(bool)
+			}
+			slice.Endpoints = append(slice.Endpoints, e)
+		}
+		http, tcp := "http", "tcp-x"
+		slice.Ports = []discoveryv1.EndpointPort{{Name: &http}, {Name: &tcp, Port: new(int32)}}
+		*slice.Ports[1].Port = 9000
+		if m.rnd.Intn(2) == 0 {
+			slice.Ports[0].Port = new(int32)
+			*slice.Ports[0].Port = 7070
+		}
+		r = &config.Resource{Kind: config.KindEndpointSlice, Meta: config.Meta{Name: name, Namespace: "a",
+			Labels: map[string]string{config.LabelServiceName: svc}}, Spec: slice}
+	}
+	if old, ok := m.res[r.Key()]; ok && m.rnd.Intn(4) == 0 {
+		delete(m.res, old.Key())
+	} else {
+		m.res[r.Key()] = r
+	}
+	return r.Key()
+}
+
+// TestDeriveEqualsBuildKube: random sequences mixing Pods, Nodes and
+// EndpointSlices with Services, ServiceEntries and WorkloadEntries; after
+// every step the derived registry equals a fresh Build.
+func TestDeriveEqualsBuildKube(t *testing.T) {
+	for seed := int64(1); seed <= 60; seed++ {
+		m := &mesh{rnd: rand.New(rand.NewSource(seed)), res: map[config.Key]*config.Resource{}, reversed: seed%3 == 0}
+		for i := 0; i < 6; i++ {
+			m.step()
+			m.kubeStep()
+		}
+		reg := Build(m.resources(), BuildOptions{})
+		for i := 0; i < 40; i++ {
+			changed := map[config.Key]struct{}{}
+			if m.rnd.Intn(3) == 0 {
+				changed = m.step()
+			}
+			for n := 1 + m.rnd.Intn(2); n > 0; n-- {
+				changed[m.kubeStep()] = struct{}{}
+			}
+			resources := m.resources()
+			derived := Derive(reg, resources, changed)
+			if got, want := dump(derived), dump(Build(resources, BuildOptions{})); got != want {
+				t.Fatalf("seed %d step %d: changed %v: derived registry differs from Build:\n%s\nBuild:\n%s", seed, i, changed, got, want)
+			}
+			reg = derived
+		}
+	}
+}
+
+// TestDeriveKubeShares: a Pod label change re-reads only the Services
+// whose slices name the Pod.
+func TestDeriveKubeShares(t *testing.T) {
+	yaml := readTestdata(t, "kube.yaml")
+	decode := func(y string) []*config.Resource {
+		res := config.Decode([]byte(y), config.DecodeOptions{File: "kube.yaml"})
+		if len(res.Errors) > 0 {
+			t.Fatal(res.Errors)
+		}
+		config.SortResources(res.Resources)
+		return res.Resources
+	}
+	before := decode(yaml)
+	prev := Build(before, BuildOptions{})
+	after := decode(strings.Replace(yaml, "labels: {app: reviews, version: v1}", "labels: {app: reviews, version: v9}", 1))
+	next := Derive(prev, after, map[config.Key]struct{}{{Kind: config.KindPod, Namespace: "shop", Name: "reviews-1"}: {}})
+	db := service(t, next, "db.shop.svc.cluster.local", "shop")
+	if got, was := next.Endpoints(db, 5432), prev.Endpoints(db, 5432); &got[0] != &was[0] {
+		t.Errorf("db's endpoints rebuilt for a Pod its slices do not name")
+	}
+	reviews := service(t, next, "reviews.shop.svc.cluster.local", "shop")
+	if got := next.Endpoints(reviews, 80)[0].Labels["version"]; got != "v9" {
+		t.Errorf("reviews-1's endpoint has version %q after the Pod's label change", got)
+	}
+	if got := dump(next); got != dump(Build(after, BuildOptions{})) {
+		t.Errorf("derived registry differs from Build")
 	}
 }
