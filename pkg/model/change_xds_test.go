@@ -133,7 +133,7 @@ spec: {accessLogging: [{providers: [{name: envoy}]}]}`},
 		pod("d1", "{app: details, version: v1}", "details", "n1", 9080), pod("d1", "{app: details, version: v2}", "details", "n1", 9080),
 		pod("d1", "{app: details, version: v1}", "other", "n1", 9080), pod("d1", "{app: details, version: v1}", "details", "n2", 9090), "",
 	},
-	"pod-d2": {"", pod("d2", "{app: details, version: v2}", "details", "n2", 9080)},
+	"pod-d2":  {"", pod("d2", "{app: details, version: v2}", "details", "n2", 9080)},
 	"node-n1": {node("n1", "{topology.kubernetes.io/region: eu}"), node("n1", "{topology.kubernetes.io/region: us, topology.kubernetes.io/zone: us-1}"), ""},
 	"pa": {"", `apiVersion: security.istio.io/v1
 kind: PeerAuthentication
