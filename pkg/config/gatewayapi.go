@@ -41,7 +41,7 @@ const (
 )
 
 // ClusterScoped reports whether resources of kind k have no namespace.
-func ClusterScoped(k Kind) bool { return k == KindGatewayClass || k == KindNamespace }
+func ClusterScoped(k Kind) bool { return k == KindGatewayClass || k == KindNamespace || k == KindNode }
 
 // ResourceKind is the Kind sluice keys a document of group and kind by.
 func ResourceKind(group, kind string) Kind {

@@ -91,8 +91,7 @@ func (v *validator) endpointSlice(s *discoveryv1.EndpointSlice) {
 	case discoveryv1.AddressTypeIPv6:
 		family = netip.Addr.Is6
 	case discoveryv1.AddressTypeFQDN:
-		v.errorf("addressType", "FQDN slices are not supported (Istio ignores them: endpointslice.go updateEndpointCacheForSlice)")
-		return
+		return // a Rejected row of the support table (support_kube.go)
 	default:
 		v.errorf("addressType", "%q: use IPv4 or IPv6", s.AddressType)
 		return
