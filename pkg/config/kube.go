@@ -32,11 +32,30 @@ const (
 )
 
 // DecodeObject decodes one object, JSON or YAML, exactly as one document
-// of a file: the kube source (CONTRACT11) converts an informer object by
+// of a file (CONTRACT11): the kube source converts an informer object by
 // marshalling it to JSON and calling this, so a cluster and a folder
-// share decoding, errors and not-enforced reporting. The Result holds at
-// most one resource (a v1 List holds several).
-func DecodeObject(obj []byte, src Source, opts DecodeOptions) Result {
+// share decoding and errors. The error, when there is one, is an Errors
+// naming src, the object and the field. (nil, nil) is a kind sluice does
+// not read, or reads but does not enforce: DecodeObjectResult says which
+// (Result.Skipped, Result.NotEnforced) for reporting. Validate and
+// Unsupported still apply to the resource, as for a file's.
+func DecodeObject(obj []byte, src Source, opts DecodeOptions) (*Resource, error) {
+	res := DecodeObjectResult(obj, src, opts)
+	if len(res.Errors) > 0 {
+		return nil, res.Errors
+	}
+	if len(res.Resources) != 1 {
+		if len(res.Resources) > 1 {
+			return nil, Errors{{Source: src, Err: fmt.Errorf("%d objects where one was expected", len(res.Resources))}}
+		}
+		return nil, nil
+	}
+	return res.Resources[0], nil
+}
+
+// DecodeObjectResult is DecodeObject with the whole Result (a v1 List
+// gives several resources).
+func DecodeObjectResult(obj []byte, src Source, opts DecodeOptions) Result {
 	var res Result
 	if opts.DefaultNamespace == "" {
 		opts.DefaultNamespace = "default"

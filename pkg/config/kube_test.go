@@ -12,7 +12,7 @@ import (
 // support-table errors, as the file source reports them.
 func problems(t *testing.T, yaml string) (*Resource, string) {
 	t.Helper()
-	res := DecodeObject([]byte(yaml), Source{File: "kube.yaml", Doc: 1}, DecodeOptions{})
+	res := DecodeObjectResult([]byte(yaml), Source{File: "kube.yaml", Doc: 1}, DecodeOptions{})
 	var out []string
 	for _, e := range res.Errors {
 		out = append(out, e.Error())
@@ -105,5 +105,23 @@ func TestInRevision(t *testing.T) {
 		if got := InRevision(c.r, c.rev); got != c.want {
 			t.Errorf("InRevision(%s %v, %q) = %v, want %v", c.r.Kind, c.r.Labels, c.rev, got, c.want)
 		}
+	}
+}
+
+// TestDecodeObject: the one-object entry point gives the resource, an
+// error naming source, object and field, or nothing for a kind sluice
+// does not read.
+func TestDecodeObject(t *testing.T) {
+	src := Source{File: "kubernetes"}
+	r, err := DecodeObject([]byte(`{"apiVersion":"v1","kind":"Service","metadata":{"name":"a","namespace":"b"},"spec":{"ports":[{"port":80}]}}`), src, DecodeOptions{})
+	if err != nil || r == nil || r.Key() != (Key{Kind: KindService, Namespace: "b", Name: "a"}) || r.Source != src {
+		t.Errorf("Service: %+v %v", r, err)
+	}
+	_, err = DecodeObject([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"b"},"spec":{"bogus":1}}`), src, DecodeOptions{})
+	if err == nil || err.Error() != "kubernetes: Pod b/p: spec.bogus: unknown field" {
+		t.Errorf("bad Pod: %v", err)
+	}
+	if r, err := DecodeObject([]byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}`), src, DecodeOptions{}); r != nil || err != nil {
+		t.Errorf("ConfigMap: %+v %v", r, err)
 	}
 }
