@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -158,23 +160,42 @@ func (ki *kubeIndex) podEndpoint(ns, slice string, pod *corev1.Pod) *Endpoint {
 		// Pod the API server admits; a Pod written in a file may omit it.
 		ep.ServiceAccount = "default"
 	}
-	if node := ki.nodes[pod.Spec.NodeName]; node != nil && pod.Spec.NodeName != "" {
-		ep.Locality = nodeLocality(node.Labels)
-	}
+	ep.Locality = ki.podLocality(pod)
 	return ep
 }
 
-func nodeLocality(labels map[string]string) string {
-	region, zone, subzone := labels[config.LabelRegion], labels[config.LabelZone], labels[config.LabelSubzone]
-	switch {
-	case region == "" && zone == "" && subzone == "":
-		return ""
-	case subzone != "":
-		return region + "/" + zone + "/" + subzone
-	case zone != "":
-		return region + "/" + zone
+// podLocality is Istio's Controller.getPodLocality: the Pod's
+// topology.istio.io/locality (or older istio-locality) label, dots read
+// as slashes; else its Node's region, zone and subzone labels (the GA
+// topology labels, else the deprecated failure-domain ones), written
+// "region/zone/subzone" even when parts are empty; "" without a Node or
+// any of them.
+func (ki *kubeIndex) podLocality(pod *corev1.Pod) string {
+	for _, l := range []string{"topology.istio.io/locality", "istio-locality"} {
+		if loc, ok := pod.Labels[l]; ok {
+			if loc != "" && !strings.Contains(loc, "/") {
+				loc = strings.ReplaceAll(loc, ".", "/")
+			}
+			return loc
+		}
 	}
-	return region
+	node := ki.nodes[pod.Spec.NodeName]
+	if node == nil || pod.Spec.NodeName == "" {
+		return ""
+	}
+	get := func(ga, old string) string {
+		if v, ok := node.Labels[ga]; ok {
+			return v
+		}
+		return node.Labels[old]
+	}
+	region := get(config.LabelRegion, corev1.LabelFailureDomainBetaRegion)
+	zone := get(config.LabelZone, corev1.LabelFailureDomainBetaZone)
+	subzone := node.Labels[config.LabelSubzone]
+	if region == "" && zone == "" && subzone == "" {
+		return ""
+	}
+	return region + "/" + zone + "/" + subzone
 }
 
 // portNamed finds the service port a slice port belongs to by name (a

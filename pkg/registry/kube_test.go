@@ -43,7 +43,7 @@ func TestKubeEndpointSlices(t *testing.T) {
 	svc := service(t, r, "reviews.shop.svc.cluster.local", "shop")
 	want := strings.Join([]string{
 		"10.1.0.1:9080 sa=reviews loc=eu/eu-1/rack7 labels=app=reviews,version=v1 w=shop/reviews-1",
-		"10.1.0.2:9080 sa=default loc=us labels=app=reviews,version=v2 w=shop/reviews-2",
+		"10.1.0.2:9080 sa=default loc=us// labels=app=reviews,version=v2 w=shop/reviews-2",
 		"10.1.0.6:9080 sa= loc= labels= w=shop/reviews-abc",
 		"fd00::1:9080 sa=reviews loc=eu/eu-1/rack7 labels=app=reviews,version=v1 w=shop/reviews-1",
 	}, "\n")
@@ -184,5 +184,40 @@ func TestDeriveKubeShares(t *testing.T) {
 	}
 	if got := dump(next); got != dump(Build(after, BuildOptions{})) {
 		t.Errorf("derived registry differs from Build")
+	}
+}
+
+// TestPodLocality: the Pod's locality label wins over its Node's labels;
+// a Node's GA topology labels over the deprecated ones.
+func TestPodLocality(t *testing.T) {
+	node := func(labels map[string]string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", Labels: labels}}
+	}
+	ki := &kubeIndex{nodes: map[string]*corev1.Node{
+		"ga":   node(map[string]string{config.LabelRegion: "eu", config.LabelZone: "eu-1", config.LabelSubzone: "r7"}),
+		"old":  node(map[string]string{corev1.LabelFailureDomainBetaRegion: "us", corev1.LabelFailureDomainBetaZone: "us-2"}),
+		"both": node(map[string]string{config.LabelRegion: "eu", corev1.LabelFailureDomainBetaRegion: "us"}),
+		"none": node(nil),
+	}}
+	pod := func(node string, labels map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{NodeName: node}}
+	}
+	cases := []struct {
+		pod  *corev1.Pod
+		want string
+	}{
+		{pod("ga", nil), "eu/eu-1/r7"},
+		{pod("old", nil), "us/us-2/"},
+		{pod("both", nil), "eu//"},
+		{pod("none", nil), ""},
+		{pod("missing", nil), ""},
+		{pod("", nil), ""},
+		{pod("ga", map[string]string{"istio-locality": "ap.ap-1.x"}), "ap/ap-1/x"},
+		{pod("ga", map[string]string{"topology.istio.io/locality": "ap/ap-2", "istio-locality": "x"}), "ap/ap-2"},
+	}
+	for _, c := range cases {
+		if got := ki.podLocality(c.pod); got != c.want {
+			t.Errorf("node %q labels %v: locality %q, want %q", c.pod.Spec.NodeName, c.pod.Labels, got, c.want)
+		}
 	}
 }
