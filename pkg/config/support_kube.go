@@ -28,13 +28,14 @@ func kubeRows() []Feature {
 			ignored("EndpointSlice", "endpoints[].nodeName, endpoints[].zone, endpoints[].hints, endpoints[].hostname, endpoints[].deprecatedTopology, ports[].protocol, ports[].appProtocol",
 				"Istio takes locality from the Pod's Node and protocol from the Service's port"),
 		},
-		unclaimed(why, supported("Pod", "", "metadata.labels", "spec.serviceAccountName", "spec.nodeName", "spec.containers[].ports[].name",
+		unclaimed(why, supported("Pod", "", "metadata.labels", "metadata.labels[topology.istio.io/locality]", "metadata.labels[istio-locality]", "spec.serviceAccountName", "spec.nodeName", "spec.containers[].ports[].name",
 			"spec.containers[].ports[].containerPort")),
 		[]Feature{
 			ignored("Pod", "status, every other spec field", "the endpoint address is the slice's; a Pod gives an endpoint its labels, identity, locality and named ports only"),
 		},
 		unclaimed(why, supported("Node", "", "metadata.labels[topology.kubernetes.io/region]", "metadata.labels[topology.kubernetes.io/zone]",
-			"metadata.labels[topology.istio.io/subzone]")),
+			"metadata.labels[topology.istio.io/subzone]", "metadata.labels[failure-domain.beta.kubernetes.io/region]",
+			"metadata.labels[failure-domain.beta.kubernetes.io/zone]")),
 		[]Feature{
 			ignored("Node", "spec, status, other labels", "a Node gives its Pods' endpoints their locality only"),
 		},
