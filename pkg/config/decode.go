@@ -248,12 +248,6 @@ func decodeSpec(r *Resource, d document, group, version string) (ok bool, err er
 		if ClusterScoped(kind) {
 			r.Namespace = ""
 		}
-	case group == "" && version == "v1" && r.Kind == KindNamespace:
-		spec, err := decodeNamespace(d.Spec)
-		if err != nil {
-			return false, err
-		}
-		r.Spec, r.Namespace = spec, ""
 	case group == "" && version == "v1" && r.Kind == KindSecret:
 		sec, err := decodeSecret(d)
 		if err != nil {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1alpha2 "sigs.k8s.io/gateway-api/apis/v1alpha2"
 	gwv1alpha3 "sigs.k8s.io/gateway-api/apis/v1alpha3"
@@ -186,12 +185,3 @@ func strictJSON(prefix string, raw json.RawMessage, v any) error {
 	return nil
 }
 
-// decodeNamespace reads a v1 Namespace, whose labels Gateway API
-// allowedRoutes selectors match.
-func decodeNamespace(raw json.RawMessage) (*corev1.NamespaceSpec, error) {
-	var spec corev1.NamespaceSpec
-	if err := strictJSON("spec", raw, &spec); err != nil {
-		return nil, err
-	}
-	return &spec, nil
-}

@@ -69,7 +69,7 @@ func DecodeObjectResult(obj []byte, src Source, opts DecodeOptions) Result {
 	return res
 }
 
-// decodeKube decodes the whole object of a Pod, Node or EndpointSlice
+// decodeKube decodes the whole object of a Pod, Node, Namespace or EndpointSlice
 // (strictly: an unknown field is an error naming it); ok is false for
 // other kinds.
 func decodeKube(r *Resource, d document, group, version string) (ok bool, err error) {
@@ -79,6 +79,10 @@ func decodeKube(r *Resource, d document, group, version string) (ok bool, err er
 		obj = &corev1.Pod{}
 	case group == "" && version == "v1" && r.Kind == KindNode:
 		obj = &corev1.Node{}
+		r.Namespace = ""
+	case group == "" && version == "v1" && r.Kind == KindNamespace:
+		// Its labels: Gateway API allowedRoutes selectors match them.
+		obj = &corev1.Namespace{}
 		r.Namespace = ""
 	case group == "discovery.k8s.io" && r.Kind == KindEndpointSlice:
 		if version != "v1" {

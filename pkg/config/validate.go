@@ -77,7 +77,7 @@ func Validate(r *Resource) Errors {
 		v.gwTLSRoute(spec)
 	case *gwv1.ReferenceGrantSpec:
 		v.referenceGrant(spec)
-	case *corev1.NamespaceSpec:
+	case *corev1.Namespace:
 		v.namespace(spec)
 	case nil:
 		v.errorf("spec", "missing")
