@@ -184,4 +184,3 @@ func strictJSON(prefix string, raw json.RawMessage, v any) error {
 	}
 	return nil
 }
-
