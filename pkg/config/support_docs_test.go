@@ -82,5 +82,5 @@ func TestSupportTableRows(t *testing.T) {
 // wholeObjectKind: kinds whose rows name any path of the object, as their
 // Spec is the whole Kubernetes object (kube.go).
 func wholeObjectKind(kind string) bool {
-	return kind == string(KindPod) || kind == string(KindNode) || kind == string(KindEndpointSlice)
+	return kind == string(KindPod) || kind == string(KindNode) || kind == string(KindEndpointSlice) || kind == string(KindNamespace)
 }

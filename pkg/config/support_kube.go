@@ -39,6 +39,10 @@ func kubeRows() []Feature {
 		[]Feature{
 			ignored("Node", "spec, status, other labels", "a Node gives its Pods' endpoints their locality only"),
 		},
+		unclaimed(why, supported("Namespace", "Gateway API allowedRoutes namespace selectors match them", "metadata.labels")),
+		[]Feature{
+			ignored("Namespace", "spec, status", "finalizers and phase do not change what Istio routes"),
+		},
 	)
 }
 
