@@ -27,7 +27,7 @@ func Derive(prev *Registry, resources []*config.Resource, changed map[config.Key
 	ki := prev.kube
 	for k := range changed {
 		if isKubeKind(k.Kind) {
-			ki = newKubeIndex(resources)
+			ki = deriveKubeIndex(prev.kube, changed, cur)
 			break
 		}
 	}

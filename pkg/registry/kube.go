@@ -1,6 +1,9 @@
 package registry
 
 import (
+	"maps"
+	"slices"
+	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,16 +18,26 @@ type nsName struct{ namespace, name string }
 
 // kubeIndex holds the Kubernetes objects a Service's endpoints are read
 // from, as Istio's kube controller holds its informers: EndpointSlices by
-// the Service they belong to (label kubernetes.io/service-name), Pods and
-// Nodes by name, and the reverse edges Derive follows (the Services whose
-// slices name a Pod, the Pods on a Node). Immutable once built.
+// the Service they belong to (label kubernetes.io/service-name), in slice
+// name order, Pods and Nodes by name, and the reverse edges Derive follows
+// (the Services whose slices name a Pod, once per naming endpoint; the
+// Pods on a Node). Immutable once built: deriveKubeIndex copies what a
+// change edits.
 type kubeIndex struct {
-	slices      map[nsName][]*discoveryv1.EndpointSlice
+	slices      map[nsName][]namedSlice
 	sliceOwner  map[nsName]string
+	sliceSpec   map[nsName]*discoveryv1.EndpointSlice
 	pods        map[nsName]*corev1.Pod
 	nodes       map[string]*corev1.Node
 	podServices map[nsName][]string
 	nodePods    map[string][]nsName
+	// building: newKubeIndex owns every list, so add appends in place.
+	building bool
+}
+
+type namedSlice struct {
+	name string
+	spec *discoveryv1.EndpointSlice
 }
 
 // isKubeKind reports whether the index reads kind k.
@@ -33,38 +46,131 @@ func isKubeKind(k config.Kind) bool {
 }
 
 func newKubeIndex(resources []*config.Resource) *kubeIndex {
-	ki := &kubeIndex{slices: map[nsName][]*discoveryv1.EndpointSlice{}, pods: map[nsName]*corev1.Pod{},
-		nodes: map[string]*corev1.Node{}, sliceOwner: map[nsName]string{}, podServices: map[nsName][]string{}, nodePods: map[string][]nsName{}}
+	ki := &kubeIndex{slices: map[nsName][]namedSlice{}, sliceOwner: map[nsName]string{},
+		sliceSpec: map[nsName]*discoveryv1.EndpointSlice{}, pods: map[nsName]*corev1.Pod{},
+		nodes: map[string]*corev1.Node{}, podServices: map[nsName][]string{}, nodePods: map[string][]nsName{}, building: true}
 	for _, res := range resources {
-		switch spec := res.Spec.(type) {
-		case *discoveryv1.EndpointSlice:
-			svc := res.Labels[config.LabelServiceName]
-			if svc == "" {
-				continue
-			}
-			ki.slices[nsName{res.Namespace, svc}] = append(ki.slices[nsName{res.Namespace, svc}], spec)
-			ki.sliceOwner[nsName{res.Namespace, res.Name}] = svc
-			for _, e := range spec.Endpoints {
-				if ref := e.TargetRef; ref != nil && ref.Kind == string(config.KindPod) {
-					pk := nsName{res.Namespace, ref.Name}
-					ki.podServices[pk] = append(ki.podServices[pk], svc)
-				}
-			}
-		case *corev1.Pod:
-			if res.Kind != config.KindPod {
-				continue
-			}
-			ki.pods[nsName{res.Namespace, res.Name}] = spec
-			if n := spec.Spec.NodeName; n != "" {
-				ki.nodePods[n] = append(ki.nodePods[n], nsName{res.Namespace, res.Name})
-			}
-		case *corev1.Node:
-			if res.Kind == config.KindNode {
-				ki.nodes[res.Name] = spec
-			}
+		if isKubeKind(res.Kind) {
+			ki.add(res)
+		}
+	}
+	ki.building = false
+	return ki
+}
+
+// deriveKubeIndex is newKubeIndex of the current resources from prev and
+// the changed keys: the maps are copied (their lists shared) and each
+// changed object leaves and re-enters them.
+func deriveKubeIndex(prev *kubeIndex, changed map[config.Key]struct{}, cur changedSet) *kubeIndex {
+	ki := &kubeIndex{slices: maps.Clone(prev.slices), sliceOwner: maps.Clone(prev.sliceOwner),
+		sliceSpec: maps.Clone(prev.sliceSpec), pods: maps.Clone(prev.pods), nodes: maps.Clone(prev.nodes),
+		podServices: maps.Clone(prev.podServices), nodePods: maps.Clone(prev.nodePods)}
+	for key := range changed {
+		if !isKubeKind(key.Kind) {
+			continue
+		}
+		ki.remove(key)
+		if res := cur.res[key]; res != nil {
+			ki.add(res)
 		}
 	}
 	return ki
+}
+
+// own returns list to edit: itself while building, else a copy (the
+// list may be shared with the previous index).
+func own[V any](ki *kubeIndex, list []V) []V {
+	if ki.building {
+		return list
+	}
+	return slices.Clone(list)
+}
+
+// add indexes res, copying every list it edits.
+func (ki *kubeIndex) add(res *config.Resource) {
+	k := nsName{res.Namespace, res.Name}
+	switch spec := res.Spec.(type) {
+	case *discoveryv1.EndpointSlice:
+		svc := res.Labels[config.LabelServiceName]
+		if svc == "" || res.Kind != config.KindEndpointSlice {
+			return
+		}
+		sk := nsName{res.Namespace, svc}
+		old := ki.slices[sk]
+		i := sort.Search(len(old), func(i int) bool { return old[i].name > res.Name })
+		ki.slices[sk] = slices.Insert(own(ki, old), i, namedSlice{name: res.Name, spec: spec})
+		ki.sliceOwner[k], ki.sliceSpec[k] = svc, spec
+		for _, pk := range slicePods(res.Namespace, spec) {
+			ki.podServices[pk] = append(own(ki, ki.podServices[pk]), svc)
+		}
+	case *corev1.Pod:
+		if res.Kind != config.KindPod {
+			return
+		}
+		ki.pods[k] = spec
+		if n := spec.Spec.NodeName; n != "" {
+			ki.nodePods[n] = append(own(ki, ki.nodePods[n]), k)
+		}
+	case *corev1.Node:
+		if res.Kind == config.KindNode {
+			ki.nodes[res.Name] = spec
+		}
+	}
+}
+
+// remove takes the object key out of the index, copying the lists it edits.
+func (ki *kubeIndex) remove(key config.Key) {
+	k := nsName{key.Namespace, key.Name}
+	switch key.Kind {
+	case config.KindEndpointSlice:
+		svc, spec := ki.sliceOwner[k], ki.sliceSpec[k]
+		if spec == nil {
+			return
+		}
+		sk := nsName{key.Namespace, svc}
+		list := slices.DeleteFunc(slices.Clone(ki.slices[sk]), func(s namedSlice) bool { return s.name == key.Name })
+		setOrDelete(ki.slices, sk, list)
+		delete(ki.sliceOwner, k)
+		delete(ki.sliceSpec, k)
+		for _, pk := range slicePods(key.Namespace, spec) {
+			list := slices.Clone(ki.podServices[pk])
+			if i := slices.Index(list, svc); i >= 0 {
+				list = slices.Delete(list, i, i+1)
+			}
+			setOrDelete(ki.podServices, pk, list)
+		}
+	case config.KindPod:
+		pod := ki.pods[k]
+		if pod == nil {
+			return
+		}
+		delete(ki.pods, k)
+		if n := pod.Spec.NodeName; n != "" {
+			list := slices.DeleteFunc(slices.Clone(ki.nodePods[n]), func(p nsName) bool { return p == k })
+			setOrDelete(ki.nodePods, n, list)
+		}
+	case config.KindNode:
+		delete(ki.nodes, key.Name)
+	}
+}
+
+func setOrDelete[K comparable, V any](m map[K][]V, k K, list []V) {
+	if len(list) == 0 {
+		delete(m, k)
+	} else {
+		m[k] = list
+	}
+}
+
+// slicePods are the Pods a slice's endpoints name, once per endpoint.
+func slicePods(ns string, spec *discoveryv1.EndpointSlice) []nsName {
+	var out []nsName
+	for _, e := range spec.Endpoints {
+		if ref := e.TargetRef; ref != nil && ref.Kind == string(config.KindPod) {
+			out = append(out, nsName{ns, ref.Name})
+		}
+	}
+	return out
 }
 
 // servicesNaming returns the Services (as keys) whose endpoints a change
@@ -112,7 +218,8 @@ func (ki *kubeIndex) sliceEndpoints(eps map[uint32][]*Endpoint, svc *Service, sp
 		port uint32
 	}
 	seen := map[seenKey]bool{}
-	for _, slice := range ki.slices[nsName{ns, name}] {
+	for _, ns1 := range ki.slices[nsName{ns, name}] {
+		slice := ns1.spec
 		for _, e := range slice.Endpoints {
 			if e.Conditions.Ready != nil && !*e.Conditions.Ready {
 				continue
