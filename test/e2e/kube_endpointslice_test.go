@@ -42,7 +42,8 @@ func sliceYAML(name, svc string, ready map[*testenv.Workload]bool) string {
 
 // TestKubeEndpointSlices (local mode, a folder holding what a cluster
 // would): a Service's endpoints are its EndpointSlices' ready endpoints,
-// with labels from the Pods they name; no endpoint comes from a Pod the
+// with labels from the Pods they name (DestinationRule subsets select by
+// them); no endpoint comes from a Pod the
 // Service selects but no slice lists; a slice edit moves traffic.
 func TestKubeEndpointSlices(t *testing.T) {
 	t.Parallel()
@@ -77,6 +78,22 @@ func TestKubeEndpointSlices(t *testing.T) {
 	if moved > time.Second {
 		t.Errorf("traffic moved %v after the slice edit, want within 1s", moved)
 	}
+
+	// Both ready, a subset by the version label: the labels are the Pods'
+	// (the slice carries none), so the subset holds v1's Pod only.
+	m.WriteConfig("slice-reviews.yaml", sliceYAML("reviews-1", "reviews", map[*testenv.Workload]bool{v1: true, v2: true}))
+	m.WriteConfig("route-reviews.yaml", `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec: {host: reviews, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v1}}]}]}
+`)
+	m.WaitConverged(func() error { return allServedBy(c, 20, "reviews:9080", "/", nil, "reviews", "v1") }, convergeTimeout)
+	m.RemoveConfig("route-reviews.yaml")
 
 	// Without any slice the Service has no endpoints, though its selector
 	// matches both Pods: Istio reads EndpointSlices, not Pods.
