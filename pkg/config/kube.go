@@ -22,6 +22,9 @@ const (
 
 // Labels the registry reads on these kinds.
 const (
+	// AnnotationExportTo on a Service is its exportTo list
+	// (annotation.NetworkingExportTo).
+	AnnotationExportTo = "networking.istio.io/exportTo"
 	// LabelServiceName names an EndpointSlice's Service
 	// (discoveryv1.LabelServiceName, Istio's getServiceNamespacedName).
 	LabelServiceName = discoveryv1.LabelServiceName

@@ -125,3 +125,24 @@ func TestDecodeObject(t *testing.T) {
 		t.Errorf("ConfigMap: %+v %v", r, err)
 	}
 }
+
+func TestServiceExportToAnnotation(t *testing.T) {
+	svc := func(a string) string {
+		return "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: shop, annotations: {networking.istio.io/exportTo: \"" + a + "\"}}\nspec: {ports: [{port: 80}]}"
+	}
+	for _, ok := range []string{".", "*", "~", "., other", "shop,other"} {
+		if _, errs := problems(t, svc(ok)); errs != "" {
+			t.Errorf("exportTo %q: %s", ok, errs)
+		}
+	}
+	for a, want := range map[string]string{
+		"Bad_NS":  `metadata.annotations[networking.istio.io/exportTo][0]: invalid entry "Bad_NS"`,
+		"*, a":    `cannot have both public`,
+		"~, a":    `cannot export to no one`,
+		"., shop": `duplicate entry`,
+	} {
+		if _, errs := problems(t, svc(a)); !strings.Contains(errs, want) {
+			t.Errorf("exportTo %q: got %q, want %q", a, errs, want)
+		}
+	}
+}

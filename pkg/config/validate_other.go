@@ -413,6 +413,15 @@ func (v *validator) defaultEndpoint(f, ep string) {
 // service checks a Kubernetes Service spec the way the API server's
 // validation does, for the fields sluice uses.
 func (v *validator) service(svc *corev1.ServiceSpec) {
+	// Istio reads the annotation as a comma-separated exportTo list
+	// (kube/conversion.go ConvertService); "~" exports to no one.
+	if a, ok := v.r.Annotations[AnnotationExportTo]; ok {
+		var list []string
+		for _, e := range strings.Split(a, ",") {
+			list = append(list, strings.TrimSpace(e))
+		}
+		v.exportTo("metadata.annotations["+AnnotationExportTo+"]", list, true, false)
+	}
 	switch svc.Type {
 	case "", corev1.ServiceTypeClusterIP, corev1.ServiceTypeNodePort, corev1.ServiceTypeLoadBalancer:
 	case corev1.ServiceTypeExternalName:

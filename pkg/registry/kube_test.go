@@ -221,3 +221,22 @@ func TestPodLocality(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceExportToAnnotation: the annotation's list, "." as the
+// Service's namespace, "~" as no one.
+func TestServiceExportToAnnotation(t *testing.T) {
+	for a, want := range map[string]map[string]bool{
+		".":        {"shop": true, "other": false},
+		"~":        {"shop": false, "other": false},
+		"*":        {"shop": true, "other": true},
+		"., other": {"shop": true, "other": true, "third": false},
+	} {
+		r := build(t, "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: shop, annotations: {networking.istio.io/exportTo: \""+a+"\"}}\nspec: {ports: [{port: 80}]}")
+		svc := service(t, r, "s.shop.svc.cluster.local", "shop")
+		for ns, visible := range want {
+			if svc.VisibleTo(ns) != visible {
+				t.Errorf("exportTo %q: visible to %s = %v, want %v", a, ns, !visible, visible)
+			}
+		}
+	}
+}
