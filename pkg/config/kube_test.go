@@ -146,3 +146,27 @@ func TestServiceExportToAnnotation(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceInternalTrafficPolicyLocal(t *testing.T) {
+	const svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: shop}\nspec: {internalTrafficPolicy: %s, ports: [{port: 80}]}"
+	if _, errs := problems(t, strings.Replace(svc, "%s", "Local", 1)); !strings.Contains(errs, "Service shop/s: spec.internalTrafficPolicy: Local") {
+		t.Errorf("Local: %q", errs)
+	}
+	if _, errs := problems(t, strings.Replace(svc, "%s", "Cluster", 1)); errs != "" {
+		t.Errorf("Cluster: %q", errs)
+	}
+}
+
+func TestServiceClusterIPs(t *testing.T) {
+	const svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: shop}\nspec: {clusterIP: 10.0.0.1, clusterIPs: %s, ports: [{port: 80}]}"
+	for ips, want := range map[string]string{
+		`[10.0.0.1, "fd00::1"]`: "",
+		`[10.0.0.2]`:            `spec.clusterIPs[0]: "10.0.0.2" must equal spec.clusterIP`,
+		`[10.0.0.1, bogus]`:     `spec.clusterIPs[1]`,
+	} {
+		_, errs := problems(t, strings.Replace(svc, "%s", ips, 1))
+		if (want == "" && errs != "") || !strings.Contains(errs, want) {
+			t.Errorf("clusterIPs %s: %q, want %q", ips, errs, want)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package config
 
-import discoveryv1 "k8s.io/api/discovery/v1"
+import (
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+)
 
 // allRows is the support table with the Kubernetes kinds' rows.
 var allRows = append(append([]Feature(nil), supportTable...), kubeRows()...)
@@ -38,6 +41,22 @@ func kubeRows() []Feature {
 			"metadata.labels[failure-domain.beta.kubernetes.io/zone]")),
 		[]Feature{
 			ignored("Node", "spec, status, other labels", "a Node gives its Pods' endpoints their locality only"),
+		},
+		[]Feature{
+			{Kind: "Service", Field: "spec.internalTrafficPolicy", Support: Rejected,
+				Reason: "Local (endpoints on the client's own node only, Istio's nodeLocal) needs the proxy's node, which sluice proxies do not know",
+				find: func(r *Resource) []string {
+					if s, ok := r.Spec.(*corev1.ServiceSpec); ok && s.InternalTrafficPolicy != nil && *s.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal {
+						return []string{"spec.internalTrafficPolicy"}
+					}
+					return nil
+				}},
+			ignored("Service", "spec.sessionAffinity, spec.sessionAffinityConfig, spec.externalTrafficPolicy, spec.healthCheckNodePort, "+
+				"spec.loadBalancerIP, spec.loadBalancerSourceRanges, spec.loadBalancerClass, spec.externalIPs, spec.allocateLoadBalancerNodePorts, "+
+				"spec.ipFamilies, spec.ipFamilyPolicy, spec.trafficDistribution, spec.ports[].nodePort, spec.ports[].protocol",
+				"kube-proxy and cloud load balancer settings Istio's sidecars do not apply either (ConvertService reads none of them)"),
+			ignored("Service", "spec.publishNotReadyAddresses",
+				"read by the EndpointSlice controller, which then marks the endpoints ready; sluice reads the slices' conditions"),
 		},
 		unclaimed(why, supported("Namespace", "Gateway API allowedRoutes namespace selectors match them", "metadata.labels")),
 		[]Feature{

@@ -437,6 +437,14 @@ func (v *validator) service(svc *corev1.ServiceSpec) {
 	if svc.ClusterIP != "" && !headless {
 		v.check("spec.clusterIP", validateIPAddress(svc.ClusterIP))
 	}
+	for i, ip := range svc.ClusterIPs {
+		switch {
+		case i == 0 && ip != svc.ClusterIP && svc.ClusterIP != "":
+			v.errorf("spec.clusterIPs[0]", "%q must equal spec.clusterIP %q", ip, svc.ClusterIP)
+		case ip != corev1.ClusterIPNone || i > 0:
+			v.check(idx("spec.clusterIPs", i), validateIPAddress(ip))
+		}
+	}
 	if len(svc.Ports) == 0 && !headless && svc.Type != corev1.ServiceTypeExternalName {
 		v.errorf("spec.ports", "required: a Service needs at least one port (unless it is headless or ExternalName)")
 	}

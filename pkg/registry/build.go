@@ -153,6 +153,10 @@ func kubeService(res *config.Resource, spec *corev1.ServiceSpec, wi *workloadInd
 	}
 	if spec.ClusterIP != "" && spec.ClusterIP != "None" {
 		svc.Addresses = []string{spec.ClusterIP}
+		if len(spec.ClusterIPs) > 1 {
+			// Dual stack: every family's VIP (ConvertService).
+			svc.Addresses = spec.ClusterIPs
+		}
 	}
 	if spec.ClusterIP == "None" {
 		svc.Resolution = ResolutionNone

@@ -240,3 +240,10 @@ func TestServiceExportToAnnotation(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceDualStackVIPs(t *testing.T) {
+	r := build(t, "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: shop}\nspec: {clusterIP: 10.0.0.1, clusterIPs: [10.0.0.1, \"fd00::1\"], ports: [{port: 80}]}")
+	if got := service(t, r, "s.shop.svc.cluster.local", "shop").Addresses; len(got) != 2 || got[1] != "fd00::1" {
+		t.Errorf("addresses %v, want both families' VIPs", got)
+	}
+}
