@@ -170,3 +170,10 @@ func TestServiceClusterIPs(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceTrafficDistributionRejected(t *testing.T) {
+	_, errs := problems(t, "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: shop}\nspec: {trafficDistribution: PreferClose, ports: [{port: 80}]}")
+	if !strings.Contains(errs, "Service shop/s: spec.trafficDistribution: traffic distribution") {
+		t.Errorf("got %q", errs)
+	}
+}

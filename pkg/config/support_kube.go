@@ -51,9 +51,21 @@ func kubeRows() []Feature {
 					}
 					return nil
 				}},
+			{Kind: "Service", Field: "spec.trafficDistribution", Support: Rejected,
+				Reason: "traffic distribution (Istio's locality failover for PreferClose/PreferSameZone/PreferSameNode, model.GetTrafficDistribution) is not implemented by sluice yet",
+				find: func(r *Resource) []string {
+					var out []string
+					if s, ok := r.Spec.(*corev1.ServiceSpec); ok && s.TrafficDistribution != nil && *s.TrafficDistribution != "" {
+						out = append(out, "spec.trafficDistribution")
+					}
+					if _, ok := r.Annotations["networking.istio.io/traffic-distribution"]; ok && r.Kind == KindService {
+						out = append(out, "metadata.annotations[networking.istio.io/traffic-distribution]")
+					}
+					return out
+				}},
 			ignored("Service", "spec.sessionAffinity, spec.sessionAffinityConfig, spec.externalTrafficPolicy, spec.healthCheckNodePort, "+
 				"spec.loadBalancerIP, spec.loadBalancerSourceRanges, spec.loadBalancerClass, spec.externalIPs, spec.allocateLoadBalancerNodePorts, "+
-				"spec.ipFamilies, spec.ipFamilyPolicy, spec.trafficDistribution, spec.ports[].nodePort, spec.ports[].protocol",
+				"spec.ipFamilies, spec.ipFamilyPolicy, spec.ports[].nodePort, spec.ports[].protocol",
 				"kube-proxy and cloud load balancer settings Istio's sidecars do not apply either (ConvertService reads none of them)"),
 			ignored("Service", "spec.publishNotReadyAddresses",
 				"read by the EndpointSlice controller, which then marks the endpoints ready; sluice reads the slices' conditions"),
