@@ -14,8 +14,9 @@ import (
 // the change did not touch is shared with prev by pointer: services,
 // their endpoint lists, and, when no Service or ServiceEntry changed, the
 // service list itself. Only the sources whose selector matches a changed
-// WorkloadEntry's old or new labels, and the changed Services and
-// ServiceEntries, are read again (Istio's serviceentry controller updates
+// WorkloadEntry's old or new labels, the Services whose EndpointSlices
+// name a changed slice, Pod or Node (before or after), and the changed
+// Services and ServiceEntries, are read again (Istio's serviceentry controller updates
 // its services and endpoint shards the same way per event). prev nil
 // builds from scratch.
 func Derive(prev *Registry, resources []*config.Resource, changed map[config.Key]struct{}) *Registry {
