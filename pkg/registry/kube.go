@@ -211,11 +211,12 @@ func (ki *kubeIndex) servicesNaming(key config.Key) []config.Key {
 // does not have: endpoint_builder.go filterIstioEndpoint); an endpoint
 // whose targetRef names a Pod that does not exist is skipped (getPod);
 // each slice port maps to the Service port of the same name; an address
-// and port seen in an earlier slice is not repeated (endpointSliceCache.get).
+// seen for a service port in an earlier slice is not repeated
+// (endpointSliceCache.get keys by address and service port name).
 func (ki *kubeIndex) sliceEndpoints(eps map[uint32][]*Endpoint, svc *Service, spec *corev1.ServiceSpec, ns, name string) {
 	type seenKey struct {
-		addr string
-		port uint32
+		addr        string
+		servicePort uint32
 	}
 	seen := map[seenKey]bool{}
 	for _, ns1 := range ki.slices[nsName{ns, name}] {
@@ -238,10 +239,10 @@ func (ki *kubeIndex) sliceEndpoints(eps map[uint32][]*Endpoint, svc *Service, sp
 						continue
 					}
 					num, ok := slicePortNumber(sp, spec, port, pod)
-					if !ok || seen[seenKey{addr, num}] {
+					if !ok || seen[seenKey{addr, port.Number}] {
 						continue
 					}
-					seen[seenKey{addr, num}] = true
+					seen[seenKey{addr, port.Number}] = true
 					ep := *base
 					ep.Address, ep.Port = addr, num
 					eps[port.Number] = append(eps[port.Number], &ep)

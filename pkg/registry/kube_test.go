@@ -247,3 +247,32 @@ func TestServiceDualStackVIPs(t *testing.T) {
 		t.Errorf("addresses %v, want both families' VIPs", got)
 	}
 }
+
+// TestKubeTwoServicePortsOneTargetPort: two Service ports onto one
+// container port each get the endpoint (Istio dedups by address and
+// service port, not target port); a repeat in a later slice does not.
+func TestKubeTwoServicePortsOneTargetPort(t *testing.T) {
+	r := build(t, `apiVersion: v1
+kind: Service
+metadata: {name: s, namespace: shop}
+spec: {ports: [{name: http, port: 80}, {name: http-alt, port: 8081}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: s-1, namespace: shop, labels: {kubernetes.io/service-name: s}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1]}]
+ports: [{name: http, port: 8080}, {name: http-alt, port: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: s-2, namespace: shop, labels: {kubernetes.io/service-name: s}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1]}]
+ports: [{name: http, port: 9999}]
+`)
+	svc := service(t, r, "s.shop.svc.cluster.local", "shop")
+	if got := endpoints(r, svc, 80) + " | " + endpoints(r, svc, 8081); got != "10.0.0.1:8080(shop/s-1) | 10.0.0.1:8080(shop/s-1)" {
+		t.Errorf("endpoints = %s", got)
+	}
+}
