@@ -219,8 +219,8 @@ func (ki *kubeIndex) sliceEndpoints(eps map[uint32][]*Endpoint, svc *Service, sp
 		servicePort uint32
 	}
 	seen := map[seenKey]bool{}
-	for _, ns1 := range ki.slices[nsName{ns, name}] {
-		slice := ns1.spec
+	for _, entry := range ki.slices[nsName{ns, name}] {
+		slice := entry.spec
 		for _, e := range slice.Endpoints {
 			if e.Conditions.Ready != nil && !*e.Conditions.Ready {
 				continue
@@ -231,7 +231,7 @@ func (ki *kubeIndex) sliceEndpoints(eps map[uint32][]*Endpoint, svc *Service, sp
 					continue
 				}
 			}
-			base := ki.podEndpoint(ns, slice.Name, pod)
+			base := ki.podEndpoint(ns, entry.name, pod)
 			for _, addr := range e.Addresses {
 				for _, sp := range slice.Ports {
 					port, ok := svc.portNamed(sp.Name)
