@@ -226,12 +226,14 @@ func (ki *kubeIndex) sliceEndpoints(eps map[uint32][]*Endpoint, svc *Service, sp
 				continue
 			}
 			var pod *corev1.Pod
+			workload := entry.name
 			if ref := e.TargetRef; ref != nil && ref.Kind == string(config.KindPod) {
 				if pod = ki.pods[nsName{ns, ref.Name}]; pod == nil {
 					continue
 				}
+				workload = ref.Name
 			}
-			base := ki.podEndpoint(ns, entry.name, pod)
+			base := ki.podEndpoint(ns+"/"+workload, pod)
 			for _, addr := range e.Addresses {
 				for _, sp := range slice.Ports {
 					port, ok := svc.portNamed(sp.Name)
@@ -257,11 +259,13 @@ func (ki *kubeIndex) sliceEndpoints(eps map[uint32][]*Endpoint, svc *Service, sp
 // spiffe://<trust domain>/ns/<ns>/sa/<sa>) and the locality of the Pod's
 // Node (topology.kubernetes.io/region, zone, topology.istio.io/subzone:
 // model.GetLocalityLabel / getNodeLocality).
-func (ki *kubeIndex) podEndpoint(ns, slice string, pod *corev1.Pod) *Endpoint {
+// workload is the Pod's namespace/name, or the slice's when there is no
+// Pod.
+func (ki *kubeIndex) podEndpoint(workload string, pod *corev1.Pod) *Endpoint {
 	if pod == nil {
-		return &Endpoint{Workload: ns + "/" + slice}
+		return &Endpoint{Workload: workload}
 	}
-	ep := &Endpoint{Labels: pod.Labels, Workload: ns + "/" + pod.Name,
+	ep := &Endpoint{Labels: pod.Labels, Workload: workload,
 		ServiceAccount: pod.Spec.ServiceAccountName}
 	if ep.ServiceAccount == "" {
 		// The ServiceAccount admission plugin sets "default" on every
