@@ -2,7 +2,6 @@ package analysis
 
 import (
 	networking "istio.io/api/networking/v1alpha3"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 )
@@ -76,7 +75,7 @@ func analyzeSubsetPods(c *Context) {
 // podTopologyLabels is a pod's labels with its node's region, zone and
 // subzone and its node name added.
 func podTopologyLabels(c *Context, pod *Object) map[string]string {
-	spec := pod.Spec.(*corev1.PodSpec)
+	spec := podSpec(pod)
 	out := map[string]string{}
 	for k, v := range pod.Labels {
 		out[k] = v

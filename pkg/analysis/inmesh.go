@@ -8,9 +8,18 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/config"
 )
 
+// podSpec is a Pod object's spec (its Spec is the whole *corev1.Pod, as
+// pkg/config decodes Pods); an empty one for anything else, never a panic.
+func podSpec(pod *Object) *corev1.PodSpec {
+	if p, ok := pod.Spec.(*corev1.Pod); ok {
+		return &p.Spec
+	}
+	return &corev1.PodSpec{}
+}
+
 // podInMesh is util.PodInMesh (analyzers/util/in_mesh.go).
 func podInMesh(c *Context, pod *Object) bool {
-	spec := pod.Spec.(*corev1.PodSpec)
+	spec := podSpec(pod)
 	containers := append(append([]corev1.Container(nil), spec.Containers...), spec.InitContainers...)
 	return inMesh(c, pod.Annotations, pod.Labels, pod.Namespace, containers)
 }

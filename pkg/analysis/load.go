@@ -353,7 +353,8 @@ func decodeWorkload(h header, data []byte) (*config.Resource, error) {
 		if err := yaml.Unmarshal(data, &p); err != nil {
 			return nil, err
 		}
-		r = &config.Resource{Kind: KindPod, Meta: meta(p.ObjectMeta), Spec: &p.Spec}
+		// The whole Pod, as pkg/config decodes KindPod (CONTRACT11).
+		r = &config.Resource{Kind: KindPod, Meta: meta(p.ObjectMeta), Spec: &p}
 	case h.APIVersion == "apps/v1" && h.Kind == string(KindDeployment):
 		var d appsv1.Deployment
 		if err := yaml.Unmarshal(data, &d); err != nil {
@@ -365,7 +366,7 @@ func decodeWorkload(h header, data []byte) (*config.Resource, error) {
 		if err := yaml.Unmarshal(data, &n); err != nil {
 			return nil, err
 		}
-		r = &config.Resource{Kind: KindNode, Meta: meta(n.ObjectMeta), Spec: &n.Spec}
+		r = &config.Resource{Kind: KindNode, Meta: meta(n.ObjectMeta), Spec: &n}
 		r.Namespace = ""
 		return r, nil
 	default:

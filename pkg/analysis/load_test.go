@@ -76,7 +76,7 @@ func TestLoadOriginsAndKinds(t *testing.T) {
 		specCheck func(any) bool
 	}{
 		{config.KindVirtualService, "team", "reviews", 3, nil},
-		{KindPod, "prod", "reviews-1", 16, func(s any) bool { return s.(*corev1.PodSpec).NodeName == "node-a" }},
+		{KindPod, "prod", "reviews-1", 16, func(s any) bool { return s.(*corev1.Pod).Spec.NodeName == "node-a" }},
 		{config.KindService, "team", "reviews", 30, func(s any) bool { return len(s.(*corev1.ServiceSpec).Ports) == 1 }},
 		{KindDeployment, "team", "reviews", 36, nil},
 	}

@@ -7,9 +7,9 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/registry"
 )
 
-// Kubernetes kinds only analysis reads (pkg/config does not accept them as
-// mesh configuration). Their Spec is the k8s.io/api spec type:
-// *corev1.PodSpec, *appsv1.DeploymentSpec, *corev1.NodeSpec.
+// Kubernetes kinds analysis reads. Pods and Nodes are pkg/config's kinds
+// (config.KindPod, config.KindNode: Spec the whole *corev1.Pod or
+// *corev1.Node); a Deployment's Spec is its *appsv1.DeploymentSpec.
 const (
 	KindPod        config.Kind = "Pod"
 	KindDeployment config.Kind = "Deployment"

@@ -66,6 +66,9 @@ type document struct {
 	Type       string          `json:"type"`
 	Data       json.RawMessage `json:"data"`
 	StringData json.RawMessage `json:"stringData"`
+	// raw is the whole document as JSON, for the kinds whose Spec is the
+	// whole object (kube.go).
+	raw []byte
 }
 
 type documentMeta struct {
@@ -131,6 +134,7 @@ func decodeDocument(raw []byte, src Source, opts DecodeOptions, res *Result) {
 		res.Errors = append(res.Errors, &Error{Source: src, Err: fmt.Errorf("not a Kubernetes-style object: %w", err)})
 		return
 	}
+	d.raw = js
 	if d.Kind == "List" && d.APIVersion == "v1" {
 		for _, item := range d.Items {
 			decodeDocument(item, src, opts, res)
@@ -195,6 +199,9 @@ func decodeObject(d document, src Source, opts DecodeOptions) (*Resource, error)
 // decodeSpec decodes d's spec into r by API group and kind; ok is false
 // for kinds sluice has no use for.
 func decodeSpec(r *Resource, d document, group, version string) (ok bool, err error) {
+	if ok, err := decodeKube(r, d, group, version); ok || err != nil {
+		return ok, err
+	}
 	switch {
 	case group == "networking.istio.io":
 		newSpec, ok := istioSpecs[r.Kind]
@@ -241,12 +248,6 @@ func decodeSpec(r *Resource, d document, group, version string) (ok bool, err er
 		if ClusterScoped(kind) {
 			r.Namespace = ""
 		}
-	case group == "" && version == "v1" && r.Kind == KindNamespace:
-		spec, err := decodeNamespace(d.Spec)
-		if err != nil {
-			return false, err
-		}
-		r.Spec, r.Namespace = spec, ""
 	case group == "" && version == "v1" && r.Kind == KindSecret:
 		sec, err := decodeSecret(d)
 		if err != nil {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwv1alpha2 "sigs.k8s.io/gateway-api/apis/v1alpha2"
 	gwv1alpha3 "sigs.k8s.io/gateway-api/apis/v1alpha3"
@@ -41,7 +40,7 @@ const (
 )
 
 // ClusterScoped reports whether resources of kind k have no namespace.
-func ClusterScoped(k Kind) bool { return k == KindGatewayClass || k == KindNamespace }
+func ClusterScoped(k Kind) bool { return k == KindGatewayClass || k == KindNamespace || k == KindNode }
 
 // ResourceKind is the Kind sluice keys a document of group and kind by.
 func ResourceKind(group, kind string) Kind {
@@ -184,14 +183,4 @@ func strictJSON(prefix string, raw json.RawMessage, v any) error {
 		return &Error{Field: prefix, Err: errors.New(strings.Join(fields, "; "))}
 	}
 	return nil
-}
-
-// decodeNamespace reads a v1 Namespace, whose labels Gateway API
-// allowedRoutes selectors match.
-func decodeNamespace(raw json.RawMessage) (*corev1.NamespaceSpec, error) {
-	var spec corev1.NamespaceSpec
-	if err := strictJSON("spec", raw, &spec); err != nil {
-		return nil, err
-	}
-	return &spec, nil
 }

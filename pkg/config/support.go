@@ -22,10 +22,13 @@ const (
 	// NotEnforcedKind: a whole kind accepted and kept but not enforced
 	// yet, reported loudly (Decode's Result.NotEnforced).
 	NotEnforcedKind
+	// IgnoredByDesign: a field of a Kubernetes object (status-like data)
+	// that does not change what Istio does, read by nobody on purpose.
+	IgnoredByDesign
 )
 
 func (s Support) String() string {
-	return [...]string{"supported", "rejected", "not enforced"}[s]
+	return [...]string{"supported", "rejected", "not enforced", "ignored by design"}[s]
 }
 
 // Feature is one row of the support table: the one place that says what
@@ -61,7 +64,7 @@ type Feature struct {
 // is silently ignored.
 func Unsupported(r *Resource) Errors {
 	var errs Errors
-	for _, f := range supportTable {
+	for _, f := range allRows {
 		if f.Support != Rejected || f.Kind != string(r.Kind) || f.find == nil {
 			continue
 		}
@@ -76,7 +79,7 @@ func Unsupported(r *Resource) Errors {
 // SupportTable is every row of the support table, the not-enforced kinds
 // included, in a stable order.
 func SupportTable() []Feature {
-	out := append([]Feature(nil), supportTable...)
+	out := append([]Feature(nil), allRows...)
 	for _, group := range slices.Sorted(maps.Keys(notEnforcedKinds)) {
 		for _, kind := range slices.Sorted(maps.Keys(notEnforcedKinds[group])) {
 			out = append(out, Feature{Kind: group + "/" + kind, Support: NotEnforcedKind, Reason: notEnforcedKinds[group][kind]})

@@ -32,6 +32,13 @@ func SupportMarkdown() string {
 			fmt.Fprintf(&b, "| %s | %s |\n", f.Kind, escape(f.Reason))
 		}
 	}
+	b.WriteString("\n### Kubernetes fields ignored by design\nFields of Pods, Nodes and EndpointSlices that do not change " +
+		"what Istio does; read by nobody on purpose.\n\n| kind | fields | why |\n|---|---|---|\n")
+	for _, f := range table {
+		if f.Support == IgnoredByDesign {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", f.Kind, escape(f.Field), escape(f.Reason))
+		}
+	}
 	b.WriteString("\n### Supported fields\nEnforced as Istio does (details per kind above). Fields marked † are not yet " +
 		"claimed by the conformance runner.\n\n| kind | fields |\n|---|---|\n")
 	byKind := map[string][]string{}

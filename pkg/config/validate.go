@@ -18,6 +18,7 @@ import (
 	tpb "istio.io/api/telemetry/v1alpha1"
 	typev1beta1 "istio.io/api/type/v1beta1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
@@ -55,6 +56,11 @@ func Validate(r *Resource) Errors {
 		v.telemetry(spec)
 	case *corev1.ServiceSpec:
 		v.service(spec)
+	case *corev1.Pod:
+		v.pod(spec)
+	case *discoveryv1.EndpointSlice:
+		v.endpointSlice(spec)
+	case *corev1.Node:
 	case *Secret:
 		v.secret(spec)
 	case *gwv1.GatewayClassSpec:
@@ -71,7 +77,7 @@ func Validate(r *Resource) Errors {
 		v.gwTLSRoute(spec)
 	case *gwv1.ReferenceGrantSpec:
 		v.referenceGrant(spec)
-	case *corev1.NamespaceSpec:
+	case *corev1.Namespace:
 		v.namespace(spec)
 	case nil:
 		v.errorf("spec", "missing")

@@ -633,7 +633,7 @@ func (v *validator) referenceGrant(g *gwv1.ReferenceGrantSpec) {
 	}
 }
 
-func (v *validator) namespace(*corev1.NamespaceSpec) {}
+func (v *validator) namespace(*corev1.Namespace) {}
 
 // Shared parts.
 

@@ -413,6 +413,15 @@ func (v *validator) defaultEndpoint(f, ep string) {
 // service checks a Kubernetes Service spec the way the API server's
 // validation does, for the fields sluice uses.
 func (v *validator) service(svc *corev1.ServiceSpec) {
+	// Istio reads the annotation as a comma-separated exportTo list
+	// (kube/conversion.go ConvertService); "~" exports to no one.
+	if a, ok := v.r.Annotations[AnnotationExportTo]; ok {
+		var list []string
+		for _, e := range strings.Split(a, ",") {
+			list = append(list, strings.TrimSpace(e))
+		}
+		v.exportTo("metadata.annotations["+AnnotationExportTo+"]", list, true, false)
+	}
 	switch svc.Type {
 	case "", corev1.ServiceTypeClusterIP, corev1.ServiceTypeNodePort, corev1.ServiceTypeLoadBalancer:
 	case corev1.ServiceTypeExternalName:
@@ -427,6 +436,14 @@ func (v *validator) service(svc *corev1.ServiceSpec) {
 	headless := svc.ClusterIP == corev1.ClusterIPNone
 	if svc.ClusterIP != "" && !headless {
 		v.check("spec.clusterIP", validateIPAddress(svc.ClusterIP))
+	}
+	for i, ip := range svc.ClusterIPs {
+		switch {
+		case i == 0 && ip != svc.ClusterIP && svc.ClusterIP != "":
+			v.errorf("spec.clusterIPs[0]", "%q must equal spec.clusterIP %q", ip, svc.ClusterIP)
+		case ip != corev1.ClusterIPNone || i > 0:
+			v.check(idx("spec.clusterIPs", i), validateIPAddress(ip))
+		}
 	}
 	if len(svc.Ports) == 0 && !headless && svc.Type != corev1.ServiceTypeExternalName {
 		v.errorf("spec.ports", "required: a Service needs at least one port (unless it is headless or ExternalName)")

@@ -73,7 +73,7 @@ func Convert(resources []*config.Resource, opts Options) *Output {
 			tlsRoutes = append(tlsRoutes, r)
 		case *gwv1.ReferenceGrantSpec:
 			c.referenceGrant(r, spec)
-		case *corev1.NamespaceSpec:
+		case *corev1.Namespace:
 			c.nsLabels[r.Name] = r.Labels
 		case *config.Secret:
 			c.secrets[r.Key()] = spec

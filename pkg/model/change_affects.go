@@ -76,7 +76,8 @@ func (a *affectsCheck) affects(key ConfigKey) bool {
 		return a.virtualService(versions)
 	case config.KindDestinationRule:
 		return a.destinationRule(versions)
-	case config.KindService, config.KindServiceEntry, config.KindWorkloadEntry:
+	case config.KindService, config.KindServiceEntry, config.KindWorkloadEntry,
+		config.KindPod, config.KindNode, config.KindEndpointSlice:
 		return a.services(key, old, cur)
 	case config.KindSecret:
 		// Gateways' credentialName, any router's (conservative); a
@@ -212,7 +213,8 @@ func (a *affectsCheck) destinationRule(versions []*config.Resource) bool {
 // endpoints (InboundDependsOn); Gateway API backends are resolved against
 // services, so routers and mesh routes too when there are any.
 func (a *affectsCheck) services(key ConfigKey, old, cur *config.Resource) bool {
-	if key.Kind != config.KindWorkloadEntry && (a.gatewayAPIReadsServices() || a.referenced(key, old, cur)) {
+	feeds := key.Kind == config.KindWorkloadEntry || registry.IsKubeEndpointKind(key.Kind)
+	if !feeds && (a.gatewayAPIReadsServices() || a.referenced(key, old, cur)) {
 		return true
 	}
 	for _, v := range []struct {
@@ -223,9 +225,12 @@ func (a *affectsCheck) services(key ConfigKey, old, cur *config.Resource) bool {
 			continue
 		}
 		var svcs []*registry.Service
-		if key.Kind == config.KindWorkloadEntry {
+		switch {
+		case key.Kind == config.KindWorkloadEntry:
 			svcs = v.reg.ServicesSelecting(key.Namespace, registry.WorkloadLabels(v.res))
-		} else {
+		case feeds:
+			svcs = v.reg.ServicesFedBy(key)
+		default:
 			svcs = v.reg.ServicesOf(key)
 		}
 		for _, svc := range svcs {

@@ -60,6 +60,21 @@ func (pc *PushContext) EndpointsOnly(ch Change, prev *PushContext) (hosts []stri
 					affected[serviceID{svc.Hostname, svc.Namespace}] = true
 				}
 			}
+		case config.KindPod, config.KindNode, config.KindEndpointSlice:
+			// Kubernetes objects feed endpoints only (Istio's
+			// endpointslice.go pushEDS: an EDS update, full push on
+			// changed service accounts, which edsOnlyService checks).
+			for _, v := range []struct {
+				reg *registry.Registry
+				res *config.Resource
+			}{{prev.Registry, old}, {pc.Registry, cur}} {
+				if v.res == nil {
+					continue
+				}
+				for _, svc := range v.reg.ServicesFedBy(key) {
+					affected[serviceID{svc.Hostname, svc.Namespace}] = true
+				}
+			}
 		case config.KindServiceEntry:
 			if !onlyEndpointsDiffer(old, cur) {
 				return nil, false
@@ -211,6 +226,11 @@ func endpointsAtInbound(reg *registry.Registry, res *config.Resource, p *Proxy) 
 	case config.KindServiceEntry, config.KindService:
 		svcs = reg.ServicesOf(res.Key())
 		prefix = ""
+	case config.KindEndpointSlice, config.KindNode:
+		svcs = reg.ServicesFedBy(res.Key())
+		prefix = ""
+	case config.KindPod:
+		svcs = reg.ServicesFedBy(res.Key())
 	}
 	for _, svc := range svcs {
 		for _, port := range svc.Ports {

@@ -271,7 +271,19 @@ spec:
 kind: WorkloadEntry
 metadata: {name: n1, namespace: shop}
 spec: {address: 10.0.0.5, labels: {app: ratings}}`
-	base := edited(map[string]string{"dns": dnsEntry, "inline": inline, "n1": n1})
+	// Kubernetes endpoints of ratings: a slice naming Pod p1 on node1.
+	slice := `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ratings-1, namespace: shop, labels: {kubernetes.io/service-name: ratings}}
+addressType: IPv4
+endpoints: [{addresses: [10.3.0.1], targetRef: {kind: Pod, name: p1}}]
+ports: [{name: http, port: 9080}]`
+	pod := `apiVersion: v1
+kind: Pod
+metadata: {name: p1, namespace: shop, labels: {app: ratings}}
+spec: {serviceAccountName: ratings, nodeName: node1, containers: [{name: app, image: x}]}`
+	node := "apiVersion: v1\nkind: Node\nmetadata: {name: node1, labels: {topology.kubernetes.io/region: eu}}"
+	base := edited(map[string]string{"dns": dnsEntry, "inline": inline, "n1": n1, "slice": slice, "pod": pod, "node": node})
 	prev := changePush(t, base, nil)
 	r1 := changeBase["r1"]
 	cases := []struct {
@@ -292,6 +304,11 @@ spec: {address: 10.0.0.5, labels: {app: ratings}}`
 kind: WorkloadEntry
 metadata: {name: d1, namespace: shop}
 spec: {address: 10.2.0.1, labels: {app: dnsbacked}}`}, "", false},
+		{"EndpointSlice address", map[string]string{"slice": strings.Replace(slice, "10.3.0.1", "10.3.0.2", 1)}, "ratings.shop.svc.cluster.local", true},
+		{"EndpointSlice endpoint not ready: the service loses the Pod's identity", map[string]string{"slice": strings.Replace(slice, "targetRef:", "conditions: {ready: false}, targetRef:", 1)}, "", false},
+		{"Node locality", map[string]string{"node": strings.Replace(node, "region: eu", "region: us", 1)}, "ratings.shop.svc.cluster.local", true},
+		{"Pod labels (subsets filter by labels)", map[string]string{"pod": strings.Replace(pod, "{app: ratings}", "{app: ratings, version: v2}", 1)}, "", false},
+		{"Pod service account", map[string]string{"pod": strings.Replace(pod, "serviceAccountName: ratings", "serviceAccountName: other", 1)}, "", false},
 		{"ServiceEntry endpoints only", map[string]string{"inline": strings.Replace(inline, "10.1.0.1", "10.1.0.2", 1)}, "inline.example.com", true},
 		{"ServiceEntry port", map[string]string{"inline": strings.Replace(inline, "number: 80", "number: 81", 1)}, "", false},
 		{"VirtualService", map[string]string{"reviews-vs": strings.Replace(changeBase["reviews-vs"], "{host: reviews}", "{host: reviews, subset: v1}", 1)}, "", false},

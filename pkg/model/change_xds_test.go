@@ -117,6 +117,24 @@ spec: {hosts: [private.example.com], exportTo: ["."], ports: [{name: http, numbe
 kind: Telemetry
 metadata: {name: mesh, namespace: istio-system}
 spec: {accessLogging: [{providers: [{name: envoy}]}]}`},
+	// Kubernetes endpoints: a Service's EndpointSlices, the Pods they
+	// name, the Pods' Nodes.
+	"svc-details": {svc("details", "shop", "", "{app: details}", "[{name: http, port: 9080, targetPort: web}]"), ""},
+	"slice-details": {
+		slice("details-a", "details", "[{addresses: [10.5.0.1], targetRef: {kind: Pod, name: d1}}]", "[{name: http, port: 9080}]"),
+		slice("details-a", "details", "[{addresses: [10.5.0.7], targetRef: {kind: Pod, name: d1}}]", "[{name: http, port: 9080}]"),
+		slice("details-a", "details", "[{addresses: [10.5.0.1], conditions: {ready: false}, targetRef: {kind: Pod, name: d1}}]", "[{name: http, port: 9080}]"),
+		slice("details-a", "details", "[{addresses: [10.5.0.1], targetRef: {kind: Pod, name: d1}}, {addresses: [10.5.0.2], targetRef: {kind: Pod, name: d2}}]", "[{name: http}]"),
+		slice("details-a", "reviews", "[{addresses: [10.0.0.1], targetRef: {kind: Pod, name: d1}}]", "[{name: http, port: 9080}]"),
+		"",
+	},
+	"slice-details-b": {"", slice("details-b", "details", "[{addresses: [10.5.0.3]}]", "[{name: http, port: 9080}]")},
+	"pod-d1": {
+		pod("d1", "{app: details, version: v1}", "details", "n1", 9080), pod("d1", "{app: details, version: v2}", "details", "n1", 9080),
+		pod("d1", "{app: details, version: v1}", "other", "n1", 9080), pod("d1", "{app: details, version: v1}", "details", "n2", 9090), "",
+	},
+	"pod-d2":  {"", pod("d2", "{app: details, version: v2}", "details", "n2", 9080)},
+	"node-n1": {node("n1", "{topology.kubernetes.io/region: eu}"), node("n1", "{topology.kubernetes.io/region: us, topology.kubernetes.io/zone: us-1}"), ""},
 	"pa": {"", `apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: default, namespace: shop}
@@ -131,6 +149,18 @@ func svc(name, ns, meta, selector, ports string) string {
 		meta = ", " + meta
 	}
 	return fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: %s%s}\nspec: {selector: %s, ports: %s}", name, ns, meta, selector, ports)
+}
+
+func slice(name, service, endpoints, ports string) string {
+	return fmt.Sprintf("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: %s, namespace: shop, labels: {kubernetes.io/service-name: %s}}\naddressType: IPv4\nendpoints: %s\nports: %s", name, service, endpoints, ports)
+}
+
+func pod(name, labels, sa, node string, port int) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: shop, labels: %s}\nspec: {serviceAccountName: %s, nodeName: %s, containers: [{name: app, image: x, ports: [{name: web, containerPort: %d}]}]}", name, labels, sa, node, port)
+}
+
+func node(name, labels string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: Node\nmetadata: {name: %s, labels: %s}", name, labels)
 }
 
 func we(name, ns, addr, labels, sa string) string {

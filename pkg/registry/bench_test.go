@@ -7,6 +7,8 @@ import (
 
 	networking "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
 )
@@ -90,4 +92,69 @@ func BenchmarkBuild(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchKubeMesh is services Kubernetes Services over 10 namespaces, each
+// with one EndpointSlice of perService Pods, spread over 100 Nodes.
+func benchKubeMesh(services, perService int) []*config.Resource {
+	var out []*config.Resource
+	for n := 0; n < 100; n++ {
+		name := fmt.Sprintf("node%d", n)
+		out = append(out, &config.Resource{Kind: config.KindNode, Meta: config.Meta{Name: name},
+			Spec: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{config.LabelRegion: "r", config.LabelZone: fmt.Sprintf("z%d", n%3)}}}})
+	}
+	for i := 0; i < services; i++ {
+		ns := fmt.Sprintf("ns%d", i%10)
+		app := fmt.Sprintf("app%d", i)
+		out = append(out, &config.Resource{Kind: config.KindService, Meta: config.Meta{Name: app, Namespace: ns},
+			Spec: &corev1.ServiceSpec{ClusterIP: "10.96.0.1", Selector: map[string]string{"app": app},
+				Ports: []corev1.ServicePort{{Name: "http", Port: 80}, {Name: "grpc", Port: 9090}}}})
+		slice := &discoveryv1.EndpointSlice{AddressType: discoveryv1.AddressTypeIPv4}
+		http, grpc, p1, p2 := "http", "grpc", int32(8080), int32(9090)
+		slice.Ports = []discoveryv1.EndpointPort{{Name: &http, Port: &p1}, {Name: &grpc, Port: &p2}}
+		for j := 0; j < perService; j++ {
+			name := fmt.Sprintf("%s-%d", app, j)
+			labels := map[string]string{"app": app, "version": "v1", "security.istio.io/tlsMode": "istio"}
+			out = append(out, &config.Resource{Kind: config.KindPod, Meta: config.Meta{Name: name, Namespace: ns, Labels: labels},
+				Spec: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+					Spec: corev1.PodSpec{NodeName: fmt.Sprintf("node%d", (i*perService+j)%100), ServiceAccountName: app}}})
+			slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.%d.%d.%d", i/250, i%250, j)},
+				TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: name}})
+		}
+		out = append(out, &config.Resource{Kind: config.KindEndpointSlice,
+			Meta: config.Meta{Name: app + "-abc", Namespace: ns, Labels: map[string]string{config.LabelServiceName: app}}, Spec: slice})
+	}
+	config.SortResources(out)
+	return out
+}
+
+// BenchmarkDeriveKube: one Pod's labels change (a Derive re-reads its
+// Service) in a mesh of Services with EndpointSlices and Pods.
+func BenchmarkDeriveKube(b *testing.B) {
+	resources := benchKubeMesh(1000, 10)
+	b.Run("build/1000x10", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			Build(resources, BuildOptions{})
+		}
+	})
+	b.Run("derive1Pod/1000x10", func(b *testing.B) {
+		prev := Build(resources, BuildOptions{})
+		moved := append([]*config.Resource(nil), resources...)
+		var key config.Key
+		for i, r := range moved {
+			if r.Kind == config.KindPod {
+				pod := r.Spec.(*corev1.Pod).DeepCopy()
+				pod.Labels["version"] = "v2"
+				c := *r
+				c.Spec, c.Labels = pod, pod.Labels
+				moved[i], key = &c, r.Key()
+				break
+			}
+		}
+		changed := map[config.Key]struct{}{key: {}}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			Derive(prev, moved, changed)
+		}
+	})
 }

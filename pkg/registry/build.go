@@ -24,8 +24,9 @@ type BuildOptions struct {
 // selector costs its matches, not every entry of the mesh.
 func Build(resources []*config.Resource, opts BuildOptions) *Registry {
 	r := newRegistry(opts, newWorkloadIndex(resources))
+	r.kube = newKubeIndex(resources)
 	for _, res := range resources {
-		if src := newSource(res, r.workloads, opts); src != nil {
+		if src := newSource(res, r.workloads, r.kube, opts); src != nil {
 			r.addSource(src)
 		}
 	}
@@ -60,11 +61,11 @@ func newRegistry(opts BuildOptions, wi *workloadIndex) *Registry {
 }
 
 // newSource reads res if it declares services, else returns nil.
-func newSource(res *config.Resource, wi *workloadIndex, opts BuildOptions) *source {
+func newSource(res *config.Resource, wi *workloadIndex, ki *kubeIndex, opts BuildOptions) *source {
 	switch spec := res.Spec.(type) {
 	case *corev1.ServiceSpec:
 		if res.Kind == config.KindService {
-			return kubeService(res, spec, wi, opts)
+			return kubeService(res, spec, wi, ki, opts)
 		}
 	case *networking.ServiceEntry:
 		return serviceEntry(res, spec, wi)
@@ -136,7 +137,14 @@ func (r *Registry) finish() {
 	}
 }
 
-func kubeService(res *config.Resource, spec *corev1.ServiceSpec, wi *workloadIndex, opts BuildOptions) *source {
+// kubeService reads a Kubernetes Service as Istio's kube/conversion.go
+// ConvertService: headless (clusterIP None) has no VIP and passes traffic
+// to the address asked for (Passthrough); ExternalName is a mesh-external
+// DNS service whose endpoint is the external name (Istio before
+// ENABLE_EXTERNAL_NAME_ALIAS; the alias form needs no endpoints and is not
+// expressible here). Endpoints come from its EndpointSlices (kube.go) and
+// the WorkloadEntries its selector takes.
+func kubeService(res *config.Resource, spec *corev1.ServiceSpec, wi *workloadIndex, ki *kubeIndex, opts BuildOptions) *source {
 	svc := &Service{
 		Hostname:  config.ServiceHostname(res.Name, res.Namespace, opts.DomainSuffix),
 		Namespace: res.Namespace,
@@ -145,6 +153,10 @@ func kubeService(res *config.Resource, spec *corev1.ServiceSpec, wi *workloadInd
 	}
 	if spec.ClusterIP != "" && spec.ClusterIP != "None" {
 		svc.Addresses = []string{spec.ClusterIP}
+		if len(spec.ClusterIPs) > 1 {
+			// Dual stack: every family's VIP (ConvertService).
+			svc.Addresses = spec.ClusterIPs
+		}
 	}
 	if spec.ClusterIP == "None" {
 		svc.Resolution = ResolutionNone
@@ -161,6 +173,15 @@ func kubeService(res *config.Resource, spec *corev1.ServiceSpec, wi *workloadInd
 		svc.Ports = append(svc.Ports, port)
 	}
 	eps := map[uint32][]*Endpoint{}
+	if spec.Type == corev1.ServiceTypeExternalName && spec.ExternalName != "" {
+		svc.Resolution, svc.MeshExternal, svc.Addresses = ResolutionDNS, true, nil
+		for _, port := range svc.Ports {
+			eps[port.Number] = []*Endpoint{{Address: strings.TrimSuffix(spec.ExternalName, "."), Port: port.Number,
+				Workload: res.Namespace + "/" + res.Name}}
+		}
+		return &source{res: res, services: []*Service{svc}, eps: []map[uint32][]*Endpoint{eps}}
+	}
+	ki.sliceEndpoints(eps, svc, spec, res.Namespace, res.Name)
 	for _, w := range wi.selected(res.Namespace, spec.Selector) {
 		addWorkload(eps, svc, w)
 	}

@@ -14,8 +14,9 @@ import (
 // the change did not touch is shared with prev by pointer: services,
 // their endpoint lists, and, when no Service or ServiceEntry changed, the
 // service list itself. Only the sources whose selector matches a changed
-// WorkloadEntry's old or new labels, and the changed Services and
-// ServiceEntries, are read again (Istio's serviceentry controller updates
+// WorkloadEntry's old or new labels, the Services whose EndpointSlices
+// name a changed slice, Pod or Node (before or after), and the changed
+// Services and ServiceEntries, are read again (Istio's serviceentry controller updates
 // its services and endpoint shards the same way per event). prev nil
 // builds from scratch.
 func Derive(prev *Registry, resources []*config.Resource, changed map[config.Key]struct{}) *Registry {
@@ -24,11 +25,19 @@ func Derive(prev *Registry, resources []*config.Resource, changed map[config.Key
 	}
 	cur := findChanged(resources, changed)
 	wi := deriveWorkloadIndex(prev.workloads, resources, changed, cur)
-	touched := prev.touched(changed, wi)
-	if r, ok := prev.derivePatched(wi, touched, changed, cur); ok {
+	ki := prev.kube
+	for k := range changed {
+		if isKubeKind(k.Kind) {
+			ki = deriveKubeIndex(prev.kube, changed, cur)
+			break
+		}
+	}
+	touched := prev.touched(changed, wi, ki)
+	if r, ok := prev.derivePatched(wi, ki, touched, changed, cur); ok {
 		return r
 	}
 	r := newRegistry(prev.opts, wi)
+	r.kube = ki
 	dirty := map[hostNS]bool{}
 	for key := range touched {
 		if old := prev.sources[key]; old != nil {
@@ -42,7 +51,7 @@ func Derive(prev *Registry, resources []*config.Resource, changed map[config.Key
 			r.addSource(old)
 			continue
 		}
-		src := newSource(res, wi, prev.opts)
+		src := newSource(res, wi, ki, prev.opts)
 		if src == nil {
 			continue
 		}
@@ -61,9 +70,22 @@ func Derive(prev *Registry, resources []*config.Resource, changed map[config.Key
 // touched lists the sources a change makes the registry read again: the
 // changed Services and ServiceEntries, and those selecting a changed
 // WorkloadEntry by its old labels (in prev) or its new ones (in wi).
-func (prev *Registry) touched(changed map[config.Key]struct{}, wi *workloadIndex) map[config.Key]bool {
+func (prev *Registry) touched(changed map[config.Key]struct{}, wi *workloadIndex, ki *kubeIndex) map[config.Key]bool {
 	touched := map[config.Key]bool{}
 	for key := range changed {
+		if isKubeKind(key.Kind) {
+			// The Services whose slices named the object before the
+			// change or name it now (a slice by its old and new
+			// service-name label; a Pod by the slices naming it; a Node
+			// by the Pods on it). A Service that did not exist and did
+			// not change does not exist now.
+			for _, sk := range append(prev.kube.servicesNaming(key), ki.servicesNaming(key)...) {
+				if prev.sources[sk] != nil {
+					touched[sk] = true
+				}
+			}
+			continue
+		}
 		switch key.Kind {
 		case config.KindService, config.KindServiceEntry:
 			touched[key] = true
@@ -87,8 +109,8 @@ func (prev *Registry) touched(changed map[config.Key]struct{}, wi *workloadIndex
 // keeps its order with the changed services swapped in, and only the
 // endpoint lists of touched hostnames are merged again. ok is false when
 // a source was added, removed or changed its hostnames.
-func (prev *Registry) derivePatched(wi *workloadIndex, touched map[config.Key]bool, changed map[config.Key]struct{}, cur changedSet) (*Registry, bool) {
-	r := &Registry{services: prev.services, byHost: prev.byHost, opts: prev.opts, workloads: wi,
+func (prev *Registry) derivePatched(wi *workloadIndex, ki *kubeIndex, touched map[config.Key]bool, changed map[config.Key]struct{}, cur changedSet) (*Registry, bool) {
+	r := &Registry{services: prev.services, byHost: prev.byHost, opts: prev.opts, workloads: wi, kube: ki,
 		hostSources: prev.hostSources, selectors: prev.selectors, sources: maps.Clone(prev.sources)}
 	replaced := map[*Service]*Service{}
 	dirty := map[hostNS]bool{}
@@ -101,7 +123,7 @@ func (prev *Registry) derivePatched(wi *workloadIndex, touched map[config.Key]bo
 		if !edited {
 			res = old.res
 		}
-		src := newSource(res, wi, prev.opts)
+		src := newSource(res, wi, ki, prev.opts)
 		if src == nil || !sameHosts(old, src) {
 			return nil, false
 		}

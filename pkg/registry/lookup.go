@@ -66,3 +66,26 @@ func WorkloadLabels(res *config.Resource) map[string]string {
 	}
 	return mergedLabels(res.Labels, spec.Labels)
 }
+
+// ServicesFedBy returns the Kubernetes Services whose endpoints the Pod,
+// Node or EndpointSlice key feeds in this registry: a slice's Service, the
+// Services whose slices name a Pod, those naming a Pod on a Node. Nil for
+// other kinds.
+func (r *Registry) ServicesFedBy(key config.Key) []*Service {
+	if !isKubeKind(key.Kind) {
+		return nil
+	}
+	var out []*Service
+	seen := map[config.Key]bool{}
+	for _, sk := range r.kube.servicesNaming(key) {
+		if src := r.sources[sk]; src != nil && !seen[sk] {
+			seen[sk] = true
+			out = append(out, src.services...)
+		}
+	}
+	return out
+}
+
+// IsKubeEndpointKind reports whether kind only feeds Services' endpoints
+// (Pod, Node, EndpointSlice): ServicesFedBy names the services it feeds.
+func IsKubeEndpointKind(kind config.Kind) bool { return isKubeKind(kind) }

@@ -1,6 +1,8 @@
 // Package registry builds the service registry: the services the mesh knows
 // and the endpoints behind each port, from ServiceEntry, WorkloadEntry and
-// Kubernetes Service resources. A Registry is immutable once built.
+// Kubernetes Service resources, a Service's Pods through its
+// EndpointSlices (with the Pods' Nodes, kube.go). A Registry is immutable
+// once built.
 package registry
 
 import (
@@ -123,7 +125,9 @@ type Endpoint struct {
 	Locality       string
 	Weight         uint32
 	ServiceAccount string
-	// Workload names the WorkloadEntry or ServiceEntry endpoint it came from.
+	// Workload names what it came from as namespace/name: the
+	// WorkloadEntry, ServiceEntry endpoint, Pod, or (an endpoint without
+	// a Pod) EndpointSlice.
 	Workload string
 }
 
@@ -138,6 +142,7 @@ type Registry struct {
 	// or ServiceEntry the services it declared with their own endpoints.
 	opts      BuildOptions
 	workloads *workloadIndex
+	kube      *kubeIndex
 	sources   map[config.Key]*source
 	// hostSources lists, per hostname and namespace, the sources
 	// declaring it, in resource order (their endpoints merge).

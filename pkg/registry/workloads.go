@@ -127,7 +127,7 @@ func findChanged(resources []*config.Resource, changed map[config.Key]struct{}) 
 				cs.sorted = false
 			}
 			last = res
-		case config.KindService, config.KindServiceEntry:
+		case config.KindService, config.KindServiceEntry, config.KindEndpointSlice, config.KindPod, config.KindNode:
 		default:
 			continue
 		}

@@ -67,6 +67,9 @@ func TestGenerateGolden(t *testing.T) {
 		{name: "gatewayapi", proxy: model.Proxy{Type: model.Router, Name: "web-gateway", Namespace: "infra",
 			Labels: map[string]string{"gateway.networking.k8s.io/gateway-name": "web"}, IPs: []string{"127.0.0.1"}, PortOffset: 8000}},
 		{name: "gatewayapi-mesh", proxy: sidecar("client", nil)},
+		// Kubernetes: endpoints from EndpointSlices, labels and identity
+		// from Pods, locality from Nodes (pkg/registry kube.go).
+		{name: "kube", proxy: withLocality(sidecar("client", nil), "eu/eu-1/rack7")},
 		{name: "sidecar-listeners", proxy: model.Proxy{Type: model.Sidecar, Name: "db-0", Namespace: "default",
 			Labels: map[string]string{"app": "db"}, IPs: []string{"127.0.0.1"}, OutboundAddress: "127.0.0.1:15001",
 			Inbound: []model.InboundPort{{Address: "127.0.0.1:20001", App: "127.0.0.1:30001"}, {Address: "127.0.0.1:20002", App: "127.0.0.1:30002"}}}},
