@@ -52,6 +52,7 @@ func (c *Controller) runInjection(ctx context.Context) error {
 		RESTConfig: o.Kube, CA: c.security.ca, Address: o.Address, Logger: c.log, Metrics: inject.NewMetrics(c.metrics.reg),
 		Webhook:  inject.WebhookOptions{Revision: o.Revision, Namespace: o.Namespace, URL: o.URL},
 		Template: inject.Config{Image: o.Image, XDSAddress: o.XDSAddress, TrustDomain: c.opts.Mesh.GetTrustDomain(), Revision: o.Revision},
+		Lead:     c.leading(o.Kube, injectionLease),
 	})
 	if err != nil {
 		return fmt.Errorf("control: %w", err)

@@ -17,6 +17,7 @@ import (
 // the injection webhook and registers it with its CA's roots.
 func TestInjectionWebhookStarted(t *testing.T) {
 	cluster := kubetest.Start(t, kubetest.Options{})
+	cluster.CreateNamespace(t, "istio-system", nil) // its leader Lease lives there
 	addr := testenv.FreeAddr()
 	r := startWith(t, Options{ConfigDir: t.TempDir(), Injection: InjectionOptions{
 		Kube: cluster.RESTConfig(), Address: addr, URL: "https://" + addr + "/inject"}})

@@ -9,15 +9,21 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
 	"github.com/sluice-mesh/sluice/pkg/kube/gwstatus"
 	"github.com/sluice-mesh/sluice/pkg/kube/leader"
 )
 
-// gatewayStatusLease is the Lease whose holder writes Gateway API status
-// (istiod: istio-gateway-status-leader, pilot/pkg/leaderelection).
-const gatewayStatusLease = "sluice-gateway-status-leader"
+// The Leases whose holders do the work one replica does (istiod's:
+// istio-gateway-status-leader and istio-leader, pilot/pkg/leaderelection):
+// write Gateway API status, and keep the injection webhook's caBundle and
+// the root certificate ConfigMaps.
+const (
+	gatewayStatusLease = "sluice-gateway-status-leader"
+	injectionLease     = "sluice-injection-leader"
+)
 
 // statusRetry is how soon a failed status write is tried again.
 const statusRetry = 5 * time.Second
@@ -60,10 +66,8 @@ func (c *Controller) runGatewayStatus(ctx context.Context) error {
 		return fmt.Errorf("control: gateway status: %w", err)
 	}
 	w := &gwstatus.Writer{Client: dyn, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))}
-	host, _ := os.Hostname()
-	return leader.Run(ctx, leader.Options{Client: client, Namespace: c.opts.controlNamespace(), Name: gatewayStatusLease,
-		Identity: fmt.Sprintf("%s-%d", host, os.Getpid())}, func(ctx context.Context) {
-		c.log.Info("leading Gateway API status writes", "lease", c.opts.controlNamespace()+"/"+gatewayStatusLease)
+	lead := c.leading(c.opts.Kube, gatewayStatusLease)
+	lead(ctx, func(ctx context.Context) {
 		if created, err := w.EnsureDefaultClasses(ctx); err != nil {
 			c.log.Warn("default GatewayClasses", "err", err)
 		} else if len(created) > 0 {
@@ -71,6 +75,28 @@ func (c *Controller) runGatewayStatus(ctx context.Context) error {
 		}
 		c.writeStatusWhileLeading(ctx, w)
 	})
+	return nil
+}
+
+// leading runs work while this replica holds the Lease name in the
+// control plane's namespace (pkg/kube/leader), until ctx ends.
+func (c *Controller) leading(kube *rest.Config, name string) func(ctx context.Context, work func(ctx context.Context)) {
+	return func(ctx context.Context, work func(ctx context.Context)) {
+		client, err := kubernetes.NewForConfig(kube)
+		if err != nil {
+			c.log.Error("leader election", "lease", name, "err", err)
+			return
+		}
+		host, _ := os.Hostname()
+		err = leader.Run(ctx, leader.Options{Client: client, Namespace: c.opts.controlNamespace(), Name: name,
+			Identity: fmt.Sprintf("%s-%d", host, os.Getpid())}, func(ctx context.Context) {
+			c.log.Info("leading", "lease", c.opts.controlNamespace()+"/"+name)
+			work(ctx)
+		})
+		if err != nil {
+			c.log.Error("leader election", "lease", name, "err", err)
+		}
+	}
 }
 
 // writeStatusWhileLeading writes the newest push's status now and after

@@ -50,6 +50,11 @@ type ServerOptions struct {
 	Metrics *Metrics
 	// Ready, if set, is called with the bound address once serving.
 	Ready func(addr string)
+	// Lead, if set, runs work (the configuration's caBundle and the root
+	// certificate ConfigMaps) only while this replica is the leader, and
+	// blocks until ctx ends: every replica serves the webhook, one
+	// writes. Nil: work always runs.
+	Lead func(ctx context.Context, work func(ctx context.Context))
 }
 
 // Run serves the webhook over TLS with a certificate from the mesh CA
@@ -96,8 +101,18 @@ func Run(ctx context.Context, o ServerOptions) error {
 	rc := &rootCerts{client: client, ca: o.CA, checkEvery: o.CheckEvery, report: func(ns string, err error) {
 		o.Logger.Warn("mesh root certificate ConfigMap", "namespace", ns, "err", err)
 	}}
-	go rc.run(ctx)
-	return (&patcher{client: client, opts: o}).run(ctx)
+	work := func(ctx context.Context) {
+		go rc.run(ctx)
+		if err := (&patcher{client: client, opts: o}).run(ctx); err != nil {
+			o.Logger.Warn("injection webhook configuration", "err", err)
+		}
+	}
+	if o.Lead == nil {
+		work(ctx)
+		return nil
+	}
+	o.Lead(ctx, work)
+	return nil
 }
 
 // nativeSidecars: Kubernetes sidecar containers (init containers with
