@@ -35,6 +35,7 @@ func newProxyCommand() *cobra.Command {
 		xdsProtocol                                string
 		xdsMaxMessageBytes                         int
 		agentAddr, appProbers                      string
+		interception                               string
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -96,6 +97,13 @@ ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
 			if typ == string(model.Router) {
 				outbound = ""
 			}
+			mode, err := interceptionMode(cmd, interception, typ, tcpIP)
+			if err != nil {
+				return err
+			}
+			if mode == model.InterceptionRedirect {
+				outbound = "" // outbound traffic arrives through the capture
+			}
 			protocol, err := xdsclient.ParseProtocol(xdsProtocol)
 			if err != nil {
 				return fmt.Errorf("--xds-protocol: %w", err)
@@ -111,6 +119,7 @@ ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
 				IPs: []string{ip}, Locality: locality,
 				OutboundAddress: outbound, Inbound: ports,
 				PortOffset: portOffset, BindAddress: bind, OutboundTCPIP: tcpIP, ServiceAccount: sa,
+				InterceptionMode: mode,
 			}
 			var hosts *upstream.Hosts
 			if hostsFile != "" {
@@ -163,8 +172,28 @@ ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
 	f.BoolVar(&authzExplain, "authz-explain-header", false, "name the deciding authorization policy (or \"no ALLOW policy matched\") in an X-Sluice-Authz header of each request the proxy denies (off: policy names stay private; /debug/authz, /stats and the log explain every decision regardless)")
 	f.StringVar(&agentAddr, "agent-address", "", "serve the agent port (istio-agent's :15020): /healthz/ready and the app probes sluice kube-inject and the injection webhook rewrite to /app-health/<container>/livez|readyz|startupz (off by default in local mode, where many proxies share one machine; the injected sidecar sets 0.0.0.0:15020)")
 	f.StringVar(&appProbers, "app-probers", os.Getenv("ISTIO_KUBE_APP_PROBERS"), "the app's original probes by agent path, JSON as the injector writes it (env ISTIO_KUBE_APP_PROBERS); needs --agent-address")
+	f.StringVar(&interception, "interception-mode", string(model.InterceptionNone), "sidecar: how traffic reaches the proxy, Istio's interception mode: NONE (local mode: the app addresses --outbound-address) or REDIRECT (iptables capture, see sluice capture: Istio's virtual outbound listener on :15001 and virtual inbound on :15006, routing by the destination address the app connected to)")
 	addLogFlags(cmd)
 	return cmd
+}
+
+// interceptionMode checks --interception-mode: REDIRECT is for sidecars
+// and replaces the local-mode outbound listeners, so --outbound-address
+// and --outbound-tcp-ip cannot be given with it.
+func interceptionMode(cmd *cobra.Command, v, typ, tcpIP string) (model.InterceptionMode, error) {
+	switch model.InterceptionMode(v) {
+	case model.InterceptionNone:
+		return model.InterceptionNone, nil
+	case model.InterceptionRedirect:
+		if typ != string(model.Sidecar) {
+			return "", fmt.Errorf("--interception-mode REDIRECT: only a sidecar is captured, not a %s", typ)
+		}
+		if cmd.Flags().Changed("outbound-address") || tcpIP != "" {
+			return "", fmt.Errorf("--interception-mode REDIRECT: --outbound-address and --outbound-tcp-ip are local mode's; with capture the app's connections arrive on the virtual outbound listener")
+		}
+		return model.InterceptionRedirect, nil
+	}
+	return "", fmt.Errorf("--interception-mode %q: must be NONE or REDIRECT (TPROXY is not implemented)", v)
 }
 
 // inboundPorts pairs the repeated --inbound-address and --app-address

@@ -52,6 +52,27 @@ const (
 	// it (pilot/pkg/model/context.go NodeMetadata.IstioVersion): istiod's
 	// pilot_xds{version} and istioctl proxy-status's VERSION read it.
 	MetaIstioVersion = "ISTIO_VERSION"
+	// MetaInterceptionMode is how the sidecar's traffic reaches it, as
+	// Istio's agent announces it (NodeMetadata.InterceptionMode):
+	// REDIRECT (iptables capture) or NONE; absent means NONE (local mode).
+	MetaInterceptionMode = "INTERCEPTION_MODE"
+)
+
+// InterceptionMode is Istio's TrafficInterceptionMode
+// (pilot/pkg/model/context.go): how inbound and outbound traffic reaches
+// a sidecar.
+type InterceptionMode string
+
+// Interception modes. TPROXY, Istio's third, is not supported: a proxy
+// announcing it is refused.
+const (
+	// InterceptionNone: no capture; the app addresses the sidecar's
+	// listeners (local mode).
+	InterceptionNone InterceptionMode = "NONE"
+	// InterceptionRedirect: iptables REDIRECT sends outbound traffic to
+	// the virtual outbound listener and inbound to the virtual inbound
+	// one, which hand it on by its original destination.
+	InterceptionRedirect InterceptionMode = "REDIRECT"
 )
 
 // Proxy is one connected proxy, as it announced itself.
@@ -87,7 +108,14 @@ type Proxy struct {
 	// IstioVersion is the version the proxy announces (ISTIO_VERSION);
 	// Node sends sluice's own (version.Get) when it is empty.
 	IstioVersion string
+	// InterceptionMode is how traffic reaches a sidecar; empty is NONE.
+	InterceptionMode InterceptionMode
 }
+
+// Captured reports whether the sidecar's traffic is captured (REDIRECT):
+// it then gets Istio's capture layout (virtual outbound and inbound
+// listeners handing connections on by original destination).
+func (p *Proxy) Captured() bool { return p.InterceptionMode == InterceptionRedirect }
 
 // InboundPort is one port of a sidecar's workload: where mesh traffic for
 // it arrives (the address the WorkloadEntry's port map points at) and
@@ -129,6 +157,9 @@ func (p *Proxy) Node() *core.Node {
 	}
 	if p.AdminAddress != "" {
 		fields[MetaAdminAddress] = p.AdminAddress
+	}
+	if p.InterceptionMode != "" {
+		fields[MetaInterceptionMode] = string(p.InterceptionMode)
 	}
 	if len(p.Inbound) > 0 {
 		list := make([]any, len(p.Inbound))
@@ -202,7 +233,31 @@ func ProxyFromNode(n *core.Node) (*Proxy, error) {
 		p.PortOffset = off
 	}
 	p.Locality = LocalityString(n.GetLocality())
+	if err := p.setInterceptionMode(str(MetaInterceptionMode)); err != nil {
+		return nil, fmt.Errorf("proxy: node %q: %w", n.Id, err)
+	}
 	return p, nil
+}
+
+// setInterceptionMode reads INTERCEPTION_MODE: REDIRECT or NONE (or
+// nothing). A captured sidecar has no local-mode outbound listeners: its
+// outbound traffic arrives through the capture.
+func (p *Proxy) setInterceptionMode(v string) error {
+	switch InterceptionMode(v) {
+	case "", InterceptionNone:
+	case InterceptionRedirect:
+		if p.Type != Sidecar {
+			return fmt.Errorf("%s %s: only sidecars are captured", MetaInterceptionMode, v)
+		}
+		if p.OutboundAddress != "" || p.OutboundTCPIP != "" {
+			return fmt.Errorf("%s %s: %s and %s must be empty (a captured sidecar's outbound traffic arrives through the capture)",
+				MetaInterceptionMode, v, MetaOutboundAddress, MetaOutboundTCPIP)
+		}
+	default:
+		return fmt.Errorf("%s %q: not supported (REDIRECT or NONE; TPROXY is not implemented)", MetaInterceptionMode, v)
+	}
+	p.InterceptionMode = InterceptionMode(v)
+	return nil
 }
 
 // inboundFromMetadata reads the inbound list, or the single pair of the

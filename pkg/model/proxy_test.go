@@ -1,6 +1,7 @@
 package model
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sluice-mesh/sluice/pkg/version"
@@ -38,5 +39,28 @@ func TestIstioVersionMetadata(t *testing.T) {
 	n = (&Proxy{Type: Sidecar, Name: "a", IstioVersion: "1.24.0"}).Node()
 	if got := n.GetMetadata().GetFields()[MetaIstioVersion].GetStringValue(); got != "1.24.0" {
 		t.Errorf("an explicit version is announced as %q", got)
+	}
+}
+
+// TestInterceptionModeRoundTrip: INTERCEPTION_MODE travels in the node
+// metadata; REDIRECT with local-mode outbound addresses, on a router, or
+// an unknown mode (TPROXY) is refused naming the key.
+func TestInterceptionModeRoundTrip(t *testing.T) {
+	p, err := ProxyFromNode((&Proxy{Type: Sidecar, Name: "a", Namespace: "default", InterceptionMode: InterceptionRedirect}).Node())
+	if err != nil || !p.Captured() {
+		t.Fatalf("REDIRECT: captured=%v err=%v", p != nil && p.Captured(), err)
+	}
+	if p, err := ProxyFromNode((&Proxy{Type: Sidecar, Name: "a"}).Node()); err != nil || p.Captured() || p.InterceptionMode != "" {
+		t.Fatalf("no mode: %+v %v", p, err)
+	}
+	for name, bad := range map[string]*Proxy{
+		"outbound address": {Type: Sidecar, Name: "a", InterceptionMode: InterceptionRedirect, OutboundAddress: "127.0.0.1:15001"},
+		"outbound tcp ip":  {Type: Sidecar, Name: "a", InterceptionMode: InterceptionRedirect, OutboundTCPIP: "127.0.0.2"},
+		"router":           {Type: Router, Name: "a", InterceptionMode: InterceptionRedirect},
+		"tproxy":           {Type: Sidecar, Name: "a", InterceptionMode: "TPROXY"},
+	} {
+		if _, err := ProxyFromNode(bad.Node()); err == nil || !strings.Contains(err.Error(), MetaInterceptionMode) {
+			t.Errorf("%s: err = %v, want one naming %s", name, err, MetaInterceptionMode)
+		}
 	}
 }

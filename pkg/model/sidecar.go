@@ -35,8 +35,11 @@ type egressListener struct {
 	// port says (Istio builds the listener from the egress port).
 	protocol registry.Protocol
 	// bind is the IP the listener's own socket binds (with a port only).
-	bind  string
-	hosts []egressHost
+	bind string
+	// captureNone is captureMode NONE: with capture, the listener still
+	// binds its socket (Istio's bindToPort for such a listener).
+	captureNone bool
+	hosts       []egressHost
 }
 
 type egressHost struct{ ns, host string }
@@ -92,6 +95,7 @@ func (pc *PushContext) SidecarScope(p *Proxy) *SidecarScope {
 		el := egressListener{}
 		if l.Port != nil {
 			el.port, el.bind = l.Port.Number, l.Bind
+			el.captureNone = l.CaptureMode == networking.CaptureMode_NONE
 			if l.Port.Protocol != "" {
 				el.protocol = registry.ProtocolFromPort(l.Port.Protocol, "")
 			}
@@ -171,6 +175,10 @@ type BoundEgress struct {
 	Port uint32
 	// Protocol is the listener port's protocol, "" when it names none.
 	Protocol registry.Protocol
+	// CaptureNone is the listener's captureMode NONE: a captured sidecar
+	// binds it anyway; otherwise a captured sidecar's listener is not
+	// bound and takes the connections captured to Bind:Port.
+	CaptureNone bool
 }
 
 // BoundEgress lists the egress listeners that bind an address, in order.
@@ -181,7 +189,7 @@ func (sc *SidecarScope) BoundEgress() []BoundEgress {
 	var out []BoundEgress
 	for _, l := range sc.egress {
 		if l.port != 0 && l.bind != "" {
-			out = append(out, BoundEgress{Bind: l.bind, Port: l.port, Protocol: l.protocol})
+			out = append(out, BoundEgress{Bind: l.bind, Port: l.port, Protocol: l.protocol, CaptureNone: l.captureNone})
 		}
 	}
 	return out

@@ -51,6 +51,9 @@ func (g *generation) clusters() error {
 		}
 	}
 	g.out.Clusters = append(g.out.Clusters, g.passthroughCluster(), blackHoleCluster())
+	if g.proxy.Captured() {
+		g.out.Clusters = append(g.out.Clusters, inboundPassthroughCluster())
+	}
 	return nil
 }
 
@@ -235,7 +238,8 @@ func staticCluster(name, host string, port uint32) *cluster.Cluster {
 
 // passthroughCluster forwards to the destination the client asked for. In
 // local mode there is no original destination address, so the destination
-// comes from the request's authority (Envoy's use_http_header). Like
+// comes from the request's authority (Envoy's use_http_header); a captured
+// sidecar's is Istio's, the connection's original destination. Like
 // Istio's, it gets the default connection pool (circuit breakers with no
 // limits).
 func (g *generation) passthroughCluster() *cluster.Cluster {
@@ -244,12 +248,36 @@ func (g *generation) passthroughCluster() *cluster.Cluster {
 		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST},
 		LbPolicy:             cluster.Cluster_CLUSTER_PROVIDED,
-		LbConfig: &cluster.Cluster_OriginalDstLbConfig_{OriginalDstLbConfig: &cluster.Cluster_OriginalDstLbConfig{
-			UseHttpHeader: true, HttpHeaderName: ":authority",
-		}},
 	}}
+	if !g.proxy.Captured() {
+		b.c.LbConfig = &cluster.Cluster_OriginalDstLbConfig_{OriginalDstLbConfig: &cluster.Cluster_OriginalDstLbConfig{
+			UseHttpHeader: true, HttpHeaderName: ":authority",
+		}}
+	}
 	g.applyConnectionPool(b, &networking.ConnectionPoolSettings{})
 	return b.finish()
+}
+
+// inboundPassthroughCluster is Istio's InboundPassthroughCluster
+// (buildInboundPassthroughCluster): captured inbound connections to a
+// port the workload serves no service on go to their original destination,
+// from 127.0.0.6 so the capture does not send them back to the sidecar.
+func inboundPassthroughCluster() *cluster.Cluster {
+	return &cluster.Cluster{
+		Name:                 InboundPassthroughCluster,
+		ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST},
+		LbPolicy:             cluster.Cluster_CLUSTER_PROVIDED,
+		UpstreamBindConfig:   passthroughBind(),
+	}
+}
+
+// passthroughBind is the upstream_bind_config of the inbound clusters that
+// reach the workload at its own address (Istio's passThroughBindIPs).
+func passthroughBind() *core.BindConfig {
+	return &core.BindConfig{SourceAddress: &core.SocketAddress{
+		Address: inboundPassthroughBindIPv4, PortSpecifier: &core.SocketAddress_PortValue{PortValue: 0},
+	}}
 }
 
 // staticAssignment is the one-endpoint assignment of a static cluster.

@@ -30,6 +30,9 @@ func (g *generation) boundEgress() error {
 			if err != nil {
 				return fmt.Errorf("egress listener %s: %w", name, err)
 			}
+			if l != nil && g.proxy.Captured() && !b.CaptureNone {
+				l.BindToPort = wrapBool(false)
+			}
 			if l == nil {
 				g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("Sidecar %s/%s egress listener %s: no TCP service on port %d is imported; not served",
 					g.scope.Resource.Namespace, g.scope.Resource.Name, name, b.Port))
@@ -50,6 +53,12 @@ func (g *generation) boundEgress() error {
 		})
 		if err != nil {
 			return fmt.Errorf("egress listener %s: %w", name, err)
+		}
+		if g.proxy.Captured() && !b.CaptureNone {
+			// Istio: with capture, an egress listener binds no socket
+			// unless its captureMode is NONE; connections captured to
+			// bind:port are handed to it.
+			l.BindToPort = wrapBool(false)
 		}
 		rc, err := g.sharedRouteTable(routeName, b.Port)
 		if err != nil {

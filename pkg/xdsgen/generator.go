@@ -98,6 +98,9 @@ type generation struct {
 }
 
 func (g *generation) sidecar() error {
+	if g.proxy.Captured() {
+		return g.captureSidecar()
+	}
 	if err := g.sharedClusters(); err != nil {
 		return err
 	}

@@ -73,6 +73,10 @@ func TestGenerateGolden(t *testing.T) {
 		{name: "sidecar-listeners", proxy: model.Proxy{Type: model.Sidecar, Name: "db-0", Namespace: "default",
 			Labels: map[string]string{"app": "db"}, IPs: []string{"127.0.0.1"}, OutboundAddress: "127.0.0.1:15001",
 			Inbound: []model.InboundPort{{Address: "127.0.0.1:20001", App: "127.0.0.1:30001"}, {Address: "127.0.0.1:20002", App: "127.0.0.1:30002"}}}},
+		// Capture (INTERCEPTION_MODE REDIRECT): Istio's virtualOutbound,
+		// 0.0.0.0_P / VIP_P listeners not bound, virtualInbound.
+		{name: "capture", proxy: model.Proxy{Type: model.Sidecar, Name: "client-1", Namespace: "default",
+			Labels: map[string]string{"app": "client"}, IPs: []string{"10.1.0.5"}, InterceptionMode: model.InterceptionRedirect}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

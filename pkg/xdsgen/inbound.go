@@ -44,6 +44,10 @@ type inboundPort struct {
 	// and served by an HTTP or a TCP chain (inbound_sniff.go), as Istio's
 	// ListenerProtocolAuto.
 	sniff bool
+	// passthrough says the app is the connection's original destination
+	// (a captured sidecar: Istio's ORIGINAL_DST inbound cluster, reached
+	// from 127.0.0.6), not app.
+	passthrough bool
 }
 
 // setProtocol records a port's protocol: HTTP-family, UNKNOWN (sniffed)
@@ -82,6 +86,9 @@ func (g *generation) inbound() error {
 func (g *generation) inboundPorts() ([]inboundPort, error) {
 	if len(g.scope.Ingress()) > 0 {
 		return g.ingressPorts()
+	}
+	if g.proxy.Captured() && len(g.proxy.Inbound) == 0 {
+		return g.capturedInboundPorts(), nil
 	}
 	var out []inboundPort
 	seen := map[uint32]string{}
@@ -136,6 +143,13 @@ func (g *generation) ingressPorts() ([]inboundPort, error) {
 		app := in.DefaultEndpoint
 		if app == "" && hasPair {
 			app = g.proxy.Inbound[pair].App
+		}
+		if app == "" && g.proxy.Captured() {
+			// Istio: no defaultEndpoint means the original destination.
+			p.passthrough = true
+			out = append(out, p)
+			delete(byPort, p.port)
+			continue
 		}
 		if app == "" {
 			g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("%s: port %d has no defaultEndpoint and the proxy no --app-address for it; not served", field, p.port))
@@ -310,6 +324,16 @@ func inboundCluster(name string, p inboundPort) *cluster.Cluster {
 }
 
 func appCluster(name string, p inboundPort) *cluster.Cluster {
+	if p.passthrough {
+		// Istio's buildInboundCluster with no bind address.
+		return &cluster.Cluster{
+			Name:                 name,
+			ConnectTimeout:       durationpb.New(defaultConnectTimeout),
+			ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST},
+			LbPolicy:             cluster.Cluster_CLUSTER_PROVIDED,
+			UpstreamBindConfig:   passthroughBind(),
+		}
+	}
 	if p.pipe == "" {
 		return staticCluster(name, p.appHost, p.appPort)
 	}

@@ -23,8 +23,11 @@ import (
 //     ports are visible (SidecarScope is a function of it and namespace);
 //   - locality: DNS clusters and locality-weighted endpoints;
 //   - labels: the proxy's labels, only when some failoverPriority in the
-//     push reads them (serviceEndpoints' priorityLabels).
+//     push reads them (serviceEndpoints' priorityLabels);
+//   - captured: a captured sidecar's passthrough clusters are Istio's
+//     (capture.go).
 type viewKey struct {
+	captured  bool
 	proxyType model.ProxyType
 	namespace string
 	sidecar   *config.Resource
@@ -45,7 +48,7 @@ func (g *generation) sharedClusters() error {
 	if g.gen == nil {
 		return g.clusters()
 	}
-	k := viewKey{proxyType: g.proxy.Type, namespace: g.proxy.Namespace, locality: g.proxy.Locality}
+	k := viewKey{proxyType: g.proxy.Type, namespace: g.proxy.Namespace, locality: g.proxy.Locality, captured: g.proxy.Captured()}
 	if g.scope != nil {
 		k.sidecar = g.scope.Resource
 	}
@@ -54,7 +57,7 @@ func (g *generation) sharedClusters() error {
 	}
 	v, err := g.gen.views.get(k, func() (*outboundView, error) {
 		b := g.sub(&model.Proxy{Type: k.proxyType, Namespace: k.namespace, Locality: k.locality,
-			Labels: g.proxy.Labels}, g.scope)
+			Labels: g.proxy.Labels, InterceptionMode: g.proxy.InterceptionMode}, g.scope)
 		if err := b.clusters(); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,342 @@
+package xdsgen
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	origdst "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
+	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/registry"
+)
+
+// Capture mode (the proxy's INTERCEPTION_MODE REDIRECT): Istio's sidecar
+// listener layout (pilot/pkg/networking/core/listener.go
+// buildSidecarOutboundListeners, listener_builder.go
+// buildVirtualOutboundListener, listener_inbound.go buildInboundListeners).
+// iptables sends the app's outbound connections to virtualOutbound
+// (0.0.0.0:15001, use_original_dst), which hands each to the listener
+// matching its original destination: VIP_P for a TCP service with an
+// address, else 0.0.0.0_P (HTTP ports, TCP services without an address),
+// none of them bound (bind_to_port false); a connection no listener takes
+// stays on virtualOutbound and passes through (ALLOW_ANY) or is dropped
+// (REGISTRY_ONLY). Inbound connections go to virtualInbound
+// (0.0.0.0:15006), whose filter chains match the original destination
+// port (capture_inbound.go).
+
+// Names of Istio's capture-mode listeners, filter chains and clusters
+// (pilot/pkg/model/listener.go, pilot/pkg/networking/util/util.go).
+const (
+	OriginalDstFilter         = "envoy.filters.listener.original_dst"
+	InboundPassthroughCluster = "InboundPassthroughCluster"
+	PassthroughFilterChain    = "PassthroughFilterChain"
+	outboundCatchAllChain     = "virtualOutbound-catchall-tcp"
+	outboundBlackholeChain    = "virtualOutbound-blackhole"
+	inboundBlackholeChain     = "virtualInbound-blackhole"
+	// inboundPassthroughBindIPv4 is the source address of the sidecar's
+	// connections to its own workload's address (Istio's
+	// InboundPassthroughBindIpv4): the capture rules return traffic from
+	// it untouched (ISTIO_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN).
+	inboundPassthroughBindIPv4 = "127.0.0.6"
+	// Istio's mesh defaults for proxyListenPort and
+	// proxyInboundListenPort.
+	defaultProxyListenPort        = 15001
+	defaultProxyInboundListenPort = 15006
+)
+
+// captureSidecar builds a captured sidecar's listeners: Istio's per-port
+// outbound listeners, the virtual outbound listener, the Sidecar's bound
+// egress listeners, and the virtual inbound listener.
+func (g *generation) captureSidecar() error {
+	if err := g.sharedClusters(); err != nil {
+		return err
+	}
+	if err := g.captureOutboundHTTP(); err != nil {
+		return err
+	}
+	if err := g.captureOutboundTCP(); err != nil {
+		return err
+	}
+	if err := g.virtualOutbound(); err != nil {
+		return err
+	}
+	if err := g.boundEgress(); err != nil {
+		return err
+	}
+	return g.captureInbound()
+}
+
+// proxyListenPort is meshConfig.proxyListenPort (Istio's default 15001).
+func proxyListenPort(mc *meshv1alpha1.MeshConfig) uint32 {
+	if p := mc.GetProxyListenPort(); p > 0 {
+		return uint32(p)
+	}
+	return defaultProxyListenPort
+}
+
+// proxyInboundListenPort is meshConfig.proxyInboundListenPort (15006).
+func proxyInboundListenPort(mc *meshv1alpha1.MeshConfig) uint32 {
+	if p := mc.GetProxyInboundListenPort(); p > 0 {
+		return uint32(p)
+	}
+	return defaultProxyInboundListenPort
+}
+
+// originalDst is Envoy's original_dst listener filter (Istio's
+// xdsfilters.OriginalDestination): it restores a redirected connection's
+// destination (SO_ORIGINAL_DST) as its local address.
+func originalDst() *listener.ListenerFilter {
+	cfg, _ := anypb.New(&origdst.OriginalDst{})
+	return &listener.ListenerFilter{Name: OriginalDstFilter, ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: cfg}}
+}
+
+// virtualOutbound is Istio's virtualOutbound listener: every captured
+// outbound connection arrives here and is handed to the listener of its
+// original destination (use_original_dst); what none takes gets the
+// catch-all chain. A connection addressed to the listener's own port is
+// black-holed, so it cannot loop (blackholeFilterChain).
+func (g *generation) virtualOutbound() error {
+	port := proxyListenPort(g.push.Mesh)
+	blackhole, err := tcpProxyChain(BlackHoleCluster, tcpTarget{cluster: BlackHoleCluster}, nil)
+	if err != nil {
+		return err
+	}
+	blackhole.Name = outboundBlackholeChain
+	blackhole.FilterChainMatch = &listener.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port)}
+	catchAll, err := g.outboundCatchAll()
+	if err != nil {
+		return err
+	}
+	catchAll.Name = outboundCatchAllChain
+	g.out.Listeners = append(g.out.Listeners, &listener.Listener{
+		Name:             OutboundListenerName,
+		Address:          socketAddress("0.0.0.0", port),
+		UseOriginalDst:   wrapBool(true),
+		ListenerFilters:  []*listener.ListenerFilter{originalDst()},
+		FilterChains:     []*listener.FilterChain{blackhole, catchAll},
+		TrafficDirection: core.TrafficDirection_OUTBOUND,
+	})
+	return nil
+}
+
+// outboundCatchAll is the chain for captured connections no service
+// listener takes (buildOutboundCatchAllNetworkFiltersOnly): tcp_proxy to
+// the PassthroughCluster (the original destination) under ALLOW_ANY, to
+// the BlackHoleCluster under REGISTRY_ONLY.
+func (g *generation) outboundCatchAll() (*listener.FilterChain, error) {
+	target := PassthroughCluster
+	if p := g.scope.OutboundTrafficPolicy(g.push.Mesh); p != nil && p.Mode == meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY {
+		target = BlackHoleCluster
+	}
+	als, err := g.accessLog(model.ListenerClassSidecarOutbound)
+	if err != nil {
+		return nil, err
+	}
+	return tcpProxyChain(target, tcpTarget{cluster: target}, als)
+}
+
+// captureHTTPPorts are the ports with a visible HTTP service port: each
+// gets a 0.0.0.0_P listener (a port a Sidecar egress listener binds an
+// address of its own is served there instead, boundEgress).
+func (g *generation) captureHTTPPorts() []uint32 {
+	seen := map[uint32]bool{}
+	for _, svc := range g.push.Services() {
+		if !svc.VisibleTo(g.proxy.Namespace) || !g.scope.ServiceVisible(svc) {
+			continue
+		}
+		for _, p := range svc.Ports {
+			if g.outboundHTTPPort(svc, p) && g.scope.EgressBind(p.Number) == "" {
+				seen[p.Number] = true
+			}
+		}
+	}
+	return sortedPorts(seen)
+}
+
+func sortedPorts(set map[uint32]bool) []uint32 {
+	out := make([]uint32, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// captureOutboundHTTP adds, per HTTP port P, Istio's 0.0.0.0_P listener:
+// not bound; the http_inspector sends plaintext HTTP/1.1 and h2c to the
+// connection manager routing by route table "P" (its virtual hosts name
+// each service by host, short names and VIP, with and without ":P"), and
+// anything else to the PassthroughFilterChain (buildListenerFromEntry),
+// or to the plain TCP service without an address that shares the port
+// (captureOutboundTCP).
+func (g *generation) captureOutboundHTTP() error {
+	for _, port := range g.captureHTTPPorts() {
+		name := captureListenerName("0.0.0.0", port)
+		routeName := strconv.FormatUint(uint64(port), 10)
+		als, err := g.accessLog(model.ListenerClassSidecarOutbound)
+		if err != nil {
+			return err
+		}
+		chain, err := httpFilterChain(listenerOptions{
+			Name: name, StatPrefix: "outbound_" + name, RouteName: routeName, Direction: core.TrafficDirection_OUTBOUND,
+			Tracing: g.tracing(model.ListenerClassSidecarOutbound), Mesh: g.push.Mesh, AccessLog: als,
+		})
+		if err != nil {
+			return fmt.Errorf("listener %s: %w", name, err)
+		}
+		chain.FilterChainMatch = &listener.FilterChainMatch{TransportProtocol: RawBufferTransportProtocol, ApplicationProtocols: plaintextHTTPALPNs}
+		fallthrough_, err := g.outboundCatchAll()
+		if err != nil {
+			return err
+		}
+		fallthrough_.Name = PassthroughFilterChain
+		rc, err := g.sharedRouteTable(routeName, port)
+		if err != nil {
+			return fmt.Errorf("listener %s: %w", name, err)
+		}
+		g.addSharedRoute(rc)
+		g.out.Listeners = append(g.out.Listeners, &listener.Listener{
+			Name: name, Address: socketAddress("0.0.0.0", port), BindToPort: wrapBool(false),
+			TrafficDirection: core.TrafficDirection_OUTBOUND,
+			ListenerFilters:  []*listener.ListenerFilter{httpInspector()},
+			// Istio: the mesh's protocolDetectionTimeout with an HTTP
+			// inspector (default 0s: none), continuing on timeout.
+			ListenerFiltersTimeout:           detectionTimeout(g.push.Mesh),
+			ContinueOnListenerFiltersTimeout: true,
+			FilterChains:                     []*listener.FilterChain{chain},
+			DefaultFilterChain:               fallthrough_,
+		})
+	}
+	return nil
+}
+
+func detectionTimeout(mc *meshv1alpha1.MeshConfig) *durationpb.Duration {
+	if t := mc.GetProtocolDetectionTimeout(); t != nil {
+		return t
+	}
+	return durationpb.New(0)
+}
+
+// captureListenerName is Istio's getListenerName for TCP: bind_port.
+func captureListenerName(bind string, port uint32) string {
+	return bind + "_" + strconv.FormatUint(uint64(port), 10)
+}
+
+// captureOutboundTCP adds the TCP/TLS service listeners: VIP_P for a
+// service with an address (its first, as Istio's GetAddressForProxy),
+// 0.0.0.0_P for the services without one, which share that listener told
+// apart by SNI (tcpPortListener). Where 0.0.0.0_P is also an HTTP port,
+// the plain TCP service takes what is not HTTP in place of the
+// passthrough chain, as Istio merges a TCP service into an HTTP listener
+// (TCPOverHTTP: the port is then sniffed).
+func (g *generation) captureOutboundTCP() error {
+	type key struct {
+		ip   string
+		port uint32
+	}
+	groups := map[key][]*registry.Service{}
+	var keys []key
+	for port, svcs := range g.tcpServicesByPort() {
+		if g.scope.EgressBind(port) != "" {
+			continue
+		}
+		for _, svc := range svcs {
+			ip, ok := g.serviceListenIP(svc)
+			if !ok {
+				continue
+			}
+			k := key{ip, port}
+			if groups[k] == nil {
+				keys = append(keys, k)
+			}
+			groups[k] = append(groups[k], svc)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].port != keys[j].port {
+			return keys[i].port < keys[j].port
+		}
+		return keys[i].ip < keys[j].ip
+	})
+	for _, k := range keys {
+		name := captureListenerName(k.ip, k.port)
+		l, err := g.tcpPortListener(name, k.ip, k.port, k.port, groups[k])
+		if err != nil {
+			return fmt.Errorf("listener %s: %w", name, err)
+		}
+		if l == nil {
+			continue
+		}
+		if err := g.addCaptureTCPListener(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addCaptureTCPListener adds a TCP service listener, not bound, with the
+// PassthroughFilterChain as default when every chain matches on something
+// (SNI); on 0.0.0.0_P already served as HTTP its match-all chain becomes
+// that listener's default chain instead.
+func (g *generation) addCaptureTCPListener(l *listener.Listener) error {
+	l.BindToPort = wrapBool(false)
+	var matchAll *listener.FilterChain
+	var matched []*listener.FilterChain
+	for _, c := range l.FilterChains {
+		if c.FilterChainMatch == nil {
+			matchAll = c
+		} else {
+			matched = append(matched, c)
+		}
+	}
+	for _, existing := range g.out.Listeners {
+		if existing.Name != l.Name {
+			continue
+		}
+		if matchAll == nil || len(matched) > 0 {
+			g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("outbound listener %s: TLS services on an HTTP port without a service address are not served (only plain TCP merges into the HTTP listener)", l.Name))
+			g.out.OutboundTCPConflicts++
+			return nil
+		}
+		matchAll.Name = PassthroughFilterChain
+		existing.DefaultFilterChain = matchAll
+		return nil
+	}
+	if matchAll == nil {
+		fallthrough_, err := g.outboundCatchAll()
+		if err != nil {
+			return err
+		}
+		fallthrough_.Name = PassthroughFilterChain
+		l.DefaultFilterChain = fallthrough_
+	}
+	g.out.Listeners = append(g.out.Listeners, l)
+	return nil
+}
+
+// serviceListenIP is where a captured sidecar listens for a TCP service:
+// its first address (a /32 or /128 CIDR is that address), else 0.0.0.0.
+// A wider CIDR would need a destination prefix match, which the proxy does
+// not implement: reported, not served.
+func (g *generation) serviceListenIP(svc *registry.Service) (string, bool) {
+	if len(svc.Addresses) == 0 {
+		return "0.0.0.0", true
+	}
+	a := svc.Addresses[0]
+	if ip, err := netip.ParseAddr(a); err == nil {
+		return ip.String(), true
+	}
+	if pfx, err := netip.ParsePrefix(a); err == nil && pfx.IsSingleIP() {
+		return pfx.Addr().String(), true
+	}
+	g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("service %s: address %q is a CIDR range: a captured sidecar does not serve it (destination prefix matching is not implemented)", svc.Hostname, a))
+	return "", false
+}
