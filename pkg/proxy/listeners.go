@@ -113,6 +113,9 @@ type socketView struct {
 	conns  chan net.Conn
 	closed chan struct{}
 	once   sync.Once
+	// addr is the address of a view without a socket (an unbound
+	// listener's, which never accepts).
+	addr net.Addr
 }
 
 func (v *socketView) Accept() (net.Conn, error) {
@@ -129,7 +132,18 @@ func (v *socketView) Close() error {
 	return nil
 }
 
-func (v *socketView) Addr() net.Addr { return v.s.raw.Addr() }
+func (v *socketView) Addr() net.Addr {
+	if v.s == nil {
+		return v.addr
+	}
+	return v.s.raw.Addr()
+}
+
+// unboundAddr is the address of a bind_to_port false listener.
+func unboundAddr(address string) net.Addr {
+	a, _ := net.ResolveTCPAddr("tcp", address)
+	return a
+}
 
 // listenerUpdate is what applying a runtime does to the listeners:
 // prepared are the servers to start (new, moved or changed kind), retired
@@ -153,17 +167,20 @@ func (p *Proxy) prepareListeners(rt *dataplane.Runtime) (*listenerUpdate, error)
 			continue // served from inside the proxy (dataplane/internal.go)
 		}
 		old, ok := p.listeners[name]
-		if ok && old.address == l.Address {
+		if ok && old.address == l.Address && old.unbound == l.Unbound {
 			// The server picks each connection's chain from the runtime
 			// in force: it serves the new chains, whatever they are.
 			continue
 		}
-		sock, err := bindSocket(l.Address)
-		if err != nil {
-			p.abandon(up)
-			return nil, fmt.Errorf("listener %q: %w", name, err)
+		var sock *socket
+		if !l.Unbound {
+			var err error
+			if sock, err = bindSocket(l.Address); err != nil {
+				p.abandon(up)
+				return nil, fmt.Errorf("listener %q: %w", name, err)
+			}
+			up.bound = append(up.bound, sock)
 		}
-		up.bound = append(up.bound, sock)
 		al := p.newServer(name, l.Address, sock)
 		up.prepared = append(up.prepared, al)
 		if ok {
@@ -191,22 +208,28 @@ func (p *Proxy) commitListeners(up *listenerUpdate) {
 	retiredSockets := map[*socket]bool{}
 	for _, al := range up.retired {
 		delete(p.listeners, al.name)
-		retiredSockets[al.sock] = true
+		if al.sock != nil {
+			retiredSockets[al.sock] = true
+		}
 	}
 	for _, al := range up.prepared {
 		p.listeners[al.name] = al
-		delete(retiredSockets, al.sock) // taken over by the new server
-		al.sock.makeCurrent(al.view)
 		go func() {
 			if err := al.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				p.log.Error("listener stopped", "listener", al.name, "err", err)
 			}
 		}()
+		if al.sock == nil {
+			p.log.Info("listener ready, not bound (bind_to_port false)", "listener", al.name, "address", al.address)
+			continue
+		}
+		delete(retiredSockets, al.sock) // taken over by the new server
+		al.sock.makeCurrent(al.view)
 		p.log.Info("listener open", "listener", al.name, "address", al.sock.raw.Addr().String())
 	}
+	p.publishServers()
 	for _, al := range up.retired {
-		closeSocket := retiredSockets[al.sock]
-		if closeSocket {
+		if retiredSockets[al.sock] {
 			al.sock.close() // no new connections; accepted ones finish below
 		}
 		go func() {
@@ -219,16 +242,43 @@ func (p *Proxy) commitListeners(up *listenerUpdate) {
 	}
 }
 
+// publishServers makes the listeners' servers findable by name for the
+// hand-off of captured connections (downstream.Options.Servers); call it
+// under applyMu after p.listeners changed.
+func (p *Proxy) publishServers() {
+	m := make(map[string]*downstream.Server, len(p.listeners))
+	for name, al := range p.listeners {
+		m[name] = al.ds
+	}
+	p.servers.Store(&m)
+}
+
+// server is the running server of a listener, by name (nil: none).
+func (p *Proxy) server(name string) *downstream.Server {
+	if m := p.servers.Load(); m != nil {
+		return (*m)[name]
+	}
+	return nil
+}
+
 // newServer builds the server for one listener on a view of sock: every
 // connection is served by the filter chain it matches, HTTP or TCP,
-// plaintext or TLS (pkg/proxy/downstream).
+// plaintext or TLS (pkg/proxy/downstream). A nil sock is a bind_to_port
+// false listener: its server only gets connections handed to it.
 func (p *Proxy) newServer(name, address string, sock *socket) *activeListener {
-	al := &activeListener{name: name, address: address, sock: sock, view: sock.attach()}
+	al := &activeListener{name: name, address: address, sock: sock}
+	if sock != nil {
+		al.view = sock.attach()
+	} else {
+		al.unbound = true
+		al.view = &socketView{s: nil, conns: make(chan net.Conn), closed: make(chan struct{}), addr: unboundAddr(address)}
+	}
 	srv := downstream.New(downstream.Options{
 		Listener: name, Runtime: &p.rt, Logger: p.log, Counters: p.connCounters(name), Scope: p.http.Stats, Metrics: p.http.Metrics,
-		HTTP: httpproxy.New(httpproxy.Options{Listener: name, Runtime: &p.rt, Shared: p.http}),
+		HTTP:    httpproxy.New(httpproxy.Options{Listener: name, Runtime: &p.rt, Shared: p.http}),
+		Servers: p.server,
 	})
-	al.srv, al.serve = srv, func() error { return srv.Serve(al.view) }
+	al.srv, al.ds, al.serve = srv, srv, func() error { return srv.Serve(al.view) }
 	return al
 }
 
@@ -237,7 +287,9 @@ func (p *Proxy) shutdownListeners(ctx context.Context) {
 	p.applyMu.Lock()
 	defer p.applyMu.Unlock()
 	for name, al := range p.listeners {
-		al.sock.close()
+		if al.sock != nil {
+			al.sock.close()
+		}
 		al.view.Close()
 		al.srv.Shutdown(ctx)
 		delete(p.listeners, name)

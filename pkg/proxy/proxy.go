@@ -100,10 +100,13 @@ type Proxy struct {
 	// applyMu serialises updates; listeners is only touched under it.
 	applyMu   sync.Mutex
 	listeners map[string]*activeListener
-	ctx       context.Context
-	identity  *identity.Workload
-	updates   atomic.Uint64
-	rejects   atomic.Uint64
+	// servers are the listeners' servers by name, published after every
+	// listener change, read by the hand-off of captured connections.
+	servers  atomic.Pointer[map[string]*downstream.Server]
+	ctx      context.Context
+	identity *identity.Workload
+	updates  atomic.Uint64
+	rejects  atomic.Uint64
 	// compiled and reused count, over every accepted update, the
 	// listeners, routes and clusters built anew and taken unchanged.
 	compiled, reused compileTotals
@@ -118,9 +121,12 @@ type activeListener struct {
 	name    string
 	address string
 	srv     listenerServer
+	ds      *downstream.Server
 	serve   func() error
+	// sock is nil for a bind_to_port false listener (unbound).
 	sock    *socket
 	view    *socketView
+	unbound bool
 }
 
 // listenerServer is what serves one listener's connections.

@@ -325,31 +325,39 @@ type HTTPInspector struct {
 // compileInspector reads the listener's listener filters, in order: the
 // tls_inspector and the http_inspector are supported (each at most once);
 // anything else, and any field of theirs sluice does not honour, is NACKed.
-func compileInspector(l *listener.Listener, needed bool) (*Inspector, *HTTPInspector, error) {
+func compileInspector(l *listener.Listener, needed bool) (*Inspector, *HTTPInspector, bool, error) {
 	var in *Inspector
 	var hi *HTTPInspector
+	origDst := false
 	for _, lf := range l.ListenerFilters {
 		if lf.FilterDisabled != nil {
-			return nil, nil, fmt.Errorf("listener filter %q: filter_disabled: not supported", lf.Name)
+			return nil, nil, false, fmt.Errorf("listener filter %q: filter_disabled: not supported", lf.Name)
 		}
 		if lf.GetConfigDiscovery() != nil {
-			return nil, nil, fmt.Errorf("listener filter %q: config_discovery: not supported", lf.Name)
+			return nil, nil, false, fmt.Errorf("listener filter %q: config_discovery: not supported", lf.Name)
 		}
 		switch {
 		case lf.Name == TLSInspectorName && in == nil:
 			var err error
 			if in, err = compileTLSInspector(lf); err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
 		case lf.Name == HTTPInspectorName && hi == nil:
 			if err := checkHTTPInspector(lf); err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
 			hi = &HTTPInspector{BeforeTLS: in == nil}
-		case lf.Name == TLSInspectorName || lf.Name == HTTPInspectorName:
-			return nil, nil, fmt.Errorf("listener filter %q: listed twice: not supported", lf.Name)
+		case lf.Name == OriginalDstName && !origDst:
+			// Reads no bytes: where it is listed changes nothing
+			// (capture.go); the proxy runs it first.
+			if err := checkOriginalDst(lf); err != nil {
+				return nil, nil, false, err
+			}
+			origDst = true
+		case lf.Name == TLSInspectorName || lf.Name == HTTPInspectorName || lf.Name == OriginalDstName:
+			return nil, nil, false, fmt.Errorf("listener filter %q: listed twice: not supported", lf.Name)
 		default:
-			return nil, nil, fmt.Errorf("listener filter %q is not supported", lf.Name)
+			return nil, nil, false, fmt.Errorf("listener filter %q is not supported", lf.Name)
 		}
 	}
 	if in == nil && needed {
@@ -369,7 +377,7 @@ func compileInspector(l *listener.Listener, needed bool) (*Inspector, *HTTPInspe
 	if hi != nil {
 		hi.Timeout, hi.ContinueOnTimeout = timeout, l.ContinueOnListenerFiltersTimeout
 	}
-	return in, hi, nil
+	return in, hi, origDst, nil
 }
 
 func compileTLSInspector(lf *listener.ListenerFilter) (*Inspector, error) {

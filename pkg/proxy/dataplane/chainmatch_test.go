@@ -105,11 +105,12 @@ func TestSelectAsEnvoy(t *testing.T) {
 
 // TestChainMatchNACK: matching criteria sluice does not implement, two
 // chains with the same rules, and listener filters other than the
-// tls_inspector are refused by name.
+// tls_inspector, the http_inspector and original_dst are refused by name
+// (original_src: TPROXY interception, not implemented).
 func TestChainMatchNACK(t *testing.T) {
 	plain := func(id string) *listener.FilterChain { return namedChain(t, id, nil) }
 	withFilters := matchListener(namedChain(t, "a", &listener.FilterChainMatch{TransportProtocol: "tls"}))
-	withFilters.ListenerFilters = []*listener.ListenerFilter{{Name: "envoy.filters.listener.original_dst"}}
+	withFilters.ListenerFilters = []*listener.ListenerFilter{{Name: "envoy.filters.listener.original_src"}}
 	timeout := matchListener(namedChain(t, "a", &listener.FilterChainMatch{TransportProtocol: "tls"}))
 	timeout.ListenerFiltersTimeout = durationpb.New(time.Second)
 	timeout.ContinueOnListenerFiltersTimeout = true
@@ -124,7 +125,7 @@ func TestChainMatchNACK(t *testing.T) {
 		{matchListener(plain("a"), plain("b")), "multiple filter chains with the same matching rules"},
 		{matchListener(namedChain(t, "a", &listener.FilterChainMatch{ApplicationProtocols: []string{"x"}}),
 			namedChain(t, "b", &listener.FilterChainMatch{ApplicationProtocols: []string{"y", "x"}})), "multiple filter chains with the same matching rules"},
-		{withFilters, `listener filter "envoy.filters.listener.original_dst" is not supported`},
+		{withFilters, `listener filter "envoy.filters.listener.original_src" is not supported`},
 	} {
 		_, err := compileListener(c.l, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

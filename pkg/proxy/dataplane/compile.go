@@ -59,6 +59,9 @@ func Compile(opts CompileOptions) (*Runtime, xdsclient.Dependencies, error) {
 	if err := c.listeners(); err != nil {
 		return nil, c.deps, err
 	}
+	if err := c.rt.indexListeners(); err != nil {
+		return nil, c.deps, err
+	}
 	if err := c.routes(); err != nil {
 		return nil, c.deps, err
 	}

@@ -244,7 +244,7 @@ func TestXFCCCompile(t *testing.T) {
 
 // TestListenerUnsupportedFieldsNACK: every Listener field a socket
 // listener does not honour (socket options, transparent, connection
-// balancing, buffer limits, bind_to_port, ...) is NACKed by name, never
+// balancing, buffer limits, deprecated_v1, ...) is NACKed by name, never
 // ignored. The table is the proto itself.
 func TestListenerUnsupportedFieldsNACK(t *testing.T) {
 	fields := (&listener.Listener{}).ProtoReflect().Descriptor().Fields()

@@ -139,13 +139,15 @@ func (t *TCPRoute) PickCluster() string {
 // (chainmatch.go) as Envoy chooses them.
 // listenerFields are the Listener fields a socket listener honours (an
 // internal listener has its own check, internal.go): the rest — socket
-// options, transparent/freebind, connection balancing, per-connection
-// buffer limits, bind_to_port false, ... — are refused by name rather
-// than ignored. filter_chain_matcher is refused below with a hint.
+// options, transparent/freebind (TPROXY interception), connection
+// balancing, per-connection buffer limits, deprecated_v1, ... — are
+// refused by name rather than ignored. filter_chain_matcher is refused
+// below with a hint. bind_to_port and use_original_dst are iptables
+// REDIRECT capture (capture.go).
 var listenerFields = map[protoreflect.Name]bool{
 	"name": true, "address": true, "filter_chains": true, "default_filter_chain": true, "filter_chain_matcher": true,
 	"listener_filters": true, "listener_filters_timeout": true, "continue_on_listener_filters_timeout": true,
-	"traffic_direction": true, "access_log": true,
+	"traffic_direction": true, "access_log": true, "bind_to_port": true, "use_original_dst": true,
 }
 
 func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Listener, error) {
@@ -175,6 +177,9 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 		Name:    l.Name,
 		Address: hostport.Join(sa.Address, sa.GetPortValue()),
 		Inbound: l.TrafficDirection == core.TrafficDirection_INBOUND,
+	}
+	if err := compileCapture(l, sa, out); err != nil {
+		return nil, err
 	}
 	logs, err := compileListenerAccessLog(l.AccessLog)
 	if err != nil {
@@ -209,9 +214,11 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 		return nil, err
 	}
 	out.tree = tree
-	if out.Inspector, out.HTTPInspector, err = compileInspector(l, needsInspector(keys)); err != nil {
+	var origDst bool
+	if out.Inspector, out.HTTPInspector, origDst, err = compileInspector(l, needsInspector(keys)); err != nil {
 		return nil, err
 	}
+	out.OriginalDst = out.OriginalDst || origDst
 	for _, c := range append(out.Chains[:len(out.Chains):len(out.Chains)], out.Default) {
 		if c == nil {
 			continue

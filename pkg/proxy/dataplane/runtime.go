@@ -7,6 +7,7 @@ package dataplane
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -40,6 +41,9 @@ type Runtime struct {
 	// vhds are the VHDS virtual hosts grouped by route configuration
 	// (compile.go vhdsGroups), with the map they were grouped from.
 	vhds vhdsGrouping
+	// byAddr indexes the socket listeners by address, for the hand-off
+	// of captured connections (capture.go).
+	byAddr map[netip.AddrPort]*Listener
 	// Source is the xDS the runtime was built from, for /config_dump.
 	Source xdsclient.Resources
 	Built  time.Time
@@ -82,6 +86,17 @@ type Listener struct {
 	// and for every served connection when it closes. Istio's carry an
 	// NR response flag filter, so only refused connections are logged.
 	AccessLog accesslog.Loggers
+	// Unbound is bind_to_port false: the listener is not bound and only
+	// serves connections a use_original_dst listener hands it
+	// (capture.go).
+	Unbound bool
+	// OriginalDst: each accepted connection's local address is restored
+	// to its original destination (the original_dst listener filter, or
+	// use_original_dst); HandOff: such a connection is handed to the
+	// listener of that address (use_original_dst).
+	OriginalDst, HandOff bool
+	// addr is the listener's address parsed (the hand-off index).
+	addr netip.AddrPort
 	// tree is the compiled filter_chain_match tree (chainmatch.go).
 	tree *chainTree
 }

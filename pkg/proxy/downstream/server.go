@@ -27,6 +27,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
+	"github.com/sluice-mesh/sluice/pkg/proxy/origdst"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpproxy"
 )
 
@@ -46,6 +47,9 @@ type Counters struct {
 	// http_inspector's verdicts (http_inspector.http10_found,
 	// http11_found, http2_found, http_not_found).
 	PreCxTimeout, HTTP10, HTTP11, HTTP2, NotHTTP atomic.Uint64
+	// HandedOff counts connections handed to the listener of their
+	// original destination (use_original_dst).
+	HandedOff atomic.Uint64
 }
 
 // Options configure a listener's server.
@@ -61,6 +65,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics are the proxy's standard metrics for TCP chains (nil: none).
 	Metrics *istiometrics.Metrics
+	// Servers finds the server of another listener by name, for the
+	// hand-off of captured connections (use_original_dst; capture.go);
+	// nil: connections are never handed off.
+	Servers func(listener string) *Server
 }
 
 // Server serves the connections of one listener.
@@ -144,20 +152,43 @@ func (s *Server) Serve(lis net.Listener) error {
 		go func() {
 			defer s.wg.Done()
 			defer s.track(conn, false)
-			s.handle(conn)
+			s.handle(conn, true)
 		}()
 	}
 }
 
-// handle takes one connection through the tls_inspector, the chain
-// choice and the chain's TLS, then serves it by its chain.
-func (s *Server) handle(raw net.Conn) {
+// HandOff serves a connection another listener accepted and handed to
+// this one (its original destination is this listener's address): this
+// listener's filters and chains serve it, and it is not handed on again.
+// It reports false when the server is closing (the caller closes c).
+func (s *Server) HandOff(c net.Conn) bool {
+	if !s.track(c, true) {
+		return false
+	}
+	go func() {
+		defer s.wg.Done()
+		defer s.track(c, false)
+		s.handle(c, false)
+	}()
+	return true
+}
+
+// handle takes one connection through the original_dst filter (and the
+// hand-off, when handOff is allowed), the tls_inspector, the chain choice
+// and the chain's TLS, then serves it by its chain.
+func (s *Server) handle(raw net.Conn, handOff bool) {
 	start := time.Now()
 	rt := s.opts.Runtime.Load()
 	l := rt.Listeners[s.opts.Listener]
 	if l == nil {
 		raw.Close()
 		return
+	}
+	if l.OriginalDst {
+		raw = s.restore(raw, l)
+		if handOff && l.HandOff && s.handOff(raw, rt, l) {
+			return
+		}
 	}
 	in := dataplane.MatchInput{Transport: dataplane.TransportRawBuffer}
 	if ta, ok := raw.LocalAddr().(*net.TCPAddr); ok {
@@ -182,7 +213,7 @@ func (s *Server) handle(raw net.Conn) {
 		// the kernel resets the connection (curl: 56, "Connection reset
 		// by peer", as Istio's STRICT pages show); the inspector read
 		// them, so reset it the same way.
-		if tc, ok := raw.(*net.TCPConn); ok {
+		if tc := origdst.TCP(raw); tc != nil {
 			tc.SetLinger(0)
 		}
 		raw.Close()
@@ -203,6 +234,11 @@ func (s *Server) handle(raw net.Conn) {
 	}
 	ci := httpproxy.NewConnInfo(raw, state, local)
 	ci.Match, ci.Chain, ci.Listener = in, chain, l
+	if rc, ok := raw.(*origdst.Conn); ok && rc.Redirected {
+		// Not when the destination is the listener itself: passing
+		// through to it would loop back here.
+		ci.Conn.OriginalDst = true
+	}
 	if ci.Conn.ServerName == "" {
 		// TLS passed through: the SNI the tls_inspector read (Envoy's
 		// requestedServerName, connection.sni).

@@ -15,6 +15,10 @@ type Conn struct {
 	// address: source.ip / ipBlocks); LocalAddr the address it arrived
 	// at (destination.ip / destination.port).
 	RemoteAddr, LocalAddr netip.AddrPort
+	// OriginalDst is set when LocalAddr is a redirected connection's
+	// original destination, restored by the listener's original_dst
+	// filter (capture): ORIGINAL_DST clusters send to it.
+	OriginalDst bool
 	// ServerName is the TLS SNI the client sent (connection.sni); "" for
 	// plaintext or no SNI.
 	ServerName string

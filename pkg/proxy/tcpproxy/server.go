@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpconn"
+	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 )
 
 // Connection is one downstream connection of a TCP chain.
@@ -65,9 +66,14 @@ func Serve(conn net.Conn, c Connection) {
 		c.Logger.Warn("tcp: cluster not found", "cluster", name)
 		return
 	}
-	// Raw TCP in local mode carries no original destination, so a
-	// passthrough cluster has nothing to go to (Dial refuses it).
-	up, err := tcpconn.Dial(context.Background(), cl, "")
+	// A passthrough (ORIGINAL_DST) cluster connects to the connection's
+	// original destination, restored by the listener (capture); raw TCP
+	// in local mode has none, so Dial refuses it.
+	dest := ""
+	if cl.Kind == upstream.OriginalDst && c.Conn.OriginalDst {
+		dest = c.Conn.LocalAddr.String()
+	}
+	up, err := tcpconn.Dial(context.Background(), cl, dest)
 	if err != nil {
 		info.Flags |= dialFlag(err)
 		info.Details = err.Error()

@@ -280,10 +280,22 @@ func (c *Cluster) Snapshot(h *Host) HostSnapshot {
 }
 
 // OriginalDestination is the host:port an OriginalDst cluster sends r to.
-func (c *Cluster) OriginalDestination(r *http.Request) string {
+// restored is the downstream connection's original destination when the
+// listener restored it from a redirected connection (capture), else "".
+// As Envoy's original_dst cluster: with use_http_header, the header's
+// value, else the restored destination; without, the restored
+// destination. Local mode has none, so without use_http_header the
+// request's authority stands in for it (docs/architecture.md, Local mode).
+func (c *Cluster) OriginalDestination(r *http.Request, restored string) string {
+	header := c.OriginalDstHeader != "" && c.OriginalDstHeader != ":authority" && c.OriginalDstHeader != "host"
+	if restored != "" && !header {
+		return restored
+	}
 	v := r.Host
-	if c.OriginalDstHeader != "" && c.OriginalDstHeader != ":authority" && c.OriginalDstHeader != "host" {
-		v = r.Header.Get(c.OriginalDstHeader)
+	if header {
+		if v = r.Header.Get(c.OriginalDstHeader); v == "" {
+			return restored
+		}
 	}
 	if v == "" {
 		return ""

@@ -36,6 +36,9 @@ type attemptRequest struct {
 	decorate bool
 	// upgrade is set for an allowed HTTP/1.1 upgrade (upgrade.go).
 	upgrade string
+	// origDst is the downstream connection's restored original
+	// destination (capture), the upstream of ORIGINAL_DST clusters; "".
+	origDst string
 }
 
 // setAvoid tells the next attempts of req to avoid hosts, re-picking up to
@@ -72,7 +75,7 @@ func attempt(a *attemptRequest) *attemptResult {
 	res := &attemptResult{}
 	var setCookie string
 	if cl.Kind == upstream.OriginalDst {
-		res.addr = cl.OriginalDestination(r)
+		res.addr = cl.OriginalDestination(r, a.origDst)
 		if res.addr == "" {
 			res.err = errors.New("request has no destination to pass through to")
 			return res

@@ -103,7 +103,11 @@ func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 	} else if mirrors {
 		mirror(s, rte, cfg, nil, true) // no body: the copies go out with the primary
 	}
-	res := send(ctx, r, rte, cfg, arm, cl, body, info)
+	origDst := ""
+	if cl.Kind == upstream.OriginalDst && s.Conn != nil && s.Conn.OriginalDst {
+		origDst = s.Conn.LocalAddr.String()
+	}
+	res := send(ctx, r, rte, cfg, arm, cl, body, info, origDst)
 	defer res.done()
 	switch {
 	case res.err != nil:

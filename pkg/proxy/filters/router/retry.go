@@ -303,7 +303,7 @@ func noop() {}
 // client gets. Retries never go beyond the route timeout: back-off waits
 // end with it, and then the route timeout is the answer.
 func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, arm *ArmOps,
-	cl *upstream.Cluster, body *replayBody, info *RequestInfo) tryResult {
+	cl *upstream.Cluster, body *replayBody, info *RequestInfo, origDst string) tryResult {
 	pol := cfg.Retry
 	if pol != nil && (pol.NumRetries == 0 || !pol.AppliesTo(r)) {
 		pol = nil
@@ -314,7 +314,7 @@ func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, 
 	}
 	retried := false // a retry is in flight (holds a retry slot)
 	var tried []*upstream.Host
-	req := attemptRequest{route: rte, cfg: cfg, arm: arm, cluster: cl, decorate: info.EgressTracing, upgrade: info.Upgrade}
+	req := attemptRequest{route: rte, cfg: cfg, arm: arm, cluster: cl, decorate: info.EgressTracing, upgrade: info.Upgrade, origDst: origDst}
 	for {
 		info.Attempts++
 		down := r
