@@ -1,6 +1,8 @@
 package xdsgen_test
 
 import (
+	"crypto/tls"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,9 +11,12 @@ import (
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 )
 
@@ -155,4 +160,45 @@ spec:
 	if !slices.ContainsFunc(res.Conflicts, func(c string) bool { return strings.Contains(c, "range.internal") && strings.Contains(c, "CIDR") }) {
 		t.Errorf("conflicts %q: none names range.internal's CIDR", res.Conflicts)
 	}
+}
+
+// The proxy accepts a captured sidecar's whole config: what is generated
+// here is what sluice's data plane (pkg/proxy/dataplane) compiles.
+func TestCaptureProxyAccepts(t *testing.T) {
+	for name, mesh := range map[string]*meshv1alpha1.MeshConfig{
+		"default": nil,
+		"localhost": {InboundTrafficPolicy: &meshv1alpha1.MeshConfig_InboundTrafficPolicy{
+			Mode: meshv1alpha1.MeshConfig_InboundTrafficPolicy_LOCALHOST}},
+	} {
+		res := generateYAML(t, captureYAML(t, pa("default", "default", "{mtls: {mode: PERMISSIVE}}")), capturedClient(), mesh)
+		items := map[string]map[string]proto.Message{
+			xdsclient.ListenerType: {}, xdsclient.RouteType: {}, xdsclient.ClusterType: {}, xdsclient.EndpointType: {},
+		}
+		for _, l := range res.Listeners {
+			items[xdsclient.ListenerType][l.Name] = l
+		}
+		for _, r := range res.Routes {
+			items[xdsclient.RouteType][r.Name] = r
+		}
+		for _, c := range res.Clusters {
+			items[xdsclient.ClusterType][c.Name] = c
+		}
+		for _, e := range res.Endpoints {
+			items[xdsclient.EndpointType][e.ClusterName] = e
+		}
+		if _, _, err := dataplane.Compile(dataplane.CompileOptions{Resources: xdsclient.Resources{Items: items}, Stats: dataplane.NewStatsStore(), Identity: unusedIdentity{}}); err != nil {
+			t.Errorf("%s: the proxy rejects the generated capture config: %v", name, err)
+		}
+	}
+}
+
+// unusedIdentity stands in for the proxy's mesh identity where config is
+// only compiled, never served.
+type unusedIdentity struct{}
+
+func (unusedIdentity) Certificate() (*tls.Certificate, error) {
+	return nil, errors.New("no certificate in this test")
+}
+func (unusedIdentity) VerifyPeer(rawCerts [][]byte, ids []string) error {
+	return errors.New("no peers in this test")
 }
