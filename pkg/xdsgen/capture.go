@@ -8,7 +8,9 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	origdst "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -170,52 +172,148 @@ func sortedPorts(set map[uint32]bool) []uint32 {
 	return out
 }
 
-// captureOutboundHTTP adds, per HTTP port P, Istio's 0.0.0.0_P listener:
-// not bound; the http_inspector sends plaintext HTTP/1.1 and h2c to the
-// connection manager routing by route table "P" (its virtual hosts name
-// each service by host, short names and VIP, with and without ":P"), and
-// anything else to the PassthroughFilterChain (buildListenerFromEntry),
-// or to the plain TCP service without an address that shares the port
-// (captureOutboundTCP).
+// captureOutboundHTTP adds, per HTTP port P, Istio's 0.0.0.0_P listener
+// (route table "P": virtual hosts by host, short names and VIP, with and
+// without ":P"), and for each HTTP service with an address a VIP_P
+// listener whose route table "host:P" holds that service's virtual host
+// alone (captureVIPListeners).
 func (g *generation) captureOutboundHTTP() error {
 	for _, port := range g.captureHTTPPorts() {
-		name := captureListenerName("0.0.0.0", port)
 		routeName := strconv.FormatUint(uint64(port), 10)
-		als, err := g.accessLog(model.ListenerClassSidecarOutbound)
-		if err != nil {
-			return err
-		}
-		chain, err := httpFilterChain(listenerOptions{
-			Name: name, StatPrefix: "outbound_" + name, RouteName: routeName, Direction: core.TrafficDirection_OUTBOUND,
-			Tracing: g.tracing(model.ListenerClassSidecarOutbound), Mesh: g.push.Mesh, AccessLog: als,
-		})
-		if err != nil {
-			return fmt.Errorf("listener %s: %w", name, err)
-		}
-		chain.FilterChainMatch = &listener.FilterChainMatch{TransportProtocol: RawBufferTransportProtocol, ApplicationProtocols: plaintextHTTPALPNs}
-		fallthrough_, err := g.outboundCatchAll()
-		if err != nil {
-			return err
-		}
-		fallthrough_.Name = PassthroughFilterChain
 		rc, err := g.sharedRouteTable(routeName, port)
 		if err != nil {
-			return fmt.Errorf("listener %s: %w", name, err)
+			return fmt.Errorf("route %s: %w", routeName, err)
 		}
 		g.addSharedRoute(rc)
-		g.out.Listeners = append(g.out.Listeners, &listener.Listener{
-			Name: name, Address: socketAddress("0.0.0.0", port), BindToPort: wrapBool(false),
-			TrafficDirection: core.TrafficDirection_OUTBOUND,
-			ListenerFilters:  []*listener.ListenerFilter{httpInspector()},
-			// Istio: the mesh's protocolDetectionTimeout with an HTTP
-			// inspector (default 0s: none), continuing on timeout.
-			ListenerFiltersTimeout:           detectionTimeout(g.push.Mesh),
-			ContinueOnListenerFiltersTimeout: true,
-			FilterChains:                     []*listener.FilterChain{chain},
-			DefaultFilterChain:               fallthrough_,
-		})
+		if err := g.captureHTTPListener("0.0.0.0", port, routeName); err != nil {
+			return err
+		}
+		if err := g.captureVIPListeners(port, rc); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// captureHTTPListener is an outbound HTTP listener at ip:port, not bound,
+// as Istio's buildListenerFromEntry builds 0.0.0.0_P: the http_inspector
+// sends plaintext HTTP/1.1 and h2c to the connection manager routing by
+// routeName, anything else to the PassthroughFilterChain (or to the plain
+// TCP service without an address that shares the port,
+// captureOutboundTCP).
+func (g *generation) captureHTTPListener(ip string, port uint32, routeName string) error {
+	name := captureListenerName(ip, port)
+	als, err := g.accessLog(model.ListenerClassSidecarOutbound)
+	if err != nil {
+		return err
+	}
+	chain, err := httpFilterChain(listenerOptions{
+		Name: name, StatPrefix: "outbound_" + name, RouteName: routeName, Direction: core.TrafficDirection_OUTBOUND,
+		Tracing: g.tracing(model.ListenerClassSidecarOutbound), Mesh: g.push.Mesh, AccessLog: als,
+	})
+	if err != nil {
+		return fmt.Errorf("listener %s: %w", name, err)
+	}
+	chain.FilterChainMatch = &listener.FilterChainMatch{TransportProtocol: RawBufferTransportProtocol, ApplicationProtocols: plaintextHTTPALPNs}
+	fallthrough_, err := g.outboundCatchAll()
+	if err != nil {
+		return err
+	}
+	fallthrough_.Name = PassthroughFilterChain
+	g.out.Listeners = append(g.out.Listeners, &listener.Listener{
+		Name: name, Address: socketAddress(ip, port), BindToPort: wrapBool(false),
+		TrafficDirection: core.TrafficDirection_OUTBOUND,
+		ListenerFilters:  []*listener.ListenerFilter{httpInspector()},
+		// Istio: the mesh's protocolDetectionTimeout with an HTTP
+		// inspector (default 0s: none), continuing on timeout.
+		ListenerFiltersTimeout:           detectionTimeout(g.push.Mesh),
+		ContinueOnListenerFiltersTimeout: true,
+		FilterChains:                     []*listener.FilterChain{chain},
+		DefaultFilterChain:               fallthrough_,
+	})
+	return nil
+}
+
+// captureVIPListeners gives every visible HTTP service with an address on
+// port a VIP_P listener routing by the address connected to: its route
+// table "host:P" is the service's virtual host of table "P" alone, with
+// domains "*", as Istio builds the listener and route of a service whose
+// port protocol is sniffed (buildSidecarOutboundHTTPListenerOpts' rdsName
+// hostname:port, getVirtualHostsForSniffedServicePort). Istio's sidecars
+// route a declared HTTP port by Host on 0.0.0.0_P alone, so a request to
+// one Service's address naming another in Host goes to the other
+// (istio/istio#44702, why Istio does not claim Gateway API's
+// SupportMeshClusterIPMatching); sluice routes it by the Service it was
+// addressed to, as Gateway API's mesh routes (GAMMA) require. Traffic to
+// any other address on P (a pod, an external IP) is routed by Host on
+// 0.0.0.0_P.
+func (g *generation) captureVIPListeners(port uint32, rc *route.RouteConfiguration) error {
+	for _, svc := range g.push.Services() {
+		p, ok := svc.Port(port)
+		if !ok || !svc.VisibleTo(g.proxy.Namespace) || !g.scope.ServiceVisible(svc) || !g.outboundHTTPPort(svc, p) {
+			continue
+		}
+		vip := serviceVIP(svc)
+		if vip == "" {
+			continue
+		}
+		src, err := g.serviceRoute(rc, fmt.Sprintf("%s:%d", svc.Hostname, port))
+		if err != nil {
+			return err
+		}
+		if src == nil {
+			continue // its names are another service's (claimDomains): routed by Host
+		}
+		g.addSharedRoute(src)
+		if err := g.captureHTTPListener(vip, port, src.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// vipRouteKey names a VIP listener's route table: the route table "P" it
+// is cut from (shared by pointer) and the virtual host.
+type vipRouteKey struct {
+	rc   *route.RouteConfiguration
+	name string
+}
+
+// serviceRoute is route table name holding rc's virtual host name alone,
+// its domains "*"; nil when rc has no such virtual host. Built once per
+// Generator for each (rc, name), validated when built.
+func (g *generation) serviceRoute(rc *route.RouteConfiguration, name string) (*route.RouteConfiguration, error) {
+	build := func() (*route.RouteConfiguration, error) {
+		for _, vh := range rc.VirtualHosts {
+			if vh.Name != name {
+				continue
+			}
+			one := proto.Clone(vh).(*route.VirtualHost)
+			one.Domains = []string{"*"}
+			out := &route.RouteConfiguration{Name: name, ValidateClusters: wrapBool(false), VirtualHosts: []*route.VirtualHost{one}}
+			return out, validateRoute(out)
+		}
+		return nil, nil
+	}
+	if g.gen == nil {
+		return build()
+	}
+	return g.gen.vipRoutes.get(vipRouteKey{rc: rc, name: name}, build)
+}
+
+// serviceVIP is a service's single-IP address (its first, as Istio's
+// GetAddressForProxy; a /32 or /128 CIDR is that IP), "" for none.
+func serviceVIP(svc *registry.Service) string {
+	if len(svc.Addresses) == 0 {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(svc.Addresses[0]); err == nil {
+		return ip.String()
+	}
+	if pfx, err := netip.ParsePrefix(svc.Addresses[0]); err == nil && pfx.IsSingleIP() {
+		return pfx.Addr().String()
+	}
+	return ""
 }
 
 func detectionTimeout(mc *meshv1alpha1.MeshConfig) *durationpb.Duration {
@@ -330,13 +428,10 @@ func (g *generation) serviceListenIP(svc *registry.Service) (string, bool) {
 	if len(svc.Addresses) == 0 {
 		return "0.0.0.0", true
 	}
+	if vip := serviceVIP(svc); vip != "" {
+		return vip, true
+	}
 	a := svc.Addresses[0]
-	if ip, err := netip.ParseAddr(a); err == nil {
-		return ip.String(), true
-	}
-	if pfx, err := netip.ParsePrefix(a); err == nil && pfx.IsSingleIP() {
-		return pfx.Addr().String(), true
-	}
 	g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("service %s: address %q is a CIDR range: a captured sidecar does not serve it (destination prefix matching is not implemented)", svc.Hostname, a))
 	return "", false
 }

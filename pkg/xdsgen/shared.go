@@ -30,6 +30,9 @@ type Generator struct {
 	routes    flightCache[routeKey, *sharedRoute]
 	// views are the cluster loop's output per proxy view (shared_view.go).
 	views flightCache[viewKey, *outboundView]
+	// vipRoutes are captured sidecars' per-service route tables
+	// (capture.go serviceRoute).
+	vipRoutes flightCache[vipRouteKey, *route.RouteConfiguration]
 	// failover: some failoverPriority reads proxy labels (computed once).
 	failoverOnce sync.Once
 	failover     bool
