@@ -191,6 +191,11 @@ func (p *Proxy) writeConnStats(w io.Writer) {
 		if rt == nil {
 			continue
 		}
+		if l := rt.Listeners[n]; l != nil && l.HandOff {
+			// sluice's own: connections this use_original_dst listener
+			// handed to the listener of their original destination.
+			fmt.Fprintf(w, "listener.%s.sluice.handed_off: %d\n", n, c.HandedOff.Load())
+		}
 		if l := rt.Listeners[n]; l != nil && l.HTTPInspector != nil {
 			fmt.Fprintf(w, "listener.%s.http_inspector.http10_found: %d\n", n, c.HTTP10.Load())
 			fmt.Fprintf(w, "listener.%s.http_inspector.http11_found: %d\n", n, c.HTTP11.Load())
