@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,6 +40,11 @@ type MeshOptions struct {
 	// comes from that API server. The folder is then passed too only when
 	// ConfigDir is set (the folder adds to the cluster).
 	Kubeconfig string
+	// XDSListenAll makes the control plane serve xDS on every address
+	// (0.0.0.0, same port), so sidecars in network namespaces reach it at
+	// their veth peer's address (AddCaptured); the mesh's own proxies
+	// still use 127.0.0.1.
+	XDSListenAll bool
 }
 
 // Mesh is a running control plane plus the workloads and clients a test
@@ -64,6 +70,8 @@ type Mesh struct {
 	lastWrite time.Time
 	files     map[string][]resourceKey // config files written, and what they define
 	contents  map[string]string        // their content
+	// uidDir holds the files a captured sidecar's user reads (captured.go).
+	uidDir string
 }
 
 // proxyRef is a proxy the mesh started, for readiness and sync checks.
@@ -94,8 +102,13 @@ func NewMesh(t testing.TB, opts MeshOptions) *Mesh {
 	}
 	for attempt := 1; ; attempt++ {
 		m.XDSAddress, m.HTTPAddress = FreeAddr(), FreeAddr()
+		xdsListen := m.XDSAddress
+		if opts.XDSListenAll {
+			_, port, _ := net.SplitHostPort(m.XDSAddress)
+			xdsListen = net.JoinHostPort("0.0.0.0", port)
+		}
 		args := append([]string{"control",
-			"--xds-address", m.XDSAddress, "--http-address", m.HTTPAddress,
+			"--xds-address", xdsListen, "--http-address", m.HTTPAddress,
 			"--state-dir", m.StateDir, "--xds-tls=" + strconv.FormatBool(opts.XDSTLS)}, meshArgs...)
 		if opts.Kubeconfig != "" {
 			args = append(args, "--kubeconfig", opts.Kubeconfig)

@@ -44,7 +44,27 @@ type Process struct {
 // if the test failed the last lines of its log are printed under its name.
 func Start(t testing.TB, name string, args ...string) *Process {
 	t.Helper()
-	bin := Binary(t)
+	return StartWith(t, name, ProcessOptions{}, args...)
+}
+
+// ProcessOptions change how StartWith runs the binary.
+type ProcessOptions struct {
+	// Binary replaces the sluice binary (a copy another user may run).
+	Binary string
+	// UID, when not 0, runs the process as that user and GID.
+	UID, GID uint32
+	// Start starts the command in place of cmd.Start: inside a network
+	// namespace (netnstest.NS.Start), say.
+	Start func(*exec.Cmd) error
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, name string, o ProcessOptions, args ...string) *Process {
+	t.Helper()
+	bin := o.Binary
+	if bin == "" {
+		bin = Binary(t)
+	}
 	logPath := filepath.Join(t.TempDir(), sanitize(name)+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -58,7 +78,14 @@ func Start(t testing.TB, name string, args ...string) *Process {
 	// Pipes are copied by goroutines; do not wait forever for them if the
 	// process leaves a child holding them open.
 	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
+	if o.UID != 0 {
+		setCredential(cmd, o.UID, o.GID)
+	}
+	start := cmd.Start
+	if o.Start != nil {
+		start = func() error { return o.Start(cmd) }
+	}
+	if err := start(); err != nil {
 		f.Close()
 		t.Fatalf("testenv: start %s (%s %s): %v", name, bin, strings.Join(args, " "), err)
 	}

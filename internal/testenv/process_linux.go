@@ -11,3 +11,9 @@ import (
 func dieWithParent(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
+
+// setCredential runs the process as uid and gid, with no supplementary
+// groups.
+func setCredential(cmd *exec.Cmd, uid, gid uint32) {
+	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}
+}
