@@ -96,8 +96,9 @@ var gatewayFeatures = map[string]string{
 	"SupportMeshHTTPRouteRedirectPort":                 "",
 	"SupportMeshHTTPRouteSchemeRedirect":               "",
 	"SupportMeshHTTPRouteRewritePath":                  "",
-	"SupportMeshClusterIPMatching": "local mode has no Service addresses to capture traffic by (no iptables): " +
-		"sidecars route by the Host the client sends, not by the Service the connection was addressed to",
+	// Checks naming their destination by address alone run from a
+	// captured pod (gateway_api_capture_test.go).
+	"SupportMeshClusterIPMatching": "",
 }
 
 // gwExpect is the Gateway API part of expect.yaml.
@@ -113,6 +114,8 @@ type gwExpect struct {
 // gwBackends is backends.yaml of a Gateway API case: the workloads behind
 // the Services (the Services themselves come from the config).
 type gwBackends struct {
+	// Base is the group's shared backends file (relative to the case).
+	Base     string `json:"base"`
 	Services []struct {
 		Name      string       `json:"name"`
 		Namespace string       `json:"namespace"`
@@ -137,6 +140,11 @@ type gwCase struct {
 	services  []gwService
 	gateways  map[string]*gwGateway // by namespace/name
 	workloads []gwWorkload
+	// capture: some check needs a captured client (needsCapture); the
+	// Services then have cluster IPs, vips by namespace/name.
+	capture bool
+	vips    map[string]string
+	nextVIP int
 	// unapplicable says why config cannot be applied, when it cannot.
 	unapplicable string
 	// backing lists the workloads ("ns/name") behind each Service of
@@ -185,12 +193,34 @@ type gwGateway struct {
 func (g gatewayAPIGroup) Load(c *Case) error {
 	d := &gwCase{gateways: map[string]*gwGateway{}}
 	c.Data = d
+	for _, ch := range c.Checks {
+		d.capture = d.capture || g.needsCapture(ch)
+	}
 	if err := readYAML(filepath.Join(c.Dir, "expect.yaml"), &d.expect); err != nil {
 		return err
 	}
 	var b gwBackends
 	if err := readYAML(filepath.Join(c.Dir, "backends.yaml"), &b); err != nil {
 		return err
+	}
+	if g.mesh && b.Base != "" {
+		// The mesh base's workloads run for every mesh case, as upstream
+		// deploys them once for the whole mesh suite: the mesh clients
+		// are among them. (A gateway-api case lists every backend its
+		// checks reach, so its base's fourteen are not started.)
+		var base gwBackends
+		if err := readYAML(filepath.Join(c.Dir, b.Base), &base); err != nil {
+			return err
+		}
+		have := map[string]bool{}
+		for _, s := range b.Services {
+			have[nsOr(s.Namespace)+"/"+s.Name] = true
+		}
+		for _, s := range base.Services {
+			if !have[nsOr(s.Namespace)+"/"+s.Name] {
+				b.Services = append(b.Services, s)
+			}
+		}
 	}
 	seen := map[string]bool{}
 	d.backing = map[string][]string{}
@@ -300,6 +330,9 @@ func (d *gwCase) buildConfig(raw []byte) error {
 			}
 			svc.name, svc.namespace = name, nsOr(ns)
 			d.services = append(d.services, svc)
+			if d.capture {
+				d.allocateClusterIP(dd.obj, nsOr(ns)+"/"+name)
+			}
 			b, err := yaml.Marshal(dd.obj)
 			if err != nil {
 				return err
@@ -451,10 +484,13 @@ func (g gatewayAPIGroup) Unsupported(c *Case, ch *Check) string {
 	if f := ch.Request.FollowRedirects; f != nil && *f {
 		return "request.follow_redirects: true is not supported yet"
 	}
-	for k, v := range ch.Request.Headers {
-		if strings.EqualFold(k, "host") && (ch.Request.Host == nil || v != *ch.Request.Host) {
+	if hostHeaderDiffers(ch) {
+		if !g.needsCapture(ch) {
 			return fmt.Sprintf("request.headers.Host %q differs from the destination %v: needs the destination taken from "+
-				"the address connected to (traffic capture), but in local mode sidecars route by Host", v, strOr(ch.Request.Host))
+				"the address connected to, which only a captured mesh client has", ch.Request.Headers["Host"], strOr(ch.Request.Host))
+		}
+		if why := captureUnavailable(); why != "" {
+			return "request.headers.Host differs from the destination: the check runs from a captured pod, and " + why
 		}
 	}
 	if g.mesh && ch.Request.Host == nil {
@@ -481,6 +517,7 @@ type gwEnv struct {
 	gateways map[string]*testenv.Gateway  // by namespace/name
 	pods     map[string]*testenv.Workload // by namespace/workload (replica 0)
 	clients  map[string]*testenv.Client   // mesh clients that are not workloads
+	captured map[string]*testenv.Captured // captured mesh clients (needsCapture), by namespace/workload
 	names    []string                     // workload names, longest first
 	plain    *http.Client
 
@@ -524,9 +561,11 @@ func (e *gwEnv) Before(ch *Check) error {
 // sidecar per mesh client that is not a workload.
 func (g gatewayAPIGroup) Setup(t *testing.T, c *Case) Env {
 	d := c.Data.(*gwCase)
-	m := testenv.NewMesh(t, testenv.MeshOptions{})
+	capture := d.capture && captureUnavailable() == ""
+	// A captured pod reaches the control plane over its veth pair.
+	m := testenv.NewMesh(t, testenv.MeshOptions{XDSListenAll: capture})
 	env := &gwEnv{t: t, mesh: m, data: d, gateways: map[string]*testenv.Gateway{}, pods: map[string]*testenv.Workload{},
-		clients: map[string]*testenv.Client{}, tls: map[string]*http.Client{},
+		clients: map[string]*testenv.Client{}, captured: map[string]*testenv.Captured{}, tls: map[string]*http.Client{},
 		seen: map[string]map[string]int{}, backing: d.backing,
 		plain: &http.Client{Timeout: testenv.RequestTimeout, CheckRedirect: noFollow}}
 	m.WriteConfig("config.yaml", d.config)
@@ -556,10 +595,14 @@ func (g gatewayAPIGroup) Setup(t *testing.T, c *Case) Env {
 			if d.recorded[w.Namespace+"/"+w.Name] {
 				app = env.recordingEcho(t, w, pod)
 			}
-			wl := m.AddWorkload(testenv.WorkloadOptions{
+			wo := testenv.WorkloadOptions{
 				Service: w.Name, Namespace: w.Namespace, Name: pod,
 				Labels: w.Labels, PortName: ports[0], PortNames: ports[1:], AppAddress: app,
-			})
+			}
+			if capture {
+				wo.IP = testenv.PodIP(t) // reachable from a captured pod's namespace
+			}
+			wl := m.AddWorkload(wo)
 			if i == 0 {
 				env.pods[w.Namespace+"/"+w.Name] = wl
 			}
@@ -585,6 +628,9 @@ func (g gatewayAPIGroup) Setup(t *testing.T, c *Case) Env {
 				env.clients[key] = m.AddClient(testenv.ClientOptions{Name: mc.Workload, Namespace: mc.Namespace})
 			}
 		}
+	}
+	if capture {
+		env.startCaptured(g, c.Checks)
 	}
 	m.WaitReady()
 	m.WaitSynced(30 * time.Second)
@@ -722,6 +768,9 @@ func (e *gwEnv) sendWithID(ch *Check, id string) (*testenv.Response, error) {
 		headers[requestIDHeader] = id
 	}
 	if mc := ch.Via.MeshClient; mc != nil {
+		if c := e.captured[mc.Namespace+"/"+mc.Workload]; c != nil && hostHeaderDiffers(ch) {
+			return e.sendCaptured(c, method, e.expandHost(*ch.Request.Host), path, headers)
+		}
 		return e.sendMesh(mc, method, e.expandHost(*ch.Request.Host), path, headers)
 	}
 	gwKey := fmt.Sprint(ch.Raw["via"].(map[string]any)["gateway"])
