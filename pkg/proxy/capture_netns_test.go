@@ -43,7 +43,7 @@ import (
 // for the service port svcPort (to the svc cluster) and one HTTP listener
 // for httpPort (every route to the PassthroughCluster), virtualInbound on
 // 0.0.0.0:15006 (original_dst filter, a chain for destination port 9080
-// to the app on 127.0.0.1:9080).
+// to the app on 127.0.0.1:9080, the others to the InboundPassthroughCluster).
 func captureXDS(t *testing.T, svcPort, httpPort int, svcAddr string) *xdsgen.Resources {
 	any := func(m proto.Message) *anypb.Any {
 		a, err := anypb.New(m)
@@ -88,7 +88,8 @@ func captureXDS(t *testing.T, svcPort, httpPort int, svcAddr string) *xdsgen.Res
 				ListenerFilters: []*listener.ListenerFilter{{Name: "envoy.filters.listener.original_dst",
 					ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: any(&originaldst.OriginalDst{})}}},
 				FilterChains: []*listener.FilterChain{{Name: "inbound|9080",
-					FilterChainMatch: &listener.FilterChainMatch{DestinationPort: wrapperspb.UInt32(9080)}, Filters: tcp("inbound|9080")}}},
+					FilterChainMatch: &listener.FilterChainMatch{DestinationPort: wrapperspb.UInt32(9080)}, Filters: tcp("inbound|9080")},
+					{Name: "virtualInbound", Filters: tcp("InboundPassthroughCluster")}}},
 		},
 		Routes: []*route.RouteConfiguration{{Name: strconv.Itoa(httpPort), VirtualHosts: []*route.VirtualHost{{Name: "allow_any", Domains: []string{"*"},
 			Routes: []*route.Route{{Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
@@ -96,6 +97,11 @@ func captureXDS(t *testing.T, svcPort, httpPort int, svcAddr string) *xdsgen.Res
 		Clusters: []*cluster.Cluster{
 			{Name: "PassthroughCluster", ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST},
 				ConnectTimeout: durationpb.New(time.Second), LbPolicy: cluster.Cluster_CLUSTER_PROVIDED},
+			// Istio's: bound to 127.0.0.6, which the capture lets through.
+			{Name: "InboundPassthroughCluster", ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST},
+				ConnectTimeout: durationpb.New(time.Second), LbPolicy: cluster.Cluster_CLUSTER_PROVIDED,
+				UpstreamBindConfig: &core.BindConfig{SourceAddress: &core.SocketAddress{Address: "127.0.0.6",
+					PortSpecifier: &core.SocketAddress_PortValue{PortValue: 0}}}},
 			static("outbound|svc", svcHost, svcPortN),
 			static("inbound|9080", "127.0.0.1", 9080),
 		},
@@ -127,7 +133,7 @@ func lineServer(t *testing.T, l net.Listener, name string) {
 // to the real destination (the restored original destination, for TCP
 // and for HTTP whatever the Host), inbound to the namespace's
 // address:9080 is redirected to virtualInbound and served by its 9080
-// chain, traffic of uid 1337 is not captured, and a connection straight
+// chain, inbound to another port passed through from 127.0.0.6, traffic of uid 1337 is not captured, and a connection straight
 // to 15001 (not redirected) is closed, not passed through to itself.
 func TestTransparentCapture(t *testing.T) {
 	netnstest.Require(t, "iptables-restore", "bash")
@@ -170,6 +176,11 @@ func TestTransparentCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	lineServer(t, appL, "app")
+	otherL, err := ns.Listen("tcp", "0.0.0.0:7070")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lineServer(t, otherL, "other")
 
 	px := exec.CommandContext(ctx, bin, "proxy", "--name", "app-0", "--xds-address", xdsL.Addr().String(), "--xds-tls=false",
 		"--admin-address", "127.0.0.1:15000", "--outbound-address", "", "--token-file", "", "--ca-root-file", "")
@@ -236,10 +247,25 @@ func TestTransparentCapture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.SetDeadline(time.Now().Add(3 * time.Second))
 	line, _ := bufio.NewReader(c).ReadString('\n')
 	c.Close()
 	if !strings.HasPrefix(line, "app from 127.0.0.1:") {
 		t.Errorf("inbound: %q, want the app reached through the sidecar (from 127.0.0.1)", line)
+	}
+
+	// Inbound to a port without a chain: the passthrough chain's
+	// ORIGINAL_DST cluster connects to the original destination from
+	// 127.0.0.6 (upstream_bind_config), which is not redirected again.
+	c, err = net.DialTimeout("tcp", net.JoinHostPort(ns.IP.String(), "7070"), 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	line, _ = bufio.NewReader(c).ReadString('\n')
+	c.Close()
+	if !strings.HasPrefix(line, "other from 127.0.0.6:") {
+		t.Errorf("inbound passthrough: %q, want the app reached from 127.0.0.6", line)
 	}
 
 	// uid 1337 (the proxy's) is not captured: it reaches the real port.

@@ -114,3 +114,28 @@ func TestListenerFor(t *testing.T) {
 		t.Errorf("two listeners on 0.0.0.0:8080: err %v, want a refusal", err)
 	}
 }
+
+// TestUpstreamBindConfig: a cluster's upstream_bind_config source address
+// binds its connections; what is not supported is refused by name.
+func TestUpstreamBindConfig(t *testing.T) {
+	src := func(addr string, port uint32) *core.SocketAddress {
+		return &core.SocketAddress{Address: addr, PortSpecifier: &core.SocketAddress_PortValue{PortValue: port}}
+	}
+	ip, err := bindSource(&core.BindConfig{SourceAddress: src("127.0.0.6", 0)})
+	if err != nil || ip != netip.MustParseAddr("127.0.0.6") {
+		t.Errorf("127.0.0.6: %v %v", ip, err)
+	}
+	for _, c := range []struct {
+		bc   *core.BindConfig
+		want string
+	}{
+		{&core.BindConfig{SourceAddress: src("127.0.0.6", 0), Freebind: wrapperspb.Bool(true)}, "freebind: not supported"},
+		{&core.BindConfig{SourceAddress: src("127.0.0.6", 40000)}, "port_value 40000"},
+		{&core.BindConfig{SourceAddress: src("localhost", 0)}, "source_address"},
+		{&core.BindConfig{}, "source_address: required"},
+	} {
+		if _, err := bindSource(c.bc); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err %v, want %q", c.bc, err, c.want)
+		}
+	}
+}

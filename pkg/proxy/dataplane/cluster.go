@@ -316,6 +316,11 @@ func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev 
 	if tlsOpts.Workload || tlsOpts.MeshPeer {
 		topts.Identity = env.identity
 	}
+	if bc := c.UpstreamBindConfig; bc != nil {
+		if topts.BindSource, err = bindSource(bc); err != nil {
+			return nil, err
+		}
+	}
 	if topts.ConnectTimeout == 0 {
 		topts.ConnectTimeout = 5 * time.Second // Envoy's default
 	}

@@ -180,6 +180,11 @@ func (t *Transport) dialRaw(ctx context.Context, network, addr string) (net.Conn
 	} else if t.Options.Hosts != nil {
 		target = t.Options.Hosts.Rewrite(addr)
 	}
+	if src := t.Options.BindSource; src.IsValid() && network != "unix" {
+		d := *t.dialer
+		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+		return d.DialContext(ctx, network, target)
+	}
 	if src := t.Options.SourceIP; src.IsValid() && network != "unix" && sourceReaches(src, target) {
 		d := *t.dialer
 		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}

@@ -46,6 +46,10 @@ type TransportOptions struct {
 	// source is used only towards loopback destinations (the kernel
 	// cannot route it elsewhere).
 	SourceIP netip.Addr
+	// BindSource, when valid, is the cluster's upstream_bind_config
+	// source address: every connection is bound to it, whatever its
+	// destination (SourceIP is then not used).
+	BindSource netip.Addr
 }
 
 // KeepaliveOptions are TCP keepalive settings.
