@@ -73,11 +73,7 @@ spec:
 // way in and reaches the app.
 func TestCaptureByDestination(t *testing.T) {
 	netnstest.Require(t, "iptables")
-	m := testenv.NewMesh(t, testenv.MeshOptions{XDSListenAll: true,
-		// The app listens on the pod's loopback (Istio's LOCALHOST
-		// inbound policy): the sidecar reaches it without a source
-		// address of its own.
-		MeshConfigYAML: "inboundTrafficPolicy: {mode: LOCALHOST}\n"})
+	m := testenv.NewMesh(t, testenv.MeshOptions{XDSListenAll: true})
 	m.WriteConfig("capture.yaml", captureConfig)
 	for _, v := range []string{"v1", "v2"} {
 		m.AddWorkload(testenv.WorkloadOptions{Service: "reviews", Version: v, IP: testenv.PodIP(t)})
@@ -85,9 +81,9 @@ func TestCaptureByDestination(t *testing.T) {
 	m.AddWorkload(testenv.WorkloadOptions{Service: "ratings", Version: "v1", IP: testenv.PodIP(t)})
 	m.AddWorkload(testenv.WorkloadOptions{Service: "tcp-echo", Version: "v1", PortName: "tcp", TCPPrefix: "hello", IP: testenv.PodIP(t)})
 	c := m.AddCaptured(testenv.CapturedOptions{Name: "sleep"})
-	// The app behind the captured sidecar: an HTTP server on the pod's
-	// loopback, port 8080, registered as the endpoint of Service sleep.
-	app, err := c.NS.Listen("tcp", "127.0.0.1:8080")
+	// The app behind the captured sidecar: an HTTP server on port 8080 of
+	// the pod, registered as the endpoint of Service sleep.
+	app, err := c.NS.Listen("tcp", "0.0.0.0:8080")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +191,10 @@ func TestCaptureByDestination(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if r.Status != 200 || !strings.HasPrefix(string(r.Body), "sleep app saw sleep:8080 from ") {
+			// Istio's default inbound policy (PASSTHROUGH): the sidecar
+			// connects to the pod's own address from 127.0.0.6, which
+			// the capture lets through.
+			if r.Status != 200 || !strings.HasPrefix(string(r.Body), "sleep app saw sleep:8080 from 127.0.0.6:") {
 				return fmt.Errorf("via the mesh to sleep: %s", r)
 			}
 			return nil
