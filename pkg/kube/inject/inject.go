@@ -20,9 +20,6 @@ type Status struct {
 	Volumes          []string `json:"volumes"`
 	ImagePullSecrets []string `json:"imagePullSecrets"`
 	Revision         string   `json:"revision"`
-	// CaptureArgs are the istio-iptables arguments the capture init
-	// container will take (CaptureArgs); sluice has no capture yet.
-	CaptureArgs []string `json:"captureArgs,omitempty"`
 }
 
 // Labels injection adds (Istio's: the mTLS mode peers use for auto mTLS
@@ -59,15 +56,27 @@ func Inject(in *corev1.Pod, namespace string, cfg Config) (*corev1.Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	status := Status{Revision: cfg.revision(), CaptureArgs: CaptureArgs(pod)}
+	status := Status{Revision: cfg.revision()}
+	// The capture init container first, then (native) the proxy, so the
+	// app's init containers run captured with the proxy up, as Istio's
+	// template orders istio-init and istio-proxy.
+	var inits []corev1.Container
+	if ci, ok := cfg.captureInit(pod); ok {
+		if ci, err = mergeOverride(pod, ci); err != nil {
+			return nil, err
+		}
+		inits = append(inits, ci)
+		status.InitContainers = append(status.InitContainers, CaptureContainerName)
+	}
 	if cfg.NativeSidecar {
-		// First, so the app's init containers run with the proxy up,
-		// as Istio places its native sidecar.
-		pod.Spec.InitContainers = append([]corev1.Container{sc}, pod.Spec.InitContainers...)
-		status.InitContainers = []string{ProxyContainerName}
+		inits = append(inits, sc)
+		status.InitContainers = append(status.InitContainers, ProxyContainerName)
 	} else {
 		pod.Spec.Containers = append(pod.Spec.Containers, sc)
 		status.Containers = []string{ProxyContainerName}
+	}
+	if len(inits) > 0 {
+		pod.Spec.InitContainers = append(inits, pod.Spec.InitContainers...)
 	}
 	for _, v := range volumes() {
 		pod.Spec.Volumes = append(pod.Spec.Volumes, v)
@@ -145,8 +154,8 @@ func workloadName(pod *corev1.Pod) string {
 	return gen
 }
 
-// mergeOverride: a container named istio-proxy in the pod is the user's
-// override of the template's, as Istio's (reinsertOverrides and
+// mergeOverride: a container named as the template's (istio-proxy,
+// istio-init) in the pod is the user's override of it, as Istio's (reinsertOverrides and
 // applyOverlay in pkg/kube/inject): it is merged over the template's
 // container with Kubernetes' strategic merge (its fields win; env,
 // ports and mounts merged by name) and removed from its list, the
@@ -155,7 +164,7 @@ func mergeOverride(pod *corev1.Pod, tmpl corev1.Container) (corev1.Container, er
 	var user *corev1.Container
 	for _, list := range []*[]corev1.Container{&pod.Spec.Containers, &pod.Spec.InitContainers} {
 		for i := range *list {
-			if (*list)[i].Name == ProxyContainerName {
+			if (*list)[i].Name == tmpl.Name {
 				c := (*list)[i]
 				user = &c
 				*list = append((*list)[:i:i], (*list)[i+1:]...)
@@ -176,7 +185,7 @@ func mergeOverride(pod *corev1.Pod, tmpl corev1.Container) (corev1.Container, er
 	}
 	merged, err := strategicpatch.StrategicMergePatch(base, over, corev1.Container{})
 	if err != nil {
-		return tmpl, fmt.Errorf("container %s (the pod's override of the proxy): %w", ProxyContainerName, err)
+		return tmpl, fmt.Errorf("container %s (the pod's override of the template's): %w", tmpl.Name, err)
 	}
 	var out corev1.Container
 	if err := json.Unmarshal(merged, &out); err != nil {

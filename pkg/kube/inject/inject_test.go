@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -317,14 +318,14 @@ func TestInjectTemplate(t *testing.T) {
 		}
 		var sc *corev1.Container
 		if native {
-			sc = &out.Spec.InitContainers[0]
+			sc = &out.Spec.InitContainers[1]
 			if sc.RestartPolicy == nil || *sc.RestartPolicy != corev1.ContainerRestartPolicyAlways || sc.StartupProbe == nil {
 				t.Errorf("native sidecar: restartPolicy %v, startupProbe %v", sc.RestartPolicy, sc.StartupProbe)
 			}
 		} else {
 			sc = &out.Spec.Containers[1]
-			if sc.RestartPolicy != nil || len(out.Spec.InitContainers) != 0 {
-				t.Errorf("regular sidecar has a restartPolicy or init containers")
+			if sc.RestartPolicy != nil || len(out.Spec.InitContainers) != 1 {
+				t.Errorf("regular sidecar has a restartPolicy or init containers besides the capture")
 			}
 		}
 		if sc.Name != ProxyContainerName || *sc.SecurityContext.RunAsUser != 1337 || !*sc.SecurityContext.RunAsNonRoot {
@@ -351,8 +352,19 @@ func TestInjectTemplate(t *testing.T) {
 		if err := json.Unmarshal([]byte(out.Annotations[AnnotationStatus]), &st); err != nil {
 			t.Fatal(err)
 		}
-		wantCapture := "-p 15001 -z 15006 -u 1337 -m REDIRECT -i * -o 3306 -b * -d 15090,15020"
-		if st.Revision != "default" || len(st.Volumes) != 2 || strings.Join(st.CaptureArgs, " ") != wantCapture {
+		// The capture init container first: `sluice capture` with the
+		// pod's istio-iptables arguments, root with NET_ADMIN and NET_RAW.
+		ci := out.Spec.InitContainers[0]
+		wantCapture := "capture -p 15001 -z 15006 -u 1337 -m REDIRECT -i * -o 3306 -b * -d 15090,15020"
+		if ci.Name != CaptureContainerName || strings.Join(ci.Args, " ") != wantCapture || *ci.SecurityContext.RunAsUser != 0 ||
+			fmt.Sprint(ci.SecurityContext.Capabilities.Add) != "[NET_ADMIN NET_RAW]" || *ci.SecurityContext.AllowPrivilegeEscalation {
+			t.Errorf("capture init container %s args %q security %+v", ci.Name, ci.Args, ci.SecurityContext)
+		}
+		wantInits := []string{CaptureContainerName}
+		if native {
+			wantInits = append(wantInits, ProxyContainerName)
+		}
+		if st.Revision != "default" || len(st.Volumes) != 2 || !slices.Equal(st.InitContainers, wantInits) {
 			t.Errorf("status %+v", st)
 		}
 		if out.Annotations["prometheus.io/port"] != "15090" || out.Labels[LabelTLSMode] != "istio" ||
@@ -415,7 +427,7 @@ func TestPrometheusAnnotationsKept(t *testing.T) {
 	if out.Annotations["prometheus.io/scrape"] != "false" || out.Annotations["prometheus.io/port"] != "" {
 		t.Errorf("pod's own scrape annotation overwritten: %v", out.Annotations)
 	}
-	if !slices.Contains(out.Spec.InitContainers[0].Args, "--metrics-address") {
+	if !slices.Contains(container(out.Spec, ProxyContainerName).Args, "--metrics-address") {
 		t.Errorf("no metrics address")
 	}
 }
@@ -438,7 +450,7 @@ func TestProbeRewriteKinds(t *testing.T) {
 		t.Errorf("grpc probe rewritten to %+v", g)
 	}
 	want := `{"/app-health/app/readyz":{"grpc":{"port":9090,"service":"ready"},"timeoutSeconds":4}}`
-	if got := env(&out.Spec.InitContainers[0], EnvAppProbers); !jsonEqual(got, want) {
+	if got := env(container(out.Spec, ProxyContainerName), EnvAppProbers); !jsonEqual(got, want) {
 		t.Errorf("%s = %s, want %s (the probe on the agent port is not recorded)", EnvAppProbers, got, want)
 	}
 	p.Annotations[AnnotationRewriteProbers] = "false"
@@ -446,7 +458,7 @@ func TestProbeRewriteKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Spec.Containers[0].ReadinessProbe.GRPC == nil || env(&out.Spec.InitContainers[0], EnvAppProbers) != "" {
+	if out.Spec.Containers[0].ReadinessProbe.GRPC == nil || env(container(out.Spec, ProxyContainerName), EnvAppProbers) != "" {
 		t.Errorf("rewriteAppHTTPProbers=false still rewrote")
 	}
 	p.Annotations[AnnotationRewriteProbers] = "maybe"
@@ -477,7 +489,7 @@ func TestProxyOverride(t *testing.T) {
 			}
 		}
 	}
-	sc := out.Spec.InitContainers[0]
+	sc := out.Spec.InitContainers[1] // after the capture init container
 	if n != 1 || sc.Name != ProxyContainerName || len(out.Spec.Containers) != 1 {
 		t.Fatalf("%d istio-proxy containers; init %v", n, out.Spec.InitContainers)
 	}
@@ -491,5 +503,42 @@ func TestProxyOverride(t *testing.T) {
 	}
 	if !names["POD_NAME"] || !names["SERVICE_ACCOUNT"] || len(sc.Env) != 5 {
 		t.Errorf("template env not merged with the override's: %v", names)
+	}
+}
+
+// TestCaptureInitModes: interception mode NONE gets no capture init
+// container (Istio's template), TPROXY (not implemented by sluice
+// capture) is refused naming the annotation, and a pod's own istio-init
+// container overrides the template's as istio-proxy's does.
+func TestCaptureInitModes(t *testing.T) {
+	none := testPod()
+	none.Annotations["sidecar.istio.io/interceptionMode"] = "NONE"
+	out, err := Inject(none, "bookinfo", testConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := container(out.Spec, CaptureContainerName); c != nil {
+		t.Errorf("NONE: capture init container %+v", c)
+	}
+	tproxy := testPod()
+	tproxy.Annotations["sidecar.istio.io/interceptionMode"] = "TPROXY"
+	if _, err := Inject(tproxy, "bookinfo", testConfig); err == nil || !strings.Contains(err.Error(), "sidecar.istio.io/interceptionMode") ||
+		!strings.Contains(err.Error(), "TPROXY: not supported") {
+		t.Errorf("TPROXY: err %v", err)
+	}
+	own := testPod()
+	own.Spec.InitContainers = []corev1.Container{{Name: CaptureContainerName, Image: "sluice:mine"}}
+	out, err = Inject(own, "bookinfo", testConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range out.Spec.InitContainers {
+		if c.Name == CaptureContainerName {
+			n++
+		}
+	}
+	if c := container(out.Spec, CaptureContainerName); n != 1 || c.Image != "sluice:mine" || c.Args[0] != "capture" {
+		t.Errorf("override: %d capture containers, %+v", n, c)
 	}
 }

@@ -86,7 +86,13 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 	}, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	sc := got.Spec.InitContainers[0]
+	if len(got.Spec.InitContainers) != 2 {
+		t.Fatalf("init containers %+v, want the capture and the proxy", got.Spec.InitContainers)
+	}
+	if ci := got.Spec.InitContainers[0]; ci.Name != CaptureContainerName || len(ci.Args) == 0 || ci.Args[0] != "capture" {
+		t.Errorf("the capture init container comes first: %+v", ci)
+	}
+	sc := got.Spec.InitContainers[1]
 	if sc.Name != ProxyContainerName || sc.RestartPolicy == nil || *sc.RestartPolicy != corev1.ContainerRestartPolicyAlways {
 		t.Errorf("on Kubernetes 1.36 the proxy is a native sidecar; init containers %+v", got.Spec.InitContainers)
 	}

@@ -15,13 +15,14 @@ import (
 
 // Names the template gives, as Istio's injection-template.yaml.
 const (
-	ProxyContainerName = "istio-proxy"
-	ProxyUID           = int64(1337)
-	VolumeToken        = "istio-token"
-	VolumeRootCert     = "istiod-ca-cert"
-	TokenAudience      = "istio-ca"
-	TokenPath          = "/var/run/secrets/tokens"
-	RootCertPath       = "/var/run/secrets/istio"
+	ProxyContainerName   = "istio-proxy"
+	CaptureContainerName = "istio-init"
+	ProxyUID             = int64(1337)
+	VolumeToken          = "istio-token"
+	VolumeRootCert       = "istiod-ca-cert"
+	TokenAudience        = "istio-ca"
+	TokenPath            = "/var/run/secrets/tokens"
+	RootCertPath         = "/var/run/secrets/istio"
 	// RootCertConfigMap is the per-namespace ConfigMap holding the mesh's
 	// root certificate (istiod's namespace controller writes it).
 	RootCertConfigMap = "istio-ca-root-cert"
@@ -168,11 +169,8 @@ var captureAnnotations = []struct{ annotation, flag, def string }{
 // CaptureArgs are the istio-iptables arguments of Istio's istio-init
 // container for this pod (-p 15001 -z 15006 -u 1337 and the
 // traffic.sidecar.istio.io annotations, the agent and metrics ports
-// always excluded from inbound capture). Transparent capture does not
-// exist in sluice yet, so no init container is added: this is the spot
-// it takes (the template's capture init container), and injection
-// records the arguments in the status annotation's "captureArgs" so the
-// annotations are not silently dropped.
+// always excluded from inbound capture): the capture init container runs
+// `sluice capture` with them (captureInit).
 func CaptureArgs(pod *corev1.Pod) []string {
 	args := []string{"-p", "15001", "-z", "15006", "-u", strconv.FormatInt(ProxyUID, 10)}
 	for _, a := range captureAnnotations {
@@ -190,6 +188,36 @@ func CaptureArgs(pod *corev1.Pod) []string {
 	return args
 }
 
+// interceptionMode is the pod's sidecar.istio.io/interceptionMode
+// (REDIRECT by default).
+func interceptionMode(pod *corev1.Pod) string {
+	if v, ok := pod.Annotations["sidecar.istio.io/interceptionMode"]; ok && v != "" {
+		return v
+	}
+	return "REDIRECT"
+}
+
+// captureInit is Istio's istio-init container running `sluice capture`
+// (Istio's istio-iptables) with the pod's CaptureArgs: root with
+// NET_ADMIN and NET_RAW only, as Istio's template. With interception mode
+// NONE there is none (ok false), as in Istio's template.
+func (c Config) captureInit(pod *corev1.Pod) (corev1.Container, bool) {
+	if interceptionMode(pod) == "NONE" {
+		return corev1.Container{}, false
+	}
+	root, no := int64(0), false
+	return corev1.Container{
+		Name:  CaptureContainerName,
+		Image: c.Image,
+		Args:  append([]string{"capture"}, CaptureArgs(pod)...),
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser: &root, RunAsGroup: &root, RunAsNonRoot: &no, AllowPrivilegeEscalation: &no,
+			Privileged: &no, ReadOnlyRootFilesystem: &no,
+			Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "NET_RAW"}, Drop: []corev1.Capability{"ALL"}},
+		},
+	}, true
+}
+
 // checkCaptureAnnotations rejects what istio-iptables would: unknown
 // interception modes, bad CIDRs and ports (Istio's validateAnnotations).
 func checkCaptureAnnotations(pod *corev1.Pod) error {
@@ -203,7 +231,10 @@ func checkCaptureAnnotations(pod *corev1.Pod) error {
 		var err error
 		switch a.flag {
 		case "-m":
-			if !slices.Contains([]string{"REDIRECT", "TPROXY", "NONE"}, v) {
+			switch {
+			case v == "TPROXY":
+				err = fmt.Errorf("TPROXY: not supported (sluice capture redirects with REDIRECT only)")
+			case !slices.Contains([]string{"REDIRECT", "NONE"}, v):
 				err = fmt.Errorf("must be REDIRECT, TPROXY or NONE")
 			}
 		case "-i", "-x":
