@@ -334,7 +334,8 @@ func TestInjectTemplate(t *testing.T) {
 		args := strings.Join(sc.Args, " ")
 		for _, want := range []string{"proxy --type sidecar", "--name $(POD_NAME)", "--namespace $(POD_NAMESPACE)",
 			"--service-account $(SERVICE_ACCOUNT)", "--labels app=reviews,pod-template-hash=5d8f9c,security.istio.io/tlsMode=istio,service.istio.io/canonical-name=reviews,service.istio.io/canonical-revision=v1,version=v1",
-			"--xds-address istiod.istio-system.svc:15012", "--token-file /var/run/secrets/tokens/istio-token", "--agent-address 0.0.0.0:15020"} {
+			"--xds-address istiod.istio-system.svc:15012", "--token-file /var/run/secrets/tokens/istio-token", "--agent-address 0.0.0.0:15020",
+			"--interception-mode REDIRECT"} {
 			if !strings.Contains(args, want) {
 				t.Errorf("args %q lack %q", args, want)
 			}
@@ -519,6 +520,10 @@ func TestCaptureInitModes(t *testing.T) {
 	}
 	if c := container(out.Spec, CaptureContainerName); c != nil {
 		t.Errorf("NONE: capture init container %+v", c)
+	}
+	// Nothing is captured: the sidecar serves local mode's listeners.
+	if args := strings.Join(container(out.Spec, ProxyContainerName).Args, " "); !strings.Contains(args, "--interception-mode NONE") {
+		t.Errorf("NONE: proxy args %q", args)
 	}
 	tproxy := testPod()
 	tproxy.Annotations["sidecar.istio.io/interceptionMode"] = "TPROXY"

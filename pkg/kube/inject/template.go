@@ -75,6 +75,11 @@ func (c Config) proxyArgs(pod *corev1.Pod) []string {
 		"--admin-address", "127.0.0.1:15000",
 		"--agent-address", "0.0.0.0:" + strconv.Itoa(AgentPort),
 		"--metrics-address", "0.0.0.0:" + strconv.Itoa(MetricsPort),
+		// The capture init container redirects the pod's traffic (unless
+		// its interception mode is NONE): the sidecar then serves Istio's
+		// capture layout (virtualOutbound :15001, virtualInbound :15006),
+		// announced as INTERCEPTION_MODE as Istio's agent does.
+		"--interception-mode", interceptionMode(pod),
 	}
 }
 
