@@ -2,6 +2,7 @@ package model
 
 import (
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -196,9 +197,11 @@ func passthroughSubset(pc *PushContext, host string) bool {
 // inbound port's protocol, its service metadata and its
 // PeerAuthentication ports from the endpoints there (inbound.go
 // inboundProtocol, stats.go endpointAt, WorkloadPorts), so such a proxy
-// needs a full generation even when EndpointsOnly holds.
+// needs a full generation even when EndpointsOnly holds. A captured
+// sidecar without inbound addresses serves every port of an endpoint at
+// its IPs, so any endpoint at one of its IPs counts.
 func (pc *PushContext) InboundDependsOn(p *Proxy, ch Change, prev *PushContext) bool {
-	if p.Type != Sidecar || len(p.Inbound) == 0 {
+	if p.Type != Sidecar || (len(p.Inbound) == 0 && !p.Captured()) {
 		return false
 	}
 	if ch.isFull() || prev == nil {
@@ -248,6 +251,11 @@ func endpointsAtInbound(reg *registry.Registry, res *config.Resource, p *Proxy) 
 }
 
 func inboundAt(p *Proxy, ep *registry.Endpoint) bool {
+	if p.Captured() && len(p.Inbound) == 0 {
+		// A captured sidecar's inbound ports are the ports of the
+		// endpoints at its IPs (xdsgen capturedInboundPorts).
+		return slices.Contains(p.IPs, ep.Address)
+	}
 	for _, in := range p.Inbound {
 		host, port, err := hostport.ParseAddr(in.Address)
 		if err != nil {

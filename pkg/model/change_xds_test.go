@@ -187,6 +187,9 @@ var soundProxies = []*model.Proxy{
 	{ID: "scoped", Type: model.Sidecar, Namespace: "scoped", Labels: map[string]string{"app": "x"}, IPs: []string{"10.9.0.1"}, OutboundAddress: "127.0.0.1:15001"},
 	{ID: "private-1", Type: model.Sidecar, Namespace: "other", Labels: map[string]string{"app": "private"}, IPs: []string{"10.1.0.1"},
 		OutboundAddress: "127.0.0.1:15001", Inbound: []model.InboundPort{{Address: "10.1.0.1:80", App: "127.0.0.1:30003"}}},
+	// Captured (REDIRECT): its inbound ports are the endpoints at its IP.
+	{ID: "reviews-captured", Type: model.Sidecar, Namespace: "shop", Labels: map[string]string{"app": "reviews"}, IPs: []string{"10.0.0.1"},
+		InterceptionMode: model.InterceptionRedirect},
 	{ID: "ingress", Type: model.Router, Namespace: "istio-system", Labels: map[string]string{"istio": "ingressgateway"}, IPs: []string{"127.0.0.1"}},
 	{ID: "egress", Type: model.Router, Namespace: "istio-system", Labels: map[string]string{"istio": "egressgateway"}, IPs: []string{"127.0.0.1"}},
 }
