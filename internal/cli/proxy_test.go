@@ -69,3 +69,40 @@ func TestProxyXDSFlagsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestInterceptionModeFlag: --interception-mode takes NONE (default) or
+// REDIRECT; REDIRECT is for sidecars and excludes local mode's outbound
+// listeners (given explicitly), and TPROXY or anything else is refused.
+func TestInterceptionModeFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    model.InterceptionMode
+		wantErr string
+	}{
+		{args: nil, want: model.InterceptionNone},
+		{args: []string{"--interception-mode", "REDIRECT"}, want: model.InterceptionRedirect},
+		{args: []string{"--interception-mode", "REDIRECT", "--outbound-address", "127.0.0.1:15001"}, wantErr: "--outbound-address"},
+		{args: []string{"--interception-mode", "REDIRECT", "--outbound-tcp-ip", "127.0.0.2"}, wantErr: "--outbound-tcp-ip"},
+		{args: []string{"--interception-mode", "REDIRECT", "--type", "router"}, wantErr: "only a sidecar is captured"},
+		{args: []string{"--interception-mode", "TPROXY"}, wantErr: "TPROXY is not implemented"},
+		{args: []string{"--interception-mode", "redirect"}, wantErr: "must be NONE or REDIRECT"},
+	} {
+		cmd := newProxyCommand()
+		if err := cmd.Flags().Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		v, _ := cmd.Flags().GetString("interception-mode")
+		typ, _ := cmd.Flags().GetString("type")
+		tcpIP, _ := cmd.Flags().GetString("outbound-tcp-ip")
+		got, err := interceptionMode(cmd, v, typ, tcpIP)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%v: err %v, want %q", tc.args, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%v: got %q %v, want %q", tc.args, got, err, tc.want)
+		}
+	}
+}
