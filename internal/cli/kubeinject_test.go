@@ -43,13 +43,14 @@ spec: {ports: [{port: 80}]}
 		t.Fatal(err)
 	}
 	got := string(b)
-	for _, want := range []string{"image: sluice:x", "name: istio-proxy", "/app-health/web/readyz", "kind: Service", "sidecar.istio.io/status"} {
+	for _, want := range []string{"image: sluice:x", "name: istio-proxy", "name: istio-init", "- capture", "/app-health/web/readyz", "kind: Service", "sidecar.istio.io/status"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "initContainers:") || strings.Contains(got, "restartPolicy: Always") {
-		t.Errorf("--native-sidecar=false still made an init container")
+	// The capture is the one init container; the proxy is a container.
+	if strings.Count(got, "initContainers:") != 1 || strings.Contains(got, "restartPolicy: Always") {
+		t.Errorf("--native-sidecar=false still made the proxy an init container")
 	}
 	// Errors name the file and the object.
 	os.WriteFile(in, []byte(strings.Replace(yaml, "labels: {app: web}}", "labels: {app: web}, annotations: {traffic.sidecar.istio.io/excludeOutboundIPRanges: bad}}", 1)), 0o644)

@@ -1,6 +1,6 @@
 // Package netnstest gives tests a network namespace of their own, as a
 // pod has: a namespace joined to the root namespace by a veth pair with
-// addresses from 10.250.0.0/16 (a /30 per namespace), processes run
+// addresses from 10.250.0.0/16 (a /30 per namespace) and fd00:250::/48, processes run
 // inside it, and sockets opened inside it from the test process itself
 // (the calling OS thread enters the namespace for the socket's creation
 // and leaves it again, as vishvananda/netns does). It needs root and the
@@ -31,7 +31,11 @@ type NS struct {
 	// HostIP is the root namespace's end of the veth pair, IP the
 	// namespace's (its default route goes through HostIP).
 	HostIP, IP netip.Addr
-	hostIf     string
+	// HostIP6 and IP6 are the pair's IPv6 addresses (fd00:250::/64
+	// subnets from the same number, without duplicate address
+	// detection, so they are usable at once).
+	HostIP6, IP6 netip.Addr
+	hostIf       string
 }
 
 // Require skips the test (fails it under CI=true) unless it runs as root
@@ -83,7 +87,9 @@ func New(t testing.TB) *NS {
 		ns := &NS{
 			Name:   fmt.Sprintf("sluice-%d-%d", os.Getpid(), n),
 			HostIP: host, IP: host.Next(),
-			hostIf: fmt.Sprintf("slh%d", k),
+			HostIP6: netip.MustParseAddr(fmt.Sprintf("fd00:250:0:%x::1", k)),
+			IP6:     netip.MustParseAddr(fmt.Sprintf("fd00:250:0:%x::2", k)),
+			hostIf:  fmt.Sprintf("slh%d", k),
 		}
 		if err := ns.create(); err != nil {
 			ns.remove()
@@ -113,11 +119,14 @@ func (ns *NS) create() error {
 		{"link", "add", ns.hostIf, "type", "veth", "peer", "name", peer},
 		{"link", "set", peer, "netns", ns.Name},
 		{"addr", "add", ns.HostIP.String() + "/30", "dev", ns.hostIf},
+		{"-6", "addr", "add", ns.HostIP6.String() + "/64", "dev", ns.hostIf, "nodad"},
 		{"link", "set", ns.hostIf, "up"},
 		{"-n", ns.Name, "addr", "add", ns.IP.String() + "/30", "dev", peer},
+		{"-n", ns.Name, "-6", "addr", "add", ns.IP6.String() + "/64", "dev", peer, "nodad"},
 		{"-n", ns.Name, "link", "set", peer, "up"},
 		{"-n", ns.Name, "link", "set", "lo", "up"},
 		{"-n", ns.Name, "route", "add", "default", "via", ns.HostIP.String()},
+		{"-n", ns.Name, "-6", "route", "add", "default", "via", ns.HostIP6.String()},
 	}
 	for _, s := range steps {
 		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {

@@ -33,6 +33,19 @@ func TestNamespace(t *testing.T) {
 		t.Errorf("host -> namespace: %q", b)
 	}
 	c.Close()
+	inner6, err := ns.Listen("tcp", net.JoinHostPort(ns.IP6.String(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner6.Close()
+	go serveLine(inner6, "inner6")
+	if c, err = net.DialTimeout("tcp", inner6.Addr().String(), 5*time.Second); err != nil {
+		t.Fatalf("host -> namespace over IPv6: %v", err)
+	}
+	if b, _ := io.ReadAll(c); string(b) != "inner6" {
+		t.Errorf("host -> namespace over IPv6: %q", b)
+	}
+	c.Close()
 
 	host, err := net.Listen("tcp", ns.HostIP.String()+":0")
 	if err != nil {

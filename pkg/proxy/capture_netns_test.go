@@ -131,7 +131,7 @@ func lineServer(t *testing.T, l net.Listener, name string) {
 // the bind_to_port false listener of that port (handed off by
 // virtualOutbound), to another port goes through the PassthroughCluster
 // to the real destination (the restored original destination, for TCP
-// and for HTTP whatever the Host), inbound to the namespace's
+// and for HTTP whatever the Host; IPv4 and IPv6), inbound to the namespace's
 // address:9080 is redirected to virtualInbound and served by its 9080
 // chain, inbound to another port passed through from 127.0.0.6, traffic of uid 1337 is not captured, and a connection straight
 // to 15001 (not redirected) is closed, not passed through to itself.
@@ -154,6 +154,11 @@ func TestTransparentCapture(t *testing.T) {
 	lineServer(t, realL, "real")
 	directL, directPort := listen("direct")
 	lineServer(t, directL, "direct")
+	direct6L, err := net.Listen("tcp", net.JoinHostPort(ns.HostIP6.String(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lineServer(t, direct6L, "direct6")
 	httpL, httpPort := listen("http")
 	hsrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "http-direct host=%s", r.Host)
@@ -168,7 +173,7 @@ func TestTransparentCapture(t *testing.T) {
 
 	bin := sharedBinary(t)
 	if out, err := ns.Command(ctx, bin, "capture", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
-		"-i", "*", "-b", "*", "-d", "15090,15021,15020", "--ipv6=false").CombinedOutput(); err != nil {
+		"-i", "*", "-b", "*", "-d", "15090,15021,15020", "--ipv6=true").CombinedOutput(); err != nil {
 		t.Fatalf("sluice capture: %v\n%s", err, out)
 	}
 	appL, err := ns.Listen("tcp", "0.0.0.0:9080")
@@ -225,6 +230,11 @@ func TestTransparentCapture(t *testing.T) {
 		t.Errorf("passthrough: %q %v, want the real destination reached", got, err)
 	}
 
+	// The same over IPv6 (ip6tables; IP6T_SO_ORIGINAL_DST).
+	if got, err := dial(direct6L.Addr().String()); err != nil || !strings.HasPrefix(got, "direct6 from ["+ns.IP6.String()+"]") {
+		t.Errorf("IPv6 passthrough: %q %v, want the real destination reached", got, err)
+	}
+
 	// HTTP on a captured port: the route's ORIGINAL_DST cluster goes to the
 	// restored destination, not to the Host the request names.
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
@@ -252,6 +262,17 @@ func TestTransparentCapture(t *testing.T) {
 	c.Close()
 	if !strings.HasPrefix(line, "app from 127.0.0.1:") {
 		t.Errorf("inbound: %q, want the app reached through the sidecar (from 127.0.0.1)", line)
+	}
+
+	c, err = net.DialTimeout("tcp", net.JoinHostPort(ns.IP6.String(), "9080"), 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	line, _ = bufio.NewReader(c).ReadString('\n')
+	c.Close()
+	if !strings.HasPrefix(line, "app from 127.0.0.1:") {
+		t.Errorf("inbound over IPv6: %q, want the app reached through the sidecar", line)
 	}
 
 	// Inbound to a port without a chain: the passthrough chain's

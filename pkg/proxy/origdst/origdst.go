@@ -71,23 +71,6 @@ func (c *Conn) CloseWrite() error {
 	return nil
 }
 
-// Of returns the restored connection under c, if c is one (possibly
-// wrapped by a listener filter's replaying connection that exposes
-// NetConn).
-func Of(c net.Conn) (*Conn, bool) {
-	for c != nil {
-		if rc, ok := c.(*Conn); ok {
-			return rc, true
-		}
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			return nil, false
-		}
-		c = u.NetConn()
-	}
-	return nil, false
-}
-
 // TCP returns the *net.TCPConn under c (restored or not), or nil.
 func TCP(c net.Conn) *net.TCPConn {
 	if rc, ok := c.(*Conn); ok {
