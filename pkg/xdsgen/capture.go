@@ -215,11 +215,11 @@ func (g *generation) captureHTTPListener(ip string, port uint32, routeName strin
 		return fmt.Errorf("listener %s: %w", name, err)
 	}
 	chain.FilterChainMatch = &listener.FilterChainMatch{TransportProtocol: RawBufferTransportProtocol, ApplicationProtocols: plaintextHTTPALPNs}
-	fallthrough_, err := g.outboundCatchAll()
+	passthroughChain, err := g.outboundCatchAll()
 	if err != nil {
 		return err
 	}
-	fallthrough_.Name = PassthroughFilterChain
+	passthroughChain.Name = PassthroughFilterChain
 	g.out.Listeners = append(g.out.Listeners, &listener.Listener{
 		Name: name, Address: socketAddress(ip, port), BindToPort: wrapBool(false),
 		TrafficDirection: core.TrafficDirection_OUTBOUND,
@@ -229,7 +229,7 @@ func (g *generation) captureHTTPListener(ip string, port uint32, routeName strin
 		ListenerFiltersTimeout:           detectionTimeout(g.push.Mesh),
 		ContinueOnListenerFiltersTimeout: true,
 		FilterChains:                     []*listener.FilterChain{chain},
-		DefaultFilterChain:               fallthrough_,
+		DefaultFilterChain:               passthroughChain,
 	})
 	return nil
 }
@@ -409,12 +409,12 @@ func (g *generation) addCaptureTCPListener(l *listener.Listener) error {
 		return nil
 	}
 	if matchAll == nil {
-		fallthrough_, err := g.outboundCatchAll()
+		passthroughChain, err := g.outboundCatchAll()
 		if err != nil {
 			return err
 		}
-		fallthrough_.Name = PassthroughFilterChain
-		l.DefaultFilterChain = fallthrough_
+		passthroughChain.Name = PassthroughFilterChain
+		l.DefaultFilterChain = passthroughChain
 	}
 	g.out.Listeners = append(g.out.Listeners, l)
 	return nil
