@@ -19,7 +19,9 @@ import (
 // matching its port as the connection's original destination port; then
 // Istio's passthrough chains for ports the workload serves no service on
 // (to InboundPassthroughCluster, the original destination) and the
-// blackhole chain for connections addressed to 15006 itself.
+// blackhole chain for connections addressed to 15006 itself. A Sidecar
+// ingress listener with captureMode NONE keeps a bound listener of its own
+// (Istio's inboundCustomListener).
 func (g *generation) captureInbound() error {
 	first := len(g.out.Listeners)
 	if err := g.inbound(); err != nil {
@@ -31,8 +33,13 @@ func (g *generation) captureInbound() error {
 	if err != nil {
 		return err
 	}
+	var bound []*listener.Listener
 	for _, l := range perPort {
 		port := l.GetAddress().GetSocketAddress().GetPortValue()
+		if g.boundInbound[port] {
+			bound = append(bound, l)
+			continue
+		}
 		for _, c := range l.FilterChains {
 			m := proto.Clone(c.GetFilterChainMatch()).(*listener.FilterChainMatch)
 			if m == nil {
@@ -55,6 +62,7 @@ func (g *generation) captureInbound() error {
 		ContinueOnListenerFiltersTimeout: true,
 		FilterChains:                     chains,
 	})
+	g.out.Listeners = append(g.out.Listeners, bound...)
 	return nil
 }
 

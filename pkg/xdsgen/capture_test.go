@@ -202,3 +202,36 @@ func (unusedIdentity) Certificate() (*tls.Certificate, error) {
 func (unusedIdentity) VerifyPeer(rawCerts [][]byte, ids []string) error {
 	return errors.New("no peers in this test")
 }
+
+// A Sidecar ingress listener with captureMode NONE keeps a bound listener
+// of its own on a captured sidecar; the others are chains of
+// virtualInbound matching their port.
+func TestCaptureIngressCaptureModeNone(t *testing.T) {
+	sidecarDoc := `---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: client, namespace: default}
+spec:
+  workloadSelector: {labels: {app: client}}
+  ingress:
+  - {port: {number: 8080, protocol: HTTP, name: http}, defaultEndpoint: 127.0.0.1:8080}
+  - {port: {number: 9001, protocol: TCP, name: tcp}, defaultEndpoint: 127.0.0.1:9001, captureMode: NONE, bind: 10.1.0.5}
+`
+	res := generateYAML(t, captureYAML(t, sidecarDoc), capturedClient(), nil)
+	ports := map[uint32]bool{}
+	for _, fc := range listenerNamed(t, res, xdsgen.InboundListenerName).FilterChains {
+		ports[fc.GetFilterChainMatch().GetDestinationPort().GetValue()] = true
+	}
+	if !ports[8080] || ports[9001] {
+		t.Errorf("virtualInbound chains for ports %v, want 8080 and not 9001", ports)
+	}
+	l := listenerNamed(t, res, xdsgen.InboundListenerName+"_9001")
+	if sa := l.GetAddress().GetSocketAddress(); sa.GetAddress() != "10.1.0.5" || sa.GetPortValue() != 9001 || l.GetBindToPort() != nil {
+		t.Errorf("captureMode NONE listener %s at %v, bind_to_port %v", l.Name, sa, l.GetBindToPort())
+	}
+	for _, l := range res.Listeners {
+		if l.Name == xdsgen.InboundListenerName+"_8080" {
+			t.Errorf("port 8080 has a listener of its own")
+		}
+	}
+}

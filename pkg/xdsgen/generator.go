@@ -95,6 +95,10 @@ type generation struct {
 	gen *Generator
 	// shared are the resources of out that came from gen's caches.
 	shared sharedIndex
+	// boundInbound are a captured sidecar's inbound ports whose Sidecar
+	// ingress listener has captureMode NONE: bound listeners of their own,
+	// not chains of virtualInbound (capture_inbound.go).
+	boundInbound map[uint32]bool
 }
 
 func (g *generation) sidecar() error {

@@ -13,6 +13,7 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/sluice-mesh/sluice/internal/hostport"
 	"github.com/sluice-mesh/sluice/pkg/model"
@@ -132,6 +133,14 @@ func (g *generation) ingressPorts() ([]inboundPort, error) {
 	for i, in := range g.scope.Ingress() {
 		field := fmt.Sprintf("Sidecar %s spec.ingress[%d]", name, i)
 		p := inboundPort{host: in.Bind, port: in.Port.GetNumber()}
+		if g.proxy.Captured() && in.CaptureMode == networking.CaptureMode_NONE {
+			// Istio: a captured sidecar still binds an ingress
+			// listener whose captureMode is NONE (getBindToPort).
+			if g.boundInbound == nil {
+				g.boundInbound = map[uint32]bool{}
+			}
+			g.boundInbound[p.port] = true
+		}
 		p.setProtocol(registry.ProtocolFromPort(in.Port.GetProtocol(), in.Port.GetName()))
 		pair, hasPair := byPort[p.port]
 		if p.host == "" && hasPair {
