@@ -2,9 +2,12 @@ package dataplane
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	httpinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
 	tlsinspector "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
@@ -19,8 +22,12 @@ import (
 // longest "*.suffix" wildcard, else no name; the detected transport
 // protocol, else none; the first of the client's ALPN protocols present,
 // else none), and a connection with no chain at the end of that walk is
-// closed (or gets the default_filter_chain). Destination IP ranges and the
-// source criteria are not supported (NACKed by name).
+// closed (or gets the default_filter_chain). Between the port and the
+// server name, the destination IP: the longest of the chains'
+// prefix_ranges holding the connection's (restored) local address, else
+// the chains without ranges (findFilterChainForDestinationIP; Istio
+// matches headless services' endpoints so). address_suffix and the source
+// criteria are not supported (NACKed by name).
 
 // TransportRawBuffer and TransportTLS are the transport protocols a
 // connection is detected as: "tls" when the tls_inspector found a
@@ -35,6 +42,9 @@ const (
 // plaintext).
 type MatchInput struct {
 	DestinationPort uint32
+	// DestinationIP is the connection's local address (its original
+	// destination when the listener restored it).
+	DestinationIP netip.Addr
 	// ServerName is the SNI, lower case, without a trailing dot.
 	ServerName string
 	// Transport is TransportTLS or TransportRawBuffer.
@@ -45,7 +55,16 @@ type MatchInput struct {
 
 // chainTree is the compiled matching tree of one listener.
 type chainTree struct {
-	ports map[uint32]*nameLevel
+	ports map[uint32]*ipLevel
+}
+
+// ipLevel is the destination IP step: the chains' prefix_ranges, looked
+// up longest first, and the chains without ranges.
+type ipLevel struct {
+	prefixes map[netip.Prefix]*nameLevel
+	// bits are the prefix lengths present, longest first.
+	bits []int
+	any  *nameLevel
 }
 
 type nameLevel struct {
@@ -82,14 +101,35 @@ func (l *Listener) Select(in *MatchInput) *FilterChain {
 
 func (t *chainTree) selectPort(in *MatchInput) *FilterChain {
 	if in.DestinationPort != 0 {
-		if nl := t.ports[in.DestinationPort]; nl != nil {
-			if c := nl.selectName(in); c != nil {
+		if il := t.ports[in.DestinationPort]; il != nil {
+			if c := il.selectIP(in); c != nil {
 				return c
 			}
 		}
 	}
-	if nl := t.ports[0]; nl != nil {
-		return nl.selectName(in)
+	if il := t.ports[0]; il != nil {
+		return il.selectIP(in)
+	}
+	return nil
+}
+
+// selectIP takes the longest prefix holding the destination IP, without
+// falling back to shorter ones or to the chains without ranges once one
+// holds it (Envoy's LC trie lookup).
+func (l *ipLevel) selectIP(in *MatchInput) *FilterChain {
+	if ip := in.DestinationIP.Unmap(); ip.IsValid() {
+		for _, b := range l.bits {
+			if b > ip.BitLen() {
+				continue
+			}
+			p, _ := ip.Prefix(b)
+			if nl := l.prefixes[p]; nl != nil {
+				return nl.selectName(in)
+			}
+		}
+	}
+	if l.any != nil {
+		return l.any.selectName(in)
 	}
 	return nil
 }
@@ -140,6 +180,7 @@ func (a *alpnLevel) selectALPN(in *MatchInput) *FilterChain {
 // chainKey is where one chain sits in the tree.
 type chainKey struct {
 	port      uint32
+	prefixes  []netip.Prefix
 	names     []string
 	transport string
 	alpn      []string
@@ -153,9 +194,6 @@ func compileChainMatch(m *listener.FilterChainMatch) (chainKey, error) {
 		return k, nil
 	}
 	var bad []string
-	if len(m.PrefixRanges) > 0 {
-		bad = append(bad, "prefix_ranges")
-	}
 	if m.AddressSuffix != "" || m.SuffixLen != nil {
 		bad = append(bad, "address_suffix")
 	}
@@ -175,6 +213,13 @@ func compileChainMatch(m *listener.FilterChainMatch) (chainKey, error) {
 		return k, fmt.Errorf("filter_chain_match: %s: not supported", strings.Join(bad, ", "))
 	}
 	k.port = m.GetDestinationPort().GetValue()
+	for _, r := range m.PrefixRanges {
+		p, err := cidr(r)
+		if err != nil {
+			return k, fmt.Errorf("filter_chain_match: prefix_ranges: %w", err)
+		}
+		k.prefixes = append(k.prefixes, p)
+	}
 	for _, n := range m.ServerNames {
 		n = strings.ToLower(strings.TrimSuffix(n, "."))
 		if n == "*" {
@@ -197,26 +242,74 @@ func compileChainMatch(m *listener.FilterChainMatch) (chainKey, error) {
 // buildTree puts every chain in the tree; two chains with the same
 // matching rules are an error, as in Envoy.
 func buildTree(chains []*FilterChain, keys []chainKey) (*chainTree, error) {
-	t := &chainTree{ports: map[uint32]*nameLevel{}}
+	t := &chainTree{ports: map[uint32]*ipLevel{}}
 	for i, c := range chains {
 		k := keys[i]
-		nl := t.ports[k.port]
-		if nl == nil {
-			nl = &nameLevel{exact: map[string]*transportLevel{}, wildcard: map[string]*transportLevel{}}
-			t.ports[k.port] = nl
+		il := t.ports[k.port]
+		if il == nil {
+			il = &ipLevel{prefixes: map[netip.Prefix]*nameLevel{}}
+			t.ports[k.port] = il
 		}
-		names := k.names
-		if len(names) == 0 {
-			names = []string{""}
-		}
-		for _, n := range names {
-			tl := nl.level(n)
-			if err := tl.add(k, c); err != nil {
-				return nil, fmt.Errorf("filter chain %d: %w", i, err)
+		for _, nl := range il.levels(k.prefixes) {
+			names := k.names
+			if len(names) == 0 {
+				names = []string{""}
+			}
+			for _, n := range names {
+				if err := nl.level(n).add(k, c); err != nil {
+					return nil, fmt.Errorf("filter chain %d: %w", i, err)
+				}
 			}
 		}
 	}
 	return t, nil
+}
+
+// levels returns (making them) the name levels of a chain's prefixes, or
+// the one of the chains without ranges.
+func (l *ipLevel) levels(prefixes []netip.Prefix) []*nameLevel {
+	newLevel := func() *nameLevel {
+		return &nameLevel{exact: map[string]*transportLevel{}, wildcard: map[string]*transportLevel{}}
+	}
+	if len(prefixes) == 0 {
+		if l.any == nil {
+			l.any = newLevel()
+		}
+		return []*nameLevel{l.any}
+	}
+	out := make([]*nameLevel, 0, len(prefixes))
+	for _, p := range prefixes {
+		nl := l.prefixes[p]
+		if nl == nil {
+			nl = newLevel()
+			l.prefixes[p] = nl
+			if !slices.Contains(l.bits, p.Bits()) {
+				l.bits = append(l.bits, p.Bits())
+				slices.SortFunc(l.bits, func(a, b int) int { return b - a })
+			}
+		}
+		out = append(out, nl)
+	}
+	return out
+}
+
+// cidr is a CidrRange as the prefix it names (address bits past the
+// length cleared, as Envoy's CidrRange does).
+func cidr(r *core.CidrRange) (netip.Prefix, error) {
+	ip, err := netip.ParseAddr(r.GetAddressPrefix())
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	ip = ip.Unmap()
+	bits := ip.BitLen()
+	if r.PrefixLen != nil {
+		bits = int(r.GetPrefixLen().GetValue())
+	}
+	p, err := ip.Prefix(bits)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%s/%d: %w", r.GetAddressPrefix(), bits, err)
+	}
+	return p, nil
 }
 
 // level returns (making it) the transport level of server name n: "" for

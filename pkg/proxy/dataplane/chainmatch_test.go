@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,52 @@ func TestSelectAsEnvoy(t *testing.T) {
 	}
 }
 
+// TestSelectDestinationIP: after the port, the longest prefix_ranges
+// entry holding the destination IP chooses (no fallback to shorter ones
+// or to chains without ranges once one holds it); an address no range
+// holds takes the chains without ranges; IPv4-mapped addresses match
+// IPv4 ranges.
+func TestSelectDestinationIP(t *testing.T) {
+	rng := func(a string, n uint32) []*core.CidrRange {
+		return []*core.CidrRange{{AddressPrefix: a, PrefixLen: wrapperspb.UInt32(n)}}
+	}
+	l, err := compileListener(matchListener(
+		namedChain(t, "pod-a", &listener.FilterChainMatch{PrefixRanges: append(rng("10.1.0.5", 32), rng("fd00::5", 128)...)}),
+		namedChain(t, "subnet", &listener.FilterChainMatch{PrefixRanges: rng("10.1.0.0", 16)}),
+		namedChain(t, "subnet-tls", &listener.FilterChainMatch{PrefixRanges: rng("10.1.0.0", 16), TransportProtocol: "tls"}),
+		namedChain(t, "port-3306", &listener.FilterChainMatch{DestinationPort: wrapperspb.UInt32(3306), PrefixRanges: rng("10.2.0.0", 16)}),
+		namedChain(t, "rest", nil),
+	), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ip        string
+		port      uint32
+		transport string
+		want      string
+	}{
+		{"10.1.0.5", 80, TransportRawBuffer, "pod-a"},
+		{"::ffff:10.1.0.5", 80, TransportRawBuffer, "pod-a"},
+		{"fd00::5", 80, TransportRawBuffer, "pod-a"},
+		{"10.1.9.9", 80, TransportRawBuffer, "subnet"},
+		{"10.1.9.9", 80, TransportTLS, "subnet-tls"},
+		{"10.3.0.1", 80, TransportRawBuffer, "rest"},
+		{"10.2.0.1", 3306, TransportRawBuffer, "port-3306"},
+		{"10.2.0.1", 80, TransportRawBuffer, "rest"},
+		{"10.9.0.1", 3306, TransportRawBuffer, "rest"}, // port 3306's tree has no match: port 0's
+	} {
+		in := MatchInput{DestinationIP: netip.MustParseAddr(c.ip), DestinationPort: c.port, Transport: c.transport}
+		got := ""
+		if ch := l.Select(&in); ch != nil {
+			got = ch.StatPrefix
+		}
+		if got != c.want {
+			t.Errorf("%s:%d %s: chain %q, want %q", c.ip, c.port, c.transport, got, c.want)
+		}
+	}
+}
+
 // TestChainMatchNACK: matching criteria sluice does not implement, two
 // chains with the same rules, and listener filters other than the
 // tls_inspector, the http_inspector and original_dst are refused by name
@@ -119,7 +166,11 @@ func TestChainMatchNACK(t *testing.T) {
 		want string
 	}{
 		{matchListener(namedChain(t, "a", &listener.FilterChainMatch{SourcePorts: []uint32{1}})), "source_ports: not supported"},
-		{matchListener(namedChain(t, "a", &listener.FilterChainMatch{PrefixRanges: []*core.CidrRange{{AddressPrefix: "10.0.0.0", PrefixLen: wrapperspb.UInt32(8)}}})), "prefix_ranges: not supported"},
+		{matchListener(namedChain(t, "a", &listener.FilterChainMatch{AddressSuffix: "0.0.0.1"})), "address_suffix: not supported"},
+		{matchListener(namedChain(t, "a", &listener.FilterChainMatch{PrefixRanges: []*core.CidrRange{{AddressPrefix: "10.0.0.0", PrefixLen: wrapperspb.UInt32(33)}}})), "prefix_ranges: 10.0.0.0/33"},
+		{matchListener(namedChain(t, "a", &listener.FilterChainMatch{PrefixRanges: []*core.CidrRange{{AddressPrefix: "10.0.0.1/32"}}})), "prefix_ranges"},
+		{matchListener(namedChain(t, "a", &listener.FilterChainMatch{PrefixRanges: []*core.CidrRange{{AddressPrefix: "10.0.0.7", PrefixLen: wrapperspb.UInt32(24)}}}),
+			namedChain(t, "b", &listener.FilterChainMatch{PrefixRanges: []*core.CidrRange{{AddressPrefix: "10.0.0.0", PrefixLen: wrapperspb.UInt32(24)}}})), "multiple filter chains with the same matching rules"},
 		{matchListener(namedChain(t, "a", &listener.FilterChainMatch{SourceType: listener.FilterChainMatch_SAME_IP_OR_LOOPBACK})), "source_type: not supported"},
 		{matchListener(namedChain(t, "a", &listener.FilterChainMatch{SourcePrefixRanges: []*core.CidrRange{{AddressPrefix: "10.0.0.0", PrefixLen: wrapperspb.UInt32(8)}}})), "source_prefix_ranges: not supported"},
 		{matchListener(plain("a"), plain("b")), "multiple filter chains with the same matching rules"},

@@ -193,6 +193,7 @@ func (s *Server) handle(raw net.Conn, handOff bool) {
 	in := dataplane.MatchInput{Transport: dataplane.TransportRawBuffer}
 	if ta, ok := raw.LocalAddr().(*net.TCPAddr); ok {
 		in.DestinationPort = uint32(ta.Port)
+		in.DestinationIP = ta.AddrPort().Addr().Unmap()
 	}
 	conn, ok := inspect(raw, l, &in, s.opts.Counters)
 	if !ok {

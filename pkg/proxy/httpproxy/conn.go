@@ -118,5 +118,6 @@ func connOf(r *http.Request) *ConnInfo {
 		}
 	}
 	ci.Match.DestinationPort = uint32(ci.Conn.LocalAddr.Port())
+	ci.Match.DestinationIP = ci.Conn.LocalAddr.Addr()
 	return ci
 }
