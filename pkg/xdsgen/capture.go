@@ -339,6 +339,7 @@ func (g *generation) captureOutboundTCP() error {
 	type key struct {
 		ip   string
 		port uint32
+		cidr string
 	}
 	groups := map[key][]*registry.Service{}
 	var keys []key
@@ -347,22 +348,24 @@ func (g *generation) captureOutboundTCP() error {
 			continue
 		}
 		for _, svc := range svcs {
-			ip, ok := g.serviceListenIP(svc)
-			if !ok {
-				continue
-			}
-			k := key{ip, port}
+			ip, cidr := g.serviceListenIP(svc)
+			k := key{ip, port, cidr}
 			if groups[k] == nil {
 				keys = append(keys, k)
 			}
 			groups[k] = append(groups[k], svc)
 		}
 	}
+	// By port; a port's CIDR services last, as chains of its 0.0.0.0_P.
 	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].port != keys[j].port {
-			return keys[i].port < keys[j].port
+		a, b := keys[i], keys[j]
+		if a.port != b.port {
+			return a.port < b.port
 		}
-		return keys[i].ip < keys[j].ip
+		if (a.cidr == "") != (b.cidr == "") {
+			return a.cidr == ""
+		}
+		return a.ip+a.cidr < b.ip+b.cidr
 	})
 	for _, k := range keys {
 		name := captureListenerName(k.ip, k.port)
@@ -373,11 +376,44 @@ func (g *generation) captureOutboundTCP() error {
 		if l == nil {
 			continue
 		}
-		if err := g.addCaptureTCPListener(l); err != nil {
+		if k.cidr != "" {
+			err = g.addCaptureCIDRChains(l, k.cidr)
+		} else {
+			err = g.addCaptureTCPListener(l)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// addCaptureCIDRChains adds the chains of a service whose address is a
+// CIDR range to 0.0.0.0_P, each matching destinations in the range
+// (prefix_ranges), as Istio listens for such a service (a listener on
+// 0.0.0.0 with a filter chain match for the CIDR).
+func (g *generation) addCaptureCIDRChains(l *listener.Listener, cidr string) error {
+	pfx, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	rng := &core.CidrRange{AddressPrefix: pfx.Addr().String(), PrefixLen: wrapperspb.UInt32(uint32(pfx.Bits()))}
+	for _, c := range l.FilterChains {
+		if c.FilterChainMatch == nil {
+			c.FilterChainMatch = &listener.FilterChainMatch{}
+		}
+		c.FilterChainMatch.PrefixRanges = []*core.CidrRange{rng}
+	}
+	for _, existing := range g.out.Listeners {
+		if existing.Name == l.Name {
+			existing.FilterChains = append(existing.FilterChains, l.FilterChains...)
+			if needsTLSInspector(l.FilterChains) && !needsTLSInspector(existing.FilterChains[:len(existing.FilterChains)-len(l.FilterChains)]) {
+				existing.ListenerFilters = append([]*listener.ListenerFilter{tlsInspector()}, existing.ListenerFilters...)
+			}
+			return nil
+		}
+	}
+	return g.addCaptureTCPListener(l)
 }
 
 // addCaptureTCPListener adds a TCP service listener, not bound, with the
@@ -421,17 +457,18 @@ func (g *generation) addCaptureTCPListener(l *listener.Listener) error {
 }
 
 // serviceListenIP is where a captured sidecar listens for a TCP service:
-// its first address (a /32 or /128 CIDR is that address), else 0.0.0.0.
-// A wider CIDR would need a destination prefix match, which the proxy does
-// not implement: reported, not served.
-func (g *generation) serviceListenIP(svc *registry.Service) (string, bool) {
+// its first address (a /32 or /128 CIDR is that address), else 0.0.0.0;
+// for an address that is a wider CIDR range, 0.0.0.0 and that range
+// (Istio's outbound listener for a CIDR service address).
+func (g *generation) serviceListenIP(svc *registry.Service) (ip, cidr string) {
 	if len(svc.Addresses) == 0 {
-		return "0.0.0.0", true
+		return "0.0.0.0", ""
 	}
 	if vip := serviceVIP(svc); vip != "" {
-		return vip, true
+		return vip, ""
 	}
-	a := svc.Addresses[0]
-	g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("service %s: address %q is a CIDR range: a captured sidecar does not serve it (destination prefix matching is not implemented)", svc.Hostname, a))
-	return "", false
+	if pfx, err := netip.ParsePrefix(svc.Addresses[0]); err == nil {
+		return "0.0.0.0", pfx.Masked().String()
+	}
+	return "0.0.0.0", ""
 }

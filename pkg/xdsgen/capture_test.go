@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -123,9 +122,9 @@ func TestCaptureInboundPolicy(t *testing.T) {
 }
 
 // A plain TCP service without an address on an HTTP port is merged into
-// 0.0.0.0_P as the chain for what is not HTTP; a service address that is a
-// CIDR range is reported (no destination prefix matching), not dropped
-// silently.
+// 0.0.0.0_P as the chain for what is not HTTP; a service whose address is a
+// CIDR range is served on 0.0.0.0_P by a chain matching that range
+// (prefix_ranges), the passthrough chain taking the rest.
 func TestCaptureTCPOnHTTPPortAndCIDR(t *testing.T) {
 	extra := `---
 apiVersion: networking.istio.io/v1
@@ -152,13 +151,18 @@ spec:
 	if got := tcpCluster(t, l.DefaultFilterChain); got != "outbound|9080||legacy.internal" {
 		t.Errorf("0.0.0.0_9080 non-HTTP chain goes to %s", got)
 	}
-	for _, l := range res.Listeners {
-		if strings.HasSuffix(l.Name, "_7000") {
-			t.Errorf("listener %s for a CIDR range", l.Name)
-		}
+	l = listenerNamed(t, res, "0.0.0.0_7000")
+	if len(l.FilterChains) != 1 || tcpCluster(t, l.FilterChains[0]) != "outbound|7000||range.internal" {
+		t.Fatalf("0.0.0.0_7000 chains %v", l.FilterChains)
 	}
-	if !slices.ContainsFunc(res.Conflicts, func(c string) bool { return strings.Contains(c, "range.internal") && strings.Contains(c, "CIDR") }) {
-		t.Errorf("conflicts %q: none names range.internal's CIDR", res.Conflicts)
+	if r := l.FilterChains[0].GetFilterChainMatch().GetPrefixRanges(); len(r) != 1 || r[0].AddressPrefix != "240.1.0.0" || r[0].GetPrefixLen().GetValue() != 16 {
+		t.Errorf("CIDR chain matches %v, want 240.1.0.0/16", r)
+	}
+	if got := tcpCluster(t, l.DefaultFilterChain); got != xdsgen.PassthroughCluster {
+		t.Errorf("0.0.0.0_7000 default goes to %s", got)
+	}
+	if err := compileForProxy(res); err != nil {
+		t.Errorf("the proxy rejects it: %v", err)
 	}
 }
 
@@ -171,25 +175,32 @@ func TestCaptureProxyAccepts(t *testing.T) {
 			Mode: meshv1alpha1.MeshConfig_InboundTrafficPolicy_LOCALHOST}},
 	} {
 		res := generateYAML(t, captureYAML(t, pa("default", "default", "{mtls: {mode: PERMISSIVE}}")), capturedClient(), mesh)
-		items := map[string]map[string]proto.Message{
-			xdsclient.ListenerType: {}, xdsclient.RouteType: {}, xdsclient.ClusterType: {}, xdsclient.EndpointType: {},
-		}
-		for _, l := range res.Listeners {
-			items[xdsclient.ListenerType][l.Name] = l
-		}
-		for _, r := range res.Routes {
-			items[xdsclient.RouteType][r.Name] = r
-		}
-		for _, c := range res.Clusters {
-			items[xdsclient.ClusterType][c.Name] = c
-		}
-		for _, e := range res.Endpoints {
-			items[xdsclient.EndpointType][e.ClusterName] = e
-		}
-		if _, _, err := dataplane.Compile(dataplane.CompileOptions{Resources: xdsclient.Resources{Items: items}, Stats: dataplane.NewStatsStore(), Identity: unusedIdentity{}}); err != nil {
+		if err := compileForProxy(res); err != nil {
 			t.Errorf("%s: the proxy rejects the generated capture config: %v", name, err)
 		}
 	}
+}
+
+// compileForProxy compiles res with sluice's data plane, as the proxy
+// would on receiving it.
+func compileForProxy(res *xdsgen.Resources) error {
+	items := map[string]map[string]proto.Message{
+		xdsclient.ListenerType: {}, xdsclient.RouteType: {}, xdsclient.ClusterType: {}, xdsclient.EndpointType: {},
+	}
+	for _, l := range res.Listeners {
+		items[xdsclient.ListenerType][l.Name] = l
+	}
+	for _, r := range res.Routes {
+		items[xdsclient.RouteType][r.Name] = r
+	}
+	for _, c := range res.Clusters {
+		items[xdsclient.ClusterType][c.Name] = c
+	}
+	for _, e := range res.Endpoints {
+		items[xdsclient.EndpointType][e.ClusterName] = e
+	}
+	_, _, err := dataplane.Compile(dataplane.CompileOptions{Resources: xdsclient.Resources{Items: items}, Stats: dataplane.NewStatsStore(), Identity: unusedIdentity{}})
+	return err
 }
 
 // unusedIdentity stands in for the proxy's mesh identity where config is
