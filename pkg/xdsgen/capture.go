@@ -248,6 +248,7 @@ func (g *generation) captureHTTPListener(ip string, port uint32, routeName strin
 // any other address on P (a pod, an external IP) is routed by Host on
 // 0.0.0.0_P.
 func (g *generation) captureVIPListeners(port uint32, rc *route.RouteConfiguration) error {
+	taken := map[string]string{} // VIP -> the service whose listener it is
 	for _, svc := range g.push.Services() {
 		p, ok := svc.Port(port)
 		if !ok || !svc.VisibleTo(g.proxy.Namespace) || !g.scope.ServiceVisible(svc) || !g.outboundHTTPPort(svc, p) {
@@ -257,6 +258,11 @@ func (g *generation) captureVIPListeners(port uint32, rc *route.RouteConfigurati
 		if vip == "" {
 			continue
 		}
+		if first, dup := taken[vip]; dup {
+			g.out.Conflicts = append(g.out.Conflicts, fmt.Sprintf("outbound listener %s: %s and %s share the address; connections to it are routed by %s's route table",
+				captureListenerName(vip, port), first, svc.Hostname, first))
+			continue
+		}
 		src, err := g.serviceRoute(rc, fmt.Sprintf("%s:%d", svc.Hostname, port))
 		if err != nil {
 			return err
@@ -264,6 +270,7 @@ func (g *generation) captureVIPListeners(port uint32, rc *route.RouteConfigurati
 		if src == nil {
 			continue // its names are another service's (claimDomains): routed by Host
 		}
+		taken[vip] = svc.Hostname
 		g.addSharedRoute(src)
 		if err := g.captureHTTPListener(vip, port, src.Name); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -244,5 +245,44 @@ spec:
 		if l.Name == xdsgen.InboundListenerName+"_8080" {
 			t.Errorf("port 8080 has a listener of its own")
 		}
+	}
+}
+
+// Two HTTP services with one address: one VIP_P listener (the first's),
+// the other reported, and the config still valid (no listener twice).
+func TestCaptureSharedVIP(t *testing.T) {
+	extra := `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: twin-a, namespace: default}
+spec:
+  hosts: [a.twin]
+  addresses: [240.0.0.9]
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.4.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: twin-b, namespace: default}
+spec:
+  hosts: [b.twin]
+  addresses: [240.0.0.9]
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.4.0.2}]
+`
+	res := generateYAML(t, captureYAML(t, extra), capturedClient(), nil)
+	n := 0
+	for _, l := range res.Listeners {
+		if l.Name == "240.0.0.9_8000" {
+			n++
+		}
+	}
+	if n != 1 || !slices.ContainsFunc(res.Conflicts, func(c string) bool { return strings.Contains(c, "240.0.0.9_8000") }) {
+		t.Errorf("%d listeners 240.0.0.9_8000, conflicts %q", n, res.Conflicts)
+	}
+	if err := compileForProxy(res); err != nil {
+		t.Errorf("the proxy rejects it: %v", err)
 	}
 }
