@@ -59,7 +59,7 @@ func TestCaptureCompile(t *testing.T) {
 		l    *listener.Listener
 		want string
 	}{
-		{transparent, "transparent: not supported"},
+		{transparent, "transparent: not supported (transparent is TPROXY interception"},
 		{named, "bind_to_port false needs an IP address"},
 		{twice, "listed twice"},
 	} {
