@@ -36,7 +36,12 @@ type NS struct {
 	// detection, so they are usable at once).
 	HostIP6, IP6 netip.Addr
 	hostIf       string
+	// linked is set once this NS created hostIf (only then is it removed).
+	linked bool
 }
+
+// errTaken: the veth name or the subnet is another process's.
+var errTaken = errors.New("taken")
 
 // Require skips the test (fails it under CI=true) unless it runs as root
 // with the given commands in PATH (ip is always needed).
@@ -93,6 +98,9 @@ func New(t testing.TB) *NS {
 		}
 		if err := ns.create(); err != nil {
 			ns.remove()
+			if errors.Is(err, errTaken) {
+				continue // another test process took this number meanwhile
+			}
 			t.Fatalf("netnstest: %v", err)
 		}
 		t.Cleanup(ns.remove)
@@ -128,18 +136,28 @@ func (ns *NS) create() error {
 		{"-n", ns.Name, "route", "add", "default", "via", ns.HostIP.String()},
 		{"-n", ns.Name, "-6", "route", "add", "default", "via", ns.HostIP6.String()},
 	}
-	for _, s := range steps {
-		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+	for i, s := range steps {
+		out, err := exec.Command("ip", s...).CombinedOutput()
+		if err != nil {
+			if strings.Contains(string(out), "File exists") || strings.Contains(string(out), "Address already assigned") {
+				err = errors.Join(errTaken, err)
+			}
 			return fmt.Errorf("ip %s: %w: %s", strings.Join(s, " "), err, strings.TrimSpace(string(out)))
+		}
+		if i == 1 {
+			ns.linked = true
 		}
 	}
 	return nil
 }
 
-// remove deletes the namespace (and with it the veth pair).
+// remove deletes the namespace (and with it the veth pair, if this NS
+// made it).
 func (ns *NS) remove() {
 	exec.Command("ip", "netns", "del", ns.Name).Run()
-	exec.Command("ip", "link", "del", ns.hostIf).Run()
+	if ns.linked {
+		exec.Command("ip", "link", "del", ns.hostIf).Run()
+	}
 }
 
 // Command is name run inside the namespace (ip netns exec), as root.

@@ -2,8 +2,10 @@ package netnstest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -105,5 +107,26 @@ func serveLine(l net.Listener, line string) {
 		}
 		c.Write([]byte(line))
 		c.Close()
+	}
+}
+
+// TestTakenNumberSkipped: a veth name another process holds (made here
+// as a veth pair under the name New would take next) is skipped, and
+// the other's link is left alone.
+func TestTakenNumberSkipped(t *testing.T) {
+	Require(t)
+	k := (uint32(os.Getpid())*64 + seq.Load() + 1) % (256 * 64)
+	taken := fmt.Sprintf("slh%d", k)
+	if out, err := exec.Command("ip", "link", "add", taken, "type", "veth", "peer", "name", taken+"x").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	defer exec.Command("ip", "link", "del", taken).Run()
+	ns := New(t)
+	if ns.hostIf == taken {
+		t.Fatalf("took %s, which exists", taken)
+	}
+	ns.remove()
+	if err := exec.Command("ip", "link", "show", taken).Run(); err != nil {
+		t.Errorf("the other's link %s was removed: %v", taken, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,8 +44,10 @@ import (
 // for the service port svcPort (to the svc cluster) and one HTTP listener
 // for httpPort (every route to the PassthroughCluster), virtualInbound on
 // 0.0.0.0:15006 (original_dst filter, a chain for destination port 9080
-// to the app on 127.0.0.1:9080, the others to the InboundPassthroughCluster).
-func captureXDS(t *testing.T, svcPort, httpPort int, svcAddr string) *xdsgen.Resources {
+// to the app on 127.0.0.1:9080, one for the pod's IPv6 address
+// (prefix_ranges) to 127.0.0.1:7070, the others to the
+// InboundPassthroughCluster).
+func captureXDS(t *testing.T, svcPort, httpPort int, svcAddr, podIP6 string) *xdsgen.Resources {
 	any := func(m proto.Message) *anypb.Any {
 		a, err := anypb.New(m)
 		if err != nil {
@@ -89,6 +92,8 @@ func captureXDS(t *testing.T, svcPort, httpPort int, svcAddr string) *xdsgen.Res
 					ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: any(&originaldst.OriginalDst{})}}},
 				FilterChains: []*listener.FilterChain{{Name: "inbound|9080",
 					FilterChainMatch: &listener.FilterChainMatch{DestinationPort: wrapperspb.UInt32(9080)}, Filters: tcp("inbound|9080")},
+					{Name: "inbound-ipv6", FilterChainMatch: &listener.FilterChainMatch{PrefixRanges: []*core.CidrRange{
+						{AddressPrefix: podIP6, PrefixLen: wrapperspb.UInt32(128)}}}, Filters: tcp("inbound|7070")},
 					{Name: "virtualInbound", Filters: tcp("InboundPassthroughCluster")}}},
 		},
 		Routes: []*route.RouteConfiguration{{Name: strconv.Itoa(httpPort), VirtualHosts: []*route.VirtualHost{{Name: "allow_any", Domains: []string{"*"},
@@ -104,6 +109,7 @@ func captureXDS(t *testing.T, svcPort, httpPort int, svcAddr string) *xdsgen.Res
 					PortSpecifier: &core.SocketAddress_PortValue{PortValue: 0}}}},
 			static("outbound|svc", svcHost, svcPortN),
 			static("inbound|9080", "127.0.0.1", 9080),
+			static("inbound|7070", "127.0.0.1", 7070),
 		},
 	}
 }
@@ -124,51 +130,57 @@ func lineServer(t *testing.T, l net.Listener, name string) {
 	}()
 }
 
-// TestTransparentCapture runs a pod's capture for real: in a network
-// namespace, `sluice capture` installs Istio's REDIRECT rules and a
-// `sluice proxy` running as uid 1337 takes its config (captureXDS) from an
-// ADS server on the host. An app's connection to host:svcPort lands on
-// the bind_to_port false listener of that port (handed off by
-// virtualOutbound), to another port goes through the PassthroughCluster
-// to the real destination (the restored original destination, for TCP
-// and for HTTP whatever the Host; IPv4 and IPv6), inbound to the namespace's
-// address:9080 is redirected to virtualInbound and served by its 9080
-// chain, inbound to another port passed through from 127.0.0.6, traffic of uid 1337 is not captured, and a connection straight
-// to 15001 (not redirected) is closed, not passed through to itself.
-func TestTransparentCapture(t *testing.T) {
-	netnstest.Require(t, "iptables-restore", "bash")
-	ns := netnstest.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	host := ns.HostIP.String()
-	listen := func(name string) (net.Listener, int) {
-		l, err := net.Listen("tcp", host+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l, l.Addr().(*net.TCPAddr).Port
+// captured is a pod made for TestTransparentCapture: its namespace with
+// the capture installed and the sidecar running, and the host's servers.
+type captured struct {
+	t      *testing.T
+	ns     *netnstest.NS
+	ctx    context.Context
+	host   string
+	client *http.Client // from inside the namespace
+	// ports of the host's servers: real (behind the bind_to_port false
+	// listener), direct (no listener), http; direct6 is an address.
+	realPort, directPort, httpPort int
+	direct6                        string
+}
+
+// hostServer listens on the host's end of the veth pair.
+func (e *captured) hostServer(name string) (net.Listener, int) {
+	l, err := net.Listen("tcp", e.host+":0")
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	svcL, _ := listen("svc")
-	lineServer(t, svcL, "svc")
-	realL, realPort := listen("real")
-	lineServer(t, realL, "real")
-	directL, directPort := listen("direct")
-	lineServer(t, directL, "direct")
-	direct6L, err := net.Listen("tcp", net.JoinHostPort(ns.HostIP6.String(), "0"))
+	if name != "" {
+		lineServer(e.t, l, name)
+	}
+	return l, l.Addr().(*net.TCPAddr).Port
+}
+
+// startCaptured starts the host's servers and the ADS server, runs
+// `sluice capture` in a new namespace, the apps on 9080 and 7070 in it,
+// and `sluice proxy` as uid 1337.
+func startCaptured(t *testing.T, ctx context.Context) *captured {
+	ns := netnstest.New(t)
+	e := &captured{t: t, ns: ns, ctx: ctx, host: ns.HostIP.String()}
+	svcL, _ := e.hostServer("svc")
+	_, e.realPort = e.hostServer("real")
+	_, e.directPort = e.hostServer("direct")
+	d6, err := net.Listen("tcp", net.JoinHostPort(ns.HostIP6.String(), "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lineServer(t, direct6L, "direct6")
-	httpL, httpPort := listen("http")
+	lineServer(t, d6, "direct6")
+	e.direct6 = d6.Addr().String()
+	httpL, httpPort := e.hostServer("")
+	e.httpPort = httpPort
 	hsrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "http-direct host=%s", r.Host)
 	})}
 	go hsrv.Serve(httpL)
 	t.Cleanup(func() { hsrv.Close() })
-
-	res := captureXDS(t, realPort, httpPort, svcL.Addr().String())
+	res := captureXDS(t, e.realPort, httpPort, svcL.Addr().String(), ns.IP6.String())
 	xds := xdsserver.New(xdsserver.Options{Generate: func(*model.Proxy) (*xdsgen.Resources, error) { return res, nil }})
-	xdsL, _ := listen("xds")
+	xdsL, _ := e.hostServer("")
 	go xds.Serve(ctx, xdsL)
 
 	bin := sharedBinary(t)
@@ -176,17 +188,13 @@ func TestTransparentCapture(t *testing.T) {
 		"-i", "*", "-b", "*", "-d", "15090,15021,15020", "--ipv6=true").CombinedOutput(); err != nil {
 		t.Fatalf("sluice capture: %v\n%s", err, out)
 	}
-	appL, err := ns.Listen("tcp", "0.0.0.0:9080")
-	if err != nil {
-		t.Fatal(err)
+	for port, name := range map[string]string{"9080": "app", "7070": "other"} {
+		l, err := ns.Listen("tcp", "0.0.0.0:"+port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lineServer(t, l, name)
 	}
-	lineServer(t, appL, "app")
-	otherL, err := ns.Listen("tcp", "0.0.0.0:7070")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lineServer(t, otherL, "other")
-
 	px := exec.CommandContext(ctx, bin, "proxy", "--name", "app-0", "--xds-address", xdsL.Addr().String(), "--xds-tls=false",
 		"--admin-address", "127.0.0.1:15000", "--outbound-address", "", "--token-file", "", "--ca-root-file", "")
 	px.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1337, Gid: 1337}}
@@ -202,46 +210,78 @@ func TestTransparentCapture(t *testing.T) {
 			t.Logf("proxy log:\n%s", logs.String())
 		}
 	})
+	e.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return ns.Dial(ctx, network, addr) }}}
+	return e
+}
 
-	dial := func(addr string) (string, error) {
-		dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
-		defer dcancel()
-		c, err := ns.Dial(dctx, "tcp", addr)
-		if err != nil {
-			return "", err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(3 * time.Second))
-		b, err := io.ReadAll(c)
-		return string(b), err
+// dial connects from inside the namespace (as the app) and reads all.
+func (e *captured) dial(addr string) (string, error) {
+	ctx, cancel := context.WithTimeout(e.ctx, 3*time.Second)
+	defer cancel()
+	c, err := e.ns.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
 	}
-	svc := net.JoinHostPort(host, strconv.Itoa(realPort))
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
+// inbound connects from the host to the pod's ip:port, returns the line.
+func (e *captured) inbound(ip netip.Addr, port string) string {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), port), 3*time.Second)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return line
+}
+
+// TestTransparentCapture runs a pod's capture for real: in a network
+// namespace, `sluice capture` installs Istio's REDIRECT rules and a
+// `sluice proxy` running as uid 1337 takes its config (captureXDS) from an
+// ADS server on the host. An app's connection to host:svcPort lands on
+// the bind_to_port false listener of that port (handed off by
+// virtualOutbound), to another port goes through the PassthroughCluster
+// to the real destination (the restored original destination, for TCP
+// and for HTTP whatever the Host; IPv4 and IPv6), inbound to the
+// namespace's address:9080 is redirected to virtualInbound and served by
+// its 9080 chain, inbound to another port passed through from 127.0.0.6
+// (or, to the IPv6 address, taken by the chain whose prefix_ranges hold
+// it), traffic of uid 1337 is not captured, and a connection straight to
+// 15001 (not redirected) is closed, not passed through to itself.
+func TestTransparentCapture(t *testing.T) {
+	netnstest.Require(t, "iptables-restore", "bash")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := startCaptured(t, ctx)
+	ns := e.ns
+	svc := net.JoinHostPort(e.host, strconv.Itoa(e.realPort))
 	waitFor(t, "the proxy serves captured connections", func() error {
-		got, err := dial(svc)
-		if err != nil || !strings.HasPrefix(got, "svc from ") {
+		if got, err := e.dial(svc); err != nil || !strings.HasPrefix(got, "svc from ") {
 			return fmt.Errorf("%q %v", got, err)
 		}
 		return nil
 	})
-
 	// Another port: virtualOutbound's own chain, the PassthroughCluster to
-	// the original destination.
-	if got, err := dial(net.JoinHostPort(host, strconv.Itoa(directPort))); err != nil || !strings.HasPrefix(got, "direct from "+ns.IP.String()) {
-		t.Errorf("passthrough: %q %v, want the real destination reached", got, err)
+	// the original destination; the same over IPv6 (IP6T_SO_ORIGINAL_DST).
+	for addr, want := range map[string]string{
+		net.JoinHostPort(e.host, strconv.Itoa(e.directPort)): "direct from " + ns.IP.String(),
+		e.direct6: "direct6 from [" + ns.IP6.String() + "]",
+	} {
+		if got, err := e.dial(addr); err != nil || !strings.HasPrefix(got, want) {
+			t.Errorf("passthrough to %s: %q %v, want %q", addr, got, err, want)
+		}
 	}
-
-	// The same over IPv6 (ip6tables; IP6T_SO_ORIGINAL_DST).
-	if got, err := dial(direct6L.Addr().String()); err != nil || !strings.HasPrefix(got, "direct6 from ["+ns.IP6.String()+"]") {
-		t.Errorf("IPv6 passthrough: %q %v, want the real destination reached", got, err)
-	}
-
 	// HTTP on a captured port: the route's ORIGINAL_DST cluster goes to the
 	// restored destination, not to the Host the request names.
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return ns.Dial(ctx, network, addr) }}}
-	req, _ := http.NewRequest("GET", "http://"+net.JoinHostPort(host, strconv.Itoa(httpPort))+"/", nil)
+	req, _ := http.NewRequest("GET", "http://"+net.JoinHostPort(e.host, strconv.Itoa(e.httpPort))+"/", nil)
 	req.Host = "nowhere.invalid"
-	if resp, err := client.Do(req); err != nil {
+	if resp, err := e.client.Do(req); err != nil {
 		t.Errorf("HTTP passthrough: %v", err)
 	} else {
 		b, _ := io.ReadAll(resp.Body)
@@ -250,78 +290,55 @@ func TestTransparentCapture(t *testing.T) {
 			t.Errorf("HTTP passthrough: %d %q", resp.StatusCode, b)
 		}
 	}
+	// Inbound, redirected to virtualInbound: 9080's chain sends it to the
+	// app from loopback; a port without a chain passes through to the
+	// original destination from 127.0.0.6 (upstream_bind_config), which is
+	// not redirected again; to the IPv6 address, the prefix_ranges chain.
+	for _, c := range []struct {
+		ip         netip.Addr
+		port, want string
+	}{
+		{ns.IP, "9080", "app from 127.0.0.1:"}, {ns.IP6, "9080", "app from 127.0.0.1:"},
+		{ns.IP, "7070", "other from 127.0.0.6:"}, {ns.IP6, "7070", "other from 127.0.0.1:"},
+	} {
+		if got := e.inbound(c.ip, c.port); !strings.HasPrefix(got, c.want) {
+			t.Errorf("inbound to %s:%s: %q, want %q", c.ip, c.port, got, c.want)
+		}
+	}
+	checkNotCaptured(t, e)
+}
 
-	// Inbound: the host's connection to the pod's 9080 is redirected to
-	// virtualInbound, whose 9080 chain sends it to the app from loopback.
-	c, err := net.DialTimeout("tcp", net.JoinHostPort(ns.IP.String(), "9080"), 3*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	line, _ := bufio.NewReader(c).ReadString('\n')
-	c.Close()
-	if !strings.HasPrefix(line, "app from 127.0.0.1:") {
-		t.Errorf("inbound: %q, want the app reached through the sidecar (from 127.0.0.1)", line)
-	}
-
-	c, err = net.DialTimeout("tcp", net.JoinHostPort(ns.IP6.String(), "9080"), 3*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	line, _ = bufio.NewReader(c).ReadString('\n')
-	c.Close()
-	if !strings.HasPrefix(line, "app from 127.0.0.1:") {
-		t.Errorf("inbound over IPv6: %q, want the app reached through the sidecar", line)
-	}
-
-	// Inbound to a port without a chain: the passthrough chain's
-	// ORIGINAL_DST cluster connects to the original destination from
-	// 127.0.0.6 (upstream_bind_config), which is not redirected again.
-	c, err = net.DialTimeout("tcp", net.JoinHostPort(ns.IP.String(), "7070"), 3*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	line, _ = bufio.NewReader(c).ReadString('\n')
-	c.Close()
-	if !strings.HasPrefix(line, "other from 127.0.0.6:") {
-		t.Errorf("inbound passthrough: %q, want the app reached from 127.0.0.6", line)
-	}
-
-	// uid 1337 (the proxy's) is not captured: it reaches the real port.
-	sh := exec.Command("bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d; cat <&3", host, realPort))
+// checkNotCaptured: uid 1337 reaches the real port; a connection straight
+// to 15001 (loopback traffic is not redirected) has the listener itself
+// as original destination, so it is neither handed off nor passed
+// through (back to 15001): closed at once; virtualOutbound counted its
+// hand-offs.
+func checkNotCaptured(t *testing.T, e *captured) {
+	sh := exec.Command("bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d; cat <&3", e.host, e.realPort))
 	sh.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1337, Gid: 1337}}
 	var out strings.Builder
 	sh.Stdout, sh.Stderr = &out, &out
-	if err := ns.Start(sh); err != nil {
+	if err := e.ns.Start(sh); err != nil {
 		t.Fatal(err)
 	}
 	sh.Wait()
-	if !strings.HasPrefix(out.String(), "real from "+ns.IP.String()) {
+	if !strings.HasPrefix(out.String(), "real from "+e.ns.IP.String()) {
 		t.Errorf("uid 1337: %q, want the real server reached directly", out.String())
 	}
-
-	// Straight to 15001 (loopback traffic is not redirected): the
-	// original destination is the listener itself, so it is neither
-	// handed off nor passed through (back to 15001): closed at once.
 	start := time.Now()
-	got, err := dial(net.JoinHostPort(ns.IP.String(), "15001"))
+	got, err := e.dial(net.JoinHostPort(e.ns.IP.String(), "15001"))
 	if err != nil && !isReset(err) || got != "" || time.Since(start) > 2*time.Second {
 		t.Errorf("direct to 15001: %q %v after %v, want closed at once", got, err, time.Since(start))
 	}
-	if got, err := dial(svc); err != nil || !strings.HasPrefix(got, "svc from ") {
+	if got, err := e.dial(net.JoinHostPort(e.host, strconv.Itoa(e.realPort))); err != nil || !strings.HasPrefix(got, "svc from ") {
 		t.Errorf("after the direct connection: %q %v", got, err)
 	}
-
-	stats, err := fetchIn(client, "http://127.0.0.1:15000/stats")
+	stats, err := fetchIn(e.client, "http://127.0.0.1:15000/stats")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"listener.virtualOutbound.sluice.handed_off: "} {
-		if !strings.Contains(stats, want) || strings.Contains(stats, want+"0\n") {
-			t.Errorf("stats: want %q > 0 in\n%s", want, stats)
-		}
+	if want := "listener.virtualOutbound.sluice.handed_off: "; !strings.Contains(stats, want) || strings.Contains(stats, want+"0\n") {
+		t.Errorf("stats: want %q > 0 in\n%s", want, stats)
 	}
 }
 

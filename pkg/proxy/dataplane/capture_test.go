@@ -8,6 +8,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	originaldst "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -59,7 +60,7 @@ func TestCaptureCompile(t *testing.T) {
 		l    *listener.Listener
 		want string
 	}{
-		{transparent, "transparent: not supported"},
+		{transparent, "transparent: not supported (transparent is TPROXY interception"},
 		{named, "bind_to_port false needs an IP address"},
 		{twice, "listed twice"},
 	} {
@@ -137,5 +138,39 @@ func TestUpstreamBindConfig(t *testing.T) {
 		if _, err := bindSource(c.bc); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: err %v, want %q", c.bc, err, c.want)
 		}
+	}
+}
+
+// TestFilterDisabled: a listener filter's filter_disabled compiles to a
+// predicate on the destination port with Envoy's rules, in the shapes
+// Istio's virtual inbound listener gives its inspectors
+// (listenerPredicateExcludePorts: or_match of [p, p+1) ranges;
+// listenerPredicateIncludePorts: not_match of that).
+func TestFilterDisabled(t *testing.T) {
+	port := func(p int32) *listener.ListenerFilterChainMatchPredicate {
+		return &listener.ListenerFilterChainMatchPredicate{Rule: &listener.ListenerFilterChainMatchPredicate_DestinationPortRange{
+			DestinationPortRange: &typev3.Int32Range{Start: p, End: p + 1}}}
+	}
+	exclude := &listener.ListenerFilterChainMatchPredicate{Rule: &listener.ListenerFilterChainMatchPredicate_OrMatch{
+		OrMatch: &listener.ListenerFilterChainMatchPredicate_MatchSet{Rules: []*listener.ListenerFilterChainMatchPredicate{port(3306), port(9000)}}}}
+	include := &listener.ListenerFilterChainMatchPredicate{Rule: &listener.ListenerFilterChainMatchPredicate_NotMatch{NotMatch: exclude}}
+	l := matchListener(namedChain(t, "a", nil))
+	l.ListenerFilters = []*listener.ListenerFilter{{Name: TLSInspectorName, FilterDisabled: exclude}, {Name: HTTPInspectorName, FilterDisabled: include}}
+	got, err := compileListener(l, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[uint32][2]bool{3306: {true, false}, 9000: {true, false}, 9001: {false, true}, 80: {false, true}} {
+		if tls, http := got.Inspector.Disabled.Match(p), got.HTTPInspector.Disabled.Match(p); tls != want[0] || http != want[1] {
+			t.Errorf("port %d: tls_inspector disabled %v, http_inspector disabled %v, want %v", p, tls, http, want)
+		}
+	}
+	and := &listener.ListenerFilterChainMatchPredicate{Rule: &listener.ListenerFilterChainMatchPredicate_AndMatch{
+		AndMatch: &listener.ListenerFilterChainMatchPredicate_MatchSet{Rules: []*listener.ListenerFilterChainMatchPredicate{
+			{Rule: &listener.ListenerFilterChainMatchPredicate_DestinationPortRange{DestinationPortRange: &typev3.Int32Range{Start: 8000, End: 9000}}},
+			{Rule: &listener.ListenerFilterChainMatchPredicate_AnyMatch{AnyMatch: true}}}}}}
+	pr, err := compilePredicate(and)
+	if err != nil || !pr.Match(8000) || pr.Match(9000) || (*PortPredicate)(nil).Match(1) {
+		t.Errorf("and_match of [8000, 9000) and any: %v", err)
 	}
 }

@@ -389,6 +389,9 @@ type Inspector struct {
 	// large or malformed instead of taking it as plaintext.
 	MaxHelloSize      int
 	CloseOnParseError bool
+	// Disabled is its filter_disabled: it does not run on the
+	// connections it matches (nil: it always runs).
+	Disabled *PortPredicate
 }
 
 // defaultListenerFiltersTimeout is Envoy's listener_filters_timeout default.
@@ -413,6 +416,8 @@ type HTTPInspector struct {
 	// together.
 	Timeout           time.Duration
 	ContinueOnTimeout bool
+	// Disabled is its filter_disabled (nil: it always runs).
+	Disabled *PortPredicate
 }
 
 // compileInspector reads the listener's listener filters, in order: the
@@ -423,8 +428,15 @@ func compileInspector(l *listener.Listener, needed bool) (*Inspector, *HTTPInspe
 	var hi *HTTPInspector
 	origDst := false
 	for _, lf := range l.ListenerFilters {
+		var disabled *PortPredicate
 		if lf.FilterDisabled != nil {
-			return nil, nil, false, fmt.Errorf("listener filter %q: filter_disabled: not supported", lf.Name)
+			if lf.Name == OriginalDstName {
+				return nil, nil, false, fmt.Errorf("listener filter %q: filter_disabled: not supported", lf.Name)
+			}
+			var err error
+			if disabled, err = compilePredicate(lf.FilterDisabled); err != nil {
+				return nil, nil, false, fmt.Errorf("listener filter %q: filter_disabled: %w", lf.Name, err)
+			}
 		}
 		if lf.GetConfigDiscovery() != nil {
 			return nil, nil, false, fmt.Errorf("listener filter %q: config_discovery: not supported", lf.Name)
@@ -435,11 +447,12 @@ func compileInspector(l *listener.Listener, needed bool) (*Inspector, *HTTPInspe
 			if in, err = compileTLSInspector(lf); err != nil {
 				return nil, nil, false, err
 			}
+			in.Disabled = disabled
 		case lf.Name == HTTPInspectorName && hi == nil:
 			if err := checkHTTPInspector(lf); err != nil {
 				return nil, nil, false, err
 			}
-			hi = &HTTPInspector{BeforeTLS: in == nil}
+			hi = &HTTPInspector{BeforeTLS: in == nil, Disabled: disabled}
 		case lf.Name == OriginalDstName && !origDst:
 			// Reads no bytes: where it is listed changes nothing
 			// (capture.go); the proxy runs it first.

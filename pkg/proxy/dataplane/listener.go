@@ -158,7 +158,11 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 		return compileInternalListener(l, id)
 	}
 	if bad := xdsfields.Unsupported(l, listenerFields); len(bad) > 0 {
-		return nil, fmt.Errorf("%s: not supported", strings.Join(bad, ", "))
+		hint := ""
+		if l.Transparent != nil {
+			hint = " (transparent is TPROXY interception; sluice captures with iptables REDIRECT only)"
+		}
+		return nil, fmt.Errorf("%s: not supported%s", strings.Join(bad, ", "), hint)
 	}
 	if err := l.ValidateAll(); err != nil {
 		return nil, err
@@ -186,28 +190,9 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 		return nil, err
 	}
 	out.AccessLog = logs
-	keys := make([]chainKey, 0, len(l.FilterChains))
-	for i, fc := range l.FilterChains {
-		k, err := compileChainMatch(fc.GetFilterChainMatch())
-		if err != nil {
-			return nil, fmt.Errorf("filter chain %d: %w", i, err)
-		}
-		chain, err := compileFilterChain(fc, id, l.TrafficDirection)
-		if err != nil {
-			return nil, fmt.Errorf("filter chain %d: %w", i, err)
-		}
-		keys = append(keys, k)
-		out.Chains = append(out.Chains, chain)
-	}
-	if dfc := l.DefaultFilterChain; dfc != nil {
-		if dfc.FilterChainMatch != nil {
-			return nil, fmt.Errorf("default_filter_chain: filter_chain_match: not allowed")
-		}
-		chain, err := compileFilterChain(dfc, id, l.TrafficDirection)
-		if err != nil {
-			return nil, fmt.Errorf("default_filter_chain: %w", err)
-		}
-		out.Default = chain
+	keys, err := compileChains(l, id, out)
+	if err != nil {
+		return nil, err
 	}
 	tree, err := buildTree(out.Chains, keys)
 	if err != nil {
@@ -232,6 +217,35 @@ func compileListener(l *listener.Listener, id upstream.WorkloadIdentity) (*Liste
 	}
 	out.RouteName, out.StatPrefix = first.RouteName, first.StatPrefix
 	return out, nil
+}
+
+// compileChains compiles the listener's filter chains and default chain
+// into out, returning each chain's place in the match tree.
+func compileChains(l *listener.Listener, id upstream.WorkloadIdentity, out *Listener) ([]chainKey, error) {
+	keys := make([]chainKey, 0, len(l.FilterChains))
+	for i, fc := range l.FilterChains {
+		k, err := compileChainMatch(fc.GetFilterChainMatch())
+		if err != nil {
+			return nil, fmt.Errorf("filter chain %d: %w", i, err)
+		}
+		chain, err := compileFilterChain(fc, id, l.TrafficDirection)
+		if err != nil {
+			return nil, fmt.Errorf("filter chain %d: %w", i, err)
+		}
+		keys = append(keys, k)
+		out.Chains = append(out.Chains, chain)
+	}
+	if dfc := l.DefaultFilterChain; dfc != nil {
+		if dfc.FilterChainMatch != nil {
+			return nil, fmt.Errorf("default_filter_chain: filter_chain_match: not allowed")
+		}
+		chain, err := compileFilterChain(dfc, id, l.TrafficDirection)
+		if err != nil {
+			return nil, fmt.Errorf("default_filter_chain: %w", err)
+		}
+		out.Default = chain
+	}
+	return keys, nil
 }
 
 // compileListenerAccessLog compiles a listener's access_log. Envoy

@@ -73,14 +73,16 @@ func TestHTTPInspectorCompile(t *testing.T) {
 	unknown.Value = protowire.AppendVarint(protowire.AppendTag(nil, 7, protowire.VarintType), 1)
 	wrongType, _ := anypb.New(wrapperspb.String("x"))
 	disabled := httpF()
-	disabled.FilterDisabled = &listener.ListenerFilterChainMatchPredicate{Rule: &listener.ListenerFilterChainMatchPredicate_AnyMatch{AnyMatch: true}}
+	disabled.FilterDisabled = &listener.ListenerFilterChainMatchPredicate{}
 	for _, c := range []struct {
 		f    []*listener.ListenerFilter
 		want string
 	}{
 		{[]*listener.ListenerFilter{{Name: HTTPInspectorName, ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: unknown}}}, "fields unknown"},
 		{[]*listener.ListenerFilter{{Name: HTTPInspectorName, ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: wrongType}}}, HTTPInspectorName},
-		{[]*listener.ListenerFilter{disabled}, "filter_disabled: not supported"},
+		{[]*listener.ListenerFilter{disabled}, "FilterDisabled"}, // validation: a rule is required
+		{[]*listener.ListenerFilter{{Name: OriginalDstName, FilterDisabled: &listener.ListenerFilterChainMatchPredicate{
+			Rule: &listener.ListenerFilterChainMatchPredicate_AnyMatch{AnyMatch: true}}}}, "filter_disabled: not supported"},
 		{[]*listener.ListenerFilter{httpF(), httpF()}, "listed twice"},
 		{[]*listener.ListenerFilter{{Name: HTTPInspectorName, ConfigType: &listener.ListenerFilter_ConfigDiscovery{ConfigDiscovery: &core.ExtensionConfigSource{
 			ConfigSource: &core.ConfigSource{ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}}},

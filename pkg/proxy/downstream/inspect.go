@@ -20,14 +20,23 @@ import (
 // "h2c"). It returns the connection replaying what was read, or ok false
 // when the connection must be closed.
 func inspect(raw net.Conn, l *dataplane.Listener, in *dataplane.MatchInput, c *Counters) (net.Conn, bool) {
-	if l.Inspector == nil && l.HTTPInspector == nil {
+	// A filter's filter_disabled matching the (restored) destination
+	// port: it does not run on this connection.
+	tlsi, httpi := l.Inspector, l.HTTPInspector
+	if tlsi != nil && tlsi.Disabled.Match(in.DestinationPort) {
+		tlsi = nil
+	}
+	if httpi != nil && httpi.Disabled.Match(in.DestinationPort) {
+		httpi = nil
+	}
+	if tlsi == nil && httpi == nil {
 		return raw, true
 	}
 	timeout, cont := time.Duration(0), false
-	if l.Inspector != nil {
-		timeout, cont = l.Inspector.Timeout, l.Inspector.ContinueOnTimeout
+	if tlsi != nil {
+		timeout, cont = tlsi.Timeout, tlsi.ContinueOnTimeout
 	} else {
-		timeout, cont = l.HTTPInspector.Timeout, l.HTTPInspector.ContinueOnTimeout
+		timeout, cont = httpi.Timeout, httpi.ContinueOnTimeout
 	}
 	var deadline time.Time
 	if timeout > 0 {
@@ -62,18 +71,18 @@ func inspect(raw net.Conn, l *dataplane.Listener, in *dataplane.MatchInput, c *C
 		in.ALPN = alpnOf[proto]
 		return true
 	}
-	if l.HTTPInspector != nil && l.HTTPInspector.BeforeTLS && !sniffHTTP() {
+	if httpi != nil && httpi.BeforeTLS && !sniffHTTP() {
 		return nil, false
 	}
-	if l.Inspector != nil {
-		res, replay, err := tlsinspector.InspectUntil(conn, l.Inspector, deadline)
+	if tlsi != nil {
+		res, replay, err := tlsinspector.InspectUntil(conn, tlsi, deadline)
 		if err != nil {
 			if !deadline.IsZero() && !time.Now().Before(deadline) {
 				c.PreCxTimeout.Add(1)
 			}
 			return nil, false
 		}
-		if !res.TLS && l.HTTPInspector == nil && !deadline.IsZero() && !time.Now().Before(deadline) {
+		if !res.TLS && httpi == nil && !deadline.IsZero() && !time.Now().Before(deadline) {
 			c.PreCxTimeout.Add(1) // continued on its timeout
 		}
 		conn = replay
@@ -82,7 +91,7 @@ func inspect(raw net.Conn, l *dataplane.Listener, in *dataplane.MatchInput, c *C
 			in.ALPN = res.ALPN
 		}
 	}
-	if l.HTTPInspector != nil && !l.HTTPInspector.BeforeTLS && !sniffHTTP() {
+	if httpi != nil && !httpi.BeforeTLS && !sniffHTTP() {
 		return nil, false
 	}
 	return conn, true

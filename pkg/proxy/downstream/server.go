@@ -202,22 +202,7 @@ func (s *Server) handle(raw net.Conn, handOff bool) {
 	}
 	chain := l.Select(&in)
 	if chain == nil {
-		// Envoy closes a connection no filter chain matches (STRICT
-		// refuses plaintext here).
-		s.opts.Counters.NoChainMatch.Add(1)
-		s.opts.Logger.Debug("no filter chain matches the connection", "listener", l.Name,
-			"remote", raw.RemoteAddr().String(), "transport", in.Transport, "sni", in.ServerName, "alpn", in.ALPN)
-		if len(l.AccessLog) > 0 {
-			logNoChain(l, raw, &in, start)
-		}
-		// Envoy's close leaves the client's unread bytes in the socket, so
-		// the kernel resets the connection (curl: 56, "Connection reset
-		// by peer", as Istio's STRICT pages show); the inspector read
-		// them, so reset it the same way.
-		if tc := origdst.TCP(raw); tc != nil {
-			tc.SetLinger(0)
-		}
-		raw.Close()
+		s.noChain(raw, l, &in, start)
 		return
 	}
 	ic := &infoConn{Conn: conn}
@@ -261,6 +246,25 @@ func (s *Server) handle(raw net.Conn, handOff bool) {
 	if !s.httpLis.deliver(served) {
 		served.Close()
 	}
+}
+
+// noChain closes a connection no filter chain matches, as Envoy does
+// (STRICT refuses plaintext here), counted and logged.
+func (s *Server) noChain(raw net.Conn, l *dataplane.Listener, in *dataplane.MatchInput, start time.Time) {
+	s.opts.Counters.NoChainMatch.Add(1)
+	s.opts.Logger.Debug("no filter chain matches the connection", "listener", l.Name,
+		"remote", raw.RemoteAddr().String(), "transport", in.Transport, "sni", in.ServerName, "alpn", in.ALPN)
+	if len(l.AccessLog) > 0 {
+		logNoChain(l, raw, in, start)
+	}
+	// Envoy's close leaves the client's unread bytes in the socket, so
+	// the kernel resets the connection (curl: 56, "Connection reset by
+	// peer", as Istio's STRICT pages show); the inspector read them, so
+	// reset it the same way.
+	if tc := origdst.TCP(raw); tc != nil {
+		tc.SetLinger(0)
+	}
+	raw.Close()
 }
 
 // logNoChain writes the listener's access log for a connection no filter
