@@ -262,4 +262,3 @@ func (m *Manifest) YAML() ([]byte, error) {
 func ImageTag() string {
 	return strings.NewReplacer("+", "-").Replace(version.Get())
 }
-
