@@ -71,8 +71,9 @@ one "helm install" takes) with Helm's engine for the profile and values given,
 and applies it with server-side apply (field manager sluice-installer): Istio's
 and Gateway API's CRDs, the control plane (sluice control as istiod[-<revision>]:
 Deployment, Service, RBAC, the sidecar injection webhook configuration, the
-istio MeshConfig ConfigMap) and the profile's gateways. It then waits until the
-Deployments are available (--wait). Without -y it shows what it would apply
+istio MeshConfig ConfigMap) and the profile's gateways; what an earlier install
+of the same revision made and this one does not hold is deleted (pruned). It
+then waits until the Deployments are available (--wait). Without -y it shows what it would apply
 and asks first; --dry-run only shows it. Profiles are Istio's: default
 (control plane and ingress gateway), demo (and egress gateway, access logs),
 minimal (control plane), empty (nothing); ambient is refused (no ztunnel).`,
@@ -106,6 +107,9 @@ minimal (control plane), empty (nothing); ambient is refused (no ztunnel).`,
 				return err
 			}
 			fmt.Fprintf(out, "applied %d objects\n", len(m.Objects))
+			if _, err := c.Prune(cmd.Context(), m, out); err != nil {
+				return err
+			}
 			if !wait {
 				return nil
 			}

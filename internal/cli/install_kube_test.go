@@ -97,6 +97,14 @@ func TestInstallOnAPIServer(t *testing.T) {
 	if d2 := getObj(ctx, t, dyn, gvr("apps", "deployments"), "istio-system", "istiod"); d2.GetResourceVersion() != d1.GetResourceVersion() {
 		t.Errorf("a second identical install changed istiod (%s -> %s)", d1.GetResourceVersion(), d2.GetResourceVersion())
 	}
+	// Another profile prunes what it does not hold: demo -> default drops the
+	// egress gateway.
+	if out := must("install", "-y", "--wait=false"); !strings.Contains(out, "pruned Deployment istio-system/istio-egressgateway\n") {
+		t.Errorf("install of the default profile over demo:\n%s", out)
+	}
+	if _, err := dyn.Resource(gvr("apps", "deployments")).Namespace("istio-system").Get(ctx, "istio-egressgateway", metav1.GetOptions{}); err == nil {
+		t.Errorf("istio-egressgateway left after installing the default profile")
+	}
 	// The readiness wait (the default): no pod ever runs here.
 	out, err := sluice("install", "-y", "--set", "profile=minimal", "--readiness-timeout", "1s")
 	if err == nil || !strings.Contains(err.Error(), "Deployment istio-system/istiod: 0/1 replicas available") {

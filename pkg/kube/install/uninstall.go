@@ -94,3 +94,40 @@ func verb(dry bool) string {
 	}
 	return "removed"
 }
+
+// Prune deletes what an earlier install of the manifest's revision made
+// and the manifest no longer holds (a gateway a new profile drops), as
+// istioctl install prunes: the objects labelled with the revision, but
+// CRDs (shared by every revision) and revision tags (set by tag set).
+func (c *Client) Prune(ctx context.Context, m *Manifest, log io.Writer) ([]string, error) {
+	keep := map[string]bool{}
+	for _, o := range m.Objects {
+		keep[describe(o)] = true
+	}
+	sel := UninstallOptions{Revision: m.Revision}.Selector() + "," + "!" + LabelTag
+	var done []string
+	for _, gvr := range PruneKinds {
+		if gvr == crdResource {
+			continue
+		}
+		list, err := c.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return done, fmt.Errorf("prune: list %s: %w", gvr.Resource, err)
+		}
+		for _, obj := range list.Items {
+			what := describe(&obj)
+			if keep[what] {
+				continue
+			}
+			bg := metav1.DeletePropagationBackground
+			if err := c.Dynamic.Resource(gvr).Namespace(obj.GetNamespace()).Delete(ctx, obj.GetName(), metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+				return done, fmt.Errorf("prune: delete %s: %w", what, err)
+			}
+			if log != nil {
+				fmt.Fprintln(log, "pruned", what)
+			}
+			done = append(done, what)
+		}
+	}
+	return done, nil
+}
