@@ -3,6 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,6 +20,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/sluice-mesh/sluice/internal/kubetest"
+	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/pkg/kube/install"
 )
 
@@ -63,7 +69,8 @@ func TestInstallOnAPIServer(t *testing.T) {
 		}
 	}
 	vs := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-		"metadata": map[string]any{"name": "r", "namespace": "default"}, "spec": map[string]any{"hosts": []any{"r"}}}}
+		"metadata": map[string]any{"name": "r", "namespace": "default"}, "spec": map[string]any{"hosts": []any{"r"},
+			"http": []any{map[string]any{"route": []any{map[string]any{"destination": map[string]any{"host": "r"}}}}}}}}
 	if _, err := dyn.Resource(schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}).Namespace("default").Create(ctx, vs, metav1.CreateOptions{}); err != nil {
 		t.Errorf("the installed CRD does not serve VirtualServices: %v", err)
 	}
@@ -97,6 +104,12 @@ func TestInstallOnAPIServer(t *testing.T) {
 	if d2 := getObj(ctx, t, dyn, gvr("apps", "deployments"), "istio-system", "istiod"); d2.GetResourceVersion() != d1.GetResourceVersion() {
 		t.Errorf("a second identical install changed istiod (%s -> %s)", d1.GetResourceVersion(), d2.GetResourceVersion())
 	}
+	// The installed RBAC is enough for sluice control: run as the istiod
+	// service account, it becomes ready, keeps its CA in istio-system,
+	// patches the installed webhook's caBundle and writes the root
+	// ConfigMaps.
+	runControlAsIstiod(t, cluster)
+
 	// Another profile prunes what it does not hold: demo -> default drops the
 	// egress gateway.
 	if out := must("install", "-y", "--wait=false"); !strings.Contains(out, "pruned Deployment istio-system/istio-egressgateway\n") {
@@ -245,4 +258,70 @@ func regexpLine(out, expr string) bool {
 		}
 	}
 	return false
+}
+
+// runControlAsIstiod runs sluice control with the installed istiod
+// ServiceAccount's token (as its pod would) until what it writes with the
+// chart's RBAC is there.
+func runControlAsIstiod(t *testing.T, cluster *kubetest.Cluster) {
+	t.Helper()
+	tok := cluster.ServiceAccountToken(t, "istio-system", "istiod", nil)
+	kc := filepath.Join(t.TempDir(), "istiod.kubeconfig")
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: %q, certificate-authority-data: %s}}]
+users: [{name: istiod, user: {token: %q}}]
+contexts: [{name: x, context: {cluster: c, user: istiod}}]
+current-context: x
+`, cluster.Host, base64.StdEncoding.EncodeToString(cluster.CACertPEM), tok)
+	if err := os.WriteFile(kc, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := testenv.FreeAddr()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCommand()
+		cmd.SetArgs([]string{"control", "--kubeconfig", kc, "--xds-address", testenv.FreeAddr(), "--http-address", httpAddr,
+			"--injection-address", testenv.FreeAddr(), "--state-dir", t.TempDir()})
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil && ctx.Err() == nil {
+			t.Errorf("sluice control: %v", err)
+		}
+	}()
+	cs := cluster.Client(t)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var missing []string
+		if resp, err := http.Get("http://" + httpAddr + "/ready"); err != nil || resp.StatusCode != 200 {
+			missing = append(missing, "/ready")
+		} else {
+			resp.Body.Close()
+		}
+		if _, err := cs.CoreV1().Secrets("istio-system").Get(ctx, "istio-ca-secret", metav1.GetOptions{}); err != nil {
+			missing = append(missing, "Secret istio-ca-secret")
+		}
+		if _, err := cs.CoreV1().ConfigMaps("default").Get(ctx, "istio-ca-root-cert", metav1.GetOptions{}); err != nil {
+			missing = append(missing, "ConfigMap default/istio-ca-root-cert")
+		}
+		w, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector", metav1.GetOptions{})
+		if err != nil || len(w.Webhooks) != 4 || len(w.Webhooks[0].ClientConfig.CABundle) == 0 {
+			missing = append(missing, "caBundle of istio-sidecar-injector")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("sluice control exited: %v", err)
+		default:
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sluice control as istiod, after 60s: missing %v", missing)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
