@@ -108,6 +108,9 @@ func TestInstallOnAPIServer(t *testing.T) {
 	// service account, it becomes ready, keeps its CA in istio-system,
 	// patches the installed webhook's caBundle and writes the root
 	// ConfigMaps.
+	// A tag set before the control plane patched its own caBundle gets the
+	// roots from the control plane too (and install's prune leaves tags).
+	must("tag", "set", "stable")
 	runControlAsIstiod(t, cluster)
 
 	// Another profile prunes what it does not hold: demo -> default drops the
@@ -154,7 +157,7 @@ func TestInstallOnAPIServer(t *testing.T) {
 			t.Errorf("tag webhook %s does not select istio.io/rev=prod", w.Name)
 		}
 	}
-	if out := must("tag", "list"); !regexpLine(out, `^prod\s+canary\s+shop$`) {
+	if out := must("tag", "list"); !regexpLine(out, `^prod\s+canary\s+shop$`) || !regexpLine(out, `^stable\s+default\s*$`) {
 		t.Errorf("tag list:\n%s", out)
 	}
 	if _, err := sluice("tag", "set", "prod", "--revision", ""); err == nil || !strings.Contains(err.Error(), "--overwrite") {
@@ -310,6 +313,10 @@ current-context: x
 		w, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector", metav1.GetOptions{})
 		if err != nil || len(w.Webhooks) != 4 || len(w.Webhooks[0].ClientConfig.CABundle) == 0 {
 			missing = append(missing, "caBundle of istio-sidecar-injector")
+		}
+		tag, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-revision-tag-stable", metav1.GetOptions{})
+		if err != nil || len(tag.Webhooks) == 0 || len(w.Webhooks) == 0 || !bytes.Equal(tag.Webhooks[0].ClientConfig.CABundle, w.Webhooks[0].ClientConfig.CABundle) {
+			missing = append(missing, "caBundle of istio-revision-tag-stable")
 		}
 		select {
 		case err := <-done:
