@@ -165,7 +165,7 @@ func New(opts Options) (*Controller, error) {
 	}
 	c.server = xdsserver.New(xdsserver.Options{Versioned: c.generate, Endpoints: c.endpoints, Logger: opts.Logger, Metrics: c.metrics.xds,
 		DisableVHDS: opts.DisableVHDS,
-		Register:    []func(*grpc.Server){sec.register}, ServerOptions: sec.serverOptions(opts.XDSAddress)})
+		Register:    []func(*grpc.Server){sec.register}, ServerOptions: sec.serverOptions(opts.XDSAddress, injectedXDSHost(opts.Injection))})
 	if c.dashboard, err = newDashboard(c); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}

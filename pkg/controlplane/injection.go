@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"net"
 
 	"k8s.io/client-go/rest"
 
@@ -58,4 +59,18 @@ func (c *Controller) runInjection(ctx context.Context) error {
 		return fmt.Errorf("control: %w", err)
 	}
 	return nil
+}
+
+// injectedXDSHost is the host of the xDS address injected pods are told
+// to dial (--injection-xds-address): the xDS serving certificate must
+// name it, as istiod's names istiod-<rev>.<namespace>.svc.
+func injectedXDSHost(o InjectionOptions) string {
+	if o.XDSAddress == "" {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(o.XDSAddress)
+	if err != nil {
+		return o.XDSAddress
+	}
+	return host
 }

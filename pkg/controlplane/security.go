@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -132,14 +133,22 @@ func meshSecretTTL(mesh *meshv1alpha1.MeshConfig) (time.Duration, error) {
 	return d, nil
 }
 
-// serverOptions are the gRPC server's credentials and token checks.
-func (s *security) serverOptions(xdsAddress string) []grpc.ServerOption {
+// serverOptions are the gRPC server's credentials and token checks; the
+// serving certificate names the listen host and the extra hosts (the
+// name injected pods dial, istiod-<rev>.<namespace>.svc for a revision).
+func (s *security) serverOptions(xdsAddress string, extra ...string) []grpc.ServerOption {
 	out := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.auth.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(s.auth.StreamInterceptor(checkNode)),
 	}
 	if s.opts.XDSTLS {
-		sc := &ca.ServingCert{CA: s.ca, Hosts: ca.ServingHosts(xdsAddress)}
+		hosts := ca.ServingHosts(xdsAddress)
+		for _, h := range extra {
+			if h != "" && !slices.Contains(hosts, h) {
+				hosts = append(hosts, h)
+			}
+		}
+		sc := &ca.ServingCert{CA: s.ca, Hosts: hosts}
 		out = append(out, grpc.Creds(credentials.NewTLS(&tls.Config{
 			GetCertificate: sc.GetCertificate, MinVersion: tls.VersionTLS12})))
 	}

@@ -96,6 +96,23 @@ func TestXDSRequiresProofOverTLS(t *testing.T) {
 	}
 }
 
+// The xDS serving certificate names the host injected pods are told to
+// dial (--injection-xds-address), so a revision's pods, which dial
+// istiod-<rev>.<namespace>.svc, verify it; another name does not verify.
+func TestXDSCertNamesInjectedAddress(t *testing.T) {
+	r := startWith(t, Options{ConfigDir: t.TempDir(), Security: SecurityOptions{XDSTLS: true},
+		Injection: InjectionOptions{XDSAddress: "istiod-canary.mesh.svc:15012"}})
+	root := filepath.Join(r.state, ca.FileRootCert)
+	boot := filepath.Join(r.state, ca.FileBootstrapToken)
+	for name, want := range map[string]codes.Code{"istiod-canary.mesh.svc": codes.OK, ca.IstiodSAN: codes.OK, "istiod-other.mesh.svc": codes.Unavailable} {
+		cp := identity.ControlPlane{Address: r.xds, TLS: true, RootFile: root, TokenFile: boot, ServerName: name}
+		_, err := firstCDS(t, cp, "web", "frontend")
+		if got := status.Code(err); got != want {
+			t.Errorf("server name %s: %v (%v), want %v", name, got, err, want)
+		}
+	}
+}
+
 // A root rotation in the CA folder is picked up by the running control
 // plane: the root file proxies verify the xDS port with is rewritten and
 // the TLS port keeps answering with a certificate from the new root.

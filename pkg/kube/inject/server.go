@@ -157,6 +157,8 @@ func (p *patcher) run(ctx context.Context) error {
 	})
 	f.Start(ctx.Done())
 	defer f.Shutdown()
+	tags := p.watchTags(ctx, poke) // tagpatch.go
+	defer tags.Shutdown()
 	tick := time.NewTicker(p.opts.CheckEvery)
 	defer tick.Stop()
 	lastVersion := ""
@@ -172,7 +174,7 @@ func (p *patcher) run(ctx context.Context) error {
 			}
 		}
 		lastVersion = p.opts.CA.Version()
-		if err := p.reconcile(ctx); err != nil && ctx.Err() == nil {
+		if err := errors.Join(p.reconcile(ctx), p.reconcileTags(ctx)); err != nil && ctx.Err() == nil {
 			p.opts.Logger.Warn("injection webhook configuration", "name", name, "err", err)
 			lastVersion = "" // retried at the next tick
 		}
