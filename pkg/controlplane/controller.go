@@ -59,6 +59,14 @@ type Options struct {
 	// Injection serves the sidecar injection webhook when it has a
 	// Kubernetes client (injection.go).
 	Injection InjectionOptions
+	// Revision is the control plane's revision (istio.io/rev; "" the
+	// default): the cluster's config, and its Gateways to deploy, are
+	// those of this revision (kubesource, pkg/kube/gwdeploy).
+	Revision string
+	// DisableGatewayDeployment turns off the provisioning of Gateways'
+	// Deployments and Services (istiod's
+	// PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER=false).
+	DisableGatewayDeployment bool
 	Logger    *slog.Logger
 }
 
