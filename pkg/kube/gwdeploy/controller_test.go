@@ -242,7 +242,7 @@ func TestManagedGateway(t *testing.T) {
 	// Listeners edited: the Service's ports follow.
 	cur, _ := e.gwc.GatewayV1().Gateways("shop").Get(ctx, "web", metav1.GetOptions{})
 	cur.Spec.Listeners = []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType},
-		{Name: "https", Port: 443, Protocol: gwv1.HTTPSProtocolType, TLS: &gwv1.ListenerTLSConfig{Mode: ptr.To(gwv1.TLSModePassthrough)}}}
+		{Name: "tls", Port: 443, Protocol: gwv1.TLSProtocolType, TLS: &gwv1.ListenerTLSConfig{Mode: ptr.To(gwv1.TLSModePassthrough)}}}
 	if _, err := e.gwc.GatewayV1().Gateways("shop").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestManagedGateway(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if p := portsOf(svc); p != "status-port:15021/tcp,http:80/http,https:443/https" {
+		if p := portsOf(svc); p != "status-port:15021/tcp,http:80/http,tls:443/tls" {
 			return fmt.Errorf("ports %s", p)
 		}
 		return nil
