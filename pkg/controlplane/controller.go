@@ -63,11 +63,14 @@ type Options struct {
 	// default): the cluster's config, and its Gateways to deploy, are
 	// those of this revision (kubesource, pkg/kube/gwdeploy).
 	Revision string
+	// DisableValidationStatus turns off writing analysis messages into
+	// the cluster's Istio objects' status.validationMessages.
+	DisableValidationStatus bool
 	// DisableGatewayDeployment turns off the provisioning of Gateways'
 	// Deployments and Services (istiod's
 	// PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER=false).
 	DisableGatewayDeployment bool
-	Logger    *slog.Logger
+	Logger                   *slog.Logger
 }
 
 // Controller runs the control plane.
@@ -112,6 +115,9 @@ type Controller struct {
 	// statusWake tells the Gateway API status writer of a new push
 	// (kubestatus.go).
 	statusWake chan struct{}
+	// validationWake tells the validationMessages writer of a finished
+	// analysis (validationstatus.go).
+	validationWake chan struct{}
 }
 
 // pushContext is a push context with its version as a number, which
@@ -160,11 +166,12 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("control: %w", err)
 	}
 	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64), security: sec,
-		statusWake: make(chan struct{}, 1)}
+		statusWake: make(chan struct{}, 1), validationWake: make(chan struct{}, 1)}
 	c.mesh.Store(opts.Mesh)
 	c.baseMesh = baseMesh
 	c.metrics = newMetrics(c)
 	c.analysis = newAnalyzer(opts.Mesh, opts.Logger)
+	c.analysis.onDone = c.wakeValidation
 	sec.metrics = c.metrics.ca
 	c.jwks, err = jwks.New(jwks.Options{ExtraRootsPEM: opts.JwksCAPEM, Logger: opts.Logger,
 		OnChange: func() { c.requests <- PushRequest{Full: true, Reasons: []string{"jwks"}, Start: time.Now()} }})

@@ -87,6 +87,9 @@ func (c *Controller) runGatewayStatus(ctx context.Context) error {
 				return st.Addresses, st.Programmed, ok
 			}
 		}
+		if !c.opts.DisableValidationStatus {
+			go c.writeValidationWhileLeading(ctx, client, dyn)
+		}
 		c.writeStatusWhileLeading(ctx, w)
 	})
 	return nil
