@@ -216,7 +216,7 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	// changed carries the file source's raw change notifications; the
 	// debounce below is the only one between an edit and a push.
 	changed := make(chan struct{}, 1)
@@ -226,6 +226,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	go func() { errc <- c.security.watch(ctx) }()
 	go func() { errc <- c.runInjection(ctx) }()
 	go func() { errc <- c.runGatewayStatus(ctx) }()
+	go func() { errc <- c.runGatewayDeployment(ctx) }()
 	go debounce(ctx, c.requests, c.opts.Debounce, c.rebuild)
 	go c.jwks.Run(ctx)
 	go c.dashboard.Run(ctx)

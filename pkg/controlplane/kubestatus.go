@@ -13,12 +13,9 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
-	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
-	"github.com/sluice-mesh/sluice/pkg/kube/gwdeploy"
 	"github.com/sluice-mesh/sluice/pkg/kube/gwstatus"
-	"github.com/sluice-mesh/sluice/pkg/kube/inject"
 	"github.com/sluice-mesh/sluice/pkg/kube/leader"
 )
 
@@ -80,7 +77,9 @@ func (c *Controller) runGatewayStatus(ctx context.Context) error {
 			c.log.Info("created Istio's default GatewayClasses", "classes", created)
 		}
 		w.Deployed = nil
-		if dep := c.gatewayDeployment(client); dep != nil {
+		// Addresses and Programmed from the Gateways' Services, whoever
+		// provisions them (the deployment controller may lead elsewhere).
+		if dep := c.gatewayDeployment(client, true); dep != nil {
 			go dep.Run(ctx)
 			w.Deployed = func(ns, name string) ([]gwv1.GatewayStatusAddress, gatewayapi.Condition, bool) {
 				st, ok := dep.Status(ns, name)
@@ -93,35 +92,6 @@ func (c *Controller) runGatewayStatus(ctx context.Context) error {
 		c.writeStatusWhileLeading(ctx, w)
 	})
 	return nil
-}
-
-// gatewayDeployment is a new gateway deployment controller (it runs while
-// this replica leads; informers do not restart, so one per term), nil
-// when turned off or the cluster has no Gateway API client.
-func (c *Controller) gatewayDeployment(client kubernetes.Interface) *gwdeploy.Controller {
-	if c.opts.DisableGatewayDeployment {
-		return nil
-	}
-	gwc, err := gwclient.NewForConfig(c.opts.Kube)
-	if err != nil {
-		c.log.Error("gateway deployment", "err", err)
-		return nil
-	}
-	inj := c.opts.Injection
-	if inj.Image == "" {
-		inj.Image = inject.DefaultImage()
-	}
-	if inj.XDSAddress == "" {
-		inj.XDSAddress = inject.DefaultXDSAddress
-	}
-	dep, err := gwdeploy.New(gwdeploy.Options{Client: client, Gateway: gwc, Revision: c.opts.Revision,
-		Image: inj.Image, XDSAddress: inj.XDSAddress, TrustDomain: c.mesh.Load().GetTrustDomain(),
-		OnStatus: c.wakeStatus, Logger: c.log})
-	if err != nil {
-		c.log.Error("gateway deployment", "err", err)
-		return nil
-	}
-	return dep
 }
 
 // leading runs work while this replica holds the Lease name in the

@@ -54,6 +54,9 @@ type Options struct {
 	TrustDomain string
 	// ClusterDomain is the cluster's DNS domain (default cluster.local).
 	ClusterDomain string
+	// StatusOnly resolves Gateways for Status and provisions nothing (the
+	// status writer's copy; the provisioning one may run elsewhere).
+	StatusOnly bool
 	// OnStatus, when set, is called when a Gateway's addresses or
 	// Programmed condition may have changed.
 	OnStatus func()
@@ -248,13 +251,17 @@ func (c *Controller) reconcile(ctx context.Context, key types.NamespacedName) er
 		return nil
 	}
 	in, err := c.newInput(gw)
-	if err != nil {
+	if err != nil && !c.opts.StatusOnly {
 		c.opts.Logger.Warn("Gateway not deployed", "gateway", key.String(), "err", err)
+	}
+	if err != nil {
 		c.setState(key, &deployed{managed: true, err: fmt.Errorf("Gateway %s: %w", key, err)})
 		return nil
 	}
-	if err := c.apply(ctx, in); err != nil {
-		return fmt.Errorf("Gateway %s: %w", key, err)
+	if !c.opts.StatusOnly {
+		if err := c.apply(ctx, in); err != nil {
+			return fmt.Errorf("Gateway %s: %w", key, err)
+		}
 	}
 	c.setState(key, &deployed{managed: true, services: []string{c.hostname(in.name, gw.Namespace)}})
 	return nil
