@@ -211,9 +211,13 @@ func (c *converter) gatewayAddresses(gi *gatewayInfo) {
 	r, a := gi.res, gi.spec.Addresses
 	gi.selector = map[string]string{GatewayNameLabel: r.Name}
 	gi.served = fmt.Sprintf("router proxies started with --namespace %s --labels %s=%s", r.Namespace, GatewayNameLabel, r.Name)
+	// A Gateway whose addresses cannot be used is served by no proxy: its
+	// servers select a label no proxy has.
+	unserved := map[string]string{GatewayNameLabel + "-unresolved": r.Name}
 	reject := func(f string, args ...any) {
 		p := cond(condAccepted, false, string(gwv1.GatewayReasonUnsupportedAddress), f, args...)
 		gi.addrProblem = &p
+		gi.selector = unserved
 	}
 	switch {
 	case len(a) == 0:
@@ -244,7 +248,7 @@ func (c *converter) gatewayAddresses(gi *gatewayInfo) {
 		p := cond(condProgrammed, false, string(gwv1.GatewayReasonAddressNotUsable),
 			"Failed to assign to any requested addresses: hostname %q not found (or the Service selects no pods)", a[0].Value)
 		gi.addrProblem = &p
-		gi.selector = map[string]string{GatewayNameLabel + "-unresolved": r.Name}
+		gi.selector = unserved
 		return
 	}
 	gi.selector = maps.Clone(spec.Selector)
