@@ -49,6 +49,8 @@ type AnalysisStatus struct {
 	// cluster are the messages about Istio objects read from the cluster,
 	// for their status.validationMessages (validationstatus.go).
 	cluster map[analysisstatus.Ref][]analysisstatus.Message
+	// clusterAll are all the Istio objects read from the cluster.
+	clusterAll []analysisstatus.Ref
 }
 
 // analysisJob is one config to analyze.
@@ -162,6 +164,9 @@ func analyze(job analysisJob, mesh *meshv1alpha1.MeshConfig) (st AnalysisStatus)
 	}
 	st.cluster = map[analysisstatus.Ref][]analysisstatus.Message{}
 	cluster := clusterObjects(job.resources)
+	for _, ref := range cluster {
+		st.clusterAll = append(st.clusterAll, ref)
+	}
 	for _, m := range msgs {
 		f := m.Finding()
 		st.Messages = append(st.Messages, f)

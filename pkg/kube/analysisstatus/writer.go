@@ -66,11 +66,19 @@ type Writer struct {
 }
 
 // Write makes the validationMessages of each object in msgs, and of each
-// object written before that now has none, what msgs says. It goes on
-// past an object's error; an object that is gone is skipped.
-func (w *Writer) Write(ctx context.Context, msgs map[Ref][]Message) (updated int, err error) {
+// object written before that now has none, what msgs says. The first
+// Write also clears those of every object in all without messages (what
+// an earlier writer, another replica's, may have left). It goes on past
+// an object's error; an object that is gone is skipped.
+func (w *Writer) Write(ctx context.Context, msgs map[Ref][]Message, all []Ref) (updated int, err error) {
 	if r, ok := w.Mapper.(interface{ Reset() }); ok {
 		r.Reset()
+	}
+	if w.written == nil {
+		w.written = map[Ref]bool{}
+		for _, r := range all {
+			w.written[r] = true
+		}
 	}
 	refs := make([]Ref, 0, len(msgs)+len(w.written))
 	for r := range msgs {
@@ -146,15 +154,10 @@ func (w *Writer) write(ctx context.Context, r Ref, msgs []Message) (bool, error)
 
 // unstructuredMessages is msgs as the API server stores them: each
 // AnalysisMessageBase in protobuf's JSON (as istiod writes it), in order,
-// duplicates dropped.
+// one per message (two of one code stay two, as istiod's).
 func unstructuredMessages(msgs []Message) ([]any, error) {
 	out := []any{}
-	seen := map[Message]bool{}
 	for _, m := range msgs {
-		if seen[m] {
-			continue
-		}
-		seen[m] = true
 		js, err := protojson.Marshal(m.Base())
 		if err != nil {
 			return nil, err
