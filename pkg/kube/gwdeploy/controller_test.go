@@ -132,6 +132,48 @@ func wantProgrammed(st gwdeploy.Status, status, reason, msg string) error {
 	return nil
 }
 
+// provisioned checks web's ServiceAccount, Deployment and Service.
+func (e *env) provisioned(gw *gwv1.Gateway) error {
+	ctx := context.Background()
+	var svc *corev1.Service
+	sa, err := e.kc.CoreV1().ServiceAccounts("shop").Get(ctx, "web-istio", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	d, err := e.kc.AppsV1().Deployments("shop").Get(ctx, "web-istio", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if svc, err = e.kc.CoreV1().Services("shop").Get(ctx, "web-istio", metav1.GetOptions{}); err != nil {
+		return err
+	}
+	for _, o := range []metav1.Object{sa, d, svc} {
+		if err := ownedBy(o, gw); err != nil {
+			return err
+		}
+		if o.GetLabels()["team"] != "a" || o.GetAnnotations()["example.com/note"] != "x" {
+			return fmt.Errorf("%T: the Gateway's labels and annotations not copied: %v %v", o, o.GetLabels(), o.GetAnnotations())
+		}
+	}
+	pod := d.Spec.Template
+	args := strings.Join(pod.Spec.Containers[0].Args, " ")
+	if !strings.HasPrefix(args, "proxy --type router") || !strings.Contains(args, "gateway.networking.k8s.io/gateway-name=web") ||
+		!strings.Contains(args, "--xds-address istiod.istio-system.svc:15012") || !strings.Contains(args, "--agent-address 0.0.0.0:15021") {
+		return fmt.Errorf("proxy args: %s", args)
+	}
+	if pod.Spec.ServiceAccountName != "web-istio" || pod.Annotations["istio.io/rev"] != "default" || pod.Labels["sidecar.istio.io/inject"] != "false" ||
+		pod.Spec.Containers[0].Image != "example.com/sluice:test" {
+		return fmt.Errorf("pod template: %+v", pod.ObjectMeta)
+	}
+	if d.Spec.Selector.MatchLabels[gwdeploy.LabelGatewayName] != "web" || svc.Spec.Selector[gwdeploy.LabelGatewayName] != "web" {
+		return fmt.Errorf("selectors: %v / %v", d.Spec.Selector, svc.Spec.Selector)
+	}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || portsOf(svc) != "status-port:15021/tcp,http:80/http,db-tcp:9000/tcp" {
+		return fmt.Errorf("service %s ports %s", svc.Spec.Type, portsOf(svc))
+	}
+	return nil
+}
+
 // A Gateway of class istio created through the API server gets its
 // ServiceAccount, Deployment and Service (owned by it, Istio's names,
 // labels and ports); status follows its Service: no instances, then
@@ -144,45 +186,7 @@ func TestManagedGateway(t *testing.T) {
 		g.Labels = map[string]string{"team": "a"}
 		g.Annotations = map[string]string{"example.com/note": "x"}
 	})
-	var svc *corev1.Service
-	eventually(t, "provisioned", func() error {
-		sa, err := e.kc.CoreV1().ServiceAccounts("shop").Get(ctx, "web-istio", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		d, err := e.kc.AppsV1().Deployments("shop").Get(ctx, "web-istio", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if svc, err = e.kc.CoreV1().Services("shop").Get(ctx, "web-istio", metav1.GetOptions{}); err != nil {
-			return err
-		}
-		for _, o := range []metav1.Object{sa, d, svc} {
-			if err := ownedBy(o, gw); err != nil {
-				return err
-			}
-			if o.GetLabels()["team"] != "a" || o.GetAnnotations()["example.com/note"] != "x" {
-				return fmt.Errorf("%T: the Gateway's labels and annotations not copied: %v %v", o, o.GetLabels(), o.GetAnnotations())
-			}
-		}
-		pod := d.Spec.Template
-		args := strings.Join(pod.Spec.Containers[0].Args, " ")
-		if !strings.HasPrefix(args, "proxy --type router") || !strings.Contains(args, "gateway.networking.k8s.io/gateway-name=web") ||
-			!strings.Contains(args, "--xds-address istiod.istio-system.svc:15012") || !strings.Contains(args, "--agent-address 0.0.0.0:15021") {
-			return fmt.Errorf("proxy args: %s", args)
-		}
-		if pod.Spec.ServiceAccountName != "web-istio" || pod.Annotations["istio.io/rev"] != "default" || pod.Labels["sidecar.istio.io/inject"] != "false" ||
-			pod.Spec.Containers[0].Image != "example.com/sluice:test" {
-			return fmt.Errorf("pod template: %+v", pod.ObjectMeta)
-		}
-		if d.Spec.Selector.MatchLabels[gwdeploy.LabelGatewayName] != "web" || svc.Spec.Selector[gwdeploy.LabelGatewayName] != "web" {
-			return fmt.Errorf("selectors: %v / %v", d.Spec.Selector, svc.Spec.Selector)
-		}
-		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || portsOf(svc) != "status-port:15021/tcp,http:80/http,db-tcp:9000/tcp" {
-			return fmt.Errorf("service %s ports %s", svc.Spec.Type, portsOf(svc))
-		}
-		return nil
-	})
+	eventually(t, "provisioned", func() error { return e.provisioned(gw) })
 	host := "web-istio.shop.svc.cluster.local"
 	eventually(t, "no endpoints", func() error {
 		st, err := e.status("web")
@@ -217,7 +221,7 @@ func TestManagedGateway(t *testing.T) {
 	case <-e.wake:
 	default:
 	}
-	svc, _ = e.kc.CoreV1().Services("shop").Get(ctx, "web-istio", metav1.GetOptions{})
+	svc, _ := e.kc.CoreV1().Services("shop").Get(ctx, "web-istio", metav1.GetOptions{})
 	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.7"}}
 	if _, err := e.kc.CoreV1().Services("shop").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -326,6 +330,8 @@ func TestUnmanagedGateways(t *testing.T) {
 	e.gateway("taken", nil)
 	e.gateway("internal", func(g *gwv1.Gateway) {
 		g.Annotations = map[string]string{"networking.istio.io/service-type": "ClusterIP"}
+		g.Labels = map[string]string{"team": "b"}
+		g.Spec.Infrastructure = &gwv1.GatewayInfrastructure{Labels: map[gwv1.LabelKey]gwv1.LabelValue{"tier": "edge"}}
 	})
 
 	eventually(t, "statuses", func() error {
@@ -354,6 +360,10 @@ func TestUnmanagedGateways(t *testing.T) {
 		}
 		if svc.Spec.Type != corev1.ServiceTypeClusterIP {
 			return fmt.Errorf("type %s", svc.Spec.Type)
+		}
+		// spec.infrastructure.labels replace the Gateway's own.
+		if svc.Labels["tier"] != "edge" || svc.Labels["team"] != "" {
+			return fmt.Errorf("labels %v: want spec.infrastructure's", svc.Labels)
 		}
 		return nil
 	})
