@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -116,4 +117,49 @@ func checkGatewayDeployment(t *testing.T, cluster *kubetest.Cluster, dyn dynamic
 		}
 		return fmt.Errorf("no Programmed condition: %v", conds)
 	}, convergeTimeout)
+}
+
+// checkGatewayPod runs the provisioned Deployment's proxy command as a
+// local process standing in for its pod (the downward API's values
+// substituted; the mesh's xDS address, token and root instead of the
+// in-cluster ones; local ports): it serves the Gateway's listener, where
+// the HTTPRoute web (to a Service that does not exist) answers 500.
+func checkGatewayPod(t *testing.T, cluster *kubetest.Cluster, m *testenv.Mesh) {
+	t.Helper()
+	d, err := cluster.Client(t).AppsV1().Deployments("default").Get(context.Background(), "web-istio", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	downward := strings.NewReplacer("$(POD_NAME)", "web-istio-0", "$(POD_NAMESPACE)", "default",
+		"$(SERVICE_ACCOUNT)", "web-istio", "$(INSTANCE_IP)", "127.0.0.1")
+	local := map[string]bool{"--xds-address": true, "--token-file": true, "--ca-root-file": true,
+		"--admin-address": true, "--agent-address": true, "--metrics-address": true}
+	var args []string
+	pod := d.Spec.Template.Spec.Containers[0].Args
+	for i := 0; i < len(pod); i++ {
+		if local[pod[i]] {
+			i++ // and its value
+			continue
+		}
+		args = append(args, downward.Replace(pod[i]))
+	}
+	offset := testenv.FreePort() - 80
+	admin := testenv.FreeAddr()
+	args = append(append(args, m.ProxyControlArgs()...), "--admin-address", admin, "--agent-address", testenv.FreeAddr(),
+		"--port-offset", fmt.Sprint(offset), "--bind-address", "127.0.0.1")
+	p := testenv.Start(t, "gateway pod web-istio-0", args...)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", 80+offset)
+	if err := testenv.Eventually(func() error {
+		resp, err := http.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 500 {
+			return fmt.Errorf("GET %s: %d, want 500 (the route's backend does not exist)", url, resp.StatusCode)
+		}
+		return nil
+	}, convergeTimeout); err != nil {
+		t.Fatalf("%v\nargs %q\n%s", err, args, p.Tail(40))
+	}
 }

@@ -118,6 +118,7 @@ spec:
 	checkKubeIdentity(t, cluster, m)
 	checkGatewayStatus(t, cluster, dyn, m)
 	checkGatewayDeployment(t, cluster, dyn, m)
+	checkGatewayPod(t, cluster, m)
 	checkValidationMessages(t, dyn, m)
 }
 

@@ -58,7 +58,11 @@ var omitted = []string{"kubectl.kubernetes.io/last-applied-configuration", Annot
 // does not implement: a Gateway carrying one is not deployed (its
 // Programmed condition says why) rather than deployed without it.
 var rejected = []string{"sidecar.istio.io/logLevel", "sidecar.istio.io/componentLogLevel",
-	"sidecar.istio.io/agentLogLevel", "proxy.istio.io/config", "topology.istio.io/network"}
+	"sidecar.istio.io/agentLogLevel", "proxy.istio.io/config"}
+
+// rejectedLabel is the infrastructure label Istio's template reads for
+// multi-network (ISTIO_META_NETWORK); sluice has no multi-network.
+const rejectedLabel = "topology.istio.io/network"
 
 // input is what one Gateway renders from (Istio's TemplateInput).
 type input struct {
@@ -103,6 +107,9 @@ func (c *Controller) newInput(gw *gwv1.Gateway) (*input, error) {
 		in.image = img // as the template: only a full image reference
 	}
 	in.labels, in.annotations = infraMeta(gw)
+	if _, ok := in.labels[rejectedLabel]; ok {
+		return nil, fmt.Errorf("label %s is not supported by sluice's gateway deployment (no multi-network)", rejectedLabel)
+	}
 	return in, nil
 }
 
