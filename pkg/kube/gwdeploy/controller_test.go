@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -404,4 +405,45 @@ func TestUnmanagedGateways(t *testing.T) {
 		}
 		return wantProgrammed(st, "True", "Programmed", "assigned to service(s)")
 	})
+}
+
+// Which Gateways the default revision deploys, as Istio's tag watcher: its
+// own revision and the tags pointing at it (a tag webhook labelled
+// istio.io/tag=prod, istio.io/rev=default); a Gateway without istio.io/rev
+// goes by its namespace's.
+func TestGatewayRevisionTags(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	_, err := e.kc.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "istio-revision-tag-prod", Labels: map[string]string{"istio.io/tag": "prod", "istio.io/rev": "default"}}},
+		metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "canary-ns",
+		Labels: map[string]string{"istio.io/rev": "canary"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.gateway("tagged", func(g *gwv1.Gateway) { g.Labels = map[string]string{"istio.io/rev": "prod"} })
+	e.gateway("other-tag", func(g *gwv1.Gateway) { g.Labels = map[string]string{"istio.io/rev": "staging"} })
+	inCanary := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "in-canary", Namespace: "canary-ns"},
+		Spec: gwv1.GatewaySpec{GatewayClassName: "istio", Listeners: []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}}}}
+	if _, err := e.gwc.GatewayV1().Gateways("canary-ns").Create(ctx, inCanary, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.gateway("plain", nil)
+	eventually(t, "tagged and plain deployed", func() error {
+		for _, name := range []string{"tagged-istio", "plain-istio"} {
+			if _, err := e.kc.AppsV1().Deployments("shop").Get(ctx, name, metav1.GetOptions{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if _, err := e.kc.AppsV1().Deployments("shop").Get(ctx, "other-tag-istio", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("another tag's Gateway deployed: %v", err)
+	}
+	if _, err := e.kc.AppsV1().Deployments("canary-ns").Get(ctx, "in-canary-istio", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a Gateway of a canary namespace deployed by the default revision: %v", err)
+	}
 }
