@@ -81,6 +81,11 @@ func (c *Controller) runGatewayStatus(ctx context.Context) error {
 		// provisions them (the deployment controller may lead elsewhere).
 		if dep := c.gatewayDeployment(client, true); dep != nil {
 			go dep.Run(ctx)
+			// The first status after taking the Lease has the Services'
+			// view, not the config's alone (no Programmed flapping).
+			if !dep.WaitSynced(ctx, 30*time.Second) {
+				c.log.Warn("gateway addresses not resolved yet; status written without them meanwhile")
+			}
 			w.Deployed = func(ns, name string) ([]gwv1.GatewayStatusAddress, gatewayapi.Condition, bool) {
 				st, ok := dep.Status(ns, name)
 				return st.Addresses, st.Programmed, ok

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -73,6 +74,8 @@ type Controller struct {
 	kube     kubeinformers.SharedInformerFactory
 	gwf      gwinformers.SharedInformerFactory
 	rev      *revisions
+
+	synced atomic.Bool
 
 	mu    sync.Mutex
 	state map[types.NamespacedName]*deployed
@@ -188,7 +191,8 @@ func (c *Controller) enqueueOwner(obj any) {
 }
 
 // Run watches and reconciles until ctx ends (Istio runs it on the
-// leader only; so does sluice's control plane).
+// leader only; so does sluice's control plane). Every Gateway is
+// reconciled once before Synced reports true.
 func (c *Controller) Run(ctx context.Context) {
 	defer c.queue.ShutDown()
 	c.gwf.Start(ctx.Done())
@@ -199,25 +203,39 @@ func (c *Controller) Run(ctx context.Context) {
 		}
 	}
 	c.kube.WaitForCacheSync(ctx.Done())
-	c.enqueueAll()
 	go func() {
 		<-ctx.Done()
 		c.queue.ShutDown()
 	}()
+	gws, _ := c.gateways.List(labels.Everything())
+	for _, gw := range gws {
+		c.process(ctx, types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name})
+	}
+	c.synced.Store(true)
+	c.notify()
 	for {
 		key, quit := c.queue.Get()
 		if quit {
 			return
 		}
-		if err := c.reconcile(ctx, key); err != nil && ctx.Err() == nil {
-			c.opts.Logger.Warn("gateway deployment failed; retrying", "gateway", key.String(), "err", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
+		c.process(ctx, key)
 		c.queue.Done(key)
 	}
 }
+
+// process reconciles one Gateway, retrying it later with back-off on
+// failure.
+func (c *Controller) process(ctx context.Context, key types.NamespacedName) {
+	if err := c.reconcile(ctx, key); err != nil && ctx.Err() == nil {
+		c.opts.Logger.Warn("gateway deployment failed; retrying", "gateway", key.String(), "err", err)
+		c.queue.AddRateLimited(key)
+		return
+	}
+	c.queue.Forget(key)
+}
+
+// Synced reports whether every Gateway has been reconciled once.
+func (c *Controller) Synced() bool { return c.synced.Load() }
 
 // setState records what reconcile found and wakes the status writer.
 func (c *Controller) setState(key types.NamespacedName, d *deployed) {
@@ -334,15 +352,11 @@ func (c *Controller) qualify(h, ns string) string {
 	return h
 }
 
-// WaitSynced reports whether the informers have listed, polling until
-// timeout (tests).
-func (c *Controller) WaitSynced(timeout time.Duration) bool {
+// WaitSynced waits until Synced, or timeout or ctx ends; whether synced.
+func (c *Controller) WaitSynced(ctx context.Context, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if c.gwf.Gateway().V1().Gateways().Informer().HasSynced() && c.kube.Core().V1().Services().Informer().HasSynced() {
-			return true
-		}
+	for !c.Synced() && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
-	return false
+	return c.Synced()
 }
