@@ -334,6 +334,9 @@ func TestUnmanagedGateways(t *testing.T) {
 		g.Labels = map[string]string{"team": "b"}
 		g.Spec.Infrastructure = &gwv1.GatewayInfrastructure{Labels: map[gwv1.LabelKey]gwv1.LabelValue{"tier": "edge"}}
 	})
+	e.gateway("byip", func(g *gwv1.Gateway) {
+		g.Annotations = map[string]string{"networking.istio.io/service-type": "ClusterIP", "networking.istio.io/address-type": "IPAddress"}
+	})
 
 	eventually(t, "statuses", func() error {
 		st, err := e.status("manual")
@@ -395,16 +398,7 @@ func TestUnmanagedGateways(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "ClusterIP address", func() error {
-		st, err := e.status("internal")
-		if err != nil {
-			return err
-		}
-		if len(st.Addresses) != 1 || st.Addresses[0].Value != "internal-istio.shop.svc.cluster.local" {
-			return fmt.Errorf("addresses %+v", st.Addresses)
-		}
-		return wantProgrammed(st, "True", "Programmed", "assigned to service(s)")
-	})
+	e.checkAddressTypes()
 }
 
 // Which Gateways the default revision deploys, as Istio's tag watcher: its
@@ -446,4 +440,45 @@ func TestGatewayRevisionTags(t *testing.T) {
 	if _, err := e.kc.AppsV1().Deployments("canary-ns").Get(ctx, "in-canary-istio", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a Gateway of a canary namespace deployed by the default revision: %v", err)
 	}
+}
+
+// checkAddressTypes: ClusterIP Gateways with a ready endpoint report their
+// Service's cluster IP (networking.istio.io/address-type IPAddress) or,
+// by default for class istio, its hostname.
+func (e *env) checkAddressTypes() {
+	t, ctx := e.t, context.Background()
+	t.Helper()
+	// networking.istio.io/address-type IPAddress: the Service's cluster IP.
+	if _, err := e.kc.DiscoveryV1().EndpointSlices("shop").Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "byip-istio-1", Labels: map[string]string{discoveryv1.LabelServiceName: "byip-istio"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.2.5"}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](80)}, {Name: ptr.To("db-tcp"), Port: ptr.To[int32](9000)}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "cluster IP address", func() error {
+		st, err := e.status("byip")
+		if err != nil {
+			return err
+		}
+		svc, err := e.kc.CoreV1().Services("shop").Get(ctx, "byip-istio", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(st.Addresses) != 1 || st.Addresses[0].Value != svc.Spec.ClusterIP || *st.Addresses[0].Type != gwv1.IPAddressType {
+			return fmt.Errorf("addresses %+v, want the cluster IP %s", st.Addresses, svc.Spec.ClusterIP)
+		}
+		return nil
+	})
+	eventually(t, "ClusterIP address", func() error {
+		st, err := e.status("internal")
+		if err != nil {
+			return err
+		}
+		if len(st.Addresses) != 1 || st.Addresses[0].Value != "internal-istio.shop.svc.cluster.local" {
+			return fmt.Errorf("addresses %+v", st.Addresses)
+		}
+		return wantProgrammed(st, "True", "Programmed", "assigned to service(s)")
+	})
 }
