@@ -195,6 +195,9 @@ func (c *Controller) enqueueOwner(obj any) {
 // reconciled once before Synced reports true.
 func (c *Controller) Run(ctx context.Context) {
 	defer c.queue.ShutDown()
+	if !c.waitServed(ctx) {
+		return
+	}
 	c.gwf.Start(ctx.Done())
 	c.kube.Start(ctx.Done())
 	for typ, ok := range c.gwf.WaitForCacheSync(ctx.Done()) {
@@ -222,6 +225,41 @@ func (c *Controller) Run(ctx context.Context) {
 		c.queue.Done(key)
 	}
 }
+
+// waitServed waits until the API server serves Gateway API v1's Gateways
+// and GatewayClasses (their CRDs may be installed later), checking every
+// servedPoll; meanwhile there is no Gateway to resolve, so Synced is true.
+// False when ctx ends first.
+func (c *Controller) waitServed(ctx context.Context) bool {
+	logged := false
+	for {
+		list, err := c.opts.Client.Discovery().ServerResourcesForGroupVersion(gwv1.GroupVersion.String())
+		found := 0
+		if err == nil {
+			for _, r := range list.APIResources {
+				if r.Name == "gateways" || r.Name == "gatewayclasses" {
+					found++
+				}
+			}
+		}
+		if found == 2 {
+			return true
+		}
+		c.synced.Store(true)
+		if !logged {
+			c.opts.Logger.Info("gateway deployment: the cluster does not serve Gateway API v1 Gateways yet; checking again", "every", servedPoll)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(servedPoll):
+		}
+	}
+}
+
+// servedPoll is how often waitServed looks for the Gateway API CRDs.
+const servedPoll = 10 * time.Second
 
 // process reconciles one Gateway, retrying it later with back-off on
 // failure.

@@ -40,13 +40,25 @@ type env struct {
 func start(t *testing.T) *env {
 	c := kubetest.Start(t, kubetest.Options{})
 	c.InstallGatewayAPICRDs(t)
-	c.CreateNamespace(t, "shop", nil)
-	e := &env{t: t, kc: c.Client(t), gwc: gwclient.NewForConfigOrDie(c.RESTConfig()), wake: make(chan struct{}, 1), cfg: c.RESTConfig()}
+	e := startOn(t, c)
+	e.istioClass()
+	return e
+}
+
+// istioClass creates the GatewayClass istio.
+func (e *env) istioClass() {
 	_, err := e.gwc.GatewayV1().GatewayClasses().Create(context.Background(), &gwv1.GatewayClass{
 		ObjectMeta: metav1.ObjectMeta{Name: "istio"}, Spec: gwv1.GatewayClassSpec{ControllerName: gatewayapi.IstioControllerName}}, metav1.CreateOptions{})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
+}
+
+// startOn runs a controller on c.
+func startOn(t *testing.T, c *kubetest.Cluster) *env {
+	c.CreateNamespace(t, "shop", nil)
+	e := &env{t: t, kc: c.Client(t), gwc: gwclient.NewForConfigOrDie(c.RESTConfig()), wake: make(chan struct{}, 1), cfg: c.RESTConfig()}
+	var err error
 	e.dep, err = gwdeploy.New(gwdeploy.Options{Client: e.kc, Gateway: e.gwc, Image: "example.com/sluice:test",
 		XDSAddress: "istiod.istio-system.svc:15012", TrustDomain: "cluster.local",
 		OnStatus: func() {
@@ -481,4 +493,31 @@ func (e *env) checkAddressTypes() {
 		}
 		return wantProgrammed(st, "True", "Programmed", "assigned to service(s)")
 	})
+}
+
+// Without Gateway API CRDs the controller is synced at once (no Gateway to
+// resolve) and waits; installed later, their Gateways are deployed.
+func TestGatewayCRDsInstalledLater(t *testing.T) {
+	c := kubetest.Start(t, kubetest.Options{})
+	e := startOn(t, c)
+	eventually(t, "synced without CRDs", func() error {
+		if !e.dep.Synced() {
+			return fmt.Errorf("not synced")
+		}
+		return nil
+	})
+	c.InstallGatewayAPICRDs(t)
+	e.istioClass()
+	e.gateway("late", nil)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := e.kc.AppsV1().Deployments("shop").Get(context.Background(), "late-istio", metav1.GetOptions{})
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Gateway not deployed after its CRDs were installed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
