@@ -24,7 +24,7 @@ func newControlCommand() *cobra.Command {
 		stateDir, tokenFile, kubeconfig                             string
 		dash                                                        controlplane.DashboardOptions
 		certTTL, maxCertTTL                                         time.Duration
-		tls, vhds                                                   bool
+		tls, vhds, gwDeploy, validationStatus                       bool
 		injection                                                   controlplane.InjectionOptions
 	)
 	cmd := &cobra.Command{
@@ -86,10 +86,13 @@ with a certificate from the mesh CA; proxies verify it with
 				ConfigDir: configDir, Kube: kube, Mesh: mesh, XDSAddress: xdsAddr, HTTPAddress: httpAddr, CADir: caDir, JwksCAPEM: jwksCA,
 				Security: controlplane.SecurityOptions{WorkloadCertTTL: certTTL, MaxWorkloadCertTTL: maxCertTTL,
 					StateDir: stateDir, BootstrapTokenFile: tokenFile, XDSTLS: xdsTLS(cmd, tls, xdsAddr)},
-				Dashboard:   dash,
-				DisableVHDS: !vhds,
-				Injection:   injection,
-				Logger:      newLogger(cmd),
+				Dashboard:                dash,
+				DisableVHDS:              !vhds,
+				Injection:                injection,
+				Revision:                 injection.Revision,
+				DisableGatewayDeployment: !gwDeploy,
+				DisableValidationStatus:  !validationStatus,
+				Logger:                   newLogger(cmd),
 			})
 			if err != nil {
 				return err
@@ -114,6 +117,8 @@ with a certificate from the mesh CA; proxies verify it with
 	f.StringVar(&jwksCAFile, "jwks-ca-file", "", "PEM CA certificates trusted, besides the system roots, for https jwksUris of RequestAuthentications")
 	f.StringVar(&dash.PrometheusAddress, "prometheus-address", os.Getenv("SLUICE_PROMETHEUS_ADDRESS"), "Prometheus (http://host:port) the dashboard queries for Istio's metrics (env SLUICE_PROMETHEUS_ADDRESS; default: scrape the proxies)")
 	f.DurationVar(&dash.ScrapeInterval, "dashboard-scrape-interval", 5*time.Second, "how often the dashboard scrapes the proxies' /stats/prometheus when there is no --prometheus-address")
+	f.BoolVar(&gwDeploy, "gateway-deployment", envBool("PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER", true), "with a cluster, provision a ServiceAccount, Deployment (sluice proxy --type router) and Service for each Gateway of an Istio GatewayClass in this revision, as istiod's gateway deployment controller (env PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER)")
+	f.BoolVar(&validationStatus, "validation-status", envBool("PILOT_ENABLE_ANALYSIS", true), "with a cluster, write config analysis messages into status.validationMessages of the Istio objects they are about, as istiod's --enableAnalysis (env PILOT_ENABLE_ANALYSIS; on by default in sluice, off in istiod)")
 	addLogFlags(cmd)
 	cmd.AddCommand(newTokenCommand())
 	return cmd

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/analysis"
 	"github.com/sluice-mesh/sluice/pkg/config"
+	"github.com/sluice-mesh/sluice/pkg/config/kubesource"
+	"github.com/sluice-mesh/sluice/pkg/kube/analysisstatus"
 )
 
 // Continuous analysis (issue 13, point 3): after each push of a config
@@ -43,6 +46,11 @@ type AnalysisStatus struct {
 	Messages []analysis.Finding `json:"messages"`
 	// ByResource groups Messages by resource ("Kind ns/name").
 	ByResource map[string][]analysis.Finding `json:"by_resource"`
+	// cluster are the messages about Istio objects read from the cluster,
+	// for their status.validationMessages (validationstatus.go).
+	cluster map[analysisstatus.Ref][]analysisstatus.Message
+	// clusterAll are all the Istio objects read from the cluster.
+	clusterAll []analysisstatus.Ref
 }
 
 // analysisJob is one config to analyze.
@@ -63,6 +71,8 @@ type analyzer struct {
 	timeout time.Duration
 	// analyze is analyze; tests slow it down.
 	analyze func(analysisJob, *meshv1alpha1.MeshConfig) AnalysisStatus
+	// onDone, when set, is told of each finished analysis.
+	onDone func()
 
 	mu      sync.Mutex
 	pending *analysisJob
@@ -130,6 +140,9 @@ func (a *analyzer) run(job analysisJob) {
 	for _, f := range fresh {
 		a.log.Warn("config analysis", "code", f.Code, "level", f.Level, "resource", f.Resource, "origin", f.Origin, "message", f.Message)
 	}
+	if a.onDone != nil {
+		a.onDone()
+	}
 	a.log.Info("config analyzed", "config_version", job.configVersion, "messages", len(st.Messages),
 		"took", time.Duration(st.Duration).Round(time.Microsecond))
 }
@@ -149,10 +162,18 @@ func analyze(job analysisJob, mesh *meshv1alpha1.MeshConfig) (st AnalysisStatus)
 		st.Error = err.Error()
 		return st
 	}
+	st.cluster = map[analysisstatus.Ref][]analysisstatus.Message{}
+	cluster := clusterObjects(job.resources)
+	for _, ref := range cluster {
+		st.clusterAll = append(st.clusterAll, ref)
+	}
 	for _, m := range msgs {
 		f := m.Finding()
 		st.Messages = append(st.Messages, f)
 		st.ByResource[f.Resource] = append(st.ByResource[f.Resource], f)
+		if ref, ok := cluster[m.Resource]; ok {
+			st.cluster[ref] = append(st.cluster[ref], analysisstatus.Message{Code: m.Code(), Level: m.Level().String()})
+		}
 	}
 	return st
 }
@@ -212,4 +233,20 @@ func (c *Controller) mountAnalysis(mux *http.ServeMux) {
 	mux.HandleFunc("GET /debug/analysis", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, c.analysis.status())
 	})
+}
+
+// clusterObjects maps the Istio objects read from the cluster (the
+// kinds of *.istio.io groups, as istiod writes status for "non-istio
+// types" never) to their references.
+func clusterObjects(resources []*config.Resource) map[analysis.ResourceRef]analysisstatus.Ref {
+	out := map[analysis.ResourceRef]analysisstatus.Ref{}
+	for _, r := range resources {
+		group, _, _ := strings.Cut(r.APIVersion, "/")
+		if r.Source.File != kubesource.SourceName || !strings.HasSuffix(group, "istio.io") {
+			continue
+		}
+		out[analysis.ResourceRef{Kind: string(r.Kind), Namespace: r.Namespace, Name: r.Name}] =
+			analysisstatus.Ref{Group: group, Kind: string(r.Kind), Namespace: r.Namespace, Name: r.Name}
+	}
+	return out
 }

@@ -59,7 +59,18 @@ type Options struct {
 	// Injection serves the sidecar injection webhook when it has a
 	// Kubernetes client (injection.go).
 	Injection InjectionOptions
-	Logger    *slog.Logger
+	// Revision is the control plane's revision (istio.io/rev; "" the
+	// default): the cluster's config, and its Gateways to deploy, are
+	// those of this revision (kubesource, pkg/kube/gwdeploy).
+	Revision string
+	// DisableValidationStatus turns off writing analysis messages into
+	// the cluster's Istio objects' status.validationMessages.
+	DisableValidationStatus bool
+	// DisableGatewayDeployment turns off the provisioning of Gateways'
+	// Deployments and Services (istiod's
+	// PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER=false).
+	DisableGatewayDeployment bool
+	Logger                   *slog.Logger
 }
 
 // Controller runs the control plane.
@@ -104,6 +115,9 @@ type Controller struct {
 	// statusWake tells the Gateway API status writer of a new push
 	// (kubestatus.go).
 	statusWake chan struct{}
+	// validationWake tells the validationMessages writer of a finished
+	// analysis (validationstatus.go).
+	validationWake chan struct{}
 }
 
 // pushContext is a push context with its version as a number, which
@@ -152,11 +166,12 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("control: %w", err)
 	}
 	c := &Controller{opts: opts, log: opts.Logger, source: src, requests: make(chan PushRequest, 64), security: sec,
-		statusWake: make(chan struct{}, 1)}
+		statusWake: make(chan struct{}, 1), validationWake: make(chan struct{}, 1)}
 	c.mesh.Store(opts.Mesh)
 	c.baseMesh = baseMesh
 	c.metrics = newMetrics(c)
 	c.analysis = newAnalyzer(opts.Mesh, opts.Logger)
+	c.analysis.onDone = c.wakeValidation
 	sec.metrics = c.metrics.ca
 	c.jwks, err = jwks.New(jwks.Options{ExtraRootsPEM: opts.JwksCAPEM, Logger: opts.Logger,
 		OnChange: func() { c.requests <- PushRequest{Full: true, Reasons: []string{"jwks"}, Start: time.Now()} }})
@@ -201,7 +216,7 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	// changed carries the file source's raw change notifications; the
 	// debounce below is the only one between an edit and a push.
 	changed := make(chan struct{}, 1)
@@ -211,6 +226,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	go func() { errc <- c.security.watch(ctx) }()
 	go func() { errc <- c.runInjection(ctx) }()
 	go func() { errc <- c.runGatewayStatus(ctx) }()
+	go func() { errc <- c.runGatewayDeployment(ctx) }()
 	go debounce(ctx, c.requests, c.opts.Debounce, c.rebuild)
 	go c.jwks.Run(ctx)
 	go c.dashboard.Run(ctx)

@@ -12,6 +12,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
 	"github.com/sluice-mesh/sluice/pkg/kube/gwstatus"
 	"github.com/sluice-mesh/sluice/pkg/kube/leader"
 )
@@ -72,6 +75,24 @@ func (c *Controller) runGatewayStatus(ctx context.Context) error {
 			c.log.Warn("default GatewayClasses", "err", err)
 		} else if len(created) > 0 {
 			c.log.Info("created Istio's default GatewayClasses", "classes", created)
+		}
+		w.Deployed = nil
+		// Addresses and Programmed from the Gateways' Services, whoever
+		// provisions them (the deployment controller may lead elsewhere).
+		if dep := c.gatewayDeployment(client, true); dep != nil {
+			go dep.Run(ctx)
+			// The first status after taking the Lease has the Services'
+			// view, not the config's alone (no Programmed flapping).
+			if !dep.WaitSynced(ctx, 30*time.Second) {
+				c.log.Warn("gateway addresses not resolved yet; status written without them meanwhile")
+			}
+			w.Deployed = func(ns, name string) ([]gwv1.GatewayStatusAddress, gatewayapi.Condition, bool) {
+				st, ok := dep.Status(ns, name)
+				return st.Addresses, st.Programmed, ok
+			}
+		}
+		if !c.opts.DisableValidationStatus {
+			go c.writeValidationWhileLeading(ctx, client, dyn)
 		}
 		c.writeStatusWhileLeading(ctx, w)
 	})

@@ -10,6 +10,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/config/filesource"
 	"github.com/sluice-mesh/sluice/pkg/config/kubesource"
 	"github.com/sluice-mesh/sluice/pkg/config/mergesource"
+	"github.com/sluice-mesh/sluice/pkg/kube/inject"
 )
 
 // newSource makes the config source opts name: the folder, the cluster,
@@ -30,7 +31,7 @@ func newSource(opts *Options) (mergesource.Source, error) {
 		files = src
 	}
 	if opts.Kube != nil {
-		src, err := kubesource.New(kubesource.Options{RESTConfig: opts.Kube, Logf: logf, Warnf: warnf})
+		src, err := kubesource.New(kubesource.Options{RESTConfig: opts.Kube, Revision: orDefaultRevision(opts.Revision), Logf: logf, Warnf: warnf})
 		if err != nil {
 			return nil, err
 		}
@@ -52,6 +53,16 @@ func newSource(opts *Options) (mergesource.Source, error) {
 		return files, nil
 	}
 	return nil, errors.New("no config source: give a config folder, a kubeconfig or both")
+}
+
+// orDefaultRevision is the revision as istiod's REVISION: "default" when
+// unset (Istio's chart), so objects labelled for another revision are not
+// the default control plane's.
+func orDefaultRevision(rev string) string {
+	if rev == "" {
+		return inject.DefaultRevision
+	}
+	return rev
 }
 
 // sourceName names the config source in logs.

@@ -3,9 +3,11 @@ package gatewayapi
 import (
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"strings"
 
 	networking "istio.io/api/networking/v1alpha3"
+	corev1 "k8s.io/api/core/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
@@ -17,6 +19,12 @@ type gatewayInfo struct {
 	spec      *gwv1.GatewaySpec
 	status    *GatewayStatus
 	listeners []*listenerInfo
+	// selector picks the router proxies serving the Gateway; served
+	// describes them for the Programmed message.
+	selector map[string]string
+	served   string
+	// addrProblem, when set, is why spec.addresses cannot be used.
+	addrProblem *Condition
 }
 
 // listenerInfo is one listener of a Gateway.
@@ -87,6 +95,7 @@ func (c *converter) gateway(r *config.Resource) {
 		return
 	}
 	gi := &gatewayInfo{res: r, spec: spec, status: st}
+	c.gatewayAddresses(gi)
 	c.gateways[r.Key()] = gi
 	c.gwOrder = append(c.gwOrder, gi)
 
@@ -153,7 +162,7 @@ func (c *converter) gateway(r *config.Resource) {
 			Meta: config.Meta{Name: li.istioName, Namespace: r.Namespace,
 				Annotations: map[string]string{AnnotationSource: fmt.Sprintf("Gateway %s/%s listener %s", r.Namespace, r.Name, l.Name),
 					AnnotationNamespaceScoped: "true"}},
-			Spec:   &networking.Gateway{Selector: map[string]string{GatewayNameLabel: r.Name}, Servers: []*networking.Server{li.server}},
+			Spec:   &networking.Gateway{Selector: maps.Clone(gi.selector), Servers: []*networking.Server{li.server}},
 			Source: r.Source,
 		})
 		li.status.IstioGateway = li.ref
@@ -175,17 +184,89 @@ func (c *converter) finishGateways() {
 		if valid < len(gi.listeners) {
 			accepted = cond(condAccepted, true, string(gwv1.GatewayReasonListenersNotValid), "%d of %d listeners are not valid", len(gi.listeners)-valid, len(gi.listeners))
 		}
-		if len(gi.spec.Addresses) > 0 {
-			accepted = cond(condAccepted, false, string(gwv1.GatewayReasonUnsupportedAddress),
-				"spec.addresses is not supported: router proxies listen where they are started (--bind-address)")
-		}
-		programmed := cond(condProgrammed, valid > 0, string(gwv1.GatewayReasonProgrammed),
-			"served by router proxies started with --namespace %s --labels %s=%s", gi.res.Namespace, GatewayNameLabel, gi.res.Name)
+		programmed := cond(condProgrammed, valid > 0, string(gwv1.GatewayReasonProgrammed), "served by %s", gi.served)
 		if valid == 0 {
 			programmed = cond(condProgrammed, false, string(gwv1.GatewayReasonInvalid), "no listener is valid")
 		}
+		if p := gi.addrProblem; p != nil {
+			if p.Type == condAccepted {
+				accepted = *p
+				programmed = cond(condProgrammed, false, string(gwv1.GatewayReasonInvalid), "spec.addresses is not usable")
+			} else {
+				programmed = *p
+			}
+		}
 		st.Conditions = []Condition{accepted, programmed}
 	}
+}
+
+// gatewayAddresses reads spec.addresses as Istio's IsManaged: none, or
+// one IPAddress (the provisioned LoadBalancer's IP, pkg/kube/gwdeploy):
+// the router proxies labelled gateway.networking.k8s.io/gateway-name; one
+// Hostname naming a Kubernetes Service ("name", "name.ns" or
+// "name.ns.svc.<domain>"): a manual deployment, the proxies that Service
+// selects. Several addresses, or another type, are rejected as Istio does
+// not support them.
+func (c *converter) gatewayAddresses(gi *gatewayInfo) {
+	r, a := gi.res, gi.spec.Addresses
+	gi.selector = map[string]string{GatewayNameLabel: r.Name}
+	gi.served = fmt.Sprintf("router proxies started with --namespace %s --labels %s=%s", r.Namespace, GatewayNameLabel, r.Name)
+	// A Gateway whose addresses cannot be used is served by no proxy: its
+	// servers select a label no proxy has.
+	unserved := map[string]string{GatewayNameLabel + "-unresolved": r.Name}
+	reject := func(f string, args ...any) {
+		p := cond(condAccepted, false, string(gwv1.GatewayReasonUnsupportedAddress), f, args...)
+		gi.addrProblem = &p
+		gi.selector = unserved
+	}
+	switch {
+	case len(a) == 0:
+		return
+	case len(a) > 1:
+		reject("spec.addresses: only one address is supported (one Gateway, one Service, as Istio)")
+		return
+	case a[0].Type == nil || *a[0].Type == gwv1.IPAddressType:
+		return
+	case *a[0].Type != gwv1.HostnameAddressType:
+		reject("spec.addresses[0].type %s is not supported (Hostname: an existing Service; IPAddress: the provisioned LoadBalancer's IP)", *a[0].Type)
+		return
+	}
+	name, ns, ok := serviceHostname(a[0].Value, r.Namespace)
+	if !ok {
+		reject("spec.addresses[0] %q is not a Kubernetes Service hostname (name, name.namespace or name.namespace.svc.<domain>)", a[0].Value)
+		return
+	}
+	svc := c.services[config.Key{Kind: config.KindService, Namespace: ns, Name: name}]
+	spec, _ := func() (*corev1.ServiceSpec, bool) {
+		if svc == nil {
+			return nil, false
+		}
+		s, ok := svc.Spec.(*corev1.ServiceSpec)
+		return s, ok
+	}()
+	if spec == nil || len(spec.Selector) == 0 {
+		p := cond(condProgrammed, false, string(gwv1.GatewayReasonAddressNotUsable),
+			"Failed to assign to any requested addresses: hostname %q not found (or the Service selects no pods)", a[0].Value)
+		gi.addrProblem = &p
+		gi.selector = unserved
+		return
+	}
+	gi.selector = maps.Clone(spec.Selector)
+	gi.served = fmt.Sprintf("router proxies selected by Service %s/%s (manual deployment)", ns, name)
+}
+
+// serviceHostname splits a Service hostname of a Gateway address.
+func serviceHostname(h, ns string) (name, namespace string, ok bool) {
+	parts := strings.Split(h, ".")
+	switch {
+	case len(parts) == 1:
+		return parts[0], ns, true
+	case len(parts) == 2:
+		return parts[0], parts[1], true
+	case len(parts) > 3 && parts[2] == "svc":
+		return parts[0], parts[1], true
+	}
+	return "", "", false
 }
 
 // protocolFamily groups listener protocols that may share a port: "http",

@@ -117,6 +117,9 @@ spec:
 	}
 	checkKubeIdentity(t, cluster, m)
 	checkGatewayStatus(t, cluster, dyn, m)
+	checkGatewayDeployment(t, cluster, dyn, m)
+	checkGatewayPod(t, cluster, m)
+	checkValidationMessages(t, dyn, m)
 }
 
 // checkGatewayStatus: the control plane creates Istio's default

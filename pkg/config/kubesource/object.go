@@ -128,6 +128,11 @@ func (s *Source) objectDeleted(informer string) func(any) {
 // version is rejected.
 func (s *Source) convert(u *unstructured.Unstructured, prev *objState) *objState {
 	st := &objState{rv: u.GetResourceVersion()}
+	if !config.InRevision(&config.Resource{Kind: config.Kind(u.GetKind()), Meta: config.Meta{Labels: u.GetLabels()}}, s.opts.Revision) {
+		// Another revision's object: not this control plane's to read,
+		// report or keep (its previous version, if it was ours, goes).
+		return st
+	}
 	js, err := json.Marshal(u.Object)
 	if err != nil {
 		st.errs = config.Errors{{Source: config.Source{File: SourceName},

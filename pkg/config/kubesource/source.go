@@ -52,6 +52,12 @@ type Options struct {
 	// MeshConfig under key "mesh" (default istio-system and istio, as
 	// istiod's defaults).
 	MeshNamespace, MeshConfigMap string
+	// Revision is the control plane's revision: Istio and Gateway API
+	// objects labelled istio.io/rev with another value are not read
+	// (config.InRevision, istiod's crdclient LabelsInRevision). "" reads
+	// every object; a control plane without --revision passes "default",
+	// as istiod's REVISION env defaults to in Istio's chart.
+	Revision string
 	// Logf, when set, receives progress and problems.
 	Logf func(format string, args ...any)
 	// Warnf, when set, receives what Istio accepts with a warning; Logf

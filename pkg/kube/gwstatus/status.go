@@ -60,10 +60,32 @@ func setConditions(obj map[string]any, gen int64, desired []gatewayapi.Condition
 	return unstructured.SetNestedField(obj, conds, path...)
 }
 
-// applyGateway sets a Gateway's conditions and listeners.
-func applyGateway(obj *unstructured.Unstructured, g *gatewayapi.GatewayStatus) error {
+// applyGateway sets a Gateway's conditions, addresses and listeners.
+func (w *Writer) applyGateway(obj *unstructured.Unstructured, g *gatewayapi.GatewayStatus) error {
 	gen := obj.GetGeneration()
-	if err := setConditions(obj.Object, gen, g.Conditions, "status", "conditions"); err != nil {
+	conds := g.Conditions
+	if w.Deployed != nil {
+		addrs, prog, ok := w.Deployed(g.Namespace, g.Name)
+		if ok {
+			conds = withDeployment(conds, prog)
+			// As istiod: no address until there is one, and once there is,
+			// never none.
+			if len(addrs) > 0 {
+				list := make([]any, 0, len(addrs))
+				for i := range addrs {
+					m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&addrs[i])
+					if err != nil {
+						return err
+					}
+					list = append(list, m)
+				}
+				if err := unstructured.SetNestedSlice(obj.Object, list, "status", "addresses"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := setConditions(obj.Object, gen, conds, "status", "conditions"); err != nil {
 		return err
 	}
 	old := map[string]map[string]any{}
@@ -94,6 +116,20 @@ func applyGateway(obj *unstructured.Unstructured, g *gatewayapi.GatewayStatus) e
 			"attachedRoutes": int64(l.AttachedRoutes), "conditions": conds})
 	}
 	return unstructured.SetNestedSlice(obj.Object, listeners, "status", "listeners")
+}
+
+// withDeployment replaces a True Programmed condition (the config is
+// served) with the deployment's (its Service has addresses and ready
+// endpoints, or why not); a False one stays: the config's reason first.
+func withDeployment(conds []gatewayapi.Condition, prog gatewayapi.Condition) []gatewayapi.Condition {
+	out := make([]gatewayapi.Condition, len(conds))
+	copy(out, conds)
+	for i, c := range out {
+		if c.Type == prog.Type && c.Status == "True" {
+			out[i] = prog
+		}
+	}
+	return out
 }
 
 // applyRoute sets a route's parents sluice reports for, keeping the

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
 )
@@ -34,6 +35,10 @@ const Group = "gateway.networking.k8s.io"
 type Writer struct {
 	Client dynamic.Interface
 	Mapper meta.RESTMapper
+	// Deployed, when set, gives a Gateway's status.addresses and
+	// Programmed condition as its deployment finds them (pkg/kube/gwdeploy);
+	// ok false: the Gateway's status is the config's alone.
+	Deployed func(ns, name string) (addresses []gwv1.GatewayStatusAddress, programmed gatewayapi.Condition, ok bool)
 }
 
 // Result counts what one Write did.
@@ -61,7 +66,7 @@ func (w *Writer) Write(ctx context.Context, st *gatewayapi.Status) (Result, erro
 		})
 	}
 	for _, g := range st.Gateways {
-		do("Gateway", g.Namespace, g.Name, func(obj *unstructured.Unstructured) error { return applyGateway(obj, g) })
+		do("Gateway", g.Namespace, g.Name, func(obj *unstructured.Unstructured) error { return w.applyGateway(obj, g) })
 	}
 	for _, r := range st.Routes {
 		do(r.Kind, r.Namespace, r.Name, func(obj *unstructured.Unstructured) error { return applyRoute(obj, r) })
