@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -45,7 +46,24 @@ type MeshOptions struct {
 	// their veth peer's address (AddCaptured); the mesh's own proxies
 	// still use 127.0.0.1.
 	XDSListenAll bool
+	// Store, when set, takes the config WriteConfig and RemoveConfig are
+	// given instead of the folder: on Kubernetes, objects applied through
+	// the API server that Kubeconfig names (kubetest.Applier). The mesh
+	// config is then the ConfigMap istio-system/istio (key mesh), as
+	// istiod reads it, not a --mesh-config file.
+	Store ConfigStore
 }
+
+// ConfigStore holds config by file name, as the folder does: ApplySet
+// makes the objects of yaml the set name's whole content (objects it held
+// before and yaml lacks are deleted), DeleteSet deletes them all.
+type ConfigStore interface {
+	ApplySet(ctx context.Context, name, yaml string) error
+	DeleteSet(ctx context.Context, name string) error
+}
+
+// meshConfigSet is the set name of the mesh ConfigMap applied to a Store.
+const meshConfigSet = "mesh-config"
 
 // Mesh is a running control plane plus the workloads and clients a test
 // adds to it. All of it is stopped when the test ends.
@@ -93,7 +111,15 @@ func NewMesh(t testing.TB, opts MeshOptions) *Mesh {
 		t.Fatalf("testenv: %v", err)
 	}
 	var meshArgs []string
-	if opts.MeshConfigYAML != "" {
+	switch {
+	case opts.MeshConfigYAML != "" && opts.Store != nil:
+		cm := MustYAML(map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]any{"name": "istio", "namespace": "istio-system"},
+			"data":     map[string]any{"mesh": opts.MeshConfigYAML}})
+		if err := opts.Store.ApplySet(context.Background(), meshConfigSet, cm); err != nil {
+			t.Fatalf("testenv: mesh config: %v", err)
+		}
+	case opts.MeshConfigYAML != "":
 		path := filepath.Join(m.stageDir, "mesh-config.yaml")
 		if err := os.WriteFile(path, []byte(opts.MeshConfigYAML), 0o644); err != nil {
 			t.Fatalf("testenv: %v", err)
@@ -145,7 +171,8 @@ func (m *Mesh) URL(path string) string { return "http://" + m.HTTPAddress + path
 
 // WriteConfig writes YAML into the config folder under name, atomically: the
 // content goes to a temporary file outside the folder that is then renamed
-// into place, so the control plane never reads half a file.
+// into place, so the control plane never reads half a file. With a Store
+// the objects are applied there as the set name.
 func (m *Mesh) WriteConfig(name, yaml string) {
 	m.t.Helper()
 	if err := m.writeConfig(name, yaml); err != nil {
@@ -156,6 +183,13 @@ func (m *Mesh) WriteConfig(name, yaml string) {
 func (m *Mesh) writeConfig(name, yaml string) error {
 	if name == "" || strings.ContainsRune(name, os.PathSeparator) {
 		return fmt.Errorf("config name %q must be a plain file name", name)
+	}
+	if m.opts.Store != nil {
+		if err := m.opts.Store.ApplySet(context.Background(), name, yaml); err != nil {
+			return err
+		}
+		m.touched(name, yaml, true)
+		return nil
 	}
 	dst := filepath.Join(m.ConfigDir, name)
 	tmp, err := os.CreateTemp(m.stageDir, "stage-*.yaml")
@@ -187,6 +221,13 @@ func (m *Mesh) writeConfig(name, yaml string) error {
 // RemoveConfig deletes a file written by WriteConfig.
 func (m *Mesh) RemoveConfig(name string) {
 	m.t.Helper()
+	if m.opts.Store != nil {
+		if err := m.opts.Store.DeleteSet(context.Background(), name); err != nil {
+			m.t.Fatalf("testenv: remove config %s: %v", name, err)
+		}
+		m.touched(name, "", false)
+		return
+	}
 	if err := os.Remove(filepath.Join(m.ConfigDir, name)); err != nil {
 		m.t.Fatalf("testenv: remove config %s: %v", name, err)
 	}

@@ -99,7 +99,8 @@ func (m *Mesh) filesLoaded() error {
 		}
 		for _, k := range keys {
 			src, ok := have[k]
-			if !ok || !strings.Contains(src, name) {
+			// From the cluster every resource's source is "kubernetes".
+			if !ok || (m.opts.Store == nil && !strings.Contains(src, name)) {
 				return fmt.Errorf("control plane has not loaded %s %s/%s from %s yet", k.Kind, k.Namespace, k.Name, name)
 			}
 		}

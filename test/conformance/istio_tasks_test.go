@@ -34,10 +34,20 @@ import (
 // istio-telemetry group: the same cases' form, with pods of their own
 // (istio_security_test.go) and, for telemetry, metrics and access logs
 // observed (istio_telemetry_test.go).
-type istioTasks struct{ security, telemetry bool }
+//
+// With kube set it is the istio-tasks-kubernetes group: istio-tasks' cases
+// with every object applied through a real API server
+// (istio_tasks_kube_test.go).
+type istioTasks struct {
+	security, telemetry bool
+	kube                bool
+	cluster             *kubeStore // the running cluster of a kube group
+}
 
 func (g istioTasks) Name() string {
 	switch {
+	case g.kube:
+		return "istio-tasks-kubernetes"
 	case g.security:
 		return "istio-security"
 	case g.telemetry:
@@ -615,13 +625,15 @@ func sanitizeName(s string) string {
 	}, strings.ToLower(s))
 }
 
-// Setup builds the case in local mode: a Kubernetes Service per service,
+// Setup builds the case in local mode (istio-tasks-kubernetes: through the
+// API server, meshOptions): a Kubernetes Service per service,
 // an echo backend + sidecar + WorkloadEntry per workload replica, a sidecar
 // per client, config.yaml (final state) and the mesh config.
-func (istioTasks) Setup(t *testing.T, c *Case) Env {
+func (g istioTasks) Setup(t *testing.T, c *Case) Env {
 	d := c.Data.(*istioCase)
 	b := &d.Backends
 	opts := testenv.MeshOptions{MeshConfigYAML: d.MeshConfig}
+	g.cluster.meshOptions(t, &opts)
 	var ext *externals
 	if len(b.ExternalHosts) > 0 {
 		// Every proxy resolves the external hosts to their stand-ins.

@@ -25,7 +25,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // runners are the groups this package runs, one Test function each.
-var runners = []Group{istioTasks{}, istioTasks{security: true}, istioTasks{telemetry: true}, gatewayAPIGroup{}, gatewayAPIGroup{mesh: true}}
+var runners = []Group{istioTasks{}, istioTasks{security: true}, istioTasks{telemetry: true}, istioTasks{kube: true}, gatewayAPIGroup{}, gatewayAPIGroup{mesh: true}}
 
 func hasRunner(group string) bool {
 	if group == analyzersGroup { // no processes: TestIstioAnalyzers

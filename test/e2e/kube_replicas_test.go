@@ -29,7 +29,7 @@ func TestTwoControlPlaneReplicas(t *testing.T) {
 	cluster := kubetest.Start(t, kubetest.Options{})
 	cluster.InstallGatewayAPICRDs(t)
 	cluster.CreateNamespace(t, "istio-system", nil)
-	a := newKubeApplier(t, cluster)
+	a := cluster.NewApplier(t)
 
 	m := testenv.NewMesh(t, testenv.MeshOptions{Kubeconfig: cluster.Kubeconfig})
 	bState := filepath.Join(t.TempDir(), "state")
@@ -71,7 +71,7 @@ func TestTwoControlPlaneReplicas(t *testing.T) {
 	}, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	a.apply(gatewayYAML("before"))
+	a.Apply(t, gatewayYAML("before"))
 	waitGatewayAccepted(t, a, "before")
 
 	// The leader stops: the other replica takes the Lease and writes on.
@@ -88,7 +88,7 @@ func TestTwoControlPlaneReplicas(t *testing.T) {
 	}, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	a.apply(gatewayYAML("after"))
+	a.Apply(t, gatewayYAML("after"))
 	waitGatewayAccepted(t, a, "after")
 }
 
@@ -102,11 +102,11 @@ spec:
 `, name)
 }
 
-func waitGatewayAccepted(t *testing.T, a *kubeApplier, name string) {
+func waitGatewayAccepted(t *testing.T, a *kubetest.Applier, name string) {
 	t.Helper()
 	gvr := schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gateways"}
 	if err := testenv.Eventually(func() error {
-		gw, err := a.dyn.Resource(gvr).Namespace("default").Get(context.Background(), name, metav1.GetOptions{})
+		gw, err := a.Dynamic().Resource(gvr).Namespace("default").Get(context.Background(), name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}

@@ -23,11 +23,11 @@ func TestKubeRevisions(t *testing.T) {
 	cluster.InstallIstioCRDs(t)
 	cluster.InstallGatewayAPICRDs(t)
 	cluster.CreateNamespace(t, "istio-system", nil)
-	a := newKubeApplier(t, cluster)
+	a := cluster.NewApplier(t)
 	portA, portB := plainServer(t, "a"), plainServer(t, "b")
-	a.apply(staticServiceEntry("api", "api.example.com", portA))
-	a.apply(staticServiceEntry("api-v2", "v2.example.com", portB))
-	a.apply(`apiVersion: networking.istio.io/v1
+	a.Apply(t, staticServiceEntry("api", "api.example.com", portA))
+	a.Apply(t, staticServiceEntry("api-v2", "v2.example.com", portB))
+	a.Apply(t, `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: api, namespace: default, labels: {istio.io/rev: r1}}
 spec:
@@ -51,8 +51,8 @@ spec:
 	r1.WaitConverged(reaches(r1.AddClient(testenv.ClientOptions{}), "backend b"), convergeTimeout)
 	def.WaitConverged(reaches(def.AddClient(testenv.ClientOptions{}), "backend a"), convergeTimeout)
 
-	a.apply(gatewayYAML("plain"))
-	a.apply(strings.Replace(gatewayYAML("canary"), "namespace: default}", "namespace: default, labels: {istio.io/rev: r1}}", 1))
+	a.Apply(t, gatewayYAML("plain"))
+	a.Apply(t, strings.Replace(gatewayYAML("canary"), "namespace: default}", "namespace: default, labels: {istio.io/rev: r1}}", 1))
 	kc := cluster.Client(t)
 	revOf := func(name string) error {
 		return testenv.Eventually(func() error {
