@@ -77,5 +77,5 @@ func addInjectionFlags(f *pflag.FlagSet, o *controlplane.InjectionOptions) {
 	f.StringVar(&o.Namespace, "injection-namespace", "istio-system", "the control plane's namespace (its webhook Service's; the MutatingWebhookConfiguration is named as Istio's for it)")
 	f.StringVar(&o.Revision, "revision", "", "control plane revision (istio.io/rev): injects namespaces and pods labelled with it; empty: the default revision, which also owns istio-injection=enabled")
 	f.StringVar(&o.Image, "sidecar-image", inject.DefaultImage(), "the sluice image injected pods run")
-	f.StringVar(&o.XDSAddress, "injection-xds-address", inject.DefaultXDSAddress, "the control plane's xDS/CA address as injected proxies reach it")
+	f.StringVar(&o.XDSAddress, "injection-xds-address", "", "the control plane's xDS/CA address as injected proxies and deployed gateways reach it (default: the Service istiod[-<revision>] in --injection-namespace, port 15012)")
 }

@@ -51,9 +51,7 @@ func (c *Controller) gatewayDeployment(client kubernetes.Interface, statusOnly b
 	if inj.Image == "" {
 		inj.Image = inject.DefaultImage()
 	}
-	if inj.XDSAddress == "" {
-		inj.XDSAddress = inject.DefaultXDSAddress
-	}
+	inj.XDSAddress = inj.xdsAddress()
 	opts := gwdeploy.Options{Client: client, Gateway: gwc, Revision: c.opts.Revision, StatusOnly: statusOnly,
 		Image: inj.Image, XDSAddress: inj.XDSAddress, TrustDomain: c.mesh.Load().GetTrustDomain(), Logger: c.log}
 	if statusOnly {

@@ -29,8 +29,17 @@ type InjectionOptions struct {
 	// Image is the sluice image injected pods run (default this build's).
 	Image string
 	// XDSAddress is the xDS/CA address as pods reach it (default
-	// istiod.istio-system.svc:15012).
+	// inject.XDSAddress(Revision, Namespace):
+	// istiod[-<revision>].<namespace>.svc:15012).
 	XDSAddress string
+}
+
+// xdsAddress is o.XDSAddress or its default.
+func (o InjectionOptions) xdsAddress() string {
+	if o.XDSAddress != "" {
+		return o.XDSAddress
+	}
+	return inject.XDSAddress(o.Revision, o.Namespace)
 }
 
 // runInjection serves the webhook until ctx ends; nil at once without a
@@ -46,9 +55,7 @@ func (c *Controller) runInjection(ctx context.Context) error {
 	if o.Image == "" {
 		o.Image = inject.DefaultImage()
 	}
-	if o.XDSAddress == "" {
-		o.XDSAddress = inject.DefaultXDSAddress
-	}
+	o.XDSAddress = o.xdsAddress()
 	err := inject.Run(ctx, inject.ServerOptions{
 		RESTConfig: o.Kube, CA: c.security.ca, Address: o.Address, Logger: c.log, Metrics: inject.NewMetrics(c.metrics.reg),
 		Webhook:  inject.WebhookOptions{Revision: o.Revision, Namespace: o.Namespace, URL: o.URL},
@@ -65,12 +72,10 @@ func (c *Controller) runInjection(ctx context.Context) error {
 // to dial (--injection-xds-address): the xDS serving certificate must
 // name it, as istiod's names istiod-<rev>.<namespace>.svc.
 func injectedXDSHost(o InjectionOptions) string {
-	if o.XDSAddress == "" {
-		return ""
-	}
-	host, _, err := net.SplitHostPort(o.XDSAddress)
+	addr := o.xdsAddress()
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return o.XDSAddress
+		return addr
 	}
 	return host
 }

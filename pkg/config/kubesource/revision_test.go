@@ -109,4 +109,26 @@ func TestRevisions(t *testing.T) {
 	def.apply(serviceEntry("mine-r1", "default", false))
 	r1.waitFor("r1 after relabel", 10*time.Second, want([]string{"global"}, "shop/bad-r1", ""))
 	def.waitFor("default after relabel", 10*time.Second, want([]string{"global", "mine-default", "mine-r1"}, "", "bad-r1"))
+
+	// Each revision's MeshConfig is its own ConfigMap: istio for the
+	// default, istio-r1 for r1 (istiod's getMeshConfigMapName).
+	c.CreateNamespace(t, "istio-system", nil)
+	meshCM := func(name, td string) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s, namespace: istio-system}\ndata:\n  mesh: 'trustDomain: %s'\n", name, td)
+	}
+	def.apply(meshCM("istio", "default.example"))
+	def.apply(meshCM("istio-r1", "r1.example"))
+	trustDomain := func(td string) func(filesource.Snapshot) error {
+		return func(s filesource.Snapshot) error {
+			if got := s.Mesh.GetTrustDomain(); got != td {
+				return fmt.Errorf("trust domain %q, want %q", got, td)
+			}
+			return nil
+		}
+	}
+	r1.waitFor("r1's MeshConfig", 10*time.Second, trustDomain("r1.example"))
+	def.waitFor("default's MeshConfig", 10*time.Second, trustDomain("default.example"))
+	if got := kubesource.MeshConfigMapName(""); got != "istio" {
+		t.Errorf("MeshConfigMapName(\"\") = %q", got)
+	}
 }

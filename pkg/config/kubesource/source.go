@@ -49,8 +49,8 @@ type Options struct {
 	// initial list (default 1 minute).
 	SyncTimeout time.Duration
 	// MeshNamespace and MeshConfigMap name the ConfigMap holding the
-	// MeshConfig under key "mesh" (default istio-system and istio, as
-	// istiod's defaults).
+	// MeshConfig under key "mesh" (default istio-system and
+	// MeshConfigMapName(Revision), as istiod's).
 	MeshNamespace, MeshConfigMap string
 	// Revision is the control plane's revision: Istio and Gateway API
 	// objects labelled istio.io/rev with another value are not read
@@ -63,6 +63,16 @@ type Options struct {
 	// Warnf, when set, receives what Istio accepts with a warning; Logf
 	// when unset.
 	Warnf func(format string, args ...any)
+}
+
+// MeshConfigMapName is the ConfigMap a control plane of revision reads its
+// MeshConfig from: istio for the default revision, else istio-<revision>
+// (istiod's getMeshConfigMapName, pilot/pkg/bootstrap/mesh.go).
+func MeshConfigMapName(revision string) string {
+	if revision == "" || revision == "default" {
+		return "istio"
+	}
+	return "istio-" + revision
 }
 
 // Source follows a Kubernetes API server.
@@ -98,7 +108,7 @@ func New(opts Options) (*Source, error) {
 		opts.MeshNamespace = "istio-system"
 	}
 	if opts.MeshConfigMap == "" {
-		opts.MeshConfigMap = "istio"
+		opts.MeshConfigMap = MeshConfigMapName(opts.Revision)
 	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}

@@ -32,6 +32,17 @@ const (
 // DefaultXDSAddress is istiod's xDS/CA port as pods reach it.
 const DefaultXDSAddress = "istiod.istio-system.svc:15012"
 
+// XDSAddress is the xDS/CA address pods reach the control plane of
+// revision in namespace at: its Service istiod[-<revision>], port 15012,
+// as Istio's injection template sets discoveryAddress
+// (istiod-<rev>.<namespace>.svc:15012).
+func XDSAddress(revision, namespace string) string {
+	if namespace == "" {
+		namespace = "istio-system"
+	}
+	return WebhookOptions{Revision: revision, Namespace: namespace}.ServiceName() + "." + namespace + ".svc:15012"
+}
+
 // DefaultImage is the sluice image of this build.
 func DefaultImage() string { return "ghcr.io/sluice-mesh/sluice:" + version.Get() }
 

@@ -17,6 +17,7 @@ import (
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/sluice-mesh/sluice/pkg/config/kubesource"
 	"github.com/sluice-mesh/sluice/pkg/kube/inject"
 )
 
@@ -259,13 +260,34 @@ func TestRenderRejects(t *testing.T) {
 		{set: []string{"gateway.enabled=true"}, want: "gateway"},
 		{set: []string{"gateways.ingress.serviceType=Bogus"}, want: "serviceType"},
 		{set: []string{"revision=Bad_Name"}, want: "revision"},
-		{set: []string{"meshConfig.accessLogFile=/dev/stdout"}, rev: "canary", want: "meshConfig with revision canary"},
 		{set: []string{"revision=a"}, rev: "b", want: "disagree"},
 		{set: []string{"novalue"}, want: "--set novalue"},
 	} {
 		_, err := Render(RenderOptions{Set: c.set, Revision: c.rev})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("--set %v --revision %q: %v, want an error with %q", c.set, c.rev, err, c.want)
+		}
+	}
+}
+
+// TestRenderRevisionMeshConfig: a revision's meshConfig goes to the
+// ConfigMap that revision's control plane reads (istio-<rev>, as Istio's
+// chart; kubesource.MeshConfigMapName), the default's to istio.
+func TestRenderRevisionMeshConfig(t *testing.T) {
+	for _, rev := range []string{"", "canary"} {
+		m, err := Render(RenderOptions{Set: []string{"profile=minimal", "meshConfig.accessLogFile=/dev/stdout"}, Revision: rev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm := find(t, m, "ConfigMap", kubesource.MeshConfigMapName(rev))
+		mesh, _, _ := unstructured.NestedString(cm.Object, "data", "mesh")
+		if !strings.Contains(mesh, "accessLogFile: /dev/stdout") {
+			t.Errorf("revision %q: ConfigMap %s mesh %q lacks the meshConfig value", rev, cm.GetName(), mesh)
+		}
+		for _, o := range m.Objects {
+			if o.GetKind() == "ConfigMap" && o.GetName() != cm.GetName() {
+				t.Errorf("revision %q: another ConfigMap %s rendered", rev, o.GetName())
+			}
 		}
 	}
 }
