@@ -52,7 +52,7 @@ func (c *Controller) gatewayDeployment(client kubernetes.Interface, statusOnly b
 		inj.Image = inject.DefaultImage()
 	}
 	inj.XDSAddress = inj.xdsAddress()
-	opts := gwdeploy.Options{Client: client, Gateway: gwc, Revision: c.opts.Revision, StatusOnly: statusOnly,
+	opts := gwdeploy.Options{Client: client, Gateway: gwc, Revision: c.opts.Revision, StatusOnly: statusOnly, SystemNamespace: c.opts.controlNamespace(),
 		Image: inj.Image, XDSAddress: inj.XDSAddress, TrustDomain: c.mesh.Load().GetTrustDomain(), Logger: c.log}
 	if statusOnly {
 		opts.OnStatus = c.wakeStatus

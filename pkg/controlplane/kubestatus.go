@@ -86,9 +86,9 @@ func (c *Controller) runGatewayStatus(ctx context.Context) error {
 			if !dep.WaitSynced(ctx, 30*time.Second) {
 				c.log.Warn("gateway addresses not resolved yet; status written without them meanwhile")
 			}
-			w.Deployed = func(ns, name string) ([]gwv1.GatewayStatusAddress, gatewayapi.Condition, bool) {
+			w.Deployed = func(ns, name string) ([]gwv1.GatewayStatusAddress, []gatewayapi.Condition, bool) {
 				st, ok := dep.Status(ns, name)
-				return st.Addresses, st.Programmed, ok
+				return st.Addresses, st.Conditions(), ok
 			}
 		}
 		if !c.opts.DisableValidationStatus {

@@ -24,12 +24,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -55,6 +57,9 @@ type Options struct {
 	TrustDomain string
 	// ClusterDomain is the cluster's DNS domain (default cluster.local).
 	ClusterDomain string
+	// SystemNamespace is the control plane's namespace, where the class
+	// defaults ConfigMaps are (default istio-system).
+	SystemNamespace string
 	// StatusOnly resolves Gateways for Status and provisions nothing (the
 	// status writer's copy; the provisioning one may run elsewhere).
 	StatusOnly bool
@@ -71,9 +76,11 @@ type Controller struct {
 
 	gateways gwlisters.GatewayLister
 	classes  gwlisters.GatewayClassLister
-	kube     kubeinformers.SharedInformerFactory
-	gwf      gwinformers.SharedInformerFactory
-	rev      *revisions
+	// configMaps customize Gateways (parametersRef, class defaults).
+	configMaps corelisters.ConfigMapLister
+	kube       kubeinformers.SharedInformerFactory
+	gwf        gwinformers.SharedInformerFactory
+	rev        *revisions
 
 	synced atomic.Bool
 
@@ -89,6 +96,9 @@ type deployed struct {
 	managed  bool
 	// err is why the Gateway is not deployed (reported in Programmed).
 	err error
+	// params is why its parametersRef is not usable (Accepted False,
+	// InvalidParameters); nothing is applied meanwhile.
+	params error
 }
 
 // New prepares a controller; Run starts it.
@@ -98,6 +108,9 @@ func New(opts Options) (*Controller, error) {
 	}
 	if opts.ClusterDomain == "" {
 		opts.ClusterDomain = "cluster.local"
+	}
+	if opts.SystemNamespace == "" {
+		opts.SystemNamespace = "istio-system"
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -110,6 +123,8 @@ func New(opts Options) (*Controller, error) {
 	classes := c.gwf.Gateway().V1().GatewayClasses()
 	c.gateways, c.classes = gws.Lister(), classes.Lister()
 	c.rev = newRevisions(c.kube, opts.Revision)
+	cms := c.kube.Core().V1().ConfigMaps()
+	c.configMaps = cms.Lister()
 	one := func(obj any) {
 		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = tomb.Obj
@@ -136,8 +151,24 @@ func New(opts Options) (*Controller, error) {
 		}
 	}))
 	_, _ = c.kube.Core().V1().Namespaces().Informer().AddEventHandler(handler(all))
+	// A customizing ConfigMap's edit re-renders the Gateways it customizes
+	// (before and after: a class defaults label may come or go).
+	_, _ = cms.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: c.enqueueCustomized,
+		UpdateFunc: func(old, cur any) { c.enqueueCustomized(old); c.enqueueCustomized(cur) }, DeleteFunc: c.enqueueCustomized})
 	c.rev.onChange(c.enqueueAll)
 	return c, nil
+}
+
+// enqueueCustomized enqueues the Gateways a ConfigMap customizes.
+func (c *Controller) enqueueCustomized(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	if cm, ok := obj.(*corev1.ConfigMap); ok {
+		for _, gw := range c.gatewaysForConfigMap(cm) {
+			c.queue.Add(types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name})
+		}
+	}
 }
 
 func handler(f func(any)) cache.ResourceEventHandlerFuncs {
@@ -302,20 +333,37 @@ func (c *Controller) reconcile(ctx context.Context, key types.NamespacedName) er
 		c.setState(key, nil)
 		return nil
 	}
+	params, perr := c.parameters(gw)
+	var invalid *paramsError
+	if perr != nil && !errors.As(perr, &invalid) {
+		return fmt.Errorf("Gateway %s: %w", key, perr)
+	}
 	if host, manual, err := c.manual(gw); manual || err != nil {
-		c.setState(key, &deployed{services: host, err: err})
+		c.setState(key, &deployed{services: host, err: err, params: perr})
 		return nil
 	}
 	in, err := c.newInput(gw)
-	if err != nil && !c.opts.StatusOnly {
-		c.opts.Logger.Warn("Gateway not deployed", "gateway", key.String(), "err", err)
+	var objs []*object
+	if err == nil && perr == nil {
+		objs, err = in.objects(c.overlays(gw, params))
+		if errors.As(err, &invalid) {
+			perr, err = err, nil
+		}
 	}
-	if err != nil {
-		c.setState(key, &deployed{managed: true, err: fmt.Errorf("Gateway %s: %w", key, err)})
+	if (err != nil || perr != nil) && !c.opts.StatusOnly {
+		c.opts.Logger.Warn("Gateway not deployed", "gateway", key.String(), "err", errors.Join(err, perr))
+	}
+	switch {
+	case err != nil:
+		c.setState(key, &deployed{managed: true, err: fmt.Errorf("Gateway %s: %w", key, err), params: perr})
+		return nil
+	case perr != nil:
+		// As istiod: nothing rendered; its Service (if any) still resolved.
+		c.setState(key, &deployed{managed: true, services: []string{c.hostname(in.name, gw.Namespace)}, params: perr})
 		return nil
 	}
 	if !c.opts.StatusOnly {
-		if err := c.apply(ctx, in); err != nil {
+		if err := c.apply(ctx, gw, objs); err != nil {
 			return fmt.Errorf("Gateway %s: %w", key, err)
 		}
 	}

@@ -295,9 +295,9 @@ func checkStatusWritten(t *testing.T, e *env, gw *gwv1.Gateway) {
 	ctx := context.Background()
 	dyn := dynamic.NewForConfigOrDie(e.cfg)
 	w := &gwstatus.Writer{Client: dyn, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(e.kc.Discovery())),
-		Deployed: func(ns, name string) ([]gwv1.GatewayStatusAddress, gatewayapi.Condition, bool) {
+		Deployed: func(ns, name string) ([]gwv1.GatewayStatusAddress, []gatewayapi.Condition, bool) {
 			st, ok := e.dep.Status(ns, name)
-			return st.Addresses, st.Programmed, ok
+			return st.Addresses, st.Conditions(), ok
 		}}
 	ok := gatewayapi.Condition{Type: "Accepted", Status: "True", Reason: "Accepted"}
 	prog := gatewayapi.Condition{Type: "Programmed", Status: "True", Reason: "Programmed", Message: "served by router proxies"}

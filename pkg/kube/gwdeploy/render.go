@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -86,9 +88,6 @@ func (c *Controller) newInput(gw *gwv1.Gateway) (*input, error) {
 		if strings.HasPrefix(a, "gateway.istio.io/") && a != AnnotationNameOverride && a != AnnotationServiceAccount && a != AnnotationControllerVersion {
 			return nil, fmt.Errorf("annotation %s is not supported by sluice", a)
 		}
-	}
-	if inf := gw.Spec.Infrastructure; inf != nil && inf.ParametersRef != nil {
-		return nil, fmt.Errorf("spec.infrastructure.parametersRef (%s %s) is not supported by sluice: use labels and annotations", inf.ParametersRef.Kind, inf.ParametersRef.Name)
 	}
 	def := gw.Name + "-" + string(gw.Spec.GatewayClassName) // GetDefaultName
 	in := &input{gw: gw, name: orDefault(gw.Annotations[AnnotationNameOverride], def),
@@ -183,6 +182,48 @@ func (in *input) meta(name string) metav1.ObjectMeta {
 		OwnerReferences: []metav1.OwnerReference{{APIVersion: gwv1.GroupVersion.String(), Kind: "Gateway",
 			Name: gw.Name, UID: gw.UID}},
 	}
+}
+
+// objects renders the Gateway's objects in the template's order, each
+// with the overlays applied (Istio's render and applyOverlay): the
+// ServiceAccount, Deployment and Service, and the HorizontalPodAutoscaler
+// and PodDisruptionBudget when an overlay has their key.
+func (in *input) objects(ovs []overlay) ([]*object, error) {
+	if err := checkKeys(ovs); err != nil {
+		return nil, err
+	}
+	objs := []*object{
+		{kind: "ServiceAccount", name: in.serviceAccount, key: KeyServiceAccount, obj: in.serviceAccountObject()},
+		{kind: "Deployment", name: in.name, key: KeyDeployment, obj: in.deployment()},
+		{kind: "Service", name: in.name, key: KeyService, obj: in.service()},
+		{kind: "HorizontalPodAutoscaler", name: in.name, key: KeyHPA, optional: true, obj: in.hpa()},
+		{kind: "PodDisruptionBudget", name: in.name, key: KeyPDB, optional: true, obj: in.pdb()},
+	}
+	for _, o := range objs {
+		if err := o.applyOverlays(ovs); err != nil {
+			return nil, err
+		}
+	}
+	return objs, nil
+}
+
+// hpa is the template's HorizontalPodAutoscaler: the Deployment, at most
+// one replica until an overlay says more. (The template's Deployment sets
+// no replicas, so the autoscaler owns them unless the deployment overlay
+// sets spec.replicas.)
+func (in *input) hpa() *autoscalingv2.HorizontalPodAutoscaler {
+	return &autoscalingv2.HorizontalPodAutoscaler{TypeMeta: metav1.TypeMeta{APIVersion: "autoscaling/v2", Kind: "HorizontalPodAutoscaler"},
+		ObjectMeta: in.meta(in.name),
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MaxReplicas: 1,
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: in.name}}}
+}
+
+// pdb is the template's PodDisruptionBudget over the gateway's pods.
+func (in *input) pdb() *policyv1.PodDisruptionBudget {
+	return &policyv1.PodDisruptionBudget{TypeMeta: metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
+		ObjectMeta: in.meta(in.name),
+		Spec: policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{
+			MatchLabels: map[string]string{LabelGatewayName: in.gw.Name}}}}
 }
 
 // serviceAccount renders the ServiceAccount.

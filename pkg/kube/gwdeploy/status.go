@@ -27,6 +27,19 @@ type Status struct {
 	// Programmed replaces the Gateway's Programmed condition when the
 	// config alone would have it True.
 	Programmed gatewayapi.Condition
+	// Accepted, when set, replaces the Gateway's Accepted condition when
+	// the config alone would have it True: False, InvalidParameters, for
+	// a parametersRef that is not usable (istiod's validateParametersRef).
+	Accepted *gatewayapi.Condition
+}
+
+// Conditions are the conditions the deployment side sets: Accepted when
+// set, and Programmed.
+func (s Status) Conditions() []gatewayapi.Condition {
+	if s.Accepted != nil {
+		return []gatewayapi.Condition{*s.Accepted, s.Programmed}
+	}
+	return []gatewayapi.Condition{s.Programmed}
 }
 
 // Status returns a Gateway's addresses and Programmed condition, as
@@ -41,16 +54,22 @@ func (c *Controller) Status(ns, name string) (Status, bool) {
 	if d == nil {
 		return Status{}, false
 	}
+	var accepted *gatewayapi.Condition
+	if d.params != nil {
+		accepted = &gatewayapi.Condition{Type: string(gwv1.GatewayConditionAccepted), Status: "False",
+			Reason: string(gwv1.GatewayReasonInvalidParameters), Message: d.params.Error()}
+	}
 	if d.err != nil {
-		return Status{Programmed: gatewayapi.Condition{Type: "Programmed", Status: "False",
+		return Status{Accepted: accepted, Programmed: gatewayapi.Condition{Type: "Programmed", Status: "False",
 			Reason: string(gwv1.GatewayReasonInvalid), Message: d.err.Error()}}, true
 	}
 	gw, err := c.gateways.Gateways(ns).Get(name)
 	if err != nil {
 		return Status{}, false
 	}
-	r := c.resolve(gw, d)
-	return r.status(gw), true
+	st := c.resolve(gw, d).status(gw)
+	st.Accepted = accepted
+	return st, true
 }
 
 // resolved is ResolveGatewayInstances' result.

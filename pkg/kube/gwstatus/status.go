@@ -65,9 +65,9 @@ func (w *Writer) applyGateway(obj *unstructured.Unstructured, g *gatewayapi.Gate
 	gen := obj.GetGeneration()
 	conds := g.Conditions
 	if w.Deployed != nil {
-		addrs, prog, ok := w.Deployed(g.Namespace, g.Name)
+		addrs, deployed, ok := w.Deployed(g.Namespace, g.Name)
 		if ok {
-			conds = withDeployment(conds, prog)
+			conds = withDeployment(conds, deployed)
 			// As istiod: no address until there is one, and once there is,
 			// never none.
 			if len(addrs) > 0 {
@@ -118,15 +118,18 @@ func (w *Writer) applyGateway(obj *unstructured.Unstructured, g *gatewayapi.Gate
 	return unstructured.SetNestedSlice(obj.Object, listeners, "status", "listeners")
 }
 
-// withDeployment replaces a True Programmed condition (the config is
-// served) with the deployment's (its Service has addresses and ready
-// endpoints, or why not); a False one stays: the config's reason first.
-func withDeployment(conds []gatewayapi.Condition, prog gatewayapi.Condition) []gatewayapi.Condition {
+// withDeployment replaces each True condition (a True Programmed: the
+// config is served) with the deployment's of its type (its Service has
+// addresses and ready endpoints, or why not; Accepted False for unusable
+// parameters); a False one stays: the config's reason first.
+func withDeployment(conds []gatewayapi.Condition, deployed []gatewayapi.Condition) []gatewayapi.Condition {
 	out := make([]gatewayapi.Condition, len(conds))
 	copy(out, conds)
 	for i, c := range out {
-		if c.Type == prog.Type && c.Status == "True" {
-			out[i] = prog
+		for _, d := range deployed {
+			if c.Type == d.Type && c.Status == "True" {
+				out[i] = d
+			}
 		}
 	}
 	return out

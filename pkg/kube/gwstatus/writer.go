@@ -35,10 +35,12 @@ const Group = "gateway.networking.k8s.io"
 type Writer struct {
 	Client dynamic.Interface
 	Mapper meta.RESTMapper
-	// Deployed, when set, gives a Gateway's status.addresses and
-	// Programmed condition as its deployment finds them (pkg/kube/gwdeploy);
-	// ok false: the Gateway's status is the config's alone.
-	Deployed func(ns, name string) (addresses []gwv1.GatewayStatusAddress, programmed gatewayapi.Condition, ok bool)
+	// Deployed, when set, gives a Gateway's status.addresses and the
+	// conditions its deployment sets (pkg/kube/gwdeploy: Programmed, and
+	// Accepted for a parametersRef that is not usable), each replacing
+	// the config's condition of its type when that one is True; ok false:
+	// the Gateway's status is the config's alone.
+	Deployed func(ns, name string) (addresses []gwv1.GatewayStatusAddress, conds []gatewayapi.Condition, ok bool)
 }
 
 // Result counts what one Write did.
