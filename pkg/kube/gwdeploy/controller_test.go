@@ -55,11 +55,15 @@ func (e *env) istioClass() {
 }
 
 // startOn runs a controller on c.
-func startOn(t *testing.T, c *kubetest.Cluster) *env {
+func startOn(t *testing.T, c *kubetest.Cluster) *env { return startAs(t, c, c.RESTConfig()) }
+
+// startAs runs a controller on c whose clients use as; the test's are
+// the cluster's admin.
+func startAs(t *testing.T, c *kubetest.Cluster, as *rest.Config) *env {
 	c.CreateNamespace(t, "shop", nil)
 	e := &env{t: t, kc: c.Client(t), gwc: gwclient.NewForConfigOrDie(c.RESTConfig()), wake: make(chan struct{}, 1), cfg: c.RESTConfig()}
 	var err error
-	e.dep, err = gwdeploy.New(gwdeploy.Options{Client: e.kc, Gateway: e.gwc, Image: "example.com/sluice:test",
+	e.dep, err = gwdeploy.New(gwdeploy.Options{Client: kubernetes.NewForConfigOrDie(as), Gateway: gwclient.NewForConfigOrDie(as), Image: "example.com/sluice:test",
 		XDSAddress: "istiod.istio-system.svc:15012", TrustDomain: "cluster.local",
 		OnStatus: func() {
 			select {

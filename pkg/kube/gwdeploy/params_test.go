@@ -6,16 +6,21 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/sluice-mesh/sluice/internal/kubetest"
 	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
 	"github.com/sluice-mesh/sluice/pkg/kube/gwdeploy"
 	"github.com/sluice-mesh/sluice/pkg/kube/gwstatus"
+	"github.com/sluice-mesh/sluice/pkg/kube/install"
 )
 
 func (e *env) configMap(ns, name string, lbls, data map[string]string) {
@@ -66,19 +71,57 @@ func (e *env) wantAccepted(name, msg string) error {
 	return nil
 }
 
+// chartIdentity is a client config of the control plane's service account
+// with the Helm chart's ClusterRole and ClusterRoleBinding (minimal
+// profile, namespace istio-system): the controller may do only what the
+// chart grants.
+func chartIdentity(t *testing.T, c *kubetest.Cluster) *rest.Config {
+	t.Helper()
+	c.CreateNamespace(t, "istio-system", nil)
+	m, err := install.Render(install.RenderOptions{Set: []string{"profile=minimal"}, Namespace: "istio-system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn := dynamic.NewForConfigOrDie(c.RESTConfig())
+	var sa string
+	for _, o := range m.Objects {
+		var res string
+		switch o.GetKind() {
+		case "ClusterRole":
+			res = "clusterroles"
+		case "ClusterRoleBinding":
+			res = "clusterrolebindings"
+			subjects, _, _ := unstructured.NestedSlice(o.Object, "subjects")
+			sa = subjects[0].(map[string]any)["name"].(string)
+		default:
+			continue
+		}
+		gvr := rbacv1.SchemeGroupVersion.WithResource(res)
+		if _, err := dyn.Resource(gvr).Create(context.Background(), o, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("%s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+	if sa == "" {
+		t.Fatal("the chart binds no service account")
+	}
+	token := c.ServiceAccountToken(t, "istio-system", sa, nil)
+	return &rest.Config{Host: c.Host, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: c.CACertPEM}}
+}
+
 // A Gateway's parametersRef ConfigMap and its class's defaults customize
 // what is deployed (the Deployment's replicas, resources and annotations;
 // an HPA and a PDB, owned by the Gateway); ConfigMap edits re-render:
 // the HPA follows, a removed key deletes its object. An unusable
 // parametersRef (missing, not a ConfigMap, a bad key) is Accepted False,
 // InvalidParameters, with istiod's messages; creating the missing
-// ConfigMap deploys the Gateway.
+// ConfigMap deploys the Gateway. The controller runs with the chart's
+// RBAC.
 func TestGatewayParameters(t *testing.T) {
-	e := start(t)
+	c := kubetest.Start(t, kubetest.Options{})
+	c.InstallGatewayAPICRDs(t)
+	e := startAs(t, c, chartIdentity(t, c))
+	e.istioClass()
 	ctx := context.Background()
-	if _, err := e.kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "istio-system"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	e.configMap("istio-system", "istio-defaults", map[string]string{gwdeploy.LabelClassDefaults: "istio"}, map[string]string{
 		gwdeploy.KeyDeployment: "spec:\n  replicas: 2\n  template:\n    metadata:\n      annotations:\n        example.com/class: defaults\n"})
 	e.configMap("shop", "gw-options", nil, map[string]string{
