@@ -42,6 +42,10 @@ type Meta struct {
 	Annotations map[string]string
 }
 
+// KubernetesSource is Source.File of every resource read from a cluster
+// (pkg/config/kubesource).
+const KubernetesSource = "kubernetes"
+
 // Source says where a resource was read from, for error messages.
 type Source struct {
 	// File is the path of the YAML file, or a description such as "kubernetes".

@@ -307,8 +307,15 @@ func gatewayAPIRejections() []Feature {
 	return []Feature{
 		row("spec.tls", "Gateway-level TLS (frontend client certificate validation, the backend client certificate) is not implemented by sluice yet",
 			func(g *gwv1.GatewaySpec) bool { return g.TLS != nil }),
-		row("spec.infrastructure", "infrastructure (labels, annotations and parametersRef of the generated deployment) has no meaning for router proxies a user starts, and is not implemented",
-			func(g *gwv1.GatewaySpec) bool { return g.Infrastructure != nil }),
+		// From a cluster, the gateway deployment controller reads it
+		// (pkg/kube/gwdeploy; docs/kubernetes.md, Gateway deployment).
+		{Kind: string(KindK8sGateway), Field: "spec.infrastructure", Support: Rejected,
+			Reason: "infrastructure (labels, annotations and parametersRef of the deployment Istio generates) applies to Gateways read from Kubernetes, " +
+				"which sluice deploys; from files it has no meaning for router proxies a user starts",
+			find: func(r *Resource) []string {
+				g := gw(r)
+				return pathIf(g != nil && g.Infrastructure != nil && r.Source.File != KubernetesSource, "spec.infrastructure")
+			}},
 		row("spec.allowedListeners", "allowedListeners (ListenerSets) is not implemented by sluice yet",
 			func(g *gwv1.GatewaySpec) bool { return g.AllowedListeners != nil }),
 		row("spec.defaultScope", "defaultScope is not implemented by sluice yet",

@@ -172,6 +172,14 @@ spec:
 			t.Errorf("no error naming %s in %s", w, all)
 		}
 	}
+	// From a cluster, spec.infrastructure is the deployment controller's
+	// (pkg/kube/gwdeploy): accepted.
+	r := res.Resources[0]
+	r.Source = Source{File: KubernetesSource}
+	all = fmt.Sprint(Unsupported(r))
+	if strings.Contains(all, "spec.infrastructure") || !strings.Contains(all, "spec.tls") {
+		t.Errorf("from Kubernetes: %s, want spec.tls only", all)
+	}
 }
 
 // A Gateway server's bind and a route match's statPrefix were ignored;

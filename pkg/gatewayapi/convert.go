@@ -1,6 +1,8 @@
 package gatewayapi
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -120,9 +122,20 @@ func (c *converter) gatewayClass(r *config.Resource, spec *gwv1.GatewayClassSpec
 			"handled by sluice (controller %s)", ctrl),
 		cond(string(gwv1.GatewayClassConditionStatusSupportedVersion), true, string(gwv1.GatewayClassReasonSupportedVersion), ""),
 	}
-	if spec.ParametersRef != nil {
+	// istiod accepts a class whatever its parametersRef and never reads it
+	// (gatewaycommon GatewayClassesCollection, GetClassStatus): a class's
+	// deployment defaults are the ConfigMap labelled
+	// gateway.istio.io/defaults-for-class in its namespace. sluice accepts a
+	// ConfigMap reference too, saying in the condition that it is not
+	// read; any other kind is InvalidParameters, as the Gateway API has it.
+	switch p := spec.ParametersRef; {
+	case p == nil:
+	case p.Group == "" && p.Kind == "ConfigMap":
+		st.Conditions[0].Message += fmt.Sprintf("; parametersRef ConfigMap %s is not read (as istiod): the class's deployment defaults are "+
+			"the ConfigMap labelled gateway.istio.io/defaults-for-class=%s in the control plane's namespace", p.Name, r.Name)
+	default:
 		st.Conditions[0] = cond(string(gwv1.GatewayClassConditionStatusAccepted), false, string(gwv1.GatewayClassReasonInvalidParameters),
-			"parametersRef %s/%s %s is not supported by sluice", spec.ParametersRef.Group, spec.ParametersRef.Kind, spec.ParametersRef.Name)
+			"parametersRef %s/%s %s is not supported by sluice (only a ConfigMap, which is not read, as istiod)", p.Group, p.Kind, p.Name)
 	}
 	c.out.Status.GatewayClasses = append(c.out.Status.GatewayClasses, st)
 }

@@ -100,3 +100,32 @@ spec: {controllerName: example.com/other}
 		}
 	})
 }
+
+// A GatewayClass's parametersRef: a ConfigMap is accepted and said not to
+// be read (istiod accepts any and reads none; class defaults are the
+// labelled ConfigMap); another kind is InvalidParameters.
+func TestGatewayClassParametersRef(t *testing.T) {
+	for _, tc := range []struct{ ref, status, msg string }{
+		{`{group: "", kind: ConfigMap, name: opts, namespace: istio-system}`, "True",
+			"handled by sluice (controller istio.io/gateway-controller); parametersRef ConfigMap opts is not read (as istiod): " +
+				"the class's deployment defaults are the ConfigMap labelled gateway.istio.io/defaults-for-class=mine in the control plane's namespace"},
+		{`{group: example.com, kind: Params, name: opts}`, "False",
+			"parametersRef example.com/Params opts is not supported by sluice (only a ConfigMap, which is not read, as istiod)"},
+	} {
+		yaml := `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: mine}
+spec: {controllerName: istio.io/gateway-controller, parametersRef: ` + tc.ref + `}
+---
+` + strings.ReplaceAll(istioDocsGateway, "%CLASS%", "mine")
+		var got *gatewayapi.Condition
+		for _, c := range convertOnly(t, yaml).Status.GatewayClasses {
+			if c.Name == "mine" {
+				got = &c.Conditions[0]
+			}
+		}
+		if got == nil || got.Type != "Accepted" || got.Status != tc.status || got.Message != tc.msg {
+			t.Errorf("Accepted %+v, want %s %q", got, tc.status, tc.msg)
+		}
+	}
+}

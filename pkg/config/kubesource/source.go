@@ -39,7 +39,7 @@ import (
 )
 
 // SourceName is config.Source.File of every resource from the cluster.
-const SourceName = "kubernetes"
+const SourceName = config.KubernetesSource
 
 // Options configure a Source.
 type Options struct {
