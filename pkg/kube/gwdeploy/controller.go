@@ -150,6 +150,10 @@ func New(opts Options) (*Controller, error) {
 			c.notify()
 		}
 	}))
+	// One of our autoscalers or disruption budgets edited or deleted by
+	// someone is put back (Istio's parentHandler).
+	_, _ = c.kube.Autoscaling().V2().HorizontalPodAutoscalers().Informer().AddEventHandler(handler(c.enqueueOwner))
+	_, _ = c.kube.Policy().V1().PodDisruptionBudgets().Informer().AddEventHandler(handler(c.enqueueOwner))
 	_, _ = c.kube.Core().V1().Namespaces().Informer().AddEventHandler(handler(all))
 	// A customizing ConfigMap's edit re-renders the Gateways it customizes
 	// (before and after: a class defaults label may come or go).
@@ -211,8 +215,9 @@ func (c *Controller) tracks(ns, name string) bool {
 	return false
 }
 
-// enqueueOwner re-reconciles the Gateway owning a changed Service (one of
-// ours edited or deleted by someone is put back).
+// enqueueOwner re-reconciles the Gateway owning a changed Service,
+// autoscaler or disruption budget (one of ours edited or deleted by
+// someone is put back).
 func (c *Controller) enqueueOwner(obj any) {
 	o, ok := meta(obj)
 	if !ok || o.GetLabels()[LabelManaged] != ManagedValue || o.GetLabels()[LabelGatewayName] == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-mesh/sluice/internal/kubetest"
@@ -142,6 +144,10 @@ spec:
 	gw := e.gateway("web", withParams("gw-options", "ConfigMap"))
 	e.gateway("missing", withParams("nope", "ConfigMap"))
 	e.gateway("secret", withParams("gw-options", "Secret"))
+	e.gateway("manual", func(g *gwv1.Gateway) {
+		withParams("absent", "ConfigMap")(g)
+		g.Spec.Addresses = []gwv1.GatewaySpecAddress{{Type: ptr.To(gwv1.HostnameAddressType), Value: "ingress"}}
+	})
 
 	eventually(t, "customized", func() error {
 		d, err := e.kc.AppsV1().Deployments("shop").Get(ctx, "web-istio", metav1.GetOptions{})
@@ -179,6 +185,9 @@ spec:
 		if err := e.wantAccepted("missing", "parametersRef ConfigMap shop/nope does not exist"); err != nil {
 			return err
 		}
+		if err := e.wantAccepted("manual", "parametersRef ConfigMap shop/absent does not exist"); err != nil {
+			return err // as istiod: checked for manual deployments too
+		}
 		return e.wantAccepted("secret", "Unsupported parametersRef group/kind /Secret, only ConfigMap is supported")
 	})
 	checkAcceptedWritten(t, e, "missing", "parametersRef ConfigMap shop/nope does not exist")
@@ -205,6 +214,16 @@ spec:
 			return fmt.Errorf("pdb: %v, want deleted", err)
 		}
 		return nil
+	})
+	// Deleted by someone: put back. (After the edit's reconciles settle,
+	// so that the deletion's event is what puts it back.)
+	time.Sleep(time.Second)
+	if err := e.kc.AutoscalingV2().HorizontalPodAutoscalers("shop").Delete(ctx, "web-istio", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "HPA put back", func() error {
+		_, err := e.kc.AutoscalingV2().HorizontalPodAutoscalers("shop").Get(ctx, "web-istio", metav1.GetOptions{})
+		return err
 	})
 	// The class defaults edited: the Deployment follows.
 	e.editConfigMap("istio-system", "istio-defaults", func(d map[string]string) {
