@@ -17,10 +17,13 @@ import (
 // attemptRequest is one try at sending a request upstream.
 type attemptRequest struct {
 	downstream *http.Request
-	route      *routes.Route
-	cfg        *Config
-	arm        *ArmOps
-	cluster    *upstream.Cluster
+	// body, when set, is what the upstream request sends instead of the
+	// downstream's body (an attempt's view of a kept body, retry.go).
+	body    io.ReadCloser
+	route   *routes.Route
+	cfg     *Config
+	arm     *ArmOps
+	cluster *upstream.Cluster
 	// ctx bounds the attempt (the route timeout, the client's lifetime).
 	ctx context.Context
 	// avoid lists hosts a retry should not go to again; host selection
@@ -110,7 +113,7 @@ func attempt(a *attemptRequest) *attemptResult {
 		}
 		return res
 	}
-	out := outboundRequest(a.ctx, r, res.addr, a.route)
+	out := outboundRequest(a.ctx, r, a.body, res.addr, a.route)
 	if a.upgrade != "" {
 		setUpgradeHeaders(out, r)
 	}

@@ -100,6 +100,11 @@ func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 			limit = DefaultBufferLimit
 		}
 		body = newReplayBody(r.Body, limit, r.ContentLength)
+		if !mirrors {
+			// A mirrored body goes on to the mirrors' goroutines, so only
+			// one that was not is given back.
+			defer body.release()
+		}
 	} else if mirrors {
 		mirror(s, rte, cfg, nil, true) // no body: the copies go out with the primary
 	}

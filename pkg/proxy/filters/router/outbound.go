@@ -27,9 +27,10 @@ var protoHTTP, protoHTTPS = []string{"http"}, []string{"https"}
 
 // outboundRequest builds the upstream request for r: same method, headers
 // minus hop-by-hop ones, path rewritten by the route, sent to addr, bound
-// to ctx (the attempt's). The request is built on the stack and copied
-// once by WithContext, so it costs one allocation, not two.
-func outboundRequest(ctx context.Context, r *http.Request, addr string, rte *routes.Route) *http.Request {
+// to ctx (the attempt's), sending body (nil: r's). The request is built on
+// the stack and copied once by WithContext, so it costs one allocation,
+// not two.
+func outboundRequest(ctx context.Context, r *http.Request, body io.ReadCloser, addr string, rte *routes.Route) *http.Request {
 	path := routes.RequestPath(r)
 	newPath := rte.RewritePath(path)
 	u := &url.URL{Scheme: "http", Host: addr, RawQuery: r.URL.RawQuery}
@@ -55,6 +56,8 @@ func outboundRequest(ctx context.Context, r *http.Request, addr string, rte *rou
 	if r.Body == http.NoBody || r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
 		tmpl.Body = nil
 		tmpl.ContentLength = 0
+	} else if body != nil {
+		tmpl.Body = body
 	}
 	if a := rte.Action.HostRewrite; a != "" {
 		tmpl.Host = a

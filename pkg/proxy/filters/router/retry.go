@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,99 +128,6 @@ func backoff(n int, base, maxInterval time.Duration, random uint64) time.Duratio
 	return time.Duration(random % uint64(ceil))
 }
 
-// replayBody lets a request body be sent more than once. What attempts
-// read from the client is kept (up to the limit), so a retry sends it
-// again and then continues with what the client has not sent yet. Nothing
-// is read ahead of the upstream: the body streams as it arrives. Once more
-// than the limit was read the body cannot be replayed, and retries stop.
-//
-// Each attempt reads through its own replayReader; starting a new one cuts
-// the previous one off, because a transport may still read an abandoned
-// attempt's body after RoundTrip returned.
-type replayBody struct {
-	gen      atomic.Uint32
-	overflow atomic.Bool
-	eof      atomic.Bool
-
-	mu    sync.Mutex
-	src   io.Reader
-	buf   []byte
-	limit int
-}
-
-var errBodySuperseded = errors.New("request body: a newer attempt took over")
-
-func newReplayBody(src io.Reader, limit int64, contentLength int64) *replayBody {
-	b := &replayBody{src: src, limit: int(limit)}
-	if contentLength > 0 && contentLength <= limit {
-		b.buf = make([]byte, 0, contentLength)
-	}
-	return b
-}
-
-// reader starts a new attempt's view of the body, from the beginning.
-func (b *replayBody) reader() *replayReader {
-	return &replayReader{b: b, gen: b.gen.Add(1)}
-}
-
-// replayable reports whether everything read so far is kept.
-func (b *replayBody) replayable() bool { return !b.overflow.Load() }
-
-// complete returns the whole body if it was read to the end within the
-// limit, for a mirror; ok is false otherwise.
-func (b *replayBody) complete() ([]byte, bool) {
-	if !b.eof.Load() || b.overflow.Load() {
-		return nil, false
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf, true
-}
-
-type replayReader struct {
-	b   *replayBody
-	gen uint32
-	off int
-}
-
-func (r *replayReader) Read(p []byte) (int, error) {
-	b := r.b
-	if b.gen.Load() != r.gen {
-		return 0, errBodySuperseded
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.gen.Load() != r.gen {
-		return 0, errBodySuperseded
-	}
-	if !b.overflow.Load() && r.off < len(b.buf) {
-		n := copy(p, b.buf[r.off:])
-		r.off += n
-		return n, nil
-	}
-	if b.eof.Load() {
-		return 0, io.EOF
-	}
-	n, err := b.src.Read(p)
-	if n > 0 && !b.overflow.Load() {
-		if len(b.buf)+n > b.limit {
-			b.overflow.Store(true)
-			b.buf = nil
-		} else {
-			b.buf = append(b.buf, p[:n]...)
-			r.off += n
-		}
-	}
-	if err == io.EOF {
-		b.eof.Store(true)
-	}
-	return n, err
-}
-
-// Close does not close the client's body: a retry may still need it. The
-// server closes it when the handler returns.
-func (r *replayReader) Close() error { return nil }
-
 // hasBody reports whether r carries a request body.
 func hasBody(r *http.Request) bool {
 	return r.Body != nil && r.Body != http.NoBody && (r.ContentLength != 0 || len(r.TransferEncoding) > 0)
@@ -317,12 +223,11 @@ func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, 
 	req := attemptRequest{route: rte, cfg: cfg, arm: arm, cluster: cl, decorate: info.EgressTracing, upgrade: info.Upgrade, origDst: origDst}
 	for {
 		info.Attempts++
-		down := r
+		// Each attempt reads the body through its own reader; the request
+		// itself is not copied for it (outboundRequest makes the copy).
+		req.body = nil
 		if body != nil {
-			d := new(http.Request)
-			*d = *r
-			d.Body = body.reader()
-			down = d
+			req.body = body.reader()
 		}
 		if cfg.AttemptCount {
 			r.Header["X-Envoy-Attempt-Count"] = attemptCountValue(info.Attempts)
@@ -331,7 +236,7 @@ func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, 
 		if pol != nil && pol.PerTryTimeout > 0 {
 			tryCtx, pt = startPerTry(ctx, pol.PerTryTimeout)
 		}
-		req.downstream, req.ctx = down, tryCtx
+		req.downstream, req.ctx = r, tryCtx
 		if pol != nil && len(tried) > 0 {
 			avoidHosts(&req, pol, cl, tried)
 		}
