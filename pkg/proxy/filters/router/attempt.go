@@ -113,7 +113,21 @@ func attempt(a *attemptRequest) *attemptResult {
 		}
 		return res
 	}
-	out := outboundRequest(a.ctx, r, a.body, res.addr, a.route)
+	// What this function adds to the upstream request's headers, at most.
+	extra := len(a.cfg.ReqOps.Edits)
+	if a.decorate && a.route.Decorator != nil {
+		extra++
+	}
+	if a.cfg.Timeout > 0 {
+		extra++
+	}
+	if a.arm != nil {
+		extra += len(a.arm.ReqOps.Edits)
+	}
+	if a.upgrade != "" {
+		extra += 2
+	}
+	out := outboundRequest(a.ctx, r, a.body, res.addr, a.route, extra)
 	if a.upgrade != "" {
 		setUpgradeHeaders(out, r)
 	}
