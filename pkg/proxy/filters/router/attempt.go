@@ -73,9 +73,9 @@ var errNoHost = errors.New("no healthy upstream")
 // the one place every request to a host passes, so cluster policy lives
 // here: pick (with the route's hash key), circuit breakers, the host's
 // counters, and the outcome for outlier detection.
-func attempt(a *attemptRequest) *attemptResult {
+func attempt(a *attemptRequest) attemptResult {
 	cl, r := a.cluster, a.downstream
-	res := &attemptResult{}
+	var res attemptResult
 	var setCookie string
 	if cl.Kind == upstream.OriginalDst {
 		res.addr = cl.OriginalDestination(r, a.origDst)
@@ -142,7 +142,11 @@ func attempt(a *attemptRequest) *attemptResult {
 		a.arm.ReqOps.Apply(out.Header)
 	}
 	if t := a.cfg.Timeout; t > 0 {
-		out.Header.Set("X-Envoy-Expected-Rq-Timeout-Ms", strconv.FormatInt(t.Milliseconds(), 10))
+		v := a.cfg.timeoutValue // shared, len == cap: an append copies it
+		if v == nil {
+			v = []string{strconv.FormatInt(t.Milliseconds(), 10)}
+		}
+		out.Header["X-Envoy-Expected-Rq-Timeout-Ms"] = v
 	}
 
 	cl.Stats.RqTotal.Add(1)

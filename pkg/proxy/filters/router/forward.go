@@ -118,9 +118,9 @@ func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 	case res.err != nil:
 		upstreamError(w, info, cl, res)
 	case info.Upgrade != "" && res.resp.StatusCode == http.StatusSwitchingProtocols:
-		tunnel(w, ctx, res.attemptResult, cfg, info)
+		tunnel(w, ctx, &res.attemptResult, cfg, info)
 	default:
-		writeResponse(w, r, ctx, res.attemptResult, rte, cfg, arm, info)
+		writeResponse(w, r, ctx, &res.attemptResult, rte, cfg, arm, info)
 	}
 	if body != nil && mirrors {
 		whole, ok := body.complete()
@@ -143,7 +143,7 @@ func writeResponse(w http.ResponseWriter, r *http.Request, ctx context.Context, 
 		// the answer; the client sidecar reads and strips it.
 		info.PeerMetadata = istiometrics.TakePeer(hdr)
 	}
-	hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(res.took.Milliseconds(), 10))
+	hdr["X-Envoy-Upstream-Service-Time"] = msValue(res.took.Milliseconds())
 	if cfg.AttemptCountInResponse {
 		hdr["X-Envoy-Attempt-Count"] = attemptCountValue(info.Attempts)
 	}

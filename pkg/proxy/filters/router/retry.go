@@ -149,6 +149,25 @@ func attemptCountValue(n int) []string {
 	return []string{strconv.Itoa(n)}
 }
 
+// msValues are shared header values for the milliseconds most answers
+// take (x-envoy-upstream-service-time).
+var msValues = func() [][]string {
+	v := make([][]string, 100)
+	for i := range v {
+		v[i] = []string{strconv.Itoa(i)}
+	}
+	return v
+}()
+
+// msValue is the header value of n milliseconds; shared values have
+// len == cap, so an append copies them.
+func msValue(n int64) []string {
+	if n >= 0 && n < int64(len(msValues)) {
+		return msValues[n]
+	}
+	return []string{strconv.FormatInt(n, 10)}
+}
+
 // perTry arms a per-try timeout that applies until the response headers
 // arrive, as Envoy's does: it cancels the attempt only if it fires first,
 // so a response that started in time may stream for as long as the route
@@ -196,7 +215,7 @@ func (pt *perTry) headers() bool {
 // response), and the function that ends the attempt's context once its
 // response body has been copied.
 type tryResult struct {
-	*attemptResult
+	attemptResult
 	fail failure
 	done func()
 }
@@ -330,7 +349,7 @@ func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, 
 			cl.ReleaseRetry()
 			fail, flag = classify(ctx.Err(), r.Context(), ctx, false)
 			info.Flags |= flag
-			return tryResult{attemptResult: &attemptResult{err: ctx.Err(), host: res.host, addr: res.addr}, fail: fail, done: noop}
+			return tryResult{attemptResult: attemptResult{err: ctx.Err(), host: res.host, addr: res.addr}, fail: fail, done: noop}
 		}
 	}
 }
