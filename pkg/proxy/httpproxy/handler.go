@@ -140,7 +140,7 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	s.Route, s.Clusters, s.Internal, s.InternalServer = rte, rt.Clusters, rt.Internal, h
 	s.Routes, s.Authority = table, authority
-	s.Listener, s.Proxy = h.stats.Listener(info.StatPrefix), h.stats
+	s.Listener, s.Proxy = chain.ListenerScope(h.stats), h.stats
 	runFilters(s, chain)
 }
 
@@ -184,7 +184,11 @@ func (h *Handler) finish(q *request) {
 	info := &q.s.Info
 	finishSpan(q)
 	if info.Flags != 0 {
-		h.stats.Listener(info.StatPrefix).CountFlags(info.Flags)
+		ls := q.s.Listener
+		if ls == nil || q.chain == nil || info.StatPrefix != q.chain.StatPrefix {
+			ls = h.stats.Listener(info.StatPrefix)
+		}
+		ls.CountFlags(info.Flags)
 	}
 	if c := q.chain; c != nil && len(c.AccessLog) > 0 {
 		if info.Details == "" {
