@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -127,7 +128,8 @@ func attempt(a *attemptRequest) attemptResult {
 	if a.upgrade != "" {
 		extra += 2
 	}
-	out := outboundRequest(a.ctx, r, a.body, res.addr, a.route, extra)
+	own := new(attemptOwn)
+	out := outboundRequest(a.ctx, r, a.body, &own.url, res.addr, a.route, extra)
 	if a.upgrade != "" {
 		setUpgradeHeaders(out, r)
 	}
@@ -170,7 +172,8 @@ func attempt(a *attemptRequest) attemptResult {
 		// Envoy sets the cookie it hashed on when the request had none.
 		res.resp.Header.Add("Set-Cookie", setCookie)
 	}
-	res.resp.Body = &releasingBody{ReadCloser: res.resp.Body, host: res.host, adm: adm}
+	own.body.ReadCloser, own.body.host, own.body.adm = res.resp.Body, res.host, adm
+	res.resp.Body = &own.body
 	return res
 }
 
@@ -203,9 +206,15 @@ func recordError(a *attemptRequest, cl *upstream.Cluster, host *upstream.Host, e
 	cl.Record(host, upstream.OutcomeConnectFailed, 0)
 }
 
+// attemptOwn is what an attempt that reached a host allocates, in one
+// allocation: its upstream request's URL and its response body's wrapper.
+type attemptOwn struct {
+	url  url.URL
+	body releasingBody
+}
+
 // releasingBody ends the attempt (finishAttempt) once, when the body is
-// closed or read to its end, whichever comes first. It is the attempt's
-// one allocation of its own.
+// closed or read to its end, whichever comes first (part of attemptOwn).
 type releasingBody struct {
 	io.ReadCloser
 	host *upstream.Host

@@ -28,14 +28,15 @@ var protoHTTP, protoHTTPS = []string{"http"}, []string{"https"}
 
 // outboundRequest builds the upstream request for r: same method, headers
 // minus hop-by-hop ones, path rewritten by the route, sent to addr, bound
-// to ctx (the attempt's), sending body (nil: r's). The request is built on
-// the stack and copied once by WithContext, so it costs one allocation,
-// not two. extra is how many headers the caller may add to it (the header
-// map is sized for them).
-func outboundRequest(ctx context.Context, r *http.Request, body io.ReadCloser, addr string, rte *routes.Route, extra int) *http.Request {
+// to ctx (the attempt's), sending body (nil: r's), its URL written to u
+// (the caller's allocation). The request is built on the stack and copied
+// once by WithContext, so it costs one allocation, not two. extra is how
+// many headers the caller may add to it (the header map is sized for
+// them).
+func outboundRequest(ctx context.Context, r *http.Request, body io.ReadCloser, u *url.URL, addr string, rte *routes.Route, extra int) *http.Request {
 	path := routes.RequestPath(r)
 	newPath := rte.RewritePath(path)
-	u := &url.URL{Scheme: "http", Host: addr, RawQuery: r.URL.RawQuery}
+	*u = url.URL{Scheme: "http", Host: addr, RawQuery: r.URL.RawQuery}
 	if p, err := url.PathUnescape(newPath); err == nil {
 		u.Path = p
 		if p != newPath {
