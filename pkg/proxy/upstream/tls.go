@@ -54,18 +54,9 @@ type TLSOptions struct {
 	CRLPEM string
 }
 
-// clientConfig builds the tls.Config for a connection to addr.
-func (o *TLSOptions) clientConfig(addr string, id WorkloadIdentity) (*tls.Config, error) {
-	base, err := o.baseConfig(id)
-	if err != nil {
-		return nil, err
-	}
-	return forAddr(base, o, addr), nil
-}
-
 // forAddr is base for one connection to addr: a copy with the server
 // name, when the options do not set one, from addr's host name.
-func forAddr(base *tls.Config, o *TLSOptions, addr string) *tls.Config {
+func forAddr(base *tls.Config, addr string) *tls.Config {
 	cfg := base.Clone()
 	if cfg.ServerName == "" {
 		if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil {
@@ -93,7 +84,7 @@ func (t *Transport) tlsConfig(addr string) (*tls.Config, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
-	return forAddr(b.cfg, &t.Options.TLS, addr), nil
+	return forAddr(b.cfg, addr), nil
 }
 
 // baseConfig builds the parts of the tls.Config that do not depend on
