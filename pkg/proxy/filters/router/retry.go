@@ -171,24 +171,20 @@ func msValue(n int64) []string {
 // perTry arms a per-try timeout that applies until the response headers
 // arrive, as Envoy's does: it cancels the attempt only if it fires first,
 // so a response that started in time may stream for as long as the route
-// timeout allows.
+// timeout allows. It is the attempt's context: once the timeout has
+// fired, its Err is context.DeadlineExceeded (a timeout, for outlier
+// detection and error text), not the plain cancellation used to stop the
+// attempt. (One allocation serves as both.)
 type perTry struct {
+	context.Context
 	state  atomic.Int32 // 0 armed, 1 headers arrived, 2 fired
 	cancel context.CancelFunc
 	timer  *time.Timer
 }
 
-// perTryCtx is the attempt's context: once the timeout has fired, its Err
-// is context.DeadlineExceeded (a timeout, for outlier detection and error
-// text), not the plain cancellation used to stop the attempt.
-type perTryCtx struct {
-	context.Context
-	pt *perTry
-}
-
-func (c perTryCtx) Err() error {
-	err := c.Context.Err()
-	if err == context.Canceled && c.pt.state.Load() == 2 {
+func (pt *perTry) Err() error {
+	err := pt.Context.Err()
+	if err == context.Canceled && pt.state.Load() == 2 {
 		return context.DeadlineExceeded
 	}
 	return err
@@ -196,13 +192,16 @@ func (c perTryCtx) Err() error {
 
 func startPerTry(parent context.Context, d time.Duration) (context.Context, *perTry) {
 	ctx, cancel := context.WithCancel(parent)
-	pt := &perTry{cancel: cancel}
-	pt.timer = time.AfterFunc(d, func() {
-		if pt.state.CompareAndSwap(0, 2) {
-			cancel()
-		}
-	})
-	return perTryCtx{ctx, pt}, pt
+	pt := &perTry{Context: ctx, cancel: cancel}
+	pt.timer = time.AfterFunc(d, pt.fire)
+	return pt, pt
+}
+
+// fire is the timer's: it cancels the attempt unless its headers came.
+func (pt *perTry) fire() {
+	if pt.state.CompareAndSwap(0, 2) {
+		pt.cancel()
+	}
 }
 
 // headers disarms the timer; it reports false if the timeout won.
