@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"sort"
 	"time"
@@ -364,6 +365,10 @@ func buildCluster(c *cluster.Cluster, cla *endpoint.ClusterLoadAssignment, prev 
 	if c.GetType() == cluster.Cluster_ORIGINAL_DST {
 		uc.Kind = upstream.OriginalDst
 		uc.OriginalDstHeader = c.GetOriginalDstLbConfig().GetHttpHeaderName()
+		if h := uc.OriginalDstHeader; h != ":authority" && h != "host" {
+			// Canonical once here, not by Header.Get per request.
+			uc.OriginalDstHeader = http.CanonicalHeaderKey(h)
+		}
 		if !c.GetOriginalDstLbConfig().GetUseHttpHeader() {
 			uc.OriginalDstHeader = ":authority"
 		}

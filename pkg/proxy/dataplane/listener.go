@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
@@ -73,6 +74,9 @@ type FilterChain struct {
 	// network filter before tcp_proxy, stats.go); nil: the chain records
 	// no standard metrics.
 	Stats *istiometrics.Config
+
+	// scope caches the chain's counters (ListenerScope, chainscope.go).
+	scope atomic.Pointer[chainScope]
 }
 
 // Tracing is the part of Envoy's tracing that sluice has: the decorator

@@ -95,7 +95,10 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// x-request-id before any filter runs (generate_request_id), so the
 	// filters, the access log and the upstream all see the same id.
 	if _, ok := r.Header["X-Request-Id"]; !ok {
-		r.Header["X-Request-Id"] = []string{httpfilter.RequestID()}
+		// The value's slice lives in the request record (len == cap, so
+		// an append copies it): one allocation fewer per request.
+		q.requestID[0] = httpfilter.RequestID()
+		r.Header["X-Request-Id"] = q.requestID[:]
 	}
 	applyXFCC(r, ci, chain.XFCC)
 	if chain.Tracer != nil {
@@ -140,7 +143,7 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	s.Route, s.Clusters, s.Internal, s.InternalServer = rte, rt.Clusters, rt.Internal, h
 	s.Routes, s.Authority = table, authority
-	s.Listener, s.Proxy = h.stats.Listener(info.StatPrefix), h.stats
+	s.Listener, s.Proxy = chain.ListenerScope(h.stats), h.stats
 	runFilters(s, chain)
 }
 
@@ -184,7 +187,11 @@ func (h *Handler) finish(q *request) {
 	info := &q.s.Info
 	finishSpan(q)
 	if info.Flags != 0 {
-		h.stats.Listener(info.StatPrefix).CountFlags(info.Flags)
+		ls := q.s.Listener
+		if ls == nil || q.chain == nil || info.StatPrefix != q.chain.StatPrefix {
+			ls = h.stats.Listener(info.StatPrefix)
+		}
+		ls.CountFlags(info.Flags)
 	}
 	if c := q.chain; c != nil && len(c.AccessLog) > 0 {
 		if info.Details == "" {

@@ -33,6 +33,8 @@ type request struct {
 	// from the client's x-envoy-decorator-operation.
 	span      tracing.Span
 	spanNamed bool
+	// requestID backs the x-request-id the connection manager generates.
+	requestID [1]string
 }
 
 // meteredWriter counts the response body bytes written to the client

@@ -146,7 +146,7 @@ func (h *HeaderMatcher) MatchResponse(status int, hdr http.Header) bool {
 	var ok bool
 	if m.name == ":status" {
 		v, ok = strconv.Itoa(status), true
-	} else if vals := hdr.Values(m.name); len(vals) > 0 {
+	} else if vals := hdr[m.name]; len(vals) > 0 { // m.name is canonical (HeaderKey)
 		v, ok = strings.Join(vals, ","), true
 	}
 	res := ok

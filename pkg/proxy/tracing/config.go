@@ -9,6 +9,7 @@ package tracing
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -221,6 +222,12 @@ func compileTag(ct *tracingv3.CustomTag) (Tag, error) {
 		}
 	case *tracingv3.CustomTag_RequestHeader:
 		t.Kind, t.Header, t.Value = TagHeader, v.RequestHeader.GetName(), v.RequestHeader.GetDefaultValue()
+		if !strings.HasPrefix(t.Header, ":") {
+			// Canonical once here, so reading it per span allocates
+			// nothing (Header.Get would canonicalise a lower-case name
+			// into a new string every time).
+			t.Header = http.CanonicalHeaderKey(t.Header)
+		}
 	case *tracingv3.CustomTag_Metadata_:
 		md := v.Metadata
 		if md.GetKind().GetRequest() == nil {

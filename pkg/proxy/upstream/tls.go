@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/tlsverify"
@@ -53,18 +54,47 @@ type TLSOptions struct {
 	CRLPEM string
 }
 
-// clientConfig builds the tls.Config for a connection to addr.
-func (o *TLSOptions) clientConfig(addr string, id WorkloadIdentity) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: o.MinVersion, MaxVersion: o.MaxVersion, InsecureSkipVerify: o.InsecureSkipVerify}
-	if cfg.MinVersion == 0 {
-		cfg.MinVersion = tls.VersionTLS12
-	}
-	cfg.ServerName = o.SNI
+// forAddr is base for one connection to addr: a copy with the server
+// name, when the options do not set one, from addr's host name.
+func forAddr(base *tls.Config, addr string) *tls.Config {
+	cfg := base.Clone()
 	if cfg.ServerName == "" {
 		if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil {
 			cfg.ServerName = host
 		}
 	}
+	return cfg
+}
+
+// tlsBase is a transport's client TLS config without what depends on the
+// address, made at its first connection: the CA pool, the client key pair
+// and the CRLs are parsed once per transport, not per connection. A
+// transport's options (secrets included) never change, new ones make a
+// new transport, so the cache needs no version.
+type tlsBase struct {
+	once sync.Once
+	cfg  *tls.Config
+	err  error
+}
+
+// tlsConfig is the config for one connection of the transport to addr.
+func (t *Transport) tlsConfig(addr string) (*tls.Config, error) {
+	b := &t.tlsBase
+	b.once.Do(func() { b.cfg, b.err = t.Options.TLS.baseConfig(t.Options.Identity) })
+	if b.err != nil {
+		return nil, b.err
+	}
+	return forAddr(b.cfg, addr), nil
+}
+
+// baseConfig builds the parts of the tls.Config that do not depend on
+// the address connected to.
+func (o *TLSOptions) baseConfig(id WorkloadIdentity) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: o.MinVersion, MaxVersion: o.MaxVersion, InsecureSkipVerify: o.InsecureSkipVerify}
+	if cfg.MinVersion == 0 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	cfg.ServerName = o.SNI
 	if o.ALPN != "" {
 		cfg.NextProtos = strings.Split(o.ALPN, ",")
 	}
@@ -212,7 +242,7 @@ func sourceReaches(src netip.Addr, target string) bool {
 // itself (net/http reads the negotiated protocol from it) and the
 // connection's identities.
 func (t *Transport) handshake(ctx context.Context, c net.Conn, addr string, alpn []string) (*tls.Conn, Principals, error) {
-	cfg, err := t.Options.TLS.clientConfig(addr, t.Options.Identity)
+	cfg, err := t.tlsConfig(addr)
 	if err != nil {
 		c.Close()
 		return nil, Principals{}, err

@@ -86,6 +86,8 @@ type Transport struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	dialer    *net.Dialer
+	// tlsBase is the client TLS config its connections copy (tls.go).
+	tlsBase tlsBase
 }
 
 // NewTransport builds a pool for opts counting connections in stats (which

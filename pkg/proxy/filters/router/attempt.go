@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -17,10 +18,13 @@ import (
 // attemptRequest is one try at sending a request upstream.
 type attemptRequest struct {
 	downstream *http.Request
-	route      *routes.Route
-	cfg        *Config
-	arm        *ArmOps
-	cluster    *upstream.Cluster
+	// body, when set, is what the upstream request sends instead of the
+	// downstream's body (an attempt's view of a kept body, retry.go).
+	body    io.ReadCloser
+	route   *routes.Route
+	cfg     *Config
+	arm     *ArmOps
+	cluster *upstream.Cluster
 	// ctx bounds the attempt (the route timeout, the client's lifetime).
 	ctx context.Context
 	// avoid lists hosts a retry should not go to again; host selection
@@ -70,9 +74,9 @@ var errNoHost = errors.New("no healthy upstream")
 // the one place every request to a host passes, so cluster policy lives
 // here: pick (with the route's hash key), circuit breakers, the host's
 // counters, and the outcome for outlier detection.
-func attempt(a *attemptRequest) *attemptResult {
+func attempt(a *attemptRequest) attemptResult {
 	cl, r := a.cluster, a.downstream
-	res := &attemptResult{}
+	var res attemptResult
 	var setCookie string
 	if cl.Kind == upstream.OriginalDst {
 		res.addr = cl.OriginalDestination(r, a.origDst)
@@ -110,7 +114,22 @@ func attempt(a *attemptRequest) *attemptResult {
 		}
 		return res
 	}
-	out := outboundRequest(a.ctx, r, res.addr, a.route)
+	// What this function adds to the upstream request's headers, at most.
+	extra := len(a.cfg.ReqOps.Edits)
+	if a.decorate && a.route.Decorator != nil {
+		extra++
+	}
+	if a.cfg.Timeout > 0 {
+		extra++
+	}
+	if a.arm != nil {
+		extra += len(a.arm.ReqOps.Edits)
+	}
+	if a.upgrade != "" {
+		extra += 2
+	}
+	own := new(attemptOwn)
+	out := outboundRequest(a.ctx, r, a.body, &own.url, res.addr, a.route, extra)
 	if a.upgrade != "" {
 		setUpgradeHeaders(out, r)
 	}
@@ -125,7 +144,11 @@ func attempt(a *attemptRequest) *attemptResult {
 		a.arm.ReqOps.Apply(out.Header)
 	}
 	if t := a.cfg.Timeout; t > 0 {
-		out.Header.Set("X-Envoy-Expected-Rq-Timeout-Ms", strconv.FormatInt(t.Milliseconds(), 10))
+		v := a.cfg.timeoutValue // shared, len == cap: an append copies it
+		if v == nil {
+			v = []string{strconv.FormatInt(t.Milliseconds(), 10)}
+		}
+		out.Header["X-Envoy-Expected-Rq-Timeout-Ms"] = v
 	}
 
 	cl.Stats.RqTotal.Add(1)
@@ -149,7 +172,8 @@ func attempt(a *attemptRequest) *attemptResult {
 		// Envoy sets the cookie it hashed on when the request had none.
 		res.resp.Header.Add("Set-Cookie", setCookie)
 	}
-	res.resp.Body = &releasingBody{ReadCloser: res.resp.Body, host: res.host, adm: adm}
+	own.body.ReadCloser, own.body.host, own.body.adm = res.resp.Body, res.host, adm
+	res.resp.Body = &own.body
 	return res
 }
 
@@ -182,9 +206,15 @@ func recordError(a *attemptRequest, cl *upstream.Cluster, host *upstream.Host, e
 	cl.Record(host, upstream.OutcomeConnectFailed, 0)
 }
 
+// attemptOwn is what an attempt that reached a host allocates, in one
+// allocation: its upstream request's URL and its response body's wrapper.
+type attemptOwn struct {
+	url  url.URL
+	body releasingBody
+}
+
 // releasingBody ends the attempt (finishAttempt) once, when the body is
-// closed or read to its end, whichever comes first. It is the attempt's
-// one allocation of its own.
+// closed or read to its end, whichever comes first (part of attemptOwn).
 type releasingBody struct {
 	io.ReadCloser
 	host *upstream.Host

@@ -42,6 +42,9 @@ type Config struct {
 	// Timeout bounds the whole exchange until the response headers (and
 	// the streamed body); 0 means none.
 	Timeout time.Duration
+	// timeoutValue is Timeout's x-envoy-expected-rq-timeout-ms value,
+	// made once by compileConfig (nil: made per request).
+	timeoutValue []string
 	// Retry is the route's retry policy (nil: one attempt only).
 	Retry *RetryPolicy
 	// Mirrors are the clusters a copy of the request is shadowed to.

@@ -100,6 +100,11 @@ func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 			limit = DefaultBufferLimit
 		}
 		body = newReplayBody(r.Body, limit, r.ContentLength)
+		if !mirrors {
+			// A mirrored body goes on to the mirrors' goroutines, so only
+			// one that was not is given back.
+			defer body.release()
+		}
 	} else if mirrors {
 		mirror(s, rte, cfg, nil, true) // no body: the copies go out with the primary
 	}
@@ -113,9 +118,9 @@ func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 	case res.err != nil:
 		upstreamError(w, info, cl, res)
 	case info.Upgrade != "" && res.resp.StatusCode == http.StatusSwitchingProtocols:
-		tunnel(w, ctx, res.attemptResult, cfg, info)
+		tunnel(w, ctx, &res.attemptResult, cfg, info)
 	default:
-		writeResponse(w, r, ctx, res.attemptResult, rte, cfg, arm, info)
+		writeResponse(w, r, ctx, &res.attemptResult, rte, cfg, arm, info)
 	}
 	if body != nil && mirrors {
 		whole, ok := body.complete()
@@ -138,7 +143,7 @@ func writeResponse(w http.ResponseWriter, r *http.Request, ctx context.Context, 
 		// the answer; the client sidecar reads and strips it.
 		info.PeerMetadata = istiometrics.TakePeer(hdr)
 	}
-	hdr.Set("X-Envoy-Upstream-Service-Time", strconv.FormatInt(res.took.Milliseconds(), 10))
+	hdr["X-Envoy-Upstream-Service-Time"] = msValue(res.took.Milliseconds())
 	if cfg.AttemptCountInResponse {
 		hdr["X-Envoy-Attempt-Count"] = attemptCountValue(info.Attempts)
 	}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -64,5 +65,35 @@ func TestHeaderOpsPercent(t *testing.T) {
 		if _, err := compileHeaderOps(nil, nil, hv(v), nil); err == nil || !strings.Contains(err.Error(), `"x-p"`) {
 			t.Errorf("value %q: err = %v, want a NACK naming the header", v, err)
 		}
+	}
+}
+
+// TestCloneRequestHeader: the upstream copy drops hop-by-hop headers and
+// those the Connection header names (any case, comma separated), keeps
+// "TE: trailers" only, and leaves the downstream headers as they were.
+func TestCloneRequestHeader(t *testing.T) {
+	h := http.Header{
+		"Connection":        {"keep-alive, x-Conn-Only", "Upgrade"},
+		"X-Conn-Only":       {"1"},
+		"Keep-Alive":        {"timeout=5"},
+		"Proxy-Connection":  {"keep-alive"},
+		"Te":                {"gzip, Trailers"},
+		"Transfer-Encoding": {"chunked"},
+		"Upgrade":           {"websocket"},
+		"Trailer":           {"X-T"},
+		"Accept":            {"*/*"},
+		"X-Request-Id":      {"abc"},
+	}
+	before := h.Clone()
+	got := cloneRequestHeader(h, 2)
+	want := http.Header{"Accept": {"*/*"}, "X-Request-Id": {"abc"}, "Te": {"trailers"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("cloneRequestHeader = %v, want %v", got, want)
+	}
+	if !reflect.DeepEqual(h, before) {
+		t.Errorf("the downstream headers changed: %v", h)
+	}
+	if got := cloneRequestHeader(http.Header{"Te": {"deflate"}, "A": {"1"}}, 0); !reflect.DeepEqual(got, http.Header{"A": {"1"}}) {
+		t.Errorf("TE without trailers: %v", got)
 	}
 }

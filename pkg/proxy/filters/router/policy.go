@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -341,6 +342,9 @@ func compileConfig(r *route.Route, vh *route.VirtualHost) (*Config, error) {
 	c.Timeout, c.AttemptCount, c.AttemptCountInResponse = DefaultTimeout, vh.IncludeRequestAttemptCount, vh.IncludeAttemptCountInResponse
 	if ra.Timeout != nil {
 		c.Timeout = ra.Timeout.AsDuration()
+	}
+	if c.Timeout > 0 {
+		c.timeoutValue = []string{strconv.FormatInt(c.Timeout.Milliseconds(), 10)}
 	}
 	c.BufferLimit = bufferLimit(vh.RequestBodyBufferLimit.GetValue(), vh.PerRequestBufferLimitBytes.GetValue(), 0)
 	c.BufferLimit = bufferLimit(r.RequestBodyBufferLimit.GetValue(), r.PerRequestBufferLimitBytes.GetValue(), c.BufferLimit)

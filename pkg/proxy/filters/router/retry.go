@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,99 +128,6 @@ func backoff(n int, base, maxInterval time.Duration, random uint64) time.Duratio
 	return time.Duration(random % uint64(ceil))
 }
 
-// replayBody lets a request body be sent more than once. What attempts
-// read from the client is kept (up to the limit), so a retry sends it
-// again and then continues with what the client has not sent yet. Nothing
-// is read ahead of the upstream: the body streams as it arrives. Once more
-// than the limit was read the body cannot be replayed, and retries stop.
-//
-// Each attempt reads through its own replayReader; starting a new one cuts
-// the previous one off, because a transport may still read an abandoned
-// attempt's body after RoundTrip returned.
-type replayBody struct {
-	gen      atomic.Uint32
-	overflow atomic.Bool
-	eof      atomic.Bool
-
-	mu    sync.Mutex
-	src   io.Reader
-	buf   []byte
-	limit int
-}
-
-var errBodySuperseded = errors.New("request body: a newer attempt took over")
-
-func newReplayBody(src io.Reader, limit int64, contentLength int64) *replayBody {
-	b := &replayBody{src: src, limit: int(limit)}
-	if contentLength > 0 && contentLength <= limit {
-		b.buf = make([]byte, 0, contentLength)
-	}
-	return b
-}
-
-// reader starts a new attempt's view of the body, from the beginning.
-func (b *replayBody) reader() *replayReader {
-	return &replayReader{b: b, gen: b.gen.Add(1)}
-}
-
-// replayable reports whether everything read so far is kept.
-func (b *replayBody) replayable() bool { return !b.overflow.Load() }
-
-// complete returns the whole body if it was read to the end within the
-// limit, for a mirror; ok is false otherwise.
-func (b *replayBody) complete() ([]byte, bool) {
-	if !b.eof.Load() || b.overflow.Load() {
-		return nil, false
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf, true
-}
-
-type replayReader struct {
-	b   *replayBody
-	gen uint32
-	off int
-}
-
-func (r *replayReader) Read(p []byte) (int, error) {
-	b := r.b
-	if b.gen.Load() != r.gen {
-		return 0, errBodySuperseded
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.gen.Load() != r.gen {
-		return 0, errBodySuperseded
-	}
-	if !b.overflow.Load() && r.off < len(b.buf) {
-		n := copy(p, b.buf[r.off:])
-		r.off += n
-		return n, nil
-	}
-	if b.eof.Load() {
-		return 0, io.EOF
-	}
-	n, err := b.src.Read(p)
-	if n > 0 && !b.overflow.Load() {
-		if len(b.buf)+n > b.limit {
-			b.overflow.Store(true)
-			b.buf = nil
-		} else {
-			b.buf = append(b.buf, p[:n]...)
-			r.off += n
-		}
-	}
-	if err == io.EOF {
-		b.eof.Store(true)
-	}
-	return n, err
-}
-
-// Close does not close the client's body: a retry may still need it. The
-// server closes it when the handler returns.
-func (r *replayReader) Close() error { return nil }
-
 // hasBody reports whether r carries a request body.
 func hasBody(r *http.Request) bool {
 	return r.Body != nil && r.Body != http.NoBody && (r.ContentLength != 0 || len(r.TransferEncoding) > 0)
@@ -243,27 +149,42 @@ func attemptCountValue(n int) []string {
 	return []string{strconv.Itoa(n)}
 }
 
+// msValues are shared header values for the milliseconds most answers
+// take (x-envoy-upstream-service-time).
+var msValues = func() [][]string {
+	v := make([][]string, 100)
+	for i := range v {
+		v[i] = []string{strconv.Itoa(i)}
+	}
+	return v
+}()
+
+// msValue is the header value of n milliseconds; shared values have
+// len == cap, so an append copies them.
+func msValue(n int64) []string {
+	if n >= 0 && n < int64(len(msValues)) {
+		return msValues[n]
+	}
+	return []string{strconv.FormatInt(n, 10)}
+}
+
 // perTry arms a per-try timeout that applies until the response headers
 // arrive, as Envoy's does: it cancels the attempt only if it fires first,
 // so a response that started in time may stream for as long as the route
-// timeout allows.
+// timeout allows. It is the attempt's context: once the timeout has
+// fired, its Err is context.DeadlineExceeded (a timeout, for outlier
+// detection and error text), not the plain cancellation used to stop the
+// attempt. (One allocation serves as both.)
 type perTry struct {
+	context.Context
 	state  atomic.Int32 // 0 armed, 1 headers arrived, 2 fired
 	cancel context.CancelFunc
 	timer  *time.Timer
 }
 
-// perTryCtx is the attempt's context: once the timeout has fired, its Err
-// is context.DeadlineExceeded (a timeout, for outlier detection and error
-// text), not the plain cancellation used to stop the attempt.
-type perTryCtx struct {
-	context.Context
-	pt *perTry
-}
-
-func (c perTryCtx) Err() error {
-	err := c.Context.Err()
-	if err == context.Canceled && c.pt.state.Load() == 2 {
+func (pt *perTry) Err() error {
+	err := pt.Context.Err()
+	if err == context.Canceled && pt.state.Load() == 2 {
 		return context.DeadlineExceeded
 	}
 	return err
@@ -271,13 +192,16 @@ func (c perTryCtx) Err() error {
 
 func startPerTry(parent context.Context, d time.Duration) (context.Context, *perTry) {
 	ctx, cancel := context.WithCancel(parent)
-	pt := &perTry{cancel: cancel}
-	pt.timer = time.AfterFunc(d, func() {
-		if pt.state.CompareAndSwap(0, 2) {
-			cancel()
-		}
-	})
-	return perTryCtx{ctx, pt}, pt
+	pt := &perTry{Context: ctx, cancel: cancel}
+	pt.timer = time.AfterFunc(d, pt.fire)
+	return pt, pt
+}
+
+// fire is the timer's: it cancels the attempt unless its headers came.
+func (pt *perTry) fire() {
+	if pt.state.CompareAndSwap(0, 2) {
+		pt.cancel()
+	}
 }
 
 // headers disarms the timer; it reports false if the timeout won.
@@ -290,7 +214,7 @@ func (pt *perTry) headers() bool {
 // response), and the function that ends the attempt's context once its
 // response body has been copied.
 type tryResult struct {
-	*attemptResult
+	attemptResult
 	fail failure
 	done func()
 }
@@ -317,12 +241,11 @@ func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, 
 	req := attemptRequest{route: rte, cfg: cfg, arm: arm, cluster: cl, decorate: info.EgressTracing, upgrade: info.Upgrade, origDst: origDst}
 	for {
 		info.Attempts++
-		down := r
+		// Each attempt reads the body through its own reader; the request
+		// itself is not copied for it (outboundRequest makes the copy).
+		req.body = nil
 		if body != nil {
-			d := new(http.Request)
-			*d = *r
-			d.Body = body.reader()
-			down = d
+			req.body = body.reader()
 		}
 		if cfg.AttemptCount {
 			r.Header["X-Envoy-Attempt-Count"] = attemptCountValue(info.Attempts)
@@ -331,7 +254,7 @@ func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, 
 		if pol != nil && pol.PerTryTimeout > 0 {
 			tryCtx, pt = startPerTry(ctx, pol.PerTryTimeout)
 		}
-		req.downstream, req.ctx = down, tryCtx
+		req.downstream, req.ctx = r, tryCtx
 		if pol != nil && len(tried) > 0 {
 			avoidHosts(&req, pol, cl, tried)
 		}
@@ -425,7 +348,7 @@ func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, 
 			cl.ReleaseRetry()
 			fail, flag = classify(ctx.Err(), r.Context(), ctx, false)
 			info.Flags |= flag
-			return tryResult{attemptResult: &attemptResult{err: ctx.Err(), host: res.host, addr: res.addr}, fail: fail, done: noop}
+			return tryResult{attemptResult: attemptResult{err: ctx.Err(), host: res.host, addr: res.addr}, fail: fail, done: noop}
 		}
 	}
 }

@@ -207,3 +207,36 @@ func TestAttemptCountValue(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayBodyReleased: a released body's readers (a transport may still
+// hold one) read nothing more, even once the pooled body serves another
+// request, and the next request's body is its own.
+func TestReplayBodyReleased(t *testing.T) {
+	first := bytes.Repeat([]byte("a"), 5000)
+	b := newReplayBody(bytes.NewReader(first), 1<<20, int64(len(first)))
+	stale := b.reader()
+	if _, err := io.ReadFull(stale, make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	b.release()
+	if n, err := stale.Read(make([]byte, 100)); n != 0 || !errors.Is(err, errBodySuperseded) {
+		t.Fatalf("a released body's reader read %d bytes (err %v)", n, err)
+	}
+	for range 10 { // the pool may or may not hand the same body back
+		second := bytes.Repeat([]byte("b"), 70<<10)
+		nb := newReplayBody(bytes.NewReader(second), 1<<20, -1)
+		r := nb.reader()
+		if n, err := stale.Read(make([]byte, 100)); n != 0 || !errors.Is(err, errBodySuperseded) {
+			t.Fatalf("a stale reader read %d bytes of a later body (err %v)", n, err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, second) {
+			t.Fatalf("read %d bytes (err %v), want the later %d-byte body", len(got), err, len(second))
+		}
+		again, _ := io.ReadAll(nb.reader())
+		if !bytes.Equal(again, second) {
+			t.Fatalf("replay read %d bytes", len(again))
+		}
+		nb.release()
+	}
+}
