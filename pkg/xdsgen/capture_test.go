@@ -11,7 +11,6 @@ import (
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
@@ -185,21 +184,7 @@ func TestCaptureProxyAccepts(t *testing.T) {
 // compileForProxy compiles res with sluice's data plane, as the proxy
 // would on receiving it.
 func compileForProxy(res *xdsgen.Resources) error {
-	items := map[string]map[string]proto.Message{
-		xdsclient.ListenerType: {}, xdsclient.RouteType: {}, xdsclient.ClusterType: {}, xdsclient.EndpointType: {},
-	}
-	for _, l := range res.Listeners {
-		items[xdsclient.ListenerType][l.Name] = l
-	}
-	for _, r := range res.Routes {
-		items[xdsclient.RouteType][r.Name] = r
-	}
-	for _, c := range res.Clusters {
-		items[xdsclient.ClusterType][c.Name] = c
-	}
-	for _, e := range res.Endpoints {
-		items[xdsclient.EndpointType][e.ClusterName] = e
-	}
+	items := res.ByType()
 	_, _, err := dataplane.Compile(dataplane.CompileOptions{Resources: xdsclient.Resources{Items: items}, Stats: dataplane.NewStatsStore(), Identity: unusedIdentity{}})
 	return err
 }

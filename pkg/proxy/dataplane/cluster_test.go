@@ -10,7 +10,6 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -44,21 +43,7 @@ func compileGolden(t *testing.T, prev *Runtime, stats *StatsStore) *Runtime {
 	if err != nil {
 		t.Fatal(err)
 	}
-	items := map[string]map[string]proto.Message{
-		xdsclient.ListenerType: {}, xdsclient.RouteType: {}, xdsclient.ClusterType: {}, xdsclient.EndpointType: {},
-	}
-	for _, l := range res.Listeners {
-		items[xdsclient.ListenerType][l.Name] = l
-	}
-	for _, r := range res.Routes {
-		items[xdsclient.RouteType][r.Name] = r
-	}
-	for _, c := range res.Clusters {
-		items[xdsclient.ClusterType][c.Name] = c
-	}
-	for _, e := range res.Endpoints {
-		items[xdsclient.EndpointType][e.ClusterName] = e
-	}
+	items := res.ByType()
 	rt, _, err := Compile(CompileOptions{Resources: xdsclient.Resources{Items: items, Versions: map[string]string{}}, Previous: prev, Stats: stats})
 	if err != nil {
 		t.Fatalf("the proxy rejects what the control plane generates: %v", err)

@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
@@ -159,21 +158,7 @@ func newMeshConfigured(t testing.TB, mc *meshv1alpha1.MeshConfig, yaml string, e
 	if edit != nil {
 		edit(res)
 	}
-	items := map[string]map[string]proto.Message{
-		xdsclient.ListenerType: {}, xdsclient.RouteType: {}, xdsclient.ClusterType: {}, xdsclient.EndpointType: {},
-	}
-	for _, l := range res.Listeners {
-		items[xdsclient.ListenerType][l.Name] = l
-	}
-	for _, r := range res.Routes {
-		items[xdsclient.RouteType][r.Name] = r
-	}
-	for _, c := range res.Clusters {
-		items[xdsclient.ClusterType][c.Name] = c
-	}
-	for _, e := range res.Endpoints {
-		items[xdsclient.EndpointType][e.ClusterName] = e
-	}
+	items := res.ByType()
 	rt, _, err := dataplane.Compile(dataplane.CompileOptions{Resources: xdsclient.Resources{Items: items}, Stats: dataplane.NewStatsStore()})
 	if err != nil {
 		t.Fatalf("the proxy rejects the generated config: %v", err)

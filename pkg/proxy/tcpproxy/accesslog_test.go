@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
@@ -38,19 +37,7 @@ func runtimeFor(t *testing.T, mc *meshv1alpha1.MeshConfig, yaml string) *datapla
 	if err != nil {
 		t.Fatal(err)
 	}
-	items := map[string]map[string]proto.Message{xdsclient.ListenerType: {}, xdsclient.RouteType: {}, xdsclient.ClusterType: {}, xdsclient.EndpointType: {}}
-	for _, l := range res.Listeners {
-		items[xdsclient.ListenerType][l.Name] = l
-	}
-	for _, r := range res.Routes {
-		items[xdsclient.RouteType][r.Name] = r
-	}
-	for _, c := range res.Clusters {
-		items[xdsclient.ClusterType][c.Name] = c
-	}
-	for _, e := range res.Endpoints {
-		items[xdsclient.EndpointType][e.ClusterName] = e
-	}
+	items := res.ByType()
 	rt, _, err := dataplane.Compile(dataplane.CompileOptions{Resources: xdsclient.Resources{Items: items}, Stats: dataplane.NewStatsStore()})
 	if err != nil {
 		t.Fatalf("the proxy rejects the generated config: %v", err)
