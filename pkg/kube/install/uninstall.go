@@ -71,6 +71,15 @@ func (c *Client) Uninstall(ctx context.Context, o UninstallOptions) ([]string, e
 		}
 		for _, obj := range list.Items {
 			what := describe(&obj)
+			if obj.GetDeletionTimestamp() != nil {
+				// Deleted before (an earlier uninstall): the API server is
+				// finishing it, as a CRD's customresourcecleanup finalizer
+				// does, with its own retries; deleting again changes nothing.
+				if o.Log != nil {
+					fmt.Fprintln(o.Log, "already being removed", what)
+				}
+				continue
+			}
 			if !o.DryRun {
 				ri := c.Dynamic.Resource(gvr).Namespace(obj.GetNamespace())
 				bg := metav1.DeletePropagationBackground
