@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -36,6 +37,7 @@ func newProxyCommand() *cobra.Command {
 		xdsMaxMessageBytes                         int
 		agentAddr, appProbers                      string
 		interception                               string
+		concurrency                                int
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -114,6 +116,11 @@ ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
 			if portOffset < 0 || portOffset > 65535 {
 				return fmt.Errorf("--port-offset %d: must be 0..65535", portOffset)
 			}
+			procs, err := proxyConcurrency(cmd, concurrency)
+			if err != nil {
+				return err
+			}
+			runtime.GOMAXPROCS(procs)
 			id := model.Proxy{
 				Type: model.ProxyType(typ), Name: name, Namespace: namespace, Labels: lbls,
 				IPs: []string{ip}, Locality: locality,
@@ -173,8 +180,34 @@ ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
 	f.StringVar(&agentAddr, "agent-address", "", "serve the agent port (istio-agent's :15020): /healthz/ready and the app probes sluice kube-inject and the injection webhook rewrite to /app-health/<container>/livez|readyz|startupz (off by default in local mode, where many proxies share one machine; the injected sidecar sets 0.0.0.0:15020)")
 	f.StringVar(&appProbers, "app-probers", os.Getenv("ISTIO_KUBE_APP_PROBERS"), "the app's original probes by agent path, JSON as the injector writes it (env ISTIO_KUBE_APP_PROBERS); needs --agent-address")
 	f.StringVar(&interception, "interception-mode", string(model.InterceptionNone), "sidecar: how traffic reaches the proxy, Istio's interception mode: NONE (local mode: the app addresses --outbound-address) or REDIRECT (iptables capture, see sluice capture: Istio's virtual outbound listener on :15001 and virtual inbound on :15006, routing by the destination address the app connected to)")
+	f.IntVar(&concurrency, "concurrency", DefaultConcurrency, "worker threads, as Envoy's --concurrency and Istio's ProxyConfig.concurrency: the proxy runs on at most N cores (GOMAXPROCS); 0 = every core. Unset, an explicit GOMAXPROCS in the environment or a CPU limit below 2 cores wins")
 	addLogFlags(cmd)
 	return cmd
+}
+
+// DefaultConcurrency is Istio's sidecar default: two worker threads
+// (ProxyConfig.concurrency, https://istio.io/latest/docs/reference/config/istio.mesh.v1alpha1/#ProxyConfig).
+const DefaultConcurrency = 2
+
+// proxyConcurrency is the GOMAXPROCS --concurrency asks for. Given, it
+// is taken as asked (0 = every core, as Envoy's --concurrency 0). Not
+// given, it is the default of 2 unless the environment's GOMAXPROCS says
+// otherwise or the runtime's own default (the cgroup CPU limit, Go 1.25+)
+// is lower, as Istio sizes the proxy from the pod's CPU limit.
+func proxyConcurrency(cmd *cobra.Command, n int) (int, error) {
+	if n < 0 {
+		return 0, fmt.Errorf("--concurrency %d: must be 0 (every core) or more", n)
+	}
+	if cmd.Flags().Changed("concurrency") {
+		if n == 0 {
+			return runtime.NumCPU(), nil
+		}
+		return n, nil
+	}
+	if os.Getenv("GOMAXPROCS") != "" {
+		return runtime.GOMAXPROCS(0), nil
+	}
+	return min(n, runtime.GOMAXPROCS(0)), nil
 }
 
 // interceptionMode checks --interception-mode: REDIRECT is for sidecars

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -103,6 +104,46 @@ func TestInterceptionModeFlag(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("%v: got %q %v, want %q", tc.args, got, err, tc.want)
+		}
+	}
+}
+
+// TestProxyConcurrency: --concurrency given is taken as asked (0 = every
+// core); not given it is Istio's 2, unless GOMAXPROCS in the environment
+// or a lower runtime default (a CPU limit) says otherwise.
+func TestProxyConcurrency(t *testing.T) {
+	prev := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(prev)
+	for _, tc := range []struct {
+		args    []string
+		env     string
+		runtime int
+		want    int
+		wantErr string
+	}{
+		{args: nil, runtime: 8, want: 2},
+		{args: nil, runtime: 1, want: 1},
+		{args: nil, env: "3", runtime: 3, want: 3},
+		{args: []string{"--concurrency", "4"}, runtime: 1, want: 4},
+		{args: []string{"--concurrency", "0"}, runtime: 1, want: runtime.NumCPU()},
+		{args: []string{"--concurrency", "-1"}, runtime: 1, wantErr: "--concurrency -1: must be 0 (every core) or more"},
+	} {
+		t.Setenv("GOMAXPROCS", tc.env)
+		runtime.GOMAXPROCS(tc.runtime)
+		cmd := newProxyCommand()
+		if err := cmd.Flags().Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		n, _ := cmd.Flags().GetInt("concurrency")
+		got, err := proxyConcurrency(cmd, n)
+		if tc.wantErr != "" {
+			if err == nil || err.Error() != tc.wantErr {
+				t.Errorf("%v: err %v, want %q", tc.args, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%v (GOMAXPROCS=%q, runtime %d): %d, %v; want %d", tc.args, tc.env, tc.runtime, got, err, tc.want)
 		}
 	}
 }

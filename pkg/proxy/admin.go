@@ -7,9 +7,11 @@ import (
 	"maps"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -19,6 +21,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/upstream"
 	"github.com/sluice-mesh/sluice/pkg/proxy/xdsclient"
+	"github.com/sluice-mesh/sluice/pkg/version"
 	"github.com/sluice-mesh/sluice/pkg/xdsredact"
 )
 
@@ -26,7 +29,7 @@ import (
 func (p *Proxy) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "sluice proxy admin: /ready /config_dump /stats /stats/prometheus /clusters /listeners /certs /debug/authz /debug/pprof/")
+		fmt.Fprintln(w, "sluice proxy admin: /ready /server_info /config_dump /stats /stats/prometheus /clusters /listeners /certs /debug/authz /debug/pprof/")
 	})
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
 		rt := p.rt.Load()
@@ -37,6 +40,7 @@ func (p *Proxy) adminHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "LIVE")
 	})
+	mux.HandleFunc("GET /server_info", p.serverInfo)
 	mux.HandleFunc("GET /config_dump", p.configDump)
 	mux.HandleFunc("GET /stats", p.statsText)
 	// Istio's standard metrics in Prometheus' text format, as Envoy's
@@ -256,4 +260,23 @@ func splitLocality(l string) (region, zone, subzone string) {
 		parts = append(parts, "")
 	}
 	return parts[0], parts[1], parts[2]
+}
+
+// serverInfo is Envoy's /server_info, the fields sluice has: version,
+// state (LIVE once every listener is warm, else PRE_INITIALIZING), uptime
+// and the command line's concurrency (the proxy's GOMAXPROCS).
+func (p *Proxy) serverInfo(w http.ResponseWriter, r *http.Request) {
+	state := "PRE_INITIALIZING"
+	if p.rt.Load().Ready() {
+		state = "LIVE"
+	}
+	info := map[string]any{
+		"version":              version.Get(),
+		"state":                state,
+		"uptime_current_epoch": fmt.Sprintf("%.0fs", time.Since(p.started).Seconds()),
+		"command_line_options": map[string]any{"concurrency": runtime.GOMAXPROCS(0)},
+		"node":                 map[string]any{"id": p.opts.Identity.NodeID()},
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(info)
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -103,6 +104,7 @@ type Proxy struct {
 	// servers are the listeners' servers by name, published after every
 	// listener change, read by the hand-off of captured connections.
 	servers  atomic.Pointer[map[string]*downstream.Server]
+	started  time.Time
 	ctx      context.Context
 	identity *identity.Workload
 	updates  atomic.Uint64
@@ -140,7 +142,7 @@ func New(opts Options) *Proxy {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	p := &Proxy{opts: opts, log: opts.Logger, stats: dataplane.NewStatsStore(), http: httpproxy.NewShared(), listeners: map[string]*activeListener{}}
+	p := &Proxy{opts: opts, log: opts.Logger, stats: dataplane.NewStatsStore(), http: httpproxy.NewShared(), listeners: map[string]*activeListener{}, started: time.Now()}
 	p.rt.Store(&dataplane.Runtime{Listeners: map[string]*dataplane.Listener{}})
 	// Spans name the proxy by its node id and Istio's service cluster,
 	// and reach their collector through the runtime's clusters.
@@ -222,7 +224,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	// proxy's counters.
 	p.opts.Identity.AdminAddress = adminLis.Addr().String()
 	p.log.Info("proxy starting", "id", p.opts.Identity.NodeID(), "xds", p.opts.XDSAddress, "xds_tls", cp.TLS,
-		"admin", adminLis.Addr().String())
+		"admin", adminLis.Addr().String(), "concurrency", runtime.GOMAXPROCS(0))
 	go wl.Run(ctx)
 	client := xdsclient.New(xdsclient.Options{
 		Address:         p.opts.XDSAddress,
