@@ -71,8 +71,9 @@ kube-binaries:
 golden:
 	$(GO) test ./pkg/xdsgen -update
 
+BENCH_FLAGS ?=
 bench: build
-	./bench/sidecar.sh
+	./bench/perf.sh $(BENCH_FLAGS)
 
 # The control-plane scale benchmark (bench/README.md); flags in
 # BENCH_XDS_FLAGS, e.g. make bench-xds BENCH_XDS_FLAGS="-points 1000x10x1000 -sidecar-scope".

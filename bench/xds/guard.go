@@ -36,12 +36,12 @@ func (r *runner) guard(stop <-chan struct{}) {
 		select {
 		case <-stop:
 			return
-		case <-r.control.done:
+		case <-r.control.Done():
 			return
 		case <-t.C:
 		}
-		r.control.cpuSeconds() // keeps the last value for after a kill
-		rss, hwm := r.control.memMiB()
+		r.control.CPUSeconds() // keeps the last value for after a kill
+		rss, hwm := r.control.MemMiB()
 		if hwm > 0 {
 			r.peak.Store(uint64(hwm * 1024))
 		}
@@ -55,7 +55,7 @@ func (r *runner) guard(stop <-chan struct{}) {
 			r.aborted.Store(fmt.Sprintf("control plane stopped at RSS %.0f MiB > -max-control-rss %.0f MiB, %d proxies ready",
 				rss, r.o.maxRSS, ready))
 			r.o.logf("%s: %s", r.pt, r.aborted.Load())
-			r.control.cmd.Process.Kill()
+			r.control.Kill()
 			return
 		}
 	}

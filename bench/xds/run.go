@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-mesh/sluice/bench/internal/benchproc"
 	"github.com/sluice-mesh/sluice/internal/testenv"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
@@ -89,7 +90,7 @@ type runner struct {
 	state   string
 	xds     string
 	http    string
-	control *process
+	control *benchproc.Process
 	watch   atomic.Pointer[watch]
 	active  atomic.Int64
 	simsMu  sync.Mutex
@@ -115,8 +116,8 @@ func runPoint(ctx context.Context, o options, pt point) (*result, error) {
 	defer close(stopGuard)
 	go r.guard(stopGuard)
 	time.Sleep(time.Second)
-	res.cpuStart = r.control.cpuSeconds()
-	res.rssIdle, _ = r.control.memMiB()
+	res.cpuStart = r.control.CPUSeconds()
+	res.rssIdle, _ = r.control.MemMiB()
 	res.heapIdle = r.liveHeapMiB(ctx)
 	if pt.proxies > 0 {
 		if err := r.measureProxies(ctx, res); err != nil {
@@ -133,7 +134,7 @@ func runPoint(ctx context.Context, o options, pt point) (*result, error) {
 			return nil, err
 		}
 	}
-	if _, res.hwm = r.control.memMiB(); res.hwm == 0 {
+	if _, res.hwm = r.control.MemMiB(); res.hwm == 0 {
 		res.hwm = r.peakMiB()
 	}
 	res.aborted = r.abortReason()
@@ -158,9 +159,9 @@ func (r *runner) measureProxies(ctx context.Context, res *result) error {
 	r.connect(ctx, proto)
 	res.ready, res.notReady = r.waitReady(ctx, r.o.timeout)
 	stopCPU()
-	res.cpuConnect = r.control.cpuSeconds() - res.cpuStart
+	res.cpuConnect = r.control.CPUSeconds() - res.cpuStart
 	time.Sleep(time.Second)
-	res.rssK, _ = r.control.memMiB()
+	res.rssK, _ = r.control.MemMiB()
 	res.heapK = r.liveHeapMiB(ctx)
 	if r.o.profileDir != "" {
 		if err := r.saveProfile(ctx, "heap", "/debug/pprof/heap?gc=1"); err != nil {
@@ -204,13 +205,13 @@ func (r *runner) startControl(ctx context.Context) error {
 		return err
 	}
 	r.xds, r.http = testenv.FreeAddr(), testenv.FreeAddr()
-	r.control, err = startProcess(r.o.sluice, r.dir, "control", "control", "--config-dir", r.config,
+	r.control, err = benchproc.Start(r.o.sluice, r.dir, "control", "control", "--config-dir", r.config,
 		"--xds-address", r.xds, "--http-address", r.http, "--state-dir", r.state, "--xds-tls=false")
 	if err != nil {
 		return err
 	}
-	r.o.logf("%s: control plane starting (logs: %s)", r.pt, r.control.log)
-	return r.control.waitReady(ctx, "http://"+r.http+"/ready", 5*time.Minute)
+	r.o.logf("%s: control plane starting (logs: %s)", r.pt, r.control.Log())
+	return r.control.WaitReady(ctx, "http://"+r.http+"/ready", 5*time.Minute)
 }
 
 // close stops the proxies and the control plane.
@@ -220,7 +221,7 @@ func (r *runner) close() {
 		r.wg.Wait()
 	}
 	if r.control != nil {
-		r.control.stop()
+		r.control.Stop()
 	}
 }
 
@@ -351,7 +352,7 @@ func (r *runner) measureChange(ctx context.Context, cluster string, w *watch, ch
 		}
 	}
 	res.holders, res.measured = len(holders), true
-	cpu0 := r.control.cpuSeconds()
+	cpu0 := r.control.CPUSeconds()
 	w.start = time.Now()
 	r.watch.Store(w)
 	defer r.watch.Store(nil)
@@ -380,7 +381,7 @@ func (r *runner) measureChange(ctx context.Context, cluster string, w *watch, ch
 			break
 		}
 	}
-	res.cpu = r.control.cpuSeconds() - cpu0
+	res.cpu = r.control.CPUSeconds() - cpu0
 	for _, s := range r.sims {
 		st := s.stats(w)
 		if !st.first.IsZero() {
@@ -451,7 +452,7 @@ func (r *runner) configChange(ctx context.Context) changeResult {
 // returns its RSS.
 func (r *runner) realSidecarRSS(ctx context.Context) (float64, error) {
 	admin := testenv.FreeAddr()
-	p, err := startProcess(r.o.sluice, r.dir, "sidecar", "proxy", "--type", "sidecar", "--name", "bench-sidecar",
+	p, err := benchproc.Start(r.o.sluice, r.dir, "sidecar", "proxy", "--type", "sidecar", "--name", "bench-sidecar",
 		"--namespace", r.mesh.namespace(0), "--labels", "app=bench-sidecar",
 		"--outbound-address", testenv.FreeAddr(), "--admin-address", admin,
 		"--xds-address", r.xds, "--token-file", filepath.Join(r.state, "bootstrap-token"),
@@ -459,12 +460,12 @@ func (r *runner) realSidecarRSS(ctx context.Context) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer p.stop()
-	if err := p.waitReady(ctx, "http://"+admin+"/ready", r.o.timeout); err != nil {
+	defer p.Stop()
+	if err := p.WaitReady(ctx, "http://"+admin+"/ready", r.o.timeout); err != nil {
 		return 0, err
 	}
 	time.Sleep(2 * time.Second)
-	rss, _ := p.memMiB()
+	rss, _ := p.MemMiB()
 	return rss, nil
 }
 
