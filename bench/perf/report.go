@@ -31,6 +31,11 @@ type result struct {
 	// any traffic and at its peak during the fixed-rate run, MiB.
 	RSSIdle float64 `json:"rss_idle_mib"`
 	RSSLoad float64 `json:"rss_load_mib"`
+	// AnonIdle and AnonLoad are the anonymous part of RSS (RssAnon):
+	// what each more proxy of the same binary costs, its file pages
+	// being shared through the page cache.
+	AnonIdle float64 `json:"anon_idle_mib"`
+	AnonLoad float64 `json:"anon_load_mib"`
 }
 
 // tcpResult is a TCP passthrough row: bytes/s both ways, its ratio to
@@ -104,18 +109,20 @@ func (r *report) markdown(w io.Writer) {
 	o := r.Options
 	fmt.Fprintf(w, "fortio -qps %d -c %d, %d B payloads, %g s per point; proxies on CPU %s (one worker each), load on CPU %s; %s, %d CPUs, %s, sluice %s\n\n",
 		o.QPS, o.Connections, o.Payload, o.Seconds, o.ProxyCPU, o.LoadCPU, r.Host, r.CPUs, r.Kernel, r.Revision)
-	fmt.Fprintln(w, "| path | proto | added p50 | p90 | p99 | p99.9 | max (ms) | max rps (vs direct) | vCPU per 1k rps | RSS idle / at load (MiB) | errors |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| path | proto | added p50 | p90 | p99 | p99.9 | max (ms) | max rps (vs direct) | vCPU per 1k rps | RSS idle / at load (MiB) | anon idle / at load | errors |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, x := range r.Results {
 		if x.Path == "direct" {
-			fmt.Fprintf(w, "| direct | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | | | %d |\n", x.Protocol,
+			fmt.Fprintf(w, "| direct | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | | | | %d |\n", x.Protocol,
 				x.Latency.P50*1e3, x.Latency.P90*1e3, x.Latency.P99*1e3, x.Latency.P999*1e3, x.Latency.Max*1e3, x.MaxRPS, x.Errors)
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %.0f (%.2f) | %.3f | %.1f / %.1f | %d |\n", x.Path, x.Protocol,
-			ms(x.Added.P50), ms(x.Added.P90), ms(x.Added.P99), ms(x.Added.P999), ms(x.Added.Max), x.MaxRPS, x.MaxRatio, x.CPUPer1k, x.RSSIdle, x.RSSLoad, x.Errors)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %.0f (%.2f) | %.3f | %.1f / %.1f | %.1f / %.1f | %d |\n", x.Path, x.Protocol,
+			ms(x.Added.P50), ms(x.Added.P90), ms(x.Added.P99), ms(x.Added.P999), ms(x.Added.Max), x.MaxRPS, x.MaxRatio, x.CPUPer1k,
+			x.RSSIdle, x.RSSLoad, x.AnonIdle, x.AnonLoad, x.Errors)
 	}
-	fmt.Fprintln(w, "\n(direct rows: absolute latency in ms; the others: latency added over direct in the same run.)")
+	fmt.Fprintln(w, "\n(direct rows: absolute latency in ms; the others: latency added over direct in the same run. Memory sums the path's proxies;"+
+		" anon is RSS less the binary's file pages, which every process of the same binary shares through the page cache.)")
 	if len(r.TCP) > 0 {
 		fmt.Fprintln(w, "\n| TCP passthrough | MB/s (both ways) | vs direct | CPU s per GB | errors |")
 		fmt.Fprintln(w, "|---|---|---|---|---|")
@@ -158,21 +165,21 @@ func compareFiles(w io.Writer, oldPath, newPath string) error {
 		return fmt.Sprintf("%.2f", a/b)
 	}
 	fmt.Fprintf(w, "new %s (%s) / old %s (%s)\n\n", newPath, n.Revision, oldPath, o.Revision)
-	fmt.Fprintln(w, "| path | proto | added p50 | added p99 | added p99.9 | max rps | vCPU per 1k rps | RSS idle | RSS at load |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| path | proto | added p50 | added p99 | added p99.9 | max rps | vCPU per 1k rps | RSS idle | RSS at load | anon idle | anon at load |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, x := range n.Results {
 		y, ok := old[x.Path+" "+x.Protocol]
 		if !ok {
 			continue
 		}
 		if x.Path == "direct" {
-			fmt.Fprintf(w, "| direct | %s | %s (abs) | %s (abs) | %s (abs) | %s | | | |\n", x.Protocol,
+			fmt.Fprintf(w, "| direct | %s | %s (abs) | %s (abs) | %s (abs) | %s | | | | | |\n", x.Protocol,
 				ratio(x.Latency.P50, y.Latency.P50), ratio(x.Latency.P99, y.Latency.P99), ratio(x.Latency.P999, y.Latency.P999), ratio(x.MaxRPS, y.MaxRPS))
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Path, x.Protocol, ratio(x.Added.P50, y.Added.P50),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Path, x.Protocol, ratio(x.Added.P50, y.Added.P50),
 			ratio(x.Added.P99, y.Added.P99), ratio(x.Added.P999, y.Added.P999), ratio(x.MaxRPS, y.MaxRPS), ratio(x.CPUPer1k, y.CPUPer1k),
-			ratio(x.RSSIdle, y.RSSIdle), ratio(x.RSSLoad, y.RSSLoad))
+			ratio(x.RSSIdle, y.RSSIdle), ratio(x.RSSLoad, y.RSSLoad), ratio(x.AnonIdle, y.AnonIdle), ratio(x.AnonLoad, y.AnonLoad))
 	}
 	return nil
 }

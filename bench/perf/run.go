@@ -50,8 +50,8 @@ type target struct {
 	url     func(protocol string) string
 	host    string
 	proxies []*benchproc.Process
-	// rssIdle is the proxies' RSS before any traffic went through them.
-	rssIdle float64
+	// idle is the proxies' memory before any traffic went through them.
+	idle benchproc.Memory
 }
 
 func run(ctx context.Context, o options) error {
@@ -104,7 +104,7 @@ func run(ctx context.Context, o options) error {
 			if err != nil {
 				return err
 			}
-			t = &target{name: name, proxies: []*benchproc.Process{p.proc}, rssIdle: rss(p.proc),
+			t = &target{name: name, proxies: []*benchproc.Process{p.proc}, idle: mem(p.proc),
 				url: func(proto string) string {
 					return "http://" + map[bool]string{true: p.h2c, false: p.h1}[proto == "h2c"] + "/"
 				}}
@@ -142,7 +142,7 @@ func meshTargets(m *mesh, paths []string) (map[string]*target, error) {
 		}
 	}
 	for _, t := range ts {
-		t.rssIdle = rss(t.proxies...)
+		t.idle = mem(t.proxies...)
 	}
 	return ts, nil
 }
@@ -156,7 +156,7 @@ func (e *env) measure(ctx context.Context, t *target, proto string, direct *resu
 		return nil, err
 	}
 	cpu0 := cpu(t.proxies...)
-	peak, stop := sampleRSS(t.proxies)
+	peak, stop := sampleMem(t.proxies)
 	start := time.Now()
 	l.name, l.seconds = name+"-fixed", e.o.duration.Seconds()
 	fixed, err := e.fortio(ctx, l)
@@ -166,7 +166,7 @@ func (e *env) measure(ctx context.Context, t *target, proto string, direct *resu
 		return nil, err
 	}
 	r := &result{Path: t.name, Protocol: proto, Proxies: len(t.proxies), QPS: fixed.qps, Latency: fixed.lat, Errors: fixed.errors,
-		RSSIdle: t.rssIdle, RSSLoad: *peak}
+		RSSIdle: t.idle.RSS, RSSLoad: peak.RSS, AnonIdle: t.idle.Anon, AnonLoad: peak.Anon}
 	if len(t.proxies) > 0 && fixed.qps > 0 {
 		r.CPUPer1k = (cpu(t.proxies...) - cpu0) / elapsed / (fixed.qps / 1000)
 	}
@@ -180,8 +180,8 @@ func (e *env) measure(ctx context.Context, t *target, proto string, direct *resu
 		r.Added = r.Latency.minus(direct.Latency)
 		r.MaxRatio = r.MaxRPS / direct.MaxRPS
 	}
-	fmt.Printf("  %-14s %-5s p50 %7.3f p99 %7.3f p99.9 %7.3f ms, max %8.0f rps, %.3f vCPU/1k rps, RSS %.1f/%.1f MiB, %d errors\n",
-		t.name, proto, r.Latency.P50*1e3, r.Latency.P99*1e3, r.Latency.P999*1e3, r.MaxRPS, r.CPUPer1k, r.RSSIdle, r.RSSLoad, r.Errors)
+	fmt.Printf("  %-14s %-5s p50 %7.3f p99 %7.3f p99.9 %7.3f ms, max %8.0f rps, %.3f vCPU/1k rps, RSS %.1f/%.1f MiB (anon %.1f/%.1f), %d errors\n",
+		t.name, proto, r.Latency.P50*1e3, r.Latency.P99*1e3, r.Latency.P999*1e3, r.MaxRPS, r.CPUPer1k, r.RSSIdle, r.RSSLoad, r.AnonIdle, r.AnonLoad, r.Errors)
 	return r, nil
 }
 
@@ -224,26 +224,28 @@ func cpu(ps ...*benchproc.Process) float64 {
 	return s
 }
 
-func rss(ps ...*benchproc.Process) float64 {
-	var s float64
+// mem sums the processes' memory.
+func mem(ps ...*benchproc.Process) benchproc.Memory {
+	var s benchproc.Memory
 	for _, p := range ps {
-		r, _ := p.MemMiB()
-		s += r
+		m := p.Mem()
+		s.RSS, s.Anon = s.RSS+m.RSS, s.Anon+m.Anon
 	}
 	return s
 }
 
-// sampleRSS samples the proxies' summed RSS every 250 ms until stop; the
-// peak is read after stop.
-func sampleRSS(ps []*benchproc.Process) (*float64, func()) {
-	peak := new(float64)
+// sampleMem samples the proxies' summed memory every 250 ms until stop;
+// the peaks are read after stop.
+func sampleMem(ps []*benchproc.Process) (*benchproc.Memory, func()) {
+	peak := new(benchproc.Memory)
 	if len(ps) == 0 {
 		return peak, func() {}
 	}
 	done, wg := make(chan struct{}), sync.WaitGroup{}
 	wg.Go(func() {
 		for {
-			*peak = max(*peak, rss(ps...))
+			m := mem(ps...)
+			peak.RSS, peak.Anon = max(peak.RSS, m.RSS), max(peak.Anon, m.Anon)
 			select {
 			case <-done:
 				return

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -282,6 +283,12 @@ func (p *Proxy) apply(res xdsclient.Resources) (xdsclient.Dependencies, error) {
 	p.compiled.add(c.ListenersCompiled, c.RoutesCompiled, c.ClustersCompiled)
 	p.reused.add(c.ListenersReused, c.RoutesReused, c.ClustersReused)
 	p.log.Debug("config applied", "listeners", len(next.Listeners), "clusters", len(next.Clusters), "warming", next.Warming)
+	if !prev.Ready() && next.Ready() {
+		// Start-up garbage (package initialisation, the first responses'
+		// decoding and compilation) goes back to the OS once, so an idle
+		// proxy's RSS is its live config, not its start-up's peak.
+		go debug.FreeOSMemory()
+	}
 	return deps, nil
 }
 

@@ -157,11 +157,18 @@ func (p *Process) readCPU() float64 {
 	return (ut + st) / 100
 }
 
-// MemMiB reads VmRSS and VmHWM (peak RSS) from /proc/PID/status, in MiB.
-func (p *Process) MemMiB() (rss, hwm float64) {
+// Memory is a process's memory from /proc/PID/status, in MiB: RSS
+// (VmRSS), its anonymous part (RssAnon: the process's own pages; the
+// rest is its binary's and libraries' file pages, shared through the page
+// cache by every process of the same binary) and the peak RSS (VmHWM).
+type Memory struct{ RSS, Anon, HWM float64 }
+
+// Mem reads the process's Memory; zero once it is gone.
+func (p *Process) Mem() Memory {
+	var m Memory
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
-		return 0, 0
+		return m
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
@@ -171,12 +178,20 @@ func (p *Process) MemMiB() (rss, hwm float64) {
 		kb, _ := strconv.ParseFloat(f[1], 64)
 		switch f[0] {
 		case "VmRSS:":
-			rss = kb / 1024
+			m.RSS = kb / 1024
+		case "RssAnon:":
+			m.Anon = kb / 1024
 		case "VmHWM:":
-			hwm = kb / 1024
+			m.HWM = kb / 1024
 		}
 	}
-	return rss, hwm
+	return m
+}
+
+// MemMiB is Mem's RSS and peak RSS.
+func (p *Process) MemMiB() (rss, hwm float64) {
+	m := p.Mem()
+	return m.RSS, m.HWM
 }
 
 // PID is the process's id.
