@@ -17,8 +17,8 @@ func init() { register(newKubeInjectCommand) }
 
 func newKubeInjectCommand() *cobra.Command {
 	var (
-		file, out, namespace string
-		cfg                  inject.Config
+		file, out, namespace, meshFile string
+		cfg                            inject.Config
 	)
 	cmd := &cobra.Command{
 		Use:   "kube-inject -f FILE [-o OUT]",
@@ -29,7 +29,10 @@ ReplicationController, Job, CronJob, DeploymentConfig, v1 List items) of a
 YAML file and writes the result; other documents pass through unchanged.
 As istioctl kube-inject, namespace labels are not consulted; a pod's
 sidecar.istio.io/inject=false (label or annotation), hostNetwork pods and
-pods already injected are left alone. -f - reads standard input.`,
+pods already injected are left alone. -f - reads standard input.
+--mesh-config (istioctl's --meshConfigFile) supplies meshConfig.defaultConfig,
+whose concurrency a pod's proxy.istio.io/config annotation may override, and
+the trust domain unless --trust-domain is given.`,
 		Example: `  sluice kube-inject -f deployment.yaml | kubectl apply -f -
   sluice kube-inject -f bookinfo.yaml -o bookinfo-injected.yaml --revision canary`,
 		Args: cobra.NoArgs,
@@ -45,6 +48,16 @@ pods already injected are left alone. -f - reads standard input.`,
 				}
 				defer f.Close()
 				in = f
+			}
+			if meshFile != "" {
+				mesh, err := meshconfig.Load(meshFile)
+				if err != nil {
+					return err
+				}
+				cfg.ProxyConfig = mesh.GetDefaultConfig()
+				if !cmd.Flags().Changed("trust-domain") {
+					cfg.TrustDomain = mesh.GetTrustDomain()
+				}
 			}
 			res, err := inject.InjectYAML(in, namespace, cfg)
 			if err != nil {
@@ -64,6 +77,7 @@ pods already injected are left alone. -f - reads standard input.`,
 	f.StringVar(&cfg.Image, "image", inject.DefaultImage(), "the sluice image the sidecar runs")
 	f.StringVar(&cfg.XDSAddress, "xds-address", inject.DefaultXDSAddress, "the control plane's xDS/CA address as pods reach it")
 	f.StringVar(&cfg.TrustDomain, "trust-domain", meshconfig.DefaultTrustDomain, "the mesh's trust domain")
+	f.StringVar(&meshFile, "mesh-config", "", "Istio MeshConfig YAML file (istioctl's --meshConfigFile): its defaultConfig.concurrency becomes the proxy's --concurrency, its trustDomain the trust domain unless --trust-domain is given")
 	f.StringVar(&cfg.Revision, "revision", "", "control plane revision (istio.io/rev; empty: default)")
 	f.BoolVar(&cfg.NativeSidecar, "native-sidecar", true, "run the proxy as a Kubernetes sidecar container (an init container with restartPolicy Always; Kubernetes 1.29+); false: a regular container")
 	return cmd

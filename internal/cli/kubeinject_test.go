@@ -2,10 +2,17 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sluice-mesh/sluice/pkg/kube/inject"
 )
 
 func TestKubeInjectCommand(t *testing.T) {
@@ -61,4 +68,75 @@ spec: {ports: [{port: 80}]}
 	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "Deployment shop/web") || !strings.Contains(err.Error(), "excludeOutboundIPRanges") {
 		t.Errorf("bad annotation: %v", err)
 	}
+}
+
+// TestKubeInjectMeshConfig: --mesh-config's defaultConfig.concurrency is
+// the proxy's --concurrency, a pod's proxy.istio.io/config overrides it,
+// and its trustDomain is used unless --trust-domain is given.
+func TestKubeInjectMeshConfig(t *testing.T) {
+	dir := t.TempDir()
+	mesh := filepath.Join(dir, "mesh.yaml")
+	in := filepath.Join(dir, "in.yaml")
+	if err := os.WriteFile(mesh, []byte("trustDomain: example.org\ndefaultConfig:\n  concurrency: 4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pod := `apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: shop%s}
+spec: {containers: [{name: web, image: web}]}
+`
+	docs := fmt.Sprintf(pod, "a", "") + "---\n" + fmt.Sprintf(pod, "b", `, annotations: {proxy.istio.io/config: "concurrency: 1"}`)
+	if err := os.WriteFile(in, []byte(docs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		cmd := newRootCommand()
+		cmd.SetOut(&out)
+		cmd.SetArgs(append([]string{"kube-inject", "-f", in}, args...))
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	got := strings.Split(run("--mesh-config", mesh), "\n---\n")
+	if len(got) != 2 {
+		t.Fatalf("%d documents out, want 2", len(got))
+	}
+	for i, want := range []string{"4", "1"} {
+		if c := proxyFlag(t, got[i], "--concurrency"); c != want {
+			t.Errorf("pod %d: --concurrency %q, want %q", i, c, want)
+		}
+		if td := proxyFlag(t, got[i], "--trust-domain"); td != "example.org" {
+			t.Errorf("pod %d: --trust-domain %q, want the mesh config's example.org", i, td)
+		}
+	}
+	if td := proxyFlag(t, run("--mesh-config", mesh, "--trust-domain", "given.org"), "--trust-domain"); td != "given.org" {
+		t.Errorf("--trust-domain %q: the flag given did not win over the mesh config's", td)
+	}
+	if c := proxyFlag(t, strings.Split(run(), "\n---\n")[0], "--concurrency"); c != "" {
+		t.Errorf("--concurrency %q without a mesh config or annotation", c)
+	}
+}
+
+// proxyFlag is flag's value in the istio-proxy container of the pod in
+// doc ("" if absent).
+func proxyFlag(t *testing.T, doc, flag string) string {
+	t.Helper()
+	var pod corev1.Pod
+	if err := yaml.Unmarshal([]byte(doc), &pod); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
+		if c.Name != inject.ProxyContainerName {
+			continue
+		}
+		if i := slices.Index(c.Args, flag); i >= 0 && i+1 < len(c.Args) {
+			return c.Args[i+1]
+		}
+		return ""
+	}
+	t.Fatalf("no %s container in:\n%s", inject.ProxyContainerName, doc)
+	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	"k8s.io/client-go/rest"
 
 	"github.com/sluice-mesh/sluice/pkg/kube/inject"
@@ -60,7 +61,10 @@ func (c *Controller) runInjection(ctx context.Context) error {
 		RESTConfig: o.Kube, CA: c.security.ca, Address: o.Address, Logger: c.log, Metrics: inject.NewMetrics(c.metrics.reg),
 		Webhook:  inject.WebhookOptions{Revision: o.Revision, Namespace: o.Namespace, URL: o.URL},
 		Template: inject.Config{Image: o.Image, XDSAddress: o.XDSAddress, TrustDomain: c.opts.Mesh.GetTrustDomain(), Revision: o.Revision},
-		Lead:     c.leading(o.Kube, injectionLease),
+		// meshConfig.defaultConfig as in force: its concurrency is the
+		// injected proxies' --concurrency (pkg/kube/inject proxyConfig).
+		ProxyConfig: func() *meshv1alpha1.ProxyConfig { return c.mesh.Load().GetDefaultConfig() },
+		Lead:        c.leading(o.Kube, injectionLease),
 	})
 	if err != nil {
 		return fmt.Errorf("control: %w", err)

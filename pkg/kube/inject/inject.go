@@ -39,6 +39,10 @@ func Inject(in *corev1.Pod, namespace string, cfg Config) (*corev1.Pod, error) {
 	if err := checkCaptureAnnotations(pod); err != nil {
 		return nil, err
 	}
+	pc, err := proxyConfig(pod, cfg.ProxyConfig)
+	if err != nil {
+		return nil, err
+	}
 	probers, err := rewriteProbes(pod)
 	if err != nil {
 		return nil, err
@@ -52,7 +56,7 @@ func Inject(in *corev1.Pod, namespace string, cfg Config) (*corev1.Pod, error) {
 	}
 	name, rev := canonicalService(pod)
 	pod.Labels[LabelCanonicalName], pod.Labels[LabelCanonicalRevision] = name, rev
-	sc, err := mergeOverride(pod, cfg.sidecar(pod, probers))
+	sc, err := mergeOverride(pod, cfg.sidecar(pod, probers, pc))
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,6 +43,10 @@ type ServerOptions struct {
 	// Template is the sidecar template config; NativeSidecar is set from
 	// the API server's version.
 	Template Config
+	// ProxyConfig, if set, is read per request for Template.ProxyConfig:
+	// the mesh's defaultConfig as in force (the cluster's mesh ConfigMap
+	// may change it), as Istio's webhook follows the mesh watcher.
+	ProxyConfig func() *meshv1alpha1.ProxyConfig
 	// CheckEvery is how often the CA's roots are compared with the
 	// caBundle (besides every change of the configuration; default 5s).
 	CheckEvery time.Duration
@@ -88,7 +93,14 @@ func Run(ctx context.Context, o ServerOptions) error {
 		return fmt.Errorf("injection webhook: %w", err)
 	}
 	mux := http.NewServeMux()
-	h := &Handler{Config: func() Config { return tmpl }, Logger: o.Logger, Metrics: o.Metrics}
+	config := func() Config {
+		t := tmpl
+		if o.ProxyConfig != nil {
+			t.ProxyConfig = o.ProxyConfig()
+		}
+		return t
+	}
+	h := &Handler{Config: config, Logger: o.Logger, Metrics: o.Metrics}
 	mux.Handle("/inject", h)
 	mux.Handle("/inject/", h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

@@ -8,11 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,7 +33,9 @@ import (
 // API server calls the webhook for pods in an istio-injection=enabled
 // namespace and stores them injected (native sidecar on 1.36, probes
 // rewritten); pods elsewhere, opted out or on the host network are
-// stored as they came; a bad annotation denies the pod; a tampered
+// stored as they came; a bad annotation denies the pod; the proxy's
+// --concurrency follows the mesh's defaultConfig as in force and the
+// proxy.istio.io/config annotation; a tampered
 // caBundle and a root rotation are patched back.
 func TestWebhookAgainstAPIServer(t *testing.T) {
 	cluster := kubetest.Start(t, kubetest.Options{})
@@ -43,13 +48,18 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 	addr := testenv.FreeAddr()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	// The mesh's defaultConfig as the control plane holds it: read per
+	// request, so a mesh config change reaches the next pod.
+	var meshPC atomic.Pointer[meshv1alpha1.ProxyConfig]
+	meshPC.Store(&meshv1alpha1.ProxyConfig{Concurrency: wrapperspb.Int32(4)})
 	opts := ServerOptions{
 		RESTConfig: cluster.RESTConfig(), CA: authority, Address: addr,
-		Webhook:    WebhookOptions{Namespace: "istio-system", URL: "https://" + addr + "/inject"},
-		Template:   Config{Image: "sluice:test", XDSAddress: DefaultXDSAddress, TrustDomain: "cluster.local"},
-		CheckEvery: 200 * time.Millisecond,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Metrics:    NewMetrics(prometheus.NewRegistry()),
+		Webhook:     WebhookOptions{Namespace: "istio-system", URL: "https://" + addr + "/inject"},
+		Template:    Config{Image: "sluice:test", XDSAddress: DefaultXDSAddress, TrustDomain: "cluster.local"},
+		CheckEvery:  200 * time.Millisecond,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics:     NewMetrics(prometheus.NewRegistry()),
+		ProxyConfig: meshPC.Load,
 	}
 	go func() { done <- Run(ctx, opts) }()
 	t.Cleanup(func() {
@@ -102,6 +112,26 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 	if got.Annotations[AnnotationStatus] == "" || got.Labels[LabelTLSMode] != "istio" {
 		t.Errorf("stored pod lacks the status annotation or tlsMode label: %v %v", got.Annotations, got.Labels)
 	}
+	// meshConfig.defaultConfig.concurrency, as in force at admission, and
+	// the pod's proxy.istio.io/config over it.
+	if c, _ := proxyArg(t, got, "--concurrency"); c != "4" {
+		t.Errorf("--concurrency %q, want the mesh default's 4", c)
+	}
+	meshPC.Store(&meshv1alpha1.ProxyConfig{Concurrency: wrapperspb.Int32(3)})
+	if c, _ := proxyArg(t, createPod(t, cs, "enabled", "mesh-changed", nil), "--concurrency"); c != "3" {
+		t.Errorf("after the mesh config changed: --concurrency %q, want 3", c)
+	}
+	annotated := createPod(t, cs, "enabled", "proxy-config", func(p *corev1.Pod) { p.Annotations[AnnotationProxyConfig] = "concurrency: 1" })
+	if c, _ := proxyArg(t, annotated, "--concurrency"); c != "1" {
+		t.Errorf("annotated concurrency: 1: --concurrency %q", c)
+	}
+	unsupported := podObject("proxy-config-hold", func(p *corev1.Pod) {
+		p.Annotations[AnnotationProxyConfig] = "holdApplicationUntilProxyStarts: true"
+	})
+	if _, err := cs.CoreV1().Pods("enabled").Create(context.Background(), unsupported, metav1.CreateOptions{}); err == nil ||
+		!strings.Contains(err.Error(), AnnotationProxyConfig) || !strings.Contains(err.Error(), "holdApplicationUntilProxyStarts") {
+		t.Errorf("pod with an unsupported ProxyConfig field: %v, want denied naming the annotation and field", err)
+	}
 	for _, c := range []struct {
 		ns, name string
 		mut      func(*corev1.Pod)
@@ -127,10 +157,10 @@ func TestWebhookAgainstAPIServer(t *testing.T) {
 
 	// Counted as istiod counts: the opted-out and unlabelled pods never
 	// reached the webhook (the API server's selectors); the host-network
-	// pod was skipped, the bad annotation failed.
+	// pod was skipped, the two bad annotations failed.
 	m := opts.Metrics
 	ok, skip, fail, reqs := counter(m.Success), counter(m.Skip), counter(m.Failure), counter(m.Requests)
-	if skip != 1 || fail != 1 || ok < 2 || reqs != ok+skip+fail {
+	if skip != 1 || fail != 2 || ok < 4 || reqs != ok+skip+fail {
 		t.Errorf("metrics: requests %v success %v skip %v failure %v", reqs, ok, skip, fail)
 	}
 

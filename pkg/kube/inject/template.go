@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -62,6 +63,10 @@ type Config struct {
 	// restartPolicy Always (Kubernetes 1.29+ sidecar containers), started
 	// before and stopped after the app; else as a regular container.
 	NativeSidecar bool
+	// ProxyConfig is the mesh's meshConfig.defaultConfig (nil: none): its
+	// concurrency, with a pod's proxy.istio.io/config annotation over it,
+	// becomes the proxy's --concurrency (proxyConfig).
+	ProxyConfig *meshv1alpha1.ProxyConfig
 }
 
 func (c Config) revision() string {
@@ -74,9 +79,10 @@ func (c Config) revision() string {
 // proxyArgs are the `sluice proxy` flags: identity from the downward API
 // env (the pod's name is not known when a controller's pod is admitted),
 // labels from the pod as admitted, the agent on all addresses so the
-// kubelet reaches the rewritten probes.
-func (c Config) proxyArgs(pod *corev1.Pod) []string {
-	return []string{"proxy", "--type", "sidecar",
+// kubelet reaches the rewritten probes; --concurrency from the pod's
+// effective ProxyConfig pc.
+func (c Config) proxyArgs(pod *corev1.Pod, pc *meshv1alpha1.ProxyConfig) []string {
+	args := []string{"proxy", "--type", "sidecar",
 		"--name", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)",
 		"--service-account", "$(SERVICE_ACCOUNT)", "--ip", "$(INSTANCE_IP)",
 		"--labels", labelsFlag(pod.Labels),
@@ -92,6 +98,7 @@ func (c Config) proxyArgs(pod *corev1.Pod) []string {
 		// announced as INTERCEPTION_MODE as Istio's agent does.
 		"--interception-mode", interceptionMode(pod),
 	}
+	return append(args, concurrencyArgs(pc)...)
 }
 
 // labelsFlag is --labels k=v,k=v, sorted. Label keys and values cannot
@@ -111,8 +118,9 @@ func fieldEnv(name, path string) corev1.EnvVar {
 
 // sidecar is the istio-proxy container of Istio's template: uid/gid
 // 1337, no privilege, read-only root, the token and root certificate
-// mounted, ready when the proxy has its config.
-func (c Config) sidecar(pod *corev1.Pod, probers string) corev1.Container {
+// mounted, ready when the proxy has its config. pc is the pod's
+// effective ProxyConfig.
+func (c Config) sidecar(pod *corev1.Pod, probers string, pc *meshv1alpha1.ProxyConfig) corev1.Container {
 	uid, yes, no := ProxyUID, true, false
 	ready := &corev1.Probe{
 		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz/ready", Port: intstr.FromInt32(AgentPort)}},
@@ -121,7 +129,7 @@ func (c Config) sidecar(pod *corev1.Pod, probers string) corev1.Container {
 	ct := corev1.Container{
 		Name:  ProxyContainerName,
 		Image: c.Image,
-		Args:  c.proxyArgs(pod),
+		Args:  c.proxyArgs(pod, pc),
 		Ports: []corev1.ContainerPort{{Name: "http-envoy-prom", ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP}},
 		Env: []corev1.EnvVar{
 			fieldEnv("POD_NAME", "metadata.name"), fieldEnv("POD_NAMESPACE", "metadata.namespace"),
