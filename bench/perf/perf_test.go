@@ -67,7 +67,7 @@ func TestBenchRun(t *testing.T) {
 		if x.Errors != 0 || x.QPS < 100 || x.MaxRPS <= 0 || x.Latency.P50 <= 0 || x.Latency.Max < x.Latency.P999 {
 			t.Errorf("%s %s: %+v", x.Path, x.Protocol, x)
 		}
-		if x.Path != "direct" && (x.CPUPer1k <= 0 || x.RSSIdle <= 0 || x.RSSLoad <= 0 || x.AnonIdle <= 0 || x.AnonLoad < x.AnonIdle*0.5 || x.MaxRatio <= 0) {
+		if x.Path != "direct" && (x.CPUPer1k <= 0 || x.RSSIdle <= 0 || x.RSSLoad <= 0 || x.AnonIdle <= 0 || x.AnonLoad < x.AnonIdle*0.5 || x.MaxRatio <= 0 || x.MaxCPU <= 0 || x.MaxCPU > 1.05*float64(x.Proxies) || x.RPSPerCore < x.MaxRPS) {
 			t.Errorf("%s %s: proxy cost not measured: %+v", x.Path, x.Protocol, x)
 		}
 	}
@@ -82,7 +82,7 @@ func TestBenchRun(t *testing.T) {
 	if err := compareFiles(&cmp, filepath.Join(o.out, "latest.json"), filepath.Join(o.out, "latest.json")); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(cmp.String(), "| sidecar | http1 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 |") {
+	if !strings.Contains(cmp.String(), "| sidecar | http1 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 | 1.00 |") {
 		t.Errorf("a run compared with itself:\n%s", cmp.String())
 	}
 }

@@ -24,6 +24,12 @@ type result struct {
 	MaxRPS   float64 `json:"max_rps"`
 	// MaxRatio is MaxRPS over direct's.
 	MaxRatio float64 `json:"max_rps_vs_direct"`
+	// MaxCPU is the proxies' cores in use during the maximum-rate run
+	// (each proxy is pinned to one), RPSPerCore MaxRPS over it: what one
+	// core of the proxy serves, whether or not the load side was the
+	// limit.
+	MaxCPU     float64 `json:"max_rps_proxy_cores"`
+	RPSPerCore float64 `json:"rps_per_proxy_core"`
 	// CPUPer1k is the proxies' CPU (cores) per 1000 requests/s at the
 	// fixed rate, summed over the path's proxies.
 	CPUPer1k float64 `json:"vcpu_per_1k_rps"`
@@ -109,16 +115,16 @@ func (r *report) markdown(w io.Writer) {
 	o := r.Options
 	fmt.Fprintf(w, "fortio -qps %d -c %d, %d B payloads, %g s per point; proxies on CPU %s (one worker each), load on CPU %s; %s, %d CPUs, %s, sluice %s\n\n",
 		o.QPS, o.Connections, o.Payload, o.Seconds, o.ProxyCPU, o.LoadCPU, r.Host, r.CPUs, r.Kernel, r.Revision)
-	fmt.Fprintln(w, "| path | proto | added p50 | p90 | p99 | p99.9 | max (ms) | max rps (vs direct) | vCPU per 1k rps | RSS idle / at load (MiB) | anon idle / at load | errors |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| path | proto | added p50 | p90 | p99 | p99.9 | max (ms) | max rps (vs direct) | proxy cores at max | rps per proxy core | vCPU per 1k rps | RSS idle / at load (MiB) | anon idle / at load | errors |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, x := range r.Results {
 		if x.Path == "direct" {
-			fmt.Fprintf(w, "| direct | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | | | | %d |\n", x.Protocol,
+			fmt.Fprintf(w, "| direct | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | | | | | | %d |\n", x.Protocol,
 				x.Latency.P50*1e3, x.Latency.P90*1e3, x.Latency.P99*1e3, x.Latency.P999*1e3, x.Latency.Max*1e3, x.MaxRPS, x.Errors)
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %.0f (%.2f) | %.3f | %.1f / %.1f | %.1f / %.1f | %d |\n", x.Path, x.Protocol,
-			ms(x.Added.P50), ms(x.Added.P90), ms(x.Added.P99), ms(x.Added.P999), ms(x.Added.Max), x.MaxRPS, x.MaxRatio, x.CPUPer1k,
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %.0f (%.2f) | %.2f | %.0f | %.3f | %.1f / %.1f | %.1f / %.1f | %d |\n", x.Path, x.Protocol,
+			ms(x.Added.P50), ms(x.Added.P90), ms(x.Added.P99), ms(x.Added.P999), ms(x.Added.Max), x.MaxRPS, x.MaxRatio, x.MaxCPU, x.RPSPerCore, x.CPUPer1k,
 			x.RSSIdle, x.RSSLoad, x.AnonIdle, x.AnonLoad, x.Errors)
 	}
 	fmt.Fprintln(w, "\n(direct rows: absolute latency in ms; the others: latency added over direct in the same run. Memory sums the path's proxies;"+
@@ -165,20 +171,20 @@ func compareFiles(w io.Writer, oldPath, newPath string) error {
 		return fmt.Sprintf("%.2f", a/b)
 	}
 	fmt.Fprintf(w, "new %s (%s) / old %s (%s)\n\n", newPath, n.Revision, oldPath, o.Revision)
-	fmt.Fprintln(w, "| path | proto | added p50 | added p99 | added p99.9 | max rps | vCPU per 1k rps | RSS idle | RSS at load | anon idle | anon at load |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| path | proto | added p50 | added p99 | added p99.9 | max rps | rps per proxy core | vCPU per 1k rps | RSS idle | RSS at load | anon idle | anon at load |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, x := range n.Results {
 		y, ok := old[x.Path+" "+x.Protocol]
 		if !ok {
 			continue
 		}
 		if x.Path == "direct" {
-			fmt.Fprintf(w, "| direct | %s | %s (abs) | %s (abs) | %s (abs) | %s | | | | | |\n", x.Protocol,
+			fmt.Fprintf(w, "| direct | %s | %s (abs) | %s (abs) | %s (abs) | %s | | | | | | |\n", x.Protocol,
 				ratio(x.Latency.P50, y.Latency.P50), ratio(x.Latency.P99, y.Latency.P99), ratio(x.Latency.P999, y.Latency.P999), ratio(x.MaxRPS, y.MaxRPS))
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Path, x.Protocol, ratio(x.Added.P50, y.Added.P50),
-			ratio(x.Added.P99, y.Added.P99), ratio(x.Added.P999, y.Added.P999), ratio(x.MaxRPS, y.MaxRPS), ratio(x.CPUPer1k, y.CPUPer1k),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Path, x.Protocol, ratio(x.Added.P50, y.Added.P50),
+			ratio(x.Added.P99, y.Added.P99), ratio(x.Added.P999, y.Added.P999), ratio(x.MaxRPS, y.MaxRPS), ratio(x.RPSPerCore, y.RPSPerCore), ratio(x.CPUPer1k, y.CPUPer1k),
 			ratio(x.RSSIdle, y.RSSIdle), ratio(x.RSSLoad, y.RSSLoad), ratio(x.AnonIdle, y.AnonIdle), ratio(x.AnonLoad, y.AnonLoad))
 	}
 	return nil

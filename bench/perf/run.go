@@ -171,17 +171,26 @@ func (e *env) measure(ctx context.Context, t *target, proto string, direct *resu
 		r.CPUPer1k = (cpu(t.proxies...) - cpu0) / elapsed / (fixed.qps / 1000)
 	}
 	l.name, l.qps = name+"-max", 0
+	cpu0, start = cpu(t.proxies...), time.Now()
 	max, err := e.fortio(ctx, l)
 	if err != nil {
 		return nil, err
 	}
 	r.MaxRPS, r.Errors = max.qps, r.Errors+max.errors
+	if len(t.proxies) > 0 {
+		// The proxies' cores in use at the maximum rate: under 1 (per
+		// proxy), the load side, not the proxy, was the limit.
+		r.MaxCPU = (cpu(t.proxies...) - cpu0) / time.Since(start).Seconds()
+		if r.MaxCPU > 0 {
+			r.RPSPerCore = r.MaxRPS / r.MaxCPU
+		}
+	}
 	if direct != nil {
 		r.Added = r.Latency.minus(direct.Latency)
 		r.MaxRatio = r.MaxRPS / direct.MaxRPS
 	}
-	fmt.Printf("  %-14s %-5s p50 %7.3f p99 %7.3f p99.9 %7.3f ms, max %8.0f rps, %.3f vCPU/1k rps, RSS %.1f/%.1f MiB (anon %.1f/%.1f), %d errors\n",
-		t.name, proto, r.Latency.P50*1e3, r.Latency.P99*1e3, r.Latency.P999*1e3, r.MaxRPS, r.CPUPer1k, r.RSSIdle, r.RSSLoad, r.AnonIdle, r.AnonLoad, r.Errors)
+	fmt.Printf("  %-14s %-5s p50 %7.3f p99 %7.3f p99.9 %7.3f ms, max %8.0f rps (%.2f cores), %.3f vCPU/1k rps, RSS %.1f/%.1f MiB (anon %.1f/%.1f), %d errors\n",
+		t.name, proto, r.Latency.P50*1e3, r.Latency.P99*1e3, r.Latency.P999*1e3, r.MaxRPS, r.MaxCPU, r.CPUPer1k, r.RSSIdle, r.RSSLoad, r.AnonIdle, r.AnonLoad, r.Errors)
 	return r, nil
 }
 
