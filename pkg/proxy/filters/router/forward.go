@@ -86,24 +86,39 @@ func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 		localReply(w, info, status, httpfilter.FlagNC, reason)
 		return
 	}
+	whole, ok := readSmallBody(r, cfg.BufferLimit)
+	if !ok {
+		// The client left (or sent less than its Content-Length) before
+		// its request was complete: no response, as Envoy resets such a
+		// stream (DC).
+		info.Flags |= httpfilter.FlagDC
+		info.Details = "downstream_remote_disconnect"
+		return
+	}
+	// The route timeout runs from the end of the downstream request, as
+	// Envoy's (RouteAction.timeout).
 	ctx := r.Context()
 	if t := cfg.Timeout; t > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
 	}
-	var body *replayBody
+	body := reqBody{whole: whole}
 	mirrors := len(cfg.Mirrors) > 0
-	if hasBody(r) && (mirrors || cfg.Retry != nil) {
+	if whole != nil {
+		if mirrors {
+			mirror(s, rte, cfg, whole, true)
+		}
+	} else if hasBody(r) && (mirrors || cfg.Retry != nil) {
 		limit := cfg.BufferLimit
 		if limit <= 0 {
 			limit = DefaultBufferLimit
 		}
-		body = newReplayBody(r.Body, limit, r.ContentLength)
+		body.replay = newReplayBody(r.Body, limit, r.ContentLength)
 		if !mirrors {
 			// A mirrored body goes on to the mirrors' goroutines, so only
 			// one that was not is given back.
-			defer body.release()
+			defer body.replay.release()
 		}
 	} else if mirrors {
 		mirror(s, rte, cfg, nil, true) // no body: the copies go out with the primary
@@ -122,8 +137,8 @@ func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 	default:
 		writeResponse(w, r, ctx, &res.attemptResult, rte, cfg, arm, info)
 	}
-	if body != nil && mirrors {
-		whole, ok := body.complete()
+	if body.replay != nil && mirrors {
+		whole, ok := body.replay.complete()
 		mirror(s, rte, cfg, whole, ok)
 	}
 }

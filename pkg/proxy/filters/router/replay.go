@@ -1,8 +1,10 @@
 package router
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 )
@@ -10,7 +12,8 @@ import (
 // replayBody lets a request body be sent more than once. What attempts
 // read from the client is kept (up to the limit), so a retry sends it
 // again and then continues with what the client has not sent yet. Nothing
-// is read ahead of the upstream: the body streams as it arrives. Once more
+// is read ahead of the upstream: the body streams as it arrives (but for
+// a small body, read whole first: readSmallBody). Once more
 // than the limit was read the body cannot be replayed, and retries stop.
 //
 // Each attempt reads through its own replayReader; starting a new one cuts
@@ -193,3 +196,56 @@ func putBodyBuf(bp *[]byte) {
 		}
 	}
 }
+
+// SmallBodyLimit is the largest request body read whole before the first
+// attempt: one that fits in the upstream connection's write buffer with
+// its headers (net/http's Transport: 4 KiB) goes out in one write, since
+// the Transport flushes the headers on their own before any body that is
+// not an in-memory reader (net/http transfer.go FlushHeaders,
+// golang/go#22088). Such a body is what a client sends with its headers.
+const SmallBodyLimit = 4 << 10
+
+// readSmallBody reads a request body of known length up to
+// SmallBodyLimit and the route's buffer limit (a body over that is not
+// kept for retries or mirrors, so it streams) whole; nil (and ok) for any
+// other request. ok is false when the client sent less than its
+// Content-Length.
+func readSmallBody(r *http.Request, bufferLimit int64) (whole []byte, ok bool) {
+	n := r.ContentLength
+	if bufferLimit <= 0 {
+		bufferLimit = DefaultBufferLimit
+	}
+	if n <= 0 || n > min(SmallBodyLimit, bufferLimit) || len(r.TransferEncoding) > 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil, true
+	}
+	// Unpooled: a Transport may read a body after RoundTrip returns, and
+	// mirrors read it on their own goroutines; the garbage collector
+	// decides when nobody does.
+	whole = make([]byte, n)
+	if _, err := io.ReadFull(r.Body, whole); err != nil {
+		return nil, false
+	}
+	return whole, true
+}
+
+// reqBody is what each attempt sends: a small body read whole (an
+// in-memory reader per attempt), a kept body (replay), or neither (the
+// downstream's body, streamed once; nil reader).
+type reqBody struct {
+	whole  []byte
+	replay *replayBody
+}
+
+// reader is an attempt's body, nil to send the downstream's own.
+func (b reqBody) reader() io.ReadCloser {
+	switch {
+	case b.whole != nil:
+		return io.NopCloser(bytes.NewReader(b.whole))
+	case b.replay != nil:
+		return b.replay.reader()
+	}
+	return nil
+}
+
+// replayable reports whether another attempt can send the body again.
+func (b reqBody) replayable() bool { return b.replay == nil || b.replay.replayable() }

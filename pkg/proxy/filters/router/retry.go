@@ -19,8 +19,9 @@ import (
 // request can be retried or mirrored: Envoy's default per-connection
 // buffer limit (1 MiB), which its router also uses per request. A route's
 // per_request_buffer_limit_bytes / request_body_buffer_limit overrides it.
-// The body is streamed upstream while it is kept (never read ahead); a
-// body larger than the limit is sent once and never retried or mirrored.
+// The body is streamed upstream while it is kept (never read ahead, but
+// for one of at most SmallBodyLimit, read whole first); a body larger
+// than the limit is sent once and never retried or mirrored.
 const DefaultBufferLimit = 1 << 20
 
 // failure is why an attempt got no usable response.
@@ -227,7 +228,7 @@ func noop() {}
 // client gets. Retries never go beyond the route timeout: back-off waits
 // end with it, and then the route timeout is the answer.
 func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, arm *ArmOps,
-	cl *upstream.Cluster, body *replayBody, info *RequestInfo, origDst string) tryResult {
+	cl *upstream.Cluster, body reqBody, info *RequestInfo, origDst string) tryResult {
 	pol := cfg.Retry
 	if pol != nil && (pol.NumRetries == 0 || !pol.AppliesTo(r)) {
 		pol = nil
@@ -243,10 +244,7 @@ func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, 
 		info.Attempts++
 		// Each attempt reads the body through its own reader; the request
 		// itself is not copied for it (outboundRequest makes the copy).
-		req.body = nil
-		if body != nil {
-			req.body = body.reader()
-		}
+		req.body = body.reader()
 		if cfg.AttemptCount {
 			r.Header["X-Envoy-Attempt-Count"] = attemptCountValue(info.Attempts)
 		}
@@ -313,7 +311,7 @@ func send(ctx context.Context, r *http.Request, rte *routes.Route, cfg *Config, 
 			cl.Stats.RqRetryLimitExceeded.Add(1)
 			info.Flags |= FlagURX
 			final = true
-		case body != nil && !body.replayable():
+		case !body.replayable():
 			final = true // the body was larger than the buffer: it cannot be sent again
 		default:
 			retriesLeft--
