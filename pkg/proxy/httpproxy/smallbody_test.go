@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 	"golang.org/x/sys/unix"
@@ -160,5 +162,27 @@ func TestSmallBodyOverBufferLimit(t *testing.T) {
 	}
 	if got := web.seen(); len(got) != 1 || len(got[0].body) != 100 {
 		t.Fatalf("the body arrived with %v bytes", lens(got))
+	}
+}
+
+// A client that ends its side with less body than its Content-Length
+// gets no answer (the stream is reset, DC), and nothing goes upstream.
+func TestSmallBodyShort(t *testing.T) {
+	web := newBackend(t, "web", nil)
+	m := newMesh(t, service("web", web))
+	c, err := net.Dial("tcp", strings.TrimPrefix(m.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: web:8080\r\nContent-Length: 100\r\n\r\n%s", bytes.Repeat([]byte("s"), 50))
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	if len(got) != 0 || err != nil {
+		t.Fatalf("a short body was answered %q (%v); want the connection closed with no answer", got, err)
+	}
+	if n := web.count.Load(); n != 0 {
+		t.Fatalf("the upstream got %d requests", n)
 	}
 }

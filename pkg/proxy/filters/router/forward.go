@@ -88,12 +88,13 @@ func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 	}
 	whole, ok := readSmallBody(r, cfg.BufferLimit)
 	if !ok {
-		// The client left (or sent less than its Content-Length) before
-		// its request was complete: no response, as Envoy resets such a
-		// stream (DC).
+		// The client left (or ended its side with less than its
+		// Content-Length) before its request was complete: the stream is
+		// reset with no response (DC), as Envoy's; returning would let
+		// net/http answer an empty 200.
 		info.Flags |= httpfilter.FlagDC
 		info.Details = "downstream_remote_disconnect"
-		return
+		panic(http.ErrAbortHandler)
 	}
 	// The route timeout runs from the end of the downstream request, as
 	// Envoy's (RouteAction.timeout).
