@@ -25,11 +25,9 @@ func (l latency) minus(o latency) latency {
 
 // loadRun is what one fortio run measured.
 type loadRun struct {
-	qps     float64
-	lat     latency
-	errors  int
-	count   int
-	payload int
+	qps    float64
+	lat    latency
+	errors int
 }
 
 // load describes a fortio run: the URL (an http:// one, or tcp://), the
@@ -77,11 +75,7 @@ func (e *env) fortio(ctx context.Context, l load) (*loadRun, error) {
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("fortio %s: %w (see %s)", l.name, err, logf.Name())
 	}
-	r, err := readFortio(out)
-	if r != nil {
-		r.payload = l.payload
-	}
-	return r, err
+	return readFortio(out)
 }
 
 func readFortio(path string) (*loadRun, error) {
@@ -93,7 +87,6 @@ func readFortio(path string) (*loadRun, error) {
 		ActualQPS         float64
 		RetCodes          map[string]int
 		DurationHistogram struct {
-			Count       int
 			Max         float64
 			Percentiles []struct{ Percentile, Value float64 }
 		}
@@ -101,7 +94,7 @@ func readFortio(path string) (*loadRun, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	run := &loadRun{qps: r.ActualQPS, count: r.DurationHistogram.Count}
+	run := &loadRun{qps: r.ActualQPS}
 	for code, n := range r.RetCodes {
 		if code != "200" && code != "OK" {
 			run.errors += n

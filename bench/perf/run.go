@@ -106,7 +106,10 @@ func run(ctx context.Context, o options) error {
 			}
 			t = &target{name: name, proxies: []*benchproc.Process{p.proc}, idle: mem(p.proc),
 				url: func(proto string) string {
-					return "http://" + map[bool]string{true: p.h2c, false: p.h1}[proto == "h2c"] + "/"
+					if proto == "h2c" {
+						return "http://" + p.h2c + "/"
+					}
+					return "http://" + p.h1 + "/"
 				}}
 		}
 		for _, proto := range protocols {
@@ -172,11 +175,11 @@ func (e *env) measure(ctx context.Context, t *target, proto string, direct *resu
 	}
 	l.name, l.qps = name+"-max", 0
 	cpu0, start = cpu(t.proxies...), time.Now()
-	max, err := e.fortio(ctx, l)
+	top, err := e.fortio(ctx, l)
 	if err != nil {
 		return nil, err
 	}
-	r.MaxRPS, r.Errors = max.qps, r.Errors+max.errors
+	r.MaxRPS, r.Errors = top.qps, r.Errors+top.errors
 	if len(t.proxies) > 0 {
 		// The proxies' cores in use at the maximum rate: under 1 (per
 		// proxy), the load side, not the proxy, was the limit.

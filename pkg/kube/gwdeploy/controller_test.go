@@ -291,25 +291,31 @@ func TestManagedGateway(t *testing.T) {
 	})
 }
 
+// statusWriter is gwstatus's writer as the control plane builds it, with
+// the deployment controller's addresses and conditions.
+func (e *env) statusWriter() *gwstatus.Writer {
+	return &gwstatus.Writer{Client: dynamic.NewForConfigOrDie(e.cfg),
+		Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(e.kc.Discovery())),
+		Deployed: func(ns, name string) ([]gwv1.GatewayStatusAddress, []gatewayapi.Condition, bool) {
+			st, ok := e.dep.Status(ns, name)
+			return st.Addresses, st.Conditions(), ok
+		}}
+}
+
 // checkStatusWritten writes a computed status through gwstatus with the
 // deployment's addresses and Programmed: they land on the cluster's
 // Gateway.
 func checkStatusWritten(t *testing.T, e *env, gw *gwv1.Gateway) {
 	t.Helper()
 	ctx := context.Background()
-	dyn := dynamic.NewForConfigOrDie(e.cfg)
-	w := &gwstatus.Writer{Client: dyn, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(e.kc.Discovery())),
-		Deployed: func(ns, name string) ([]gwv1.GatewayStatusAddress, []gatewayapi.Condition, bool) {
-			st, ok := e.dep.Status(ns, name)
-			return st.Addresses, st.Conditions(), ok
-		}}
+	w := e.statusWriter()
 	ok := gatewayapi.Condition{Type: "Accepted", Status: "True", Reason: "Accepted"}
 	prog := gatewayapi.Condition{Type: "Programmed", Status: "True", Reason: "Programmed", Message: "served by router proxies"}
 	if _, err := w.Write(ctx, &gatewayapi.Status{Gateways: []*gatewayapi.GatewayStatus{{Namespace: "shop", Name: gw.Name,
 		Conditions: []gatewayapi.Condition{ok, prog}}}}); err != nil {
 		t.Fatal(err)
 	}
-	u, err := dyn.Resource(gwv1.SchemeGroupVersion.WithResource("gateways")).Namespace("shop").Get(ctx, gw.Name, metav1.GetOptions{})
+	u, err := w.Client.Resource(gwv1.SchemeGroupVersion.WithResource("gateways")).Namespace("shop").Get(ctx, gw.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

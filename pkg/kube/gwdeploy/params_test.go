@@ -11,17 +11,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sluice-mesh/sluice/internal/kubetest"
 	"github.com/sluice-mesh/sluice/pkg/gatewayapi"
 	"github.com/sluice-mesh/sluice/pkg/kube/gwdeploy"
-	"github.com/sluice-mesh/sluice/pkg/kube/gwstatus"
 	"github.com/sluice-mesh/sluice/pkg/kube/install"
 )
 
@@ -274,12 +271,7 @@ spec:
 func checkAcceptedWritten(t *testing.T, e *env, name, msg string) {
 	t.Helper()
 	ctx := context.Background()
-	dyn := dynamic.NewForConfigOrDie(e.cfg)
-	w := &gwstatus.Writer{Client: dyn, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(e.kc.Discovery())),
-		Deployed: func(ns, name string) ([]gwv1.GatewayStatusAddress, []gatewayapi.Condition, bool) {
-			st, ok := e.dep.Status(ns, name)
-			return st.Addresses, st.Conditions(), ok
-		}}
+	w := e.statusWriter()
 	ok := gatewayapi.Condition{Type: "Accepted", Status: "True", Reason: "Accepted"}
 	prog := gatewayapi.Condition{Type: "Programmed", Status: "True", Reason: "Programmed"}
 	if _, err := w.Write(ctx, &gatewayapi.Status{Gateways: []*gatewayapi.GatewayStatus{{Namespace: "shop", Name: name,
