@@ -16,12 +16,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/sluice-mesh/sluice/pkg/netns"
 )
 
 // NS is one network namespace with a veth pair to the root namespace.
@@ -170,30 +169,11 @@ func (ns *NS) Command(ctx context.Context, name string, args ...string) *exec.Cm
 // after; if that fails, the thread is not handed back to the scheduler
 // (it stays locked and ends with the goroutine).
 func (ns *NS) Do(f func() error) error {
-	runtime.LockOSThread()
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer unix.Close(orig)
-	target, err := unix.Open(filepath.Join("/var/run/netns", ns.Name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer unix.Close(target)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", ns.Name, err)
-	}
-	ferr := f()
-	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-		return errors.Join(ferr, fmt.Errorf("setns back: %w (thread left locked)", err))
-	}
-	runtime.UnlockOSThread()
-	return ferr
+	return netns.Do(ns.Path(), f)
 }
+
+// Path is the namespace's file (/var/run/netns/<Name>).
+func (ns *NS) Path() string { return filepath.Join("/var/run/netns", ns.Name) }
 
 // Dial connects from inside the namespace.
 func (ns *NS) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
