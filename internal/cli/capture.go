@@ -2,8 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sluice-mesh/sluice/pkg/capture"
 )
@@ -13,9 +15,9 @@ func init() { register(newCaptureCommand) }
 func newCaptureCommand() *cobra.Command {
 	o := capture.Defaults()
 	var (
-		dryRun, cleanup, dualStack bool
-		ipv6                       string
-		backend                    string
+		dryRun, cleanup, dualStack, ambient bool
+		ipv6                                string
+		backend                             string
 	)
 	cmd := &cobra.Command{
 		Use:     "capture [-p 15001] [-z 15006] [-u 1337] [-m REDIRECT] [-i CIDRS] [-x CIDRS] [-b PORTS] [-d PORTS] [-q PORTS] [-o PORTS] [-c NICS]",
@@ -31,7 +33,15 @@ iptables-restore --noflush, legacy or nft backend (--iptables-backend auto picks
 the one already holding rules, else nft). Any capture rules already there are
 removed first; --cleanup only removes them. --dry-run prints the
 iptables-restore input instead. Run it as root (or with NET_ADMIN) in the
-pod's network namespace: the injected pod's capture init container does.`,
+pod's network namespace: the injected pod's capture init container does.
+
+--ambient installs istio-cni's in-pod rules for the node proxy instead
+(sluice proxy --type ztunnel listens inside the pod): outbound TCP to 15001,
+inbound TCP other than HBONE (15008) to 15006, the node proxy's own sockets
+(mark 0x539) let through, and the mark rule and local route that bring the
+app's replies to connections the node proxy made from a client's address back
+to it. -k names virtual interfaces whose inbound is treated as outbound; the
+sidecar flags do not apply.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch ipv6 {
@@ -45,6 +55,9 @@ pod's network namespace: the injected pod's capture init container does.`,
 				o.EnableIPv6 = ipv6 == "true"
 			default:
 				return fmt.Errorf("capture: --ipv6 %q: must be auto, true or false", ipv6)
+			}
+			if ambient {
+				return runAmbientCapture(cmd, o, ambientRun{dryRun: dryRun, cleanup: cleanup, backend: backend})
 			}
 			if cleanup {
 				return capture.Remove(cmd.Context(), capture.Backend(backend), o.EnableIPv6)
@@ -85,7 +98,52 @@ pod's network namespace: the injected pod's capture init container does.`,
 	f.BoolVar(&dualStack, "dual-stack", false, "IPv4 and IPv6 rules")
 	f.StringVar(&ipv6, "ipv6", "auto", "build ip6tables rules: auto (the first non-loopback address is IPv6, or --dual-stack), true, false")
 	f.BoolVarP(&dryRun, "dry-run", "n", false, "print the iptables-restore input, change nothing")
+	f.BoolVar(&ambient, "ambient", false, "install istio-cni's in-pod rules for the node proxy (ambient mode) instead of the sidecar's")
 	f.BoolVar(&cleanup, "cleanup", false, "remove the capture rules and chains, install nothing")
 	f.StringVar(&backend, "iptables-backend", "auto", "auto, legacy or nft")
 	return cmd
+}
+
+type ambientRun struct {
+	dryRun, cleanup bool
+	backend         string
+}
+
+// ambientFlags are the capture flags that mean something with --ambient.
+var ambientFlags = map[string]bool{"ambient": true, "kube-virt-interfaces": true, "dual-stack": true, "ipv6": true,
+	"dry-run": true, "cleanup": true, "iptables-backend": true, "log-level": true, "log-json": true}
+
+// runAmbientCapture installs (or removes, or prints) the in-pod capture.
+func runAmbientCapture(cmd *cobra.Command, o capture.Options, r ambientRun) error {
+	var err error
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if !ambientFlags[f.Name] && err == nil {
+			err = fmt.Errorf("capture: --%s does not apply with --ambient (the in-pod rules have no such setting)", f.Name)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	in := capture.DefaultInpodOptions()
+	in.EnableIPv6 = o.EnableIPv6
+	for _, v := range strings.Split(o.RerouteVirtualInterfaces, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			in.VirtualInterfaces = append(in.VirtualInterfaces, v)
+		}
+	}
+	switch {
+	case r.cleanup:
+		return capture.RemoveInpod(cmd.Context(), capture.Backend(r.backend), in.EnableIPv6)
+	case r.dryRun:
+		rules := capture.BuildInpod(in)
+		fmt.Fprint(cmd.OutOrStdout(), capture.Restore(rules.V4))
+		if in.EnableIPv6 {
+			fmt.Fprint(cmd.OutOrStdout(), "# ip6tables-restore\n"+capture.Restore(rules.V6))
+		}
+		return nil
+	}
+	if err := capture.ApplyInpod(cmd.Context(), in, capture.Backend(r.backend)); err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	return nil
 }

@@ -38,6 +38,8 @@ func newProxyCommand() *cobra.Command {
 		agentAddr, appProbers                      string
 		interception                               string
 		concurrency                                int
+		inpod                                      []string
+		transparent                                bool
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -82,8 +84,16 @@ ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
     --inbound-address 127.0.0.1:20001 --app-address 127.0.0.1:30001 \
     --inbound-address 127.0.0.1:20002 --app-address 127.0.0.1:30002`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if typ == ztunnelType {
+				cp := identity.ControlPlane{Address: xdsAddr, TokenFile: tokenFile, TLS: xdsTLS(cmd, tls, xdsAddr), RootFile: rootFile}
+				return runZtunnel(cmd, ztunnelArgs{name: name, namespace: namespace, ip: ip, inpod: inpod,
+					transparent: transparent, admin: admin, trustDomain: trustDomain, certTTL: certTTL, cp: cp})
+			}
 			if typ != string(model.Sidecar) && typ != string(model.Router) {
-				return fmt.Errorf("--type %q: must be sidecar or router", typ)
+				return fmt.Errorf("--type %q: must be sidecar, router or ztunnel", typ)
+			}
+			if len(inpod) > 0 || cmd.Flags().Changed("transparent") {
+				return fmt.Errorf("--inpod and --transparent are for --type ztunnel")
 			}
 			if name == "" {
 				return fmt.Errorf("--name is required")
@@ -152,7 +162,9 @@ ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&typ, "type", "sidecar", "proxy type: sidecar or router")
+	f.StringVar(&typ, "type", "sidecar", "proxy type: sidecar, router or ztunnel (the node proxy of ambient mode)")
+	f.StringArrayVar(&inpod, "inpod", nil, "ztunnel: a pod whose traffic the node proxy carries, NAMESPACE/NAME=NETNS (its network namespace's path, captured with sluice capture --ambient); repeat per pod")
+	f.BoolVar(&transparent, "transparent", true, "ztunnel: connect to a pod's app from the client's address (IP_TRANSPARENT, as ztunnel), not the pod's own")
 	f.StringVar(&name, "name", "", "workload (pod) name")
 	f.StringVar(&namespace, "namespace", "default", "workload namespace")
 	f.StringVar(&labels, "labels", "", "workload labels, k=v,k=v")

@@ -145,6 +145,12 @@ func Prefixed(conn net.Conn, prefix []byte) net.Conn {
 	return &prefixConn{Conn: conn, prefix: prefix}
 }
 
+// Join copies bytes between a and b both ways, as Pipe does between a
+// connection and its upstream (see pipe); it returns the bytes copied
+// from a to b and from b to a. The node proxy joins a captured
+// connection to its tunnel with it.
+func Join(a, b net.Conn, idle time.Duration) (aToB, bToA uint64) { return pipe(a, b, idle) }
+
 // pipe copies both ways. When one side finishes sending, the other is
 // half-closed so it sees EOF; the connection ends when both directions are
 // done, or when no byte moved for idle.

@@ -1,0 +1,95 @@
+package testenv
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-mesh/sluice/internal/netnstest"
+)
+
+// AmbientPod is a pod in ambient mode on this machine: a network
+// namespace whose traffic `sluice capture --ambient` (istio-cni's in-pod
+// rules) sends to the node proxy listening inside it.
+type AmbientPod struct {
+	Name, Namespace string
+	NS              *netnstest.NS
+}
+
+// AddAmbientPod makes the pod's namespace and captures it. It needs root,
+// ip and iptables (skipped without, failed under CI=true).
+func (m *Mesh) AddAmbientPod(namespace, name string) *AmbientPod {
+	m.t.Helper()
+	netnstest.Require(m.t, "iptables")
+	ns := netnstest.New(m.t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := ns.Command(ctx, Binary(m.t), "capture", "--ambient", "--ipv6=false").CombinedOutput()
+	if err != nil {
+		m.t.Fatalf("testenv: sluice capture --ambient in %s: %v\n%s", ns.Name, err, out)
+	}
+	return &AmbientPod{Name: name, Namespace: namespace, NS: ns}
+}
+
+// NodeProxy is a running `sluice proxy --type ztunnel`.
+type NodeProxy struct {
+	AdminAddress string
+	Process      *Process
+}
+
+// StartNodeProxy runs the node proxy for pods, in the host's namespace
+// as root (as ztunnel runs privileged on its node), and waits until it
+// has captured them all.
+func (m *Mesh) StartNodeProxy(pods ...*AmbientPod) *NodeProxy {
+	m.t.Helper()
+	n := &NodeProxy{AdminAddress: FreeAddr()}
+	args := []string{"proxy", "--type", "ztunnel", "--name", "ztunnel", "--namespace", "istio-system",
+		"--admin-address", n.AdminAddress, "--xds-address", m.XDSAddress, "--xds-tls=false",
+		"--token-file", filepath.Join(m.StateDir, "bootstrap-token"), "--ca-root-file", filepath.Join(m.StateDir, "root-cert.pem")}
+	for _, p := range pods {
+		args = append(args, "--inpod", p.Namespace+"/"+p.Name+"="+p.NS.Path())
+	}
+	n.Process = StartWith(m.t, "ztunnel", ProcessOptions{}, args...)
+	if err := pollHTTP("http://"+n.AdminAddress+"/ready", 200, StartTimeout, n.Process.Done()); err != nil {
+		m.t.Fatalf("testenv: node proxy not ready: %v\n%s", err, n.Process.Tail(dumpLines))
+	}
+	return n
+}
+
+// EnableForwarding turns on IPv4 forwarding in the host's namespace for
+// the test (pods reach each other through it, as through a node's
+// bridge); the setting found is restored when the last test of this
+// process that asked for forwarding ends.
+func EnableForwarding(t testing.TB) {
+	t.Helper()
+	const path = "/proc/sys/net/ipv4/ip_forward"
+	forwarding.Lock()
+	defer forwarding.Unlock()
+	if forwarding.users == 0 {
+		prev, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+			t.Fatalf("testenv: enable forwarding: %v", err)
+		}
+		forwarding.prev = prev
+	}
+	forwarding.users++
+	t.Cleanup(func() {
+		forwarding.Lock()
+		defer forwarding.Unlock()
+		if forwarding.users--; forwarding.users == 0 {
+			os.WriteFile(path, forwarding.prev, 0o644)
+		}
+	})
+}
+
+var forwarding struct {
+	sync.Mutex
+	users int
+	prev  []byte
+}
