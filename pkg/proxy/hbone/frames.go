@@ -239,9 +239,12 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
 	}
+	tableSize := int64(-1)
 	c.mu.Lock()
 	err := f.ForeachSetting(func(st http2.Setting) error {
 		switch st.ID {
+		case http2.SettingHeaderTableSize:
+			tableSize = int64(st.Val)
 		case http2.SettingInitialWindowSize:
 			delta := int64(st.Val) - c.peerInitWindow
 			c.peerInitWindow = int64(st.Val)
@@ -264,7 +267,12 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 	if err != nil {
 		return err
 	}
-	return c.writeFrames(func(fr *http2.Framer) error { return fr.WriteSettingsAck() })
+	return c.writeFrames(func(fr *http2.Framer) error {
+		if tableSize >= 0 { // the peer's HPACK decoder table (RFC 7541 4.2)
+			c.henc.SetMaxDynamicTableSizeLimit(uint32(min(tableSize, 4096)))
+		}
+		return fr.WriteSettingsAck()
+	})
 }
 
 func (c *conn) onReset(f *http2.RSTStreamFrame) {

@@ -125,8 +125,9 @@ func (s *Server) serveConn(nc net.Conn) {
 	c, err = newConn(tc, connOptions{label: "hbone " + nc.RemoteAddr().String() + " peer " + pid,
 		maxStreams: s.o.MaxConcurrentStreams,
 		newStream: func(st *stream, f *http2.MetaHeadersFrame) {
+			req, code := requestOf(st, pid, f) // f is only valid until the next frame
 			s.streams.Add(1)
-			go s.serveStream(st, pid, f)
+			go s.serveStream(st, req, code)
 		},
 		onClose: s.forget})
 	if err != nil {
@@ -156,9 +157,8 @@ func (s *Server) forget(c *conn) {
 
 // serveStream checks the CONNECT as ztunnel's build_inbound_request, calls
 // Handle, answers, and pipes.
-func (s *Server) serveStream(st *stream, pid string, f *http2.MetaHeadersFrame) {
+func (s *Server) serveStream(st *stream, req *Request, code int) {
 	defer s.streams.Done()
-	req, code := requestOf(st, pid, f)
 	if code != 0 {
 		st.respond(code, true)
 		return
