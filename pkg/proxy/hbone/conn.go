@@ -37,6 +37,13 @@ type conn struct {
 	hbuf bytes.Buffer
 	werr error // under wmu: the first write failure
 
+	// Frames the read loop sends (acks, window updates, resets) are
+	// queued and written by controlLoop or the next writer, never by the
+	// read loop itself.
+	ctlMu   sync.Mutex
+	ctl     []func(fr *http2.Framer) error
+	ctlWake chan struct{}
+
 	peerMaxFrame atomic.Uint32
 
 	mu             sync.Mutex
@@ -80,7 +87,7 @@ func newConn(nc net.Conn, o connOptions) (*conn, error) {
 	c := &conn{nc: nc, client: o.client, label: o.label, streams: map[uint32]*stream{},
 		nextID: 1, sendWindow: 65535, recvWindow: connWindow, peerInitWindow: 65535,
 		peerMaxStreams: DefaultMaxStreamsPerConn, maxStreams: o.maxStreams,
-		settings: make(chan struct{}), done: make(chan struct{}),
+		settings: make(chan struct{}), done: make(chan struct{}), ctlWake: make(chan struct{}, 1),
 		newStream: o.newStream, onClose: o.onClose}
 	c.peerMaxFrame.Store(16384)
 	c.bw = bufio.NewWriterSize(nc, 32<<10)
@@ -137,11 +144,51 @@ func (c *conn) writeFrames(fn func(fr *http2.Framer) error) error {
 	return c.writeFramesLocked(fn)
 }
 
+// control queues frames for controlLoop: the read loop must not wait for
+// wmu, or a writer blocked on a full TCP send buffer while the peer is
+// blocked the same way would stop both read loops (the HTTP/2 write
+// deadlock grpc-go's loopy writer avoids with its own writer goroutine).
+func (c *conn) control(fn func(fr *http2.Framer) error) {
+	c.ctlMu.Lock()
+	c.ctl = append(c.ctl, fn)
+	c.ctlMu.Unlock()
+	select {
+	case c.ctlWake <- struct{}{}:
+	default:
+	}
+}
+
+// controlLoop writes the queued control frames until the connection ends.
+func (c *conn) controlLoop() {
+	for {
+		select {
+		case <-c.ctlWake:
+			c.writeFrames(nil)
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// writeFramesLocked writes the queued control frames, then fn's, and
+// flushes; the caller holds wmu.
 func (c *conn) writeFramesLocked(fn func(fr *http2.Framer) error) error {
 	if c.werr != nil {
 		return c.werr
 	}
-	err := fn(c.fr)
+	c.ctlMu.Lock()
+	ctl := c.ctl
+	c.ctl = nil
+	c.ctlMu.Unlock()
+	var err error
+	for _, f := range ctl {
+		if err = f(c.fr); err != nil {
+			break
+		}
+	}
+	if err == nil && fn != nil {
+		err = fn(c.fr)
+	}
 	if err == nil {
 		err = c.bw.Flush()
 	}
@@ -187,12 +234,9 @@ func (c *conn) writeReset(id uint32, code http2.ErrCode) {
 	c.writeFrames(func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) })
 }
 
-// sendWindowUpdates gives consumed receive window back to the peer.
-func (c *conn) sendWindowUpdates(id uint32, streamInc, connInc int64) {
-	if streamInc == 0 && connInc == 0 {
-		return
-	}
-	c.writeFrames(func(fr *http2.Framer) error {
+// windowUpdates gives consumed receive window back to the peer.
+func windowUpdates(id uint32, streamInc, connInc int64) func(fr *http2.Framer) error {
+	return func(fr *http2.Framer) error {
 		if streamInc > 0 {
 			if err := fr.WriteWindowUpdate(id, uint32(streamInc)); err != nil {
 				return err
@@ -202,7 +246,24 @@ func (c *conn) sendWindowUpdates(id uint32, streamInc, connInc int64) {
 			return fr.WriteWindowUpdate(0, uint32(connInc))
 		}
 		return nil
-	})
+	}
+}
+
+func (c *conn) sendWindowUpdates(id uint32, streamInc, connInc int64) {
+	if streamInc != 0 || connInc != 0 {
+		c.writeFrames(windowUpdates(id, streamInc, connInc))
+	}
+}
+
+// controlWindowUpdates queues them (the read loop's way).
+func (c *conn) controlWindowUpdates(id uint32, streamInc, connInc int64) {
+	if streamInc != 0 || connInc != 0 {
+		c.control(windowUpdates(id, streamInc, connInc))
+	}
+}
+
+func (c *conn) controlReset(id uint32, code http2.ErrCode) {
+	c.control(func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) })
 }
 
 // consumedLocked records n bytes read (or discarded) by the application

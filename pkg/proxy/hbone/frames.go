@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -12,9 +13,14 @@ import (
 // readLoop reads frames until the connection ends (the one goroutine per
 // connection besides the streams' users).
 func (c *conn) readLoop() {
+	go c.controlLoop()
 	err := c.readFrames()
 	if errors.Is(err, io.EOF) { // not a stream's clean end
 		err = errConnClosed
+	} else {
+		// A GOAWAY queued for a protocol error: written if the peer reads.
+		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		c.writeFrames(nil)
 	}
 	c.fail(err)
 	close(c.done)
@@ -34,16 +40,16 @@ func (c *conn) readFrames() error {
 			}
 			var ce http2.ConnectionError
 			if errors.As(err, &ce) {
-				c.writeFrames(func(fr *http2.Framer) error { return fr.WriteGoAway(0, http2.ErrCode(ce), nil) })
+				c.control(func(fr *http2.Framer) error { return fr.WriteGoAway(0, http2.ErrCode(ce), nil) })
 			} else if errors.Is(err, http2.ErrFrameTooLarge) {
-				c.writeFrames(func(fr *http2.Framer) error { return fr.WriteGoAway(0, http2.ErrCodeFrameSize, nil) })
+				c.control(func(fr *http2.Framer) error { return fr.WriteGoAway(0, http2.ErrCodeFrameSize, nil) })
 			}
 			return err
 		}
 		if err := c.handleFrame(f); err != nil {
 			var ce http2.ConnectionError
 			if errors.As(err, &ce) {
-				c.writeFrames(func(fr *http2.Framer) error { return fr.WriteGoAway(0, http2.ErrCode(ce), nil) })
+				c.control(func(fr *http2.Framer) error { return fr.WriteGoAway(0, http2.ErrCode(ce), nil) })
 			}
 			return err
 		}
@@ -69,7 +75,7 @@ func (c *conn) handleFrame(f http2.Frame) error {
 	case *http2.PingFrame:
 		if !f.IsAck() {
 			data := f.Data
-			return c.writeFrames(func(fr *http2.Framer) error { return fr.WritePing(true, data) })
+			c.control(func(fr *http2.Framer) error { return fr.WritePing(true, data) })
 		}
 	case *http2.RSTStreamFrame:
 		c.onReset(f)
@@ -91,7 +97,7 @@ func (c *conn) streamError(id uint32, code http2.ErrCode, err error) {
 		c.lastPeerID = id
 	}
 	c.mu.Unlock()
-	c.writeReset(id, code)
+	c.controlReset(id, code)
 }
 
 func (c *conn) onData(f *http2.DataFrame) error {
@@ -109,7 +115,7 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		// connection window, give them back.
 		_, inc := c.consumedLocked(nil, n)
 		c.mu.Unlock()
-		c.sendWindowUpdates(0, 0, inc)
+		c.controlWindowUpdates(0, 0, inc)
 		if s != nil {
 			c.streamError(f.StreamID, http2.ErrCodeStreamClosed, errors.New("DATA after END_STREAM"))
 		}
@@ -119,7 +125,7 @@ func (c *conn) onData(f *http2.DataFrame) error {
 	if s.recvWindow < 0 {
 		_, inc := c.consumedLocked(nil, n)
 		c.mu.Unlock()
-		c.sendWindowUpdates(0, 0, inc)
+		c.controlWindowUpdates(0, 0, inc)
 		c.streamError(f.StreamID, http2.ErrCodeFlowControl, errors.New("DATA over the stream window"))
 		return nil
 	}
@@ -136,7 +142,7 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		sinc, cinc = c.consumedLocked(s, pad)
 	}
 	c.mu.Unlock()
-	c.sendWindowUpdates(f.StreamID, sinc, cinc)
+	c.controlWindowUpdates(f.StreamID, sinc, cinc)
 	return nil
 }
 
@@ -173,7 +179,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	c.lastPeerID = id
 	if c.goAway || uint32(len(c.streams)) >= c.maxStreams {
 		c.mu.Unlock()
-		c.writeReset(id, http2.ErrCodeRefusedStream)
+		c.controlReset(id, http2.ErrCodeRefusedStream)
 		return nil
 	}
 	s = newStream(c, id)
@@ -191,7 +197,7 @@ func (c *conn) onResponseLocked(s *stream, f *http2.MetaHeadersFrame) error {
 	if err != nil || code < 100 || code > 999 {
 		s.resetLocked(fmt.Errorf("%s: response :status %q", c.label, f.PseudoValue("status")))
 		c.removeLocked(s)
-		go c.writeReset(s.id, http2.ErrCodeProtocol)
+		go c.controlReset(s.id, http2.ErrCodeProtocol)
 		return nil
 	}
 	if code < 200 {
@@ -228,7 +234,7 @@ func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		if s.sendWindow > 1<<31-1 {
 			s.resetLocked(fmt.Errorf("%s: stream window over 2^31-1", c.label))
 			c.removeLocked(s)
-			go c.writeReset(f.StreamID, http2.ErrCodeFlowControl)
+			go c.controlReset(f.StreamID, http2.ErrCodeFlowControl)
 		}
 		s.cond.Broadcast()
 	}
@@ -267,12 +273,13 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 	if err != nil {
 		return err
 	}
-	return c.writeFrames(func(fr *http2.Framer) error {
+	c.control(func(fr *http2.Framer) error {
 		if tableSize >= 0 { // the peer's HPACK decoder table (RFC 7541 4.2)
 			c.henc.SetMaxDynamicTableSizeLimit(uint32(min(tableSize, 4096)))
 		}
 		return fr.WriteSettingsAck()
 	})
+	return nil
 }
 
 func (c *conn) onReset(f *http2.RSTStreamFrame) {
