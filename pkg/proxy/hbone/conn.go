@@ -65,6 +65,8 @@ type conn struct {
 	idleSince      time.Time
 	idleTimer      *time.Timer   // client: set by the pool
 	idleTimeout    time.Duration // client: how long it may stay unused
+	pingSent       time.Time     // the unanswered PING's time
+	ping           KeepAlive
 
 	// newStream is the server's hook for a CONNECT; onClose the owner's
 	// (pool, server) once the read loop ended.
@@ -72,7 +74,25 @@ type conn struct {
 	onClose   func(c *conn)
 }
 
+// KeepAlive are the PING settings of a connection: one every Interval, the
+// connection failed without an answer within Timeout (zero: ztunnel's 10s
+// and 20s; a negative Interval: no PINGs).
+type KeepAlive struct {
+	Interval, Timeout time.Duration
+}
+
+func (k KeepAlive) withDefaults() KeepAlive {
+	if k.Interval == 0 {
+		k.Interval = 10 * time.Second
+	}
+	if k.Timeout <= 0 {
+		k.Timeout = 20 * time.Second
+	}
+	return k
+}
+
 type connOptions struct {
+	ping       KeepAlive
 	client     bool
 	label      string
 	maxStreams uint32 // server: SETTINGS_MAX_CONCURRENT_STREAMS
@@ -88,7 +108,7 @@ func newConn(nc net.Conn, o connOptions) (*conn, error) {
 		nextID: 1, sendWindow: 65535, recvWindow: connWindow, peerInitWindow: 65535,
 		peerMaxStreams: DefaultMaxStreamsPerConn, maxStreams: o.maxStreams,
 		settings: make(chan struct{}), done: make(chan struct{}), ctlWake: make(chan struct{}, 1),
-		newStream: o.newStream, onClose: o.onClose}
+		newStream: o.newStream, onClose: o.onClose, ping: o.ping}
 	c.peerMaxFrame.Store(16384)
 	c.bw = bufio.NewWriterSize(nc, 32<<10)
 	c.fr = http2.NewFramer(c.bw, nc)
@@ -158,17 +178,52 @@ func (c *conn) control(fn func(fr *http2.Framer) error) {
 	}
 }
 
-// controlLoop writes the queued control frames until the connection ends.
+// controlLoop writes the queued control frames and the keepalive PINGs
+// until the connection ends.
 func (c *conn) controlLoop() {
+	var tick <-chan time.Time
+	if c.ping.Interval > 0 {
+		t := time.NewTicker(c.ping.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-c.ctlWake:
 			c.writeFrames(nil)
+		case <-tick:
+			c.sendPing()
 		case <-c.done:
 			return
 		}
 	}
 }
+
+// sendPing is ztunnel's do_ping_pong (src/proxy/h2.rs): a PING every
+// interval; no answer within the timeout ends the connection and its
+// streams. The timeout runs on its own timer, so a write stuck on a dead
+// peer's full TCP window is ended by it too.
+func (c *conn) sendPing() {
+	c.mu.Lock()
+	if !c.pingSent.IsZero() {
+		c.mu.Unlock()
+		return
+	}
+	sent := time.Now()
+	c.pingSent = sent
+	c.mu.Unlock()
+	time.AfterFunc(c.ping.Timeout, func() {
+		c.mu.Lock()
+		late := c.pingSent.Equal(sent)
+		c.mu.Unlock()
+		if late {
+			c.fail(fmt.Errorf("no PING answer within %v", c.ping.Timeout))
+		}
+	})
+	c.writeFrames(func(fr *http2.Framer) error { return fr.WritePing(false, pingData) })
+}
+
+var pingData = [8]byte{'h', 'b', 'o', 'n', 'e'}
 
 // writeFramesLocked writes the queued control frames, then fn's, and
 // flushes; the caller holds wmu.

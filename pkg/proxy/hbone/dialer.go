@@ -36,6 +36,8 @@ type DialerOptions struct {
 	// HandshakeTimeout bounds TCP, TLS and the HTTP/2 settings exchange of a
 	// new connection (0: DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration
+	// KeepAlive: PINGs on pooled connections (zero: ztunnel's).
+	KeepAlive KeepAlive
 }
 
 // Dialer opens HBONE streams, pooling HTTP/2 connections as ztunnel's
@@ -71,6 +73,7 @@ func NewDialer(o DialerOptions) *Dialer {
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = DefaultHandshakeTimeout
 	}
+	o.KeepAlive = o.KeepAlive.withDefaults()
 	if o.DialContext == nil {
 		o.DialContext = (&net.Dialer{}).DialContext
 	}
@@ -231,7 +234,7 @@ func (d *Dialer) connect(ctx context.Context, t Target, key poolKey) (*conn, err
 		tc.Close()
 		return nil, fmt.Errorf("hbone %s: %w", t.Addr, err)
 	}
-	c, err := newConn(tc, connOptions{client: true, label: "hbone " + t.Addr + " peer " + pid,
+	c, err := newConn(tc, connOptions{client: true, ping: d.o.KeepAlive, label: "hbone " + t.Addr + " peer " + pid,
 		onClose: func(c *conn) { d.forget(key, c) }})
 	if err != nil {
 		tc.Close()

@@ -73,6 +73,11 @@ func (c *conn) handleFrame(f http2.Frame) error {
 	case *http2.SettingsFrame:
 		return c.onSettings(f)
 	case *http2.PingFrame:
+		if f.IsAck() && f.Data == pingData {
+			c.mu.Lock()
+			c.pingSent = time.Time{}
+			c.mu.Unlock()
+		}
 		if !f.IsAck() {
 			data := f.Data
 			c.control(func(fr *http2.Framer) error { return fr.WritePing(true, data) })

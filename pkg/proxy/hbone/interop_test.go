@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,4 +153,74 @@ func TestStreamDeadlines(t *testing.T) {
 	}
 	c.SetReadDeadline(time.Time{})
 	roundTrip(t, c, "after")
+}
+
+// relay forwards TCP to addr until frozen; then it forwards nothing (a
+// peer gone without a FIN or RST).
+type relay struct {
+	addr   string
+	frozen chan struct{}
+}
+
+func newRelay(t *testing.T, to string) *relay {
+	r := &relay{frozen: make(chan struct{})}
+	r.addr = serveTCP(t, func(c *net.TCPConn) {
+		up, err := net.Dial("tcp", to)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		done := make(chan struct{}, 2)
+		fwd := func(dst, src net.Conn) {
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := src.Read(buf)
+				select {
+				case <-r.frozen:
+					<-t.Context().Done()
+					done <- struct{}{}
+					return
+				default:
+				}
+				if n > 0 {
+					dst.Write(buf[:n])
+				}
+				if err != nil {
+					done <- struct{}{}
+					return
+				}
+			}
+		}
+		go fwd(up, c)
+		go fwd(c, up)
+		<-done
+	})
+	return r
+}
+
+// PINGs keep an idle connection checked: answered, the stream lives on;
+// unanswered within the timeout, the connection and its streams fail.
+func TestKeepAliveDeadPeer(t *testing.T) {
+	up := serveTCP(t, echo)
+	f := newFixture(t, fixtureOptions{})
+	r := newRelay(t, f.addr)
+	cert, id := f.mesh.issue(t, "ns-a", "client")
+	d := NewDialer(DialerOptions{Certificate: certFunc(cert), Roots: f.mesh.rootsFunc(),
+		KeepAlive: KeepAlive{Interval: 30 * time.Millisecond, Timeout: 200 * time.Millisecond}})
+	defer d.Close()
+	c, err := d.Dial(ctxT(t), Target{Addr: r.addr, Authority: up, PeerIDs: []string{f.serverID}, SourceID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(400 * time.Millisecond) // over a dozen PINGs answered
+	roundTrip(t, c, "alive")
+	close(r.frozen)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err = c.Read(make([]byte, 1))
+	if err == nil || !strings.Contains(err.Error(), "PING") {
+		t.Fatalf("Read = %v, want the PING timeout", err)
+	}
+	t.Logf("failed after %v: %v", time.Since(start), err)
 }

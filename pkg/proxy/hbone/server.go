@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -38,6 +39,10 @@ type ServerOptions struct {
 	HandshakeTimeout time.Duration
 	// DrainTimeout bounds Close's wait for open streams (0: DefaultDrainTimeout).
 	DrainTimeout time.Duration
+	// KeepAlive: PINGs on every connection (zero: ztunnel's).
+	KeepAlive KeepAlive
+	// Logger gets refused handshakes (nil: slog.Default()).
+	Logger *slog.Logger
 }
 
 // Server terminates HBONE: mutual TLS, then CONNECT streams handed to
@@ -68,6 +73,10 @@ func NewServer(o ServerOptions) *Server {
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = DefaultDrainTimeout
+	}
+	o.KeepAlive = o.KeepAlive.withDefaults()
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{o: o, tls: serverTLS(o.Certificate, o.Roots, o.TrustDomain), ctx: ctx, cancel: cancel,
@@ -109,6 +118,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	nc.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
 	tc := tls.Server(nc, s.tls)
 	if err := tc.Handshake(); err != nil {
+		s.o.Logger.Info("hbone: TLS handshake refused", "remote", nc.RemoteAddr().String(), "error", err)
 		nc.Close()
 		return
 	}
@@ -118,11 +128,12 @@ func (s *Server) serveConn(nc net.Conn) {
 		err = checkALPN(cs)
 	}
 	if err != nil {
+		s.o.Logger.Info("hbone: connection refused", "remote", nc.RemoteAddr().String(), "error", err)
 		tc.Close()
 		return
 	}
 	var c *conn
-	c, err = newConn(tc, connOptions{label: "hbone " + nc.RemoteAddr().String() + " peer " + pid,
+	c, err = newConn(tc, connOptions{ping: s.o.KeepAlive, label: "hbone " + nc.RemoteAddr().String() + " peer " + pid,
 		maxStreams: s.o.MaxConcurrentStreams,
 		newStream: func(st *stream, f *http2.MetaHeadersFrame) {
 			req, code := requestOf(st, pid, f) // f is only valid until the next frame
