@@ -16,7 +16,7 @@ CONFORMANCE_TEST = bin/conformance.test
 # How long `make fuzz` runs each fuzz test (bench/fuzz.sh runs longer).
 FUZZTIME ?= 3s
 
-.PHONY: build demo test checks tidy-check fmt-check vet staticcheck lint fuzz bench bench-xds golden kube-binaries
+.PHONY: build demo test checks tidy-check fmt-check vet staticcheck lint fuzz bench bench-xds golden kube-binaries proto
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -67,6 +67,11 @@ fuzz:
 kube-binaries:
 	GO=$(GO) nice -n 10 ./hack/build-etcd.sh
 	GO=$(GO) nice -n 10 ./hack/build-kube-apiserver.sh
+
+# The Go types of Istio's workload API (api/workloadapi) with protoc and
+# protoc-gen-go; the output is committed.
+proto:
+	./hack/gen-workloadapi.sh
 
 golden:
 	$(GO) test ./pkg/xdsgen -update
