@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/workloadapi"
 	"github.com/sluice-mesh/sluice/pkg/workloadapi/security"
@@ -65,7 +66,8 @@ func (g *Generator) WDS() (*WDS, error) {
 
 // BuildWDS builds the workload API of a push: services, workloads (each
 // naming the services it backs and the policies selecting it) and
-// authorizations, each list sorted by resource name.
+// authorizations (AuthorizationPolicies and converted
+// PeerAuthentications), each list sorted by resource name.
 func BuildWDS(push *model.PushContext) (*WDS, error) {
 	out := &WDS{}
 	rootNS := push.RootNamespace()
@@ -84,7 +86,9 @@ func BuildWDS(push *model.PushContext) (*WDS, error) {
 			selecting = append(selecting, ap)
 		}
 	}
-	b := newWorkloadBuilder(push, selecting)
+	pa := newPeerAuthns(rootNS, push.ResourcesOf(config.KindPeerAuthentication))
+	out.Authorizations = append(out.Authorizations, pa.authorizations()...)
+	b := newWorkloadBuilder(push, selecting, pa)
 	services, err := b.services()
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
@@ -19,11 +20,14 @@ import (
 )
 
 // wdsPush reads a testdata file into a push context.
-func wdsPush(t *testing.T, file string, mesh *meshv1alpha1.MeshConfig) *model.PushContext {
+func wdsPush(t *testing.T, file string, mesh *meshv1alpha1.MeshConfig, extra ...string) *model.PushContext {
 	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, e := range extra {
+		data = append(data, "\n---\n"+e...)
 	}
 	dec := config.Decode(data, config.DecodeOptions{File: file})
 	if len(dec.Errors) > 0 {
@@ -236,5 +240,57 @@ func TestWDSPods(t *testing.T) {
 	}
 	if !proto.Equal(r1, want) {
 		t.Errorf("reviews-1:\n got %v\nwant %v", protojson.Format(r1), protojson.Format(want))
+	}
+}
+
+// TestWDSPeerAuthentication: PeerAuthentications as istiod converts them
+// for ztunnel: the static STRICT policy, named by a workload whose
+// effective mode is STRICT (the mesh's here); a workload policy with a
+// PERMISSIVE port becomes a DENY of peers without identity on every
+// other port, merged with the mesh's STRICT, and replaces the static one
+// on its workloads.
+func TestWDSPeerAuthentication(t *testing.T) {
+	pc := wdsPush(t, "testdata/wds.yaml", &meshv1alpha1.MeshConfig{}, `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec: {mtls: {mode: STRICT}}`, `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: db-ports, namespace: shop}
+spec:
+  selector: {matchLabels: {app: db}}
+  portLevelMtls: {5433: {mode: PERMISSIVE}}`)
+	res, err := xdsgen.Generate(pc, ztunnelProxy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := map[string]*security.Authorization{}
+	for _, a := range res.Authorizations {
+		auth[xdsgen.AuthorizationName(a)] = a
+	}
+	presence := &security.StringMatch{MatchType: &security.StringMatch_Presence{Presence: &emptypb.Empty{}}}
+	static := &security.Authorization{Name: "istio_converted_static_strict", Namespace: "istio-system",
+		Scope: security.Scope_WORKLOAD_SELECTOR, Action: security.Action_DENY, Groups: []*security.Group{{Rules: []*security.Rules{
+			{Matches: []*security.Match{{NotPrincipals: []*security.StringMatch{presence}}}}}}}}
+	if got := auth["istio-system/istio_converted_static_strict"]; !proto.Equal(got, static) {
+		t.Errorf("static strict: %v", got)
+	}
+	conv := &security.Authorization{Name: "converted_peer_authentication_db-ports", Namespace: "shop",
+		Scope: security.Scope_WORKLOAD_SELECTOR, Action: security.Action_DENY, Groups: []*security.Group{{Rules: []*security.Rules{
+			{Matches: []*security.Match{{NotDestinationPorts: []uint32{5433}}}},
+			{Matches: []*security.Match{{NotPrincipals: []*security.StringMatch{presence}}}}}}}}
+	if got := auth["shop/converted_peer_authentication_db-ports"]; !proto.Equal(got, conv) {
+		t.Errorf("converted:\n got %v\nwant %v", got, conv)
+	}
+	policies := map[string][]string{}
+	for _, a := range res.Addresses {
+		if w := a.GetWorkload(); w != nil {
+			policies[w.GetName()] = w.GetAuthorizationPolicies()
+		}
+	}
+	if got, want := policies["db-1"], []string{"shop/deny-mixed", "shop/deny-post", "shop/converted_peer_authentication_db-ports"}; !slices.Equal(got, want) {
+		t.Errorf("db-1 policies %q, want %q", got, want)
+	}
+	if got, want := policies["web-1"], []string{"shop/allow-get", "shop/allow-web", "istio-system/istio_converted_static_strict"}; !slices.Equal(got, want) {
+		t.Errorf("web-1 policies %q, want %q", got, want)
 	}
 }

@@ -46,6 +46,7 @@ type workloadBuilder struct {
 	trustDomain string
 	// selecting are the policies converted with scope WORKLOAD_SELECTOR.
 	selecting  []*model.AuthorizationPolicy
+	peerAuthns *peerAuthns
 	namespaces map[string]*config.Resource
 	nodes      map[string]*corev1.Node
 	// members: per workload (registry Endpoint.Workload and address), the
@@ -56,8 +57,8 @@ type workloadBuilder struct {
 
 type memberKey struct{ workload, address string }
 
-func newWorkloadBuilder(push *model.PushContext, selecting []*model.AuthorizationPolicy) *workloadBuilder {
-	b := &workloadBuilder{push: push, selecting: selecting, namespaces: map[string]*config.Resource{},
+func newWorkloadBuilder(push *model.PushContext, selecting []*model.AuthorizationPolicy, pa *peerAuthns) *workloadBuilder {
+	b := &workloadBuilder{push: push, selecting: selecting, peerAuthns: pa, namespaces: map[string]*config.Resource{},
 		nodes: map[string]*corev1.Node{}, members: map[memberKey]map[string]*workloadapi.PortList{}}
 	// istiod's pickTrustDomain: the default trust domain is sent as "".
 	if td := push.Mesh.GetTrustDomain(); td != "cluster.local" {
@@ -249,9 +250,10 @@ func (b *workloadBuilder) entryWorkload(ns string, labels map[string]string, spe
 	return w
 }
 
-// policiesFor is istiod's buildWorkloadPolicies (without PeerAuthentication):
-// the names of the selector policies of the root namespace or the
-// workload's that select its labels, sorted.
+// policiesFor is istiod's buildWorkloadPolicies: the names of the
+// selector policies of the root namespace or the workload's that select
+// its labels, sorted, then the converted PeerAuthentications that apply
+// (wds_peerauthn.go).
 func (b *workloadBuilder) policiesFor(ns string, labels map[string]string) []string {
 	var out []string
 	root := b.push.RootNamespace()
@@ -261,7 +263,7 @@ func (b *workloadBuilder) policiesFor(ns string, labels map[string]string) []str
 		}
 	}
 	slices.Sort(out)
-	return out
+	return append(out, b.peerAuthns.forWorkload(ns, labels)...)
 }
 
 // setTunnelProtocol is istiod's: HBONE for a workload the CNI redirects,
