@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"strings"
 
-	securityv1beta1 "istio.io/api/security/v1beta1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
+	securityv1beta1 "istio.io/api/security/v1beta1"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/workloadapi/security"
