@@ -208,7 +208,7 @@ func (b *workloadBuilder) serviceEntryWorkloads(r *config.Resource, spec *networ
 	eps := spec.GetEndpoints()
 	key := func(i int) string { return r.Namespace + "/" + r.Name + "/endpoints[" + strconv.Itoa(i) + "]" }
 	if len(eps) == 0 && spec.GetWorkloadSelector() == nil && (spec.GetResolution() == networking.ServiceEntry_DNS ||
-		spec.GetResolution() == networking.ServiceEntry_DNS_ROUND_ROBIN) {
+		spec.GetResolution() == networking.ServiceEntry_DYNAMIC_DNS || spec.GetResolution() == networking.ServiceEntry_DNS_ROUND_ROBIN) {
 		for _, h := range spec.GetHosts() {
 			eps = append(eps, &networking.WorkloadEntry{Address: h})
 		}
