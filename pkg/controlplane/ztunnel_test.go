@@ -72,7 +72,7 @@ func (r *running) dial(t *testing.T) (context.Context, discovery.AggregatedDisco
 		discovery.NewAggregatedDiscoveryServiceClient(conn)
 }
 
-func (r *running) openZtunnel(t *testing.T) *deltaADS {
+func (r *running) openZtunnel(t *testing.T, known ...string) *deltaADS {
 	t.Helper()
 	ctx, client := r.dial(t)
 	s, err := client.DeltaAggregatedResources(ctx)
@@ -90,9 +90,18 @@ func (r *running) openZtunnel(t *testing.T) *deltaADS {
 			d.resp <- m
 		}
 	}()
-	// As Istio's ztunnel subscribes: a wildcard request per type.
+	// As Istio's ztunnel subscribes: a wildcard request per type; on a
+	// reconnect, the Address names it holds with empty versions
+	// (ztunnel src/xds/client.rs run_internal).
 	for _, typeURL := range []string{xdsgen.AddressType, xdsgen.AuthorizationType} {
-		if err := s.Send(&discovery.DeltaDiscoveryRequest{Node: &core.Node{Id: ztunnelNode}, TypeUrl: typeURL}); err != nil {
+		req := &discovery.DeltaDiscoveryRequest{Node: &core.Node{Id: ztunnelNode}, TypeUrl: typeURL}
+		if typeURL == xdsgen.AddressType && len(known) > 0 {
+			req.InitialResourceVersions = map[string]string{}
+			for _, n := range known {
+				req.InitialResourceVersions[n] = ""
+			}
+		}
+		if err := s.Send(req); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -196,6 +205,15 @@ func TestZtunnelDeltaWDS(t *testing.T) {
 	gone := z.next(t, xdsgen.AddressType)
 	if !slices.Equal(gone.RemovedResources, []string{uid}) || len(gone.Resources) != 0 {
 		t.Fatalf("after the removal: removed %q, updated %d", gone.RemovedResources, len(gone.Resources))
+	}
+
+	// A ztunnel reconnecting with what it held: everything is sent again
+	// (it gives no versions), and what is gone is named removed.
+	re := r.openZtunnel(t, uid, "shop/db.shop.internal")
+	resp := re.next(t, xdsgen.AddressType)
+	if names := sortedKeys(addresses(t, resp)); !slices.Equal(names, []string{"shop/db.shop.internal"}) ||
+		!slices.Equal(resp.RemovedResources, []string{uid}) {
+		t.Fatalf("reconnect: sent %q, removed %q", names, resp.RemovedResources)
 	}
 }
 
