@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/dashboard"
 	"github.com/sluice-mesh/sluice/pkg/jwks"
 	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 	"github.com/sluice-mesh/sluice/pkg/xdsredact"
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
 )
@@ -221,6 +222,7 @@ func dumpSnapshot(snap *xdsserver.Snapshot) map[string]any {
 		"type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
 		"type.googleapis.com/envoy.config.listener.v3.Listener",
 		"type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+		xdsgen.AddressType, xdsgen.AuthorizationType,
 	} {
 		res := snap.GetResources(t)
 		names := make([]string, 0, len(res))

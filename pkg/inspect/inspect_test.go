@@ -1,6 +1,8 @@
 package inspect
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
 )
 
@@ -106,5 +109,42 @@ func TestProxyStatusFoldsVirtualHosts(t *testing.T) {
 	}
 	if withVirtualHosts(TypeSync{Type: "RDS", Status: Stale}, synced).Status != Stale {
 		t.Fatal("synced virtual hosts hid an unanswered route configuration")
+	}
+}
+
+// A ztunnel's row: its Envoy types IGNORED, the workload API in the WDS
+// and WADS columns the table gets when a ztunnel is listed (IGNORED for a
+// sidecar).
+func TestProxyStatusZtunnel(t *testing.T) {
+	rows := StatusRows([]xdsserver.ProxyStatus{
+		{Name: "ztunnel-abc", Namespace: "istio-system", Type: "ztunnel", Types: []xdsserver.TypeStatus{
+			{TypeURL: xdsgen.AddressType, SentVersion: "a", AckedVersion: "a"},
+			{TypeURL: xdsgen.AuthorizationType, SentVersion: "b"},
+		}},
+		{Name: "web", Namespace: "default", Type: "sidecar", Types: []xdsserver.TypeStatus{
+			{TypeURL: resourcev3.ClusterType, SentVersion: "c", AckedVersion: "c"},
+		}},
+	}, "istiod")
+	var b strings.Builder
+	if err := WriteStatusTable(&b, rows, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	want := [][]string{
+		{"NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "WDS", "WADS", "ISTIOD", "VERSION"},
+		{"web.default", "-", "SYNCED", "NOT", "SENT", "NOT", "SENT", "NOT", "SENT", "IGNORED", "IGNORED", "istiod", "0"},
+		{"ztunnel-abc.istio-system", "-", "IGNORED", "IGNORED", "IGNORED", "IGNORED", "SYNCED", "STALE", "istiod", "0"},
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("table:\n%s", b.String())
+	}
+	for i, l := range lines {
+		if got := strings.Fields(l); !slices.Equal(got, want[i]) {
+			t.Errorf("line %d: %q, want %q", i, got, want[i])
+		}
+	}
+	z := rows[1]
+	if z.Types[4].Type != "WDS" || z.Types[4].Status != Synced || z.Types[5].Type != "WADS" || z.Types[5].Status != Stale {
+		t.Errorf("ztunnel row: %+v", z.Types)
 	}
 }

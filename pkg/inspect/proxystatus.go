@@ -3,6 +3,7 @@ package inspect
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -10,6 +11,8 @@ import (
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
+	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/xdsgen"
 	"github.com/sluice-mesh/sluice/pkg/xdsserver"
 )
 
@@ -21,6 +24,9 @@ const (
 	Stale   = "STALE"
 	Nack    = "NACK"
 	NotSent = "NOT SENT"
+	// Ignored is a type the proxy does not take (istioctl's IGNORED): a
+	// ztunnel's Envoy types, a sidecar's or gateway's workload API.
+	Ignored = "IGNORED"
 )
 
 // statusTypes are the columns in istioctl's order (coreOrder).
@@ -28,6 +34,11 @@ var statusTypes = []struct{ short, url string }{
 	{"CDS", resourcev3.ClusterType}, {"LDS", resourcev3.ListenerType},
 	{"EDS", resourcev3.EndpointType}, {"RDS", resourcev3.RouteType},
 }
+
+// wdsTypes are the workload API's columns (istioctl's short names, Istio's
+// pkg/model/xds.go GetShortType), shown when some proxy is a ztunnel, as
+// istioctl adds a column per type some proxy subscribes.
+var wdsTypes = []struct{ short, url string }{{"WDS", xdsgen.AddressType}, {"WADS", xdsgen.AuthorizationType}}
 
 // ProxyRow is one proxy's line of `sluice proxy-status`.
 type ProxyRow struct {
@@ -40,7 +51,8 @@ type ProxyRow struct {
 	// Version is the control plane's config (push context) version
 	// published to the proxy.
 	Version uint64 `json:"version"`
-	// Types are CDS, LDS, EDS, RDS in that order.
+	// Types are CDS, LDS, EDS, RDS in that order, then WDS and WADS when
+	// some proxy listed is a ztunnel.
 	Types []TypeSync `json:"types"`
 }
 
@@ -60,16 +72,30 @@ type TypeSync struct {
 // sorted by name.
 func StatusRows(list []xdsserver.ProxyStatus, istiod string) []ProxyRow {
 	rows := make([]ProxyRow, 0, len(list))
+	ztunnels := slices.ContainsFunc(list, func(p xdsserver.ProxyStatus) bool { return p.Type == string(model.Ztunnel) })
 	for _, p := range list {
 		row := ProxyRow{Name: p.Name + "." + p.Namespace, ID: p.ID, ProxyType: p.Type, Istiod: istiod, Version: p.PushVersion}
 		byURL := map[string]xdsserver.TypeStatus{}
 		for _, ts := range p.Types {
 			byURL[ts.TypeURL] = ts
 		}
+		ztunnel := p.Type == string(model.Ztunnel)
 		for _, t := range statusTypes {
 			ts := typeSync(t.short, byURL[t.url])
-			if t.url == resourcev3.RouteType {
+			if ztunnel {
+				ts = TypeSync{Type: t.short, Status: Ignored}
+			} else if t.url == resourcev3.RouteType {
 				ts = withVirtualHosts(ts, byURL[resourcev3.VirtualHostType])
+			}
+			row.Types = append(row.Types, ts)
+		}
+		for _, t := range wdsTypes {
+			if !ztunnels {
+				break
+			}
+			ts := typeSync(t.short, byURL[t.url])
+			if !ztunnel {
+				ts = TypeSync{Type: t.short, Status: Ignored}
 			}
 			row.Types = append(row.Types, ts)
 		}
@@ -119,11 +145,16 @@ func typeSync(short string, ts xdsserver.TypeStatus) TypeSync {
 }
 
 // WriteStatusTable prints rows as istioctl proxy-status's per-type table
-// (NAME CLUSTER CDS LDS EDS RDS ISTIOD VERSION, with each state's age),
+// (NAME CLUSTER CDS LDS EDS RDS ISTIOD VERSION, with each state's age;
+// WDS and WADS before ISTIOD when a ztunnel is listed),
 // then each NACK's message. Sluice has no cluster ID: CLUSTER is "-".
 func WriteStatusTable(w io.Writer, rows []ProxyRow, now time.Time) error {
 	tw := new(tabwriter.Writer).Init(w, 0, 8, 5, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCLUSTER\tCDS\tLDS\tEDS\tRDS\tISTIOD\tVERSION")
+	header := "NAME\tCLUSTER\tCDS\tLDS\tEDS\tRDS\tISTIOD\tVERSION"
+	if slices.ContainsFunc(rows, func(r ProxyRow) bool { return len(r.Types) > len(statusTypes) }) {
+		header = "NAME\tCLUSTER\tCDS\tLDS\tEDS\tRDS\tWDS\tWADS\tISTIOD\tVERSION"
+	}
+	fmt.Fprintln(tw, header)
 	for _, r := range rows {
 		fields := []string{r.Name, "-"}
 		for _, t := range r.Types {

@@ -17,8 +17,13 @@ import (
 // SidecarScope.DependsOnConfig (pilot/pkg/model/sidecar.go) decide, for sluice's kinds. It is
 // conservative: a kind it does not know, or a config whose old version it
 // cannot tell (no PushOptions.Previous), affects everyone.
+//
+// A ztunnel is affected by every change: it holds every workload, service
+// and AuthorizationPolicy of the mesh (istiod pushes its WDS on any
+// registry or policy change: pilot/pkg/xds/proxy_dependencies.go, the
+// ztunnel case of DefaultProxyNeedsPush).
 func (pc *PushContext) AffectsProxy(p *Proxy, ch Change) bool {
-	if ch.isFull() {
+	if ch.isFull() || p.Type == Ztunnel {
 		return true
 	}
 	a := &affectsCheck{pc: pc, p: p}

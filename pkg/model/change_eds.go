@@ -200,7 +200,13 @@ func passthroughSubset(pc *PushContext, host string) bool {
 // needs a full generation even when EndpointsOnly holds. A captured
 // sidecar without inbound addresses serves every port of an endpoint at
 // its IPs, so any endpoint at one of its IPs counts.
+//
+// A ztunnel holds no EDS: its workloads are in its Address resources, so
+// an endpoint-only change is a full (WDS) push for it.
 func (pc *PushContext) InboundDependsOn(p *Proxy, ch Change, prev *PushContext) bool {
+	if p.Type == Ztunnel {
+		return true
+	}
 	if p.Type != Sidecar || (len(p.Inbound) == 0 && !p.Captured()) {
 		return false
 	}

@@ -25,6 +25,11 @@ const (
 	Sidecar ProxyType = "sidecar"
 	// Router is a gateway: it serves the listeners Gateways give it.
 	Router ProxyType = "router"
+	// Ztunnel is a node proxy of the ambient mode (Istio's ztunnel; node
+	// ID ztunnel~<ip>~<pod>.<ns>~<ns>.svc.cluster.local). It is served
+	// only the workload API (xdsgen wds*.go: Address and Authorization),
+	// on delta streams, never CDS/LDS/RDS/EDS.
+	Ztunnel ProxyType = "ztunnel"
 )
 
 // Node metadata keys. Istio's names are used where Istio has one.
@@ -188,8 +193,8 @@ func ProxyFromNode(n *core.Node) (*Proxy, error) {
 		return nil, fmt.Errorf("proxy: node id %q is not type~ip~name.namespace~domain", n.Id)
 	}
 	p := &Proxy{ID: n.Id, Type: ProxyType(parts[0]), Labels: map[string]string{}}
-	if p.Type != Sidecar && p.Type != Router {
-		return nil, fmt.Errorf("proxy: node id %q: type %q is not sidecar or router", n.Id, parts[0])
+	if p.Type != Sidecar && p.Type != Router && p.Type != Ztunnel {
+		return nil, fmt.Errorf("proxy: node id %q: type %q is not sidecar, router or ztunnel", n.Id, parts[0])
 	}
 	if name, ns, ok := strings.Cut(parts[2], "."); ok {
 		p.Name, p.Namespace = name, ns

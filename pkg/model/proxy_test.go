@@ -1,9 +1,13 @@
 package model
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/sluice-mesh/sluice/pkg/config"
 	"github.com/sluice-mesh/sluice/pkg/version"
 )
 
@@ -62,5 +66,34 @@ func TestInterceptionModeRoundTrip(t *testing.T) {
 		if _, err := ProxyFromNode(bad.Node()); err == nil || !strings.Contains(err.Error(), MetaInterceptionMode) {
 			t.Errorf("%s: err = %v, want one naming %s", name, err, MetaInterceptionMode)
 		}
+	}
+}
+
+// TestZtunnelNodeID: Istio's ztunnel node ID
+// (ztunnel~<ip>~<pod>.<ns>~<ns>.svc.cluster.local) is read as a Ztunnel;
+// an unknown type is refused naming the three; and a ztunnel is affected
+// by every change (it holds the whole workload API).
+func TestZtunnelNodeID(t *testing.T) {
+	p, err := ProxyFromNode(&core.Node{Id: "ztunnel~10.0.0.100~ztunnel-abc.istio-system~istio-system.svc.cluster.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Type != Ztunnel || p.Name != "ztunnel-abc" || p.Namespace != "istio-system" || !slices.Equal(p.IPs, []string{"10.0.0.100"}) {
+		t.Errorf("read %+v", p)
+	}
+	if p.NodeID() != p.ID {
+		t.Errorf("NodeID %q, announced %q", p.NodeID(), p.ID)
+	}
+	_, err = ProxyFromNode(&core.Node{Id: "waypoint~10.0.0.1~w.ns~ns.svc.cluster.local"})
+	if err == nil || !strings.Contains(err.Error(), `type "waypoint" is not sidecar, router or ztunnel`) {
+		t.Errorf("waypoint: %v", err)
+	}
+	pc := NewPushContext(PushOptions{Version: "1"})
+	ch := Change{Configs: map[ConfigKey]struct{}{{Kind: config.KindSidecar, Namespace: "shop", Name: "x"}: {}}}
+	if !pc.AffectsProxy(p, ch) || !pc.InboundDependsOn(p, ch, pc) {
+		t.Error("a ztunnel is not pushed on a change")
+	}
+	if pc.AffectsProxy(&Proxy{Type: Router, Namespace: "shop"}, ch) {
+		t.Error("a Sidecar resource affects a router (the change is not one a ztunnel-only rule would show)")
 	}
 }

@@ -16,6 +16,8 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/sluice-mesh/sluice/pkg/model"
+	"github.com/sluice-mesh/sluice/pkg/workloadapi"
+	"github.com/sluice-mesh/sluice/pkg/workloadapi/security"
 )
 
 // Resources is everything generated for one proxy.
@@ -24,6 +26,11 @@ type Resources struct {
 	Routes    []*route.RouteConfiguration
 	Clusters  []*cluster.Cluster
 	Endpoints []*endpoint.ClusterLoadAssignment
+	// Addresses and Authorizations are the workload API (wds.go), a
+	// ztunnel's only resources; the lists are shared by every ztunnel of
+	// a push.
+	Addresses      []*workloadapi.Address
+	Authorizations []*security.Authorization
 	// Conflicts are config problems found while generating (a Gateway
 	// server clashing with another, a missing credential); what they name
 	// is left out and the rest is served.
@@ -61,6 +68,8 @@ func (g *generation) generate() error {
 		if err := g.router(); err != nil {
 			return err
 		}
+	case model.Ztunnel:
+		return g.ztunnel() // no listeners for the post-passes
 	default:
 		return fmt.Errorf("unknown proxy type %q", g.proxy.Type)
 	}

@@ -43,6 +43,8 @@ type Generator struct {
 	// inbound indexes endpoints by address for inbound ports
 	// (inbound_index.go); one entry.
 	inbound flightCache[struct{}, *endpointIndex]
+	// wds is the workload API every ztunnel gets (wds.go); one entry.
+	wds flightCache[struct{}, *WDS]
 	// generated counts Generate calls.
 	generated atomic.Int32
 	// peerAuthn memoises endpoint workloads' PeerAuthentication by

@@ -189,6 +189,10 @@ func (c *conn) begin(node *core.Node, typeURL string) (idx int, ok bool, err err
 		return 0, false, err
 	}
 	idx = typeIndex(typeURL)
+	if !c.delta && wdsType(idx) {
+		return 0, false, status.Errorf(codes.InvalidArgument,
+			"%s is served on delta (incremental) ADS streams only, as istiod serves ztunnel; this stream is state of the world", typeURL)
+	}
 	if idx < 0 || (idx == vhdsIdx && !c.vhds) {
 		c.s.opts.Logger.Debug("request for a type not served", "id", c.st.proxy.ID, "type", typeURL)
 		return 0, false, nil

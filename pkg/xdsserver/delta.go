@@ -41,7 +41,7 @@ func (c *conn) onDelta(stream discovery.AggregatedDiscoveryService_DeltaAggregat
 	changed := false
 	if !w.requested {
 		w.requested, changed = true, true
-		w.wildcard = (idx == cdsIdx || idx == ldsIdx) && len(req.ResourceNamesSubscribe) == 0
+		w.wildcard = wildcardType(idx) && len(req.ResourceNamesSubscribe) == 0
 		w.namespaces = idx == vhdsIdx
 		w.have = initialHave(req.InitialResourceVersions, t)
 	}

@@ -107,6 +107,10 @@ func metricType(typeURL string) string {
 		return "lds"
 	case "RDS":
 		return "rds"
+	case "WDS":
+		return "wds"
+	case "WADS":
+		return "wads"
 	default:
 		return t
 	}

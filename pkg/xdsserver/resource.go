@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -89,7 +88,7 @@ func (c *marshalCache) get(msg types.Resource, version uint64) (*Resource, error
 // newResource marshals msg deterministically and names its version after
 // the content's hash.
 func newResource(msg types.Resource) (*Resource, error) {
-	name := cachev3.GetResourceName(msg)
+	name := resourceName(msg)
 	if name == "" {
 		return nil, fmt.Errorf("resource %T without a name", msg)
 	}

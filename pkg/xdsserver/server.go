@@ -330,6 +330,10 @@ func shortType(t string) string {
 		return "LDS"
 	case resourcev3.RouteType:
 		return "RDS"
+	case xdsgen.AddressType:
+		return "WDS"
+	case xdsgen.AuthorizationType:
+		return "WADS"
 	}
 	return t
 }

@@ -69,19 +69,22 @@ func (t *typeResources) namesOf(hosts map[string]struct{}) []string {
 
 // The types served, in the order a push sends them (CDS before EDS, LDS
 // before RDS, as istiod's PushOrder: pilot/pkg/xds/ads.go; a route
-// configuration's virtual hosts after it). VHDS is served on delta
-// streams only.
+// configuration's virtual hosts after it; the workload API last, Address
+// before Authorization, as istiod's). VHDS and the workload API (wds.go)
+// are served on delta streams only.
 const (
 	cdsIdx = iota
 	edsIdx
 	ldsIdx
 	rdsIdx
 	vhdsIdx
+	addrIdx
+	authzIdx
 	numTypes
 )
 
 var typeOrder = []string{resourcev3.ClusterType, resourcev3.EndpointType, resourcev3.ListenerType, resourcev3.RouteType,
-	resourcev3.VirtualHostType}
+	resourcev3.VirtualHostType, xdsgen.AddressType, xdsgen.AuthorizationType}
 
 // typeIndex is the index of a served type URL, or -1.
 func typeIndex(typeURL string) int {
@@ -131,6 +134,14 @@ func buildSnapshot(res *xdsgen.Resources, o snapshotOptions) (*Snapshot, error) 
 	}
 	if s.types[rdsIdx], err = buildType(res.Routes, resource, lists); err != nil {
 		return nil, fmt.Errorf("snapshot: RDS: %w", err)
+	}
+	// The workload API lists are one list per push, shared by every
+	// ztunnel: lists shares their sealed form.
+	if s.types[addrIdx], err = buildType(res.Addresses, resource, lists); err != nil {
+		return nil, fmt.Errorf("snapshot: Address: %w", err)
+	}
+	if s.types[authzIdx], err = buildType(res.Authorizations, resource, lists); err != nil {
+		return nil, fmt.Errorf("snapshot: Authorization: %w", err)
 	}
 	if o.vhds != nil {
 		split, err := o.vhds.split(&s.types[rdsIdx], o.version)
