@@ -22,13 +22,13 @@ type policy struct {
 }
 
 type match struct {
-	namespaces, notNamespaces   []strMatch
-	principals, notPrincipals   []strMatch
-	sas, notSAs                 []saMatch
-	srcIPs, notSrcIPs           []netip.Prefix
-	dstIPs, notDstIPs           []netip.Prefix
-	dstPorts, notDstPorts       []uint32
-	empty                       bool
+	namespaces, notNamespaces []strMatch
+	principals, notPrincipals []strMatch
+	sas, notSAs               []saMatch
+	srcIPs, notSrcIPs         []netip.Prefix
+	dstIPs, notDstIPs         []netip.Prefix
+	dstPorts, notDstPorts     []uint32
+	empty                     bool
 }
 
 type strMatch struct {

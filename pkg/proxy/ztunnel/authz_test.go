@@ -53,7 +53,7 @@ func TestAuthorize(t *testing.T) {
 	src := netip.MustParseAddrPort("10.0.0.1:40000")
 	cases := []struct {
 		name, dst, wl, peer string
-		allowed            bool
+		allowed             bool
 	}{
 		{"allowed principal", "10.0.0.2:8080", "server", "spiffe://cluster.local/ns/shop/sa/client", true},
 		{"other principal", "10.0.0.2:8080", "server", "spiffe://cluster.local/ns/shop/sa/other", false},
