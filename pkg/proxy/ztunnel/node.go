@@ -59,7 +59,11 @@ type Node struct {
 	// identities are the pods' workload identities by namespace/sa, one
 	// certificate per service account as ztunnel's SecretManager keeps.
 	identities map[string]*identity.Workload
-	pods       []*pod
+	// pods are the pods served, by namespace/name; starting holds those
+	// waiting for their workload or certificate.
+	pods     map[string]*pod
+	starting map[string]context.CancelFunc
+	ctx      context.Context
 	counters   sync.Map // "direction.event" -> *atomic.Uint64
 }
 
@@ -68,7 +72,8 @@ func New(o Options) *Node {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	n := &Node{opts: o, log: o.Logger, updated: make(chan struct{}), identities: map[string]*identity.Workload{}}
+	n := &Node{opts: o, log: o.Logger, updated: make(chan struct{}), identities: map[string]*identity.Workload{},
+		pods: map[string]*pod{}, starting: map[string]context.CancelFunc{}}
 	empty, _ := buildIndex(nil, nil)
 	n.ix.Store(empty)
 	return n
@@ -113,29 +118,69 @@ func (n *Node) Run(ctx context.Context) error {
 	wds := newWDSClient(wdsOptions{Address: cp.Address, DialOptions: dial, Node: n.opts.Identity.Node(),
 		Apply: n.apply, Logger: n.log})
 	go wds.Run(ctx)
-	var wg sync.WaitGroup
+	n.mu.Lock()
+	n.ctx = ctx
+	n.mu.Unlock()
 	for _, spec := range n.opts.Pods {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := n.startPod(ctx, spec); err != nil && ctx.Err() == nil {
-				n.log.Error("pod not captured", "pod", spec.Namespace+"/"+spec.Name, "err", err)
-			}
-		}()
+		n.AddPod(spec)
 	}
 	<-ctx.Done()
-	wg.Wait()
 	n.mu.Lock()
 	for _, p := range n.pods {
 		p.close()
 	}
+	n.pods = map[string]*pod{}
 	n.mu.Unlock()
 	return nil
 }
 
+// AddPod starts serving a pod (once Run has started): its listeners open
+// in its namespace once the control plane describes it and its
+// certificate is issued. A pod already served or starting is left alone.
+func (n *Node) AddPod(spec PodSpec) {
+	key := spec.Namespace + "/" + spec.Name
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ctx == nil || n.pods[key] != nil || n.starting[key] != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(n.ctx)
+	n.starting[key] = cancel
+	go func() {
+		p, err := n.startPod(ctx, spec)
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		delete(n.starting, key)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			n.log.Error("pod not captured", "pod", key, "err", err)
+		case err == nil && ctx.Err() != nil: // removed or stopped meanwhile
+			p.close()
+		case err == nil:
+			n.pods[key] = p
+		}
+	}()
+}
+
+// RemovePod stops serving a pod: its listeners close (connections in
+// flight end with them).
+func (n *Node) RemovePod(namespace, name string) {
+	key := namespace + "/" + name
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if cancel := n.starting[key]; cancel != nil {
+		cancel()
+	}
+	if p := n.pods[key]; p != nil {
+		p.close()
+		delete(n.pods, key)
+		n.log.Info("pod released", "pod", key)
+	}
+}
+
 // startPod waits until the control plane describes the pod, then gets
 // its identity and opens its listeners.
-func (n *Node) startPod(ctx context.Context, spec PodSpec) error {
+func (n *Node) startPod(ctx context.Context, spec PodSpec) (*pod, error) {
 	var wl *workload
 	for {
 		n.mu.Lock()
@@ -146,36 +191,33 @@ func (n *Node) startPod(ctx context.Context, spec PodSpec) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-ch:
 		}
 	}
 	if len(wl.ips) == 0 {
-		return fmt.Errorf("pod %s/%s: workload %s has no address", spec.Namespace, spec.Name, wl.GetUid())
+		return nil, fmt.Errorf("pod %s/%s: workload %s has no address", spec.Namespace, spec.Name, wl.GetUid())
 	}
-	id, err := n.identityFor(ctx, wl)
+	id, err := n.identityFor(wl)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	select {
 	case <-id.Ready():
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	p := &pod{spec: spec, node: n, wl: wl, id: id,
 		log: n.log.With("pod", spec.Namespace+"/"+spec.Name)}
 	if err := p.start(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	n.mu.Lock()
-	n.pods = append(n.pods, p)
-	n.mu.Unlock()
-	return nil
+	return p, nil
 }
 
 // identityFor returns the certificate holder of the workload's service
 // account, starting it on first use.
-func (n *Node) identityFor(ctx context.Context, wl *workload) (*identity.Workload, error) {
+func (n *Node) identityFor(wl *workload) (*identity.Workload, error) {
 	key := wl.GetNamespace() + "/" + wl.GetServiceAccount()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -192,7 +234,7 @@ func (n *Node) identityFor(ctx context.Context, wl *workload) (*identity.Workloa
 		return nil, fmt.Errorf("identity %s: %w", key, err)
 	}
 	n.identities[key] = id
-	go id.Run(ctx)
+	go id.Run(n.ctx)
 	return id, nil
 }
 
@@ -202,7 +244,12 @@ func (n *Node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
 		n.mu.Lock()
-		ready, want := len(n.pods), len(n.opts.Pods)
+		ready, want := 0, len(n.opts.Pods)
+		for _, spec := range n.opts.Pods {
+			if n.pods[spec.Namespace+"/"+spec.Name] != nil {
+				ready++
+			}
+		}
 		n.mu.Unlock()
 		if ready < want {
 			http.Error(w, fmt.Sprintf("%d of %d pods captured", ready, want), http.StatusServiceUnavailable)
