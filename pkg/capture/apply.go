@@ -78,12 +78,17 @@ func Apply(ctx context.Context, o Options, b Backend) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	rules := Build(o)
+	return applyRules(ctx, Build(o), b, o.EnableIPv6)
+}
+
+// applyRules installs each family's rules (IPv6 only when ipv6) with one
+// iptables-restore --noflush, after removing any capture already there.
+func applyRules(ctx context.Context, rules Rules, b Backend, ipv6 bool) error {
 	for _, fam := range []struct {
 		v6    bool
 		rules []Rule
 	}{{false, rules.V4}, {true, rules.V6}} {
-		if fam.v6 && !o.EnableIPv6 {
+		if fam.v6 && !ipv6 {
 			continue
 		}
 		t, err := Detect(ctx, b, fam.v6)

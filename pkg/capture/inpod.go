@@ -99,26 +99,7 @@ func ApplyInpod(ctx context.Context, o InpodOptions, b Backend) error {
 			return err
 		}
 	}
-	rules := BuildInpod(o)
-	for _, fam := range []struct {
-		v6    bool
-		rules []Rule
-	}{{false, rules.V4}, {true, rules.V6}} {
-		if fam.v6 && !o.EnableIPv6 {
-			continue
-		}
-		t, err := Detect(ctx, b, fam.v6)
-		if err != nil {
-			return err
-		}
-		if err := remove(ctx, t); err != nil {
-			return err
-		}
-		if err := run(ctx, t.Restore, Restore(fam.rules), "--noflush"); err != nil {
-			return err
-		}
-	}
-	return nil
+	return applyRules(ctx, BuildInpod(o), b, o.EnableIPv6)
 }
 
 // RemoveInpod undoes ApplyInpod.

@@ -2,9 +2,6 @@ package capture
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -35,19 +32,7 @@ func TestInpodRulesMatchIstioGoldens(t *testing.T) {
 				if v6 {
 					got += "# IPv6\n" + Restore(rules.V6)
 				}
-				raw, err := os.ReadFile(filepath.Join("testdata", file+".golden"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				var want []string
-				for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-					if !strings.HasPrefix(l, "# Derived") && !strings.HasPrefix(l, "# its") {
-						want = append(want, l)
-					}
-				}
-				if g := strings.TrimSpace(got); g != strings.Join(want, "\n") {
-					t.Errorf("rules differ from Istio's golden\n got:\n%s\nwant:\n%s", g, strings.Join(want, "\n"))
-				}
+				compareGolden(t, file, got)
 			})
 		}
 	}

@@ -65,20 +65,27 @@ func TestRulesMatchIstioGoldens(t *testing.T) {
 			if o.EnableIPv6 {
 				got += "# IPv6\n" + Restore(rules.V6)
 			}
-			raw, err := os.ReadFile(filepath.Join("testdata", name+".golden"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want []string
-			for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-				if !strings.HasPrefix(l, "# Derived") && !strings.HasPrefix(l, "# its") {
-					want = append(want, l)
-				}
-			}
-			if g := strings.TrimSpace(got); g != strings.Join(want, "\n") {
-				t.Errorf("rules differ from Istio's golden\n got:\n%s\nwant:\n%s", g, strings.Join(want, "\n"))
-			}
+			compareGolden(t, name, got)
 		})
+	}
+}
+
+// compareGolden compares got with testdata/<name>.golden, whose header
+// lines ("# Derived ...", "# its ...") are not rules.
+func compareGolden(t *testing.T, name, got string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", name+".golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		if !strings.HasPrefix(l, "# Derived") && !strings.HasPrefix(l, "# its") {
+			want = append(want, l)
+		}
+	}
+	if g := strings.TrimSpace(got); g != strings.Join(want, "\n") {
+		t.Errorf("rules differ from Istio's golden\n got:\n%s\nwant:\n%s", g, strings.Join(want, "\n"))
 	}
 }
 

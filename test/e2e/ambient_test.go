@@ -152,34 +152,33 @@ func TestAmbientNodeProxy(t *testing.T) {
 		}
 	})
 	t.Run("DENY the client's principal", func(t *testing.T) {
-		m.WriteConfig("policy.yaml", `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: no-client, namespace: shop}
-spec:
-  selector: {matchLabels: {app: server}}
-  action: DENY
-  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/client]}}]}]
-`)
+		m.WriteConfig("policy.yaml", clientPolicy("no-client", "DENY"))
 		m.WaitConverged(refused(fromClient, "10.96.88.10:80"), convergeTimeout)
 		if stats := admin(t, node.AdminAddress, "/stats"); !strings.Contains(stats, "ztunnel.inbound.denied:") {
 			t.Errorf("no denial counted:\n%s", stats)
 		}
 	})
 	t.Run("ALLOW the client's principal only", func(t *testing.T) {
-		m.WriteConfig("policy.yaml", `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: only-client, namespace: shop}
-spec:
-  selector: {matchLabels: {app: server}}
-  action: ALLOW
-  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/client]}}]}]
-`)
+		m.WriteConfig("policy.yaml", clientPolicy("only-client", "ALLOW"))
 		m.WaitConverged(expect("10.96.88.10:80", want), convergeTimeout)
 		host := (&net.Dialer{}).Dial
 		if err := refused(host, server.NS.IP.String()+":8080")(); err != nil {
 			t.Errorf("plaintext without a principal: %v", err)
 		}
 	})
+}
+
+// clientPolicy is an AuthorizationPolicy on the server whose one rule
+// names the client's principal.
+func clientPolicy(name, action string) string {
+	return fmt.Sprintf(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: %s, namespace: shop}
+spec:
+  selector: {matchLabels: {app: server}}
+  action: %s
+  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/client]}}]}]
+`, name, action)
 }
 
 // expectSeen checks that addr, dialled with dial, greets with prefix.
