@@ -1,8 +1,13 @@
 package capture
 
 import (
+	"context"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/sluice-mesh/sluice/internal/netnstest"
 )
 
 // TestInpodRulesMatchIstioGoldens: the in-pod rules of each of
@@ -36,4 +41,62 @@ func TestInpodRulesMatchIstioGoldens(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestApplyInpodInNamespace installs the ambient in-pod capture in a
+// fresh network namespace: every rule BuildInpod makes is there (nat and
+// mangle), with the mark rule and the local route of table 100; applying
+// again does not duplicate them; RemoveInpod takes all of it away.
+func TestApplyInpodInNamespace(t *testing.T) {
+	netnstest.Require(t, "iptables")
+	ns := netnstest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o := DefaultInpodOptions()
+	want := map[string]int{}
+	for _, r := range BuildInpod(o).V4 {
+		want[r.Table+" "+r.Chain]++
+	}
+	ip := func(args ...string) string {
+		out, err := ns.Command(ctx, "ip", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	check := func(when string, installed bool) {
+		t.Helper()
+		tl, err := Detect(ctx, "auto", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, table := range []string{"nat", "mangle"} {
+			got := ruleCount(save(t, ns, tl.Save, table))
+			for key, n := range want {
+				tbl, chain, _ := strings.Cut(key, " ")
+				if tbl != table {
+					continue
+				}
+				if installed && got[chain] != n || !installed && strings.HasPrefix(chain, "ISTIO_") && got[chain] != 0 {
+					t.Errorf("%s: %s %s: %d rules", when, table, chain, got[chain])
+				}
+			}
+		}
+		rules, route := ip("rule"), ip("route", "show", "table", "100")
+		hasRule := strings.Contains(rules, "fwmark 0x111/0xfff lookup 100")
+		hasRoute := strings.Contains(route, "local default dev lo")
+		if hasRule != installed || hasRoute != installed || strings.Count(rules, "fwmark 0x111") > 1 {
+			t.Errorf("%s: ip rule:\n%s\nip route table 100:\n%s", when, rules, route)
+		}
+	}
+	for _, when := range []string{"applied", "applied again"} {
+		if err := ns.Do(func() error { return ApplyInpod(ctx, o, "auto") }); err != nil {
+			t.Fatal(err)
+		}
+		check(when, true)
+	}
+	if err := ns.Do(func() error { return RemoveInpod(ctx, "auto", false) }); err != nil {
+		t.Fatal(err)
+	}
+	check("removed", false)
 }
