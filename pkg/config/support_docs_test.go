@@ -63,7 +63,7 @@ func TestSupportDocs(t *testing.T) {
 }
 
 // Every Rejected row can find its field; every row names a kind and,
-// but for whole kinds, a spec field.
+// but for whole kinds, a spec field or a named label or annotation.
 func TestSupportTableRows(t *testing.T) {
 	for _, f := range SupportTable() {
 		switch {
@@ -71,7 +71,8 @@ func TestSupportTableRows(t *testing.T) {
 			t.Errorf("row without a kind: %+v", f)
 		case f.Support == Rejected && (f.find == nil || f.Reason == ""):
 			t.Errorf("rejected row %s %s has no finder or reason", f.Kind, f.Field)
-		case f.Support != NotEnforcedKind && !strings.HasPrefix(f.Field, "spec.") && !wholeObjectKind(f.Kind):
+		case f.Support != NotEnforcedKind && !strings.HasPrefix(f.Field, "spec.") && !wholeObjectKind(f.Kind) &&
+			!strings.HasPrefix(f.Field, "metadata.labels[") && !strings.HasPrefix(f.Field, "metadata.annotations["):
 			t.Errorf("row %s %q: field paths start with spec.", f.Kind, f.Field)
 		case f.Support == NotEnforcedKind && (f.Field != "" || !strings.Contains(f.Kind, "/")):
 			t.Errorf("not-enforced row %+v: a whole kind as group/Kind", f)

@@ -6,7 +6,7 @@ import (
 )
 
 // allRows is the support table with the Kubernetes kinds' rows.
-var allRows = append(append([]Feature(nil), supportTable...), kubeRows()...)
+var allRows = append(append(append([]Feature(nil), supportTable...), kubeRows()...), ambientRows()...)
 
 // kubeRows are the support table's rows for the Kubernetes kinds the
 // registry reads (pkg/registry kube.go). Spec holds the whole object;
