@@ -201,8 +201,13 @@ func TestWDSPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(a.Addresses) == 0 || &a.Addresses[0] != &b.Addresses[0] {
-		t.Error("two ztunnels of one push do not share the workload API lists")
+	if len(a.Addresses) == 0 || len(a.Addresses) != len(b.Addresses) {
+		t.Fatalf("%d and %d addresses", len(a.Addresses), len(b.Addresses))
+	}
+	for i := range a.Addresses {
+		if a.Addresses[i] != b.Addresses[i] {
+			t.Fatalf("address %d: two ztunnels of one push got two messages, not one shared", i)
+		}
 	}
 	again, err := xdsgen.Generate(pc, ztunnelProxy())
 	if err != nil {
