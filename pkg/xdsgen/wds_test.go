@@ -188,7 +188,15 @@ func checkWDSAuthorizations(t *testing.T, res *xdsgen.Resources) {
 // is built once per Generator and shared by every ztunnel, and is the
 // same when built again.
 func TestWDSPods(t *testing.T) {
-	pc := wdsPush(t, "testdata/kube.yaml", &meshv1alpha1.MeshConfig{})
+	pc := wdsPush(t, "testdata/kube.yaml", &meshv1alpha1.MeshConfig{}, `apiVersion: v1
+kind: Pod
+metadata: {name: reviews-4, namespace: shop, labels: {app: reviews, version: v4}}
+spec:
+  containers: [{name: app, image: reviews}]
+status:
+  phase: Running
+  podIP: 10.1.0.9
+  conditions: [{type: Ready, status: "False"}]`)
 	gen := xdsgen.NewGenerator(pc)
 	a, err := gen.Generate(ztunnelProxy())
 	if err != nil {
@@ -225,8 +233,11 @@ func TestWDSPods(t *testing.T) {
 			pods = append(pods, w)
 		}
 	}
-	var r1 *workloadapi.Workload
+	var r1, r4 *workloadapi.Workload
 	for _, w := range pods {
+		if w.GetUid() == "Kubernetes//Pod/shop/reviews-4" {
+			r4 = w
+		}
 		if w.GetUid() == "Kubernetes//Pod/shop/reviews-2" {
 			t.Error("a Pod without an IP is a workload")
 		}
@@ -245,6 +256,14 @@ func TestWDSPods(t *testing.T) {
 	}
 	if !proto.Equal(r1, want) {
 		t.Errorf("reviews-1:\n got %v\nwant %v", protojson.Format(r1), protojson.Format(want))
+	}
+	// Not ready and in no EndpointSlice: still a workload of the Service
+	// selecting it (UNHEALTHY), without the named port it lacks.
+	wantPorts := map[string]*workloadapi.PortList{"shop/reviews.shop.svc.cluster.local": {Ports: []*workloadapi.Port{
+		{ServicePort: 9000, TargetPort: 9901}}}}
+	if r4.GetStatus() != workloadapi.WorkloadStatus_UNHEALTHY || !proto.Equal(&workloadapi.Workload{Services: r4.GetServices()},
+		&workloadapi.Workload{Services: wantPorts}) {
+		t.Errorf("reviews-4: %v", protojson.Format(r4))
 	}
 }
 

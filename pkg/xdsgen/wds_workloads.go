@@ -51,8 +51,11 @@ type workloadBuilder struct {
 	nodes      map[string]*corev1.Node
 	// members: per workload (registry Endpoint.Workload and address), the
 	// services it backs and their ports.
-	members  map[memberKey]map[string]*workloadapi.PortList
-	warnings []string
+	members map[memberKey]map[string]*workloadapi.PortList
+	// selectorServices are the Kubernetes Services with a selector, by
+	// namespace (wds_podservices.go).
+	selectorServices map[string][]selectorService
+	warnings         []string
 }
 
 type memberKey struct{ workload, address string }
@@ -80,6 +83,7 @@ func newWorkloadBuilder(push *model.PushContext, selecting []*model.Authorizatio
 			}
 		}
 	}
+	b.selectorServices = b.indexSelectorServices()
 	return b
 }
 
@@ -162,7 +166,7 @@ func (b *workloadBuilder) podWorkload(r *config.Resource, pod *corev1.Pod) *work
 	w := &workloadapi.Workload{
 		Uid: clusterID + "//Pod/" + r.Namespace + "/" + r.Name, Name: r.Name, Namespace: r.Namespace,
 		Network: b.network, ClusterId: clusterID, ServiceAccount: podServiceAccount(pod), Node: pod.Spec.NodeName,
-		Services: b.servicesOf(r.Namespace+"/"+r.Name, ips...), AuthorizationPolicies: b.policiesFor(r.Namespace, r.Labels),
+		Services: b.podServices(r, pod, ips), AuthorizationPolicies: b.policiesFor(r.Namespace, r.Labels),
 		Status: workloadapi.WorkloadStatus_HEALTHY, TrustDomain: b.trustDomain, Locality: b.nodeLocality(pod.Spec.NodeName),
 		WorkloadType: workloadapi.WorkloadType_POD,
 	}
