@@ -100,7 +100,11 @@ func TestWDSGenerate(t *testing.T) {
 		t.Errorf("web-1 policies: %q", got)
 	}
 	ext := byName["Kubernetes/networking.istio.io/ServiceEntry/shop/ext/192.0.2.10"].GetWorkload()
-	if ext.GetServiceAccount() != "ext" || ext.GetName() != "ext" || len(ext.GetServices()["shop/api.example.com"].GetPorts()) != 1 {
+	// The namespace's istio.io/dataplane-mode: ambient label does not make
+	// an endpoint HBONE (istiod's setTunnelProtocol reads the object's
+	// redirection annotation and tunnel label only).
+	if ext.GetServiceAccount() != "ext" || ext.GetName() != "ext" || len(ext.GetServices()["shop/api.example.com"].GetPorts()) != 1 ||
+		ext.GetTunnelProtocol() != workloadapi.TunnelProtocol_NONE {
 		t.Errorf("ServiceEntry endpoint: %v", protojson.Format(ext))
 	}
 
