@@ -18,7 +18,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/sluice-mesh/sluice/pkg/inspect"
 	"github.com/sluice-mesh/sluice/pkg/workloadapi"
 	wdssecurity "github.com/sluice-mesh/sluice/pkg/workloadapi/security"
 	"github.com/sluice-mesh/sluice/pkg/xdsgen"
@@ -191,6 +193,31 @@ func TestZtunnelDeltaWDS(t *testing.T) {
 		pol.GetGroups()[0].GetRules()[0].GetMatches()[0].GetNamespaces()[0].GetExact() != "shop" {
 		t.Errorf("authorization: %v", pol)
 	}
+
+	// The debug views read what was sent: the config dump (decoded with
+	// the generated types) and proxy-status's WDS and WADS columns.
+	cl := &inspect.Client{Address: r.http}
+	dump, err := cl.ConfigDump(ztunnelNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if td := dump[xdsgen.AddressType]; len(td.Resources) != 2 {
+		t.Errorf("config dump: %d Address resources", len(td.Resources))
+	} else if err := protojson.Unmarshal(td.Resources[0], &workloadapi.Address{}); err != nil {
+		t.Errorf("config dump Address: %v", err)
+	}
+	waitUntil(t, "proxy-status SYNCED", func() error {
+		list, err := cl.Proxies()
+		if err != nil {
+			return err
+		}
+		rows := inspect.StatusRows(list, r.http)
+		if len(rows) != 1 || len(rows[0].Types) != 6 || rows[0].Types[0].Status != inspect.Ignored ||
+			rows[0].Types[4].Status != inspect.Synced || rows[0].Types[5].Status != inspect.Synced {
+			return fmt.Errorf("rows %+v", rows)
+		}
+		return nil
+	})
 
 	// An edit: only the changed workload is sent (the service is the same).
 	r.write(t, "we.yaml", wdsEntry("10.0.0.6"))

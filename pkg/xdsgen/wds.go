@@ -129,7 +129,9 @@ func (g *generation) ztunnel() error {
 	if err != nil {
 		return err
 	}
-	g.out.Addresses, g.out.Authorizations = w.Addresses, w.Authorizations
+	// The messages are shared (never changed once built); the lists are
+	// the proxy's own, as Generate promises its caller.
+	g.out.Addresses, g.out.Authorizations = slices.Clone(w.Addresses), slices.Clone(w.Authorizations)
 	g.out.Conflicts = append(g.out.Conflicts, w.Warnings...)
 	return nil
 }

@@ -100,7 +100,11 @@ func TestWDSGenerate(t *testing.T) {
 		t.Errorf("web-1 policies: %q", got)
 	}
 	ext := byName["Kubernetes/networking.istio.io/ServiceEntry/shop/ext/192.0.2.10"].GetWorkload()
-	if ext.GetServiceAccount() != "ext" || ext.GetName() != "ext" || len(ext.GetServices()["shop/api.example.com"].GetPorts()) != 1 {
+	// The namespace's istio.io/dataplane-mode: ambient label does not make
+	// an endpoint HBONE (istiod's setTunnelProtocol reads the object's
+	// redirection annotation and tunnel label only).
+	if ext.GetServiceAccount() != "ext" || ext.GetName() != "ext" || len(ext.GetServices()["shop/api.example.com"].GetPorts()) != 1 ||
+		ext.GetTunnelProtocol() != workloadapi.TunnelProtocol_NONE {
 		t.Errorf("ServiceEntry endpoint: %v", protojson.Format(ext))
 	}
 
@@ -188,7 +192,15 @@ func checkWDSAuthorizations(t *testing.T, res *xdsgen.Resources) {
 // is built once per Generator and shared by every ztunnel, and is the
 // same when built again.
 func TestWDSPods(t *testing.T) {
-	pc := wdsPush(t, "testdata/kube.yaml", &meshv1alpha1.MeshConfig{})
+	pc := wdsPush(t, "testdata/kube.yaml", &meshv1alpha1.MeshConfig{}, `apiVersion: v1
+kind: Pod
+metadata: {name: reviews-4, namespace: shop, labels: {app: reviews, version: v4}}
+spec:
+  containers: [{name: app, image: reviews}]
+status:
+  phase: Running
+  podIP: 10.1.0.9
+  conditions: [{type: Ready, status: "False"}]`)
 	gen := xdsgen.NewGenerator(pc)
 	a, err := gen.Generate(ztunnelProxy())
 	if err != nil {
@@ -201,8 +213,13 @@ func TestWDSPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(a.Addresses) == 0 || &a.Addresses[0] != &b.Addresses[0] {
-		t.Error("two ztunnels of one push do not share the workload API lists")
+	if len(a.Addresses) == 0 || len(a.Addresses) != len(b.Addresses) {
+		t.Fatalf("%d and %d addresses", len(a.Addresses), len(b.Addresses))
+	}
+	for i := range a.Addresses {
+		if a.Addresses[i] != b.Addresses[i] {
+			t.Fatalf("address %d: two ztunnels of one push got two messages, not one shared", i)
+		}
 	}
 	again, err := xdsgen.Generate(pc, ztunnelProxy())
 	if err != nil {
@@ -220,8 +237,11 @@ func TestWDSPods(t *testing.T) {
 			pods = append(pods, w)
 		}
 	}
-	var r1 *workloadapi.Workload
+	var r1, r4 *workloadapi.Workload
 	for _, w := range pods {
+		if w.GetUid() == "Kubernetes//Pod/shop/reviews-4" {
+			r4 = w
+		}
 		if w.GetUid() == "Kubernetes//Pod/shop/reviews-2" {
 			t.Error("a Pod without an IP is a workload")
 		}
@@ -240,6 +260,14 @@ func TestWDSPods(t *testing.T) {
 	}
 	if !proto.Equal(r1, want) {
 		t.Errorf("reviews-1:\n got %v\nwant %v", protojson.Format(r1), protojson.Format(want))
+	}
+	// Not ready and in no EndpointSlice: still a workload of the Service
+	// selecting it (UNHEALTHY), without the named port it lacks.
+	wantPorts := map[string]*workloadapi.PortList{"shop/reviews.shop.svc.cluster.local": {Ports: []*workloadapi.Port{
+		{ServicePort: 9000, TargetPort: 9901}}}}
+	if r4.GetStatus() != workloadapi.WorkloadStatus_UNHEALTHY || !proto.Equal(&workloadapi.Workload{Services: r4.GetServices()},
+		&workloadapi.Workload{Services: wantPorts}) {
+		t.Errorf("reviews-4: %v", protojson.Format(r4))
 	}
 }
 

@@ -44,21 +44,25 @@ type workloadBuilder struct {
 	push        *model.PushContext
 	network     string
 	trustDomain string
-	// selecting are the policies converted with scope WORKLOAD_SELECTOR.
-	selecting  []*model.AuthorizationPolicy
+	// selecting are the policies converted with scope WORKLOAD_SELECTOR,
+	// by namespace.
+	selecting  map[string][]*model.AuthorizationPolicy
 	peerAuthns *peerAuthns
 	namespaces map[string]*config.Resource
 	nodes      map[string]*corev1.Node
 	// members: per workload (registry Endpoint.Workload and address), the
 	// services it backs and their ports.
-	members  map[memberKey]map[string]*workloadapi.PortList
-	warnings []string
+	members map[memberKey]map[string]*workloadapi.PortList
+	// selectorServices are the Kubernetes Services with a selector, by
+	// namespace (wds_podservices.go).
+	selectorServices map[string][]selectorService
+	warnings         []string
 }
 
 type memberKey struct{ workload, address string }
 
 func newWorkloadBuilder(push *model.PushContext, selecting []*model.AuthorizationPolicy, pa *peerAuthns) *workloadBuilder {
-	b := &workloadBuilder{push: push, selecting: selecting, peerAuthns: pa, namespaces: map[string]*config.Resource{},
+	b := &workloadBuilder{push: push, selecting: map[string][]*model.AuthorizationPolicy{}, peerAuthns: pa, namespaces: map[string]*config.Resource{},
 		nodes: map[string]*corev1.Node{}, members: map[memberKey]map[string]*workloadapi.PortList{}}
 	// istiod's pickTrustDomain: the default trust domain is sent as "".
 	if td := push.Mesh.GetTrustDomain(); td != "cluster.local" {
@@ -79,6 +83,10 @@ func newWorkloadBuilder(push *model.PushContext, selecting []*model.Authorizatio
 				b.addMember(memberKey{ep.Workload, ep.Address}, name, p.Number, ep.Port)
 			}
 		}
+	}
+	b.selectorServices = b.indexSelectorServices()
+	for _, ap := range selecting {
+		b.selecting[ap.Namespace] = append(b.selecting[ap.Namespace], ap)
 	}
 	return b
 }
@@ -162,7 +170,7 @@ func (b *workloadBuilder) podWorkload(r *config.Resource, pod *corev1.Pod) *work
 	w := &workloadapi.Workload{
 		Uid: clusterID + "//Pod/" + r.Namespace + "/" + r.Name, Name: r.Name, Namespace: r.Namespace,
 		Network: b.network, ClusterId: clusterID, ServiceAccount: podServiceAccount(pod), Node: pod.Spec.NodeName,
-		Services: b.servicesOf(r.Namespace+"/"+r.Name, ips...), AuthorizationPolicies: b.policiesFor(r.Namespace, r.Labels),
+		Services: b.podServices(r, pod, ips), AuthorizationPolicies: b.policiesFor(r.Namespace, r.Labels),
 		Status: workloadapi.WorkloadStatus_HEALTHY, TrustDomain: b.trustDomain, Locality: b.nodeLocality(pod.Spec.NodeName),
 		WorkloadType: workloadapi.WorkloadType_POD,
 	}
@@ -256,14 +264,22 @@ func (b *workloadBuilder) entryWorkload(ns string, labels map[string]string, spe
 // (wds_peerauthn.go).
 func (b *workloadBuilder) policiesFor(ns string, labels map[string]string) []string {
 	var out []string
-	root := b.push.RootNamespace()
-	for _, ap := range b.selecting {
-		if (ap.Namespace == root || ap.Namespace == ns) && registry.LabelsMatch(ap.Spec.GetSelector().GetMatchLabels(), labels) {
-			out = append(out, ap.Namespace+"/"+ap.Name)
+	for _, n := range dedupeNS(b.push.RootNamespace(), ns) {
+		for _, ap := range b.selecting[n] {
+			if registry.LabelsMatch(ap.Spec.GetSelector().GetMatchLabels(), labels) {
+				out = append(out, ap.Namespace+"/"+ap.Name)
+			}
 		}
 	}
 	slices.Sort(out)
 	return append(out, b.peerAuthns.forWorkload(ns, labels)...)
+}
+
+func dedupeNS(a, b string) []string {
+	if a == b {
+		return []string{a}
+	}
+	return []string{a, b}
 }
 
 // setTunnelProtocol is istiod's: HBONE for a workload the CNI redirects,
