@@ -4,10 +4,17 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 
 	"github.com/sluice-mesh/sluice/internal/cli"
+	"github.com/sluice-mesh/sluice/pkg/kube/cniplugin"
 )
 
 func main() {
+	// Copied into the node's CNI bin directory as sluice-cni (sluice cni
+	// install), the binary is the CNI plugin the container runtime runs.
+	if filepath.Base(os.Args[0]) == cniplugin.BinaryName {
+		os.Exit(cniplugin.Main())
+	}
 	os.Exit(cli.Execute())
 }
