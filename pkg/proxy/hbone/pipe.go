@@ -3,12 +3,9 @@ package hbone
 import (
 	"io"
 	"net"
-	"sync"
 
 	"golang.org/x/net/http2"
 )
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
 // pipe carries a served stream to its upstream both ways with half-close:
 // the client's END_STREAM half-closes the upstream (CloseWrite), the
@@ -39,8 +36,8 @@ func pipe(st *stream, up net.Conn) {
 
 // copyBuf copies until EOF (nil) or an error, with a pooled buffer.
 func copyBuf(dst io.Writer, src io.Reader) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
 	buf := *bp
 	for {
 		n, err := src.Read(buf)

@@ -174,14 +174,13 @@ func (s *stream) Close() error {
 	s.closed = true
 	stopTimer(s.rtimer)
 	stopTimer(s.wtimer)
-	var code http2.ErrCode = ^http2.ErrCode(0)
-	endStream := false
+	endStream, cancel := false, false
 	if !s.removed && s.resetErr == nil {
 		if s.remoteEnd && !s.localEnd {
 			endStream = true
 			s.localEnd = true
 		} else {
-			code = http2.ErrCodeCancel
+			cancel = true
 		}
 	}
 	s.resetLocked(net.ErrClosed)
@@ -190,8 +189,8 @@ func (s *stream) Close() error {
 	switch {
 	case endStream:
 		return c.writeFrames(func(fr *http2.Framer) error { return fr.WriteData(s.id, true, nil) })
-	case code == http2.ErrCodeCancel:
-		c.writeReset(s.id, code)
+	case cancel:
+		c.writeReset(s.id, http2.ErrCodeCancel)
 	}
 	return nil
 }
