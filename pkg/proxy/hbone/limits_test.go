@@ -134,3 +134,34 @@ func TestDeadDestinationOneDial(t *testing.T) {
 		t.Fatalf("%d pools left for a failed destination", len(d.pools))
 	}
 }
+
+// A peer breaking HTTP/2 (here: a first frame other than SETTINGS) gets a
+// GOAWAY with PROTOCOL_ERROR and the connection is closed.
+func TestServerProtocolError(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	cert, _ := f.mesh.issue(t, "ns-a", "client")
+	tc, err := tls.Dial("tcp", f.addr, clientTLS(certFunc(cert), f.mesh.rootsFunc(), []string{f.serverID}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(tc, http2.ClientPreface)
+	fr := http2.NewFramer(tc, tc)
+	fr.WritePing(false, [8]byte{})
+	for {
+		fm, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no GOAWAY: %v", err)
+		}
+		if g, ok := fm.(*http2.GoAwayFrame); ok {
+			if g.ErrCode != http2.ErrCodeProtocol {
+				t.Fatalf("GOAWAY %v", g.ErrCode)
+			}
+			break
+		}
+	}
+	if _, err := fr.ReadFrame(); err == nil {
+		t.Fatal("connection still open after GOAWAY")
+	}
+}
