@@ -11,7 +11,8 @@ import (
 // the client's END_STREAM half-closes the upstream (CloseWrite), the
 // upstream's EOF is END_STREAM to the client. A TCP error either way resets
 // the stream with CONNECT_ERROR (RFC 9113 8.5) and aborts the upstream.
-// The calling goroutine copies stream to upstream, one more the other way.
+// The calling goroutine copies stream to upstream (WriteTo: no buffer of its
+// own), one more the other way with a pooled buffer.
 func pipe(st *stream, up net.Conn) {
 	done := make(chan struct{})
 	go func() {
@@ -23,7 +24,7 @@ func pipe(st *stream, up net.Conn) {
 		}
 		st.CloseWrite()
 	}()
-	if err := copyBuf(up, st); err != nil {
+	if _, err := st.WriteTo(up); err != nil {
 		st.reset(http2.ErrCodeConnect, err)
 		up.Close()
 	} else if cw, ok := up.(interface{ CloseWrite() error }); ok {
