@@ -263,6 +263,9 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 	tableSize := int64(-1)
 	c.mu.Lock()
 	err := f.ForeachSetting(func(st http2.Setting) error {
+		if err := st.Valid(); err != nil { // RFC 9113 6.5.2 ranges
+			return err
+		}
 		switch st.ID {
 		case http2.SettingHeaderTableSize:
 			tableSize = int64(st.Val)

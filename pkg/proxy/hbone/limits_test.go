@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,5 +164,25 @@ func TestServerProtocolError(t *testing.T) {
 	}
 	if _, err := fr.ReadFrame(); err == nil {
 		t.Fatal("connection still open after GOAWAY")
+	}
+}
+
+// Dial refuses what it cannot send: a target without peer identities, an
+// authority without a port, connection-specific or malformed headers.
+func TestDialRejectsBadTargets(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	good := f.target("10.0.0.1:80")
+	for name, tg := range map[string]Target{
+		"no peer IDs":       {Addr: f.addr, Authority: "10.0.0.1:80", SourceID: f.clientID},
+		"no port":           {Addr: f.addr, Authority: "10.0.0.1", PeerIDs: good.PeerIDs},
+		"connection header": {Addr: f.addr, Authority: "10.0.0.1:80", PeerIDs: good.PeerIDs, Header: http.Header{"Connection": {"close"}}},
+		"bad header value":  {Addr: f.addr, Authority: "10.0.0.1:80", PeerIDs: good.PeerIDs, Header: http.Header{"X-A": {"a\nb"}}},
+	} {
+		if _, err := f.dialer.Dial(ctxT(t), tg); err == nil || !strings.Contains(err.Error(), f.addr) {
+			t.Errorf("%s: Dial = %v, want an error naming the tunnel", name, err)
+		}
+	}
+	if n := f.dials.Load(); n != 0 {
+		t.Fatalf("%d connections dialled for rejected targets", n)
 	}
 }
