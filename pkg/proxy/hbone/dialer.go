@@ -236,7 +236,7 @@ func (d *Dialer) connect(ctx context.Context, t Target, key poolKey) (*conn, err
 	if dl, ok := ctx.Deadline(); ok {
 		raw.SetDeadline(dl)
 	}
-	tc := tls.Client(raw, clientTLS(d.o.Certificate, d.o.Roots, t.PeerIDs))
+	tc := tls.Client(raw, clientTLS(sourceCert(d.o.Certificate, t.SourceID), d.o.Roots, t.PeerIDs))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("hbone %s: TLS: %w", t.Addr, err)

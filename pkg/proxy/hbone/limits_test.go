@@ -186,3 +186,13 @@ func TestDialRejectsBadTargets(t *testing.T) {
 		t.Fatalf("%d connections dialled for rejected targets", n)
 	}
 }
+
+// The certificate must be the one of Target.SourceID (the pool key).
+func TestSourceIDMismatch(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	tg := f.target("10.0.0.1:80")
+	tg.SourceID = "spiffe://cluster.local/ns/ns-a/sa/someone-else"
+	if _, err := f.dialer.Dial(ctxT(t), tg); err == nil || !strings.Contains(err.Error(), "SourceID") {
+		t.Fatalf("Dial = %v, want a SourceID mismatch", err)
+	}
+}

@@ -40,6 +40,32 @@ func clientTLS(cert func() (*tls.Certificate, error), roots func() *x509.CertPoo
 	}
 }
 
+// sourceCert checks that the certificate is the one of the pool key's
+// source identity (a connection keyed by one identity must not carry
+// another's).
+func sourceCert(cert func() (*tls.Certificate, error), sourceID string) func() (*tls.Certificate, error) {
+	return func() (*tls.Certificate, error) {
+		c, err := cert()
+		if err != nil || sourceID == "" || len(c.Certificate) == 0 {
+			return c, err
+		}
+		leaf := c.Leaf
+		if leaf == nil {
+			if leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+				return nil, fmt.Errorf("source certificate: %w", err)
+			}
+		}
+		id, err := spiffeID(leaf)
+		if err == nil && id != sourceID {
+			err = fmt.Errorf("source certificate is %q, not the target's SourceID %q", id, sourceID)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
 // serverTLS is ztunnel's inbound acceptor: a client certificate required and
 // verified against the trust bundle (rustls WebPkiClientVerifier), its
 // SPIFFE ID read from the URI SAN; when trustDomain is set the ID must be in
