@@ -196,3 +196,51 @@ func TestSourceIDMismatch(t *testing.T) {
 		t.Fatalf("Dial = %v, want a SourceID mismatch", err)
 	}
 }
+
+// Certificate is asked per new connection (a rotated certificate is used
+// from the next one on); pooled streams do not ask again.
+func TestCertificatePerConnection(t *testing.T) {
+	up := serveTCP(t, echo)
+	f := newFixture(t, fixtureOptions{})
+	var asked atomic.Int32
+	var issued []*tls.Certificate
+	for range 2 {
+		c, _ := f.mesh.issue(t, "ns-a", "client")
+		issued = append(issued, c)
+	}
+	d := NewDialer(DialerOptions{Roots: f.mesh.rootsFunc(), IdleTimeout: 100 * time.Millisecond,
+		Certificate: func() (*tls.Certificate, error) {
+			return issued[min(int(asked.Add(1))-1, 1)], nil
+		}})
+	defer d.Close()
+	for range 3 {
+		c, err := d.Dial(ctxT(t), f.target(up))
+		if err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, c, "x")
+		c.Close()
+	}
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("Certificate asked %d times for one pooled connection", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d.mu.Lock()
+		n := len(d.pools)
+		d.mu.Unlock()
+		if n == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c, err := d.Dial(ctxT(t), f.target(up))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip(t, c, "rotated")
+	if n := asked.Load(); n != 2 {
+		t.Fatalf("Certificate asked %d times, want 2 (one per connection)", n)
+	}
+}
