@@ -57,9 +57,9 @@ type Dialer struct {
 
 type poolKey struct{ src, addr, peers string }
 
-type keyPool struct {
-	dialing chan struct{} // one token: the right to dial for this key
-	conns   []*conn       // under Dialer.mu
+type keyPool struct { // under Dialer.mu
+	conns []*conn
+	dial  *dialCall // the connection being dialled, if any
 }
 
 // NewDialer makes a Dialer.
@@ -143,53 +143,69 @@ func keyOf(t Target) poolKey {
 }
 
 // reserve returns a connection with one stream slot taken for the caller.
+// Without room, one connection is dialled per key at a time, detached from
+// any one caller's context (bounded by HandshakeTimeout); callers waiting
+// for it share its outcome, so a dead destination costs one handshake
+// timeout, not one per caller.
 func (d *Dialer) reserve(ctx context.Context, t Target) (*conn, error) {
 	key := keyOf(t)
-	d.mu.Lock()
-	if d.closed {
+	for {
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return nil, fmt.Errorf("hbone %s: dialer closed", t.Addr)
+		}
+		kp := d.pools[key]
+		if kp == nil {
+			kp = &keyPool{}
+			d.pools[key] = kp
+		}
+		if c := d.pickLocked(kp); c != nil {
+			d.mu.Unlock()
+			return c, nil
+		}
+		call := kp.dial
+		if call == nil {
+			call = &dialCall{done: make(chan struct{})}
+			kp.dial = call
+			go d.dialFor(context.WithoutCancel(ctx), t, key, kp, call)
+		}
 		d.mu.Unlock()
-		return nil, fmt.Errorf("hbone %s: dialer closed", t.Addr)
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("hbone %s: waiting for a connection: %w", t.Addr, ctx.Err())
+		}
+		if call.err != nil {
+			return nil, call.err
+		}
+		// A new connection: take a slot on it (or dial again if it is full).
 	}
-	kp := d.pools[key]
-	if kp == nil {
-		kp = &keyPool{dialing: make(chan struct{}, 1)}
-		d.pools[key] = kp
-	}
-	c := d.pickLocked(kp)
-	d.mu.Unlock()
-	if c != nil {
-		return c, nil
-	}
-	select {
-	case kp.dialing <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("hbone %s: waiting for a connection: %w", t.Addr, ctx.Err())
-	}
-	defer func() { <-kp.dialing }()
-	d.mu.Lock()
-	c = d.pickLocked(kp) // another caller may have dialled meanwhile
-	d.mu.Unlock()
-	if c != nil {
-		return c, nil
-	}
+}
+
+// dialCall is one connection being dialled for a key.
+type dialCall struct {
+	done chan struct{}
+	err  error
+}
+
+func (d *Dialer) dialFor(ctx context.Context, t Target, key poolKey, kp *keyPool, call *dialCall) {
 	c, err := d.connect(ctx, t, key)
-	if err != nil {
-		return nil, err
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
-		c.nc.Close()
-		return nil, fmt.Errorf("hbone %s: dialer closed", t.Addr)
+	kp.dial = nil
+	if err == nil && d.closed {
+		c.fail(errors.New("dialer closed"))
+		err = fmt.Errorf("hbone %s: dialer closed", t.Addr)
 	}
-	if d.pools[key] != kp { // the key's pool was emptied and dropped meanwhile
-		d.pools[key] = kp
+	if err == nil {
+		kp.conns = append(kp.conns, c)
+		d.pools[key] = kp // it may have been dropped while empty
+	} else if len(kp.conns) == 0 && d.pools[key] == kp {
+		delete(d.pools, key)
 	}
-	kp.conns = append(kp.conns, c)
-	c.mu.Lock()
-	c.active++
-	c.mu.Unlock()
-	return c, nil
+	call.err = err
+	close(call.done)
 }
 
 // pickLocked takes a stream slot on a usable connection with room.
@@ -220,7 +236,7 @@ func (d *Dialer) connect(ctx context.Context, t Target, key poolKey) (*conn, err
 	if dl, ok := ctx.Deadline(); ok {
 		raw.SetDeadline(dl)
 	}
-	tc := tls.Client(raw, clientTLS(d.o.Certificate, d.o.Roots, t.PeerIDs))
+	tc := tls.Client(raw, clientTLS(sourceCert(d.o.Certificate, t.SourceID), d.o.Roots, t.PeerIDs))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("hbone %s: TLS: %w", t.Addr, err)
@@ -290,7 +306,7 @@ func (d *Dialer) forget(key poolKey, c *conn) {
 		return
 	}
 	kp.conns = slices.DeleteFunc(kp.conns, func(x *conn) bool { return x == c })
-	if len(kp.conns) == 0 {
+	if len(kp.conns) == 0 && kp.dial == nil {
 		delete(d.pools, key)
 	}
 }

@@ -40,20 +40,30 @@ func (c *conn) readFrames() error {
 			}
 			var ce http2.ConnectionError
 			if errors.As(err, &ce) {
-				c.control(func(fr *http2.Framer) error { return fr.WriteGoAway(0, http2.ErrCode(ce), nil) })
+				c.controlGoAway(http2.ErrCode(ce))
 			} else if errors.Is(err, http2.ErrFrameTooLarge) {
-				c.control(func(fr *http2.Framer) error { return fr.WriteGoAway(0, http2.ErrCodeFrameSize, nil) })
+				c.controlGoAway(http2.ErrCodeFrameSize)
 			}
 			return err
 		}
 		if err := c.handleFrame(f); err != nil {
 			var ce http2.ConnectionError
 			if errors.As(err, &ce) {
-				c.control(func(fr *http2.Framer) error { return fr.WriteGoAway(0, http2.ErrCode(ce), nil) })
+				c.controlGoAway(http2.ErrCode(ce))
 			}
 			return err
 		}
 	}
+}
+
+// controlGoAway queues the GOAWAY of a connection error, naming the last
+// stream the peer opened that we processed.
+func (c *conn) controlGoAway(code http2.ErrCode) {
+	c.mu.Lock()
+	c.goAway = true
+	last := c.lastPeerID
+	c.mu.Unlock()
+	c.control(func(fr *http2.Framer) error { return fr.WriteGoAway(last, code, nil) })
 }
 
 func (c *conn) handleFrame(f http2.Frame) error {
@@ -253,6 +263,9 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 	tableSize := int64(-1)
 	c.mu.Lock()
 	err := f.ForeachSetting(func(st http2.Setting) error {
+		if err := st.Valid(); err != nil { // RFC 9113 6.5.2 ranges
+			return err
+		}
 		switch st.ID {
 		case http2.SettingHeaderTableSize:
 			tableSize = int64(st.Val)

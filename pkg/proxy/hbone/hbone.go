@@ -21,8 +21,21 @@
 // validation are x/net's; this package keeps the stream states, flow
 // control and settings, as grpc-go's transport does on the same Framer.
 // Copies: a DATA payload is copied once from the Framer's read buffer into
-// the stream's pooled chunks and once out on Read; a Write goes into the
-// Framer's frame buffer and then to TLS.
+// the stream's pooled 32 KiB chunks, then either out on Read or handed to a
+// writer whole by WriteTo (io.Copy); a Write goes into the Framer's frame
+// buffer and then to TLS.
+//
+// Goroutines: per connection, either side, one reading frames and one
+// writing control frames and keepalive PINGs (so the reader never blocks
+// on a write). A client stream has none of its own: its user reads and
+// writes. A served stream has two: Handle then the stream-to-upstream copy,
+// and the upstream-to-stream copy.
+//
+// Use: a Dialer per source network context (its DialContext binds the
+// pod's netns or mark), Dial(ctx, Target{Addr: "podIP:15008", Authority:
+// "podIP:port", PeerIDs: ..., SourceID: ...}) per proxied connection; a
+// Server per destination workload serving its :15008 listener, Handle
+// authorizing and dialling Request.Authority.
 package hbone
 
 import (

@@ -392,3 +392,13 @@ func TestServerCloseBounded(t *testing.T) {
 		t.Fatalf("Read after a forced close: %v, want a reset", err)
 	}
 }
+
+// The server's chain must verify against the client's trust bundle.
+func TestServerFromAnotherCA(t *testing.T) {
+	other := newMesh(t, "cluster.local")
+	f := newFixture(t, fixtureOptions{clientRoots: other.roots})
+	_, err := f.dialer.Dial(ctxT(t), f.target("10.0.0.1:80"))
+	if err == nil || !strings.Contains(err.Error(), "not from the mesh CA") || !strings.Contains(err.Error(), f.addr) {
+		t.Fatalf("Dial = %v, want a chain error naming %s", err, f.addr)
+	}
+}

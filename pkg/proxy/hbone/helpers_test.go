@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"sync"
@@ -88,6 +89,7 @@ type fixtureOptions struct {
 	maxStreams  uint32
 	idle        time.Duration
 	drain       time.Duration
+	handshake   time.Duration
 	clientCert  *tls.Certificate // nil: one from the mesh
 	clientRoots *x509.CertPool
 }
@@ -106,7 +108,8 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 		o.handle = dialAuthority
 	}
 	f.srv = NewServer(ServerOptions{Certificate: certFunc(srvCert), Roots: f.mesh.rootsFunc(),
-		Handle: o.handle, MaxConcurrentStreams: o.maxStreams, DrainTimeout: o.drain})
+		Handle: o.handle, MaxConcurrentStreams: o.maxStreams, DrainTimeout: o.drain,
+		HandshakeTimeout: o.handshake, Logger: slog.New(slog.DiscardHandler)})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -3,18 +3,16 @@ package hbone
 import (
 	"io"
 	"net"
-	"sync"
 
 	"golang.org/x/net/http2"
 )
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
 // pipe carries a served stream to its upstream both ways with half-close:
 // the client's END_STREAM half-closes the upstream (CloseWrite), the
 // upstream's EOF is END_STREAM to the client. A TCP error either way resets
 // the stream with CONNECT_ERROR (RFC 9113 8.5) and aborts the upstream.
-// The calling goroutine copies stream to upstream, one more the other way.
+// The calling goroutine copies stream to upstream (WriteTo: no buffer of its
+// own), one more the other way with a pooled buffer.
 func pipe(st *stream, up net.Conn) {
 	done := make(chan struct{})
 	go func() {
@@ -26,7 +24,7 @@ func pipe(st *stream, up net.Conn) {
 		}
 		st.CloseWrite()
 	}()
-	if err := copyBuf(up, st); err != nil {
+	if _, err := st.WriteTo(up); err != nil {
 		st.reset(http2.ErrCodeConnect, err)
 		up.Close()
 	} else if cw, ok := up.(interface{ CloseWrite() error }); ok {
@@ -39,8 +37,8 @@ func pipe(st *stream, up net.Conn) {
 
 // copyBuf copies until EOF (nil) or an error, with a pooled buffer.
 func copyBuf(dst io.Writer, src io.Reader) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
 	buf := *bp
 	for {
 		n, err := src.Read(buf)

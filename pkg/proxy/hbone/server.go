@@ -142,6 +142,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		},
 		onClose: s.forget})
 	if err != nil {
+		s.o.Logger.Info("hbone: connection refused", "remote", nc.RemoteAddr().String(), "peer", pid, "error", err)
 		tc.Close()
 		return
 	}

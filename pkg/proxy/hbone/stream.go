@@ -98,6 +98,58 @@ func (s *stream) Read(p []byte) (int, error) {
 	}
 }
 
+// WriteTo writes what the stream receives to w until END_STREAM (nil) or
+// an error, straight from the received chunks: no copy into a caller's
+// buffer and no buffer held while waiting (io.Copy uses it).
+func (s *stream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		h, err := s.nextChunk()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		n, werr := w.Write((*h.b)[h.r:h.w])
+		total += int64(n)
+		chunkPool.Put(h.b)
+		if werr != nil {
+			return total, werr
+		}
+	}
+}
+
+// nextChunk detaches the oldest received chunk (the read loop appends only
+// to chunks still queued), counting it as consumed.
+func (s *stream) nextChunk() (*chunk, error) {
+	c := s.c
+	c.mu.Lock()
+	for {
+		if h := s.recv.pop(); h != nil {
+			sinc, cinc := c.consumedLocked(s, int64(h.w-h.r))
+			c.mu.Unlock()
+			c.sendWindowUpdates(s.id, sinc, cinc)
+			return h, nil
+		}
+		var err error
+		switch {
+		case s.closed:
+			err = net.ErrClosed
+		case s.resetErr != nil:
+			err = s.resetErr
+		case s.remoteEnd:
+			err = io.EOF
+		case !s.waitLocked(s.rdl):
+			err = os.ErrDeadlineExceeded
+		}
+		if err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+	}
+}
+
 // Write sends p as DATA frames within the stream's and the connection's
 // send windows (and the peer's frame size), waiting for WINDOW_UPDATEs.
 func (s *stream) Write(p []byte) (int, error) {
@@ -174,14 +226,13 @@ func (s *stream) Close() error {
 	s.closed = true
 	stopTimer(s.rtimer)
 	stopTimer(s.wtimer)
-	var code http2.ErrCode = ^http2.ErrCode(0)
-	endStream := false
+	endStream, cancel := false, false
 	if !s.removed && s.resetErr == nil {
 		if s.remoteEnd && !s.localEnd {
 			endStream = true
 			s.localEnd = true
 		} else {
-			code = http2.ErrCodeCancel
+			cancel = true
 		}
 	}
 	s.resetLocked(net.ErrClosed)
@@ -190,8 +241,8 @@ func (s *stream) Close() error {
 	switch {
 	case endStream:
 		return c.writeFrames(func(fr *http2.Framer) error { return fr.WriteData(s.id, true, nil) })
-	case code == http2.ErrCodeCancel:
-		c.writeReset(s.id, code)
+	case cancel:
+		c.writeReset(s.id, http2.ErrCodeCancel)
 	}
 	return nil
 }
@@ -304,6 +355,17 @@ func (q *recvBuf) read(p []byte) int {
 	}
 	q.n -= total
 	return total
+}
+
+func (q *recvBuf) pop() *chunk {
+	if len(q.chunks) == 0 {
+		return nil
+	}
+	h := q.chunks[0]
+	q.chunks[0] = nil
+	q.chunks = q.chunks[1:]
+	q.n -= h.w - h.r
+	return h
 }
 
 func (q *recvBuf) reset() {

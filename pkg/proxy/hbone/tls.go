@@ -26,8 +26,9 @@ func clientTLS(cert func() (*tls.Certificate, error), roots func() *x509.CertPoo
 		},
 		// The chain and identity are checked below; there is no host name.
 		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			id, err := verifyChain(raw, roots(), x509.ExtKeyUsageServerAuth)
+		// VerifyConnection runs on every handshake, resumed ones too.
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			id, err := verifyChain(cs.PeerCertificates, roots(), x509.ExtKeyUsageServerAuth)
 			if err != nil {
 				return err
 			}
@@ -36,6 +37,32 @@ func clientTLS(cert func() (*tls.Certificate, error), roots func() *x509.CertPoo
 			}
 			return nil
 		},
+	}
+}
+
+// sourceCert checks that the certificate is the one of the pool key's
+// source identity (a connection keyed by one identity must not carry
+// another's).
+func sourceCert(cert func() (*tls.Certificate, error), sourceID string) func() (*tls.Certificate, error) {
+	return func() (*tls.Certificate, error) {
+		c, err := cert()
+		if err != nil || sourceID == "" || len(c.Certificate) == 0 {
+			return c, err
+		}
+		leaf := c.Leaf
+		if leaf == nil {
+			if leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+				return nil, fmt.Errorf("source certificate: %w", err)
+			}
+		}
+		id, err := spiffeID(leaf)
+		if err == nil && id != sourceID {
+			err = fmt.Errorf("source certificate is %q, not the target's SourceID %q", id, sourceID)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 }
 
@@ -51,8 +78,8 @@ func serverTLS(cert func() (*tls.Certificate, error), roots func() *x509.CertPoo
 			return cert()
 		},
 		ClientAuth: tls.RequireAnyClientCert,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			id, err := verifyChain(raw, roots(), x509.ExtKeyUsageClientAuth)
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			id, err := verifyChain(cs.PeerCertificates, roots(), x509.ExtKeyUsageClientAuth)
 			if err != nil {
 				return err
 			}
@@ -71,20 +98,12 @@ func inTrustDomain(id, td string) bool {
 
 // verifyChain checks a peer chain against roots for usage and returns the
 // leaf's one SPIFFE ID.
-func verifyChain(raw [][]byte, roots *x509.CertPool, usage x509.ExtKeyUsage) (string, error) {
+func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, usage x509.ExtKeyUsage) (string, error) {
 	if roots == nil {
 		return "", errors.New("no trust bundle")
 	}
-	if len(raw) == 0 {
+	if len(certs) == 0 {
 		return "", errors.New("peer sent no certificate")
-	}
-	certs := make([]*x509.Certificate, len(raw))
-	for i, b := range raw {
-		c, err := x509.ParseCertificate(b)
-		if err != nil {
-			return "", fmt.Errorf("peer certificate: %w", err)
-		}
-		certs[i] = c
 	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
