@@ -23,15 +23,28 @@ type AmbientPod struct {
 // ip and iptables (skipped without, failed under CI=true).
 func (m *Mesh) AddAmbientPod(namespace, name string) *AmbientPod {
 	m.t.Helper()
-	netnstest.Require(m.t, "iptables")
-	ns := netnstest.New(m.t)
+	p := NewAmbientPod(m.t, namespace, name)
+	p.Capture(m.t)
+	return p
+}
+
+// NewAmbientPod makes the pod's namespace, not captured yet.
+func NewAmbientPod(t testing.TB, namespace, name string) *AmbientPod {
+	t.Helper()
+	netnstest.Require(t, "iptables")
+	return &AmbientPod{Name: name, Namespace: namespace, NS: netnstest.New(t)}
+}
+
+// Capture installs istio-cni's in-pod rules in the pod with `sluice
+// capture --ambient`.
+func (p *AmbientPod) Capture(t testing.TB) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := ns.Command(ctx, Binary(m.t), "capture", "--ambient", "--ipv6=false").CombinedOutput()
+	out, err := p.NS.Command(ctx, Binary(t), "capture", "--ambient", "--ipv6=false").CombinedOutput()
 	if err != nil {
-		m.t.Fatalf("testenv: sluice capture --ambient in %s: %v\n%s", ns.Name, err, out)
+		t.Fatalf("testenv: sluice capture --ambient in %s: %v\n%s", p.NS.Name, err, out)
 	}
-	return &AmbientPod{Name: name, Namespace: namespace, NS: ns}
 }
 
 // NodeProxy is a running `sluice proxy --type ztunnel`.
