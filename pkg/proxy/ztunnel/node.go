@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -239,7 +240,8 @@ func (n *Node) identityFor(wl *workload) (*identity.Workload, error) {
 }
 
 // adminHandler serves /ready (every pod captured), /config_dump (the
-// workloads, services and policies in force, as protojson) and /stats.
+// workloads, services and policies in force, as protojson), /stats and
+// /debug/pprof/.
 func (n *Node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
@@ -272,6 +274,9 @@ func (n *Node) adminHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(dump)
 	})
+	// Go's profiler, as the sidecar's admin has it.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
 		var lines []string
 		n.counters.Range(func(k, v any) bool {
