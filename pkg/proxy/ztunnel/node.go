@@ -64,7 +64,7 @@ type Node struct {
 	pods     map[string]*pod
 	starting map[string]context.CancelFunc
 	ctx      context.Context
-	counters sync.Map // "direction.event" -> *atomic.Uint64
+	counters   sync.Map // "direction.event" -> *atomic.Uint64
 }
 
 // New makes a node proxy; Run serves.
