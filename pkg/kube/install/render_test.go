@@ -393,7 +393,7 @@ func TestRenderAmbient(t *testing.T) {
 	}
 	role := find(t, m, "ClusterRole", "ztunnel-mesh-system")
 	rules, _ := yaml.Marshal(role.Object["rules"])
-	for _, want := range []string{"- pods\n  - namespaces", "- pods/status", "- patch"} {
+	for _, want := range []string{"- pods\n  - namespaces", "- pods/status", "- events", "- patch", "- create"} {
 		if !strings.Contains(string(rules), want) {
 			t.Errorf("ztunnel ClusterRole rules lack %q:\n%s", want, rules)
 		}
