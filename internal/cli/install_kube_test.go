@@ -110,7 +110,7 @@ func TestInstallOnAPIServer(t *testing.T) {
 	// The installed RBAC is enough for sluice control: run as the istiod
 	// service account, it becomes ready, keeps its CA in istio-system,
 	// patches the installed webhook's caBundle and writes the root
-	// ConfigMaps.
+	// ConfigMaps, and authorizes a node proxy's certificate requests.
 	// A tag set before the control plane patched its own caBundle gets the
 	// roots from the control plane too (and install's prune leaves tags).
 	must("tag", "set", "stable")
@@ -334,12 +334,12 @@ current-context: x
 	if err := os.WriteFile(kc, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := testenv.FreeAddr()
+	httpAddr, xdsAddr := testenv.FreeAddr(), testenv.FreeAddr()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
 		cmd := newRootCommand()
-		cmd.SetArgs([]string{"control", "--kubeconfig", kc, "--xds-address", testenv.FreeAddr(), "--http-address", httpAddr,
+		cmd.SetArgs([]string{"control", "--kubeconfig", kc, "--xds-address", xdsAddr, "--http-address", httpAddr,
 			"--injection-address", testenv.FreeAddr(), "--state-dir", t.TempDir()})
 		done <- cmd.ExecuteContext(ctx)
 	}()
@@ -378,6 +378,7 @@ current-context: x
 		default:
 		}
 		if len(missing) == 0 {
+			checkNodeProxyCertificates(t, cluster, xdsAddr)
 			return
 		}
 		if time.Now().After(deadline) {

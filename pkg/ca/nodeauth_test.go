@@ -23,11 +23,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
-	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluice-mesh/sluice/internal/kubetest"
 	"github.com/sluice-mesh/sluice/pkg/ca"
@@ -39,9 +36,7 @@ const nodeTestTD = "cluster.local"
 // nodeCA is the CA's gRPC service on loopback with TokenReview and the
 // node authorizer on, against a real API server.
 type nodeCA struct {
-	addr   string
-	client kubernetes.Interface
-	tokens *ca.Tokens
+	addr string
 }
 
 func serveNodeCA(t *testing.T, c *kubetest.Cluster, nodes bool) *nodeCA {
@@ -72,7 +67,7 @@ func serveNodeCA(t *testing.T, c *kubetest.Cluster, nodes bool) *nodeCA {
 	srv.Register(g)
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)
-	return &nodeCA{addr: lis.Addr().String(), client: cs, tokens: tokens}
+	return &nodeCA{addr: lis.Addr().String()}
 }
 
 // ask requests a certificate for ns/sa with token over gRPC, naming it
@@ -121,46 +116,6 @@ func csrPEM(t *testing.T, id string) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
 }
 
-// runPod creates a pod of service account sa on node (its phase set when
-// not ""), as the scheduler and kubelet would leave it.
-func runPod(t *testing.T, cs kubernetes.Interface, ns, name, sa, node string, phase corev1.PodPhase) *corev1.Pod {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil && !strings.Contains(err.Error(), "already exists") {
-		t.Fatal(err)
-	}
-	pod, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PodSpec{ServiceAccountName: sa, NodeName: node,
-			Containers: []corev1.Container{{Name: "app", Image: "app"}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("pod %s/%s: %v", ns, name, err)
-	}
-	if phase != "" {
-		pod.Status.Phase = phase
-		if pod, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
-			t.Fatalf("pod %s/%s status: %v", ns, name, err)
-		}
-	}
-	return pod
-}
-
-// podToken is the projected token (audience istio-ca) the kubelet gives
-// pod: bound to it, so its review names the pod.
-func podToken(t *testing.T, cs kubernetes.Interface, pod *corev1.Pod) string {
-	t.Helper()
-	expiry := int64(3600)
-	tr, err := cs.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(context.Background(), pod.Spec.ServiceAccountName, &authnv1.TokenRequest{
-		Spec: authnv1.TokenRequestSpec{Audiences: []string{"istio-ca"}, ExpirationSeconds: &expiry,
-			BoundObjectRef: &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("token for pod %s/%s: %v", pod.Namespace, pod.Name, err)
-	}
-	return tr.Status.Token
-}
-
 func wantRefused(t *testing.T, what string, err error) {
 	t.Helper()
 	if err == nil {
@@ -181,13 +136,12 @@ func TestNodeProxyImpersonation(t *testing.T) {
 	c.CreateNamespace(t, "istio-system", nil)
 	c.CreateNamespace(t, "bookinfo", nil)
 	n := serveNodeCA(t, c, true)
-	cs := n.client
-	ztA := podToken(t, cs, runPod(t, cs, "istio-system", "ztunnel-a", "ztunnel", "node-a", ""))
-	ztB := podToken(t, cs, runPod(t, cs, "istio-system", "ztunnel-b", "ztunnel", "node-b", ""))
-	details := podToken(t, cs, runPod(t, cs, "bookinfo", "details-1", "details", "node-a", ""))
-	runPod(t, cs, "bookinfo", "productpage-1", "productpage", "node-a", corev1.PodRunning)
-	runPod(t, cs, "bookinfo", "reviews-1", "reviews", "node-b", "")
-	runPod(t, cs, "bookinfo", "ratings-1", "ratings", "node-a", corev1.PodFailed)
+	ztA := c.PodToken(t, c.RunPod(t, "istio-system", "ztunnel-a", "ztunnel", "node-a", ""), []string{"istio-ca"})
+	ztB := c.PodToken(t, c.RunPod(t, "istio-system", "ztunnel-b", "ztunnel", "node-b", ""), []string{"istio-ca"})
+	details := c.PodToken(t, c.RunPod(t, "bookinfo", "details-1", "details", "node-a", ""), []string{"istio-ca"})
+	c.RunPod(t, "bookinfo", "productpage-1", "productpage", "node-a", corev1.PodRunning)
+	c.RunPod(t, "bookinfo", "reviews-1", "reviews", "node-b", "")
+	c.RunPod(t, "bookinfo", "ratings-1", "ratings", "node-a", corev1.PodFailed)
 
 	if err := n.ask(t, ztA, "bookinfo", "productpage", true); err != nil {
 		t.Fatalf("ztunnel on node-a for productpage on node-a: %v", err)
@@ -252,8 +206,8 @@ func TestNodeAuthorizerReasons(t *testing.T) {
 	c.CreateNamespace(t, "istio-system", nil)
 	c.CreateNamespace(t, "bookinfo", nil)
 	cs := c.Client(t)
-	zt := runPod(t, cs, "istio-system", "ztunnel-a", "ztunnel", "node-a", "")
-	runPod(t, cs, "bookinfo", "reviews-1", "reviews", "node-b", "")
+	zt := c.RunPod(t, "istio-system", "ztunnel-a", "ztunnel", "node-a", "")
+	c.RunPod(t, "bookinfo", "reviews-1", "reviews", "node-b", "")
 	na := &ca.NodeAuthorizer{Client: cs, Trusted: []types.NamespacedName{{Namespace: "istio-system", Name: "ztunnel"}}}
 	caller := ca.Caller{Namespace: "istio-system", ServiceAccount: "ztunnel", PodName: "ztunnel-a", PodUID: string(zt.UID)}
 	ctx := context.Background()
@@ -276,7 +230,7 @@ func TestNodeAuthorizerReasons(t *testing.T) {
 	if err := na.Authorize(ctx, caller, "bookinfo", "reviews"); err == nil {
 		t.Fatal("reviews is on node-b")
 	}
-	runPod(t, cs, "bookinfo", "reviews-2", "reviews", "node-a", "")
+	c.RunPod(t, "bookinfo", "reviews-2", "reviews", "node-a", "")
 	if err := na.Authorize(ctx, caller, "bookinfo", "reviews"); err != nil {
 		t.Fatalf("a reviews pod just scheduled to node-a: %v", err)
 	}
