@@ -47,7 +47,9 @@ Dashboard: /dashboard/ on --http-address: the service graph, service and
 Security: the CA signs a workload certificate only for a proxy that proves it
 may hold the identity: the bootstrap token control writes (0600) to
 <--state-dir>/bootstrap-token (any identity), or a token bound to one service
-account from "sluice control token". xDS requires the same token. With
+account from "sluice control token"; with a cluster, a pod's projected token,
+and a node proxy's (--trusted-node-accounts) for the pods on its node. xDS
+requires the same token. With
 --xds-tls (on by default for a non-loopback --xds-address) the port serves TLS
 with a certificate from the mesh CA; proxies verify it with
 <--state-dir>/root-cert.pem. See docs/security.md.`,

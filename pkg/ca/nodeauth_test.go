@@ -269,3 +269,31 @@ func TestImpersonationLocal(t *testing.T) {
 		t.Fatalf("a bound token for itself, with the metadata: %v", err)
 	}
 }
+
+// --trusted-node-accounts and CA_TRUSTED_NODE_ACCOUNTS: namespace/name
+// entries; a malformed one is an error naming it, not skipped as istiod
+// skips it; unset, istio-system/ztunnel; set empty, none.
+func TestTrustedNodeAccounts(t *testing.T) {
+	got, err := ca.ParseTrustedNodeAccounts([]string{"istio-system/ztunnel", " mesh/node-proxy ", ""})
+	if err != nil || len(got) != 2 || got[1] != (types.NamespacedName{Namespace: "mesh", Name: "node-proxy"}) {
+		t.Fatalf("%v, %v", got, err)
+	}
+	for _, bad := range []string{"ztunnel", "/ztunnel", "istio-system/", "a/b/c"} {
+		if _, err := ca.ParseTrustedNodeAccounts([]string{bad}); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	t.Setenv(ca.EnvTrustedNodeAccounts, "") // restored after the test
+	os.Unsetenv(ca.EnvTrustedNodeAccounts)
+	if got := ca.TrustedNodeAccountsFromEnv(); len(got) != 1 || got[0] != "istio-system/ztunnel" {
+		t.Errorf("unset: %v", got)
+	}
+	t.Setenv(ca.EnvTrustedNodeAccounts, "")
+	if got, err := ca.ParseTrustedNodeAccounts(ca.TrustedNodeAccountsFromEnv()); err != nil || len(got) != 0 {
+		t.Errorf("set empty: %v, %v", got, err)
+	}
+	t.Setenv(ca.EnvTrustedNodeAccounts, "a/b,c/d")
+	if got := ca.TrustedNodeAccountsFromEnv(); len(got) != 2 || got[1] != "c/d" {
+		t.Errorf("a/b,c/d: %v", got)
+	}
+}

@@ -15,7 +15,9 @@ import (
 // Server answers Istio's certificate API (IstioCertificateService, the one
 // istio-agent calls) with certificates from a CA, to callers that prove
 // they may hold the identity they ask for (a token: see token.go). As
-// istiod, it signs only the identity the caller is authenticated for.
+// istiod, it signs only the identity the caller is authenticated for, or
+// one a trusted node proxy asks for on behalf of a pod on its node
+// (metadata ImpersonatedIdentity, nodeauth.go).
 type Server struct {
 	securityv1alpha1.UnimplementedIstioCertificateServiceServer
 	CA   *CA
