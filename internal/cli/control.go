@@ -26,6 +26,7 @@ func newControlCommand() *cobra.Command {
 		certTTL, maxCertTTL                                         time.Duration
 		tls, vhds, gwDeploy, validationStatus                       bool
 		injection                                                   controlplane.InjectionOptions
+		trustedNodeAccounts                                         []string
 	)
 	cmd := &cobra.Command{
 		Use:   "control",
@@ -46,7 +47,9 @@ Dashboard: /dashboard/ on --http-address: the service graph, service and
 Security: the CA signs a workload certificate only for a proxy that proves it
 may hold the identity: the bootstrap token control writes (0600) to
 <--state-dir>/bootstrap-token (any identity), or a token bound to one service
-account from "sluice control token". xDS requires the same token. With
+account from "sluice control token"; with a cluster, a pod's projected token,
+and a node proxy's (--trusted-node-accounts) for the pods on its node. xDS
+requires the same token. With
 --xds-tls (on by default for a non-loopback --xds-address) the port serves TLS
 with a certificate from the mesh CA; proxies verify it with
 <--state-dir>/root-cert.pem. See docs/security.md.`,
@@ -85,7 +88,8 @@ with a certificate from the mesh CA; proxies verify it with
 			c, err := controlplane.New(controlplane.Options{
 				ConfigDir: configDir, Kube: kube, Mesh: mesh, XDSAddress: xdsAddr, HTTPAddress: httpAddr, CADir: caDir, JwksCAPEM: jwksCA,
 				Security: controlplane.SecurityOptions{WorkloadCertTTL: certTTL, MaxWorkloadCertTTL: maxCertTTL,
-					StateDir: stateDir, BootstrapTokenFile: tokenFile, XDSTLS: xdsTLS(cmd, tls, xdsAddr)},
+					StateDir: stateDir, BootstrapTokenFile: tokenFile, XDSTLS: xdsTLS(cmd, tls, xdsAddr),
+					TrustedNodeAccounts: trustedNodeAccounts},
 				Dashboard:                dash,
 				DisableVHDS:              !vhds,
 				Injection:                injection,
@@ -112,6 +116,7 @@ with a certificate from the mesh CA; proxies verify it with
 	f.StringVar(&tokenFile, "bootstrap-token-file", "", "where to write the bootstrap token (default <state-dir>/bootstrap-token); kept across restarts")
 	f.DurationVar(&certTTL, "workload-cert-ttl", envDuration("DEFAULT_WORKLOAD_CERT_TTL", ca.DefaultWorkloadTTL), "lifetime of a workload certificate whose request asks for none (env DEFAULT_WORKLOAD_CERT_TTL; else MeshConfig defaultConfig.proxyMetadata.SECRET_TTL)")
 	f.DurationVar(&maxCertTTL, "max-workload-cert-ttl", envDuration("MAX_WORKLOAD_CERT_TTL", ca.MaxWorkloadTTL), "longest lifetime a proxy may ask for; longer requests are refused, as istiod does (env MAX_WORKLOAD_CERT_TTL)")
+	f.StringSliceVar(&trustedNodeAccounts, "trusted-node-accounts", ca.TrustedNodeAccountsFromEnv(), "with a cluster, the service accounts (namespace/name) whose pods may get certificates for the pods on their own node, node proxies as ztunnel (env CA_TRUSTED_NODE_ACCOUNTS; \"\": none)")
 	f.BoolVar(&tls, "xds-tls", false, "serve xDS and the CA over TLS with a certificate from the mesh CA (default: on when --xds-address is not loopback)")
 	f.BoolVar(&vhds, "vhds", true, "send proxies on delta xDS each route configuration's virtual hosts as VHDS resources, so a change to one service's routes sends that virtual host only (SotW proxies always get whole route configurations)")
 	f.StringVar(&jwksCAFile, "jwks-ca-file", "", "PEM CA certificates trusted, besides the system roots, for https jwksUris of RequestAuthentications")

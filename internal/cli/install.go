@@ -34,7 +34,7 @@ type renderFlags struct {
 }
 
 func (r *renderFlags) add(f *pflag.FlagSet) {
-	f.StringArrayVarP(&r.set, "set", "s", nil, "a chart value, Helm's syntax (profile=default|demo|minimal|empty, hub=..., tag=..., gateways.ingress.enabled=false, meshConfig.accessLogFile=/dev/stdout; repeatable)")
+	f.StringArrayVarP(&r.set, "set", "s", nil, "a chart value, Helm's syntax (profile=default|demo|minimal|empty|ambient, hub=..., tag=..., gateways.ingress.enabled=false, meshConfig.accessLogFile=/dev/stdout; repeatable)")
 	f.StringVarP(&r.revision, "revision", "r", "", "control plane revision (istio.io/rev): istiod-<revision> beside the others, for canary upgrades")
 	f.StringVarP(&r.namespace, "namespace", "n", install.DefaultNamespace, "the control plane's namespace")
 }
@@ -64,19 +64,21 @@ func newInstallCommand() *cobra.Command {
 		timeout           time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "install [--set profile=default|demo|minimal|empty] [--revision R] [-y]",
+		Use:   "install [--set profile=default|demo|minimal|empty|ambient] [--revision R] [-y]",
 		Short: "Install sluice on a Kubernetes cluster (as istioctl install)",
 		Long: `install renders the chart manifests/charts/sluice embedded in this binary (the
 one "helm install" takes) with Helm's engine for the profile and values given,
 and applies it with server-side apply (field manager sluice-installer): Istio's
 and Gateway API's CRDs, the control plane (sluice control as istiod[-<revision>]:
 Deployment, Service, RBAC, the sidecar injection webhook configuration, the
-istio MeshConfig ConfigMap) and the profile's gateways; what an earlier install
-of the same revision made and this one does not hold is deleted (pruned). It
-then waits until the Deployments are available (--wait). Without -y it shows what it would apply
+istio MeshConfig ConfigMap), the profile's gateways and, for ambient, the node
+proxy DaemonSet ztunnel; what an earlier install of the same revision made and
+this one does not hold is deleted (pruned). It then waits until the Deployments
+and DaemonSets are available (--wait). Without -y it shows what it would apply
 and asks first; --dry-run only shows it. Profiles are Istio's: default
 (control plane and ingress gateway), demo (and egress gateway, access logs),
-minimal (control plane), empty (nothing); ambient is refused (no ztunnel).`,
+minimal (control plane), empty (nothing), ambient (control plane and the node
+proxy ztunnel on every node, no gateway; not with --revision).`,
 		Example: `  sluice install -y
   sluice install --set profile=demo --set hub=registry.example/mesh --set tag=1.2.3 -y
   sluice install --revision canary -y && sluice tag set prod --revision canary --overwrite`,
@@ -125,7 +127,7 @@ minimal (control plane), empty (nothing); ambient is refused (no ztunnel).`,
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default $KUBECONFIG, ~/.kube/config, or in a pod the in-cluster config)")
 	f.BoolVarP(&yes, "skip-confirmation", "y", false, "apply without asking")
 	f.BoolVar(&dryRun, "dry-run", false, "show what would be applied, apply nothing")
-	f.BoolVar(&wait, "wait", true, "wait until the Deployments are available")
+	f.BoolVar(&wait, "wait", true, "wait until the Deployments and DaemonSets are available")
 	f.DurationVar(&timeout, "readiness-timeout", 5*time.Minute, "how long --wait waits")
 	return cmd
 }

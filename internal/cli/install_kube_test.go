@@ -31,7 +31,9 @@ import (
 // sluice-installer; again without change), the readiness wait failing
 // with the Deployments it waited for (no kubelet runs pods), a canary
 // revision beside the default one, a tag moved to it and listed, the
-// canary uninstalled with its tag, and --purge leaving nothing labelled.
+// ambient profile (its DaemonSet waited for, pruned by another profile),
+// the canary uninstalled with its tag, and --purge leaving nothing
+// labelled.
 func TestInstallOnAPIServer(t *testing.T) {
 	cluster := kubetest.Start(t, kubetest.Options{})
 	ctx := t.Context()
@@ -108,7 +110,7 @@ func TestInstallOnAPIServer(t *testing.T) {
 	// The installed RBAC is enough for sluice control: run as the istiod
 	// service account, it becomes ready, keeps its CA in istio-system,
 	// patches the installed webhook's caBundle and writes the root
-	// ConfigMaps.
+	// ConfigMaps, and authorizes a node proxy's certificate requests.
 	// A tag set before the control plane patched its own caBundle gets the
 	// roots from the control plane too (and install's prune leaves tags).
 	must("tag", "set", "stable")
@@ -127,6 +129,34 @@ func TestInstallOnAPIServer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not ready within 1s") || !strings.Contains(err.Error(), "Deployment istio-system/istiod: generation not observed") {
 		t.Errorf("install with the readiness wait: %v\n%s", err, out)
 	}
+
+	// Ambient: the node proxy's DaemonSet, service account and RBAC, waited
+	// for as the Deployments are; minimal over it prunes them.
+	out, err = sluice("install", "-y", "--set", "profile=ambient", "--readiness-timeout", "1s")
+	if err == nil || !strings.Contains(err.Error(), "DaemonSet istio-system/ztunnel: generation not observed") {
+		t.Errorf("install of the ambient profile with the readiness wait: %v\n%s", err, out)
+	}
+	ztunnel := []struct{ g, r, ns, name string }{
+		{"apps", "daemonsets", "istio-system", "ztunnel"},
+		{"", "serviceaccounts", "istio-system", "ztunnel"},
+		{"rbac.authorization.k8s.io", "clusterroles", "", "ztunnel-istio-system"},
+		{"rbac.authorization.k8s.io", "clusterrolebindings", "", "ztunnel-istio-system"},
+	}
+	for _, o := range ztunnel {
+		if obj := getObj(ctx, t, dyn, gvr(o.g, o.r), o.ns, o.name); obj.GetLabels()[install.LabelRevision] != "default" {
+			t.Errorf("%s %s: labels %v", o.r, o.name, obj.GetLabels())
+		}
+	}
+	if _, err := dyn.Resource(gvr("apps", "deployments")).Namespace("istio-system").Get(ctx, "istio-ingressgateway", metav1.GetOptions{}); err == nil {
+		t.Errorf("the ambient profile left the ingress gateway")
+	}
+	out = must("install", "-y", "--set", "profile=minimal", "--wait=false")
+	for _, gone := range []string{"DaemonSet istio-system/ztunnel", "ServiceAccount istio-system/ztunnel", "ClusterRole ztunnel-istio-system"} {
+		if !strings.Contains(out, "pruned "+gone+"\n") {
+			t.Errorf("minimal over ambient did not prune %s:\n%s", gone, out)
+		}
+	}
+	must("install", "-y", "--set", "profile=ambient", "--wait=false")
 
 	// A canary revision beside the default one, and a tag moved to it.
 	must("install", "-y", "--set", "profile=minimal", "--revision", "canary", "--wait=false")
@@ -194,7 +224,10 @@ func TestInstallOnAPIServer(t *testing.T) {
 	if _, err := cs.CoreV1().ConfigMaps("istio-system").Patch(ctx, "istio", types.MergePatchType, held, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	must("uninstall", "--purge", "-y")
+	out = must("uninstall", "--purge", "-y")
+	if !strings.Contains(out, "removed DaemonSet istio-system/ztunnel\n") || !strings.Contains(out, "removed ClusterRole ztunnel-istio-system\n") {
+		t.Errorf("uninstall --purge left the node proxy:\n%s", out)
+	}
 	if out := must("uninstall", "--purge", "-y"); !strings.Contains(out, "already being removed ConfigMap istio-system/istio\n") || !strings.Contains(out, "nothing installed matches") {
 		t.Errorf("purge while the mesh ConfigMap is held:\n%s", out)
 	}
@@ -301,12 +334,12 @@ current-context: x
 	if err := os.WriteFile(kc, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := testenv.FreeAddr()
+	httpAddr, xdsAddr := testenv.FreeAddr(), testenv.FreeAddr()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
 		cmd := newRootCommand()
-		cmd.SetArgs([]string{"control", "--kubeconfig", kc, "--xds-address", testenv.FreeAddr(), "--http-address", httpAddr,
+		cmd.SetArgs([]string{"control", "--kubeconfig", kc, "--xds-address", xdsAddr, "--http-address", httpAddr,
 			"--injection-address", testenv.FreeAddr(), "--state-dir", t.TempDir()})
 		done <- cmd.ExecuteContext(ctx)
 	}()
@@ -345,6 +378,7 @@ current-context: x
 		default:
 		}
 		if len(missing) == 0 {
+			checkNodeProxyCertificates(t, cluster, xdsAddr)
 			return
 		}
 		if time.Now().After(deadline) {

@@ -70,8 +70,8 @@ func TestInstallAsksFirst(t *testing.T) {
 	if _, err = run("y\n"); err == nil || !strings.Contains(err.Error(), "kubeconfig") {
 		t.Errorf("answer y: %v, want the kubeconfig error", err)
 	}
-	if _, err = run("", "--set", "profile=ambient", "-y"); err == nil || !strings.Contains(err.Error(), "ztunnel") {
-		t.Errorf("ambient: %v", err)
+	if _, err = run("", "--set", "profile=ambient", "--revision", "canary", "-y"); err == nil || !strings.Contains(err.Error(), "ztunnel with revision canary") {
+		t.Errorf("ambient with a revision: %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -52,7 +53,12 @@ func runZtunnel(cmd *cobra.Command, a ztunnelArgs) error {
 	log := newLogger(cmd)
 	slog.SetDefault(log)
 	return ztunnel.New(ztunnel.Options{
-		Identity:     model.Proxy{Type: model.ProxyType(ztunnelType), Name: a.name, Namespace: a.namespace, IPs: []string{a.ip}},
+		// Its own service account as Istio's ztunnel announces it (env
+		// SERVICE_ACCOUNT, the downward API's spec.serviceAccountName): the
+		// control plane matches it to the token, and the node proxy asks
+		// for other service accounts' certificates on their behalf.
+		Identity: model.Proxy{Type: model.ProxyType(ztunnelType), Name: a.name, Namespace: a.namespace, IPs: []string{a.ip},
+			ServiceAccount: os.Getenv("SERVICE_ACCOUNT")},
 		XDSAddress:   a.cp.Address,
 		ControlPlane: a.cp,
 		TrustDomain:  a.trustDomain,

@@ -75,5 +75,21 @@ func reviewResult(st authnv1.TokenReviewStatus, audiences []string) (Caller, err
 	if !ok || !ok2 || ns == "" || sa == "" || strings.Contains(sa, ":") {
 		return Caller{}, fmt.Errorf("kubernetes token review: user %q is not %s<namespace>:<service account>", st.User.Username, saSubjectPrefix)
 	}
-	return Caller{Namespace: ns, ServiceAccount: sa}, nil
+	return Caller{Namespace: ns, ServiceAccount: sa,
+		PodName: userExtra(st.User, podNameKey), PodUID: userExtra(st.User, podUIDKey)}, nil
+}
+
+// The user extra a pod-bound token's review carries
+// (security/pkg/k8s/tokenreview/k8sauthn.go PodNameKey, PodUIDKey).
+const (
+	podNameKey = "authentication.kubernetes.io/pod-name"
+	podUIDKey  = "authentication.kubernetes.io/pod-uid"
+)
+
+// userExtra is the one value of a user's extra key ("" if none or many).
+func userExtra(u authnv1.UserInfo, key string) string {
+	if v := u.Extra[key]; len(v) == 1 {
+		return v[0]
+	}
+	return ""
 }

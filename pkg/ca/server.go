@@ -3,6 +3,7 @@ package ca
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"google.golang.org/grpc"
@@ -14,18 +15,34 @@ import (
 // Server answers Istio's certificate API (IstioCertificateService, the one
 // istio-agent calls) with certificates from a CA, to callers that prove
 // they may hold the identity they ask for (a token: see token.go). As
-// istiod, it signs only the identity the caller is authenticated for.
+// istiod, it signs only the identity the caller is authenticated for, or
+// one a trusted node proxy asks for on behalf of a pod on its node
+// (metadata ImpersonatedIdentity, nodeauth.go).
 type Server struct {
 	securityv1alpha1.UnimplementedIstioCertificateServiceServer
 	CA   *CA
 	Auth *Authenticator
 	// Metrics count requests and issued certificates (nil: not counted).
 	Metrics *Metrics
+	// Nodes lets trusted node proxies hold the identities of the pods on
+	// their node (nodeauth.go); nil: only the bootstrap token may ask for
+	// another identity through ImpersonatedIdentity.
+	Nodes *NodeAuthorizer
+	// Logger receives the reasons of refused impersonations (nil: slog's
+	// default).
+	Logger *slog.Logger
 }
 
 // Register adds the certificate service to a gRPC server.
 func (s *Server) Register(g *grpc.Server) {
 	securityv1alpha1.RegisterIstioCertificateServiceServer(g, s)
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
 }
 
 // CreateCertificate signs the request's CSR for an authenticated caller.
@@ -41,7 +58,12 @@ func (s *Server) CreateCertificate(ctx context.Context, req *securityv1alpha1.Is
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	if !caller.Permits(ns, sa) {
+	if imp := req.GetMetadata().GetFields()[ImpersonatedIdentity].GetStringValue(); imp != "" {
+		if err := s.impersonation(ctx, caller, imp, ns, sa); err != nil {
+			s.logger().Warn("ca: impersonation refused", "caller", caller.String(), "identity", imp, "err", err)
+			return nil, status.Error(codes.Unauthenticated, impersonationRefused)
+		}
+	} else if !caller.Permits(ns, sa) {
 		return nil, status.Errorf(codes.PermissionDenied,
 			"%s may not get identity %s: mint one for it with `sluice control token --namespace %s --service-account %s`",
 			caller, Identity(s.CA.TrustDomain(), ns, sa), ns, sa)

@@ -39,6 +39,10 @@ type Caller struct {
 	Any bool
 	// Namespace and ServiceAccount bind a bound token's holder.
 	Namespace, ServiceAccount string
+	// PodName and PodUID are the pod a Kubernetes token is bound to (its
+	// TokenReview's user extra authentication.kubernetes.io/pod-name and
+	// pod-uid, as istiod's KubernetesInfo); empty for other tokens.
+	PodName, PodUID string
 }
 
 // Permits tells whether the caller may hold ns/sa.

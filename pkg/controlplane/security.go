@@ -43,6 +43,10 @@ type SecurityOptions struct {
 	// XDSTLS serves the xDS/CA port over TLS with a certificate from the
 	// mesh CA (SAN istiod.istio-system.svc and the listen host).
 	XDSTLS bool
+	// TrustedNodeAccounts are the service accounts (namespace/name) whose
+	// pods' tokens may get the identities of the pods on their node, as
+	// istiod's CA_TRUSTED_NODE_ACCOUNTS (ztunnel's; with a cluster only).
+	TrustedNodeAccounts []string
 }
 
 // security is the control plane's CA, token checks and the trust bundle
@@ -57,6 +61,8 @@ type security struct {
 	rootFile string
 	// metrics count certificate requests (citadel_server_*).
 	metrics *ca.Metrics
+	// nodes authorizes node proxies' impersonation (nil: none).
+	nodes *ca.NodeAuthorizer
 }
 
 func newSecurity(opts Options) (*security, error) {
@@ -100,13 +106,21 @@ func newSecurity(opts Options) (*security, error) {
 		return nil, err
 	}
 	auth := &ca.Authenticator{Tokens: tokens}
+	var nodes *ca.NodeAuthorizer
 	if kube != nil {
 		// Pods' projected service account tokens, checked by TokenReview.
 		auth.Kube = &ca.KubeTokens{Client: kube}
+		trusted, err := ca.ParseTrustedNodeAccounts(so.TrustedNodeAccounts)
+		if err != nil {
+			return nil, fmt.Errorf("control: --trusted-node-accounts: %w", err)
+		}
+		if len(trusted) > 0 {
+			nodes = &ca.NodeAuthorizer{Client: kube, Trusted: trusted}
+		}
 	}
 	opts.Logger.Info("proxies prove their identity with a token", "bootstrap_token_file", tokOpts.BootstrapFile,
 		"xds_tls", so.XDSTLS, "workload_cert_ttl", authority.WorkloadTTL(), "max_workload_cert_ttl", authority.MaxTTL())
-	s := &security{opts: so, caDir: opts.CADir, log: opts.Logger, ca: authority, auth: auth,
+	s := &security{opts: so, caDir: opts.CADir, log: opts.Logger, ca: authority, auth: auth, nodes: nodes,
 		bundle: &ca.BundleService{CA: authority, Auth: auth}}
 	if so.StateDir != "" {
 		s.rootFile = filepath.Join(so.StateDir, ca.FileRootCert)
@@ -156,7 +170,7 @@ func (s *security) serverOptions(xdsAddress string, extra ...string) []grpc.Serv
 }
 
 func (s *security) register(g *grpc.Server) {
-	(&ca.Server{CA: s.ca, Auth: s.auth, Metrics: s.metrics}).Register(g)
+	(&ca.Server{CA: s.ca, Auth: s.auth, Metrics: s.metrics, Nodes: s.nodes, Logger: s.log}).Register(g)
 	s.bundle.Register(g)
 }
 

@@ -43,9 +43,8 @@ const (
 	ReleaseName = "sluice"
 )
 
-// Profiles are the values of profile sluice renders (Istio's, but
-// ambient, which the chart refuses).
-var Profiles = []string{"default", "demo", "minimal", "empty"}
+// Profiles are the values of profile sluice renders (Istio's).
+var Profiles = []string{"default", "demo", "minimal", "empty", "ambient"}
 
 // RenderOptions say what to render.
 type RenderOptions struct {
@@ -218,7 +217,7 @@ func splitDocs(s string) []string {
 
 // applyOrder is the order kinds are applied in (Helm's InstallOrder, shortened).
 var applyOrder = []string{"Namespace", "CustomResourceDefinition", "ServiceAccount", "Secret", "ConfigMap",
-	"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment", "MutatingWebhookConfiguration"}
+	"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment", "DaemonSet", "MutatingWebhookConfiguration"}
 
 func kindRank(kind string) int {
 	for i, k := range applyOrder {

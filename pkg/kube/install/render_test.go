@@ -16,6 +16,7 @@ import (
 	"helm.sh/helm/v4/pkg/engine"
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-mesh/sluice/pkg/config/kubesource"
 	"github.com/sluice-mesh/sluice/pkg/kube/inject"
@@ -95,12 +96,13 @@ func TestRenderEqualsHelmChart(t *testing.T) {
 	wantKinds := map[string][]string{
 		"empty":   nil,
 		"minimal": {"ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment", "MutatingWebhookConfiguration", "Role", "RoleBinding", "Service", "ServiceAccount"},
+		"ambient": {"ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "DaemonSet", "Deployment", "MutatingWebhookConfiguration", "Role", "RoleBinding", "Service", "ServiceAccount"},
 	}
 	for _, profile := range Profiles {
 		for _, rev := range []string{"", "canary"} {
 			set := []string{"profile=" + profile, "tag=1.2.3", "hub=example.com/mesh"}
-			if profile == "demo" && rev != "" {
-				continue // meshConfig with a revision is refused (TestRenderRejects)
+			if (profile == "demo" || profile == "ambient") && rev != "" {
+				continue // meshConfig, ztunnel with a revision are refused (TestRenderRejects)
 			}
 			m, err := Render(RenderOptions{Set: set, Revision: rev, Namespace: "mesh-system"})
 			if err != nil {
@@ -186,6 +188,7 @@ func TestRenderProfiles(t *testing.T) {
 		"demo":    {"istio-egressgateway", "istio-ingressgateway", "istiod"},
 		"minimal": {"istiod"},
 		"empty":   nil,
+		"ambient": {"istiod"},
 	}
 	for profile, want := range deployments {
 		m, err := Render(RenderOptions{Set: []string{"profile=" + profile}})
@@ -254,7 +257,8 @@ func TestRenderRejects(t *testing.T) {
 		rev  string
 		want string
 	}{
-		{set: []string{"profile=ambient"}, want: "ztunnel"},
+		{set: []string{"profile=ambient"}, rev: "canary", want: "ztunnel with revision canary"},
+		{set: []string{"ztunnel.privileged=true"}, want: "privileged"},
 		{set: []string{"profile=nope"}, want: "unknown profile nope"},
 		{set: []string{"pilot.replicas=2"}, want: "replicas"},
 		{set: []string{"gateway.enabled=true"}, want: "gateway"},
@@ -322,11 +326,15 @@ func TestRenderedWebhookIsInjectors(t *testing.T) {
 
 // TestPruneKindsCoverChart: uninstall looks for every kind install makes.
 func TestPruneKindsCoverChart(t *testing.T) {
-	m, err := Render(RenderOptions{Set: []string{"profile=demo"}})
-	if err != nil {
-		t.Fatal(err)
+	var objs []*unstructured.Unstructured
+	for _, p := range []string{"demo", "ambient"} {
+		m, err := Render(RenderOptions{Set: []string{"profile=" + p}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, m.Objects...)
 	}
-	for _, k := range kinds(m.Objects) {
+	for _, k := range kinds(objs) {
 		found := false
 		for _, gvr := range PruneKinds {
 			if strings.EqualFold(gvr.Resource, strings.ToLower(k)+"s") || (k == "ServiceAccount" && gvr.Resource == "serviceaccounts") {
@@ -337,4 +345,59 @@ func TestPruneKindsCoverChart(t *testing.T) {
 			t.Errorf("kind %s is rendered but uninstall does not prune it", k)
 		}
 	}
+}
+
+// TestRenderAmbient: the ambient profile is the control plane trusting
+// the node proxies' service account, no gateway, and the DaemonSet
+// ztunnel as Istio's ztunnel and istio-cni charts run theirs.
+func TestRenderAmbient(t *testing.T) {
+	m, err := Render(RenderOptions{Set: []string{"profile=ambient", "tag=1.2.3"}, Namespace: "mesh-system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	istiod := find(t, m, "Deployment", "istiod")
+	cs, _, _ := unstructured.NestedSlice(istiod.Object, "spec", "template", "spec", "containers")
+	if !slices.Contains(cs[0].(map[string]any)["args"].([]any), any("--trusted-node-accounts=mesh-system/ztunnel")) {
+		t.Errorf("istiod args %v do not trust mesh-system/ztunnel", cs[0].(map[string]any)["args"])
+	}
+	ds := find(t, m, "DaemonSet", "ztunnel")
+	if ds.GetNamespace() != "mesh-system" {
+		t.Errorf("ztunnel in %q", ds.GetNamespace())
+	}
+	spec, _, _ := unstructured.NestedMap(ds.Object, "spec", "template", "spec")
+	if spec["serviceAccountName"] != "ztunnel" || spec["hostPID"] != true {
+		t.Errorf("ztunnel pod: serviceAccountName %v, hostPID %v", spec["serviceAccountName"], spec["hostPID"])
+	}
+	c := spec["containers"].([]any)[0].(map[string]any)
+	for _, want := range []string{"--type=ztunnel", "--node=$(NODE_NAME)", "--xds-address=istiod.mesh-system.svc:15012",
+		"--token-file=/var/run/secrets/tokens/istio-token", "--ca-root-file=/var/run/secrets/istio/root-cert.pem"} {
+		if !slices.Contains(c["args"].([]any), any(want)) {
+			t.Errorf("ztunnel args %v lack %s", c["args"], want)
+		}
+	}
+	if c["image"] != "ghcr.io/sluice-mesh/sluice:1.2.3" {
+		t.Errorf("ztunnel image %v", c["image"])
+	}
+	caps, _, _ := unstructured.NestedStringSlice(c, "securityContext", "capabilities", "add")
+	if !slices.Equal(caps, []string{"NET_ADMIN", "SYS_ADMIN", "NET_RAW", "SYS_PTRACE"}) {
+		t.Errorf("ztunnel capabilities %v", caps)
+	}
+	y, err := yaml.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"audience: istio-ca", "fieldPath: spec.nodeName", "path: /var/run/netns", "mountPath: /var/run/netns"} {
+		if !strings.Contains(string(y), want) {
+			t.Errorf("ztunnel pod spec lacks %q:\n%s", want, y)
+		}
+	}
+	role := find(t, m, "ClusterRole", "ztunnel-mesh-system")
+	rules, _ := yaml.Marshal(role.Object["rules"])
+	for _, want := range []string{"- pods\n  - namespaces", "- pods/status", "- events", "- patch", "- create"} {
+		if !strings.Contains(string(rules), want) {
+			t.Errorf("ztunnel ClusterRole rules lack %q:\n%s", want, rules)
+		}
+	}
+	find(t, m, "ClusterRoleBinding", "ztunnel-mesh-system")
+	find(t, m, "ServiceAccount", "ztunnel")
 }

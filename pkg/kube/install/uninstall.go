@@ -19,6 +19,7 @@ import (
 var PruneKinds = []schema.GroupVersionResource{
 	{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "mutatingwebhookconfigurations"},
 	{Group: "apps", Version: "v1", Resource: "deployments"},
+	{Group: "apps", Version: "v1", Resource: "daemonsets"},
 	{Version: "v1", Resource: "services"},
 	{Version: "v1", Resource: "configmaps"},
 	{Version: "v1", Resource: "serviceaccounts"},

@@ -11,14 +11,16 @@ import (
 )
 
 // WaitReady waits until every Deployment of the manifest has all its
-// replicas updated and available for its latest generation (istioctl's
-// readiness wait), or timeout; the error names those that are not.
+// replicas updated and available for its latest generation, and every
+// DaemonSet its pods on every node it schedules to (istioctl's readiness
+// wait), or timeout; the error names those that are not.
 func (c *Client) WaitReady(ctx context.Context, m *Manifest, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		var notReady []string
 		for _, obj := range m.Objects {
-			if obj.GetKind() != "Deployment" {
+			notReadyWhy := notReadyCheck[obj.GetKind()]
+			if notReadyWhy == nil {
 				continue
 			}
 			ri, _, err := c.resource(obj)
@@ -30,7 +32,7 @@ func (c *Client) WaitReady(ctx context.Context, m *Manifest, timeout time.Durati
 				notReady = append(notReady, fmt.Sprintf("%s: %v", describe(obj), err))
 				continue
 			}
-			if why := deploymentNotReady(cur); why != "" {
+			if why := notReadyWhy(cur); why != "" {
 				notReady = append(notReady, describe(obj)+": "+why)
 			}
 		}
@@ -46,6 +48,29 @@ func (c *Client) WaitReady(ctx context.Context, m *Manifest, timeout time.Durati
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// notReadyCheck says why an object of a kind WaitReady waits for is not
+// ready yet ("" when it is).
+var notReadyCheck = map[string]func(*unstructured.Unstructured) string{
+	"Deployment": deploymentNotReady,
+	"DaemonSet":  daemonSetNotReady,
+}
+
+// daemonSetNotReady: every node it schedules to runs its latest pod
+// template, available (istioctl's daemonsetsReady).
+func daemonSetNotReady(d *unstructured.Unstructured) string {
+	observed, _, _ := unstructured.NestedInt64(d.Object, "status", "observedGeneration")
+	desired, _, _ := unstructured.NestedInt64(d.Object, "status", "desiredNumberScheduled")
+	updated, _, _ := unstructured.NestedInt64(d.Object, "status", "updatedNumberScheduled")
+	available, _, _ := unstructured.NestedInt64(d.Object, "status", "numberAvailable")
+	switch {
+	case observed < d.GetGeneration():
+		return "generation not observed yet"
+	case updated < desired || available < desired:
+		return fmt.Sprintf("%d/%d nodes available", available, desired)
+	}
+	return ""
 }
 
 func deploymentNotReady(d *unstructured.Unstructured) string {

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 	securityv1alpha1 "istio.io/api/security/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/ca"
@@ -58,7 +59,12 @@ type Options struct {
 	// GraceRatio and GraceRatioJitter place the renewal (see rotateTime);
 	// 0: Istio's defaults. A negative jitter means none.
 	GraceRatio, GraceRatioJitter float64
-	Logger                       *slog.Logger
+	// Impersonate asks for the identity on another's behalf: the request
+	// carries metadata ImpersonatedIdentity = the SPIFFE ID, as ztunnel's
+	// CA client (src/identity/caclient.rs), for a node proxy whose token
+	// is its own service account's (the CA's node authorization).
+	Impersonate bool
+	Logger      *slog.Logger
 }
 
 // Workload holds the current certificate and roots.
@@ -208,9 +214,13 @@ func (w *Workload) renew(ctx context.Context, client securityv1alpha1.IstioCerti
 	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := client.CreateCertificate(rctx, &securityv1alpha1.IstioCertificateRequest{
-		Csr: string(csr), ValidityDuration: int64(w.opts.TTL.Seconds()),
-	})
+	req := &securityv1alpha1.IstioCertificateRequest{Csr: string(csr), ValidityDuration: int64(w.opts.TTL.Seconds())}
+	if w.opts.Impersonate {
+		req.Metadata = &structpb.Struct{Fields: map[string]*structpb.Value{
+			ca.ImpersonatedIdentity: structpb.NewStringValue(w.ID()),
+		}}
+	}
+	resp, err := client.CreateCertificate(rctx, req)
 	if err != nil {
 		return 0, err
 	}

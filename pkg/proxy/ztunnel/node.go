@@ -230,7 +230,10 @@ func (n *Node) identityFor(wl *workload) (*identity.Workload, error) {
 		td = n.opts.TrustDomain
 	}
 	id, err := identity.New(identity.Options{ControlPlane: n.opts.ControlPlane, TrustDomain: td,
-		Namespace: wl.GetNamespace(), ServiceAccount: wl.GetServiceAccount(), TTL: n.opts.CertTTL, Logger: n.log})
+		Namespace: wl.GetNamespace(), ServiceAccount: wl.GetServiceAccount(), TTL: n.opts.CertTTL, Logger: n.log,
+		// Another service account's certificate, asked for on its behalf
+		// (the CA checks that a pod of it runs on this node), as ztunnel.
+		Impersonate: wl.GetNamespace() != n.opts.Identity.Namespace || wl.GetServiceAccount() != n.opts.Identity.ServiceAccount})
 	if err != nil {
 		return nil, fmt.Errorf("identity %s: %w", key, err)
 	}
