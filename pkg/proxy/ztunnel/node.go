@@ -64,7 +64,9 @@ type Node struct {
 	pods     map[string]*pod
 	starting map[string]context.CancelFunc
 	ctx      context.Context
-	counters   sync.Map // "direction.event" -> *atomic.Uint64
+	// running is closed once Run accepts pods (AddPod).
+	running  chan struct{}
+	counters sync.Map // "direction.event" -> *atomic.Uint64
 }
 
 // New makes a node proxy; Run serves.
@@ -73,7 +75,7 @@ func New(o Options) *Node {
 		o.Logger = slog.Default()
 	}
 	n := &Node{opts: o, log: o.Logger, updated: make(chan struct{}), identities: map[string]*identity.Workload{},
-		pods: map[string]*pod{}, starting: map[string]context.CancelFunc{}}
+		pods: map[string]*pod{}, starting: map[string]context.CancelFunc{}, running: make(chan struct{})}
 	empty, _ := buildIndex(nil, nil)
 	n.ix.Store(empty)
 	return n
@@ -121,6 +123,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.mu.Lock()
 	n.ctx = ctx
 	n.mu.Unlock()
+	close(n.running)
 	for _, spec := range n.opts.Pods {
 		n.AddPod(spec)
 	}
@@ -133,6 +136,9 @@ func (n *Node) Run(ctx context.Context) error {
 	n.mu.Unlock()
 	return nil
 }
+
+// Running is closed once Run takes pods (AddPod before it is ignored).
+func (n *Node) Running() <-chan struct{} { return n.running }
 
 // AddPod starts serving a pod (once Run has started): its listeners open
 // in its namespace once the control plane describes it and its
