@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/sluice-mesh/sluice/internal/kubetest"
+	"github.com/sluice-mesh/sluice/internal/netnstest"
+	"github.com/sluice-mesh/sluice/internal/testenv"
+)
+
+// kubePod is a pod on this machine: a network namespace with a process
+// in it (what the node agent finds in /proc) and its Pod in the API
+// server, on node-1, Running and Ready with the namespace's address.
+type kubePod struct {
+	ns        *netnstest.NS
+	namespace string
+	name      string
+}
+
+func startKubePod(t *testing.T, cs kubernetes.Interface, namespace, name string) *kubePod {
+	t.Helper()
+	ns := netnstest.New(t)
+	sleep := exec.Command("sleep", "600")
+	if err := ns.Start(sleep); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	ctx := context.Background()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{"app": name}},
+		Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "app", Image: "echo"}}}}
+	created, err := cs.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the kubelet reports for a started pod (the control plane
+	// gives a not-Ready pod's workload UNHEALTHY).
+	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ns.IP.String(), PodIPs: []corev1.PodIP{{IP: ns.IP.String()}},
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	if _, err := cs.CoreV1().Pods(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return &kubePod{ns: ns, namespace: namespace, name: name}
+}
+
+// captureRules are the in-pod chains found in the pod's namespace (any
+// iptables backend).
+func (p *kubePod) captureRules(t *testing.T) string {
+	var out strings.Builder
+	for _, save := range []string{"iptables-save", "iptables-legacy-save", "iptables-nft-save"} {
+		if _, err := exec.LookPath(save); err != nil {
+			continue
+		}
+		b, _ := p.ns.Command(t.Context(), save).Output()
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "ISTIO_") {
+				out.WriteString(l + "\n")
+			}
+		}
+	}
+	return out.String()
+}
+
+// redirection is the pod's ambient.istio.io/redirection annotation.
+func redirection(t *testing.T, cs kubernetes.Interface, namespace, name string) string {
+	p, err := cs.CoreV1().Pods(namespace).Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Annotations["ambient.istio.io/redirection"]
+}
+
+func eventually(t *testing.T, what string, check func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(convergeTimeout)
+	for !check() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", convergeTimeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var inboundOpened = regexp.MustCompile(`ztunnel\.inbound\.opened: (\d+)`)
+
+// TestKubeAmbientNodeAgent: the node proxy on a node of a real API
+// server captures, by itself, the pods of node-1 in a namespace labelled
+// istio.io/dataplane-mode=ambient (finds their network namespaces in
+// /proc, installs the in-pod rules, annotates them; the control plane
+// then gives them HBONE); a pod of an unlabelled namespace is left
+// alone; a pod relabelled istio.io/dataplane-mode=none and a deleted pod
+// are released (rules and annotation gone, traffic direct).
+func TestKubeAmbientNodeAgent(t *testing.T) {
+	netnstest.Require(t, "iptables")
+	cluster := kubetest.Start(t, kubetest.Options{})
+	cluster.CreateNamespace(t, "istio-system", nil)
+	cluster.CreateNamespace(t, "shop", map[string]string{"istio.io/dataplane-mode": "ambient"})
+	cluster.CreateNamespace(t, "plain", nil)
+	cs := cluster.Client(t)
+	a := cluster.NewApplier(t)
+	a.Apply(t, "apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\n")
+	a.Apply(t, `apiVersion: v1
+kind: Service
+metadata: {name: server, namespace: shop}
+spec:
+  clusterIP: 10.96.88.10
+  selector: {app: server}
+  ports: [{name: tcp, port: 80, targetPort: 8080}]
+`)
+	testenv.EnableForwarding(t)
+	client := startKubePod(t, cs, "shop", "client")
+	server := startKubePod(t, cs, "shop", "server")
+	other := startKubePod(t, cs, "plain", "other")
+	a.Apply(t, fmt.Sprintf(`apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: server-1, namespace: shop, labels: {kubernetes.io/service-name: server}}
+addressType: IPv4
+endpoints: [{addresses: [%s], conditions: {ready: true}, targetRef: {kind: Pod, name: server, namespace: shop}}]
+ports: [{name: tcp, port: 8080}]
+`, server.ns.IP))
+	l, err := server.ns.Listen("tcp", "0.0.0.0:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go serveSeen(l)
+
+	m := testenv.NewMesh(t, testenv.MeshOptions{Kubeconfig: cluster.Kubeconfig})
+	node := m.StartNodeAgent(cluster.Kubeconfig, "node-1")
+	for _, p := range []*kubePod{client, server} {
+		eventually(t, p.name+" annotated ambient.istio.io/redirection: enabled", func() bool {
+			return redirection(t, cs, p.namespace, p.name) == "enabled"
+		})
+		if rules := p.captureRules(t); !strings.Contains(rules, "ISTIO_OUTPUT") || !strings.Contains(rules, "ISTIO_PRERT") {
+			t.Errorf("%s: no in-pod rules:\n%s", p.name, rules)
+		}
+	}
+	fromClient := func(network, addr string) (net.Conn, error) { return client.ns.Dial(t.Context(), network, addr) }
+	want := "seen " + client.ns.IP.String() + ":"
+	expect := func(addr string) func() error {
+		return func() error { return expectSeen(fromClient, addr, want) }
+	}
+	m.WaitConverged(expect("10.96.88.10:80"), convergeTimeout)
+	opened := func() string { return inboundOpened.FindString(admin(t, node.AdminAddress, "/stats")) }
+
+	t.Run("over HBONE", func(t *testing.T) {
+		if err := expect(server.ns.IP.String() + ":8080")(); err != nil {
+			t.Fatal(err)
+		}
+		if stats := admin(t, node.AdminAddress, "/stats"); opened() == "" || strings.Contains(stats, "inbound_plaintext.opened") {
+			t.Errorf("the server's connections did not all arrive over HBONE:\n%s", stats)
+		}
+	})
+	t.Run("unlabelled namespace not captured", func(t *testing.T) {
+		if v := redirection(t, cs, "plain", "other"); v != "" {
+			t.Errorf("plain/other annotated %q", v)
+		}
+		if rules := other.captureRules(t); rules != "" {
+			t.Errorf("plain/other captured:\n%s", rules)
+		}
+	})
+	t.Run("relabelled none: released", func(t *testing.T) {
+		patch := []byte(`{"metadata":{"labels":{"istio.io/dataplane-mode":"none"}}}`)
+		if _, err := cs.CoreV1().Pods("shop").Patch(t.Context(), "server", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "server's annotation removed", func() bool { return redirection(t, cs, "shop", "server") == "" })
+		eventually(t, "server's rules removed", func() bool { return server.captureRules(t) == "" })
+		m.WaitConverged(expect(server.ns.IP.String()+":8080"), convergeTimeout)
+		before := opened()
+		for range 3 {
+			if err := expect("10.96.88.10:80")(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if after := opened(); after != before {
+			t.Errorf("the released server still received HBONE: %q, then %q", before, after)
+		}
+	})
+	t.Run("deleted: released", func(t *testing.T) {
+		if err := cs.CoreV1().Pods("shop").Delete(t.Context(), "client", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "client's rules removed", func() bool { return client.captureRules(t) == "" })
+		// Nothing listens in the client's namespace now: straight to the
+		// server by its address (no capture anywhere).
+		if err := expect(server.ns.IP.String() + ":8080")(); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := client.ns.Dial(t.Context(), "tcp", "127.0.0.1:15001"); err == nil {
+			c.Close()
+			t.Error("the node proxy still listens in the deleted pod's namespace")
+		}
+	})
+}
