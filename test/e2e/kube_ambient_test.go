@@ -5,19 +5,25 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/sluice-mesh/sluice/internal/kubetest"
 	"github.com/sluice-mesh/sluice/internal/netnstest"
 	"github.com/sluice-mesh/sluice/internal/testenv"
+	"github.com/sluice-mesh/sluice/pkg/kube/nodeagent"
 )
 
 // kubePod is a pod on this machine: a network namespace with a process
@@ -92,7 +98,33 @@ func eventually(t *testing.T, what string, check func() bool) {
 	}
 }
 
-var inboundOpened = regexp.MustCompile(`ztunnel\.inbound\.opened: (\d+)`)
+// nodeAgentKubeconfig is a kubeconfig for ServiceAccount
+// istio-system/ztunnel bound to nodeagent.ClusterRoleRules and nothing
+// else: the node proxy runs with the permissions the docs give the chart.
+func nodeAgentKubeconfig(t *testing.T, cluster *kubetest.Cluster, cs kubernetes.Interface) string {
+	t.Helper()
+	token := cluster.ServiceAccountToken(t, "istio-system", "ztunnel", nil)
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "sluice-node-agent"}, Rules: nodeagent.ClusterRoleRules}
+	if _, err := cs.RbacV1().ClusterRoles().Create(t.Context(), role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "sluice-node-agent"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "ztunnel", Namespace: "istio-system"}}}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(t.Context(), binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: cluster.Host, CertificateAuthorityData: cluster.CACertPEM}
+	cfg.AuthInfos["ztunnel"] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "ztunnel"}
+	cfg.CurrentContext = "c"
+	path := filepath.Join(t.TempDir(), "ztunnel.kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
 
 // TestKubeAmbientNodeAgent: the node proxy on a node of a real API
 // server captures, by itself, the pods of node-1 in a namespace labelled
@@ -100,7 +132,8 @@ var inboundOpened = regexp.MustCompile(`ztunnel\.inbound\.opened: (\d+)`)
 // /proc, installs the in-pod rules, annotates them; the control plane
 // then gives them HBONE); a pod of an unlabelled namespace is left
 // alone; a pod relabelled istio.io/dataplane-mode=none and a deleted pod
-// are released (rules and annotation gone, traffic direct).
+// are released (rules and annotation gone, traffic direct). The node
+// proxy runs as a ServiceAccount with nodeagent.ClusterRoleRules only.
 func TestKubeAmbientNodeAgent(t *testing.T) {
 	netnstest.Require(t, "iptables")
 	cluster := kubetest.Start(t, kubetest.Options{})
@@ -137,7 +170,7 @@ ports: [{name: tcp, port: 8080}]
 	go serveSeen(l)
 
 	m := testenv.NewMesh(t, testenv.MeshOptions{Kubeconfig: cluster.Kubeconfig})
-	node := m.StartNodeAgent(cluster.Kubeconfig, "node-1")
+	node := m.StartNodeAgent(nodeAgentKubeconfig(t, cluster, cs), "node-1")
 	for _, p := range []*kubePod{client, server} {
 		eventually(t, p.name+" annotated ambient.istio.io/redirection: enabled", func() bool {
 			return redirection(t, cs, p.namespace, p.name) == "enabled"
@@ -151,15 +184,29 @@ ports: [{name: tcp, port: 8080}]
 	expect := func(addr string) func() error {
 		return func() error { return expectSeen(fromClient, addr, want) }
 	}
+	// The annotation reaches the node proxy as HBONE on both workloads.
+	eventually(t, "both workloads HBONE in the node proxy's /config_dump", func() bool {
+		return strings.Count(admin(t, node.AdminAddress, "/config_dump"), `"tunnelProtocol":"HBONE"`) == 2
+	})
 	m.WaitConverged(expect("10.96.88.10:80"), convergeTimeout)
-	opened := func() string { return inboundOpened.FindString(admin(t, node.AdminAddress, "/stats")) }
+	stat := func(name string) int {
+		m := regexp.MustCompile(`(?m)^ztunnel\.` + regexp.QuoteMeta(name) + `: (\d+)$`).FindStringSubmatch(admin(t, node.AdminAddress, "/stats"))
+		if m == nil {
+			return 0
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
 
 	t.Run("over HBONE", func(t *testing.T) {
-		if err := expect(server.ns.IP.String() + ":8080")(); err != nil {
-			t.Fatal(err)
+		tunnels, plain := stat("inbound.opened"), stat("inbound_plaintext.opened")
+		for _, addr := range []string{server.ns.IP.String() + ":8080", "10.96.88.10:80"} {
+			if err := expect(addr)(); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if stats := admin(t, node.AdminAddress, "/stats"); opened() == "" || strings.Contains(stats, "inbound_plaintext.opened") {
-			t.Errorf("the server's connections did not all arrive over HBONE:\n%s", stats)
+		if got := stat("inbound.opened") - tunnels; got != 2 || stat("inbound_plaintext.opened") != plain {
+			t.Errorf("%d of 2 connections arrived over HBONE (plaintext %d, then %d)", got, plain, stat("inbound_plaintext.opened"))
 		}
 	})
 	t.Run("unlabelled namespace not captured", func(t *testing.T) {
@@ -178,14 +225,14 @@ ports: [{name: tcp, port: 8080}]
 		eventually(t, "server's annotation removed", func() bool { return redirection(t, cs, "shop", "server") == "" })
 		eventually(t, "server's rules removed", func() bool { return server.captureRules(t) == "" })
 		m.WaitConverged(expect(server.ns.IP.String()+":8080"), convergeTimeout)
-		before := opened()
+		tunnels, plain := stat("inbound.opened"), stat("inbound_plaintext.opened")
 		for range 3 {
 			if err := expect("10.96.88.10:80")(); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if after := opened(); after != before {
-			t.Errorf("the released server still received HBONE: %q, then %q", before, after)
+		if stat("inbound.opened") != tunnels || stat("inbound_plaintext.opened") != plain {
+			t.Errorf("the released server's connections still went through the node proxy: %s", admin(t, node.AdminAddress, "/stats"))
 		}
 	})
 	t.Run("deleted: released", func(t *testing.T) {

@@ -91,10 +91,10 @@ func TestCaptureOptions(t *testing.T) {
 // (istio-cni's podcgroupns_linux_test.go examples).
 func TestPodUIDFromCgroup(t *testing.T) {
 	for content, want := range map[string]types.UID{
-		"12:memory:/kubepods/burstable/pod2c48913c-b29f-11e7-9350-020968147796/9bca8d63d5fa610783847915bcff0ecac1273e5b4bed3f6fa1b07350e0135961\n": "2c48913c-b29f-11e7-9350-020968147796",
-		"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod2c48913c_b29f_11e7_9350_020968147796.slice/docker-9bca.scope\n":          "2c48913c-b29f-11e7-9350-020968147796",
+		"12:memory:/kubepods/burstable/pod2c48913c-b29f-11e7-9350-020968147796/9bca8d63d5fa610783847915bcff0ecac1273e5b4bed3f6fa1b07350e0135961\n":              "2c48913c-b29f-11e7-9350-020968147796",
+		"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod2c48913c_b29f_11e7_9350_020968147796.slice/docker-9bca.scope\n":                      "2c48913c-b29f-11e7-9350-020968147796",
 		"0::/kubepods-besteffort-pod72f7f152_440c_66ac_9084_e0fc1d8a910c.slice:cri-containerd:b2a102854b4969b2ce98dc329c86b4fb2b06e4ad2cc8da9d8a7578c9cd2004a2": "72f7f152-440c-66ac-9084-e0fc1d8a910c",
-		"0::/user.slice/user-0.slice/session-1.scope\n": "",
+		"0::/user.slice/user-0.slice/session-1.scope\n":                  "",
 		"4:memory:/process_api/e0f3dc3d3d9d6e9d9904291f7f736a80\n0::/\n": "",
 	} {
 		if got := PodUIDFromCgroup(content); got != want {
