@@ -217,6 +217,34 @@ ports: [{name: tcp, port: 8080}]
 			t.Errorf("plain/other captured:\n%s", rules)
 		}
 	})
+	t.Run("dns-capture refused with an Event", func(t *testing.T) {
+		// No namespace needed: the refusal comes before the search.
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dns", Namespace: "shop", Annotations: map[string]string{"ambient.istio.io/dns-capture": "true"}},
+			Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "app", Image: "echo"}}}}
+		created, err := cs.CoreV1().Pods("shop").Create(t.Context(), pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.251.0.9"}
+		if _, err := cs.CoreV1().Pods("shop").UpdateStatus(t.Context(), created, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "a Warning Event AmbientCaptureRefused on shop/dns naming the annotation", func() bool {
+			evs, err := cs.CoreV1().Events("shop").List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=dns"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range evs.Items {
+				if e.Type == corev1.EventTypeWarning && e.Reason == "AmbientCaptureRefused" && strings.Contains(e.Message, "ambient.istio.io/dns-capture") {
+					return true
+				}
+			}
+			return false
+		})
+		if v := redirection(t, cs, "shop", "dns"); v != "" {
+			t.Errorf("shop/dns annotated %q", v)
+		}
+	})
 	t.Run("relabelled none: released", func(t *testing.T) {
 		patch := []byte(`{"metadata":{"labels":{"istio.io/dataplane-mode":"none"}}}`)
 		if _, err := cs.CoreV1().Pods("shop").Patch(t.Context(), "server", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
