@@ -133,7 +133,8 @@ func nodeAgentKubeconfig(t *testing.T, cluster *kubetest.Cluster, cs kubernetes.
 // then gives them HBONE); a pod of an unlabelled namespace is left
 // alone; a pod relabelled istio.io/dataplane-mode=none and a deleted pod
 // are released (rules and annotation gone, traffic direct). The node
-// proxy runs as a ServiceAccount with nodeagent.ClusterRoleRules only.
+// proxy runs as a ServiceAccount with nodeagent.ClusterRoleRules only;
+// restarted, it takes the captured pods over.
 func TestKubeAmbientNodeAgent(t *testing.T) {
 	netnstest.Require(t, "iptables")
 	cluster := kubetest.Start(t, kubetest.Options{})
@@ -170,7 +171,8 @@ ports: [{name: tcp, port: 8080}]
 	go serveSeen(l)
 
 	m := testenv.NewMesh(t, testenv.MeshOptions{Kubeconfig: cluster.Kubeconfig})
-	node := m.StartNodeAgent(nodeAgentKubeconfig(t, cluster, cs), "node-1")
+	agentConfig := nodeAgentKubeconfig(t, cluster, cs)
+	node := m.StartNodeAgent(agentConfig, "node-1")
 	for _, p := range []*kubePod{client, server} {
 		eventually(t, p.name+" annotated ambient.istio.io/redirection: enabled", func() bool {
 			return redirection(t, cs, p.namespace, p.name) == "enabled"
@@ -179,7 +181,13 @@ ports: [{name: tcp, port: 8080}]
 			t.Errorf("%s: no in-pod rules:\n%s", p.name, rules)
 		}
 	}
-	fromClient := func(network, addr string) (net.Conn, error) { return client.ns.Dial(t.Context(), network, addr) }
+	fromClient := func(network, addr string) (net.Conn, error) {
+		// Bounded: a SYN leaving uncaptured for an address nobody has
+		// would wait for the kernel's retries.
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		return client.ns.Dial(ctx, network, addr)
+	}
 	want := "seen " + client.ns.IP.String() + ":"
 	expect := func(addr string) func() error {
 		return func() error { return expectSeen(fromClient, addr, want) }
@@ -207,6 +215,16 @@ ports: [{name: tcp, port: 8080}]
 		}
 		if got := stat("inbound.opened") - tunnels; got != 2 || stat("inbound_plaintext.opened") != plain {
 			t.Errorf("%d of 2 connections arrived over HBONE (plaintext %d, then %d)", got, plain, stat("inbound_plaintext.opened"))
+		}
+	})
+	t.Run("node proxy restarted: takes the pods over", func(t *testing.T) {
+		// As a DaemonSet rollout: the rules and annotations stay, the new
+		// agent finds the pods again and serves them.
+		node.Process.Stop()
+		node = m.StartNodeAgent(agentConfig, "node-1")
+		m.WaitConverged(expect("10.96.88.10:80"), convergeTimeout)
+		if stat("inbound.opened") == 0 {
+			t.Errorf("no HBONE through the new node proxy: %s", admin(t, node.AdminAddress, "/stats"))
 		}
 	})
 	t.Run("unlabelled namespace not captured", func(t *testing.T) {

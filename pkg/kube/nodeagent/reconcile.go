@@ -75,8 +75,9 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 	return a.enroll(ctx, pod, ips)
 }
 
-// enroll captures the pod, hands it to the node proxy and annotates it
-// (istio-cni's AddPodToMesh, then AnnotateEnrolledPod).
+// enroll captures the pod (capture.ReconcileInpod), hands it to the node
+// proxy and annotates it (istio-cni's AddPodToMesh, then
+// AnnotateEnrolledPod).
 func (a *Agent) enroll(ctx context.Context, pod *corev1.Pod, ips []string) error {
 	key := types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}
 	opts, err := CaptureOptions(pod, *a.opts.Capture)
@@ -90,7 +91,13 @@ func (a *Agent) enroll(ctx context.Context, pod *corev1.Pod, ips []string) error
 	if err != nil {
 		return fmt.Errorf("pod %s: %w", key, err)
 	}
-	if err := netns.Do(h.Path(), func() error { return capture.ApplyInpod(ctx, opts, a.opts.Backend) }); err != nil {
+	// Rules already there (an earlier agent's) are kept when they are
+	// these: no moment without capture on a restart.
+	var applied bool
+	if err := netns.Do(h.Path(), func() (err error) {
+		applied, err = capture.ReconcileInpod(ctx, opts, a.opts.Backend)
+		return err
+	}); err != nil {
 		h.Close()
 		err = fmt.Errorf("pod %s: in-pod capture: %w", key, err)
 		a.events.Event(pod, corev1.EventTypeWarning, "AmbientCaptureFailed", err.Error())
@@ -100,7 +107,7 @@ func (a *Agent) enroll(ctx context.Context, pod *corev1.Pod, ips []string) error
 	a.captured[key] = &captured{uid: pod.UID, netns: h, ipv6: opts.EnableIPv6}
 	a.mu.Unlock()
 	a.opts.Dataplane.AddPod(ztunnel.PodSpec{Namespace: pod.Namespace, Name: pod.Name, Netns: h.Path()})
-	a.log.Info("pod captured", "pod", key.String(), "netns", h.Inode, "ips", ips)
+	a.log.Info("pod captured", "pod", key.String(), "netns", h.Inode, "ips", ips, "rules_installed", applied)
 	if !Enrolled(pod) {
 		return a.patch(ctx, pod, annotationEnabledPatch)
 	}
