@@ -131,7 +131,8 @@ func nodeAgentKubeconfig(t *testing.T, cluster *kubetest.Cluster, cs kubernetes.
 // istio.io/dataplane-mode=ambient (finds their network namespaces in
 // /proc, installs the in-pod rules, annotates them; the control plane
 // then gives them HBONE); a pod of an unlabelled namespace is left
-// alone; a pod relabelled istio.io/dataplane-mode=none and a deleted pod
+// alone until the namespace is labelled, and released when it is
+// unlabelled; a pod relabelled istio.io/dataplane-mode=none and a deleted pod
 // are released (rules and annotation gone, traffic direct). The node
 // proxy runs as a ServiceAccount with nodeagent.ClusterRoleRules only;
 // restarted, it takes the captured pods over.
@@ -234,6 +235,22 @@ ports: [{name: tcp, port: 8080}]
 		if rules := other.captureRules(t); rules != "" {
 			t.Errorf("plain/other captured:\n%s", rules)
 		}
+	})
+	t.Run("namespace labelled, then unlabelled", func(t *testing.T) {
+		label := func(v string) {
+			patch := []byte(`{"metadata":{"labels":{"istio.io/dataplane-mode":` + v + `}}}`)
+			if _, err := cs.CoreV1().Namespaces().Patch(t.Context(), "plain", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		label(`"ambient"`)
+		eventually(t, "plain/other annotated", func() bool { return redirection(t, cs, "plain", "other") == "enabled" })
+		if rules := other.captureRules(t); !strings.Contains(rules, "ISTIO_OUTPUT") {
+			t.Errorf("plain/other: no in-pod rules:\n%s", rules)
+		}
+		label("null")
+		eventually(t, "plain/other's annotation removed", func() bool { return redirection(t, cs, "plain", "other") == "" })
+		eventually(t, "plain/other's rules removed", func() bool { return other.captureRules(t) == "" })
 	})
 	t.Run("dns-capture refused with an Event", func(t *testing.T) {
 		// No namespace needed: the refusal comes before the search.
