@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -82,7 +83,7 @@ func runZtunnel(cmd *cobra.Command, a ztunnelArgs) error {
 		return fmt.Errorf("node agent: %w", err)
 	}
 	agent, err := nodeagent.New(nodeagent.Options{Client: client, Node: a.node,
-		Dataplane: node, Logger: log.With("component", "node-agent")})
+		Dataplane: node, Self: types.NamespacedName{Namespace: a.namespace, Name: a.name}, Logger: log.With("component", "node-agent")})
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,9 @@ type Options struct {
 	// are watched.
 	Node      string
 	Dataplane Dataplane
+	// Self is the node proxy's own pod, never captured (istio-cni skips
+	// the ztunnel pods, util.IsZtunnelPod).
+	Self types.NamespacedName
 	// Capture are the in-pod capture settings before a pod's annotations
 	// (default capture.DefaultInpodOptions).
 	Capture *capture.InpodOptions

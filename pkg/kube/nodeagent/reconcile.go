@@ -34,6 +34,9 @@ var (
 // reconcile brings one pod's capture in line with what istio-cni would
 // decide for it now (cni/pkg/nodeagent/informers.go reconcilePod).
 func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
+	if key == a.opts.Self {
+		return nil
+	}
 	pod, err := a.pods.Pods(key.Namespace).Get(key.Name)
 	if apierrors.IsNotFound(err) {
 		a.release(ctx, key) // deleted: nothing to unannotate
