@@ -126,6 +126,20 @@ func nodeAgentKubeconfig(t *testing.T, cluster *kubetest.Cluster, cs kubernetes.
 	return path
 }
 
+// ambientNode is node-1 of a real API server in ambient mode: namespace
+// shop labelled istio.io/dataplane-mode=ambient with pods client and
+// server (a Service over server with cluster IP 10.96.88.10:80 -> 8080),
+// namespace plain with pod other, a control plane and the node proxy
+// running its node agent.
+type ambientNode struct {
+	cluster               *kubetest.Cluster
+	cs                    kubernetes.Interface
+	m                     *testenv.Mesh
+	node                  *testenv.NodeProxy
+	agentConfig           string
+	client, server, other *kubePod
+}
+
 // TestKubeAmbientNodeAgent: the node proxy on a node of a real API
 // server captures, by itself, the pods of node-1 in a namespace labelled
 // istio.io/dataplane-mode=ambient (finds their network namespaces in
@@ -137,13 +151,24 @@ func nodeAgentKubeconfig(t *testing.T, cluster *kubetest.Cluster, cs kubernetes.
 // proxy runs as a ServiceAccount with nodeagent.ClusterRoleRules only;
 // restarted, it takes the captured pods over.
 func TestKubeAmbientNodeAgent(t *testing.T) {
+	e := newAmbientNode(t)
+	t.Run("over HBONE", e.overHBONE)
+	t.Run("node proxy restarted: takes the pods over", e.restarted)
+	t.Run("unlabelled namespace not captured", e.unlabelledNamespace)
+	t.Run("namespace labelled, then unlabelled", e.namespaceRelabelled)
+	t.Run("dns-capture refused with an Event", e.dnsCaptureRefused)
+	t.Run("relabelled none: released", e.relabelledNone)
+	t.Run("deleted: released", e.deleted)
+}
+
+func newAmbientNode(t *testing.T) *ambientNode {
 	netnstest.Require(t, "iptables")
-	cluster := kubetest.Start(t, kubetest.Options{})
-	cluster.CreateNamespace(t, "istio-system", nil)
-	cluster.CreateNamespace(t, "shop", map[string]string{"istio.io/dataplane-mode": "ambient"})
-	cluster.CreateNamespace(t, "plain", nil)
-	cs := cluster.Client(t)
-	a := cluster.NewApplier(t)
+	e := &ambientNode{cluster: kubetest.Start(t, kubetest.Options{})}
+	e.cluster.CreateNamespace(t, "istio-system", nil)
+	e.cluster.CreateNamespace(t, "shop", map[string]string{"istio.io/dataplane-mode": "ambient"})
+	e.cluster.CreateNamespace(t, "plain", nil)
+	e.cs = e.cluster.Client(t)
+	a := e.cluster.NewApplier(t)
 	a.Apply(t, "apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\n")
 	a.Apply(t, `apiVersion: v1
 kind: Service
@@ -154,163 +179,174 @@ spec:
   ports: [{name: tcp, port: 80, targetPort: 8080}]
 `)
 	testenv.EnableForwarding(t)
-	client := startKubePod(t, cs, "shop", "client")
-	server := startKubePod(t, cs, "shop", "server")
-	other := startKubePod(t, cs, "plain", "other")
+	e.client = startKubePod(t, e.cs, "shop", "client")
+	e.server = startKubePod(t, e.cs, "shop", "server")
+	e.other = startKubePod(t, e.cs, "plain", "other")
 	a.Apply(t, fmt.Sprintf(`apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {name: server-1, namespace: shop, labels: {kubernetes.io/service-name: server}}
 addressType: IPv4
 endpoints: [{addresses: [%s], conditions: {ready: true}, targetRef: {kind: Pod, name: server, namespace: shop}}]
 ports: [{name: tcp, port: 8080}]
-`, server.ns.IP))
-	l, err := server.ns.Listen("tcp", "0.0.0.0:8080")
+`, e.server.ns.IP))
+	l, err := e.server.ns.Listen("tcp", "0.0.0.0:8080")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
 	go serveSeen(l)
 
-	m := testenv.NewMesh(t, testenv.MeshOptions{Kubeconfig: cluster.Kubeconfig})
-	agentConfig := nodeAgentKubeconfig(t, cluster, cs)
-	node := m.StartNodeAgent(agentConfig, "node-1")
-	for _, p := range []*kubePod{client, server} {
+	e.m = testenv.NewMesh(t, testenv.MeshOptions{Kubeconfig: e.cluster.Kubeconfig})
+	e.agentConfig = nodeAgentKubeconfig(t, e.cluster, e.cs)
+	e.node = e.m.StartNodeAgent(e.agentConfig, "node-1")
+	for _, p := range []*kubePod{e.client, e.server} {
 		eventually(t, p.name+" annotated ambient.istio.io/redirection: enabled", func() bool {
-			return redirection(t, cs, p.namespace, p.name) == "enabled"
+			return redirection(t, e.cs, p.namespace, p.name) == "enabled"
 		})
 		if rules := p.captureRules(t); !strings.Contains(rules, "ISTIO_OUTPUT") || !strings.Contains(rules, "ISTIO_PRERT") {
 			t.Errorf("%s: no in-pod rules:\n%s", p.name, rules)
 		}
 	}
-	fromClient := func(network, addr string) (net.Conn, error) {
-		// Bounded: a SYN leaving uncaptured for an address nobody has
-		// would wait for the kernel's retries.
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		defer cancel()
-		return client.ns.Dial(ctx, network, addr)
-	}
-	want := "seen " + client.ns.IP.String() + ":"
-	expect := func(addr string) func() error {
-		return func() error { return expectSeen(fromClient, addr, want) }
-	}
 	// The annotation reaches the node proxy as HBONE on both workloads.
 	eventually(t, "both workloads HBONE in the node proxy's /config_dump", func() bool {
-		return strings.Count(admin(t, node.AdminAddress, "/config_dump"), `"tunnelProtocol":"HBONE"`) == 2
+		return strings.Count(admin(t, e.node.AdminAddress, "/config_dump"), `"tunnelProtocol":"HBONE"`) == 2
 	})
-	m.WaitConverged(expect("10.96.88.10:80"), convergeTimeout)
-	stat := func(name string) int {
-		m := regexp.MustCompile(`(?m)^ztunnel\.` + regexp.QuoteMeta(name) + `: (\d+)$`).FindStringSubmatch(admin(t, node.AdminAddress, "/stats"))
-		if m == nil {
-			return 0
-		}
-		n, _ := strconv.Atoi(m[1])
-		return n
-	}
+	e.m.WaitConverged(e.expect(t, "10.96.88.10:80"), convergeTimeout)
+	return e
+}
 
-	t.Run("over HBONE", func(t *testing.T) {
-		tunnels, plain := stat("inbound.opened"), stat("inbound_plaintext.opened")
-		for _, addr := range []string{server.ns.IP.String() + ":8080", "10.96.88.10:80"} {
-			if err := expect(addr)(); err != nil {
-				t.Fatal(err)
-			}
+// expect: addr, dialled from the client pod, answers with the client's
+// address. The dial is bounded: a SYN leaving uncaptured for an address
+// nobody has would wait for the kernel's retries.
+func (e *ambientNode) expect(t *testing.T, addr string) func() error {
+	fromClient := func(network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		return e.client.ns.Dial(ctx, network, addr)
+	}
+	return func() error { return expectSeen(fromClient, addr, "seen "+e.client.ns.IP.String()+":") }
+}
+
+// stat is one of the node proxy's /stats counters (0 when absent).
+func (e *ambientNode) stat(t *testing.T, name string) int {
+	m := regexp.MustCompile(`(?m)^ztunnel\.` + regexp.QuoteMeta(name) + `: (\d+)$`).FindStringSubmatch(admin(t, e.node.AdminAddress, "/stats"))
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func (e *ambientNode) overHBONE(t *testing.T) {
+	tunnels, plain := e.stat(t, "inbound.opened"), e.stat(t, "inbound_plaintext.opened")
+	for _, addr := range []string{e.server.ns.IP.String() + ":8080", "10.96.88.10:80"} {
+		if err := e.expect(t, addr)(); err != nil {
+			t.Fatal(err)
 		}
-		if got := stat("inbound.opened") - tunnels; got != 2 || stat("inbound_plaintext.opened") != plain {
-			t.Errorf("%d of 2 connections arrived over HBONE (plaintext %d, then %d)", got, plain, stat("inbound_plaintext.opened"))
+	}
+	if got := e.stat(t, "inbound.opened") - tunnels; got != 2 || e.stat(t, "inbound_plaintext.opened") != plain {
+		t.Errorf("%d of 2 connections arrived over HBONE (plaintext %d, then %d)", got, plain, e.stat(t, "inbound_plaintext.opened"))
+	}
+}
+
+// restarted: as a DaemonSet rollout, the rules and annotations stay and
+// the new agent finds the pods again and serves them.
+func (e *ambientNode) restarted(t *testing.T) {
+	e.node.Process.Stop()
+	e.node = e.m.StartNodeAgent(e.agentConfig, "node-1")
+	e.m.WaitConverged(e.expect(t, "10.96.88.10:80"), convergeTimeout)
+	if e.stat(t, "inbound.opened") == 0 {
+		t.Errorf("no HBONE through the new node proxy: %s", admin(t, e.node.AdminAddress, "/stats"))
+	}
+}
+
+func (e *ambientNode) unlabelledNamespace(t *testing.T) {
+	if v := redirection(t, e.cs, "plain", "other"); v != "" {
+		t.Errorf("plain/other annotated %q", v)
+	}
+	if rules := e.other.captureRules(t); rules != "" {
+		t.Errorf("plain/other captured:\n%s", rules)
+	}
+}
+
+func (e *ambientNode) namespaceRelabelled(t *testing.T) {
+	label := func(v string) {
+		patch := []byte(`{"metadata":{"labels":{"istio.io/dataplane-mode":` + v + `}}}`)
+		if _, err := e.cs.CoreV1().Namespaces().Patch(t.Context(), "plain", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
 		}
-	})
-	t.Run("node proxy restarted: takes the pods over", func(t *testing.T) {
-		// As a DaemonSet rollout: the rules and annotations stay, the new
-		// agent finds the pods again and serves them.
-		node.Process.Stop()
-		node = m.StartNodeAgent(agentConfig, "node-1")
-		m.WaitConverged(expect("10.96.88.10:80"), convergeTimeout)
-		if stat("inbound.opened") == 0 {
-			t.Errorf("no HBONE through the new node proxy: %s", admin(t, node.AdminAddress, "/stats"))
-		}
-	})
-	t.Run("unlabelled namespace not captured", func(t *testing.T) {
-		if v := redirection(t, cs, "plain", "other"); v != "" {
-			t.Errorf("plain/other annotated %q", v)
-		}
-		if rules := other.captureRules(t); rules != "" {
-			t.Errorf("plain/other captured:\n%s", rules)
-		}
-	})
-	t.Run("namespace labelled, then unlabelled", func(t *testing.T) {
-		label := func(v string) {
-			patch := []byte(`{"metadata":{"labels":{"istio.io/dataplane-mode":` + v + `}}}`)
-			if _, err := cs.CoreV1().Namespaces().Patch(t.Context(), "plain", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		label(`"ambient"`)
-		eventually(t, "plain/other annotated", func() bool { return redirection(t, cs, "plain", "other") == "enabled" })
-		if rules := other.captureRules(t); !strings.Contains(rules, "ISTIO_OUTPUT") {
-			t.Errorf("plain/other: no in-pod rules:\n%s", rules)
-		}
-		label("null")
-		eventually(t, "plain/other's annotation removed", func() bool { return redirection(t, cs, "plain", "other") == "" })
-		eventually(t, "plain/other's rules removed", func() bool { return other.captureRules(t) == "" })
-	})
-	t.Run("dns-capture refused with an Event", func(t *testing.T) {
-		// No namespace needed: the refusal comes before the search.
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dns", Namespace: "shop", Annotations: map[string]string{"ambient.istio.io/dns-capture": "true"}},
-			Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "app", Image: "echo"}}}}
-		created, err := cs.CoreV1().Pods("shop").Create(t.Context(), pod, metav1.CreateOptions{})
+	}
+	label(`"ambient"`)
+	eventually(t, "plain/other annotated", func() bool { return redirection(t, e.cs, "plain", "other") == "enabled" })
+	if rules := e.other.captureRules(t); !strings.Contains(rules, "ISTIO_OUTPUT") {
+		t.Errorf("plain/other: no in-pod rules:\n%s", rules)
+	}
+	label("null")
+	eventually(t, "plain/other's annotation removed", func() bool { return redirection(t, e.cs, "plain", "other") == "" })
+	eventually(t, "plain/other's rules removed", func() bool { return e.other.captureRules(t) == "" })
+}
+
+// dnsCaptureRefused: no namespace needed, the refusal comes before the
+// search.
+func (e *ambientNode) dnsCaptureRefused(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dns", Namespace: "shop", Annotations: map[string]string{"ambient.istio.io/dns-capture": "true"}},
+		Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "app", Image: "echo"}}}}
+	created, err := e.cs.CoreV1().Pods("shop").Create(t.Context(), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.251.0.9"}
+	if _, err := e.cs.CoreV1().Pods("shop").UpdateStatus(t.Context(), created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a Warning Event AmbientCaptureRefused on shop/dns naming the annotation", func() bool {
+		evs, err := e.cs.CoreV1().Events("shop").List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=dns"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.251.0.9"}
-		if _, err := cs.CoreV1().Pods("shop").UpdateStatus(t.Context(), created, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, "a Warning Event AmbientCaptureRefused on shop/dns naming the annotation", func() bool {
-			evs, err := cs.CoreV1().Events("shop").List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=dns"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range evs.Items {
-				if e.Type == corev1.EventTypeWarning && e.Reason == "AmbientCaptureRefused" && strings.Contains(e.Message, "ambient.istio.io/dns-capture") {
-					return true
-				}
-			}
-			return false
-		})
-		if v := redirection(t, cs, "shop", "dns"); v != "" {
-			t.Errorf("shop/dns annotated %q", v)
-		}
-	})
-	t.Run("relabelled none: released", func(t *testing.T) {
-		patch := []byte(`{"metadata":{"labels":{"istio.io/dataplane-mode":"none"}}}`)
-		if _, err := cs.CoreV1().Pods("shop").Patch(t.Context(), "server", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, "server's annotation removed", func() bool { return redirection(t, cs, "shop", "server") == "" })
-		eventually(t, "server's rules removed", func() bool { return server.captureRules(t) == "" })
-		m.WaitConverged(expect(server.ns.IP.String()+":8080"), convergeTimeout)
-		tunnels, plain := stat("inbound.opened"), stat("inbound_plaintext.opened")
-		for range 3 {
-			if err := expect("10.96.88.10:80")(); err != nil {
-				t.Fatal(err)
+		for _, ev := range evs.Items {
+			if ev.Type == corev1.EventTypeWarning && ev.Reason == "AmbientCaptureRefused" && strings.Contains(ev.Message, "ambient.istio.io/dns-capture") {
+				return true
 			}
 		}
-		if stat("inbound.opened") != tunnels || stat("inbound_plaintext.opened") != plain {
-			t.Errorf("the released server's connections still went through the node proxy: %s", admin(t, node.AdminAddress, "/stats"))
-		}
+		return false
 	})
-	t.Run("deleted: released", func(t *testing.T) {
-		if err := cs.CoreV1().Pods("shop").Delete(t.Context(), "client", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+	if v := redirection(t, e.cs, "shop", "dns"); v != "" {
+		t.Errorf("shop/dns annotated %q", v)
+	}
+}
+
+func (e *ambientNode) relabelledNone(t *testing.T) {
+	patch := []byte(`{"metadata":{"labels":{"istio.io/dataplane-mode":"none"}}}`)
+	if _, err := e.cs.CoreV1().Pods("shop").Patch(t.Context(), "server", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "server's annotation removed", func() bool { return redirection(t, e.cs, "shop", "server") == "" })
+	eventually(t, "server's rules removed", func() bool { return e.server.captureRules(t) == "" })
+	e.m.WaitConverged(e.expect(t, e.server.ns.IP.String()+":8080"), convergeTimeout)
+	tunnels, plain := e.stat(t, "inbound.opened"), e.stat(t, "inbound_plaintext.opened")
+	for range 3 {
+		if err := e.expect(t, "10.96.88.10:80")(); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "client's rules removed", func() bool { return client.captureRules(t) == "" })
-		// Nothing listens in the client's namespace now: straight to the
-		// server by its address (no capture anywhere).
-		if err := expect(server.ns.IP.String() + ":8080")(); err != nil {
-			t.Fatal(err)
-		}
-		if c, err := client.ns.Dial(t.Context(), "tcp", "127.0.0.1:15001"); err == nil {
-			c.Close()
-			t.Error("the node proxy still listens in the deleted pod's namespace")
-		}
-	})
+	}
+	if e.stat(t, "inbound.opened") != tunnels || e.stat(t, "inbound_plaintext.opened") != plain {
+		t.Errorf("the released server's connections still went through the node proxy: %s", admin(t, e.node.AdminAddress, "/stats"))
+	}
+}
+
+func (e *ambientNode) deleted(t *testing.T) {
+	if err := e.cs.CoreV1().Pods("shop").Delete(t.Context(), "client", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "client's rules removed", func() bool { return e.client.captureRules(t) == "" })
+	// Nothing listens in the client's namespace now: straight to the
+	// server by its address (no capture anywhere).
+	if err := e.expect(t, e.server.ns.IP.String()+":8080")(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := e.client.ns.Dial(t.Context(), "tcp", "127.0.0.1:15001"); err == nil {
+		c.Close()
+		t.Error("the node proxy still listens in the deleted pod's namespace")
+	}
 }
