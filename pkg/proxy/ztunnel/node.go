@@ -163,13 +163,16 @@ func (n *Node) AddPod(spec PodSpec) {
 		case err == nil && ctx.Err() != nil: // removed or stopped meanwhile
 			p.close()
 		case err == nil:
+			p.cancel = cancel
 			n.pods[key] = p
 		}
 	}()
 }
 
 // RemovePod stops serving a pod: its listeners close (connections in
-// flight end with them).
+// flight end with them) and its context ends, so a connection accepted
+// just before dials nothing more in its namespace (whose path the caller
+// may release once this returns).
 func (n *Node) RemovePod(namespace, name string) {
 	key := namespace + "/" + name
 	n.mu.Lock()
@@ -179,6 +182,7 @@ func (n *Node) RemovePod(namespace, name string) {
 	}
 	if p := n.pods[key]; p != nil {
 		p.close()
+		p.cancel()
 		delete(n.pods, key)
 		n.log.Info("pod released", "pod", key)
 	}
