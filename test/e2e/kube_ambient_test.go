@@ -146,8 +146,9 @@ type ambientNode struct {
 // /proc, installs the in-pod rules, annotates them; the control plane
 // then gives them HBONE); a pod of an unlabelled namespace is left
 // alone until the namespace is labelled, and released when it is
-// unlabelled; a pod relabelled istio.io/dataplane-mode=none and a deleted pod
-// are released (rules and annotation gone, traffic direct). The node
+// unlabelled; a pod relabelled istio.io/dataplane-mode=none, a finished
+// pod and a deleted pod are released (rules gone; the relabelled pod's
+// annotation too, and its traffic direct). The node
 // proxy runs as a ServiceAccount with nodeagent.ClusterRoleRules only;
 // restarted, it takes the captured pods over.
 func TestKubeAmbientNodeAgent(t *testing.T) {
@@ -158,6 +159,7 @@ func TestKubeAmbientNodeAgent(t *testing.T) {
 	t.Run("namespace labelled, then unlabelled", e.namespaceRelabelled)
 	t.Run("dns-capture refused with an Event", e.dnsCaptureRefused)
 	t.Run("relabelled none: released", e.relabelledNone)
+	t.Run("finished: released", e.finished)
 	t.Run("deleted: released", e.deleted)
 }
 
@@ -332,6 +334,27 @@ func (e *ambientNode) relabelledNone(t *testing.T) {
 	}
 	if e.stat(t, "inbound.opened") != tunnels || e.stat(t, "inbound_plaintext.opened") != plain {
 		t.Errorf("the released server's connections still went through the node proxy: %s", admin(t, e.node.AdminAddress, "/stats"))
+	}
+}
+
+// finished: a pod whose phase becomes Succeeded (a Job's) is released;
+// its annotation stays, as istio-cni leaves a terminated pod's.
+func (e *ambientNode) finished(t *testing.T) {
+	job := startKubePod(t, e.cs, "shop", "job")
+	eventually(t, "shop/job annotated", func() bool { return redirection(t, e.cs, "shop", "job") == "enabled" })
+	eventually(t, "shop/job's rules", func() bool { return strings.Contains(job.captureRules(t), "ISTIO_OUTPUT") })
+	p, err := e.cs.CoreV1().Pods("shop").Get(t.Context(), "job", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Phase = corev1.PodSucceeded
+	if _, err := e.cs.CoreV1().Pods("shop").UpdateStatus(t.Context(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "shop/job's rules removed", func() bool { return job.captureRules(t) == "" })
+	if c, err := job.ns.Dial(t.Context(), "tcp", "127.0.0.1:15001"); err == nil {
+		c.Close()
+		t.Error("the node proxy still listens in the finished pod's namespace")
 	}
 }
 
