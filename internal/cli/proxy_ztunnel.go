@@ -9,7 +9,13 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/sluice-mesh/sluice/pkg/kube/nodeagent"
 	"github.com/sluice-mesh/sluice/pkg/model"
 	"github.com/sluice-mesh/sluice/pkg/proxy/identity"
 	"github.com/sluice-mesh/sluice/pkg/proxy/ztunnel"
@@ -24,13 +30,15 @@ type ztunnelArgs struct {
 	transparent                             bool
 	certTTL                                 time.Duration
 	cp                                      identity.ControlPlane
+	kubeconfig, node                        string
 }
 
 // ztunnelFlags are the proxy flags that mean something for a node proxy;
 // any other given is refused rather than ignored.
 var ztunnelFlags = map[string]bool{"type": true, "name": true, "namespace": true, "ip": true, "inpod": true,
 	"transparent": true, "admin-address": true, "trust-domain": true, "cert-ttl": true, "xds-address": true,
-	"token-file": true, "ca-root-file": true, "xds-tls": true, "log-level": true, "log-json": true}
+	"token-file": true, "ca-root-file": true, "xds-tls": true, "log-level": true, "log-json": true,
+	"kubeconfig": true, "node": true}
 
 // runZtunnel runs `sluice proxy --type ztunnel`.
 func runZtunnel(cmd *cobra.Command, a ztunnelArgs) error {
@@ -52,7 +60,11 @@ func runZtunnel(cmd *cobra.Command, a ztunnelArgs) error {
 	}
 	log := newLogger(cmd)
 	slog.SetDefault(log)
-	return ztunnel.New(ztunnel.Options{
+	cfg, err := nodeAgentConfig(a)
+	if err != nil {
+		return err
+	}
+	node := ztunnel.New(ztunnel.Options{
 		// Its own service account as Istio's ztunnel announces it (env
 		// SERVICE_ACCOUNT, the downward API's spec.serviceAccountName): the
 		// control plane matches it to the token, and the node proxy asks
@@ -67,7 +79,56 @@ func runZtunnel(cmd *cobra.Command, a ztunnelArgs) error {
 		Transparent:  a.transparent,
 		AdminAddress: a.admin,
 		Logger:       log,
-	}).Run(cmd.Context())
+	})
+	if cfg == nil {
+		return node.Run(cmd.Context())
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("node agent: %w", err)
+	}
+	agent, err := nodeagent.New(nodeagent.Options{Client: client, Node: a.node,
+		Dataplane: node, Self: types.NamespacedName{Namespace: a.namespace, Name: a.name}, Logger: log.With("component", "node-agent")})
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(cmd.Context())
+	g.Go(func() error { return node.Run(ctx) })
+	g.Go(func() error {
+		select {
+		case <-node.Running():
+		case <-ctx.Done():
+			return nil
+		}
+		return agent.Run(ctx)
+	})
+	return g.Wait()
+}
+
+// nodeAgentConfig is the API server the node agent watches: --kubeconfig's,
+// else the in-cluster one in a pod with no --inpod, else none (the node
+// proxy serves the --inpod pods only).
+func nodeAgentConfig(a ztunnelArgs) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	switch {
+	case a.kubeconfig != "":
+		if cfg, err = clientcmd.BuildConfigFromFlags("", a.kubeconfig); err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", a.kubeconfig, err)
+		}
+	case len(a.inpod) == 0 && os.Getenv("KUBERNETES_SERVICE_HOST") != "":
+		if cfg, err = rest.InClusterConfig(); err != nil {
+			return nil, fmt.Errorf("in-cluster Kubernetes config: %w", err)
+		}
+	case a.node != "" && len(a.inpod) == 0:
+		return nil, fmt.Errorf("--node %s: give --kubeconfig (or run in a pod) for the node agent", a.node)
+	default:
+		return nil, nil
+	}
+	if a.node == "" {
+		return nil, fmt.Errorf("the node agent needs --node (or env NODE_NAME)")
+	}
+	return cfg, nil
 }
 
 // parseInpod reads NAMESPACE/NAME=NETNS values.

@@ -72,6 +72,23 @@ func (m *Mesh) StartNodeProxy(pods ...*AmbientPod) *NodeProxy {
 	return n
 }
 
+// StartNodeAgent runs the node proxy as on a Kubernetes node: no
+// --inpod, its node agent watching the API server of kubeconfig for the
+// ambient pods of node (it captures them itself). It waits for /ready
+// only (the pods are captured as the API server's objects come).
+func (m *Mesh) StartNodeAgent(kubeconfig, node string) *NodeProxy {
+	m.t.Helper()
+	netnstest.Require(m.t, "iptables")
+	n := &NodeProxy{AdminAddress: FreeAddr()}
+	args := append([]string{"proxy", "--type", "ztunnel", "--name", "ztunnel-" + node, "--namespace", "istio-system",
+		"--admin-address", n.AdminAddress, "--kubeconfig", kubeconfig, "--node", node}, m.ProxyControlArgs()...)
+	n.Process = StartWith(m.t, "ztunnel", ProcessOptions{}, args...)
+	if err := pollHTTP("http://"+n.AdminAddress+"/ready", 200, StartTimeout, n.Process.Done()); err != nil {
+		m.t.Fatalf("testenv: node proxy not ready: %v\n%s", err, n.Process.Tail(dumpLines))
+	}
+	return n
+}
+
 // EnableForwarding turns on IPv4 forwarding in the host's namespace for
 // the test (pods reach each other through it, as through a node's
 // bridge); the setting found is restored when the last test of this

@@ -65,7 +65,9 @@ type Node struct {
 	pods     map[string]*pod
 	starting map[string]context.CancelFunc
 	ctx      context.Context
-	counters   sync.Map // "direction.event" -> *atomic.Uint64
+	// running is closed once Run accepts pods (AddPod).
+	running  chan struct{}
+	counters sync.Map // "direction.event" -> *atomic.Uint64
 }
 
 // New makes a node proxy; Run serves.
@@ -74,7 +76,7 @@ func New(o Options) *Node {
 		o.Logger = slog.Default()
 	}
 	n := &Node{opts: o, log: o.Logger, updated: make(chan struct{}), identities: map[string]*identity.Workload{},
-		pods: map[string]*pod{}, starting: map[string]context.CancelFunc{}}
+		pods: map[string]*pod{}, starting: map[string]context.CancelFunc{}, running: make(chan struct{})}
 	empty, _ := buildIndex(nil, nil)
 	n.ix.Store(empty)
 	return n
@@ -122,6 +124,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.mu.Lock()
 	n.ctx = ctx
 	n.mu.Unlock()
+	close(n.running)
 	for _, spec := range n.opts.Pods {
 		n.AddPod(spec)
 	}
@@ -134,6 +137,9 @@ func (n *Node) Run(ctx context.Context) error {
 	n.mu.Unlock()
 	return nil
 }
+
+// Running is closed once Run takes pods (AddPod before it is ignored).
+func (n *Node) Running() <-chan struct{} { return n.running }
 
 // AddPod starts serving a pod (once Run has started): its listeners open
 // in its namespace once the control plane describes it and its
@@ -158,13 +164,16 @@ func (n *Node) AddPod(spec PodSpec) {
 		case err == nil && ctx.Err() != nil: // removed or stopped meanwhile
 			p.close()
 		case err == nil:
+			p.cancel = cancel
 			n.pods[key] = p
 		}
 	}()
 }
 
 // RemovePod stops serving a pod: its listeners close (connections in
-// flight end with them).
+// flight end with them) and its context ends, so a connection accepted
+// just before dials nothing more in its namespace (whose path the caller
+// may release once this returns).
 func (n *Node) RemovePod(namespace, name string) {
 	key := namespace + "/" + name
 	n.mu.Lock()
@@ -174,6 +183,7 @@ func (n *Node) RemovePod(namespace, name string) {
 	}
 	if p := n.pods[key]; p != nil {
 		p.close()
+		p.cancel()
 		delete(n.pods, key)
 		n.log.Info("pod released", "pod", key)
 	}

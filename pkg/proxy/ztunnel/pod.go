@@ -50,6 +50,8 @@ type pod struct {
 	dialer *hbone.Dialer
 	server *hbone.Server
 	log    *slog.Logger
+	// cancel ends the context its connections are handled with.
+	cancel context.CancelFunc
 
 	mu        sync.Mutex
 	listeners []net.Listener
