@@ -11,35 +11,46 @@ import (
 )
 
 // TestInstalledArgsAreSluiceFlags: every container the chart runs
-// (control plane, gateways) passes flags this binary's commands accept.
+// (control plane, gateways, the ambient profile's node proxy) passes
+// flags this binary's commands accept.
 func TestInstalledArgsAreSluiceFlags(t *testing.T) {
-	m, err := install.Render(install.RenderOptions{Set: []string{"profile=demo"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, o := range m.Objects {
-		if o.GetKind() != "Deployment" {
-			continue
+	for profile, want := range map[string]int{"demo": 3, "ambient": 2} {
+		m, err := install.Render(install.RenderOptions{Set: []string{"profile=" + profile}})
+		if err != nil {
+			t.Fatal(err)
 		}
-		cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
-		for _, c := range cs {
-			var args []string
-			for _, a := range c.(map[string]any)["args"].([]any) {
-				args = append(args, a.(string))
+		n := 0
+		for _, o := range m.Objects {
+			if o.GetKind() != "Deployment" && o.GetKind() != "DaemonSet" {
+				continue
 			}
-			cmd, rest, err := newRootCommand().Find(args)
-			if err != nil || cmd.Name() != args[0] {
-				t.Fatalf("%s: %v: command %v", o.GetName(), args, err)
+			for _, list := range []string{"initContainers", "containers"} {
+				cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", list)
+				for _, c := range cs {
+					checkSluiceArgs(t, o.GetName(), c.(map[string]any))
+					n++
+				}
 			}
-			if err := cmd.ParseFlags(rest); err != nil {
-				t.Errorf("%s: sluice %s: %v", o.GetName(), args[0], err)
-			}
-			n++
+		}
+		if n != want {
+			t.Errorf("profile %s: %d containers checked, want %d", profile, n, want)
 		}
 	}
-	if n != 3 {
-		t.Errorf("%d containers checked, want 3 (istiod, two gateways)", n)
+}
+
+// checkSluiceArgs parses a container's args with this binary's commands.
+func checkSluiceArgs(t *testing.T, owner string, c map[string]any) {
+	t.Helper()
+	var args []string
+	for _, a := range c["args"].([]any) {
+		args = append(args, a.(string))
+	}
+	cmd, rest, err := newRootCommand().Find(args)
+	if err != nil || cmd.Name() != args[0] {
+		t.Fatalf("%s: %v: command %v", owner, args, err)
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		t.Errorf("%s: sluice %s: %v", owner, args[0], err)
 	}
 }
 

@@ -40,7 +40,7 @@ func newProxyCommand() *cobra.Command {
 		concurrency                                int
 		inpod                                      []string
 		transparent                                bool
-		kubeconfig, node                           string
+		kubeconfig, node, cniSocket                string
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -89,13 +89,14 @@ ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
 				cp := identity.ControlPlane{Address: xdsAddr, TokenFile: tokenFile, TLS: xdsTLS(cmd, tls, xdsAddr), RootFile: rootFile}
 				return runZtunnel(cmd, ztunnelArgs{name: name, namespace: namespace, ip: ip, inpod: inpod,
 					transparent: transparent, admin: admin, trustDomain: trustDomain, certTTL: certTTL, cp: cp,
-					kubeconfig: kubeconfig, node: node})
+					kubeconfig: kubeconfig, node: node, cniSocket: cniSocket})
 			}
 			if typ != string(model.Sidecar) && typ != string(model.Router) {
 				return fmt.Errorf("--type %q: must be sidecar, router or ztunnel", typ)
 			}
-			if len(inpod) > 0 || cmd.Flags().Changed("transparent") || cmd.Flags().Changed("kubeconfig") || cmd.Flags().Changed("node") {
-				return fmt.Errorf("--inpod, --transparent, --kubeconfig and --node are for --type ztunnel")
+			if len(inpod) > 0 || cmd.Flags().Changed("transparent") || cmd.Flags().Changed("kubeconfig") || cmd.Flags().Changed("node") ||
+				cniSocket != "" {
+				return fmt.Errorf("--inpod, --transparent, --kubeconfig, --node and --cni-socket are for --type ztunnel")
 			}
 			if name == "" {
 				return fmt.Errorf("--name is required")
@@ -167,6 +168,7 @@ ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
 	f.StringVar(&typ, "type", "sidecar", "proxy type: sidecar, router or ztunnel (the node proxy of ambient mode)")
 	f.StringArrayVar(&inpod, "inpod", nil, "ztunnel: a pod whose traffic the node proxy carries, NAMESPACE/NAME=NETNS (its network namespace's path, captured with sluice capture --ambient); repeat per pod")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "ztunnel: run the node agent (istio-cni's) against this API server: capture and serve the ambient pods of --node (in a pod without --inpod: the in-cluster config)")
+	f.StringVar(&cniSocket, "cni-socket", "", "ztunnel: answer the CNI plugin (sluice cni install) on this unix socket, so ambient pods are captured as their sandbox is set up, before their containers start (needs the node agent)")
 	f.StringVar(&node, "node", os.Getenv("NODE_NAME"), "ztunnel: the node whose pods the node agent captures (default env NODE_NAME)")
 	f.BoolVar(&transparent, "transparent", true, "ztunnel: connect to a pod's app from the client's address (IP_TRANSPARENT, as ztunnel), not the pod's own")
 	f.StringVar(&name, "name", "", "workload (pod) name")

@@ -30,7 +30,7 @@ type ztunnelArgs struct {
 	transparent                             bool
 	certTTL                                 time.Duration
 	cp                                      identity.ControlPlane
-	kubeconfig, node                        string
+	kubeconfig, node, cniSocket             string
 }
 
 // ztunnelFlags are the proxy flags that mean something for a node proxy;
@@ -38,7 +38,7 @@ type ztunnelArgs struct {
 var ztunnelFlags = map[string]bool{"type": true, "name": true, "namespace": true, "ip": true, "inpod": true,
 	"transparent": true, "admin-address": true, "trust-domain": true, "cert-ttl": true, "xds-address": true,
 	"token-file": true, "ca-root-file": true, "xds-tls": true, "log-level": true, "log-json": true,
-	"kubeconfig": true, "node": true}
+	"kubeconfig": true, "node": true, "cni-socket": true}
 
 // runZtunnel runs `sluice proxy --type ztunnel`.
 func runZtunnel(cmd *cobra.Command, a ztunnelArgs) error {
@@ -81,6 +81,9 @@ func runZtunnel(cmd *cobra.Command, a ztunnelArgs) error {
 		Logger:       log,
 	})
 	if cfg == nil {
+		if a.cniSocket != "" {
+			return fmt.Errorf("--cni-socket: the CNI plugin's events are the node agent's (--kubeconfig or in a pod)")
+		}
 		return node.Run(cmd.Context())
 	}
 	client, err := kubernetes.NewForConfig(cfg)
@@ -88,7 +91,7 @@ func runZtunnel(cmd *cobra.Command, a ztunnelArgs) error {
 		return fmt.Errorf("node agent: %w", err)
 	}
 	agent, err := nodeagent.New(nodeagent.Options{Client: client, Node: a.node,
-		Dataplane: node, Self: types.NamespacedName{Namespace: a.namespace, Name: a.name}, Logger: log.With("component", "node-agent")})
+		Dataplane: node, Self: types.NamespacedName{Namespace: a.namespace, Name: a.name}, CNISocket: a.cniSocket, Logger: log.With("component", "node-agent")})
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,9 @@ func (p *AmbientPod) Capture(t testing.TB) {
 // NodeProxy is a running `sluice proxy --type ztunnel`.
 type NodeProxy struct {
 	AdminAddress string
-	Process      *Process
+	// CNISocket is where a node agent answers the CNI plugin.
+	CNISocket string
+	Process   *Process
 }
 
 // StartNodeProxy runs the node proxy for pods, in the host's namespace
@@ -75,13 +77,15 @@ func (m *Mesh) StartNodeProxy(pods ...*AmbientPod) *NodeProxy {
 // StartNodeAgent runs the node proxy as on a Kubernetes node: no
 // --inpod, its node agent watching the API server of kubeconfig for the
 // ambient pods of node (it captures them itself). It waits for /ready
-// only (the pods are captured as the API server's objects come).
+// only (the pods are captured as the API server's objects come). It
+// answers the CNI plugin (sluice-cni) on NodeProxy.CNISocket.
 func (m *Mesh) StartNodeAgent(kubeconfig, node string) *NodeProxy {
 	m.t.Helper()
 	netnstest.Require(m.t, "iptables")
-	n := &NodeProxy{AdminAddress: FreeAddr()}
+	n := &NodeProxy{AdminAddress: FreeAddr(), CNISocket: filepath.Join(m.t.TempDir(), "cni.sock")}
 	args := append([]string{"proxy", "--type", "ztunnel", "--name", "ztunnel-" + node, "--namespace", "istio-system",
-		"--admin-address", n.AdminAddress, "--kubeconfig", kubeconfig, "--node", node}, m.ProxyControlArgs()...)
+		"--admin-address", n.AdminAddress, "--kubeconfig", kubeconfig, "--node", node, "--cni-socket", n.CNISocket},
+		m.ProxyControlArgs()...)
 	n.Process = StartWith(m.t, "ztunnel", ProcessOptions{}, args...)
 	if err := pollHTTP("http://"+n.AdminAddress+"/ready", 200, StartTimeout, n.Process.Done()); err != nil {
 		m.t.Fatalf("testenv: node proxy not ready: %v\n%s", err, n.Process.Tail(dumpLines))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -161,6 +162,7 @@ func TestKubeAmbientNodeAgent(t *testing.T) {
 	t.Run("relabelled none: released", e.relabelledNone)
 	t.Run("finished: released", e.finished)
 	t.Run("deleted: released", e.deleted)
+	t.Run("CNI plugin: captured before the pod runs", e.cniPlugin)
 }
 
 func newAmbientNode(t *testing.T) *ambientNode {
@@ -371,5 +373,97 @@ func (e *ambientNode) deleted(t *testing.T) {
 	if c, err := e.client.ns.Dial(t.Context(), "tcp", "127.0.0.1:15001"); err == nil {
 		c.Close()
 		t.Error("the node proxy still listens in the deleted pod's namespace")
+	}
+}
+
+// runCNIPlugin runs the sluice binary as the container runtime runs the
+// chained plugin sluice-cni for a pod sandbox (CNI_* environment, the
+// network configuration with the previous plugin's result on stdin).
+func runCNIPlugin(t *testing.T, command, socket, netns string, pod *corev1.Pod, ip string) error {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sluice-cni")
+	if err := os.Symlink(testenv.Binary(t), bin); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"sluice-cni","agent_socket":%q,`+
+		`"prevResult":{"cniVersion":"1.0.0","ips":[{"address":"%s/30"}]}}`, socket, ip)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"CNI_COMMAND=" + command, "CNI_CONTAINERID=sandbox-" + pod.Name, "CNI_NETNS=" + netns, "CNI_IFNAME=eth0",
+		"CNI_PATH=" + filepath.Dir(bin), fmt.Sprintf("CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s;K8S_POD_UID=%s",
+			pod.Namespace, pod.Name, pod.UID)}
+	cmd.Stdin = strings.NewReader(conf)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("sluice-cni %s: %w: %s", command, err, out)
+	}
+	return nil
+}
+
+// cniPlugin: a pod whose sandbox is being set up (its network namespace
+// made, no process in it yet, no IP in the API server) is captured and
+// annotated by the time the CNI plugin returns, so its containers start
+// captured; once it runs, the node proxy carries its traffic; a pod of an
+// unlabelled namespace passes through untouched; DEL releases the pod.
+func (e *ambientNode) cniPlugin(t *testing.T) {
+	ctx := t.Context()
+	mk := func(namespace, name string) (*kubePod, *corev1.Pod) {
+		p := &kubePod{ns: netnstest.New(t), namespace: namespace, name: name}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{"app": name}},
+			Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "app", Image: "echo"}}}}
+		created, err := e.cs.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, created
+	}
+	fresh, pod := mk("shop", "fresh")
+	if err := runCNIPlugin(t, "ADD", e.node.CNISocket, fresh.ns.Path(), pod, fresh.ns.IP.String()); err != nil {
+		t.Fatal(err)
+	}
+	if rules := fresh.captureRules(t); !strings.Contains(rules, "ISTIO_OUTPUT") {
+		t.Fatalf("no in-pod rules when the plugin returned:\n%s", rules)
+	}
+	if got := redirection(t, e.cs, "shop", "fresh"); got != "enabled" {
+		t.Fatalf("annotation %q when the plugin returned", got)
+	}
+	// The kubelet reports the started pod.
+	pod, err := e.cs.CoreV1().Pods("shop").Get(ctx, "fresh", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: fresh.ns.IP.String(), PodIPs: []corev1.PodIP{{IP: fresh.ns.IP.String()}},
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	if _, err := e.cs.CoreV1().Pods("shop").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The server left ambient mode in an earlier subtest: the new pod's
+	// connection is carried by the node proxy from its in-pod outbound
+	// listener, plain to the server.
+	carried := e.stat(t, "outbound.opened")
+	fromFresh := func(network, addr string) (net.Conn, error) {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return fresh.ns.Dial(dctx, network, addr)
+	}
+	e.m.WaitConverged(func() error {
+		return expectSeen(fromFresh, "10.96.88.10:80", "seen "+fresh.ns.IP.String()+":")
+	}, convergeTimeout)
+	if e.stat(t, "outbound.opened") == carried {
+		t.Error("the new pod's connection was not carried by the node proxy")
+	}
+
+	plain, plainPod := mk("plain", "fresh-plain")
+	if err := runCNIPlugin(t, "ADD", e.node.CNISocket, plain.ns.Path(), plainPod, plain.ns.IP.String()); err != nil {
+		t.Fatal(err)
+	}
+	if rules := plain.captureRules(t); rules != "" {
+		t.Errorf("a pod of an unlabelled namespace was captured:\n%s", rules)
+	}
+
+	if err := runCNIPlugin(t, "DEL", e.node.CNISocket, fresh.ns.Path(), pod, fresh.ns.IP.String()); err != nil {
+		t.Fatal(err)
+	}
+	if rules := fresh.captureRules(t); rules != "" {
+		t.Errorf("rules left after DEL:\n%s", rules)
 	}
 }

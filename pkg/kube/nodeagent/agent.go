@@ -55,7 +55,10 @@ type Options struct {
 	Backend capture.Backend
 	// ProcRoot is where processes are looked for (default /proc).
 	ProcRoot string
-	Logger   *slog.Logger
+	// CNISocket, when set, is where the CNI plugin's events are answered
+	// (pkg/kube/cniplugin): pods captured as their sandbox is set up.
+	CNISocket string
+	Logger    *slog.Logger
 }
 
 // Agent runs the node agent.
@@ -170,6 +173,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		<-ctx.Done()
 		a.queue.ShutDown()
 	}()
+	if a.opts.CNISocket != "" {
+		go func() {
+			if err := a.serveCNI(ctx); err != nil && ctx.Err() == nil {
+				a.log.Error("CNI plugin socket", "err", err)
+			}
+		}()
+	}
 	for a.next(ctx) {
 	}
 	a.mu.Lock()

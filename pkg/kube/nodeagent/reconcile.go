@@ -78,22 +78,39 @@ func (a *Agent) reconcile(ctx context.Context, key types.NamespacedName) error {
 	return a.enroll(ctx, pod, ips)
 }
 
-// enroll captures the pod (capture.ReconcileInpod), hands it to the node
-// proxy and annotates it (istio-cni's AddPodToMesh, then
-// AnnotateEnrolledPod).
+// enroll captures the pod where /proc finds its network namespace
+// (enrollIn). A pod asking for what the capture does not offer is
+// refused before the search, with a Warning Event, and not retried until
+// it changes (its update comes back here).
 func (a *Agent) enroll(ctx context.Context, pod *corev1.Pod, ips []string) error {
-	key := types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}
-	opts, err := CaptureOptions(pod, *a.opts.Capture)
+	opts, err := a.captureOptions(pod)
 	if err != nil {
-		// Not retried: the pod must change first (its update comes back here).
-		a.log.Error("pod not captured", "pod", key.String(), "err", err)
-		a.events.Event(pod, corev1.EventTypeWarning, "AmbientCaptureRefused", err.Error())
 		return nil
 	}
 	h, err := FindNetns(a.opts.ProcRoot, pod.UID, ips)
 	if err != nil {
-		return fmt.Errorf("pod %s: %w", key, err)
+		return fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	return a.enrollIn(ctx, pod, h, ips, opts)
+}
+
+// captureOptions are the pod's capture settings, or the refusal (logged,
+// a Warning Event on the pod).
+func (a *Agent) captureOptions(pod *corev1.Pod) (capture.InpodOptions, error) {
+	opts, err := CaptureOptions(pod, *a.opts.Capture)
+	if err != nil {
+		a.log.Error("pod not captured", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		a.events.Event(pod, corev1.EventTypeWarning, "AmbientCaptureRefused", err.Error())
+	}
+	return opts, err
+}
+
+// enrollIn captures the pod in its held namespace h
+// (capture.ReconcileInpod), hands it to the node proxy and annotates it
+// (istio-cni's AddPodToMesh, then AnnotateEnrolledPod). h is the agent's
+// from here on (closed on failure).
+func (a *Agent) enrollIn(ctx context.Context, pod *corev1.Pod, h *Netns, ips []string, opts capture.InpodOptions) error {
+	key := types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}
 	// Rules already there (an earlier agent's) are kept when they are
 	// these: no moment without capture on a restart.
 	var applied bool
