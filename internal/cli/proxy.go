@@ -41,6 +41,7 @@ func newProxyCommand() *cobra.Command {
 		inpod                                      []string
 		transparent                                bool
 		kubeconfig, node, cniSocket                string
+		cniConfDir, cniBinDir, cniDaemonSet        string
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -89,13 +90,14 @@ ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
 				cp := identity.ControlPlane{Address: xdsAddr, TokenFile: tokenFile, TLS: xdsTLS(cmd, tls, xdsAddr), RootFile: rootFile}
 				return runZtunnel(cmd, ztunnelArgs{name: name, namespace: namespace, ip: ip, inpod: inpod,
 					transparent: transparent, admin: admin, trustDomain: trustDomain, certTTL: certTTL, cp: cp,
-					kubeconfig: kubeconfig, node: node, cniSocket: cniSocket})
+					kubeconfig: kubeconfig, node: node, cniSocket: cniSocket,
+					cniConfDir: cniConfDir, cniBinDir: cniBinDir, cniDaemonSet: cniDaemonSet})
 			}
 			if typ != string(model.Sidecar) && typ != string(model.Router) {
 				return fmt.Errorf("--type %q: must be sidecar, router or ztunnel", typ)
 			}
 			if len(inpod) > 0 || cmd.Flags().Changed("transparent") || cmd.Flags().Changed("kubeconfig") || cmd.Flags().Changed("node") ||
-				cniSocket != "" {
+				cniSocket != "" || cniConfDir != "" {
 				return fmt.Errorf("--inpod, --transparent, --kubeconfig, --node and --cni-socket are for --type ztunnel")
 			}
 			if name == "" {
@@ -169,6 +171,9 @@ ISTIO_KUBE_APP_PROBERS), run against the app at --ip.`,
 	f.StringArrayVar(&inpod, "inpod", nil, "ztunnel: a pod whose traffic the node proxy carries, NAMESPACE/NAME=NETNS (its network namespace's path, captured with sluice capture --ambient); repeat per pod")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "ztunnel: run the node agent (istio-cni's) against this API server: capture and serve the ambient pods of --node (in a pod without --inpod: the in-cluster config)")
 	f.StringVar(&cniSocket, "cni-socket", "", "ztunnel: answer the CNI plugin (sluice cni install) on this unix socket, so ambient pods are captured as their sandbox is set up, before their containers start (needs the node agent)")
+	f.StringVar(&cniConfDir, "cni-conf-dir", "", "ztunnel: chain the CNI plugin into the node's network configuration in this directory at start (the node's /etc/cni/net.d as mounted), and unchain it at exit when --cni-daemonset is gone (istio-cni's install); needs --cni-socket")
+	f.StringVar(&cniBinDir, "cni-bin-dir", "/opt/cni/bin", "ztunnel: the node's CNI bin directory (as mounted) the plugin binary goes to, with --cni-conf-dir")
+	f.StringVar(&cniDaemonSet, "cni-daemonset", "ztunnel", "ztunnel: the node proxy's DaemonSet (in --namespace): present at exit, the plugin stays chained (an upgrade or reboot); gone, it is unchained")
 	f.StringVar(&node, "node", os.Getenv("NODE_NAME"), "ztunnel: the node whose pods the node agent captures (default env NODE_NAME)")
 	f.BoolVar(&transparent, "transparent", true, "ztunnel: connect to a pod's app from the client's address (IP_TRANSPARENT, as ztunnel), not the pod's own")
 	f.StringVar(&name, "name", "", "workload (pod) name")

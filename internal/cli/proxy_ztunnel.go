@@ -31,6 +31,7 @@ type ztunnelArgs struct {
 	certTTL                                 time.Duration
 	cp                                      identity.ControlPlane
 	kubeconfig, node, cniSocket             string
+	cniConfDir, cniBinDir, cniDaemonSet     string
 }
 
 // ztunnelFlags are the proxy flags that mean something for a node proxy;
@@ -38,7 +39,8 @@ type ztunnelArgs struct {
 var ztunnelFlags = map[string]bool{"type": true, "name": true, "namespace": true, "ip": true, "inpod": true,
 	"transparent": true, "admin-address": true, "trust-domain": true, "cert-ttl": true, "xds-address": true,
 	"token-file": true, "ca-root-file": true, "xds-tls": true, "log-level": true, "log-json": true,
-	"kubeconfig": true, "node": true, "cni-socket": true}
+	"kubeconfig": true, "node": true, "cni-socket": true,
+	"cni-conf-dir": true, "cni-bin-dir": true, "cni-daemonset": true}
 
 // runZtunnel runs `sluice proxy --type ztunnel`.
 func runZtunnel(cmd *cobra.Command, a ztunnelArgs) error {
@@ -81,8 +83,8 @@ func runZtunnel(cmd *cobra.Command, a ztunnelArgs) error {
 		Logger:       log,
 	})
 	if cfg == nil {
-		if a.cniSocket != "" {
-			return fmt.Errorf("--cni-socket: the CNI plugin's events are the node agent's (--kubeconfig or in a pod)")
+		if a.cniSocket != "" || a.cniConfDir != "" {
+			return fmt.Errorf("--cni-socket, --cni-conf-dir: the CNI plugin's events are the node agent's (--kubeconfig or in a pod)")
 		}
 		return node.Run(cmd.Context())
 	}
@@ -91,7 +93,7 @@ func runZtunnel(cmd *cobra.Command, a ztunnelArgs) error {
 		return fmt.Errorf("node agent: %w", err)
 	}
 	agent, err := nodeagent.New(nodeagent.Options{Client: client, Node: a.node,
-		Dataplane: node, Self: types.NamespacedName{Namespace: a.namespace, Name: a.name}, CNISocket: a.cniSocket, Logger: log.With("component", "node-agent")})
+		Dataplane: node, Self: types.NamespacedName{Namespace: a.namespace, Name: a.name}, CNISocket: a.cniSocket, CNIInstall: cniInstall(a), Logger: log.With("component", "node-agent")})
 	if err != nil {
 		return err
 	}
@@ -106,6 +108,19 @@ func runZtunnel(cmd *cobra.Command, a ztunnelArgs) error {
 		return agent.Run(ctx)
 	})
 	return g.Wait()
+}
+
+// cniInstall is where the node agent chains the CNI plugin (nil: it
+// does not).
+func cniInstall(a ztunnelArgs) *nodeagent.CNIInstall {
+	if a.cniConfDir == "" {
+		return nil
+	}
+	return &nodeagent.CNIInstall{ConfDir: a.cniConfDir, BinDir: a.cniBinDir, DaemonSetNamespace: a.namespace,
+		DaemonSet: a.cniDaemonSet,
+		// As istio-cni's: the system's pods and the mesh's own start
+		// whether or not an agent answers.
+		ExcludeNamespaces: []string{"kube-system", a.namespace}}
 }
 
 // nodeAgentConfig is the API server the node agent watches: --kubeconfig's,

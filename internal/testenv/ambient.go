@@ -79,13 +79,13 @@ func (m *Mesh) StartNodeProxy(pods ...*AmbientPod) *NodeProxy {
 // ambient pods of node (it captures them itself). It waits for /ready
 // only (the pods are captured as the API server's objects come). It
 // answers the CNI plugin (sluice-cni) on NodeProxy.CNISocket.
-func (m *Mesh) StartNodeAgent(kubeconfig, node string) *NodeProxy {
+func (m *Mesh) StartNodeAgent(kubeconfig, node string, extra ...string) *NodeProxy {
 	m.t.Helper()
 	netnstest.Require(m.t, "iptables")
 	n := &NodeProxy{AdminAddress: FreeAddr(), CNISocket: filepath.Join(m.t.TempDir(), "cni.sock")}
 	args := append([]string{"proxy", "--type", "ztunnel", "--name", "ztunnel-" + node, "--namespace", "istio-system",
 		"--admin-address", n.AdminAddress, "--kubeconfig", kubeconfig, "--node", node, "--cni-socket", n.CNISocket},
-		m.ProxyControlArgs()...)
+		append(m.ProxyControlArgs(), extra...)...)
 	n.Process = StartWith(m.t, "ztunnel", ProcessOptions{}, args...)
 	if err := pollHTTP("http://"+n.AdminAddress+"/ready", 200, StartTimeout, n.Process.Done()); err != nil {
 		m.t.Fatalf("testenv: node proxy not ready: %v\n%s", err, n.Process.Tail(dumpLines))

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -163,6 +164,7 @@ func TestKubeAmbientNodeAgent(t *testing.T) {
 	t.Run("finished: released", e.finished)
 	t.Run("deleted: released", e.deleted)
 	t.Run("CNI plugin: captured before the pod runs", e.cniPlugin)
+	t.Run("CNI plugin chained while the DaemonSet exists", e.cniChained)
 }
 
 func newAmbientNode(t *testing.T) *ambientNode {
@@ -465,5 +467,63 @@ func (e *ambientNode) cniPlugin(t *testing.T) {
 	}
 	if rules := fresh.captureRules(t); rules != "" {
 		t.Errorf("rules left after DEL:\n%s", rules)
+	}
+}
+
+// cniChained: started with --cni-conf-dir, the node agent chains the
+// plugin into the node's primary network configuration; stopped while its
+// DaemonSet exists (an upgrade, a reboot) it leaves it chained; stopped
+// once the DaemonSet is gone (uninstalled) it unchains it and removes the
+// binary, so pods no longer wait for an agent.
+func (e *ambientNode) cniChained(t *testing.T) {
+	conf, bin := t.TempDir(), t.TempDir()
+	list := filepath.Join(conf, "10-flannel.conflist")
+	if err := os.WriteFile(list, []byte(`{"cniVersion":"1.0.0","name":"cbr0","plugins":[{"type":"flannel"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	chained := func() bool {
+		b, err := os.ReadFile(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(string(b), `"sluice-cni"`)
+	}
+	labels := map[string]string{"app": "ztunnel"}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "ztunnel", Namespace: "istio-system"},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "node-proxy", Image: "sluice"}}}}}}
+	if _, err := e.cs.AppsV1().DaemonSets("istio-system").Create(t.Context(), ds, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	restart := func() {
+		e.node.Process.Stop()
+		e.node = e.m.StartNodeAgent(e.agentConfig, "node-1", "--cni-conf-dir", conf, "--cni-bin-dir", bin)
+		eventually(t, "the agent answering the CNI plugin", func() bool {
+			c, err := net.Dial("unix", e.node.CNISocket)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		})
+	}
+	restart()
+	eventually(t, "sluice-cni chained into "+list, chained)
+	if _, err := os.Stat(filepath.Join(bin, "sluice-cni")); err != nil {
+		t.Fatalf("plugin binary: %v", err)
+	}
+	restart() // the DaemonSet is there: an upgrade
+	if !chained() {
+		t.Fatal("unchained on a restart while the DaemonSet exists")
+	}
+	if err := e.cs.AppsV1().DaemonSets("istio-system").Delete(t.Context(), "ztunnel", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.node.Process.Stop()
+	if chained() {
+		t.Error("still chained after the DaemonSet was deleted and the agent stopped")
+	}
+	if _, err := os.Stat(filepath.Join(bin, "sluice-cni")); !os.IsNotExist(err) {
+		t.Errorf("plugin binary left: %v", err)
 	}
 }

@@ -15,11 +15,14 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/engine"
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sluice-mesh/sluice/pkg/config/kubesource"
 	"github.com/sluice-mesh/sluice/pkg/kube/inject"
+	"github.com/sluice-mesh/sluice/pkg/kube/nodeagent"
 )
 
 // chartDir is the chart in the repository, as `helm install` reads it.
@@ -400,4 +403,43 @@ func TestRenderAmbient(t *testing.T) {
 	}
 	find(t, m, "ClusterRoleBinding", "ztunnel-mesh-system")
 	find(t, m, "ServiceAccount", "ztunnel")
+}
+
+// TestAmbientRoleCoversNodeAgent: the chart's ClusterRole for the node
+// proxy grants every verb the node agent uses (nodeagent.ClusterRoleRules,
+// with which the e2e runs it).
+func TestAmbientRoleCoversNodeAgent(t *testing.T) {
+	m, err := Render(RenderOptions{Set: []string{"profile=ambient"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := find(t, m, "ClusterRole", "ztunnel-istio-system")
+	var rules []rbacv1.PolicyRule
+	raw, _, _ := unstructured.NestedSlice(role.Object, "rules")
+	for _, r := range raw {
+		var pr rbacv1.PolicyRule
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(r.(map[string]any), &pr); err != nil {
+			t.Fatal(err)
+		}
+		rules = append(rules, pr)
+	}
+	granted := func(group, resource, verb string) bool {
+		for _, r := range rules {
+			if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, need := range nodeagent.ClusterRoleRules {
+		for _, g := range need.APIGroups {
+			for _, res := range need.Resources {
+				for _, v := range need.Verbs {
+					if !granted(g, res, v) {
+						t.Errorf("the chart's ztunnel ClusterRole does not grant %s %s/%s", v, g, res)
+					}
+				}
+			}
+		}
+	}
 }

@@ -58,6 +58,10 @@ type Options struct {
 	// CNISocket, when set, is where the CNI plugin's events are answered
 	// (pkg/kube/cniplugin): pods captured as their sandbox is set up.
 	CNISocket string
+	// CNIInstall, when set (with CNISocket), chains the CNI plugin into
+	// the node's network configuration at start and unchains it at exit
+	// when the agent's DaemonSet is gone.
+	CNIInstall *CNIInstall
 	Logger    *slog.Logger
 }
 
@@ -155,6 +159,17 @@ func (a *Agent) enqueueNamespace(obj any) {
 // annotation (istio-cni leaves them so on its own restart: a new agent
 // takes them over).
 func (a *Agent) Run(ctx context.Context) error {
+	// Chained first and unchained last (if the DaemonSet is gone),
+	// whenever Run ends: pods wait for the socket meanwhile.
+	if a.opts.CNIInstall != nil {
+		if a.opts.CNISocket == "" {
+			return fmt.Errorf("node agent: the CNI plugin needs the agent's socket")
+		}
+		if err := a.installCNI(); err != nil {
+			return err
+		}
+		defer a.cleanupCNI()
+	}
 	a.broadcast.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: a.opts.Client.CoreV1().Events("")})
 	defer a.broadcast.Shutdown()
 	for _, f := range a.factories {
