@@ -62,7 +62,7 @@ type Options struct {
 	// the node's network configuration at start and unchains it at exit
 	// when the agent's DaemonSet is gone.
 	CNIInstall *CNIInstall
-	Logger    *slog.Logger
+	Logger     *slog.Logger
 }
 
 // Agent runs the node agent.
