@@ -12,16 +12,7 @@ import (
 
 // serveEcho echoes every connection's bytes back.
 func serveEcho(l net.Listener) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			io.Copy(c, c)
-		}()
-	}
+	serveConns(l, func(c net.Conn) { io.Copy(c, c) })
 }
 
 // benchConn measures one connection: round trips of 1 KiB

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -39,6 +41,15 @@ spec:
 // serveSeen answers each connection with the address it came from, then
 // echoes what it reads.
 func serveSeen(l net.Listener) {
+	serveConns(l, func(c net.Conn) {
+		fmt.Fprintf(c, "seen %s\n", c.RemoteAddr())
+		io.Copy(c, c)
+	})
+}
+
+// serveConns serves each connection l accepts with serve, closing it
+// after, until l is closed.
+func serveConns(l net.Listener, serve func(net.Conn)) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -46,17 +57,7 @@ func serveSeen(l net.Listener) {
 		}
 		go func() {
 			defer c.Close()
-			fmt.Fprintf(c, "seen %s\n", c.RemoteAddr())
-			buf := make([]byte, 4096)
-			for {
-				n, err := c.Read(buf)
-				if n > 0 {
-					c.Write(buf[:n])
-				}
-				if err != nil {
-					return
-				}
-			}
+			serve(c)
 		}()
 	}
 }
@@ -106,8 +107,12 @@ func TestAmbientNodeProxy(t *testing.T) {
 	go serveSeen(l)
 	m.WriteConfig("ambient.yaml", ambientConfig(client.NS.IP.String(), server.NS.IP.String()))
 	node := m.StartNodeProxy(client, server)
+	// Bounded: a SYN that escaped capture towards an address nobody has
+	// would wait for the kernel's retries.
 	fromClient := func(network, addr string) (net.Conn, error) {
-		return client.NS.Dial(t.Context(), network, addr)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		return client.NS.Dial(ctx, network, addr)
 	}
 	want := "seen " + client.NS.IP.String() + ":"
 	expect := func(addr, prefix string) func() error {

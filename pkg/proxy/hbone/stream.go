@@ -80,22 +80,28 @@ func (s *stream) Read(p []byte) (int, error) {
 			c.sendWindowUpdates(s.id, sinc, cinc)
 			return n, nil
 		}
-		var err error
-		switch {
-		case s.closed:
-			err = net.ErrClosed
-		case s.resetErr != nil:
-			err = s.resetErr
-		case s.remoteEnd:
-			err = io.EOF
-		case !s.waitLocked(s.rdl):
-			err = os.ErrDeadlineExceeded
-		}
-		if err != nil {
+		if err := s.waitRecvLocked(); err != nil {
 			c.mu.Unlock()
 			return 0, err
 		}
 	}
+}
+
+// waitRecvLocked waits for data with nothing received, or says why no
+// more will come: closed, reset, the peer's END_STREAM (io.EOF) or the
+// read deadline. c.mu is held.
+func (s *stream) waitRecvLocked() error {
+	switch {
+	case s.closed:
+		return net.ErrClosed
+	case s.resetErr != nil:
+		return s.resetErr
+	case s.remoteEnd:
+		return io.EOF
+	case !s.waitLocked(s.rdl):
+		return os.ErrDeadlineExceeded
+	}
+	return nil
 }
 
 // WriteTo writes what the stream receives to w until END_STREAM (nil) or
@@ -132,18 +138,7 @@ func (s *stream) nextChunk() (*chunk, error) {
 			c.sendWindowUpdates(s.id, sinc, cinc)
 			return h, nil
 		}
-		var err error
-		switch {
-		case s.closed:
-			err = net.ErrClosed
-		case s.resetErr != nil:
-			err = s.resetErr
-		case s.remoteEnd:
-			err = io.EOF
-		case !s.waitLocked(s.rdl):
-			err = os.ErrDeadlineExceeded
-		}
-		if err != nil {
+		if err := s.waitRecvLocked(); err != nil {
 			c.mu.Unlock()
 			return nil, err
 		}
