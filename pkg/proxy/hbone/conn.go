@@ -30,12 +30,14 @@ type conn struct {
 	client bool
 	label  string // "hbone <remote> peer <id>", the prefix of its errors
 
-	fr   *http2.Framer
-	bw   *bufio.Writer
-	wmu  sync.Mutex
-	henc *hpack.Encoder
-	hbuf bytes.Buffer
-	werr error // under wmu: the first write failure
+	fr *http2.Framer
+	bw *bufio.Writer
+	// batch gathers a frame batch's TLS records into one write.
+	batch *coalescer
+	wmu   sync.Mutex
+	henc  *hpack.Encoder
+	hbuf  bytes.Buffer
+	werr  error // under wmu: the first write failure
 
 	// Frames the read loop sends (acks, window updates, resets) are
 	// queued and written by controlLoop or the next writer, never by the
@@ -98,6 +100,8 @@ type connOptions struct {
 	maxStreams uint32 // server: SETTINGS_MAX_CONCURRENT_STREAMS
 	newStream  func(s *stream, f *http2.MetaHeadersFrame)
 	onClose    func(c *conn)
+	// batch is the coalescer under the TLS connection (nil: none).
+	batch *coalescer
 }
 
 // newConn writes the connection preface and our SETTINGS (ztunnel's
@@ -109,6 +113,7 @@ func newConn(nc net.Conn, o connOptions) (*conn, error) {
 		peerMaxStreams: DefaultMaxStreamsPerConn, maxStreams: o.maxStreams,
 		settings: make(chan struct{}), done: make(chan struct{}), ctlWake: make(chan struct{}, 1),
 		newStream: o.newStream, onClose: o.onClose, ping: o.ping}
+	c.batch = o.batch
 	c.peerMaxFrame.Store(16384)
 	c.bw = bufio.NewWriterSize(nc, 32<<10)
 	c.fr = http2.NewFramer(c.bw, nc)
@@ -235,6 +240,10 @@ func (c *conn) writeFramesLocked(fn func(fr *http2.Framer) error) error {
 	ctl := c.ctl
 	c.ctl = nil
 	c.ctlMu.Unlock()
+	if c.batch != nil {
+		// The batch's TLS records leave in one write.
+		c.batch.hold()
+	}
 	var err error
 	for _, f := range ctl {
 		if err = f(c.fr); err != nil {
@@ -246,6 +255,11 @@ func (c *conn) writeFramesLocked(fn func(fr *http2.Framer) error) error {
 	}
 	if err == nil {
 		err = c.bw.Flush()
+	}
+	if c.batch != nil {
+		if berr := c.batch.release(); err == nil {
+			err = berr
+		}
 	}
 	if err != nil {
 		c.werr = fmt.Errorf("%s: write: %w", c.label, err)

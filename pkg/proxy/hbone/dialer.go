@@ -236,7 +236,8 @@ func (d *Dialer) connect(ctx context.Context, t Target, key poolKey) (*conn, err
 	if dl, ok := ctx.Deadline(); ok {
 		raw.SetDeadline(dl)
 	}
-	tc := tls.Client(raw, clientTLS(sourceCert(d.o.Certificate, t.SourceID), d.o.Roots, t.PeerIDs))
+	batch := &coalescer{Conn: raw}
+	tc := tls.Client(batch, clientTLS(sourceCert(d.o.Certificate, t.SourceID), d.o.Roots, t.PeerIDs))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("hbone %s: TLS: %w", t.Addr, err)
@@ -250,7 +251,7 @@ func (d *Dialer) connect(ctx context.Context, t Target, key poolKey) (*conn, err
 		tc.Close()
 		return nil, fmt.Errorf("hbone %s: %w", t.Addr, err)
 	}
-	c, err := newConn(tc, connOptions{client: true, ping: d.o.KeepAlive, label: "hbone " + t.Addr + " peer " + pid,
+	c, err := newConn(tc, connOptions{client: true, batch: batch, ping: d.o.KeepAlive, label: "hbone " + t.Addr + " peer " + pid,
 		onClose: func(c *conn) { d.forget(key, c) }})
 	if err != nil {
 		tc.Close()

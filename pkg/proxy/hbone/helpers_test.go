@@ -82,6 +82,8 @@ type fixture struct {
 	dialer   *Dialer
 	dials    atomic.Int32
 	closes   atomic.Int32
+	// writes counts the client connections' Write calls on TCP.
+	writes atomic.Int64
 }
 
 type fixtureOptions struct {
@@ -128,7 +130,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 				return nil, err
 			}
 			f.dials.Add(1)
-			return &countClose{Conn: c, n: &f.closes}, nil
+			return &countClose{Conn: &countWrites{Conn: c, n: &f.writes}, n: &f.closes}, nil
 		}})
 	t.Cleanup(func() {
 		f.dialer.Close()
@@ -187,4 +189,15 @@ func serveTCP(t testing.TB, fn func(c *net.TCPConn)) string {
 func echo(c *net.TCPConn) {
 	io.Copy(c, c)
 	c.CloseWrite()
+}
+
+// countWrites counts a connection's Write calls.
+type countWrites struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countWrites) Write(p []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(p)
 }

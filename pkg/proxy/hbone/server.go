@@ -116,7 +116,8 @@ func (s *Server) Serve(l net.Listener) error {
 // connection's read loop serves it.
 func (s *Server) serveConn(nc net.Conn) {
 	nc.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
-	tc := tls.Server(nc, s.tls)
+	batch := &coalescer{Conn: nc}
+	tc := tls.Server(batch, s.tls)
 	if err := tc.Handshake(); err != nil {
 		s.o.Logger.Info("hbone: TLS handshake refused", "remote", nc.RemoteAddr().String(), "error", err)
 		nc.Close()
@@ -133,7 +134,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		return
 	}
 	var c *conn
-	c, err = newConn(tc, connOptions{ping: s.o.KeepAlive, label: "hbone " + nc.RemoteAddr().String() + " peer " + pid,
+	c, err = newConn(tc, connOptions{batch: batch, ping: s.o.KeepAlive, label: "hbone " + nc.RemoteAddr().String() + " peer " + pid,
 		maxStreams: s.o.MaxConcurrentStreams,
 		newStream: func(st *stream, f *http2.MetaHeadersFrame) {
 			req, code := requestOf(st, pid, f) // f is only valid until the next frame
