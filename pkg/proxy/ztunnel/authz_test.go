@@ -90,18 +90,18 @@ func TestFindUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 20 { // b is unhealthy: always a, on its own target port
-		up, ok := ix.findUpstream("", netip.MustParseAddrPort("10.96.0.10:80"))
+		up, ok := ix.findUpstream(&workload{Workload: &workloadapi.Workload{}}, netip.MustParseAddrPort("10.96.0.10:80"))
 		if !ok || up.wl == nil || up.wl.GetUid() != "a" || up.port != 8081 || up.service == nil {
 			t.Fatalf("VIP: %+v ok=%v", up, ok)
 		}
 	}
-	if _, ok := ix.findUpstream("", netip.MustParseAddrPort("10.96.0.10:81")); ok {
+	if _, ok := ix.findUpstream(&workload{Workload: &workloadapi.Workload{}}, netip.MustParseAddrPort("10.96.0.10:81")); ok {
 		t.Error("a port the service does not have was not refused")
 	}
-	if up, ok := ix.findUpstream("", netip.MustParseAddrPort("10.0.0.3:7000")); !ok || up.wl.GetUid() != "b" || up.port != 7000 {
+	if up, ok := ix.findUpstream(&workload{Workload: &workloadapi.Workload{}}, netip.MustParseAddrPort("10.0.0.3:7000")); !ok || up.wl.GetUid() != "b" || up.port != 7000 {
 		t.Errorf("workload address: %+v", up)
 	}
-	if up, ok := ix.findUpstream("", netip.MustParseAddrPort("192.0.2.1:443")); !ok || up.wl != nil || up.port != 443 {
+	if up, ok := ix.findUpstream(&workload{Workload: &workloadapi.Workload{}}, netip.MustParseAddrPort("192.0.2.1:443")); !ok || up.wl != nil || up.port != 443 {
 		t.Errorf("passthrough: %+v", up)
 	}
 }

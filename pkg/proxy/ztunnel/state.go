@@ -190,13 +190,14 @@ type upstream struct {
 // service's); a workload address goes to that workload; anything else is
 // passed through to where the app sent it. ok is false when the address
 // is a service with no usable endpoint (the connection is refused).
-func (ix *index) findUpstream(network string, dst netip.AddrPort) (upstream, bool) {
+func (ix *index) findUpstream(src *workload, dst netip.AddrPort) (upstream, bool) {
+	network := src.GetNetwork()
 	key := netAddr{network, dst.Addr().Unmap()}
 	if svc := ix.byVIP[key]; svc != nil {
 		if lb := svc.GetLoadBalancing(); lb != nil && lb.GetMode() == workloadapi.LoadBalancing_PASSTHROUGH {
 			return upstream{ip: dst.Addr(), port: uint32(dst.Port())}, true
 		}
-		return svc.pick(network, uint32(dst.Port()))
+		return svc.pick(src, uint32(dst.Port()))
 	}
 	if wl := ix.byAddr[key]; wl != nil {
 		return upstream{wl: wl, ip: key.ip, port: uint32(dst.Port())}, true
@@ -204,21 +205,28 @@ func (ix *index) findUpstream(network string, dst netip.AddrPort) (upstream, boo
 	return upstream{ip: dst.Addr(), port: uint32(dst.Port())}, true
 }
 
-// pick is ztunnel's load_balance in its standard mode: a random healthy
-// endpoint with an address on the caller's network that has the port.
-func (s *service) pick(network string, svcPort uint32) (upstream, bool) {
+// pick is ztunnel's load_balance: a random endpoint with an address on
+// the caller's network that has the port, healthy unless the service's
+// health policy allows all; in the service's STRICT or FAILOVER mode
+// only the endpoints of the best locality rank (lb.go).
+func (s *service) pick(src *workload, svcPort uint32) (upstream, bool) {
 	target, known := s.ports[svcPort]
 	if !known {
 		return upstream{}, false
 	}
+	lb := s.GetLoadBalancing()
+	allowUnhealthy := lb.GetHealthPolicy() == workloadapi.LoadBalancing_ALLOW_ALL
 	var ok []endpoint
 	for _, ep := range s.endpoints {
 		_, mapped := ep.ports[svcPort]
-		if ep.wl.GetStatus() != workloadapi.WorkloadStatus_HEALTHY || len(ep.wl.ips) == 0 ||
-			ep.wl.GetNetwork() != network || (target == 0 && !mapped) {
+		if (!allowUnhealthy && ep.wl.GetStatus() != workloadapi.WorkloadStatus_HEALTHY) || len(ep.wl.ips) == 0 ||
+			ep.wl.GetNetwork() != src.GetNetwork() || (target == 0 && !mapped) {
 			continue
 		}
 		ok = append(ok, ep)
+	}
+	if m := lb.GetMode(); m == workloadapi.LoadBalancing_STRICT || m == workloadapi.LoadBalancing_FAILOVER {
+		ok = bestRanked(ok, src, lb)
 	}
 	if len(ok) == 0 {
 		return upstream{}, false

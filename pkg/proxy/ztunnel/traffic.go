@@ -33,7 +33,7 @@ func (p *pod) outbound(ctx context.Context, c net.Conn) {
 	}
 	src := addrPort(c.RemoteAddr())
 	ix := p.node.index()
-	up, ok := ix.findUpstream(p.wl.GetNetwork(), dst)
+	up, ok := ix.findUpstream(p.wl, dst)
 	if !ok {
 		p.node.count("outbound", "no_healthy_upstream")
 		p.log.Info("outbound refused: no healthy endpoint for the service port", "src", src, "dst", dst)
