@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 )
 
 // Protocols a simulated proxy speaks.
@@ -130,6 +133,25 @@ func (p *simProxy) fail(err error) error {
 // isUnimplemented reports whether the server does not serve the protocol.
 func isUnimplemented(err error) bool { return status.Code(err) == codes.Unimplemented }
 
+// sendErr turns a Send's io.EOF into the stream's real status: grpc-go's
+// ClientStream.SendMsg returns io.EOF when the server has ended the stream,
+// and "the status can be discovered using RecvMsg" (grpc stream.go). Without
+// it, a server answering Unimplemented races into a bare EOF.
+func sendErr(err error, s interface{ RecvMsg(any) error }) error {
+	if !errors.Is(err, io.EOF) {
+		return err
+	}
+	for {
+		var m emptypb.Empty
+		if rerr := s.RecvMsg(&m); rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return err
+			}
+			return rerr
+		}
+	}
+}
+
 func (p *simProxy) runSotW(ctx context.Context, ads discovery.AggregatedDiscoveryServiceClient) error {
 	stream, err := ads.StreamAggregatedResources(ctx)
 	if err != nil {
@@ -150,7 +172,7 @@ func (p *simProxy) runSotW(ctx context.Context, ads discovery.AggregatedDiscover
 		if nack != nil {
 			req.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: nack.Error()}
 		}
-		return stream.Send(req)
+		return sendErr(stream.Send(req), stream)
 	}
 	for _, t := range []string{clusterType, listenerType} {
 		if err := send(t, nil); err != nil {
@@ -214,7 +236,7 @@ func (p *simProxy) runDelta(ctx context.Context, ads discovery.AggregatedDiscove
 		if first {
 			req.Node, first = p.opts.Node, false
 		}
-		return stream.Send(req)
+		return sendErr(stream.Send(req), stream)
 	}
 	// CDS and LDS wildcard: no names in the first request of the type.
 	for _, t := range []string{clusterType, listenerType} {
