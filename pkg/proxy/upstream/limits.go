@@ -163,6 +163,9 @@ const maxResends = 3
 // must drain.
 func (a *Admission) resend(req *http.Request, err error) (again, drain bool) {
 	if !a.pc.h2 {
+		if errors.Is(err, errServerClosedIdle) {
+			return true, true // nothing was sent
+		}
 		again = replayable(req) && a.pc.hp.reused(a.pc)
 		return again, again
 	}

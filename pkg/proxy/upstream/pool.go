@@ -175,7 +175,7 @@ func (hp *hostPool) closeIdle() {
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
 	for i := len(hp.ready) - 1; i >= 0; i-- {
-		if pc := hp.ready[i]; pc.streams == 0 && (pc.expired(&hp.t.Options) || pc.cc.Err() != nil) {
+		if pc := hp.ready[i]; pc.streams == 0 && (pc.expired(&hp.t.Options) || pc.cc.Err() != nil || pc.closedByPeer()) {
 			hp.setState(pc, connClosed)
 		}
 	}
@@ -385,7 +385,13 @@ func (hp *hostPool) dial() {
 	}
 	dc := &dialCounted{}
 	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), dialCountedKey{}, dc), t.Options.ConnectTimeout+time.Second)
-	cc, err := hp.set.rt.NewClientConn(ctx, scheme, target)
+	var cc clientConn
+	var err error
+	if hp.set.h2 {
+		cc, err = hp.set.rt.NewClientConn(ctx, scheme, target)
+	} else {
+		cc, err = t.dialH1(ctx, target)
+	}
 	cancel()
 	if err != nil {
 		hp.dialFailed(err, dc)

@@ -12,7 +12,7 @@ import (
 // SETTINGS_MAX_CONCURRENT_STREAMS). Its fields are guarded by its host
 // pool's lock.
 type poolConn struct {
-	cc    *http.ClientConn
+	cc    clientConn
 	local netip.AddrPort // the connection's local address
 	// principals are the connection's TLS identities (zero: plaintext).
 	principals Principals
@@ -39,6 +39,21 @@ type poolConn struct {
 	// reports the server's own stream limit. Set without the pool's lock.
 	settled atomic.Bool
 }
+
+// clientConn is a pool connection's protocol side: net/http's
+// http.ClientConn for HTTP/2 (and ALPN-negotiated pools), h1Conn for
+// HTTP/1.1.
+type clientConn interface {
+	RoundTrip(*http.Request) (*http.Response, error)
+	// Available is how many more requests it takes now; InFlight how
+	// many it carries; Err why it is unusable.
+	Available() int
+	InFlight() int
+	Err() error
+	Close() error
+}
+
+var _ clientConn = (*http.ClientConn)(nil)
 
 // answered records that the server answered (or refused a stream) on
 // pc: its stream limit is the server's from now on.
@@ -130,6 +145,13 @@ func (pc *poolConn) hasCapacity() bool {
 	// Full for Go (the peer's SETTINGS may have lowered the limit): the
 	// next stream to end says more.
 	return false
+}
+
+// closedByPeer reports whether the server closed an idle HTTP/1.1
+// connection (HTTP/2 ones are watched by their read goroutine).
+func (pc *poolConn) closedByPeer() bool {
+	h, ok := pc.cc.(*h1Conn)
+	return ok && !h.idleAlive()
 }
 
 // expired reports whether a connection must take no new stream: dead

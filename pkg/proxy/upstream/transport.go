@@ -248,6 +248,20 @@ func (t *Transport) dialCounted(ctx context.Context, network, addr string, alpn 
 	return sc, nil
 }
 
+// dialH1 opens a connection of an HTTP/1.1 pool (h1conn.go); with TLS it
+// offers the cluster's ALPN protocols other than h2.
+func (t *Transport) dialH1(ctx context.Context, addr string) (clientConn, error) {
+	var alpn []string
+	if t.Options.TLS.Enabled {
+		alpn = t.alpn(false)
+	}
+	c, err := t.dialCounted(ctx, "tcp", addr, alpn)
+	if err != nil {
+		return nil, err
+	}
+	return newH1Conn(c, t.Options.MaxRequestsPerConnection == 1), nil
+}
+
 // SetHosts tells the pool which host record each address belongs to, for
 // per-host connection counts.
 func (t *Transport) SetHosts(hosts []*Host) {
