@@ -23,6 +23,8 @@ type mesh struct {
 	// outbound is the client sidecar's HTTP outbound address; tcpAddr its
 	// TCP passthrough listener for bench-tcp; gateway the router's port.
 	outbound, tcpAddr, gateway string
+	// admin is each proxy's admin address (profiles).
+	admin map[*benchproc.Process]string
 }
 
 // Hosts the client sidecar is given: straight to the backend (plaintext,
@@ -43,7 +45,8 @@ func (e *env) startMesh(ctx context.Context) (*mesh, error) {
 	if err := os.WriteFile(filepath.Join(cfg, "bench.yaml"), []byte(meshYAML(e.backend, e.backendTCP, serverIn, tcpPort)), 0o644); err != nil {
 		return nil, err
 	}
-	m := &mesh{outbound: addr(freePort("127.0.0.1")), tcpAddr: tcpIP + ":" + strconv.Itoa(tcpPort), gateway: addr(gwPort)}
+	m := &mesh{outbound: addr(freePort("127.0.0.1")), tcpAddr: tcpIP + ":" + strconv.Itoa(tcpPort), gateway: addr(gwPort),
+		admin: map[*benchproc.Process]string{}}
 	xds, ctl, state := addr(freePort("127.0.0.1")), addr(freePort("127.0.0.1")), filepath.Join(e.dir, "state")
 	var err error
 	m.control, err = e.start(benchproc.Options{Name: "control", Bin: e.o.sluice, CPUs: e.o.loadCPU,
@@ -62,6 +65,7 @@ func (e *env) startMesh(ctx context.Context) (*mesh, error) {
 		if err != nil {
 			return nil, err
 		}
+		m.admin[p] = admin
 		return p, p.WaitReady(ctx, "http://"+admin+"/ready", time.Minute)
 	}
 	if m.client, err = proxy("bench-client", "--labels", "app=bench-client", "--outbound-address", m.outbound, "--outbound-tcp-ip", tcpIP); err != nil {

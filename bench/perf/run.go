@@ -50,6 +50,8 @@ type target struct {
 	url     func(protocol string) string
 	host    string
 	proxies []*benchproc.Process
+	// admin are the sluice proxies' admin addresses (nil for the peers).
+	admin []string
 	// idle is the proxies' memory before any traffic went through them.
 	idle benchproc.Memory
 }
@@ -146,6 +148,9 @@ func meshTargets(m *mesh, paths []string) (map[string]*target, error) {
 	}
 	for _, t := range ts {
 		t.idle = mem(t.proxies...)
+		for _, p := range t.proxies {
+			t.admin = append(t.admin, m.admin[p])
+		}
 	}
 	return ts, nil
 }
@@ -174,8 +179,17 @@ func (e *env) measure(ctx context.Context, t *target, proto string, direct *resu
 		r.CPUPer1k = (cpu(t.proxies...) - cpu0) / elapsed / (fixed.qps / 1000)
 	}
 	l.name, l.qps = name+"-max", 0
+	var profiled func() error
+	if e.o.profile {
+		profiled = e.profile(ctx, t, name, e.o.duration)
+	}
 	cpu0, start = cpu(t.proxies...), time.Now()
 	top, err := e.fortio(ctx, l)
+	if profiled != nil {
+		if perr := profiled(); perr != nil && err == nil {
+			err = perr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
