@@ -168,24 +168,25 @@ func clientVerification(cfg *tls.Config, ctx *tlsv3.DownstreamTlsContext, mesh m
 		cfg.ClientAuth = tls.RequireAnyClientCert
 	}
 	meshRoots := mesh.roots
-	cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-		if len(raw) == 0 {
+	// VerifyConnection, not VerifyPeerCertificate: crypto/tls runs it on
+	// resumed sessions too (with the session's client chain), so a client
+	// resuming (Envoy resumes by default) is checked against the current
+	// roots and policy, not only at its first handshake.
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		certs := cs.PeerCertificates
+		if len(certs) == 0 {
 			return nil // only reachable when a certificate is optional
 		}
 		if meshRoots {
 			// The chain against the mesh roots; the SANs (SPIFFE IDs or
 			// others) by the policy, any one matching as in Envoy.
+			raw := make([][]byte, len(certs))
+			for i, c := range certs {
+				raw[i] = c.Raw
+			}
 			if err := id.VerifyPeer(raw, nil); err != nil {
 				return err
 			}
-		}
-		certs := make([]*x509.Certificate, len(raw))
-		for i, b := range raw {
-			c, err := x509.ParseCertificate(b)
-			if err != nil {
-				return fmt.Errorf("client certificate: %w", err)
-			}
-			certs[i] = c
 		}
 		return policy.Verify(certs)
 	}

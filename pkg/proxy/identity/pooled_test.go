@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -101,5 +102,83 @@ func TestRenewalKeepsPooledConnections(t *testing.T) {
 	cur, _ := client.Certificate()
 	if requests[2].remote == requests[0].remote || requests[2].clientSerial != cur.Leaf.SerialNumber.String() {
 		t.Errorf("a new connection must present the renewed certificate: %+v, current serial %s", requests[2], cur.Leaf.SerialNumber)
+	}
+}
+
+// New upstream connections resume the TLS session (as Envoy's upstream TLS
+// does by default), and a resumed session is verified again: the client
+// still reports its own identity on a resumed connection, and once the
+// server's chain is no longer trusted (the bundle replaced) a session
+// made before is refused like a full handshake.
+func TestResumedSessionReverified(t *testing.T) {
+	tc := serveCA(t, "cluster.local", "")
+	server := runWorkload(t, Options{ControlPlane: tc.cp, Namespace: "shop", ServiceAccount: "reviews"})
+	client := runWorkload(t, Options{ControlPlane: tc.cp, Namespace: "web", ServiceAccount: "frontend"})
+	waitReady(t, server)
+	waitReady(t, client)
+	var mu sync.Mutex
+	var resumed []bool
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			resumed = append(resumed, r.TLS.DidResume)
+			mu.Unlock()
+			io.WriteString(w, r.TLS.PeerCertificates[0].URIs[0].String())
+		}),
+		TLSConfig: &tls.Config{
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return server.Certificate() },
+			ClientAuth:     tls.RequireAnyClientCert,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				return server.VerifyPeer([][]byte{cs.PeerCertificates[0].Raw}, nil)
+			},
+		},
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeTLS(lis, "", "")
+	t.Cleanup(func() { srv.Close() })
+	// One request per connection: every request is a new handshake.
+	pool := upstream.NewTransport(upstream.TransportOptions{MaxRequestsPerConnection: 1, Identity: client, ConnectTimeout: 5 * time.Second,
+		TLS: upstream.TLSOptions{Enabled: true, Workload: true, MeshPeer: true, PeerIDs: server.ID()}}, nil)
+	defer pool.Close()
+	send := func() (string, error) {
+		req, _ := http.NewRequest("GET", "http://"+lis.Addr().String()+"/", nil)
+		resp, err := pool.RoundTrip(req, false)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	for i := range 3 {
+		if got, err := send(); err != nil || got != client.ID() {
+			t.Fatalf("request %d: %q %v", i, got, err)
+		}
+	}
+	mu.Lock()
+	if len(resumed) != 3 || resumed[0] || !resumed[1] || !resumed[2] {
+		t.Errorf("resumed %v, want a full handshake then resumptions", resumed)
+	}
+	mu.Unlock()
+	conn, p, err := pool.DialPrincipals(context.Background(), lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !conn.(*tls.Conn).ConnectionState().DidResume || p.Local != client.ID() || p.Peer != server.ID() {
+		t.Errorf("resumed %v, principals %+v: want a resumption naming both identities", conn.(*tls.Conn).ConnectionState().DidResume, p)
+	}
+	conn.Close()
+
+	other := serveCA(t, "cluster.local", "")
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(other.ca.RootPEM()) {
+		t.Fatal("no root in the other CA's bundle")
+	}
+	client.setRoots(roots, other.ca.RootPEM())
+	if got, err := send(); err == nil {
+		t.Fatalf("a session resumed with a server the bundle no longer trusts: %q", got)
 	}
 }

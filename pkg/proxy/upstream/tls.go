@@ -54,6 +54,19 @@ type TLSOptions struct {
 	CRLPEM string
 }
 
+// tlsSessionCacheSize is how many TLS sessions a transport keeps for
+// resumption (one per server name, or per address without one).
+const tlsSessionCacheSize = 64
+
+// rawCerts is the DER of certs.
+func rawCerts(certs []*x509.Certificate) [][]byte {
+	raw := make([][]byte, len(certs))
+	for i, c := range certs {
+		raw[i] = c.Raw
+	}
+	return raw
+}
+
 // forAddr is base for one connection to addr: a copy with the server
 // name, when the options do not set one, from addr's host name.
 func forAddr(base *tls.Config, addr string) *tls.Config {
@@ -95,6 +108,15 @@ func (o *TLSOptions) baseConfig(id WorkloadIdentity) (*tls.Config, error) {
 		cfg.MinVersion = tls.VersionTLS12
 	}
 	cfg.ServerName = o.SNI
+	// Session resumption, as Envoy's upstream TLS has by default
+	// (UpstreamTlsContext.max_session_keys, 1 by default; sluice keeps a
+	// few per transport, keyed by server name or address as crypto/tls
+	// keys them): a new connection to a server seen before skips the
+	// certificate exchange. Every check below is in VerifyConnection,
+	// which crypto/tls runs on resumed connections too (it skips
+	// VerifyPeerCertificate there), so a resumed session is re-verified
+	// against the current trust bundle and names.
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(tlsSessionCacheSize)
 	if o.ALPN != "" {
 		cfg.NextProtos = strings.Split(o.ALPN, ",")
 	}
@@ -125,7 +147,7 @@ func (o *TLSOptions) baseConfig(id WorkloadIdentity) (*tls.Config, error) {
 				ids = strings.Split(o.PeerIDs, ",")
 			}
 			cfg.InsecureSkipVerify = true // verified below, against the mesh roots and SPIFFE IDs
-			cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error { return id.VerifyPeer(raw, ids) }
+			cfg.VerifyConnection = func(cs tls.ConnectionState) error { return id.VerifyPeer(rawCerts(cs.PeerCertificates), ids) }
 			return cfg, nil
 		}
 	}
@@ -238,6 +260,22 @@ func sourceReaches(src netip.Addr, target string) bool {
 	return err == nil && ip.Unmap().IsLoopback() && ip.Unmap().Is4() == src.Unmap().Is4()
 }
 
+// localCertificate is the client certificate the transport presents
+// (nil when it has none).
+func (t *Transport) localCertificate(cfg *tls.Config) *tls.Certificate {
+	if t.Options.TLS.Workload && t.Options.Identity != nil {
+		c, err := t.Options.Identity.Certificate()
+		if err != nil {
+			return nil
+		}
+		return c
+	}
+	if len(cfg.Certificates) > 0 {
+		return &cfg.Certificates[0]
+	}
+	return nil
+}
+
 // handshake originates TLS on c offering alpn. It returns the *tls.Conn
 // itself (net/http reads the negotiated protocol from it) and the
 // connection's identities.
@@ -256,5 +294,10 @@ func (t *Transport) handshake(ctx context.Context, c net.Conn, addr string, alpn
 		return nil, Principals{}, fmt.Errorf("upstream tls handshake with %s: %w", addr, err)
 	}
 	cs := tc.ConnectionState()
+	if cs.DidResume && sent == nil {
+		// A resumed session sends no certificate: ours is the one the
+		// session was made with, the same identity as now.
+		sent = t.localCertificate(cfg)
+	}
 	return tc, principalsOf(&cs, sent), nil
 }
