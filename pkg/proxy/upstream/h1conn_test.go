@@ -15,28 +15,36 @@ import (
 )
 
 // scriptServer accepts connections on loopback and runs serve on each.
-func scriptServer(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) (addr string, accepted *atomic.Int64) {
+func scriptServer(t testing.TB, serve func(c net.Conn, br *bufio.Reader)) (addr string, accepted *atomic.Int64) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
 	accepted = new(atomic.Int64)
+	acceptEach(t, l, func(c net.Conn) {
+		accepted.Add(1)
+		serve(c, bufio.NewReader(c))
+	})
+	return l.Addr().String(), accepted
+}
+
+// acceptEach serves every connection l accepts with serve, on its own
+// goroutine, closing it after; l closes with the test.
+func acceptEach(t testing.TB, l net.Listener, serve func(net.Conn)) {
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			accepted.Add(1)
 			go func() {
 				defer c.Close()
-				serve(c, bufio.NewReader(c))
+				serve(c)
 			}()
 		}
 	}()
-	return l.Addr().String(), accepted
 }
 
 // dialH1Test is an h1Conn to addr made as a plaintext pool dials it.
@@ -331,32 +339,16 @@ func TestH1Upgrade(t *testing.T) {
 // h1Conns, which reports its ns/op as a ratio to the baseline's.
 func BenchmarkH1RoundTrip(b *testing.B) {
 	resp := "HTTP/1.1 200 OK\r\nContent-Length: 1024\r\nContent-Type: text/plain\r\n\r\n" + strings.Repeat("x", 1024)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
+	addr, _ := scriptServer(b, func(c net.Conn, br *bufio.Reader) {
 		for {
-			c, err := l.Accept()
-			if err != nil {
+			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, resp); err != nil {
-						return
-					}
-				}
-			}()
+			if _, err := io.WriteString(c, resp); err != nil {
+				return
+			}
 		}
-	}()
-	addr := l.Addr().String()
+	})
 	var baseline float64
 	b.Run("net-http", func(b *testing.B) {
 		rt := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -76,20 +77,10 @@ func BenchmarkTLSResumption(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.Write([]byte("x")) // after the handshake: the ticket goes first
-				c.Read(make([]byte, 1))
-			}()
-		}
-	}()
+	acceptEach(b, ln, func(c net.Conn) {
+		c.Write([]byte("x")) // after the handshake: the ticket goes first
+		c.Read(make([]byte, 1))
+	})
 	certPEM, keyPEM := clientKeyPair(b)
 	var full float64
 	for _, resume := range []bool{false, true} {
