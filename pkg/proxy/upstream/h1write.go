@@ -114,17 +114,18 @@ func writeRequestHead(w *bufio.Writer, req *http.Request, closeAfter bool) error
 func writeFraming(w *bufio.Writer, req *http.Request) (chunked bool, err error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	switch {
-	case hasBody && req.ContentLength > 0:
-		w.WriteString("Content-Length: ")
-		var b [20]byte
-		w.Write(strconv.AppendInt(b[:0], req.ContentLength, 10))
-		w.WriteString("\r\n")
-	case hasBody && req.ContentLength < 0, hasBody && len(req.TransferEncoding) > 0:
+	case hasBody && (req.ContentLength < 0 || len(req.TransferEncoding) > 0):
+		// Chunked wins over a length, as in net/http.
 		if len(req.TransferEncoding) > 0 && !slices.Equal(req.TransferEncoding, []string{"chunked"}) {
 			return false, fmt.Errorf("upstream: unsupported transfer encoding %q", req.TransferEncoding)
 		}
 		w.WriteString("Transfer-Encoding: chunked\r\n")
 		return true, nil
+	case hasBody && req.ContentLength > 0:
+		w.WriteString("Content-Length: ")
+		var b [20]byte
+		w.Write(strconv.AppendInt(b[:0], req.ContentLength, 10))
+		w.WriteString("\r\n")
 	case hasBody:
 		// Length 0 with a body: net/http probes it; the router never
 		// sends one (outboundRequest drops an empty body).

@@ -43,7 +43,8 @@ func FuzzH1RequestWrite(f *testing.F) {
 			req.Body = io.NopCloser(strings.NewReader(body))
 			req.ContentLength = int64(len(body))
 			if chunked {
-				req.ContentLength = -1
+				// A length with chunked: chunked wins (as in net/http).
+				req.TransferEncoding = []string{"chunked"}
 				req.Trailer = http.Header{"X-Trailer": {"t"}}
 			}
 		}
