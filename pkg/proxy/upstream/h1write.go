@@ -72,7 +72,9 @@ func writeRequestHead(w *bufio.Writer, req *http.Request, closeAfter bool) error
 
 	w.WriteString(method)
 	w.WriteByte(' ')
-	writeRequestURI(w, req)
+	if err := writeRequestURI(w, req); err != nil {
+		return err
+	}
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(host)
 	w.WriteString("\r\n")
@@ -183,22 +185,31 @@ func writeHeaderLine(w *bufio.Writer, k, v string) {
 }
 
 // writeRequestURI writes the origin form of the request target (net/http's
-// URL.RequestURI) without building the string.
-func writeRequestURI(w *bufio.Writer, req *http.Request) {
+// URL.RequestURI) without building the string: a path from "/", or "*"
+// (RFC 9112, section 3.2); anything else would not parse at the server.
+func writeRequestURI(w *bufio.Writer, req *http.Request) error {
 	u := req.URL
 	if u.Opaque != "" {
-		w.WriteString(u.RequestURI())
-		return
+		t := u.RequestURI()
+		if !strings.HasPrefix(t, "/") && t != "*" {
+			return fmt.Errorf("upstream: invalid request target %q", t)
+		}
+		w.WriteString(t)
+		return nil
 	}
 	p := u.EscapedPath()
-	if p == "" {
+	switch {
+	case p == "":
 		p = "/"
+	case p[0] != '/' && p != "*":
+		return fmt.Errorf("upstream: invalid request target %q", p)
 	}
 	w.WriteString(p)
 	if u.ForceQuery || u.RawQuery != "" {
 		w.WriteByte('?')
 		w.WriteString(u.RawQuery)
 	}
+	return nil
 }
 
 // requestHost is the Host header's value: req.Host, else the URL's host,

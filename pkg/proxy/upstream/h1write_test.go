@@ -90,6 +90,7 @@ func TestH1WriteRefuses(t *testing.T) {
 		"bad name":         {Method: "GET", URL: &url.URL{Path: "/"}, Host: "h", Header: http.Header{"X Y": {"a"}}},
 		"bad method":       {Method: "GE T", URL: &url.URL{Path: "/"}, Host: "h"},
 		"bad host":         {Method: "GET", URL: &url.URL{Path: "/"}, Host: "h\r\nX: 1"},
+		"relative target":  {Method: "GET", URL: &url.URL{Path: "0"}, Host: "h"},
 	} {
 		if _, err := writeTestRequest(req); err == nil {
 			t.Errorf("%s: written, want refused", name)
