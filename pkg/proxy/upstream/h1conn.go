@@ -240,7 +240,10 @@ func (c *h1Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeRequestBody(req)
 		return nil, errH1Busy
 	}
-	if c.used && time.Since(c.idleAt) >= h1ProbeIdle && !c.idleAlive() {
+	// Bytes already buffered past the last response are always refused
+	// (net/http's "unsolicited response on idle channel"); the socket is
+	// peeked after h1ProbeIdle.
+	if c.used && (c.br.Buffered() > 0 || time.Since(c.idleAt) >= h1ProbeIdle && !c.idleAlive()) {
 		c.fail(errServerClosedIdle)
 		closeRequestBody(req)
 		return nil, errServerClosedIdle

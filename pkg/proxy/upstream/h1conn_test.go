@@ -398,3 +398,27 @@ func BenchmarkH1RoundTrip(b *testing.B) {
 		}
 	})
 }
+
+// A server that sends more than the response (a second, unasked one) does
+// not get the next request's answer mixed up: the connection is dropped
+// and the next request goes on a new one.
+func TestH1UnsolicitedBytesRefused(t *testing.T) {
+	addr, accepted := scriptServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"+
+				"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+		}
+	})
+	c := poolCluster(t, DefaultThresholds(), TransportOptions{}, addr)
+	for i := range 3 {
+		if body, err := send(context.Background(), c, c.Hosts[0]); err != nil || body != "ok" {
+			t.Fatalf("GET %d: %q %v", i, body, err)
+		}
+	}
+	if n := accepted.Load(); n != 3 {
+		t.Errorf("%d connections, want 3 (each one left with unasked bytes)", n)
+	}
+}
