@@ -2,6 +2,7 @@ package cli
 
 import (
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -144,6 +145,41 @@ func TestProxyConcurrency(t *testing.T) {
 		}
 		if err != nil || got != tc.want {
 			t.Errorf("%v (GOMAXPROCS=%q, runtime %d): %d, %v; want %d", tc.args, tc.env, tc.runtime, got, err, tc.want)
+		}
+	}
+}
+
+// --gc-percent sets the proxy's GOGC: 75 by default, an explicit GOGC in
+// the environment wins over the default but not over the flag.
+func TestProxyGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, tc := range []struct {
+		args    []string
+		env     string
+		want    int // what the collector is left at (it starts at 100)
+		wantErr string
+	}{
+		{args: nil, want: DefaultGCPercent},
+		{args: nil, env: "200", want: 100},
+		{args: []string{"--gc-percent", "50"}, env: "200", want: 50},
+		{args: []string{"--gc-percent", "0"}, wantErr: "--gc-percent 0: must be positive"},
+	} {
+		t.Setenv("GOGC", tc.env)
+		debug.SetGCPercent(100)
+		cmd := newProxyCommand()
+		if err := cmd.Flags().Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		n, _ := cmd.Flags().GetInt("gc-percent")
+		err := applyGCPercent(cmd, n)
+		if tc.wantErr != "" {
+			if err == nil || err.Error() != tc.wantErr {
+				t.Errorf("%v: err %v, want %q", tc.args, err, tc.wantErr)
+			}
+			continue
+		}
+		if got := debug.SetGCPercent(100); err != nil || got != tc.want {
+			t.Errorf("%v (GOGC=%q): GC percent %d, %v; want %d", tc.args, tc.env, got, err, tc.want)
 		}
 	}
 }
