@@ -42,7 +42,7 @@ type h1Conn struct {
 	conn net.Conn
 	br   *bufio.Reader
 	bw   *bufio.Writer
-	// headLimit counts what the response head may still read (rd).
+	// rd reads the connection for br, bounding the response head.
 	rd h1Reader
 	// closeAfter: every request asks the server to close
 	// (max_requests_per_connection 1, net/http's DisableKeepAlives).

@@ -69,8 +69,9 @@ const DefaultIdleTimeout = time.Hour
 // cluster's stats and on the host they go to.
 type Transport struct {
 	Options TransportOptions
-	// RT makes the connections of the cluster's protocol; H2 the h2c ones
-	// for HTTP/2 requests when the cluster uses the downstream protocol.
+	// RT makes the connections of an HTTP/2 cluster (nil for HTTP/1.1,
+	// whose connections are h1Conns, h1conn.go); H2 the h2c ones for
+	// HTTP/2 requests when the cluster uses the downstream protocol.
 	// Only their NewClientConn is used: the pools below keep the
 	// connections.
 	RT *http.Transport
@@ -97,8 +98,11 @@ func NewTransport(opts TransportOptions, stats *Stats) *Transport {
 		stats = &Stats{}
 	}
 	t := &Transport{Options: opts, stats: stats, closed: make(chan struct{})}
+	t.dialer = newDialer(opts)
 	h2 := opts.HTTP2 && !opts.UseDownstreamProtocol
-	t.RT = t.newRT(h2)
+	if h2 {
+		t.RT = t.newRT(true)
+	}
 	t.pools.rt, t.pools.h2, t.pools.h2c = t.RT, h2, h2 && !opts.TLS.Enabled
 	if opts.UseDownstreamProtocol {
 		t.H2 = t.newRT(true)
@@ -107,10 +111,10 @@ func NewTransport(opts TransportOptions, stats *Stats) *Transport {
 	return t
 }
 
-func (t *Transport) newRT(h2 bool) *http.Transport {
-	opts := t.Options
+// newDialer is the dialer of a transport's connections: its connect
+// timeout and TCP keepalive.
+func newDialer(opts TransportOptions) *net.Dialer {
 	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
-	t.dialer = dialer
 	if ka := opts.Keepalive; ka.Enabled {
 		cfg := net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}
 		if ka.Idle > 0 {
@@ -124,6 +128,11 @@ func (t *Transport) newRT(h2 bool) *http.Transport {
 		}
 		dialer.KeepAliveConfig = cfg
 	}
+	return dialer
+}
+
+func (t *Transport) newRT(h2 bool) *http.Transport {
+	opts := t.Options
 	idle := opts.IdleTimeout
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
