@@ -70,15 +70,17 @@ func TestKubeSourceMeshConfig(t *testing.T) {
 	}
 	fullBefore := len(r.log.lines("msg=push", "kind=full"))
 	set("trustDomain: td.example\noutboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")
-	waitUntil(t, "new MeshConfig pushed", func() error {
+	// The push is logged after its snapshot is stored (controller.go), so
+	// the wait covers both: the new mode served, and a full push logged.
+	waitUntil(t, "new MeshConfig pushed in full", func() error {
 		if mode() != meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY {
 			return fmt.Errorf("mode %v", mode())
 		}
+		if n := len(r.log.lines("msg=push", "kind=full")); n <= fullBefore {
+			return fmt.Errorf("the MeshConfig change was not a full push (%d full pushes, %d before)", n, fullBefore)
+		}
 		return nil
 	})
-	if n := len(r.log.lines("msg=push", "kind=full")); n <= fullBefore {
-		t.Errorf("the MeshConfig change was not a full push (%d full pushes, %d before)", n, fullBefore)
-	}
 
 	set("outboundTrafficPolicy: {mode: NO_SUCH_MODE}\n")
 	waitUntil(t, "invalid MeshConfig reported", func() error {
