@@ -5,9 +5,9 @@
 // filter chain it matches (dataplane.Listener.Select; none: the
 // connection is closed), the chain's TLS termination, the connection as
 // filters see it (httpfilter.Conn, filled once) and the connection
-// counters; then the chain serves it: its HTTP connection manager (one
-// net/http server per listener, handed the connection with its chain) or
-// its tcp_proxy.
+// counters; then the chain serves it: its HTTP connection manager or
+// its tcp_proxy. HTTP/1.x connections are served by pkg/proxy/h1server,
+// HTTP/2 ones by net/http's server.
 package downstream
 
 import (
@@ -24,6 +24,7 @@ import (
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
+	"github.com/sluice-mesh/sluice/pkg/proxy/h1server"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
@@ -75,6 +76,7 @@ type Options struct {
 type Server struct {
 	opts    Options
 	hs      *http.Server
+	h1      *h1server.Server
 	httpLis *chanListener
 
 	mu    sync.Mutex
@@ -98,6 +100,9 @@ func New(opts Options) *Server {
 		opts.Scope = httpfilter.NewScope()
 	}
 	s := &Server{opts: opts, conns: map[net.Conn]struct{}{}, httpLis: newChanListener()}
+	// HTTP/1.x is served by sluice's own server connection, HTTP/2 by
+	// net/http's (h1server's package doc says why).
+	s.h1 = &h1server.Server{Handler: opts.HTTP, IdleTimeout: time.Hour, ReadHeaderTimeout: time.Minute, Logger: opts.Logger}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
@@ -243,8 +248,23 @@ func (s *Server) handle(raw net.Conn, handOff bool) {
 	}
 	ci.PrepareXFCC()
 	ic.info = ci
-	if !s.httpLis.deliver(served) {
-		served.Close()
+	if state != nil && state.NegotiatedProtocol == "h2" {
+		s.deliverH2(served)
+		return
+	}
+	opts := h1server.Options{Context: httpproxy.WithConn(context.Background(), ci), TLS: state}
+	if state == nil {
+		// h2c with prior knowledge goes to net/http's HTTP/2 server, as
+		// Envoy's codec AUTO tells the protocols apart by the preface.
+		opts.H2C = func(c net.Conn) { s.deliverH2(&infoConn{Conn: c, info: ci}) }
+	}
+	s.h1.ServeConn(served, opts)
+}
+
+// deliverH2 hands an HTTP/2 connection to net/http's server.
+func (s *Server) deliverH2(c net.Conn) {
+	if !s.httpLis.deliver(c) {
+		c.Close()
 	}
 }
 
@@ -322,7 +342,13 @@ func (s *Server) track(c net.Conn, add bool) bool {
 func (s *Server) Shutdown(ctx context.Context) {
 	s.stop()
 	httpDone := make(chan struct{})
-	go func() { s.hs.Shutdown(ctx); close(httpDone) }()
+	go func() {
+		var wg sync.WaitGroup
+		wg.Go(func() { s.hs.Shutdown(ctx) })
+		s.h1.Shutdown(ctx)
+		wg.Wait()
+		close(httpDone)
+	}()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -334,6 +360,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	case <-httpDone:
 	case <-ctx.Done():
 		s.hs.Close()
+		s.h1.Close()
 	}
 }
 
@@ -341,6 +368,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 func (s *Server) Close() {
 	s.stop()
 	s.hs.Close()
+	s.h1.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
