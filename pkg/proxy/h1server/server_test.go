@@ -208,7 +208,7 @@ func TestServeExpectContinue(t *testing.T) {
 	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/read" {
 			b, _ := io.ReadAll(r.Body)
-			io.WriteString(w, string(b))
+			w.Write(b)
 		}
 	})}, nil)
 	c, err := net.Dial("tcp", addr)
