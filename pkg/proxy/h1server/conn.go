@@ -108,6 +108,13 @@ func (c *conn) awaitRequest(first bool) bool {
 			return false
 		}
 	}
+	// The head's deadline runs from its first byte (a pipelined request's
+	// bytes may already be here).
+	if d := c.srv.ReadHeaderTimeout; d > 0 {
+		c.rwc.SetReadDeadline(time.Now().Add(d))
+	} else {
+		c.rwc.SetReadDeadline(time.Time{})
+	}
 	if !first {
 		// Fewer than 4 bytes before the client's close is not a request
 		// worth an answer (net/http's server peeks 4 the same way).
@@ -115,15 +122,7 @@ func (c *conn) awaitRequest(first bool) bool {
 			return false
 		}
 	}
-	if !c.state.CompareAndSwap(stateIdle, stateActive) {
-		return false // closed by Shutdown while idle
-	}
-	if d := c.srv.ReadHeaderTimeout; d > 0 {
-		c.rwc.SetReadDeadline(time.Now().Add(d))
-	} else {
-		c.rwc.SetReadDeadline(time.Time{})
-	}
-	return true
+	return c.state.CompareAndSwap(stateIdle, stateActive) // false: closed by Shutdown while idle
 }
 
 // h2Preface reports whether the connection opens with the HTTP/2 client

@@ -475,3 +475,19 @@ func TestServeWithNetHTTPClient(t *testing.T) {
 		t.Errorf("%d connections for 5 requests, want 1", n)
 	}
 }
+
+// TestServeHeaderTimeout: a request head that stalls is dropped after
+// ReadHeaderTimeout, the first one and one whose bytes came pipelined.
+func TestServeHeaderTimeout(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(echo), ReadHeaderTimeout: 200 * time.Millisecond}, nil)
+	for _, raw := range []string{
+		"GET / HTT",
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\nGE",
+	} {
+		start := time.Now()
+		got := roundTrip(t, addr, raw, 5*time.Second)
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("%q: the stalled head was kept %v (answer %q)", raw, d, got)
+		}
+	}
+}
