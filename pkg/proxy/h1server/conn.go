@@ -160,10 +160,10 @@ func (c *conn) serveRequest(w *response) (keep bool) {
 	c.wmu.Unlock()
 	c.watch.Reset(c.srv.watchAfter())
 	defer func() {
-		c.unwatch()
 		c.cur.Store(nil)
 		w.cancel()
 		if p := recover(); p != nil {
+			c.unwatch()
 			if p != http.ErrAbortHandler {
 				c.srv.logger().Error("http handler panicked", "remote", c.remote, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			}
@@ -176,9 +176,9 @@ func (c *conn) serveRequest(w *response) (keep bool) {
 	}
 	h.ServeHTTP(w, w.req)
 	if c.state.Load() == stateHijacked {
-		return false
+		return false // Hijack ended the watch
 	}
-	c.unwatch()
+	c.unwatch() // before finish, which may read the rest of the body
 	w.finish()
 	return true
 }

@@ -57,11 +57,8 @@ func (w *response) WriteHeader(code int) {
 	if code < 200 && code != http.StatusSwitchingProtocols {
 		w.headMu.Lock()
 		defer w.headMu.Unlock()
-		if code == http.StatusContinue {
-			if w.reqBody.continueSent {
-				return
-			}
-			w.reqBody.continueSent = true
+		if code == http.StatusContinue && w.reqBody.continueSent.Swap(true) {
+			return
 		}
 		w.writeStatusLine(code)
 		w.writeHeaderFields(w.header)
@@ -289,7 +286,7 @@ func (w *response) finish() {
 		w.WriteHeader(http.StatusOK)
 	}
 	if b := w.body; b != nil && !b.done {
-		if b.expectContinue && !b.continueSent {
+		if b.expectContinue && !b.continueSent.Load() {
 			w.closeAfter = true // the client still waits to send it
 		} else if !b.drain() {
 			w.closeAfter, w.unreadBody = true, true
@@ -338,17 +335,20 @@ type requestBody struct {
 	src io.ReadCloser
 	// parsed is the request as http.ReadRequest made it (the handler's is
 	// a copy carrying the request's context).
-	parsed                       *http.Request
-	w                            *response
-	expectContinue, continueSent bool
-	done, closed                 bool
+	parsed         *http.Request
+	w              *response
+	expectContinue bool
+	// continueSent: the 100 went out (the handler's WriteHeader(100) or
+	// a body read, which may run on another goroutine).
+	continueSent atomic.Bool
+	done, closed bool
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	if b.closed {
 		return 0, http.ErrBodyReadAfterClose
 	}
-	if b.expectContinue && !b.continueSent {
+	if b.expectContinue && !b.continueSent.Load() {
 		b.sendContinue()
 	}
 	n, err := b.src.Read(p)
@@ -366,10 +366,9 @@ func (b *requestBody) sendContinue() {
 	w := b.w
 	w.headMu.Lock()
 	defer w.headMu.Unlock()
-	if b.continueSent || w.headerSent {
+	if w.headerSent || b.continueSent.Swap(true) {
 		return
 	}
-	b.continueSent = true
 	w.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 	w.c.bw.Flush()
 }
