@@ -166,6 +166,14 @@ func checkAnHour(t *testing.T, bin string, tm *testMesh, firstDOM, nodes, edges 
 	hour, hourHeap := heap("3600000")
 	t.Logf("live JS heap: %d bytes after a minute, %d after an hour", minute, hourHeap)
 	if hourHeap > minute+256<<10 {
+		// Virtual time makes a leak grow the same in every run; Chromium
+		// under a loaded machine once kept 600 KB more after its gc()
+		// (CI, one run in several). So the hour runs once more: a leak
+		// fails both.
+		hour, hourHeap = heap("3600000")
+		t.Logf("live JS heap after a second hour's run: %d bytes", hourHeap)
+	}
+	if hourHeap > minute+256<<10 {
 		t.Errorf("the page's heap grew from %d to %d bytes in an hour", minute, hourHeap)
 	}
 	refreshes := regexp.MustCompile(`data-refreshes="(\d+)"`).FindStringSubmatch(hour)
