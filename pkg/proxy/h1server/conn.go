@@ -228,8 +228,7 @@ func (c *conn) clientLost() {
 func (c *conn) readRequest() (*response, bool) {
 	c.cr.beginHead(c.br, c.srv.maxHeaderBytes()+4096) // bufio's read-ahead, as net/http
 	req, err := http.ReadRequest(c.br)
-	tooLarge := c.cr.hitReadLimit()
-	hosts, host := c.cr.endHead()
+	tooLarge, hosts, host := c.cr.endHead()
 	if err != nil {
 		switch {
 		case tooLarge:

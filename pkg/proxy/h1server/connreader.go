@@ -145,12 +145,6 @@ func (cr *connReader) beginHead(br *bufio.Reader, limit int64) {
 	cr.scan.feed(buffered)
 }
 
-func (cr *connReader) hitReadLimit() bool {
-	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	return cr.remain <= 0
-}
-
 // startBackgroundRead starts the read that notices the client going away
 // (or the first byte of a pipelined request, which is kept). It does
 // nothing when a byte is already held or a read is in progress.
@@ -245,15 +239,17 @@ func (cr *connReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// endHead stops counting and lifts the head's read limit; it returns the
-// head's Host lines and the first one's value.
-func (cr *connReader) endHead() (int, string) {
+// endHead stops counting and lifts the head's read limit; it returns
+// whether the head hit that limit, its Host lines and the first one's
+// value (one lock for all of it: this runs for every request).
+func (cr *connReader) endHead() (tooLarge bool, hosts int, host string) {
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
+	tooLarge = cr.remain <= 0
 	cr.remain = math.MaxInt64
 	cr.scan.active = false
 	if cr.scan.hosts == 0 {
-		return 0, ""
+		return tooLarge, 0, ""
 	}
-	return cr.scan.hosts, cr.scan.hostValue()
+	return tooLarge, cr.scan.hosts, cr.scan.hostValue()
 }
