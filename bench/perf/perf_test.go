@@ -44,6 +44,10 @@ func TestBenchRun(t *testing.T) {
 		}
 		paths = append(paths, p)
 	}
+	peerSet := map[string]struct{}{}
+	for _, p := range peerNames {
+		peerSet[p] = struct{}{}
+	}
 	proxyCPU, loadCPU := defaultCPUs()
 	o := options{sluice: testenv.Binary(t), fortio: fortio, qps: 200, conns: 4, duration: time.Second, tcpDuration: time.Second,
 		payload: 1024, out: t.TempDir(), paths: strings.Join(paths, ","), protocols: "http1,h2c", proxyCPU: proxyCPU, loadCPU: loadCPU}
@@ -67,7 +71,11 @@ func TestBenchRun(t *testing.T) {
 		if x.Errors != 0 || x.QPS < 100 || x.MaxRPS <= 0 || x.Latency.P50 <= 0 || x.Latency.Max < x.Latency.P999 {
 			t.Errorf("%s %s: %+v", x.Path, x.Protocol, x)
 		}
-		if x.Path != "direct" && (x.CPUPer1k <= 0 || x.RSSIdle <= 0 || x.RSSLoad <= 0 || x.AnonIdle <= 0 || x.AnonLoad < x.AnonIdle*0.5 || x.MaxRatio <= 0 || x.MaxCPU <= 0 || x.MaxCPU > 1.05*float64(x.Proxies) || x.RPSPerCore < x.MaxRPS) {
+		// CPU is read in /proc's 10 ms ticks: at this test's 200 rps for
+		// 1 s an nginx or HAProxy worker can use less than one tick (CI
+		// saw HAProxy at 0), so only sluice's paths must show CPU here.
+		_, peer := peerSet[x.Path]
+		if x.Path != "direct" && ((x.CPUPer1k <= 0 && !peer) || x.CPUPer1k < 0 || x.RSSIdle <= 0 || x.RSSLoad <= 0 || x.AnonIdle <= 0 || x.AnonLoad < x.AnonIdle*0.5 || x.MaxRatio <= 0 || x.MaxCPU <= 0 || x.MaxCPU > 1.05*float64(x.Proxies) || x.RPSPerCore < x.MaxRPS) {
 			t.Errorf("%s %s: proxy cost not measured: %+v", x.Path, x.Protocol, x)
 		}
 	}
