@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/sluice-mesh/sluice/pkg/proxy/h1parse"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpconn"
 )
 
@@ -38,6 +39,8 @@ type conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	state  atomic.Int32
+	// lastMethod is the last request's (see readRequest).
+	lastMethod string
 	// cur is the request being served: a client lost cancels it.
 	cur atomic.Pointer[response]
 	// werr is the first write error (the connection is then dead).
@@ -226,56 +229,104 @@ func (c *conn) clientLost() {
 // (400, 431, 501 or 505, as net/http's server answers) and ends the
 // connection.
 func (c *conn) readRequest() (*response, bool) {
+	if c.lastMethod == http.MethodPost {
+		// Blank lines after a POST's body are skipped: RFC 7230 3's
+		// tolerance of old clients, as net/http's server (readRequest).
+		peek, _ := c.br.Peek(4)
+		c.br.Discard(leadingCRorLF(peek))
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	w := &response{c: c, cancel: cancel, header: make(http.Header), contentLength: -1}
+	req, msg, code := c.readBuffered(ctx, w)
+	if req == nil && code == "" {
+		req, msg, code = c.readStream(ctx, w)
+	}
+	if code == "" && req.Header.Get("Expect") != "" && !expectsContinue(req) {
+		code = "417 Expectation Failed"
+	}
+	if code != "" {
+		cancel()
+		c.reject(code, msg)
+		return nil, false
+	}
+	c.lastMethod = req.Method
+	req.RemoteAddr = c.remote
+	req.TLS = c.opts.TLS
+	w.req = req
+	w.closeAfter = req.Close
+	if w.reqBody.src != nil {
+		w.reqBody.expectContinue = expectsContinue(req) && req.ProtoAtLeast(1, 1)
+		w.body = &w.reqBody
+		req.Body = w.body
+	}
+	return w, true
+}
+
+// readBuffered reads a request whose head is already whole in the buffer
+// and of h1parse's common shape: parsed there, with a few allocations,
+// into what http.ReadRequest would make. It returns nil for any other
+// head, having consumed nothing: readStream reads it. (Such a head is
+// within the buffer's 4 KiB, so net/http's limit would not refuse it
+// either.)
+func (c *conn) readBuffered(ctx context.Context, w *response) (*http.Request, string, string) {
+	buf, _ := c.br.Peek(c.br.Buffered())
+	h, ok := h1parse.Parse(buf)
+	var parsed http.Request
+	if !ok || !h.Request(&parsed) {
+		return nil, "", ""
+	}
+	c.br.Discard(h.Len)
+	c.rwc.SetReadDeadline(time.Time{})
+	req := parsed.WithContext(ctx) // the request's one allocation
+	if msg, code := checkHost(req, h.Hosts, h.Host); code != "" {
+		return req, msg, code // (names and values were checked by Parse)
+	}
+	req.Body = http.NoBody
+	if req.ContentLength > 0 {
+		w.reqLen = h1parse.Body{R: c.br, N: req.ContentLength}
+		w.reqBody = requestBody{src: &w.reqLen, w: w}
+	}
+	return req, "", ""
+}
+
+// readStream reads a request with http.ReadRequest, the connection's
+// reader bounding its head and counting its Host lines.
+func (c *conn) readStream(ctx context.Context, w *response) (*http.Request, string, string) {
 	c.cr.beginHead(c.br, c.srv.maxHeaderBytes()+4096) // bufio's read-ahead, as net/http
 	req, err := http.ReadRequest(c.br)
 	tooLarge, hosts, host := c.cr.endHead()
 	if err != nil {
 		switch {
 		case tooLarge:
-			c.reject("431 Request Header Fields Too Large", "")
+			return nil, "", "431 Request Header Fields Too Large"
 		case errors.Is(err, io.EOF), isTimeout(err):
 			// The client closed, or sent nothing in time: closed quietly.
+			return nil, "", quietClose
 		case strings.Contains(err.Error(), "unsupported transfer encoding"):
-			c.reject("501 Not Implemented", "unsupported transfer encoding")
+			return nil, "unsupported transfer encoding", "501 Not Implemented"
 		default:
-			c.reject("400 Bad Request", "")
+			return nil, "", "400 Bad Request"
 		}
-		return nil, false
 	}
 	c.rwc.SetReadDeadline(time.Time{})
-	if msg, code := checkRequest(req, hosts, host); code != "" {
-		c.reject(code, msg)
-		return nil, false
+	if msg, code := checkHost(req, hosts, host); code != "" {
+		return nil, msg, code
 	}
-	req.RemoteAddr = c.remote
-	req.TLS = c.opts.TLS
-	ctx, cancel := context.WithCancel(c.ctx)
-	w := &response{c: c, req: req.WithContext(ctx), cancel: cancel, header: make(http.Header), contentLength: -1}
-	w.closeAfter = req.Close
+	if msg, code := checkFields(req); code != "" {
+		return nil, msg, code
+	}
 	if req.Body != nil && req.Body != http.NoBody {
 		w.reqBody = requestBody{src: req.Body, w: w, parsed: req}
-		if req.Header.Get("Expect") != "" {
-			if !expectsContinue(req) {
-				c.reject("417 Expectation Failed", "")
-				return nil, false
-			}
-			w.reqBody.expectContinue = req.ProtoAtLeast(1, 1)
-		}
-		w.body = &w.reqBody
-		w.req.Body = w.body
-	} else if req.Header.Get("Expect") != "" && !expectsContinue(req) {
-		c.reject("417 Expectation Failed", "")
-		return nil, false
 	}
-	return w, true
+	return req.WithContext(ctx), "", ""
 }
 
-// checkRequest makes net/http's server's checks of a parsed request
-// (server.go readRequest), given the head's count of Host lines and the
-// first one's value (http.ReadRequest drops the field); it returns the
-// reason and the status line. RFC 9112 3.2: a request with no Host (in
-// HTTP/1.1) or more than one is refused with 400.
-func checkRequest(req *http.Request, hosts int, host string) (string, string) {
+// checkHost and checkFields make net/http's server's checks of a parsed
+// request (server.go readRequest), given the head's count of Host lines
+// and the first one's value (http.ReadRequest drops the field); they
+// return the reason and the status line. RFC 9112 3.2: a request with no
+// Host (in HTTP/1.1) or more than one is refused with 400.
+func checkHost(req *http.Request, hosts int, host string) (string, string) {
 	if req.ProtoMajor != 1 {
 		return "", "505 HTTP Version Not Supported"
 	}
@@ -287,6 +338,10 @@ func checkRequest(req *http.Request, hosts int, host string) (string, string) {
 	case hosts == 1 && (len(host) >= maxHostValue || !httpguts.ValidHostHeader(host)):
 		return "malformed Host header", "400 Bad Request"
 	}
+	return "", ""
+}
+
+func checkFields(req *http.Request) (string, string) {
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
 			return "invalid header name", "400 Bad Request"
@@ -300,6 +355,14 @@ func checkRequest(req *http.Request, hosts int, host string) (string, string) {
 	return "", ""
 }
 
+func leadingCRorLF(b []byte) int {
+	n := 0
+	for n < len(b) && (b[n] == '\r' || b[n] == '\n') {
+		n++
+	}
+	return n
+}
+
 func expectsContinue(req *http.Request) bool {
 	return httpguts.HeaderValuesContainsToken(req.Header["Expect"], "100-continue")
 }
@@ -311,16 +374,24 @@ func isTimeout(err error) bool {
 
 // reject answers a request the server refuses and closes, as net/http's
 // server does: the status line, a plain-text body naming it (and the
-// reason), Connection: close.
+// reason), Connection: close. It goes after what the buffered writer
+// still holds (the answers to pipelined requests before it).
 func (c *conn) reject(status, reason string) {
+	if status == quietClose {
+		return
+	}
 	body := status
 	if reason != "" {
 		body += ": " + reason
 	}
 	c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
-	fmt.Fprintf(c.rwc, "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", status, len(body), body)
+	fmt.Fprintf(c.bw, "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", status, len(body), body)
 	c.closeWriteAndWait()
 }
+
+// quietClose is the "status" of a request never sent: the connection
+// closes without an answer.
+const quietClose = "-"
 
 // closeWriteAndWait half-closes the connection and waits a little before
 // it is closed, so the client reads the response before unread request

@@ -111,8 +111,9 @@ func (s *headScan) feed(p []byte) {
 	}
 }
 
-// hostValue is the first Host line's value as textproto reads it:
-// trimmed, continuation lines joined by a space.
+// hostValue is the first Host line's value as textproto reads it: each
+// line trimmed, continuation lines joined by a space, the whole trimmed at
+// its start (an empty first line leaves no space before the next).
 func (s *headScan) hostValue() string {
 	var b strings.Builder
 	for i, line := range bytes.Split(s.host, []byte("\n")) {
@@ -122,7 +123,7 @@ func (s *headScan) hostValue() string {
 		}
 		b.Write(line)
 	}
-	return b.String()
+	return strings.TrimLeft(b.String(), " \t")
 }
 
 // maxHostValue bounds the Host value kept (a longer one is refused).

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/h1parse"
 )
 
 // response is one request being served: its http.ResponseWriter (with
@@ -24,8 +26,10 @@ type response struct {
 	cancel context.CancelFunc
 	header http.Header
 	body   *requestBody // nil: the request has none
-	// reqBody is body's storage (one allocation per request).
+	// reqBody is body's storage (one allocation per request), reqLen its
+	// source for a request read by readBuffered.
 	reqBody requestBody
+	reqLen  h1parse.Body
 
 	status        int
 	wroteHeader   bool  // the final status is set
@@ -332,9 +336,10 @@ func (w *response) writeTrailers() {
 // Continue is sent on its first read, its end starts the client watch
 // (conn.bodyEnded), and Close does not drain it (finish decides).
 type requestBody struct {
-	src io.ReadCloser
+	src io.Reader
 	// parsed is the request as http.ReadRequest made it (the handler's is
-	// a copy carrying the request's context).
+	// a copy carrying the request's context); nil for readBuffered's,
+	// whose body has no trailers.
 	parsed         *http.Request
 	w              *response
 	expectContinue bool
@@ -356,7 +361,9 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		b.done = true
 		// The body's trailers went to the request http.ReadRequest made
 		// (a declared trailer's map is shared; an undeclared one is new).
-		b.w.req.Trailer = b.parsed.Trailer
+		if b.parsed != nil {
+			b.w.req.Trailer = b.parsed.Trailer
+		}
 		b.w.c.bodyEnded()
 	}
 	return n, err

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/h1parse"
 )
 
 // h1Conn is one HTTP/1.1 connection of a host pool, driven on the
@@ -29,9 +31,10 @@ import (
 // only when it is large or of unknown length, so a server answering before
 // it has read the body is heard (as net/http's writeLoop allows).
 //
-// Parsing is net/http's own (http.ReadResponse: status line, headers,
-// Content-Length, chunked and close-delimited bodies, trailers, HEAD and
-// 1xx rules); writing is h1write.go. Behaviour follows net/http's
+// Parsing is h1parse's for the usual response (a final status with a
+// Content-Length, whole in the first read), net/http's own for every
+// other (http.ReadResponse: status line, headers, Content-Length, chunked
+// and close-delimited bodies, trailers, HEAD and 1xx rules); writing is h1write.go. Behaviour follows net/http's
 // Transport where Envoy has no opinion, Envoy's where it does: an idle
 // connection the server closed is found before it is used (Envoy sees the
 // close on its event loop; net/http's read goroutine does), response
@@ -317,7 +320,7 @@ func (c *h1Conn) exchange(ex *h1Exchange) (*http.Response, error) {
 	c.rd.remain = h1MaxResponseHead
 	defer func() { c.rd.remain = 1<<63 - 1 }()
 	for n := 0; ; n++ {
-		resp, err := http.ReadResponse(c.br, req)
+		resp, err := c.readResponse(ex)
 		if err != nil {
 			return nil, err
 		}
@@ -332,14 +335,46 @@ func (c *h1Conn) exchange(ex *h1Exchange) (*http.Response, error) {
 	}
 }
 
+// readResponse reads a response head: from the bytes the first read
+// brought when they hold a whole head of h1parse's common shape (a final
+// status with a Content-Length; a few allocations instead of textproto's
+// one per line and value), else with http.ReadResponse, which reads the
+// rest of any head and judges every unusual one.
+func (c *h1Conn) readResponse(ex *h1Exchange) (*http.Response, error) {
+	if _, err := c.br.Peek(1); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // as http.ReadResponse
+		}
+		return nil, err
+	}
+	buf, _ := c.br.Peek(c.br.Buffered())
+	h, ok := h1parse.Parse(buf)
+	var parsed http.Response
+	if !ok || !h.Response(&parsed, ex.req.Method) {
+		return http.ReadResponse(c.br, ex.req)
+	}
+	c.br.Discard(h.Len)
+	resp := new(http.Response)
+	*resp = parsed
+	resp.Request = ex.req
+	resp.Body = http.NoBody
+	if resp.ContentLength > 0 {
+		ex.fixed = h1parse.Body{R: c.br, N: resp.ContentLength}
+		resp.Body = &ex.fixed
+	}
+	return resp, nil
+}
+
 // h1Exchange is one request's response body: it ends the exchange when
 // read to its end or closed.
 type h1Exchange struct {
 	c    *h1Conn
 	req  *http.Request
-	body io.ReadCloser
-	ctx  context.Context
-	stop func() bool
+	body io.Reader
+	// fixed is body's storage for a response readResponse parsed.
+	fixed h1parse.Body
+	ctx   context.Context
+	stop  func() bool
 	// written receives the request body writer's result when the body is
 	// written by its own goroutine.
 	written chan error
