@@ -363,9 +363,38 @@ func leadingCRorLF(b []byte) int {
 	return n
 }
 
+// expectsContinue is net/http's Request.expectsContinue: the first Expect
+// value holds "100-continue" between token boundaries (space, comma or
+// tab; net/http header.go hasToken), case-insensitively.
 func expectsContinue(req *http.Request) bool {
-	return httpguts.HeaderValuesContainsToken(req.Header["Expect"], "100-continue")
+	const token = "100-continue"
+	v := req.Header.Get("Expect")
+	for i := 0; i+len(token) <= len(v); i++ {
+		end := i + len(token)
+		if (i == 0 || tokenBoundary(v[i-1])) && (end == len(v) || tokenBoundary(v[end])) &&
+			asciiEqualFold(v[i:end], token) {
+			return true
+		}
+	}
+	return false
 }
+
+// asciiEqualFold compares s with a lower-case ASCII token, folding only
+// ASCII letters (as net/http's internal/ascii.EqualFold).
+func asciiEqualFold(s, lower string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func tokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 func isTimeout(err error) bool {
 	var ne net.Error
