@@ -191,7 +191,7 @@ func writeRequestURI(w *bufio.Writer, req *http.Request) error {
 	u := req.URL
 	if u.Opaque != "" {
 		t := u.RequestURI()
-		if !strings.HasPrefix(t, "/") && t != "*" {
+		if !strings.HasPrefix(t, "/") && t != "*" || !lineSafe(t) {
 			return fmt.Errorf("upstream: invalid request target %q", t)
 		}
 		w.WriteString(t)
@@ -204,12 +204,28 @@ func writeRequestURI(w *bufio.Writer, req *http.Request) error {
 	case p[0] != '/' && p != "*":
 		return fmt.Errorf("upstream: invalid request target %q", p)
 	}
+	if !lineSafe(u.RawQuery) {
+		// url keeps a query as it came (a space from an HTTP/2 :path,
+		// say); on the request line it would split the target.
+		return fmt.Errorf("upstream: invalid request target query %q", u.RawQuery)
+	}
 	w.WriteString(p)
 	if u.ForceQuery || u.RawQuery != "" {
 		w.WriteByte('?')
 		w.WriteString(u.RawQuery)
 	}
 	return nil
+}
+
+// lineSafe reports whether s has no space or control character, which
+// would break the request line.
+func lineSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // requestHost is the Host header's value: req.Host, else the URL's host,
