@@ -199,17 +199,20 @@ const (
 
 func special(name []byte) int {
 	switch {
-	case len(name) == len("Transfer-Encoding") && equalFold(name, "transfer-encoding"):
+	case len(name) == len("Transfer-Encoding") && EqualFold(name, "transfer-encoding"):
 		return fieldTransferEncoding
-	case len(name) == len("Content-Length") && equalFold(name, "content-length"):
+	case len(name) == len("Content-Length") && EqualFold(name, "content-length"):
 		return fieldContentLength
 	}
 	return fieldOther
 }
 
-// equalFold compares an ASCII name with a lower-case one.
-func equalFold(b []byte, lower string) bool {
-	for i, c := range b {
+// EqualFold compares s with a lower-case ASCII string of the same
+// length, folding only ASCII letters (as net/http's internal
+// ascii.EqualFold does for tokens).
+func EqualFold[S string | []byte](s S, lower string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}

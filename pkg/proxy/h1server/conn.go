@@ -372,26 +372,11 @@ func expectsContinue(req *http.Request) bool {
 	for i := 0; i+len(token) <= len(v); i++ {
 		end := i + len(token)
 		if (i == 0 || tokenBoundary(v[i-1])) && (end == len(v) || tokenBoundary(v[end])) &&
-			asciiEqualFold(v[i:end], token) {
+			h1parse.EqualFold(v[i:end], token) {
 			return true
 		}
 	}
 	return false
-}
-
-// asciiEqualFold compares s with a lower-case ASCII token, folding only
-// ASCII letters (as net/http's internal/ascii.EqualFold).
-func asciiEqualFold(s, lower string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func tokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
