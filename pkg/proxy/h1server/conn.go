@@ -235,8 +235,13 @@ func (c *conn) readRequest() (*response, bool) {
 		peek, _ := c.br.Peek(4)
 		c.br.Discard(leadingCRorLF(peek))
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	w := &response{c: c, cancel: cancel, header: make(http.Header), contentLength: -1}
+	w := &response{c: c, header: make(http.Header), contentLength: -1}
+	var ctx context.Context = &w.ctx
+	if c.ctx.Done() == nil {
+		w.ctx.Context = c.ctx
+	} else {
+		ctx, w.stdCancel = context.WithCancel(c.ctx)
+	}
 	req, msg, code := c.readBuffered(ctx, w)
 	if req == nil && code == "" {
 		req, msg, code = c.readStream(ctx, w)
@@ -245,7 +250,7 @@ func (c *conn) readRequest() (*response, bool) {
 		code = "417 Expectation Failed"
 	}
 	if code != "" {
-		cancel()
+		w.cancel()
 		c.reject(code, msg)
 		return nil, false
 	}

@@ -23,8 +23,11 @@ import (
 type response struct {
 	c      *conn
 	req    *http.Request
-	cancel context.CancelFunc
 	header http.Header
+	// ctx is req's context, unless the connection's context can end: then
+	// it is context.WithCancel's, ended by stdCancel (requestContext).
+	ctx       requestContext
+	stdCancel context.CancelFunc
 	body   *requestBody // nil: the request has none
 	// reqBody is body's storage (one allocation per request), reqLen its
 	// source for a request read by readBuffered.
@@ -48,6 +51,15 @@ type response struct {
 }
 
 func (w *response) Header() http.Header { return w.header }
+
+// cancel ends the request's context.
+func (w *response) cancel() {
+	if w.stdCancel != nil {
+		w.stdCancel()
+		return
+	}
+	w.ctx.cancel()
+}
 
 // WriteHeader sets the final status; a 1xx other than 101 is sent at once
 // with the header so far (net/http since Go 1.19).

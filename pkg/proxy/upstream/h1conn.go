@@ -231,6 +231,14 @@ func (c *h1Conn) readIdle() bool {
 	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
+// afterFuncer is package context's interface of a context that runs a
+// function when it ends (h1server's request contexts are one). Asked
+// directly, such a context registers the connection's interrupt with one
+// allocation; context.AfterFunc would make five.
+type afterFuncer interface {
+	AfterFunc(f func()) (stop func() bool)
+}
+
 // RoundTrip sends req and reads the response head. The connection stays
 // busy until the response body is read to its end or closed; it is then
 // reusable unless either side asked to close it or the exchange failed.
@@ -253,7 +261,12 @@ func (c *h1Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	c.used = true
 	ctx := req.Context()
-	stop := context.AfterFunc(ctx, c.interrupt)
+	var stop func() bool
+	if af, ok := ctx.(afterFuncer); ok {
+		stop = af.AfterFunc(c.interrupt)
+	} else {
+		stop = context.AfterFunc(ctx, c.interrupt)
+	}
 	ex := &h1Exchange{c: c, req: req}
 	resp, err := c.exchange(ex)
 	if err != nil {
