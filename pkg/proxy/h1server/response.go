@@ -28,7 +28,7 @@ type response struct {
 	// it is context.WithCancel's, ended by stdCancel (requestContext).
 	ctx       requestContext
 	stdCancel context.CancelFunc
-	body   *requestBody // nil: the request has none
+	body      *requestBody // nil: the request has none
 	// reqBody is body's storage (one allocation per request), reqLen its
 	// source for a request read by readBuffered.
 	reqBody requestBody
