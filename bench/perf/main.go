@@ -40,7 +40,7 @@ type options struct {
 	loadCPU        string
 	tcpDuration    time.Duration
 	// profile: CPU and allocation profiles of each sluice proxy during
-	// its maximum-rate runs (profile.go).
+	// its fixed-rate and maximum-rate runs (profile.go).
 	profile bool
 }
 
@@ -60,7 +60,7 @@ func main() {
 	proxyCPU, loadCPU := defaultCPUs()
 	flag.StringVar(&o.proxyCPU, "proxy-cpu", proxyCPU, "CPU list the proxies run on (taskset -c)")
 	flag.StringVar(&o.loadCPU, "load-cpu", loadCPU, "CPU list fortio, the backend and the control plane run on")
-	flag.BoolVar(&o.profile, "profile", false, "write each sluice proxy's CPU profile of every maximum-rate run and its allocation profile after it to -out (go tool pprof FILE)")
+	flag.BoolVar(&o.profile, "profile", false, "write each sluice proxy's CPU profile of every fixed-rate (NAME-fixed-PROXY) and maximum-rate (NAME-PROXY) run and its allocation profile after it to -out (go tool pprof FILE)")
 	flag.BoolVar(&compare, "compare", false, "compare two result files: perf -compare OLD.json NEW.json")
 	flag.Parse()
 	if compare {

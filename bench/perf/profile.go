@@ -13,7 +13,7 @@ import (
 )
 
 // profile starts a CPU profile of each sluice proxy of t (its admin's
-// /debug/pprof/profile) lasting most of a maximum-rate run of length d;
+// /debug/pprof/profile) lasting most of a run of length d;
 // the returned wait collects them into -out as NAME-PROXY.cpu.pprof, then
 // takes each proxy's allocation profile (NAME-PROXY.allocs.pprof: every
 // allocation since the start, so the run's requests dominate it). The

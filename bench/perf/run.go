@@ -163,6 +163,10 @@ func (e *env) measure(ctx context.Context, t *target, proto string, direct *resu
 	if _, err := e.fortio(ctx, l); err != nil {
 		return nil, err
 	}
+	var profiled func() error
+	if e.o.profile {
+		profiled = e.profile(ctx, t, name+"-fixed", e.o.duration)
+	}
 	cpu0 := cpu(t.proxies...)
 	peak, stop := sampleMem(t.proxies)
 	start := time.Now()
@@ -170,6 +174,11 @@ func (e *env) measure(ctx context.Context, t *target, proto string, direct *resu
 	fixed, err := e.fortio(ctx, l)
 	elapsed := time.Since(start).Seconds()
 	stop()
+	if profiled != nil {
+		if perr := profiled(); perr != nil && err == nil {
+			err = perr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +188,7 @@ func (e *env) measure(ctx context.Context, t *target, proto string, direct *resu
 		r.CPUPer1k = (cpu(t.proxies...) - cpu0) / elapsed / (fixed.qps / 1000)
 	}
 	l.name, l.qps = name+"-max", 0
-	var profiled func() error
+	profiled = nil
 	if e.o.profile {
 		profiled = e.profile(ctx, t, name, e.o.duration)
 	}
