@@ -19,6 +19,9 @@ import (
 // allocation since the start, so the run's requests dominate it). The
 // issue's point 2: profiles of the request path under load.
 func (e *env) profile(ctx context.Context, t *target, name string, d time.Duration) (wait func() error) {
+	if len(t.admin) == 0 {
+		return func() error { return nil } // direct: no proxy
+	}
 	secs := max(1, int(d.Seconds())-1)
 	errs := make(chan error, len(t.admin))
 	for i, admin := range t.admin {
