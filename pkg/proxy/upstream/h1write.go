@@ -150,7 +150,7 @@ func writeRequestBody(w *bufio.Writer, req *http.Request) (err error) {
 		}
 	}()
 	if req.ContentLength > 0 && len(req.TransferEncoding) == 0 {
-		n, err := io.CopyN(w, req.Body, req.ContentLength)
+		n, err := copyN(w, req.Body, req.ContentLength)
 		if err == io.EOF {
 			return fmt.Errorf("upstream: request body ended after %d of its %d bytes", n, req.ContentLength)
 		}
@@ -173,6 +173,34 @@ func writeRequestBody(w *bufio.Writer, req *http.Request) (err error) {
 	}
 	_, err = w.WriteString("\r\n")
 	return err
+}
+
+// copyN copies n bytes from r to w as io.CopyN does (io.EOF when r ends
+// first), reading straight into w's free buffer, without io.CopyN's
+// LimitReader allocation.
+func copyN(w *bufio.Writer, r io.Reader, n int64) (int64, error) {
+	var done int64
+	for done < n {
+		if w.Available() == 0 {
+			if err := w.Flush(); err != nil {
+				return done, err
+			}
+		}
+		buf := w.AvailableBuffer()
+		buf = buf[:min(int64(cap(buf)), n-done)]
+		m, err := r.Read(buf)
+		if m > 0 {
+			w.Write(buf[:m])
+			done += int64(m)
+		}
+		if err != nil {
+			if done == n && err == io.EOF {
+				return done, nil
+			}
+			return done, err
+		}
+	}
+	return done, nil
 }
 
 // writeHeaderLine writes one header; the value was checked (no CR or LF)

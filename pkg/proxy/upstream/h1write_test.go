@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // writeTestRequest writes req as an h1Conn does.
@@ -97,3 +98,38 @@ func TestH1WriteRefuses(t *testing.T) {
 		}
 	}
 }
+
+// copyN copies as io.CopyN does: the same bytes, count and error for a
+// source shorter than, as long as and longer than n, read in pieces of
+// any size, through a writer smaller than n.
+func TestCopyNAsIOCopyN(t *testing.T) {
+	src := bytes.Repeat([]byte("0123456789abcdef"), 1000) // 16,000 bytes
+	readers := map[string]func([]byte) io.Reader{
+		"whole": func(b []byte) io.Reader { return bytes.NewReader(b) },
+		"half":  func(b []byte) io.Reader { return iotest.HalfReader(bytes.NewReader(b)) },
+		"byte":  func(b []byte) io.Reader { return iotest.OneByteReader(bytes.NewReader(b)) },
+		"eof":   func(b []byte) io.Reader { return iotest.DataErrReader(bytes.NewReader(b)) },
+	}
+	for name, mk := range readers {
+		for _, have := range []int{0, 1, 5000, 9999, 10000, 16000} {
+			const n = 10000
+			var got, want bytes.Buffer
+			w := bufio.NewWriterSize(&got, 4096)
+			gn, gerr := copyN(w, mk(src[:have]), n)
+			w.Flush()
+			wn, werr := io.CopyN(&want, mk(src[:have]), n)
+			if gn != wn || gerr != werr || !bytes.Equal(got.Bytes(), want.Bytes()) {
+				t.Errorf("%s, %d bytes: copyN %d, %v, %d bytes; io.CopyN %d, %v, %d bytes", name, have, gn, gerr, got.Len(), wn, werr, want.Len())
+			}
+		}
+	}
+	// A failing writer stops the copy with its error.
+	w := bufio.NewWriterSize(failWriter{}, 16)
+	if _, err := copyN(w, bytes.NewReader(src), 100); err == nil {
+		t.Error("copyN through a failing writer: no error")
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }

@@ -86,7 +86,8 @@ func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 		localReply(w, info, status, httpfilter.FlagNC, reason)
 		return
 	}
-	whole, ok := readSmallBody(r, cfg.BufferLimit)
+	mirrors := len(cfg.Mirrors) > 0
+	body, ok := readSmallBody(r, cfg.BufferLimit, mirrors)
 	if !ok {
 		// The client left (or ended its side with less than its
 		// Content-Length) before its request was complete: the stream is
@@ -104,25 +105,23 @@ func forward(s *httpfilter.Stream, rte *routes.Route, cfg *Config) {
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
 	}
-	body := reqBody{whole: whole}
-	mirrors := len(cfg.Mirrors) > 0
-	if whole != nil {
-		if mirrors {
-			mirror(s, rte, cfg, whole, true)
-		}
-	} else if hasBody(r) && (mirrors || cfg.Retry != nil) {
+	switch {
+	case body.whole != nil: // read whole for the mirrors
+		mirror(s, rte, cfg, body.whole, true)
+	case body.replay != nil: // a small body read whole, no mirrors
+	case hasBody(r) && (mirrors || cfg.Retry != nil):
 		limit := cfg.BufferLimit
 		if limit <= 0 {
 			limit = DefaultBufferLimit
 		}
 		body.replay = newReplayBody(r.Body, limit, r.ContentLength)
-		if !mirrors {
-			// A mirrored body goes on to the mirrors' goroutines, so only
-			// one that was not is given back.
-			defer body.replay.release()
-		}
-	} else if mirrors {
+	case mirrors:
 		mirror(s, rte, cfg, nil, true) // no body: the copies go out with the primary
+	}
+	if body.replay != nil && !mirrors {
+		// A mirrored body goes on to the mirrors' goroutines, so only
+		// one that was not is given back.
+		defer body.replay.release()
 	}
 	origDst := ""
 	if cl.Kind == upstream.OriginalDst && s.Conn != nil && s.Conn.OriginalDst {

@@ -207,29 +207,58 @@ const SmallBodyLimit = 4 << 10
 
 // readSmallBody reads a request body of known length up to
 // SmallBodyLimit and the route's buffer limit (a body over that is not
-// kept for retries or mirrors, so it streams) whole; nil (and ok) for any
-// other request. ok is false when the client sent less than its
-// Content-Length.
-func readSmallBody(r *http.Request, bufferLimit int64) (whole []byte, ok bool) {
+// kept for retries or mirrors, so it streams) whole; a zero reqBody (and
+// ok) for any other request. ok is false when the client sent less than
+// its Content-Length.
+//
+// Without mirrors the body goes into a pooled replayBody (filled), which
+// the caller releases once the request is done: a transport may read a
+// body after RoundTrip returns, and the replayBody's readers are cut off
+// then. Mirrors read the body on their own goroutines, so for them it is
+// a slice of its own that the garbage collector frees.
+func readSmallBody(r *http.Request, bufferLimit int64, mirrors bool) (body reqBody, ok bool) {
 	n := r.ContentLength
 	if bufferLimit <= 0 {
 		bufferLimit = DefaultBufferLimit
 	}
 	if n <= 0 || n > min(SmallBodyLimit, bufferLimit) || len(r.TransferEncoding) > 0 || r.Body == nil || r.Body == http.NoBody {
-		return nil, true
+		return reqBody{}, true
 	}
-	// Unpooled: a Transport may read a body after RoundTrip returns, and
-	// mirrors read it on their own goroutines; the garbage collector
-	// decides when nobody does.
-	whole = make([]byte, n)
+	if !mirrors {
+		b := newReplayBody(r.Body, bufferLimit, n)
+		if !b.fill(int(n)) {
+			b.release()
+			return reqBody{}, false
+		}
+		return reqBody{replay: b}, true
+	}
+	whole := make([]byte, n)
 	if _, err := io.ReadFull(r.Body, whole); err != nil {
-		return nil, false
+		return reqBody{}, false
 	}
-	return whole, true
+	return reqBody{whole: whole}, true
 }
 
-// reqBody is what each attempt sends: a small body read whole (an
-// in-memory reader per attempt), a kept body (replay), or neither (the
+// fill reads the whole body, n bytes (its Content-Length), into the kept
+// buffer at once; false when the client sent less.
+func (b *replayBody) fill(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bp := getBodyBuf(n)
+	*bp = (*bp)[:n]
+	if _, err := io.ReadFull(b.src, *bp); err != nil {
+		*bp = (*bp)[:0]
+		putBodyBuf(bp)
+		return false
+	}
+	b.bp = bp
+	b.eof.Store(true)
+	return true
+}
+
+// reqBody is what each attempt sends: a small body read whole for mirrors
+// (an in-memory reader per attempt), a kept body (replay; a small body
+// read whole without mirrors is one too, filled at once), or neither (the
 // downstream's body, streamed once; nil reader).
 type reqBody struct {
 	whole  []byte

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -238,5 +240,46 @@ func TestReplayBodyReleased(t *testing.T) {
 			t.Fatalf("replay read %d bytes", len(again))
 		}
 		nb.release()
+	}
+}
+
+// TestReadSmallBody: a small body is read whole before the first attempt;
+// without mirrors into a pooled replayBody whose readers each see it all
+// and are cut off once it is released, with mirrors into a slice of its
+// own; a client that sends less than its Content-Length is reported.
+func TestReadSmallBody(t *testing.T) {
+	payload := bytes.Repeat([]byte("abc"), 341) // 1023 bytes
+	req := func(body io.Reader, n int64) *http.Request {
+		r := httptest.NewRequest("POST", "/", io.NopCloser(iotest.HalfReader(body)))
+		r.ContentLength = n
+		return r
+	}
+	body, ok := readSmallBody(req(bytes.NewReader(payload), int64(len(payload))), 0, false)
+	if !ok || body.replay == nil || body.whole != nil {
+		t.Fatalf("without mirrors: ok %v, replay %v, whole %d bytes; want a replayBody", ok, body.replay != nil, len(body.whole))
+	}
+	for i := range 2 { // the attempts
+		got, err := io.ReadAll(body.reader())
+		if err != nil || !bytes.Equal(got, payload) {
+			t.Fatalf("attempt %d read %d bytes (err %v), want the %d-byte body", i, len(got), err, len(payload))
+		}
+	}
+	late := body.reader()
+	body.replay.release()
+	if n, err := late.Read(make([]byte, 10)); n != 0 || err == nil {
+		t.Fatalf("a reader held past release read %d bytes (err %v)", n, err)
+	}
+
+	body, ok = readSmallBody(req(bytes.NewReader(payload), int64(len(payload))), 0, true)
+	if !ok || body.replay != nil || !bytes.Equal(body.whole, payload) {
+		t.Fatalf("with mirrors: ok %v, replay %v, whole %d bytes; want the body's own slice", ok, body.replay != nil, len(body.whole))
+	}
+	for _, mirrors := range []bool{false, true} {
+		if _, ok := readSmallBody(req(bytes.NewReader(payload[:100]), int64(len(payload))), 0, mirrors); ok {
+			t.Fatalf("mirrors %v: a body shorter than its Content-Length read as whole", mirrors)
+		}
+	}
+	if body, ok := readSmallBody(req(bytes.NewReader(payload), SmallBodyLimit+1), 0, false); !ok || body.replay != nil || body.whole != nil {
+		t.Fatal("a body over SmallBodyLimit was read ahead")
 	}
 }
