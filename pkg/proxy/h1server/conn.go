@@ -41,6 +41,8 @@ type conn struct {
 	state  atomic.Int32
 	// lastMethod is the last request's (see readRequest).
 	lastMethod string
+	// respHeader is the responses' header map (responseHeader).
+	respHeader http.Header
 	// cur is the request being served: a client lost cancels it.
 	cur atomic.Pointer[response]
 	// werr is the first write error (the connection is then dead).
@@ -235,7 +237,7 @@ func (c *conn) readRequest() (*response, bool) {
 		peek, _ := c.br.Peek(4)
 		c.br.Discard(leadingCRorLF(peek))
 	}
-	w := &response{c: c, header: make(http.Header), contentLength: -1}
+	w := &response{c: c, header: c.responseHeader(), contentLength: -1}
 	var ctx context.Context = &w.ctx
 	if c.ctx.Done() == nil {
 		w.ctx.Context = c.ctx
@@ -266,6 +268,22 @@ func (c *conn) readRequest() (*response, bool) {
 	}
 	return w, true
 }
+
+// responseHeader is the next response's header map: the connection's
+// one, emptied (a handler must not use its ResponseWriter after it
+// returns, and a hijacked connection serves no more requests), so a
+// request does not allocate one. A map that held more than
+// maxReusedHeader fields is dropped, as clear keeps a map's size.
+func (c *conn) responseHeader() http.Header {
+	if c.respHeader == nil || len(c.respHeader) > maxReusedHeader {
+		c.respHeader = make(http.Header)
+	} else {
+		clear(c.respHeader)
+	}
+	return c.respHeader
+}
+
+const maxReusedHeader = 32
 
 // readBuffered reads a request whose head is already whole in the buffer
 // and of h1parse's common shape: parsed there, with a few allocations,

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -323,6 +324,47 @@ func TestServePipelinedNotCancelled(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		if string(b) != want {
 			t.Errorf("got %d %q, want %q", resp.StatusCode, b, want)
+		}
+	}
+}
+
+// TestServeHeadersPerResponse: the connection reuses its header map, and
+// a response still has only the fields its own handler set, however many
+// the one before it had (past maxReusedHeader too).
+func TestServeHeadersPerResponse(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		for i := range n {
+			w.Header().Set("X-Field-"+strconv.Itoa(i), r.URL.Path)
+		}
+		io.WriteString(w, r.URL.Path)
+	})}, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for i, n := range []int{3, 0, 40, 1, 0} {
+		path := "/r" + strconv.Itoa(i)
+		fmt.Fprintf(c, "GET %s?n=%d HTTP/1.1\r\nHost: a\r\n\r\n", path, n)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		got := 0
+		for k, v := range resp.Header {
+			if strings.HasPrefix(k, "X-Field-") {
+				got++
+				if v[0] != path {
+					t.Errorf("response %d: %s: %q, set by the handler of %q", i, k, v[0], path)
+				}
+			}
+		}
+		if got != n {
+			t.Errorf("response %d: %d fields, want its own %d", i, got, n)
 		}
 	}
 }
