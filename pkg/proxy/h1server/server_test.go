@@ -59,16 +59,25 @@ func echo(w http.ResponseWriter, r *http.Request) {
 		r.Method, r.RequestURI, r.Proto, r.Host, r.ContentLength, r.TransferEncoding, r.Close, keys, trailers, body, err != nil)
 }
 
-// roundTrip writes raw to addr and reads until the server closes or
-// timeout passes.
-func roundTrip(t testing.TB, addr, raw string, timeout time.Duration) string {
+// dial connects to addr for the test, every read and write within
+// timeout; the connection is closed when the test ends.
+func dial(t testing.TB, addr string, timeout time.Duration) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(timeout))
+	return c
+}
+
+// roundTrip writes raw to addr and reads until the server closes or
+// timeout passes.
+func roundTrip(t testing.TB, addr, raw string, timeout time.Duration) string {
+	t.Helper()
+	c := dial(t, addr, timeout)
+	defer c.Close()
 	io.WriteString(c, raw)
 	out, _ := io.ReadAll(c)
 	return string(out)
@@ -212,12 +221,7 @@ func TestServeExpectContinue(t *testing.T) {
 			w.Write(b)
 		}
 	})}, nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dial(t, addr, 5*time.Second)
 	br := bufio.NewReader(c)
 	io.WriteString(c, "POST /read HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
 	line, _ := br.ReadString('\n')
@@ -306,12 +310,7 @@ func TestServePipelinedNotCancelled(t *testing.T) {
 		}
 		io.WriteString(w, r.URL.Path)
 	})}, nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dial(t, addr, 5*time.Second)
 	io.WriteString(c, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n")
 	time.Sleep(20 * time.Millisecond) // the watch is running
 	io.WriteString(c, "GET /two HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -339,12 +338,7 @@ func TestServeHeadersPerResponse(t *testing.T) {
 		}
 		io.WriteString(w, r.URL.Path)
 	})}, nil)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dial(t, addr, 5*time.Second)
 	br := bufio.NewReader(c)
 	for i, n := range []int{3, 0, 40, 1, 0} {
 		path := "/r" + strconv.Itoa(i)
