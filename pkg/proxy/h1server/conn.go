@@ -35,10 +35,13 @@ type conn struct {
 	opts   Options
 	remote string
 	ctx    context.Context
-	cr     *connReader
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	state  atomic.Int32
+	// ctxEnds: ctx can be cancelled, so its requests' contexts are
+	// context.WithCancel's (else requestContext).
+	ctxEnds bool
+	cr      *connReader
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	state   atomic.Int32
 	// lastMethod is the last request's (see readRequest).
 	lastMethod string
 	// respHeader is the responses' header map (responseHeader).
@@ -239,10 +242,10 @@ func (c *conn) readRequest() (*response, bool) {
 	}
 	w := &response{c: c, header: c.responseHeader(), contentLength: -1}
 	var ctx context.Context = &w.ctx
-	if c.ctx.Done() == nil {
-		w.ctx.Context = c.ctx
-	} else {
+	if c.ctxEnds {
 		ctx, w.stdCancel = context.WithCancel(c.ctx)
+	} else {
+		w.ctx.Context = c.ctx
 	}
 	req, msg, code := c.readBuffered(ctx, w)
 	if req == nil && code == "" {

@@ -103,6 +103,7 @@ func (s *Server) ServeConn(c net.Conn, opts Options) {
 	cn := &conn{srv: s, rwc: c, opts: opts}
 	cn.remote = c.RemoteAddr().String()
 	cn.ctx = context.WithValue(opts.Context, http.LocalAddrContextKey, c.LocalAddr())
+	cn.ctxEnds = cn.ctx.Done() != nil
 	cn.cr = newConnReader(c, cn.clientLost)
 	cn.br = bufio.NewReaderSize(cn.cr, readBufferSize)
 	cn.bw = bufio.NewWriterSize(checkWriter{cn}, writeBufferSize)
