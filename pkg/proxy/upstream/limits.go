@@ -199,6 +199,20 @@ func replayable(req *http.Request) bool {
 	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
 }
 
+// HeaderDoneAtReturn reports whether the request's connection is sluice's
+// HTTP/1.1 one (h1conn.go), which writes the request head on RoundTrip's
+// goroutine: once RoundTrip returns, nothing reads the request's Header
+// map again, so its caller may reuse the map. (net/http's connections,
+// HTTP/2 or an HTTP/1.1 one chosen by ALPN, may still be writing it.) A
+// resend stays on a connection of the same pool, so of the same kind.
+func (a *Admission) HeaderDoneAtReturn() bool {
+	if a.pc == nil {
+		return false
+	}
+	_, ok := a.pc.cc.(*h1Conn)
+	return ok
+}
+
 // LocalAddr is the local address of the connection the request was given
 // (Envoy's upstream local address); invalid when there is none.
 func (a *Admission) LocalAddr() netip.AddrPort {

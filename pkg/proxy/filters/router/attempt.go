@@ -129,7 +129,10 @@ func attempt(a *attemptRequest) attemptResult {
 		extra += 2
 	}
 	own := new(attemptOwn)
-	out := outboundRequest(a.ctx, r, a.body, &own.url, res.addr, a.route, extra)
+	// The header map is pooled when the connection is done with it once
+	// RoundTrip returns; an upgrade's tunnel keeps its request.
+	pooled := a.upgrade == "" && adm.HeaderDoneAtReturn()
+	out := outboundRequest(a.ctx, r, a.body, &own.url, res.addr, a.route, extra, pooled)
 	if a.upgrade != "" {
 		setUpgradeHeaders(out, r)
 	}
@@ -155,6 +158,10 @@ func attempt(a *attemptRequest) attemptResult {
 	start := time.Now()
 	res.resp, res.err = adm.RoundTrip(out)
 	res.took = time.Since(start)
+	if pooled {
+		putOutboundHeader(out.Header)
+		out.Header = nil // (res.resp.Request is out)
+	}
 	res.local, res.principals = adm.LocalAddr(), adm.Principals()
 	if res.err != nil {
 		finishAttempt(res.host, &adm)

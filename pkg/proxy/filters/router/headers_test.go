@@ -85,7 +85,7 @@ func TestCloneRequestHeader(t *testing.T) {
 		"X-Request-Id":      {"abc"},
 	}
 	before := h.Clone()
-	got := cloneRequestHeader(h, 2)
+	got := cloneRequestHeader(h, 2, false)
 	want := http.Header{"Accept": {"*/*"}, "X-Request-Id": {"abc"}, "Te": {"trailers"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("cloneRequestHeader = %v, want %v", got, want)
@@ -93,7 +93,7 @@ func TestCloneRequestHeader(t *testing.T) {
 	if !reflect.DeepEqual(h, before) {
 		t.Errorf("the downstream headers changed: %v", h)
 	}
-	if got := cloneRequestHeader(http.Header{"Te": {"deflate"}, "A": {"1"}}, 0); !reflect.DeepEqual(got, http.Header{"A": {"1"}}) {
+	if got := cloneRequestHeader(http.Header{"Te": {"deflate"}, "A": {"1"}}, 0, false); !reflect.DeepEqual(got, http.Header{"A": {"1"}}) {
 		t.Errorf("TE without trailers: %v", got)
 	}
 }

@@ -32,8 +32,9 @@ var protoHTTP, protoHTTPS = []string{"http"}, []string{"https"}
 // (the caller's allocation). The request is built on the stack and copied
 // once by WithContext, so it costs one allocation, not two. extra is how
 // many headers the caller may add to it (the header map is sized for
-// them).
-func outboundRequest(ctx context.Context, r *http.Request, body io.ReadCloser, u *url.URL, addr string, rte *routes.Route, extra int) *http.Request {
+// them); pooled takes the map from outboundHeaders instead, for a request
+// whose connection is done with it when RoundTrip returns.
+func outboundRequest(ctx context.Context, r *http.Request, body io.ReadCloser, u *url.URL, addr string, rte *routes.Route, extra int, pooled bool) *http.Request {
 	path := routes.RequestPath(r)
 	newPath := rte.RewritePath(path)
 	*u = url.URL{Scheme: "http", Host: addr, RawQuery: r.URL.RawQuery}
@@ -51,7 +52,7 @@ func outboundRequest(ctx context.Context, r *http.Request, body io.ReadCloser, u
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        cloneRequestHeader(r.Header, extra+missing(r.Header, "X-Forwarded-Proto")+missing(r.Header, "X-Request-Id")),
+		Header:        cloneRequestHeader(r.Header, extra+missing(r.Header, "X-Forwarded-Proto")+missing(r.Header, "X-Request-Id"), pooled),
 		Body:          r.Body,
 		ContentLength: r.ContentLength,
 		Host:          r.Host,
@@ -83,15 +84,20 @@ func outboundRequest(ctx context.Context, r *http.Request, body io.ReadCloser, u
 // needs it. The copy has room for extra more headers: sized to what it
 // will hold, a request of up to 8 headers gets Go's small map (2
 // allocations) instead of a grown one (4 or 5).
-func cloneRequestHeader(h http.Header, extra int) http.Header {
+func cloneRequestHeader(h http.Header, extra int, pooled bool) http.Header {
 	named := connectionNamed(h["Connection"])
-	n := len(h) + extra
-	for k := range h {
-		if isHopHeader(k) || slices.Contains(named, k) {
-			n--
+	var out http.Header
+	if pooled {
+		out = outboundHeaders.Get().(http.Header)
+	} else {
+		n := len(h) + extra
+		for k := range h {
+			if isHopHeader(k) || slices.Contains(named, k) {
+				n--
+			}
 		}
+		out = make(http.Header, n)
 	}
-	out := make(http.Header, n)
 	for k, v := range h {
 		if !isHopHeader(k) && !slices.Contains(named, k) {
 			out[k] = v
@@ -101,6 +107,22 @@ func cloneRequestHeader(h http.Header, extra int) http.Header {
 		out["Te"] = []string{"trailers"}
 	}
 	return out
+}
+
+// outboundHeaders are the header maps of requests sent on sluice's
+// HTTP/1.1 connections (upstream.Admission.HeaderDoneAtReturn): attempt
+// gives one back, emptied, once RoundTrip has returned. A map that held
+// more than maxPooledHeader fields is left to the GC, as clear keeps a
+// map's size.
+var outboundHeaders = sync.Pool{New: func() any { return make(http.Header, 8) }}
+
+const maxPooledHeader = 32
+
+func putOutboundHeader(h http.Header) {
+	if len(h) <= maxPooledHeader {
+		clear(h)
+		outboundHeaders.Put(h)
+	}
 }
 
 // missing is 1 when h has no header k, else 0.
