@@ -17,8 +17,8 @@ import (
 
 // Writing an HTTP/1.1 request as net/http's Request.write and
 // transferWriter do for a Transport (request.go, transfer.go), straight
-// into the connection's buffer: no header copy, no sorted-key slice from
-// a pool, no fmt. What differs from net/http is said where it does.
+// into the connection's buffer: no header copy, no sorting of the names,
+// no fmt. What differs from net/http is said where it does.
 
 // h1SkipHeaders are written from the request's fields, not its Header map
 // (net/http's reqWriteExcludeHeader).
@@ -29,11 +29,6 @@ func h1SkipHeader(k string) bool {
 	}
 	return false
 }
-
-// h1MaxSortedHeaders: header names are sorted on the stack (net/http
-// writes them sorted) up to this many; a request with more is written
-// sorted through a heap slice.
-const h1MaxSortedHeaders = 32
 
 // writeRequestHead writes req's request line and headers: Host from
 // req.Host (else the URL's), User-Agent only when the request has one
@@ -53,8 +48,8 @@ func writeRequestHead(w *bufio.Writer, req *http.Request, closeAfter bool) error
 	} else if !validMethod(method) {
 		return fmt.Errorf("upstream: invalid method %q", method)
 	}
-	var keysBuf [h1MaxSortedHeaders]string
-	keys := keysBuf[:0]
+	// Every name and value is checked before anything is written, so a
+	// refused request leaves nothing in the buffer.
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
 			return fmt.Errorf("upstream: invalid header field name %q", k)
@@ -64,11 +59,7 @@ func writeRequestHead(w *bufio.Writer, req *http.Request, closeAfter bool) error
 				return fmt.Errorf("upstream: invalid header field value for %q", k)
 			}
 		}
-		if !h1SkipHeader(k) {
-			keys = append(keys, k)
-		}
 	}
-	slices.Sort(keys)
 
 	w.WriteString(method)
 	w.WriteByte(' ')
@@ -88,8 +79,14 @@ func writeRequestHead(w *bufio.Writer, req *http.Request, closeAfter bool) error
 	if (req.Close || closeAfter) && !httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close") {
 		w.WriteString("Connection: close\r\n")
 	}
-	for _, k := range keys {
-		for _, v := range req.Header[k] {
+	// In the map's order: net/http sorts the names (for reproducible
+	// output), Envoy keeps the client's order, and no order means anything
+	// to HTTP; h1server writes responses in the map's order too.
+	for k, vv := range req.Header {
+		if h1SkipHeader(k) {
+			continue
+		}
+		for _, v := range vv {
 			writeHeaderLine(w, k, v)
 		}
 	}
