@@ -13,27 +13,14 @@ import (
 // the request's context and the upstream connection's interrupt.
 func TestClientLeavingEndsUpstreamRequest(t *testing.T) {
 	started, ended := make(chan struct{}, 1), make(chan struct{}, 1)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	outbound := sidecarTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		started <- struct{}{}
 		select {
 		case <-r.Context().Done():
 			ended <- struct{}{}
 		case <-time.After(30 * time.Second):
 		}
-	})}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	defer srv.Close()
-
-	p := New(Options{})
-	defer p.shutdownListeners(t.Context())
-	outbound := freeAddr(t)
-	if _, err := p.apply(sidecarResources(t, l.Addr().String(), outbound)); err != nil {
-		t.Fatal(err)
-	}
+	}))
 	c, err := net.Dial("tcp", outbound)
 	if err != nil {
 		t.Fatal(err)

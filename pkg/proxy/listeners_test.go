@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -107,6 +108,27 @@ func sidecarResources(t *testing.T, backend, outbound string) xdsclient.Resource
 		add(xdsclient.EndpointType, e.ClusterName, e)
 	}
 	return res
+}
+
+// sidecarTo starts a backend serving h and a sidecar whose outbound
+// listener sends "reviews" to it; it returns the outbound listener's
+// address. Both stop when the test ends.
+func sidecarTo(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := &http.Server{Handler: h}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	p := New(Options{})
+	t.Cleanup(func() { p.shutdownListeners(context.Background()) })
+	outbound := freeAddr(t)
+	if _, err := p.apply(sidecarResources(t, l.Addr().String(), outbound)); err != nil {
+		t.Fatal(err)
+	}
+	return outbound
 }
 
 func freeAddr(t *testing.T) string {

@@ -3,7 +3,6 @@ package proxy
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,7 +13,7 @@ import (
 // connections (client to sidecar, sidecar to backend, whose header maps
 // the sidecar reuses) each reach the backend with their own headers only.
 func TestOutboundHeadersPerRequest(t *testing.T) {
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	outbound := sidecarTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var names []string
 		for k := range r.Header {
 			if strings.HasPrefix(k, "X-Test-") {
@@ -22,19 +21,7 @@ func TestOutboundHeadersPerRequest(t *testing.T) {
 			}
 		}
 		fmt.Fprint(w, len(names), " ", strings.Join(names, ","))
-	})}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	defer srv.Close()
-	p := New(Options{})
-	defer p.shutdownListeners(t.Context())
-	outbound := freeAddr(t)
-	if _, err := p.apply(sidecarResources(t, l.Addr().String(), outbound)); err != nil {
-		t.Fatal(err)
-	}
+	}))
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1}}
 	for i, n := range []int{3, 0, 40, 1, 0} {
 		req, _ := http.NewRequest("GET", "http://"+outbound+"/", nil)
