@@ -64,7 +64,11 @@ func TestSmallestPointEndToEnd(t *testing.T) {
 			t.Errorf("%s change: touched %d, bytes %d", name, c.touched, c.bytes)
 		}
 	}
-	if r.rssIdle <= 0 || r.rssK <= 0 || r.hwm < r.rssK || r.cpuStart <= 0 {
+	// The peak (VmHWM, read last) may sit a little under the RSS read
+	// earlier: the kernel records the high-water mark lazily, at some
+	// points where RSS falls, not at every fall, and its RSS counters are
+	// per-CPU approximations. Seen in CI: peak 71.9 MiB after 72.1 MiB.
+	if r.rssIdle <= 0 || r.rssK <= 0 || r.hwm < 0.95*r.rssK || r.cpuStart <= 0 {
 		t.Errorf("control plane RSS idle %.1f, with proxies %.1f, peak %.1f MiB, CPU %.2f s", r.rssIdle, r.rssK, r.hwm, r.cpuStart)
 	}
 	if r.sidecarRSS <= 0 || baseline[2] <= 0 {
