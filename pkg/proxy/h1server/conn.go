@@ -36,7 +36,7 @@ type conn struct {
 	remote string
 	ctx    context.Context
 	// ctxEnds: ctx can be cancelled, so its requests' contexts are
-	// context.WithCancel's (else requestContext).
+	// context.WithCancel's (else serverconn.RequestContext).
 	ctxEnds bool
 	cr      *connReader
 	br      *bufio.Reader

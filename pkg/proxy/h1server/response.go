@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/h1parse"
+	"github.com/sluice-mesh/sluice/pkg/proxy/serverconn"
 )
 
 // response is one request being served: its http.ResponseWriter (with
@@ -25,8 +26,8 @@ type response struct {
 	req    *http.Request
 	header http.Header
 	// ctx is req's context, unless the connection's context can end: then
-	// it is context.WithCancel's, ended by stdCancel (requestContext).
-	ctx       requestContext
+	// it is context.WithCancel's, ended by stdCancel (serverconn.RequestContext).
+	ctx       serverconn.RequestContext
 	stdCancel context.CancelFunc
 	body      *requestBody // nil: the request has none
 	// reqBody is body's storage (one allocation per request), reqLen its
@@ -58,7 +59,7 @@ func (w *response) cancel() {
 		w.stdCancel()
 		return
 	}
-	w.ctx.cancel()
+	w.ctx.Cancel()
 }
 
 // WriteHeader sets the final status; a 1xx other than 101 is sent at once
@@ -223,7 +224,7 @@ func (w *response) sendHead(final bool) {
 	}
 	if _, ok := h["Date"]; !ok {
 		bw.WriteString("Date: ")
-		bw.WriteString(httpDate())
+		bw.WriteString(serverconn.Date())
 		bw.WriteString("\r\n")
 	}
 	if computedLength {
@@ -416,21 +417,3 @@ func bodyAllowed(status int) bool {
 func hasToken(vv []string, token string) bool {
 	return len(vv) > 0 && httpguts.HeaderValuesContainsToken(vv, token)
 }
-
-// httpDate is the Date header's value, formatted once a second.
-func httpDate() string {
-	now := time.Now().Unix()
-	if d := dateCache.Load(); d != nil && d.sec == now {
-		return d.text
-	}
-	d := &cachedDate{sec: now, text: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
-	dateCache.Store(d)
-	return d.text
-}
-
-type cachedDate struct {
-	sec  int64
-	text string
-}
-
-var dateCache atomic.Pointer[cachedDate]

@@ -1,4 +1,7 @@
-package h1server
+// Package serverconn holds what sluice's HTTP server connections
+// (pkg/proxy/h1server, pkg/proxy/h2server) share: a request context that
+// lives inside the per-request state, and the Date header.
+package serverconn
 
 import (
 	"context"
@@ -7,7 +10,7 @@ import (
 	"sync/atomic"
 )
 
-// requestContext is a request's context.Context when its connection's
+// RequestContext is a request's context.Context when its connection's
 // context can never end (Done is nil, as for every listener's connection).
 // It lives inside the response, so a request's context costs no
 // allocation where context.WithCancel costs two (and, under a cancellable
@@ -20,7 +23,7 @@ import (
 // context.WithCancel and the others use it to follow this context instead
 // of starting a goroutine, and upstream's HTTP/1.1 connection calls it
 // directly (one allocation, against context.AfterFunc's five).
-type requestContext struct {
+type RequestContext struct {
 	context.Context // the connection's, never done: Deadline and Value
 
 	ended atomic.Bool
@@ -38,7 +41,7 @@ type afterHook struct {
 	f  func()
 }
 
-func (c *requestContext) Done() <-chan struct{} {
+func (c *RequestContext) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done == nil {
@@ -50,19 +53,19 @@ func (c *requestContext) Done() <-chan struct{} {
 	return c.done
 }
 
-func (c *requestContext) Err() error {
+func (c *RequestContext) Err() error {
 	if c.ended.Load() {
 		return context.Canceled
 	}
 	return nil
 }
 
-func (c *requestContext) String() string { return "h1server.requestContext" }
+func (c *RequestContext) String() string { return "serverconn.RequestContext" }
 
 // AfterFunc arranges for f to run in its own goroutine once c ends (at
 // once if it has); stop cancels that, reporting whether it stopped f
 // from running. The contract is context.AfterFunc's.
-func (c *requestContext) AfterFunc(f func()) (stop func() bool) {
+func (c *RequestContext) AfterFunc(f func()) (stop func() bool) {
 	c.mu.Lock()
 	if c.ended.Load() {
 		c.mu.Unlock()
@@ -81,7 +84,7 @@ func (c *requestContext) AfterFunc(f func()) (stop func() bool) {
 
 func stopNothing() bool { return false }
 
-func (c *requestContext) stopHook(id uint64) bool {
+func (c *RequestContext) stopHook(id uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, h := range c.hooks {
@@ -93,9 +96,9 @@ func (c *requestContext) stopHook(id uint64) bool {
 	return false
 }
 
-// cancel ends c: Err reports context.Canceled, Done is closed and the
+// Cancel ends c: Err reports context.Canceled, Done is closed and the
 // registered functions start. Later calls do nothing.
-func (c *requestContext) cancel() {
+func (c *RequestContext) Cancel() {
 	c.mu.Lock()
 	if c.ended.Swap(true) {
 		c.mu.Unlock()
