@@ -3,12 +3,15 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
+	"golang.org/x/net/http2"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
 	"github.com/sluice-mesh/sluice/pkg/config"
@@ -70,7 +73,14 @@ spec:
 	waitReady(b, "http://"+admin+"/ready")
 
 	payload := bytes.Repeat([]byte("p"), 1024)
+	h2c := &http.Client{Transport: &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}}
 	run := func(b *testing.B, method, url, host string) {
+		client := client
+		if strings.HasPrefix(b.Name(), "BenchmarkSidecarRequest/h2c-") {
+			client = h2c
+		}
 		req, _ := http.NewRequest(method, url, nil)
 		req.Host = host
 		rd := bytes.NewReader(payload)
@@ -96,6 +106,11 @@ spec:
 	b.Run("sidecar", func(b *testing.B) { run(b, "GET", "http://"+outbound+"/?size=1024", "bench:8080") })
 	b.Run("direct-POST-1KiB", func(b *testing.B) { run(b, "POST", "http://"+appAddr+"/?size=1024", "bench:8080") })
 	b.Run("sidecar-POST-1KiB", func(b *testing.B) { run(b, "POST", "http://"+outbound+"/?size=1024", "bench:8080") })
+	// The same over h2c with prior knowledge, one connection.
+	b.Run("h2c-direct", func(b *testing.B) { run(b, "GET", "http://"+appAddr+"/?size=1024", "bench:8080") })
+	b.Run("h2c-sidecar", func(b *testing.B) { run(b, "GET", "http://"+outbound+"/?size=1024", "bench:8080") })
+	b.Run("h2c-direct-POST-1KiB", func(b *testing.B) { run(b, "POST", "http://"+appAddr+"/?size=1024", "bench:8080") })
+	b.Run("h2c-sidecar-POST-1KiB", func(b *testing.B) { run(b, "POST", "http://"+outbound+"/?size=1024", "bench:8080") })
 }
 
 func waitReady(b *testing.B, url string) {

@@ -7,7 +7,8 @@
 // filters see it (httpfilter.Conn, filled once) and the connection
 // counters; then the chain serves it: its HTTP connection manager or
 // its tcp_proxy. HTTP/1.x connections are served by pkg/proxy/h1server,
-// HTTP/2 ones by net/http's server.
+// HTTP/2 ones (h2 by ALPN, h2c with prior knowledge) by
+// pkg/proxy/h2server.
 package downstream
 
 import (
@@ -25,6 +26,7 @@ import (
 	"github.com/sluice-mesh/sluice/pkg/proxy/accesslog"
 	"github.com/sluice-mesh/sluice/pkg/proxy/dataplane"
 	"github.com/sluice-mesh/sluice/pkg/proxy/h1server"
+	"github.com/sluice-mesh/sluice/pkg/proxy/h2server"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpfilter"
 	"github.com/sluice-mesh/sluice/pkg/proxy/httpproxy"
 	"github.com/sluice-mesh/sluice/pkg/proxy/istiometrics"
@@ -74,10 +76,9 @@ type Options struct {
 
 // Server serves the connections of one listener.
 type Server struct {
-	opts    Options
-	hs      *http.Server
-	h1      *h1server.Server
-	httpLis *chanListener
+	opts Options
+	h1   *h1server.Server
+	h2   *h2server.Server
 
 	mu    sync.Mutex
 	lis   net.Listener
@@ -99,36 +100,12 @@ func New(opts Options) *Server {
 	if opts.Scope == nil {
 		opts.Scope = httpfilter.NewScope()
 	}
-	s := &Server{opts: opts, conns: map[net.Conn]struct{}{}, httpLis: newChanListener()}
-	// HTTP/1.x is served by sluice's own server connection, HTTP/2 by
-	// net/http's (h1server's package doc says why).
+	s := &Server{opts: opts, conns: map[net.Conn]struct{}{}}
+	// Both HTTP versions are served by sluice's own server connections
+	// (h1server's and h2server's package docs say why).
 	s.h1 = &h1server.Server{Handler: opts.HTTP, IdleTimeout: time.Hour, ReadHeaderTimeout: time.Minute, Logger: opts.Logger}
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	protocols.SetHTTP2(true) // over TLS, when the chain's ALPN offers h2
-	s.hs = &http.Server{
-		Handler:           opts.HTTP,
-		Protocols:         protocols,
-		IdleTimeout:       time.Hour,
-		ReadHeaderTimeout: time.Minute,
-		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
-		ConnContext:       connContext,
-	}
+	s.h2 = &h2server.Server{Handler: opts.HTTP, IdleTimeout: time.Hour, ReadHeaderTimeout: time.Minute, Logger: opts.Logger}
 	return s
-}
-
-// connContext hands the connection manager the connection's ConnInfo.
-// net/http serves a *tls.Conn itself (handshake state, h2 by ALPN), so
-// the info rides on the connection under it.
-func connContext(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	if ic, ok := c.(*infoConn); ok && ic.info != nil {
-		return httpproxy.WithConn(ctx, ic.info)
-	}
-	return ctx
 }
 
 // Serve accepts connections on lis until it is closed.
@@ -136,7 +113,6 @@ func (s *Server) Serve(lis net.Listener) error {
 	s.mu.Lock()
 	s.lis = lis
 	s.mu.Unlock()
-	go s.hs.Serve(s.httpLis)
 	for {
 		conn, err := lis.Accept()
 		if err != nil {
@@ -247,25 +223,18 @@ func (s *Server) handle(raw net.Conn, handOff bool) {
 		return
 	}
 	ci.PrepareXFCC()
-	ic.info = ci
+	ctx := httpproxy.WithConn(context.Background(), ci)
 	if state != nil && state.NegotiatedProtocol == "h2" {
-		s.deliverH2(served)
+		s.h2.ServeConn(served, h2server.Options{Context: ctx, TLS: state})
 		return
 	}
-	opts := h1server.Options{Context: httpproxy.WithConn(context.Background(), ci), TLS: state}
+	opts := h1server.Options{Context: ctx, TLS: state}
 	if state == nil {
-		// h2c with prior knowledge goes to net/http's HTTP/2 server, as
-		// Envoy's codec AUTO tells the protocols apart by the preface.
-		opts.H2C = func(c net.Conn) { s.deliverH2(&infoConn{Conn: c, info: ci}) }
+		// h2c with prior knowledge, as Envoy's codec AUTO tells the
+		// protocols apart by the preface.
+		opts.H2C = func(c net.Conn) { s.h2.ServeConn(c, h2server.Options{Context: ctx}) }
 	}
 	s.h1.ServeConn(served, opts)
-}
-
-// deliverH2 hands an HTTP/2 connection to net/http's server.
-func (s *Server) deliverH2(c net.Conn) {
-	if !s.httpLis.deliver(c) {
-		c.Close()
-	}
 }
 
 // noChain closes a connection no filter chain matches, as Envoy does
@@ -344,7 +313,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	httpDone := make(chan struct{})
 	go func() {
 		var wg sync.WaitGroup
-		wg.Go(func() { s.hs.Shutdown(ctx) })
+		wg.Go(func() { s.h2.Shutdown(ctx) })
 		s.h1.Shutdown(ctx)
 		wg.Wait()
 		close(httpDone)
@@ -359,7 +328,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	select {
 	case <-httpDone:
 	case <-ctx.Done():
-		s.hs.Close()
+		s.h2.Close()
 		s.h1.Close()
 	}
 }
@@ -367,7 +336,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 // Close stops accepting and closes every open connection.
 func (s *Server) Close() {
 	s.stop()
-	s.hs.Close()
+	s.h2.Close()
 	s.h1.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -383,14 +352,12 @@ func (s *Server) stop() {
 		s.lis.Close()
 	}
 	s.mu.Unlock()
-	s.httpLis.Close()
 }
 
-// infoConn carries a connection's ConnInfo to the HTTP server's
-// ConnContext (under the *tls.Conn for TLS).
+// infoConn is the connection the chain serves, whatever the listener
+// filters wrapped it in, with the half-close upgrade tunnels need.
 type infoConn struct {
 	net.Conn
-	info *httpproxy.ConnInfo
 }
 
 // CloseWrite half-closes the connection (upgrade tunnels).
@@ -400,45 +367,3 @@ func (c *infoConn) CloseWrite() error {
 	}
 	return nil
 }
-
-// chanListener is the net.Listener the HTTP server accepts from: the
-// connections whose chain is HTTP.
-type chanListener struct {
-	conns  chan net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func newChanListener() *chanListener {
-	return &chanListener{conns: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-func (l *chanListener) deliver(c net.Conn) bool {
-	select {
-	case l.conns <- c:
-		return true
-	case <-l.closed:
-		return false
-	}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return listenerAddr{} }
-
-type listenerAddr struct{}
-
-func (listenerAddr) Network() string { return "tcp" }
-func (listenerAddr) String() string  { return "listener" }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/sluice-mesh/sluice/pkg/proxy/h1parse"
+	"github.com/sluice-mesh/sluice/pkg/proxy/serverconn"
 	"github.com/sluice-mesh/sluice/pkg/proxy/tcpconn"
 )
 
@@ -180,7 +181,7 @@ func (c *conn) serveRequest(w *response) (keep bool) {
 	}()
 	h := c.srv.Handler
 	if w.req.RequestURI == "*" && w.req.Method == http.MethodOptions {
-		h = optionsHandler // as net/http's server (globalOptionsHandler)
+		h = serverconn.OptionsHandler // as net/http's server (globalOptionsHandler)
 	}
 	h.ServeHTTP(w, w.req)
 	if c.state.Load() == stateHijacked {
@@ -463,14 +464,3 @@ func (w checkWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// optionsHandler answers "OPTIONS *" (the server's own options), as
-// net/http's server does unless DisableGeneralOptionsHandler.
-var optionsHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Length", "0")
-	if r.ContentLength != 0 {
-		// net/http reads a little of a body here and lets the connection
-		// close; so does the unread-body rule in finish.
-		io.Copy(io.Discard, io.LimitReader(r.Body, 4<<10))
-	}
-})

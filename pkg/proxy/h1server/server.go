@@ -26,9 +26,9 @@
 // Envoy's default max_request_headers_kb, 60 KiB (431 beyond), and no
 // Content-Type is guessed for a response that has none.
 //
-// HTTP/2 (h2c with prior knowledge, h2 by ALPN) stays with net/http's
-// server: ServeConn hands a connection that opens with the HTTP/2 preface
-// to Options.H2C.
+// HTTP/2 (h2c with prior knowledge, h2 by ALPN) is pkg/proxy/h2server's:
+// ServeConn hands a connection that opens with the HTTP/2 preface to
+// Options.H2C.
 package h1server
 
 import (
