@@ -1,6 +1,7 @@
 package h2server
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -111,26 +112,28 @@ func (c *conn) runHandler(st *stream) {
 	st.rw.finish()
 }
 
-// requestBody is a request's Body: the DATA its stream received.
+// requestBody is a request's Body: the DATA its stream received. Read and
+// Close may be called from different goroutines (a proxy reads the body
+// on one while the handler writes the response on another).
 type requestBody struct {
-	st     *stream
-	closed bool // by the handler
-	eof    bool // the trailers were handed over
+	st  *stream
+	eof bool // the trailers were handed over (Read's goroutine only)
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	st := b.st
 	c := st.c
-	if b.closed {
-		return 0, http2errClosedBody
-	}
 	if st.needsContinue {
 		st.needsContinue = false
 		st.rw.writeContinue()
 	}
 	c.mu.Lock()
-	for len(st.body) == st.bodyOff && st.bodyErr == nil {
+	for len(st.body) == st.bodyOff && st.bodyErr == nil && !st.bodyClosed {
 		st.bodyCond.Wait()
+	}
+	if st.bodyClosed {
+		c.mu.Unlock()
+		return 0, errClosedBody
 	}
 	if len(st.body) > st.bodyOff {
 		n := copy(p, st.body[st.bodyOff:])
@@ -165,14 +168,15 @@ func (b *requestBody) Read(p []byte) (int, error) {
 func (b *requestBody) Close() error {
 	st := b.st
 	c := st.c
-	if b.closed {
+	c.mu.Lock()
+	if st.bodyClosed {
+		c.mu.Unlock()
 		return nil
 	}
-	b.closed = true
-	c.mu.Lock()
 	unread := len(st.body) - st.bodyOff
 	st.dropBody()
 	st.bodyClosed = true
+	st.bodyCond.Broadcast()
 	c.mu.Unlock()
 	c.giveBack(nil, uint32(unread))
 	return nil
@@ -196,9 +200,9 @@ func (c *conn) returnWindow(id, connInc, streamInc uint32) {
 	})
 }
 
-// http2errClosedBody is what a body read after Close reports (net/http's
+// errClosedBody is what a body read after Close reports (net/http's
 // text).
-var http2errClosedBody = fmt.Errorf("http2: request body closed due to handler exiting")
+var errClosedBody = errors.New("http2: request body closed due to handler exiting")
 
 // inflow is a receive window: what the client may still send (avail),
 // and what was read but not yet given back (unsent). Window updates are
