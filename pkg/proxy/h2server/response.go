@@ -2,11 +2,14 @@ package h2server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -97,6 +100,63 @@ func (w *response) Write(p []byte) (int, error) {
 }
 
 func (w *response) Flush() { w.FlushError() }
+
+// EnableFullDuplex: an HTTP/2 stream is full duplex already.
+func (w *response) EnableFullDuplex() error { return nil }
+
+// SetReadDeadline ends the request body's reads at t: what is buffered
+// is still read, then os.ErrDeadlineExceeded (net/http's onReadTimeout).
+// The zero time clears it.
+func (w *response) SetReadDeadline(t time.Time) error {
+	st := w.st
+	st.c.mu.Lock()
+	defer st.c.mu.Unlock()
+	st.readTimer = resetTimer(st.readTimer, t, st.onReadTimeout)
+	return nil
+}
+
+// SetWriteDeadline resets the stream (INTERNAL_ERROR) at t if it is not
+// done by then, as net/http's onWriteTimeout does; writes then fail. The
+// zero time clears it.
+func (w *response) SetWriteDeadline(t time.Time) error {
+	st := w.st
+	st.c.mu.Lock()
+	defer st.c.mu.Unlock()
+	st.writeTimer = resetTimer(st.writeTimer, t, st.onWriteTimeout)
+	return nil
+}
+
+// resetTimer stops tm and, unless at is zero, arms one for f at that
+// time (at once if it passed).
+func resetTimer(tm *time.Timer, at time.Time, f func()) *time.Timer {
+	if tm != nil {
+		tm.Stop()
+	}
+	if at.IsZero() {
+		return nil
+	}
+	return time.AfterFunc(max(time.Until(at), 0), f)
+}
+
+func (st *stream) onReadTimeout() {
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !st.closed && st.bodyErr == nil {
+		st.bodyErr = fmt.Errorf("h2server: request body read: %w", os.ErrDeadlineExceeded)
+		st.bodyCond.Broadcast()
+	}
+}
+
+func (st *stream) onWriteTimeout() {
+	c := st.c
+	c.mu.Lock()
+	closed := st.closed
+	c.mu.Unlock()
+	if !closed {
+		c.resetStream(st.id, http2.ErrCodeInternal)
+	}
+}
 
 // FlushError sends the header, if not yet sent, and what is buffered.
 func (w *response) FlushError() error {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -49,6 +50,9 @@ type stream struct {
 	gotTrailers     bool
 	trailer         http.Header // the trailers received
 	needsContinue   bool
+	// readTimer and writeTimer are the handler's deadlines
+	// (http.ResponseController), stopped when the stream closes.
+	readTimer, writeTimer *time.Timer
 
 	req       *http.Request
 	reqBody   requestBody
@@ -88,6 +92,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	st := c.newStream(id, f.StreamEnded())
 	c.mu.Unlock()
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol} // RFC 9113 5.3.1
+	}
 	handler, err := c.newRequest(st, f)
 	if err != nil {
 		return err
@@ -364,9 +371,11 @@ func (c *conn) processData(f *http2.DataFrame) error {
 // is returned, to be given back).
 func (c *conn) endRemote(st *stream) uint32 {
 	st.remoteDone = true
-	if st.declLen != -1 && st.declLen != st.gotLen {
+	switch {
+	case st.bodyErr != nil: // a read deadline passed
+	case st.declLen != -1 && st.declLen != st.gotLen:
 		st.bodyErr = fmt.Errorf("h2server: request declared a Content-Length of %d but only wrote %d bytes", st.declLen, st.gotLen)
-	} else {
+	default:
 		st.bodyErr = io.EOF
 	}
 	st.bodyCond.Broadcast()
@@ -391,6 +400,8 @@ func (c *conn) forget(st *stream, err error) (due uint32) {
 	st.dropBody()
 	st.closed, st.closeErr = true, err
 	delete(c.streams, st.id)
+	st.readTimer = resetTimer(st.readTimer, time.Time{}, nil)
+	st.writeTimer = resetTimer(st.writeTimer, time.Time{}, nil)
 	if err != nil && st.bodyErr == nil {
 		st.bodyErr = err
 	}
