@@ -91,7 +91,7 @@ func (c *conn) serve() {
 		if !c.serveRequest(w) {
 			return
 		}
-		if w.closeAfter || c.werr != nil || c.srv.draining.Load() {
+		if w.closeAfter || c.werr != nil || c.srv.conns.Draining() {
 			if w.unreadBody {
 				c.closeWriteAndWait()
 			}

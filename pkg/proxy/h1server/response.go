@@ -206,7 +206,7 @@ func (w *response) sendHead(final bool) {
 			w.closeAfter = true
 		}
 	}
-	if w.c.srv.draining.Load() {
+	if w.c.srv.conns.Draining() {
 		w.closeAfter = true
 	}
 	w.writeStatusLine(w.status)

@@ -38,9 +38,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/serverconn"
 )
 
 const (
@@ -76,9 +76,7 @@ type Server struct {
 	// rstDelay replaces rstAvoidanceDelay (tests).
 	rstDelay time.Duration
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	draining atomic.Bool
+	conns serverconn.Conns[*conn]
 }
 
 // Options are what one connection is served with.
@@ -107,31 +105,12 @@ func (s *Server) ServeConn(c net.Conn, opts Options) {
 	cn.cr = newConnReader(c, cn.clientLost)
 	cn.br = bufio.NewReaderSize(cn.cr, readBufferSize)
 	cn.bw = bufio.NewWriterSize(checkWriter{cn}, writeBufferSize)
-	if !s.track(cn, true) {
+	if !s.conns.Add(cn) {
 		c.Close()
 		return
 	}
-	defer s.track(cn, false)
+	defer s.conns.Remove(cn)
 	cn.serve()
-}
-
-// track adds cn to the open connections (false: the server is closing),
-// or removes it.
-func (s *Server) track(cn *conn, add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !add {
-		delete(s.conns, cn)
-		return true
-	}
-	if s.draining.Load() {
-		return false
-	}
-	if s.conns == nil {
-		s.conns = map[*conn]struct{}{}
-	}
-	s.conns[cn] = struct{}{}
-	return true
 }
 
 // Shutdown ends every connection once it is idle, as net/http's Shutdown
@@ -139,47 +118,32 @@ func (s *Server) track(cn *conn, add bool) bool {
 // Connection: close). It returns when none is left or ctx ends (then it
 // closes what is left).
 func (s *Server) Shutdown(ctx context.Context) {
-	s.draining.Store(true)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if s.closeIdle() == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			s.Close()
-			return
-		case <-tick.C:
-		}
+	s.conns.Drain()
+	if !serverconn.Await(ctx, s.closeIdle) {
+		s.Close()
 	}
 }
 
 // closeIdle closes the idle connections and says how many are left.
 func (s *Server) closeIdle() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for cn := range s.conns {
+	return s.conns.Count(func(cn *conn) bool {
 		if cn.state.Load() == stateIdle && cn.state.CompareAndSwap(stateIdle, stateClosed) {
 			cn.rwc.Close()
-			continue
+			return false
 		}
-		n++
-	}
-	return n
+		return true
+	})
 }
 
 // Close closes every connection at once.
 func (s *Server) Close() {
-	s.draining.Store(true)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for cn := range s.conns {
+	s.conns.Drain()
+	s.conns.Count(func(cn *conn) bool {
 		if cn.state.Load() != stateHijacked {
 			cn.rwc.Close()
 		}
-	}
+		return true
+	})
 }
 
 func (s *Server) maxHeaderBytes() int64 {

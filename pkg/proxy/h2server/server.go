@@ -38,9 +38,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/sluice-mesh/sluice/pkg/proxy/serverconn"
 )
 
 const (
@@ -85,9 +85,7 @@ type Server struct {
 	MaxConcurrentStreams uint32
 	Logger               *slog.Logger
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	draining atomic.Bool
+	conns serverconn.Conns[*conn]
 }
 
 // Options are what one connection is served with.
@@ -107,69 +105,36 @@ func (s *Server) ServeConn(c net.Conn, opts Options) {
 		opts.Context = context.Background()
 	}
 	cn := newConn(s, c, opts)
-	if !s.track(cn, true) {
+	if !s.conns.Add(cn) {
 		c.Close()
 		return
 	}
-	defer s.track(cn, false)
+	defer s.conns.Remove(cn)
 	cn.serve()
-}
-
-// track adds cn to the open connections (false: the server is closing),
-// or removes it.
-func (s *Server) track(cn *conn, add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !add {
-		delete(s.conns, cn)
-		return true
-	}
-	if s.draining.Load() {
-		return false
-	}
-	if s.conns == nil {
-		s.conns = map[*conn]struct{}{}
-	}
-	s.conns[cn] = struct{}{}
-	return true
 }
 
 // Shutdown sends every connection a GOAWAY and lets its streams finish:
 // a connection closes once it has none. It returns when none is left or
 // ctx ends (then it closes what is left).
 func (s *Server) Shutdown(ctx context.Context) {
-	s.draining.Store(true)
-	s.mu.Lock()
-	for cn := range s.conns {
-		cn.shutdown()
-	}
-	s.mu.Unlock()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		s.mu.Lock()
-		n := len(s.conns)
-		s.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			s.Close()
-			return
-		case <-tick.C:
-		}
+	s.conns.Drain()
+	s.conns.Count(func(cn *conn) bool {
+		go cn.shutdown() // it writes: not under the set's lock
+		return true
+	})
+	left := func() int { return s.conns.Count(func(*conn) bool { return true }) }
+	if !serverconn.Await(ctx, left) {
+		s.Close()
 	}
 }
 
 // Close closes every connection at once.
 func (s *Server) Close() {
-	s.draining.Store(true)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for cn := range s.conns {
+	s.conns.Drain()
+	s.conns.Count(func(cn *conn) bool {
 		cn.rwc.Close()
-	}
+		return true
+	})
 }
 
 func (s *Server) maxHeaderBytes() uint32 {
