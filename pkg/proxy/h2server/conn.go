@@ -84,8 +84,8 @@ var (
 func newConn(s *Server, c net.Conn, opts Options) *conn {
 	cn := &conn{srv: s, rwc: c, opts: opts, remote: c.RemoteAddr().String()}
 	cn.ctx = context.WithValue(opts.Context, http.LocalAddrContextKey, c.LocalAddr())
-	cn.br = bufio.NewReaderSize(c, 16<<10)
-	cn.bw = bufio.NewWriterSize(c, 16<<10)
+	cn.br = bufio.NewReaderSize(c, readBufferSize)
+	cn.bw = bufio.NewWriterSize(c, writeBufferSize)
 	cn.fr = http2.NewFramer(cn.bw, cn.br)
 	cn.fr.ReadMetaHeaders = hpack.NewDecoder(initialHeaderTableSize, nil)
 	cn.fr.MaxHeaderListSize = s.maxHeaderBytes()

@@ -59,6 +59,13 @@ const (
 	// handlerChunk is how much of a response is buffered before it is
 	// sent (net/http's handlerChunkWriteSize).
 	handlerChunk = 4 << 10
+	// readBufferSize holds a small request's frames (larger payloads are
+	// read past it); writeBufferSize a response's HEADERS and a full
+	// handlerChunk of DATA, so a small response is one write.
+	readBufferSize  = 4 << 10
+	writeBufferSize = 8 << 10
+	// bodyBufferSize is a request body buffer's first size (pooled).
+	bodyBufferSize = 4 << 10
 	// maxFrameSize is the largest DATA frame read (SETTINGS_MAX_FRAME_SIZE).
 	maxFrameSize = 1 << 20
 	// goAwayDelay is how long a connection is kept open after its last

@@ -443,8 +443,9 @@ func (st *stream) dropBody() {
 	st.body, st.bodyBuf, st.bodyOff = nil, nil, 0
 }
 
-// bodyPool holds request bodies' buffers: most bodies fit one.
-var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+// bodyPool holds request bodies' buffers: most bodies fit one (a larger
+// one grows its own).
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, bodyBufferSize); return &b }}
 
 // cancel ends the request's context.
 func (st *stream) cancel() {
