@@ -45,7 +45,7 @@ import (
 
 const (
 	// DefaultMaxHeaderBytes is Envoy's default max_request_headers_kb.
-	DefaultMaxHeaderBytes = 60 << 10
+	DefaultMaxHeaderBytes = serverconn.DefaultMaxHeaderBytes
 	// DefaultWatchAfter is how long a request may be in its handler
 	// before a background read watches its client.
 	DefaultWatchAfter = 5 * time.Millisecond

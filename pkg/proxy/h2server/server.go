@@ -46,7 +46,7 @@ import (
 const (
 	// DefaultMaxHeaderBytes bounds a request's decoded header list
 	// (SETTINGS_MAX_HEADER_LIST_SIZE): Envoy's max_request_headers_kb.
-	DefaultMaxHeaderBytes = 60 << 10
+	DefaultMaxHeaderBytes = serverconn.DefaultMaxHeaderBytes
 	// DefaultMaxConcurrentStreams is SETTINGS_MAX_CONCURRENT_STREAMS
 	// (net/http's default).
 	DefaultMaxConcurrentStreams = 250

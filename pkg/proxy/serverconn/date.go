@@ -23,3 +23,7 @@ type cachedDate struct {
 }
 
 var dateCache atomic.Pointer[cachedDate]
+
+// DefaultMaxHeaderBytes bounds a request's head (HTTP/1.1) or decoded
+// header list (HTTP/2): Envoy's default max_request_headers_kb, 60 KiB.
+const DefaultMaxHeaderBytes = 60 << 10
