@@ -22,7 +22,6 @@ func (c *conn) schedule(st *stream) error {
 	max := int(c.srv.maxStreams())
 	if c.handlers < max {
 		c.handlers++
-		st.started = true
 		if c.idleWorker {
 			c.idleWorker = false
 			c.work <- st // buffered for the one idle worker: never blocks
@@ -74,7 +73,6 @@ func (c *conn) handlerDone() (next *stream, wait bool) {
 		c.pending = c.pending[1:]
 		if !st.closed {
 			c.handlers++
-			st.started = true
 			return st, false
 		}
 	}

@@ -1,7 +1,6 @@
 package h2server
 
 import (
-	"net/http"
 	"net/textproto"
 	"strconv"
 	"strings"
@@ -100,5 +99,3 @@ func statusText(code int) string {
 	}
 	return strconv.Itoa(code)
 }
-
-var _ http.Flusher = (*response)(nil)

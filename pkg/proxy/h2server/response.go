@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"os"
 	"slices"
 	"strconv"
@@ -48,6 +49,8 @@ var (
 	errTooLong = errors.New("http2: handler wrote more than declared Content-Length")
 	bufPool    = sync.Pool{New: func() any { b := make([]byte, 0, handlerChunk); return &b }}
 )
+
+var _ http.Flusher = (*response)(nil)
 
 func (w *response) Header() http.Header {
 	if w.header == nil {
@@ -549,13 +552,11 @@ func (w *response) encodeTrailers() []byte {
 
 func forEachElement(v string, fn func(string)) {
 	for f := range strings.SplitSeq(v, ",") {
-		if f = textprotoTrim(f); f != "" {
+		if f = textproto.TrimString(f); f != "" {
 			fn(f)
 		}
 	}
 }
-
-func textprotoTrim(s string) string { return strings.Trim(s, " \t") }
 
 func bodyAllowed(status int) bool {
 	return (status < 100 || status > 199) && status != http.StatusNoContent && status != http.StatusNotModified

@@ -34,7 +34,6 @@ type stream struct {
 	// ways, or reset).
 	remoteDone, localDone, closed bool
 	closeErr                      error
-	started                       bool // its handler was started
 	// body holds the DATA received and not yet read (from bodyOff);
 	// bodyErr ends the body once it is read (io.EOF, or why it broke);
 	// bodyClosed: the handler closed it, so DATA is dropped.
@@ -314,25 +313,11 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	}
 	st := c.streams[id]
 	if st == nil || st.remoteDone || st.gotTrailers {
-		// Closed, or half-closed: the connection's window is still
-		// spent, and given back.
-		ok := c.inflow.take(f.Length)
-		c.mu.Unlock()
-		if !ok {
-			return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
-		}
-		c.giveBack(nil, f.Length)
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+		return c.refuseData(f, http2.ErrCodeStreamClosed) // closed, or half-closed
 	}
 	data := f.Data()
 	if st.declLen != -1 && st.gotLen+int64(len(data)) > st.declLen {
-		ok := c.inflow.take(f.Length)
-		c.mu.Unlock()
-		if !ok {
-			return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
-		}
-		c.giveBack(nil, f.Length)
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		return c.refuseData(f, http2.ErrCodeProtocol) // past the Content-Length
 	}
 	if f.Length > 0 && !(c.inflow.available(f.Length) && st.inflow.available(f.Length)) {
 		c.mu.Unlock()
@@ -363,6 +348,19 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	c.giveBack(nil, pad+dropped+due)
 	c.giveBack(st, pad)
 	return nil
+}
+
+// refuseData answers DATA its stream does not take (under c.mu, which it
+// releases): the connection's window is still spent, and given back, and
+// the stream is reset with code (net/http's processData).
+func (c *conn) refuseData(f *http2.DataFrame, code http2.ErrCode) error {
+	ok := c.inflow.take(f.Length)
+	c.mu.Unlock()
+	if !ok {
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+	}
+	c.giveBack(nil, f.Length)
+	return http2.StreamError{StreamID: f.StreamID, Code: code}
 }
 
 // endRemote ends the client's side of st (under c.mu): the body ends
